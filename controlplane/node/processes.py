@@ -1,0 +1,165 @@
+"""Start and stop the processes of one node: RTPengine, Kamailio, the control plane.
+
+Each process is started by us, its PID written under `var/run/`, and only those PIDs are
+ever signalled. Used by `make run` / `make stop` and by the scenario tests.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .render import render_kamailio
+from .settings import ROOT, NodeSettings
+
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for child daemons: no pyenv/venv leakage into Kamailio's embedded Python."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYENV", "PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV"))}
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    pidfile: Path
+    logfile: Path
+    ready: list[tuple[str, str, int]] = field(default_factory=list)  # (proto, host, port)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.logfile.parent.mkdir(parents=True, exist_ok=True)
+        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(self.env), cwd=ROOT, start_new_session=True)
+        log.close()
+        self.pidfile.write_text(f"{self.proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        for proto, host, port in self.ready:
+            while not _listening(proto, host, port):
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.logfile}:\n{tail(self.logfile)}")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{self.name} did not listen on {proto} {host}:{port} within {timeout}s; see {self.logfile}:\n{tail(self.logfile)}")
+                time.sleep(0.05)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        pid = self.proc.pid if self.proc else read_pid(self.pidfile)
+        if pid:
+            terminate(pid, timeout, self.proc)
+        self.pidfile.unlink(missing_ok=True)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def terminate(pid: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
+    """SIGTERM the process we started (and its process group), SIGKILL after `timeout`."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            if proc.poll() is not None:
+                return
+        else:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc is not None:
+        proc.wait(5)
+
+
+def _listening(proto: str, host: str, port: int) -> bool:
+    if proto == "tcp":
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    # UDP: a bind on the same address fails while the daemon holds it.
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def rtpengine(settings: NodeSettings) -> Component:
+    run, logs = settings.run_dir, settings.log_dir
+    argv = [
+        "rtpengine", "--table=-1", "--config-file=none", "--foreground", "--log-stderr",
+        f"--pidfile={run / 'rtpengine.pid.own'}",
+        f"--interface={settings.rtpengine_address}",
+        f"--listen-ng={settings.rtpengine_address}:{settings.rtpengine_ng_port}",
+        f"--listen-cli={settings.rtpengine_address}:{settings.rtpengine_cli_port}",
+        f"--port-min={settings.rtp_port_min}", f"--port-max={settings.rtp_port_max}",
+        f"--log-level={settings.rtpengine_log_level}", "--delete-delay=0", "--timeout=60", "--silent-timeout=3600",
+        "--num-threads=2",
+    ]
+    return Component("rtpengine", argv, run / "rtpengine.pid", logs / "rtpengine.log", ready=[("udp", settings.rtpengine_address, settings.rtpengine_ng_port), ("tcp", settings.rtpengine_address, settings.rtpengine_cli_port)])
+
+
+def kamailio(settings: NodeSettings) -> Component:
+    cfg = render_kamailio(settings)
+    run = settings.run_dir
+    argv = [
+        "kamailio", "-DD", "-E", "-f", str(cfg), "-P", str(run / "kamailio.pid.own"), "-Y", str(run),
+        "-m", str(settings.kamailio_shm_mb), "-M", "16", "-x", "tlsf", "-w", str(run),
+    ]
+    env = {
+        "CALLMANAGER_ROOT": str(ROOT),
+        "CALLMANAGER_VAR": str(settings.var),
+        "CALLMANAGER_SNAPSHOT": str(settings.snapshot_path),
+        "CALLMANAGER_SPOOL": str(settings.spool_dir),
+        "CALLMANAGER_KAMAILIO_RPC_PORT": str(settings.kamailio_rpc_port),
+        "CALLMANAGER_SNAPSHOT_CHECK_S": str(settings.snapshot_check_s),
+    }
+    return Component(
+        "kamailio", argv, run / "kamailio.pid", settings.log_dir / "kamailio.log",
+        ready=[("udp", settings.sip_address, settings.sip_port), ("tcp", settings.sip_address, settings.sip_port), ("tcp", settings.kamailio_rpc_address, settings.kamailio_rpc_port)],
+        env=env,
+    )
+
+
+def controlplane(settings: NodeSettings, config_file: Path) -> Component:
+    argv = [str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable), "-m", "controlplane.server", "--config", str(config_file)]
+    return Component("controlplane", argv, settings.run_dir / "controlplane.pid", settings.log_dir / "controlplane.log", ready=[("tcp", settings.api_address, settings.api_port)])

@@ -1,0 +1,102 @@
+"""Node settings: one defaults table, layered defaults < file < environment < command line.
+
+Node identity and every address and port are data here, never a code branch.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    node_name: str = "node1"
+    var_dir: str = str(ROOT / "var")
+    # SIP (UDP and TCP on the same address and port)
+    sip_address: str = "127.0.0.1"
+    sip_port: int = 5060
+    # Kamailio's own JSON-RPC over HTTP (for the control plane)
+    kamailio_rpc_address: str = "127.0.0.1"
+    kamailio_rpc_port: int = 5071
+    kamailio_children: int = 2
+    kamailio_shm_mb: int = 512
+    kamailio_log_level: int = 2
+    invite_timeout_s: int = 60
+    # RTPengine
+    rtpengine_address: str = "127.0.0.1"
+    rtpengine_ng_port: int = 2223
+    rtpengine_cli_port: int = 9901
+    rtp_port_min: int = 30000
+    rtp_port_max: int = 39999
+    rtpengine_log_level: int = 5
+    # Control plane
+    api_address: str = "127.0.0.1"
+    api_port: int = 8080
+    database_url: str = ""  # default: SQLite under var_dir
+    snapshot_check_s: float = 0.25
+    cdr_ingest_interval_s: float = 0.5
+
+    @property
+    def var(self) -> Path:
+        return Path(self.var_dir)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.var / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var / "log"
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.var / "snapshot" / "current.json"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.var / "spool" / "cdr"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var / 'callmanager.db'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_address}:{self.api_port}/rpc"
+
+    @property
+    def kamailio_rpc_url(self) -> str:
+        return f"http://{self.kamailio_rpc_address}:{self.kamailio_rpc_port}/RPC"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _coerce(field_type, value: str):
+    t = field_type if isinstance(field_type, type) else {"int": int, "float": float, "str": str}.get(str(field_type), str)
+    return t(value)
+
+
+def load_settings(config_file: str | os.PathLike | None = None, env: dict | None = None, **overrides) -> NodeSettings:
+    """defaults < JSON config file < CALLMANAGER_<FIELD> environment < keyword overrides."""
+    env = os.environ if env is None else env
+    values: dict = {}
+    config_file = config_file or env.get("CALLMANAGER_CONFIG")
+    if config_file:
+        with open(config_file, encoding="utf-8") as fh:
+            values.update(json.load(fh))
+    known = {f.name: f for f in fields(NodeSettings)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+    for name, f in known.items():
+        key = f"CALLMANAGER_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    coerced = {k: _coerce(known[k].type, v) if isinstance(v, str) else v for k, v in values.items()}
+    return replace(NodeSettings(), **coerced)

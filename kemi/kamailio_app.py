@@ -1,0 +1,49 @@
+"""Entry point loaded by Kamailio's app_python3 (`modparam("app_python3", "load", ...)`).
+
+Puts the project and its venv on sys.path, then hands every KEMI callback to `kemi.shell.routes`.
+"""
+import os
+import site
+import sys
+
+_ROOT = os.environ.get("CALLMANAGER_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_VENV = os.environ.get("CALLMANAGER_VENV") or os.path.join(_ROOT, ".venv")
+for _sp in (os.path.join(_VENV, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}", "site-packages"),):
+    if os.path.isdir(_sp):
+        site.addsitedir(_sp)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from kemi.shell import routes  # noqa: E402
+
+
+class KamailioApp:
+    """app_python3 calls these methods by name; each one is a thin delegate."""
+
+    def child_init(self, rank):
+        return routes.child_init(rank)
+
+    def ksr_request_route(self, msg):
+        return routes.request_route()
+
+    def ksr_reply_route(self, msg):
+        return routes.reply_route()
+
+    def ksr_onsend_route(self, msg):
+        return 1
+
+    def ksr_branch_reply(self, msg):
+        return routes.branch_reply_route()
+
+    def ksr_failure_route(self, msg):
+        return routes.failure_route()
+
+    def ksr_dialog_event(self, msg, evname):
+        return routes.dialog_event(evname)
+
+    def ksr_xhttp_event(self, msg, evname):
+        return routes.xhttp_event()
+
+
+def mod_init():
+    return KamailioApp()

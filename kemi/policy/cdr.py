@@ -1,0 +1,74 @@
+"""Call detail records: dispositions and the record the shell spools for the control plane."""
+from __future__ import annotations
+
+from typing import Any
+
+ANSWERED = "answered"
+BUSY = "busy"
+NO_ANSWER = "no_answer"
+CANCELLED = "cancelled"
+REJECTED = "rejected"
+UNAVAILABLE = "unavailable"
+FAILED = "failed"
+DISPOSITIONS = (ANSWERED, BUSY, NO_ANSWER, CANCELLED, REJECTED, UNAVAILABLE, FAILED)
+
+
+def disposition(code: int, cancelled: bool = False) -> str:
+    """Map a final SIP code (and whether the caller cancelled) to a CDR disposition."""
+    if cancelled or code == 487:
+        return CANCELLED
+    if 200 <= code < 300:
+        return ANSWERED
+    if code in (486, 600):
+        return BUSY
+    if code == 408:
+        return NO_ANSWER
+    if code in (480, 410):
+        return UNAVAILABLE
+    if code in (403, 404, 484, 488, 603, 604, 606) or 300 <= code < 500:
+        return REJECTED
+    return FAILED
+
+
+def record(
+    ctx: dict[str, Any],
+    *,
+    code: int,
+    reason: str,
+    end_ts: float,
+    answer_ts: float | None = None,
+    cancelled: bool = False,
+) -> dict[str, Any]:
+    """Complete a call context (made at INVITE time) into a CDR document."""
+    start = float(ctx["start_ts"])
+    return {
+        "id": ctx["id"],
+        "tenant_id": ctx.get("tenant_id"),
+        "caller": ctx.get("caller", ""),
+        "caller_user_id": ctx.get("caller_user_id"),
+        "callee": ctx.get("callee", ""),
+        "callee_user_id": ctx.get("callee_user_id"),
+        "call_id": ctx.get("call_id", ""),
+        "start_ts": start,
+        "answer_ts": answer_ts,
+        "end_ts": end_ts,
+        "duration_s": round(end_ts - answer_ts, 3) if answer_ts else 0.0,
+        "disposition": disposition(code, cancelled),
+        "sip_code": code,
+        "sip_reason": reason,
+        "trace": list(ctx.get("trace", ())),
+    }
+
+
+def call_context(decision_caller, decision_callee, *, cdr_id: str, call_id: str, start_ts: float, trace) -> dict[str, Any]:
+    return {
+        "id": cdr_id,
+        "tenant_id": (decision_callee or decision_caller).tenant_id if (decision_callee or decision_caller) else None,
+        "caller": decision_caller.number if decision_caller else "",
+        "caller_user_id": decision_caller.user_id if decision_caller else None,
+        "callee": decision_callee.number if decision_callee else "",
+        "callee_user_id": decision_callee.user_id if decision_callee else None,
+        "call_id": call_id,
+        "start_ts": start_ts,
+        "trace": list(trace),
+    }

@@ -1,0 +1,41 @@
+"""Apply policy outcomes to KSR: replies, challenges, lookups. The only writer besides routes.py."""
+from __future__ import annotations
+
+import KSR
+
+from kemi.policy.decision import Reject
+
+
+def reply(code: int, reason: str, warning: str = "") -> None:
+    if warning:
+        text = warning.replace('"', "'")
+        KSR.hdr.append_to_reply(f'Warning: 399 callmanager "{text}"\r\n')
+    KSR.sl.send_reply(code, reason)
+
+
+def reject(r: Reject) -> None:
+    reply(r.code, r.reason, r.warning)
+
+
+def challenge(realm: str) -> None:
+    # auth_challenge answers 401 to REGISTER and 407 to everything else; flag 1 = qop=auth.
+    KSR.auth.auth_challenge(realm, 1)
+
+
+def lookup_aors(aors: tuple[str, ...]) -> bool:
+    """Point the request at every registered contact of the AORs; False when none is registered."""
+    found = False
+    for aor in aors:
+        if not found:
+            found = KSR.registrar.lookup_uri("location", aor) > 0
+        else:
+            KSR.registrar.lookup_to_dset("location", aor)
+    return found
+
+
+def set_avp(name: str, value: str) -> None:
+    KSR.pv.sets(f"$avp({name})", value)
+
+
+def set_dlg_var(name: str, value: str) -> None:
+    KSR.pv.sets(f"$dlg_var({name})", value)

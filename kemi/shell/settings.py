@@ -1,0 +1,23 @@
+"""Node settings the shell needs, from the environment Kamailio was started with."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ShellSettings:
+    snapshot_path: str
+    spool_dir: str
+    rpc_port: int
+    snapshot_check_interval: float = 0.25
+
+    @classmethod
+    def from_env(cls) -> "ShellSettings":
+        var = os.environ.get("CALLMANAGER_VAR", os.path.join(os.getcwd(), "var"))
+        return cls(
+            snapshot_path=os.environ.get("CALLMANAGER_SNAPSHOT", os.path.join(var, "snapshot", "current.json")),
+            spool_dir=os.environ.get("CALLMANAGER_SPOOL", os.path.join(var, "spool", "cdr")),
+            rpc_port=int(os.environ.get("CALLMANAGER_KAMAILIO_RPC_PORT", "5071")),
+            snapshot_check_interval=float(os.environ.get("CALLMANAGER_SNAPSHOT_CHECK_S", "0.25")),
+        )

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages callmanager needs, if any are missing. Idempotent.
+# Services shipped by the packages are never started: we run the daemons ourselves.
+set -euo pipefail
+
+PKGS=(
+  kamailio                  # SIP proxy (core modules: tm, sl, rr, usrloc, registrar, auth, dialog, htable, jsonrpcs, ...)
+  kamailio-python3-modules  # app_python3: KEMI in Python
+  kamailio-extra-modules    # rtpengine module
+  kamailio-utils-modules    # utils (http_client etc.)
+  rtpengine-daemon          # media relay (userspace)
+  sip-tester                # SIPp for tests and benchmarks
+  python3-venv python3-dev  # Debian's Python 3.11, the one app_python3 embeds
+  iproute2 procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-debian: missing packages: ${missing[*]} (run as root, or install them)" >&2
+  exit 1
+fi
+
+echo "install-debian: installing ${missing[*]}"
+# Keep package postinst scripts from starting system services (we run our own daemons).
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
+fi
+trap '[ $created_policy -eq 1 ] && rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
