@@ -1,0 +1,34 @@
+# callmanager — two commands do all the set-up: `make run` and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: run stop test bench install deps clean
+
+install: deps $(STAMP)
+
+deps:
+	@bash scripts/install-debian.sh
+
+# A venv on Debian's Python (the one Kamailio's app_python3 embeds), with the project installed.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	$(PY) -m controlplane.node.run start $(ARGS)
+
+stop:
+	@test -x $(PY) && $(PY) -m controlplane.node.run stop $(ARGS) || echo "nothing to stop (no venv yet)"
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+bench: install
+	$(PY) -m tests.bench.run $(ARGS)
+
+clean:
+	rm -rf var/run var/log var/spool var/snapshot

@@ -1,0 +1,177 @@
+"""JSON-RPC 2.0 dispatcher: parse, batch, authenticate, authorise, validate, call, serialise.
+
+Methods register themselves with `@method(...)`; each is `fn(ctx, params) -> result` where params
+is a validated pydantic model. The registry also yields the OpenRPC document (`rpc.discover`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from controlplane.db.models import ROLE_RANK, Role
+
+from .errors import ApiError, Conflict, Forbidden, InternalError, InvalidParams, InvalidRequest, MethodNotFound, ParseError, Unauthorized
+
+log = logging.getLogger("callmanager.api")
+
+
+class Params(BaseModel):
+    """Base of every method's params: unknown fields are an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class NoParams(Params):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int | None
+    role: Role
+    tenant_id: int | None  # None: platform token (all tenants)
+    user_id: int | None = None
+
+    @property
+    def is_platform(self) -> bool:
+        return self.tenant_id is None
+
+    def at_least(self, role: Role) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    def require(self, role: Role) -> None:
+        if not self.at_least(role):
+            raise Forbidden(f"this needs role {role.value} or higher; the token has {self.role.value}", required_role=role.value)
+
+    def require_platform(self) -> None:
+        if not self.is_platform:
+            raise Forbidden("only a platform token may do this", required="platform token")
+
+    def tenant_scope(self, tenant_id: int | None) -> int | None:
+        """The tenant a call works on: a tenant token is pinned to its own tenant."""
+        if self.is_platform:
+            return tenant_id
+        if tenant_id is not None and tenant_id != self.tenant_id:
+            raise Forbidden("a token can only reach its own tenant", tenant_id=tenant_id)
+        return self.tenant_id
+
+
+@dataclass
+class Context:
+    principal: Principal
+    app: Any  # controlplane.app.App
+
+
+@dataclass
+class MethodSpec:
+    name: str
+    fn: Callable[[Context, Any], Any]
+    params: type[Params]
+    min_role: Role | None
+    summary: str
+    public: bool = False
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class Registry:
+    methods: dict[str, MethodSpec] = field(default_factory=dict)
+
+    def method(self, name: str, params: type[Params] = NoParams, *, min_role: Role | None = Role.ADMIN, summary: str = "", public: bool = False, errors: tuple[str, ...] = ()):
+        def deco(fn):
+            if name in self.methods:
+                raise ValueError(f"method {name} registered twice")
+            self.methods[name] = MethodSpec(name, fn, params, min_role, summary or (fn.__doc__ or "").strip().split("\n")[0], public, errors)
+            return fn
+
+        return deco
+
+
+REGISTRY = Registry()
+method = REGISTRY.method
+
+
+def _error_response(req_id: Any, err: ApiError) -> dict:
+    return {"jsonrpc": "2.0", "error": err.to_error(), "id": req_id}
+
+
+def _validation_details(exc: ValidationError) -> list[dict]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "(params)", "problem": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
+
+
+class Dispatcher:
+    def __init__(self, app, authenticate: Callable[[str | None], Principal | None], registry: Registry = REGISTRY, metrics=None):
+        self.app = app
+        self.authenticate = authenticate
+        self.registry = registry
+        self.metrics = metrics
+
+    def handle_body(self, body: bytes, token: str | None) -> dict | list | None:
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error_response(None, ParseError())
+        if isinstance(payload, list):
+            if not payload:
+                return _error_response(None, InvalidRequest("empty batch"))
+            responses = [r for r in (self.handle_one(p, token) for p in payload) if r is not None]
+            return responses or None
+        return self.handle_one(payload, token)
+
+    def handle_one(self, req: Any, token: str | None) -> dict | None:
+        if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
+            rid = req.get("id") if isinstance(req, dict) else None
+            return _error_response(rid if isinstance(rid, (str, int)) else None, InvalidRequest("a request needs jsonrpc '2.0' and a string method"))
+        is_notification = "id" not in req
+        req_id = req.get("id")
+        if not is_notification and not (req_id is None or isinstance(req_id, (str, int))):
+            return _error_response(None, InvalidRequest("id must be a string, a number or null"))
+        started = time.monotonic()
+        name = req["method"]
+        outcome = "ok"
+        try:
+            result = self.call(name, req.get("params"), token)
+            response = {"jsonrpc": "2.0", "result": result, "id": req_id}
+        except ApiError as err:
+            outcome = err.error_id
+            response = _error_response(req_id, err)
+        except Exception:  # noqa: BLE001 - never leak a traceback to a client
+            log.exception("method %s failed", name)
+            outcome = "internal_error"
+            response = _error_response(req_id, InternalError())
+        if self.metrics is not None:
+            self.metrics.observe_api(name if name in self.registry.methods else "(unknown)", outcome, time.monotonic() - started)
+        return None if is_notification else response
+
+    def call(self, name: str, raw_params: Any, token: str | None) -> Any:
+        spec = self.registry.methods.get(name)
+        if spec is None:
+            raise MethodNotFound(f"no method named {name!r}", method=name)
+        principal = None
+        if not spec.public:
+            principal = self.authenticate(token)
+            if principal is None:
+                raise Unauthorized()
+            if spec.min_role is not None:
+                principal.require(spec.min_role)
+        if raw_params is None:
+            raw_params = {}
+        if isinstance(raw_params, list):
+            raise InvalidParams("params must be an object (named parameters)")
+        if not isinstance(raw_params, dict):
+            raise InvalidParams("params must be an object")
+        try:
+            params = spec.params.model_validate(raw_params)
+        except ValidationError as exc:
+            raise InvalidParams(f"invalid params for {name}", errors=_validation_details(exc)) from None
+        ctx = Context(principal=principal, app=self.app)
+        try:
+            return spec.fn(ctx, params)
+        except IntegrityError as exc:
+            raise Conflict("the change conflicts with existing data", reason=str(exc.orig)) from None

@@ -1,0 +1,81 @@
+"""The control plane's application object: database, snapshot publisher, adapters, ingestion."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlmodel import Session, select
+
+from controlplane.adapters.kamailio_rpc import KamailioRpc
+from controlplane.adapters.rtpengine_ng import NgClient
+from controlplane.db.models import ApiToken, ConfigState, Role
+from controlplane.db.session import make_engine, migrate
+from controlplane.node.settings import NodeSettings
+
+log = logging.getLogger("callmanager")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class App:
+    def __init__(self, settings: NodeSettings, *, start_workers: bool = True):
+        from controlplane.cdr_ingest import CdrIngestor
+        from controlplane.metrics import Metrics
+        from controlplane.snapshot import SnapshotPublisher
+
+        self.settings = settings
+        self.engine = make_engine(settings.db_url)
+        migrate(self.engine)
+        self.kamailio = KamailioRpc(settings.kamailio_rpc_url)
+        self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
+        self.metrics = Metrics(self)
+        self.publisher = SnapshotPublisher(self.engine, settings.snapshot_path, metrics=self.metrics)
+        self.ingestor = CdrIngestor(self.engine, settings.spool_dir, metrics=self.metrics, interval=settings.cdr_ingest_interval_s)
+        if start_workers:
+            self.publisher.start()
+            self.ingestor.start()
+
+    def close(self) -> None:
+        self.publisher.stop()
+        self.ingestor.stop()
+        self.engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine) as s:
+            yield s
+
+    @contextmanager
+    def write(self, changes_routing: bool = True) -> Iterator[Session]:
+        """One transaction: all of it is committed, or none of it. Routing changes bump the version."""
+        with Session(self.engine) as s:
+            try:
+                yield s
+                if changes_routing:
+                    state = s.get(ConfigState, 1) or ConfigState(id=1, version=0)
+                    state.version += 1
+                    s.add(state)
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+        if changes_routing:
+            self.publisher.kick()
+
+    def ensure_platform_token(self, path) -> str | None:
+        """Create the first platform token (written to `path`, mode 0600) if there is no token at all."""
+        with Session(self.engine) as s:
+            if s.exec(select(ApiToken)).first() is not None:
+                return None
+            token = "cm_" + secrets.token_urlsafe(32)
+            s.add(ApiToken(name="bootstrap platform token", token_hash=hash_token(token), role=Role.EXTENDED_ADMIN, tenant_id=None))
+            s.commit()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+        return token

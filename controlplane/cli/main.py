@@ -1,0 +1,245 @@
+"""`cm`: the admin CLI. Same verbs as the JSON-RPC API (`cm <area> <verb>`), human output, `--json` for scripts.
+
+Verbs that read configuration and verbs that ask the live node (call list) all go through the
+API; nothing here touches the database.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Optional
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import client
+
+app = typer.Typer(help="callmanager admin CLI (talks to the control plane's JSON-RPC API)", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+STATE = {"json": False, "url": None, "token": None}
+
+
+@app.callback()
+def main(
+    json_out: bool = typer.Option(False, "--json", help="print raw JSON results"),
+    url: Optional[str] = typer.Option(None, help="API URL (default: $CM_URL or the node settings)"),
+    token: Optional[str] = typer.Option(None, help="API token (default: $CM_TOKEN or var/admin.token)"),
+):
+    STATE.update(json=json_out, url=url, token=token)
+
+
+def rpc(method: str, **params):
+    try:
+        return client.call(method, params, url=STATE["url"], token=STATE["token"])
+    except client.RpcError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        details = (exc.error.get("data") or {}).get("details")
+        if details:
+            err_console.print_json(data=details)
+        raise typer.Exit(1)
+    except httpx.HTTPError as exc:
+        err_console.print(f"[red]error:[/red] cannot reach the control plane: {exc}")
+        raise typer.Exit(2)
+
+
+def show(result, columns: list[str] | None = None, title: str = ""):
+    if STATE["json"] or columns is None:
+        console.print_json(data=result)
+        return
+    items = result["items"] if isinstance(result, dict) and "items" in result else [result]
+    table = Table(title=title or None)
+    for c in columns:
+        table.add_column(c)
+    for it in items:
+        table.add_row(*["" if it.get(c) is None else str(it.get(c)) for c in columns])
+    console.print(table)
+    if isinstance(result, dict) and "total" in result:
+        console.print(f"{len(items)} of {result['total']} shown (offset {result['offset']})")
+
+
+def _area(name: str, help_: str) -> typer.Typer:
+    sub = typer.Typer(help=help_, no_args_is_help=True)
+    app.add_typer(sub, name=name)
+    return sub
+
+
+tenant = _area("tenant", "tenants (companies)")
+user = _area("user", "users of a tenant")
+sip = _area("sip-account", "SIP accounts (digest credentials) of users")
+ext = _area("extension", "extensions routed to users")
+token_cmd = _area("token", "API tokens")
+call_cmd = _area("call", "calls in progress (live, from Kamailio and RTPengine)")
+cdr_cmd = _area("cdr", "call detail records")
+
+T_COLS = ["id", "name", "sip_domain", "enabled"]
+U_COLS = ["id", "tenant_id", "name", "email", "role", "enabled"]
+S_COLS = ["id", "user_id", "aor", "enabled", "password"]
+E_COLS = ["id", "tenant_id", "number", "user_id"]
+
+
+@tenant.command("create")
+def tenant_create(name: str, sip_domain: str = typer.Option(..., help="the tenant's SIP domain, e.g. acme.example")):
+    show(rpc("tenant.create", name=name, sip_domain=sip_domain), T_COLS)
+
+
+@tenant.command("list")
+def tenant_list(limit: int = 100, offset: int = 0):
+    show(rpc("tenant.list", limit=limit, offset=offset), T_COLS)
+
+
+@tenant.command("get")
+def tenant_get(id: int):
+    show(rpc("tenant.get", id=id), T_COLS)
+
+
+@tenant.command("update")
+def tenant_update(id: int, name: Optional[str] = None, sip_domain: Optional[str] = None, enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled")):
+    show(rpc("tenant.update", id=id, name=name, sip_domain=sip_domain, enabled=enabled), T_COLS)
+
+
+@tenant.command("delete")
+def tenant_delete(id: int):
+    show(rpc("tenant.delete", id=id))
+
+
+@user.command("create")
+def user_create(name: str, tenant_id: Optional[int] = None, email: Optional[str] = None, role: str = "user"):
+    show(rpc("user.create", tenant_id=tenant_id, name=name, email=email, role=role), U_COLS)
+
+
+@user.command("list")
+def user_list(tenant_id: Optional[int] = None, role: Optional[str] = None, limit: int = 100, offset: int = 0):
+    show(rpc("user.list", tenant_id=tenant_id, role=role, limit=limit, offset=offset), U_COLS)
+
+
+@user.command("get")
+def user_get(id: int):
+    show(rpc("user.get", id=id), U_COLS)
+
+
+@user.command("update")
+def user_update(id: int, name: Optional[str] = None, email: Optional[str] = None, role: Optional[str] = None, enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled")):
+    show(rpc("user.update", id=id, name=name, email=email, role=role, enabled=enabled), U_COLS)
+
+
+@user.command("delete")
+def user_delete(id: int):
+    show(rpc("user.delete", id=id))
+
+
+@sip.command("create")
+def sip_create(user_id: int, username: str, password: Optional[str] = typer.Option(None, help="omit to generate one (shown once)")):
+    show(rpc("sip_account.create", user_id=user_id, username=username, password=password), S_COLS)
+
+
+@sip.command("list")
+def sip_list(tenant_id: Optional[int] = None, user_id: Optional[int] = None, limit: int = 100, offset: int = 0):
+    show(rpc("sip_account.list", tenant_id=tenant_id, user_id=user_id, limit=limit, offset=offset), S_COLS)
+
+
+@sip.command("get")
+def sip_get(id: int):
+    show(rpc("sip_account.get", id=id), S_COLS)
+
+
+@sip.command("update")
+def sip_update(id: int, password: Optional[str] = None, generate_password: bool = False, enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled")):
+    show(rpc("sip_account.update", id=id, password=password, generate_password=generate_password or None, enabled=enabled), S_COLS)
+
+
+@sip.command("delete")
+def sip_delete(id: int):
+    show(rpc("sip_account.delete", id=id))
+
+
+@ext.command("create")
+def ext_create(number: str, user_id: int):
+    show(rpc("extension.create", number=number, user_id=user_id), E_COLS)
+
+
+@ext.command("list")
+def ext_list(tenant_id: Optional[int] = None, user_id: Optional[int] = None, limit: int = 100, offset: int = 0):
+    show(rpc("extension.list", tenant_id=tenant_id, user_id=user_id, limit=limit, offset=offset), E_COLS)
+
+
+@ext.command("get")
+def ext_get(id: int):
+    show(rpc("extension.get", id=id), E_COLS)
+
+
+@ext.command("update")
+def ext_update(id: int, number: Optional[str] = None, user_id: Optional[int] = None):
+    show(rpc("extension.update", id=id, number=number, user_id=user_id), E_COLS)
+
+
+@ext.command("delete")
+def ext_delete(id: int):
+    show(rpc("extension.delete", id=id))
+
+
+@token_cmd.command("create")
+def token_create(name: str, role: str = "admin", tenant_id: Optional[int] = None, user_id: Optional[int] = None):
+    show(rpc("token.create", name=name, role=role, tenant_id=tenant_id, user_id=user_id), ["id", "name", "role", "tenant_id", "user_id", "token"])
+
+
+@token_cmd.command("list")
+def token_list(tenant_id: Optional[int] = None):
+    show(rpc("token.list", tenant_id=tenant_id), ["id", "name", "role", "tenant_id", "user_id", "created_at"])
+
+
+@token_cmd.command("delete")
+def token_delete(id: int):
+    show(rpc("token.delete", id=id))
+
+
+def _fmt_ts(ts) -> str:
+    return "" if not ts else datetime.fromtimestamp(float(ts), timezone.utc).strftime("%H:%M:%S")
+
+
+@call_cmd.command("list")
+def call_list(tenant_id: Optional[int] = None):
+    result = rpc("call.list", tenant_id=tenant_id)
+    if STATE["json"]:
+        show(result)
+        return
+    for c in result["items"]:
+        c["started"] = _fmt_ts(c.get("start_ts"))
+        c["answered"] = _fmt_ts(c.get("answer_ts"))
+        m = c.get("media") or {}
+        c["rtp_packets"] = m.get("packets") if m.get("relayed") else "no media session"
+    show(result, ["call_id", "state", "tenant_id", "caller", "callee", "started", "answered", "rtp_packets"], "calls in progress")
+
+
+@cdr_cmd.command("list")
+def cdr_list(
+    tenant_id: Optional[int] = None,
+    user_id: Optional[int] = None,
+    disposition: Optional[str] = None,
+    since: Optional[str] = typer.Option(None, help="ISO 8601 with zone, e.g. 2026-11-25T00:00:00Z"),
+    until: Optional[str] = None,
+    limit: int = 50,
+    offset: int = 0,
+):
+    show(
+        rpc("cdr.list", tenant_id=tenant_id, user_id=user_id, disposition=disposition, since=since, until=until, limit=limit, offset=offset),
+        ["start_time", "caller", "callee", "disposition", "sip_code", "duration_s", "call_id"],
+        "call detail records",
+    )
+
+
+@app.command("rpc")
+def raw(method: str, params: str = typer.Argument("{}", help="params as a JSON object")):
+    """Call any API method with JSON params."""
+    try:
+        p = json.loads(params)
+    except json.JSONDecodeError as exc:
+        err_console.print(f"[red]error:[/red] params are not JSON: {exc}")
+        raise typer.Exit(1)
+    console.print_json(data=rpc(method, **p))
+
+
+if __name__ == "__main__":
+    app()

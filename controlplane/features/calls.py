@@ -1,0 +1,81 @@
+"""Calls in progress: Kamailio's dialogs joined with RTPengine's media sessions."""
+from __future__ import annotations
+
+import json
+
+from controlplane.adapters.kamailio_rpc import KamailioRpcError
+from controlplane.adapters.rtpengine_ng import NgError
+from controlplane.api.errors import Unavailable
+from controlplane.api.rpc import method
+from controlplane.db.models import Role
+
+from .common import ListParams
+
+DLG_STATES = {1: "unconfirmed", 2: "early", 3: "confirmed", 4: "confirmed", 5: "deleted"}
+
+
+def _var(dlg: dict, name: str) -> str | None:
+    for v in dlg.get("variables", []) or []:
+        if isinstance(v, dict) and name in v:
+            return v[name]
+    return None
+
+
+def _media(app, call_id: str) -> dict:
+    try:
+        q = app.rtpengine.query(call_id)
+    except NgError:
+        return {"relayed": False}
+    packets = bytes_ = 0
+    legs = []
+    for tag, leg in (q.get("tags") or {}).items():
+        lp = lb = 0
+        for m in leg.get("medias", []):
+            for s in m.get("streams", []):
+                st = s.get("stats", {})
+                lp += int(st.get("packets", 0))
+                lb += int(st.get("bytes", 0))
+        legs.append({"tag": tag, "packets": lp, "bytes": lb})
+        packets += lp
+        bytes_ += lb
+    return {"relayed": True, "packets": packets, "bytes": bytes_, "legs": legs}
+
+
+def collect_calls(app) -> list[dict]:
+    try:
+        dialogs = app.kamailio.dialogs()
+    except KamailioRpcError as exc:
+        raise Unavailable("Kamailio does not answer", component="kamailio", reason=str(exc)) from None
+    calls = []
+    for d in dialogs:
+        ctx_blob = _var(d, "cm_ctx")
+        ctx = json.loads(ctx_blob) if ctx_blob else {}
+        state = int(d.get("state", 0))
+        calls.append(
+            {
+                "call_id": d.get("call-id"),
+                "state": DLG_STATES.get(state, str(state)),
+                "tenant_id": ctx.get("tenant_id"),
+                "caller": ctx.get("caller") or d.get("from_uri"),
+                "caller_user_id": ctx.get("caller_user_id"),
+                "callee": ctx.get("callee") or d.get("to_uri"),
+                "callee_user_id": ctx.get("callee_user_id"),
+                "start_ts": ctx.get("start_ts"),
+                "answer_ts": float(_var(d, "cm_answer_ts")) if _var(d, "cm_answer_ts") else None,
+                "media": _media(app, d.get("call-id", "")),
+            }
+        )
+    return calls
+
+
+@method("call.list", ListParams, min_role=Role.USER, errors=("unavailable",))
+def list_(ctx, p: ListParams):
+    """Calls in progress on this node (dialogs in Kamailio, media in RTPengine)."""
+    pr = ctx.principal
+    scope = pr.tenant_scope(p.tenant_id)
+    calls = collect_calls(ctx.app)
+    if scope is not None:
+        calls = [c for c in calls if c["tenant_id"] == scope]
+    if not pr.is_platform and not pr.at_least(Role.OPERATOR):
+        calls = [c for c in calls if pr.user_id is not None and pr.user_id in (c["caller_user_id"], c["callee_user_id"])]
+    return {"items": calls[p.offset : p.offset + p.limit], "total": len(calls), "limit": p.limit, "offset": p.offset}

@@ -1,0 +1,65 @@
+"""Call detail records: every call attempt, with disposition and the routing trace (SPEC TEL-22 basis)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from pydantic import AwareDatetime, Field, model_validator
+from sqlmodel import or_, select
+
+from controlplane.api.rpc import method
+from controlplane.db.models import Cdr, Role
+from kemi.policy.cdr import DISPOSITIONS
+
+from .common import Id, ListParams
+
+from typing import Literal
+
+Disposition = Literal[DISPOSITIONS]  # type: ignore[valid-type]
+
+
+class CdrList(ListParams):
+    since: AwareDatetime | None = Field(None, description="start time >= since (ISO 8601 with zone)")
+    until: AwareDatetime | None = Field(None, description="start time < until")
+    user_id: Id | None = Field(None, description="calls where this user was caller or callee")
+    disposition: Disposition | None = None
+    call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.since and self.until and self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
+def serialise(c: Cdr) -> dict:
+    d = c.model_dump(mode="json")
+    d["trace"] = json.loads(c.trace)
+    return d
+
+
+@method("cdr.list", CdrList, min_role=Role.USER)
+def list_(ctx, p: CdrList):
+    """Finished and failed calls, newest first, filtered and paged."""
+    pr = ctx.principal
+    with ctx.app.read() as s:
+        stmt = select(Cdr).order_by(Cdr.start_time.desc(), Cdr.id)
+        scope = pr.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(Cdr.tenant_id == scope)
+        user_id = p.user_id
+        if not pr.is_platform and not pr.at_least(Role.OPERATOR):
+            user_id = pr.user_id if pr.user_id is not None else -1  # users see only their own calls
+        if user_id is not None:
+            stmt = stmt.where(or_(Cdr.caller_user_id == user_id, Cdr.callee_user_id == user_id))
+        if p.since:
+            stmt = stmt.where(Cdr.start_time >= p.since.astimezone(timezone.utc))
+        if p.until:
+            stmt = stmt.where(Cdr.start_time < p.until.astimezone(timezone.utc))
+        if p.disposition:
+            stmt = stmt.where(Cdr.disposition == p.disposition)
+        if p.call_id:
+            stmt = stmt.where(Cdr.call_id == p.call_id)
+        from .common import page
+
+        return page(s, stmt, p.limit, p.offset, serialise)

@@ -1,0 +1,47 @@
+"""Helpers shared by the feature modules: scoped lookups, paging, serialisation."""
+from __future__ import annotations
+
+import re
+from typing import Any, Annotated
+
+from pydantic import Field, StringConstraints
+from sqlmodel import Session, SQLModel, func, select
+
+from controlplane.api.errors import NotFound
+from controlplane.api.rpc import Params, Principal
+
+Id = Annotated[int, Field(ge=1)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+DOMAIN_RE = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+SipDomain = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=253, pattern=DOMAIN_RE.pattern)]
+
+
+class ListParams(Params):
+    tenant_id: Id | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class IdParams(Params):
+    id: Id
+
+
+def dump(obj: SQLModel, exclude: set[str] | None = None) -> dict[str, Any]:
+    return obj.model_dump(mode="json", exclude=exclude or set())
+
+
+def get_scoped(s: Session, model, obj_id: int, principal: Principal, what: str):
+    """Fetch by id; another tenant's object is reported exactly like a missing one."""
+    obj = s.get(model, obj_id)
+    if obj is None:
+        raise NotFound(f"{what} {obj_id} does not exist", **{f"{what}_id": obj_id})
+    tenant_id = obj.id if model.__tablename__ == "tenant" else obj.tenant_id
+    if not principal.is_platform and tenant_id != principal.tenant_id:
+        raise NotFound(f"{what} {obj_id} does not exist", **{f"{what}_id": obj_id})
+    return obj
+
+
+def page(s: Session, stmt, limit: int, offset: int, serialise) -> dict[str, Any]:
+    total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
+    rows = s.exec(stmt.limit(limit).offset(offset)).all()
+    return {"items": [serialise(r) for r in rows], "total": total, "limit": limit, "offset": offset}

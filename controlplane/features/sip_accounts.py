@@ -1,0 +1,118 @@
+"""SIP accounts: digest credentials of a user's devices (any number per user, SPEC ACC-06).
+
+Only HA1 hashes are stored; a password is taken (or generated) at create/update time and
+returned once, in that response, when it was generated.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from pydantic import StringConstraints
+from sqlmodel import select
+
+from controlplane.api.errors import Conflict
+from controlplane.api.rpc import Params, method
+from controlplane.db.models import Role, SipAccount, Tenant, User
+from kemi.policy.auth import ha1, ha1b
+
+from .common import Id, IdParams, ListParams, dump, get_scoped, page
+
+SipUsername = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~+-]+$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+HIDDEN = {"ha1", "ha1b"}
+
+
+class SipAccountCreate(Params):
+    user_id: Id
+    username: SipUsername
+    password: Password | None = None  # omitted: a strong one is generated and returned once
+    enabled: bool = True
+
+
+class SipAccountUpdate(Params):
+    id: Id
+    password: Password | None = None
+    generate_password: bool = False
+    enabled: bool | None = None
+
+
+class SipAccountList(ListParams):
+    user_id: Id | None = None
+
+
+def _out(acc: SipAccount, password: str | None = None) -> dict:
+    d = dump(acc, HIDDEN)
+    d["aor"] = f"sip:{acc.username}@{acc.realm}"
+    if password is not None:
+        d["password"] = password
+    return d
+
+
+def _set_password(acc: SipAccount, password: str) -> None:
+    acc.ha1 = ha1(acc.username, acc.realm, password)
+    acc.ha1b = ha1b(acc.username, acc.realm, password)
+
+
+@method("sip_account.create", SipAccountCreate, errors=("invalid_params", "not_found", "conflict"))
+def create(ctx, p: SipAccountCreate):
+    """Create a SIP account for a user; its realm is the tenant's SIP domain."""
+    with ctx.app.write() as s:
+        user = get_scoped(s, User, p.user_id, ctx.principal, "user")
+        tenant = s.get(Tenant, user.tenant_id)
+        if s.exec(select(SipAccount).where(SipAccount.username == p.username, SipAccount.realm == tenant.sip_domain)).first():
+            raise Conflict(f"SIP account {p.username}@{tenant.sip_domain} exists already", field="username", value=p.username)
+        generated = p.password is None
+        password = secrets.token_urlsafe(12) if generated else p.password
+        acc = SipAccount(tenant_id=tenant.id, user_id=user.id, username=p.username, realm=tenant.sip_domain, ha1="", ha1b="", enabled=p.enabled)
+        _set_password(acc, password)
+        s.add(acc)
+        s.flush()
+        return _out(acc, password if generated else None)
+
+
+@method("sip_account.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+def get(ctx, p: IdParams):
+    """Get one SIP account (never its credentials)."""
+    with ctx.app.read() as s:
+        return _out(get_scoped(s, SipAccount, p.id, ctx.principal, "sip_account"))
+
+
+@method("sip_account.list", SipAccountList, min_role=Role.OPERATOR)
+def list_(ctx, p: SipAccountList):
+    """List SIP accounts, optionally of one user."""
+    with ctx.app.read() as s:
+        stmt = select(SipAccount).order_by(SipAccount.id)
+        scope = ctx.principal.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(SipAccount.tenant_id == scope)
+        if p.user_id is not None:
+            stmt = stmt.where(SipAccount.user_id == p.user_id)
+        return page(s, stmt, p.limit, p.offset, _out)
+
+
+@method("sip_account.update", SipAccountUpdate, errors=("invalid_params", "not_found"))
+def update(ctx, p: SipAccountUpdate):
+    """Set or generate a new password, or enable/disable the account."""
+    if p.password is not None and p.generate_password:
+        from controlplane.api.errors import InvalidParams
+
+        raise InvalidParams("give either password or generate_password, not both")
+    with ctx.app.write() as s:
+        acc = get_scoped(s, SipAccount, p.id, ctx.principal, "sip_account")
+        generated = secrets.token_urlsafe(12) if p.generate_password else None
+        if p.password is not None or generated:
+            _set_password(acc, p.password or generated)
+        if p.enabled is not None:
+            acc.enabled = p.enabled
+        s.add(acc)
+        s.flush()
+        return _out(acc, generated)
+
+
+@method("sip_account.delete", IdParams, errors=("not_found",))
+def delete(ctx, p: IdParams):
+    """Delete a SIP account; its devices can no longer register or call."""
+    with ctx.app.write() as s:
+        s.delete(get_scoped(s, SipAccount, p.id, ctx.principal, "sip_account"))
+        return {"deleted": True, "id": p.id}

@@ -1,0 +1,97 @@
+"""Tenants (customer companies): each has a unique name and its own SIP domain (the digest realm)."""
+from __future__ import annotations
+
+from sqlmodel import select
+
+from controlplane.api.errors import Conflict
+from controlplane.api.rpc import Params, method
+from controlplane.db.models import Role, SipAccount, Tenant, User
+
+from .common import IdParams, ListParams, Name, SipDomain, dump, get_scoped, page
+
+
+class TenantCreate(Params):
+    name: Name
+    sip_domain: SipDomain
+    enabled: bool = True
+
+
+class TenantUpdate(Params):
+    id: int
+    name: Name | None = None
+    sip_domain: SipDomain | None = None
+    enabled: bool | None = None
+
+
+def _check_unique(s, name=None, domain=None, exclude_id=None):
+    if name is not None:
+        other = s.exec(select(Tenant).where(Tenant.name == name)).first()
+        if other and other.id != exclude_id:
+            raise Conflict(f"a tenant named {name!r} exists already", field="name", value=name)
+    if domain is not None:
+        other = s.exec(select(Tenant).where(Tenant.sip_domain == domain)).first()
+        if other and other.id != exclude_id:
+            raise Conflict(f"SIP domain {domain!r} belongs to another tenant", field="sip_domain", value=domain)
+
+
+@method("tenant.create", TenantCreate, min_role=Role.EXTENDED_ADMIN, errors=("conflict",))
+def create(ctx, p: TenantCreate):
+    """Create a tenant (platform token only)."""
+    ctx.principal.require_platform()
+    with ctx.app.write() as s:
+        _check_unique(s, p.name, p.sip_domain)
+        t = Tenant(name=p.name, sip_domain=p.sip_domain, enabled=p.enabled)
+        s.add(t)
+        s.flush()
+        return dump(t)
+
+
+@method("tenant.get", IdParams, min_role=Role.USER, errors=("not_found",))
+def get(ctx, p: IdParams):
+    """Get one tenant."""
+    with ctx.app.read() as s:
+        return dump(get_scoped(s, Tenant, p.id, ctx.principal, "tenant"))
+
+
+@method("tenant.list", ListParams, min_role=Role.USER)
+def list_(ctx, p: ListParams):
+    """List tenants (a tenant token sees only its own)."""
+    with ctx.app.read() as s:
+        stmt = select(Tenant).order_by(Tenant.id)
+        scope = ctx.principal.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(Tenant.id == scope)
+        return page(s, stmt, p.limit, p.offset, dump)
+
+
+@method("tenant.update", TenantUpdate, min_role=Role.ADMIN, errors=("not_found", "conflict", "forbidden"))
+def update(ctx, p: TenantUpdate):
+    """Rename a tenant, enable/disable it, or change its SIP domain (only while it has no SIP accounts)."""
+    with ctx.app.write() as s:
+        t = get_scoped(s, Tenant, p.id, ctx.principal, "tenant")
+        if p.enabled is not None and not ctx.principal.is_platform:
+            ctx.principal.require_platform()  # a tenant cannot switch its own service on or off
+        _check_unique(s, p.name, p.sip_domain, exclude_id=t.id)
+        if p.sip_domain is not None and p.sip_domain != t.sip_domain:
+            if s.exec(select(SipAccount).where(SipAccount.tenant_id == t.id)).first():
+                raise Conflict("the SIP domain is the digest realm of existing SIP accounts; delete or re-create them first", field="sip_domain")
+            t.sip_domain = p.sip_domain
+        if p.name is not None:
+            t.name = p.name
+        if p.enabled is not None:
+            t.enabled = p.enabled
+        s.add(t)
+        s.flush()
+        return dump(t)
+
+
+@method("tenant.delete", IdParams, min_role=Role.EXTENDED_ADMIN, errors=("not_found", "conflict"))
+def delete(ctx, p: IdParams):
+    """Delete an empty tenant (platform token only)."""
+    ctx.principal.require_platform()
+    with ctx.app.write() as s:
+        t = get_scoped(s, Tenant, p.id, ctx.principal, "tenant")
+        if s.exec(select(User).where(User.tenant_id == t.id)).first():
+            raise Conflict("the tenant still has users; delete them first", tenant_id=t.id)
+        s.delete(t)
+        return {"deleted": True, "id": p.id}

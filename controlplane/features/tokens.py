@@ -1,0 +1,76 @@
+"""API tokens: each has a role and a tenant (or none: a platform token). Shown once, stored hashed."""
+from __future__ import annotations
+
+import secrets
+
+from sqlmodel import select
+
+from controlplane.api.errors import Forbidden, InvalidParams
+from controlplane.api.rpc import Params, method
+from controlplane.app import hash_token
+from controlplane.db.models import ROLE_RANK, ApiToken, Role, Tenant, User
+
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+
+
+class TokenCreate(Params):
+    name: Name
+    role: Role
+    tenant_id: Id | None = None  # platform tokens may create tokens for any tenant (or a platform token)
+    user_id: Id | None = None  # binds the token to a user (their own calls and CDRs)
+
+
+@method("token.create", TokenCreate, errors=("forbidden", "not_found"))
+def create(ctx, p: TokenCreate):
+    """Create an API token; the secret is in this response only."""
+    pr = ctx.principal
+    if not pr.is_platform and ROLE_RANK[p.role] > ROLE_RANK[pr.role]:
+        raise Forbidden(f"a {pr.role.value} token cannot create a {p.role.value} token")
+    tenant_id = pr.tenant_scope(p.tenant_id)
+    if tenant_id is None and p.user_id is not None:
+        raise InvalidParams("a token bound to a user needs that user's tenant_id", field="tenant_id")
+    token = "cm_" + secrets.token_urlsafe(32)
+    with ctx.app.write(changes_routing=False) as s:
+        if tenant_id is not None:
+            get_scoped(s, Tenant, tenant_id, pr, "tenant")
+        if p.user_id is not None:
+            u = get_scoped(s, User, p.user_id, pr, "user")
+            if u.tenant_id != tenant_id:
+                raise InvalidParams("the user belongs to another tenant", field="user_id")
+        t = ApiToken(name=p.name, token_hash=hash_token(token), role=p.role, tenant_id=tenant_id, user_id=p.user_id)
+        s.add(t)
+        s.flush()
+        out = dump(t, {"token_hash"})
+    out["token"] = token
+    return out
+
+
+@method("token.list", ListParams)
+def list_(ctx, p: ListParams):
+    """List API tokens (never their secrets)."""
+    with ctx.app.read() as s:
+        stmt = select(ApiToken).order_by(ApiToken.id)
+        scope = ctx.principal.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(ApiToken.tenant_id == scope)
+        return page(s, stmt, p.limit, p.offset, lambda t: dump(t, {"token_hash"}))
+
+
+@method("token.delete", IdParams, errors=("not_found",))
+def delete(ctx, p: IdParams):
+    """Revoke an API token."""
+    with ctx.app.write(changes_routing=False) as s:
+        t = s.get(ApiToken, p.id)
+        if t is None or (not ctx.principal.is_platform and t.tenant_id != ctx.principal.tenant_id):
+            from controlplane.api.errors import NotFound
+
+            raise NotFound(f"token {p.id} does not exist", token_id=p.id)
+        s.delete(t)
+        return {"deleted": True, "id": p.id}
+
+
+@method("token.whoami", min_role=Role.USER)
+def whoami(ctx, p):
+    """What the calling token may do: role, tenant, user."""
+    pr = ctx.principal
+    return {"role": pr.role.value, "tenant_id": pr.tenant_id, "user_id": pr.user_id, "platform": pr.is_platform, "token_id": pr.token_id}

@@ -1,0 +1,115 @@
+"""Users of a tenant, each with a role (SPEC ACC-01..04)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import StringConstraints
+from sqlmodel import select
+
+from controlplane.api.errors import Conflict, Forbidden
+from controlplane.api.rpc import Params, method
+from controlplane.db.models import ROLE_RANK, Role, Tenant, User
+
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class UserCreate(Params):
+    tenant_id: Id | None = None  # a tenant token creates in its own tenant
+    name: Name
+    email: Email | None = None
+    role: Role = Role.USER
+    enabled: bool = True
+
+
+class UserUpdate(Params):
+    id: Id
+    name: Name | None = None
+    email: Email | None = None
+    role: Role | None = None
+    enabled: bool | None = None
+
+
+class UserList(ListParams):
+    role: Role | None = None
+
+
+def _check_role_grant(principal, role: Role) -> None:
+    if not principal.is_platform and ROLE_RANK[role] > ROLE_RANK[principal.role]:
+        raise Forbidden(f"a {principal.role.value} cannot grant the role {role.value}", role=role.value)
+
+
+def _check_email(s, tenant_id, email, exclude_id=None):
+    if email is None:
+        return
+    other = s.exec(select(User).where(User.tenant_id == tenant_id, User.email == email)).first()
+    if other and other.id != exclude_id:
+        raise Conflict(f"another user of this tenant has the e-mail {email}", field="email", value=email)
+
+
+@method("user.create", UserCreate, errors=("invalid_params", "not_found", "conflict", "forbidden"))
+def create(ctx, p: UserCreate):
+    """Create a user in a tenant."""
+    tenant_id = ctx.principal.tenant_scope(p.tenant_id)
+    if tenant_id is None:
+        from controlplane.api.errors import InvalidParams
+
+        raise InvalidParams("tenant_id is required with a platform token", field="tenant_id")
+    _check_role_grant(ctx.principal, p.role)
+    with ctx.app.write() as s:
+        get_scoped(s, Tenant, tenant_id, ctx.principal, "tenant")
+        _check_email(s, tenant_id, p.email)
+        u = User(tenant_id=tenant_id, name=p.name, email=p.email, role=p.role, enabled=p.enabled)
+        s.add(u)
+        s.flush()
+        return dump(u)
+
+
+@method("user.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+def get(ctx, p: IdParams):
+    """Get one user."""
+    with ctx.app.read() as s:
+        return dump(get_scoped(s, User, p.id, ctx.principal, "user"))
+
+
+@method("user.list", UserList, min_role=Role.OPERATOR)
+def list_(ctx, p: UserList):
+    """List users, optionally by tenant (platform token) and role."""
+    with ctx.app.read() as s:
+        stmt = select(User).order_by(User.id)
+        scope = ctx.principal.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(User.tenant_id == scope)
+        if p.role is not None:
+            stmt = stmt.where(User.role == p.role)
+        return page(s, stmt, p.limit, p.offset, dump)
+
+
+@method("user.update", UserUpdate, errors=("not_found", "conflict", "forbidden"))
+def update(ctx, p: UserUpdate):
+    """Change a user's name, e-mail, role or enabled state."""
+    with ctx.app.write() as s:
+        u = get_scoped(s, User, p.id, ctx.principal, "user")
+        if p.role is not None:
+            _check_role_grant(ctx.principal, p.role)
+            u.role = p.role
+        if p.email is not None:
+            _check_email(s, u.tenant_id, p.email, exclude_id=u.id)
+            u.email = p.email
+        if p.name is not None:
+            u.name = p.name
+        if p.enabled is not None:
+            u.enabled = p.enabled
+        s.add(u)
+        s.flush()
+        return dump(u)
+
+
+@method("user.delete", IdParams, errors=("not_found",))
+def delete(ctx, p: IdParams):
+    """Delete a user together with their SIP accounts and extensions."""
+    with ctx.app.write() as s:
+        u = get_scoped(s, User, p.id, ctx.principal, "user")
+        s.delete(u)
+        return {"deleted": True, "id": p.id}

@@ -1,0 +1,126 @@
+"""`make run` / `make stop`: start one node in the foreground, or stop the one that runs.
+
+    python -m controlplane.node.run start [--config FILE] [--sip-port N] ...
+    python -m controlplane.node.run stop
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from dataclasses import asdict, fields
+
+from . import processes
+from .settings import NodeSettings, load_settings
+
+
+class Node:
+    """RTPengine, Kamailio and the control plane of one node, started in that order."""
+
+    def __init__(self, settings: NodeSettings):
+        self.settings = settings
+        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file = settings.run_dir / "node-settings.json"
+        self.config_file.write_text(json.dumps(asdict(settings), indent=2))
+        self.components = {
+            "rtpengine": processes.rtpengine(settings),
+            "controlplane": processes.controlplane(settings, self.config_file),
+            "kamailio": processes.kamailio(settings),
+        }
+
+    def start(self) -> None:
+        try:
+            for c in self.components.values():  # the control plane publishes the first snapshot before Kamailio starts
+                c.start()
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for c in reversed(list(self.components.values())):
+            c.stop()
+
+    def describe(self) -> str:
+        s = self.settings
+        return "\n".join(
+            [
+                f"callmanager node {s.node_name} is running:",
+                f"  SIP            udp+tcp {s.sip_address}:{s.sip_port}",
+                f"  admin API      {s.api_url}   (token: {s.var / 'admin.token'})",
+                f"  metrics        http://{s.api_address}:{s.api_port}/metrics",
+                f"  Kamailio RPC   {s.kamailio_rpc_url}",
+                f"  RTPengine ng   udp {s.rtpengine_address}:{s.rtpengine_ng_port}, RTP ports {s.rtp_port_min}-{s.rtp_port_max}",
+                f"  logs           {s.log_dir}/",
+                "Stop with Ctrl-C here, or `make stop` from another shell.",
+            ]
+        )
+
+
+def stop_running(settings: NodeSettings) -> int:
+    stopped = 0
+    for name in ("kamailio", "controlplane", "rtpengine"):
+        pidfile = settings.run_dir / f"{name}.pid"
+        pid = processes.read_pid(pidfile)
+        if pid:
+            processes.terminate(pid)
+            print(f"stopped {name} (pid {pid})")
+            stopped += 1
+        pidfile.unlink(missing_ok=True)
+    if not stopped:
+        print("no node is running (no pid files under", settings.run_dir, ")")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=["start", "stop"])
+    ap.add_argument("--config", help="JSON settings file (see docs/operations.md)")
+    for f in fields(NodeSettings):
+        ap.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None)
+    args = ap.parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in fields(NodeSettings)}
+    settings = load_settings(args.config, **overrides)
+    if args.action == "stop":
+        return stop_running(settings)
+    for name in ("kamailio", "controlplane", "rtpengine"):
+        pid = processes.read_pid(settings.run_dir / f"{name}.pid")
+        if pid:
+            try:
+                import os
+
+                os.kill(pid, 0)
+                print(f"{name} is already running (pid {pid}); `make stop` first", file=sys.stderr)
+                return 1
+            except ProcessLookupError:
+                pass
+    node = Node(settings)
+    try:
+        node.start()
+    except RuntimeError as exc:
+        print(f"node did not start: {exc}", file=sys.stderr)
+        return 1
+    print(node.describe(), flush=True)
+    stop = {"now": False}
+
+    def _stop(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop["now"]:
+            for name, c in node.components.items():
+                if not c.alive():
+                    print(f"{name} exited (see {c.logfile}); stopping the node", file=sys.stderr)
+                    stop["now"] = True
+            time.sleep(0.5)
+    finally:
+        print("stopping the node ...")
+        node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

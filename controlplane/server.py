@@ -1,0 +1,119 @@
+"""The control plane service: JSON-RPC 2.0 at POST /rpc, Prometheus at GET /metrics, GET /health."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlmodel import Session, select
+
+import controlplane.features  # noqa: F401  (registers the methods)
+from controlplane.api.rpc import Dispatcher, Principal
+from controlplane.app import App, hash_token
+from controlplane.db.models import ApiToken, Role
+from controlplane.node.settings import NodeSettings, load_settings
+
+log = logging.getLogger("callmanager.server")
+MAX_BODY = 1 << 20
+
+
+def make_authenticator(app: App):
+    def authenticate(token: str | None) -> Principal | None:
+        if not token:
+            return None
+        with Session(app.engine) as s:
+            t = s.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+            if t is None:
+                return None
+            return Principal(token_id=t.id, role=Role(t.role), tenant_id=t.tenant_id, user_id=t.user_id)
+
+    return authenticate
+
+
+def make_handler(app: App, dispatcher: Dispatcher):
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "callmanager"
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            log.debug("%s " + fmt, self.address_string(), *args)
+
+        def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path == "/metrics":
+                self._send(200, generate_latest(app.metrics.registry), CONTENT_TYPE_LATEST)
+            elif self.path == "/health":
+                body = {"status": "ok", "snapshot_version": app.publisher.published_version, "cdr_spool_pending": app.ingestor.pending()}
+                self._send(200, json.dumps(body).encode())
+            else:
+                self._send(404, b'{"error": "POST JSON-RPC to /rpc"}')
+
+        def do_POST(self):
+            if self.path.rstrip("/") != "/rpc":
+                self._send(404, b'{"error": "POST JSON-RPC to /rpc"}')
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._send(413, b'{"error": "request body too large"}')
+                return
+            body = self.rfile.read(length)
+            auth = self.headers.get("Authorization", "")
+            token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+            result = dispatcher.handle_body(body, token)
+            if result is None:
+                self._send(204, b"")
+            else:
+                self._send(200, json.dumps(result).encode())
+
+    return Handler
+
+
+class ControlPlaneServer:
+    def __init__(self, settings: NodeSettings, start_workers: bool = True):
+        self.settings = settings
+        self.app = App(settings, start_workers=start_workers)
+        self.token_file = settings.var / "admin.token"
+        self.app.ensure_platform_token(self.token_file)
+        self.dispatcher = Dispatcher(self.app, make_authenticator(self.app), metrics=self.app.metrics)
+        self.httpd = ThreadingHTTPServer((settings.api_address, settings.api_port), make_handler(self.app, self.dispatcher))
+        self.httpd.daemon_threads = True
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def shutdown(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.app.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="callmanager control plane")
+    ap.add_argument("--config", help="JSON node settings file")
+    ap.add_argument("--log-level", default="INFO")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings(args.config)
+    server = ControlPlaneServer(settings)
+    log.info("control plane listening on http://%s:%s/rpc", settings.api_address, settings.api_port)
+
+    def stop(*_):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
