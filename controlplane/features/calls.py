@@ -51,6 +51,8 @@ def collect_calls(app) -> list[dict]:
         ctx_blob = _var(d, "cm_ctx")
         ctx = json.loads(ctx_blob) if ctx_blob else {}
         state = int(d.get("state", 0))
+        if state >= 5:  # ended, kept by Kamailio only until its references are released
+            continue
         calls.append(
             {
                 "call_id": d.get("call-id"),

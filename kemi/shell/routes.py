@@ -158,9 +158,8 @@ def authenticate(method_realm: str) -> tuple[AuthResult, str, str]:
     if rc == -5:  # no credentials for our realm
         return AuthResult.NONE, user, realm
     src = read.request_facts().src_ip
-    KSR.htable.sht_inc("authfail", f"acct:{user}@{method_realm}")
-    KSR.htable.sht_inc("authfail", f"src:{src}")
-    KSR.htable.sht_inc("authfail", "total")
+    for key in (f"acct:{user}@{method_realm}", f"src:{src}", "total"):
+        KSR.htable.sht_inc("authfail", key)  # atomic, shared by all workers (initval=0 creates it)
     KSR.notice(f"callmanager: digest authentication failed for {user}@{method_realm} from {src} (rc {rc})\n")
     return AuthResult.FAILED, user, realm
 
@@ -254,10 +253,11 @@ def reply_route() -> int:
 
 def branch_reply_route() -> int:
     code = read.reply_code()
-    if KSR.isbflagset(FLB_NATB) > 0 or KSR.nathelper.nat_uac_test(1) > 0:
+    nated = KSR.isbflagset(FLB_NATB) > 0 or KSR.nathelper.nat_uac_test(1) > 0
+    if nated:
         KSR.nathelper.set_contact_alias()
     if 100 < code < 300 and read.has_sdp():
-        KSR.rtpengine.rtpengine_manage(media_flags())
+        KSR.rtpengine.rtpengine_manage(RTPENGINE_FLAGS_NATED if nated else RTPENGINE_FLAGS)
     return 1
 
 

@@ -1,0 +1,58 @@
+"""A whole node for tests: RTPengine, control plane and Kamailio, real processes on free loopback ports."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from controlplane.cli import client
+from controlplane.node.run import Node
+from controlplane.node.settings import load_settings
+
+from .ports import free_port, free_port_block
+
+
+class TestNode:
+    def __init__(self, var_dir: Path, **overrides):
+        rtp = free_port_block(400)
+        self.settings = load_settings(
+            env={},
+            var_dir=str(var_dir),
+            sip_port=free_port(),
+            kamailio_rpc_port=free_port(),
+            rtpengine_ng_port=free_port(),
+            rtpengine_cli_port=free_port(),
+            api_port=free_port(),
+            rtp_port_min=rtp,
+            rtp_port_max=rtp + 399,
+            snapshot_check_s=0.1,
+            cdr_ingest_interval_s=0.2,
+            invite_timeout_s=20,
+            kamailio_shm_mb=128,
+            **overrides,
+        )
+        self.node = Node(self.settings)
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return self.settings.sip_address, self.settings.sip_port
+
+    @property
+    def token(self) -> str:
+        return (Path(self.settings.var_dir) / "admin.token").read_text().strip()
+
+    def start(self) -> "TestNode":
+        self.node.start()
+        return self
+
+    def stop(self) -> None:
+        self.node.stop()
+
+    def rpc(self, method: str, token: str | None = None, **params):
+        return client.call(method, params, url=self.settings.api_url, token=token or self.token)
+
+    def component(self, name: str):
+        return self.node.components[name]
+
+    def kamailio_rpc(self, method: str, *params):
+        from controlplane.adapters.kamailio_rpc import KamailioRpc
+
+        return KamailioRpc(self.settings.kamailio_rpc_url).call(method, *params)

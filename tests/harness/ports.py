@@ -1,0 +1,49 @@
+"""Free loopback ports for test processes."""
+from __future__ import annotations
+
+import socket
+
+_handed_out: set[int] = set()
+
+
+def free_port(kind: str = "both") -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (not handed out before in this run)."""
+    for _ in range(200):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+        if port not in _handed_out and port < 60000:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+def free_port_block(n: int) -> int:
+    """Start of n consecutive ports nobody is bound to (for media ranges)."""
+    import random
+
+    for _ in range(100):
+        start = random.randrange(20000, 29000, 2)
+        ok = True
+        for p in range(start, start + n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+            if not ok:
+                break
+        if ok and not (_handed_out & set(range(start, start + n))):
+            _handed_out.update(range(start, start + n))
+            return start
+    raise RuntimeError("no free port block")

@@ -1,0 +1,125 @@
+"""Run SIPp scenarios (tests/scenario/sipp/) against a node: phones that register and call."""
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ports import free_port, free_port_block
+
+SCEN = Path(__file__).resolve().parents[1] / "scenario" / "sipp"
+
+
+def _read(name: str) -> str:
+    return (SCEN / name).read_text()
+
+
+def tone_file(path: Path, seconds: float = 2.0) -> Path:
+    """A raw G.711 mu-law 440 Hz tone (what SIPp's rtp_stream sends, 160 bytes per 20 ms)."""
+    import math
+
+    def ulaw(s: int) -> int:
+        sign = 0x80 if s < 0 else 0
+        s = min(abs(s), 32635) + 0x84
+        exp = next((e for e in range(7, -1, -1) if s & (1 << (e + 7))), 0)
+        return ~(sign | (exp << 4) | ((s >> (exp + 3)) & 0x0F)) & 0xFF
+
+    if not path.exists():
+        path.write_bytes(bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(int(8000 * seconds))))
+    return path
+
+
+@dataclass
+class Phone:
+    """One SIP device: a SIP account and the local port it uses."""
+
+    user: str
+    domain: str
+    password: str
+    port: int
+    media_port: int
+
+    def csv_line(self, last: str) -> str:
+        return f"{self.user};{self.domain};[authentication username={self.user} password={self.password}];{last}"
+
+
+class Sipp:
+    def __init__(self, server: tuple[str, int], workdir: Path):
+        self.server = server
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tone = tone_file(self.workdir / "tone.ulaw")
+
+    def phone(self, user: str, domain: str, password: str) -> Phone:
+        return Phone(user, domain, password, free_port(), free_port_block(4))
+
+    def _write(self, name: str, text: str) -> Path:
+        f = tempfile.NamedTemporaryFile("w", dir=self.workdir, prefix=name, suffix=".xml", delete=False)
+        f.write(text)
+        f.close()
+        return Path(f.name)
+
+    def _inf(self, phone: Phone, last: str) -> Path:
+        f = tempfile.NamedTemporaryFile("w", dir=self.workdir, prefix="inf", suffix=".csv", delete=False)
+        f.write("SEQUENTIAL\n" + phone.csv_line(last) + "\n")
+        f.close()
+        return Path(f.name)
+
+    def _argv(self, scenario: Path, phone: Phone, extra: list[str], timeout_s: int) -> list[str]:
+        return [
+            "sipp", f"{self.server[0]}:{self.server[1]}", "-sf", str(scenario), "-m", "1",
+            "-i", "127.0.0.1", "-p", str(phone.port), "-mi", "127.0.0.1", "-mp", str(phone.media_port),
+            "-timeout", f"{timeout_s}s", "-timeout_error", "-recv_timeout", f"{timeout_s}s", "-nostdin", "-trace_err",
+            "-buff_size", "1048576", *extra,
+        ]
+
+    def run(self, argv: list[str], timeout_s: int) -> "SippResult":
+        proc = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True, timeout=timeout_s + 10)
+        return SippResult(proc.returncode, proc.stdout + proc.stderr)
+
+    def start(self, argv: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def register(self, phone: Phone, wrong: bool = False, expires: int = 600, timeout_s: int = 10, nat: bool = False) -> "SippResult":
+        scen = SCEN / ("register_wrong.xml" if wrong else "register_nat.xml" if nat else "register.xml")
+        return self.run(self._argv(scen, phone, ["-inf", str(self._inf(phone, str(expires)))], timeout_s), timeout_s)
+
+    def callee(self, phone: Phone, mode: str = "answer", timeout_s: int = 30, contact: str = "[local_ip]:[local_port]", sdp_ip: str = "[media_ip]", sdp_port: str = "[media_port]") -> subprocess.Popen:
+        body = _read(f"uas_{mode}.inc").replace("@CONTACT_HOSTPORT@", contact).replace("@SDP_IP@", sdp_ip).replace("@SDP_PORT@", sdp_port)
+        actions = _read("uas_ring_actions.inc") if mode == "ring" else ""
+        scen = self._write(f"uas_{mode}", _read("uas.xml").replace("@INVITE_ACTIONS@", actions).replace("@BODY@", body))
+        extra = ["-rtp_echo"] if mode == "answer" else []
+        proc = self.start(self._argv(scen, phone, extra, timeout_s))
+        time.sleep(0.3)  # let it bind its port
+        return proc
+
+    def caller(self, phone: Phone, dial: str, expect: int | str = 200, hold_ms: int = 2500, ring_ms: int = 1000, timeout_s: int = 30) -> "SippResult":
+        if expect == 200:
+            final = _read("uac_final_200.inc").replace("@RTP_FILE@", str(self.tone))
+            pause = hold_ms
+        elif expect == "cancel":
+            final = _read("uac_final_cancel.inc")
+            pause = ring_ms
+        else:
+            final = _read("uac_final_error.inc").replace("@CODE@", str(expect))
+            pause = 0
+        scen = self._write("uac", _read("uac_call.xml").replace("@RECV_FINAL@", final))
+        argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, dial)), "-d", str(pause)], timeout_s)
+        return self.run(argv, timeout_s)
+
+    @staticmethod
+    def wait(proc: subprocess.Popen, timeout_s: int = 30) -> "SippResult":
+        out, _ = proc.communicate(timeout=timeout_s)
+        return SippResult(proc.returncode, out)
+
+
+@dataclass
+class SippResult:
+    rc: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
