@@ -73,7 +73,7 @@ class App:
             if s.exec(select(ApiToken)).first() is not None:
                 return None
             token = "cm_" + secrets.token_urlsafe(32)
-            s.add(ApiToken(name="bootstrap platform token", token_hash=hash_token(token), role=Role.EXTENDED_ADMIN, tenant_id=None))
+            s.add(ApiToken(name="bootstrap platform token", token_hash=hash_token(token), role=Role.EXTENDED_ADMIN.value, tenant_id=None))
             s.commit()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(token + "\n")

@@ -52,7 +52,7 @@ class User(SQLModel, table=True):
     tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
     name: str = Field(sa_column=Column(String(200), nullable=False))
     email: Optional[str] = Field(default=None, sa_column=Column(String(254), nullable=True))
-    role: Role = Field(default=Role.USER, sa_column=Column(String(20), nullable=False))
+    role: str = Field(default=Role.USER.value, sa_column=Column(String(20), nullable=False))
     enabled: bool = True
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -86,7 +86,7 @@ class ApiToken(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(200), nullable=False))
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
-    role: Role = Field(sa_column=Column(String(20), nullable=False))
+    role: str = Field(sa_column=Column(String(20), nullable=False))
     # NULL tenant: a platform (carrier) token that manages tenants and sees all of them.
     tenant_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=True, index=True))
     user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))

@@ -37,7 +37,7 @@ def create(ctx, p: TokenCreate):
             u = get_scoped(s, User, p.user_id, pr, "user")
             if u.tenant_id != tenant_id:
                 raise InvalidParams("the user belongs to another tenant", field="user_id")
-        t = ApiToken(name=p.name, token_hash=hash_token(token), role=p.role, tenant_id=tenant_id, user_id=p.user_id)
+        t = ApiToken(name=p.name, token_hash=hash_token(token), role=p.role.value, tenant_id=tenant_id, user_id=p.user_id)
         s.add(t)
         s.flush()
         out = dump(t, {"token_hash"})

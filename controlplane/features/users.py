@@ -60,7 +60,7 @@ def create(ctx, p: UserCreate):
     with ctx.app.write() as s:
         get_scoped(s, Tenant, tenant_id, ctx.principal, "tenant")
         _check_email(s, tenant_id, p.email)
-        u = User(tenant_id=tenant_id, name=p.name, email=p.email, role=p.role, enabled=p.enabled)
+        u = User(tenant_id=tenant_id, name=p.name, email=p.email, role=p.role.value, enabled=p.enabled)
         s.add(u)
         s.flush()
         return dump(u)
@@ -82,7 +82,7 @@ def list_(ctx, p: UserList):
         if scope is not None:
             stmt = stmt.where(User.tenant_id == scope)
         if p.role is not None:
-            stmt = stmt.where(User.role == p.role)
+            stmt = stmt.where(User.role == p.role.value)
         return page(s, stmt, p.limit, p.offset, dump)
 
 
@@ -93,7 +93,7 @@ def update(ctx, p: UserUpdate):
         u = get_scoped(s, User, p.id, ctx.principal, "user")
         if p.role is not None:
             _check_role_grant(ctx.principal, p.role)
-            u.role = p.role
+            u.role = p.role.value
         if p.email is not None:
             _check_email(s, u.tenant_id, p.email, exclude_id=u.id)
             u.email = p.email
