@@ -13,6 +13,8 @@ from .ports import free_port, free_port_block
 class TestNode:
     def __init__(self, var_dir: Path, **overrides):
         rtp = free_port_block(400)
+        defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128)
+        defaults.update(overrides)
         self.settings = load_settings(
             env={},
             var_dir=str(var_dir),
@@ -23,11 +25,7 @@ class TestNode:
             api_port=free_port(),
             rtp_port_min=rtp,
             rtp_port_max=rtp + 399,
-            snapshot_check_s=0.1,
-            cdr_ingest_interval_s=0.2,
-            invite_timeout_s=20,
-            kamailio_shm_mb=128,
-            **overrides,
+            **defaults,
         )
         self.node = Node(self.settings)
 
