@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .facts import RequestFacts
+from .facts import AuthResult, RequestFacts
 from .snapshot import Account, Snapshot
 
 
@@ -46,3 +46,35 @@ def ha1_for_check(snapshot: Snapshot, username: str, realm: str, decoy: str) -> 
     """The HA1 to verify the presented credentials against (the decoy for unknown accounts)."""
     acc = find_account(snapshot, username, realm)
     return acc.ha1 if acc is not None else decoy
+
+
+# Return codes of Kamailio's auth pv_auth_check(): > 0 ok, -4 nonce expired, -5 no credentials
+# for the realm, -6 nonce reused; everything else (-1 generic, -2 wrong password, -8 user
+# mismatch, ...) is a failed attempt.
+_STALE_CODES = frozenset({-4, -6})
+_NO_CREDENTIALS = -5
+
+
+def auth_result(rc: int) -> AuthResult:
+    """What a digest check's return code means for the decision (and for failure counting)."""
+    if rc > 0:
+        return AuthResult.OK
+    if rc in _STALE_CODES:
+        return AuthResult.STALE
+    if rc == _NO_CREDENTIALS:
+        return AuthResult.NONE
+    return AuthResult.FAILED
+
+
+def identity_must_match(method: str) -> bool:
+    """REGISTER binds only the authenticated account's own AOR (To user == auth user).
+
+    Calls may present another From user (e.g. a display number); the caller is identified by
+    the authenticated account, never by From.
+    """
+    return method == "REGISTER"
+
+
+def failure_counter_keys(username: str, realm: str, src_ip: str) -> tuple[str, ...]:
+    """Keys of the shared `authfail` counters a failed attempt increments: per account, per source, total."""
+    return (f"acct:{username}@{realm}", f"src:{src_ip}", "total")

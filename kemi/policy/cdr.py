@@ -13,6 +13,11 @@ FAILED = "failed"
 DISPOSITIONS = (ANSWERED, BUSY, NO_ANSWER, CANCELLED, REJECTED, UNAVAILABLE, FAILED)
 
 
+def is_call_attempt(method: str) -> bool:
+    """Only INVITEs are calls: a rejected MESSAGE or OPTIONS leaves no CDR."""
+    return method == "INVITE"
+
+
 def disposition(code: int, cancelled: bool = False) -> str:
     """Map a final SIP code (and whether the caller cancelled) to a CDR disposition."""
     if cancelled or code == 487:

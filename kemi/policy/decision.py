@@ -1,7 +1,7 @@
 """Decisions: what the policy core tells the shell to do, with a trace of why."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -60,16 +60,3 @@ class Decision:
     callee: CallParty | None = None
     counts_as_call: bool = True  # False for challenges: an auth round trip is not a call attempt
 
-    def with_trace(self, *lines: str) -> "Decision":
-        return Decision(self.action, self.trace + lines, self.caller, self.callee, self.counts_as_call)
-
-
-@dataclass(frozen=True, slots=True)
-class TraceBuilder:
-    lines: list[str] = field(default_factory=list)
-
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-
-    def freeze(self) -> tuple[str, ...]:
-        return tuple(self.lines)

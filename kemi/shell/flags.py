@@ -6,6 +6,3 @@ FLB_NATSIPPING = 7  # OPTIONS keep-alives for this contact (nathelper sipping_bf
 # nathelper nat_uac_test: 1 RFC1918 in Contact, 2 Via address != source, 16 Via port != source port
 NAT_TEST = 1 | 2 | 16
 
-# Media for every call goes through RTPengine.
-RTPENGINE_FLAGS = "replace-origin replace-session-connection ICE=remove RTP/AVP"
-RTPENGINE_FLAGS_NATED = RTPENGINE_FLAGS + " SIP-source-address"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import secrets
 import time
 import uuid
@@ -16,15 +15,16 @@ import uuid
 import KSR
 
 from kemi.policy import cdr
-from kemi.policy.auth import challenge_realm, ha1_for_check
+from kemi.policy.auth import auth_result, challenge_realm, failure_counter_keys, ha1_for_check, identity_must_match
 from kemi.policy.decision import Challenge, Decision, Flow, Register, Reject, RouteToUser
-from kemi.policy.facts import AuthResult
+from kemi.policy.facts import AuthResult, RequestFacts
+from kemi.policy.media import rtpengine_flags
 from kemi.policy.routing import ROUTABLE_INITIAL, decide_initial, decide_register
 
 from . import ksr_apply as apply
 from . import ksr_read as read
 from .cdr_spool import CdrSpool
-from .flags import FLB_NATB, FLB_NATSIPPING, FLT_NATS, NAT_TEST, RTPENGINE_FLAGS, RTPENGINE_FLAGS_NATED
+from .flags import FLB_NATB, FLB_NATSIPPING, FLT_NATS, NAT_TEST
 from .settings import ShellSettings
 from .snapshot_holder import SnapshotHolder
 
@@ -132,7 +132,7 @@ def detect_nat() -> None:
 
 
 def media_flags() -> str:
-    return RTPENGINE_FLAGS_NATED if KSR.isflagset(FLT_NATS) else RTPENGINE_FLAGS
+    return rtpengine_flags(nated=KSR.isflagset(FLT_NATS))
 
 
 def relay() -> None:
@@ -143,35 +143,29 @@ def relay() -> None:
 # ---------------------------------------------------------------- authentication
 
 
-def authenticate(method_realm: str) -> tuple[AuthResult, str, str]:
-    """Check the request's digest credentials against the snapshot; count failures."""
+def authenticated_facts() -> RequestFacts:
+    """The request's facts with the result of checking its digest credentials; failures counted."""
+    snap = SNAPSHOTS.get()
+    facts = read.request_facts()
     user, realm = read.credentials()
     if not user:
-        return AuthResult.NONE, "", ""
-    snap = SNAPSHOTS.get()
+        return facts
+    method_realm = challenge_realm(facts, snap)
     ha1 = ha1_for_check(snap, user, method_realm, DECOY_HA1)
-    rc = KSR.auth.pv_auth_check(method_realm, ha1, 1, 1 if KSR.is_REGISTER() else 0)
-    if rc > 0:
-        return AuthResult.OK, user, method_realm
-    if rc in (-4, -6):  # nonce expired / reused
-        return AuthResult.STALE, user, realm
-    if rc == -5:  # no credentials for our realm
-        return AuthResult.NONE, user, realm
-    src = read.request_facts().src_ip
-    for key in (f"acct:{user}@{method_realm}", f"src:{src}", "total"):
-        KSR.htable.sht_inc("authfail", key)  # atomic, shared by all workers (initval=0 creates it)
-    KSR.notice(f"callmanager: digest authentication failed for {user}@{method_realm} from {src} (rc {rc})\n")
-    return AuthResult.FAILED, user, realm
+    rc = KSR.auth.pv_auth_check(method_realm, ha1, 1, 1 if identity_must_match(facts.method) else 0)
+    result = auth_result(rc)
+    if result is AuthResult.FAILED:
+        for key in failure_counter_keys(user, method_realm, facts.src_ip):
+            KSR.htable.sht_inc("authfail", key)  # atomic, shared by all workers (initval=0 creates it)
+        KSR.notice(f"callmanager: digest authentication failed for {user}@{method_realm} from {facts.src_ip} (rc {rc})\n")
+    return dataclasses.replace(facts, auth=result, auth_user=user, auth_realm=method_realm if result is AuthResult.OK else realm)
 
 
 # ---------------------------------------------------------------- REGISTER
 
 
 def registrar() -> None:
-    snap = SNAPSHOTS.get()
-    facts = read.request_facts()
-    auth, user, realm = authenticate(challenge_realm(facts, snap))
-    decision = decide_register(dataclasses.replace(facts, auth=auth, auth_user=user, auth_realm=realm), snap)
+    decision = decide_register(authenticated_facts(), SNAPSHOTS.get())
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)
@@ -190,11 +184,8 @@ def registrar() -> None:
 
 
 def initial_request() -> None:
-    snap = SNAPSHOTS.get()
-    facts = read.request_facts()
-    auth, user, realm = authenticate(challenge_realm(facts, snap))
-    facts = dataclasses.replace(facts, auth=auth, auth_user=user, auth_realm=realm)
-    decision = decide_initial(facts, snap)
+    facts = authenticated_facts()
+    decision = decide_initial(facts, SNAPSHOTS.get())
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)
@@ -220,7 +211,7 @@ def call_context(decision: Decision, call_id: str) -> dict:
 
 def finish_locally(ctx: dict, rej: Reject, method: str) -> None:
     apply.reject(rej)
-    if method == "INVITE":
+    if cdr.is_call_attempt(method):
         SPOOL.put(cdr.record(ctx, code=rej.code, reason=rej.reason, end_ts=time.time()))
 
 
@@ -257,7 +248,7 @@ def branch_reply_route() -> int:
     if nated:
         KSR.nathelper.set_contact_alias()
     if 100 < code < 300 and read.has_sdp():
-        KSR.rtpengine.rtpengine_manage(RTPENGINE_FLAGS_NATED if nated else RTPENGINE_FLAGS)
+        KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
     return 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,10 @@ class Phone:
     password: str
     port: int
     media_port: int
+    transport: str = "udp"  # or "tcp"
+
+    def with_password(self, password: str) -> "Phone":
+        return Phone(self.user, self.domain, password, self.port, self.media_port, self.transport)
 
     def csv_line(self, last: str) -> str:
         return f"{self.user};{self.domain};[authentication username={self.user} password={self.password}];{last}"
@@ -52,8 +57,8 @@ class Sipp:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tone = tone_file(self.workdir / "tone.ulaw")
 
-    def phone(self, user: str, domain: str, password: str) -> Phone:
-        return Phone(user, domain, password, free_port(), free_port_block(4))
+    def phone(self, user: str, domain: str, password: str, transport: str = "udp") -> Phone:
+        return Phone(user, domain, password, free_port(), free_port_block(4), transport)
 
     def _write(self, name: str, text: str) -> Path:
         f = tempfile.NamedTemporaryFile("w", dir=self.workdir, prefix=name, suffix=".xml", delete=False)
@@ -72,7 +77,7 @@ class Sipp:
             "sipp", f"{self.server[0]}:{self.server[1]}", "-sf", str(scenario), "-m", "1",
             "-i", "127.0.0.1", "-p", str(phone.port), "-mi", "127.0.0.1", "-mp", str(phone.media_port),
             "-timeout", f"{timeout_s}s", "-timeout_error", "-recv_timeout", f"{timeout_s}s", "-nostdin", "-trace_err",
-            "-buff_size", "1048576", *extra,
+            "-buff_size", "1048576", "-t", "t1" if phone.transport == "tcp" else "u1", *extra,
         ]
 
     def run(self, argv: list[str], timeout_s: int) -> "SippResult":
@@ -91,13 +96,17 @@ class Sipp:
         actions = _read("uas_ring_actions.inc") if mode == "ring" else ""
         scen = self._write(f"uas_{mode}", _read("uas.xml").replace("@INVITE_ACTIONS@", actions).replace("@BODY@", body))
         extra = ["-rtp_echo"] if mode == "answer" else []
-        proc = self.start(self._argv(scen, phone, extra, timeout_s))
+        proc = self.start(self._argv(scen, phone, extra + ["-trace_msg", "-message_file", str(scen.with_suffix(".messages"))], timeout_s))
+        proc.messages = scen.with_suffix(".messages")  # what the callee received and sent
         time.sleep(0.3)  # let it bind its port
         return proc
 
     def caller(self, phone: Phone, dial: str, expect: int | str = 200, hold_ms: int = 2500, ring_ms: int = 1000, timeout_s: int = 30) -> "SippResult":
         if expect == 200:
             final = _read("uac_final_200.inc").replace("@RTP_FILE@", str(self.tone))
+            pause = hold_ms
+        elif expect == "reinvite":
+            final = _read("uac_final_reinvite.inc")
             pause = hold_ms
         elif expect == "cancel":
             final = _read("uac_final_cancel.inc")
@@ -108,6 +117,13 @@ class Sipp:
         scen = self._write("uac", _read("uac_call.xml").replace("@RECV_FINAL@", final))
         argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, dial)), "-d", str(pause)], timeout_s)
         return self.run(argv, timeout_s)
+
+    def caller_in_background(self, phone: Phone, dial: str, **kw) -> Future:
+        """Start a call that runs while the test looks at the node; `.result()` is its SippResult."""
+        pool = ThreadPoolExecutor(max_workers=1)
+        fut = pool.submit(self.caller, phone, dial, **kw)
+        pool.shutdown(wait=False)
+        return fut
 
     @staticmethod
     def wait(proc: subprocess.Popen, timeout_s: int = 30) -> "SippResult":

@@ -30,14 +30,14 @@ def tenant(node):
 def make_user(node, tenant, sipp):
     """Create a user with an extension and a SIP account; returns (user, extension, phone)."""
 
-    def make(ext: str | None = None):
+    def make(ext: str | None = None, transport: str = "udp"):
         i = next(_n)
         ext = ext or str(300 + i)
         user = node.rpc("user.create", tenant_id=tenant["id"], name=f"User {i}")
         password = f"pw-{i}-secret"
         node.rpc("sip_account.create", user_id=user["id"], username=f"u{i}", password=password)
         node.rpc("extension.create", number=ext, user_id=user["id"])
-        return user, ext, sipp.phone(f"u{i}", tenant["sip_domain"], password)
+        return user, ext, sipp.phone(f"u{i}", tenant["sip_domain"], password, transport)
 
     return make
 

@@ -121,3 +121,36 @@ def test_trusted_source_needs_no_credentials():
     snap = snapshot(trusted=["198.51.100.0/24"])
     d = decide(invite(auth=AuthResult.NONE, src="198.51.100.7"), snap)
     assert isinstance(d.action, RouteToUser) and d.caller.user_id is None
+
+
+def test_digest_check_codes_map_to_results():
+    from kemi.policy.auth import auth_result
+
+    assert auth_result(1) is AuthResult.OK
+    assert auth_result(-2) is AuthResult.FAILED  # wrong password (or the decoy for an unknown user)
+    assert auth_result(-8) is AuthResult.FAILED
+    assert auth_result(-4) is AuthResult.STALE and auth_result(-6) is AuthResult.STALE
+    assert auth_result(-5) is AuthResult.NONE
+
+
+@given(st.integers(min_value=-100, max_value=-1))
+def test_every_negative_code_other_than_stale_or_absent_counts_as_a_failure(rc):
+    from kemi.policy.auth import auth_result
+
+    if rc not in (-4, -5, -6):
+        assert auth_result(rc) is AuthResult.FAILED
+
+
+def test_failures_are_counted_per_account_per_source_and_in_total():
+    from kemi.policy.auth import failure_counter_keys, identity_must_match
+
+    assert failure_counter_keys("bob", "acme.example", "192.0.2.1") == ("acct:bob@acme.example", "src:192.0.2.1", "total")
+    assert identity_must_match("REGISTER") and not identity_must_match("INVITE")
+
+
+def test_nated_legs_take_the_media_address_from_the_signalling_source():
+    from kemi.policy.media import rtpengine_flags
+
+    assert "SIP-source-address" in rtpengine_flags(True)
+    assert "SIP-source-address" not in rtpengine_flags(False)
+    assert "replace-origin" in rtpengine_flags(False)
