@@ -62,7 +62,13 @@ def make_handler(app: App, dispatcher: Dispatcher):
             if self.path.rstrip("/") != "/rpc":
                 self._send(404, b'{"error": "POST JSON-RPC to /rpc"}')
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._send(400, b'{"error": "Content-Length must be a non-negative integer"}')
+                return
             if length > MAX_BODY:
                 self._send(413, b'{"error": "request body too large"}')
                 return

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import timezone
+from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 from sqlmodel import or_, select
@@ -11,9 +12,7 @@ from controlplane.api.rpc import method
 from controlplane.db.models import Cdr, Role
 from kemi.policy.cdr import DISPOSITIONS
 
-from .common import Id, ListParams
-
-from typing import Literal
+from .common import Id, ListParams, page
 
 Disposition = Literal[DISPOSITIONS]  # type: ignore[valid-type]
 
@@ -60,6 +59,4 @@ def list_(ctx, p: CdrList):
             stmt = stmt.where(Cdr.disposition == p.disposition)
         if p.call_id:
             stmt = stmt.where(Cdr.call_id == p.call_id)
-        from .common import page
-
         return page(s, stmt, p.limit, p.offset, serialise)

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import StringConstraints
 from sqlmodel import select
 
-from controlplane.api.errors import Conflict
+from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, SipAccount, Tenant, User
 from kemi.policy.auth import ha1, ha1b
@@ -95,8 +95,6 @@ def list_(ctx, p: SipAccountList):
 def update(ctx, p: SipAccountUpdate):
     """Set or generate a new password, or enable/disable the account."""
     if p.password is not None and p.generate_password:
-        from controlplane.api.errors import InvalidParams
-
         raise InvalidParams("give either password or generate_password, not both")
     with ctx.app.write() as s:
         acc = get_scoped(s, SipAccount, p.id, ctx.principal, "sip_account")

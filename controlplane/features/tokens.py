@@ -5,7 +5,7 @@ import secrets
 
 from sqlmodel import select
 
-from controlplane.api.errors import Forbidden, InvalidParams
+from controlplane.api.errors import Forbidden, InvalidParams, NotFound
 from controlplane.api.rpc import Params, method
 from controlplane.app import hash_token
 from controlplane.db.models import ROLE_RANK, ApiToken, Role, Tenant, User
@@ -62,8 +62,6 @@ def delete(ctx, p: IdParams):
     with ctx.app.write(changes_routing=False) as s:
         t = s.get(ApiToken, p.id)
         if t is None or (not ctx.principal.is_platform and t.tenant_id != ctx.principal.tenant_id):
-            from controlplane.api.errors import NotFound
-
             raise NotFound(f"token {p.id} does not exist", token_id=p.id)
         s.delete(t)
         return {"deleted": True, "id": p.id}

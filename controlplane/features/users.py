@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import StringConstraints
 from sqlmodel import select
 
-from controlplane.api.errors import Conflict, Forbidden
+from controlplane.api.errors import Conflict, Forbidden, InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import ROLE_RANK, Role, Tenant, User
 
@@ -53,8 +53,6 @@ def create(ctx, p: UserCreate):
     """Create a user in a tenant."""
     tenant_id = ctx.principal.tenant_scope(p.tenant_id)
     if tenant_id is None:
-        from controlplane.api.errors import InvalidParams
-
         raise InvalidParams("tenant_id is required with a platform token", field="tenant_id")
     _check_role_grant(ctx.principal, p.role)
     with ctx.app.write() as s:

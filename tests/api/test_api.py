@@ -198,3 +198,24 @@ def test_rpc_discover_publishes_every_method(api, server):
     assert {m["name"] for m in doc["methods"]} == set(REGISTRY.methods)
     uc = next(m for m in doc["methods"] if m["name"] == "user.create")
     assert {p["name"] for p in uc["params"]} >= {"name", "role", "tenant_id"}
+
+
+def test_odd_cdr_records_are_cut_to_size_or_quarantined_and_never_block_the_spool(api, server):
+    write_cdr(server, id="00000000-0000-0000-0000-0000000000aa", caller="9" * 500, call_id="c" * 1000)
+    write_cdr(server, id="00000000-0000-0000-0000-0000000000bb", tenant_id="not-a-number")
+    write_cdr(server, id="00000000-0000-0000-0000-0000000000cc")
+    deadline = time.time() + 5
+    while time.time() < deadline and server.app.ingestor.pending():
+        time.sleep(0.1)
+    items = api.ok("cdr.list")["items"]
+    assert {c["id"][-2:] for c in items} == {"aa", "cc"}
+    assert len([c for c in items if c["id"].endswith("aa")][0]["caller"]) == 128
+    assert (server.settings.spool_dir / "bad" / "00000000-0000-0000-0000-0000000000bb.json").exists()
+
+
+def test_a_bad_content_length_is_a_clear_http_error(server):
+    import socket
+
+    with socket.create_connection((server.settings.api_address, server.settings.api_port)) as s:
+        s.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: banana\r\n\r\n")
+        assert b" 400 " in s.recv(200).split(b"\r\n")[0]

@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import tempfile
 import time
