@@ -1,7 +1,14 @@
-"""`make bench`: the KEMI node vs a native-language Kamailio doing the same SIP work, same run.
+"""`make bench`: the KEMI node vs the same Kamailio with a native-language cfg, in one run.
 
-Measured now: a registration storm of N users with digest auth (default 20,000).
+1. Registration storm: N distinct users (default 20,000) register with digest auth as fast as
+   SIPp offers them; registrations/s for both.
+2. Call rate: INVITE/407/INVITE/200/ACK/BYE between registered users, RTPengine doing
+   offer/answer/delete for every call; the highest rate each sustains for `--duration` seconds
+   (default 20) with < 0.5 % failed calls, searched in steps of x1.5.
+
 Writes var/bench/results.json (records {name, value, unit, baseline, ratio}) and prints a table.
+The KEMI node routes from its snapshot of all N users; the baseline takes HA1s from an htable
+loaded at start. Only loopback is used; every loop is bounded in count and time.
 """
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import tempfile
 import time
@@ -17,103 +25,208 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from controlplane.adapters.kamailio_rpc import KamailioRpc
 from controlplane.db.models import SipAccount, Tenant, User
 from controlplane.db.session import make_engine
 from controlplane.node import processes
+from controlplane.node.settings import load_settings
 from kemi.policy.auth import ha1, ha1b
 from tests.harness.node import TestNode
-from tests.harness.ports import free_port
+from tests.harness.ports import free_port, free_port_block
 
-ROOT = Path(__file__).resolve().parents[2]
-SCEN = ROOT / "tests" / "scenario" / "sipp" / "register.xml"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+REGISTER = ROOT / "tests" / "scenario" / "sipp" / "register.xml"
 DOMAIN = "bench.example"
+CALLER, CALLEE = "100", "200"  # SIP usernames, also the extensions on the KEMI node
+MAX_FAILED = 0.005
 
 
-def users_csv(path: Path, n: int) -> Path:
-    lines = ["SEQUENTIAL"] + [f"b{i};{DOMAIN};[authentication username=b{i} password=pw{i}];3600" for i in range(n)]
-    path.write_text("\n".join(lines) + "\n")
+def password(user: str) -> str:
+    return f"pw-{user}"
+
+
+def all_users(n: int) -> list[str]:
+    return [f"b{i}" for i in range(n)] + [CALLER, CALLEE]
+
+
+def csv(path: Path, lines: list[str]) -> Path:
+    path.write_text("SEQUENTIAL\n" + "\n".join(lines) + "\n")
     return path
 
 
-def storm(port: int, csv: Path, n: int, rate: int, workdir: Path) -> dict:
-    stat = workdir / f"storm-{port}.csv"
-    argv = ["sipp", f"127.0.0.1:{port}", "-sf", str(SCEN), "-inf", str(csv), "-m", str(n), "-r", str(rate), "-l", "2000",
-            "-i", "127.0.0.1", "-p", str(free_port()), "-buff_size", "4194304", "-timeout", "120s", "-nostdin",
-            "-trace_stat", "-stf", str(stat), "-fd", "1"]
-    t0 = time.monotonic()
-    subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=180)
-    elapsed = time.monotonic() - t0
-    rows = stat.read_text().splitlines()
+def auth_line(user: str, last: str) -> str:
+    return f"{user};{DOMAIN};[authentication username={user} password={password(user)}];{last}"
+
+
+def last_stats(stat_file: Path) -> dict[str, int]:
+    rows = stat_file.read_text().splitlines()
     head, last = rows[0].split(";"), rows[-1].split(";")
-    ok = int(last[head.index("SuccessfulCall(C)")])
-    failed = int(last[head.index("FailedCall(C)")])
-    return {"ok": ok, "failed": failed, "elapsed_s": elapsed, "per_s": ok / elapsed}
+    return {k: int(last[head.index(k)]) for k in ("SuccessfulCall(C)", "FailedCall(C)", "OutgoingCall(C)")}
 
 
-def provision(node: TestNode, n: int) -> None:
+def sipp(port: int, scenario: Path, extra: list[str], workdir: Path, timeout_s: float) -> tuple[dict, float]:
+    stat = workdir / f"stat-{time.monotonic_ns()}.csv"
+    argv = ["sipp", f"127.0.0.1:{port}", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(free_port()),
+            "-buff_size", "4194304", "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1", *extra]
+    t0 = time.monotonic()
+    subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
+    return last_stats(stat), time.monotonic() - t0
+
+
+def registration_storm(port: int, n: int, rate: int, workdir: Path) -> dict:
+    inf = csv(workdir / "storm.csv", [auth_line(f"b{i}", "3600") for i in range(n)])
+    stats, elapsed = sipp(port, REGISTER, ["-inf", str(inf), "-m", str(n), "-r", str(rate), "-l", "2000", "-timeout", "150s"], workdir, 180)
+    return {"ok": stats["SuccessfulCall(C)"], "failed": stats["FailedCall(C)"], "elapsed_s": round(elapsed, 2),
+            "per_s": round(stats["SuccessfulCall(C)"] / elapsed, 1)}
+
+
+def call_step(port: int, rate: int, duration: int, workdir: Path) -> dict:
+    """Offer `rate` calls/s for `duration` s to a fresh callee; count what failed."""
+    media = free_port_block(4)
+    callee_port = free_port()
+    reg = csv(workdir / "callee.csv", [auth_line(CALLEE, "3600")])
+    # the callee (re)registers from the port its UAS will answer on
+    subprocess.run(["sipp", f"127.0.0.1:{port}", "-sf", str(REGISTER), "-inf", str(reg), "-m", "1", "-i", "127.0.0.1",
+                    "-p", str(callee_port), "-timeout", "10s", "-nostdin"], cwd=workdir, capture_output=True, timeout=20)
+    uas = subprocess.Popen(["sipp", "-sf", str(HERE / "uas_answer_load.xml"), "-i", "127.0.0.1", "-p", str(callee_port),
+                            "-mi", "127.0.0.1", "-mp", str(media), "-buff_size", "4194304", "-nostdin", "-timeout", f"{duration + 60}s"],
+                           cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        inf = csv(workdir / "caller.csv", [auth_line(CALLER, CALLEE)])
+        total = rate * duration
+        stats, elapsed = sipp(port, HERE / "uac_call_load.xml",
+                              ["-inf", str(inf), "-m", str(total), "-r", str(rate), "-l", str(max(rate * 5, 100)), "-mi", "127.0.0.1",
+                               "-mp", str(free_port_block(4)), "-recv_timeout", "5s", "-timeout", f"{duration + 40}s"],
+                              workdir, duration + 60)
+    finally:
+        uas.send_signal(signal.SIGTERM)
+        try:
+            uas.wait(5)
+        except subprocess.TimeoutExpired:
+            uas.kill()
+    ok, failed = stats["SuccessfulCall(C)"], stats["FailedCall(C)"]
+    attempted = max(ok + failed, 1)
+    kept_pace = elapsed <= duration * 1.15 + 6
+    passed = ok >= total * (1 - MAX_FAILED) and failed / attempted < MAX_FAILED and kept_pace
+    return {"rate": rate, "ok": ok, "failed": failed, "offered": total, "elapsed_s": round(elapsed, 1), "passed": passed}
+
+
+def call_rate_search(port: int, start: int, ceiling: int, duration: int, workdir: Path) -> dict:
+    steps, best, rate = [], 0, start
+    while rate <= ceiling:
+        step = call_step(port, rate, duration, workdir)
+        steps.append(step)
+        print(f"    {rate:>5} calls/s offered: {step['ok']} ok, {step['failed']} failed, {step['elapsed_s']} s -> {'sustained' if step['passed'] else 'not sustained'}", flush=True)
+        if not step["passed"]:
+            break
+        best = rate
+        rate = int(rate * 1.5)
+        time.sleep(2)  # let transactions of the last step expire
+    return {"best": best, "steps": steps}
+
+
+def provision_kemi(node: TestNode, n: int) -> None:
     engine = make_engine(node.settings.db_url)
     with Session(engine) as s:
         t = Tenant(name="Bench", sip_domain=DOMAIN)
         s.add(t)
         s.flush()
-        users = [User(tenant_id=t.id, name=f"b{i}") for i in range(n)]
+        names = all_users(n)
+        users = [User(tenant_id=t.id, name=u) for u in names]
         s.add_all(users)
         s.flush()
-        s.add_all(SipAccount(tenant_id=t.id, user_id=u.id, username=f"b{i}", realm=DOMAIN, ha1=ha1(f"b{i}", DOMAIN, f"pw{i}"), ha1b=ha1b(f"b{i}", DOMAIN, f"pw{i}")) for i, u in enumerate(users))
+        s.add_all(SipAccount(tenant_id=t.id, user_id=u.id, username=name, realm=DOMAIN, ha1=ha1(name, DOMAIN, password(name)),
+                             ha1b=ha1b(name, DOMAIN, password(name))) for name, u in zip(names, users))
         s.commit()
+        caller_id, callee_id = users[-2].id, users[-1].id
     engine.dispose()
-    node.rpc("tenant.create", name="bump", sip_domain="bump.example")  # bumps the version: publishes all
-    time.sleep(3)
+    node.rpc("extension.create", number=CALLER, user_id=caller_id)
+    node.rpc("extension.create", number=CALLEE, user_id=callee_id)  # bumps the version: all users published
+    time.sleep(2)
 
 
-def native_kamailio(workdir: Path, n: int):
+def native_node(workdir: Path, n: int):
+    """RTPengine plus Kamailio running tests/bench/native.cfg; returns (components, SIP port)."""
+    db = workdir / "native-db"
+    db.mkdir()
+    rows = ["id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)"]
+    rows += [f"{i + 1}:{u}@{DOMAIN}:0:0:{ha1(u, DOMAIN, password(u))}:0" for i, u in enumerate(all_users(n))]
+    (db / "htable").write_text("\n".join(rows) + "\n")
+    rtp = free_port_block(400)
+    settings = load_settings(env={}, var_dir=str(workdir / "native-var"), rtpengine_ng_port=free_port(), rtpengine_cli_port=free_port(),
+                             rtp_port_min=rtp, rtp_port_max=rtp + 399, rtpengine_log_level=3)
+    rtpengine = processes.rtpengine(settings)
     sip, rpc = free_port(), free_port()
-    comp = processes.Component(
+    kam = processes.Component(
         "kamailio-native",
-        ["kamailio", "-DD", "-E", "-f", str(Path(__file__).with_name("native.cfg")), "-A", f"SIP_PORT={sip}", "-A", f"RPC_PORT={rpc}",
-         "-A", f"CTL_SOCK={workdir}/native_ctl", "-P", str(workdir / "native.pid.own"), "-Y", str(workdir), "-m", "512", "-x", "tlsf", "-w", str(workdir)],
+        ["kamailio", "-DD", "-E", "-f", str(HERE / "native.cfg"), "-A", f"SIP_PORT={sip}", "-A", f"RPC_PORT={rpc}",
+         "-A", f'CTL_SOCK="unix:{workdir}/native_ctl"', "-A", f'DB_URL="text://{db}"',
+         "-A", f'RTPENGINE_NG="udp:127.0.0.1:{settings.rtpengine_ng_port}"',
+         "-P", str(workdir / "native.pid.own"), "-Y", str(workdir), "-m", "512", "-x", "tlsf", "-w", str(workdir)],
         workdir / "native.pid", workdir / "native.log", ready=[("udp", "127.0.0.1", sip), ("tcp", "127.0.0.1", rpc)])
-    comp.start()
-    k = KamailioRpc(f"http://127.0.0.1:{rpc}/RPC", timeout=10)
-    for i in range(n):
-        k.call("htable.sets", "ha1", f"b{i}@{DOMAIN}", ha1(f"b{i}", DOMAIN, f"pw{i}"))
-    return comp, sip
+    rtpengine.start()
+    try:
+        kam.start(timeout=60)
+    except Exception:
+        rtpengine.stop()
+        raise
+    return [kam, rtpengine], sip
+
+
+def measure(port: int, args, workdir: Path, label: str) -> dict:
+    print(f"  {label}: registration storm of {args.users} users ...", flush=True)
+    storm = registration_storm(port, args.users, args.reg_rate, workdir)
+    print(f"    {storm['per_s']} registrations/s ({storm['ok']} ok, {storm['failed']} failed)", flush=True)
+    print(f"  {label}: call rate, {args.duration} s per step ...", flush=True)
+    calls = call_rate_search(port, args.start_rate, args.max_rate, args.duration, workdir) if args.duration else {"best": 0, "steps": []}
+    return {"storm": storm, "calls": calls}
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=20000)
-    ap.add_argument("--rate", type=int, default=4000, help="offered REGISTER rate per second")
+    ap.add_argument("--reg-rate", type=int, default=10000, help="offered REGISTER rate per second")
+    ap.add_argument("--duration", type=int, default=20, help="seconds per call-rate step (0 skips calls)")
+    ap.add_argument("--start-rate", type=int, default=200)
+    ap.add_argument("--max-rate", type=int, default=5000)
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="cm-bench-"))
-    csv = users_csv(work / "users.csv", args.users)
-    node = TestNode(work / "var", kamailio_shm_mb=512, kamailio_log_level=1, rtpengine_log_level=3)
+    print(f"callmanager benchmark, work dir {work}", flush=True)
+
+    node = TestNode(work / "var", kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3)
     node.start()
     try:
-        provision(node, args.users)
-        kemi = storm(node.settings.sip_port, csv, args.users, args.rate, work)
+        provision_kemi(node, args.users)
+        kemi = measure(node.settings.sip_port, args, work, "KEMI node")
     finally:
         node.stop()
-    native, port = native_kamailio(work, args.users)
+    comps, port = native_node(work, args.users)
     try:
-        base = storm(port, csv, args.users, args.rate, work)
+        native = measure(port, args, work, "native cfg")
     finally:
-        native.stop()
-    ratio = kemi["per_s"] / base["per_s"] if base["per_s"] else 0.0
-    records = [{"name": f"registration_storm_{args.users}_users_digest", "value": round(kemi["per_s"], 1), "unit": "registrations/s",
-                "baseline": round(base["per_s"], 1), "ratio": round(ratio, 3),
-                "detail": {"kemi": kemi, "native": base, "offered_rate": args.rate, "machine": f"{platform.node()} {os.cpu_count()} cores",
-                           "date": datetime.now(timezone.utc).isoformat()}}]
+        for c in comps:
+            c.stop()
+
+    def record(name, value, unit, baseline, detail):
+        return {"name": name, "value": value, "unit": unit, "baseline": baseline,
+                "ratio": round(value / baseline, 3) if baseline else None, "detail": detail}
+
+    meta = {"machine": f"{platform.node()}, {os.cpu_count()} cores", "date": datetime.now(timezone.utc).isoformat(), "users": args.users}
+    records = [record(f"registration_storm_{args.users}_users_digest", kemi["storm"]["per_s"], "registrations/s", native["storm"]["per_s"],
+                      {**meta, "offered_rate": args.reg_rate, "kemi": kemi["storm"], "native": native["storm"]})]
+    if args.duration:
+        records.append(record(f"call_rate_sustained_{args.duration}s_rtpengine", kemi["calls"]["best"], "calls/s", native["calls"]["best"],
+                              {**meta, "max_failed": MAX_FAILED, "kemi_steps": kemi["calls"]["steps"], "native_steps": native["calls"]["steps"]}))
     out = ROOT / "var" / "bench" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(out.read_text()) if out.exists() else []
     names = {r["name"] for r in records}
     out.write_text(json.dumps([r for r in old if r["name"] not in names] + records, indent=2))
-    print(f"{'benchmark':45} {'KEMI node':>12} {'native':>12} {'ratio':>7}")
+    print(f"\n{'benchmark':45} {'KEMI node':>12} {'native':>12} {'ratio':>7}")
     for r in records:
-        print(f"{r['name']:45} {r['value']:>12} {r['baseline']:>12} {r['ratio']:>7}")
-    print(f"failed: KEMI {kemi['failed']}, native {base['failed']}; results in {out}")
+        print(f"{r['name']:45} {r['value']:>12} {r['baseline']:>12} {str(r['ratio']):>7}  {r['unit']}")
+    print(f"results in {out}")
     return 0
 
 
