@@ -17,6 +17,7 @@ class Reject:
     code: int
     reason: str
     warning: str = ""  # human-readable explanation sent in a Warning header
+    headers: tuple[str, ...] = ()  # further reply headers, e.g. "Allow: ..."
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,14 @@ from .snapshot import Snapshot
 
 # Methods that start something a user is called for (routed like a call).
 ROUTABLE_INITIAL = frozenset({"INVITE", "MESSAGE", "OPTIONS", "INFO", "NOTIFY", "REFER", "UPDATE"})
+ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "MESSAGE", "INFO", "NOTIFY", "REFER", "UPDATE")
+
+
+def unsupported_method(method: str) -> Reject | None:
+    """A new request with a method this node does not serve (e.g. SUBSCRIBE, PUBLISH): 405 with Allow."""
+    if method in ROUTABLE_INITIAL or method in ("REGISTER", "ACK"):
+        return None
+    return Reject(405, "Method Not Allowed", f"{method} is not served here", headers=("Allow: " + ", ".join(ALLOWED),))
 
 
 def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:

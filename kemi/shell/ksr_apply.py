@@ -6,7 +6,9 @@ import KSR
 from kemi.policy.decision import Reject
 
 
-def reply(code: int, reason: str, warning: str = "") -> None:
+def reply(code: int, reason: str, warning: str = "", headers: tuple[str, ...] = ()) -> None:
+    for header in headers:
+        KSR.hdr.append_to_reply(header + "\r\n")
     if warning:
         text = warning.replace('"', "'")
         KSR.hdr.append_to_reply(f'Warning: 399 callmanager "{text}"\r\n')
@@ -14,7 +16,7 @@ def reply(code: int, reason: str, warning: str = "") -> None:
 
 
 def reject(r: Reject) -> None:
-    reply(r.code, r.reason, r.warning)
+    reply(r.code, r.reason, r.warning, r.headers)
 
 
 def challenge(realm: str) -> None:

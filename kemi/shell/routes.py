@@ -19,7 +19,7 @@ from kemi.policy.auth import auth_result, challenge_realm, failure_counter_keys,
 from kemi.policy.decision import Challenge, Decision, Flow, Register, Reject, RouteToUser
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
-from kemi.policy.routing import ROUTABLE_INITIAL, decide_initial, decide_register
+from kemi.policy.routing import decide_initial, decide_register, unsupported_method
 
 from . import ksr_apply as apply
 from . import ksr_read as read
@@ -51,16 +51,15 @@ def request_route() -> int:
     for stage in (request_init, cancel, in_dialog, retransmission):
         if stage() is Flow.DONE:
             return 1
+    refused = unsupported_method(read.request_facts().method)
+    if refused is not None:
+        apply.reject(refused)
+        return 1
     detect_nat()
     if KSR.is_REGISTER():
         registrar()
-    elif KSR.is_ACK():
-        pass  # an ACK that matches no transaction and no dialog: absorb it
-    elif read.request_facts().method in ROUTABLE_INITIAL:
+    elif not KSR.is_ACK():  # an ACK that matches no transaction and no dialog is absorbed
         initial_request()
-    else:
-        KSR.hdr.append_to_reply("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, MESSAGE, INFO, NOTIFY, REFER, UPDATE\r\n")
-        apply.reply(405, "Method Not Allowed")
     return 1
 
 

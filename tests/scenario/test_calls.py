@@ -190,3 +190,9 @@ def test_malformed_request_is_400_and_the_node_keeps_serving(node):
     assert reply is None or reply.startswith("SIP/2.0 400")
     reply = raw_sip.send(node.sip, raw_sip.request("OPTIONS", f"sip:{node.sip[0]}:{node.sip[1]}"))
     assert reply is not None and reply.startswith("SIP/2.0 200")  # keep-alive to the server itself
+
+
+def test_unserved_method_is_405_with_allow(node):
+    reply = raw_sip.send(node.sip, raw_sip.request("SUBSCRIBE", "sip:201@scenario.example", extra="Event: presence\r\n"))
+    assert reply is not None and reply.startswith("SIP/2.0 405")
+    assert "Allow: INVITE" in reply

@@ -154,3 +154,11 @@ def test_nated_legs_take_the_media_address_from_the_signalling_source():
     assert "SIP-source-address" in rtpengine_flags(True)
     assert "SIP-source-address" not in rtpengine_flags(False)
     assert "replace-origin" in rtpengine_flags(False)
+
+
+def test_methods_not_served_get_405_with_allow():
+    from kemi.policy.routing import unsupported_method
+
+    r = unsupported_method("SUBSCRIBE")
+    assert r.code == 405 and r.headers[0].startswith("Allow: ") and "INVITE" in r.headers[0]
+    assert unsupported_method("INVITE") is None and unsupported_method("REGISTER") is None and unsupported_method("ACK") is None
