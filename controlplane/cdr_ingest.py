@@ -1,8 +1,10 @@
-"""Ingest CDRs that Kamailio spooled (one JSON file each) into the database, exactly once.
+"""Ingest the CDRs Kamailio spooled (see kemi/shell/cdr_spool.py) into the database, exactly once.
 
-Insert-if-absent by record id, commit, then delete the file: a crash between commit and delete
-leaves a file whose id is already stored, so it is dropped on the next pass (no duplicate);
-a crash before commit leaves the file (no loss). Malformed files move to `bad/`.
+Records are inserted if their id is not stored yet, so reading a line twice (an open segment
+read again after it was closed, a restart between commit and delete) never duplicates it, and a
+segment is deleted only after its records are committed, so nothing is lost. Lines that are not
+valid records, or that the database refuses, go to `bad/` with a log line; they never hold up
+the others.
 """
 from __future__ import annotations
 
@@ -14,14 +16,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from controlplane.db.models import Cdr
 from kemi.policy.cdr import DISPOSITIONS
+from kemi.shell.cdr_spool import SEGMENT_MAX_AGE_S
 
 log = logging.getLogger("callmanager.cdr")
+ADOPT_AFTER_S = 15 * SEGMENT_MAX_AGE_S  # an open segment idle this long will never be appended to again
 
 
 def _ts(value) -> datetime | None:
@@ -37,98 +42,164 @@ def _opt_int(value) -> int | None:
     return None if value is None else int(value)
 
 
-def cdr_from_record(rec: dict) -> Cdr:
+def row_from_record(rec: dict) -> dict:
+    """Validate one spooled record and turn it into a `cdr` row; ValueError/KeyError/TypeError if invalid."""
+    if not isinstance(rec, dict):
+        raise TypeError("a record must be a JSON object")
     if rec.get("disposition") not in DISPOSITIONS:
         raise ValueError(f"unknown disposition {rec.get('disposition')!r}")
-    if len(str(rec["id"])) > 36:
-        raise ValueError("record id longer than a UUID")
-    return Cdr(
-        id=str(rec["id"]),
-        tenant_id=_opt_int(rec.get("tenant_id")),
-        caller=_text(rec.get("caller"), 128),
-        caller_user_id=_opt_int(rec.get("caller_user_id")),
-        callee=_text(rec.get("callee"), 128),
-        callee_user_id=_opt_int(rec.get("callee_user_id")),
-        call_id=_text(rec.get("call_id"), 255),
-        start_time=_ts(rec["start_ts"]),
-        answer_time=_ts(rec.get("answer_ts")),
-        end_time=_ts(rec["end_ts"]),
-        duration_s=float(rec.get("duration_s", 0.0)),
-        disposition=rec["disposition"],
-        sip_code=int(rec["sip_code"]),
-        sip_reason=_text(rec.get("sip_reason"), 128),
-        trace=json.dumps(rec.get("trace", [])),
-    )
+    if not rec.get("id") or len(str(rec["id"])) > 36:
+        raise ValueError("record id missing or longer than a UUID")
+    return {
+        "id": str(rec["id"]),
+        "tenant_id": _opt_int(rec.get("tenant_id")),
+        "caller": _text(rec.get("caller"), 128),
+        "caller_user_id": _opt_int(rec.get("caller_user_id")),
+        "callee": _text(rec.get("callee"), 128),
+        "callee_user_id": _opt_int(rec.get("callee_user_id")),
+        "call_id": _text(rec.get("call_id"), 255),
+        "start_time": _ts(rec["start_ts"]),
+        "answer_time": _ts(rec.get("answer_ts")),
+        "end_time": _ts(rec["end_ts"]),
+        "duration_s": float(rec.get("duration_s", 0.0)),
+        "disposition": rec["disposition"],
+        "sip_code": int(rec["sip_code"]),
+        "sip_reason": _text(rec.get("sip_reason"), 128),
+        "trace": json.dumps(rec.get("trace", [])),
+        "ingested_at": datetime.now(timezone.utc),
+    }
 
 
 class CdrIngestor:
-    def __init__(self, engine: Engine, spool_dir: Path, metrics=None, interval: float = 0.5):
+    def __init__(self, engine: Engine, spool_dir: Path, metrics=None, interval: float = 0.5, adopt_after: float = ADOPT_AFTER_S):
+        if adopt_after <= 5 * SEGMENT_MAX_AGE_S:
+            raise ValueError("adopt_after must be far longer than the spool's segment age, or a live segment could be taken")
+        spool = Path(spool_dir)
         self.engine = engine
-        self.new = Path(spool_dir) / "new"
-        self.bad = Path(spool_dir) / "bad"
+        self.open_dir, self.new_dir, self.bad_dir = spool / "open", spool / "new", spool / "bad"
         self.metrics = metrics
         self.interval = interval
+        self.adopt_after = adopt_after
         self.ingested = 0
         self.last_lag_s = 0.0
+        self._offsets: dict[str, int] = {}  # open segment name -> bytes already ingested
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def pending(self) -> int:
-        try:
-            return sum(1 for n in os.listdir(self.new) if n.endswith(".json"))
-        except FileNotFoundError:
-            return 0
+    # ------------------------------------------------------------------ spool reading
 
-    def run_once(self, batch: int = 500) -> int:
+    @staticmethod
+    def _names(folder: Path) -> list[str]:
         try:
-            names = sorted(n for n in os.listdir(self.new) if n.endswith(".json"))[:batch]
+            return sorted(n for n in os.listdir(folder) if not n.startswith("."))
         except FileNotFoundError:
-            return 0
-        if not names:
-            return 0
-        records: list[tuple[Path, Cdr]] = []
-        for name in names:
-            path = self.new / name
+            return []
+
+    def pending(self) -> int:
+        """Segments with records not ingested yet."""
+        waiting = len(self._names(self.new_dir))
+        for name in self._names(self.open_dir):
             try:
-                records.append((path, cdr_from_record(json.loads(path.read_text()))))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.error("CDR file %s is malformed (%s); moved to %s", path, exc, self.bad)
-                self._quarantine(path)
+                if os.stat(self.open_dir / name).st_size > self._offsets.get(name, 0):
+                    waiting += 1
+            except FileNotFoundError:
+                pass
+        return waiting
+
+    def _parse(self, data: bytes, origin: str) -> list[dict]:
+        rows, bad = [], []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            try:
+                rows.append(row_from_record(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("CDR line in %s is malformed (%s); kept in %s", origin, exc, self.bad_dir)
+                bad.append(line)
+        if bad:
+            self._quarantine(origin, bad)
+        return rows
+
+    def _quarantine(self, origin: str, lines: list[bytes]) -> None:
+        self.bad_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.bad_dir / origin, "ab") as fh:
+            fh.write(b"\n".join(lines) + b"\n")
+
+    # ------------------------------------------------------------------ storing
+
+    def _store(self, rows: list[dict]) -> int:
+        """Insert the rows not stored yet, in one transaction; returns how many were new."""
+        if not rows:
+            return 0
+        unique = {r["id"]: r for r in rows}
+        with Session(self.engine) as s:
+            existing = set(s.exec(select(Cdr.id).where(Cdr.id.in_(list(unique)))).all())
+            new = [r for i, r in unique.items() if i not in existing]
+            if new:
+                s.execute(insert(Cdr), new)
+            s.commit()
+        return len(new)
+
+    def _store_all(self, rows: list[dict], origin: str) -> int:
         try:
-            stored = self._store(records)
+            return self._store(rows)
         except SQLAlchemyError:
-            # one record the database refuses must not hold up the others: store one by one
+            # one row the database refuses must not hold up the others: store one by one
             stored = 0
-            for path, cdr in list(records):
+            for row in rows:
                 try:
-                    stored += self._store([(path, cdr)])
+                    stored += self._store([row])
                 except SQLAlchemyError as exc:
-                    log.error("CDR %s refused by the database (%s); moved to %s", cdr.id, exc, self.bad)
-                    self._quarantine(path)
-                    records.remove((path, cdr))
-        now = time.time()
-        for path, cdr in records:
-            self.last_lag_s = max(0.0, now - cdr.end_time.timestamp())
+                    log.error("CDR %s refused by the database (%s); kept in %s", row["id"], exc, self.bad_dir)
+                    self._quarantine(origin, [json.dumps({k: str(v) for k, v in row.items()}).encode()])
+            return stored
+
+    def run_once(self) -> int:
+        stored, rows_seen = 0, []
+        for name in self._names(self.new_dir):  # closed segments: ingest all, then delete
+            path = self.new_dir / name
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            rows = self._parse(data, name)
+            stored += self._store_all(rows, name)
+            rows_seen += rows
             path.unlink(missing_ok=True)
+            self._offsets.pop(name, None)
+        now = time.time()
+        for name in self._names(self.open_dir):  # open segments: complete lines only, keep the file
+            path = self.open_dir / name
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if st.st_mtime < now - self.adopt_after:
+                os.replace(path, self.new_dir / name)  # abandoned (or long idle): close it on the worker's behalf
+                continue
+            offset = self._offsets.get(name, 0)
+            if st.st_size <= offset:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(st.st_size - offset)
+            complete = data[: data.rfind(b"\n") + 1]
+            if not complete:
+                continue
+            rows = self._parse(complete, name)
+            stored += self._store_all(rows, name)
+            rows_seen += rows
+            self._offsets[name] = offset + len(complete)
+        present = set(self._names(self.open_dir))
+        self._offsets = {k: v for k, v in self._offsets.items() if k in present}
+        if rows_seen:
+            self.last_lag_s = max(0.0, now - max(r["end_time"].timestamp() for r in rows_seen))
         self.ingested += stored
-        if self.metrics:
+        if self.metrics and stored:
             self.metrics.cdrs_ingested(stored, self.last_lag_s)
         return stored
 
-    def _store(self, records: list[tuple[Path, Cdr]]) -> int:
-        """Insert the records not stored yet, in one transaction; returns how many were new."""
-        stored = 0
-        with Session(self.engine) as s:
-            for _, cdr in records:
-                if s.get(Cdr, cdr.id) is None:
-                    s.add(Cdr.model_validate(cdr.model_dump()))
-                    stored += 1
-            s.commit()
-        return stored
-
-    def _quarantine(self, path: Path) -> None:
-        self.bad.mkdir(parents=True, exist_ok=True)
-        os.replace(path, self.bad / path.name)
+    # ------------------------------------------------------------------ background thread
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="cdr-ingestor", daemon=True)
@@ -142,8 +213,7 @@ class CdrIngestor:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                while self.run_once():
-                    pass
-            except Exception:  # noqa: BLE001 - retry on the next pass; files stay in the spool
+                self.run_once()
+            except Exception:  # noqa: BLE001 - retry on the next pass; the spool keeps the records
                 log.exception("CDR ingestion failed; will retry")
             self._stop.wait(self.interval)

@@ -1,30 +1,62 @@
-"""Durable hand-off of CDRs to the control plane: one JSON file per record, maildir style.
+"""Durable hand-off of CDRs to the control plane: append-only segment files, one per worker.
 
-A record is written to `tmp/` and renamed into `new/` (atomic on one filesystem), so the
-control plane never sees half a record; it ingests idempotently by record id and then deletes
-the file. Records wait here for as long as the control plane is down.
+Each record is one JSON line written with a single `write()` to the worker's open segment in
+`open/` (the kernel has it once the call returns, so a Kamailio or control-plane crash loses
+nothing). A segment is closed — renamed into `new/` — once it holds `max_records` records or is
+`max_age` seconds old, checked at the next write: a worker never appends to a segment older
+than `max_age`. The control plane ingests complete lines from both folders idempotently (by
+record id), deletes closed segments once stored, and adopts open segments nobody wrote to for
+far longer than `max_age` (their worker is gone or idle and would rotate before writing again).
 """
 from __future__ import annotations
 
 import json
 import os
+import time
+
+SEGMENT_MAX_AGE_S = 2.0
+SEGMENT_MAX_RECORDS = 1000
 
 
 class CdrSpool:
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, max_age: float = SEGMENT_MAX_AGE_S, max_records: int = SEGMENT_MAX_RECORDS):
         self.directory = directory
-        self.tmp = os.path.join(directory, "tmp")
-        self.new = os.path.join(directory, "new")
-        os.makedirs(self.tmp, exist_ok=True)
-        os.makedirs(self.new, exist_ok=True)
+        self.open_dir = os.path.join(directory, "open")
+        self.new_dir = os.path.join(directory, "new")
+        os.makedirs(self.open_dir, exist_ok=True)
+        os.makedirs(self.new_dir, exist_ok=True)
+        self.max_age = max_age
+        self.max_records = max_records
+        self._fd: int | None = None
+        self._path = ""
+        self._opened = 0.0
+        self._count = 0
+        self._seq = 0
 
     def put(self, record: dict) -> str:
-        name = f"{record['id']}.json"
-        tmp_path = os.path.join(self.tmp, name)
-        with open(tmp_path, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        final = os.path.join(self.new, name)
-        os.rename(tmp_path, final)
-        return final
+        now = time.time()
+        if self._fd is not None and (now - self._opened > self.max_age or self._count >= self.max_records):
+            self.close_segment()
+        if self._fd is None:
+            self._open(now)
+        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        self._count += 1
+        return self._path
+
+    def _open(self, now: float) -> None:
+        self._seq += 1
+        name = f"{int(now * 1000)}-{os.getpid()}-{self._seq}.jsonl"
+        self._path = os.path.join(self.open_dir, name)
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._opened = now
+        self._count = 0
+
+    def close_segment(self) -> None:
+        if self._fd is None:
+            return
+        os.close(self._fd)
+        self._fd = None
+        try:
+            os.rename(self._path, os.path.join(self.new_dir, os.path.basename(self._path)))
+        except FileNotFoundError:
+            pass  # the control plane adopted it already
