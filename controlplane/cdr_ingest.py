@@ -16,10 +16,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
 
 from controlplane.db.models import Cdr
 from kemi.policy.cdr import DISPOSITIONS
@@ -132,12 +131,12 @@ class CdrIngestor:
         if not rows:
             return 0
         unique = {r["id"]: r for r in rows}
-        with Session(self.engine) as s:
-            existing = set(s.exec(select(Cdr.id).where(Cdr.id.in_(list(unique)))).all())
+        table = Cdr.__table__
+        with self.engine.begin() as conn:  # SQLAlchemy Core: no ORM bookkeeping per row
+            existing = {row[0] for row in conn.execute(select(table.c.id).where(table.c.id.in_(list(unique))))}
             new = [r for i, r in unique.items() if i not in existing]
             if new:
-                s.execute(insert(Cdr), new)
-            s.commit()
+                conn.execute(insert(table), new)
         return len(new)
 
     def _store_all(self, rows: list[dict], origin: str) -> int:

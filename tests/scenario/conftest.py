@@ -10,7 +10,7 @@ _n = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def node(tmp_path_factory):
+def node(tmp_path_factory, real_components):
     n = TestNode(tmp_path_factory.mktemp("node") / "var").start()
     yield n
     n.stop()
