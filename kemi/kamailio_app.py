@@ -26,12 +26,6 @@ class KamailioApp:
     def ksr_request_route(self, msg):
         return routes.request_route()
 
-    def ksr_reply_route(self, msg):
-        return routes.reply_route()
-
-    def ksr_onsend_route(self, msg):
-        return 1
-
     def ksr_branch_reply(self, msg):
         return routes.branch_reply_route()
 

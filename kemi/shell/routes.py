@@ -237,10 +237,6 @@ def route_to_user(ctx: dict, action: RouteToUser, method: str) -> None:
 # ---------------------------------------------------------------- replies and failures
 
 
-def reply_route() -> int:
-    return 1
-
-
 def branch_reply_route() -> int:
     code = read.reply_code()
     nated = KSR.isbflagset(FLB_NATB) > 0 or KSR.nathelper.nat_uac_test(1) > 0
