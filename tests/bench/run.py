@@ -204,7 +204,7 @@ def measure(port: int, args, workdir: Path, label: str) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=20000)
-    ap.add_argument("--reg-rate", type=int, default=10000, help="offered REGISTER rate per second")
+    ap.add_argument("--reg-rate", type=int, default=30000, help="offered REGISTER rate per second (above what either sustains)")
     ap.add_argument("--duration", type=int, default=20, help="seconds per call-rate step (0 skips calls)")
     ap.add_argument("--start-rate", type=int, default=200)
     ap.add_argument("--max-rate", type=int, default=5000)
