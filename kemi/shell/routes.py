@@ -51,15 +51,16 @@ def request_route() -> int:
     for stage in (request_init, cancel, in_dialog, retransmission):
         if stage() is Flow.DONE:
             return 1
-    refused = unsupported_method(read.request_facts().method)
+    facts = read.request_facts()  # read once; every later stage gets these
+    refused = unsupported_method(facts.method)
     if refused is not None:
         apply.reject(refused)
         return 1
     detect_nat()
-    if KSR.is_REGISTER():
-        registrar()
-    elif not KSR.is_ACK():  # an ACK that matches no transaction and no dialog is absorbed
-        initial_request()
+    if facts.method == "REGISTER":
+        registrar(facts)
+    elif facts.method != "ACK":  # an ACK that matches no transaction and no dialog is absorbed
+        initial_request(facts)
     return 1
 
 
@@ -142,10 +143,9 @@ def relay() -> None:
 # ---------------------------------------------------------------- authentication
 
 
-def authenticated_facts() -> RequestFacts:
+def authenticated_facts(facts: RequestFacts) -> RequestFacts:
     """The request's facts with the result of checking its digest credentials; failures counted."""
     snap = SNAPSHOTS.get()
-    facts = read.request_facts()
     user, realm = read.credentials()
     if not user:
         return facts
@@ -163,8 +163,8 @@ def authenticated_facts() -> RequestFacts:
 # ---------------------------------------------------------------- REGISTER
 
 
-def registrar() -> None:
-    decision = decide_register(authenticated_facts(), SNAPSHOTS.get())
+def registrar(facts: RequestFacts) -> None:
+    decision = decide_register(authenticated_facts(facts), SNAPSHOTS.get())
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)
@@ -182,8 +182,8 @@ def registrar() -> None:
 # ---------------------------------------------------------------- new calls
 
 
-def initial_request() -> None:
-    facts = authenticated_facts()
+def initial_request(facts: RequestFacts) -> None:
+    facts = authenticated_facts(facts)
     decision = decide_initial(facts, SNAPSHOTS.get())
     action = decision.action
     if isinstance(action, Challenge):
