@@ -25,8 +25,13 @@ def challenge_realm(facts: RequestFacts, snapshot: Snapshot) -> str:
     An account belongs to one realm (its tenant's SIP domain); any other domain is
     challenged as given, and no account will match it.
     """
-    host = facts.to_host if facts.method == "REGISTER" else facts.from_host
-    return host.lower() if host else snapshot.default_realm
+    return realm_for(facts.method, facts.to_host.lower(), facts.from_host.lower(), snapshot.default_realm)
+
+
+def realm_for(method: str, to_host: str, from_host: str, default_realm: str) -> str:
+    """`challenge_realm` on bare (lower-cased) header values, for the shell before facts exist."""
+    host = to_host if method == "REGISTER" else from_host
+    return host or default_realm
 
 
 def find_account(snapshot: Snapshot, username: str, realm: str) -> Account | None:

@@ -2,14 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
-
-
-class Flow(Enum):
-    """Exit convention of shell route helpers: go on with the next stage, or stop here."""
-
-    CONTINUE = "continue"
-    DONE = "done"
 
 
 @dataclass(frozen=True, slots=True)
