@@ -7,6 +7,7 @@ published, so a bad compile can never replace a good snapshot.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -17,10 +18,25 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from controlplane.db.models import ConfigState, Extension, SipAccount, Tenant, User
+from controlplane.db.models import ConfigState, DialplanRule, Extension, PhoneNumber, SipAccount, Site, Tenant, Trunk, User
 from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
 
 log = logging.getLogger("callmanager.snapshot")
+
+
+def _site_address(site: Site | None) -> str:
+    if site is None:
+        return ""
+    place = " ".join(x for x in (site.postal_code, site.city) if x)
+    return ", ".join(x for x in (site.street, place, site.region) if x)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def compile_snapshot(session: Session) -> dict:
@@ -29,26 +45,62 @@ def compile_snapshot(session: Session) -> dict:
     users = session.exec(select(User)).all()
     accounts = session.exec(select(SipAccount)).all()
     extensions = session.exec(select(Extension)).all()
+    sites = {x.id: x for x in session.exec(select(Site).order_by(Site.id)).all()}
+    numbers = session.exec(select(PhoneNumber).order_by(PhoneNumber.id)).all()
+    rules = session.exec(select(DialplanRule).order_by(DialplanRule.position, DialplanRule.id)).all()
+    trunks = session.exec(select(Trunk).where(Trunk.enabled == True)).all()  # noqa: E712
     aors: dict[int, list[str]] = {}
     for a in sorted(accounts, key=lambda a: a.id):
         aors.setdefault(a.user_id, []).append(f"sip:{a.username}@{a.realm}")
     primary_ext: dict[int, str] = {}
     for e in sorted(extensions, key=lambda e: e.id):
         primary_ext.setdefault(e.user_id, e.number)
+    first_site: dict[int, Site] = {}
+    for site in sites.values():
+        first_site.setdefault(site.tenant_id, site)
+    own_number: dict[int, PhoneNumber] = {}
+    for n in numbers:
+        if n.user_id is not None:
+            own_number.setdefault(n.user_id, n)
+    dialplans: dict[int, list[dict]] = {}
+    for r in rules:
+        dialplans.setdefault(r.tenant_id, []).append({"pattern": r.pattern, "replacement": r.replacement})
+    clip_ns = {t.id for t in tenants if t.allow_clip_no_screening}
+
+    def user_doc(u: User) -> dict:
+        site = sites.get(u.site_id) if u.site_id else first_site.get(u.tenant_id)
+        num = own_number.get(u.id)
+        return {
+            "id": u.id, "tenant_id": u.tenant_id, "name": u.name, "extension": primary_ext.get(u.id), "aors": aors.get(u.id, []),
+            "enabled": u.enabled, "number": num.e164 if num else None,
+            "region": site.region if site else "DE", "area_code": site.area_code if site else "",
+            "address": (num.emergency_address if num and num.emergency_address else _site_address(site)),
+            "outbound": u.outbound, "clir": u.clir, "locked": u.locked,
+            "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
+        }
+
     return {
         "format": SNAPSHOT_FORMAT,
         "version": state.version if state else 0,
         "generated_at": datetime.now(timezone.utc).isoformat(),
-        "tenants": [{"id": t.id, "name": t.name, "domain": t.sip_domain, "enabled": t.enabled} for t in tenants],
-        "users": [
-            {"id": u.id, "tenant_id": u.tenant_id, "name": u.name, "extension": primary_ext.get(u.id), "aors": aors.get(u.id, []), "enabled": u.enabled}
-            for u in users
+        "tenants": [
+            {"id": t.id, "name": t.name, "domain": t.sip_domain, "enabled": t.enabled, "allow_directory": t.allow_directory,
+             "dialplan": dialplans.get(t.id, [])}
+            for t in tenants
         ],
+        "users": [user_doc(u) for u in users],
         "accounts": [
             {"username": a.username, "realm": a.realm, "ha1": a.ha1, "ha1b": a.ha1b, "user_id": a.user_id, "tenant_id": a.tenant_id, "enabled": a.enabled}
             for a in accounts
         ],
         "extensions": [{"tenant_id": e.tenant_id, "number": e.number, "user_id": e.user_id} for e in extensions],
+        "numbers": [{"e164": n.e164, "tenant_id": n.tenant_id, "user_id": n.user_id} for n in numbers],
+        "trunks": [
+            {"id": t.id, "name": t.name, "host": t.host, "port": t.port, "transport": t.transport, "priority": t.priority,
+             "region": t.region, "sources": list(t.sources) or ([t.host] if _is_ip(t.host) else []),
+             "tenant_ids": list(t.tenant_ids), "prefixes": list(t.prefixes)}
+            for t in trunks
+        ],
         "trusted": [],
     }
 

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Optional
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -42,6 +42,25 @@ class Tenant(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
     sip_domain: str = Field(sa_column=Column(String(253), nullable=False, unique=True))
     enabled: bool = True
+    # 118xx directory services (TRK-13) and presenting numbers that are not the PBX's own (TRK-09)
+    allow_directory: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    allow_clip_no_screening: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Site(SQLModel, table=True):
+    """A location of a tenant: its country and area code read short numbers; its address goes with emergency calls."""
+
+    __tablename__ = "site"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_site_tenant_name"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    region: str = Field(default="DE", sa_column=Column(String(2), nullable=False))  # ISO 3166 alpha-2
+    area_code: str = Field(default="", sa_column=Column(String(8), nullable=False))  # without the national prefix
+    street: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    postal_code: str = Field(default="", sa_column=Column(String(16), nullable=False))
+    city: str = Field(default="", sa_column=Column(String(100), nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -54,6 +73,14 @@ class User(SQLModel, table=True):
     email: Optional[str] = Field(default=None, sa_column=Column(String(254), nullable=True))
     role: str = Field(default=Role.USER.value, sa_column=Column(String(20), nullable=False))
     enabled: bool = True
+    site_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("site.id", ondelete="RESTRICT"), nullable=True, index=True))
+    # outbound permission class: internal, local, national, mobile, international, special
+    outbound: str = Field(default="mobile", sa_column=Column(String(16), nullable=False, server_default="mobile"))
+    clir: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    # outgoing calls refused (emergency calls excepted)
+    locked: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    # CLIP no screening: a number presented instead of the user's own (only where the tenant allows it)
+    presented_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -78,6 +105,65 @@ class Extension(SQLModel, table=True):
     tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
     number: str = Field(sa_column=Column(String(16), nullable=False))
     user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class NumberBlock(SQLModel, table=True):
+    """Public numbers assigned to a tenant: blocks of 10, 100, 500 or 1000; ported-in numbers as blocks of 1 (TRK-10, TRK-11)."""
+
+    __tablename__ = "number_block"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
+    site_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("site.id", ondelete="RESTRICT"), nullable=True))
+    first: str = Field(sa_column=Column(String(16), nullable=False, unique=True))  # E.164 of the first number
+    size: int
+    ported: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PhoneNumber(SQLModel, table=True):
+    """One public number of a block, routed to a user (later also groups and other targets)."""
+
+    __tablename__ = "phone_number"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
+    block_id: int = Field(sa_column=Column(Integer, ForeignKey("number_block.id", ondelete="RESTRICT"), nullable=False, index=True))
+    e164: str = Field(sa_column=Column(String(16), nullable=False, unique=True))
+    user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True))
+    # nomadic use (TRK-14): the address sent with emergency calls from this number, instead of the site's
+    emergency_address: Optional[str] = Field(default=None, sa_column=Column(String(300), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DialplanRule(SQLModel, table=True):
+    """A tenant's automatic rewrite of dialled numbers: the first rule whose pattern matches applies."""
+
+    __tablename__ = "dialplan_rule"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    position: int = 0
+    pattern: str = Field(sa_column=Column(String(200), nullable=False))  # Python regex, matched in full
+    replacement: str = Field(sa_column=Column(String(200), nullable=False))  # may use \1, \2 ...
+    description: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Trunk(SQLModel, table=True):
+    """A SIP trunk to a carrier (platform-level; tenants are given access)."""
+
+    __tablename__ = "trunk"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    host: str = Field(sa_column=Column(String(253), nullable=False))
+    port: int = 5060
+    transport: str = Field(default="udp", sa_column=Column(String(3), nullable=False))
+    priority: int = 10  # lower first; on 5xx or timeout the next trunk is tried
+    enabled: bool = True
+    region: str = Field(default="DE", sa_column=Column(String(2), nullable=False))  # reads the numbers it sends us
+    # addresses and networks calls from this carrier come from; empty: the host itself
+    sources: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tenant_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: every tenant
+    prefixes: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # E.164 prefixes; empty: all
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -1,2 +1,15 @@
 """Feature modules; importing this package registers every JSON-RPC method."""
-from . import calls, cdrs, discover, extensions, sip_accounts, tenants, tokens, users  # noqa: F401
+from . import (  # noqa: F401
+    calls,
+    cdrs,
+    dialplan,
+    discover,
+    extensions,
+    numbers,
+    sip_accounts,
+    sites,
+    tenants,
+    tokens,
+    trunks,
+    users,
+)

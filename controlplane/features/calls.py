@@ -8,6 +8,7 @@ from controlplane.adapters.rtpengine_ng import NgError
 from controlplane.api.errors import Unavailable
 from controlplane.api.rpc import method
 from controlplane.db.models import Role
+from controlplane.numbering import national
 
 from .common import ListParams
 
@@ -62,6 +63,8 @@ def collect_calls(app) -> list[dict]:
                 "caller_user_id": ctx.get("caller_user_id"),
                 "callee": ctx.get("callee") or d.get("to_uri"),
                 "callee_user_id": ctx.get("callee_user_id"),
+                "caller_national": national(ctx.get("caller") or ""),
+                "callee_national": national(ctx.get("callee") or ""),
                 "start_ts": ctx.get("start_ts"),
                 "answer_ts": float(_var(d, "cm_answer_ts")) if _var(d, "cm_answer_ts") else None,
                 "media": _media(app, d.get("call-id", "")),

@@ -10,6 +10,7 @@ from sqlmodel import or_, select
 
 from controlplane.api.rpc import method
 from controlplane.db.models import Cdr, Role
+from controlplane.numbering import national
 from kemi.policy.cdr import DISPOSITIONS
 
 from .common import Id, ListParams, page
@@ -34,6 +35,8 @@ class CdrList(ListParams):
 def serialise(c: Cdr) -> dict:
     d = c.model_dump(mode="json")
     d["trace"] = json.loads(c.trace)
+    d["caller_national"] = national(c.caller)  # '' for extensions and SIP users
+    d["callee_national"] = national(c.callee)
     return d
 
 

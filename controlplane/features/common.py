@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 from sqlmodel import Session, SQLModel, func, select

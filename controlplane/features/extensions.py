@@ -6,12 +6,14 @@ from typing import Annotated
 from pydantic import StringConstraints
 from sqlmodel import select
 
-from controlplane.api.errors import Conflict
+from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Extension, Role, User
+from kemi.policy.numbering import REGULATION
 
 from .common import Id, IdParams, ListParams, dump, get_scoped, page
 
+EMERGENCY_EVERYWHERE = frozenset(n for r in REGULATION.values() for n in r.emergency) | {"112", "911", "999"}
 Number = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{2,8}$")]
 
 
@@ -31,6 +33,8 @@ class ExtensionList(ListParams):
 
 
 def _check_free(s, tenant_id: int, number: str, exclude_id: int | None = None) -> None:
+    if number in EMERGENCY_EVERYWHERE:
+        raise InvalidParams(f"{number} is an emergency number and cannot be an extension", field="number", value=number)
     other = s.exec(select(Extension).where(Extension.tenant_id == tenant_id, Extension.number == number)).first()
     if other and other.id != exclude_id:
         raise Conflict(f"extension {number} is taken in this tenant", field="number", value=number, extension_id=other.id)
@@ -68,7 +72,7 @@ def list_(ctx, p: ExtensionList):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("extension.update", ExtensionUpdate, errors=("not_found", "conflict"))
+@method("extension.update", ExtensionUpdate, errors=("invalid_params", "not_found", "conflict"))
 def update(ctx, p: ExtensionUpdate):
     """Change an extension's number or route it to another user of the same tenant."""
     with ctx.app.write() as s:

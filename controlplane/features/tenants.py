@@ -1,6 +1,7 @@
 """Tenants (customer companies): each has a unique name and its own SIP domain (the digest realm)."""
 from __future__ import annotations
 
+from pydantic import Field
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict
@@ -14,6 +15,8 @@ class TenantCreate(Params):
     name: Name
     sip_domain: SipDomain
     enabled: bool = True
+    allow_directory: bool = Field(False, description="118xx directory services may be dialled")
+    allow_clip_no_screening: bool = Field(False, description="users may present numbers that are not the tenant's own")
 
 
 class TenantUpdate(Params):
@@ -21,6 +24,8 @@ class TenantUpdate(Params):
     name: Name | None = None
     sip_domain: SipDomain | None = None
     enabled: bool | None = None
+    allow_directory: bool | None = None
+    allow_clip_no_screening: bool | None = None
 
 
 def _check_unique(s, name=None, domain=None, exclude_id=None):
@@ -40,7 +45,7 @@ def create(ctx, p: TenantCreate):
     ctx.principal.require_platform()
     with ctx.app.write() as s:
         _check_unique(s, p.name, p.sip_domain)
-        t = Tenant(name=p.name, sip_domain=p.sip_domain, enabled=p.enabled)
+        t = Tenant(**p.model_dump())
         s.add(t)
         s.flush()
         return dump(t)
@@ -69,8 +74,8 @@ def update(ctx, p: TenantUpdate):
     """Rename a tenant, enable/disable it, or change its SIP domain (only while it has no SIP accounts)."""
     with ctx.app.write() as s:
         t = get_scoped(s, Tenant, p.id, ctx.principal, "tenant")
-        if p.enabled is not None and not ctx.principal.is_platform:
-            ctx.principal.require_platform()  # a tenant cannot switch its own service on or off
+        if not ctx.principal.is_platform and (p.enabled is not None or p.allow_directory is not None or p.allow_clip_no_screening is not None):
+            ctx.principal.require_platform()  # service on/off and what the carrier allows are the platform's to set
         _check_unique(s, p.name, p.sip_domain, exclude_id=t.id)
         if p.sip_domain is not None and p.sip_domain != t.sip_domain:
             if s.exec(select(SipAccount).where(SipAccount.tenant_id == t.id)).first():
@@ -78,8 +83,9 @@ def update(ctx, p: TenantUpdate):
             t.sip_domain = p.sip_domain
         if p.name is not None:
             t.name = p.name
-        if p.enabled is not None:
-            t.enabled = p.enabled
+        for flag in ("enabled", "allow_directory", "allow_clip_no_screening"):
+            if getattr(p, flag) is not None:
+                setattr(t, flag, getattr(p, flag))
         s.add(t)
         s.flush()
         return dump(t)

@@ -3,19 +3,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, Forbidden, InvalidParams
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ROLE_RANK, Role, Tenant, User
+from controlplane.db.models import ROLE_RANK, Role, Site, Tenant, User
+from controlplane.numbering import e164
+from kemi.policy.numbering import DestClass
 
 from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
 
 Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
-class UserCreate(Params):
+class Telephony(Params):
+    """A user's telephony settings (routing policy)."""
+
+    site_id: Id | None = None
+    outbound: DestClass | None = Field(None, description="outbound permission: internal, local, national, mobile, international, special")
+    clir: bool | None = Field(None, description="suppress the own number on outgoing calls")
+    locked: bool | None = Field(None, description="refuse outgoing calls (emergency calls excepted)")
+    presented_number: str | None = Field(None, description="CLIP no screening: number presented instead of the own ('' clears)")
+
+
+class UserCreate(Telephony):
     tenant_id: Id | None = None  # a tenant token creates in its own tenant
     name: Name
     email: Email | None = None
@@ -23,7 +35,7 @@ class UserCreate(Params):
     enabled: bool = True
 
 
-class UserUpdate(Params):
+class UserUpdate(Telephony):
     id: Id
     name: Name | None = None
     email: Email | None = None
@@ -38,6 +50,28 @@ class UserList(ListParams):
 def _check_role_grant(principal, role: Role) -> None:
     if not principal.is_platform and ROLE_RANK[role] > ROLE_RANK[principal.role]:
         raise Forbidden(f"a {principal.role.value} cannot grant the role {role.value}", role=role.value)
+
+
+def _apply_telephony(s, ctx, u: User, p: Telephony) -> None:
+    if p.site_id is not None:
+        site = get_scoped(s, Site, p.site_id, ctx.principal, "site")
+        if site.tenant_id != u.tenant_id:
+            raise InvalidParams("the site belongs to another tenant", field="site_id", value=p.site_id)
+        u.site_id = site.id
+    if p.outbound is not None:
+        u.outbound = p.outbound.value
+    if p.clir is not None:
+        u.clir = p.clir
+    if p.locked is not None:
+        u.locked = p.locked
+    if p.presented_number is not None:
+        if p.presented_number == "":
+            u.presented_number = None
+        else:
+            tenant = s.get(Tenant, u.tenant_id)
+            if not tenant.allow_clip_no_screening:
+                raise Forbidden("this tenant may only present its own numbers (CLIP no screening is not enabled)", field="presented_number")
+            u.presented_number = e164(p.presented_number, "presented_number")
 
 
 def _check_email(s, tenant_id, email, exclude_id=None):
@@ -59,6 +93,7 @@ def create(ctx, p: UserCreate):
         get_scoped(s, Tenant, tenant_id, ctx.principal, "tenant")
         _check_email(s, tenant_id, p.email)
         u = User(tenant_id=tenant_id, name=p.name, email=p.email, role=p.role.value, enabled=p.enabled)
+        _apply_telephony(s, ctx, u, p)
         s.add(u)
         s.flush()
         return dump(u)
@@ -86,7 +121,7 @@ def list_(ctx, p: UserList):
 
 @method("user.update", UserUpdate, errors=("not_found", "conflict", "forbidden"))
 def update(ctx, p: UserUpdate):
-    """Change a user's name, e-mail, role or enabled state."""
+    """Change a user's name, e-mail, role, enabled state or telephony settings."""
     with ctx.app.write() as s:
         u = get_scoped(s, User, p.id, ctx.principal, "user")
         if p.role is not None:
@@ -99,6 +134,7 @@ def update(ctx, p: UserUpdate):
             u.name = p.name
         if p.enabled is not None:
             u.enabled = p.enabled
+        _apply_telephony(s, ctx, u, p)
         s.add(u)
         s.flush()
         return dump(u)

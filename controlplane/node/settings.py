@@ -26,6 +26,7 @@ class NodeSettings:
     kamailio_shm_mb: int = 512
     kamailio_log_level: int = 2
     invite_timeout_s: int = 60
+    trunk_timeout_ms: int = 3000  # a trunk that sends nothing back within this is skipped (failover)
     # RTPengine
     rtpengine_address: str = "127.0.0.1"
     rtpengine_ng_port: int = 2223

@@ -27,6 +27,26 @@ class RouteToUser:
 
 
 @dataclass(frozen=True, slots=True)
+class TrunkHop:
+    name: str
+    uri: str  # Request-URI towards the carrier
+
+
+@dataclass(frozen=True, slots=True)
+class RouteToTrunk:
+    """Out to the public network: the first trunk, then the next on 5xx or timeout."""
+
+    tenant_id: int
+    target: str  # the number sent to the carrier: E.164, or the emergency short number
+    hops: tuple[TrunkHop, ...]
+    caller_number: str | None  # presented in P-Asserted-Identity (E.164); None: none to present
+    caller_domain: str
+    privacy: bool = False  # CLIR: Privacy: id
+    emergency: bool = False
+    location: str = ""  # emergency calls: the caller's address
+
+
+@dataclass(frozen=True, slots=True)
 class Register:
     """Accept the registration for this account (the shell saves the binding)."""
 
@@ -35,14 +55,15 @@ class Register:
     user_id: int
 
 
-Action = Reject | Challenge | RouteToUser | Register
+Action = Reject | Challenge | RouteToUser | RouteToTrunk | Register
 
 
 @dataclass(frozen=True, slots=True)
 class CallParty:
     tenant_id: int | None
     user_id: int | None
-    number: str  # extension or SIP user as dialled / presented
+    number: str  # extension or SIP user as dialled / presented; E.164 for the public network
+    trunk: str | None = None  # the carrier's trunk, for calls from the public network
 
 
 @dataclass(frozen=True, slots=True)

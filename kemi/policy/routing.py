@@ -6,9 +6,10 @@ Pure functions of (facts, snapshot). The shell has already checked digest creden
 from __future__ import annotations
 
 from .auth import challenge_realm, find_account
-from .decision import CallParty, Challenge, Decision, Register, Reject, RouteToUser
+from .decision import CallParty, Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, TrunkHop
 from .facts import AuthResult, RequestFacts
-from .snapshot import Snapshot
+from .numbering import CLIR_PREFIX, Plan, classify, clean, country, is_emergency, permits, to_e164
+from .snapshot import Snapshot, Tenant, User
 
 # Methods that start something a user is called for (routed like a call).
 ROUTABLE_INITIAL = frozenset({"INVITE", "MESSAGE", "OPTIONS", "INFO", "NOTIFY", "REFER", "UPDATE"})
@@ -20,6 +21,11 @@ def unsupported_method(method: str) -> Reject | None:
     if method in ROUTABLE_INITIAL or method in ("REGISTER", "ACK"):
         return None
     return Reject(405, "Method Not Allowed", f"{method} is not served here", headers=("Allow: " + ", ".join(ALLOWED),))
+
+
+def should_fail_over(code: int, cancelled: bool) -> bool:
+    """A trunk's final answer that sends the call to the next trunk: server errors and timeouts."""
+    return not cancelled and (code == 408 or 500 <= code < 600)
 
 
 def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
@@ -49,26 +55,35 @@ def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
 
 
 def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, Decision | None, str]:
-    """Identify the caller: an authenticated account, or a trusted source. Else a challenge."""
+    """Identify the caller: an authenticated account, a carrier's trunk, or a trusted source. Else a challenge."""
     if facts.auth is AuthResult.OK:
         acc = find_account(snapshot, facts.auth_user, facts.auth_realm)
         if acc is not None:
             user = snapshot.users[acc.user_id]
             number = user.extension or acc.username
             return CallParty(acc.tenant_id, acc.user_id, number), None, f"caller authenticated as {acc.aor} (user {user.id}, extension {number})"
-    if facts.auth is AuthResult.NONE and snapshot.is_trusted(facts.src_ip):
-        return CallParty(None, None, facts.from_user), None, f"caller {facts.src_ip} is a trusted source"
+    if facts.auth is AuthResult.NONE:
+        trunk = snapshot.trunk_for_source(facts.src_ip)
+        if trunk is not None:
+            digits = clean(facts.from_user)
+            number = to_e164(digits, Plan(trunk.region), short_is_local=False) if digits else None
+            shown = number or "anonymous"
+            return CallParty(None, None, shown, trunk=trunk.name), None, f"call from the public network via trunk {trunk.name}, caller {shown}"
+        if snapshot.is_trusted(facts.src_ip):
+            return CallParty(None, None, facts.from_user), None, f"caller {facts.src_ip} is a trusted source"
     realm = challenge_realm(facts, snapshot)
     return None, Decision(Challenge(realm, proxy=True), (f"{facts.method} challenged in realm {realm}",), counts_as_call=False), ""
 
 
 def decide_initial(facts: RequestFacts, snapshot: Snapshot) -> Decision:
-    """A new call (or other dialog-less request) to a user of this node."""
+    """A new call (or other dialog-less request): to a user of this node, or out to the public network."""
     caller, early, why = _caller(facts, snapshot)
     if early is not None:
         return early
     assert caller is not None
     trace = [why]
+    if caller.trunk is not None:
+        return _from_trunk(facts, snapshot, caller, trace)
 
     ruri_tenant = snapshot.tenant_for_domain(facts.ruri_host)
     if ruri_tenant is not None:
@@ -89,20 +104,112 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot) -> Decision:
         caller = CallParty(tenant_id, None, caller.number)
 
     dialled = facts.ruri_user
-    callee_none = CallParty(tenant_id, None, dialled)
+    caller_user = snapshot.users.get(caller.user_id) if caller.user_id is not None else None
+    if caller_user is not None and facts.method == "INVITE":
+        digits = clean(dialled)
+        if digits is not None and is_emergency(digits, caller_user.plan):
+            return _emergency(snapshot, tenant, caller, caller_user, digits, trace)
     user_id = snapshot.extensions.get((tenant_id, dialled))
+    if user_id is None and caller_user is not None and facts.method == "INVITE":
+        return _outbound(facts, snapshot, tenant, caller, caller_user, trace)
+    return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}")
+
+
+def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: str, caller: CallParty, trace: list[str], where: str) -> Decision:
+    callee_none = CallParty(tenant_id, None, dialled)
     user = snapshot.users.get(user_id) if user_id is not None else None
     if user is None or not user.enabled:
-        trace.append(f"dialled {dialled!r}: no such extension in tenant {tenant.name}")
+        trace.append(f"dialled {dialled!r}: no such extension {where}")
         return Decision(Reject(404, "Not Found", f"extension {dialled} does not exist"), tuple(trace), caller, callee_none)
-    trace.append(f"dialled {dialled} -> extension of user {user.id} ({user.name})")
+    trace.append(f"dialled {dialled} -> extension of user {user.id} ({user.name})" if not dialled.startswith("+") else f"dialled {dialled} -> user {user.id} ({user.name})")
     if not user.aors:
         trace.append("user has no SIP account")
         return Decision(Reject(480, "Temporarily Unavailable", "callee has no SIP account"), tuple(trace), caller, CallParty(tenant_id, user.id, dialled))
     trace.append("ring all devices of " + ", ".join(user.aors))
-    return Decision(
-        RouteToUser(tenant_id, user.id, user.aors),
-        tuple(trace),
-        caller,
-        CallParty(tenant_id, user.id, dialled),
-    )
+    return Decision(RouteToUser(tenant_id, user.id, user.aors), tuple(trace), caller, CallParty(tenant_id, user.id, dialled))
+
+
+def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trace: list[str]) -> Decision:
+    """A call from a carrier: routed by the dialled public number (DID) only."""
+    trunk = next(t for t in snapshot.trunks if t.name == caller.trunk)
+    digits = clean(facts.ruri_user)
+    e164 = to_e164(digits, Plan(trunk.region), short_is_local=False) if digits else None
+    if e164 is None and digits and digits.isdigit():
+        e164 = "+" + digits  # carriers often send E.164 without the '+'
+    number = snapshot.numbers.get(e164) if e164 else None
+    if number is None:
+        trace.append(f"dialled {facts.ruri_user!r} ({e164 or 'not a number'}) is not a number of this platform")
+        return Decision(Reject(404, "Not Found", "this number is not assigned"), tuple(trace), caller, CallParty(None, None, e164 or facts.ruri_user))
+    tenant = snapshot.tenants.get(number.tenant_id)
+    if tenant is None or not tenant.enabled:
+        trace.append(f"number {e164} belongs to a disabled tenant")
+        return Decision(Reject(403, "Forbidden", "this company's service is disabled"), tuple(trace), caller, CallParty(number.tenant_id, None, e164))
+    caller = CallParty(tenant.id, None, caller.number, trunk=caller.trunk)
+    trace.append(f"number {e164} belongs to tenant {tenant.name}")
+    decision = _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)")
+    return decision
+
+
+def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, digits: str, trace: list[str]) -> Decision:
+    """110 / 112: always out, whatever the user's locks, permissions, status or forwarding."""
+    trunks = snapshot.trunks_for(tenant.id, None)
+    trace.append(f"emergency number {digits}: routed regardless of locks, permissions and forwarding")
+    callee = CallParty(tenant.id, None, digits)
+    if not trunks:
+        trace.append("no trunk available for emergency calls")
+        return Decision(Reject(503, "Service Unavailable", "no trunk is available for emergency calls"), tuple(trace), caller, callee)
+    trace.append(f"caller number {user.number or 'none'}, location {user.address or 'unknown'}")
+    action = RouteToTrunk(tenant.id, digits, tuple(TrunkHop(t.name, t.uri(digits)) for t in trunks), user.number, tenant.domain,
+                          privacy=False, emergency=True, location=user.address)
+    return Decision(action, tuple(trace), caller, callee)
+
+
+def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, trace: list[str]) -> Decision:
+    """Not an extension: a public number, read in the caller's numbering plan."""
+    dialled, rule = tenant.rewrite(facts.ruri_user)
+    if rule:
+        trace.append(f"dial plan rule {rule!r}: {facts.ruri_user} -> {dialled}")
+    privacy = user.clir
+    if dialled.startswith(CLIR_PREFIX):
+        dialled, privacy = dialled[len(CLIR_PREFIX):], True
+        trace.append(f"{CLIR_PREFIX} prefix: number suppressed for this call")
+    digits = clean(dialled)
+    if digits is None or (not user.plan.area_code and digits.isdigit() and not _has_prefix(digits, user.plan)):
+        trace.append(f"dialled {dialled!r}: no such extension in tenant {tenant.name}, and not a public number")
+        return Decision(Reject(404, "Not Found", f"extension {dialled} does not exist"), tuple(trace), caller, CallParty(tenant.id, None, dialled))
+    if user.locked:
+        trace.append("outgoing calls of this user are locked")
+        return Decision(Reject(403, "Forbidden", "outgoing calls are locked for this user"), tuple(trace), caller, CallParty(tenant.id, None, dialled))
+    e164 = to_e164(digits, user.plan)
+    if e164 is None:
+        trace.append(f"dialled {dialled!r} is not a complete number")
+        return Decision(Reject(484, "Address Incomplete", f"{dialled} is not a complete telephone number"), tuple(trace), caller, CallParty(tenant.id, None, dialled))
+    callee = CallParty(tenant.id, None, e164)
+    own = snapshot.numbers.get(e164)
+    if own is not None and own.tenant_id == tenant.id:
+        trace.append(f"{e164} is a number of this tenant: connected internally")
+        return _to_user(snapshot, tenant.id, own.user_id, e164, caller, trace, "(number not routed to a user)")
+    dest = classify(e164, user.plan)
+    trace.append(f"dialled {dialled} -> {e164}, destination class {dest.cls.value}")
+    if dest.barred:
+        trace.append("barred range: " + dest.barred)
+        return Decision(Reject(403, "Forbidden", dest.barred), tuple(trace), caller, callee)
+    if dest.directory and not tenant.allow_directory:
+        trace.append("directory services are not enabled for this tenant")
+        return Decision(Reject(403, "Forbidden", "directory services are not enabled for this company"), tuple(trace), caller, callee)
+    if not permits(user.outbound, dest.cls):
+        trace.append(f"user's outbound permission is {user.outbound.value}")
+        return Decision(Reject(403, "Forbidden", f"{dest.cls.value} calls are not permitted for this user"), tuple(trace), caller, callee)
+    trunks = snapshot.trunks_for(tenant.id, e164)
+    if not trunks:
+        trace.append("no trunk carries this destination for this tenant")
+        return Decision(Reject(503, "Service Unavailable", "no trunk is available for this destination"), tuple(trace), caller, callee)
+    presented = user.presented_number or user.number
+    trace.append(f"presenting {presented or 'no number'}" + (" (suppressed: Privacy id)" if privacy else "") + "; trunks " + ", ".join(t.name for t in trunks))
+    action = RouteToTrunk(tenant.id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain, privacy=privacy)
+    return Decision(action, tuple(trace), caller, callee)
+
+
+def _has_prefix(digits: str, plan) -> bool:
+    c = country(plan.region)
+    return digits.startswith("+") or digits.startswith(c.intl_prefix) or digits.startswith(c.national_prefix) or bool(c.directory and c.directory.fullmatch(digits))

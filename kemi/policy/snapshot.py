@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from .numbering import DestClass, Plan
 
 SNAPSHOT_FORMAT = 1
 
@@ -40,6 +43,13 @@ class User:
     extension: str | None
     aors: tuple[str, ...]
     enabled: bool = True
+    number: str | None = None  # the user's own public number (E.164), presented on outgoing calls
+    plan: Plan = Plan()  # country and area code of the user's site: how short numbers are read
+    address: str = ""  # sent with emergency calls: the number's nomadic address, else the site's
+    outbound: DestClass = DestClass.MOBILE  # outbound permission class
+    clir: bool = False  # suppress the own number on outgoing calls
+    locked: bool = False  # outgoing calls refused, emergency calls excepted
+    presented_number: str | None = None  # CLIP no screening (only compiled in where the tenant allows it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,46 @@ class Tenant:
     name: str
     domain: str
     enabled: bool = True
+    allow_directory: bool = False  # 118xx directory services
+    dialplan: tuple[tuple[re.Pattern, str], ...] = ()  # rewrites of dialled numbers, first match applies
+
+    def rewrite(self, dialled: str) -> tuple[str, str]:
+        """The dialled string after the tenant's dial plan, and the rule that fired ('' if none)."""
+        for pattern, replacement in self.dialplan:
+            if pattern.fullmatch(dialled):
+                return pattern.sub(replacement, dialled, count=1), pattern.pattern
+        return dialled, ""
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    id: int
+    name: str
+    host: str
+    port: int
+    transport: str
+    priority: int
+    region: str = "DE"
+    sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    tenant_ids: frozenset[int] = frozenset()  # empty: every tenant
+    prefixes: tuple[str, ...] = ()  # E.164 prefixes it carries; empty: all
+
+    def uri(self, user: str) -> str:
+        return f"sip:{user}@{self.host}:{self.port};transport={self.transport}"
+
+    def serves(self, tenant_id: int, e164: str | None) -> bool:
+        if self.tenant_ids and tenant_id not in self.tenant_ids:
+            return False
+        return e164 is None or not self.prefixes or any(e164.startswith(p) for p in self.prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A public number of the platform and where it routes."""
+
+    e164: str
+    tenant_id: int
+    user_id: int | None
 
 
 @dataclass(frozen=True)
@@ -62,6 +112,24 @@ class Snapshot:
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     default_realm: str = "callmanager"
     extras: Mapping[str, Any] = field(default_factory=dict)
+    trunks: tuple[Trunk, ...] = ()  # by priority
+    numbers: Mapping[str, Number] = field(default_factory=dict)  # E.164 -> number
+
+    def trunk_for_source(self, ip: str) -> Trunk | None:
+        if not self.trunks:
+            return None
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        for t in self.trunks:
+            if any(addr in net for net in t.sources):
+                return t
+        return None
+
+    def trunks_for(self, tenant_id: int, e164: str | None) -> tuple[Trunk, ...]:
+        """The trunks that carry this tenant's call to e164 (any destination when None), in failover order."""
+        return tuple(t for t in self.trunks if t.serves(tenant_id, e164))
 
     def tenant_for_domain(self, domain: str) -> Tenant | None:
         tid = self.domains.get(domain.lower())
@@ -86,7 +154,14 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
         if doc.get("format") != SNAPSHOT_FORMAT:
             raise SnapshotError(f"unsupported snapshot format {doc.get('format')!r}")
         tenants = {
-            int(t["id"]): Tenant(int(t["id"]), str(t["name"]), str(t["domain"]).lower(), bool(t.get("enabled", True)))
+            int(t["id"]): Tenant(
+                int(t["id"]),
+                str(t["name"]),
+                str(t["domain"]).lower(),
+                bool(t.get("enabled", True)),
+                allow_directory=bool(t.get("allow_directory", False)),
+                dialplan=tuple((re.compile(str(r["pattern"])), str(r["replacement"])) for r in t.get("dialplan", ())),
+            )
             for t in doc["tenants"]
         }
         domains = {t.domain: t.id for t in tenants.values()}
@@ -110,8 +185,39 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 extension=u.get("extension"),
                 aors=tuple(u.get("aors", ())),
                 enabled=bool(u.get("enabled", True)),
+                number=u.get("number"),
+                plan=Plan(str(u.get("region", "DE")), str(u.get("area_code", ""))),
+                address=str(u.get("address", "")),
+                outbound=DestClass(u.get("outbound", DestClass.MOBILE.value)),
+                clir=bool(u.get("clir", False)),
+                locked=bool(u.get("locked", False)),
+                presented_number=u.get("presented_number"),
             )
             for u in doc["users"]
+        }
+        trunks = tuple(
+            sorted(
+                (
+                    Trunk(
+                        id=int(t["id"]),
+                        name=str(t["name"]),
+                        host=str(t["host"]),
+                        port=int(t["port"]),
+                        transport=str(t["transport"]),
+                        priority=int(t["priority"]),
+                        region=str(t.get("region", "DE")),
+                        sources=tuple(ipaddress.ip_network(c, strict=False) for c in t.get("sources", ())),
+                        tenant_ids=frozenset(int(x) for x in t.get("tenant_ids", ())),
+                        prefixes=tuple(str(x) for x in t.get("prefixes", ())),
+                    )
+                    for t in doc.get("trunks", ())
+                ),
+                key=lambda t: (t.priority, t.id),
+            )
+        )
+        numbers = {
+            str(n["e164"]): Number(str(n["e164"]), int(n["tenant_id"]), int(n["user_id"]) if n.get("user_id") is not None else None)
+            for n in doc.get("numbers", ())
         }
         extensions = {(int(e["tenant_id"]), str(e["number"])): int(e["user_id"]) for e in doc["extensions"]}
         trusted = tuple(ipaddress.ip_network(c, strict=False) for c in doc.get("trusted", ()))
@@ -126,10 +232,12 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             trusted=trusted,
             default_realm=str(doc.get("default_realm", "callmanager")),
             extras=doc.get("extras", {}),
+            trunks=trunks,
+            numbers=numbers,
         )
     except SnapshotError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, re.error) as exc:
         raise SnapshotError(f"malformed snapshot: {exc!r}") from exc
 
 

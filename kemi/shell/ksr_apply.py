@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import KSR
 
-from kemi.policy.decision import Reject
+from kemi.policy.decision import Reject, RouteToTrunk
 
 
 def reply(code: int, reason: str, warning: str = "", headers: tuple[str, ...] = ()) -> None:
@@ -41,3 +41,24 @@ def set_avp(name: str, value: str) -> None:
 
 def set_dlg_var(name: str, value: str) -> None:
     KSR.pv.sets(f"$dlg_var({name})", value)
+
+
+def set_ruri(uri: str) -> None:
+    KSR.pv.sets("$ru", uri)
+
+
+# Identity headers a phone may send; towards a carrier only what the policy decided is sent.
+LOCATION_HEADER = "X-Callmanager-Location"  # the caller's address on emergency calls (docs/routing.md)
+_IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Privacy", LOCATION_HEADER)
+
+
+def caller_identity(action: RouteToTrunk) -> None:
+    """P-Asserted-Identity with the presented number, Privacy: id for CLIR, the location for emergency calls."""
+    for name in _IDENTITY_HEADERS:
+        KSR.hdr.remove(name)
+    if action.caller_number:
+        KSR.hdr.append(f"P-Asserted-Identity: <sip:{action.caller_number}@{action.caller_domain};user=phone>\r\n")
+    if action.privacy:
+        KSR.hdr.append("Privacy: id\r\n")
+    if action.emergency and action.location:
+        KSR.hdr.append(f"{LOCATION_HEADER}: {action.location}\r\n")

@@ -16,10 +16,10 @@ import KSR
 
 from kemi.policy import cdr
 from kemi.policy.auth import auth_result, failure_counter_keys, ha1_for_check, identity_must_match, realm_for
-from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToUser
+from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
-from kemi.policy.routing import decide_initial, decide_register, unsupported_method
+from kemi.policy.routing import decide_initial, decide_register, should_fail_over, unsupported_method
 
 from . import ksr_apply as apply
 from . import ksr_read as read
@@ -187,6 +187,8 @@ def initial_request(facts: RequestFacts, nated: bool) -> None:
         return
     if isinstance(action, RouteToUser):
         route_to_user(ctx, action, facts.method, nated)
+    elif isinstance(action, RouteToTrunk):
+        route_to_trunk(ctx, action, nated)
 
 
 def call_context(decision: Decision, call_id: str) -> dict:
@@ -215,15 +217,35 @@ def route_to_user(ctx: dict, action: RouteToUser, method: str, nated: bool) -> N
     if method != "INVITE":  # MESSAGE, OPTIONS, ... to a user: relay, no dialog, no media
         relay()
         return
+    start_call(ctx, nated)
+
+
+def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
+    KSR.auth.consume_credentials()
+    apply.caller_identity(action)
+    first, rest = action.hops[0], action.hops[1:]
+    ctx["hops"] = [[h.name, h.uri] for h in rest]
+    ctx["trace"].append(f"trying trunk {first.name}")
+    apply.set_ruri(first.uri)
+    KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)  # no answer at all from a carrier: next trunk soon
+    start_call(ctx, nated)
+
+
+def start_call(ctx: dict, nated: bool) -> None:
+    """A new call leaves: record-route, dialog, call context, media anchoring, relay."""
     KSR.rr.record_route()
     KSR.dialog.dlg_manage()
-    blob = json.dumps(ctx, separators=(",", ":"))
-    apply.set_avp(CTX, blob)
-    apply.set_dlg_var(CTX, blob)
+    store_context(ctx)
     KSR.tm.t_on_failure("ksr_failure_route")
     KSR.tm.t_on_reply("ksr_branch_reply")
     KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
     relay()
+
+
+def store_context(ctx: dict) -> None:
+    blob = json.dumps(ctx, separators=(",", ":"))
+    apply.set_avp(CTX, blob)
+    apply.set_dlg_var(CTX, blob)
 
 
 # ---------------------------------------------------------------- replies and failures
@@ -244,13 +266,31 @@ def failure_route() -> int:
     code, reason = read.transaction_reply()
     if cancelled:
         code, reason = 487, "Request Terminated"
-    KSR.rtpengine.rtpengine_delete0()
     blob = read.avp(CTX)
-    if blob:
-        ctx = json.loads(blob)
+    ctx = json.loads(blob) if blob else None
+    if ctx is not None and ctx.get("hops") and should_fail_over(code, cancelled) and next_trunk(ctx, code, reason):
+        return 1
+    KSR.rtpengine.rtpengine_delete0()
+    if ctx is not None:
         ctx["trace"].append(f"final reply {code} {reason}" + (" (caller cancelled)" if cancelled else ""))
         SPOOL.put(cdr.record(ctx, code=code, reason=reason, end_ts=time.time(), cancelled=cancelled))
     return 1
+
+
+def next_trunk(ctx: dict, code: int, reason: str) -> bool:
+    """Serial failover: relay the call to the next trunk; False when none could be tried."""
+    while ctx["hops"]:
+        name, uri = ctx["hops"].pop(0)
+        ctx["trace"].append(f"{code} {reason} from the trunk: failing over to trunk {name}")
+        store_context(ctx)
+        apply.set_ruri(uri)
+        KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)
+        KSR.tm.t_on_failure("ksr_failure_route")
+        KSR.tm.t_on_reply("ksr_branch_reply")
+        if KSR.tm.t_relay() > 0:
+            return True
+        code, reason = 503, "relay failed"
+    return False
 
 
 def dialog_event(evname: str) -> int:

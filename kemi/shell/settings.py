@@ -11,6 +11,7 @@ class ShellSettings:
     spool_dir: str
     rpc_port: int
     snapshot_check_interval: float = 0.25
+    trunk_timeout_ms: int = 3000  # a trunk that does not answer at all within this is skipped
 
     @classmethod
     def from_env(cls) -> "ShellSettings":
@@ -20,4 +21,5 @@ class ShellSettings:
             spool_dir=os.environ.get("CALLMANAGER_SPOOL", os.path.join(var, "spool", "cdr")),
             rpc_port=int(os.environ.get("CALLMANAGER_KAMAILIO_RPC_PORT", "5071")),
             snapshot_check_interval=float(os.environ.get("CALLMANAGER_SNAPSHOT_CHECK_S", "0.25")),
+            trunk_timeout_ms=int(os.environ.get("CALLMANAGER_TRUNK_TIMEOUT_MS", "3000")),
         )

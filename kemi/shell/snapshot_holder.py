@@ -6,6 +6,7 @@ good snapshot in force, so Kamailio routes on while the control plane is down.
 """
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -45,4 +46,5 @@ class SnapshotHolder:
             return
         self._stamp = stamp
         self._snapshot = snap
+        gc.freeze()  # the snapshot lives long: keep its objects out of every later GC pass
         self._log(f"snapshot version {snap.version} loaded")

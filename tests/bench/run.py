@@ -1,10 +1,13 @@
 """`make bench`: the KEMI node vs the same Kamailio with a native-language cfg, in one run.
 
+Both run at the same time (an idle Kamailio costs nothing) and are measured in turns, storm by
+storm and step by step, so a noisy neighbour on this shared machine hits both sides alike.
+
 1. Registration storm: N distinct users (default 20,000) register with digest auth as fast as
-   SIPp offers them; registrations/s for both.
+   SIPp offers them; registrations/s for both, the median of three storms per side.
 2. Call rate: INVITE/407/INVITE/200/ACK/BYE between registered users, RTPengine doing
    offer/answer/delete for every call; the highest rate each sustains for `--duration` seconds
-   (default 20) with < 0.5 % failed calls, searched in steps of x1.5.
+   (default 20) with < 0.5 % failed calls, searched in steps of x1.5, then bisected.
 
 Writes var/bench/results.json (records {name, value, unit, baseline, ratio}) and prints a table.
 The KEMI node routes from its snapshot of all N users; the baseline takes HA1s from an htable
@@ -73,15 +76,17 @@ def sipp(port: int, scenario: Path, extra: list[str], workdir: Path, timeout_s: 
     return last_stats(stat), time.monotonic() - t0
 
 
-def registration_storm(port: int, n: int, rate: int, workdir: Path, repeat: int = 3) -> dict:
-    """All n users register (401, then credentials, 200); the median of `repeat` storms."""
-    inf = csv(workdir / "storm.csv", [auth_line(f"b{i}", "3600") for i in range(n)])
-    runs = []
-    for _ in range(repeat):
-        stats, elapsed = sipp(port, REGISTER, ["-inf", str(inf), "-m", str(n), "-r", str(rate), "-l", "2000", "-timeout", "150s"], workdir, 180)
-        runs.append({"ok": stats["SuccessfulCall(C)"], "failed": stats["FailedCall(C)"], "elapsed_s": round(elapsed, 2),
-                     "per_s": round(stats["SuccessfulCall(C)"] / elapsed, 1)})
-        time.sleep(2)
+def registration_storm(port: int, n: int, rate: int, workdir: Path) -> dict:
+    """All n users register (401, then credentials, 200) once; registrations/s."""
+    inf = workdir / "storm.csv"
+    if not inf.exists():
+        csv(inf, [auth_line(f"b{i}", "3600") for i in range(n)])
+    stats, elapsed = sipp(port, REGISTER, ["-inf", str(inf), "-m", str(n), "-r", str(rate), "-l", "2000", "-timeout", "150s"], workdir, 180)
+    return {"ok": stats["SuccessfulCall(C)"], "failed": stats["FailedCall(C)"], "elapsed_s": round(elapsed, 2),
+            "per_s": round(stats["SuccessfulCall(C)"] / elapsed, 1)}
+
+
+def median_run(runs: list[dict]) -> dict:
     median = sorted(runs, key=lambda r: r["per_s"])[len(runs) // 2]
     return {**median, "runs": runs}
 
@@ -118,30 +123,25 @@ def call_step(port: int, rate: int, duration: int, workdir: Path) -> dict:
     return {"rate": rate, "ok": ok, "failed": failed, "offered": total, "elapsed_s": round(elapsed, 1), "passed": passed}
 
 
-def call_rate_search(port: int, start: int, ceiling: int, duration: int, workdir: Path, precision: float = 0.08) -> dict:
-    """Step up x1.5 until a rate is not sustained, then bisect until the gap is under `precision`."""
-    steps: list[dict] = []
+def call_rate_search(start: int, ceiling: int, precision: float = 0.08):
+    """Step up x1.5 until a rate is not sustained, then bisect until the gap is under `precision`.
 
-    def attempt(rate: int) -> bool:
-        step = call_step(port, rate, duration, workdir)
-        steps.append(step)
-        print(f"    {rate:>5} calls/s offered: {step['ok']} ok, {step['failed']} failed, {step['elapsed_s']} s -> {'sustained' if step['passed'] else 'not sustained'}", flush=True)
-        time.sleep(3)  # let the transactions of this step expire
-        return step["passed"]
-
+    A generator: yields the next rate to try and receives whether it was sustained; returns
+    (best, first_failed). Two searches advance in turns, so both sides see the same machine.
+    """
     best, failed_at, rate = 0, None, start
     while rate <= ceiling:
-        if not attempt(rate):
+        if not (yield rate):
             failed_at = rate
             break
         best, rate = rate, int(rate * 1.5)
     while failed_at is not None and best and (failed_at - best) / best > precision:
         mid = (best + failed_at) // 2
-        if attempt(mid):
+        if (yield mid):
             best = mid
         else:
             failed_at = mid
-    return {"best": best, "first_failed": failed_at, "steps": steps}
+    return best, failed_at
 
 
 def provision_kemi(node: TestNode, n: int) -> None:
@@ -192,13 +192,37 @@ def native_node(workdir: Path, n: int):
     return [kam, rtpengine], sip
 
 
-def measure(port: int, args, workdir: Path, label: str) -> dict:
-    print(f"  {label}: registration storm of {args.users} users ...", flush=True)
-    storm = registration_storm(port, args.users, args.reg_rate, workdir)
-    print(f"    {storm['per_s']} registrations/s, median of {[r['per_s'] for r in storm['runs']]} ({storm['ok']} ok, {storm['failed']} failed)", flush=True)
-    print(f"  {label}: call rate, {args.duration} s per step ...", flush=True)
-    calls = call_rate_search(port, args.start_rate, args.max_rate, args.duration, workdir) if args.duration else {"best": 0, "steps": []}
-    return {"storm": storm, "calls": calls}
+def measure(sides: dict[str, int], args, workdir: Path) -> dict[str, dict]:
+    """Both sides in turns: storm A, storm B, storm A, ...; then the call-rate searches step by step."""
+    out: dict[str, dict] = {label: {"storm_runs": [], "steps": []} for label in sides}
+    for i in range(args.storm_repeat):
+        for label, port in sides.items():
+            run = registration_storm(port, args.users, args.reg_rate, workdir)
+            out[label]["storm_runs"].append(run)
+            print(f"  storm {i + 1}/{args.storm_repeat} {label:>9}: {run['per_s']:>8} registrations/s ({run['ok']} ok, {run['failed']} failed)", flush=True)
+            time.sleep(2)
+    for label in sides:
+        out[label]["storm"] = median_run(out[label]["storm_runs"])
+    if not args.duration:
+        return {label: {"storm": o["storm"], "calls": {"best": 0, "steps": []}} for label, o in out.items()}
+    searches = {label: call_rate_search(args.start_rate, args.max_rate) for label in sides}
+    pending = {label: next(gen) for label, gen in searches.items()}
+    results: dict[str, tuple] = {}
+    while pending:
+        for label in list(pending):
+            rate = pending[label]
+            step = call_step(sides[label], rate, args.duration, workdir)
+            out[label]["steps"].append(step)
+            print(f"  calls {label:>9}: {rate:>5}/s offered: {step['ok']} ok, {step['failed']} failed, {step['elapsed_s']} s"
+                  f" -> {'sustained' if step['passed'] else 'not sustained'}", flush=True)
+            time.sleep(3)  # let the transactions of this step expire
+            try:
+                pending[label] = searches[label].send(step["passed"])
+            except StopIteration as done:
+                results[label] = done.value
+                del pending[label]
+    return {label: {"storm": o["storm"], "calls": {"best": results[label][0], "first_failed": results[label][1], "steps": o["steps"]}}
+            for label, o in out.items()}
 
 
 def main(argv=None) -> int:
@@ -208,23 +232,23 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=int, default=20, help="seconds per call-rate step (0 skips calls)")
     ap.add_argument("--start-rate", type=int, default=200)
     ap.add_argument("--max-rate", type=int, default=5000)
+    ap.add_argument("--storm-repeat", type=int, default=3, help="storms per side (the median counts)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="cm-bench-"))
     print(f"callmanager benchmark, work dir {work}", flush=True)
 
     node = TestNode(work / "var", kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3)
     node.start()
+    comps: list = []
     try:
         provision_kemi(node, args.users)
-        kemi = measure(node.settings.sip_port, args, work, "KEMI node")
-    finally:
-        node.stop()
-    comps, port = native_node(work, args.users)
-    try:
-        native = measure(port, args, work, "native cfg")
+        comps, port = native_node(work, args.users)
+        both = measure({"KEMI node": node.settings.sip_port, "native": port}, args, work)
     finally:
         for c in comps:
             c.stop()
+        node.stop()
+    kemi, native = both["KEMI node"], both["native"]
 
     def record(name, value, unit, baseline, detail):
         return {"name": name, "value": value, "unit": unit, "baseline": baseline,

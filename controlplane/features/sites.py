@@ -1,0 +1,114 @@
+"""Sites of a tenant: country and area code (how short numbers are read) and the address sent with emergency calls."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import StringConstraints, field_validator
+from sqlmodel import select
+
+from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.rpc import Params, method
+from controlplane.db.models import Role, Site, Tenant, User
+from controlplane.numbering import region_ok
+
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+
+AreaCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[1-9][0-9]{0,6}$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+def _region(v: str | None) -> str | None:
+    if v is None:
+        return v
+    if not region_ok(v):
+        raise ValueError(f"{v!r} is not a supported ISO 3166 country code")
+    return v.upper()
+
+
+class SiteCreate(Params):
+    tenant_id: Id | None = None
+    name: Name
+    region: str = "DE"
+    area_code: AreaCode | None = None
+    street: Text = ""
+    postal_code: Text = ""
+    city: Text = ""
+
+    _check_region = field_validator("region")(classmethod(lambda cls, v: _region(v)))
+
+
+class SiteUpdate(Params):
+    id: Id
+    name: Name | None = None
+    region: str | None = None
+    area_code: AreaCode | None = None
+    street: Text | None = None
+    postal_code: Text | None = None
+    city: Text | None = None
+
+    _check_region = field_validator("region")(classmethod(lambda cls, v: _region(v)))
+
+
+def _check_name(s, tenant_id: int, name: str, exclude_id: int | None = None) -> None:
+    other = s.exec(select(Site).where(Site.tenant_id == tenant_id, Site.name == name)).first()
+    if other and other.id != exclude_id:
+        raise Conflict(f"this tenant has a site named {name!r} already", field="name", value=name)
+
+
+@method("site.create", SiteCreate, errors=("invalid_params", "not_found", "conflict"))
+def create(ctx, p: SiteCreate):
+    """Create a site. The tenant's first site is the default for users without one."""
+    tenant_id = ctx.principal.tenant_scope(p.tenant_id)
+    if tenant_id is None:
+        raise InvalidParams("tenant_id is required with a platform token", field="tenant_id")
+    with ctx.app.write() as s:
+        get_scoped(s, Tenant, tenant_id, ctx.principal, "tenant")
+        _check_name(s, tenant_id, p.name)
+        site = Site(tenant_id=tenant_id, **p.model_dump(exclude={"tenant_id"}, exclude_none=True))
+        s.add(site)
+        s.flush()
+        return dump(site)
+
+
+@method("site.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+def get(ctx, p: IdParams):
+    """Get one site."""
+    with ctx.app.read() as s:
+        return dump(get_scoped(s, Site, p.id, ctx.principal, "site"))
+
+
+@method("site.list", ListParams, min_role=Role.OPERATOR)
+def list_(ctx, p: ListParams):
+    """List sites."""
+    with ctx.app.read() as s:
+        stmt = select(Site).order_by(Site.id)
+        scope = ctx.principal.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(Site.tenant_id == scope)
+        return page(s, stmt, p.limit, p.offset, dump)
+
+
+@method("site.update", SiteUpdate, errors=("invalid_params", "not_found", "conflict"))
+def update(ctx, p: SiteUpdate):
+    """Change a site; its users read short numbers and send emergency addresses from the next call on."""
+    with ctx.app.write() as s:
+        site = get_scoped(s, Site, p.id, ctx.principal, "site")
+        if p.name is not None:
+            _check_name(s, site.tenant_id, p.name, exclude_id=site.id)
+        for k, v in p.model_dump(exclude={"id"}, exclude_none=True).items():
+            setattr(site, k, v)
+        s.add(site)
+        s.flush()
+        return dump(site)
+
+
+@method("site.delete", IdParams, errors=("not_found", "conflict"))
+def delete(ctx, p: IdParams):
+    """Delete a site that no user is assigned to."""
+    with ctx.app.write() as s:
+        site = get_scoped(s, Site, p.id, ctx.principal, "site")
+        users = s.exec(select(User.id).where(User.site_id == site.id)).all()
+        if users:
+            raise Conflict(f"site {site.id} still has {len(users)} user(s)", site_id=site.id, user_ids=list(users)[:20])
+        s.delete(site)
+        return {"deleted": True, "id": p.id}
