@@ -23,6 +23,7 @@ def render_kamailio(settings: NodeSettings) -> Path:
         kemi_script=KEMI_SCRIPT,
         children=settings.kamailio_children,
         log_level=settings.kamailio_log_level,
+        log_prefix_define="#!define WITH_LOG_PREFIX" if settings.kamailio_log_prefix else "# no log prefix (kamailio_log_prefix off)",
         invite_timeout_ms=settings.invite_timeout_s * 1000,
         main_cfg=MAIN_CFG,
     )

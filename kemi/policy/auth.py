@@ -35,16 +35,8 @@ def realm_for(method: str, to_host: str, from_host: str, default_realm: str) -> 
 
 
 def find_account(snapshot: Snapshot, username: str, realm: str) -> Account | None:
-    acc = snapshot.accounts.get((username, realm.lower()))
-    if acc is None or not acc.enabled:
-        return None
-    tenant = snapshot.tenants.get(acc.tenant_id)
-    if tenant is None or not tenant.enabled:
-        return None
-    user = snapshot.users.get(acc.user_id)
-    if user is None or not user.enabled:
-        return None
-    return acc
+    """The account that may authenticate as username@realm: it, its user and its tenant enabled."""
+    return snapshot.active_accounts.get((username, realm.lower()))
 
 
 def ha1_for_check(snapshot: Snapshot, username: str, realm: str, decoy: str) -> str:

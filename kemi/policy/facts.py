@@ -1,8 +1,8 @@
 """Request facts: what the shell read from a SIP request, frozen, with no KSR attached."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class AuthResult(Enum):
@@ -12,8 +12,9 @@ class AuthResult(Enum):
     STALE = "stale"  # nonce expired or reused: challenge again, not a failure
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+class RequestFacts(NamedTuple):
+    """Immutable (a NamedTuple: built on every request, several times cheaper than a frozen dataclass)."""
+
     method: str
     ruri_user: str
     ruri_host: str

@@ -28,6 +28,9 @@ def should_fail_over(code: int, cancelled: bool) -> bool:
     return not cancelled and (code == 408 or 500 <= code < 600)
 
 
+_CHALLENGE_WHY = {AuthResult.NONE: "no credentials", AuthResult.STALE: "stale nonce", AuthResult.FAILED: "wrong credentials"}
+
+
 def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
     tenant = snapshot.tenant_for_domain(facts.to_host)
     if tenant is None or not tenant.enabled:
@@ -36,22 +39,13 @@ def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
             (f"REGISTER for unknown domain {facts.to_host!r}",),
             counts_as_call=False,
         )
-    realm = challenge_realm(facts, snapshot)
     if facts.auth is not AuthResult.OK:
-        why = {
-            AuthResult.NONE: "no credentials",
-            AuthResult.STALE: "stale nonce",
-            AuthResult.FAILED: "wrong credentials",
-        }[facts.auth]
-        return Decision(Challenge(realm, proxy=False), (f"REGISTER challenged in realm {realm}: {why}",), counts_as_call=False)
+        realm = challenge_realm(facts, snapshot)
+        return Decision(Challenge(realm, False), ("REGISTER challenged in realm " + realm + ": " + _CHALLENGE_WHY[facts.auth],), counts_as_call=False)
     acc = find_account(snapshot, facts.auth_user, facts.auth_realm)
     if acc is None:  # verified against an account that vanished since: treat as a failure
-        return Decision(Challenge(realm, proxy=False), ("account no longer exists",), counts_as_call=False)
-    return Decision(
-        Register(acc.aor, acc.tenant_id, acc.user_id),
-        (f"REGISTER accepted for {acc.aor} (tenant {acc.tenant_id}, user {acc.user_id})",),
-        counts_as_call=False,
-    )
+        return Decision(Challenge(challenge_realm(facts, snapshot), False), ("account no longer exists",), counts_as_call=False)
+    return Decision(Register(acc.aor, acc.tenant_id, acc.user_id), ("REGISTER accepted for " + acc.aor,), counts_as_call=False)
 
 
 def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, Decision | None, str]:

@@ -29,10 +29,11 @@ class Account:
     user_id: int
     tenant_id: int
     enabled: bool = True
+    aor: str = ""  # sip:username@realm (filled in by the parser)
 
-    @property
-    def aor(self) -> str:
-        return f"sip:{self.username}@{self.realm}"
+    def __post_init__(self):
+        if not self.aor:
+            object.__setattr__(self, "aor", f"sip:{self.username}@{self.realm}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,8 @@ class Snapshot:
     extras: Mapping[str, Any] = field(default_factory=dict)
     trunks: tuple[Trunk, ...] = ()  # by priority
     numbers: Mapping[str, Number] = field(default_factory=dict)  # E.164 -> number
+    # accounts that may authenticate now (account, user and tenant enabled): one lookup per request
+    active_accounts: Mapping[tuple[str, str], Account] = field(default_factory=dict)
 
     def trunk_for_source(self, ip: str) -> Trunk | None:
         if not self.trunks:
@@ -145,6 +148,7 @@ class Snapshot:
         return any(addr in net for net in self.trusted)
 
 
+_OFF = Tenant(0, "", "", enabled=False)
 EMPTY = Snapshot(version=0, generated_at="", tenants={}, domains={}, accounts={}, users={}, extensions={})
 
 
@@ -234,6 +238,10 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             extras=doc.get("extras", {}),
             trunks=trunks,
             numbers=numbers,
+            active_accounts={
+                key: acc for key, acc in accounts.items()
+                if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and getattr(users.get(acc.user_id), "enabled", False)
+            },
         )
     except SnapshotError:
         raise

@@ -45,13 +45,13 @@ def _pv(name: str) -> str:
 
 
 def _build(values: list[str]) -> Message:
-    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ct = ["" if v == _NULL else v for v in values]
+    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ct = values
     return Message(m, ru, rd.lower(), fu, fd.lower(), tu, td.lower(), tt, si, int(sp) if sp.isdigit() else 0,
                    int(rp) if rp.isdigit() else 0, ci, au, ar.lower(), ct.lower())
 
 
 def message() -> Message:
-    values = (KSR.pv.gete(_FORMAT) or "").split(_SEP)
+    values = (KSR.pv.gete(_FORMAT) or "").replace(_NULL, "").split(_SEP)
     if len(values) != len(_PVS):
         values = [_pv(name) for name in _PVS]
     return _build(values)

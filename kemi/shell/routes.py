@@ -19,6 +19,7 @@ from kemi.policy.auth import auth_result, failure_counter_keys, ha1_for_check, i
 from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
+from kemi.policy.snapshot import Snapshot
 from kemi.policy.routing import decide_initial, decide_register, should_fail_over, unsupported_method
 
 from . import ksr_apply as apply
@@ -36,8 +37,12 @@ DECOY_HA1 = secrets.token_hex(16)
 CTX = "cm_ctx"  # name of the AVP / dialog variable that carries the call context
 
 
+# Parsed once in Kamailio's main process (this module is imported at mod_init, before the fork):
+# every worker starts with it, instead of each of a dozen processes parsing it at child_init.
+SNAPSHOTS.get()
+
+
 def child_init(rank: int) -> int:
-    SNAPSHOTS.get()
     return 0
 
 
@@ -74,11 +79,12 @@ def new_request(msg: read.Message) -> None:
         apply.reject(refused)
         return
     nated = detect_nat(msg.method)
-    facts = authenticated_facts(msg, SNAPSHOTS.get())
+    snap = SNAPSHOTS.get()
+    facts = authenticated_facts(msg, snap)
     if msg.method == "REGISTER":
-        registrar(facts, nated)
+        registrar(facts, snap, nated)
     else:
-        initial_request(facts, nated)
+        initial_request(facts, snap, nated)
 
 
 def cancel() -> None:
@@ -135,7 +141,7 @@ def relay() -> None:
 # ---------------------------------------------------------------- authentication
 
 
-def authenticated_facts(msg: read.Message, snap) -> RequestFacts:
+def authenticated_facts(msg: read.Message, snap: Snapshot) -> RequestFacts:
     """The request's facts with the result of checking its digest credentials; failures counted."""
     result, user, realm = AuthResult.NONE, msg.auth_user, msg.auth_realm
     if user:
@@ -148,17 +154,17 @@ def authenticated_facts(msg: read.Message, snap) -> RequestFacts:
         elif result is AuthResult.FAILED:
             for key in failure_counter_keys(user, method_realm, msg.src_ip):
                 KSR.htable.sht_inc("authfail", key)  # atomic, shared by all workers (initval=0 creates it)
-            KSR.notice(f"callmanager: digest authentication failed for {user}@{method_realm} from {msg.src_ip} (rc {rc})\n")
+            KSR.notice(f"callmanager: digest authentication failed for {user}@{method_realm} from {msg.src_ip} (rc {rc}, Call-ID {msg.call_id})\n")
     return RequestFacts(msg.method, msg.ruri_user, msg.ruri_host, msg.from_user, msg.from_host, msg.to_user, msg.to_host,
                         msg.src_ip, msg.src_port, msg.call_id, user, realm, result,
-                        to_myself=msg.method != "REGISTER" and read.is_myself_ruri())
+                        msg.method != "REGISTER" and read.is_myself_ruri())
 
 
 # ---------------------------------------------------------------- REGISTER
 
 
-def registrar(facts: RequestFacts, nated: bool) -> None:
-    action = decide_register(facts, SNAPSHOTS.get()).action
+def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
+    action = decide_register(facts, snap).action
     if isinstance(action, Register):
         KSR.auth.consume_credentials()
         if nated:
@@ -175,8 +181,8 @@ def registrar(facts: RequestFacts, nated: bool) -> None:
 # ---------------------------------------------------------------- new calls
 
 
-def initial_request(facts: RequestFacts, nated: bool) -> None:
-    decision = decide_initial(facts, SNAPSHOTS.get())
+def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
+    decision = decide_initial(facts, snap)
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)

@@ -6,15 +6,15 @@ import socket
 _handed_out: set[int] = set()
 
 
-def free_port(kind: str = "both") -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (not handed out before in this run)."""
+def free_port(ip: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on `ip` (not handed out before in this run)."""
     for _ in range(200):
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
+        t.bind((ip, 0))
         port = t.getsockname()[1]
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            u.bind(("127.0.0.1", port))
+            u.bind((ip, port))
         except OSError:
             continue
         finally:
@@ -26,7 +26,7 @@ def free_port(kind: str = "both") -> int:
     raise RuntimeError("no free port")
 
 
-def free_port_block(n: int) -> int:
+def free_port_block(n: int, ip: str = "127.0.0.1") -> int:
     """Start of n consecutive ports nobody is bound to (for media ranges)."""
     import random
 
@@ -36,7 +36,7 @@ def free_port_block(n: int) -> int:
         for p in range(start, start + n):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
-                s.bind(("127.0.0.1", p))
+                s.bind((ip, p))
             except OSError:
                 ok = False
             finally:

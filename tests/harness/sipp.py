@@ -42,9 +42,10 @@ class Phone:
     port: int
     media_port: int
     transport: str = "udp"  # or "tcp"
+    ip: str = "127.0.0.1"  # a carrier in tests sends from another loopback address
 
     def with_password(self, password: str) -> "Phone":
-        return Phone(self.user, self.domain, password, self.port, self.media_port, self.transport)
+        return Phone(self.user, self.domain, password, self.port, self.media_port, self.transport, self.ip)
 
     def csv_line(self, last: str) -> str:
         return f"{self.user};{self.domain};[authentication username={self.user} password={self.password}];{last}"
@@ -57,8 +58,12 @@ class Sipp:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tone = tone_file(self.workdir / "tone.ulaw")
 
-    def phone(self, user: str, domain: str, password: str, transport: str = "udp") -> Phone:
-        return Phone(user, domain, password, free_port(), free_port_block(4), transport)
+    def phone(self, user: str, domain: str, password: str, transport: str = "udp", ip: str = "127.0.0.1") -> Phone:
+        return Phone(user, domain, password, free_port(ip), free_port_block(4, ip), transport, ip)
+
+    def carrier(self, ip: str = "127.0.0.2") -> Phone:
+        """A carrier's SIP server (UAS for outgoing calls, UAC for incoming ones) on its own loopback address."""
+        return self.phone("carrier", ip, "", ip=ip)
 
     def _write(self, name: str, text: str) -> Path:
         f = tempfile.NamedTemporaryFile("w", dir=self.workdir, prefix=name, suffix=".xml", delete=False)
@@ -75,7 +80,7 @@ class Sipp:
     def _argv(self, scenario: Path, phone: Phone, extra: list[str], timeout_s: int) -> list[str]:
         return [
             "sipp", f"{self.server[0]}:{self.server[1]}", "-sf", str(scenario), "-m", "1",
-            "-i", "127.0.0.1", "-p", str(phone.port), "-mi", "127.0.0.1", "-mp", str(phone.media_port),
+            "-i", phone.ip, "-p", str(phone.port), "-mi", phone.ip, "-mp", str(phone.media_port),
             "-timeout", f"{timeout_s}s", "-timeout_error", "-recv_timeout", f"{timeout_s}s", "-nostdin", "-trace_err",
             "-buff_size", "1048576", "-t", "t1" if phone.transport == "tcp" else "u1", *extra,
         ]
@@ -117,6 +122,15 @@ class Sipp:
         scen = self._write("uac", _read("uac_call.xml").replace("@RECV_FINAL@", final))
         argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, dial)), "-d", str(pause)], timeout_s)
         return self.run(argv, timeout_s)
+
+    def carrier_call(self, carrier: Phone, caller: str, did: str, expect: int = 200, hold_ms: int = 1500, timeout_s: int = 30) -> "SippResult":
+        """An incoming call from the public network: no authentication, From the caller's number, R-URI the DID."""
+        final = _read("uac_final_200.inc").replace("@RTP_FILE@", str(self.tone)) if expect == 200 else _read("uac_final_error.inc").replace("@CODE@", str(expect))
+        scen = self._write("uac_carrier", _read("uac_carrier.xml").replace("@RECV_FINAL@", final))
+        inf = tempfile.NamedTemporaryFile("w", dir=self.workdir, prefix="inf", suffix=".csv", delete=False)
+        inf.write(f"SEQUENTIAL\n{caller};{self.server[0]};;{did}\n")
+        inf.close()
+        return self.run(self._argv(scen, carrier, ["-inf", inf.name, "-d", str(hold_ms if expect == 200 else 0)], timeout_s), timeout_s)
 
     def caller_in_background(self, phone: Phone, dial: str, **kw) -> Future:
         """Start a call that runs while the test looks at the node; `.result()` is its SippResult."""

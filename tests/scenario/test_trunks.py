@@ -1,0 +1,167 @@
+"""Calls to and from the public network through trunks, with real Kamailio, RTPengine and SIPp.
+
+The carriers are SIPp instances on 127.0.0.2 (phones use 127.0.0.1), so the node can tell a
+carrier's traffic from a phone's by source address, as it does in production.
+"""
+import itertools
+import re
+
+import pytest
+
+from tests.scenario.conftest import wait_for, wait_snapshot
+
+CARRIER_IP = "127.0.0.2"
+_n = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def public(node):
+    """A tenant with a Berlin site, a block of 100 numbers, and its own trunks (added per test)."""
+    tenant = node.rpc("tenant.create", name="Trunk AG", sip_domain="trunk-ag.example")
+    site = node.rpc("site.create", tenant_id=tenant["id"], name="Berlin", region="DE", area_code="30",
+                    street="Hauptstr. 1", postal_code="10115", city="Berlin")
+    block = node.rpc("number_block.create", tenant_id=tenant["id"], first="+49 30 5550 00", size=100, site_id=site["id"])
+    return {"tenant": tenant, "site": site, "block": block, "trunks": []}
+
+
+@pytest.fixture
+def trunks(node, public):
+    """Make trunks to carrier UASs for this tenant only; removed after the test."""
+    made = []
+
+    def make(carrier, priority=1):
+        t = node.rpc("trunk.create", name=f"carrier-{next(_n)}", host=carrier.ip, port=carrier.port, transport="udp",
+                     priority=priority, tenant_ids=[public["tenant"]["id"]])
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        node.rpc("trunk.delete", id=t["id"])
+
+
+@pytest.fixture
+def pbx_user(node, public, sipp):
+    """A user of the trunk tenant with extension, SIP account and public number; returns (user, phone, number)."""
+
+    def make(**settings):
+        i = next(_n)
+        user = node.rpc("user.create", tenant_id=public["tenant"]["id"], name=f"Public {i}", **settings)
+        password = f"pw-pub-{i}"
+        node.rpc("sip_account.create", user_id=user["id"], username=f"pub{i}", password=password)
+        node.rpc("extension.create", number=str(400 + i), user_id=user["id"])
+        number = node.rpc("number.assign", e164=f"+49305550{i % 100:02d}", user_id=user["id"])
+        return user, sipp.phone(f"pub{i}", "trunk-ag.example", password), number["e164"]
+
+    return make
+
+
+def received(callee) -> str:
+    return callee.messages.read_text(errors="replace") if callee.messages.exists() else ""
+
+
+def first_invite(text: str) -> str:
+    m = re.search(r"(INVITE sip:.*?)(?:\r?\n\r?\n)", text, re.S)
+    return m.group(1) if m else ""
+
+
+def cdr_of(node, user_id, disposition=None):
+    items = node.rpc("cdr.list", user_id=user_id)["items"]
+    items = [c for c in items if disposition is None or c["disposition"] == disposition]
+    return items[0] if items else None
+
+
+def test_outgoing_call_goes_to_the_trunk_in_e164_with_the_users_number(node, sipp, trunks, pbx_user):
+    user, phone, number = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    wait_snapshot(node)
+    uas = sipp.callee(carrier, "answer")
+    r = sipp.caller(phone, "0301234567", hold_ms=1000)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(uas).ok
+    invite = first_invite(received(uas))
+    assert invite.startswith(f"INVITE sip:+49301234567@{CARRIER_IP}:{carrier.port}")
+    assert f"P-Asserted-Identity: <sip:{number}@trunk-ag.example;user=phone>" in invite
+    assert "Privacy:" not in invite
+    cdr = wait_for(lambda: cdr_of(node, user["id"], "answered"), timeout=5)
+    assert cdr["callee"] == "+49301234567" and cdr["callee_national"] == "030 1234567"
+    assert any("destination class local" in t for t in cdr["trace"])
+
+
+def test_clir_prefix_sends_privacy_id(node, sipp, trunks, pbx_user):
+    _, phone, number = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    wait_snapshot(node)
+    uas = sipp.callee(carrier, "answer")
+    assert sipp.caller(phone, "*310891234567", hold_ms=500).ok
+    assert sipp.wait(uas).ok
+    invite = first_invite(received(uas))
+    assert invite.startswith("INVITE sip:+49891234567@")
+    assert "Privacy: id" in invite and f"<sip:{number}@" in invite  # the carrier still knows who calls
+
+
+def test_trunk_failover_on_503_to_the_next_trunk(node, sipp, trunks, pbx_user):
+    user, phone, _ = pbx_user()
+    first, second = sipp.carrier(CARRIER_IP), sipp.carrier(CARRIER_IP)
+    trunks(first, priority=1)
+    trunks(second, priority=2)
+    wait_snapshot(node)
+    failing = sipp.callee(first, "unavailable")
+    answering = sipp.callee(second, "answer")
+    r = sipp.caller(phone, "0891234567", hold_ms=500)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(failing).ok and sipp.wait(answering).ok
+    cdr = wait_for(lambda: cdr_of(node, user["id"], "answered"), timeout=5)
+    assert any("503" in t and "failing over" in t for t in cdr["trace"]), cdr["trace"]
+
+
+def test_incoming_call_from_the_trunk_rings_the_user_of_the_number(node, sipp, trunks, pbx_user):
+    user, phone, number = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    wait_snapshot(node)
+    assert sipp.register(phone).ok
+    callee = sipp.callee(phone, "answer")
+    national = "0" + number[3:]
+    r = sipp.carrier_call(carrier, "0891234567", national, hold_ms=500)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(callee).ok
+    cdr = wait_for(lambda: cdr_of(node, user["id"], "answered"), timeout=5)
+    assert cdr["caller"] == "+49891234567" and cdr["callee"] == number and cdr["callee_user_id"] == user["id"]
+
+
+def test_incoming_call_to_an_unassigned_number_is_404_and_from_elsewhere_challenged(node, sipp, trunks, pbx_user):
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    pbx_user()
+    wait_snapshot(node)
+    assert sipp.carrier_call(carrier, "0891234567", "+4930555099", expect=404).ok
+    stranger = sipp.carrier("127.0.0.3")  # not a trunk's address: must authenticate like a phone
+    assert sipp.carrier_call(stranger, "0891234567", "+4930555001", expect=407).ok
+
+
+def test_barred_range_is_refused_with_403(node, sipp, trunks, pbx_user):
+    user, phone, _ = pbx_user(outbound="special")
+    trunks(sipp.carrier(CARRIER_IP))
+    wait_snapshot(node)
+    assert sipp.caller(phone, "09001234567", expect=403).ok
+    cdr = wait_for(lambda: cdr_of(node, user["id"], "rejected"), timeout=5)
+    assert cdr["sip_code"] == 403 and any("0900" in t for t in cdr["trace"])
+
+
+def test_emergency_call_of_a_locked_user_reaches_the_trunk_with_number_and_address(node, sipp, trunks, pbx_user):
+    user, phone, number = pbx_user(locked=True, outbound="internal")
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    wait_snapshot(node)
+    assert sipp.caller(phone, "0301234567", expect=403).ok  # locked: nothing else goes out
+    uas = sipp.callee(carrier, "answer")
+    r = sipp.caller(phone, "112", hold_ms=500)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(uas).ok
+    invite = first_invite(received(uas))
+    assert invite.startswith(f"INVITE sip:112@{CARRIER_IP}")
+    assert f"<sip:{number}@" in invite
+    assert "X-Callmanager-Location: Hauptstr. 1, 10115 Berlin, DE" in invite
