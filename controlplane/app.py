@@ -35,10 +35,21 @@ class App:
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
         self.metrics = Metrics(self)
         self.publisher = SnapshotPublisher(self.engine, settings.snapshot_path, metrics=self.metrics)
+        self._snapshot_cache = None
         self.ingestor = CdrIngestor(self.engine, settings.spool_dir, metrics=self.metrics, interval=settings.cdr_ingest_interval_s)
         if start_workers:
             self.publisher.start()
             self.ingestor.start()
+
+    def current_snapshot(self):
+        """The routing snapshot Kamailio routes on, published first if the database is ahead of it."""
+        from kemi.policy.snapshot import loads_snapshot
+
+        self.publisher.publish()
+        data = self.settings.snapshot_path.read_bytes()
+        if self._snapshot_cache is None or self._snapshot_cache[0] != data:
+            self._snapshot_cache = (data, loads_snapshot(data))
+        return self._snapshot_cache[1]
 
     def close(self) -> None:
         self.publisher.stop()

@@ -12,13 +12,16 @@ import json
 import logging
 import os
 import threading
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from controlplane.db.models import ConfigState, DialplanRule, Extension, PhoneNumber, SipAccount, Site, Tenant, Trunk, User
+from controlplane.db.models import (
+    ConfigState, DialplanRule, Extension, ForwardingRule, PhoneNumber, SipAccount, Site, Tenant, TimePlan, Trunk, User,
+)
+from kemi.policy.timeplan import DAYS, parse_minutes
 from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
 
 log = logging.getLogger("callmanager.snapshot")
@@ -49,6 +52,13 @@ def compile_snapshot(session: Session) -> dict:
     numbers = session.exec(select(PhoneNumber).order_by(PhoneNumber.id)).all()
     rules = session.exec(select(DialplanRule).order_by(DialplanRule.position, DialplanRule.id)).all()
     trunks = session.exec(select(Trunk).where(Trunk.enabled == True)).all()  # noqa: E712
+    plans = session.exec(select(TimePlan).order_by(TimePlan.id)).all()
+    forwarding: dict[int, list[dict]] = {}
+    for r in session.exec(select(ForwardingRule).where(ForwardingRule.enabled == True).order_by(ForwardingRule.position, ForwardingRule.id)).all():  # noqa: E712
+        forwarding.setdefault(r.user_id, []).append({
+            "id": r.id, "kind": r.kind, "target_user": r.target_user_id, "target_number": r.target_number, "callers": r.callers,
+            "time_plan": r.time_plan_id, "when": r.when, "timeout_s": r.timeout_s, "present": r.present,
+        })
     aors: dict[int, list[str]] = {}
     for a in sorted(accounts, key=lambda a: a.id):
         aors.setdefault(a.user_id, []).append(f"sip:{a.username}@{a.realm}")
@@ -77,6 +87,7 @@ def compile_snapshot(session: Session) -> dict:
             "address": (num.emergency_address if num and num.emergency_address else _site_address(site)),
             "outbound": u.outbound, "clir": u.clir, "locked": u.locked,
             "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
+            "forwarding": forwarding.get(u.id, []),
         }
 
     return {
@@ -101,7 +112,28 @@ def compile_snapshot(session: Session) -> dict:
              "tenant_ids": list(t.tenant_ids), "prefixes": list(t.prefixes)}
             for t in trunks
         ],
+        "time_plans": [compile_time_plan(p) for p in plans],
         "trusted": [],
+    }
+
+
+HOLIDAY_YEARS = 3  # holidays are expanded, at every compile, for this year and the next two
+
+
+def compile_time_plan(p: TimePlan, today: date | None = None) -> dict:
+    """A time plan as the policy core reads it: day numbers, minutes, and every closed date spelled out."""
+    today = today or date.today()
+    closed = set(p.closed_dates)
+    if p.holidays_country:
+        import holidays
+
+        years = range(today.year, today.year + HOLIDAY_YEARS)
+        closed |= {d.isoformat() for d in holidays.country_holidays(p.holidays_country, subdiv=p.holidays_subdiv, years=years)}
+    return {
+        "id": p.id, "name": p.name, "tz": p.tz,
+        "ranges": [{"days": [DAYS.index(d) for d in r["days"]], "start": parse_minutes(r["start"]), "end": parse_minutes(r["end"])}
+                   for r in p.ranges],
+        "closed_dates": sorted(closed),
     }
 
 

@@ -49,6 +49,13 @@ class Principal:
         if not self.at_least(role):
             raise Forbidden(f"this needs role {role.value} or higher; the token has {self.role.value}", required_role=role.value)
 
+    def require_self_or(self, role: Role, user_id: int) -> None:
+        """A user may manage their own things; someone else's needs `role`."""
+        if self.user_id == user_id and self.user_id is not None:
+            return
+        if not self.at_least(role):
+            raise Forbidden(f"only the user themselves or a {role.value} or higher may do this", required_role=role.value)
+
     def require_platform(self) -> None:
         if not self.is_platform:
             raise Forbidden("only a platform token may do this", required="platform token")

@@ -231,14 +231,37 @@ def cdr_list(
 
 
 @app.command("rpc")
-def raw(method: str, params: str = typer.Argument("{}", help="params as a JSON object")):
-    """Call any API method with JSON params."""
+def raw(method: str, params: list[str] = typer.Argument(None, help="a JSON object, or key=value (string) and key:=value (JSON) pairs")):
+    """Call any API method: `cm rpc user.update id=7 outbound=national` or `cm rpc user.get '{"id": 7}'`."""
     try:
-        p = json.loads(params)
-    except json.JSONDecodeError as exc:
-        err_console.print(f"[red]error:[/red] params are not JSON: {exc}")
+        p = parse_params(params or [])
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1)
     console.print_json(data=rpc(method, **p))
+
+
+def parse_params(args: list[str]) -> dict:
+    """'{...}' as one argument, or pairs: key=value is a string, key:=value is JSON (numbers, lists, true)."""
+    if len(args) == 1 and args[0].lstrip().startswith("{"):
+        try:
+            return json.loads(args[0])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"params are not JSON: {exc}") from None
+    out: dict = {}
+    for arg in args:
+        if ":=" in arg and arg.index(":=") < arg.index("=") + 1:
+            key, _, value = arg.partition(":=")
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{key}:= needs a JSON value: {exc}") from None
+        elif "=" in arg:
+            key, _, value = arg.partition("=")
+            out[key] = value
+        else:
+            raise ValueError(f"{arg!r} is neither key=value nor key:=json")
+    return out
 
 
 if __name__ == "__main__":

@@ -167,6 +167,42 @@ class Trunk(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class TimePlan(SQLModel, table=True):
+    """Weekly time ranges in a time zone, minus public holidays (library `holidays`) and custom dates."""
+
+    __tablename__ = "time_plan"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_time_plan_tenant_name"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    tz: str = Field(default="Europe/Berlin", sa_column=Column(String(64), nullable=False))
+    ranges: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{"days": ["mon", ...], "start": "08:00", "end": "18:00"}]
+    holidays_country: Optional[str] = Field(default=None, sa_column=Column(String(2), nullable=True))  # e.g. "DE"
+    holidays_subdiv: Optional[str] = Field(default=None, sa_column=Column(String(8), nullable=True))  # e.g. "BY"
+    closed_dates: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # custom ISO dates
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ForwardingRule(SQLModel, table=True):
+    """A user's call forwarding: unconditional, busy, no answer, unreachable (FWD-01..03)."""
+
+    __tablename__ = "forwarding_rule"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
+    position: int = 0
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    target_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))
+    target_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
+    callers: str = Field(default="all", sa_column=Column(String(8), nullable=False))
+    time_plan_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("time_plan.id", ondelete="RESTRICT"), nullable=True))
+    when: str = Field(default="in", sa_column=Column(String(8), nullable=False))
+    timeout_s: int = 20
+    present: str = Field(default="caller", sa_column=Column(String(10), nullable=False))
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_token"
     id: Optional[int] = Field(default=None, primary_key=True)

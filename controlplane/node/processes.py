@@ -153,6 +153,7 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_KAMAILIO_RPC_PORT": str(settings.kamailio_rpc_port),
         "CALLMANAGER_SNAPSHOT_CHECK_S": str(settings.snapshot_check_s),
         "CALLMANAGER_TRUNK_TIMEOUT_MS": str(settings.trunk_timeout_ms),
+        "CALLMANAGER_DEVICE_TIMEOUT_MS": str(settings.device_timeout_ms),
     }
     return Component(
         "kamailio", argv, run / "kamailio.pid", settings.log_dir / "kamailio.log",

@@ -28,6 +28,7 @@ class NodeSettings:
     kamailio_log_prefix: bool = False  # prefix Kamailio's log lines with method, CSeq and Call-ID (~10 % CPU)
     invite_timeout_s: int = 60
     trunk_timeout_ms: int = 3000  # a trunk that sends nothing back within this is skipped (failover)
+    device_timeout_ms: int = 5000  # a user's devices that send nothing back within this: unreachable (backup routing)
     # RTPengine
     rtpengine_address: str = "127.0.0.1"
     rtpengine_ng_port: int = 2223

@@ -20,10 +20,16 @@ class Challenge(NamedTuple):
 
 
 class RouteToUser(NamedTuple):
+    """Ring every registered device of the user; what happens when that fails is decided up front."""
+
     tenant_id: int
     user_id: int
     aors: tuple[str, ...]
-    on_unreachable: Reject = Reject(480, "Temporarily Unavailable", "callee has no registered device")
+    # no registered device, or every device fails or never rings (backup routing)
+    on_unreachable: "Action" = Reject(480, "Temporarily Unavailable", "callee has no registered device")
+    on_busy: "Action | None" = None  # forwarding when busy (None: the busy answer goes back)
+    on_no_answer: "Action | None" = None  # forwarding after `no_answer_s` of ringing
+    no_answer_s: int = 0  # 0: ring until the caller or the INVITE timer gives up
 
 
 class TrunkHop(NamedTuple):
@@ -69,3 +75,24 @@ class Decision(NamedTuple):
     callee: CallParty | None = None
     counts_as_call: bool = True  # False for challenges: an auth round trip is not a call attempt
 
+
+
+def action_to_doc(action: Action | None) -> dict | None:
+    """A routing action as plain JSON, to carry a decided-up-front fallback through the transaction."""
+    if isinstance(action, RouteToUser):
+        return {"t": "user", "tenant_id": action.tenant_id, "user_id": action.user_id, "aors": list(action.aors)}
+    if isinstance(action, RouteToTrunk):
+        return {"t": "trunk", "tenant_id": action.tenant_id, "target": action.target, "hops": [list(h) for h in action.hops],
+                "caller_number": action.caller_number, "caller_domain": action.caller_domain, "privacy": action.privacy}
+    return None
+
+
+def action_from_doc(doc: dict | None) -> Action | None:
+    if not doc:
+        return None
+    if doc["t"] == "user":
+        return RouteToUser(doc["tenant_id"], doc["user_id"], tuple(doc["aors"]))
+    if doc["t"] == "trunk":
+        return RouteToTrunk(doc["tenant_id"], doc["target"], tuple(TrunkHop(*h) for h in doc["hops"]), doc["caller_number"],
+                            doc["caller_domain"], doc.get("privacy", False))
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .auth import challenge_realm, find_account
 from .decision import CallParty, Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, TrunkHop
 from .facts import AuthResult, RequestFacts
+from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .numbering import CLIR_PREFIX, Plan, classify, clean, country, is_emergency, permits, to_e164
 from .snapshot import Snapshot, Tenant, User
 
@@ -69,15 +70,18 @@ def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, 
     return None, Decision(Challenge(realm, proxy=True), (f"{facts.method} challenged in realm {realm}",), counts_as_call=False), ""
 
 
-def decide_initial(facts: RequestFacts, snapshot: Snapshot) -> Decision:
-    """A new call (or other dialog-less request): to a user of this node, or out to the public network."""
+def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0) -> Decision:
+    """A new call (or other dialog-less request): to a user of this node, or out to the public network.
+
+    `now` (epoch seconds) is the time time plans are read at; the caller passes it.
+    """
     caller, early, why = _caller(facts, snapshot)
     if early is not None:
         return early
     assert caller is not None
     trace = [why]
     if caller.trunk is not None:
-        return _from_trunk(facts, snapshot, caller, trace)
+        return _from_trunk(facts, snapshot, caller, trace, now)
 
     ruri_tenant = snapshot.tenant_for_domain(facts.ruri_host)
     if ruri_tenant is not None:
@@ -105,25 +109,106 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot) -> Decision:
             return _emergency(snapshot, tenant, caller, caller_user, digits, trace)
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
-        return _outbound(facts, snapshot, tenant, caller, caller_user, trace)
-    return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}")
+        return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now)
+    return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}", now)
 
 
-def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: str, caller: CallParty, trace: list[str], where: str) -> Decision:
+def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: str, caller: CallParty, trace: list[str], where: str,
+             now: float = 0.0) -> Decision:
     callee_none = CallParty(tenant_id, None, dialled)
     user = snapshot.users.get(user_id) if user_id is not None else None
     if user is None or not user.enabled:
         trace.append(f"dialled {dialled!r}: no such extension {where}")
         return Decision(Reject(404, "Not Found", f"extension {dialled} does not exist"), tuple(trace), caller, callee_none)
     trace.append(f"dialled {dialled} -> extension of user {user.id} ({user.name})" if not dialled.startswith("+") else f"dialled {dialled} -> user {user.id} ({user.name})")
+    callee = CallParty(tenant_id, user.id, dialled)
+    external = caller.user_id is None
+    if not user.forwarding:
+        if not user.aors:
+            trace.append("user has no SIP account")
+            return Decision(Reject(480, "Temporarily Unavailable", "callee has no SIP account"), tuple(trace), caller, callee)
+        trace.append("ring all devices of " + ", ".join(user.aors))
+        return Decision(RouteToUser(tenant_id, user.id, user.aors), tuple(trace), caller, callee)
+
+    chain = [user.id]
+    while True:  # unconditional forwarding, followed across users
+        rule = first_applicable(user.forwarding, "unconditional", external, snapshot.time_plans, now, trace)
+        if rule is None:
+            break
+        if rule.target_user is None:
+            action = _forward_target(snapshot, tenant_id, user, rule, caller, trace)
+            if action is not None:
+                return Decision(action, tuple(trace), caller, callee)
+            break
+        if rule.target_user in chain:
+            trace.append(f"forwarding loop ({' -> '.join(map(str, chain + [rule.target_user]))}): stopped, ringing user {user.id}")
+            break
+        if len(chain) >= MAX_CHAIN:
+            trace.append(f"forwarded through {len(chain)} users: chain cut, ringing user {user.id}")
+            break
+        nxt = snapshot.users.get(rule.target_user)
+        if nxt is None or not nxt.enabled or nxt.tenant_id != tenant_id:
+            trace.append(f"{rule.describe()}: target is not an active user of this tenant; not forwarded")
+            break
+        trace.append(f"forwarded unconditionally from user {user.id} to user {nxt.id} ({nxt.name})")
+        chain.append(nxt.id)
+        user = nxt
+
+    def fallback(kind: str):
+        rule = first_applicable(user.forwarding, kind, external, snapshot.time_plans, now, trace)
+        return (_forward_target(snapshot, tenant_id, user, rule, caller, trace), rule) if rule else (None, None)
+
+    on_busy, _ = fallback("busy")
+    on_no_answer, na_rule = fallback("no_answer")
+    on_unreachable, _ = fallback("unreachable")
     if not user.aors:
-        trace.append("user has no SIP account")
-        return Decision(Reject(480, "Temporarily Unavailable", "callee has no SIP account"), tuple(trace), caller, CallParty(tenant_id, user.id, dialled))
-    trace.append("ring all devices of " + ", ".join(user.aors))
-    return Decision(RouteToUser(tenant_id, user.id, user.aors), tuple(trace), caller, CallParty(tenant_id, user.id, dialled))
+        trace.append(f"user {user.id} has no SIP account")
+        if on_unreachable is not None:
+            trace.append("unreachable: forwarded")
+            return Decision(on_unreachable, tuple(trace), caller, callee)
+        return Decision(Reject(480, "Temporarily Unavailable", "callee has no SIP account"), tuple(trace), caller, callee)
+    trace.append("ring all devices of " + ", ".join(user.aors) + (f" for {na_rule.timeout_s} s" if on_no_answer is not None else ""))
+    action = RouteToUser(
+        tenant_id, user.id, user.aors,
+        on_unreachable=on_unreachable or RouteToUser._field_defaults["on_unreachable"],
+        on_busy=on_busy, on_no_answer=on_no_answer, no_answer_s=na_rule.timeout_s if on_no_answer is not None else 0,
+    )
+    return Decision(action, tuple(trace), caller, callee)
 
 
-def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trace: list[str]) -> Decision:
+def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: ForwardRule, caller: CallParty, trace: list[str]):
+    """Where a forwarding rule leads: another user's devices, or a public number through the trunks."""
+    if rule.target_user is not None:
+        target = snapshot.users.get(rule.target_user)
+        if target is None or not target.enabled or target.tenant_id != tenant_id or not target.aors:
+            trace.append(f"{rule.describe()}: target user cannot be rung; not forwarded")
+            return None
+        trace.append(f"{rule.kind} forwarding to user {target.id} ({target.name})")
+        return RouteToUser(tenant_id, target.id, target.aors)
+    e164 = rule.target_number or ""
+    own = snapshot.numbers.get(e164)
+    if own is not None and own.tenant_id == tenant_id and own.user_id is not None:
+        target = snapshot.users.get(own.user_id)
+        if target is not None and target.enabled and target.aors:
+            trace.append(f"{rule.kind} forwarding to {e164}, a number of user {target.id}")
+            return RouteToUser(tenant_id, target.id, target.aors)
+    dest = classify(e164, user.plan)
+    if dest.barred or (dest.directory and not snapshot.tenants[tenant_id].allow_directory) or not permits(user.outbound, dest.cls):
+        trace.append(f"{rule.describe()}: user {user.id} may not call {e164} ({dest.barred or dest.cls.value}); not forwarded")
+        return None
+    trunks = snapshot.trunks_for(tenant_id, e164)
+    if not trunks:
+        trace.append(f"{rule.describe()}: no trunk carries {e164}; not forwarded")
+        return None
+    presented = user.number  # B: the forwarding user
+    if rule.present == "caller":  # A: the original caller (MOB-06)
+        a_user = snapshot.users.get(caller.user_id) if caller.user_id is not None else None
+        presented = (a_user.number if a_user is not None else caller.number if caller.number.startswith("+") else None) or user.number
+    trace.append(f"{rule.kind} forwarding to {e164} via {', '.join(t.name for t in trunks)}, presenting {presented or 'no number'}")
+    return RouteToTrunk(tenant_id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, snapshot.tenants[tenant_id].domain)
+
+
+def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trace: list[str], now: float) -> Decision:
     """A call from a carrier: routed by the dialled public number (DID) only."""
     trunk = next(t for t in snapshot.trunks if t.name == caller.trunk)
     digits = clean(facts.ruri_user)
@@ -140,8 +225,7 @@ def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trac
         return Decision(Reject(403, "Forbidden", "this company's service is disabled"), tuple(trace), caller, CallParty(number.tenant_id, None, e164))
     caller = CallParty(tenant.id, None, caller.number, trunk=caller.trunk)
     trace.append(f"number {e164} belongs to tenant {tenant.name}")
-    decision = _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)")
-    return decision
+    return _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now)
 
 
 def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, digits: str, trace: list[str]) -> Decision:
@@ -158,7 +242,7 @@ def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User
     return Decision(action, tuple(trace), caller, callee)
 
 
-def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, trace: list[str]) -> Decision:
+def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, trace: list[str], now: float) -> Decision:
     """Not an extension: a public number, read in the caller's numbering plan."""
     dialled, rule = tenant.rewrite(facts.ruri_user)
     if rule:
@@ -182,7 +266,7 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     own = snapshot.numbers.get(e164)
     if own is not None and own.tenant_id == tenant.id:
         trace.append(f"{e164} is a number of this tenant: connected internally")
-        return _to_user(snapshot, tenant.id, own.user_id, e164, caller, trace, "(number not routed to a user)")
+        return _to_user(snapshot, tenant.id, own.user_id, e164, caller, trace, "(number not routed to a user)", now)
     dest = classify(e164, user.plan)
     trace.append(f"dialled {dialled} -> {e164}, destination class {dest.cls.value}")
     if dest.barred:

@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .forwarding import ForwardRule
 from .numbering import DestClass, Plan
+from .timeplan import TimePlan, TimeRange
 
 SNAPSHOT_FORMAT = 1
 
@@ -51,6 +53,7 @@ class User:
     clir: bool = False  # suppress the own number on outgoing calls
     locked: bool = False  # outgoing calls refused, emergency calls excepted
     presented_number: str | None = None  # CLIP no screening (only compiled in where the tenant allows it)
+    forwarding: tuple[ForwardRule, ...] = ()  # in the order they are tried
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class Snapshot:
     extras: Mapping[str, Any] = field(default_factory=dict)
     trunks: tuple[Trunk, ...] = ()  # by priority
     numbers: Mapping[str, Number] = field(default_factory=dict)  # E.164 -> number
+    time_plans: Mapping[int, TimePlan] = field(default_factory=dict)
     # accounts that may authenticate now (account, user and tenant enabled): one lookup per request
     active_accounts: Mapping[tuple[str, str], Account] = field(default_factory=dict)
 
@@ -196,8 +200,21 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 clir=bool(u.get("clir", False)),
                 locked=bool(u.get("locked", False)),
                 presented_number=u.get("presented_number"),
+                forwarding=tuple(
+                    ForwardRule(int(r["id"]), str(r["kind"]), r.get("target_user"), r.get("target_number"), str(r.get("callers", "all")),
+                                r.get("time_plan"), str(r.get("when", "in")), int(r.get("timeout_s", 20)), str(r.get("present", "caller")))
+                    for r in u.get("forwarding", ())
+                ),
             )
             for u in doc["users"]
+        }
+        time_plans = {
+            int(p["id"]): TimePlan(
+                int(p["id"]), str(p["name"]), str(p.get("tz", "Europe/Berlin")),
+                tuple(TimeRange(frozenset(int(d) for d in r["days"]), int(r["start"]), int(r["end"])) for r in p.get("ranges", ())),
+                frozenset(str(d) for d in p.get("closed_dates", ())),
+            )
+            for p in doc.get("time_plans", ())
         }
         trunks = tuple(
             sorted(
@@ -238,6 +255,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             extras=doc.get("extras", {}),
             trunks=trunks,
             numbers=numbers,
+            time_plans=time_plans,
             active_accounts={
                 key: acc for key, acc in accounts.items()
                 if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and getattr(users.get(acc.user_id), "enabled", False)

@@ -61,8 +61,16 @@ def is_myself_ruri() -> bool:
     return KSR.is_myself_ruri() > 0
 
 
-def reply_code() -> int:
-    return int(_pv("$rs") or 0)
+_REPLY_FORMAT = "$_s($rs $bf $cT)"
+
+
+def reply() -> tuple[int, int, str]:
+    """Status code, branch flags and content type of the reply being handled: one crossing."""
+    values = (KSR.pv.gete(_REPLY_FORMAT) or "").replace(_NULL, "").split(_SEP)
+    if len(values) != 3:
+        values = [_pv("$rs"), _pv("$bf"), _pv("$cT")]
+    code, bflags, ctype = values
+    return int(code) if code.isdigit() else 0, int(bflags) if bflags.isdigit() else 0, ctype.lower()
 
 
 def transaction_reply() -> tuple[int, str]:

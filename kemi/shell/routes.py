@@ -16,7 +16,8 @@ import KSR
 
 from kemi.policy import cdr
 from kemi.policy.auth import auth_result, failure_counter_keys, ha1_for_check, identity_must_match, realm_for
-from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser
+from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
+from kemi.policy.forwarding import fallback_case
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
@@ -35,6 +36,7 @@ SPOOL = CdrSpool(SETTINGS.spool_dir)
 # Unknown accounts are checked against this: same work and same answer as a wrong password.
 DECOY_HA1 = secrets.token_hex(16)
 CTX = "cm_ctx"  # name of the AVP / dialog variable that carries the call context
+RANG = "cm_rang"  # AVP set when a device of the current call rang (180/183)
 
 
 # Parsed once in Kamailio's main process (this module is imported at mod_init, before the fork):
@@ -157,7 +159,7 @@ def authenticated_facts(msg: read.Message, snap: Snapshot) -> RequestFacts:
             KSR.notice(f"callmanager: digest authentication failed for {user}@{method_realm} from {msg.src_ip} (rc {rc}, Call-ID {msg.call_id})\n")
     return RequestFacts(msg.method, msg.ruri_user, msg.ruri_host, msg.from_user, msg.from_host, msg.to_user, msg.to_host,
                         msg.src_ip, msg.src_port, msg.call_id, user, realm, result,
-                        msg.method != "REGISTER" and read.is_myself_ruri())
+                        msg.method != "REGISTER" and msg.ruri_host not in snap.domains and read.is_myself_ruri())
 
 
 # ---------------------------------------------------------------- REGISTER
@@ -182,7 +184,7 @@ def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
 
 
 def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
-    decision = decide_initial(facts, snap)
+    decision = decide_initial(facts, snap, time.time())
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)
@@ -191,10 +193,16 @@ def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
     if isinstance(action, Reject):
         finish_locally(ctx, action, facts.method)
         return
+    route(ctx, action, facts.method, nated)
+
+
+def route(ctx: dict, action, method: str, nated: bool) -> None:
     if isinstance(action, RouteToUser):
-        route_to_user(ctx, action, facts.method, nated)
+        route_to_user(ctx, action, method, nated)
     elif isinstance(action, RouteToTrunk):
         route_to_trunk(ctx, action, nated)
+    elif isinstance(action, Reject):
+        finish_locally(ctx, action, method)
 
 
 def call_context(decision: Decision, call_id: str) -> dict:
@@ -217,12 +225,19 @@ def finish_locally(ctx: dict, rej: Reject, method: str) -> None:
 def route_to_user(ctx: dict, action: RouteToUser, method: str, nated: bool) -> None:
     KSR.auth.consume_credentials()
     if not apply.lookup_aors(action.aors):
-        ctx["trace"].append("no registered device: " + action.on_unreachable.reason)
-        finish_locally(ctx, action.on_unreachable, method)
+        fallback = action.on_unreachable
+        ctx["trace"].append("no registered device" + (": forwarded (unreachable)" if not isinstance(fallback, Reject) else ""))
+        route(ctx, fallback, method, nated)
         return
     if method != "INVITE":  # MESSAGE, OPTIONS, ... to a user: relay, no dialog, no media
         relay()
         return
+    fallbacks = {"busy": action_to_doc(action.on_busy), "no_answer": action_to_doc(action.on_no_answer),
+                 "unreachable": action_to_doc(action.on_unreachable)}
+    if any(fallbacks.values()):
+        ctx["fallback"] = fallbacks
+    if any(fallbacks.values()):  # ring this long, then forward (no answer); silent devices count as unreachable
+        KSR.tm.t_set_fr(action.no_answer_s * 1000, SETTINGS.device_timeout_ms)
     start_call(ctx, nated)
 
 
@@ -258,11 +273,13 @@ def store_context(ctx: dict) -> None:
 
 
 def branch_reply_route() -> int:
-    code = read.reply_code()
-    nated = KSR.isbflagset(FLB_NATB) > 0 or KSR.nathelper.nat_uac_test(1) > 0
+    code, bflags, content_type = read.reply()
+    if code in (180, 183):
+        apply.set_avp(RANG, "1")  # the devices rang: a timeout now means "no answer", not "unreachable"
+    nated = bool(bflags & (1 << FLB_NATB)) or KSR.nathelper.nat_uac_test(1) > 0
     if nated:
         KSR.nathelper.set_contact_alias()
-    if 100 < code < 300 and read.has_sdp():
+    if 100 < code < 300 and read.has_sdp(content_type):
         KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
     return 1
 
@@ -274,13 +291,41 @@ def failure_route() -> int:
         code, reason = 487, "Request Terminated"
     blob = read.avp(CTX)
     ctx = json.loads(blob) if blob else None
-    if ctx is not None and ctx.get("hops") and should_fail_over(code, cancelled) and next_trunk(ctx, code, reason):
-        return 1
+    if ctx is not None and not cancelled:
+        if ctx.get("hops") and should_fail_over(code, cancelled) and next_trunk(ctx, code, reason):
+            return 1
+        if ctx.get("fallback") and forward_after_failure(ctx, code, reason):
+            return 1
     KSR.rtpengine.rtpengine_delete0()
     if ctx is not None:
         ctx["trace"].append(f"final reply {code} {reason}" + (" (caller cancelled)" if cancelled else ""))
         SPOOL.put(cdr.record(ctx, code=code, reason=reason, end_ts=time.time(), cancelled=cancelled))
     return 1
+
+
+def forward_after_failure(ctx: dict, code: int, reason: str) -> bool:
+    """Busy, no answer or unreachable: the forwarding decided with the call, as a new branch."""
+    case = fallback_case(code, False, read.avp(RANG) == "1")
+    action = action_from_doc(ctx["fallback"].get(case)) if case else None
+    ctx["fallback"] = None  # one forwarding per call leg
+    if action is None:
+        return False
+    ctx["trace"].append(f"{code} {reason}: {case}, forwarding")
+    KSR.tm.t_reset_fr()
+    if isinstance(action, RouteToUser):
+        if not apply.lookup_aors(action.aors):
+            ctx["trace"].append("forwarding target has no registered device")
+            return False
+    else:
+        apply.caller_identity(action)
+        ctx["hops"] = [[h.name, h.uri] for h in action.hops[1:]]
+        ctx["trace"].append(f"trying trunk {action.hops[0].name}")
+        apply.set_ruri(action.hops[0].uri)
+        KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)
+    store_context(ctx)
+    KSR.tm.t_on_failure("ksr_failure_route")
+    KSR.tm.t_on_reply("ksr_branch_reply")
+    return KSR.tm.t_relay() > 0
 
 
 def next_trunk(ctx: dict, code: int, reason: str) -> bool:

@@ -12,6 +12,7 @@ class ShellSettings:
     rpc_port: int
     snapshot_check_interval: float = 0.25
     trunk_timeout_ms: int = 3000  # a trunk that does not answer at all within this is skipped
+    device_timeout_ms: int = 5000  # devices that send nothing back within this are unreachable (backup routing)
 
     @classmethod
     def from_env(cls) -> "ShellSettings":
@@ -22,4 +23,5 @@ class ShellSettings:
             rpc_port=int(os.environ.get("CALLMANAGER_KAMAILIO_RPC_PORT", "5071")),
             snapshot_check_interval=float(os.environ.get("CALLMANAGER_SNAPSHOT_CHECK_S", "0.25")),
             trunk_timeout_ms=int(os.environ.get("CALLMANAGER_TRUNK_TIMEOUT_MS", "3000")),
+            device_timeout_ms=int(os.environ.get("CALLMANAGER_DEVICE_TIMEOUT_MS", "5000")),
         )

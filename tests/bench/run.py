@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from controlplane.db.models import SipAccount, Tenant, User
+from controlplane.db.models import ForwardingRule, SipAccount, Tenant, TimePlan, User
 from controlplane.db.session import make_engine
 from controlplane.node import processes
 from controlplane.node.settings import load_settings
@@ -145,17 +145,35 @@ def call_rate_search(start: int, ceiling: int, precision: float = 0.08):
 
 
 def provision_kemi(node: TestNode, n: int) -> None:
+    """n users with SIP accounts; a third of them with forwarding rules (some by a time plan with
+    German holidays), and the callee with busy and no-answer forwarding that the policy prepares
+    on every call (the load UAS answers, so it never fires)."""
     engine = make_engine(node.settings.db_url)
     with Session(engine) as s:
         t = Tenant(name="Bench", sip_domain=DOMAIN)
         s.add(t)
         s.flush()
         names = all_users(n)
-        users = [User(tenant_id=t.id, name=u) for u in names]
+        users = [User(tenant_id=t.id, name=u, outbound="international") for u in names]
         s.add_all(users)
         s.flush()
         s.add_all(SipAccount(tenant_id=t.id, user_id=u.id, username=name, realm=DOMAIN, ha1=ha1(name, DOMAIN, password(name)),
                              ha1b=ha1b(name, DOMAIN, password(name))) for name, u in zip(names, users))
+        plan = TimePlan(tenant_id=t.id, name="office", ranges=[{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00"}],
+                        holidays_country="DE", holidays_subdiv="BE")
+        s.add(plan)
+        s.flush()
+        rules = []
+        for i, u in enumerate(users[:n]):
+            if i % 3:
+                continue
+            target = users[(i + 1) % n]
+            rules.append(ForwardingRule(tenant_id=t.id, user_id=u.id, kind=("unconditional", "busy", "no_answer", "unreachable")[i % 4],
+                                        target_user_id=target.id, time_plan_id=plan.id if i % 2 else None, when="outside"))
+        callee = users[-1]
+        rules.append(ForwardingRule(tenant_id=t.id, user_id=callee.id, kind="busy", target_user_id=users[0].id))
+        rules.append(ForwardingRule(tenant_id=t.id, user_id=callee.id, kind="no_answer", target_user_id=users[0].id, timeout_s=60))
+        s.add_all(rules)
         s.commit()
         caller_id, callee_id = users[-2].id, users[-1].id
     engine.dispose()
@@ -233,9 +251,16 @@ def main(argv=None) -> int:
     ap.add_argument("--start-rate", type=int, default=200)
     ap.add_argument("--max-rate", type=int, default=5000)
     ap.add_argument("--storm-repeat", type=int, default=3, help="storms per side (the median counts)")
+    ap.add_argument("--skip-sip", action="store_true", help="only the policy decision benchmark (no Kamailio)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="cm-bench-"))
     print(f"callmanager benchmark, work dir {work}", flush=True)
+    from tests.bench import policy
+
+    policy_records = policy.run(users=args.users)
+    if args.skip_sip:
+        save(policy_records)
+        return 0
 
     node = TestNode(work / "var", kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3)
     node.start()
@@ -260,16 +285,21 @@ def main(argv=None) -> int:
     if args.duration:
         records.append(record(f"call_rate_sustained_{args.duration}s_rtpengine", kemi["calls"]["best"], "calls/s", native["calls"]["best"],
                               {**meta, "max_failed": MAX_FAILED, "kemi_steps": kemi["calls"]["steps"], "native_steps": native["calls"]["steps"]}))
+    save(policy_records + records)
+    return 0
+
+
+def save(records: list[dict]) -> None:
+    """Add (or replace, by name) these records in var/bench/results.json and print them."""
     out = ROOT / "var" / "bench" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(out.read_text()) if out.exists() else []
     names = {r["name"] for r in records}
     out.write_text(json.dumps([r for r in old if r["name"] not in names] + records, indent=2))
-    print(f"\n{'benchmark':45} {'KEMI node':>12} {'native':>12} {'ratio':>7}")
+    print(f"\n{'benchmark':45} {'value':>12} {'baseline':>12} {'ratio':>7}")
     for r in records:
         print(f"{r['name']:45} {r['value']:>12} {r['baseline']:>12} {str(r['ratio']):>7}  {r['unit']}")
     print(f"results in {out}")
-    return 0
 
 
 if __name__ == "__main__":

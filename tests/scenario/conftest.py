@@ -7,6 +7,8 @@ from tests.harness.node import TestNode
 from tests.harness.sipp import Sipp
 
 _n = itertools.count(1)
+_pub = itertools.count(1)
+CARRIER_IP = "127.0.0.2"  # carriers in tests send from here; phones from 127.0.0.1
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +62,45 @@ def wait_snapshot(node, timeout=5.0):
 
 def cdrs_for(node, call_id):
     return node.rpc("cdr.list", call_id=call_id)["items"]
+
+
+@pytest.fixture(scope="session")
+def public(node):
+    """A tenant with a Berlin site, a block of 100 numbers, and its own trunks (added per test)."""
+    tenant = node.rpc("tenant.create", name="Trunk AG", sip_domain="trunk-ag.example")
+    site = node.rpc("site.create", tenant_id=tenant["id"], name="Berlin", region="DE", area_code="30",
+                    street="Hauptstr. 1", postal_code="10115", city="Berlin")
+    block = node.rpc("number_block.create", tenant_id=tenant["id"], first="+49 30 5550 00", size=100, site_id=site["id"])
+    return {"tenant": tenant, "site": site, "block": block, "trunks": []}
+
+
+@pytest.fixture
+def trunks(node, public):
+    """Make trunks to carrier UASs for this tenant only; removed after the test."""
+    made = []
+
+    def make(carrier, priority=1):
+        t = node.rpc("trunk.create", name=f"carrier-{next(_pub)}", host=carrier.ip, port=carrier.port, transport="udp",
+                     priority=priority, tenant_ids=[public["tenant"]["id"]])
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        node.rpc("trunk.delete", id=t["id"])
+
+
+@pytest.fixture
+def pbx_user(node, public, sipp):
+    """A user of the trunk tenant with extension, SIP account and public number; returns (user, phone, number)."""
+
+    def make(**settings):
+        i = next(_pub)
+        user = node.rpc("user.create", tenant_id=public["tenant"]["id"], name=f"Public {i}", **settings)
+        password = f"pw-pub-{i}"
+        node.rpc("sip_account.create", user_id=user["id"], username=f"pub{i}", password=password)
+        node.rpc("extension.create", number=str(400 + i), user_id=user["id"])
+        number = node.rpc("number.assign", e164=f"+49305550{i % 100:02d}", user_id=user["id"])
+        return user, sipp.phone(f"pub{i}", "trunk-ag.example", password), number["e164"]
+
+    return make

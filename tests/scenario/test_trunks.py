@@ -3,57 +3,9 @@
 The carriers are SIPp instances on 127.0.0.2 (phones use 127.0.0.1), so the node can tell a
 carrier's traffic from a phone's by source address, as it does in production.
 """
-import itertools
 import re
 
-import pytest
-
-from tests.scenario.conftest import wait_for, wait_snapshot
-
-CARRIER_IP = "127.0.0.2"
-_n = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def public(node):
-    """A tenant with a Berlin site, a block of 100 numbers, and its own trunks (added per test)."""
-    tenant = node.rpc("tenant.create", name="Trunk AG", sip_domain="trunk-ag.example")
-    site = node.rpc("site.create", tenant_id=tenant["id"], name="Berlin", region="DE", area_code="30",
-                    street="Hauptstr. 1", postal_code="10115", city="Berlin")
-    block = node.rpc("number_block.create", tenant_id=tenant["id"], first="+49 30 5550 00", size=100, site_id=site["id"])
-    return {"tenant": tenant, "site": site, "block": block, "trunks": []}
-
-
-@pytest.fixture
-def trunks(node, public):
-    """Make trunks to carrier UASs for this tenant only; removed after the test."""
-    made = []
-
-    def make(carrier, priority=1):
-        t = node.rpc("trunk.create", name=f"carrier-{next(_n)}", host=carrier.ip, port=carrier.port, transport="udp",
-                     priority=priority, tenant_ids=[public["tenant"]["id"]])
-        made.append(t)
-        return t
-
-    yield make
-    for t in made:
-        node.rpc("trunk.delete", id=t["id"])
-
-
-@pytest.fixture
-def pbx_user(node, public, sipp):
-    """A user of the trunk tenant with extension, SIP account and public number; returns (user, phone, number)."""
-
-    def make(**settings):
-        i = next(_n)
-        user = node.rpc("user.create", tenant_id=public["tenant"]["id"], name=f"Public {i}", **settings)
-        password = f"pw-pub-{i}"
-        node.rpc("sip_account.create", user_id=user["id"], username=f"pub{i}", password=password)
-        node.rpc("extension.create", number=str(400 + i), user_id=user["id"])
-        number = node.rpc("number.assign", e164=f"+49305550{i % 100:02d}", user_id=user["id"])
-        return user, sipp.phone(f"pub{i}", "trunk-ag.example", password), number["e164"]
-
-    return make
+from tests.scenario.conftest import CARRIER_IP, wait_for, wait_snapshot
 
 
 def received(callee) -> str:

@@ -1,0 +1,137 @@
+"""Call forwarding rules of a user (FWD-01..03, MOB-04, MOB-06).
+
+Per user, rules of four kinds, tried in `position` order within a kind: `unconditional`,
+`busy`, `no_answer` (after `timeout_s` of ringing), `unreachable` (no device registered, or
+all fail or never ring: backup routing). Each may be limited to internal or external callers
+and to the inside or outside of a time plan. The target is another user of the tenant or a
+public number (the user's outbound permission applies to it).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from sqlmodel import select
+
+from controlplane.api.errors import InvalidParams
+from controlplane.api.rpc import Params, method
+from controlplane.db.models import ForwardingRule, Role, TimePlan, User
+from controlplane.numbering import e164
+from kemi.policy.forwarding import CALLERS, KINDS
+
+from .common import Id, IdParams, ListParams, dump, get_scoped, page
+
+Kind = Literal[KINDS]  # type: ignore[valid-type]
+Callers = Literal[CALLERS]  # type: ignore[valid-type]
+
+
+class RuleFields(Params):
+    target_user_id: Id | None = Field(None, description="forward to this user ...")
+    target_number: str | None = Field(None, description="... or to this public number ('+49 171 1234567', '0171 1234567')")
+    callers: Callers | None = Field(None, description="all, internal or external callers")
+    time_plan_id: Id | None = Field(None, description="only inside/outside this time plan (0 clears)")
+    when: Literal["in", "outside"] | None = None
+    timeout_s: int | None = Field(None, ge=1, le=300, description="no_answer: seconds of ringing first")
+    present: Literal["caller", "forwarder"] | None = Field(None, description="forwarded out: present the caller (A) or the user (B)")
+    position: int | None = Field(None, ge=0, le=10000)
+    enabled: bool | None = None
+
+
+class RuleCreate(RuleFields):
+    user_id: Id
+    kind: Kind
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.target_user_id is None) == (self.target_number is None):
+            raise ValueError("give exactly one of target_user_id and target_number")
+        return self
+
+
+class RuleUpdate(RuleFields):
+    id: Id
+
+
+class RuleList(ListParams):
+    user_id: Id | None = None
+
+
+def _apply(s, ctx, rule: ForwardingRule, p: RuleFields) -> None:
+    if p.target_user_id is not None:
+        target = get_scoped(s, User, p.target_user_id, ctx.principal, "user")
+        if target.tenant_id != rule.tenant_id:
+            raise InvalidParams("the target user belongs to another tenant", field="target_user_id")
+        if target.id == rule.user_id:
+            raise InvalidParams("a user cannot forward to themselves", field="target_user_id")
+        rule.target_user_id, rule.target_number = target.id, None
+    if p.target_number is not None:
+        rule.target_number, rule.target_user_id = e164(p.target_number, "target_number", region=_region_of(s, rule.user_id)), None
+    if p.time_plan_id is not None:
+        plan = get_scoped(s, TimePlan, p.time_plan_id, ctx.principal, "time_plan")
+        if plan.tenant_id != rule.tenant_id:
+            raise InvalidParams("the time plan belongs to another tenant", field="time_plan_id")
+        rule.time_plan_id = plan.id
+    for name in ("callers", "when", "timeout_s", "present", "position", "enabled"):
+        value = getattr(p, name)
+        if value is not None:
+            setattr(rule, name, value)
+
+
+def _region_of(s, user_id: int) -> str:
+    from controlplane.db.models import Site
+
+    user = s.get(User, user_id)
+    site = s.get(Site, user.site_id) if user and user.site_id else s.exec(select(Site).where(Site.tenant_id == user.tenant_id).order_by(Site.id)).first()
+    return site.region if site else "DE"
+
+
+@method("forwarding.create", RuleCreate, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+def create(ctx, p: RuleCreate):
+    """Add a forwarding rule to a user (a plain User token: only to themselves)."""
+    with ctx.app.write() as s:
+        user = get_scoped(s, User, p.user_id, ctx.principal, "user")
+        ctx.principal.require_self_or(Role.OPERATOR, user.id)
+        rule = ForwardingRule(tenant_id=user.tenant_id, user_id=user.id, kind=p.kind)
+        _apply(s, ctx, rule, p)
+        s.add(rule)
+        s.flush()
+        return dump(rule)
+
+
+@method("forwarding.list", RuleList, min_role=Role.USER)
+def list_(ctx, p: RuleList):
+    """List forwarding rules (a plain User token sees its own)."""
+    with ctx.app.read() as s:
+        stmt = select(ForwardingRule).order_by(ForwardingRule.user_id, ForwardingRule.kind, ForwardingRule.position, ForwardingRule.id)
+        scope = ctx.principal.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(ForwardingRule.tenant_id == scope)
+        if not ctx.principal.at_least(Role.OPERATOR):
+            stmt = stmt.where(ForwardingRule.user_id == ctx.principal.user_id)
+        elif p.user_id is not None:
+            stmt = stmt.where(ForwardingRule.user_id == p.user_id)
+        return page(s, stmt, p.limit, p.offset, dump)
+
+
+@method("forwarding.update", RuleUpdate, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+def update(ctx, p: RuleUpdate):
+    """Change a forwarding rule (enable/disable, target, conditions)."""
+    with ctx.app.write() as s:
+        rule = get_scoped(s, ForwardingRule, p.id, ctx.principal, "forwarding_rule")
+        ctx.principal.require_self_or(Role.OPERATOR, rule.user_id)
+        if p.target_user_id is not None and p.target_number is not None:
+            raise InvalidParams("give at most one of target_user_id and target_number")
+        _apply(s, ctx, rule, p)
+        s.add(rule)
+        s.flush()
+        return dump(rule)
+
+
+@method("forwarding.delete", IdParams, min_role=Role.USER, errors=("not_found", "forbidden"))
+def delete(ctx, p: IdParams):
+    """Delete a forwarding rule."""
+    with ctx.app.write() as s:
+        rule = get_scoped(s, ForwardingRule, p.id, ctx.principal, "forwarding_rule")
+        ctx.principal.require_self_or(Role.OPERATOR, rule.user_id)
+        s.delete(rule)
+        return {"deleted": True, "id": p.id}

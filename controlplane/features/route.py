@@ -1,0 +1,95 @@
+"""`route.simulate`: what would happen to a call, computed by the policy code that routes live calls.
+
+The decision is taken on the routing snapshot Kamailio uses (published first if the database
+is ahead of it), with the same `decide_initial` as the KEMI shell; no call is placed.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pydantic import Field, model_validator
+from sqlmodel import select
+
+from controlplane.api.errors import InvalidParams
+from controlplane.api.rpc import Params, method
+from controlplane.db.models import Role, SipAccount, Tenant, User
+from controlplane.numbering import national
+from kemi.policy.decision import Challenge, Reject, RouteToTrunk, RouteToUser
+from kemi.policy.facts import AuthResult, RequestFacts
+from kemi.policy.routing import decide_initial
+
+from .common import Id, get_scoped
+
+
+class Simulate(Params):
+    dialled: str = Field(min_length=1, max_length=64, description="what the caller dials (extension or number, as typed)")
+    caller_user_id: Id | None = Field(None, description="an internal caller ...")
+    caller_number: str | None = Field(None, description="... or an external caller's number, arriving through a trunk")
+    tenant_id: Id | None = Field(None, description="the tenant of an external call (platform token)")
+    at: datetime | None = Field(None, description="when (ISO 8601, default now): time plans and holidays are read at this time")
+
+    @model_validator(mode="after")
+    def _one_caller(self):
+        if (self.caller_user_id is None) == (self.caller_number is None):
+            raise ValueError("give exactly one of caller_user_id and caller_number")
+        return self
+
+
+def _describe(action) -> dict:
+    if isinstance(action, RouteToUser):
+        out = {"type": "ring_user", "user_id": action.user_id, "devices": list(action.aors)}
+        for case in ("busy", "no_answer", "unreachable"):
+            alt = getattr(action, f"on_{case}")
+            if alt is not None and not isinstance(alt, Reject):
+                out[f"on_{case}"] = _describe(alt)
+        if action.no_answer_s:
+            out["no_answer_s"] = action.no_answer_s
+        return out
+    if isinstance(action, RouteToTrunk):
+        return {"type": "trunk", "number": action.target, "national": national(action.target), "trunks": [h.name for h in action.hops],
+                "presented_number": action.caller_number, "privacy": action.privacy, "emergency": action.emergency,
+                **({"location": action.location} if action.emergency else {})}
+    if isinstance(action, Reject):
+        return {"type": "reject", "code": action.code, "reason": action.reason, "explanation": action.warning}
+    if isinstance(action, Challenge):
+        return {"type": "challenge", "realm": action.realm}
+    return {"type": type(action).__name__}
+
+
+@method("route.simulate", Simulate, min_role=Role.OPERATOR, errors=("invalid_params", "not_found"))
+def simulate(ctx, p: Simulate):
+    """Dry-run a call: the routing decision and its trace, without placing it."""
+    when = p.at or datetime.now(timezone.utc)
+    if when.tzinfo is None:
+        raise InvalidParams("at needs a time zone (e.g. 2026-12-24T19:00:00+01:00)", field="at")
+    with ctx.app.read() as s:
+        if p.caller_user_id is not None:
+            user = get_scoped(s, User, p.caller_user_id, ctx.principal, "user")
+            tenant = s.get(Tenant, user.tenant_id)
+            acc = s.exec(select(SipAccount).where(SipAccount.user_id == user.id).order_by(SipAccount.id)).first()
+            if acc is None:
+                raise InvalidParams(f"user {user.id} has no SIP account to call from", field="caller_user_id")
+            src, from_user, auth_user, auth_realm, auth = "192.0.2.1", acc.username, acc.username, acc.realm, AuthResult.OK
+        else:
+            tenant_id = ctx.principal.tenant_scope(p.tenant_id)
+            if tenant_id is None:
+                raise InvalidParams("tenant_id is required for an external caller with a platform token", field="tenant_id")
+            tenant = get_scoped(s, Tenant, tenant_id, ctx.principal, "tenant")
+            src, from_user, auth_user, auth_realm, auth = None, p.caller_number, "", "", AuthResult.NONE
+    snap = ctx.app.current_snapshot()
+    if src is None:  # an external call arrives through a trunk of this tenant
+        trunk = next((t for t in snap.trunks if t.serves(tenant.id, None) and t.sources), None)
+        if trunk is None:
+            raise InvalidParams("no trunk with source addresses serves this tenant: an external call cannot arrive", field="caller_number")
+        src = str(trunk.sources[0].network_address)
+    facts = RequestFacts("INVITE", p.dialled, tenant.sip_domain, from_user, tenant.sip_domain, p.dialled, tenant.sip_domain, src, 5060,
+                         "simulated", auth_user, auth_realm, auth, False)
+    decision = decide_initial(facts, snap, when.timestamp())
+    return {
+        "decision": _describe(decision.action),
+        "trace": list(decision.trace),
+        "caller": decision.caller._asdict() if decision.caller else None,
+        "callee": decision.callee._asdict() if decision.callee else None,
+        "at": when.isoformat(),
+        "snapshot_version": snap.version,
+    }

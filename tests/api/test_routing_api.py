@@ -1,0 +1,124 @@
+"""The routing-policy API: sites, numbers, trunks, dial plans, time plans, forwarding, route.simulate."""
+
+
+def public_setup(api, acme):
+    admin = acme["admin"]
+    site = api.ok("site.create", token=admin, name="Berlin", area_code="30", street="Hauptstr. 1", postal_code="10115", city="Berlin")
+    block = api.ok("number_block.create", tenant_id=acme["tenant"]["id"], first="+49 30 1234 500", size=100)
+    api.ok("sip_account.create", token=admin, user_id=acme["alice"]["id"], username="alice", password="pw-alice-1")
+    api.ok("sip_account.create", token=admin, user_id=acme["bob"]["id"], username="bob", password="pw-bob-12")
+    api.ok("extension.create", token=admin, number="201", user_id=acme["alice"]["id"])
+    api.ok("extension.create", token=admin, number="202", user_id=acme["bob"]["id"])
+    a = api.ok("number.assign", token=admin, e164="030 1234501".replace("030", "+4930"), user_id=acme["alice"]["id"])
+    b = api.ok("number.assign", token=admin, e164="+49 30 1234 502", user_id=acme["bob"]["id"])
+    trunk = api.ok("trunk.create", name="carrier", host="198.51.100.7", priority=1)
+    return site, block, a, b, trunk
+
+
+def test_number_blocks_are_aligned_and_never_overlap(api, acme):
+    tid = acme["tenant"]["id"]
+    block = api.ok("number_block.create", tenant_id=tid, first="+49 30 1234 500", size=100)
+    assert block["first"] == "+49301234500" and block["last"] == "+49301234599" and block["first_national"] == "030 1234500"
+    assert api.err("number_block.create", tenant_id=tid, first="+49301234550", size=10)[0] == "conflict"
+    assert api.err("number_block.create", tenant_id=tid, first="+49301234505", size=10)[0] == "invalid_params"  # not aligned
+    assert api.err("number_block.create", tenant_id=tid, first="+49301239999", size=1)[0] == "invalid_params"  # only ported singles
+    assert api.ok("number_block.create", tenant_id=tid, first="+49301239999", size=1, ported=True)["ported"]
+    assert api.err("number_block.create", tenant_id=tid, first="not a number", size=10)[0] == "invalid_params"
+    assert api.err("number_block.create", token=acme["admin"], tenant_id=tid, first="+49401234500", size=100)[0] == "forbidden"
+
+
+def test_numbers_only_from_the_tenants_blocks(api, acme):
+    api.ok("number_block.create", tenant_id=acme["tenant"]["id"], first="+49301234500", size=100)
+    n = api.ok("number.assign", token=acme["admin"], e164="+49 30 1234 501", user_id=acme["alice"]["id"])
+    assert n["e164"] == "+49301234501" and n["national"] == "030 1234501"
+    eid, err = api.err("number.assign", token=acme["admin"], e164="+49301239999", user_id=acme["alice"]["id"])
+    assert eid == "invalid_params" and "not in a number block" in err["message"]
+    assert [x["e164"] for x in api.ok("number.list", token=acme["admin"])["items"]] == ["+49301234501"]
+    assert api.err("number_block.delete", id=n["block_id"])[0] == "conflict"  # in use
+    api.ok("number.release", token=acme["admin"], id=n["id"])
+    api.ok("number_block.delete", id=n["block_id"])
+
+
+def test_trunks_are_platform_objects_and_validated(api, acme):
+    t = api.ok("trunk.create", name="carrier-a", host="192.0.2.10", sources=["192.0.2.0/28"], prefixes=["+49"], tenant_ids=[acme["tenant"]["id"]])
+    assert t["transport"] == "udp" and t["sources"] == ["192.0.2.0/28"]
+    assert api.err("trunk.create", name="carrier-a", host="192.0.2.11")[0] == "conflict"
+    assert api.err("trunk.create", name="b", host="bad host!")[0] == "invalid_params"
+    assert api.err("trunk.create", name="b", host="192.0.2.11", sources=["not-an-ip"])[0] == "invalid_params"
+    assert api.err("trunk.create", name="b", host="192.0.2.11", tenant_ids=[999])[0] == "invalid_params"
+    assert api.err("trunk.list", token=acme["admin"])[0] == "forbidden"
+    assert api.ok("trunk.update", id=t["id"], priority=5)["priority"] == 5
+    assert len(api.ok("trunk.list")["items"]) == 1
+
+
+def test_users_telephony_settings(api, acme):
+    admin = acme["admin"]
+    u = api.ok("user.update", token=admin, id=acme["alice"]["id"], outbound="international", clir=True, locked=False)
+    assert u["outbound"] == "international" and u["clir"] is True
+    assert api.err("user.update", token=admin, id=u["id"], outbound="everything")[0] == "invalid_params"
+    assert api.err("user.update", token=admin, id=u["id"], presented_number="+498001234567")[0] == "forbidden"
+    api.ok("tenant.update", id=acme["tenant"]["id"], allow_clip_no_screening=True)
+    assert api.ok("user.update", token=admin, id=u["id"], presented_number="0800 1234567".replace("0800", "+49800"))["presented_number"] == "+498001234567"
+    assert api.err("extension.create", token=admin, number="112", user_id=u["id"])[0] == "invalid_params"
+
+
+def test_dial_plan_rules_are_validated(api, acme):
+    admin = acme["admin"]
+    assert api.ok("dialplan.create", token=admin, pattern=r"0(0\d+)", replacement=r"\1")["pattern"] == r"0(0\d+)"
+    assert api.err("dialplan.create", token=admin, pattern=r"(\d+)+", replacement="x")[0] == "invalid_params"  # backtracking trap
+    assert api.err("dialplan.create", token=admin, pattern=r"(\d", replacement="x")[0] == "invalid_params"
+    assert api.err("dialplan.create", token=admin, pattern=r"(\d)", replacement=r"\2")[0] == "invalid_params"
+
+
+def test_time_plans_reject_empty_and_overlapping_ranges(api, acme):
+    admin = acme["admin"]
+    ok = api.ok("time_plan.create", token=admin, name="office", ranges=[{"days": ["mon", "tue"], "start": "08:00", "end": "12:00"},
+                                                                       {"days": ["mon"], "start": "13:00", "end": "18:00"}],
+                holidays_country="DE", holidays_subdiv="BY")
+    assert ok["holidays_subdiv"] == "BY"
+    assert api.err("time_plan.create", token=admin, name="empty", ranges=[{"days": ["mon"], "start": "10:00", "end": "10:00"}])[0] == "invalid_params"
+    assert api.err("time_plan.create", token=admin, name="overlap", ranges=[{"days": ["mon"], "start": "08:00", "end": "12:00"},
+                                                                           {"days": ["mon", "fri"], "start": "11:00", "end": "13:00"}])[0] == "invalid_params"
+    assert api.err("time_plan.create", token=admin, name="tz", tz="Mars/Olympus", ranges=[{"days": ["mon"], "start": "08:00", "end": "12:00"}])[0] == "invalid_params"
+    assert api.err("time_plan.create", token=admin, name="none", ranges=[])[0] == "invalid_params"
+    assert [p["name"] for p in api.ok("time_plan.list", token=admin)["items"]] == ["office"]  # nothing half-written
+
+
+def test_forwarding_rules_and_route_simulate_agree_with_the_time(api, acme):
+    public_setup(api, acme)
+    admin = acme["admin"]
+    plan = api.ok("time_plan.create", token=admin, name="office", ranges=[{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00"}],
+                  holidays_country="DE", holidays_subdiv="BE")
+    api.ok("user.update", token=admin, id=acme["bob"]["id"], outbound="international")
+    rule = api.ok("forwarding.create", token=admin, user_id=acme["bob"]["id"], kind="unconditional", target_number="0171 1234567",
+                  time_plan_id=plan["id"], when="outside")
+    assert rule["target_number"] == "+491711234567"
+    assert api.err("forwarding.create", token=admin, user_id=acme["bob"]["id"], kind="busy")[0] == "invalid_params"  # no target
+    assert api.err("forwarding.create", token=admin, user_id=acme["bob"]["id"], kind="busy", target_user_id=acme["bob"]["id"])[0] == "invalid_params"
+    assert api.err("forwarding.create", token=admin, user_id=acme["bob"]["id"], kind="sometimes", target_user_id=acme["alice"]["id"])[0] == "invalid_params"
+
+    def sim(at):
+        return api.ok("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="202", at=at)
+
+    office = sim("2026-11-26T10:00:00+01:00")
+    assert office["decision"]["type"] == "ring_user" and office["decision"]["user_id"] == acme["bob"]["id"]
+    evening = sim("2026-11-26T19:00:00+01:00")
+    assert evening["decision"]["type"] == "trunk" and evening["decision"]["number"] == "+491711234567"
+    christmas = sim("2026-12-25T10:00:00+01:00")  # a Friday, but a public holiday
+    assert christmas["decision"]["type"] == "trunk" and any("holiday" in t for t in christmas["trace"])
+
+    external = api.ok("route.simulate", token=admin, caller_number="0891234567", dialled="+49301234502", at="2026-11-26T10:00:00+01:00")
+    assert external["decision"]["type"] == "ring_user" and external["caller"]["number"] == "+49891234567"
+    out = api.ok("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="0900 1234567".replace(" ", ""))
+    assert out["decision"]["type"] == "reject" and out["decision"]["code"] == 403
+    emergency = api.ok("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="112")
+    assert emergency["decision"]["emergency"] and emergency["decision"]["location"] == "Hauptstr. 1, 10115 Berlin, DE"
+
+
+def test_a_plain_user_manages_only_their_own_forwarding(api, acme):
+    public_setup(api, acme)
+    bob_token = api.ok("token.create", token=acme["admin"], name="bob", role="user", user_id=acme["bob"]["id"])["token"]
+    mine = api.ok("forwarding.create", token=bob_token, user_id=acme["bob"]["id"], kind="busy", target_user_id=acme["alice"]["id"])
+    assert api.err("forwarding.create", token=bob_token, user_id=acme["alice"]["id"], kind="busy", target_user_id=acme["bob"]["id"])[0] == "forbidden"
+    assert [r["id"] for r in api.ok("forwarding.list", token=bob_token)["items"]] == [mine["id"]]
+    api.ok("forwarding.delete", token=bob_token, id=mine["id"])

@@ -1,0 +1,122 @@
+"""The routing decision's own cost, on a realistic 20,000-user snapshot (no Kamailio).
+
+A third of the users have forwarding rules (unconditional / busy / no answer / unreachable,
+some to mobiles, some by time plan with German holidays); calls are a mix of internal calls,
+calls out to the public network and calls in from a trunk. The baseline in the same run is the
+same snapshot with every rule removed (the decision a plain extension lookup takes).
+
+Prints p50/p99/max per kind of call in microseconds; returns records for var/bench/results.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+import statistics
+import time
+
+from kemi.policy.facts import AuthResult, RequestFacts
+from kemi.policy.routing import decide_initial
+from kemi.policy.snapshot import parse_snapshot
+
+DOMAIN = "policy.example"
+CARRIER = "198.51.100.7"
+
+
+def build(n: int, rules: bool, seed: int = 7) -> dict:
+    rnd = random.Random(seed)
+    users, accounts, extensions, numbers = [], [], [], []
+    for i in range(n):
+        uid = i + 1
+        ext = str(10000 + i)
+        e164 = f"+4930{5000000 + i}"
+        fwd = []
+        if rules and i % 3 == 0:
+            kind = rnd.choice(["unconditional", "busy", "no_answer", "unreachable"])
+            target = {"target_user": rnd.randint(1, n)} if rnd.random() < 0.5 else {"target_number": f"+49151{rnd.randint(10**7, 10**8 - 1)}"}
+            fwd.append({"id": uid * 10, "kind": kind, **target, "time_plan": 1 if rnd.random() < 0.5 else None, "when": "outside"})
+            if rnd.random() < 0.5:
+                fwd.append({"id": uid * 10 + 1, "kind": "busy", "target_user": rnd.randint(1, n), "callers": "external"})
+        users.append({"id": uid, "tenant_id": 1, "name": f"u{i}", "extension": ext, "aors": [f"sip:u{i}@{DOMAIN}"], "number": e164,
+                      "region": "DE", "area_code": "30", "address": "Hauptstr. 1, 10115 Berlin, DE", "outbound": "international",
+                      "forwarding": fwd})
+        accounts.append({"username": f"u{i}", "realm": DOMAIN, "ha1": "0" * 32, "user_id": uid, "tenant_id": 1})
+        extensions.append({"tenant_id": 1, "number": ext, "user_id": uid})
+        numbers.append({"e164": e164, "tenant_id": 1, "user_id": uid})
+    from datetime import date
+
+    import holidays
+
+    closed = sorted(d.isoformat() for d in holidays.country_holidays("DE", subdiv="BE", years=range(date.today().year, date.today().year + 3)))
+    return {
+        "format": 1, "version": 1,
+        "tenants": [{"id": 1, "name": "Policy", "domain": DOMAIN, "allow_directory": True}],
+        "users": users, "accounts": accounts, "extensions": extensions, "numbers": numbers,
+        "trunks": [{"id": 1, "name": "a", "host": CARRIER, "port": 5060, "transport": "udp", "priority": 1, "sources": [CARRIER]},
+                   {"id": 2, "name": "b", "host": "198.51.100.8", "port": 5060, "transport": "udp", "priority": 2}],
+        "time_plans": [{"id": 1, "name": "office", "tz": "Europe/Berlin",
+                        "ranges": [{"days": [0, 1, 2, 3, 4], "start": 480, "end": 1080}], "closed_dates": closed}],
+    }
+
+
+def calls(n: int, count: int, seed: int = 11) -> list[tuple[str, RequestFacts]]:
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(count):
+        caller = rnd.randrange(n)
+        kind = rnd.choice(["internal", "internal", "outbound", "inbound"])
+        if kind == "internal":
+            dialled = str(10000 + rnd.randrange(n))
+        elif kind == "outbound":
+            dialled = rnd.choice(["030 ", "089 ", "0151 ", "0044 20 "]) + str(rnd.randint(1000000, 9999999))
+        else:
+            dialled = f"+4930{5000000 + rnd.randrange(n)}"
+        if kind == "inbound":
+            facts = RequestFacts("INVITE", dialled, "192.0.2.1", "0891234567", "carrier", dialled, "192.0.2.1", CARRIER, 5060, "c")
+        else:
+            facts = RequestFacts("INVITE", dialled.replace(" ", ""), DOMAIN, f"u{caller}", DOMAIN, dialled, DOMAIN, "192.0.2.9", 5060, "c",
+                                 f"u{caller}", DOMAIN, AuthResult.OK)
+        out.append((kind, facts))
+    return out
+
+
+def measure(snap, sample, now: float) -> dict[str, list[float]]:
+    by_kind: dict[str, list[float]] = {}
+    clock = time.perf_counter_ns
+    for kind, facts in sample:
+        t0 = clock()
+        decide_initial(facts, snap, now)
+        by_kind.setdefault(kind, []).append((clock() - t0) / 1000)
+    return by_kind
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def run(users: int = 20000, count: int = 30000) -> list[dict]:
+    with_rules = parse_snapshot(build(users, rules=True))
+    plain = dataclasses.replace(with_rules, users={k: dataclasses.replace(u, forwarding=()) for k, u in with_rules.users.items()})
+    sample = calls(users, count)
+    now = time.time()
+    for snap in (with_rules, plain):  # warm up caches (regexes, zone info) on both
+        measure(snap, sample[:2000], now)
+    results = {"rules": measure(with_rules, sample, now), "plain": measure(plain, sample, now)}
+    print(f"  policy decision on {users} users, {count} calls ({sum(1 for u in with_rules.users.values() if u.forwarding)} users with forwarding):")
+    print(f"    {'kind':10} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>8}   baseline without rules p50/p99")
+    records = []
+    for kind in ("internal", "outbound", "inbound"):
+        v, b = results["rules"][kind], results["plain"][kind]
+        print(f"    {kind:10} {pct(v, 50):8.1f} {pct(v, 99):8.1f} {max(v):8.1f}   {pct(b, 50):.1f}/{pct(b, 99):.1f}")
+    every = [x for k in results["rules"].values() for x in k]
+    base = [x for k in results["plain"].values() for x in k]
+    for q in (50, 99):
+        records.append({"name": f"policy_decision_p{q}_{users}_users", "value": round(pct(every, q), 1), "unit": "µs",
+                        "baseline": round(pct(base, q), 1), "ratio": round(pct(every, q) / pct(base, q), 3),
+                        "detail": {"calls": count, "goal": "p99 < 100 µs" if q == 99 else None,
+                                   "by_kind": {k: {"p50": round(pct(v, 50), 1), "p99": round(pct(v, 99), 1)} for k, v in results["rules"].items()}}})
+    return records
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(r["name"], r["value"], r["unit"], "baseline", r["baseline"])
