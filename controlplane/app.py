@@ -37,9 +37,13 @@ class App:
         self.publisher = SnapshotPublisher(self.engine, settings.snapshot_path, metrics=self.metrics)
         self._snapshot_cache = None
         self.ingestor = CdrIngestor(self.engine, settings.spool_dir, metrics=self.metrics, interval=settings.cdr_ingest_interval_s)
+        from controlplane.live_state import LiveStateSync
+
+        self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
         if start_workers:
             self.publisher.start()
             self.ingestor.start()
+            self.live.start()
 
     def current_snapshot(self):
         """The routing snapshot Kamailio routes on, published first if the database is ahead of it."""
@@ -54,6 +58,7 @@ class App:
     def close(self) -> None:
         self.publisher.stop()
         self.ingestor.stop()
+        self.live.stop()
         self.engine.dispose()
 
     @contextmanager

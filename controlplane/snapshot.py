@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.db.models import (
-    ConfigState, DialplanRule, Extension, ForwardingRule, PhoneNumber, SipAccount, Site, Tenant, TimePlan, Trunk, User,
+    CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, PhoneNumber, SipAccount, Site, Tenant, TimePlan, Trunk, User,
 )
 from kemi.policy.timeplan import DAYS, parse_minutes
 from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
@@ -53,6 +53,17 @@ def compile_snapshot(session: Session) -> dict:
     rules = session.exec(select(DialplanRule).order_by(DialplanRule.position, DialplanRule.id)).all()
     trunks = session.exec(select(Trunk).where(Trunk.enabled == True)).all()  # noqa: E712
     plans = session.exec(select(TimePlan).order_by(TimePlan.id)).all()
+    vip: dict[tuple[int, int | None], list[str]] = {}
+    blocked: dict[tuple[int, int | None], list[dict]] = {}
+    for e in session.exec(select(CallerListEntry).order_by(CallerListEntry.id)).all():
+        key = e.number if e.number else f"u{e.member_user_id}"
+        if e.kind == "vip":
+            vip.setdefault((e.tenant_id, e.user_id), []).append(key)
+        else:
+            divert = None
+            if e.divert_user_id is not None or e.divert_number:
+                divert = {"id": 0, "kind": "block", "target_user": e.divert_user_id, "target_number": e.divert_number}
+            blocked.setdefault((e.tenant_id, e.user_id), []).append({"key": key, "divert": divert})
     forwarding: dict[int, list[dict]] = {}
     for r in session.exec(select(ForwardingRule).where(ForwardingRule.enabled == True).order_by(ForwardingRule.position, ForwardingRule.id)).all():  # noqa: E712
         forwarding.setdefault(r.user_id, []).append({
@@ -76,6 +87,7 @@ def compile_snapshot(session: Session) -> dict:
     for r in rules:
         dialplans.setdefault(r.tenant_id, []).append({"pattern": r.pattern, "replacement": r.replacement})
     clip_ns = {t.id for t in tenants if t.allow_clip_no_screening}
+    tenant_anonymous = {t.id: t.anonymous for t in tenants}
 
     def user_doc(u: User) -> dict:
         site = sites.get(u.site_id) if u.site_id else first_site.get(u.tenant_id)
@@ -88,6 +100,10 @@ def compile_snapshot(session: Session) -> dict:
             "outbound": u.outbound, "clir": u.clir, "locked": u.locked,
             "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
             "forwarding": forwarding.get(u.id, []),
+            "call_waiting": u.call_waiting, "priority": u.priority_override, "secretary": u.secretary_id,
+            "anonymous": u.anonymous if u.anonymous != "allow" else tenant_anonymous.get(u.tenant_id, "allow"),
+            "vip": vip.get((u.tenant_id, None), []) + vip.get((u.tenant_id, u.id), []),
+            "blocked": blocked.get((u.tenant_id, None), []) + blocked.get((u.tenant_id, u.id), []),
         }
 
     return {

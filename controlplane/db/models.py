@@ -45,6 +45,7 @@ class Tenant(SQLModel, table=True):
     # 118xx directory services (TRK-13) and presenting numbers that are not the PBX's own (TRK-09)
     allow_directory: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     allow_clip_no_screening: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    anonymous: str = Field(default="allow", sa_column=Column(String(8), nullable=False, server_default="allow"))  # tenant default
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -81,6 +82,13 @@ class User(SQLModel, table=True):
     locked: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     # CLIP no screening: a number presented instead of the user's own (only where the tenant allows it)
     presented_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
+    call_waiting: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default="1"))  # False: busy-on-busy
+    priority_override: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))  # rings through DND/forwarding
+    secretary_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True))
+    anonymous: str = Field(default="allow", sa_column=Column(String(8), nullable=False, server_default="allow"))  # allow | reject
+    # status (TEL-14): online, away, dnd, unreachable; live in Kamailio's htable, kept here across restarts
+    status: str = Field(default="online", sa_column=Column(String(12), nullable=False, server_default="online"))
+    status_message: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -200,6 +208,21 @@ class ForwardingRule(SQLModel, table=True):
     timeout_s: int = 20
     present: str = Field(default="caller", sa_column=Column(String(10), nullable=False))
     enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CallerListEntry(SQLModel, table=True):
+    """VIP and block lists (TEAM-10, ACD-08, ACD-11): of one user, or of the whole tenant (user_id NULL)."""
+
+    __tablename__ = "caller_list_entry"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True, index=True))
+    kind: str = Field(sa_column=Column(String(8), nullable=False))  # vip | block
+    number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))  # an external caller (E.164) ...
+    member_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))  # ... or a user
+    divert_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))
+    divert_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))  # block: divert instead of reject
     created_at: datetime = Field(default_factory=utcnow)
 
 

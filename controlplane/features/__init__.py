@@ -1,5 +1,6 @@
 """Feature modules; importing this package registers every JSON-RPC method."""
 from . import (  # noqa: F401
+    caller_lists,
     calls,
     cdrs,
     dialplan,

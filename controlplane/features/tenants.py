@@ -1,6 +1,8 @@
 """Tenants (customer companies): each has a unique name and its own SIP domain (the digest realm)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from sqlmodel import select
 
@@ -17,6 +19,7 @@ class TenantCreate(Params):
     enabled: bool = True
     allow_directory: bool = Field(False, description="118xx directory services may be dialled")
     allow_clip_no_screening: bool = Field(False, description="users may present numbers that are not the tenant's own")
+    anonymous: Literal["allow", "reject"] = Field("allow", description="default for users: calls without a caller number")
 
 
 class TenantUpdate(Params):
@@ -26,6 +29,7 @@ class TenantUpdate(Params):
     enabled: bool | None = None
     allow_directory: bool | None = None
     allow_clip_no_screening: bool | None = None
+    anonymous: Literal["allow", "reject"] | None = None
 
 
 def _check_unique(s, name=None, domain=None, exclude_id=None):
@@ -83,7 +87,7 @@ def update(ctx, p: TenantUpdate):
             t.sip_domain = p.sip_domain
         if p.name is not None:
             t.name = p.name
-        for flag in ("enabled", "allow_directory", "allow_clip_no_screening"):
+        for flag in ("enabled", "allow_directory", "allow_clip_no_screening", "anonymous"):
             if getattr(p, flag) is not None:
                 setattr(t, flag, getattr(p, flag))
         s.add(t)

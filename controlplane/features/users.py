@@ -1,7 +1,7 @@
 """Users of a tenant, each with a role (SPEC ACC-01..04)."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 from sqlmodel import select
@@ -25,6 +25,10 @@ class Telephony(Params):
     clir: bool | None = Field(None, description="suppress the own number on outgoing calls")
     locked: bool | None = Field(None, description="refuse outgoing calls (emergency calls excepted)")
     presented_number: str | None = Field(None, description="CLIP no screening: number presented instead of the own ('' clears)")
+    call_waiting: bool | None = Field(None, description="false: busy-on-busy (a second call finds the user busy)")
+    priority_override: bool | None = Field(None, description="this user's calls ring through DND and forwarding")
+    secretary_id: int | None = Field(None, ge=0, description="boss-secretary: calls go to this user first (0 clears)")
+    anonymous: Literal["allow", "reject"] | None = Field(None, description="calls without a caller number")
 
 
 class UserCreate(Telephony):
@@ -64,6 +68,17 @@ def _apply_telephony(s, ctx, u: User, p: Telephony) -> None:
         u.clir = p.clir
     if p.locked is not None:
         u.locked = p.locked
+    for flag in ("call_waiting", "priority_override", "anonymous"):
+        if getattr(p, flag) is not None:
+            setattr(u, flag, getattr(p, flag))
+    if p.secretary_id is not None:
+        if p.secretary_id == 0:
+            u.secretary_id = None
+        else:
+            sec = get_scoped(s, User, p.secretary_id, ctx.principal, "user")
+            if sec.tenant_id != u.tenant_id or sec.id == u.id:
+                raise InvalidParams("the secretary is another user of the same tenant", field="secretary_id", value=p.secretary_id)
+            u.secretary_id = sec.id
     if p.presented_number is not None:
         if p.presented_number == "":
             u.presented_number = None
@@ -147,3 +162,23 @@ def delete(ctx, p: IdParams):
         u = get_scoped(s, User, p.id, ctx.principal, "user")
         s.delete(u)
         return {"deleted": True, "id": p.id}
+
+
+class StatusParams(Params):
+    id: Id
+    status: Literal["online", "away", "dnd", "unreachable"]
+    message: str = Field("", max_length=200, description="status message shown to colleagues")
+
+
+@method("user.set_status", StatusParams, min_role=Role.USER, errors=("not_found", "forbidden"))
+def set_status(ctx, p: StatusParams):
+    """Set a user's status (TEL-13..15): the next call sees it (DND, away, unreachable; status-based forwarding)."""
+    from controlplane.live_state import push_status
+
+    with ctx.app.write(changes_routing=False) as s:
+        u = get_scoped(s, User, p.id, ctx.principal, "user")
+        ctx.principal.require_self_or(Role.OPERATOR, u.id)
+        u.status, u.status_message = p.status, p.message
+        s.add(u)
+    pushed = push_status(ctx.app.kamailio, p.id, p.status)
+    return {"id": p.id, "status": p.status, "message": p.message, "live": pushed}

@@ -42,6 +42,7 @@ class NodeSettings:
     database_url: str = ""  # default: SQLite under var_dir
     snapshot_check_s: float = 0.25
     cdr_ingest_interval_s: float = 0.5
+    live_sync_interval_s: float = 10.0  # users' status is pushed to Kamailio again this often (repairs a restarted Kamailio)
 
     @property
     def var(self) -> Path:

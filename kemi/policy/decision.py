@@ -30,6 +30,7 @@ class RouteToUser(NamedTuple):
     on_busy: "Action | None" = None  # forwarding when busy (None: the busy answer goes back)
     on_no_answer: "Action | None" = None  # forwarding after `no_answer_s` of ringing
     no_answer_s: int = 0  # 0: ring until the caller or the INVITE timer gives up
+    track: tuple[int, ...] = ()  # users (busy-on-busy) whose being on this call must be tracked
 
 
 class TrunkHop(NamedTuple):
@@ -48,6 +49,7 @@ class RouteToTrunk(NamedTuple):
     privacy: bool = False  # CLIR: Privacy: id
     emergency: bool = False
     location: str = ""  # emergency calls: the caller's address
+    track: tuple[int, ...] = ()  # users (busy-on-busy) whose being on this call must be tracked
 
 
 class Register(NamedTuple):

@@ -2,15 +2,15 @@
 
 Kinds: `unconditional` (before ringing), `busy`, `no_answer` (after `timeout_s` of ringing),
 `unreachable` (no registered device, or every device fails or never rings: backup routing,
-FWD-02). Each rule may be limited to internal or external callers and to the inside or the
+FWD-02), and the status-based `dnd` and `away` (while the user has that status). Each rule may be limited to internal or external callers and to the inside or the
 outside of a time plan. A rule's target is another user or a public number.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
-KINDS = ("unconditional", "busy", "no_answer", "unreachable")
-CALLERS = ("all", "internal", "external")
+KINDS = ("unconditional", "busy", "no_answer", "unreachable", "dnd", "away")
+CALLERS = ("all", "internal", "external", "vip", "non_vip")
 MAX_CHAIN = 5  # users a call may be forwarded through before the chain is cut
 
 
@@ -30,12 +30,16 @@ class ForwardRule(NamedTuple):
         return f"rule {self.id} ({self.kind} -> {target})"
 
 
-def applies(rule: ForwardRule, external_caller: bool, time_plans, now: float) -> tuple[bool, str]:
+def applies(rule: ForwardRule, external_caller: bool, time_plans, now: float, vip: bool = False) -> tuple[bool, str]:
     """Does this rule apply to this caller at this time? With the reason, for the trace."""
     if rule.callers == "internal" and external_caller:
         return False, f"{rule.describe()} is for internal callers only"
     if rule.callers == "external" and not external_caller:
         return False, f"{rule.describe()} is for external callers only"
+    if rule.callers == "vip" and not vip:
+        return False, f"{rule.describe()} is for VIP callers only"
+    if rule.callers == "non_vip" and vip:
+        return False, f"{rule.describe()} is not for VIP callers: the VIP rings through"
     if rule.time_plan is not None:
         plan = time_plans.get(rule.time_plan)
         if plan is None:
@@ -47,11 +51,11 @@ def applies(rule: ForwardRule, external_caller: bool, time_plans, now: float) ->
     return True, f"{rule.describe()} applies"
 
 
-def first_applicable(rules, kind: str, external_caller: bool, time_plans, now: float, trace: list[str]) -> ForwardRule | None:
+def first_applicable(rules, kind: str, external_caller: bool, time_plans, now: float, trace: list[str], vip: bool = False) -> ForwardRule | None:
     for rule in rules:
         if rule.kind != kind:
             continue
-        ok, why = applies(rule, external_caller, time_plans, now)
+        ok, why = applies(rule, external_caller, time_plans, now, vip)
         trace.append(why)
         if ok:
             return rule

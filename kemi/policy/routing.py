@@ -9,6 +9,7 @@ from .auth import challenge_realm, find_account
 from .decision import CallParty, Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, TrunkHop
 from .facts import AuthResult, RequestFacts
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
+from .live import QUIET, LiveView
 from .numbering import CLIR_PREFIX, Plan, classify, clean, country, is_emergency, permits, to_e164
 from .snapshot import Snapshot, Tenant, User
 
@@ -70,10 +71,11 @@ def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, 
     return None, Decision(Challenge(realm, proxy=True), (f"{facts.method} challenged in realm {realm}",), counts_as_call=False), ""
 
 
-def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0) -> Decision:
+def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, live: LiveView = QUIET) -> Decision:
     """A new call (or other dialog-less request): to a user of this node, or out to the public network.
 
-    `now` (epoch seconds) is the time time plans are read at; the caller passes it.
+    `now` (epoch seconds) is the time time plans are read at; `live` answers users' status and
+    whether they are on a call. The caller passes both.
     """
     caller, early, why = _caller(facts, snapshot)
     if early is not None:
@@ -81,7 +83,7 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0) ->
     assert caller is not None
     trace = [why]
     if caller.trunk is not None:
-        return _from_trunk(facts, snapshot, caller, trace, now)
+        return _from_trunk(facts, snapshot, caller, trace, now, live)
 
     ruri_tenant = snapshot.tenant_for_domain(facts.ruri_host)
     if ruri_tenant is not None:
@@ -109,12 +111,12 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0) ->
             return _emergency(snapshot, tenant, caller, caller_user, digits, trace)
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
-        return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now)
-    return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}", now)
+        return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now, live)
+    return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}", now, live)
 
 
 def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: str, caller: CallParty, trace: list[str], where: str,
-             now: float = 0.0) -> Decision:
+             now: float = 0.0, live: LiveView = QUIET) -> Decision:
     callee_none = CallParty(tenant_id, None, dialled)
     user = snapshot.users.get(user_id) if user_id is not None else None
     if user is None or not user.enabled:
@@ -123,22 +125,78 @@ def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: s
     trace.append(f"dialled {dialled} -> extension of user {user.id} ({user.name})" if not dialled.startswith("+") else f"dialled {dialled} -> user {user.id} ({user.name})")
     callee = CallParty(tenant_id, user.id, dialled)
     external = caller.user_id is None
-    if not user.forwarding:
+    caller_user = snapshot.users.get(caller.user_id) if caller.user_id is not None else None
+    track = (caller_user.id,) if caller_user is not None and not caller_user.call_waiting else ()
+
+    def done(action) -> Decision:
+        if isinstance(action, RouteToUser) and not snapshot.users[action.user_id].call_waiting:
+            action = action._replace(track=track + (action.user_id,))
+        elif isinstance(action, (RouteToUser, RouteToTrunk)) and track:
+            action = action._replace(track=track)
+        return Decision(action, tuple(trace), caller, callee)
+
+    # Who is calling: VIP (TEAM-10) and priority override (TEAM-08) ring through DND and forwarding.
+    keys = {k for k in (f"u{caller.user_id}" if caller.user_id is not None else "", caller.number,
+                        caller_user.number if caller_user is not None else "") if k}
+    vip = bool(user.vip and not user.vip.isdisjoint(keys))
+    priority = caller_user is not None and caller_user.priority
+    if vip or priority:
+        trace.append("caller is " + ("a VIP of this user" if vip else "allowed to override (priority)"))
+
+    # Screening (ACD-08, ACD-11): block list, anonymous callers.
+    if user.blocked:
+        hit = next((k for k in keys if k in user.blocked), None)
+        if hit is not None:
+            divert = user.blocked[hit]
+            trace.append(f"caller {hit} is on the block list of user {user.id}")
+            action = _forward_target(snapshot, tenant_id, user, divert, caller, trace) if divert is not None else None
+            return done(action or Reject(603, "Decline", "the callee does not take calls from this number"))
+    if external and user.anonymous == "reject" and caller.number in ("", "anonymous"):
+        trace.append(f"anonymous caller; user {user.id} rejects anonymous calls")
+        return done(Reject(433, "Anonymity Disallowed", "the callee does not take calls without a number"))
+
+    # Boss-secretary (TEAM-07): calls go to the secretary, who puts them through.
+    if user.secretary is not None and caller.user_id != user.secretary and not (vip or priority):
+        sec = snapshot.users.get(user.secretary)
+        if sec is not None and sec.enabled and sec.aors and sec.tenant_id == tenant_id:
+            trace.append(f"boss-secretary: calls to user {user.id} go to the secretary, user {sec.id} ({sec.name})")
+            return done(RouteToUser(tenant_id, sec.id, sec.aors))
+        trace.append(f"boss-secretary: secretary user {user.secretary} cannot be rung; ringing the boss")
+
+    # Status (TEL-13, TEL-14): DND and away, with status-based forwarding.
+    status = live.status(user.id)
+    if status != "online":
+        trace.append(f"user {user.id} is {status}")
+        if status == "dnd" and (vip or priority):
+            trace.append("DND does not apply to this caller")
+        elif status in ("dnd", "away") and not priority:
+            rule = first_applicable(user.forwarding, status, external, snapshot.time_plans, now, trace, vip) if user.forwarding else None
+            target = _forward_target(snapshot, tenant_id, user, rule, caller, trace) if rule is not None else None
+            if target is not None:
+                return done(target)
+            if status == "dnd":
+                return done(Reject(486, "Busy Here", "the callee does not want to be disturbed"))
+        if status == "unreachable":
+            rule = first_applicable(user.forwarding, "unreachable", external, snapshot.time_plans, now, trace, vip) if user.forwarding else None
+            target = _forward_target(snapshot, tenant_id, user, rule, caller, trace) if rule is not None else None
+            return done(target or Reject(480, "Temporarily Unavailable", "the callee is unreachable"))
+
+    if not user.forwarding and user.call_waiting:
         if not user.aors:
             trace.append("user has no SIP account")
-            return Decision(Reject(480, "Temporarily Unavailable", "callee has no SIP account"), tuple(trace), caller, callee)
+            return done(Reject(480, "Temporarily Unavailable", "callee has no SIP account"))
         trace.append("ring all devices of " + ", ".join(user.aors))
-        return Decision(RouteToUser(tenant_id, user.id, user.aors), tuple(trace), caller, callee)
+        return done(RouteToUser(tenant_id, user.id, user.aors))
 
     chain = [user.id]
-    while True:  # unconditional forwarding, followed across users
-        rule = first_applicable(user.forwarding, "unconditional", external, snapshot.time_plans, now, trace)
+    while not priority:  # unconditional forwarding, followed across users
+        rule = first_applicable(user.forwarding, "unconditional", external, snapshot.time_plans, now, trace, vip)
         if rule is None:
             break
         if rule.target_user is None:
             action = _forward_target(snapshot, tenant_id, user, rule, caller, trace)
             if action is not None:
-                return Decision(action, tuple(trace), caller, callee)
+                return done(action)
             break
         if rule.target_user in chain:
             trace.append(f"forwarding loop ({' -> '.join(map(str, chain + [rule.target_user]))}): stopped, ringing user {user.id}")
@@ -155,25 +213,29 @@ def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: s
         user = nxt
 
     def fallback(kind: str):
-        rule = first_applicable(user.forwarding, kind, external, snapshot.time_plans, now, trace)
+        if priority or not user.forwarding:
+            return None, None
+        rule = first_applicable(user.forwarding, kind, external, snapshot.time_plans, now, trace, vip)
         return (_forward_target(snapshot, tenant_id, user, rule, caller, trace), rule) if rule else (None, None)
 
     on_busy, _ = fallback("busy")
+    if not user.call_waiting and live.busy(user.id):  # busy-on-busy (TEL-11)
+        trace.append(f"user {user.id} is on a call and has no call waiting: busy")
+        return done(on_busy or Reject(486, "Busy Here", "the callee is on another call"))
     on_no_answer, na_rule = fallback("no_answer")
     on_unreachable, _ = fallback("unreachable")
     if not user.aors:
         trace.append(f"user {user.id} has no SIP account")
         if on_unreachable is not None:
             trace.append("unreachable: forwarded")
-            return Decision(on_unreachable, tuple(trace), caller, callee)
-        return Decision(Reject(480, "Temporarily Unavailable", "callee has no SIP account"), tuple(trace), caller, callee)
+            return done(on_unreachable)
+        return done(Reject(480, "Temporarily Unavailable", "callee has no SIP account"))
     trace.append("ring all devices of " + ", ".join(user.aors) + (f" for {na_rule.timeout_s} s" if on_no_answer is not None else ""))
-    action = RouteToUser(
+    return done(RouteToUser(
         tenant_id, user.id, user.aors,
         on_unreachable=on_unreachable or RouteToUser._field_defaults["on_unreachable"],
         on_busy=on_busy, on_no_answer=on_no_answer, no_answer_s=na_rule.timeout_s if on_no_answer is not None else 0,
-    )
-    return Decision(action, tuple(trace), caller, callee)
+    ))
 
 
 def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: ForwardRule, caller: CallParty, trace: list[str]):
@@ -208,7 +270,7 @@ def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: Forwar
     return RouteToTrunk(tenant_id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, snapshot.tenants[tenant_id].domain)
 
 
-def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trace: list[str], now: float) -> Decision:
+def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trace: list[str], now: float, live: LiveView) -> Decision:
     """A call from a carrier: routed by the dialled public number (DID) only."""
     trunk = next(t for t in snapshot.trunks if t.name == caller.trunk)
     digits = clean(facts.ruri_user)
@@ -225,7 +287,7 @@ def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trac
         return Decision(Reject(403, "Forbidden", "this company's service is disabled"), tuple(trace), caller, CallParty(number.tenant_id, None, e164))
     caller = CallParty(tenant.id, None, caller.number, trunk=caller.trunk)
     trace.append(f"number {e164} belongs to tenant {tenant.name}")
-    return _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now)
+    return _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now, live)
 
 
 def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, digits: str, trace: list[str]) -> Decision:
@@ -242,7 +304,8 @@ def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User
     return Decision(action, tuple(trace), caller, callee)
 
 
-def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, trace: list[str], now: float) -> Decision:
+def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, trace: list[str], now: float,
+              live: LiveView) -> Decision:
     """Not an extension: a public number, read in the caller's numbering plan."""
     dialled, rule = tenant.rewrite(facts.ruri_user)
     if rule:
@@ -266,7 +329,7 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     own = snapshot.numbers.get(e164)
     if own is not None and own.tenant_id == tenant.id:
         trace.append(f"{e164} is a number of this tenant: connected internally")
-        return _to_user(snapshot, tenant.id, own.user_id, e164, caller, trace, "(number not routed to a user)", now)
+        return _to_user(snapshot, tenant.id, own.user_id, e164, caller, trace, "(number not routed to a user)", now, live)
     dest = classify(e164, user.plan)
     trace.append(f"dialled {dialled} -> {e164}, destination class {dest.cls.value}")
     if dest.barred:
@@ -284,7 +347,8 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
         return Decision(Reject(503, "Service Unavailable", "no trunk is available for this destination"), tuple(trace), caller, callee)
     presented = user.presented_number or user.number
     trace.append(f"presenting {presented or 'no number'}" + (" (suppressed: Privacy id)" if privacy else "") + "; trunks " + ", ".join(t.name for t in trunks))
-    action = RouteToTrunk(tenant.id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain, privacy=privacy)
+    action = RouteToTrunk(tenant.id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain, privacy=privacy,
+                          track=() if user.call_waiting else (user.id,))
     return Decision(action, tuple(trace), caller, callee)
 
 

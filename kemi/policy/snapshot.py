@@ -9,7 +9,7 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .forwarding import ForwardRule
 from .numbering import DestClass, Plan
@@ -22,8 +22,9 @@ class SnapshotError(ValueError):
     """The snapshot document is malformed; the previous snapshot stays in force."""
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(NamedTuple):
+    """A SIP account. Snapshot records are NamedTuples: 20,000 of them are built on every reload."""
+
     username: str
     realm: str
     ha1: str
@@ -33,13 +34,8 @@ class Account:
     enabled: bool = True
     aor: str = ""  # sip:username@realm (filled in by the parser)
 
-    def __post_init__(self):
-        if not self.aor:
-            object.__setattr__(self, "aor", f"sip:{self.username}@{self.realm}")
 
-
-@dataclass(frozen=True, slots=True)
-class User:
+class User(NamedTuple):
     id: int
     tenant_id: int
     name: str
@@ -54,6 +50,12 @@ class User:
     locked: bool = False  # outgoing calls refused, emergency calls excepted
     presented_number: str | None = None  # CLIP no screening (only compiled in where the tenant allows it)
     forwarding: tuple[ForwardRule, ...] = ()  # in the order they are tried
+    call_waiting: bool = True  # False: busy-on-busy, a second call finds the user busy
+    priority: bool = False  # priority override (TEAM-08): this user's calls ring through DND and forwarding
+    secretary: int | None = None  # boss-secretary (TEAM-07): calls go to this user, who puts them through
+    anonymous: str = "allow"  # calls without a caller number: allow or reject
+    vip: frozenset[str] = frozenset()  # caller keys ('+49...' or 'u<id>') treated as VIP (TEAM-10)
+    blocked: Mapping[str, ForwardRule | None] | None = None  # caller key -> divert rule, None: reject
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,39 +177,27 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
         domains = {t.domain: t.id for t in tenants.values()}
         accounts = {}
         for a in doc["accounts"]:
-            acc = Account(
-                username=str(a["username"]),
-                realm=str(a["realm"]).lower(),
-                ha1=str(a["ha1"]),
-                ha1b=str(a.get("ha1b", "")),
-                user_id=int(a["user_id"]),
-                tenant_id=int(a["tenant_id"]),
-                enabled=bool(a.get("enabled", True)),
+            username, realm = str(a["username"]), str(a["realm"]).lower()
+            acc = Account(username, realm, str(a["ha1"]), str(a.get("ha1b", "")), int(a["user_id"]), int(a["tenant_id"]),
+                          bool(a.get("enabled", True)), f"sip:{username}@{realm}")
+            accounts[(username, realm)] = acc
+        plans: dict[tuple[str, str], Plan] = {}
+        classes = {c.value: c for c in DestClass}
+        users = {}
+        for u in doc["users"]:
+            plan_key = (str(u.get("region", "DE")), str(u.get("area_code", "")))
+            plan = plans.get(plan_key) or plans.setdefault(plan_key, Plan(*plan_key))
+            blocked = u.get("blocked")
+            users[int(u["id"])] = User(
+                int(u["id"]), int(u["tenant_id"]), str(u["name"]), u.get("extension"), tuple(u.get("aors", ())),
+                bool(u.get("enabled", True)), u.get("number"), plan, str(u.get("address", "")),
+                classes[u.get("outbound", "mobile")], bool(u.get("clir", False)), bool(u.get("locked", False)),
+                u.get("presented_number"),
+                tuple(_rule(r) for r in u["forwarding"]) if u.get("forwarding") else (),
+                bool(u.get("call_waiting", True)), bool(u.get("priority", False)), u.get("secretary"),
+                str(u.get("anonymous", "allow")), frozenset(u["vip"]) if u.get("vip") else frozenset(),
+                {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked} if blocked else None,
             )
-            accounts[(acc.username, acc.realm)] = acc
-        users = {
-            int(u["id"]): User(
-                id=int(u["id"]),
-                tenant_id=int(u["tenant_id"]),
-                name=str(u["name"]),
-                extension=u.get("extension"),
-                aors=tuple(u.get("aors", ())),
-                enabled=bool(u.get("enabled", True)),
-                number=u.get("number"),
-                plan=Plan(str(u.get("region", "DE")), str(u.get("area_code", ""))),
-                address=str(u.get("address", "")),
-                outbound=DestClass(u.get("outbound", DestClass.MOBILE.value)),
-                clir=bool(u.get("clir", False)),
-                locked=bool(u.get("locked", False)),
-                presented_number=u.get("presented_number"),
-                forwarding=tuple(
-                    ForwardRule(int(r["id"]), str(r["kind"]), r.get("target_user"), r.get("target_number"), str(r.get("callers", "all")),
-                                r.get("time_plan"), str(r.get("when", "in")), int(r.get("timeout_s", 20)), str(r.get("present", "caller")))
-                    for r in u.get("forwarding", ())
-                ),
-            )
-            for u in doc["users"]
-        }
         time_plans = {
             int(p["id"]): TimePlan(
                 int(p["id"]), str(p["name"]), str(p.get("tz", "Europe/Berlin")),
@@ -258,13 +248,18 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             time_plans=time_plans,
             active_accounts={
                 key: acc for key, acc in accounts.items()
-                if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and getattr(users.get(acc.user_id), "enabled", False)
+                if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and acc.user_id in users and users[acc.user_id].enabled
             },
         )
     except SnapshotError:
         raise
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise SnapshotError(f"malformed snapshot: {exc!r}") from exc
+
+
+def _rule(r: Mapping[str, Any]) -> ForwardRule:
+    return ForwardRule(int(r.get("id", 0)), str(r["kind"]), r.get("target_user"), r.get("target_number"), str(r.get("callers", "all")),
+                       r.get("time_plan"), str(r.get("when", "in")), int(r.get("timeout_s", 20)), str(r.get("present", "caller")))
 
 
 def loads_snapshot(text: str | bytes) -> Snapshot:

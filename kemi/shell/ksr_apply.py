@@ -62,3 +62,8 @@ def caller_identity(action: RouteToTrunk) -> None:
         KSR.hdr.append("Privacy: id\r\n")
     if action.emergency and action.location:
         KSR.hdr.append(f"{LOCATION_HEADER}: {action.location}\r\n")
+
+
+def track_call(user_id: int) -> None:
+    """Count the current dialog as a call of this user (dialog profile `calls`, value u<id>)."""
+    KSR.dialog.set_dlg_profile("calls", f"u{user_id}")

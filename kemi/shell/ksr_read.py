@@ -93,3 +93,15 @@ def avp(name: str) -> str:
 
 def dlg_var(name: str) -> str:
     return _pv(f"$dlg_var({name})")
+
+
+class KsrLiveView:
+    """The policy's live view on Kamailio's shared memory: htable `status`, dialog profile `calls`."""
+
+    def status(self, user_id: int) -> str:
+        value = KSR.htable.sht_get("status", f"u{user_id}")
+        return value if isinstance(value, str) and value else "online"
+
+    def busy(self, user_id: int) -> bool:
+        KSR.dialog.get_profile_size("calls", f"u{user_id}", "$var(cm_calls)")
+        return int(KSR.pv.get("$var(cm_calls)") or 0) > 0

@@ -33,6 +33,7 @@ from .snapshot_holder import SnapshotHolder
 SETTINGS = ShellSettings.from_env()
 SNAPSHOTS = SnapshotHolder(SETTINGS.snapshot_path, SETTINGS.snapshot_check_interval, log=lambda m: KSR.info(m + "\n"))
 SPOOL = CdrSpool(SETTINGS.spool_dir)
+LIVE = read.KsrLiveView()
 # Unknown accounts are checked against this: same work and same answer as a wrong password.
 DECOY_HA1 = secrets.token_hex(16)
 CTX = "cm_ctx"  # name of the AVP / dialog variable that carries the call context
@@ -184,7 +185,7 @@ def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
 
 
 def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
-    decision = decide_initial(facts, snap, time.time())
+    decision = decide_initial(facts, snap, time.time(), LIVE)
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)
@@ -238,7 +239,7 @@ def route_to_user(ctx: dict, action: RouteToUser, method: str, nated: bool) -> N
         ctx["fallback"] = fallbacks
     if any(fallbacks.values()):  # ring this long, then forward (no answer); silent devices count as unreachable
         KSR.tm.t_set_fr(action.no_answer_s * 1000, SETTINGS.device_timeout_ms)
-    start_call(ctx, nated)
+    start_call(ctx, nated, action.track)
 
 
 def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
@@ -249,13 +250,15 @@ def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
     ctx["trace"].append(f"trying trunk {first.name}")
     apply.set_ruri(first.uri)
     KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)  # no answer at all from a carrier: next trunk soon
-    start_call(ctx, nated)
+    start_call(ctx, nated, action.track)
 
 
-def start_call(ctx: dict, nated: bool) -> None:
+def start_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
     """A new call leaves: record-route, dialog, call context, media anchoring, relay."""
     KSR.rr.record_route()
     KSR.dialog.dlg_manage()
+    for user_id in track:  # busy-on-busy users: on a call while this dialog lives
+        apply.track_call(user_id)
     store_context(ctx)
     KSR.tm.t_on_failure("ksr_failure_route")
     KSR.tm.t_on_reply("ksr_branch_reply")

@@ -122,3 +122,38 @@ def test_a_plain_user_manages_only_their_own_forwarding(api, acme):
     assert api.err("forwarding.create", token=bob_token, user_id=acme["alice"]["id"], kind="busy", target_user_id=acme["bob"]["id"])[0] == "forbidden"
     assert [r["id"] for r in api.ok("forwarding.list", token=bob_token)["items"]] == [mine["id"]]
     api.ok("forwarding.delete", token=bob_token, id=mine["id"])
+
+
+def test_status_is_kept_even_when_kamailio_is_down(api, acme):
+    r = api.ok("user.set_status", token=acme["admin"], id=acme["bob"]["id"], status="dnd", message="holiday")
+    assert r["status"] == "dnd" and r["live"] is False  # no Kamailio in this test: pushed by the periodic sync later
+    assert api.ok("user.get", token=acme["admin"], id=acme["bob"]["id"])["status_message"] == "holiday"
+    assert api.err("user.set_status", token=acme["admin"], id=acme["bob"]["id"], status="sleeping")[0] == "invalid_params"
+    bob = api.ok("token.create", token=acme["admin"], name="bob", role="user", user_id=acme["bob"]["id"])["token"]
+    assert api.ok("user.set_status", token=bob, id=acme["bob"]["id"], status="online")["status"] == "online"
+    assert api.err("user.set_status", token=bob, id=acme["alice"]["id"], status="dnd")[0] == "forbidden"
+
+
+def test_vip_and_block_lists_and_simulate_uses_them(api, acme):
+    public_setup(api, acme)
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    api.ok("caller_list.create", token=admin, user_id=bob, kind="block", number="089 1234567")
+    api.ok("caller_list.create", token=admin, kind="vip", member_user_id=alice)  # tenant-wide
+    assert api.err("caller_list.create", token=admin, user_id=bob, kind="vip", number="x")[0] == "invalid_params"
+    assert api.err("caller_list.create", token=admin, user_id=bob, kind="vip", number="+4989", member_user_id=alice)[0] == "invalid_params"
+    blocked = api.ok("route.simulate", token=admin, caller_number="+49891234567", dialled="+49301234502")
+    assert blocked["decision"]["code"] == 603
+    api.ok("user.update", token=admin, id=bob, secretary_id=alice)
+    to_boss = api.ok("route.simulate", token=admin, caller_number="+49301111111", dialled="+49301234502")
+    assert to_boss["decision"]["user_id"] == alice  # the secretary takes it
+    assert api.err("user.update", token=admin, id=bob, secretary_id=bob)[0] == "invalid_params"
+    assert {e["kind"] for e in api.ok("caller_list.list", token=admin)["items"]} == {"vip", "block"}
+
+
+def test_migrations_build_exactly_the_models(server):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    with server.app.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []

@@ -25,7 +25,7 @@ def with_user(snap, user_id, **changes):
     if "forwarding" in changes:
         changes["forwarding"] = tuple(r if isinstance(r, ForwardRule) else ForwardRule(i + 1, **r) for i, r in enumerate(changes["forwarding"]))
     users = dict(snap.users)
-    users[user_id] = dataclasses.replace(users[user_id], **changes)
+    users[user_id] = users[user_id]._replace(**changes)
     return dataclasses.replace(snap, users=users)
 
 

@@ -1,0 +1,71 @@
+"""Users' status in Kamailio's shared memory (htable `status`), kept in step with the database.
+
+The database keeps the status across restarts; Kamailio's htable is what every worker reads on
+a call. A change is pushed at once (best effort) and the whole set is pushed again every
+`interval` seconds, so a Kamailio that restarted (empty htable) is repaired within that time
+without anyone acting.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError
+from controlplane.db.models import User
+
+log = logging.getLogger("callmanager.live")
+
+
+def push_status(kamailio: KamailioRpc, user_id: int, status: str) -> bool:
+    """Set one user's status in Kamailio; False when Kamailio is not reachable (the sync will repeat it)."""
+    try:
+        if status == "online":
+            try:
+                kamailio.call("htable.delete", "status", f"u{user_id}")
+            except KamailioRpcError as exc:
+                if "not found" not in str(exc).lower():
+                    raise
+        else:
+            kamailio.call("htable.sets", "status", f"u{user_id}", status)
+        return True
+    except KamailioRpcError as exc:
+        log.info("status of user %s not pushed now (%s); the periodic sync will", user_id, exc)
+        return False
+
+
+class LiveStateSync:
+    def __init__(self, engine: Engine, kamailio: KamailioRpc, interval: float = 10.0):
+        self.engine, self.kamailio, self.interval = engine, kamailio, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sync(self) -> int:
+        """Push every non-online status; returns how many were pushed."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(User.id, User.status).where(User.status != "online")).all()
+        pushed = 0
+        for user_id, status in rows:
+            if not push_status(self.kamailio, user_id, status):
+                break
+            pushed += 1
+        return pushed
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="live-state-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - the sync must outlive any one failure
+                log.exception("live state sync failed")
+            self._stop.wait(self.interval)

@@ -1,0 +1,39 @@
+"""The live view: state that changes by the second and is shared by all Kamailio workers.
+
+The policy core reads it through this small interface; the shell implements it on Kamailio's
+shared memory (htable `status` for users' status, dialog profile `calls` for who is on a call),
+tests implement it with dictionaries. Only what a decision needs is asked, so a call to a user
+without busy-on-busy never pays for a busy check.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+STATUSES = ("online", "away", "dnd", "unreachable")
+
+
+class LiveView(Protocol):
+    def status(self, user_id: int) -> str:
+        """online, away, dnd (do not disturb) or unreachable."""
+        ...
+
+    def busy(self, user_id: int) -> bool:
+        """Is the user on a call right now (only tracked for users with busy-on-busy)?"""
+        ...
+
+
+class Quiet:
+    """Everyone online and free: the live view of simulations that name no state."""
+
+    def __init__(self, status: dict[int, str] | None = None, busy: set[int] | None = None):
+        self._status = status or {}
+        self._busy = busy or set()
+
+    def status(self, user_id: int) -> str:
+        return self._status.get(user_id, "online")
+
+    def busy(self, user_id: int) -> bool:
+        return user_id in self._busy
+
+
+QUIET = Quiet()

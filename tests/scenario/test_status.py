@@ -1,0 +1,56 @@
+"""Status and screening with real Kamailio: DND in Kamailio's shared memory, VIP ring-through, busy-on-busy."""
+import time
+
+from tests.scenario.conftest import wait_for, wait_snapshot
+from tests.scenario.test_forwarding import ext_of
+
+
+def test_dnd_set_through_the_api_is_live_and_a_vip_rings_through(node, sipp, pbx_user):
+    _, alice, _ = pbx_user()
+    vip_user, vip, _ = pbx_user()
+    bob_user, bob, _ = pbx_user()
+    node.rpc("caller_list.create", user_id=bob_user["id"], kind="vip", member_user_id=vip_user["id"])
+    wait_snapshot(node)
+    assert sipp.register(bob).ok
+    result = node.rpc("user.set_status", id=bob_user["id"], status="dnd", message="in a meeting")
+    assert result["live"] is True  # reached Kamailio's htable at once
+    assert node.kamailio_rpc("htable.get", "status", f"u{bob_user['id']}")["item"]["value"] == "dnd"
+    assert sipp.caller(alice, ext_of(node, bob_user), expect=486).ok
+    dnd = wait_for(lambda: node.rpc("cdr.list", user_id=bob_user["id"], disposition="busy")["items"], timeout=5)
+    assert any("is dnd" in t for t in dnd[0]["trace"])
+    answer = sipp.callee(bob, "answer")
+    assert sipp.caller(vip, ext_of(node, bob_user), hold_ms=300).ok  # the VIP rings through DND
+    assert sipp.wait(answer).ok
+    node.rpc("user.set_status", id=bob_user["id"], status="online")
+    answer = sipp.callee(bob, "answer")
+    assert sipp.caller(alice, ext_of(node, bob_user), hold_ms=300).ok
+    assert sipp.wait(answer).ok
+
+
+def test_status_is_repushed_after_kamailio_lost_it(node, pbx_user):
+    bob_user, _, _ = pbx_user()
+    node.rpc("user.set_status", id=bob_user["id"], status="away")
+    node.kamailio_rpc("htable.delete", "status", f"u{bob_user['id']}")  # as after a Kamailio restart
+    node.rpc("user.set_status", id=bob_user["id"], status="away")  # any sync (periodic or this one) restores it
+    assert node.kamailio_rpc("htable.get", "status", f"u{bob_user['id']}")["item"]["value"] == "away"
+
+
+def test_busy_on_busy_second_call_is_486_while_the_first_is_up(node, sipp, pbx_user):
+    _, alice, _ = pbx_user()
+    _, carol, _ = pbx_user()
+    bob_user, bob, _ = pbx_user()
+    node.rpc("user.update", id=bob_user["id"], call_waiting=False)
+    wait_snapshot(node)
+    assert sipp.register(bob).ok
+    answer = sipp.callee(bob, "answer")
+    first = sipp.caller_in_background(alice, ext_of(node, bob_user), hold_ms=4000)
+    assert wait_for(lambda: [c for c in node.rpc("call.list")["items"] if c["callee_user_id"] == bob_user["id"] and c["state"] == "confirmed"], timeout=5)
+    second = sipp.caller(carol, ext_of(node, bob_user), expect=486)
+    assert second.ok, second.output[-2000:]
+    busy = wait_for(lambda: node.rpc("cdr.list", user_id=bob_user["id"], disposition="busy")["items"], timeout=5)
+    assert any("no call waiting" in t for t in busy[0]["trace"]), busy[0]["trace"]  # the node said busy, not the phone
+    assert first.result(timeout=40).ok and sipp.wait(answer).ok
+    time.sleep(0.5)
+    answer = sipp.callee(bob, "answer")  # the first call is over: free again
+    assert sipp.caller(carol, ext_of(node, bob_user), hold_ms=300).ok
+    assert sipp.wait(answer).ok
