@@ -125,7 +125,8 @@ def compile_snapshot(session: Session) -> dict:
         "trunks": [
             {"id": t.id, "name": t.name, "host": t.host, "port": t.port, "transport": t.transport, "priority": t.priority,
              "region": t.region, "sources": list(t.sources) or ([t.host] if _is_ip(t.host) else []),
-             "tenant_ids": list(t.tenant_ids), "prefixes": list(t.prefixes)}
+             "tenant_ids": list(t.tenant_ids), "prefixes": list(t.prefixes),
+             **({"auth": {"username": t.auth_username, "password": t.auth_password, "realm": t.auth_realm or ""}} if t.auth_username else {})}
             for t in trunks
         ],
         "time_plans": [compile_time_plan(p) for p in plans],
@@ -154,9 +155,10 @@ def compile_time_plan(p: TimePlan, today: date | None = None) -> dict:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
+    """Write, fsync, rename. Mode 0600: the snapshot holds HA1s and trunk credentials."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp.{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())

@@ -172,6 +172,11 @@ class Trunk(SQLModel, table=True):
     sources: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     tenant_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: every tenant
     prefixes: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # E.164 prefixes; empty: all
+    # digest credentials the carrier challenges for (sent back on 401/407); the password must be
+    # usable to answer a challenge, so it is stored as given and never returned by the API
+    auth_username: Optional[str] = Field(default=None, sa_column=Column(String(100), nullable=True))
+    auth_password: Optional[str] = Field(default=None, sa_column=Column(String(200), nullable=True))
+    auth_realm: Optional[str] = Field(default=None, sa_column=Column(String(253), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 

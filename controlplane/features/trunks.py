@@ -16,7 +16,13 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, Tenant, Trunk
 from controlplane.numbering import region_ok
 
-from .common import DOMAIN_RE, Id, IdParams, ListParams, Name, dump, page
+from .common import DOMAIN_RE, Id, IdParams, ListParams, Name, page
+from .common import dump as _dump
+
+
+def dump(t: Trunk) -> dict:
+    """A trunk as the API shows it: the password never leaves, only whether one is set."""
+    return {**_dump(t, exclude={"auth_password"}), "has_password": bool(t.auth_password)}
 
 Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
 Prefix = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{0,14}$")]
@@ -62,6 +68,9 @@ class TrunkFields(Params):
     sources: list[str] | None = Field(None, description="addresses/CIDRs calls from the carrier come from; empty: the host")
     tenant_ids: list[Id] | None = Field(None, description="tenants that may use it; empty: all")
     prefixes: list[Prefix] | None = Field(None, description="E.164 prefixes it carries; empty: all")
+    auth_username: str | None = Field(None, max_length=100, description="digest user the carrier challenges for ('' clears)")
+    auth_password: str | None = Field(None, max_length=200, description="its password (stored for answering challenges, never returned)")
+    auth_realm: str | None = Field(None, max_length=253, description="only answer challenges of this realm (default: any)")
 
     _v_host = field_validator("host")(classmethod(lambda cls, v: _host(v)))
     _v_sources = field_validator("sources")(classmethod(lambda cls, v: _sources(v)))
@@ -94,7 +103,7 @@ def create(ctx, p: TrunkCreate):
     ctx.principal.require_platform()
     with ctx.app.write() as s:
         _check(s, p, p.name)
-        t = Trunk(**p.model_dump(exclude_none=True))
+        t = Trunk(**{k: (v or None) if k.startswith("auth_") else v for k, v in p.model_dump(exclude_none=True).items()})
         s.add(t)
         s.flush()
         return dump(t)
@@ -124,7 +133,7 @@ def update(ctx, p: TrunkUpdate):
         t = _get(s, p.id)
         _check(s, p, p.name, exclude_id=t.id)
         for k, v in p.model_dump(exclude={"id"}, exclude_none=True).items():
-            setattr(t, k, v)
+            setattr(t, k, (v or None) if k.startswith("auth_") else v)
         s.add(t)
         s.flush()
         return dump(t)

@@ -87,6 +87,7 @@ class Trunk:
     sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     tenant_ids: frozenset[int] = frozenset()  # empty: every tenant
     prefixes: tuple[str, ...] = ()  # E.164 prefixes it carries; empty: all
+    auth: tuple[str, str, str] | None = field(default=None, repr=False)  # (username, password, realm) the carrier challenges for
 
     def uri(self, user: str) -> str:
         return f"sip:{user}@{self.host}:{self.port};transport={self.transport}"
@@ -220,6 +221,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                         sources=tuple(ipaddress.ip_network(c, strict=False) for c in t.get("sources", ())),
                         tenant_ids=frozenset(int(x) for x in t.get("tenant_ids", ())),
                         prefixes=tuple(str(x) for x in t.get("prefixes", ())),
+                        auth=(str(t["auth"]["username"]), str(t["auth"]["password"]), str(t["auth"].get("realm", ""))) if t.get("auth") else None,
                     )
                     for t in doc.get("trunks", ())
                 ),

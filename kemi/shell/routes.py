@@ -247,6 +247,7 @@ def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
     apply.caller_identity(action)
     first, rest = action.hops[0], action.hops[1:]
     ctx["hops"] = [[h.name, h.uri] for h in rest]
+    ctx["trunk"] = first.name
     ctx["trace"].append(f"trying trunk {first.name}")
     apply.set_ruri(first.uri)
     KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)  # no answer at all from a carrier: next trunk soon
@@ -295,6 +296,8 @@ def failure_route() -> int:
     blob = read.avp(CTX)
     ctx = json.loads(blob) if blob else None
     if ctx is not None and not cancelled:
+        if code in (401, 407) and ctx.get("trunk") and answer_trunk_challenge(ctx, code):
+            return 1
         if ctx.get("hops") and should_fail_over(code, cancelled) and next_trunk(ctx, code, reason):
             return 1
         if ctx.get("fallback") and forward_after_failure(ctx, code, reason):
@@ -322,9 +325,32 @@ def forward_after_failure(ctx: dict, code: int, reason: str) -> bool:
     else:
         apply.caller_identity(action)
         ctx["hops"] = [[h.name, h.uri] for h in action.hops[1:]]
+        ctx["trunk"] = action.hops[0].name
         ctx["trace"].append(f"trying trunk {action.hops[0].name}")
         apply.set_ruri(action.hops[0].uri)
         KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)
+    store_context(ctx)
+    KSR.tm.t_on_failure("ksr_failure_route")
+    KSR.tm.t_on_reply("ksr_branch_reply")
+    return KSR.tm.t_relay() > 0
+
+
+def answer_trunk_challenge(ctx: dict, code: int) -> bool:
+    """The carrier asks for credentials: answer once per trunk with the trunk's (never kept in the call context)."""
+    name = ctx["trunk"]
+    trunk = next((t for t in SNAPSHOTS.get().trunks if t.name == name), None)
+    if trunk is None or trunk.auth is None or ctx.get("auth_tried") == name:
+        return False
+    user, password, realm = trunk.auth
+    apply.set_avp("cm_auser", user)
+    apply.set_avp("cm_apass", password)
+    if realm:
+        apply.set_avp("cm_arealm", realm)
+    ctx["auth_tried"] = name
+    ctx["trace"].append(f"{code} from trunk {name}: answering its challenge as {user}")
+    if KSR.uac.uac_auth() < 0:
+        ctx["trace"].append("could not answer the challenge (realm or algorithm not matching)")
+        return False
     store_context(ctx)
     KSR.tm.t_on_failure("ksr_failure_route")
     KSR.tm.t_on_reply("ksr_branch_reply")
@@ -335,6 +361,7 @@ def next_trunk(ctx: dict, code: int, reason: str) -> bool:
     """Serial failover: relay the call to the next trunk; False when none could be tried."""
     while ctx["hops"]:
         name, uri = ctx["hops"].pop(0)
+        ctx["trunk"] = name
         ctx["trace"].append(f"{code} {reason} from the trunk: failing over to trunk {name}")
         store_context(ctx)
         apply.set_ruri(uri)

@@ -123,6 +123,14 @@ class Sipp:
         argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, dial)), "-d", str(pause)], timeout_s)
         return self.run(argv, timeout_s)
 
+    def carrier_with_auth(self, carrier: Phone, user: str, password: str, timeout_s: int = 30) -> subprocess.Popen:
+        """A carrier UAS that challenges the INVITE and answers 200 only to the right credentials."""
+        scen = self._write("uas_carrier_auth", _read("uas_carrier_auth.xml").replace("@USER@", user).replace("@PASSWORD@", password))
+        proc = self.start(self._argv(scen, carrier, ["-trace_msg", "-message_file", str(scen.with_suffix(".messages"))], timeout_s))
+        proc.messages = scen.with_suffix(".messages")
+        time.sleep(0.3)
+        return proc
+
     def carrier_call(self, carrier: Phone, caller: str, did: str, expect: int = 200, hold_ms: int = 1500, timeout_s: int = 30) -> "SippResult":
         """An incoming call from the public network: no authentication, From the caller's number, R-URI the DID."""
         final = _read("uac_final_200.inc").replace("@RTP_FILE@", str(self.tone)) if expect == 200 else _read("uac_final_error.inc").replace("@CODE@", str(expect))

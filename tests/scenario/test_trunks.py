@@ -117,3 +117,22 @@ def test_emergency_call_of_a_locked_user_reaches_the_trunk_with_number_and_addre
     assert invite.startswith(f"INVITE sip:112@{CARRIER_IP}")
     assert f"<sip:{number}@" in invite
     assert "X-Callmanager-Location: Hauptstr. 1, 10115 Berlin, DE" in invite
+
+
+def test_carrier_challenge_is_answered_with_the_trunk_credentials(node, sipp, pbx_user, public):
+    user, phone, _ = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunk = node.rpc("trunk.create", name=f"auth-carrier-{user['id']}", host=carrier.ip, port=carrier.port, priority=1,
+                     tenant_ids=[public["tenant"]["id"]], auth_username="pbx-trunk-1", auth_password="s3cret-trunk")
+    assert "auth_password" not in trunk and trunk["has_password"] is True  # never returned
+    try:
+        wait_snapshot(node)
+        uas = sipp.carrier_with_auth(carrier, "pbx-trunk-1", "s3cret-trunk")
+        r = sipp.caller(phone, "0891234567", hold_ms=300)
+        assert r.ok, r.output[-2000:]
+        assert sipp.wait(uas).ok  # the carrier verified the credentials and answered 200
+        cdr = wait_for(lambda: cdr_of(node, user["id"], "answered"), timeout=5)
+        assert any("answering its challenge as pbx-trunk-1" in t for t in cdr["trace"])
+        assert not any("s3cret" in t for t in cdr["trace"])
+    finally:
+        node.rpc("trunk.delete", id=trunk["id"])
