@@ -36,7 +36,8 @@ class App:
         self.metrics = Metrics(self)
         self.publisher = SnapshotPublisher(self.engine, settings.snapshot_path, metrics=self.metrics)
         self._snapshot_cache = None
-        self.ingestor = CdrIngestor(self.engine, settings.spool_dir, metrics=self.metrics, interval=settings.cdr_ingest_interval_s)
+        self.ingestor = CdrIngestor(self.engine, settings.spool_dir, metrics=self.metrics, interval=settings.cdr_ingest_interval_s,
+                                    on_feature=self.apply_feature)
         from controlplane.live_state import LiveStateSync
 
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
@@ -44,6 +45,11 @@ class App:
             self.publisher.start()
             self.ingestor.start()
             self.live.start()
+
+    def apply_feature(self, feature: dict) -> None:
+        from controlplane.feature_codes import apply_feature
+
+        apply_feature(self, feature)
 
     def current_snapshot(self):
         """The routing snapshot Kamailio routes on, published first if the database is ahead of it."""

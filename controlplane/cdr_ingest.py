@@ -66,11 +66,14 @@ def row_from_record(rec: dict) -> dict:
         "sip_reason": _text(rec.get("sip_reason"), 128),
         "trace": json.dumps(rec.get("trace", [])),
         "ingested_at": datetime.now(timezone.utc),
+        **({"feature": rec["feature"]} if isinstance(rec.get("feature"), dict) else {}),
     }
 
 
 class CdrIngestor:
-    def __init__(self, engine: Engine, spool_dir: Path, metrics=None, interval: float = 0.5, adopt_after: float = ADOPT_AFTER_S):
+    def __init__(self, engine: Engine, spool_dir: Path, metrics=None, interval: float = 0.5, adopt_after: float = ADOPT_AFTER_S,
+                 on_feature=None):
+        self.on_feature = on_feature  # called with {"user_id", "kind", "value"} of a feature code dialled from a phone
         if adopt_after <= 5 * SEGMENT_MAX_AGE_S:
             raise ValueError("adopt_after must be far longer than the spool's segment age, or a live segment could be taken")
         spool = Path(spool_dir)
@@ -136,7 +139,13 @@ class CdrIngestor:
             existing = {row[0] for row in conn.execute(select(table.c.id).where(table.c.id.in_(list(unique))))}
             new = [r for i, r in unique.items() if i not in existing]
             if new:
-                conn.execute(insert(table), new)
+                conn.execute(insert(table), [{k: v for k, v in r.items() if k != "feature"} for r in new])
+        for r in new:  # feature codes dialled from phones: applied once, with their call's first storing
+            if r.get("feature") and self.on_feature is not None:
+                try:
+                    self.on_feature(r["feature"])
+                except Exception:  # noqa: BLE001 - a feature that cannot be applied must not hold up CDRs
+                    log.exception("feature code %s of CDR %s not applied", r["feature"], r["id"])
         return len(new)
 
     def _store_all(self, rows: list[dict], origin: str) -> int:

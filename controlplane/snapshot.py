@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.db.models import (
-    CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, PhoneNumber, SipAccount, Site, Tenant, TimePlan, Trunk, User,
+    CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, PhoneNumber, Profile, SipAccount, Site, Tenant, TimePlan, Trunk, User,
 )
 from kemi.policy.timeplan import DAYS, parse_minutes
 from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
@@ -65,14 +65,19 @@ def compile_snapshot(session: Session) -> dict:
                 divert = {"id": 0, "kind": "block", "target_user": e.divert_user_id, "target_number": e.divert_number}
             blocked.setdefault((e.tenant_id, e.user_id), []).append({"key": key, "divert": divert})
     forwarding: dict[int, list[dict]] = {}
+    active_profile = {u.id: u.active_profile_id for u in users}
     for r in session.exec(select(ForwardingRule).where(ForwardingRule.enabled == True).order_by(ForwardingRule.position, ForwardingRule.id)).all():  # noqa: E712
+        if r.profile_id is not None and r.profile_id != active_profile.get(r.user_id):
+            continue  # bound to a profile that is not active
         forwarding.setdefault(r.user_id, []).append({
             "id": r.id, "kind": r.kind, "target_user": r.target_user_id, "target_number": r.target_number, "callers": r.callers,
             "time_plan": r.time_plan_id, "when": r.when, "timeout_s": r.timeout_s, "present": r.present,
         })
     aors: dict[int, list[str]] = {}
     for a in sorted(accounts, key=lambda a: a.id):
-        aors.setdefault(a.user_id, []).append(f"sip:{a.username}@{a.realm}")
+        if a.ring:
+            aors.setdefault(a.user_id, []).append(f"sip:{a.username}@{a.realm}")
+    profiles = {p.id: p for p in session.exec(select(Profile)).all()}
     primary_ext: dict[int, str] = {}
     for e in sorted(extensions, key=lambda e: e.id):
         primary_ext.setdefault(e.user_id, e.number)
@@ -92,12 +97,14 @@ def compile_snapshot(session: Session) -> dict:
     def user_doc(u: User) -> dict:
         site = sites.get(u.site_id) if u.site_id else first_site.get(u.tenant_id)
         num = own_number.get(u.id)
+        prof = profiles.get(u.active_profile_id) if u.active_profile_id else None
         return {
             "id": u.id, "tenant_id": u.tenant_id, "name": u.name, "extension": primary_ext.get(u.id), "aors": aors.get(u.id, []),
             "enabled": u.enabled, "number": num.e164 if num else None,
             "region": site.region if site else "DE", "area_code": site.area_code if site else "",
             "address": (num.emergency_address if num and num.emergency_address else _site_address(site)),
-            "outbound": u.outbound, "clir": u.clir, "locked": u.locked,
+            "outbound": (prof.outbound if prof and prof.outbound else u.outbound),
+            "clir": (prof.clir if prof and prof.clir is not None else u.clir), "locked": u.locked,
             "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
             "forwarding": forwarding.get(u.id, []),
             "call_waiting": u.call_waiting, "priority": u.priority_override, "secretary": u.secretary_id,
@@ -117,7 +124,8 @@ def compile_snapshot(session: Session) -> dict:
         ],
         "users": [user_doc(u) for u in users],
         "accounts": [
-            {"username": a.username, "realm": a.realm, "ha1": a.ha1, "ha1b": a.ha1b, "user_id": a.user_id, "tenant_id": a.tenant_id, "enabled": a.enabled}
+            {"username": a.username, "realm": a.realm, "ha1": a.ha1, "ha1b": a.ha1b, "user_id": a.user_id, "tenant_id": a.tenant_id, "enabled": a.enabled,
+             **({"clir": a.clir} if a.clir is not None else {}), **({"presented_number": a.presented_number} if a.presented_number else {})}
             for a in accounts
         ],
         "extensions": [{"tenant_id": e.tenant_id, "number": e.number, "user_id": e.user_id} for e in extensions],

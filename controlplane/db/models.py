@@ -89,6 +89,7 @@ class User(SQLModel, table=True):
     # status (TEL-14): online, away, dnd, unreachable; live in Kamailio's htable, kept here across restarts
     status: str = Field(default="online", sa_column=Column(String(12), nullable=False, server_default="online"))
     status_message: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
+    active_profile_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("profile.id", ondelete="SET NULL", use_alter=True, name="fk_user_active_profile"), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -103,6 +104,11 @@ class SipAccount(SQLModel, table=True):
     ha1: str = Field(sa_column=Column(String(32), nullable=False))
     ha1b: str = Field(sa_column=Column(String(32), nullable=False))
     enabled: bool = True
+    # TEL-29: per device. ring: included when the user is called (parallel ringing); clir and
+    # presented_number: override the user's settings for calls made from this account
+    ring: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default="1"))
+    clir: Optional[bool] = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    presented_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -213,6 +219,26 @@ class ForwardingRule(SQLModel, table=True):
     timeout_s: int = 20
     present: str = Field(default="caller", sa_column=Column(String(10), nullable=False))
     enabled: bool = True
+    # only while this profile of the user is active (TEL-28); NULL: always
+    profile_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("profile.id", ondelete="CASCADE"), nullable=True, index=True))
+    source: str = Field(default="api", sa_column=Column(String(12), nullable=False, server_default="api"))  # api | feature_code
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Profile(SQLModel, table=True):
+    """A named set of a user's settings (TEL-28): activating it switches status, CLIR, outbound
+    permission and the forwarding rules bound to it, at once. `code` selects it from a phone (*30<code>)."""
+
+    __tablename__ = "profile"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_profile_user_name"), UniqueConstraint("user_id", "code", name="uq_profile_user_code"))
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    code: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    status: Optional[str] = Field(default=None, sa_column=Column(String(12), nullable=True))  # None: leave as is
+    clir: Optional[bool] = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    outbound: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     extensions,
     forwarding,
     numbers,
+    profiles,
     route,
     sip_accounts,
     sites,

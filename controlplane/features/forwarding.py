@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from controlplane.api.errors import InvalidParams
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ForwardingRule, Role, TimePlan, User
+from controlplane.db.models import ForwardingRule, Profile, Role, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy.forwarding import CALLERS, KINDS
 
@@ -35,6 +35,7 @@ class RuleFields(Params):
     present: Literal["caller", "forwarder"] | None = Field(None, description="forwarded out: present the caller (A) or the user (B)")
     position: int | None = Field(None, ge=0, le=10000)
     enabled: bool | None = None
+    profile_id: int | None = Field(None, ge=0, description="only while this profile of the user is active (0 clears)")
 
 
 class RuleCreate(RuleFields):
@@ -71,6 +72,14 @@ def _apply(s, ctx, rule: ForwardingRule, p: RuleFields) -> None:
         if plan.tenant_id != rule.tenant_id:
             raise InvalidParams("the time plan belongs to another tenant", field="time_plan_id")
         rule.time_plan_id = plan.id
+    if p.profile_id is not None:
+        if p.profile_id == 0:
+            rule.profile_id = None
+        else:
+            prof = get_scoped(s, Profile, p.profile_id, ctx.principal, "profile")
+            if prof.user_id != rule.user_id:
+                raise InvalidParams("the profile belongs to another user", field="profile_id")
+            rule.profile_id = prof.id
     for name in ("callers", "when", "timeout_s", "present", "position", "enabled"):
         value = getattr(p, name)
         if value is not None:

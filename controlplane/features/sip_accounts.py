@@ -8,12 +8,13 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 from sqlmodel import select
 
-from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.errors import Conflict, Forbidden, InvalidParams
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Role, SipAccount, Tenant, User
+from controlplane.db.models import PhoneNumber, Role, SipAccount, Tenant, User
+from controlplane.numbering import e164
 from kemi.policy.auth import ha1, ha1b
 
 from .common import Id, IdParams, ListParams, dump, get_scoped, page
@@ -30,7 +31,31 @@ class SipAccountCreate(Params):
     enabled: bool = True
 
 
-class SipAccountUpdate(Params):
+class Device(Params):
+    """Per-device settings (TEL-29)."""
+
+    ring: bool | None = Field(None, description="rings when the user is called (parallel ringing)")
+    clir: bool | None = Field(None, description="calls from this device suppress the number (overrides the user)")
+    presented_number: str | None = Field(None, description="number presented on calls from this device ('' clears)")
+
+
+def _apply_device(s, acc: SipAccount, p: Device) -> None:
+    if p.ring is not None:
+        acc.ring = p.ring
+    if p.clir is not None:
+        acc.clir = p.clir
+    if p.presented_number is not None:
+        if p.presented_number == "":
+            acc.presented_number = None
+            return
+        number = e164(p.presented_number, "presented_number")
+        own = s.exec(select(PhoneNumber).where(PhoneNumber.e164 == number, PhoneNumber.tenant_id == acc.tenant_id)).first()
+        if own is None and not s.get(Tenant, acc.tenant_id).allow_clip_no_screening:
+            raise Forbidden(f"{number} is not a number of this tenant (CLIP no screening is not enabled)", field="presented_number")
+        acc.presented_number = number
+
+
+class SipAccountUpdate(Device):
     id: Id
     password: Password | None = None
     generate_password: bool = False
@@ -91,9 +116,9 @@ def list_(ctx, p: SipAccountList):
         return page(s, stmt, p.limit, p.offset, _out)
 
 
-@method("sip_account.update", SipAccountUpdate, errors=("invalid_params", "not_found"))
+@method("sip_account.update", SipAccountUpdate, errors=("invalid_params", "not_found", "forbidden"))
 def update(ctx, p: SipAccountUpdate):
-    """Set or generate a new password, or enable/disable the account."""
+    """Set or generate a new password, enable/disable the account, or change its device settings."""
     if p.password is not None and p.generate_password:
         raise InvalidParams("give either password or generate_password, not both")
     with ctx.app.write() as s:
@@ -103,6 +128,7 @@ def update(ctx, p: SipAccountUpdate):
             _set_password(acc, p.password or generated)
         if p.enabled is not None:
             acc.enabled = p.enabled
+        _apply_device(s, acc, p)
         s.add(acc)
         s.flush()
         return _out(acc, generated)

@@ -62,6 +62,7 @@ def record(
         "sip_code": code,
         "sip_reason": reason,
         "trace": list(ctx.get("trace", ())),
+        **({"feature": ctx["feature"]} if ctx.get("feature") else {}),
     }
 
 

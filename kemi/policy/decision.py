@@ -60,7 +60,9 @@ class Register(NamedTuple):
     user_id: int
 
 
-Action = Reject | Challenge | RouteToUser | RouteToTrunk | Register
+from .features import FeatureCode  # noqa: E402
+
+Action = Reject | Challenge | RouteToUser | RouteToTrunk | Register | FeatureCode
 
 
 class CallParty(NamedTuple):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .auth import challenge_realm, find_account
 from .decision import CallParty, Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, TrunkHop
 from .facts import AuthResult, RequestFacts
+from . import features
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
 from .numbering import CLIR_PREFIX, Plan, classify, clean, country, is_emergency, permits, to_e164
@@ -109,10 +110,23 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
         digits = clean(dialled)
         if digits is not None and is_emergency(digits, caller_user.plan):
             return _emergency(snapshot, tenant, caller, caller_user, digits, trace)
+    if caller_user is not None and facts.method == "INVITE" and dialled[:1] in ("*", "%") and not dialled.startswith(CLIR_PREFIX):
+        return _feature_code(caller, caller_user, tenant_id, dialled, trace)
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
         return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now, live)
     return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}", now, live)
+
+
+def _feature_code(caller: CallParty, user: User, tenant_id: int, dialled: str, trace: list[str]) -> Decision:
+    parsed = features.parse(dialled)
+    callee = CallParty(tenant_id, None, dialled)
+    if parsed is None:
+        trace.append(f"{dialled!r} is not a feature code")
+        return Decision(Reject(404, "Not Found", f"{dialled} is not a feature code"), tuple(trace), caller, callee)
+    kind, value = parsed
+    trace.append(f"feature code {dialled}: {kind}" + (f" {value}" if value else "") + f" for user {user.id}")
+    return Decision(features.FeatureCode(user.id, kind, value, features.REPLIES[kind]), tuple(trace), caller, callee)
 
 
 def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: str, caller: CallParty, trace: list[str], where: str,
@@ -310,7 +324,8 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     dialled, rule = tenant.rewrite(facts.ruri_user)
     if rule:
         trace.append(f"dial plan rule {rule!r}: {facts.ruri_user} -> {dialled}")
-    privacy = user.clir
+    acc = find_account(snapshot, facts.auth_user, facts.auth_realm) if facts.auth is AuthResult.OK else None
+    privacy = acc.clir if acc is not None and acc.clir is not None else user.clir
     if dialled.startswith(CLIR_PREFIX):
         dialled, privacy = dialled[len(CLIR_PREFIX):], True
         trace.append(f"{CLIR_PREFIX} prefix: number suppressed for this call")
@@ -345,7 +360,7 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     if not trunks:
         trace.append("no trunk carries this destination for this tenant")
         return Decision(Reject(503, "Service Unavailable", "no trunk is available for this destination"), tuple(trace), caller, callee)
-    presented = user.presented_number or user.number
+    presented = (acc.presented_number if acc is not None else None) or user.presented_number or user.number
     trace.append(f"presenting {presented or 'no number'}" + (" (suppressed: Privacy id)" if privacy else "") + "; trunks " + ", ".join(t.name for t in trunks))
     action = RouteToTrunk(tenant.id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain, privacy=privacy,
                           track=() if user.call_waiting else (user.id,))

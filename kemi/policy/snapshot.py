@@ -33,6 +33,8 @@ class Account(NamedTuple):
     tenant_id: int
     enabled: bool = True
     aor: str = ""  # sip:username@realm (filled in by the parser)
+    clir: bool | None = None  # TEL-29: overrides the user's CLIR for calls made from this device
+    presented_number: str | None = None  # ... and the presented number
 
 
 class User(NamedTuple):
@@ -180,7 +182,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
         for a in doc["accounts"]:
             username, realm = str(a["username"]), str(a["realm"]).lower()
             acc = Account(username, realm, str(a["ha1"]), str(a.get("ha1b", "")), int(a["user_id"]), int(a["tenant_id"]),
-                          bool(a.get("enabled", True)), f"sip:{username}@{realm}")
+                          bool(a.get("enabled", True)), f"sip:{username}@{realm}", a.get("clir"), a.get("presented_number"))
             accounts[(username, realm)] = acc
         plans: dict[tuple[str, str], Plan] = {}
         classes = {c.value: c for c in DestClass}

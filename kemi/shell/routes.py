@@ -17,6 +17,7 @@ import KSR
 from kemi.policy import cdr
 from kemi.policy.auth import auth_result, failure_counter_keys, ha1_for_check, identity_must_match, realm_for
 from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
+from kemi.policy.features import FeatureCode
 from kemi.policy.forwarding import fallback_case
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
@@ -194,7 +195,20 @@ def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
     if isinstance(action, Reject):
         finish_locally(ctx, action, facts.method)
         return
+    if isinstance(action, FeatureCode):
+        feature_code(ctx, action)
+        return
     route(ctx, action, facts.method, nated)
+
+
+def feature_code(ctx: dict, fc: FeatureCode) -> None:
+    """Apply what is live at once (DND), answer the phone, and hand the code to the control plane with the record."""
+    if fc.kind == "dnd_on":
+        KSR.htable.sht_sets("status", f"u{fc.user_id}", "dnd")
+    elif fc.kind == "dnd_off":
+        KSR.htable.sht_rm("status", f"u{fc.user_id}")
+    ctx["feature"] = {"user_id": fc.user_id, "kind": fc.kind, "value": fc.value}
+    finish_locally(ctx, Reject(603, fc.reply, f"feature code done: {fc.reply}"), "INVITE")
 
 
 def route(ctx: dict, action, method: str, nated: bool) -> None:

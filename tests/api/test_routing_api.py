@@ -157,3 +157,25 @@ def test_migrations_build_exactly_the_models(server):
 
     with server.app.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+
+
+def test_profiles_and_device_settings(api, acme):
+    public_setup(api, acme)
+    admin, bob = acme["admin"], acme["bob"]["id"]
+    p1 = api.ok("profile.create", token=admin, user_id=bob, name="meeting", status="dnd", clir=True)
+    assert p1["code"] == 1
+    assert api.err("profile.create", token=admin, user_id=bob, name="meeting")[0] == "conflict"
+    assert api.err("profile.create", token=admin, user_id=bob, name="x", outbound="everything")[0] == "invalid_params"
+    act = api.ok("profile.activate", token=admin, user_id=bob, profile_id=p1["id"])
+    assert act["status"] == "dnd" and act["active_profile_id"] == p1["id"]
+    assert api.err("profile.activate", token=admin, user_id=acme["alice"]["id"], profile_id=p1["id"])[0] == "not_found"
+    out = api.ok("route.simulate", token=admin, caller_user_id=bob, dialled="0309876543")
+    assert out["decision"]["privacy"] is True  # the profile's CLIR
+    acc = api.ok("sip_account.list", token=admin, user_id=acme["alice"]["id"])["items"][0]
+    assert api.err("sip_account.update", token=admin, id=acc["id"], presented_number="+498001234567")[0] == "forbidden"
+    upd = api.ok("sip_account.update", token=admin, id=acc["id"], presented_number="+49 30 1234 502", clir=False, ring=False)
+    assert upd["presented_number"] == "+49301234502" and upd["ring"] is False
+    sim = api.ok("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="0309876543")
+    assert sim["decision"]["presented_number"] == "+49301234502"  # calls from this device present Bob's line
+    to_alice = api.ok("route.simulate", token=admin, caller_user_id=bob, dialled="201")
+    assert to_alice["decision"]["type"] == "reject" and to_alice["decision"]["code"] == 480  # her only device does not ring

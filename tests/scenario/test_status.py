@@ -54,3 +54,46 @@ def test_busy_on_busy_second_call_is_486_while_the_first_is_up(node, sipp, pbx_u
     answer = sipp.callee(bob, "answer")  # the first call is over: free again
     assert sipp.caller(carol, ext_of(node, bob_user), hold_ms=300).ok
     assert sipp.wait(answer).ok
+
+
+def test_feature_codes_from_the_phone_dnd_and_forwarding(node, sipp, pbx_user):
+    _, alice, _ = pbx_user()
+    bob_user, bob, _ = pbx_user()
+    carol_user, carol, _ = pbx_user()
+    wait_snapshot(node)
+    assert sipp.register(bob).ok and sipp.register(carol).ok
+    assert sipp.caller(bob, "*78", expect=603).ok  # DND on: answered at once
+    assert node.kamailio_rpc("htable.get", "status", f"u{bob_user['id']}")["item"]["value"] == "dnd"
+    assert sipp.caller(alice, ext_of(node, bob_user), expect=486).ok
+    assert wait_for(lambda: node.rpc("user.get", id=bob_user["id"])["status"] == "dnd", timeout=5)  # kept by the control plane
+    assert sipp.caller(bob, "*79", expect=603).ok
+    assert sipp.caller(bob, "*21" + ext_of(node, carol_user), expect=603).ok  # forward everything to Carol
+    rules = wait_for(lambda: node.rpc("forwarding.list", user_id=bob_user["id"])["items"], timeout=5)
+    assert rules[0]["target_user_id"] == carol_user["id"] and rules[0]["source"] == "feature_code"
+    wait_snapshot(node)
+    answer = sipp.callee(carol, "answer")
+    assert sipp.caller(alice, ext_of(node, bob_user), hold_ms=300).ok
+    assert sipp.wait(answer).ok
+    assert sipp.caller(bob, "*22", expect=603).ok
+    assert wait_for(lambda: not node.rpc("forwarding.list", user_id=bob_user["id"])["items"], timeout=5)
+
+
+def test_switching_a_profile_switches_status_and_its_forwarding(node, sipp, pbx_user):
+    _, alice, _ = pbx_user()
+    bob_user, bob, _ = pbx_user()
+    carol_user, carol, _ = pbx_user()
+    prof = node.rpc("profile.create", user_id=bob_user["id"], name="out of office", code=2, status="away")
+    node.rpc("forwarding.create", user_id=bob_user["id"], kind="away", target_user_id=carol_user["id"], profile_id=prof["id"])
+    wait_snapshot(node)
+    assert sipp.register(bob).ok and sipp.register(carol).ok
+    answer = sipp.callee(bob, "answer")
+    assert sipp.caller(alice, ext_of(node, bob_user), hold_ms=300).ok  # no profile: Bob rings
+    assert sipp.wait(answer).ok
+    assert sipp.caller(bob, "*302", expect=603).ok  # from the phone: profile 2
+    assert wait_for(lambda: node.rpc("user.get", id=bob_user["id"])["active_profile_id"] == prof["id"], timeout=5)
+    wait_snapshot(node)
+    answer = sipp.callee(carol, "answer")
+    assert sipp.caller(alice, ext_of(node, bob_user), hold_ms=300).ok  # away, and the profile's rule sends it to Carol
+    assert sipp.wait(answer).ok
+    node.rpc("profile.activate", user_id=bob_user["id"], profile_id=0)
+    assert node.rpc("user.get", id=bob_user["id"])["active_profile_id"] is None

@@ -3,6 +3,7 @@ from hypothesis import given, strategies as st
 
 from kemi.policy.auth import ha1, ha1_for_check
 from kemi.policy.decision import Challenge, Register, Reject, RouteToUser
+from kemi.policy.features import FeatureCode
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.snapshot import parse_snapshot
 
@@ -114,7 +115,7 @@ def test_no_call_is_ever_routed_without_authentication_or_a_trusted_source(auth,
     if auth is not AuthResult.OK:
         assert isinstance(d.action, Challenge)
     else:
-        assert isinstance(d.action, (RouteToUser, Reject))
+        assert isinstance(d.action, (RouteToUser, Reject, FeatureCode))
 
 
 def test_trusted_source_needs_no_credentials():

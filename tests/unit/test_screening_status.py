@@ -97,3 +97,17 @@ def test_a_vip_or_priority_caller_is_never_diverted_by_dnd(status, via_priority,
         assert not any("dnd ->" in t and "applies" in t for t in d.trace)  # no DND rule fired
         if via_priority or "unconditional" not in kinds:
             assert isinstance(d.action, RouteToUser) and d.action.user_id == BOB
+
+
+def test_feature_codes_are_parsed_and_only_for_authenticated_users():
+    from kemi.policy import features
+
+    assert features.parse("*78") == ("dnd_on", "") and features.parse("*79") == ("dnd_off", "")
+    assert features.parse("*210171123456") == ("forward_on", "0171123456") and features.parse("*21+49171") == ("forward_on", "+49171")
+    assert features.parse("*22") == ("forward_off", "") and features.parse("*302") == ("profile", "2")
+    assert features.parse("*21") is None and features.parse("*99") is None and features.parse("%2A78") == ("dnd_on", "")
+    d = decide_initial(call_facts("*78"), snap_with([]), 0.0)
+    assert d.action.kind == "dnd_on" and d.action.user_id == ALICE
+    assert decide_initial(call_facts("*99"), snap_with([]), 0.0).action.code == 404
+    clir = decide_initial(call_facts("*310309876543"), snap_with([]), 0.0)
+    assert isinstance(clir.action, RouteToTrunk) and clir.action.privacy  # *31 is the CLIR prefix, not a feature code

@@ -6,7 +6,6 @@ Create Date: 2026-11-26 00:58:45.488593
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
 
 
 revision = '0005'
