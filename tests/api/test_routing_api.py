@@ -179,3 +179,20 @@ def test_profiles_and_device_settings(api, acme):
     assert sim["decision"]["presented_number"] == "+49301234502"  # calls from this device present Bob's line
     to_alice = api.ok("route.simulate", token=admin, caller_user_id=bob, dialled="201")
     assert to_alice["decision"]["type"] == "reject" and to_alice["decision"]["code"] == 480  # her only device does not ring
+
+
+def test_cm_route_simulate_and_rpc_pairs(api, server, acme):
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    public_setup(api, acme)
+    base = ["--url", server.settings.api_url, "--token", api.token]
+    out = CliRunner().invoke(app, base + ["route", "simulate", "0900 1234567", "--from-user", str(acme["alice"]["id"])])
+    assert out.exit_code == 0, out.output
+    assert '"code": 403' in out.output and "numbers starting 0900 are not routed" in out.output
+    out = CliRunner().invoke(app, base + ["rpc", "user.update", f"id={acme['bob']['id']}", "outbound=national", "clir:=true"])
+    assert out.exit_code == 0, out.output
+    assert api.ok("user.get", id=acme["bob"]["id"])["clir"] is True
+    bad = CliRunner().invoke(app, base + ["rpc", "user.update", "id:=nope"])
+    assert bad.exit_code == 1

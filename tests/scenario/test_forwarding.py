@@ -131,3 +131,20 @@ def test_parallel_devices_the_others_hear_completed_elsewhere_and_one_cdr(node, 
 
 def ext_of(node, user):
     return node.rpc("extension.list", user_id=user["id"])["items"][0]["number"]
+
+
+def test_route_simulate_and_the_live_call_take_the_same_decision(node, sipp, pbx_user):
+    alice_user, alice, _ = pbx_user()
+    bob_user, bob, _ = pbx_user()
+    carol_user, carol, _ = pbx_user()
+    forward(node, bob_user, "busy", target_user_id=carol_user["id"], callers="internal")
+    wait_snapshot(node)
+    assert sipp.register(bob).ok and sipp.register(carol).ok
+    simulated = node.rpc("route.simulate", caller_user_id=alice_user["id"], dialled=ext_of(node, bob_user))
+    busy = sipp.callee(bob, "busy")
+    answer = sipp.callee(carol, "answer")
+    assert sipp.caller(alice, ext_of(node, bob_user), hold_ms=300).ok
+    assert sipp.wait(busy).ok and sipp.wait(answer).ok
+    cdr = wait_for(lambda: cdr_of(node, bob_user["id"], "answered"), timeout=5)
+    assert cdr["trace"][:len(simulated["trace"])] == simulated["trace"]  # same rules considered, same outcome
+    assert simulated["decision"]["on_busy"]["user_id"] == carol_user["id"]

@@ -142,3 +142,12 @@ def test_time_plan_matches_its_definition(day_offset, hour):
     weekday = (0 + day_offset) % 7
     expected = weekday < 5 and 8 <= hour < 18 and (23 + day_offset) != 25
     assert plan.active(moment) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["unconditional", "busy", "no_answer", "unreachable"]), st.booleans())
+def test_internal_only_rules_never_fire_for_external_callers(kind, to_number):
+    target = {"target_number": "+4915112345678"} if to_number else {"target_user": 1}
+    d = ring_bob(snap_with([{"kind": kind, "callers": "internal", **target}]), now=at(2026, 11, 26, 10, 0), external=True)
+    assert isinstance(d.action, RouteToUser) and d.action.user_id == 2
+    assert d.action.on_busy is None and d.action.on_no_answer is None and isinstance(d.action.on_unreachable, Reject)

@@ -1,0 +1,110 @@
+"""`cm` verbs for routing: numbers, trunks, forwarding, status, profiles and `cm route simulate`.
+
+Every verb calls the JSON-RPC method of the same name; `cm rpc` reaches any method with any
+parameter (key=value, key:=json).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .main import _area, rpc, show
+
+route = _area("route", "routing decisions: explain what a call would do")
+number = _area("number", "public numbers: blocks and numbers routed to users")
+trunk = _area("trunk", "SIP trunks to carriers (platform token)")
+forwarding = _area("forwarding", "call forwarding rules of users")
+status = _area("status", "users' status: online, away, dnd, unreachable")
+profile = _area("profile", "profiles: named sets of a user's settings")
+
+N_COLS = ["id", "e164", "national", "user_id", "emergency_address"]
+B_COLS = ["id", "tenant_id", "first", "last", "size", "ported"]
+TR_COLS = ["id", "name", "host", "port", "transport", "priority", "enabled", "has_password"]
+F_COLS = ["id", "user_id", "kind", "target_user_id", "target_number", "callers", "time_plan_id", "when", "timeout_s", "enabled"]
+
+
+@route.command("simulate")
+def route_simulate(dialled: str, caller_user_id: Optional[int] = typer.Option(None, "--from-user", help="internal caller (user id)"),
+                   caller_number: Optional[str] = typer.Option(None, "--from-number", help="external caller's number"),
+                   tenant_id: Optional[int] = None, at: Optional[str] = typer.Option(None, help="ISO time with zone, default now")):
+    """What would happen to this call? The decision and its trace, from the live policy code."""
+    result = rpc("route.simulate", dialled=dialled, caller_user_id=caller_user_id, caller_number=caller_number, tenant_id=tenant_id, at=at)
+    from .main import STATE, console
+
+    if STATE["json"]:
+        console.print_json(data=result)
+        return
+    console.print_json(data=result["decision"])
+    for i, line in enumerate(result["trace"], 1):
+        console.print(f"{i:>2}. {line}")
+
+
+@number.command("block-create")
+def number_block(tenant_id: int, first: str, size: int, ported: bool = False, site_id: Optional[int] = None):
+    show(rpc("number_block.create", tenant_id=tenant_id, first=first, size=size, ported=ported, site_id=site_id), B_COLS)
+
+
+@number.command("blocks")
+def number_blocks(tenant_id: Optional[int] = None):
+    show(rpc("number_block.list", tenant_id=tenant_id), B_COLS)
+
+
+@number.command("assign")
+def number_assign(e164: str, user_id: Optional[int] = None, emergency_address: Optional[str] = None, tenant_id: Optional[int] = None):
+    show(rpc("number.assign", e164=e164, user_id=user_id, emergency_address=emergency_address, tenant_id=tenant_id), N_COLS)
+
+
+@number.command("list")
+def number_list(tenant_id: Optional[int] = None, user_id: Optional[int] = None):
+    show(rpc("number.list", tenant_id=tenant_id, user_id=user_id), N_COLS)
+
+
+@number.command("release")
+def number_release(id: int):
+    show(rpc("number.release", id=id))
+
+
+@trunk.command("create")
+def trunk_create(name: str, host: str, port: int = 5060, transport: str = "udp", priority: int = 10,
+                 auth_username: Optional[str] = None, auth_password: Optional[str] = None):
+    show(rpc("trunk.create", name=name, host=host, port=port, transport=transport, priority=priority,
+             auth_username=auth_username, auth_password=auth_password), TR_COLS)
+
+
+@trunk.command("list")
+def trunk_list():
+    show(rpc("trunk.list"), TR_COLS)
+
+
+@trunk.command("delete")
+def trunk_delete(id: int):
+    show(rpc("trunk.delete", id=id))
+
+
+@forwarding.command("add")
+def forwarding_add(user_id: int, kind: str = typer.Argument(..., help="unconditional, busy, no_answer, unreachable, dnd, away"),
+                   to_user: Optional[int] = None, to_number: Optional[str] = None, callers: Optional[str] = None,
+                   time_plan_id: Optional[int] = None, when: Optional[str] = None, timeout_s: Optional[int] = None):
+    show(rpc("forwarding.create", user_id=user_id, kind=kind, target_user_id=to_user, target_number=to_number, callers=callers,
+             time_plan_id=time_plan_id, when=when, timeout_s=timeout_s), F_COLS)
+
+
+@forwarding.command("list")
+def forwarding_list(user_id: Optional[int] = None):
+    show(rpc("forwarding.list", user_id=user_id), F_COLS)
+
+
+@forwarding.command("delete")
+def forwarding_delete(id: int):
+    show(rpc("forwarding.delete", id=id))
+
+
+@status.command("set")
+def status_set(user_id: int, value: str = typer.Argument(..., help="online, away, dnd, unreachable"), message: str = ""):
+    show(rpc("user.set_status", id=user_id, status=value, message=message))
+
+
+@profile.command("activate")
+def profile_activate(user_id: int, profile_id: int = typer.Argument(..., help="0: no profile")):
+    show(rpc("profile.activate", user_id=user_id, profile_id=profile_id))
