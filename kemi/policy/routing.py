@@ -118,6 +118,12 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
     return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}", now, live)
 
 
+def _caller_keys(caller: CallParty, caller_user: User | None) -> set[str]:
+    """How VIP and block lists may name this caller: u<user id>, the number they call from, their own number."""
+    return {k for k in (f"u{caller.user_id}" if caller.user_id is not None else "", caller.number,
+                        caller_user.number if caller_user is not None else "") if k}
+
+
 def _feature_code(caller: CallParty, user: User, tenant_id: int, dialled: str, trace: list[str]) -> Decision:
     parsed = features.parse(dialled)
     callee = CallParty(tenant_id, None, dialled)
@@ -150,8 +156,7 @@ def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: s
         return Decision(action, tuple(trace), caller, callee)
 
     # Who is calling: VIP (TEAM-10) and priority override (TEAM-08) ring through DND and forwarding.
-    keys = {k for k in (f"u{caller.user_id}" if caller.user_id is not None else "", caller.number,
-                        caller_user.number if caller_user is not None else "") if k}
+    keys = _caller_keys(caller, caller_user) if (user.vip or user.blocked) else ()
     vip = bool(user.vip and not user.vip.isdisjoint(keys))
     priority = caller_user is not None and caller_user.priority
     if vip or priority:

@@ -33,10 +33,10 @@ class Message(NamedTuple):
     call_id: str
     auth_user: str  # username of the digest credentials ('' when there are none)
     auth_realm: str
-    content_type: str
 
 
-_PVS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$si", "$sp", "$Rp", "$ci", "$au", "$ar", "$cT")
+# No $cT: finding a Content-Type means scanning every header; only in-dialog requests need it (has_sdp).
+_PVS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$si", "$sp", "$Rp", "$ci", "$au", "$ar")
 _FORMAT = "$_s(" + _SEP.join(_PVS) + ")"
 
 
@@ -45,9 +45,9 @@ def _pv(name: str) -> str:
 
 
 def _build(values: list[str]) -> Message:
-    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ct = values
+    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar = values
     return Message(m, ru, rd.lower(), fu, fd.lower(), tu, td.lower(), tt, si, int(sp) if sp.isdigit() else 0,
-                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower(), ct.lower())
+                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower())
 
 
 def message() -> Message:

@@ -22,7 +22,7 @@ from kemi.policy.forwarding import fallback_case
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
-from kemi.policy.routing import decide_initial, decide_register, should_fail_over, unsupported_method
+from kemi.policy.routing import ROUTABLE_INITIAL, decide_initial, decide_register, should_fail_over, unsupported_method
 
 from . import ksr_apply as apply
 from . import ksr_read as read
@@ -38,6 +38,7 @@ LIVE = read.KsrLiveView()
 # Unknown accounts are checked against this: same work and same answer as a wrong password.
 DECOY_HA1 = secrets.token_hex(16)
 CTX = "cm_ctx"  # name of the AVP / dialog variable that carries the call context
+SERVED = ROUTABLE_INITIAL | {"REGISTER"}  # new requests with any other method: 405 (the policy says why)
 RANG = "cm_rang"  # AVP set when a device of the current call rang (180/183)
 
 
@@ -78,9 +79,8 @@ def request_route() -> int:
 
 
 def new_request(msg: read.Message) -> None:
-    refused = unsupported_method(msg.method)
-    if refused is not None:
-        apply.reject(refused)
+    if msg.method not in SERVED:
+        apply.reject(unsupported_method(msg.method))
         return
     nated = detect_nat(msg.method)
     snap = SNAPSHOTS.get()
@@ -105,7 +105,7 @@ def in_dialog(msg: read.Message) -> None:
             if msg.method in ("INVITE", "UPDATE"):  # a re-INVITE / UPDATE from a NATed party: fix its Contact
                 KSR.nathelper.set_contact_alias()
         KSR.nathelper.handle_ruri_alias()
-        if msg.method == "BYE" or read.has_sdp(msg.content_type):
+        if msg.method == "BYE" or read.has_sdp():
             KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
         if msg.method == "INVITE":
             KSR.tm.t_on_reply("ksr_branch_reply")

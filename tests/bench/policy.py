@@ -1,7 +1,7 @@
 """The routing decision's own cost, on a realistic 20,000-user snapshot (no Kamailio).
 
 A third of the users have forwarding rules (unconditional / busy / no answer / unreachable,
-some to mobiles, some by time plan with German holidays); calls are a mix of internal calls,
+some to mobiles, some by time plan with German holidays), another third VIP lists; calls are a mix of internal calls,
 calls out to the public network and calls in from a trunk. The baseline in the same run is the
 same snapshot with every rule removed (the decision a plain extension lookup takes).
 
@@ -36,9 +36,10 @@ def build(n: int, rules: bool, seed: int = 7) -> dict:
             fwd.append({"id": uid * 10, "kind": kind, **target, "time_plan": 1 if rnd.random() < 0.5 else None, "when": "outside"})
             if rnd.random() < 0.5:
                 fwd.append({"id": uid * 10 + 1, "kind": "busy", "target_user": rnd.randint(1, n), "callers": "external"})
+        vip = [f"u{rnd.randint(1, n)}" for _ in range(3)] + [f"+49151{rnd.randint(10**7, 10**8 - 1)}"] if rules and i % 3 == 1 else []
         users.append({"id": uid, "tenant_id": 1, "name": f"u{i}", "extension": ext, "aors": [f"sip:u{i}@{DOMAIN}"], "number": e164,
                       "region": "DE", "area_code": "30", "address": "Hauptstr. 1, 10115 Berlin, DE", "outbound": "international",
-                      "forwarding": fwd})
+                      "forwarding": fwd, "vip": vip})
         accounts.append({"username": f"u{i}", "realm": DOMAIN, "ha1": "0" * 32, "user_id": uid, "tenant_id": 1})
         extensions.append({"tenant_id": 1, "number": ext, "user_id": uid})
         numbers.append({"e164": e164, "tenant_id": 1, "user_id": uid})
@@ -95,7 +96,7 @@ def pct(values: list[float], q: float) -> float:
 
 def run(users: int = 20000, count: int = 30000) -> list[dict]:
     with_rules = parse_snapshot(build(users, rules=True))
-    plain = dataclasses.replace(with_rules, users={k: u._replace(forwarding=()) for k, u in with_rules.users.items()})
+    plain = dataclasses.replace(with_rules, users={k: u._replace(forwarding=(), vip=frozenset()) for k, u in with_rules.users.items()})
     sample = calls(users, count)
     now = time.time()
     for snap in (with_rules, plain):  # warm up caches (regexes, zone info) on both

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from controlplane.db.models import ForwardingRule, SipAccount, Tenant, TimePlan, User
+from controlplane.db.models import CallerListEntry, ForwardingRule, SipAccount, Tenant, TimePlan, User
 from controlplane.db.session import make_engine
 from controlplane.node import processes
 from controlplane.node.settings import load_settings
@@ -146,7 +146,7 @@ def call_rate_search(start: int, ceiling: int, precision: float = 0.08):
 
 def provision_kemi(node: TestNode, n: int) -> None:
     """n users with SIP accounts; a third of them with forwarding rules (some by a time plan with
-    German holidays), and the callee with busy and no-answer forwarding that the policy prepares
+    German holidays), another third with a VIP list, and the callee with busy and no-answer forwarding that the policy prepares
     on every call (the load UAS answers, so it never fires)."""
     engine = make_engine(node.settings.db_url)
     with Session(engine) as s:
@@ -170,6 +170,8 @@ def provision_kemi(node: TestNode, n: int) -> None:
             target = users[(i + 1) % n]
             rules.append(ForwardingRule(tenant_id=t.id, user_id=u.id, kind=("unconditional", "busy", "no_answer", "unreachable")[i % 4],
                                         target_user_id=target.id, time_plan_id=plan.id if i % 2 else None, when="outside"))
+        s.add_all(CallerListEntry(tenant_id=t.id, user_id=u.id, kind="vip", member_user_id=users[(i + 7) % n].id)
+                  for i, u in enumerate(users[:n]) if i % 3 == 1)
         callee = users[-1]
         rules.append(ForwardingRule(tenant_id=t.id, user_id=callee.id, kind="busy", target_user_id=users[0].id))
         rules.append(ForwardingRule(tenant_id=t.id, user_id=callee.id, kind="no_answer", target_user_id=users[0].id, timeout_s=60))
@@ -213,6 +215,9 @@ def native_node(workdir: Path, n: int):
 def measure(sides: dict[str, int], args, workdir: Path) -> dict[str, dict]:
     """Both sides in turns: storm A, storm B, storm A, ...; then the call-rate searches step by step."""
     out: dict[str, dict] = {label: {"storm_runs": [], "steps": []} for label in sides}
+    for label, port in sides.items():  # warm-up, not counted: the node's workers load the 20,000-user snapshot
+        registration_storm(port, args.users, args.reg_rate, workdir)
+        time.sleep(2)
     for i in range(args.storm_repeat):
         for label, port in sides.items():
             run = registration_storm(port, args.users, args.reg_rate, workdir)
