@@ -14,7 +14,7 @@ import uuid
 
 import KSR
 
-from kemi.policy import cdr
+from kemi.policy import cdr, numbering
 from kemi.policy.auth import auth_result, failure_counter_keys, ha1_for_check, identity_must_match, realm_for
 from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
 from kemi.policy.features import FeatureCode
@@ -44,7 +44,13 @@ RANG = "cm_rang"  # AVP set when a device of the current call rang (180/183)
 
 # Parsed once in Kamailio's main process (this module is imported at mod_init, before the fork):
 # every worker starts with it, instead of each of a dozen processes parsing it at child_init.
-SNAPSHOTS.get()
+# The numbering data of the countries in use is compiled here too, not on a worker's first call.
+_first = SNAPSHOTS.get()
+for _region in {u.plan.region for u in _first.users.values()} | {t.region for t in _first.trunks} | {"DE"}:
+    try:
+        numbering.country(_region)
+    except KeyError:
+        pass
 
 
 def child_init(rank: int) -> int:
