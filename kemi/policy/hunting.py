@@ -1,0 +1,181 @@
+"""Hunt groups (ACD): which members a group call is offered to, in which order, and when.
+
+Pure functions of (group, live agent states, now). A group has rings (stages); each ring has
+members, a strategy and a wait time. The result is a `HuntPlan`: a sequence of steps, each a
+set of members offered at once for some seconds, then the overflow target. The shell plays the
+steps as serial forks (the next step when a step's time is up or all its members fail).
+
+Strategies:
+- broadcast: every available member of the ring at once, for the ring's wait time;
+- top_down: one member at a time in list order, always from the top;
+- circular: one at a time, starting after the member who was offered the group's last call;
+- longest_idle: one at a time, the member whose last call ended longest ago first.
+
+Availability: a member is offered a call only when logged in, not in wrap-up, not DND, not
+already offered another call (no double offers across workers), and — per the ring's setting
+— not busy. With required skills, qualified members come first, best level first.
+"""
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple
+
+STRATEGIES = ("broadcast", "top_down", "circular", "longest_idle")
+SEQUENTIAL = frozenset({"top_down", "circular", "longest_idle"})
+
+
+class Ring(NamedTuple):
+    members: tuple[int, ...]  # user ids, in list order
+    strategy: str = "broadcast"
+    wait_s: int = 20  # how long this ring is tried before the next one starts
+    member_s: int = 10  # sequential strategies: how long each member rings
+    keep_previous: bool = False  # the previous ring's members go on ringing during this one
+    busy_members: str = "skip"  # skip | ring (an agent on a call: skipped, or offered anyway — call waiting)
+    delays: Mapping[int, int] | None = None  # member -> seconds before they are offered (delay of ring signalling)
+
+
+class Group(NamedTuple):
+    id: int
+    tenant_id: int
+    name: str
+    rings: tuple[Ring, ...]
+    overflow: object | None = None  # a ForwardRule-like target (user / number / group), None: 480
+    max_waiting: int = 0  # more calls than this waiting: overflow at once (0: no limit)
+    presentation: str = "caller"  # caller | group | clir
+    number: str | None = None  # the group's public number (E.164), presented with presentation=group
+    skills: Mapping[str, int] | None = None  # required skill -> minimum level
+    skills_fallback: bool = True  # no qualified member available: offer to the others
+    wrapup_s: int = 0  # after a group call the agent is unavailable this long
+    callback_window_s: int = 0  # a caller ringing back within this reaches the agent who called them first
+
+
+class AgentState(NamedTuple):
+    logged_in: bool = True
+    status: str = "online"  # online | away | dnd | unreachable
+    busy: bool = False  # on a call now
+    wrapup: bool = False  # in wrap-up after a group call
+    offered: bool = False  # being offered another call right now (claimed by some worker)
+    last_end: float = 0.0  # when their last group call ended (0: never)
+    registered: bool = True
+
+
+class Step(NamedTuple):
+    members: tuple[int, ...]
+    seconds: int
+    ring: int  # index of the ring this step belongs to
+
+
+class HuntPlan(NamedTuple):
+    steps: tuple[Step, ...]
+    overflow: bool  # True when nothing can be offered and the overflow target takes the call now
+    trace: tuple[str, ...]
+
+
+def available(state: AgentState, ring: Ring) -> tuple[bool, str]:
+    if not state.logged_in:
+        return False, "logged out"
+    if not state.registered:
+        return False, "no registered device"
+    if state.wrapup:
+        return False, "in wrap-up"
+    if state.status in ("dnd", "unreachable"):
+        return False, state.status
+    if state.offered:
+        return False, "being offered another call"
+    if state.busy and ring.busy_members == "skip":
+        return False, "on a call"
+    return True, ""
+
+
+def qualified(skills: Mapping[int, Mapping[str, int]], member: int, required: Mapping[str, int] | None) -> int | None:
+    """The member's level for the required skills (the lowest of them), None when not qualified."""
+    if not required:
+        return 0
+    have = skills.get(member) or {}
+    levels = [have.get(name, -1) for name in required]
+    if any(level < required[name] for name, level in zip(required, levels)):
+        return None
+    return min(levels)
+
+
+def order(ring: Ring, candidates: list[int], states: Mapping[int, AgentState], pointer: int | None) -> list[int]:
+    """Candidates in the order the ring's strategy offers them."""
+    if ring.strategy == "longest_idle":
+        return sorted(candidates, key=lambda m: (states[m].last_end, ring.members.index(m)))
+    if ring.strategy == "circular" and pointer in ring.members:
+        start = ring.members.index(pointer) + 1
+        rotation = ring.members[start:] + ring.members[:start]
+        return [m for m in rotation if m in candidates]
+    return [m for m in ring.members if m in candidates]  # broadcast and top_down: list order
+
+
+def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Mapping[str, int]] | None = None,
+         pointers: Mapping[int, int] | None = None, waiting: int = 0) -> HuntPlan:
+    """The offers of a call to this group, given every member's live state."""
+    trace = [f"group {group.id} ({group.name})"]
+    if group.max_waiting and waiting >= group.max_waiting:
+        trace.append(f"{waiting} calls waiting, limit {group.max_waiting}: overflow")
+        return HuntPlan((), True, tuple(trace))
+    skills = skills or {}
+    steps: list[Step] = []
+    previous: tuple[int, ...] = ()
+    for idx, ring in enumerate(group.rings):
+        candidates, skipped = [], []
+        for m in ring.members:
+            ok, why = available(states.get(m, AgentState()), ring)
+            (candidates if ok else skipped).append(m if ok else f"{m} ({why})")
+        if group.skills:
+            levels = {m: qualified(skills, m, group.skills) for m in candidates}
+            best = [m for m in candidates if levels[m] is not None]
+            if best or not group.skills_fallback:
+                best.sort(key=lambda m: -levels[m])
+                candidates = best if ring.strategy == "broadcast" else _stable_by_level(order(ring, best, states, (pointers or {}).get(idx)), levels)
+                trace.append(f"ring {idx + 1}: skills {dict(group.skills)} -> {len(best)} qualified")
+            else:
+                trace.append(f"ring {idx + 1}: nobody qualified for {dict(group.skills)}; falling back to all members")
+                candidates = order(ring, candidates, states, (pointers or {}).get(idx))
+        else:
+            candidates = order(ring, candidates, states, (pointers or {}).get(idx))
+        if skipped:
+            trace.append(f"ring {idx + 1}: not offered: " + ", ".join(map(str, skipped)))
+        if not candidates:
+            trace.append(f"ring {idx + 1}: nobody available")
+            continue
+        trace.append(f"ring {idx + 1} ({ring.strategy}): " + ", ".join(map(str, candidates)))
+        carry = previous if ring.keep_previous else ()
+        if ring.strategy in SEQUENTIAL:
+            budget = ring.wait_s
+            for m in candidates:
+                if budget <= 0:
+                    break
+                secs = min(ring.member_s, budget)
+                steps.append(Step(tuple(dict.fromkeys(carry + (m,))), secs, idx))
+                budget -= secs
+        else:
+            delays = ring.delays or {}
+            at, budget = 0, ring.wait_s
+            for when in sorted({delays.get(m, 0) for m in candidates} - {0}) + [ring.wait_s]:
+                now_ringing = tuple(m for m in candidates if delays.get(m, 0) <= at)
+                if when > at and now_ringing:
+                    steps.append(Step(tuple(dict.fromkeys(carry + now_ringing)), min(when, ring.wait_s) - at, idx))
+                at = min(when, ring.wait_s)
+                if at >= budget:
+                    break
+        previous = tuple(candidates)
+    if not steps:
+        trace.append("no member can be offered the call: overflow")
+        return HuntPlan((), True, tuple(trace))
+    trace.append("then overflow" if group.overflow is not None else "then 480 when nobody answers")
+    return HuntPlan(tuple(steps), False, tuple(trace))
+
+
+def _stable_by_level(ordered: list[int], levels: Mapping[int, int | None]) -> list[int]:
+    """Best level first; within a level the strategy's order."""
+    return sorted(ordered, key=lambda m: -(levels[m] or 0))
+
+
+def next_pointer(plan_: HuntPlan, ring: int) -> int | None:
+    """Circular: the member offered first in this ring (the next call starts after them)."""
+    for step in plan_.steps:
+        if step.ring == ring and step.members:
+            return step.members[-1]
+    return None
