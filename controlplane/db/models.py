@@ -89,6 +89,7 @@ class User(SQLModel, table=True):
     # status (TEL-14): online, away, dnd, unreachable; live in Kamailio's htable, kept here across restarts
     status: str = Field(default="online", sa_column=Column(String(12), nullable=False, server_default="online"))
     status_message: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
+    skills: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))  # skill -> level (ACD)
     active_profile_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("profile.id", ondelete="SET NULL", use_alter=True, name="fk_user_active_profile"), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -255,6 +256,41 @@ class CallerListEntry(SQLModel, table=True):
     divert_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))
     divert_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))  # block: divert instead of reject
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class HuntGroup(SQLModel, table=True):
+    """A ring / hunt group (ACD): an extension, rings of members, overflow (issue 4)."""
+
+    __tablename__ = "hunt_group"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_hunt_group_tenant_name"),
+                      UniqueConstraint("tenant_id", "extension", name="uq_hunt_group_tenant_extension"))
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    extension: str = Field(sa_column=Column(String(16), nullable=False))
+    # rings: [{"members": [{"user_id": 7, "delay_s": 0}], "strategy": "broadcast", "wait_s": 20, "member_s": 10,
+    #          "keep_previous": false, "busy_members": "skip"}]
+    rings: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    overflow_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True))
+    overflow_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
+    overflow_group_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="SET NULL"), nullable=True))
+    max_waiting: int = 0
+    presentation: str = Field(default="caller", sa_column=Column(String(8), nullable=False))  # caller | group | clir
+    wrapup_s: int = 0
+    callback_window_s: int = 0
+    skills: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # required skill -> minimum level
+    skills_fallback: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AgentLogin(SQLModel, table=True):
+    """An agent logged out of a group (absent: logged in); live in Kamailio, kept here across restarts."""
+
+    __tablename__ = "agent_login"
+    group_id: int = Field(sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="CASCADE"), primary_key=True))
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True))
+    logged_in: bool = False
+    changed_at: datetime = Field(default_factory=utcnow)
 
 
 class ApiToken(SQLModel, table=True):

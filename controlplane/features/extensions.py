@@ -35,6 +35,10 @@ class ExtensionList(ListParams):
 def _check_free(s, tenant_id: int, number: str, exclude_id: int | None = None) -> None:
     if number in EMERGENCY_EVERYWHERE:
         raise InvalidParams(f"{number} is an emergency number and cannot be an extension", field="number", value=number)
+    from controlplane.db.models import HuntGroup
+
+    if s.exec(select(HuntGroup).where(HuntGroup.tenant_id == tenant_id, HuntGroup.extension == number)).first():
+        raise Conflict(f"extension {number} belongs to a hunt group", field="number", value=number)
     other = s.exec(select(Extension).where(Extension.tenant_id == tenant_id, Extension.number == number)).first()
     if other and other.id != exclude_id:
         raise Conflict(f"extension {number} is taken in this tenant", field="number", value=number, extension_id=other.id)

@@ -29,6 +29,7 @@ class Telephony(Params):
     priority_override: bool | None = Field(None, description="this user's calls ring through DND and forwarding")
     secretary_id: int | None = Field(None, ge=0, description="boss-secretary: calls go to this user first (0 clears)")
     anonymous: Literal["allow", "reject"] | None = Field(None, description="calls without a caller number")
+    skills: dict[str, int] | None = Field(None, description="ACD skills: name -> level 1-10 (replaces all)")
 
 
 class UserCreate(Telephony):
@@ -68,6 +69,10 @@ def _apply_telephony(s, ctx, u: User, p: Telephony) -> None:
         u.clir = p.clir
     if p.locked is not None:
         u.locked = p.locked
+    if p.skills is not None:
+        if any(not (1 <= v <= 10) or not k.strip() for k, v in p.skills.items()):
+            raise InvalidParams("skills: names non-empty, levels 1 to 10", field="skills")
+        u.skills = dict(p.skills)
     for flag in ("call_waiting", "priority_override", "anonymous"):
         if getattr(p, flag) is not None:
             setattr(u, flag, getattr(p, flag))

@@ -1,0 +1,237 @@
+"""Hunt groups (issue 4, ACD-01..07): configuration, agents logging in and out, and a preview.
+
+A group has an extension, rings (stages) of members with a strategy each, and an overflow
+target. `group.preview` runs the policy core's `hunting.plan` on the stored agent states and
+shows which ring and member a call would reach, and why.
+
+Calls to a group's extension are routed by the KEMI shell in the next step of issue 4; until
+then the configuration, validation and preview are in place (see docs/groups.md).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import select
+
+from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.rpc import Params, method
+from controlplane.db.models import AgentLogin, Extension, HuntGroup, Role, Tenant, User
+from controlplane.numbering import e164
+from kemi.policy import hunting
+
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+
+Strategy = Literal["broadcast", "top_down", "circular", "longest_idle"]
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id
+    delay_s: int = Field(0, ge=0, le=120, description="offered only after this many seconds (delay of ring signalling)")
+
+
+class RingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    members: list[MemberIn] = Field(min_length=1)
+    strategy: Strategy = "broadcast"
+    wait_s: int = Field(20, ge=1, le=600)
+    member_s: int = Field(10, ge=1, le=120, description="sequential strategies: seconds per member")
+    keep_previous: bool = False
+    busy_members: Literal["skip", "ring"] = "skip"
+
+
+class GroupFields(Params):
+    rings: list[RingIn] | None = Field(None, min_length=1)
+    overflow_user_id: int | None = Field(None, ge=0, description="0 clears")
+    overflow_number: str | None = Field(None, description="'' clears")
+    overflow_group_id: int | None = Field(None, ge=0, description="0 clears")
+    max_waiting: int | None = Field(None, ge=0, le=1000)
+    presentation: Literal["caller", "group", "clir"] | None = None
+    wrapup_s: int | None = Field(None, ge=0, le=3600)
+    callback_window_s: int | None = Field(None, ge=0, le=7 * 86400)
+    skills: dict[str, int] | None = Field(None, description="required skill -> minimum level (1-10)")
+    skills_fallback: bool | None = None
+
+
+class GroupCreate(GroupFields):
+    tenant_id: Id | None = None
+    name: Name
+    extension: str = Field(pattern=r"^[0-9]{2,8}$")
+    rings: list[RingIn] = Field(min_length=1)
+
+
+class GroupUpdate(GroupFields):
+    id: Id
+    name: Name | None = None
+    extension: str | None = Field(None, pattern=r"^[0-9]{2,8}$")
+
+
+class LoginParams(Params):
+    group_id: Id
+    user_id: Id
+
+
+def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
+    if p.rings is not None:
+        for i, ring in enumerate(p.rings, 1):
+            seen = set()
+            for m in ring.members:
+                if m.user_id in seen:
+                    raise InvalidParams(f"ring {i}: user {m.user_id} is listed twice", field="rings")
+                seen.add(m.user_id)
+                user = s.get(User, m.user_id)
+                if user is None or user.tenant_id != g.tenant_id:
+                    raise InvalidParams(f"ring {i}: user {m.user_id} is not a user of this tenant", field="rings", user_id=m.user_id)
+        g.rings = [r.model_dump() for r in p.rings]
+    if p.skills is not None:
+        if any(not (1 <= v <= 10) or not k.strip() for k, v in p.skills.items()):
+            raise InvalidParams("skills: names non-empty, levels 1 to 10", field="skills")
+        g.skills = dict(p.skills)
+    for name in ("max_waiting", "presentation", "wrapup_s", "callback_window_s", "skills_fallback"):
+        if getattr(p, name) is not None:
+            setattr(g, name, getattr(p, name))
+    if p.overflow_user_id is not None:
+        if p.overflow_user_id and (s.get(User, p.overflow_user_id) is None or s.get(User, p.overflow_user_id).tenant_id != g.tenant_id):
+            raise InvalidParams("overflow_user_id: not a user of this tenant", field="overflow_user_id")
+        g.overflow_user_id = p.overflow_user_id or None
+    if p.overflow_number is not None:
+        g.overflow_number = e164(p.overflow_number, "overflow_number") if p.overflow_number else None
+    if p.overflow_group_id is not None:
+        target = s.get(HuntGroup, p.overflow_group_id) if p.overflow_group_id else None
+        if p.overflow_group_id and (target is None or target.tenant_id != g.tenant_id):
+            raise InvalidParams("overflow_group_id: not a group of this tenant", field="overflow_group_id")
+        g.overflow_group_id = target.id if target else None
+    if sum(x is not None for x in (g.overflow_user_id, g.overflow_number, g.overflow_group_id)) > 1:
+        raise InvalidParams("give at most one overflow target (user, number or group)")
+
+
+def _check_unique_and_acyclic(s, g: HuntGroup) -> None:
+    for other in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == g.tenant_id)).all():
+        if other.id != g.id and (other.name == g.name or other.extension == g.extension):
+            raise Conflict(f"group {other.id} has this name or extension", group_id=other.id)
+    if s.exec(select(Extension).where(Extension.tenant_id == g.tenant_id, Extension.number == g.extension)).first():
+        raise Conflict(f"extension {g.extension} belongs to a user", field="extension", value=g.extension)
+    seen, cur = {g.id}, g.overflow_group_id
+    while cur is not None:
+        if cur in seen:
+            raise InvalidParams("overflow targets form a cycle", field="overflow_group_id", cycle=sorted(x for x in seen if x))
+        seen.add(cur)
+        nxt = s.get(HuntGroup, cur)
+        cur = nxt.overflow_group_id if nxt is not None else None
+
+
+@method("group.create", GroupCreate, errors=("invalid_params", "not_found", "conflict"))
+def create(ctx, p: GroupCreate):
+    """Create a hunt group with its rings (validated: members of this tenant, no overflow cycle)."""
+    tenant_id = ctx.principal.tenant_scope(p.tenant_id)
+    if tenant_id is None:
+        raise InvalidParams("tenant_id is required with a platform token", field="tenant_id")
+    with ctx.app.write() as s:
+        get_scoped(s, Tenant, tenant_id, ctx.principal, "tenant")
+        g = HuntGroup(tenant_id=tenant_id, name=p.name, extension=p.extension)
+        _apply(s, ctx, g, p)
+        _check_unique_and_acyclic(s, g)
+        s.add(g)
+        s.flush()
+        return dump(g)
+
+
+@method("group.get", IdParams, min_role=Role.AGENT, errors=("not_found",))
+def get(ctx, p: IdParams):
+    """Get one group."""
+    with ctx.app.read() as s:
+        return dump(get_scoped(s, HuntGroup, p.id, ctx.principal, "group"))
+
+
+@method("group.list", ListParams, min_role=Role.AGENT)
+def list_(ctx, p: ListParams):
+    """List groups."""
+    with ctx.app.read() as s:
+        stmt = select(HuntGroup).order_by(HuntGroup.id)
+        scope = ctx.principal.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(HuntGroup.tenant_id == scope)
+        return page(s, stmt, p.limit, p.offset, dump)
+
+
+@method("group.update", GroupUpdate, errors=("invalid_params", "not_found", "conflict"))
+def update(ctx, p: GroupUpdate):
+    """Change a group (rings are replaced as a whole)."""
+    with ctx.app.write() as s:
+        g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
+        if p.name is not None:
+            g.name = p.name
+        if p.extension is not None:
+            g.extension = p.extension
+        _apply(s, ctx, g, p)
+        _check_unique_and_acyclic(s, g)
+        s.add(g)
+        s.flush()
+        return dump(g)
+
+
+@method("group.delete", IdParams, errors=("not_found", "conflict"))
+def delete(ctx, p: IdParams):
+    """Delete a group no other group overflows to."""
+    with ctx.app.write() as s:
+        g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
+        users = s.exec(select(HuntGroup.id).where(HuntGroup.overflow_group_id == g.id)).all()
+        if users:
+            raise Conflict(f"groups {list(users)} overflow to this group", group_ids=list(users))
+        s.delete(g)
+        return {"deleted": True, "id": p.id}
+
+
+def _login(ctx, p: LoginParams, logged_in: bool) -> dict:
+    with ctx.app.write() as s:
+        g = get_scoped(s, HuntGroup, p.group_id, ctx.principal, "group")
+        ctx.principal.require_self_or(Role.SUPERVISOR, p.user_id)
+        if p.user_id not in {m["user_id"] for r in g.rings for m in r["members"]}:
+            raise InvalidParams(f"user {p.user_id} is not a member of group {g.id}", field="user_id")
+        row = s.get(AgentLogin, (g.id, p.user_id))
+        if logged_in and row is not None:
+            s.delete(row)
+        elif not logged_in:
+            s.merge(AgentLogin(group_id=g.id, user_id=p.user_id, logged_in=False))
+    return {"group_id": p.group_id, "user_id": p.user_id, "logged_in": logged_in}
+
+
+@method("agent.login", LoginParams, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+def login(ctx, p: LoginParams):
+    """Log an agent into a group (they are offered its calls again)."""
+    return _login(ctx, p, True)
+
+
+@method("agent.logout", LoginParams, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+def logout(ctx, p: LoginParams):
+    """Log an agent out of a group: never offered its calls until they log in."""
+    return _login(ctx, p, False)
+
+
+@method("group.preview", IdParams, min_role=Role.AGENT, errors=("not_found",))
+def preview(ctx, p: IdParams):
+    """Which rings and members a call to this group would reach now (stored agent states), and why."""
+    with ctx.app.read() as s:
+        g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
+        member_ids = {m["user_id"] for r in g.rings for m in r["members"]}
+        users = {u.id: u for u in s.exec(select(User).where(User.id.in_(member_ids))).all()}
+        out = {row.user_id for row in s.exec(select(AgentLogin).where(AgentLogin.group_id == g.id, AgentLogin.logged_in == False)).all()}  # noqa: E712
+        group = to_policy(g)
+        states = {uid: hunting.AgentState(logged_in=uid not in out, status=u.status) for uid, u in users.items()}
+        result = hunting.plan(group, states, {uid: u.skills for uid, u in users.items()})
+        return {
+            "steps": [{"ring": st.ring + 1, "seconds": st.seconds, "members": [{"user_id": m, "name": users[m].name} for m in st.members]}
+                      for st in result.steps],
+            "overflow_now": result.overflow,
+            "trace": list(result.trace),
+        }
+
+
+def to_policy(g: HuntGroup) -> hunting.Group:
+    rings = tuple(hunting.Ring(tuple(m["user_id"] for m in r["members"]), r["strategy"], r["wait_s"], r["member_s"], r["keep_previous"],
+                               r["busy_members"], {m["user_id"]: m["delay_s"] for m in r["members"] if m.get("delay_s")} or None)
+                  for r in g.rings)
+    overflow = g.overflow_user_id or g.overflow_number or g.overflow_group_id
+    return hunting.Group(g.id, g.tenant_id, g.name, rings, overflow, g.max_waiting, g.presentation, None, g.skills or None,
+                         g.skills_fallback, g.wrapup_s, g.callback_window_s)

@@ -1,0 +1,53 @@
+"""Hunt groups: configuration, validation, agent login and the preview from the policy core."""
+
+
+def ring(*user_ids, **kw):
+    return {"members": [{"user_id": u} for u in user_ids], **kw}
+
+
+def test_group_lifecycle_validation_and_preview(api, acme):
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    g = api.ok("group.create", token=admin, name="Sales", extension="600",
+               rings=[ring(alice, strategy="top_down", wait_s=20, member_s=10), ring(bob, wait_s=15, keep_previous=True)])
+    assert g["rings"][0]["strategy"] == "top_down"
+    prev = api.ok("group.preview", token=admin, id=g["id"])
+    assert [[m["user_id"] for m in st["members"]] for st in prev["steps"]] == [[alice], [alice, bob]]
+    api.ok("agent.logout", token=admin, group_id=g["id"], user_id=alice)
+    prev = api.ok("group.preview", token=admin, id=g["id"])
+    assert [[m["user_id"] for m in st["members"]] for st in prev["steps"]] == [[bob]]
+    assert any("logged out" in t for t in prev["trace"])
+    api.ok("agent.logout", token=admin, group_id=g["id"], user_id=bob)
+    assert api.ok("group.preview", token=admin, id=g["id"])["overflow_now"] is True
+    api.ok("agent.login", token=admin, group_id=g["id"], user_id=alice)
+    assert api.ok("group.preview", token=admin, id=g["id"])["steps"][0]["members"][0]["user_id"] == alice
+
+
+def test_group_errors_change_nothing(api, acme):
+    admin, alice = acme["admin"], acme["alice"]["id"]
+    other = api.ok("tenant.create", name="Other", sip_domain="other.example")
+    stranger = api.ok("user.create", tenant_id=other["id"], name="Stranger")
+    assert api.err("group.create", token=admin, name="Empty", extension="601", rings=[ring()])[0] == "invalid_params"
+    assert api.err("group.create", token=admin, name="X", extension="602", rings=[ring(stranger["id"])])[0] == "invalid_params"
+    assert api.err("group.create", token=admin, name="X", extension="603", rings=[ring(alice, strategy="random")])[0] == "invalid_params"
+    a = api.ok("group.create", token=admin, name="A", extension="610", rings=[ring(alice)])
+    b = api.ok("group.create", token=admin, name="B", extension="611", rings=[ring(alice)], overflow_group_id=a["id"])
+    eid, err = api.err("group.update", token=admin, id=a["id"], overflow_group_id=b["id"])
+    assert eid == "invalid_params" and "cycle" in err["message"]
+    assert api.ok("group.get", token=admin, id=a["id"])["overflow_group_id"] is None  # nothing written
+    assert api.err("group.create", token=admin, name="A", extension="612", rings=[ring(alice)])[0] == "conflict"
+    api.ok("extension.create", token=admin, number="201", user_id=alice)
+    assert api.err("group.create", token=admin, name="C", extension="201", rings=[ring(alice)])[0] == "conflict"
+    assert api.err("extension.create", token=admin, number="610", user_id=alice)[0] == "conflict"
+    assert api.err("agent.logout", token=admin, group_id=a["id"], user_id=acme["bob"]["id"])[0] == "invalid_params"
+    assert len(api.ok("group.list", token=admin)["items"]) == 2
+
+
+def test_skills_order_the_preview(api, acme):
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    api.ok("user.update", token=admin, id=alice, skills={"de": 1})
+    api.ok("user.update", token=admin, id=bob, skills={"de": 3, "en": 2})
+    g = api.ok("group.create", token=admin, name="Support", extension="620", rings=[ring(alice, bob, strategy="top_down", wait_s=30)],
+               skills={"de": 1})
+    steps = api.ok("group.preview", token=admin, id=g["id"])["steps"]
+    assert [st["members"][0]["user_id"] for st in steps] == [bob, alice]  # best level first
+    assert api.err("user.update", token=admin, id=alice, skills={"de": 11})[0] == "invalid_params"
