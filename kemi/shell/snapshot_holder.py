@@ -37,6 +37,7 @@ class SnapshotHolder:
         stamp = (st.st_ino, st.st_mtime_ns)
         if stamp == self._stamp:
             return
+        gc.disable()  # tens of thousands of new objects: no collection passes while they are built (~2x faster)
         try:
             with open(self.path, "rb") as fh:
                 snap = loads_snapshot(fh.read())
@@ -44,6 +45,8 @@ class SnapshotHolder:
             self._log(f"snapshot {self.path} not loaded, keeping version {self._snapshot.version}: {exc}")
             self._stamp = stamp
             return
+        finally:
+            gc.enable()
         self._stamp = stamp
         self._snapshot = snap
         gc.freeze()  # the snapshot lives long: keep its objects out of every later GC pass

@@ -56,3 +56,15 @@ def test_bencode_round_trip_and_errors():
     for bad in (b"i12", b"5:abc", b"x", b"d1:ai1e"):
         with pytest.raises(bencode.BencodeError):
             bencode.decode(bad)
+
+
+def test_holder_leaves_garbage_collection_on_after_good_and_bad_loads(tmp_path):
+    import gc
+
+    path = tmp_path / "current.json"
+    holder = SnapshotHolder(str(path), check_interval=0)
+    path.write_text("not json")
+    holder.get()
+    assert gc.isenabled()
+    path.write_text('{"format": 1, "version": 5, "tenants": [], "accounts": [], "users": [], "extensions": []}')
+    assert holder.get().version == 5 and gc.isenabled()
