@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError
-from controlplane.db.models import User
+from controlplane.db.models import AgentLogin, User
 
 log = logging.getLogger("callmanager.live")
 
@@ -36,6 +36,24 @@ def push_status(kamailio: KamailioRpc, user_id: int, status: str) -> bool:
         return False
 
 
+def push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: bool) -> bool:
+    """An agent's log-in state in Kamailio's htable `acd` (out:g<group>:u<user> present = logged out)."""
+    key = f"out:g{group_id}:u{user_id}"
+    try:
+        if logged_in:
+            try:
+                kamailio.call("htable.delete", "acd", key)
+            except KamailioRpcError as exc:
+                if "not found" not in str(exc).lower():
+                    raise
+        else:
+            kamailio.call("htable.seti", "acd", key, 1)
+        return True
+    except KamailioRpcError as exc:
+        log.info("log-in state of user %s in group %s not pushed now (%s); the periodic sync will", user_id, group_id, exc)
+        return False
+
+
 class LiveStateSync:
     def __init__(self, engine: Engine, kamailio: KamailioRpc, interval: float = 10.0):
         self.engine, self.kamailio, self.interval = engine, kamailio, interval
@@ -46,10 +64,15 @@ class LiveStateSync:
         """Push every non-online status; returns how many were pushed."""
         with Session(self.engine) as s:
             rows = s.exec(select(User.id, User.status).where(User.status != "online")).all()
+            logins = s.exec(select(AgentLogin.group_id, AgentLogin.user_id).where(AgentLogin.logged_in == False)).all()  # noqa: E712
         pushed = 0
         for user_id, status in rows:
             if not push_status(self.kamailio, user_id, status):
-                break
+                return pushed
+            pushed += 1
+        for group_id, user_id in logins:
+            if not push_login(self.kamailio, group_id, user_id, False):
+                return pushed
             pushed += 1
         return pushed
 

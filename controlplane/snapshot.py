@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.db.models import (
-    CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, PhoneNumber, Profile, SipAccount, Site, Tenant, TimePlan, Trunk, User,
+    CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, HuntGroup, PhoneNumber, Profile, SipAccount, Site, Tenant, TimePlan, Trunk, User,
 )
 from kemi.policy.timeplan import DAYS, parse_minutes
 from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
@@ -150,7 +150,24 @@ def compile_snapshot(session: Session) -> dict:
             for t in trunks
         ],
         "time_plans": [compile_time_plan(p) for p in plans],
+        "groups": [compile_group(g) for g in session.exec(select(HuntGroup).order_by(HuntGroup.id)).all()],
+        "skills": {str(u.id): u.skills for u in users if u.skills},
         "trusted": [],
+    }
+
+
+def compile_group(g: HuntGroup) -> dict:
+    overflow = None
+    if g.overflow_user_id or g.overflow_number or g.overflow_group_id:
+        overflow = {"id": 0, "kind": "overflow", "target_user": g.overflow_user_id, "target_number": g.overflow_number,
+                    "target_group": g.overflow_group_id}
+    return {
+        "id": g.id, "tenant_id": g.tenant_id, "name": g.name, "extension": g.extension,
+        "rings": [{"members": [m["user_id"] for m in r["members"]], "strategy": r["strategy"], "wait_s": r["wait_s"],
+                   "member_s": r["member_s"], "keep_previous": r["keep_previous"], "busy_members": r["busy_members"],
+                   "delays": {str(m["user_id"]): m["delay_s"] for m in r["members"] if m.get("delay_s")}} for r in g.rings],
+        "overflow": overflow, "max_waiting": g.max_waiting, "presentation": g.presentation, "skills": g.skills,
+        "skills_fallback": g.skills_fallback, "wrapup_s": g.wrapup_s, "callback_window_s": g.callback_window_s,
     }
 
 

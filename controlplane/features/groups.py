@@ -194,7 +194,10 @@ def _login(ctx, p: LoginParams, logged_in: bool) -> dict:
             s.delete(row)
         elif not logged_in:
             s.merge(AgentLogin(group_id=g.id, user_id=p.user_id, logged_in=False))
-    return {"group_id": p.group_id, "user_id": p.user_id, "logged_in": logged_in}
+    from controlplane.live_state import push_login
+
+    live = push_login(ctx.app.kamailio, p.group_id, p.user_id, logged_in)
+    return {"group_id": p.group_id, "user_id": p.user_id, "logged_in": logged_in, "live": live}
 
 
 @method("agent.login", LoginParams, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))

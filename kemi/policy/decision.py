@@ -52,6 +52,21 @@ class RouteToTrunk(NamedTuple):
     track: tuple[int, ...] = ()  # users (busy-on-busy) whose being on this call must be tracked
 
 
+class GroupStep(NamedTuple):
+    members: tuple[tuple[int, tuple[str, ...]], ...]  # (user id, their AORs), offered at once
+    seconds: int
+
+
+class RouteToGroup(NamedTuple):
+    """A hunt-group call: the steps are played as serial forks, then the overflow."""
+
+    tenant_id: int
+    group_id: int
+    steps: tuple[GroupStep, ...]
+    overflow: "Action | None" = None
+    pointers: tuple[tuple[int, int], ...] = ()  # (ring, member) offered first: where circular rings go on next time
+
+
 class Register(NamedTuple):
     """Accept the registration for this account (the shell saves the binding)."""
 
@@ -62,7 +77,7 @@ class Register(NamedTuple):
 
 from .features import FeatureCode  # noqa: E402
 
-Action = Reject | Challenge | RouteToUser | RouteToTrunk | Register | FeatureCode
+Action = Reject | Challenge | RouteToUser | RouteToTrunk | RouteToGroup | Register | FeatureCode
 
 
 class CallParty(NamedTuple):
@@ -83,6 +98,10 @@ class Decision(NamedTuple):
 
 def action_to_doc(action: Action | None) -> dict | None:
     """A routing action as plain JSON, to carry a decided-up-front fallback through the transaction."""
+    if isinstance(action, RouteToGroup):
+        return {"t": "group", "tenant_id": action.tenant_id, "group_id": action.group_id,
+                "steps": [[[[m, list(aors)] for m, aors in st.members], st.seconds] for st in action.steps],
+                "overflow": action_to_doc(action.overflow)}
     if isinstance(action, RouteToUser):
         return {"t": "user", "tenant_id": action.tenant_id, "user_id": action.user_id, "aors": list(action.aors)}
     if isinstance(action, RouteToTrunk):
@@ -96,6 +115,10 @@ def action_from_doc(doc: dict | None) -> Action | None:
         return None
     if doc["t"] == "user":
         return RouteToUser(doc["tenant_id"], doc["user_id"], tuple(doc["aors"]))
+    if doc["t"] == "group":
+        return RouteToGroup(doc["tenant_id"], doc["group_id"],
+                            tuple(GroupStep(tuple((m, tuple(a)) for m, a in members), secs) for members, secs in doc["steps"]),
+                            action_from_doc(doc.get("overflow")))
     if doc["t"] == "trunk":
         return RouteToTrunk(doc["tenant_id"], doc["target"], tuple(TrunkHop(*h) for h in doc["hops"]), doc["caller_number"],
                             doc["caller_domain"], doc.get("privacy", False))

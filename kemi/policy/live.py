@@ -21,6 +21,10 @@ class LiveView(Protocol):
         """Is the user on a call right now (only tracked for users with busy-on-busy)?"""
         ...
 
+    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> tuple[dict, dict]:
+        """Hunt groups: (user id -> AgentState, ring index -> circular pointer), read in one go."""
+        ...
+
 
 class Quiet:
     """Everyone online and free: the live view of simulations that name no state."""
@@ -34,6 +38,11 @@ class Quiet:
 
     def busy(self, user_id: int) -> bool:
         return user_id in self._busy
+
+    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> tuple[dict, dict]:
+        from .hunting import AgentState
+
+        return {u: AgentState(status=self.status(u), busy=u in self._busy) for u in user_ids}, {}
 
 
 QUIET = Quiet()

@@ -6,9 +6,9 @@ Pure functions of (facts, snapshot). The shell has already checked digest creden
 from __future__ import annotations
 
 from .auth import challenge_realm, find_account
-from .decision import CallParty, Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, TrunkHop
+from .decision import CallParty, Challenge, Decision, GroupStep, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
 from .facts import AuthResult, RequestFacts
-from . import features
+from . import features, hunting
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
 from .numbering import CLIR_PREFIX, Plan, classify, clean, country, is_emergency, permits, to_e164
@@ -112,6 +112,9 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
             return _emergency(snapshot, tenant, caller, caller_user, digits, trace)
     if caller_user is not None and facts.method == "INVITE" and dialled[:1] in ("*", "%") and not dialled.startswith(CLIR_PREFIX):
         return _feature_code(caller, caller_user, tenant_id, dialled, trace)
+    group_id = snapshot.group_extensions.get((tenant_id, dialled)) if snapshot.group_extensions else None
+    if group_id is not None and facts.method == "INVITE":
+        return _to_group(snapshot, tenant_id, group_id, caller, trace, live, CallParty(tenant_id, None, dialled))
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
         return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now, live)
@@ -122,6 +125,47 @@ def _caller_keys(caller: CallParty, caller_user: User | None) -> set[str]:
     """How VIP and block lists may name this caller: u<user id>, the number they call from, their own number."""
     return {k for k in (f"u{caller.user_id}" if caller.user_id is not None else "", caller.number,
                         caller_user.number if caller_user is not None else "") if k}
+
+
+def _to_group(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView,
+              callee: CallParty, depth: int = 0) -> Decision:
+    """A call to a hunt group: whom to offer it to, step by step, from the members' live states."""
+    action = _group_action(snapshot, tenant_id, group_id, caller, trace, live, depth)
+    return Decision(action, tuple(trace), caller, callee)
+
+
+def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView, depth: int):
+    group = snapshot.groups.get(group_id)
+    if group is None or depth > 5:
+        trace.append(f"group {group_id} cannot take the call")
+        return Reject(480, "Temporarily Unavailable", "the group cannot take the call")
+    members = tuple(dict.fromkeys(m for r in group.rings for m in r.members))
+    states, pointers = live.agents(group.id, members, len(group.rings))
+    states = {m: (st if snapshot.users.get(m) is not None and snapshot.users[m].aors else st._replace(registered=False))
+              for m, st in states.items()}
+    hp = hunting.plan(group, states, snapshot.skills, pointers)
+    trace.extend(hp.trace)
+    overflow = _group_overflow(snapshot, tenant_id, group, caller, trace, live, depth)
+    if hp.overflow:
+        return overflow or Reject(480, "Temporarily Unavailable", f"no member of group {group.name} is available")
+    steps = tuple(GroupStep(tuple((m, snapshot.users[m].aors) for m in st.members), st.seconds) for st in hp.steps)
+    firsts = tuple((i, p) for i in range(len(group.rings)) if (p := hunting.next_pointer(hp, i)) is not None
+                   and group.rings[i].strategy == "circular")
+    return RouteToGroup(tenant_id, group.id, steps, overflow, firsts)
+
+
+def _group_overflow(snapshot: Snapshot, tenant_id: int, group, caller: CallParty, trace: list[str], live: LiveView, depth: int):
+    if group.overflow is None:
+        return None
+    kind, target = group.overflow
+    if kind == "group":
+        trace.append(f"overflow: group {target}")
+        return _group_action(snapshot, tenant_id, target, caller, trace, live, depth + 1)
+    rule = ForwardRule(0, "overflow", target_user=target if kind == "user" else None, target_number=target if kind == "number" else None)
+    owner = next((snapshot.users[m] for r in group.rings for m in r.members if m in snapshot.users), None)
+    if owner is None:
+        return None
+    return _forward_target(snapshot, tenant_id, owner, rule, caller, trace)
 
 
 def _feature_code(caller: CallParty, user: User, tenant_id: int, dialled: str, trace: list[str]) -> Decision:

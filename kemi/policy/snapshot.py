@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
 from .forwarding import ForwardRule
+from .hunting import Group, Ring
 from .numbering import DestClass, Plan
 from .timeplan import TimePlan, TimeRange
 
@@ -124,6 +125,9 @@ class Snapshot:
     trunks: tuple[Trunk, ...] = ()  # by priority
     numbers: Mapping[str, Number] = field(default_factory=dict)  # E.164 -> number
     time_plans: Mapping[int, TimePlan] = field(default_factory=dict)
+    groups: Mapping[int, Group] = field(default_factory=dict)  # hunt groups by id
+    group_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> group id
+    skills: Mapping[int, Mapping[str, int]] = field(default_factory=dict)  # user id -> skill levels (agents only)
     # accounts that may authenticate now (account, user and tenant enabled): one lookup per request
     active_accounts: Mapping[tuple[str, str], Account] = field(default_factory=dict)
 
@@ -201,6 +205,21 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 str(u.get("anonymous", "allow")), frozenset(u["vip"]) if u.get("vip") else frozenset(),
                 {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked} if blocked else None,
             )
+        groups = {
+            int(g["id"]): Group(
+                int(g["id"]), int(g["tenant_id"]), str(g["name"]),
+                tuple(Ring(tuple(int(m) for m in r["members"]), str(r.get("strategy", "broadcast")), int(r.get("wait_s", 20)),
+                           int(r.get("member_s", 10)), bool(r.get("keep_previous", False)), str(r.get("busy_members", "skip")),
+                           {int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None)
+                      for r in g["rings"]),
+                _overflow(g.get("overflow")),
+                int(g.get("max_waiting", 0)), str(g.get("presentation", "caller")), g.get("number"),
+                dict(g["skills"]) if g.get("skills") else None, bool(g.get("skills_fallback", True)),
+                int(g.get("wrapup_s", 0)), int(g.get("callback_window_s", 0)),
+            )
+            for g in doc.get("groups", ())
+        }
+        group_extensions = {(int(g["tenant_id"]), str(g["extension"])): int(g["id"]) for g in doc.get("groups", ())}
         time_plans = {
             int(p["id"]): TimePlan(
                 int(p["id"]), str(p["name"]), str(p.get("tz", "Europe/Berlin")),
@@ -250,6 +269,9 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             trunks=trunks,
             numbers=numbers,
             time_plans=time_plans,
+            groups=groups,
+            group_extensions=group_extensions,
+            skills={int(k): dict(v) for k, v in doc.get("skills", {}).items()},
             active_accounts={
                 key: acc for key, acc in accounts.items()
                 if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and acc.user_id in users and users[acc.user_id].enabled
@@ -264,6 +286,17 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
 def _rule(r: Mapping[str, Any]) -> ForwardRule:
     return ForwardRule(int(r.get("id", 0)), str(r["kind"]), r.get("target_user"), r.get("target_number"), str(r.get("callers", "all")),
                        r.get("time_plan"), str(r.get("when", "in")), int(r.get("timeout_s", 20)), str(r.get("present", "caller")))
+
+
+def _overflow(o: Mapping[str, Any] | None) -> tuple[str, Any] | None:
+    """A group's overflow target: ('user', id), ('number', e164) or ('group', id)."""
+    if not o:
+        return None
+    if o.get("target_group"):
+        return ("group", int(o["target_group"]))
+    if o.get("target_user"):
+        return ("user", int(o["target_user"]))
+    return ("number", str(o["target_number"])) if o.get("target_number") else None
 
 
 def loads_snapshot(text: str | bytes) -> Snapshot:

@@ -105,3 +105,23 @@ class KsrLiveView:
     def busy(self, user_id: int) -> bool:
         KSR.dialog.get_profile_size("calls", f"u{user_id}", "$var(cm_calls)")
         return int(KSR.pv.get("$var(cm_calls)") or 0) > 0
+
+    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> tuple[dict, dict]:
+        """Every member's status, log-in, wrap-up and last call, and the circular pointers: one crossing."""
+        from kemi.policy.hunting import AgentState
+
+        parts = []
+        for u in user_ids:
+            parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>wrap:u{u})", f"$sht(acd=>last:u{u})"]
+        parts += [f"$sht(acd=>ptr:g{group_id}:r{i})" for i in range(rings)]
+        values = (KSR.pv.gete("$_s(" + _SEP.join(parts) + ")") or "").replace(_NULL, "").split(_SEP)
+        if len(values) != len(parts):
+            values = [""] * len(parts)  # unreadable: everyone counts as available, the phones decide
+        states = {}
+        for i, u in enumerate(user_ids):
+            status, out, wrap, last = values[4 * i:4 * i + 4]
+            states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online", wrapup=wrap not in ("", "0"),
+                                   last_end=float(last) if last.isdigit() else 0.0)
+        tail = values[4 * len(user_ids):]
+        pointers = {i: int(v) for i, v in enumerate(tail) if v.isdigit()}
+        return states, pointers

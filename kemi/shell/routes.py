@@ -16,7 +16,7 @@ import KSR
 
 from kemi.policy import cdr, numbering
 from kemi.policy.auth import auth_result, failure_counter_keys, ha1_for_check, identity_must_match, realm_for
-from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
+from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
 from kemi.policy.features import FeatureCode
 from kemi.policy.forwarding import fallback_case
 from kemi.policy.facts import AuthResult, RequestFacts
@@ -222,6 +222,8 @@ def route(ctx: dict, action, method: str, nated: bool) -> None:
         route_to_user(ctx, action, method, nated)
     elif isinstance(action, RouteToTrunk):
         route_to_trunk(ctx, action, nated)
+    elif isinstance(action, RouteToGroup):
+        route_to_group(ctx, action, method, nated)
     elif isinstance(action, Reject):
         finish_locally(ctx, action, method)
 
@@ -322,6 +324,8 @@ def failure_route() -> int:
             return 1
         if ctx.get("fallback") and forward_after_failure(ctx, code, reason):
             return 1
+        if ctx.get("group") and group_after_failure(ctx, code, reason):
+            return 1
     KSR.rtpengine.rtpengine_delete0()
     if ctx is not None:
         ctx["trace"].append(f"final reply {code} {reason}" + (" (caller cancelled)" if cancelled else ""))
@@ -337,22 +341,88 @@ def forward_after_failure(ctx: dict, code: int, reason: str) -> bool:
     if action is None:
         return False
     ctx["trace"].append(f"{code} {reason}: {case}, forwarding")
+    return divert(ctx, action)
+
+
+def divert(ctx: dict, action) -> bool:
+    """From the failure route: the call goes on as new branches to a user, a trunk or a hunt group."""
     KSR.tm.t_reset_fr()
     if isinstance(action, RouteToUser):
         if not apply.lookup_aors(action.aors):
             ctx["trace"].append("forwarding target has no registered device")
             return False
-    else:
+    elif isinstance(action, RouteToGroup):
+        mark_pointers(action)
+        if not next_group_step(ctx, [[list(map(list, st.members)), st.seconds] for st in action.steps], action_to_doc(action.overflow),
+                               action.group_id):
+            return False
+    elif isinstance(action, RouteToTrunk):
         apply.caller_identity(action)
         ctx["hops"] = [[h.name, h.uri] for h in action.hops[1:]]
         ctx["trunk"] = action.hops[0].name
         ctx["trace"].append(f"trying trunk {action.hops[0].name}")
         apply.set_ruri(action.hops[0].uri)
         KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)
+    else:
+        return False
     store_context(ctx)
     KSR.tm.t_on_failure("ksr_failure_route")
     KSR.tm.t_on_reply("ksr_branch_reply")
     return KSR.tm.t_relay() > 0
+
+
+# ---------------------------------------------------------------- hunt groups
+
+
+def route_to_group(ctx: dict, action: RouteToGroup, method: str, nated: bool) -> None:
+    KSR.auth.consume_credentials()
+    mark_pointers(action)
+    steps = [[list(map(list, st.members)), st.seconds] for st in action.steps]
+    if method == "INVITE" and next_group_step(ctx, steps, action_to_doc(action.overflow), action.group_id):
+        start_call(ctx, nated)
+        return
+    ctx["trace"].append("no member of the group has a registered device")
+    route(ctx, action.overflow or Reject(480, "Temporarily Unavailable", "no member of the group can be reached"), method, nated)
+
+
+def mark_pointers(action: RouteToGroup) -> None:
+    """Circular rings: remember whom this call was offered first, so the next call starts after them."""
+    for ring, member in action.pointers:
+        KSR.htable.sht_seti("acd", f"ptr:g{action.group_id}:r{ring}", member)
+
+
+def next_group_step(ctx: dict, steps: list, overflow: dict | None, group_id: int) -> bool:
+    """Point the request at the next step's members with a registered device; False when no step is left."""
+    while steps:
+        members, seconds = steps.pop(0)
+        aors = tuple(a for _, member_aors in members for a in member_aors)
+        if aors and apply.lookup_aors(aors):
+            ctx["group"] = {"id": group_id, "steps": steps, "overflow": overflow}
+            ctx["trace"].append(f"offering to user(s) {', '.join(str(m) for m, _ in members)} for {seconds} s")
+            KSR.tm.t_set_fr(seconds * 1000, SETTINGS.device_timeout_ms)
+            return True
+        ctx["trace"].append(f"user(s) {', '.join(str(m) for m, _ in members)}: no registered device")
+    ctx["group"] = {"id": group_id, "steps": [], "overflow": overflow}
+    return False
+
+
+def group_after_failure(ctx: dict, code: int, reason: str) -> bool:
+    """A step's time is up (or all its members failed): the next step, then the overflow."""
+    group = ctx["group"]
+    if group["steps"]:
+        ctx["trace"].append(f"{code} {reason}: next step of group {group['id']}")
+        KSR.tm.t_reset_fr()
+        if next_group_step(ctx, group["steps"], group["overflow"], group["id"]):
+            store_context(ctx)
+            KSR.tm.t_on_failure("ksr_failure_route")
+            KSR.tm.t_on_reply("ksr_branch_reply")
+            return KSR.tm.t_relay() > 0
+    overflow = action_from_doc(group.get("overflow"))
+    ctx["group"] = None
+    if overflow is None:
+        return False
+    ctx["trace"].append(f"{code} {reason}: nobody in group {group['id']} answered, overflow")
+    return divert(ctx, overflow)
 
 
 def answer_trunk_challenge(ctx: dict, code: int) -> bool:

@@ -1,0 +1,85 @@
+"""Hunt-group calls with real Kamailio, RTPengine and SIPp: rings, cascading, log-out and overflow."""
+import itertools
+
+from tests.scenario.conftest import wait_for, wait_snapshot
+from tests.scenario.test_forwarding import cdr_of
+
+_ext = itertools.count(700)
+
+
+def make_group(node, public, rings, **kw):
+    return node.rpc("group.create", tenant_id=public["tenant"]["id"], name=f"g{next(_ext)}", extension=str(next(_ext)),
+                    rings=[{"members": [{"user_id": u["id"]} for u in members], **opts} for members, opts in rings], **kw)
+
+
+def received_invite(proc) -> bool:
+    return proc.messages.exists() and "INVITE sip:" in proc.messages.read_text(errors="replace")
+
+
+def test_broadcast_ring_rings_all_members_and_one_answers(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    agents = [pbx_user() for _ in range(3)]
+    g = make_group(node, public, [([a[0] for a in agents], {"strategy": "broadcast", "wait_s": 10})])
+    wait_snapshot(node)
+    for _, phone, _ in agents:
+        assert sipp.register(phone).ok
+    ringing = [sipp.callee(agents[0][1], "ring"), sipp.callee(agents[1][1], "ring")]
+    answer = sipp.callee(agents[2][1], "answer")
+    r = sipp.caller(alice, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(answer).ok and all(sipp.wait(p).ok for p in ringing)  # the others got CANCEL
+    cdr = wait_for(lambda: [c for c in node.rpc("cdr.list")["items"] if c["callee"] == g["extension"]], timeout=5)[0]
+    assert cdr["disposition"] == "answered" and any("ring 1 (broadcast)" in t for t in cdr["trace"])
+
+
+def test_cascading_to_ring_two_after_the_wait_time_and_logged_out_member_skipped(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    first, second, away = pbx_user(), pbx_user(), pbx_user()
+    g = make_group(node, public, [([first[0], away[0]], {"strategy": "broadcast", "wait_s": 2}), ([second[0]], {"wait_s": 10})])
+    node.rpc("agent.logout", group_id=g["id"], user_id=away[0]["id"])
+    wait_snapshot(node)
+    for _, phone, _ in (first, second, away):
+        assert sipp.register(phone).ok
+    ring1 = sipp.callee(first[1], "ring")
+    logged_out = sipp.callee(away[1], "answer", timeout_s=8)
+    answer = sipp.callee(second[1], "answer")
+    r = sipp.caller(alice, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(ring1).ok and sipp.wait(answer).ok
+    sipp.wait(logged_out, timeout_s=15)
+    assert not received_invite(logged_out)  # logged out: never offered
+    cdr = wait_for(lambda: [c for c in node.rpc("cdr.list")["items"] if c["callee"] == g["extension"]], timeout=5)[0]
+    assert any("next step" in t for t in cdr["trace"]) and any("logged out" in t for t in cdr["trace"])
+
+
+def test_all_members_logged_out_overflows_to_the_target_at_once(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    agent = pbx_user()
+    backup_user, backup, _ = pbx_user()
+    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], overflow_user_id=backup_user["id"])
+    node.rpc("agent.logout", group_id=g["id"], user_id=agent[0]["id"])
+    wait_snapshot(node)
+    assert sipp.register(agent[1]).ok and sipp.register(backup).ok
+    answer = sipp.callee(backup, "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok
+    assert sipp.wait(answer).ok
+    node.rpc("agent.login", group_id=g["id"], user_id=agent[0]["id"])
+    answer = sipp.callee(agent[1], "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok  # logged in again: the agent takes it
+    assert sipp.wait(answer).ok
+
+
+def test_top_down_offers_one_member_at_a_time_from_the_top(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    a, b = pbx_user(), pbx_user()
+    g = make_group(node, public, [([a[0], b[0]], {"strategy": "top_down", "wait_s": 10, "member_s": 2})])
+    wait_snapshot(node)
+    assert sipp.register(a[1]).ok and sipp.register(b[1]).ok
+    top = sipp.callee(a[1], "ring")
+    answer = sipp.callee(b[1], "answer")
+    r = sipp.caller(alice, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(top).ok and sipp.wait(answer).ok
+    cdr = wait_for(lambda: [c for c in node.rpc("cdr.list")["items"] if c["callee"] == g["extension"]], timeout=5)[0]
+    offers = [t for t in cdr["trace"] if t.startswith("offering to user")]
+    assert offers == [f"offering to user(s) {a[0]['id']} for 2 s", f"offering to user(s) {b[0]['id']} for 2 s"]
