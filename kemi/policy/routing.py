@@ -151,7 +151,7 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
     steps = tuple(GroupStep(tuple((m, snapshot.users[m].aors) for m in st.members), st.seconds) for st in hp.steps)
     firsts = tuple((i, p) for i in range(len(group.rings)) if (p := hunting.next_pointer(hp, i)) is not None
                    and group.rings[i].strategy == "circular")
-    return RouteToGroup(tenant_id, group.id, steps, overflow, firsts)
+    return RouteToGroup(tenant_id, group.id, steps, overflow, firsts, group.wrapup_s)
 
 
 def _group_overflow(snapshot: Snapshot, tenant_id: int, group, caller: CallParty, trace: list[str], live: LiveView, depth: int):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import time
+
 import KSR
 
 _SEP = " "  # no space is legal in a method, URI user or host, address, port, Call-ID, tag or realm
@@ -61,16 +63,29 @@ def is_myself_ruri() -> bool:
     return KSR.is_myself_ruri() > 0
 
 
-_REPLY_FORMAT = "$_s($rs $bf $cT)"
+_REPLY_FORMAT = "$_s($rs $bf $cT $avp(cm_grp))"
 
 
-def reply() -> tuple[int, int, str]:
-    """Status code, branch flags and content type of the reply being handled: one crossing."""
+def reply() -> tuple[int, int, str, str]:
+    """Status code, branch flags, content type and the hunt-group mark of the reply's call: one crossing."""
     values = (KSR.pv.gete(_REPLY_FORMAT) or "").replace(_NULL, "").split(_SEP)
-    if len(values) != 3:
-        values = [_pv("$rs"), _pv("$bf"), _pv("$cT")]
-    code, bflags, ctype = values
-    return int(code) if code.isdigit() else 0, int(bflags) if bflags.isdigit() else 0, ctype.lower()
+    if len(values) != 4:
+        values = [_pv("$rs"), _pv("$bf"), _pv("$cT"), _pv("$avp(cm_grp)")]
+    code, bflags, ctype, group = values
+    return int(code) if code.isdigit() else 0, int(bflags) if bflags.isdigit() else 0, ctype.lower(), group
+
+
+def answering_contact() -> str:
+    """In a reply route: the contact URI of the branch that answered."""
+    return _pv("$T_branch(uri)")
+
+
+def contacts_of(aor: str) -> list[str]:
+    """The registered contact URIs of an AOR (usrloc), to tell which member a branch belongs to."""
+    if KSR.registrar.reg_fetch_contacts("location", aor, "cmq") < 0:
+        return []
+    count = int(KSR.pv.get("$ulc(cmq=>count)") or 0)
+    return [_pv(f"$(ulc(cmq=>addr)[{i}])") for i in range(count)]
 
 
 def transaction_reply() -> tuple[int, str]:
@@ -118,9 +133,10 @@ class KsrLiveView:
         if len(values) != len(parts):
             values = [""] * len(parts)  # unreadable: everyone counts as available, the phones decide
         states = {}
+        now = time.time()
         for i, u in enumerate(user_ids):
             status, out, wrap, last = values[4 * i:4 * i + 4]
-            states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online", wrapup=wrap not in ("", "0"),
+            states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online", wrapup=wrap.isdigit() and int(wrap) > now,
                                    last_end=float(last) if last.isdigit() else 0.0)
         tail = values[4 * len(user_ids):]
         pointers = {i: int(v) for i, v in enumerate(tail) if v.isdigit()}

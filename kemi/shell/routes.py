@@ -39,7 +39,8 @@ LIVE = read.KsrLiveView()
 DECOY_HA1 = secrets.token_hex(16)
 CTX = "cm_ctx"  # name of the AVP / dialog variable that carries the call context
 SERVED = ROUTABLE_INITIAL | {"REGISTER"}  # new requests with any other method: 405 (the policy says why)
-RANG = "cm_rang"  # AVP set when a device of the current call rang (180/183)
+RANG = "cm_rang"
+AGENT = "cm_agent"  # dialog variable: group:wrap-up seconds:user of the agent who answered a group call  # AVP set when a device of the current call rang (180/183)
 
 
 # Parsed once in Kamailio's main process (this module is imported at mod_init, before the fork):
@@ -299,7 +300,9 @@ def store_context(ctx: dict) -> None:
 
 
 def branch_reply_route() -> int:
-    code, bflags, content_type = read.reply()
+    code, bflags, content_type, group_mark = read.reply()
+    if group_mark and 200 <= code < 300:
+        note_answering_agent(group_mark)
     if code in (180, 183):
         apply.set_avp(RANG, "1")  # the devices rang: a timeout now means "no answer", not "unreachable"
     nated = bool(bflags & (1 << FLB_NATB)) or KSR.nathelper.nat_uac_test(1) > 0
@@ -356,6 +359,7 @@ def divert(ctx: dict, action) -> bool:
         if not next_group_step(ctx, [[list(map(list, st.members)), st.seconds] for st in action.steps], action_to_doc(action.overflow),
                                action.group_id):
             return False
+        apply.set_avp("cm_grp", f"{action.group_id}:{action.wrapup_s}")
     elif isinstance(action, RouteToTrunk):
         apply.caller_identity(action)
         ctx["hops"] = [[h.name, h.uri] for h in action.hops[1:]]
@@ -379,10 +383,31 @@ def route_to_group(ctx: dict, action: RouteToGroup, method: str, nated: bool) ->
     mark_pointers(action)
     steps = [[list(map(list, st.members)), st.seconds] for st in action.steps]
     if method == "INVITE" and next_group_step(ctx, steps, action_to_doc(action.overflow), action.group_id):
+        apply.set_avp("cm_grp", f"{action.group_id}:{action.wrapup_s}")
         start_call(ctx, nated)
         return
     ctx["trace"].append("no member of the group has a registered device")
     route(ctx, action.overflow or Reject(480, "Temporarily Unavailable", "no member of the group can be reached"), method, nated)
+
+
+def note_answering_agent(group_mark: str) -> None:
+    """A group call was answered: remember which member took it (wrap-up and idle time when it ends)."""
+    ctx = json.loads(read.avp(CTX) or "{}")
+    contact = read.answering_contact()
+    for user_id, aors in (ctx.get("group") or {}).get("current", []):
+        if any(contact in read.contacts_of(aor) for aor in aors):
+            apply.set_dlg_var(AGENT, f"{group_mark}:{user_id}")  # group:wrap-up seconds:user
+            return
+
+
+def agent_call_ended() -> None:
+    mark = read.dlg_var(AGENT)
+    if mark:
+        _group, wrapup, user_id = mark.split(":")
+        now = int(time.time())
+        KSR.htable.sht_seti("acd", f"last:u{user_id}", now)  # longest idle counts from here
+        if int(wrapup):
+            KSR.htable.sht_seti("acd", f"wrap:u{user_id}", now + int(wrapup))  # unavailable until then
 
 
 def mark_pointers(action: RouteToGroup) -> None:
@@ -397,7 +422,7 @@ def next_group_step(ctx: dict, steps: list, overflow: dict | None, group_id: int
         members, seconds = steps.pop(0)
         aors = tuple(a for _, member_aors in members for a in member_aors)
         if aors and apply.lookup_aors(aors):
-            ctx["group"] = {"id": group_id, "steps": steps, "overflow": overflow}
+            ctx["group"] = {"id": group_id, "steps": steps, "overflow": overflow, "current": members}
             ctx["trace"].append(f"offering to user(s) {', '.join(str(m) for m, _ in members)} for {seconds} s")
             KSR.tm.t_set_fr(seconds * 1000, SETTINGS.device_timeout_ms)
             return True
@@ -468,6 +493,7 @@ def dialog_event(evname: str) -> int:
     if evname == "dialog:start":
         apply.set_dlg_var("cm_answer_ts", repr(time.time()))
     elif evname == "dialog:end":
+        agent_call_ended()
         blob = read.dlg_var(CTX)
         if blob:
             ctx = json.loads(blob)

@@ -1,5 +1,6 @@
 """Hunt-group calls with real Kamailio, RTPengine and SIPp: rings, cascading, log-out and overflow."""
 import itertools
+import time
 
 from tests.scenario.conftest import wait_for, wait_snapshot
 from tests.scenario.test_forwarding import cdr_of
@@ -83,3 +84,40 @@ def test_top_down_offers_one_member_at_a_time_from_the_top(node, sipp, pbx_user,
     cdr = wait_for(lambda: [c for c in node.rpc("cdr.list")["items"] if c["callee"] == g["extension"]], timeout=5)[0]
     offers = [t for t in cdr["trace"] if t.startswith("offering to user")]
     assert offers == [f"offering to user(s) {a[0]['id']} for 2 s", f"offering to user(s) {b[0]['id']} for 2 s"]
+
+
+def test_wrap_up_makes_the_agent_skip_exactly_the_calls_inside_the_window(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    a, b = pbx_user(), pbx_user()
+    g = make_group(node, public, [([a[0], b[0]], {"strategy": "top_down", "wait_s": 10, "member_s": 5})], wrapup_s=4)
+    wait_snapshot(node)
+    assert sipp.register(a[1]).ok and sipp.register(b[1]).ok
+    answer = sipp.callee(a[1], "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok  # a (top) takes the first call
+    assert sipp.wait(answer).ok
+    answer_b = sipp.callee(b[1], "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok  # a is in wrap-up: b takes the second
+    assert sipp.wait(answer_b).ok
+    time.sleep(4.5)  # the window is over: a is available again without anyone acting
+    answer = sipp.callee(a[1], "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok
+    assert sipp.wait(answer).ok
+    cdrs = [c for c in node.rpc("cdr.list")["items"] if c["callee"] == g["extension"]]
+    assert any("in wrap-up" in t for c in cdrs for t in c["trace"])
+
+
+def test_longest_idle_offers_the_agent_whose_last_call_ended_longest_ago(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    a, b = pbx_user(), pbx_user()
+    g = make_group(node, public, [([a[0], b[0]], {"strategy": "longest_idle", "wait_s": 10, "member_s": 5})])
+    wait_snapshot(node)
+    assert sipp.register(a[1]).ok and sipp.register(b[1]).ok
+    first = sipp.callee(a[1], "answer")  # never called: both idle "forever", list order picks a
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok
+    assert sipp.wait(first).ok
+    second = sipp.callee(b[1], "answer")  # a just finished: b has been idle longer
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok
+    assert sipp.wait(second).ok
+    third = sipp.callee(a[1], "answer")  # now a's call ended before b's
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok
+    assert sipp.wait(third).ok
