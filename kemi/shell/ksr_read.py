@@ -127,7 +127,8 @@ class KsrLiveView:
 
         parts = []
         for u in user_ids:
-            parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>wrap:u{u})", f"$sht(acd=>last:u{u})"]
+            parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>wrap:u{u})", f"$sht(acd=>last:u{u})",
+                      f"$sht(acdoffer=>u{u})"]
         parts += [f"$sht(acd=>ptr:g{group_id}:r{i})" for i in range(rings)]
         values = (KSR.pv.gete("$_s(" + _SEP.join(parts) + ")") or "").replace(_NULL, "").split(_SEP)
         if len(values) != len(parts):
@@ -135,9 +136,9 @@ class KsrLiveView:
         states = {}
         now = time.time()
         for i, u in enumerate(user_ids):
-            status, out, wrap, last = values[4 * i:4 * i + 4]
+            status, out, wrap, last, offered = values[5 * i:5 * i + 5]
             states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online", wrapup=wrap.isdigit() and int(wrap) > now,
-                                   last_end=float(last) if last.isdigit() else 0.0)
-        tail = values[4 * len(user_ids):]
+                                   last_end=float(last) if last.isdigit() else 0.0, offered=offered not in ("", "0"))
+        tail = values[5 * len(user_ids):]
         pointers = {i: int(v) for i, v in enumerate(tail) if v.isdigit()}
         return states, pointers

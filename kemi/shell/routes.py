@@ -320,6 +320,8 @@ def failure_route() -> int:
         code, reason = 487, "Request Terminated"
     blob = read.avp(CTX)
     ctx = json.loads(blob) if blob else None
+    if ctx is not None and ctx.get("claimed") and (cancelled or not (ctx.get("group") or {}).get("steps")):
+        release_all(ctx)  # the caller gave up, or no step is left: nobody is being offered this call any more
     if ctx is not None and not cancelled:
         if code in (401, 407) and ctx.get("trunk") and answer_trunk_challenge(ctx, code):
             return 1
@@ -394,7 +396,10 @@ def note_answering_agent(group_mark: str) -> None:
     """A group call was answered: remember which member took it (wrap-up and idle time when it ends)."""
     ctx = json.loads(read.avp(CTX) or "{}")
     contact = read.answering_contact()
-    for user_id, aors in (ctx.get("group") or {}).get("current", []):
+    current = (ctx.get("group") or {}).get("current", [])
+    release_all(ctx)  # answered: the others are cancelled; the agent is on the call now
+    store_context(ctx)
+    for user_id, aors in current:
         if any(contact in read.contacts_of(aor) for aor in aors):
             apply.set_dlg_var(AGENT, f"{group_mark}:{user_id}")  # group:wrap-up seconds:user
             return
@@ -420,15 +425,47 @@ def next_group_step(ctx: dict, steps: list, overflow: dict | None, group_id: int
     """Point the request at the next step's members with a registered device; False when no step is left."""
     while steps:
         members, seconds = steps.pop(0)
+        members = claim(members, ctx)
         aors = tuple(a for _, member_aors in members for a in member_aors)
+        if not members:
+            continue
         if aors and apply.lookup_aors(aors):
             ctx["group"] = {"id": group_id, "steps": steps, "overflow": overflow, "current": members}
             ctx["trace"].append(f"offering to user(s) {', '.join(str(m) for m, _ in members)} for {seconds} s")
             KSR.tm.t_set_fr(seconds * 1000, SETTINGS.device_timeout_ms)
             return True
         ctx["trace"].append(f"user(s) {', '.join(str(m) for m, _ in members)}: no registered device")
+    release_all(ctx)
     ctx["group"] = {"id": group_id, "steps": [], "overflow": overflow}
     return False
+
+
+def claim(members: list, ctx: dict) -> list:
+    """No double offers: a member is offered only if this call is the only one offering to them now
+    (an atomic counter in shared memory, across all workers); the others are left out of this step.
+    Members this call already holds (a ring that keeps ringing) stay held; the rest are let go."""
+    held = set(ctx.get("claimed", []))
+    wanted = {m[0] for m in members}
+    release([[u] for u in held - wanted])
+    won = []
+    for member in members:
+        if member[0] in held or KSR.htable.sht_inc("acdoffer", f"u{member[0]}") == 1:
+            won.append(member)
+        else:
+            KSR.htable.sht_dec("acdoffer", f"u{member[0]}")
+            ctx["trace"].append(f"user {member[0]} is being offered another call: skipped")
+    ctx["claimed"] = [m[0] for m in won]
+    return won
+
+
+def release(members: list) -> None:
+    for member in members:
+        KSR.htable.sht_dec("acdoffer", f"u{member[0]}")
+
+
+def release_all(ctx: dict) -> None:
+    release([[u] for u in ctx.get("claimed", [])])
+    ctx["claimed"] = []
 
 
 def group_after_failure(ctx: dict, code: int, reason: str) -> bool:

@@ -121,3 +121,19 @@ def test_longest_idle_offers_the_agent_whose_last_call_ended_longest_ago(node, s
     third = sipp.callee(a[1], "answer")  # now a's call ended before b's
     assert sipp.caller(alice, g["extension"], hold_ms=300).ok
     assert sipp.wait(third).ok
+
+
+def test_n_simultaneous_calls_to_n_idle_agents_each_agent_offered_exactly_one(node, sipp, pbx_user, public):
+    callers = [pbx_user()[1] for _ in range(3)]
+    agents = [pbx_user() for _ in range(3)]
+    g = make_group(node, public, [([a[0] for a in agents], {"strategy": "top_down", "wait_s": 30, "member_s": 10})])
+    wait_snapshot(node)
+    for _, phone, _ in agents:
+        assert sipp.register(phone).ok
+    uas = [sipp.callee(phone, "answer", timeout_s=40) for _, phone, _ in agents]
+    calls = [sipp.caller_in_background(c, g["extension"], hold_ms=2500, timeout_s=40) for c in callers]
+    results = [c.result(timeout=60) for c in calls]
+    assert all(r.ok for r in results), [r.output[-800:] for r in results if not r.ok]
+    assert all(sipp.wait(p, timeout_s=60).ok for p in uas)
+    invites = [p.messages.read_text(errors="replace").count("INVITE sip:") for p in uas]
+    assert invites == [1, 1, 1]  # across both Kamailio workers: nobody offered two calls
