@@ -4,7 +4,52 @@ Kamailio/RTPengine collectors and the NOC dashboards come with the observability
 """
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger("callmanager.metrics")
+
+
+class QueueCollector:
+    """Hunt-group figures at scrape time, per tenant and group (a wallboard's source). Never raises:
+    a Kamailio that does not answer shows as callmanager_queue_up 0."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        up = GaugeMetricFamily("callmanager_queue_up", "1 when the hunt-group live view could be read from Kamailio")
+        agents = GaugeMetricFamily("callmanager_queue_agents", "Agents of a group by state", labels=["tenant", "group", "state"])
+        waiting = GaugeMetricFamily("callmanager_queue_waiting_calls", "Calls offered to a group and not answered yet", labels=["tenant", "group"])
+        longest = GaugeMetricFamily("callmanager_queue_longest_wait_seconds", "Longest wait of a call in a group", labels=["tenant", "group"])
+        today = GaugeMetricFamily("callmanager_queue_calls_today", "Calls to a group since midnight UTC by outcome", labels=["tenant", "group", "outcome"])
+        try:
+            import time
+
+            from sqlmodel import Session, select
+
+            from controlplane.db.models import HuntGroup
+            from controlplane.features.queues import group_status
+
+            dialogs = self.app.kamailio.dialogs()
+            registered = {a.get("AoR") for a in self.app.kamailio.registrations()}
+            with Session(self.app.engine) as s:
+                for g in s.exec(select(HuntGroup)).all():
+                    st = group_status(self.app, s, g, dialogs, registered, time.time())
+                    labels = [str(g.tenant_id), g.name]
+                    for state in ("available", "in_call", "wrap_up", "logged_out", "unregistered"):
+                        agents.add_metric(labels + [state], st[state])
+                    waiting.add_metric(labels, len(st["waiting"]))
+                    longest.add_metric(labels, st["longest_wait_s"])
+                    for outcome, n in st["today"].items():
+                        today.add_metric(labels + [outcome], n)
+            up.add_metric([], 1)
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail
+            log.debug("queue metrics unavailable: %s", exc)
+            up.add_metric([], 0)
+        yield from (up, agents, waiting, longest, today)
 
 
 class Metrics:
@@ -18,6 +63,8 @@ class Metrics:
         self.snapshot_accounts = Gauge("callmanager_snapshot_sip_accounts", "SIP accounts in the published snapshot", registry=r)
         self.cdr_ingested = Counter("callmanager_cdr_ingested_total", "CDRs stored from the spool", registry=r)
         self.cdr_lag = Gauge("callmanager_cdr_ingestion_lag_seconds", "Age of the newest CDR at ingestion", registry=r)
+        if app is not None:
+            r.register(QueueCollector(app))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()

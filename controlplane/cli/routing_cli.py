@@ -17,6 +17,7 @@ trunk = _area("trunk", "SIP trunks to carriers (platform token)")
 forwarding = _area("forwarding", "call forwarding rules of users")
 status = _area("status", "users' status: online, away, dnd, unreachable")
 profile = _area("profile", "profiles: named sets of a user's settings")
+queue = _area("queue", "hunt groups live: agents, waiting calls, today's figures")
 
 N_COLS = ["id", "e164", "national", "user_id", "emergency_address"]
 B_COLS = ["id", "tenant_id", "first", "last", "size", "ported"]
@@ -108,3 +109,20 @@ def status_set(user_id: int, value: str = typer.Argument(..., help="online, away
 @profile.command("activate")
 def profile_activate(user_id: int, profile_id: int = typer.Argument(..., help="0: no profile")):
     show(rpc("profile.activate", user_id=user_id, profile_id=profile_id))
+
+
+@queue.command("status")
+def queue_status(tenant_id: Optional[int] = None):
+    """Per group: agents by state, waiting calls, longest wait, today's offered/answered/abandoned/overflowed."""
+    from .main import STATE, console
+
+    result = rpc("queue.status", tenant_id=tenant_id)
+    if STATE["json"]:
+        console.print_json(data=result)
+        return
+    for g in result["items"]:
+        t = g["today"]
+        console.print(f"[bold]{g['name']}[/bold] ({g['extension']}): {g['available']} available, {g['in_call']} in call, "
+                      f"{g['wrap_up']} wrap-up, {g['logged_out']} logged out, {g['unregistered']} unregistered; "
+                      f"{len(g['waiting'])} waiting (longest {g['longest_wait_s']} s); today {t['offered']} offered, "
+                      f"{t['answered']} answered, {t['abandoned']} abandoned, {t['overflowed']} overflowed")

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     groups,
     numbers,
     profiles,
+    queues,
     route,
     sip_accounts,
     sites,

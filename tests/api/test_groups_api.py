@@ -51,3 +51,11 @@ def test_skills_order_the_preview(api, acme):
     steps = api.ok("group.preview", token=admin, id=g["id"])["steps"]
     assert [st["members"][0]["user_id"] for st in steps] == [bob, alice]  # best level first
     assert api.err("user.update", token=admin, id=alice, skills={"de": 11})[0] == "invalid_params"
+
+
+def test_queue_status_without_kamailio_is_unavailable_and_metrics_still_scrape(api, server, acme):
+    import httpx
+
+    assert api.err("queue.status", token=acme["admin"])[0] == "unavailable"
+    r = httpx.get(server.settings.api_url.replace("/rpc", "/metrics"), timeout=10)
+    assert r.status_code == 200 and "callmanager_queue_up 0.0" in r.text

@@ -137,3 +137,40 @@ def test_n_simultaneous_calls_to_n_idle_agents_each_agent_offered_exactly_one(no
     assert all(sipp.wait(p, timeout_s=60).ok for p in uas)
     invites = [p.messages.read_text(errors="replace").count("INVITE sip:") for p in uas]
     assert invites == [1, 1, 1]  # across both Kamailio workers: nobody offered two calls
+
+
+def test_queue_status_shows_agents_waiting_calls_and_todays_figures(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    a, b, c = pbx_user(), pbx_user(), pbx_user()  # c never registers
+    g = make_group(node, public, [([a[0], b[0], c[0]], {"strategy": "broadcast", "wait_s": 6})], wrapup_s=30)
+    node.rpc("agent.logout", group_id=g["id"], user_id=b[0]["id"])
+    wait_snapshot(node)
+    assert sipp.register(a[1]).ok and sipp.register(b[1]).ok
+    ringing = sipp.callee(a[1], "ring")
+    call = sipp.caller_in_background(alice, g["extension"], expect="cancel", ring_ms=2500)
+
+    def mine():
+        return next(x for x in node.rpc("queue.status")["items"] if x["group_id"] == g["id"])
+
+    live = wait_for(lambda: (lambda q: q if q["waiting"] else None)(mine()), timeout=5)
+    assert len(live["waiting"]) == 1 and live["longest_wait_s"] >= 0
+    states = {x["user_id"]: x["state"] for x in live["agents"]}
+    assert states == {a[0]["id"]: "available", b[0]["id"]: "logged_out", c[0]["id"]: "unregistered"}
+    assert call.result(timeout=30).ok and sipp.wait(ringing).ok
+    answer = sipp.callee(a[1], "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok
+    assert sipp.wait(answer).ok
+    after = wait_for(lambda: (lambda q: q if q["today"]["answered"] >= 1 else None)(mine()), timeout=5)
+    assert after["today"]["abandoned"] >= 1 and after["today"]["offered"] >= 2
+    assert {x["user_id"]: x["state"] for x in after["agents"]}[a[0]["id"]] == "wrap_up"
+
+
+def test_queue_metrics_are_scraped_per_group(node, pbx_user, public):
+    import httpx
+
+    a = pbx_user()
+    g = make_group(node, public, [([a[0]], {"wait_s": 5})])
+    node.rpc("agent.logout", group_id=g["id"], user_id=a[0]["id"])
+    text = httpx.get(node.settings.api_url.replace("/rpc", "/metrics"), timeout=10).text
+    assert "callmanager_queue_up 1.0" in text
+    assert f'callmanager_queue_agents{{group="{g["name"]}",state="logged_out",tenant="{public["tenant"]["id"]}"}} 1.0' in text

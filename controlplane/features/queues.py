@@ -1,0 +1,87 @@
+"""`queue.status`: the live view of hunt groups (issue 4, SUP-01 live view).
+
+Per group: agents registered, logged in, available, in a call, in wrap-up; calls waiting (offered,
+not answered yet) with their wait; the longest wait; today's calls offered, answered, abandoned
+and overflowed. Live figures come from Kamailio (dialogs, registrations, htable `acd`), today's
+from the CDRs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+from sqlmodel import select
+
+from controlplane.adapters.kamailio_rpc import KamailioRpcError
+from controlplane.api.errors import Unavailable
+from controlplane.api.rpc import method
+from controlplane.db.models import AgentLogin, Cdr, HuntGroup, Role, SipAccount
+
+from .calls import _var
+from .common import ListParams
+
+
+def _htable_int(app, key: str) -> int:
+    try:
+        item = app.kamailio.call("htable.get", "acd", key)
+        return int((item or {}).get("item", {}).get("value") or 0)
+    except (KamailioRpcError, ValueError, TypeError):
+        return 0
+
+
+def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set[str], now: float) -> dict:
+    members = list(dict.fromkeys(m["user_id"] for r in g.rings for m in r["members"]))
+    out = {row.user_id for row in s.exec(select(AgentLogin).where(AgentLogin.group_id == g.id, AgentLogin.logged_in == False)).all()}  # noqa: E712
+    accounts: dict[int, list[str]] = {}
+    for a in s.exec(select(SipAccount).where(SipAccount.user_id.in_(members))).all():
+        accounts.setdefault(a.user_id, []).append(f"{a.username}@{a.realm}")
+    waiting, in_call = [], set()
+    for d in dialogs:
+        if int(d.get("state", 0)) >= 5:
+            continue
+        agent = _var(d, "cm_agent")
+        if agent and agent.split(":")[0] == str(g.id):
+            in_call.add(int(agent.split(":")[2]))
+        ctx = json.loads(_var(d, "cm_ctx") or "{}")
+        if ctx.get("callee") == g.extension and ctx.get("tenant_id") == g.tenant_id and int(d.get("state", 0)) < 3:
+            waiting.append({"call_id": d.get("call-id"), "caller": ctx.get("caller"), "wait_s": round(now - float(ctx.get("start_ts", now)), 1)})
+    agents = []
+    for uid in members:
+        registered = any(aor in registered_aors for aor in accounts.get(uid, []))
+        wrapup = _htable_int(app, f"wrap:u{uid}") > now
+        state = ("logged_out" if uid in out else "in_call" if uid in in_call else "wrap_up" if wrapup
+                 else "available" if registered else "unregistered")
+        agents.append({"user_id": uid, "registered": registered, "logged_in": uid not in out, "state": state})
+    midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = s.exec(select(Cdr.disposition, Cdr.trace).where(Cdr.tenant_id == g.tenant_id, Cdr.callee == g.extension,
+                                                             Cdr.start_time >= midnight)).all()
+    overflowed = sum(1 for _, trace in today if "overflow" in trace)
+    count = {k: sum(1 for a in agents if a["state"] == k) for k in ("available", "in_call", "wrap_up", "logged_out", "unregistered")}
+    return {
+        "group_id": g.id, "name": g.name, "extension": g.extension,
+        "agents": agents,
+        "registered": sum(1 for a in agents if a["registered"]), "logged_in": sum(1 for a in agents if a["logged_in"]), **count,
+        "waiting": sorted(waiting, key=lambda w: -w["wait_s"]),
+        "longest_wait_s": max((w["wait_s"] for w in waiting), default=0.0),
+        "today": {"offered": len(today), "answered": sum(1 for d, _ in today if d == "answered"),
+                  "abandoned": sum(1 for d, _ in today if d == "cancelled"), "overflowed": overflowed},
+    }
+
+
+@method("queue.status", ListParams, min_role=Role.AGENT, errors=("unavailable",))
+def status(ctx, p: ListParams):
+    """Live view of the hunt groups: agents by state, waiting calls, longest wait, today's figures."""
+    try:
+        dialogs = ctx.app.kamailio.dialogs()
+        registered = {a.get("AoR") for a in ctx.app.kamailio.registrations()}
+    except KamailioRpcError as exc:
+        raise Unavailable("Kamailio does not answer", component="kamailio", reason=str(exc)) from None
+    now = time.time()
+    with ctx.app.read() as s:
+        stmt = select(HuntGroup).order_by(HuntGroup.id)
+        scope = ctx.principal.tenant_scope(p.tenant_id)
+        if scope is not None:
+            stmt = stmt.where(HuntGroup.tenant_id == scope)
+        groups = s.exec(stmt.limit(p.limit).offset(p.offset)).all()
+        return {"items": [group_status(ctx.app, s, g, dialogs, registered, now) for g in groups]}
