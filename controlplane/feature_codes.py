@@ -11,7 +11,7 @@ import logging
 from sqlmodel import select
 
 from controlplane.api.errors import ApiError
-from controlplane.db.models import Extension, ForwardingRule, Profile, Site, User
+from controlplane.db.models import AgentLogin, Extension, ForwardingRule, Profile, Site, User
 from controlplane.numbering import e164
 
 log = logging.getLogger("callmanager.features")
@@ -25,6 +25,14 @@ def apply_feature(app, feature: dict) -> None:
             if user is not None:
                 user.status = "dnd" if kind == "dnd_on" else "online"
                 s.add(user)
+        return
+    if kind in ("group_login", "group_logout"):
+        with app.write(changes_routing=False) as s:
+            row = s.get(AgentLogin, (int(value), user_id))
+            if kind == "group_login" and row is not None:
+                s.delete(row)
+            elif kind == "group_logout":
+                s.merge(AgentLogin(group_id=int(value), user_id=user_id, logged_in=False))
         return
     with app.write() as s:
         user = s.get(User, user_id)

@@ -141,7 +141,8 @@ def compile_snapshot(session: Session) -> dict:
             for a in accounts
         ],
         "extensions": [{"tenant_id": e.tenant_id, "number": e.number, "user_id": e.user_id} for e in extensions],
-        "numbers": [{"e164": n.e164, "tenant_id": n.tenant_id, "user_id": n.user_id} for n in numbers],
+        "numbers": [{"e164": n.e164, "tenant_id": n.tenant_id, "user_id": n.user_id, **({"group_id": n.group_id} if n.group_id else {})}
+                    for n in numbers],
         "trunks": [
             {"id": t.id, "name": t.name, "host": t.host, "port": t.port, "transport": t.transport, "priority": t.priority,
              "region": t.region, "sources": list(t.sources) or ([t.host] if _is_ip(t.host) else []),

@@ -145,6 +145,7 @@ class PhoneNumber(SQLModel, table=True):
     block_id: int = Field(sa_column=Column(Integer, ForeignKey("number_block.id", ondelete="RESTRICT"), nullable=False, index=True))
     e164: str = Field(sa_column=Column(String(16), nullable=False, unique=True))
     user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True))
+    group_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="SET NULL", name="fk_phone_number_group"), nullable=True))
     # nomadic use (TRK-14): the address sent with emergency calls from this number, instead of the site's
     emergency_address: Optional[str] = Field(default=None, sa_column=Column(String(300), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)

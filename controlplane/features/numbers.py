@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import NumberBlock, PhoneNumber, Role, Site, Tenant, User
+from controlplane.db.models import HuntGroup, NumberBlock, PhoneNumber, Role, Site, Tenant, User
 from controlplane.numbering import e164, national
 
 from .common import Id, IdParams, ListParams, dump, get_scoped, page
@@ -120,6 +120,7 @@ def block_delete(ctx, p: IdParams):
 class NumberAssign(Params):
     e164: str = Field(description="the public number, E.164 ('+49 30 1234501')")
     user_id: Id | None = Field(None, description="the user it rings; null: assigned but not routed")
+    group_id: Id | None = Field(None, description="... or the hunt group it rings")
     emergency_address: str | None = Field(None, max_length=300, description="nomadic use: the address sent with emergency calls")
     tenant_id: Id | None = None
 
@@ -133,8 +134,11 @@ def assign(ctx, p: NumberAssign):
     """Route a number of one of the tenant's blocks to a user (creates it, or changes its target)."""
     number = e164(p.e164, "e164")
     with ctx.app.write() as s:
+        if p.user_id is not None and p.group_id is not None:
+            raise InvalidParams("give at most one of user_id and group_id")
         user = get_scoped(s, User, p.user_id, ctx.principal, "user") if p.user_id is not None else None
-        tenant_id = user.tenant_id if user is not None else ctx.principal.tenant_scope(p.tenant_id)
+        group = get_scoped(s, HuntGroup, p.group_id, ctx.principal, "group") if p.group_id is not None else None
+        tenant_id = user.tenant_id if user is not None else group.tenant_id if group is not None else ctx.principal.tenant_scope(p.tenant_id)
         if tenant_id is None:
             raise InvalidParams("tenant_id is required with a platform token when no user is given", field="tenant_id")
         block = _block_of(s, tenant_id, number)
@@ -144,6 +148,7 @@ def assign(ctx, p: NumberAssign):
         if row is None:
             row = PhoneNumber(tenant_id=tenant_id, block_id=block.id, e164=number)
         row.user_id = user.id if user is not None else None
+        row.group_id = group.id if group is not None else None
         if p.emergency_address is not None:
             row.emergency_address = p.emergency_address.strip() or None
         s.add(row)

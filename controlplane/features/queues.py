@@ -16,7 +16,7 @@ from sqlmodel import select
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.api.errors import Unavailable
 from controlplane.api.rpc import method
-from controlplane.db.models import AgentLogin, Cdr, HuntGroup, Role, SipAccount
+from controlplane.db.models import AgentLogin, Cdr, HuntGroup, PhoneNumber, Role, SipAccount
 
 from .calls import _var
 from .common import ListParams
@@ -36,6 +36,7 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set
     accounts: dict[int, list[str]] = {}
     for a in s.exec(select(SipAccount).where(SipAccount.user_id.in_(members))).all():
         accounts.setdefault(a.user_id, []).append(f"{a.username}@{a.realm}")
+    dialled = {g.extension} | set(s.exec(select(PhoneNumber.e164).where(PhoneNumber.group_id == g.id)).all())
     waiting, in_call = [], set()
     for d in dialogs:
         if int(d.get("state", 0)) >= 5:
@@ -44,7 +45,7 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set
         if agent and agent.split(":")[0] == str(g.id):
             in_call.add(int(agent.split(":")[2]))
         ctx = json.loads(_var(d, "cm_ctx") or "{}")
-        if ctx.get("callee") == g.extension and ctx.get("tenant_id") == g.tenant_id and int(d.get("state", 0)) < 3:
+        if ctx.get("callee") in dialled and ctx.get("tenant_id") == g.tenant_id and int(d.get("state", 0)) < 3:
             waiting.append({"call_id": d.get("call-id"), "caller": ctx.get("caller"), "wait_s": round(now - float(ctx.get("start_ts", now)), 1)})
     agents = []
     for uid in members:
@@ -54,7 +55,7 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set
                  else "available" if registered else "unregistered")
         agents.append({"user_id": uid, "registered": registered, "logged_in": uid not in out, "state": state})
     midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    today = s.exec(select(Cdr.disposition, Cdr.trace).where(Cdr.tenant_id == g.tenant_id, Cdr.callee == g.extension,
+    today = s.exec(select(Cdr.disposition, Cdr.trace).where(Cdr.tenant_id == g.tenant_id, Cdr.callee.in_(dialled),
                                                              Cdr.start_time >= midnight)).all()
     overflowed = sum(1 for _, trace in today if "overflow" in trace)
     count = {k: sum(1 for a in agents if a["state"] == k) for k in ("available", "in_call", "wrap_up", "logged_out", "unregistered")}

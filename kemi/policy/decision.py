@@ -50,6 +50,7 @@ class RouteToTrunk(NamedTuple):
     emergency: bool = False
     location: str = ""  # emergency calls: the caller's address
     track: tuple[int, ...] = ()  # users (busy-on-busy) whose being on this call must be tracked
+    callback: tuple[int, int] | None = None  # (agent, seconds): remember who called this number, for callback recognition
 
 
 class GroupStep(NamedTuple):

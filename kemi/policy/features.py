@@ -4,6 +4,8 @@
     *21<target>    forward all calls to an extension or number (unconditional)
     *22            forwarding set by *21 off
     *30<n>         switch to profile n (0: no profile)
+    *41<group>     log in to the hunt group with this extension
+    *42<group>     log out of it
 
 `*31<number>` is not a feature code: it calls <number> with the caller's number suppressed.
 The switch to DND is live at once (Kamailio's shared memory); every code also reaches the
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-DND_ON, DND_OFF, FORWARD_ON, FORWARD_OFF, PROFILE = "*78", "*79", "*21", "*22", "*30"
+DND_ON, DND_OFF, FORWARD_ON, FORWARD_OFF, PROFILE, LOGIN, LOGOUT = "*78", "*79", "*21", "*22", "*30", "*41", "*42"
 
 
 class FeatureCode(NamedTuple):
@@ -36,6 +38,8 @@ def parse(dialled: str) -> tuple[str, str] | None:
         return "forward_on", d[3:]
     if d.startswith(PROFILE) and d[3:].isdigit() and len(d) == 4:
         return "profile", d[3:]
+    if d[:3] in (LOGIN, LOGOUT) and d[3:].isdigit() and len(d) > 4:
+        return ("group_login" if d[:3] == LOGIN else "group_logout"), d[3:]
     return None
 
 
@@ -45,4 +49,6 @@ REPLIES = {
     "forward_on": "Forwarding on",
     "forward_off": "Forwarding off",
     "profile": "Profile switched",
+    "group_login": "Logged in",
+    "group_logout": "Logged out",
 }

@@ -25,13 +25,18 @@ class LiveView(Protocol):
         """Hunt groups: (user id -> AgentState, ring index -> circular pointer), read in one go."""
         ...
 
+    def callback(self, number: str) -> tuple[int, float] | None:
+        """Callback recognition: (agent, until) when an agent called this number out recently."""
+        ...
+
 
 class Quiet:
     """Everyone online and free: the live view of simulations that name no state."""
 
-    def __init__(self, status: dict[int, str] | None = None, busy: set[int] | None = None):
+    def __init__(self, status: dict[int, str] | None = None, busy: set[int] | None = None, callbacks: dict | None = None):
         self._status = status or {}
         self._busy = busy or set()
+        self._callbacks = callbacks or {}
 
     def status(self, user_id: int) -> str:
         return self._status.get(user_id, "online")
@@ -43,6 +48,9 @@ class Quiet:
         from .hunting import AgentState
 
         return {u: AgentState(status=self.status(u), busy=u in self._busy) for u in user_ids}, {}
+
+    def callback(self, number: str) -> tuple[int, float] | None:
+        return self._callbacks.get(number)
 
 
 QUIET = Quiet()

@@ -111,10 +111,10 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
         if digits is not None and is_emergency(digits, caller_user.plan):
             return _emergency(snapshot, tenant, caller, caller_user, digits, trace)
     if caller_user is not None and facts.method == "INVITE" and dialled[:1] in ("*", "%") and not dialled.startswith(CLIR_PREFIX):
-        return _feature_code(caller, caller_user, tenant_id, dialled, trace)
+        return _feature_code(snapshot, caller, caller_user, tenant_id, dialled, trace)
     group_id = snapshot.group_extensions.get((tenant_id, dialled)) if snapshot.group_extensions else None
     if group_id is not None and facts.method == "INVITE":
-        return _to_group(snapshot, tenant_id, group_id, caller, trace, live, CallParty(tenant_id, None, dialled))
+        return _to_group(snapshot, tenant_id, group_id, caller, trace, live, CallParty(tenant_id, None, dialled), now=now)
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
         return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now, live)
@@ -128,13 +128,14 @@ def _caller_keys(caller: CallParty, caller_user: User | None) -> set[str]:
 
 
 def _to_group(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView,
-              callee: CallParty, depth: int = 0) -> Decision:
+              callee: CallParty, depth: int = 0, now: float = 0.0) -> Decision:
     """A call to a hunt group: whom to offer it to, step by step, from the members' live states."""
-    action = _group_action(snapshot, tenant_id, group_id, caller, trace, live, depth)
+    action = _group_action(snapshot, tenant_id, group_id, caller, trace, live, depth, now)
     return Decision(action, tuple(trace), caller, callee)
 
 
-def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView, depth: int):
+def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView, depth: int,
+                  now: float = 0.0):
     group = snapshot.groups.get(group_id)
     if group is None or depth > 5:
         trace.append(f"group {group_id} cannot take the call")
@@ -149,6 +150,17 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
     if hp.overflow:
         return overflow or Reject(480, "Temporarily Unavailable", f"no member of group {group.name} is available")
     steps = tuple(GroupStep(tuple((m, snapshot.users[m].aors) for m in st.members), st.seconds) for st in hp.steps)
+    if group.callback_window_s and caller.user_id is None and caller.number.startswith("+"):
+        known = live.callback(caller.number)  # ACD: callback recognition
+        if known is not None and known[1] >= now and known[0] in members:
+            agent = known[0]
+            ok, why = hunting.available(states.get(agent, hunting.AgentState()), group.rings[0])
+            if ok and snapshot.users[agent].aors:
+                first_ring = group.rings[0].member_s
+                trace.append(f"callback: user {agent} called {caller.number} recently; offered first for {first_ring} s")
+                steps = (GroupStep(((agent, snapshot.users[agent].aors),), first_ring),) + steps
+            else:
+                trace.append(f"callback: user {agent} called {caller.number} recently but is {why}")
     firsts = tuple((i, p) for i in range(len(group.rings)) if (p := hunting.next_pointer(hp, i)) is not None
                    and group.rings[i].strategy == "circular")
     return RouteToGroup(tenant_id, group.id, steps, overflow, firsts, group.wrapup_s)
@@ -160,7 +172,7 @@ def _group_overflow(snapshot: Snapshot, tenant_id: int, group, caller: CallParty
     kind, target = group.overflow
     if kind == "group":
         trace.append(f"overflow: group {target}")
-        return _group_action(snapshot, tenant_id, target, caller, trace, live, depth + 1)
+        return _group_action(snapshot, tenant_id, target, caller, trace, live, depth + 1)  # no callback preference there
     rule = ForwardRule(0, "overflow", target_user=target if kind == "user" else None, target_number=target if kind == "number" else None)
     owner = next((snapshot.users[m] for r in group.rings for m in r.members if m in snapshot.users), None)
     if owner is None:
@@ -168,13 +180,20 @@ def _group_overflow(snapshot: Snapshot, tenant_id: int, group, caller: CallParty
     return _forward_target(snapshot, tenant_id, owner, rule, caller, trace)
 
 
-def _feature_code(caller: CallParty, user: User, tenant_id: int, dialled: str, trace: list[str]) -> Decision:
+def _feature_code(snapshot: Snapshot, caller: CallParty, user: User, tenant_id: int, dialled: str, trace: list[str]) -> Decision:
     parsed = features.parse(dialled)
     callee = CallParty(tenant_id, None, dialled)
     if parsed is None:
         trace.append(f"{dialled!r} is not a feature code")
         return Decision(Reject(404, "Not Found", f"{dialled} is not a feature code"), tuple(trace), caller, callee)
     kind, value = parsed
+    if kind in ("group_login", "group_logout"):
+        gid = snapshot.group_extensions.get((tenant_id, value))
+        group = snapshot.groups.get(gid) if gid is not None else None
+        if group is None or not any(user.id in r.members for r in group.rings):
+            trace.append(f"{value} is not a hunt group user {user.id} belongs to")
+            return Decision(Reject(404, "Not Found", f"{value} is not a group you belong to"), tuple(trace), caller, callee)
+        value = str(group.id)
     trace.append(f"feature code {dialled}: {kind}" + (f" {value}" if value else "") + f" for user {user.id}")
     return Decision(features.FeatureCode(user.id, kind, value, features.REPLIES[kind]), tuple(trace), caller, callee)
 
@@ -350,6 +369,9 @@ def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trac
         return Decision(Reject(403, "Forbidden", "this company's service is disabled"), tuple(trace), caller, CallParty(number.tenant_id, None, e164))
     caller = CallParty(tenant.id, None, caller.number, trunk=caller.trunk)
     trace.append(f"number {e164} belongs to tenant {tenant.name}")
+    if number.group_id is not None:
+        trace.append(f"number {e164} rings hunt group {number.group_id}")
+        return _to_group(snapshot, tenant.id, number.group_id, caller, trace, live, CallParty(tenant.id, None, e164), now=now)
     return _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now, live)
 
 
@@ -411,8 +433,9 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
         return Decision(Reject(503, "Service Unavailable", "no trunk is available for this destination"), tuple(trace), caller, callee)
     presented = (acc.presented_number if acc is not None else None) or user.presented_number or user.number
     trace.append(f"presenting {presented or 'no number'}" + (" (suppressed: Privacy id)" if privacy else "") + "; trunks " + ", ".join(t.name for t in trunks))
+    window = snapshot.callback_agents.get(user.id) if snapshot.callback_agents else None
     action = RouteToTrunk(tenant.id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain, privacy=privacy,
-                          track=() if user.call_waiting else (user.id,))
+                          track=() if user.call_waiting else (user.id,), callback=(user.id, window) if window else None)
     return Decision(action, tuple(trace), caller, callee)
 
 

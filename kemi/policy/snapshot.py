@@ -108,6 +108,7 @@ class Number:
     e164: str
     tenant_id: int
     user_id: int | None
+    group_id: int | None = None  # a hunt group's number
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class Snapshot:
     groups: Mapping[int, Group] = field(default_factory=dict)  # hunt groups by id
     group_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> group id
     skills: Mapping[int, Mapping[str, int]] = field(default_factory=dict)  # user id -> skill levels (agents only)
+    callback_agents: Mapping[int, int] = field(default_factory=dict)  # agent -> longest callback window of their groups (s)
     # accounts that may authenticate now (account, user and tenant enabled): one lookup per request
     active_accounts: Mapping[tuple[str, str], Account] = field(default_factory=dict)
 
@@ -250,7 +252,8 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             )
         )
         numbers = {
-            str(n["e164"]): Number(str(n["e164"]), int(n["tenant_id"]), int(n["user_id"]) if n.get("user_id") is not None else None)
+            str(n["e164"]): Number(str(n["e164"]), int(n["tenant_id"]), int(n["user_id"]) if n.get("user_id") is not None else None,
+                                   int(n["group_id"]) if n.get("group_id") else None)
             for n in doc.get("numbers", ())
         }
         extensions = {(int(e["tenant_id"]), str(e["number"])): int(e["user_id"]) for e in doc["extensions"]}
@@ -272,6 +275,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             groups=groups,
             group_extensions=group_extensions,
             skills={int(k): dict(v) for k, v in doc.get("skills", {}).items()},
+            callback_agents=_callback_agents(groups),
             active_accounts={
                 key: acc for key, acc in accounts.items()
                 if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and acc.user_id in users and users[acc.user_id].enabled
@@ -286,6 +290,16 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
 def _rule(r: Mapping[str, Any]) -> ForwardRule:
     return ForwardRule(int(r.get("id", 0)), str(r["kind"]), r.get("target_user"), r.get("target_number"), str(r.get("callers", "all")),
                        r.get("time_plan"), str(r.get("when", "in")), int(r.get("timeout_s", 20)), str(r.get("present", "caller")))
+
+
+def _callback_agents(groups: Mapping[int, Group]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for g in groups.values():
+        if g.callback_window_s:
+            for r in g.rings:
+                for m in r.members:
+                    out[m] = max(out.get(m, 0), g.callback_window_s)
+    return out
 
 
 def _overflow(o: Mapping[str, Any] | None) -> tuple[str, Any] | None:

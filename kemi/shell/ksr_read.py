@@ -142,3 +142,10 @@ class KsrLiveView:
         tail = values[5 * len(user_ids):]
         pointers = {i: int(v) for i, v in enumerate(tail) if v.isdigit()}
         return states, pointers
+
+    def callback(self, number: str) -> tuple[int, float] | None:
+        value = KSR.htable.sht_get("acd", f"cb:{number}")
+        if not isinstance(value, str) or ":" not in value:
+            return None
+        agent, until = value.split(":", 1)
+        return (int(agent), float(until)) if agent.isdigit() and until.isdigit() else None

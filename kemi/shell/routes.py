@@ -214,6 +214,10 @@ def feature_code(ctx: dict, fc: FeatureCode) -> None:
         KSR.htable.sht_sets("status", f"u{fc.user_id}", "dnd")
     elif fc.kind == "dnd_off":
         KSR.htable.sht_rm("status", f"u{fc.user_id}")
+    elif fc.kind == "group_logout":
+        KSR.htable.sht_seti("acd", f"out:g{fc.value}:u{fc.user_id}", 1)
+    elif fc.kind == "group_login":
+        KSR.htable.sht_rm("acd", f"out:g{fc.value}:u{fc.user_id}")
     ctx["feature"] = {"user_id": fc.user_id, "kind": fc.kind, "value": fc.value}
     finish_locally(ctx, Reject(603, fc.reply, f"feature code done: {fc.reply}"), "INVITE")
 
@@ -274,6 +278,9 @@ def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
     ctx["trace"].append(f"trying trunk {first.name}")
     apply.set_ruri(first.uri)
     KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)  # no answer at all from a carrier: next trunk soon
+    if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
+        agent, window = action.callback
+        KSR.htable.sht_sets("acd", f"cb:{action.target}", f"{agent}:{int(time.time()) + window}")
     start_call(ctx, nated, action.track)
 
 

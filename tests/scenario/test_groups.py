@@ -174,3 +174,43 @@ def test_queue_metrics_are_scraped_per_group(node, pbx_user, public):
     text = httpx.get(node.settings.api_url.replace("/rpc", "/metrics"), timeout=10).text
     assert "callmanager_queue_up 1.0" in text
     assert f'callmanager_queue_agents{{group="{g["name"]}",state="logged_out",tenant="{public["tenant"]["id"]}"}} 1.0' in text
+
+
+def test_agent_logs_out_and_in_from_the_phone(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    a, b = pbx_user(), pbx_user()
+    g = make_group(node, public, [([a[0], b[0]], {"strategy": "top_down", "wait_s": 10, "member_s": 5})])
+    wait_snapshot(node)
+    assert sipp.register(a[1]).ok and sipp.register(b[1]).ok
+    assert sipp.caller(a[1], "*42" + g["extension"], expect=603).ok  # log out from the phone: live at once
+    answer_b = sipp.callee(b[1], "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok  # a is out: b takes it
+    assert sipp.wait(answer_b).ok
+    assert wait_for(lambda: any(x["state"] == "logged_out" for x in next(q for q in node.rpc("queue.status")["items"]
+                                                                           if q["group_id"] == g["id"])["agents"]), timeout=5)
+    assert sipp.caller(a[1], "*41" + g["extension"], expect=603).ok
+    answer_a = sipp.callee(a[1], "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok  # in again: the top member takes it
+    assert sipp.wait(answer_a).ok
+    assert sipp.caller(a[1], "*41999", expect=404).ok  # not a group of theirs
+
+
+def test_callback_recognition_offers_the_agent_who_called_first(node, sipp, pbx_user, public, trunks):
+    from tests.scenario.conftest import CARRIER_IP
+
+    first, agent = pbx_user(), pbx_user()
+    g = make_group(node, public, [([first[0], agent[0]], {"strategy": "top_down", "wait_s": 20, "member_s": 5})], callback_window_s=120)
+    did = node.rpc("number.assign", e164="+4930555098", group_id=g["id"])
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    wait_snapshot(node)
+    assert sipp.register(first[1]).ok and sipp.register(agent[1]).ok
+    out = sipp.callee(carrier, "answer")
+    assert sipp.caller(agent[1], "0891234567", hold_ms=300).ok  # the agent calls a customer
+    assert sipp.wait(out).ok
+    answer = sipp.callee(agent[1], "answer")
+    r = sipp.carrier_call(carrier, "0891234567", did["e164"], hold_ms=300)  # the customer calls the group back
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(answer).ok  # the agent who called them, not the top member
+    cdr = wait_for(lambda: [c for c in node.rpc("cdr.list")["items"] if c["callee"] == did["e164"]], timeout=5)[0]
+    assert any(f"callback: user {agent[0]['id']} called +49891234567" in t for t in cdr["trace"])
