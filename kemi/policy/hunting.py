@@ -101,11 +101,12 @@ def order(ring: Ring, candidates: list[int], states: Mapping[int, AgentState], p
     """Candidates in the order the ring's strategy offers them."""
     if ring.strategy == "longest_idle":
         return sorted(candidates, key=lambda m: (states[m].last_end, ring.members.index(m)))
+    wanted = set(candidates)
     if ring.strategy == "circular" and pointer in ring.members:
         start = ring.members.index(pointer) + 1
         rotation = ring.members[start:] + ring.members[:start]
-        return [m for m in rotation if m in candidates]
-    return [m for m in ring.members if m in candidates]  # broadcast and top_down: list order
+        return [m for m in rotation if m in wanted]
+    return [m for m in ring.members if m in wanted]  # broadcast and top_down: list order
 
 
 def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Mapping[str, int]] | None = None,

@@ -186,6 +186,7 @@ class Destination:
     valid: bool = True
 
 
+@functools.lru_cache(maxsize=8192)
 def classify(e164: str, plan: Plan) -> Destination:
     """The destination class of an E.164 number seen from `plan` (the caller's country and area)."""
     home = country(plan.region)
