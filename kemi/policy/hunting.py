@@ -58,6 +58,9 @@ class AgentState(NamedTuple):
     registered: bool = True
 
 
+FREE = AgentState()  # a member nobody reported anything about
+
+
 class Step(NamedTuple):
     members: tuple[int, ...]
     seconds: int
@@ -122,7 +125,7 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
     for idx, ring in enumerate(group.rings):
         candidates, skipped = [], []
         for m in ring.members:
-            ok, why = available(states.get(m, AgentState()), ring)
+            ok, why = available(states.get(m, FREE), ring)
             (candidates if ok else skipped).append(m if ok else f"{m} ({why})")
         if group.skills:
             levels = {m: qualified(skills, m, group.skills) for m in candidates}
