@@ -46,7 +46,7 @@ def _is_ip(host: str) -> bool:
 # leaving them out keeps a 20,000-user snapshot small, and quick to parse in every worker.
 USER_DEFAULTS = {"enabled": True, "number": None, "region": "DE", "area_code": "", "address": "", "outbound": "mobile", "clir": False,
                  "locked": False, "presented_number": None, "forwarding": [], "call_waiting": True, "priority": False,
-                 "secretary": None, "anonymous": "allow", "vip": [], "blocked": [], "extension": None}
+                 "secretary": None, "anonymous": "allow", "vip": [], "blocked": [], "extension": None, "profile_codes": []}
 
 
 def _without_defaults(doc: dict, defaults: dict) -> dict:
@@ -89,6 +89,9 @@ def compile_snapshot(session: Session) -> dict:
         if a.ring:
             aors.setdefault(a.user_id, []).append(f"sip:{a.username}@{a.realm}")
     profiles = {p.id: p for p in session.exec(select(Profile)).all()}
+    profile_codes: dict[int, list[int]] = {}
+    for prof in sorted(profiles.values(), key=lambda x: x.code):
+        profile_codes.setdefault(prof.user_id, []).append(prof.code)
     primary_ext: dict[int, str] = {}
     for e in sorted(extensions, key=lambda e: e.id):
         primary_ext.setdefault(e.user_id, e.number)
@@ -122,6 +125,7 @@ def compile_snapshot(session: Session) -> dict:
             "anonymous": u.anonymous if u.anonymous != "allow" else tenant_anonymous.get(u.tenant_id, "allow"),
             "vip": vip.get((u.tenant_id, None), []) + vip.get((u.tenant_id, u.id), []),
             "blocked": blocked.get((u.tenant_id, None), []) + blocked.get((u.tenant_id, u.id), []),
+            "profile_codes": profile_codes.get(u.id, []),
         }, USER_DEFAULTS)
 
     return {

@@ -34,6 +34,15 @@ def should_fail_over(code: int, cancelled: bool) -> bool:
 _CHALLENGE_WHY = {AuthResult.NONE: "no credentials", AuthResult.STALE: "stale nonce", AuthResult.FAILED: "wrong credentials"}
 
 
+def trunk_credentials(snapshot: Snapshot, trunk_name: str, already_answered: str | None) -> tuple[str, str, str] | None:
+    """A carrier's 401/407: the (user, password, realm) to answer with — once per trunk and call, so
+    wrong credentials end in the carrier's refusal, not a loop. None: pass the challenge's failure on."""
+    if already_answered == trunk_name:
+        return None
+    trunk = next((t for t in snapshot.trunks if t.name == trunk_name), None)
+    return trunk.auth if trunk is not None else None
+
+
 def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
     tenant = snapshot.tenant_for_domain(facts.to_host)
     if tenant is None or not tenant.enabled:
@@ -194,8 +203,34 @@ def _feature_code(snapshot: Snapshot, caller: CallParty, user: User, tenant_id: 
             trace.append(f"{value} is not a hunt group user {user.id} belongs to")
             return Decision(Reject(404, "Not Found", f"{value} is not a group you belong to"), tuple(trace), caller, callee)
         value = str(group.id)
+    elif kind == "profile" and value != "0" and int(value) not in user.profile_codes:
+        trace.append(f"user {user.id} has no profile {value}")
+        return Decision(Reject(404, "Not Found", f"you have no profile {value}"), tuple(trace), caller, callee)
+    elif kind == "forward_on":
+        refusal = _forward_target_refusal(snapshot, tenant_id, user, value)
+        if refusal is not None:
+            trace.append(f"forwarding to {value!r} refused: {refusal.warning}")
+            return Decision(refusal, tuple(trace), caller, callee)
     trace.append(f"feature code {dialled}: {kind}" + (f" {value}" if value else "") + f" for user {user.id}")
     return Decision(features.FeatureCode(user.id, kind, value, features.REPLIES[kind]), tuple(trace), caller, callee)
+
+
+def _forward_target_refusal(snapshot: Snapshot, tenant_id: int, user: User, target: str) -> Reject | None:
+    """Why a forwarding target set from the phone (*21) cannot be used, or None: an extension of another
+    user of the tenant, or a number the user may call (the same barring and permission as dialling it)."""
+    other = snapshot.extensions.get((tenant_id, target))
+    if other is not None:
+        return Reject(403, "Forbidden", "you cannot forward to yourself") if other == user.id else None
+    digits = clean(target)
+    e164 = to_e164(digits, user.plan) if digits else None
+    if e164 is None:
+        return Reject(484, "Address Incomplete", f"{target} is neither an extension nor a complete number")
+    dest = classify(e164, user.plan)
+    if dest.barred:
+        return Reject(403, "Forbidden", dest.barred)
+    if (dest.directory and not snapshot.tenants[tenant_id].allow_directory) or not permits(user.outbound, dest.cls):
+        return Reject(403, "Forbidden", f"{dest.cls.value} numbers are not permitted for you")
+    return None
 
 
 def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: str, caller: CallParty, trace: list[str], where: str,

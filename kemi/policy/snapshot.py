@@ -59,6 +59,7 @@ class User(NamedTuple):
     anonymous: str = "allow"  # calls without a caller number: allow or reject
     vip: frozenset[str] = frozenset()  # caller keys ('+49...' or 'u<id>') treated as VIP (TEAM-10)
     blocked: Mapping[str, ForwardRule | None] | None = None  # caller key -> divert rule, None: reject
+    profile_codes: tuple[int, ...] = ()  # codes of the user's profiles (*30<code> from the phone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +207,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 bool(u.get("call_waiting", True)), bool(u.get("priority", False)), u.get("secretary"),
                 str(u.get("anonymous", "allow")), frozenset(u["vip"]) if u.get("vip") else frozenset(),
                 {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked} if blocked else None,
+                tuple(int(c) for c in u.get("profile_codes", ())),
             )
         groups = {
             int(g["id"]): Group(

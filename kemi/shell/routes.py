@@ -22,7 +22,7 @@ from kemi.policy.forwarding import fallback_case
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
-from kemi.policy.routing import ROUTABLE_INITIAL, decide_initial, decide_register, should_fail_over, unsupported_method
+from kemi.policy.routing import ROUTABLE_INITIAL, decide_initial, decide_register, should_fail_over, trunk_credentials, unsupported_method
 
 from . import ksr_apply as apply
 from . import ksr_read as read
@@ -497,10 +497,10 @@ def group_after_failure(ctx: dict, code: int, reason: str) -> bool:
 def answer_trunk_challenge(ctx: dict, code: int) -> bool:
     """The carrier asks for credentials: answer once per trunk with the trunk's (never kept in the call context)."""
     name = ctx["trunk"]
-    trunk = next((t for t in SNAPSHOTS.get().trunks if t.name == name), None)
-    if trunk is None or trunk.auth is None or ctx.get("auth_tried") == name:
+    creds = trunk_credentials(SNAPSHOTS.get(), name, ctx.get("auth_tried"))
+    if creds is None:
         return False
-    user, password, realm = trunk.auth
+    user, password, realm = creds
     apply.set_avp("cm_auser", user)
     apply.set_avp("cm_apass", password)
     if realm:

@@ -156,3 +156,16 @@ def test_barred_ranges_are_never_routed(state, dialled, directory):
         assert isinstance(d.action, RouteToTrunk)
     else:
         assert isinstance(d.action, Reject) and d.action.code in (403, 404)
+
+
+def test_a_carrier_challenge_is_answered_once_per_trunk_and_only_with_credentials():
+    from kemi.policy.routing import trunk_credentials
+
+    trunks = [{"id": 1, "name": "a", "host": CARRIER_A, "port": 5060, "transport": "udp", "priority": 1,
+               "auth": {"username": "pbx", "password": "pw", "realm": ""}},
+              {"id": 2, "name": "b", "host": CARRIER_B, "port": 5060, "transport": "udp", "priority": 2}]
+    snap = public_snapshot(trunks=trunks)
+    assert trunk_credentials(snap, "a", None) == ("pbx", "pw", "")
+    assert trunk_credentials(snap, "a", "a") is None  # answered already: the second challenge is a refusal
+    assert trunk_credentials(snap, "b", None) is None and trunk_credentials(snap, "gone", None) is None
+    assert "pw" not in repr(snap.trunks[0])

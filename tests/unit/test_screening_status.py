@@ -4,6 +4,7 @@ from hypothesis import given, settings, strategies as st
 from kemi.policy.decision import Reject, RouteToTrunk, RouteToUser
 from kemi.policy.forwarding import ForwardRule
 from kemi.policy.live import Quiet
+from kemi.policy.numbering import Plan
 from kemi.policy.routing import decide_initial
 from tests.unit.test_forwarding import call_facts, snap_with, with_user
 
@@ -111,3 +112,15 @@ def test_feature_codes_are_parsed_and_only_for_authenticated_users():
     assert decide_initial(call_facts("*99"), snap_with([]), 0.0).action.code == 404
     clir = decide_initial(call_facts("*310309876543"), snap_with([]), 0.0)
     assert isinstance(clir.action, RouteToTrunk) and clir.action.privacy  # *31 is the CLIR prefix, not a feature code
+
+
+def test_feature_codes_that_cannot_work_are_refused_at_the_phone():
+    snap = snap_with([])
+    bad = decide_initial(call_facts("*210900123456"), snap, 0.0)
+    assert bad.action.code == 403 and "0900" in bad.action.warning  # barred: never set as a forwarding target
+    assert decide_initial(call_facts("*2112"), with_user(snap, ALICE, plan=Plan("DE", "")), 0.0).action.code == 484
+    assert decide_initial(call_facts("*21201"), snap, 0.0).action.code == 403  # own extension
+    assert decide_initial(call_facts("*21202"), snap, 0.0).action.kind == "forward_on"
+    assert decide_initial(call_facts("*302"), snap, 0.0).action.code == 404  # no such profile
+    assert decide_initial(call_facts("*302"), with_user(snap, ALICE, profile_codes=(2,)), 0.0).action.kind == "profile"
+    assert decide_initial(call_facts("*300"), snap, 0.0).action.kind == "profile"  # 0: back to no profile
