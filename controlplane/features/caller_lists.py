@@ -16,7 +16,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import CallerListEntry, Role, Tenant, User
 from controlplane.numbering import e164
 
-from .common import Id, IdParams, ListParams, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 
 class EntryCreate(Params):
@@ -80,9 +80,7 @@ def list_(ctx, p: EntryList):
     """List VIP and block entries (a plain User token: their own and the tenant's)."""
     with ctx.app.read() as s:
         stmt = select(CallerListEntry).order_by(CallerListEntry.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(CallerListEntry.tenant_id == scope)
+        stmt = in_scope(stmt, CallerListEntry.tenant_id, ctx.principal, p.tenant_id)
         if not ctx.principal.at_least(Role.OPERATOR):
             stmt = stmt.where((CallerListEntry.user_id == ctx.principal.user_id) | (CallerListEntry.user_id == None))  # noqa: E711
         elif p.user_id is not None:

@@ -41,6 +41,12 @@ def get_scoped(s: Session, model, obj_id: int, principal: Principal, what: str):
     return obj
 
 
+def in_scope(stmt, tenant_column, principal: Principal, tenant_id: int | None):
+    """Limit a list query to the caller's tenant (a platform token may name one, or see all)."""
+    scope = principal.tenant_scope(tenant_id)
+    return stmt if scope is None else stmt.where(tenant_column == scope)
+
+
 def page(s: Session, stmt, limit: int, offset: int, serialise) -> dict[str, Any]:
     total = s.exec(select(func.count()).select_from(stmt.subquery())).one()
     rows = s.exec(stmt.limit(limit).offset(offset)).all()

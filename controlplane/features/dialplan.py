@@ -16,7 +16,7 @@ from controlplane.api.errors import InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import DialplanRule, Role, Tenant
 
-from .common import Id, IdParams, ListParams, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Replacement = Annotated[str, StringConstraints(max_length=200)]
@@ -82,9 +82,7 @@ def list_(ctx, p: ListParams):
     """List dial-plan rules in the order they are tried."""
     with ctx.app.read() as s:
         stmt = select(DialplanRule).order_by(DialplanRule.tenant_id, DialplanRule.position, DialplanRule.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(DialplanRule.tenant_id == scope)
+        stmt = in_scope(stmt, DialplanRule.tenant_id, ctx.principal, p.tenant_id)
         return page(s, stmt, p.limit, p.offset, dump)
 
 

@@ -11,7 +11,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import Extension, Role, User
 from kemi.policy.numbering import REGULATION
 
-from .common import Id, IdParams, ListParams, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 EMERGENCY_EVERYWHERE = frozenset(n for r in REGULATION.values() for n in r.emergency) | {"112", "911", "999"}
 Number = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{2,8}$")]
@@ -68,9 +68,7 @@ def list_(ctx, p: ExtensionList):
     """List extensions, optionally of one user."""
     with ctx.app.read() as s:
         stmt = select(Extension).order_by(Extension.number)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(Extension.tenant_id == scope)
+        stmt = in_scope(stmt, Extension.tenant_id, ctx.principal, p.tenant_id)
         if p.user_id is not None:
             stmt = stmt.where(Extension.user_id == p.user_id)
         return page(s, stmt, p.limit, p.offset, dump)

@@ -19,7 +19,7 @@ from controlplane.db.models import ForwardingRule, Profile, Role, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy.forwarding import CALLERS, KINDS
 
-from .common import Id, IdParams, ListParams, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 Kind = Literal[KINDS]  # type: ignore[valid-type]
 Callers = Literal[CALLERS]  # type: ignore[valid-type]
@@ -112,9 +112,7 @@ def list_(ctx, p: RuleList):
     """List forwarding rules (a plain User token sees its own)."""
     with ctx.app.read() as s:
         stmt = select(ForwardingRule).order_by(ForwardingRule.user_id, ForwardingRule.kind, ForwardingRule.position, ForwardingRule.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(ForwardingRule.tenant_id == scope)
+        stmt = in_scope(stmt, ForwardingRule.tenant_id, ctx.principal, p.tenant_id)
         if not ctx.principal.at_least(Role.OPERATOR):
             stmt = stmt.where(ForwardingRule.user_id == ctx.principal.user_id)
         elif p.user_id is not None:

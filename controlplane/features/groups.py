@@ -20,7 +20,7 @@ from controlplane.db.models import AgentLogin, Extension, HuntGroup, Role, Tenan
 from controlplane.numbering import e164
 from kemi.policy import hunting
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 Strategy = Literal["broadcast", "top_down", "circular", "longest_idle"]
 
@@ -149,9 +149,7 @@ def list_(ctx, p: ListParams):
     """List groups."""
     with ctx.app.read() as s:
         stmt = select(HuntGroup).order_by(HuntGroup.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(HuntGroup.tenant_id == scope)
+        stmt = in_scope(stmt, HuntGroup.tenant_id, ctx.principal, p.tenant_id)
         return page(s, stmt, p.limit, p.offset, dump)
 
 

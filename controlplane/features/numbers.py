@@ -13,10 +13,18 @@ from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import HuntGroup, NumberBlock, PhoneNumber, Role, Site, Tenant, User
+from controlplane.db.models import (
+    HuntGroup,
+    NumberBlock,
+    PhoneNumber,
+    Role,
+    Site,
+    Tenant,
+    User,
+)
 from controlplane.numbering import e164, national
 
-from .common import Id, IdParams, ListParams, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 BLOCK_SIZES = (10, 100, 500, 1000)
 
@@ -98,9 +106,7 @@ def block_list(ctx, p: BlockList):
     """List number blocks."""
     with ctx.app.read() as s:
         stmt = select(NumberBlock).order_by(NumberBlock.first)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(NumberBlock.tenant_id == scope)
+        stmt = in_scope(stmt, NumberBlock.tenant_id, ctx.principal, p.tenant_id)
         return page(s, stmt, p.limit, p.offset, _dump_block)
 
 
@@ -168,9 +174,7 @@ def list_(ctx, p: NumberList):
     """List the numbers in use, optionally of one user."""
     with ctx.app.read() as s:
         stmt = select(PhoneNumber).order_by(PhoneNumber.e164)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(PhoneNumber.tenant_id == scope)
+        stmt = in_scope(stmt, PhoneNumber.tenant_id, ctx.principal, p.tenant_id)
         if p.user_id is not None:
             stmt = stmt.where(PhoneNumber.user_id == p.user_id)
         return page(s, stmt, p.limit, p.offset, _dump_number)

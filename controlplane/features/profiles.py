@@ -16,7 +16,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import Profile, Role, User
 from kemi.policy.numbering import DestClass
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 Status = Literal["online", "away", "dnd", "unreachable"]
 
@@ -81,9 +81,7 @@ def list_(ctx, p: ProfileList):
     """List profiles (a plain User token: their own)."""
     with ctx.app.read() as s:
         stmt = select(Profile).order_by(Profile.user_id, Profile.code)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(Profile.tenant_id == scope)
+        stmt = in_scope(stmt, Profile.tenant_id, ctx.principal, p.tenant_id)
         if not ctx.principal.at_least(Role.OPERATOR):
             stmt = stmt.where(Profile.user_id == ctx.principal.user_id)
         elif p.user_id is not None:

@@ -16,10 +16,17 @@ from sqlmodel import select
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.api.errors import Unavailable
 from controlplane.api.rpc import method
-from controlplane.db.models import AgentLogin, Cdr, HuntGroup, PhoneNumber, Role, SipAccount
+from controlplane.db.models import (
+    AgentLogin,
+    Cdr,
+    HuntGroup,
+    PhoneNumber,
+    Role,
+    SipAccount,
+)
 
 from .calls import _var
-from .common import ListParams
+from .common import ListParams, in_scope
 
 
 def _htable_int(app, key: str) -> int:
@@ -81,8 +88,6 @@ def status(ctx, p: ListParams):
     now = time.time()
     with ctx.app.read() as s:
         stmt = select(HuntGroup).order_by(HuntGroup.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(HuntGroup.tenant_id == scope)
+        stmt = in_scope(stmt, HuntGroup.tenant_id, ctx.principal, p.tenant_id)
         groups = s.exec(stmt.limit(p.limit).offset(p.offset)).all()
         return {"items": [group_status(ctx.app, s, g, dialogs, registered, now) for g in groups]}

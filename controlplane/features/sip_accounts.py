@@ -17,7 +17,7 @@ from controlplane.db.models import PhoneNumber, Role, SipAccount, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.auth import ha1, ha1b
 
-from .common import Id, IdParams, ListParams, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 SipUsername = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~+-]+$")]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128, pattern=r"^[\x21-\x7e]+$")]
@@ -108,9 +108,7 @@ def list_(ctx, p: SipAccountList):
     """List SIP accounts, optionally of one user."""
     with ctx.app.read() as s:
         stmt = select(SipAccount).order_by(SipAccount.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(SipAccount.tenant_id == scope)
+        stmt = in_scope(stmt, SipAccount.tenant_id, ctx.principal, p.tenant_id)
         if p.user_id is not None:
             stmt = stmt.where(SipAccount.user_id == p.user_id)
         return page(s, stmt, p.limit, p.offset, _out)

@@ -11,7 +11,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, Site, Tenant, User
 from controlplane.numbering import region_ok
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 AreaCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[1-9][0-9]{0,6}$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -82,9 +82,7 @@ def list_(ctx, p: ListParams):
     """List sites."""
     with ctx.app.read() as s:
         stmt = select(Site).order_by(Site.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(Site.tenant_id == scope)
+        stmt = in_scope(stmt, Site.tenant_id, ctx.principal, p.tenant_id)
         return page(s, stmt, p.limit, p.offset, dump)
 
 

@@ -10,7 +10,16 @@ from controlplane.api.errors import Conflict
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, SipAccount, Tenant, User
 
-from .common import IdParams, ListParams, Name, SipDomain, dump, get_scoped, page
+from .common import (
+    IdParams,
+    ListParams,
+    Name,
+    SipDomain,
+    dump,
+    get_scoped,
+    in_scope,
+    page,
+)
 
 
 class TenantCreate(Params):
@@ -67,9 +76,7 @@ def list_(ctx, p: ListParams):
     """List tenants (a tenant token sees only its own)."""
     with ctx.app.read() as s:
         stmt = select(Tenant).order_by(Tenant.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(Tenant.id == scope)
+        stmt = in_scope(stmt, Tenant.id, ctx.principal, p.tenant_id)
         return page(s, stmt, p.limit, p.offset, dump)
 
 

@@ -18,7 +18,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import ForwardingRule, Role, Tenant, TimePlan
 from kemi.policy.timeplan import parse_minutes
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -140,9 +140,7 @@ def list_(ctx, p: ListParams):
     """List time plans."""
     with ctx.app.read() as s:
         stmt = select(TimePlan).order_by(TimePlan.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(TimePlan.tenant_id == scope)
+        stmt = in_scope(stmt, TimePlan.tenant_id, ctx.principal, p.tenant_id)
         return page(s, stmt, p.limit, p.offset, dump)
 
 

@@ -10,7 +10,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.app import hash_token
 from controlplane.db.models import ROLE_RANK, ApiToken, Role, Tenant, User
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 
 class TokenCreate(Params):
@@ -50,9 +50,7 @@ def list_(ctx, p: ListParams):
     """List API tokens (never their secrets)."""
     with ctx.app.read() as s:
         stmt = select(ApiToken).order_by(ApiToken.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(ApiToken.tenant_id == scope)
+        stmt = in_scope(stmt, ApiToken.tenant_id, ctx.principal, p.tenant_id)
         return page(s, stmt, p.limit, p.offset, lambda t: dump(t, {"token_hash"}))
 
 

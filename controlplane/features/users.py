@@ -12,7 +12,7 @@ from controlplane.db.models import ROLE_RANK, Role, Site, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.numbering import DestClass
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, page
+from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
@@ -131,9 +131,7 @@ def list_(ctx, p: UserList):
     """List users, optionally by tenant (platform token) and role."""
     with ctx.app.read() as s:
         stmt = select(User).order_by(User.id)
-        scope = ctx.principal.tenant_scope(p.tenant_id)
-        if scope is not None:
-            stmt = stmt.where(User.tenant_id == scope)
+        stmt = in_scope(stmt, User.tenant_id, ctx.principal, p.tenant_id)
         if p.role is not None:
             stmt = stmt.where(User.role == p.role.value)
         return page(s, stmt, p.limit, p.offset, dump)
