@@ -14,26 +14,32 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError
-from controlplane.db.models import AgentLogin, User
+from controlplane.db.models import AgentLogin, HuntGroup, User
 
 log = logging.getLogger("callmanager.live")
 
 
-def push_status(kamailio: KamailioRpc, user_id: int, status: str) -> bool:
+def push_status(kamailio: KamailioRpc, user_id: int, status: str, key: str | None = None) -> bool:
     """Set one user's status in Kamailio; False when Kamailio is not reachable (the sync will repeat it)."""
+    key = key or f"u{user_id}"
     try:
         if status == "online":
             try:
-                kamailio.call("htable.delete", "status", f"u{user_id}")
+                kamailio.call("htable.delete", "status", key)
             except KamailioRpcError as exc:
                 if "not found" not in str(exc).lower():
                     raise
         else:
-            kamailio.call("htable.sets", "status", f"u{user_id}", status)
+            kamailio.call("htable.sets", "status", key, status)
         return True
     except KamailioRpcError as exc:
-        log.info("status of user %s not pushed now (%s); the periodic sync will", user_id, exc)
+        log.info("status %s not pushed now (%s); the periodic sync will", key, exc)
         return False
+
+
+def push_group_status(kamailio: KamailioRpc, group_id: int, status: str) -> bool:
+    """A hunt group's own status (night service: away / dnd), key g<group>."""
+    return push_status(kamailio, group_id, status, key=f"g{group_id}")
 
 
 def push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: bool) -> bool:
@@ -65,6 +71,7 @@ class LiveStateSync:
         with Session(self.engine) as s:
             rows = s.exec(select(User.id, User.status).where(User.status != "online")).all()
             logins = s.exec(select(AgentLogin.group_id, AgentLogin.user_id).where(AgentLogin.logged_in == False)).all()  # noqa: E712
+            groups = s.exec(select(HuntGroup.id, HuntGroup.status).where(HuntGroup.status != "online")).all()
         pushed = 0
         for user_id, status in rows:
             if not push_status(self.kamailio, user_id, status):
@@ -72,6 +79,10 @@ class LiveStateSync:
             pushed += 1
         for group_id, user_id in logins:
             if not push_login(self.kamailio, group_id, user_id, False):
+                return pushed
+            pushed += 1
+        for group_id, status in groups:
+            if not push_group_status(self.kamailio, group_id, status):
                 return pushed
             pushed += 1
         return pushed

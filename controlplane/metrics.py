@@ -22,7 +22,8 @@ class QueueCollector:
     def collect(self):
         up = GaugeMetricFamily("callmanager_queue_up", "1 when the hunt-group live view could be read from Kamailio")
         agents = GaugeMetricFamily("callmanager_queue_agents", "Agents of a group by state", labels=["tenant", "group", "state"])
-        waiting = GaugeMetricFamily("callmanager_queue_waiting_calls", "Calls offered to a group and not answered yet", labels=["tenant", "group"])
+        waiting = GaugeMetricFamily("callmanager_queue_waiting_calls", "Calls to a group not answered yet (being offered or queued)", labels=["tenant", "group"])
+        queued = GaugeMetricFamily("callmanager_queue_queued_calls", "Calls waiting in a group's queue for a free member", labels=["tenant", "group"])
         longest = GaugeMetricFamily("callmanager_queue_longest_wait_seconds", "Longest wait of a call in a group", labels=["tenant", "group"])
         today = GaugeMetricFamily("callmanager_queue_calls_today", "Calls to a group since midnight UTC by outcome", labels=["tenant", "group", "outcome"])
         try:
@@ -31,17 +32,19 @@ class QueueCollector:
             from sqlmodel import Session, select
 
             from controlplane.db.models import HuntGroup
-            from controlplane.features.queues import group_status
+            from controlplane.features.queues import group_status, htable_items
 
             dialogs = self.app.kamailio.dialogs()
             registered = {a.get("AoR") for a in self.app.kamailio.registrations()}
+            acd = htable_items(self.app, "acd")
             with Session(self.app.engine) as s:
                 for g in s.exec(select(HuntGroup)).all():
-                    st = group_status(self.app, s, g, dialogs, registered, time.time())
+                    st = group_status(self.app, s, g, dialogs, registered, time.time(), acd)
                     labels = [str(g.tenant_id), g.name]
                     for state in ("available", "in_call", "wrap_up", "logged_out", "unregistered"):
                         agents.add_metric(labels + [state], st[state])
                     waiting.add_metric(labels, len(st["waiting"]))
+                    queued.add_metric(labels, sum(1 for w in st["waiting"] if w["queued"]))
                     longest.add_metric(labels, st["longest_wait_s"])
                     for outcome, n in st["today"].items():
                         today.add_metric(labels + [outcome], n)
@@ -49,7 +52,7 @@ class QueueCollector:
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail
             log.debug("queue metrics unavailable: %s", exc)
             up.add_metric([], 0)
-        yield from (up, agents, waiting, longest, today)
+        yield from (up, agents, waiting, queued, longest, today)
 
 
 class Metrics:

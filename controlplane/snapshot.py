@@ -99,9 +99,12 @@ def compile_snapshot(session: Session) -> dict:
     for site in sites.values():
         first_site.setdefault(site.tenant_id, site)
     own_number: dict[int, PhoneNumber] = {}
+    group_number: dict[int, str] = {}
     for n in numbers:
         if n.user_id is not None:
             own_number.setdefault(n.user_id, n)
+        if n.group_id is not None:
+            group_number.setdefault(n.group_id, n.e164)
     dialplans: dict[int, list[dict]] = {}
     for r in rules:
         dialplans.setdefault(r.tenant_id, []).append({"pattern": r.pattern, "replacement": r.replacement})
@@ -145,7 +148,8 @@ def compile_snapshot(session: Session) -> dict:
             for a in accounts
         ],
         "extensions": [{"tenant_id": e.tenant_id, "number": e.number, "user_id": e.user_id} for e in extensions],
-        "numbers": [{"e164": n.e164, "tenant_id": n.tenant_id, "user_id": n.user_id, **({"group_id": n.group_id} if n.group_id else {})}
+        "numbers": [{"e164": n.e164, "tenant_id": n.tenant_id, "user_id": n.user_id, **({"group_id": n.group_id} if n.group_id else {}),
+                     **({"priority": n.priority} if n.priority else {})}
                     for n in numbers],
         "trunks": [
             {"id": t.id, "name": t.name, "host": t.host, "port": t.port, "transport": t.transport, "priority": t.priority,
@@ -155,13 +159,15 @@ def compile_snapshot(session: Session) -> dict:
             for t in trunks
         ],
         "time_plans": [compile_time_plan(p) for p in plans],
-        "groups": [compile_group(g) for g in session.exec(select(HuntGroup).order_by(HuntGroup.id)).all()],
+        "groups": [compile_group(g, vip.get((g.tenant_id, None), []), blocked.get((g.tenant_id, None), []), group_number.get(g.id))
+                   for g in session.exec(select(HuntGroup).order_by(HuntGroup.id)).all()],
         "skills": {str(u.id): u.skills for u in users if u.skills},
         "trusted": [],
     }
 
 
-def compile_group(g: HuntGroup) -> dict:
+def compile_group(g: HuntGroup, tenant_vip: list | None = None, tenant_blocked: list | None = None, number: str | None = None) -> dict:
+    """A hunt group as the policy core reads it; the tenant's VIP and block lists apply to it too."""
     overflow = None
     if g.overflow_user_id or g.overflow_number or g.overflow_group_id:
         overflow = {"id": 0, "kind": "overflow", "target_user": g.overflow_user_id, "target_number": g.overflow_number,
@@ -173,6 +179,14 @@ def compile_group(g: HuntGroup) -> dict:
                    "delays": {str(m["user_id"]): m["delay_s"] for m in r["members"] if m.get("delay_s")}} for r in g.rings],
         "overflow": overflow, "max_waiting": g.max_waiting, "presentation": g.presentation, "skills": g.skills,
         "skills_fallback": g.skills_fallback, "wrapup_s": g.wrapup_s, "callback_window_s": g.callback_window_s,
+        "queue_s": g.queue_s, "anonymous": g.anonymous, "number": number,
+        "vip": list(tenant_vip or []) + list(g.vip),
+        "blocked": list(tenant_blocked or []) + [
+            {"key": b["key"], "divert": ({"kind": "block", "target_user": b.get("divert_user_id"), "target_number": b.get("divert_number")}
+                                         if b.get("divert_user_id") or b.get("divert_number") else None)} for b in g.blocked],
+        "forwarding": [{"id": i + 1, "kind": r["kind"], "target_user": r.get("target_user_id"), "target_number": r.get("target_number"),
+                        "target_group": r.get("target_group_id"), "callers": r.get("callers", "all"), "time_plan": r.get("time_plan_id"),
+                        "when": r.get("when", "in")} for i, r in enumerate(g.forwarding)],
     }
 
 

@@ -35,6 +35,12 @@ class KamailioApp:
     def ksr_dialog_event(self, msg, evname):
         return routes.dialog_event(evname)
 
+    def ksr_acd_timer(self, msg, evname=None):
+        return routes.acd_timer()
+
+    def ksr_acd_resume(self, msg, evname=None):
+        return routes.acd_resume()
+
     def ksr_xhttp_event(self, msg, evname):
         return routes.xhttp_event()
 

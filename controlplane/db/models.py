@@ -146,6 +146,8 @@ class PhoneNumber(SQLModel, table=True):
     e164: str = Field(sa_column=Column(String(16), nullable=False, unique=True))
     user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True))
     group_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="SET NULL", name="fk_phone_number_group"), nullable=True))
+    # a group's number: calls to it wait ahead of calls with a lower priority (0-9)
+    priority: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # nomadic use (TRK-14): the address sent with emergency calls from this number, instead of the site's
     emergency_address: Optional[str] = Field(default=None, sa_column=Column(String(300), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
@@ -281,6 +283,17 @@ class HuntGroup(SQLModel, table=True):
     callback_window_s: int = 0
     skills: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # required skill -> minimum level
     skills_fallback: bool = True
+    # nobody free: callers wait (ringing) up to this long for a member, then overflow; 0: overflow at once
+    queue_s: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # screening (ACD-08, ACD-11) and the group's own status and forwarding (night service, holidays)
+    anonymous: str = Field(default="allow", sa_column=Column(String(8), nullable=False, server_default="allow"))  # allow | reject
+    status: str = Field(default="online", sa_column=Column(String(12), nullable=False, server_default="online"))  # online | away | dnd
+    # vip: ["+4930...", "u7"]; blocked: [{"key": "+4930...", "divert_user_id": 7 | "divert_number": "+49..."}]
+    vip: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    blocked: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    # forwarding: [{"kind": "unconditional" | "dnd" | "away", "target_user_id" | "target_number" | "target_group_id",
+    #               "callers": "all", "time_plan_id": 3, "when": "in"}]
+    forwarding: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     created_at: datetime = Field(default_factory=utcnow)
 
 

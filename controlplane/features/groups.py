@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import AgentLogin, Extension, HuntGroup, Role, Tenant, User
+from controlplane.db.models import AgentLogin, Extension, HuntGroup, Role, Tenant, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy import hunting
 
@@ -41,6 +41,29 @@ class RingIn(BaseModel):
     busy_members: Literal["skip", "ring"] = "skip"
 
 
+class CallerIn(BaseModel):
+    """A caller on a group's VIP or block list: an external number or a user of the tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+    number: str | None = None
+    user_id: Id | None = None
+    divert_user_id: Id | None = Field(None, description="block list: divert to this user instead of rejecting ...")
+    divert_number: str | None = Field(None, description="... or to this public number")
+
+
+class GroupRuleIn(BaseModel):
+    """The group's own forwarding: unconditional (e.g. outside a time plan: night service) or while the group is away / dnd."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["unconditional", "away", "dnd"]
+    target_user_id: Id | None = None
+    target_number: str | None = None
+    target_group_id: Id | None = None
+    callers: Literal["all", "internal", "external", "vip", "non_vip"] = "all"
+    time_plan_id: Id | None = None
+    when: Literal["in", "outside"] = "in"
+
+
 class GroupFields(Params):
     rings: list[RingIn] | None = Field(None, min_length=1)
     overflow_user_id: int | None = Field(None, ge=0, description="0 clears")
@@ -52,6 +75,12 @@ class GroupFields(Params):
     callback_window_s: int | None = Field(None, ge=0, le=7 * 86400)
     skills: dict[str, int] | None = Field(None, description="required skill -> minimum level (1-10)")
     skills_fallback: bool | None = None
+    queue_s: int | None = Field(None, ge=0, le=3600, description="nobody free: callers wait up to this long, then overflow (0: at once)")
+    anonymous: Literal["allow", "reject"] | None = None
+    status: Literal["online", "away", "dnd"] | None = Field(None, description="the group's own status: away/dnd follow its forwarding")
+    vip: list[CallerIn] | None = Field(None, max_length=1000, description="callers who wait ahead of all others")
+    blocked: list[CallerIn] | None = Field(None, max_length=1000, description="callers rejected (603) or diverted")
+    forwarding: list[GroupRuleIn] | None = Field(None, max_length=50, description="replaces the group's forwarding rules")
 
 
 class GroupCreate(GroupFields):
@@ -88,7 +117,13 @@ def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
         if any(not (1 <= v <= 10) or not k.strip() for k, v in p.skills.items()):
             raise InvalidParams("skills: names non-empty, levels 1 to 10", field="skills")
         g.skills = dict(p.skills)
-    for name in ("max_waiting", "presentation", "wrapup_s", "callback_window_s", "skills_fallback"):
+    if p.vip is not None:
+        g.vip = [_caller_key(s, g, c, "vip", divert=False)["key"] for c in p.vip]
+    if p.blocked is not None:
+        g.blocked = [_caller_key(s, g, c, "blocked", divert=True) for c in p.blocked]
+    if p.forwarding is not None:
+        g.forwarding = [_group_rule(s, g, r, i) for i, r in enumerate(p.forwarding)]
+    for name in ("max_waiting", "presentation", "wrapup_s", "callback_window_s", "skills_fallback", "queue_s", "anonymous", "status"):
         if getattr(p, name) is not None:
             setattr(g, name, getattr(p, name))
     if p.overflow_user_id is not None:
@@ -104,6 +139,49 @@ def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
         g.overflow_group_id = target.id if target else None
     if sum(x is not None for x in (g.overflow_user_id, g.overflow_number, g.overflow_group_id)) > 1:
         raise InvalidParams("give at most one overflow target (user, number or group)")
+
+
+def _user_of_tenant(s, g: HuntGroup, user_id: int, field: str) -> int:
+    user = s.get(User, user_id)
+    if user is None or user.tenant_id != g.tenant_id:
+        raise InvalidParams(f"{field}: user {user_id} is not a user of this tenant", field=field, user_id=user_id)
+    return user.id
+
+
+def _caller_key(s, g: HuntGroup, c: CallerIn, field: str, divert: bool) -> dict:
+    if (c.number is None) == (c.user_id is None):
+        raise InvalidParams(f"{field}: give exactly one of number and user_id per entry", field=field)
+    key = e164(c.number, field) if c.number is not None else f"u{_user_of_tenant(s, g, c.user_id, field)}"
+    entry: dict = {"key": key}
+    if not divert and (c.divert_user_id or c.divert_number):
+        raise InvalidParams(f"{field}: a VIP entry has no divert target", field=field)
+    if c.divert_user_id and c.divert_number:
+        raise InvalidParams(f"{field}: give at most one divert target", field=field)
+    if c.divert_user_id:
+        entry["divert_user_id"] = _user_of_tenant(s, g, c.divert_user_id, field)
+    if c.divert_number:
+        entry["divert_number"] = e164(c.divert_number, field)
+    return entry
+
+
+def _group_rule(s, g: HuntGroup, r: GroupRuleIn, i: int) -> dict:
+    field = f"forwarding[{i}]"
+    if sum(x is not None for x in (r.target_user_id, r.target_number, r.target_group_id)) != 1:
+        raise InvalidParams(f"{field}: give exactly one of target_user_id, target_number and target_group_id", field=field)
+    rule = r.model_dump(exclude_none=True)
+    if r.target_user_id is not None:
+        _user_of_tenant(s, g, r.target_user_id, field)
+    if r.target_number is not None:
+        rule["target_number"] = e164(r.target_number, field)
+    if r.target_group_id is not None:
+        target = s.get(HuntGroup, r.target_group_id)
+        if target is None or target.tenant_id != g.tenant_id or target.id == g.id:
+            raise InvalidParams(f"{field}: target_group_id is not another group of this tenant", field=field)
+    if r.time_plan_id is not None:
+        plan = s.get(TimePlan, r.time_plan_id)
+        if plan is None or plan.tenant_id != g.tenant_id:
+            raise InvalidParams(f"{field}: time plan {r.time_plan_id} is not a time plan of this tenant", field=field)
+    return rule
 
 
 def _check_unique_and_acyclic(s, g: HuntGroup) -> None:
@@ -134,7 +212,17 @@ def create(ctx, p: GroupCreate):
         _check_unique_and_acyclic(s, g)
         s.add(g)
         s.flush()
-        return dump(g)
+        out = dump(g)
+    return _pushed(ctx, out, p)
+
+
+def _pushed(ctx, out: dict, p: GroupFields) -> dict:
+    """After the write: the group's status goes live in Kamailio at once (the periodic sync repeats it)."""
+    if p.status is not None:
+        from controlplane.live_state import push_group_status
+
+        out["live"] = push_group_status(ctx.app.kamailio, out["id"], out["status"])
+    return out
 
 
 @method("group.get", IdParams, min_role=Role.AGENT, errors=("not_found",))
@@ -166,7 +254,8 @@ def update(ctx, p: GroupUpdate):
         _check_unique_and_acyclic(s, g)
         s.add(g)
         s.flush()
-        return dump(g)
+        out = dump(g)
+    return _pushed(ctx, out, p)
 
 
 @method("group.delete", IdParams, errors=("not_found", "conflict"))
@@ -175,8 +264,10 @@ def delete(ctx, p: IdParams):
     with ctx.app.write() as s:
         g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
         users = s.exec(select(HuntGroup.id).where(HuntGroup.overflow_group_id == g.id)).all()
+        users += [o.id for o in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == g.tenant_id)).all()
+                  if o.id != g.id and any(r.get("target_group_id") == g.id for r in o.forwarding)]
         if users:
-            raise Conflict(f"groups {list(users)} overflow to this group", group_ids=list(users))
+            raise Conflict(f"groups {list(users)} overflow or forward to this group", group_ids=list(users))
         s.delete(g)
         return {"deleted": True, "id": p.id}
 

@@ -29,15 +29,36 @@ from .calls import _var
 from .common import ListParams, in_scope
 
 
-def _htable_int(app, key: str) -> int:
+def htable_items(app, table: str) -> dict[str, object]:
+    """All items of one of Kamailio's htables, in one RPC (empty when Kamailio does not answer)."""
     try:
-        item = app.kamailio.call("htable.get", "acd", key)
-        return int((item or {}).get("item", {}).get("value") or 0)
-    except (KamailioRpcError, ValueError, TypeError):
+        dump = app.kamailio.call("htable.dump", table)
+    except KamailioRpcError:
+        return {}
+    items: dict[str, object] = {}
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "name" in node and "value" in node:
+                items[str(node["name"])] = node["value"]
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(dump)
+    return items
+
+
+def _int(value) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
         return 0
 
 
-def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set[str], now: float) -> dict:
+def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set[str], now: float, acd: dict | None = None) -> dict:
     members = list(dict.fromkeys(m["user_id"] for r in g.rings for m in r["members"]))
     out = {row.user_id for row in s.exec(select(AgentLogin).where(AgentLogin.group_id == g.id, AgentLogin.logged_in == False)).all()}  # noqa: E712
     accounts: dict[int, list[str]] = {}
@@ -53,11 +74,13 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set
             in_call.add(int(agent.split(":")[2]))
         ctx = json.loads(_var(d, "cm_ctx") or "{}")
         if ctx.get("callee") in dialled and ctx.get("tenant_id") == g.tenant_id and int(d.get("state", 0)) < 3:
-            waiting.append({"call_id": d.get("call-id"), "caller": ctx.get("caller"), "wait_s": round(now - float(ctx.get("start_ts", now)), 1)})
+            queue = ctx.get("queue") or {}
+            waiting.append({"call_id": d.get("call-id"), "caller": ctx.get("caller"), "wait_s": round(now - float(ctx.get("start_ts", now)), 1),
+                            "priority": int(queue.get("p", 0)), "queued": bool(queue.get("held"))})
     agents = []
     for uid in members:
         registered = any(aor in registered_aors for aor in accounts.get(uid, []))
-        wrapup = _htable_int(app, f"wrap:u{uid}") > now
+        wrapup = _int((acd or {}).get(f"wrap:u{uid}")) > now
         state = ("logged_out" if uid in out else "in_call" if uid in in_call else "wrap_up" if wrapup
                  else "available" if registered else "unregistered")
         agents.append({"user_id": uid, "registered": registered, "logged_in": uid not in out, "state": state})
@@ -90,4 +113,5 @@ def status(ctx, p: ListParams):
         stmt = select(HuntGroup).order_by(HuntGroup.id)
         stmt = in_scope(stmt, HuntGroup.tenant_id, ctx.principal, p.tenant_id)
         groups = s.exec(stmt.limit(p.limit).offset(p.offset)).all()
-        return {"items": [group_status(ctx.app, s, g, dialogs, registered, now) for g in groups]}
+        acd = htable_items(ctx.app, "acd") if groups else {}
+        return {"items": [group_status(ctx.app, s, g, dialogs, registered, now, acd) for g in groups]}

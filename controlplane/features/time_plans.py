@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ForwardingRule, Role, Tenant, TimePlan
+from controlplane.db.models import ForwardingRule, HuntGroup, Role, Tenant, TimePlan
 from kemi.policy.timeplan import parse_minutes
 
 from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
@@ -166,5 +166,9 @@ def delete(ctx, p: IdParams):
         used = s.exec(select(ForwardingRule.id).where(ForwardingRule.time_plan_id == plan.id)).all()
         if used:
             raise Conflict(f"time plan {plan.id} is used by forwarding rule(s) {list(used)[:20]}", rule_ids=list(used)[:20])
+        groups = [g.id for g in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == plan.tenant_id)).all()
+                  if any(r.get("time_plan_id") == plan.id for r in g.forwarding)]
+        if groups:
+            raise Conflict(f"time plan {plan.id} is used by the forwarding of group(s) {groups[:20]}", group_ids=groups[:20])
         s.delete(plan)
         return {"deleted": True, "id": p.id}

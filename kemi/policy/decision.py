@@ -67,6 +67,9 @@ class RouteToGroup(NamedTuple):
     overflow: "Action | None" = None
     pointers: tuple[tuple[int, int], ...] = ()  # (ring, member) offered first: where circular rings go on next time
     wrapup_s: int = 0  # the agent who answers is unavailable this long after the call
+    queue_s: int = 0  # with no steps: the call waits up to this long for a free member (the shell holds it)
+    priority: int = 0  # among waiting calls: higher first (VIP callers, priority numbers), then arrival order
+    present: tuple[str, str] | None = None  # (display, URI) the members see as the caller; None: the caller
 
 
 class Register(NamedTuple):
@@ -103,7 +106,8 @@ def action_to_doc(action: Action | None) -> dict | None:
     if isinstance(action, RouteToGroup):
         return {"t": "group", "tenant_id": action.tenant_id, "group_id": action.group_id,
                 "steps": [[[[m, list(aors)] for m, aors in st.members], st.seconds] for st in action.steps],
-                "overflow": action_to_doc(action.overflow), "wrapup_s": action.wrapup_s}
+                "overflow": action_to_doc(action.overflow), "wrapup_s": action.wrapup_s, "queue_s": action.queue_s,
+                "priority": action.priority}
     if isinstance(action, RouteToUser):
         return {"t": "user", "tenant_id": action.tenant_id, "user_id": action.user_id, "aors": list(action.aors)}
     if isinstance(action, RouteToTrunk):
@@ -120,7 +124,8 @@ def action_from_doc(doc: dict | None) -> Action | None:
     if doc["t"] == "group":
         return RouteToGroup(doc["tenant_id"], doc["group_id"],
                             tuple(GroupStep(tuple((m, tuple(a)) for m, a in members), secs) for members, secs in doc["steps"]),
-                            action_from_doc(doc.get("overflow")), (), int(doc.get("wrapup_s", 0)))
+                            action_from_doc(doc.get("overflow")), (), int(doc.get("wrapup_s", 0)), int(doc.get("queue_s", 0)),
+                            int(doc.get("priority", 0)))
     if doc["t"] == "trunk":
         return RouteToTrunk(doc["tenant_id"], doc["target"], tuple(TrunkHop(*h) for h in doc["hops"]), doc["caller_number"],
                             doc["caller_domain"], doc.get("privacy", False))

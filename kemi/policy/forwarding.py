@@ -24,9 +24,11 @@ class ForwardRule(NamedTuple):
     when: str = "in"  # the rule applies "in" or "outside" the time plan
     timeout_s: int = 20  # no_answer: how long the user's devices ring first
     present: str = "caller"  # forwarded out: present the caller (A) or the forwarding user (B)
+    target_group: int | None = None  # hunt groups' own forwarding may lead to another group
 
     def describe(self) -> str:
-        target = f"user {self.target_user}" if self.target_user is not None else self.target_number
+        target = (f"user {self.target_user}" if self.target_user is not None else f"group {self.target_group}"
+                  if self.target_group is not None else self.target_number)
         return f"rule {self.id} ({self.kind} -> {target})"
 
 

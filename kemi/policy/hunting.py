@@ -11,13 +11,17 @@ Strategies:
 - circular: one at a time, starting after the member who was offered the group's last call;
 - longest_idle: one at a time, the member whose last call ended longest ago first.
 
+Waiting: with a queue time, a call nobody can take now waits (the shell holds it) and is offered
+when a member becomes free, VIP and priority calls first, then in arrival order; a call that
+arrives while others wait queues behind them. Nobody logged in: overflow at once.
+
 Availability: a member is offered a call only when logged in, not in wrap-up, not DND, not
 already offered another call (no double offers across workers), and — per the ring's setting
 — not busy. With required skills, qualified members come first, best level first.
 """
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 STRATEGIES = ("broadcast", "top_down", "circular", "longest_idle")
 SEQUENTIAL = frozenset({"top_down", "circular", "longest_idle"})
@@ -46,6 +50,21 @@ class Group(NamedTuple):
     skills_fallback: bool = True  # no qualified member available: offer to the others
     wrapup_s: int = 0  # after a group call the agent is unavailable this long
     callback_window_s: int = 0  # a caller ringing back within this reaches the agent who called them first
+    queue_s: int = 0  # nobody free: the caller waits (hears ringing) up to this long for a member, then overflow (0: overflow at once)
+    extension: str = ""
+    anonymous: str = "allow"  # allow | reject (433) callers without a number
+    vip: frozenset[str] = frozenset()  # caller keys ('+49...' or 'u<id>') that wait ahead of everyone else
+    blocked: Mapping[str, Any] | None = None  # caller key -> divert ForwardRule, None: reject
+    forwarding: tuple = ()  # ForwardRules: unconditional, dnd, away (the group's own status); time plans for night service
+
+
+class GroupLive(NamedTuple):
+    """What a group call reads from the live state, in one go."""
+
+    states: dict  # member -> AgentState
+    pointers: dict  # ring index -> circular pointer
+    waiting: int = 0  # calls waiting in the group's queue
+    status: str = "online"  # the group's own status (online, away, dnd: night service / closed)
 
 
 class AgentState(NamedTuple):
@@ -183,3 +202,8 @@ def next_pointer(plan_: HuntPlan, ring: int) -> int | None:
         if step.ring == ring and step.members:
             return step.members[-1]
     return None
+
+
+def anyone_logged_in(group: Group, states: Mapping[int, AgentState]) -> bool:
+    """Is there a member a waiting call could eventually be offered to (logged in, with a device)?"""
+    return any(states.get(m, FREE).logged_in and states.get(m, FREE).registered for r in group.rings for m in r.members)

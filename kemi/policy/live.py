@@ -21,8 +21,8 @@ class LiveView(Protocol):
         """Is the user on a call right now (only tracked for users with busy-on-busy)?"""
         ...
 
-    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> tuple[dict, dict]:
-        """Hunt groups: (user id -> AgentState, ring index -> circular pointer), read in one go."""
+    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
+        """Hunt groups: a hunting.GroupLive (members' states, circular pointers, calls waiting, the group's status), read in one go."""
         ...
 
     def callback(self, number: str) -> tuple[int, float] | None:
@@ -33,7 +33,9 @@ class LiveView(Protocol):
 class Quiet:
     """Everyone online and free: the live view of simulations that name no state."""
 
-    def __init__(self, status: dict[int, str] | None = None, busy: set[int] | None = None, callbacks: dict | None = None):
+    def __init__(self, status: dict[int, str] | None = None, busy: set[int] | None = None, callbacks: dict | None = None,
+                 waiting: dict[int, int] | None = None):
+        self._waiting = waiting or {}
         self._status = status or {}
         self._busy = busy or set()
         self._callbacks = callbacks or {}
@@ -44,10 +46,11 @@ class Quiet:
     def busy(self, user_id: int) -> bool:
         return user_id in self._busy
 
-    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> tuple[dict, dict]:
-        from .hunting import AgentState
+    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
+        from .hunting import AgentState, GroupLive
 
-        return {u: AgentState(status=self.status(u), busy=u in self._busy) for u in user_ids}, {}
+        return GroupLive({u: AgentState(status=self.status(u), busy=u in self._busy) for u in user_ids}, {},
+                         self._waiting.get(group_id, 0), self._status.get(-group_id, "online"))
 
     def callback(self, number: str) -> tuple[int, float] | None:
         return self._callbacks.get(number)

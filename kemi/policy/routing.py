@@ -9,6 +9,7 @@ from .auth import challenge_realm, find_account
 from .decision import CallParty, Challenge, Decision, GroupStep, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
 from .facts import AuthResult, RequestFacts
 from . import features, hunting
+from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
 from .numbering import CLIR_PREFIX, Plan, classify, clean, country, is_emergency, permits, to_e164
@@ -137,52 +138,140 @@ def _caller_keys(caller: CallParty, caller_user: User | None) -> set[str]:
 
 
 def _to_group(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView,
-              callee: CallParty, depth: int = 0, now: float = 0.0) -> Decision:
+              callee: CallParty, depth: int = 0, now: float = 0.0, priority: int = 0) -> Decision:
     """A call to a hunt group: whom to offer it to, step by step, from the members' live states."""
-    action = _group_action(snapshot, tenant_id, group_id, caller, trace, live, depth, now)
+    action = _group_action(snapshot, tenant_id, group_id, caller, trace, live, depth, now, priority)
     return Decision(action, tuple(trace), caller, callee)
 
 
+VIP_PRIORITY = 10  # a VIP caller waits ahead of every call without it (dialled-number priorities are 0..9)
+
+
+def _agent_states(snapshot: Snapshot, group: Group, live: LiveView) -> hunting.GroupLive:
+    members = tuple(dict.fromkeys(m for r in group.rings for m in r.members))
+    now_live = live.agents(group.id, members, len(group.rings))
+    users, states = snapshot.users, now_live.states
+    for m, st in states.items():
+        if st.registered and not (m in users and users[m].aors):
+            states[m] = st._replace(registered=False)
+    return now_live
+
+
 def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView, depth: int,
-                  now: float = 0.0):
+                  now: float = 0.0, priority: int = 0):
     group = snapshot.groups.get(group_id)
     if group is None or depth > 5:
         trace.append(f"group {group_id} cannot take the call")
         return Reject(480, "Temporarily Unavailable", "the group cannot take the call")
-    members = tuple(dict.fromkeys(m for r in group.rings for m in r.members))
-    states, pointers = live.agents(group.id, members, len(group.rings))
-    states = {m: (st if snapshot.users.get(m) is not None and snapshot.users[m].aors else st._replace(registered=False))
-              for m, st in states.items()}
-    hp = hunting.plan(group, states, snapshot.skills, pointers)
+    glive = _agent_states(snapshot, group, live)
+    states, waiting = glive.states, glive.waiting
+    external = caller.user_id is None
+
+    # Who is calling (ACD-08, ACD-11, ACD-13): block list, anonymous callers, VIPs wait ahead.
+    vip = False
+    if group.vip or group.blocked:
+        keys = _caller_keys(caller, snapshot.users.get(caller.user_id) if caller.user_id is not None else None)
+        hit = next((k for k in keys if k in group.blocked), None) if group.blocked else None
+        if hit is not None:
+            trace.append(f"caller {hit} is on the block list of group {group.id}")
+            divert = group.blocked[hit]
+            target = _group_forward(snapshot, tenant_id, group, divert, caller, trace, live, depth, now) if divert is not None else None
+            return target or Reject(603, "Decline", "this group does not take calls from this number")
+        vip = bool(group.vip and not group.vip.isdisjoint(keys))
+        if vip:
+            priority += VIP_PRIORITY
+            trace.append("caller is a VIP of this group: waits ahead of other callers")
+    if external and group.anonymous == "reject" and caller.number in ("", "anonymous"):
+        trace.append(f"anonymous caller; group {group.id} rejects anonymous calls")
+        return Reject(433, "Anonymity Disallowed", "this group does not take calls without a number")
+
+    # The group's own status and forwarding: night service, holidays, time-controlled routing.
+    if glive.status != "online":
+        trace.append(f"group {group.id} is {glive.status}")
+        if glive.status in ("dnd", "away"):
+            rule = first_applicable(group.forwarding, glive.status, external, snapshot.time_plans, now, trace, vip)
+            target = _group_forward(snapshot, tenant_id, group, rule, caller, trace, live, depth, now) if rule is not None else None
+            if target is not None:
+                return target
+            if glive.status == "dnd":
+                return Reject(480, "Temporarily Unavailable", f"group {group.name} is closed")
+    if group.forwarding:
+        rule = first_applicable(group.forwarding, "unconditional", external, snapshot.time_plans, now, trace, vip)
+        target = _group_forward(snapshot, tenant_id, group, rule, caller, trace, live, depth, now) if rule is not None else None
+        if target is not None:
+            return target
+
+    hp = hunting.plan(group, states, snapshot.skills, glive.pointers, waiting)
     trace.extend(hp.trace)
-    overflow = _group_overflow(snapshot, tenant_id, group, caller, trace, live, depth)
+    overflow = _group_forward(snapshot, tenant_id, group, group.overflow, caller, trace, live, depth, now) if group.overflow else None
+    present = _presentation(snapshot, group, trace)
+    if group.queue_s and not (group.max_waiting and waiting >= group.max_waiting):
+        queued = RouteToGroup(tenant_id, group.id, (), overflow, (), group.wrapup_s, group.queue_s, priority, present)
+        if waiting:
+            trace.append(f"{waiting} call(s) already waiting: this one waits its turn (priority {priority}), at most {group.queue_s} s")
+            return queued
+        if hp.overflow and hunting.anyone_logged_in(group, states):
+            trace.append(f"nobody free: the caller waits (priority {priority}) at most {group.queue_s} s for a member")
+            return queued
     if hp.overflow:
         return overflow or Reject(480, "Temporarily Unavailable", f"no member of group {group.name} is available")
-    steps = tuple(GroupStep(tuple((m, snapshot.users[m].aors) for m in st.members), st.seconds) for st in hp.steps)
-    if group.callback_window_s and caller.user_id is None and caller.number.startswith("+"):
+    steps = _steps(snapshot, hp)
+    if group.callback_window_s and external and caller.number.startswith("+"):
         known = live.callback(caller.number)  # ACD: callback recognition
-        if known is not None and known[1] >= now and known[0] in members:
+        if known is not None and known[1] >= now and known[0] in states:
             agent = known[0]
-            ok, why = hunting.available(states.get(agent, hunting.AgentState()), group.rings[0])
+            ok, why = hunting.available(states.get(agent, hunting.FREE), group.rings[0])
             if ok and snapshot.users[agent].aors:
                 first_ring = group.rings[0].member_s
                 trace.append(f"callback: user {agent} called {caller.number} recently; offered first for {first_ring} s")
                 steps = (GroupStep(((agent, snapshot.users[agent].aors),), first_ring),) + steps
             else:
                 trace.append(f"callback: user {agent} called {caller.number} recently but is {why}")
-    firsts = tuple((i, p) for i in range(len(group.rings)) if (p := hunting.next_pointer(hp, i)) is not None
-                   and group.rings[i].strategy == "circular")
-    return RouteToGroup(tenant_id, group.id, steps, overflow, firsts, group.wrapup_s)
+    return RouteToGroup(tenant_id, group.id, steps, overflow, _pointers(group, hp), group.wrapup_s, group.queue_s, priority, present)
 
 
-def _group_overflow(snapshot: Snapshot, tenant_id: int, group, caller: CallParty, trace: list[str], live: LiveView, depth: int):
-    if group.overflow is None:
+def _presentation(snapshot: Snapshot, group: Group, trace: list[str]) -> tuple[str, str] | None:
+    """Whom the members see calling (ACD-19): the caller (None), the group, or nobody (CLIR)."""
+    if group.presentation == "group":
+        domain = snapshot.tenants[group.tenant_id].domain
+        trace.append(f"members see the group ({group.number or group.extension}) as the caller")
+        return group.name, f"sip:{group.number or group.extension}@{domain}"
+    if group.presentation == "clir":
+        trace.append("members see an anonymous caller")
+        return "Anonymous", "sip:anonymous@anonymous.invalid"
+    return None
+
+
+def _steps(snapshot: Snapshot, hp: hunting.HuntPlan) -> tuple[GroupStep, ...]:
+    users = snapshot.users
+    return tuple(GroupStep(tuple((m, users[m].aors) for m in st.members), st.seconds) for st in hp.steps)
+
+
+def _pointers(group: Group, hp: hunting.HuntPlan) -> tuple[tuple[int, int], ...]:
+    return tuple((i, p) for i in range(len(group.rings)) if group.rings[i].strategy == "circular"
+                 and (p := hunting.next_pointer(hp, i)) is not None)
+
+
+def offer_waiting(snapshot: Snapshot, group_id: int, live: LiveView, trace: list[str] | None = None) -> RouteToGroup | None:
+    """A call waiting in a group: its offer now (steps only; its overflow was decided when it arrived), None while nobody is free."""
+    group = snapshot.groups.get(group_id)
+    if group is None:
         return None
-    kind, target = group.overflow
-    if kind == "group":
-        trace.append(f"overflow: group {target}")
-        return _group_action(snapshot, tenant_id, target, caller, trace, live, depth + 1)  # no callback preference there
-    rule = ForwardRule(0, "overflow", target_user=target if kind == "user" else None, target_number=target if kind == "number" else None)
+    glive = _agent_states(snapshot, group, live)
+    hp = hunting.plan(group, glive.states, snapshot.skills, glive.pointers)
+    if hp.overflow:
+        return None
+    if trace is not None:
+        trace.extend(hp.trace[1:-1])
+    return RouteToGroup(group.tenant_id, group.id, _steps(snapshot, hp), None, _pointers(group, hp), group.wrapup_s, group.queue_s)
+
+
+def _group_forward(snapshot: Snapshot, tenant_id: int, group: Group, rule, caller: CallParty, trace: list[str], live: LiveView,
+                   depth: int, now: float):
+    """Where a group's forwarding, overflow or block-list divert leads: another group, a user, a public number."""
+    if rule.target_group is not None:
+        trace.append(f"{rule.kind}: to group {rule.target_group}")
+        return _group_action(snapshot, tenant_id, rule.target_group, caller, trace, live, depth + 1, now)  # no callback preference there
     owner = next((snapshot.users[m] for r in group.rings for m in r.members if m in snapshot.users), None)
     if owner is None:
         return None
@@ -244,10 +333,11 @@ def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: s
     callee = CallParty(tenant_id, user.id, dialled)
     external = caller.user_id is None
     caller_user = snapshot.users.get(caller.user_id) if caller.user_id is not None else None
-    track = (caller_user.id,) if caller_user is not None and not caller_user.call_waiting else ()
+    agents = snapshot.agents
+    track = (caller_user.id,) if caller_user is not None and (not caller_user.call_waiting or caller_user.id in agents) else ()
 
     def done(action) -> Decision:
-        if isinstance(action, RouteToUser) and not snapshot.users[action.user_id].call_waiting:
+        if isinstance(action, RouteToUser) and (not snapshot.users[action.user_id].call_waiting or action.user_id in agents):
             action = action._replace(track=track + (action.user_id,))
         elif isinstance(action, (RouteToUser, RouteToTrunk)) and track:
             action = action._replace(track=track)
@@ -406,7 +496,8 @@ def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trac
     trace.append(f"number {e164} belongs to tenant {tenant.name}")
     if number.group_id is not None:
         trace.append(f"number {e164} rings hunt group {number.group_id}")
-        return _to_group(snapshot, tenant.id, number.group_id, caller, trace, live, CallParty(tenant.id, None, e164), now=now)
+        return _to_group(snapshot, tenant.id, number.group_id, caller, trace, live, CallParty(tenant.id, None, e164), now=now,
+                         priority=number.priority)
     return _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now, live)
 
 
@@ -470,7 +561,7 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     trace.append(f"presenting {presented or 'no number'}" + (" (suppressed: Privacy id)" if privacy else "") + "; trunks " + ", ".join(t.name for t in trunks))
     window = snapshot.callback_agents.get(user.id) if snapshot.callback_agents else None
     action = RouteToTrunk(tenant.id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain, privacy=privacy,
-                          track=() if user.call_waiting else (user.id,), callback=(user.id, window) if window else None)
+                          track=() if user.call_waiting and user.id not in snapshot.agents else (user.id,), callback=(user.id, window) if window else None)
     return Decision(action, tuple(trace), caller, callee)
 
 

@@ -110,6 +110,7 @@ class Number:
     tenant_id: int
     user_id: int | None
     group_id: int | None = None  # a hunt group's number
+    priority: int = 0  # calls to this number wait ahead of lower ones in the group's queue (0..9)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class Snapshot:
     group_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> group id
     skills: Mapping[int, Mapping[str, int]] = field(default_factory=dict)  # user id -> skill levels (agents only)
     callback_agents: Mapping[int, int] = field(default_factory=dict)  # agent -> longest callback window of their groups (s)
+    agents: frozenset[int] = frozenset()  # members of any hunt group: their calls are tracked (busy handling)
     # accounts that may authenticate now (account, user and tenant enabled): one lookup per request
     active_accounts: Mapping[tuple[str, str], Account] = field(default_factory=dict)
 
@@ -219,7 +221,10 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 _overflow(g.get("overflow")),
                 int(g.get("max_waiting", 0)), str(g.get("presentation", "caller")), g.get("number"),
                 dict(g["skills"]) if g.get("skills") else None, bool(g.get("skills_fallback", True)),
-                int(g.get("wrapup_s", 0)), int(g.get("callback_window_s", 0)),
+                int(g.get("wrapup_s", 0)), int(g.get("callback_window_s", 0)), int(g.get("queue_s", 0)), str(g.get("extension", "")),
+                str(g.get("anonymous", "allow")), frozenset(g["vip"]) if g.get("vip") else frozenset(),
+                {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in g["blocked"]} if g.get("blocked") else None,
+                tuple(_rule(r) for r in g["forwarding"]) if g.get("forwarding") else (),
             )
             for g in doc.get("groups", ())
         }
@@ -255,7 +260,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
         )
         numbers = {
             str(n["e164"]): Number(str(n["e164"]), int(n["tenant_id"]), int(n["user_id"]) if n.get("user_id") is not None else None,
-                                   int(n["group_id"]) if n.get("group_id") else None)
+                                   int(n["group_id"]) if n.get("group_id") else None, int(n.get("priority", 0)))
             for n in doc.get("numbers", ())
         }
         extensions = {(int(e["tenant_id"]), str(e["number"])): int(e["user_id"]) for e in doc["extensions"]}
@@ -278,6 +283,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             group_extensions=group_extensions,
             skills={int(k): dict(v) for k, v in doc.get("skills", {}).items()},
             callback_agents=_callback_agents(groups),
+            agents=frozenset(m for g in groups.values() for r in g.rings for m in r.members),
             active_accounts={
                 key: acc for key, acc in accounts.items()
                 if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and acc.user_id in users and users[acc.user_id].enabled
@@ -291,7 +297,8 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
 
 def _rule(r: Mapping[str, Any]) -> ForwardRule:
     return ForwardRule(int(r.get("id", 0)), str(r["kind"]), r.get("target_user"), r.get("target_number"), str(r.get("callers", "all")),
-                       r.get("time_plan"), str(r.get("when", "in")), int(r.get("timeout_s", 20)), str(r.get("present", "caller")))
+                       r.get("time_plan"), str(r.get("when", "in")), int(r.get("timeout_s", 20)), str(r.get("present", "caller")),
+                       r.get("target_group"))
 
 
 def _callback_agents(groups: Mapping[int, Group]) -> dict[int, int]:
@@ -304,15 +311,12 @@ def _callback_agents(groups: Mapping[int, Group]) -> dict[int, int]:
     return out
 
 
-def _overflow(o: Mapping[str, Any] | None) -> tuple[str, Any] | None:
-    """A group's overflow target: ('user', id), ('number', e164) or ('group', id)."""
-    if not o:
+def _overflow(o: Mapping[str, Any] | None) -> ForwardRule | None:
+    """A group's overflow target: a rule to another group, a user or a public number."""
+    if not o or not (o.get("target_group") or o.get("target_user") or o.get("target_number")):
         return None
-    if o.get("target_group"):
-        return ("group", int(o["target_group"]))
-    if o.get("target_user"):
-        return ("user", int(o["target_user"]))
-    return ("number", str(o["target_number"])) if o.get("target_number") else None
+    return ForwardRule(0, "overflow", int(o["target_user"]) if o.get("target_user") else None, o.get("target_number") or None,
+                       target_group=int(o["target_group"]) if o.get("target_group") else None)
 
 
 def loads_snapshot(text: str | bytes) -> Snapshot:

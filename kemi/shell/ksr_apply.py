@@ -64,6 +64,13 @@ def caller_identity(action: RouteToTrunk) -> None:
         KSR.hdr.append(f"{LOCATION_HEADER}: {action.location}\r\n")
 
 
+def present_as(display: str, uri: str) -> None:
+    """Hunt-group presentation: the members see this caller (From, restored in-dialog by uac), no asserted identity."""
+    KSR.hdr.remove("P-Asserted-Identity")
+    KSR.hdr.remove("Remote-Party-ID")
+    KSR.uac.uac_replace_from(display, uri)
+
+
 def track_call(user_id: int) -> None:
     """Count the current dialog as a call of this user (dialog profile `calls`, value u<id>)."""
     KSR.dialog.set_dlg_profile("calls", f"u{user_id}")

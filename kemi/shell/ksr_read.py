@@ -88,6 +88,11 @@ def contacts_of(aor: str) -> list[str]:
     return [_pv(f"$(ulc(cmq=>addr)[{i}])") for i in range(count)]
 
 
+def transaction_id() -> tuple[int, int]:
+    """The current transaction's index and label (to find it again: t_continue)."""
+    return int(_pv("$T(id_index)") or 0), int(_pv("$T(id_label)") or 0)
+
+
 def transaction_reply() -> tuple[int, str]:
     return int(_pv("$T_reply_code") or 0), _pv("$T_reply_reason")
 
@@ -121,27 +126,31 @@ class KsrLiveView:
         KSR.dialog.get_profile_size("calls", f"u{user_id}", "$var(cm_calls)")
         return int(KSR.pv.get("$var(cm_calls)") or 0) > 0
 
-    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> tuple[dict, dict]:
-        """Every member's status, log-in, wrap-up and last call, and the circular pointers: one crossing."""
-        from kemi.policy.hunting import AgentState
+    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
+        """Every member's status, log-in, wrap-up, last call, offers and calls, the circular pointers,
+        the calls waiting and the group's own status: one crossing."""
+        from kemi.policy.hunting import AgentState, GroupLive
 
         parts = []
         for u in user_ids:
             parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>wrap:u{u})", f"$sht(acd=>last:u{u})",
-                      f"$sht(acdoffer=>u{u})"]
+                      f"$sht(acdoffer=>u{u})", f"$sht(acdbusy=>u{u})"]
         parts += [f"$sht(acd=>ptr:g{group_id}:r{i})" for i in range(rings)]
+        parts += [f"$sht(acdq=>n:g{group_id})", f"$sht(status=>g{group_id})"]
         values = (KSR.pv.gete("$_s(" + _SEP.join(parts) + ")") or "").replace(_NULL, "").split(_SEP)
         if len(values) != len(parts):
             values = [""] * len(parts)  # unreadable: everyone counts as available, the phones decide
         states = {}
         now = time.time()
         for i, u in enumerate(user_ids):
-            status, out, wrap, last, offered = values[5 * i:5 * i + 5]
+            status, out, wrap, last, offered, busy = values[6 * i:6 * i + 6]
             states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online", wrapup=wrap.isdigit() and int(wrap) > now,
-                                   last_end=float(last) if last.isdigit() else 0.0, offered=offered not in ("", "0"))
-        tail = values[5 * len(user_ids):]
+                                   last_end=float(last) if last.isdigit() else 0.0, offered=offered not in ("", "0"),
+                                   busy=busy.isdigit() and busy != "0")
+        tail = values[6 * len(user_ids):-2]
         pointers = {i: int(v) for i, v in enumerate(tail) if v.isdigit()}
-        return states, pointers
+        waiting, group_status = values[-2:]
+        return GroupLive(states, pointers, int(waiting) if waiting.isdigit() else 0, group_status or "online")
 
     def callback(self, number: str) -> tuple[int, float] | None:
         value = KSR.htable.sht_get("acd", f"cb:{number}")

@@ -24,8 +24,10 @@ from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
 from kemi.policy.routing import ROUTABLE_INITIAL, decide_initial, decide_register, should_fail_over, trunk_credentials, unsupported_method
 
+from . import acd
 from . import ksr_apply as apply
 from . import ksr_read as read
+from .context import CTX, load_context, store_context
 from .cdr_spool import CdrSpool
 from .flags import FLB_NATB, FLB_NATSIPPING, FLT_NATS, NAT_TEST
 from .settings import ShellSettings
@@ -37,10 +39,9 @@ SPOOL = CdrSpool(SETTINGS.spool_dir)
 LIVE = read.KsrLiveView()
 # Unknown accounts are checked against this: same work and same answer as a wrong password.
 DECOY_HA1 = secrets.token_hex(16)
-CTX = "cm_ctx"  # name of the AVP / dialog variable that carries the call context
 SERVED = ROUTABLE_INITIAL | {"REGISTER"}  # new requests with any other method: 405 (the policy says why)
-RANG = "cm_rang"
-AGENT = "cm_agent"  # dialog variable: group:wrap-up seconds:user of the agent who answered a group call  # AVP set when a device of the current call rang (180/183)
+RANG = "cm_rang"  # AVP set when a device of the current call rang (180/183)
+TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
 
 
 # Parsed once in Kamailio's main process (this module is imported at mod_init, before the fork):
@@ -286,21 +287,22 @@ def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
 
 def start_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
     """A new call leaves: record-route, dialog, call context, media anchoring, relay."""
+    prepare_call(ctx, nated, track)
+    relay()
+
+
+def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
+    """Everything a new call needs before it is relayed (or held in a queue)."""
     KSR.rr.record_route()
     KSR.dialog.dlg_manage()
-    for user_id in track:  # busy-on-busy users: on a call while this dialog lives
+    for user_id in track:  # busy-on-busy users and agents: on a call while this dialog lives
         apply.track_call(user_id)
+    if track:
+        apply.set_dlg_var(TRACKED, ",".join(map(str, track)))
     store_context(ctx)
     KSR.tm.t_on_failure("ksr_failure_route")
     KSR.tm.t_on_reply("ksr_branch_reply")
     KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
-    relay()
-
-
-def store_context(ctx: dict) -> None:
-    blob = json.dumps(ctx, separators=(",", ":"))
-    apply.set_avp(CTX, blob)
-    apply.set_dlg_var(CTX, blob)
 
 
 # ---------------------------------------------------------------- replies and failures
@@ -309,7 +311,7 @@ def store_context(ctx: dict) -> None:
 def branch_reply_route() -> int:
     code, bflags, content_type, group_mark = read.reply()
     if group_mark and 200 <= code < 300:
-        note_answering_agent(group_mark)
+        acd.note_answering_agent(group_mark)
     if code in (180, 183):
         apply.set_avp(RANG, "1")  # the devices rang: a timeout now means "no answer", not "unreachable"
     nated = bool(bflags & (1 << FLB_NATB)) or KSR.nathelper.nat_uac_test(1) > 0
@@ -325,10 +327,13 @@ def failure_route() -> int:
     code, reason = read.transaction_reply()
     if cancelled:
         code, reason = 487, "Request Terminated"
-    blob = read.avp(CTX)
-    ctx = json.loads(blob) if blob else None
+    ctx = load_context()
     if ctx is not None and ctx.get("claimed") and (cancelled or not (ctx.get("group") or {}).get("steps")):
-        release_all(ctx)  # the caller gave up, or no step is left: nobody is being offered this call any more
+        acd.release_all(ctx)  # the caller gave up, or no step is left: nobody is being offered this call any more
+    if ctx is not None and (ctx.get("queue") or {}).get("held"):
+        acd.leave_queue(ctx)  # it waited in a group's queue until its time was up, or the caller gave up
+        if not cancelled and queue_overflow(ctx):
+            return 1
     if ctx is not None and not cancelled:
         if code in (401, 407) and ctx.get("trunk") and answer_trunk_challenge(ctx, code):
             return 1
@@ -364,11 +369,12 @@ def divert(ctx: dict, action) -> bool:
             ctx["trace"].append("forwarding target has no registered device")
             return False
     elif isinstance(action, RouteToGroup):
-        mark_pointers(action)
-        if not next_group_step(ctx, [[list(map(list, st.members)), st.seconds] for st in action.steps], action_to_doc(action.overflow),
-                               action.group_id):
+        ctx["queue"] = None  # a queue of the group it overflows from is left behind
+        if not action.steps:  # the target group's queue: wait there
+            return acd.hold(ctx, action, first=False)
+        if not acd.start_offer(ctx, action, action_to_doc(action.overflow), SETTINGS.device_timeout_ms):
             return False
-        apply.set_avp("cm_grp", f"{action.group_id}:{action.wrapup_s}")
+        acd.queue_place(ctx, action)
     elif isinstance(action, RouteToTrunk):
         apply.caller_identity(action)
         ctx["hops"] = [[h.name, h.uri] for h in action.hops[1:]]
@@ -389,90 +395,48 @@ def divert(ctx: dict, action) -> bool:
 
 def route_to_group(ctx: dict, action: RouteToGroup, method: str, nated: bool) -> None:
     KSR.auth.consume_credentials()
-    mark_pointers(action)
-    steps = [[list(map(list, st.members)), st.seconds] for st in action.steps]
-    if method == "INVITE" and next_group_step(ctx, steps, action_to_doc(action.overflow), action.group_id):
-        apply.set_avp("cm_grp", f"{action.group_id}:{action.wrapup_s}")
+    if method != "INVITE":
+        finish_locally(ctx, Reject(480, "Temporarily Unavailable", "a hunt group takes calls only"), method)
+        return
+    acd.queue_place(ctx, action)  # groups with a queue: unanswered offers leave the call waiting for the rest of its time
+    if action.present is not None:
+        apply.present_as(*action.present)
+    if action.steps and acd.start_offer(ctx, action, action_to_doc(action.overflow), SETTINGS.device_timeout_ms):
         start_call(ctx, nated)
         return
-    ctx["trace"].append("no member of the group has a registered device")
+    if not action.steps:
+        prepare_call(ctx, nated)
+        if acd.hold(ctx, action, first=True):
+            return
+        ctx["trace"].append("the call cannot wait")
+    else:
+        ctx["trace"].append("no member of the group has a registered device")
     route(ctx, action.overflow or Reject(480, "Temporarily Unavailable", "no member of the group can be reached"), method, nated)
 
 
-def note_answering_agent(group_mark: str) -> None:
-    """A group call was answered: remember which member took it (wrap-up and idle time when it ends)."""
-    ctx = json.loads(read.avp(CTX) or "{}")
-    contact = read.answering_contact()
-    current = (ctx.get("group") or {}).get("current", [])
-    release_all(ctx)  # answered: the others are cancelled; the agent is on the call now
-    store_context(ctx)
-    for user_id, aors in current:
-        if any(contact in read.contacts_of(aor) for aor in aors):
-            apply.set_dlg_var(AGENT, f"{group_mark}:{user_id}")  # group:wrap-up seconds:user
-            return
+def queue_overflow(ctx: dict) -> bool:
+    """A waiting call's time is up: the group's overflow target (False: nothing more, the caller gets the final reply)."""
+    q = ctx["queue"]
+    overflow = action_from_doc(q.get("overflow"))
+    ctx["queue"] = None
+    ctx["trace"].append(f"waited {time.time() - q['since']:.0f} s, no member became free" + (": overflow" if overflow else ""))
+    return overflow is not None and divert(ctx, overflow)
 
 
-def agent_call_ended() -> None:
-    mark = read.dlg_var(AGENT)
-    if mark:
-        _group, wrapup, user_id = mark.split(":")
-        now = int(time.time())
-        KSR.htable.sht_seti("acd", f"last:u{user_id}", now)  # longest idle counts from here
-        if int(wrapup):
-            KSR.htable.sht_seti("acd", f"wrap:u{user_id}", now + int(wrapup))  # unavailable until then
+def acd_timer() -> int:
+    acd.tick(SNAPSHOTS.get(), LIVE)
+    return 1
 
 
-def mark_pointers(action: RouteToGroup) -> None:
-    """Circular rings: remember whom this call was offered first, so the next call starts after them."""
-    for ring, member in action.pointers:
-        KSR.htable.sht_seti("acd", f"ptr:g{action.group_id}:r{ring}", member)
-
-
-def next_group_step(ctx: dict, steps: list, overflow: dict | None, group_id: int) -> bool:
-    """Point the request at the next step's members with a registered device; False when no step is left."""
-    while steps:
-        members, seconds = steps.pop(0)
-        members = claim(members, ctx)
-        aors = tuple(a for _, member_aors in members for a in member_aors)
-        if not members:
-            continue
-        if aors and apply.lookup_aors(aors):
-            ctx["group"] = {"id": group_id, "steps": steps, "overflow": overflow, "current": members}
-            ctx["trace"].append(f"offering to user(s) {', '.join(str(m) for m, _ in members)} for {seconds} s")
-            KSR.tm.t_set_fr(seconds * 1000, SETTINGS.device_timeout_ms)
-            return True
-        ctx["trace"].append(f"user(s) {', '.join(str(m) for m, _ in members)}: no registered device")
-    release_all(ctx)
-    ctx["group"] = {"id": group_id, "steps": [], "overflow": overflow}
-    return False
-
-
-def claim(members: list, ctx: dict) -> list:
-    """No double offers: a member is offered only if this call is the only one offering to them now
-    (an atomic counter in shared memory, across all workers); the others are left out of this step.
-    Members this call already holds (a ring that keeps ringing) stay held; the rest are let go."""
-    held = set(ctx.get("claimed", []))
-    wanted = {m[0] for m in members}
-    release([[u] for u in held - wanted])
-    won = []
-    for member in members:
-        if member[0] in held or KSR.htable.sht_inc("acdoffer", f"u{member[0]}") == 1:
-            won.append(member)
-        else:
-            KSR.htable.sht_dec("acdoffer", f"u{member[0]}")
-            ctx["trace"].append(f"user {member[0]} is being offered another call: skipped")
-    ctx["claimed"] = [m[0] for m in won]
-    return won
-
-
-def release(members: list) -> None:
-    for member in members:
-        KSR.htable.sht_dec("acdoffer", f"u{member[0]}")
-
-
-def release_all(ctx: dict) -> None:
-    release([[u] for u in ctx.get("claimed", [])])
-    ctx["claimed"] = []
+def acd_resume() -> int:
+    """A waiting call's turn: offer it; when its time is up, the overflow; nothing left: 480."""
+    ctx = load_context()
+    if ctx is None:
+        return 1
+    if not acd.resume(ctx, SNAPSHOTS.get(), LIVE, SETTINGS.device_timeout_ms) and not queue_overflow(ctx):
+        store_context(ctx)
+        KSR.tm.t_reply(480, "Temporarily Unavailable")
+    return 1
 
 
 def group_after_failure(ctx: dict, code: int, reason: str) -> bool:
@@ -481,13 +445,15 @@ def group_after_failure(ctx: dict, code: int, reason: str) -> bool:
     if group["steps"]:
         ctx["trace"].append(f"{code} {reason}: next step of group {group['id']}")
         KSR.tm.t_reset_fr()
-        if next_group_step(ctx, group["steps"], group["overflow"], group["id"]):
+        if acd.next_step(ctx, group["steps"], group["overflow"], group["id"], SETTINGS.device_timeout_ms):
             store_context(ctx)
             KSR.tm.t_on_failure("ksr_failure_route")
             KSR.tm.t_on_reply("ksr_branch_reply")
             return KSR.tm.t_relay() > 0
-    overflow = action_from_doc(group.get("overflow"))
     ctx["group"] = None
+    if ctx.get("queue") and acd.hold(ctx, None, first=False):
+        return True  # unanswered: it waits again for the rest of its time
+    overflow = action_from_doc(group.get("overflow"))
     if overflow is None:
         return False
     ctx["trace"].append(f"{code} {reason}: nobody in group {group['id']} answered, overflow")
@@ -536,8 +502,10 @@ def next_trunk(ctx: dict, code: int, reason: str) -> bool:
 def dialog_event(evname: str) -> int:
     if evname == "dialog:start":
         apply.set_dlg_var("cm_answer_ts", repr(time.time()))
+        acd.calls_started(read.dlg_var(TRACKED))
     elif evname == "dialog:end":
-        agent_call_ended()
+        acd.agent_call_ended()
+        acd.calls_ended(read.dlg_var(TRACKED))
         blob = read.dlg_var(CTX)
         if blob:
             ctx = json.loads(blob)

@@ -110,7 +110,9 @@ class BusyFloor:
         return self.states[user_id].busy
 
     def agents(self, group_id, user_ids, rings):
-        return {u: self.states[u] for u in user_ids}, {}
+        from kemi.policy.hunting import GroupLive
+
+        return GroupLive({u: self.states[u] for u in user_ids}, {})
 
     def callback(self, number):
         return None

@@ -96,12 +96,15 @@ class Sipp:
         scen = SCEN / ("register_wrong.xml" if wrong else "register_nat.xml" if nat else "register.xml")
         return self.run(self._argv(scen, phone, ["-inf", str(self._inf(phone, str(expires)))], timeout_s), timeout_s)
 
-    def callee(self, phone: Phone, mode: str = "answer", timeout_s: int = 30, contact: str = "[local_ip]:[local_port]", sdp_ip: str = "[media_ip]", sdp_port: str = "[media_port]") -> subprocess.Popen:
+    def callee(self, phone: Phone, mode: str = "answer", timeout_s: int = 30, contact: str = "[local_ip]:[local_port]", sdp_ip: str = "[media_ip]",
+               sdp_port: str = "[media_port]", calls: int = 1) -> subprocess.Popen:
         body = _read(f"uas_{mode}.inc").replace("@CONTACT_HOSTPORT@", contact).replace("@SDP_IP@", sdp_ip).replace("@SDP_PORT@", sdp_port)
         actions = _read("uas_ring_actions.inc") if mode == "ring" else ""
         scen = self._write(f"uas_{mode}", _read("uas.xml").replace("@INVITE_ACTIONS@", actions).replace("@BODY@", body))
         extra = ["-rtp_echo"] if mode == "answer" else []
-        proc = self.start(self._argv(scen, phone, extra + ["-trace_msg", "-message_file", str(scen.with_suffix(".messages"))], timeout_s))
+        argv = self._argv(scen, phone, extra + ["-trace_msg", "-message_file", str(scen.with_suffix(".messages"))], timeout_s)
+        argv[argv.index("-m") + 1] = str(calls)  # answer this many calls, one after the other
+        proc = self.start(argv)
         proc.messages = scen.with_suffix(".messages")  # what the callee received and sent
         time.sleep(0.3)  # let it bind its port
         return proc

@@ -3,7 +3,7 @@ import itertools
 import time
 
 from tests.scenario.conftest import wait_for, wait_snapshot
-from tests.scenario.test_forwarding import cdr_of
+from tests.scenario.test_forwarding import ext_of
 
 _ext = itertools.count(700)
 
@@ -214,3 +214,134 @@ def test_callback_recognition_offers_the_agent_who_called_first(node, sipp, pbx_
     assert sipp.wait(answer).ok  # the agent who called them, not the top member
     cdr = wait_for(lambda: [c for c in node.rpc("cdr.list")["items"] if c["callee"] == did["e164"]], timeout=5)[0]
     assert any(f"callback: user {agent[0]['id']} called +49891234567" in t for t in cdr["trace"])
+
+
+def group_cdrs(node, g, n=1):
+    return wait_for(lambda: (lambda cs: cs if len(cs) >= n else None)(
+        [c for c in node.rpc("cdr.list")["items"] if c["callee"] == g["extension"]]), timeout=10)
+
+
+def test_a_caller_waits_ringing_while_the_only_agent_is_busy_then_gets_them(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    _, bob, _ = pbx_user()
+    agent = pbx_user()
+    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], queue_s=20)
+    wait_snapshot(node)
+    assert sipp.register(agent[1]).ok
+    uas = sipp.callee(agent[1], "answer", calls=2, timeout_s=40)
+    first = sipp.caller_in_background(alice, g["extension"], hold_ms=3000)
+    time.sleep(1.2)  # the agent is on the first call now
+    second = sipp.caller_in_background(bob, g["extension"], hold_ms=300, timeout_s=40)
+    waiting = wait_for(lambda: [w for item in node.rpc("queue.status")["items"] if item["group_id"] == g["id"]
+                                for w in item["waiting"] if w["queued"]], timeout=5)
+    assert len(waiting) == 1 and waiting[0]["priority"] == 0
+    assert first.result(timeout=30).ok
+    r = second.result(timeout=45)
+    assert r.ok, r.output[-2000:]  # rang until the agent was free, then answered
+    assert sipp.wait(uas, timeout_s=45).ok
+    second_cdr = next(c for c in group_cdrs(node, g, 2) if any("waiting in the queue" in t for t in c["trace"]))
+    assert second_cdr["disposition"] == "answered"
+    assert any("a member is free after" in t for t in second_cdr["trace"])
+
+
+def test_a_vip_waiting_call_is_offered_before_an_older_normal_one(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    _, normal, _ = pbx_user()
+    vip_user, vip, _ = pbx_user()
+    agent = pbx_user()
+    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], queue_s=30, vip=[{"user_id": vip_user["id"]}])
+    wait_snapshot(node)
+    assert sipp.register(agent[1]).ok
+    uas = sipp.callee(agent[1], "answer", calls=3, timeout_s=60)
+    busy = sipp.caller_in_background(alice, g["extension"], hold_ms=3000)
+    time.sleep(1.2)
+    older = sipp.caller_in_background(normal, g["extension"], hold_ms=1000, timeout_s=50)
+    time.sleep(0.8)
+    newer_vip = sipp.caller_in_background(vip, g["extension"], hold_ms=1000, timeout_s=50)
+    assert busy.result(timeout=30).ok
+    assert newer_vip.result(timeout=50).ok and older.result(timeout=50).ok
+    assert sipp.wait(uas, timeout_s=60).ok
+    cdrs = group_cdrs(node, g, 3)
+    by_caller = {c["caller"]: c for c in cdrs}
+    vip_cdr = next(c for c in cdrs if any("VIP" in t for t in c["trace"]))
+    normal_cdr = next(c for c in cdrs if c is not vip_cdr and any("waiting in the queue" in t for t in c["trace"]))
+    assert vip_cdr["answer_time"] < normal_cdr["answer_time"], by_caller  # the VIP came later but went first
+
+
+def test_waiting_longer_than_the_queue_time_overflows(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    _, bob, _ = pbx_user()
+    agent = pbx_user()
+    backup_user, backup, _ = pbx_user()
+    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], queue_s=2, overflow_user_id=backup_user["id"])
+    wait_snapshot(node)
+    assert sipp.register(agent[1]).ok and sipp.register(backup).ok
+    uas = sipp.callee(agent[1], "answer")
+    answer = sipp.callee(backup, "answer")
+    busy = sipp.caller_in_background(alice, g["extension"], hold_ms=5000)
+    time.sleep(1.2)
+    r = sipp.caller(bob, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(answer).ok and busy.result(timeout=30).ok and sipp.wait(uas).ok
+    cdr = next(c for c in group_cdrs(node, g, 2) if any("waiting in the queue" in t for t in c["trace"]))
+    assert any("no member became free: overflow" in t for t in cdr["trace"])
+    # nothing is left in the queue
+    item = next(i for i in node.rpc("queue.status")["items"] if i["group_id"] == g["id"])
+    assert not [w for w in item["waiting"] if w["queued"]]
+
+
+def test_busy_and_dnd_members_are_skipped_and_an_agent_on_a_direct_call_counts_as_busy(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    _, carol, _ = pbx_user()
+    a, b, c = pbx_user(), pbx_user(), pbx_user()
+    g = make_group(node, public, [([a[0], b[0], c[0]], {"strategy": "top_down", "wait_s": 20, "member_s": 5})])
+    node.rpc("user.set_status", id=a[0]["id"], status="dnd")
+    wait_snapshot(node)
+    for _, phone, _ in (a, b, c):
+        assert sipp.register(phone).ok
+    direct = sipp.callee(b[1], "answer")
+    on_call = sipp.caller_in_background(carol, ext_of(node, b[0]), hold_ms=3000)
+    time.sleep(1.2)  # b is on a direct call now
+    answer = sipp.callee(c[1], "answer")
+    dnd = sipp.callee(a[1], "answer", timeout_s=6)
+    r = sipp.caller(alice, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(answer).ok and on_call.result(timeout=30).ok and sipp.wait(direct).ok
+    sipp.wait(dnd, timeout_s=15)
+    assert not received_invite(dnd)
+    cdr = group_cdrs(node, g)[0]
+    assert any(f"{a[0]['id']} (dnd)" in t for t in cdr["trace"]) and any(f"{b[0]['id']} (on a call)" in t for t in cdr["trace"])
+
+
+def test_members_see_the_group_as_the_caller_when_configured(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    agent = pbx_user()
+    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], presentation="group")
+    wait_snapshot(node)
+    assert sipp.register(agent[1]).ok
+    uas = sipp.callee(agent[1], "answer")
+    assert sipp.caller(alice, g["extension"], hold_ms=300).ok
+    assert sipp.wait(uas).ok
+    invite = uas.messages.read_text(errors="replace").split("INVITE sip:", 1)[1].split("\n\n", 1)[0]
+    from_line = next(line for line in invite.splitlines() if line.lower().startswith("from:"))
+    assert g["name"] in from_line and f"sip:{g['extension']}@" in from_line, from_line
+
+
+def test_group_screening_block_list_and_status_based_forwarding(node, sipp, pbx_user, public):
+    alice_user, alice, _ = pbx_user()
+    _, bob, _ = pbx_user()
+    agent = pbx_user()
+    night_user, night, _ = pbx_user()
+    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], blocked=[{"user_id": alice_user["id"]}],
+                   forwarding=[{"kind": "dnd", "target_user_id": night_user["id"]}])
+    wait_snapshot(node)
+    assert sipp.register(agent[1]).ok and sipp.register(night).ok
+    assert sipp.caller(alice, g["extension"], expect=603).ok  # on the group's block list
+    node.rpc("group.update", id=g["id"], status="dnd")  # night service: live at once
+    answer = sipp.callee(night, "answer")
+    assert sipp.caller(bob, g["extension"], hold_ms=300).ok
+    assert sipp.wait(answer).ok
+    node.rpc("group.update", id=g["id"], status="online")
+    uas = sipp.callee(agent[1], "answer")
+    assert sipp.caller(bob, g["extension"], hold_ms=300).ok
+    assert sipp.wait(uas).ok

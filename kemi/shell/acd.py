@@ -1,0 +1,250 @@
+"""Hunt groups on Kamailio: offers without double offers, the answering agent, wrap-up, busy
+agents, and the queue of callers waiting for a free member.
+
+Shared state (htables, seen by every worker):
+- acdoffer u<user>: offers in progress; a member is offered a call only when this call's
+  increment made it 1 (no double offers across workers);
+- acdbusy u<user>: answered calls of the agent in progress;
+- acd wrap:u<user> / last:u<user>: end of wrap-up, end of the last group call (longest idle);
+- acdq g<group>:<tindex>:<tlabel> = priority:since:until, one per waiting call (a suspended
+  transaction), and n:g<group>, how many wait.
+
+A waiting call's transaction is suspended (tm answers the caller 180 Ringing first); its wait
+is tm's timer on the suspended branch, so when nobody frees up in time the failure route runs
+and the call overflows. The acd timer (`tick`, every half second in its own process) offers the
+waiting calls of a group, best priority then longest wait first, as members become free.
+"""
+from __future__ import annotations
+
+import time
+
+import KSR
+
+from kemi.policy.decision import RouteToGroup, action_to_doc
+from kemi.policy.routing import offer_waiting
+
+from . import ksr_apply as apply
+from . import ksr_read as read
+from .context import load_context, store_context
+
+AGENT = "cm_agent"  # dialog variable: group:wrap-up seconds:user of the agent who answered a group call
+GROUP_MARK = "cm_grp"  # AVP: group:wrap-up seconds, read with every reply of a group call
+QUEUE = "acdq"
+MAX_HOLDS = 5  # a waiting call is held (and offered again) at most this often: every hold and offer is a tm branch
+RESUME = "ksr_acd_resume"
+
+
+# ---------------------------------------------------------------- offers
+
+
+def start_offer(ctx: dict, action: RouteToGroup, overflow: dict | None, device_timeout_ms: int) -> bool:
+    """Point the request at the group's first step with a member to ring; False when nobody can be."""
+    mark_pointers(action)
+    steps = [[list(map(list, st.members)), st.seconds] for st in action.steps]
+    if not next_step(ctx, steps, overflow, action.group_id, device_timeout_ms):
+        return False
+    apply.set_avp(GROUP_MARK, f"{action.group_id}:{action.wrapup_s}")
+    return True
+
+
+def mark_pointers(action: RouteToGroup) -> None:
+    """Circular rings: remember whom this call was offered first, so the next call starts after them."""
+    for ring, member in action.pointers:
+        KSR.htable.sht_seti("acd", f"ptr:g{action.group_id}:r{ring}", member)
+
+
+def next_step(ctx: dict, steps: list, overflow: dict | None, group_id: int, device_timeout_ms: int) -> bool:
+    """Point the request at the next step's members with a registered device; False when no step is left."""
+    while steps:
+        members, seconds = steps.pop(0)
+        members = claim(members, ctx)
+        aors = tuple(a for _, member_aors in members for a in member_aors)
+        if not members:
+            continue
+        if aors and apply.lookup_aors(aors):
+            ctx["group"] = {"id": group_id, "steps": steps, "overflow": overflow, "current": members}
+            ctx["trace"].append(f"offering to user(s) {', '.join(str(m) for m, _ in members)} for {seconds} s")
+            KSR.tm.t_set_fr(seconds * 1000, device_timeout_ms)
+            return True
+        ctx["trace"].append(f"user(s) {', '.join(str(m) for m, _ in members)}: no registered device")
+    release_all(ctx)
+    ctx["group"] = {"id": group_id, "steps": [], "overflow": overflow}
+    return False
+
+
+def claim(members: list, ctx: dict) -> list:
+    """No double offers: a member is offered only if this call is the only one offering to them now
+    (an atomic counter in shared memory, across all workers); the others are left out of this step.
+    Members this call already holds (a ring that keeps ringing) stay held; the rest are let go."""
+    held = set(ctx.get("claimed", []))
+    wanted = {m[0] for m in members}
+    release([[u] for u in held - wanted])
+    won = []
+    for member in members:
+        if member[0] in held or KSR.htable.sht_inc("acdoffer", f"u{member[0]}") == 1:
+            won.append(member)
+        else:
+            KSR.htable.sht_dec("acdoffer", f"u{member[0]}")
+            ctx["trace"].append(f"user {member[0]} is being offered another call: skipped")
+    ctx["claimed"] = [m[0] for m in won]
+    return won
+
+
+def release(members: list) -> None:
+    for member in members:
+        KSR.htable.sht_dec("acdoffer", f"u{member[0]}")
+
+
+def release_all(ctx: dict) -> None:
+    release([[u] for u in ctx.get("claimed", [])])
+    ctx["claimed"] = []
+
+
+# ---------------------------------------------------------------- answered, ended
+
+
+def note_answering_agent(group_mark: str) -> None:
+    """A group call was answered: remember which member took it (busy now; wrap-up and idle time when it ends)."""
+    ctx = load_context() or {}
+    contact = read.answering_contact()
+    current = (ctx.get("group") or {}).get("current", [])
+    release_all(ctx)  # answered: the others are cancelled; the agent is on the call now
+    store_context(ctx)
+    for user_id, aors in current:
+        if any(contact in read.contacts_of(aor) for aor in aors):
+            apply.set_dlg_var(AGENT, f"{group_mark}:{user_id}")  # group:wrap-up seconds:user
+            KSR.htable.sht_inc("acdbusy", f"u{user_id}")
+            return
+
+
+def agent_call_ended() -> None:
+    mark = read.dlg_var(AGENT)
+    if mark:
+        _group, wrapup, user_id = mark.split(":")
+        now = int(time.time())
+        KSR.htable.sht_dec("acdbusy", f"u{user_id}")
+        KSR.htable.sht_seti("acd", f"last:u{user_id}", now)  # longest idle counts from here
+        if int(wrapup):
+            KSR.htable.sht_seti("acd", f"wrap:u{user_id}", now + int(wrapup))  # unavailable until then
+
+
+def calls_started(user_ids: str) -> None:
+    """Tracked users (agents among them) are on a call from the answer on: counted for the groups' busy handling."""
+    for u in filter(None, user_ids.split(",")):
+        KSR.htable.sht_inc("acdbusy", f"u{u}")
+
+
+def calls_ended(user_ids: str) -> None:
+    for u in filter(None, user_ids.split(",")):
+        KSR.htable.sht_dec("acdbusy", f"u{u}")
+
+
+# ---------------------------------------------------------------- the queue of waiting calls
+
+
+def queue_place(ctx: dict, action: RouteToGroup) -> None:
+    """A call to a group with a queue: its place (priority, arrival, latest end of its wait), held or not."""
+    if action.queue_s:
+        now = time.time()
+        ctx["queue"] = {"g": action.group_id, "p": action.priority, "since": round(now, 3), "until": round(now + action.queue_s, 3),
+                        "holds": 0, "held": False, "overflow": action_to_doc(action.overflow)}
+
+
+def hold(ctx: dict, action: RouteToGroup | None, first: bool) -> bool:
+    """Nobody free: the call waits in the group's queue (transaction suspended; the caller hears
+    ringing). `first`: from the request route (answer 180 first); otherwise from a failure route,
+    a call whose offers went unanswered waits again with the time it has left. False: cannot wait."""
+    if not ctx.get("queue") and action is not None:
+        queue_place(ctx, action)
+    q = ctx.get("queue")
+    if not q:
+        return False
+    left = q["until"] - time.time()
+    if left < 1 or q["holds"] >= MAX_HOLDS:
+        return False
+    if first:
+        if KSR.tm.t_newtran() < 0:
+            return False
+        KSR.tm.t_reply(180, "Ringing")
+    index, label = read.transaction_id()
+    q["key"] = f"g{q['g']}:{index}:{label}"
+    q["holds"] += 1
+    q["held"] = True
+    ctx["queue"] = q
+    ctx["trace"].append(f"waiting in the queue of group {q['g']} (priority {q['p']}), at most {left:.0f} s more")
+    store_context(ctx)
+    KSR.tm.t_on_failure("ksr_failure_route")
+    KSR.tm.t_on_reply("ksr_branch_reply")
+    KSR.tm.t_set_fr(int(left * 1000), int(left * 1000))
+    if KSR.tmx.t_suspend() < 0:
+        q["held"] = False
+        store_context(ctx)
+        return False
+    KSR.htable.sht_sets(QUEUE, q["key"], f"{q['p']}:{q['since']}:{q['until']}")
+    KSR.htable.sht_inc(QUEUE, f"n:g{q['g']}")
+    return True
+
+
+def leave_queue(ctx: dict) -> None:
+    """The call no longer waits (offered, overflowed, given up)."""
+    q = ctx.get("queue")
+    if q and q.get("held"):
+        q["held"] = False
+        if KSR.htable.sht_rm(QUEUE, q["key"]) >= 0:
+            KSR.htable.sht_dec(QUEUE, f"n:g{q['g']}")
+
+
+def waiting_calls() -> dict[int, list[tuple[float, float, str, float]]]:
+    """Every waiting call by group: (-priority, since, key, until), best first."""
+    entries: dict[int, list] = {}
+    KSR.htable.sht_iterator_start("cmq", QUEUE)
+    while KSR.htable.sht_iterator_next("cmq") >= 0:
+        key = KSR.pv.get("$shtitkey(cmq)") or ""
+        value = KSR.pv.get("$shtitval(cmq)")
+        if not isinstance(value, str) or not key.startswith("g"):
+            continue
+        try:
+            prio, since, until = value.split(":")
+            entries.setdefault(int(key[1:].split(":")[0]), []).append((-int(prio), float(since), key, float(until)))
+        except ValueError:
+            continue
+    KSR.htable.sht_iterator_end("cmq")
+    for calls in entries.values():
+        calls.sort()
+    return entries
+
+
+def tick(snapshot, live) -> None:
+    """Offer waiting calls to members who became free: per group, best priority then longest wait first.
+    Each call resumed here claims its members before the next one is looked at."""
+    now = time.time()
+    for group_id, calls in waiting_calls().items():
+        for _prio, _since, key, until in calls:
+            if until + 10 < now:  # its caller gave up or tm ended it: a stale entry
+                if KSR.htable.sht_rm(QUEUE, key) >= 0:
+                    KSR.htable.sht_dec(QUEUE, f"n:g{group_id}")
+                continue
+            if offer_waiting(snapshot, group_id, live) is None:
+                break  # nobody free for this group: the others wait too (in order)
+            _g, index, label = key.split(":")
+            KSR.tmx.t_continue(int(index), int(label), RESUME)
+
+
+def resume(ctx: dict, snapshot, live, device_timeout_ms: int) -> bool:
+    """A waiting call's turn (run by t_continue): offer it, or let it wait on if someone was quicker.
+    False: it can wait no longer (the caller decides: overflow)."""
+    q = ctx.get("queue")
+    if not q:
+        return False
+    leave_queue(ctx)
+    trace = ctx["trace"]
+    action = offer_waiting(snapshot, q["g"], live, trace)
+    waited = time.time() - q["since"]
+    if action is not None and start_offer(ctx, action, q.get("overflow"), device_timeout_ms):
+        trace.append(f"a member is free after {waited:.1f} s of waiting")
+        store_context(ctx)
+        KSR.tm.t_on_failure("ksr_failure_route")
+        KSR.tm.t_on_reply("ksr_branch_reply")
+        if KSR.tm.t_relay() > 0:
+            return True
+    return hold(ctx, None, False)
