@@ -59,3 +59,37 @@ def test_queue_status_without_kamailio_is_unavailable_and_metrics_still_scrape(a
     assert api.err("queue.status", token=acme["admin"])[0] == "unavailable"
     r = httpx.get(server.settings.api_url.replace("/rpc", "/metrics"), timeout=10)
     assert r.status_code == 200 and "callmanager_queue_up 0.0" in r.text
+
+
+def test_group_screening_forwarding_and_queue_are_validated_and_compiled(api, acme):
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    other = api.ok("tenant.create", name="Other2", sip_domain="other2.example")
+    stranger = api.ok("user.create", tenant_id=other["id"], name="Stranger")
+    plan = api.ok("time_plan.create", token=admin, name="Office", ranges=[{"days": ["mon"], "start": "08:00", "end": "18:00"}])
+    g = api.ok("group.create", token=admin, name="Hotline", extension="630", rings=[ring(alice)], queue_s=60, anonymous="reject",
+               vip=[{"number": "+49 171 1234567"}, {"user_id": bob}], blocked=[{"number": "+49 30 1234599", "divert_user_id": bob}],
+               forwarding=[{"kind": "unconditional", "target_user_id": bob, "time_plan_id": plan["id"], "when": "outside"}])
+    assert g["queue_s"] == 60 and g["vip"] == ["+491711234567", f"u{bob}"]
+    assert g["blocked"] == [{"key": "+49301234599", "divert_user_id": bob}]
+    bad = [
+        {"vip": [{"user_id": stranger["id"]}]},  # another tenant's user
+        {"vip": [{"number": "+49171", "user_id": bob}]},  # both
+        {"vip": [{"number": "+491711234567", "divert_user_id": bob}]},  # a VIP is not diverted
+        {"blocked": [{"number": "not a number"}]},
+        {"forwarding": [{"kind": "unconditional"}]},  # no target
+        {"forwarding": [{"kind": "busy", "target_user_id": bob}]},  # not a group kind
+        {"forwarding": [{"kind": "dnd", "target_group_id": g["id"]}]},  # itself
+        {"forwarding": [{"kind": "dnd", "target_user_id": bob, "time_plan_id": 99999}]},
+        {"queue_s": -1}, {"status": "lunch"}, {"anonymous": "maybe"},
+    ]
+    for params in bad:
+        assert api.err("group.update", token=admin, id=g["id"], **params)[0] == "invalid_params", params
+    stored = api.ok("group.get", token=admin, id=g["id"])
+    assert (stored["vip"], stored["blocked"], stored["forwarding"], stored["queue_s"]) == (g["vip"], g["blocked"], g["forwarding"], 60)
+    # the time plan is in use: it cannot be deleted
+    assert api.err("time_plan.delete", token=admin, id=plan["id"])[0] == "conflict"
+    h = api.ok("group.create", token=admin, name="Backoffice", extension="631", rings=[ring(bob)],
+               forwarding=[{"kind": "dnd", "target_group_id": g["id"]}])
+    assert api.err("group.delete", token=admin, id=g["id"])[0] == "conflict"  # h forwards to it
+    api.ok("group.update", token=admin, id=h["id"], forwarding=[])
+    assert api.ok("group.delete", token=admin, id=g["id"])["deleted"]

@@ -10,7 +10,7 @@ from tests.unit.test_routing import snapshot
 CARRIER_A, CARRIER_B = "198.51.100.7", "198.51.100.8"
 
 
-def public_snapshot(alice=None, tenant=None, trunks=None, **kw):
+def public_snapshot(alice=None, tenant=None, trunks=None, extra_users=(), numbers_extra=(), **kw):
     users = [
         {"id": 1, "tenant_id": 1, "name": "Alice", "extension": "201", "aors": ["sip:alice@acme.example"], "number": "+49301234501",
          "region": "DE", "area_code": "30", "address": "Hauptstr. 1, 10115 Berlin, DE", "outbound": "international", **(alice or {})},
@@ -25,7 +25,11 @@ def public_snapshot(alice=None, tenant=None, trunks=None, **kw):
         ]
     numbers = [{"e164": "+49301234501", "tenant_id": 1, "user_id": 1}, {"e164": "+49301234502", "tenant_id": 1, "user_id": 2},
                {"e164": "+49301234599", "tenant_id": 1, "user_id": None}]
-    return snapshot(users=users, tenants=tenants, trunks=trunks, numbers=numbers, **kw)
+    extensions = [{"tenant_id": 1, "number": "201", "user_id": 1}, {"tenant_id": 1, "number": "202", "user_id": 2},
+                  {"tenant_id": 2, "number": "202", "user_id": 3}] + [{"tenant_id": u["tenant_id"], "number": u["extension"], "user_id": u["id"]}
+                                                                     for u in extra_users]
+    return snapshot(users=users + list(extra_users), tenants=tenants, trunks=trunks, numbers=numbers + list(numbers_extra),
+                    extensions=extensions, **kw)
 
 
 def call(dialled, snap, src="192.0.2.10", auth=AuthResult.OK, from_user="alice"):
