@@ -13,8 +13,9 @@ from sqlmodel import select
 from controlplane.api.errors import InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, SipAccount, Tenant, User
+from controlplane.live_view import StoredLiveView
 from controlplane.numbering import national
-from kemi.policy.decision import Challenge, Reject, RouteToTrunk, RouteToUser
+from kemi.policy.decision import Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.routing import decide_initial
 
@@ -49,6 +50,18 @@ def _describe(action) -> dict:
         return {"type": "trunk", "number": action.target, "national": national(action.target), "trunks": [h.name for h in action.hops],
                 "presented_number": action.caller_number, "privacy": action.privacy, "emergency": action.emergency,
                 **({"location": action.location} if action.emergency else {})}
+    if isinstance(action, RouteToGroup):
+        out = {"type": "group", "group_id": action.group_id,
+               "steps": [{"members": [m for m, _ in st.members], "seconds": st.seconds} for st in action.steps]}
+        if not action.steps:
+            out["waits_s"] = action.queue_s  # nobody free: the caller waits (ringing) for a member, at most this long
+        if action.queue_s:
+            out.update(queue_s=action.queue_s, priority=action.priority)
+        if action.present is not None:
+            out["members_see"] = {"display": action.present[0], "uri": action.present[1]}
+        if action.overflow is not None and not isinstance(action.overflow, Reject):
+            out["overflow"] = _describe(action.overflow)
+        return out
     if isinstance(action, Reject):
         return {"type": "reject", "code": action.code, "reason": action.reason, "explanation": action.warning}
     if isinstance(action, Challenge):
@@ -84,8 +97,11 @@ def simulate(ctx, p: Simulate):
         src = str(trunk.sources[0].network_address)
     facts = RequestFacts("INVITE", p.dialled, tenant.sip_domain, from_user, tenant.sip_domain, p.dialled, tenant.sip_domain, src, 5060,
                          "simulated", auth_user, auth_realm, auth, False)
-    decision = decide_initial(facts, snap, when.timestamp())
+    with ctx.app.read() as s:
+        live = StoredLiveView.load(s, ctx.app)
+    decision = decide_initial(facts, snap, when.timestamp(), live)
     return {
+        "live_state": "kamailio" if live.kamailio_read else "database (Kamailio not answering: nobody counts as on a call)",
         "decision": _describe(decision.action),
         "trace": list(decision.trace),
         "caller": decision.caller._asdict() if decision.caller else None,

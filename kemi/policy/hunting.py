@@ -13,7 +13,8 @@ Strategies:
 
 Waiting: with a queue time, a call nobody can take now waits (the shell holds it) and is offered
 when a member becomes free, VIP and priority calls first, then in arrival order; a call that
-arrives while others wait queues behind them. Nobody logged in: overflow at once.
+arrives while others wait queues behind them. Nobody present (logged in, registered, not DND):
+overflow at once.
 
 Availability: a member is offered a call only when logged in, not in wrap-up, not DND, not
 already offered another call (no double offers across workers), and — per the ring's setting
@@ -204,6 +205,11 @@ def next_pointer(plan_: HuntPlan, ring: int) -> int | None:
     return None
 
 
-def anyone_logged_in(group: Group, states: Mapping[int, AgentState]) -> bool:
-    """Is there a member a waiting call could eventually be offered to (logged in, with a device)?"""
-    return any(states.get(m, FREE).logged_in and states.get(m, FREE).registered for r in group.rings for m in r.members)
+def anyone_present(group: Group, states: Mapping[int, AgentState]) -> bool:
+    """Is there a member a waiting call could eventually be offered to (logged in, with a device, not DND)?"""
+    for r in group.rings:
+        for m in r.members:
+            st = states.get(m, FREE)
+            if st.logged_in and st.registered and st.status not in ("dnd", "unreachable"):
+                return True
+    return False

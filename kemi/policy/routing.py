@@ -210,7 +210,7 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
         if waiting:
             trace.append(f"{waiting} call(s) already waiting: this one waits its turn (priority {priority}), at most {group.queue_s} s")
             return queued
-        if hp.overflow and hunting.anyone_logged_in(group, states):
+        if hp.overflow and hunting.anyone_present(group, states):
             trace.append(f"nobody free: the caller waits (priority {priority}) at most {group.queue_s} s for a member")
             return queued
     if hp.overflow:

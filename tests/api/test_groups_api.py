@@ -93,3 +93,44 @@ def test_group_screening_forwarding_and_queue_are_validated_and_compiled(api, ac
     assert api.err("group.delete", token=admin, id=g["id"])[0] == "conflict"  # h forwards to it
     api.ok("group.update", token=admin, id=h["id"], forwarding=[])
     assert api.ok("group.delete", token=admin, id=g["id"])["deleted"]
+
+
+def test_route_simulate_explains_which_ring_and_member_a_group_call_reaches(api, acme):
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    api.ok("sip_account.create", token=admin, user_id=alice, username="alice", password="pw-alice-1")
+    api.ok("sip_account.create", token=admin, user_id=bob, username="bob", password="pw-bob-12")
+    carol = api.ok("user.create", token=admin, name="Carol")
+    api.ok("sip_account.create", token=admin, user_id=carol["id"], username="carol", password="pw-carol-1")
+    api.ok("extension.create", token=admin, number="201", user_id=alice)
+    g = api.ok("group.create", token=admin, name="Sales", extension="640", presentation="group", queue_s=30,
+               rings=[ring(bob, strategy="top_down", wait_s=10, member_s=5), ring(carol["id"], wait_s=10)])
+    sim = api.ok("route.simulate", token=admin, caller_user_id=alice, dialled="640")
+    d = sim["decision"]
+    assert d["type"] == "group" and [st["members"] for st in d["steps"]] == [[bob], [carol["id"]]]
+    assert d["members_see"]["display"] == "Sales" and any("ring 1 (top_down)" in t for t in sim["trace"])
+    api.ok("agent.logout", token=admin, group_id=g["id"], user_id=bob)
+    api.ok("user.set_status", token=admin, id=carol["id"], status="dnd")
+    sim = api.ok("route.simulate", token=admin, caller_user_id=alice, dialled="640")
+    assert sim["decision"]["type"] == "reject" and any(f"{bob} (logged out)" in t for t in sim["trace"])
+    assert any(f"{carol['id']} (dnd)" in t for t in sim["trace"])
+
+
+def test_cm_group_and_agent_verbs(api, server, acme):
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    alice, bob = acme["alice"]["id"], acme["bob"]["id"]
+    base = ["--url", server.settings.api_url, "--token", acme["admin"], "--json"]
+    out = CliRunner().invoke(app, base + ["group", "create", "Desk", "650", "--ring", f"top_down:20:{alice},{bob}", "--ring", f"broadcast:10:{bob}",
+                                          "--queue-s", "45"])
+    assert out.exit_code == 0, out.output
+    g = api.ok("group.list", token=acme["admin"])["items"][0]
+    assert g["queue_s"] == 45 and [[m["user_id"] for m in r["members"]] for r in g["rings"]] == [[alice, bob], [bob]]
+    assert CliRunner().invoke(app, base + ["agent", "logout", str(g["id"]), str(alice)]).exit_code == 0
+    out = CliRunner().invoke(app, base + ["group", "preview", str(g["id"])])
+    assert out.exit_code == 0 and "logged out" in out.output
+    assert CliRunner().invoke(app, base + ["group", "status", str(g["id"]), "dnd"]).exit_code == 0
+    assert api.ok("group.get", token=acme["admin"], id=g["id"])["status"] == "dnd"
+    bad = CliRunner().invoke(app, base + ["group", "rings", str(g["id"]), "--ring", "top_down:x"])
+    assert bad.exit_code != 0 and api.ok("group.get", token=acme["admin"], id=g["id"])["rings"] == g["rings"]

@@ -1,0 +1,69 @@
+"""The policy's live view, read from outside Kamailio: for `route.simulate` and previews.
+
+Statuses, agents' log-ins and groups' statuses come from the database (which Kamailio's htables
+mirror). What only Kamailio knows — agents on a call, offered a call, in wrap-up, their last call,
+circular pointers, calls waiting — is read from its htables when it answers; without it those
+count as "free" and the trace of a simulation says so.
+"""
+from __future__ import annotations
+
+import time
+
+from sqlmodel import Session, select
+
+from controlplane.db.models import AgentLogin, HuntGroup, User
+from kemi.policy.hunting import AgentState, GroupLive
+
+
+class StoredLiveView:
+    def __init__(self, statuses: dict[int, str], logged_out: set[tuple[int, int]], group_statuses: dict[int, str],
+                 tables: dict[str, dict] | None = None):
+        self._statuses, self._out, self._groups = statuses, logged_out, group_statuses
+        self._t = tables or {}
+        self.kamailio_read = tables is not None
+
+    @classmethod
+    def load(cls, session: Session, app=None) -> StoredLiveView:
+        statuses = dict(session.exec(select(User.id, User.status).where(User.status != "online")).all())
+        out = set(session.exec(select(AgentLogin.group_id, AgentLogin.user_id).where(AgentLogin.logged_in == False)).all())  # noqa: E712
+        groups = dict(session.exec(select(HuntGroup.id, HuntGroup.status).where(HuntGroup.status != "online")).all())
+        tables = None
+        if app is not None:
+            from controlplane.adapters.kamailio_rpc import KamailioRpcError
+            from controlplane.features.queues import htable_items
+
+            try:
+                app.kamailio.call("core.version")
+                tables = {name: htable_items(app, name) for name in ("acd", "acdbusy", "acdoffer", "acdq")}
+            except (KamailioRpcError, OSError):
+                tables = None
+        return cls(statuses, out, groups, tables)
+
+    def _int(self, table: str, key: str) -> int:
+        try:
+            return int(self._t.get(table, {}).get(key) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    def status(self, user_id: int) -> str:
+        return self._statuses.get(user_id, "online")
+
+    def busy(self, user_id: int) -> bool:
+        return self._int("acdbusy", f"u{user_id}") > 0
+
+    def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> GroupLive:
+        now = time.time()
+        states = {u: AgentState(logged_in=(group_id, u) not in self._out, status=self.status(u), busy=self.busy(u),
+                                wrapup=self._int("acd", f"wrap:u{u}") > now, offered=self._int("acdoffer", f"u{u}") > 0,
+                                last_end=float(self._int("acd", f"last:u{u}")))
+                  for u in user_ids}
+        pointers = {i: p for i in range(rings) if (p := self._int("acd", f"ptr:g{group_id}:r{i}"))}
+        return GroupLive(states, pointers, self._int("acdq", f"n:g{group_id}"), self._groups.get(group_id, "online"))
+
+    def callback(self, number: str):
+        value = self._t.get("acd", {}).get(f"cb:{number}")
+        if isinstance(value, str) and ":" in value:
+            agent, until = value.split(":", 1)
+            if agent.isdigit() and until.isdigit():
+                return int(agent), float(until)
+        return None
