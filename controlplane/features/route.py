@@ -59,8 +59,6 @@ def _describe(action) -> dict:
             out.update(queue_s=action.queue_s, priority=action.priority)
         if action.present is not None:
             out["members_see"] = {"display": action.present[0], "uri": action.present[1]}
-        if action.overflow is not None and not isinstance(action.overflow, Reject):
-            out["overflow"] = _describe(action.overflow)
         return out
     if isinstance(action, Reject):
         return {"type": "reject", "code": action.code, "reason": action.reason, "explanation": action.warning}

@@ -59,12 +59,12 @@ class GroupStep(NamedTuple):
 
 
 class RouteToGroup(NamedTuple):
-    """A hunt-group call: the steps are played as serial forks, then the overflow."""
+    """A hunt-group call: the steps are played as serial forks; then the group's overflow, decided
+    when the call overflows (routing.group_overflow) on the live state of that moment."""
 
     tenant_id: int
     group_id: int
     steps: tuple[GroupStep, ...]
-    overflow: "Action | None" = None
     pointers: tuple[tuple[int, int], ...] = ()  # (ring, member) offered first: where circular rings go on next time
     wrapup_s: int = 0  # the agent who answers is unavailable this long after the call
     queue_s: int = 0  # with no steps: the call waits up to this long for a free member (the shell holds it)
@@ -106,7 +106,7 @@ def action_to_doc(action: Action | None) -> dict | None:
     if isinstance(action, RouteToGroup):
         return {"t": "group", "tenant_id": action.tenant_id, "group_id": action.group_id,
                 "steps": [[[[m, list(aors)] for m, aors in st.members], st.seconds] for st in action.steps],
-                "overflow": action_to_doc(action.overflow), "wrapup_s": action.wrapup_s, "queue_s": action.queue_s,
+                "wrapup_s": action.wrapup_s, "queue_s": action.queue_s,
                 "priority": action.priority}
     if isinstance(action, RouteToUser):
         return {"t": "user", "tenant_id": action.tenant_id, "user_id": action.user_id, "aors": list(action.aors)}
@@ -124,7 +124,7 @@ def action_from_doc(doc: dict | None) -> Action | None:
     if doc["t"] == "group":
         return RouteToGroup(doc["tenant_id"], doc["group_id"],
                             tuple(GroupStep(tuple((m, tuple(a)) for m, a in members), secs) for members, secs in doc["steps"]),
-                            action_from_doc(doc.get("overflow")), (), int(doc.get("wrapup_s", 0)), int(doc.get("queue_s", 0)),
+                            (), int(doc.get("wrapup_s", 0)), int(doc.get("queue_s", 0)),
                             int(doc.get("priority", 0)))
     if doc["t"] == "trunk":
         return RouteToTrunk(doc["tenant_id"], doc["target"], tuple(TrunkHop(*h) for h in doc["hops"]), doc["caller_number"],

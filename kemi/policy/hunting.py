@@ -57,6 +57,7 @@ class Group(NamedTuple):
     vip: frozenset[str] = frozenset()  # caller keys ('+49...' or 'u<id>') that wait ahead of everyone else
     blocked: Mapping[str, Any] | None = None  # caller key -> divert ForwardRule, None: reject
     forwarding: tuple = ()  # ForwardRules: unconditional, dnd, away (the group's own status); time plans for night service
+    all_members: tuple[int, ...] = ()  # every ring's members once, in order (computed when the snapshot is read)
 
 
 class GroupLive(NamedTuple):
@@ -93,43 +94,59 @@ class HuntPlan(NamedTuple):
     trace: tuple[str, ...]
 
 
-def available(state: AgentState, ring: Ring) -> tuple[bool, str]:
+def why_not(state: AgentState, skip_busy: bool) -> str:
+    """Why this member is not offered a call now ('' when they are)."""
+    if state is FREE:
+        return ""
     if not state.logged_in:
-        return False, "logged out"
+        return "logged out"
     if not state.registered:
-        return False, "no registered device"
+        return "no registered device"
     if state.wrapup:
-        return False, "in wrap-up"
-    if state.status in ("dnd", "unreachable"):
-        return False, state.status
+        return "in wrap-up"
+    if state.status == "dnd" or state.status == "unreachable":
+        return state.status
     if state.offered:
-        return False, "being offered another call"
-    if state.busy and ring.busy_members == "skip":
-        return False, "on a call"
-    return True, ""
+        return "being offered another call"
+    if state.busy and skip_busy:
+        return "on a call"
+    return ""
 
 
-def qualified(skills: Mapping[int, Mapping[str, int]], member: int, required: Mapping[str, int] | None) -> int | None:
-    """The member's level for the required skills (the lowest of them), None when not qualified."""
-    if not required:
-        return 0
-    have = skills.get(member) or {}
-    levels = [have.get(name, -1) for name in required]
-    if any(level < required[name] for name, level in zip(required, levels)):
-        return None
-    return min(levels)
+def available(state: AgentState, ring: Ring) -> tuple[bool, str]:
+    why = why_not(state, ring.busy_members == "skip")
+    return not why, why
+
+
+def _levels(skills: Mapping[int, Mapping[str, int]], candidates: list[int], required: Mapping[str, int]) -> dict[int, int]:
+    """The qualified candidates and their level (the lowest of their required skills)."""
+    out = {}
+    for m in candidates:
+        have = skills.get(m)
+        if not have:
+            continue
+        level = 99
+        for name, minimum in required.items():
+            got = have.get(name, -1)
+            if got < minimum:
+                break
+            if got < level:
+                level = got
+        else:
+            out[m] = level
+    return out
 
 
 def order(ring: Ring, candidates: list[int], states: Mapping[int, AgentState], pointer: int | None) -> list[int]:
-    """Candidates in the order the ring's strategy offers them."""
-    if ring.strategy == "longest_idle":
-        return sorted(candidates, key=lambda m: (states[m].last_end, ring.members.index(m)))
-    wanted = set(candidates)
+    """Candidates (given in list order) in the order the ring's strategy offers them."""
+    if ring.strategy == "longest_idle":  # a stable sort: equal idle times keep list order
+        get = states.get
+        return sorted(candidates, key=lambda m: get(m, FREE).last_end)
     if ring.strategy == "circular" and pointer in ring.members:
         start = ring.members.index(pointer) + 1
-        rotation = ring.members[start:] + ring.members[:start]
-        return [m for m in rotation if m in wanted]
-    return [m for m in ring.members if m in wanted]  # broadcast and top_down: list order
+        wanted = set(candidates)
+        return [m for m in ring.members[start:] + ring.members[:start] if m in wanted]
+    return candidates  # broadcast and top_down: list order
 
 
 def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Mapping[str, int]] | None = None,
@@ -140,31 +157,42 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
         trace.append(f"{waiting} calls waiting, limit {group.max_waiting}: overflow")
         return HuntPlan((), True, tuple(trace))
     skills = skills or {}
+    pointers = pointers or {}
+    get = states.get
     steps: list[Step] = []
     previous: tuple[int, ...] = ()
     for idx, ring in enumerate(group.rings):
+        n = idx + 1
         candidates, skipped = [], []
+        skip_busy = ring.busy_members == "skip"
         for m in ring.members:
-            ok, why = available(states.get(m, FREE), ring)
-            (candidates if ok else skipped).append(m if ok else f"{m} ({why})")
-        if group.skills:
-            levels = {m: qualified(skills, m, group.skills) for m in candidates}
-            best = [m for m in candidates if levels[m] is not None]
-            if best or not group.skills_fallback:
-                best.sort(key=lambda m: -levels[m])
-                candidates = best if ring.strategy == "broadcast" else _stable_by_level(order(ring, best, states, (pointers or {}).get(idx)), levels)
-                trace.append(f"ring {idx + 1}: skills {dict(group.skills)} -> {len(best)} qualified")
+            st = get(m, FREE)
+            if st is FREE or (st.logged_in and st.registered and not st.wrapup and not st.offered
+                              and st.status != "dnd" and st.status != "unreachable" and not (st.busy and skip_busy)):
+                candidates.append(m)  # the common case, without a call (why_not says the same)
             else:
-                trace.append(f"ring {idx + 1}: nobody qualified for {dict(group.skills)}; falling back to all members")
-                candidates = order(ring, candidates, states, (pointers or {}).get(idx))
+                skipped.append(f"{m} ({why_not(st, skip_busy)})")
+        if group.skills and candidates:
+            levels = _levels(skills, candidates, group.skills)
+            best = [m for m in candidates if m in levels]
+            if best or not group.skills_fallback:
+                if ring.strategy == "broadcast":
+                    best.sort(key=lambda m: -levels[m])
+                    candidates = best
+                else:  # best level first; within a level the strategy's order
+                    candidates = sorted(order(ring, best, states, pointers.get(idx)), key=lambda m: -levels[m])
+                trace.append(f"ring {n}: {len(best)} member(s) with the required skills, best level first")
+            else:
+                trace.append(f"ring {n}: nobody has the required skills; falling back to all members")
+                candidates = order(ring, candidates, states, pointers.get(idx))
         else:
-            candidates = order(ring, candidates, states, (pointers or {}).get(idx))
+            candidates = order(ring, candidates, states, pointers.get(idx))
         if skipped:
-            trace.append(f"ring {idx + 1}: not offered: " + ", ".join(map(str, skipped)))
+            trace.append(f"ring {n}: not offered: " + ", ".join(skipped))
         if not candidates:
-            trace.append(f"ring {idx + 1}: nobody available")
+            trace.append(f"ring {n}: nobody available")
             continue
-        trace.append(f"ring {idx + 1} ({ring.strategy}): " + ", ".join(map(str, candidates)))
+        trace.append(f"ring {n} ({ring.strategy}): " + ", ".join(map(str, candidates)))
         carry = previous if ring.keep_previous else ()
         if ring.strategy in SEQUENTIAL:
             budget = ring.wait_s
@@ -172,10 +200,12 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
                 if budget <= 0:
                     break
                 secs = min(ring.member_s, budget)
-                steps.append(Step(tuple(dict.fromkeys(carry + (m,))), secs, idx))
+                steps.append(Step(carry + (m,) if m not in carry else carry, secs, idx))
                 budget -= secs
+        elif not ring.delays:
+            steps.append(Step(carry + tuple(m for m in candidates if m not in carry) if carry else tuple(candidates), ring.wait_s, idx))
         else:
-            delays = ring.delays or {}
+            delays = ring.delays
             at, budget = 0, ring.wait_s
             for when in sorted({delays.get(m, 0) for m in candidates} - {0}) + [ring.wait_s]:
                 now_ringing = tuple(m for m in candidates if delays.get(m, 0) <= at)
@@ -190,11 +220,6 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
         return HuntPlan((), True, tuple(trace))
     trace.append("then overflow" if group.overflow is not None else "then 480 when nobody answers")
     return HuntPlan(tuple(steps), False, tuple(trace))
-
-
-def _stable_by_level(ordered: list[int], levels: Mapping[int, int | None]) -> list[int]:
-    """Best level first; within a level the strategy's order."""
-    return sorted(ordered, key=lambda m: -(levels[m] or 0))
 
 
 def next_pointer(plan_: HuntPlan, ring: int) -> int | None:

@@ -148,12 +148,14 @@ VIP_PRIORITY = 10  # a VIP caller waits ahead of every call without it (dialled-
 
 
 def _agent_states(snapshot: Snapshot, group: Group, live: LiveView) -> hunting.GroupLive:
-    members = tuple(dict.fromkeys(m for r in group.rings for m in r.members))
+    members = group.all_members or tuple(dict.fromkeys(m for r in group.rings for m in r.members))
     now_live = live.agents(group.id, members, len(group.rings))
-    users, states = snapshot.users, now_live.states
-    for m, st in states.items():
-        if st.registered and not (m in users and users[m].aors):
-            states[m] = st._replace(registered=False)
+    if snapshot.no_device:
+        states = now_live.states
+        for m in snapshot.no_device.intersection(members):
+            st = states.get(m, hunting.FREE)
+            if st.registered:
+                states[m] = st._replace(registered=False)
     return now_live
 
 
@@ -203,10 +205,9 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
 
     hp = hunting.plan(group, states, snapshot.skills, glive.pointers, waiting)
     trace.extend(hp.trace)
-    overflow = _group_forward(snapshot, tenant_id, group, group.overflow, caller, trace, live, depth, now) if group.overflow else None
     present = _presentation(snapshot, group, trace)
     if group.queue_s and not (group.max_waiting and waiting >= group.max_waiting):
-        queued = RouteToGroup(tenant_id, group.id, (), overflow, (), group.wrapup_s, group.queue_s, priority, present)
+        queued = RouteToGroup(tenant_id, group.id, (), (), group.wrapup_s, group.queue_s, priority, present)
         if waiting:
             trace.append(f"{waiting} call(s) already waiting: this one waits its turn (priority {priority}), at most {group.queue_s} s")
             return queued
@@ -214,6 +215,7 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
             trace.append(f"nobody free: the caller waits (priority {priority}) at most {group.queue_s} s for a member")
             return queued
     if hp.overflow:
+        overflow = _group_forward(snapshot, tenant_id, group, group.overflow, caller, trace, live, depth, now) if group.overflow else None
         return overflow or Reject(480, "Temporarily Unavailable", f"no member of group {group.name} is available")
     steps = _steps(snapshot, hp)
     if group.callback_window_s and external and caller.number.startswith("+"):
@@ -227,7 +229,8 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
                 steps = (GroupStep(((agent, snapshot.users[agent].aors),), first_ring),) + steps
             else:
                 trace.append(f"callback: user {agent} called {caller.number} recently but is {why}")
-    return RouteToGroup(tenant_id, group.id, steps, overflow, _pointers(group, hp), group.wrapup_s, group.queue_s, priority, present)
+    # the overflow target is decided when the call overflows (group_overflow), on the live state of then
+    return RouteToGroup(tenant_id, group.id, steps, _pointers(group, hp), group.wrapup_s, group.queue_s, priority, present)
 
 
 def _presentation(snapshot: Snapshot, group: Group, trace: list[str]) -> tuple[str, str] | None:
@@ -253,7 +256,7 @@ def _pointers(group: Group, hp: hunting.HuntPlan) -> tuple[tuple[int, int], ...]
 
 
 def offer_waiting(snapshot: Snapshot, group_id: int, live: LiveView, trace: list[str] | None = None) -> RouteToGroup | None:
-    """A call waiting in a group: its offer now (steps only; its overflow was decided when it arrived), None while nobody is free."""
+    """A call waiting in a group: its offer now, None while nobody is free."""
     group = snapshot.groups.get(group_id)
     if group is None:
         return None
@@ -263,7 +266,15 @@ def offer_waiting(snapshot: Snapshot, group_id: int, live: LiveView, trace: list
         return None
     if trace is not None:
         trace.extend(hp.trace[1:-1])
-    return RouteToGroup(group.tenant_id, group.id, _steps(snapshot, hp), None, _pointers(group, hp), group.wrapup_s, group.queue_s)
+    return RouteToGroup(group.tenant_id, group.id, _steps(snapshot, hp), _pointers(group, hp), group.wrapup_s, group.queue_s)
+
+
+def group_overflow(snapshot: Snapshot, group_id: int, caller: CallParty, live: LiveView, now: float, trace: list[str]):
+    """Nobody in the group answered, or a waiting call's time is up: where the call goes now (None: nowhere, 480)."""
+    group = snapshot.groups.get(group_id)
+    if group is None or group.overflow is None:
+        return None
+    return _group_forward(snapshot, group.tenant_id, group, group.overflow, caller, trace, live, 0, now)
 
 
 def _group_forward(snapshot: Snapshot, tenant_id: int, group: Group, rule, caller: CallParty, trace: list[str], live: LiveView,

@@ -133,6 +133,7 @@ class Snapshot:
     skills: Mapping[int, Mapping[str, int]] = field(default_factory=dict)  # user id -> skill levels (agents only)
     callback_agents: Mapping[int, int] = field(default_factory=dict)  # agent -> longest callback window of their groups (s)
     agents: frozenset[int] = frozenset()  # members of any hunt group: their calls are tracked (busy handling)
+    no_device: frozenset[int] = frozenset()  # group members without a SIP account that rings (or no longer users)
     # accounts that may authenticate now (account, user and tenant enabled): one lookup per request
     active_accounts: Mapping[tuple[str, str], Account] = field(default_factory=dict)
 
@@ -228,6 +229,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             )
             for g in doc.get("groups", ())
         }
+        groups = {gid: g._replace(all_members=tuple(dict.fromkeys(m for r in g.rings for m in r.members))) for gid, g in groups.items()}
         group_extensions = {(int(g["tenant_id"]), str(g["extension"])): int(g["id"]) for g in doc.get("groups", ())}
         time_plans = {
             int(p["id"]): TimePlan(
@@ -283,7 +285,8 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             group_extensions=group_extensions,
             skills={int(k): dict(v) for k, v in doc.get("skills", {}).items()},
             callback_agents=_callback_agents(groups),
-            agents=frozenset(m for g in groups.values() for r in g.rings for m in r.members),
+            agents=frozenset(m for g in groups.values() for m in g.all_members),
+            no_device=frozenset(m for g in groups.values() for m in g.all_members if m not in users or not users[m].aors),
             active_accounts={
                 key: acc for key, acc in accounts.items()
                 if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and acc.user_id in users and users[acc.user_id].enabled

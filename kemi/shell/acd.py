@@ -20,7 +20,7 @@ import time
 
 import KSR
 
-from kemi.policy.decision import RouteToGroup, action_to_doc
+from kemi.policy.decision import RouteToGroup
 from kemi.policy.routing import offer_waiting
 
 from . import ksr_apply as apply
@@ -37,11 +37,11 @@ RESUME = "ksr_acd_resume"
 # ---------------------------------------------------------------- offers
 
 
-def start_offer(ctx: dict, action: RouteToGroup, overflow: dict | None, device_timeout_ms: int) -> bool:
+def start_offer(ctx: dict, action: RouteToGroup, device_timeout_ms: int) -> bool:
     """Point the request at the group's first step with a member to ring; False when nobody can be."""
     mark_pointers(action)
     steps = [[list(map(list, st.members)), st.seconds] for st in action.steps]
-    if not next_step(ctx, steps, overflow, action.group_id, device_timeout_ms):
+    if not next_step(ctx, steps, action.group_id, device_timeout_ms):
         return False
     apply.set_avp(GROUP_MARK, f"{action.group_id}:{action.wrapup_s}")
     return True
@@ -53,7 +53,7 @@ def mark_pointers(action: RouteToGroup) -> None:
         KSR.htable.sht_seti("acd", f"ptr:g{action.group_id}:r{ring}", member)
 
 
-def next_step(ctx: dict, steps: list, overflow: dict | None, group_id: int, device_timeout_ms: int) -> bool:
+def next_step(ctx: dict, steps: list, group_id: int, device_timeout_ms: int) -> bool:
     """Point the request at the next step's members with a registered device; False when no step is left."""
     while steps:
         members, seconds = steps.pop(0)
@@ -62,13 +62,13 @@ def next_step(ctx: dict, steps: list, overflow: dict | None, group_id: int, devi
         if not members:
             continue
         if aors and apply.lookup_aors(aors):
-            ctx["group"] = {"id": group_id, "steps": steps, "overflow": overflow, "current": members}
+            ctx["group"] = {"id": group_id, "steps": steps, "current": members}
             ctx["trace"].append(f"offering to user(s) {', '.join(str(m) for m, _ in members)} for {seconds} s")
             KSR.tm.t_set_fr(seconds * 1000, device_timeout_ms)
             return True
         ctx["trace"].append(f"user(s) {', '.join(str(m) for m, _ in members)}: no registered device")
     release_all(ctx)
-    ctx["group"] = {"id": group_id, "steps": [], "overflow": overflow}
+    ctx["group"] = {"id": group_id, "steps": []}
     return False
 
 
@@ -147,7 +147,7 @@ def queue_place(ctx: dict, action: RouteToGroup) -> None:
     if action.queue_s:
         now = time.time()
         ctx["queue"] = {"g": action.group_id, "p": action.priority, "since": round(now, 3), "until": round(now + action.queue_s, 3),
-                        "holds": 0, "held": False, "overflow": action_to_doc(action.overflow)}
+                        "holds": 0, "held": False}
 
 
 def hold(ctx: dict, action: RouteToGroup | None, first: bool) -> bool:
@@ -240,7 +240,7 @@ def resume(ctx: dict, snapshot, live, device_timeout_ms: int) -> bool:
     trace = ctx["trace"]
     action = offer_waiting(snapshot, q["g"], live, trace)
     waited = time.time() - q["since"]
-    if action is not None and start_offer(ctx, action, q.get("overflow"), device_timeout_ms):
+    if action is not None and start_offer(ctx, action, device_timeout_ms):
         trace.append(f"a member is free after {waited:.1f} s of waiting")
         store_context(ctx)
         KSR.tm.t_on_failure("ksr_failure_route")

@@ -16,13 +16,14 @@ import KSR
 
 from kemi.policy import cdr, numbering
 from kemi.policy.auth import auth_result, failure_counter_keys, ha1_for_check, identity_must_match, realm_for
-from kemi.policy.decision import Challenge, Decision, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
+from kemi.policy.decision import CallParty, Challenge, Decision, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
 from kemi.policy.features import FeatureCode
 from kemi.policy.forwarding import fallback_case
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
-from kemi.policy.routing import ROUTABLE_INITIAL, decide_initial, decide_register, should_fail_over, trunk_credentials, unsupported_method
+from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, should_fail_over, trunk_credentials,
+                                 unsupported_method)
 
 from . import acd
 from . import ksr_apply as apply
@@ -372,7 +373,7 @@ def divert(ctx: dict, action) -> bool:
         ctx["queue"] = None  # a queue of the group it overflows from is left behind
         if not action.steps:  # the target group's queue: wait there
             return acd.hold(ctx, action, first=False)
-        if not acd.start_offer(ctx, action, action_to_doc(action.overflow), SETTINGS.device_timeout_ms):
+        if not acd.start_offer(ctx, action, SETTINGS.device_timeout_ms):
             return False
         acd.queue_place(ctx, action)
     elif isinstance(action, RouteToTrunk):
@@ -401,7 +402,7 @@ def route_to_group(ctx: dict, action: RouteToGroup, method: str, nated: bool) ->
     acd.queue_place(ctx, action)  # groups with a queue: unanswered offers leave the call waiting for the rest of its time
     if action.present is not None:
         apply.present_as(*action.present)
-    if action.steps and acd.start_offer(ctx, action, action_to_doc(action.overflow), SETTINGS.device_timeout_ms):
+    if action.steps and acd.start_offer(ctx, action, SETTINGS.device_timeout_ms):
         start_call(ctx, nated)
         return
     if not action.steps:
@@ -411,15 +412,31 @@ def route_to_group(ctx: dict, action: RouteToGroup, method: str, nated: bool) ->
         ctx["trace"].append("the call cannot wait")
     else:
         ctx["trace"].append("no member of the group has a registered device")
-    route(ctx, action.overflow or Reject(480, "Temporarily Unavailable", "no member of the group can be reached"), method, nated)
+    route(ctx, overflow_of(ctx, action.group_id) or Reject(480, "Temporarily Unavailable", "no member of the group can be reached"),
+          method, nated)
+
+
+MAX_OVERFLOWS = 5  # overflows (and group forwardings) one call may go through: a cycle of targets ends here
+
+
+def overflow_of(ctx: dict, group_id: int):
+    """The group's overflow target now, on the live state of this moment (None: nowhere)."""
+    ctx["overflows"] = ctx.get("overflows", 0) + 1
+    if ctx["overflows"] > MAX_OVERFLOWS:
+        ctx["trace"].append(f"overflowed {MAX_OVERFLOWS} times: no further")
+        return None
+    caller = CallParty(ctx.get("tenant_id"), ctx.get("caller_user_id"), ctx.get("caller") or "")
+    return group_overflow(SNAPSHOTS.get(), group_id, caller, LIVE, time.time(), ctx["trace"])
 
 
 def queue_overflow(ctx: dict) -> bool:
     """A waiting call's time is up: the group's overflow target (False: nothing more, the caller gets the final reply)."""
     q = ctx["queue"]
-    overflow = action_from_doc(q.get("overflow"))
     ctx["queue"] = None
-    ctx["trace"].append(f"waited {time.time() - q['since']:.0f} s, no member became free" + (": overflow" if overflow else ""))
+    group = SNAPSHOTS.get().groups.get(q["g"])
+    ctx["trace"].append(f"waited {time.time() - q['since']:.0f} s, no member became free"
+                        + (": overflow" if group is not None and group.overflow is not None else ""))
+    overflow = overflow_of(ctx, q["g"])
     return overflow is not None and divert(ctx, overflow)
 
 
@@ -445,7 +462,7 @@ def group_after_failure(ctx: dict, code: int, reason: str) -> bool:
     if group["steps"]:
         ctx["trace"].append(f"{code} {reason}: next step of group {group['id']}")
         KSR.tm.t_reset_fr()
-        if acd.next_step(ctx, group["steps"], group["overflow"], group["id"], SETTINGS.device_timeout_ms):
+        if acd.next_step(ctx, group["steps"], group["id"], SETTINGS.device_timeout_ms):
             store_context(ctx)
             KSR.tm.t_on_failure("ksr_failure_route")
             KSR.tm.t_on_reply("ksr_branch_reply")
@@ -453,11 +470,9 @@ def group_after_failure(ctx: dict, code: int, reason: str) -> bool:
     ctx["group"] = None
     if ctx.get("queue") and acd.hold(ctx, None, first=False):
         return True  # unanswered: it waits again for the rest of its time
-    overflow = action_from_doc(group.get("overflow"))
-    if overflow is None:
-        return False
-    ctx["trace"].append(f"{code} {reason}: nobody in group {group['id']} answered, overflow")
-    return divert(ctx, overflow)
+    ctx["trace"].append(f"{code} {reason}: nobody in group {group['id']} answered")
+    overflow = overflow_of(ctx, group["id"])
+    return overflow is not None and divert(ctx, overflow)
 
 
 def answer_trunk_challenge(ctx: dict, code: int) -> bool:

@@ -134,3 +134,18 @@ def test_agents_calls_are_tracked_so_groups_see_them_busy():
     d = dial(public_snapshot(extra_users=AGENTS, groups=[{"id": 7, "tenant_id": 1, "name": "S", "extension": "700",
                                                           "rings": [{"members": [10]}]}]), Quiet(), dialled="300")
     assert isinstance(d.action, RouteToUser) and 10 in d.action.track
+
+
+def test_the_overflow_target_is_decided_when_the_call_overflows():
+    from kemi.policy.decision import CallParty
+    from kemi.policy.routing import group_overflow
+
+    snap = public_snapshot(extra_users=AGENTS, groups=[
+        {"id": 7, "tenant_id": 1, "name": "Support", "extension": "700", "rings": [{"members": [10]}], "overflow": {"target_group": 8}},
+        {"id": 8, "tenant_id": 1, "name": "Backoffice", "extension": "800", "rings": [{"members": [11, 12], "strategy": "top_down"}]}])
+    assert isinstance(dial(snap, Floor()).action, RouteToGroup)  # offered to 10; nothing about the overflow yet
+    trace: list[str] = []
+    caller = CallParty(1, 1, "201")
+    later = group_overflow(snap, 7, caller, Floor({11: AgentState(busy=True)}), MONDAY_NOON, trace)
+    assert isinstance(later, RouteToGroup) and later.group_id == 8 and later.steps[0].members[0][0] == 12  # 11 is busy by then
+    assert group_overflow(snap, 8, caller, Floor(), MONDAY_NOON, trace) is None  # no overflow target: 480

@@ -112,3 +112,18 @@ def test_no_double_offer_n_calls_to_n_idle_agents():
 
 def test_available_reasons():
     assert available(AgentState(registered=False), Ring(MEMBERS)) == (False, "no registered device")
+
+
+_state = st.builds(AgentState, logged_in=st.booleans(), status=st.sampled_from(["online", "away", "dnd", "unreachable"]), busy=st.booleans(),
+                   wrapup=st.booleans(), offered=st.booleans(), registered=st.booleans())
+
+
+@given(st.lists(_state, min_size=4, max_size=4), st.sampled_from(["skip", "ring"]))
+@settings(max_examples=300)
+def test_a_broadcast_offers_exactly_the_members_available_says_are_available(states, busy_members):
+    by_member = dict(zip(MEMBERS, states))
+    p = plan(group(busy_members=busy_members), by_member)
+    ring = group(busy_members=busy_members).rings[0]
+    expected = tuple(m for m in MEMBERS if available(by_member[m], ring)[0])
+    assert first_offer(p) == expected
+    assert p.overflow == (not expected)
