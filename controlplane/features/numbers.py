@@ -128,6 +128,7 @@ class NumberAssign(Params):
     user_id: Id | None = Field(None, description="the user it rings; null: assigned but not routed")
     group_id: Id | None = Field(None, description="... or the hunt group it rings")
     emergency_address: str | None = Field(None, max_length=300, description="nomadic use: the address sent with emergency calls")
+    priority: int | None = Field(None, ge=0, le=9, description="a group's number: its callers wait ahead of lower priorities")
     tenant_id: Id | None = None
 
 
@@ -157,6 +158,8 @@ def assign(ctx, p: NumberAssign):
         row.group_id = group.id if group is not None else None
         if p.emergency_address is not None:
             row.emergency_address = p.emergency_address.strip() or None
+        if p.priority is not None:
+            row.priority = p.priority
         s.add(row)
         s.flush()
         return _dump_number(row)

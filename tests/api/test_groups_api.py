@@ -134,3 +134,16 @@ def test_cm_group_and_agent_verbs(api, server, acme):
     assert api.ok("group.get", token=acme["admin"], id=g["id"])["status"] == "dnd"
     bad = CliRunner().invoke(app, base + ["group", "rings", str(g["id"]), "--ring", "top_down:x"])
     assert bad.exit_code != 0 and api.ok("group.get", token=acme["admin"], id=g["id"])["rings"] == g["rings"]
+
+
+def test_a_group_number_with_a_priority_reaches_the_snapshot(api, acme, server):
+    from tests.api.test_routing_api import public_setup
+
+    public_setup(api, acme)
+    admin = acme["admin"]
+    g = api.ok("group.create", token=admin, name="VIP line", extension="660", rings=[ring(acme["bob"]["id"])], queue_s=30)
+    n = api.ok("number.assign", token=admin, e164="+49 30 1234 560", group_id=g["id"], priority=7)
+    assert n["priority"] == 7 and n["group_id"] == g["id"]
+    assert api.err("number.assign", token=admin, e164="+49 30 1234 561", group_id=g["id"], priority=10)[0] == "invalid_params"
+    snap = server.app.current_snapshot()
+    assert snap.numbers["+49301234560"].priority == 7 and snap.groups[g["id"]].number == "+49301234560"

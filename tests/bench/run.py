@@ -8,6 +8,9 @@ storm and step by step, so a noisy neighbour on this shared machine hits both si
 2. Call rate: INVITE/407/INVITE/200/ACK/BYE between registered users, RTPengine doing
    offer/answer/delete for every call; the highest rate each sustains for `--duration` seconds
    (default 20) with < 0.5 % failed calls, searched in steps of x1.5, then bisected.
+3. Hunt-group call rate (KEMI node only): the same calls to a group of 50 agents, longest idle
+   first, a required skill, each agent claimed, marked busy and its idle time kept in shared
+   memory; compared with the native cfg's plain calls of the same run.
 
 Writes var/bench/results.json (records {name, value, unit, baseline, ratio}) and prints a table.
 The KEMI node routes from its snapshot of all N users; the baseline takes HA1s from an htable
@@ -41,7 +44,9 @@ ROOT = HERE.parents[1]
 REGISTER = ROOT / "tests" / "scenario" / "sipp" / "register.xml"
 DOMAIN = "bench.example"
 CALLER, CALLEE = "100", "200"  # SIP usernames, also the extensions on the KEMI node
+GROUP_EXT, AGENTS = "300", 50  # the hunt group of the group-call benchmark: the first 50 users are its agents
 MAX_FAILED = 0.005
+GROUP = "KEMI group"
 
 
 def password(user: str) -> str:
@@ -91,20 +96,20 @@ def median_run(runs: list[dict]) -> dict:
     return {**median, "runs": runs}
 
 
-def call_step(port: int, rate: int, duration: int, workdir: Path) -> dict:
-    """Offer `rate` calls/s for `duration` s to a fresh callee; count what failed."""
+def call_step(port: int, rate: int, duration: int, workdir: Path, dial: str = CALLEE, callees: tuple[str, ...] = (CALLEE,)) -> dict:
+    """Offer `rate` calls/s for `duration` s to `dial` (a user, or a group of `callees`) answered by one fresh UAS; count what failed."""
     media = free_port_block(4)
     callee_port = free_port()
-    reg = csv(workdir / "callee.csv", [auth_line(CALLEE, "3600")])
-    # the callee (re)registers from the port its UAS will answer on
-    subprocess.run(["sipp", f"127.0.0.1:{port}", "-sf", str(REGISTER), "-inf", str(reg), "-m", "1", "-i", "127.0.0.1",
-                    "-p", str(callee_port), "-timeout", "10s", "-nostdin"], cwd=workdir, capture_output=True, timeout=20)
+    reg = csv(workdir / "callee.csv", [auth_line(c, "3600") for c in callees])
+    # the callees (re)register from the port the UAS will answer on
+    subprocess.run(["sipp", f"127.0.0.1:{port}", "-sf", str(REGISTER), "-inf", str(reg), "-m", str(len(callees)), "-i", "127.0.0.1",
+                    "-p", str(callee_port), "-timeout", "20s", "-nostdin"], cwd=workdir, capture_output=True, timeout=30)
     uas = subprocess.Popen(["sipp", "-sf", str(HERE / "uas_answer_load.xml"), "-i", "127.0.0.1", "-p", str(callee_port),
                             "-mi", "127.0.0.1", "-mp", str(media), "-buff_size", "4194304", "-nostdin", "-timeout", f"{duration + 60}s"],
                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        inf = csv(workdir / "caller.csv", [auth_line(CALLER, CALLEE)])
+        inf = csv(workdir / "caller.csv", [auth_line(CALLER, dial)])
         total = rate * duration
         stats, elapsed = sipp(port, HERE / "uac_call_load.xml",
                               ["-inf", str(inf), "-m", str(total), "-r", str(rate), "-l", str(max(rate * 5, 100)), "-mi", "127.0.0.1",
@@ -177,11 +182,21 @@ def provision_kemi(node: TestNode, n: int) -> None:
         rules.append(ForwardingRule(tenant_id=t.id, user_id=callee.id, kind="no_answer", target_user_id=users[0].id, timeout_s=60))
         s.add_all(rules)
         s.commit()
-        caller_id, callee_id = users[-2].id, users[-1].id
+        for u in users[:AGENTS]:  # the group's agents: a required skill at levels 1 to 5
+            u.skills = {"de": 1 + u.id % 5}
+            s.add(u)
+        s.commit()
+        caller_id, callee_id, agent_ids = users[-2].id, users[-1].id, [u.id for u in users[:AGENTS]]
     engine.dispose()
+    node.rpc("group.create", tenant_id=t_id(node), name="Bench group", extension=GROUP_EXT, skills={"de": 2},
+             rings=[{"members": [{"user_id": a} for a in agent_ids], "strategy": "longest_idle", "wait_s": 20, "member_s": 5}])
     node.rpc("extension.create", number=CALLER, user_id=caller_id)
     node.rpc("extension.create", number=CALLEE, user_id=callee_id)  # bumps the version: all users published
     time.sleep(2)
+
+
+def t_id(node: TestNode) -> int:
+    return next(t["id"] for t in node.rpc("tenant.list")["items"] if t["sip_domain"] == DOMAIN)
 
 
 def native_node(workdir: Path, n: int):
@@ -212,8 +227,9 @@ def native_node(workdir: Path, n: int):
     return [kam, rtpengine], sip
 
 
-def measure(sides: dict[str, int], args, workdir: Path) -> dict[str, dict]:
-    """Both sides in turns: storm A, storm B, storm A, ...; then the call-rate searches step by step."""
+def measure(sides: dict[str, int], args, workdir: Path, group_port: int | None = None) -> dict[str, dict]:
+    """Both sides in turns: storm A, storm B, storm A, ...; then the call-rate searches step by step
+    (with `group_port`, a third search: calls to the hunt group on that node)."""
     out: dict[str, dict] = {label: {"storm_runs": [], "steps": []} for label in sides}
     for label, port in sides.items():  # warm-up, not counted: the node's workers load the 20,000-user snapshot
         registration_storm(port, args.users, args.reg_rate, workdir)
@@ -228,13 +244,18 @@ def measure(sides: dict[str, int], args, workdir: Path) -> dict[str, dict]:
         out[label]["storm"] = median_run(out[label]["storm_runs"])
     if not args.duration:
         return {label: {"storm": o["storm"], "calls": {"best": 0, "steps": []}} for label, o in out.items()}
-    searches = {label: call_rate_search(args.start_rate, args.max_rate) for label in sides}
+    targets = {label: (port, CALLEE, (CALLEE,)) for label, port in sides.items()}
+    if group_port is not None:
+        targets[GROUP] = (group_port, GROUP_EXT, tuple(f"b{i}" for i in range(AGENTS)))
+        out[GROUP] = {"steps": []}
+    searches = {label: call_rate_search(args.start_rate, args.max_rate) for label in targets}
     pending = {label: next(gen) for label, gen in searches.items()}
     results: dict[str, tuple] = {}
     while pending:
         for label in list(pending):
             rate = pending[label]
-            step = call_step(sides[label], rate, args.duration, workdir)
+            port, dial, callees = targets[label]
+            step = call_step(port, rate, args.duration, workdir, dial, callees)
             out[label]["steps"].append(step)
             print(f"  calls {label:>9}: {rate:>5}/s offered: {step['ok']} ok, {step['failed']} failed, {step['elapsed_s']} s"
                   f" -> {'sustained' if step['passed'] else 'not sustained'}", flush=True)
@@ -244,7 +265,7 @@ def measure(sides: dict[str, int], args, workdir: Path) -> dict[str, dict]:
             except StopIteration as done:
                 results[label] = done.value
                 del pending[label]
-    return {label: {"storm": o["storm"], "calls": {"best": results[label][0], "first_failed": results[label][1], "steps": o["steps"]}}
+    return {label: {"storm": o.get("storm"), "calls": {"best": results[label][0], "first_failed": results[label][1], "steps": o["steps"]}}
             for label, o in out.items()}
 
 
@@ -273,7 +294,7 @@ def main(argv=None) -> int:
     try:
         provision_kemi(node, args.users)
         comps, port = native_node(work, args.users)
-        both = measure({"KEMI node": node.settings.sip_port, "native": port}, args, work)
+        both = measure({"KEMI node": node.settings.sip_port, "native": port}, args, work, group_port=node.settings.sip_port)
     finally:
         for c in comps:
             c.stop()
@@ -290,6 +311,9 @@ def main(argv=None) -> int:
     if args.duration:
         records.append(record(f"call_rate_sustained_{args.duration}s_rtpengine", kemi["calls"]["best"], "calls/s", native["calls"]["best"],
                               {**meta, "max_failed": MAX_FAILED, "kemi_steps": kemi["calls"]["steps"], "native_steps": native["calls"]["steps"]}))
+        group = both[GROUP]
+        records.append(record(f"group_call_rate_{AGENTS}_agents_longest_idle_skills", group["calls"]["best"], "calls/s", native["calls"]["best"],
+                              {**meta, "goal": ">= 0.7 of the native plain-call rate", "max_failed": MAX_FAILED, "steps": group["calls"]["steps"]}))
     save(policy_records + records)
     return 0
 
