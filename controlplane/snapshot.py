@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from controlplane.db.models import (
     CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, HuntGroup, PhoneNumber, Profile, SipAccount, Site, Tenant, TimePlan, Trunk, User,
 )
+from controlplane.group_members import resolved_rings
 from kemi.policy.timeplan import DAYS, parse_minutes
 from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
 
@@ -58,6 +59,8 @@ def compile_snapshot(session: Session) -> dict:
     tenants = session.exec(select(Tenant)).all()
     users = session.exec(select(User)).all()
     accounts = session.exec(select(SipAccount)).all()
+    accounts_by_id = {a.id: a for a in accounts}
+    groups_by_id = {g.id: g for g in session.exec(select(HuntGroup).order_by(HuntGroup.id)).all()}
     extensions = session.exec(select(Extension)).all()
     sites = {x.id: x for x in session.exec(select(Site).order_by(Site.id)).all()}
     numbers = session.exec(select(PhoneNumber).order_by(PhoneNumber.id)).all()
@@ -159,24 +162,33 @@ def compile_snapshot(session: Session) -> dict:
             for t in trunks
         ],
         "time_plans": [compile_time_plan(p) for p in plans],
-        "groups": [compile_group(g, vip.get((g.tenant_id, None), []), blocked.get((g.tenant_id, None), []), group_number.get(g.id))
-                   for g in session.exec(select(HuntGroup).order_by(HuntGroup.id)).all()],
+        "groups": [compile_group(g, vip.get((g.tenant_id, None), []), blocked.get((g.tenant_id, None), []), group_number.get(g.id),
+                                 groups_by_id.get, accounts_by_id.get) for g in groups_by_id.values()],
         "skills": {str(u.id): u.skills for u in users if u.skills},
         "trusted": [],
     }
 
 
-def compile_group(g: HuntGroup, tenant_vip: list | None = None, tenant_blocked: list | None = None, number: str | None = None) -> dict:
-    """A hunt group as the policy core reads it; the tenant's VIP and block lists apply to it too."""
+def compile_group(g: HuntGroup, tenant_vip: list | None = None, tenant_blocked: list | None = None, number: str | None = None,
+                  group_of=lambda gid: None, account_of=lambda aid: None) -> dict:
+    """A hunt group as the policy core reads it: members resolved to users (SIP-account members ring
+    only that device, teams are their group's members); the tenant's VIP and block lists apply too."""
+    rings = resolved_rings(g, group_of, account_of)
+    devices: dict[str, list[str]] = {}
+    for ring in rings:
+        for m in ring:
+            if m.get("aor"):
+                devices.setdefault(str(m["user_id"]), []).append(m["aor"])
     overflow = None
     if g.overflow_user_id or g.overflow_number or g.overflow_group_id:
         overflow = {"id": 0, "kind": "overflow", "target_user": g.overflow_user_id, "target_number": g.overflow_number,
                     "target_group": g.overflow_group_id}
     return {
         "id": g.id, "tenant_id": g.tenant_id, "name": g.name, "extension": g.extension,
-        "rings": [{"members": [m["user_id"] for m in r["members"]], "strategy": r["strategy"], "wait_s": r["wait_s"],
+        "rings": [{"members": [m["user_id"] for m in members], "strategy": r["strategy"], "wait_s": r["wait_s"],
                    "member_s": r["member_s"], "keep_previous": r["keep_previous"], "busy_members": r["busy_members"],
-                   "delays": {str(m["user_id"]): m["delay_s"] for m in r["members"] if m.get("delay_s")}} for r in g.rings],
+                   "delays": {str(m["user_id"]): m["delay_s"] for m in members if m.get("delay_s")}} for r, members in zip(g.rings, rings)],
+        "devices": devices,
         "overflow": overflow, "max_waiting": g.max_waiting, "presentation": g.presentation, "skills": g.skills,
         "skills_fallback": g.skills_fallback, "wrapup_s": g.wrapup_s, "callback_window_s": g.callback_window_s,
         "queue_s": g.queue_s, "anonymous": g.anonymous, "number": number,

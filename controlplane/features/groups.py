@@ -1,11 +1,10 @@
-"""Hunt groups (issue 4, ACD-01..07): configuration, agents logging in and out, and a preview.
+"""Hunt groups (issue 4, ACD-01..24): configuration, agents logging in and out, and a preview.
 
-A group has an extension, rings (stages) of members with a strategy each, and an overflow
-target. `group.preview` runs the policy core's `hunting.plan` on the stored agent states and
-shows which ring and member a call would reach, and why.
-
-Calls to a group's extension are routed by the KEMI shell in the next step of issue 4; until
-then the configuration, validation and preview are in place (see docs/groups.md).
+A group has an extension, rings (stages) of members (users, single SIP accounts, teams) with a
+strategy each, a queue, screening, its own status and forwarding, and an overflow target; all
+validated here and compiled into the routing snapshot. `group.preview` runs the policy core's
+`hunting.plan` on the live state and shows which ring and member a call would reach, and why.
+See docs/groups.md.
 """
 from __future__ import annotations
 
@@ -14,20 +13,26 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
-from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.errors import Conflict, InvalidParams, Unavailable
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import AgentLogin, Extension, HuntGroup, Role, Tenant, TimePlan, User
+from controlplane.db.models import AgentLogin, Extension, HuntGroup, Role, SipAccount, Tenant, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy import hunting
 
 from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
+from controlplane.group_members import member_users, session_lookups
 
 Strategy = Literal["broadcast", "top_down", "circular", "longest_idle"]
 
 
 class MemberIn(BaseModel):
+    """A ring member: a user (all their devices ring), one SIP account (only that device), or a team
+    (another group: all its members, as they are when calls arrive)."""
+
     model_config = ConfigDict(extra="forbid")
-    user_id: Id
+    user_id: Id | None = None
+    sip_account_id: Id | None = None
+    team_id: Id | None = None
     delay_s: int = Field(0, ge=0, le=120, description="offered only after this many seconds (delay of ring signalling)")
 
 
@@ -103,16 +108,17 @@ class LoginParams(Params):
 
 def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
     if p.rings is not None:
+        rings = []
         for i, ring in enumerate(p.rings, 1):
-            seen = set()
+            seen, members = set(), []
             for m in ring.members:
-                if m.user_id in seen:
-                    raise InvalidParams(f"ring {i}: user {m.user_id} is listed twice", field="rings")
-                seen.add(m.user_id)
-                user = s.get(User, m.user_id)
-                if user is None or user.tenant_id != g.tenant_id:
-                    raise InvalidParams(f"ring {i}: user {m.user_id} is not a user of this tenant", field="rings", user_id=m.user_id)
-        g.rings = [r.model_dump() for r in p.rings]
+                members.append(_member(s, g, m, i))
+                key = tuple(sorted((k, v) for k, v in members[-1].items() if k != "delay_s"))
+                if key in seen:
+                    raise InvalidParams(f"ring {i}: member {dict(key)} is listed twice", field="rings")
+                seen.add(key)
+            rings.append({**ring.model_dump(exclude={"members"}), "members": members})
+        g.rings = rings
     if p.skills is not None:
         if any(not (1 <= v <= 10) or not k.strip() for k, v in p.skills.items()):
             raise InvalidParams("skills: names non-empty, levels 1 to 10", field="skills")
@@ -139,6 +145,26 @@ def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
         g.overflow_group_id = target.id if target else None
     if sum(x is not None for x in (g.overflow_user_id, g.overflow_number, g.overflow_group_id)) > 1:
         raise InvalidParams("give at most one overflow target (user, number or group)")
+
+
+def _member(s, g: HuntGroup, m: MemberIn, i: int) -> dict:
+    given = [k for k in ("user_id", "sip_account_id", "team_id") if getattr(m, k) is not None]
+    if len(given) != 1:
+        raise InvalidParams(f"ring {i}: give exactly one of user_id, sip_account_id and team_id per member", field="rings")
+    if m.user_id is not None:
+        user = s.get(User, m.user_id)
+        if user is None or user.tenant_id != g.tenant_id:
+            raise InvalidParams(f"ring {i}: user {m.user_id} is not a user of this tenant", field="rings", user_id=m.user_id)
+        return {"user_id": user.id, "delay_s": m.delay_s}
+    if m.sip_account_id is not None:
+        acc = s.get(SipAccount, m.sip_account_id)
+        if acc is None or acc.tenant_id != g.tenant_id:
+            raise InvalidParams(f"ring {i}: SIP account {m.sip_account_id} is not an account of this tenant", field="rings")
+        return {"sip_account_id": acc.id, "user_id": acc.user_id, "delay_s": m.delay_s}
+    team = s.get(HuntGroup, m.team_id)
+    if team is None or team.tenant_id != g.tenant_id or team.id == g.id:
+        raise InvalidParams(f"ring {i}: team {m.team_id} is not another group of this tenant", field="rings")
+    return {"team_id": team.id, "delay_s": m.delay_s}
 
 
 def _user_of_tenant(s, g: HuntGroup, user_id: int, field: str) -> int:
@@ -265,9 +291,10 @@ def delete(ctx, p: IdParams):
         g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
         users = s.exec(select(HuntGroup.id).where(HuntGroup.overflow_group_id == g.id)).all()
         users += [o.id for o in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == g.tenant_id)).all()
-                  if o.id != g.id and any(r.get("target_group_id") == g.id for r in o.forwarding)]
+                  if o.id != g.id and (any(r.get("target_group_id") == g.id for r in o.forwarding)
+                                       or any(m.get("team_id") == g.id for ring in o.rings for m in ring["members"]))]
         if users:
-            raise Conflict(f"groups {list(users)} overflow or forward to this group", group_ids=list(users))
+            raise Conflict(f"groups {list(users)} overflow or forward to this group or have it as a team", group_ids=list(users))
         s.delete(g)
         return {"deleted": True, "id": p.id}
 
@@ -276,7 +303,7 @@ def _login(ctx, p: LoginParams, logged_in: bool) -> dict:
     with ctx.app.write() as s:
         g = get_scoped(s, HuntGroup, p.group_id, ctx.principal, "group")
         ctx.principal.require_self_or(Role.SUPERVISOR, p.user_id)
-        if p.user_id not in {m["user_id"] for r in g.rings for m in r["members"]}:
+        if p.user_id not in member_users(g, *session_lookups(s)):
             raise InvalidParams(f"user {p.user_id} is not a member of group {g.id}", field="user_id")
         row = s.get(AgentLogin, (g.id, p.user_id))
         if logged_in and row is not None:
@@ -301,29 +328,24 @@ def logout(ctx, p: LoginParams):
     return _login(ctx, p, False)
 
 
-@method("group.preview", IdParams, min_role=Role.AGENT, errors=("not_found",))
+@method("group.preview", IdParams, min_role=Role.AGENT, errors=("not_found", "unavailable"))
 def preview(ctx, p: IdParams):
-    """Which rings and members a call to this group would reach now (stored agent states), and why."""
+    """Which rings and members a call to this group would reach now (the live state), and why."""
+    from controlplane.live_view import StoredLiveView
+
     with ctx.app.read() as s:
         g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
-        member_ids = {m["user_id"] for r in g.rings for m in r["members"]}
-        users = {u.id: u for u in s.exec(select(User).where(User.id.in_(member_ids))).all()}
-        out = {row.user_id for row in s.exec(select(AgentLogin).where(AgentLogin.group_id == g.id, AgentLogin.logged_in == False)).all()}  # noqa: E712
-        group = to_policy(g)
-        states = {uid: hunting.AgentState(logged_in=uid not in out, status=u.status) for uid, u in users.items()}
-        result = hunting.plan(group, states, {uid: u.skills for uid, u in users.items()})
-        return {
-            "steps": [{"ring": st.ring + 1, "seconds": st.seconds, "members": [{"user_id": m, "name": users[m].name} for m in st.members]}
-                      for st in result.steps],
-            "overflow_now": result.overflow,
-            "trace": list(result.trace),
-        }
-
-
-def to_policy(g: HuntGroup) -> hunting.Group:
-    rings = tuple(hunting.Ring(tuple(m["user_id"] for m in r["members"]), r["strategy"], r["wait_s"], r["member_s"], r["keep_previous"],
-                               r["busy_members"], {m["user_id"]: m["delay_s"] for m in r["members"] if m.get("delay_s")} or None)
-                  for r in g.rings)
-    overflow = g.overflow_user_id or g.overflow_number or g.overflow_group_id
-    return hunting.Group(g.id, g.tenant_id, g.name, rings, overflow, g.max_waiting, g.presentation, None, g.skills or None,
-                         g.skills_fallback, g.wrapup_s, g.callback_window_s)
+        live = StoredLiveView.load(s, ctx.app)
+        names = dict(s.exec(select(User.id, User.name).where(User.tenant_id == g.tenant_id)).all())
+    snap = ctx.app.current_snapshot()
+    group = snap.groups.get(g.id)
+    if group is None:
+        raise Unavailable("the group is not in the routing snapshot yet; try again in a moment", component="snapshot")
+    glive = live.agents(group.id, group.all_members, len(group.rings))
+    result = hunting.plan(group, glive.states, snap.skills, glive.pointers)
+    return {
+        "steps": [{"ring": st.ring + 1, "seconds": st.seconds, "members": [{"user_id": m, "name": names.get(m)} for m in st.members]}
+                  for st in result.steps],
+        "overflow_now": result.overflow,
+        "trace": list(result.trace),
+    }

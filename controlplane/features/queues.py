@@ -27,6 +27,7 @@ from controlplane.db.models import (
 
 from .calls import _var
 from .common import ListParams, in_scope
+from controlplane.group_members import member_users, session_lookups
 
 
 def htable_items(app, table: str) -> dict[str, object]:
@@ -59,7 +60,7 @@ def _int(value) -> int:
 
 
 def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set[str], now: float, acd: dict | None = None) -> dict:
-    members = list(dict.fromkeys(m["user_id"] for r in g.rings for m in r["members"]))
+    members = member_users(g, *session_lookups(s))
     out = {row.user_id for row in s.exec(select(AgentLogin).where(AgentLogin.group_id == g.id, AgentLogin.logged_in == False)).all()}  # noqa: E712
     accounts: dict[int, list[str]] = {}
     for a in s.exec(select(SipAccount).where(SipAccount.user_id.in_(members))).all():

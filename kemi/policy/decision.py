@@ -56,6 +56,7 @@ class RouteToTrunk(NamedTuple):
 class GroupStep(NamedTuple):
     members: tuple[tuple[int, tuple[str, ...]], ...]  # (user id, their AORs), offered at once
     seconds: int
+    circular: int = -1  # a step of this circular ring: the member actually offered becomes the ring's pointer
 
 
 class RouteToGroup(NamedTuple):
@@ -65,7 +66,6 @@ class RouteToGroup(NamedTuple):
     tenant_id: int
     group_id: int
     steps: tuple[GroupStep, ...]
-    pointers: tuple[tuple[int, int], ...] = ()  # (ring, member) offered first: where circular rings go on next time
     wrapup_s: int = 0  # the agent who answers is unavailable this long after the call
     queue_s: int = 0  # with no steps: the call waits up to this long for a free member (the shell holds it)
     priority: int = 0  # among waiting calls: higher first (VIP callers, priority numbers), then arrival order
@@ -105,7 +105,7 @@ def action_to_doc(action: Action | None) -> dict | None:
     """A routing action as plain JSON, to carry a decided-up-front fallback through the transaction."""
     if isinstance(action, RouteToGroup):
         return {"t": "group", "tenant_id": action.tenant_id, "group_id": action.group_id,
-                "steps": [[[[m, list(aors)] for m, aors in st.members], st.seconds] for st in action.steps],
+                "steps": [[[[m, list(aors)] for m, aors in st.members], st.seconds, st.circular] for st in action.steps],
                 "wrapup_s": action.wrapup_s, "queue_s": action.queue_s,
                 "priority": action.priority}
     if isinstance(action, RouteToUser):
@@ -123,8 +123,8 @@ def action_from_doc(doc: dict | None) -> Action | None:
         return RouteToUser(doc["tenant_id"], doc["user_id"], tuple(doc["aors"]))
     if doc["t"] == "group":
         return RouteToGroup(doc["tenant_id"], doc["group_id"],
-                            tuple(GroupStep(tuple((m, tuple(a)) for m, a in members), secs) for members, secs in doc["steps"]),
-                            (), int(doc.get("wrapup_s", 0)), int(doc.get("queue_s", 0)),
+                            tuple(GroupStep(tuple((m, tuple(a)) for m, a in st[0]), st[1], st[2] if len(st) > 2 else -1) for st in doc["steps"]),
+                            int(doc.get("wrapup_s", 0)), int(doc.get("queue_s", 0)),
                             int(doc.get("priority", 0)))
     if doc["t"] == "trunk":
         return RouteToTrunk(doc["tenant_id"], doc["target"], tuple(TrunkHop(*h) for h in doc["hops"]), doc["caller_number"],

@@ -58,6 +58,7 @@ class Group(NamedTuple):
     blocked: Mapping[str, Any] | None = None  # caller key -> divert ForwardRule, None: reject
     forwarding: tuple = ()  # ForwardRules: unconditional, dnd, away (the group's own status); time plans for night service
     all_members: tuple[int, ...] = ()  # every ring's members once, in order (computed when the snapshot is read)
+    devices: Mapping[int, tuple[str, ...]] | None = None  # members added as one SIP account: only these AORs ring
 
 
 class GroupLive(NamedTuple):

@@ -207,7 +207,7 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
     trace.extend(hp.trace)
     present = _presentation(snapshot, group, trace)
     if group.queue_s and not (group.max_waiting and waiting >= group.max_waiting):
-        queued = RouteToGroup(tenant_id, group.id, (), (), group.wrapup_s, group.queue_s, priority, present)
+        queued = RouteToGroup(tenant_id, group.id, (), group.wrapup_s, group.queue_s, priority, present)
         if waiting:
             trace.append(f"{waiting} call(s) already waiting: this one waits its turn (priority {priority}), at most {group.queue_s} s")
             return queued
@@ -217,7 +217,7 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
     if hp.overflow:
         overflow = _group_forward(snapshot, tenant_id, group, group.overflow, caller, trace, live, depth, now) if group.overflow else None
         return overflow or Reject(480, "Temporarily Unavailable", f"no member of group {group.name} is available")
-    steps = _steps(snapshot, hp)
+    steps = _steps(snapshot, group, hp)
     if group.callback_window_s and external and caller.number.startswith("+"):
         known = live.callback(caller.number)  # ACD: callback recognition
         if known is not None and known[1] >= now and known[0] in states:
@@ -230,7 +230,7 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
             else:
                 trace.append(f"callback: user {agent} called {caller.number} recently but is {why}")
     # the overflow target is decided when the call overflows (group_overflow), on the live state of then
-    return RouteToGroup(tenant_id, group.id, steps, _pointers(group, hp), group.wrapup_s, group.queue_s, priority, present)
+    return RouteToGroup(tenant_id, group.id, steps, group.wrapup_s, group.queue_s, priority, present)
 
 
 def _presentation(snapshot: Snapshot, group: Group, trace: list[str]) -> tuple[str, str] | None:
@@ -245,14 +245,10 @@ def _presentation(snapshot: Snapshot, group: Group, trace: list[str]) -> tuple[s
     return None
 
 
-def _steps(snapshot: Snapshot, hp: hunting.HuntPlan) -> tuple[GroupStep, ...]:
-    users = snapshot.users
-    return tuple(GroupStep(tuple((m, users[m].aors) for m in st.members), st.seconds) for st in hp.steps)
-
-
-def _pointers(group: Group, hp: hunting.HuntPlan) -> tuple[tuple[int, int], ...]:
-    return tuple((i, p) for i in range(len(group.rings)) if group.rings[i].strategy == "circular"
-                 and (p := hunting.next_pointer(hp, i)) is not None)
+def _steps(snapshot: Snapshot, group: Group, hp: hunting.HuntPlan) -> tuple[GroupStep, ...]:
+    users, rings, devices = snapshot.users, group.rings, group.devices or {}
+    return tuple(GroupStep(tuple((m, devices.get(m) or users[m].aors) for m in st.members), st.seconds,
+                           st.ring if rings[st.ring].strategy == "circular" else -1) for st in hp.steps)
 
 
 def offer_waiting(snapshot: Snapshot, group_id: int, live: LiveView, trace: list[str] | None = None) -> RouteToGroup | None:
@@ -266,7 +262,7 @@ def offer_waiting(snapshot: Snapshot, group_id: int, live: LiveView, trace: list
         return None
     if trace is not None:
         trace.extend(hp.trace[1:-1])
-    return RouteToGroup(group.tenant_id, group.id, _steps(snapshot, hp), _pointers(group, hp), group.wrapup_s, group.queue_s)
+    return RouteToGroup(group.tenant_id, group.id, _steps(snapshot, group, hp), group.wrapup_s, group.queue_s)
 
 
 def group_overflow(snapshot: Snapshot, group_id: int, caller: CallParty, live: LiveView, now: float, trace: list[str]):

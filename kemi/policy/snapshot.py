@@ -226,6 +226,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 str(g.get("anonymous", "allow")), frozenset(g["vip"]) if g.get("vip") else frozenset(),
                 {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in g["blocked"]} if g.get("blocked") else None,
                 tuple(_rule(r) for r in g["forwarding"]) if g.get("forwarding") else (),
+                (), {int(k): tuple(v) for k, v in g["devices"].items()} if g.get("devices") else None,
             )
             for g in doc.get("groups", ())
         }

@@ -37,26 +37,31 @@ RESUME = "ksr_acd_resume"
 # ---------------------------------------------------------------- offers
 
 
-def start_offer(ctx: dict, action: RouteToGroup, device_timeout_ms: int) -> bool:
+REPLANS = 2  # every planned member was just claimed by simultaneous calls: plan again (the live state shows them taken now)
+
+
+def start_offer(ctx: dict, action: RouteToGroup, device_timeout_ms: int, snapshot=None, live=None) -> bool:
     """Point the request at the group's first step with a member to ring; False when nobody can be."""
-    mark_pointers(action)
-    steps = [[list(map(list, st.members)), st.seconds] for st in action.steps]
-    if not next_step(ctx, steps, action.group_id, device_timeout_ms):
-        return False
-    apply.set_avp(GROUP_MARK, f"{action.group_id}:{action.wrapup_s}")
-    return True
-
-
-def mark_pointers(action: RouteToGroup) -> None:
-    """Circular rings: remember whom this call was offered first, so the next call starts after them."""
-    for ring, member in action.pointers:
-        KSR.htable.sht_seti("acd", f"ptr:g{action.group_id}:r{ring}", member)
+    for attempt in range(REPLANS + 1):
+        steps = [[list(map(list, st.members)), st.seconds, st.circular] for st in action.steps]
+        contested = ctx.get("contested", 0)
+        if next_step(ctx, steps, action.group_id, device_timeout_ms):
+            apply.set_avp(GROUP_MARK, f"{action.group_id}:{action.wrapup_s}")
+            return True
+        if ctx.get("contested", 0) == contested or snapshot is None or attempt == REPLANS:
+            return False
+        again = offer_waiting(snapshot, action.group_id, live, ctx["trace"])
+        if again is None:
+            return False
+        ctx["trace"].append("every planned member was taken by simultaneous calls: planned again")
+        action = again._replace(wrapup_s=action.wrapup_s)
+    return False
 
 
 def next_step(ctx: dict, steps: list, group_id: int, device_timeout_ms: int) -> bool:
     """Point the request at the next step's members with a registered device; False when no step is left."""
     while steps:
-        members, seconds = steps.pop(0)
+        members, seconds, circular = steps.pop(0)
         members = claim(members, ctx)
         aors = tuple(a for _, member_aors in members for a in member_aors)
         if not members:
@@ -64,6 +69,8 @@ def next_step(ctx: dict, steps: list, group_id: int, device_timeout_ms: int) -> 
         if aors and apply.lookup_aors(aors):
             ctx["group"] = {"id": group_id, "steps": steps, "current": members}
             ctx["trace"].append(f"offering to user(s) {', '.join(str(m) for m, _ in members)} for {seconds} s")
+            if circular >= 0:  # the next call of this ring starts after the member offered now
+                KSR.htable.sht_seti("acd", f"ptr:g{group_id}:r{circular}", members[-1][0])
             KSR.tm.t_set_fr(seconds * 1000, device_timeout_ms)
             return True
         ctx["trace"].append(f"user(s) {', '.join(str(m) for m, _ in members)}: no registered device")
@@ -86,6 +93,7 @@ def claim(members: list, ctx: dict) -> list:
         else:
             KSR.htable.sht_dec("acdoffer", f"u{member[0]}")
             ctx["trace"].append(f"user {member[0]} is being offered another call: skipped")
+            ctx["contested"] = ctx.get("contested", 0) + 1
     ctx["claimed"] = [m[0] for m in won]
     return won
 
@@ -108,13 +116,19 @@ def note_answering_agent(group_mark: str) -> None:
     ctx = load_context() or {}
     contact = read.answering_contact()
     current = (ctx.get("group") or {}).get("current", [])
-    release_all(ctx)  # answered: the others are cancelled; the agent is on the call now
-    store_context(ctx)
-    for user_id, aors in current:
+    for user_id, aors in current if len(current) == 1 else ():  # one member offered: it is them
+        _answered_by(group_mark, user_id)
+    for user_id, aors in current if len(current) > 1 else ():
         if any(contact in read.contacts_of(aor) for aor in aors):
-            apply.set_dlg_var(AGENT, f"{group_mark}:{user_id}")  # group:wrap-up seconds:user
-            KSR.htable.sht_inc("acdbusy", f"u{user_id}")
-            return
+            _answered_by(group_mark, user_id)
+            break
+    release_all(ctx)  # the others are cancelled; the agent counts as busy already (no gap another call could use)
+    store_context(ctx)
+
+
+def _answered_by(group_mark: str, user_id: int) -> None:
+    KSR.htable.sht_inc("acdbusy", f"u{user_id}")
+    apply.set_dlg_var(AGENT, f"{group_mark}:{user_id}")  # group:wrap-up seconds:user
 
 
 def agent_call_ended() -> None:
@@ -194,13 +208,18 @@ def leave_queue(ctx: dict) -> None:
             KSR.htable.sht_dec(QUEUE, f"n:g{q['g']}")
 
 
-def waiting_calls() -> dict[int, list[tuple[float, float, str, float]]]:
-    """Every waiting call by group: (-priority, since, key, until), best first."""
+def waiting_calls() -> tuple[dict[int, list[tuple[float, float, str, float]]], set[int]]:
+    """Every waiting call by group: (-priority, since, key, until), best first; and the groups with a count."""
     entries: dict[int, list] = {}
+    counted: set[int] = set()
     KSR.htable.sht_iterator_start("cmq", QUEUE)
     while KSR.htable.sht_iterator_next("cmq") >= 0:
         key = KSR.pv.get("$shtitkey(cmq)") or ""
         value = KSR.pv.get("$shtitval(cmq)")
+        if key.startswith("n:g") and key[3:].isdigit():
+            if value not in (0, "0", None, ""):
+                counted.add(int(key[3:]))
+            continue
         if not isinstance(value, str) or not key.startswith("g"):
             continue
         try:
@@ -211,19 +230,23 @@ def waiting_calls() -> dict[int, list[tuple[float, float, str, float]]]:
     KSR.htable.sht_iterator_end("cmq")
     for calls in entries.values():
         calls.sort()
-    return entries
+    return entries, counted
 
 
 def tick(snapshot, live) -> None:
     """Offer waiting calls to members who became free: per group, best priority then longest wait first.
     Each call resumed here claims its members before the next one is looked at."""
     now = time.time()
-    for group_id, calls in waiting_calls().items():
-        for _prio, _since, key, until in calls:
-            if until + 10 < now:  # its caller gave up or tm ended it: a stale entry
-                if KSR.htable.sht_rm(QUEUE, key) >= 0:
-                    KSR.htable.sht_dec(QUEUE, f"n:g{group_id}")
-                continue
+    entries, counted = waiting_calls()
+    for group_id in counted - entries.keys():  # nobody waits: a count left over (a missed leave) is put right
+        KSR.htable.sht_seti(QUEUE, f"n:g{group_id}", 0)
+    for group_id, calls in entries.items():
+        stale = [c for c in calls if c[3] + 10 < now]  # its caller gave up or tm ended it without a leave
+        for c in stale:
+            KSR.htable.sht_rm(QUEUE, c[2])
+        calls = [c for c in calls if c not in stale]
+        KSR.htable.sht_seti(QUEUE, f"n:g{group_id}", len(calls))  # the count follows the entries (each leave decrements it)
+        for _prio, _since, key, _until in calls:
             if offer_waiting(snapshot, group_id, live) is None:
                 break  # nobody free for this group: the others wait too (in order)
             _g, index, label = key.split(":")
@@ -240,7 +263,7 @@ def resume(ctx: dict, snapshot, live, device_timeout_ms: int) -> bool:
     trace = ctx["trace"]
     action = offer_waiting(snapshot, q["g"], live, trace)
     waited = time.time() - q["since"]
-    if action is not None and start_offer(ctx, action, device_timeout_ms):
+    if action is not None and start_offer(ctx, action, device_timeout_ms, snapshot, live):
         trace.append(f"a member is free after {waited:.1f} s of waiting")
         store_context(ctx)
         KSR.tm.t_on_failure("ksr_failure_route")

@@ -16,6 +16,10 @@ import KSR
 
 _SEP = " "  # no space is legal in a method, URI user or host, address, port, Call-ID, tag or realm
 _NULL = "<null>"  # how Kamailio prints an absent value
+# Hunt-group members read per crossing. Every $sht in a $_s takes one of Kamailio's pv print
+# buffers (a ring of pv_buffer_slots, kamailio.cfg), and so does the $_s itself: with more $sht
+# than slots the ring wraps and overwrites the result. 24 members x 6 + 3 = 147 < 160 slots.
+AGENT_CHUNK = 24
 
 
 class Message(NamedTuple):
@@ -128,28 +132,38 @@ class KsrLiveView:
 
     def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
         """Every member's status, log-in, wrap-up, last call, offers and calls, the circular pointers,
-        the calls waiting and the group's own status: one crossing."""
-        from kemi.policy.hunting import AgentState, GroupLive
+        the calls waiting and the group's own status: one crossing per AGENT_CHUNK members."""
+        from kemi.policy.hunting import FREE, AgentState, GroupLive
 
-        parts = []
-        for u in user_ids:
-            parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>wrap:u{u})", f"$sht(acd=>last:u{u})",
-                      f"$sht(acdoffer=>u{u})", f"$sht(acdbusy=>u{u})"]
-        parts += [f"$sht(acd=>ptr:g{group_id}:r{i})" for i in range(rings)]
-        parts += [f"$sht(acdq=>n:g{group_id})", f"$sht(status=>g{group_id})"]
-        values = (KSR.pv.gete("$_s(" + _SEP.join(parts) + ")") or "").replace(_NULL, "").split(_SEP)
-        if len(values) != len(parts):
-            values = [""] * len(parts)  # unreadable: everyone counts as available, the phones decide
+        tail = [f"$sht(acd=>ptr:g{group_id}:r{i})" for i in range(rings)] + [f"$sht(acdq=>n:g{group_id})", f"$sht(status=>g{group_id})"]
         states = {}
         now = time.time()
-        for i, u in enumerate(user_ids):
-            status, out, wrap, last, offered, busy = values[6 * i:6 * i + 6]
-            states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online", wrapup=wrap.isdigit() and int(wrap) > now,
-                                   last_end=float(last) if last.isdigit() else 0.0, offered=offered not in ("", "0"),
-                                   busy=busy.isdigit() and busy != "0")
-        tail = values[6 * len(user_ids):-2]
-        pointers = {i: int(v) for i, v in enumerate(tail) if v.isdigit()}
-        waiting, group_status = values[-2:]
+        last_values: list[str] = []
+        for start in range(0, max(len(user_ids), 1), AGENT_CHUNK):
+            chunk = user_ids[start:start + AGENT_CHUNK]
+            parts = []
+            for u in chunk:
+                parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>wrap:u{u})", f"$sht(acd=>last:u{u})",
+                          f"$sht(acdoffer=>u{u})", f"$sht(acdbusy=>u{u})"]
+            last = start + AGENT_CHUNK >= len(user_ids)
+            if last:
+                parts += tail
+            values = (KSR.pv.gete("$_s(" + _SEP.join(parts) + ")") or "").replace(_NULL, "").split(_SEP)
+            if len(values) != len(parts):
+                KSR.warn(f"callmanager: live state of group {group_id} unreadable ({len(values)} of {len(parts)} values)\n")
+                values = [""] * len(parts)  # unreadable: everyone counts as available, the claims still prevent double offers
+            for i, u in enumerate(chunk):
+                status, out, wrap, last_end, offered, busy = values[6 * i:6 * i + 6]
+                if not (status or out or wrap or last_end) and offered in ("", "0") and busy in ("", "0"):
+                    states[u] = FREE  # nothing known about them: the common case, no object built
+                    continue
+                states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online", wrapup=wrap.isdigit() and int(wrap) > now,
+                                       last_end=float(last_end) if last_end.isdigit() else 0.0, offered=offered not in ("", "0"),
+                                       busy=busy.isdigit() and busy != "0")
+            if last:
+                last_values = values[6 * len(chunk):]
+        pointers = {i: int(v) for i, v in enumerate(last_values[:rings]) if v.isdigit()}
+        waiting, group_status = (last_values[rings:rings + 2] + ["", ""])[:2]
         return GroupLive(states, pointers, int(waiting) if waiting.isdigit() else 0, group_status or "online")
 
     def callback(self, number: str) -> tuple[int, float] | None:

@@ -373,7 +373,7 @@ def divert(ctx: dict, action) -> bool:
         ctx["queue"] = None  # a queue of the group it overflows from is left behind
         if not action.steps:  # the target group's queue: wait there
             return acd.hold(ctx, action, first=False)
-        if not acd.start_offer(ctx, action, SETTINGS.device_timeout_ms):
+        if not acd.start_offer(ctx, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE):
             return False
         acd.queue_place(ctx, action)
     elif isinstance(action, RouteToTrunk):
@@ -402,7 +402,7 @@ def route_to_group(ctx: dict, action: RouteToGroup, method: str, nated: bool) ->
     acd.queue_place(ctx, action)  # groups with a queue: unanswered offers leave the call waiting for the rest of its time
     if action.present is not None:
         apply.present_as(*action.present)
-    if action.steps and acd.start_offer(ctx, action, SETTINGS.device_timeout_ms):
+    if action.steps and acd.start_offer(ctx, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE):
         start_call(ctx, nated)
         return
     if not action.steps:

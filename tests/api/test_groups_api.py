@@ -147,3 +147,27 @@ def test_a_group_number_with_a_priority_reaches_the_snapshot(api, acme, server):
     assert api.err("number.assign", token=admin, e164="+49 30 1234 561", group_id=g["id"], priority=10)[0] == "invalid_params"
     snap = server.app.current_snapshot()
     assert snap.numbers["+49301234560"].priority == 7 and snap.groups[g["id"]].number == "+49301234560"
+
+
+def test_ring_members_can_be_sip_accounts_and_teams(api, acme, server):
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    desk = api.ok("sip_account.create", token=admin, user_id=alice, username="alice-desk", password="pw-alice-desk")
+    api.ok("sip_account.create", token=admin, user_id=alice, username="alice-mobile", password="pw-alice-mob")
+    carol = api.ok("user.create", token=admin, name="Carol")
+    team = api.ok("group.create", token=admin, name="Team B", extension="670", rings=[ring(bob, carol["id"])])
+    g = api.ok("group.create", token=admin, name="Front", extension="671",
+               rings=[{"members": [{"sip_account_id": desk["id"]}, {"team_id": team["id"], "delay_s": 5}]}])
+    snap = server.app.current_snapshot()
+    compiled = snap.groups[g["id"]]
+    assert compiled.rings[0].members == (alice, bob, carol["id"])  # the team's members, as they are now
+    assert compiled.devices == {alice: (f"sip:alice-desk@{acme['tenant']['sip_domain']}",)}  # only the desk phone rings
+    assert compiled.rings[0].delays == {bob: 5, carol["id"]: 5}
+    assert api.ok("agent.logout", token=admin, group_id=g["id"], user_id=carol["id"])["logged_in"] is False  # a member through the team
+    other = api.ok("tenant.create", name="Other3", sip_domain="other3.example")
+    stranger = api.ok("user.create", tenant_id=other["id"], name="S")
+    foreign = api.ok("sip_account.create", user_id=stranger["id"], username="s1", password="pw-s1-s1s1")
+    for bad in ([{"sip_account_id": foreign["id"]}], [{"team_id": g["id"]}], [{"user_id": bob, "team_id": team["id"]}], [{}],
+                [{"sip_account_id": desk["id"]}, {"sip_account_id": desk["id"]}]):
+        assert api.err("group.update", token=admin, id=g["id"], rings=[{"members": bad}])[0] == "invalid_params", bad
+    assert api.ok("group.get", token=admin, id=g["id"])["rings"] == g["rings"]
+    assert api.err("group.delete", token=admin, id=team["id"])[0] == "conflict"  # used as a team

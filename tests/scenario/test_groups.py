@@ -345,3 +345,68 @@ def test_group_screening_block_list_and_status_based_forwarding(node, sipp, pbx_
     uas = sipp.callee(agent[1], "answer")
     assert sipp.caller(bob, g["extension"], hold_ms=300).ok
     assert sipp.wait(uas).ok
+
+
+def test_circular_goes_on_after_the_last_offered_member_and_skips_one_without_a_device(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    a, b, c, gone = pbx_user(), pbx_user(), pbx_user(), pbx_user()  # `gone` never registers: unreachable
+    g = make_group(node, public, [([a[0], b[0], gone[0], c[0]], {"strategy": "circular", "wait_s": 20, "member_s": 5})])
+    wait_snapshot(node)
+    for _, phone, _ in (a, b, c):
+        assert sipp.register(phone).ok
+    for expected in (a, b, c, a):  # each call starts after the member offered the previous one
+        uas = sipp.callee(expected[1], "answer")
+        r = sipp.caller(alice, g["extension"], hold_ms=200)
+        assert r.ok, r.output[-2000:]
+        assert sipp.wait(uas).ok
+    cdrs = group_cdrs(node, g, 4)
+    third = sorted(cdrs, key=lambda c: c["start_time"])[2]  # b -> gone (no device, skipped) -> c
+    assert any(f"user(s) {gone[0]['id']}: no registered device" in t for t in third["trace"])
+
+
+def test_a_sip_account_member_rings_only_that_device_and_a_team_brings_its_members(node, sipp, pbx_user, public):
+    _, alice, _ = pbx_user()
+    agent_user, mobile, _ = pbx_user()
+    desk_acc = node.rpc("sip_account.create", user_id=agent_user["id"], username=f"desk{agent_user['id']}", password="pw-desk-12345")
+    desk = sipp.phone(desk_acc["username"], "trunk-ag.example", "pw-desk-12345")
+    teammate = pbx_user()
+    team = make_group(node, public, [([teammate[0]], {"wait_s": 10})])
+    g = node.rpc("group.create", tenant_id=public["tenant"]["id"], name=f"g{next(_ext)}", extension=str(next(_ext)),
+                 rings=[{"members": [{"sip_account_id": desk_acc["id"]}], "wait_s": 3},
+                        {"members": [{"team_id": team["id"]}], "wait_s": 10}])
+    wait_snapshot(node)
+    for phone in (mobile, desk, teammate[1]):
+        assert sipp.register(phone).ok
+    not_this_one = sipp.callee(mobile, "answer", timeout_s=8)
+    desk_rings = sipp.callee(desk, "ring")
+    answer = sipp.callee(teammate[1], "answer")
+    r = sipp.caller(alice, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(desk_rings).ok and sipp.wait(answer).ok  # the desk phone rang (ring 1), the team took it (ring 2)
+    sipp.wait(not_this_one, timeout_s=15)
+    assert not received_invite(not_this_one)  # the agent's other device never rang
+
+
+def test_a_large_groups_live_state_is_read_for_every_member(node, sipp, pbx_user, public):
+    """30 members: their live state takes more than one read; a logged-out and a DND member far
+    down the list are skipped like at the top (a wrong read counts everyone as available)."""
+    _, alice, _ = pbx_user()
+    padding = [node.rpc("user.create", tenant_id=public["tenant"]["id"], name=f"Pad {i}") for i in range(27)]  # no device
+    out, dnd, b = pbx_user(), pbx_user(), pbx_user()
+    members = padding[:20] + [out[0], dnd[0]] + padding[20:] + [b[0]]
+    g = make_group(node, public, [(members, {"strategy": "top_down", "wait_s": 20, "member_s": 4})])
+    node.rpc("agent.logout", group_id=g["id"], user_id=out[0]["id"])
+    node.rpc("user.set_status", id=dnd[0]["id"], status="dnd")
+    wait_snapshot(node)
+    for _, phone, _ in (out, dnd, b):
+        assert sipp.register(phone).ok
+    never = [sipp.callee(out[1], "answer", timeout_s=6), sipp.callee(dnd[1], "answer", timeout_s=6)]
+    answer = sipp.callee(b[1], "answer")
+    r = sipp.caller(alice, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(answer).ok
+    for p in never:
+        sipp.wait(p, timeout_s=15)
+        assert not received_invite(p)
+    cdr = group_cdrs(node, g)[0]
+    assert any(f"{out[0]['id']} (logged out)" in t and f"{dnd[0]['id']} (dnd)" in t for t in cdr["trace"])
