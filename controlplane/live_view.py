@@ -15,6 +15,15 @@ from controlplane.db.models import AgentLogin, HuntGroup, User
 from kemi.policy.hunting import AgentState, GroupLive
 
 
+def agent_end(value) -> tuple[float, float]:
+    """htable acd end:u<user> = "<end of the last group call>:<end of wrap-up>" (epoch seconds)."""
+    last, _, wrap = str(value or "").partition(":")
+    try:
+        return float(last or 0), float(wrap or 0)
+    except ValueError:
+        return 0.0, 0.0
+
+
 class StoredLiveView:
     def __init__(self, statuses: dict[int, str], logged_out: set[tuple[int, int]], group_statuses: dict[int, str],
                  tables: dict[str, dict] | None = None):
@@ -53,10 +62,11 @@ class StoredLiveView:
 
     def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> GroupLive:
         now = time.time()
-        states = {u: AgentState(logged_in=(group_id, u) not in self._out, status=self.status(u), busy=self.busy(u),
-                                wrapup=self._int("acd", f"wrap:u{u}") > now, offered=self._int("acdoffer", f"u{u}") > 0,
-                                last_end=float(self._int("acd", f"last:u{u}")))
-                  for u in user_ids}
+        states = {}
+        for u in user_ids:
+            last_end, wrap_until = agent_end(self._t.get("acd", {}).get(f"end:u{u}"))
+            states[u] = AgentState(logged_in=(group_id, u) not in self._out, status=self.status(u), busy=self.busy(u),
+                                   wrapup=wrap_until > now, offered=self._int("acdoffer", f"u{u}") > 0, last_end=last_end)
         pointers = {i: p for i in range(rings) if (p := self._int("acd", f"ptr:g{group_id}:r{i}"))}
         return GroupLive(states, pointers, self._int("acdq", f"n:g{group_id}"), self._groups.get(group_id, "online"))
 

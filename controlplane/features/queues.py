@@ -28,6 +28,7 @@ from controlplane.db.models import (
 from .calls import _var
 from .common import ListParams, in_scope
 from controlplane.group_members import member_users, session_lookups
+from controlplane.live_view import agent_end
 
 
 def htable_items(app, table: str) -> dict[str, object]:
@@ -81,7 +82,7 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set
     agents = []
     for uid in members:
         registered = any(aor in registered_aors for aor in accounts.get(uid, []))
-        wrapup = _int((acd or {}).get(f"wrap:u{uid}")) > now
+        wrapup = agent_end((acd or {}).get(f"end:u{uid}"))[1] > now
         state = ("logged_out" if uid in out else "in_call" if uid in in_call else "wrap_up" if wrapup
                  else "available" if registered else "unregistered")
         agents.append({"user_id": uid, "registered": registered, "logged_in": uid not in out, "state": state})

@@ -189,11 +189,11 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
         else:
             candidates = order(ring, candidates, states, pointers.get(idx))
         if skipped:
-            trace.append(f"ring {n}: not offered: " + ", ".join(skipped))
+            trace.append(f"ring {n}: not offered: " + _listed(skipped))
         if not candidates:
             trace.append(f"ring {n}: nobody available")
             continue
-        trace.append(f"ring {n} ({ring.strategy}): " + ", ".join(map(str, candidates)))
+        trace.append(f"ring {n} ({ring.strategy}): " + _listed(candidates))
         carry = previous if ring.keep_previous else ()
         if ring.strategy in SEQUENTIAL:
             budget = ring.wait_s
@@ -221,6 +221,15 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
         return HuntPlan((), True, tuple(trace))
     trace.append("then overflow" if group.overflow is not None else "then 480 when nobody answers")
     return HuntPlan(tuple(steps), False, tuple(trace))
+
+
+TRACE_MEMBERS = 12  # members named in a trace line; a big ring's line ends with "... and N more"
+
+
+def _listed(items: list) -> str:
+    if len(items) <= TRACE_MEMBERS:
+        return ", ".join(map(str, items))
+    return ", ".join(map(str, items[:TRACE_MEMBERS])) + f" ... and {len(items) - TRACE_MEMBERS} more"
 
 
 def next_pointer(plan_: HuntPlan, ring: int) -> int | None:

@@ -5,7 +5,8 @@ Shared state (htables, seen by every worker):
 - acdoffer u<user>: offers in progress; a member is offered a call only when this call's
   increment made it 1 (no double offers across workers);
 - acdbusy u<user>: answered calls of the agent in progress;
-- acd wrap:u<user> / last:u<user>: end of wrap-up, end of the last group call (longest idle);
+- acd end:u<user> = <end of the last group call>:<end of wrap-up> (longest idle, wrap-up), one key
+  so that the live-state read takes one value for both;
 - acdq g<group>:<tindex>:<tlabel> = priority:since:until, one per waiting call (a suspended
   transaction), and n:g<group>, how many wait.
 
@@ -137,9 +138,8 @@ def agent_call_ended() -> None:
         _group, wrapup, user_id = mark.split(":")
         now = int(time.time())
         KSR.htable.sht_dec("acdbusy", f"u{user_id}")
-        KSR.htable.sht_seti("acd", f"last:u{user_id}", now)  # longest idle counts from here
-        if int(wrapup):
-            KSR.htable.sht_seti("acd", f"wrap:u{user_id}", now + int(wrapup))  # unavailable until then
+        # longest idle counts from now; unavailable (wrap-up) until now + wrap-up
+        KSR.htable.sht_sets("acd", f"end:u{user_id}", f"{now}:{now + int(wrapup)}")
 
 
 def calls_started(user_ids: str) -> None:

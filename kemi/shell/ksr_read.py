@@ -18,8 +18,9 @@ _SEP = " "  # no space is legal in a method, URI user or host, address, port, Ca
 _NULL = "<null>"  # how Kamailio prints an absent value
 # Hunt-group members read per crossing. Every $sht in a $_s takes one of Kamailio's pv print
 # buffers (a ring of pv_buffer_slots, kamailio.cfg), and so does the $_s itself: with more $sht
-# than slots the ring wraps and overwrites the result. 24 members x 6 + 3 = 147 < 160 slots.
-AGENT_CHUNK = 24
+# than slots the ring wraps and overwrites the result. 28 members x 5 + 3 = 143 < 160 slots.
+PER_AGENT = 5
+AGENT_CHUNK = 28
 
 
 class Message(NamedTuple):
@@ -143,7 +144,7 @@ class KsrLiveView:
             chunk = user_ids[start:start + AGENT_CHUNK]
             parts = []
             for u in chunk:
-                parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>wrap:u{u})", f"$sht(acd=>last:u{u})",
+                parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>end:u{u})",
                           f"$sht(acdoffer=>u{u})", f"$sht(acdbusy=>u{u})"]
             last = start + AGENT_CHUNK >= len(user_ids)
             if last:
@@ -153,15 +154,17 @@ class KsrLiveView:
                 KSR.warn(f"callmanager: live state of group {group_id} unreadable ({len(values)} of {len(parts)} values)\n")
                 values = [""] * len(parts)  # unreadable: everyone counts as available, the claims still prevent double offers
             for i, u in enumerate(chunk):
-                status, out, wrap, last_end, offered, busy = values[6 * i:6 * i + 6]
-                if not (status or out or wrap or last_end) and offered in ("", "0") and busy in ("", "0"):
+                status, out, end, offered, busy = values[PER_AGENT * i:PER_AGENT * i + PER_AGENT]
+                if not (status or out or end) and offered in ("", "0") and busy in ("", "0"):
                     states[u] = FREE  # nothing known about them: the common case, no object built
                     continue
-                states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online", wrapup=wrap.isdigit() and int(wrap) > now,
+                last_end, _, wrap_until = end.partition(":")
+                states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online",
+                                       wrapup=wrap_until.isdigit() and int(wrap_until) > now,
                                        last_end=float(last_end) if last_end.isdigit() else 0.0, offered=offered not in ("", "0"),
                                        busy=busy.isdigit() and busy != "0")
             if last:
-                last_values = values[6 * len(chunk):]
+                last_values = values[PER_AGENT * len(chunk):]
         pointers = {i: int(v) for i, v in enumerate(last_values[:rings]) if v.isdigit()}
         waiting, group_status = (last_values[rings:rings + 2] + ["", ""])[:2]
         return GroupLive(states, pointers, int(waiting) if waiting.isdigit() else 0, group_status or "online")
