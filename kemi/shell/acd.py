@@ -29,7 +29,7 @@ from . import ksr_read as read
 from .context import load_context, store_context
 
 AGENT = "cm_agent"  # dialog variable: group:wrap-up seconds:user of the agent who answered a group call
-GROUP_MARK = "cm_grp"  # AVP: group:wrap-up seconds, read with every reply of a group call
+GROUP_MARK = "cm_grp"  # AVP: group:wrap-up seconds:members offered now, read with every reply of a group call
 QUEUE = "acdq"
 MAX_HOLDS = 5  # a waiting call is held (and offered again) at most this often: every hold and offer is a tm branch
 RESUME = "ksr_acd_resume"
@@ -46,8 +46,8 @@ def start_offer(ctx: dict, action: RouteToGroup, device_timeout_ms: int, snapsho
     for attempt in range(REPLANS + 1):
         steps = [[list(map(list, st.members)), st.seconds, st.circular] for st in action.steps]
         contested = ctx.get("contested", 0)
+        ctx["wrap"] = action.wrapup_s
         if next_step(ctx, steps, action.group_id, device_timeout_ms):
-            apply.set_avp(GROUP_MARK, f"{action.group_id}:{action.wrapup_s}")
             return True
         if ctx.get("contested", 0) == contested or snapshot is None or attempt == REPLANS:
             return False
@@ -72,6 +72,8 @@ def next_step(ctx: dict, steps: list, group_id: int, device_timeout_ms: int) -> 
             ctx["trace"].append(f"offering to user(s) {', '.join(str(m) for m, _ in members)} for {seconds} s")
             if circular >= 0:  # the next call of this ring starts after the member offered now
                 KSR.htable.sht_seti("acd", f"ptr:g{group_id}:r{circular}", members[-1][0])
+            # what the answer needs, without parsing the call context: group, wrap-up, who is offered
+            apply.set_avp(GROUP_MARK, f"{group_id}:{ctx.get('wrap', 0)}:{','.join(str(m) for m, _ in members)}")
             KSR.tm.t_set_fr(seconds * 1000, device_timeout_ms)
             return True
         ctx["trace"].append(f"user(s) {', '.join(str(m) for m, _ in members)}: no registered device")
@@ -113,23 +115,27 @@ def release_all(ctx: dict) -> None:
 
 
 def note_answering_agent(group_mark: str) -> None:
-    """A group call was answered: remember which member took it (busy now; wrap-up and idle time when it ends)."""
+    """A group call was answered: which member took it (busy now; wrap-up and idle time when it ends);
+    the claims of this call are released. One member offered (sequential strategies): no lookup."""
+    group, wrapup, offered = (group_mark.split(":") + ["", ""])[:3]
+    members = [int(m) for m in offered.split(",") if m.isdigit()]
+    if len(members) == 1:
+        _answered_by(group, wrapup, members[0])
+        release([[m] for m in members])
+        return
     ctx = load_context() or {}
     contact = read.answering_contact()
-    current = (ctx.get("group") or {}).get("current", [])
-    for user_id, aors in current if len(current) == 1 else ():  # one member offered: it is them
-        _answered_by(group_mark, user_id)
-    for user_id, aors in current if len(current) > 1 else ():
+    for user_id, aors in (ctx.get("group") or {}).get("current", []):
         if any(contact in read.contacts_of(aor) for aor in aors):
-            _answered_by(group_mark, user_id)
+            _answered_by(group, wrapup, user_id)
             break
     release_all(ctx)  # the others are cancelled; the agent counts as busy already (no gap another call could use)
     store_context(ctx)
 
 
-def _answered_by(group_mark: str, user_id: int) -> None:
+def _answered_by(group: str, wrapup: str, user_id: int) -> None:
     KSR.htable.sht_inc("acdbusy", f"u{user_id}")
-    apply.set_dlg_var(AGENT, f"{group_mark}:{user_id}")  # group:wrap-up seconds:user
+    apply.set_dlg_var(AGENT, f"{group}:{wrapup}:{user_id}")  # group:wrap-up seconds:user
 
 
 def agent_call_ended() -> None:
