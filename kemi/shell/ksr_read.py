@@ -131,28 +131,41 @@ class KsrLiveView:
         KSR.dialog.get_profile_size("calls", f"u{user_id}", "$var(cm_calls)")
         return int(KSR.pv.get("$var(cm_calls)") or 0) > 0
 
+    def __init__(self) -> None:
+        self._reads: dict[tuple, list[tuple[str, tuple[int, ...], int]]] = {}  # the $_s formats of a group's read
+
+    def _group_reads(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> list[tuple[str, tuple[int, ...], int]]:
+        """(format, members, values expected) per crossing; built once per group and member list."""
+        key = (group_id, user_ids, rings)
+        reads = self._reads.get(key)
+        if reads is None:
+            tail = [f"$sht(acd=>ptr:g{group_id}:r{i})" for i in range(rings)] + [f"$sht(acdq=>n:g{group_id})", f"$sht(status=>g{group_id})"]
+            reads = []
+            for start in range(0, max(len(user_ids), 1), AGENT_CHUNK):
+                chunk = user_ids[start:start + AGENT_CHUNK]
+                parts = [f"$sht({name})" for u in chunk for name in (f"status=>u{u}", f"acd=>out:g{group_id}:u{u}", f"acd=>end:u{u}",
+                                                                      f"acdoffer=>u{u}", f"acdbusy=>u{u}")]
+                if start + AGENT_CHUNK >= len(user_ids):
+                    parts += tail
+                reads.append(("$_s(" + _SEP.join(parts) + ")", chunk, len(parts)))
+            if len(self._reads) > 4096:  # member lists change with the configuration: drop old ones now and then
+                self._reads.clear()
+            self._reads[key] = reads
+        return reads
+
     def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
         """Every member's status, log-in, wrap-up, last call, offers and calls, the circular pointers,
         the calls waiting and the group's own status: one crossing per AGENT_CHUNK members."""
         from kemi.policy.hunting import FREE, AgentState, GroupLive
 
-        tail = [f"$sht(acd=>ptr:g{group_id}:r{i})" for i in range(rings)] + [f"$sht(acdq=>n:g{group_id})", f"$sht(status=>g{group_id})"]
         states = {}
         now = time.time()
-        last_values: list[str] = []
-        for start in range(0, max(len(user_ids), 1), AGENT_CHUNK):
-            chunk = user_ids[start:start + AGENT_CHUNK]
-            parts = []
-            for u in chunk:
-                parts += [f"$sht(status=>u{u})", f"$sht(acd=>out:g{group_id}:u{u})", f"$sht(acd=>end:u{u})",
-                          f"$sht(acdoffer=>u{u})", f"$sht(acdbusy=>u{u})"]
-            last = start + AGENT_CHUNK >= len(user_ids)
-            if last:
-                parts += tail
-            values = (KSR.pv.gete("$_s(" + _SEP.join(parts) + ")") or "").replace(_NULL, "").split(_SEP)
-            if len(values) != len(parts):
-                KSR.warn(f"callmanager: live state of group {group_id} unreadable ({len(values)} of {len(parts)} values)\n")
-                values = [""] * len(parts)  # unreadable: everyone counts as available, the claims still prevent double offers
+        values: list[str] = []
+        for fmt, chunk, expected in self._group_reads(group_id, user_ids, rings):
+            values = (KSR.pv.gete(fmt) or "").replace(_NULL, "").split(_SEP)
+            if len(values) != expected:
+                KSR.warn(f"callmanager: live state of group {group_id} unreadable ({len(values)} of {expected} values)\n")
+                values = [""] * expected  # unreadable: everyone counts as available, the claims still prevent double offers
             for i, u in enumerate(chunk):
                 status, out, end, offered, busy = values[PER_AGENT * i:PER_AGENT * i + PER_AGENT]
                 if not (status or out or end) and offered in ("", "0") and busy in ("", "0"):
@@ -163,8 +176,7 @@ class KsrLiveView:
                                        wrapup=wrap_until.isdigit() and int(wrap_until) > now,
                                        last_end=float(last_end) if last_end.isdigit() else 0.0, offered=offered not in ("", "0"),
                                        busy=busy.isdigit() and busy != "0")
-            if last:
-                last_values = values[PER_AGENT * len(chunk):]
+        last_values = values[PER_AGENT * len(chunk):] if user_ids else values
         pointers = {i: int(v) for i, v in enumerate(last_values[:rings]) if v.isdigit()}
         waiting, group_status = (last_values[rings:rings + 2] + ["", ""])[:2]
         return GroupLive(states, pointers, int(waiting) if waiting.isdigit() else 0, group_status or "online")
