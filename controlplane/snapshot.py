@@ -187,6 +187,7 @@ def compile_group(g: HuntGroup, tenant_vip: list | None = None, tenant_blocked: 
         "id": g.id, "tenant_id": g.tenant_id, "name": g.name, "extension": g.extension,
         "rings": [{"members": [m["user_id"] for m in members], "strategy": r["strategy"], "wait_s": r["wait_s"],
                    "member_s": r["member_s"], "keep_previous": r["keep_previous"], "busy_members": r["busy_members"],
+                   "dnd_members": r.get("dnd_members", "skip"),
                    "delays": {str(m["user_id"]): m["delay_s"] for m in members if m.get("delay_s")}} for r, members in zip(g.rings, rings)],
         "devices": devices,
         "overflow": overflow, "max_waiting": g.max_waiting, "presentation": g.presentation, "skills": g.skills,

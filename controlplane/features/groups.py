@@ -44,6 +44,7 @@ class RingIn(BaseModel):
     member_s: int = Field(10, ge=1, le=120, description="sequential strategies: seconds per member")
     keep_previous: bool = False
     busy_members: Literal["skip", "ring"] = "skip"
+    dnd_members: Literal["skip", "ring"] = Field("skip", description="ring: the group's calls ring through a member's DND")
 
 
 class CallerIn(BaseModel):

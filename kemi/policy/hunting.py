@@ -36,6 +36,7 @@ class Ring(NamedTuple):
     keep_previous: bool = False  # the previous ring's members go on ringing during this one
     busy_members: str = "skip"  # skip | ring (an agent on a call: skipped, or offered anyway — call waiting)
     delays: Mapping[int, int] | None = None  # member -> seconds before they are offered (delay of ring signalling)
+    dnd_members: str = "skip"  # skip | ring (the group's calls ring through a member's DND)
 
 
 class Group(NamedTuple):
@@ -95,7 +96,7 @@ class HuntPlan(NamedTuple):
     trace: tuple[str, ...]
 
 
-def why_not(state: AgentState, skip_busy: bool) -> str:
+def why_not(state: AgentState, skip_busy: bool, skip_dnd: bool = True) -> str:
     """Why this member is not offered a call now ('' when they are)."""
     if state is FREE:
         return ""
@@ -105,7 +106,7 @@ def why_not(state: AgentState, skip_busy: bool) -> str:
         return "no registered device"
     if state.wrapup:
         return "in wrap-up"
-    if state.status == "dnd" or state.status == "unreachable":
+    if (state.status == "dnd" and skip_dnd) or state.status == "unreachable":
         return state.status
     if state.offered:
         return "being offered another call"
@@ -115,7 +116,7 @@ def why_not(state: AgentState, skip_busy: bool) -> str:
 
 
 def available(state: AgentState, ring: Ring) -> tuple[bool, str]:
-    why = why_not(state, ring.busy_members == "skip")
+    why = why_not(state, ring.busy_members == "skip", ring.dnd_members == "skip")
     return not why, why
 
 
@@ -165,14 +166,14 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
     for idx, ring in enumerate(group.rings):
         n = idx + 1
         candidates, skipped = [], []
-        skip_busy = ring.busy_members == "skip"
+        skip_busy, skip_dnd = ring.busy_members == "skip", ring.dnd_members == "skip"
         for m in ring.members:
             st = get(m, FREE)
             if st is FREE or (st.logged_in and st.registered and not st.wrapup and not st.offered
-                              and st.status != "dnd" and st.status != "unreachable" and not (st.busy and skip_busy)):
+                              and not (st.status == "dnd" and skip_dnd) and st.status != "unreachable" and not (st.busy and skip_busy)):
                 candidates.append(m)  # the common case, without a call (why_not says the same)
             else:
-                skipped.append(f"{m} ({why_not(st, skip_busy)})")
+                skipped.append(f"{m} ({why_not(st, skip_busy, skip_dnd)})")
         if group.skills and candidates:
             levels = _levels(skills, candidates, group.skills)
             best = [m for m in candidates if m in levels]

@@ -217,7 +217,8 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 int(g["id"]), int(g["tenant_id"]), str(g["name"]),
                 tuple(Ring(tuple(int(m) for m in r["members"]), str(r.get("strategy", "broadcast")), int(r.get("wait_s", 20)),
                            int(r.get("member_s", 10)), bool(r.get("keep_previous", False)), str(r.get("busy_members", "skip")),
-                           {int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None)
+                           {int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None,
+                           str(r.get("dnd_members", "skip")))
                       for r in g["rings"]),
                 _overflow(g.get("overflow")),
                 int(g.get("max_waiting", 0)), str(g.get("presentation", "caller")), g.get("number"),

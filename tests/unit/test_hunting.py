@@ -127,3 +127,10 @@ def test_a_broadcast_offers_exactly_the_members_available_says_are_available(sta
     expected = tuple(m for m in MEMBERS if available(by_member[m], ring)[0])
     assert first_offer(p) == expected
     assert p.overflow == (not expected)
+
+
+def test_dnd_members_skipped_or_rung_through_per_ring():
+    dnd = {11: AgentState(status="dnd")}
+    assert 11 not in first_offer(plan(group(), dnd))
+    assert 11 in first_offer(plan(group(dnd_members="ring"), dnd))
+    assert 11 not in first_offer(plan(group(dnd_members="ring"), {11: AgentState(status="dnd", logged_in=False)}))
