@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 from sqlmodel import Session, SQLModel, func, select
 
-from controlplane.api.errors import NotFound
+from controlplane.api.errors import Conflict, NotFound
 from controlplane.api.rpc import Params, Principal
 
 Id = Annotated[int, Field(ge=1)]
@@ -39,6 +39,13 @@ def get_scoped(s: Session, model, obj_id: int, principal: Principal, what: str):
     if not principal.is_platform and tenant_id != principal.tenant_id:
         raise NotFound(f"{what} {obj_id} does not exist", **{f"{what}_id": obj_id})
     return obj
+
+
+def check_unique_name(s: Session, model, tenant_id: int, name: str, what: str, exclude_id: int | None = None) -> None:
+    """A tenant's sites, time plans, ... have unique names: conflict (nothing written) otherwise."""
+    other = s.exec(select(model).where(model.tenant_id == tenant_id, model.name == name)).first()
+    if other is not None and other.id != exclude_id:
+        raise Conflict(f"this tenant has a {what} named {name!r} already", field="name", value=name)
 
 
 def in_scope(stmt, tenant_column, principal: Principal, tenant_id: int | None):

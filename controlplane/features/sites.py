@@ -11,7 +11,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, Site, Tenant, User
 from controlplane.numbering import region_ok
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
+from .common import check_unique_name, Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 AreaCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[1-9][0-9]{0,6}$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -50,9 +50,7 @@ class SiteUpdate(Params):
 
 
 def _check_name(s, tenant_id: int, name: str, exclude_id: int | None = None) -> None:
-    other = s.exec(select(Site).where(Site.tenant_id == tenant_id, Site.name == name)).first()
-    if other and other.id != exclude_id:
-        raise Conflict(f"this tenant has a site named {name!r} already", field="name", value=name)
+    check_unique_name(s, Site, tenant_id, name, "site", exclude_id)
 
 
 @method("site.create", SiteCreate, errors=("invalid_params", "not_found", "conflict"))

@@ -18,7 +18,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import ForwardingRule, HuntGroup, Role, Tenant, TimePlan
 from kemi.policy.timeplan import parse_minutes
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
+from .common import check_unique_name, Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -106,10 +106,8 @@ def _apply(plan: TimePlan, p: PlanFields) -> None:
         plan.closed_dates = sorted({d.isoformat() for d in p.closed_dates})
 
 
-def _check_name(s, tenant_id, name, exclude_id=None):
-    other = s.exec(select(TimePlan).where(TimePlan.tenant_id == tenant_id, TimePlan.name == name)).first()
-    if other and other.id != exclude_id:
-        raise Conflict(f"this tenant has a time plan named {name!r} already", field="name", value=name)
+def _check_name(s, tenant_id: int, name: str, exclude_id: int | None = None) -> None:
+    check_unique_name(s, TimePlan, tenant_id, name, "time plan", exclude_id)
 
 
 @method("time_plan.create", PlanCreate, errors=("invalid_params", "not_found", "conflict"))

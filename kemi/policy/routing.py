@@ -220,7 +220,7 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
     steps = _steps(snapshot, group, hp)
     if group.callback_window_s and external and caller.number.startswith("+"):
         known = live.callback(caller.number)  # ACD: callback recognition
-        if known is not None and known[1] >= now and known[0] in states:
+        if known is not None and known[1] >= now and known[0] in states and known[0] in snapshot.users:
             agent = known[0]
             ok, why = hunting.available(states.get(agent, hunting.FREE), group.rings[0])
             if ok and snapshot.users[agent].aors:
@@ -265,8 +265,16 @@ def offer_waiting(snapshot: Snapshot, group_id: int, live: LiveView, trace: list
     return RouteToGroup(group.tenant_id, group.id, _steps(snapshot, group, hp), group.wrapup_s, group.queue_s)
 
 
-def group_overflow(snapshot: Snapshot, group_id: int, caller: CallParty, live: LiveView, now: float, trace: list[str]):
-    """Nobody in the group answered, or a waiting call's time is up: where the call goes now (None: nowhere, 480)."""
+MAX_OVERFLOWS = 5  # overflows one call may go through: a chain of targets ends here
+
+
+def group_overflow(snapshot: Snapshot, group_id: int, caller: CallParty, live: LiveView, now: float, trace: list[str],
+                   overflows: int = 1):
+    """Nobody in the group answered, or a waiting call's time is up: where the call goes now (None: nowhere, 480).
+    `overflows`: how many this call has gone through, this one included."""
+    if overflows > MAX_OVERFLOWS:
+        trace.append(f"overflowed {MAX_OVERFLOWS} times: no further")
+        return None
     group = snapshot.groups.get(group_id)
     if group is None or group.overflow is None:
         return None

@@ -21,6 +21,7 @@ import time
 
 import KSR
 
+from kemi.policy import queue as policy_queue
 from kemi.policy.decision import RouteToGroup
 from kemi.policy.routing import offer_waiting
 
@@ -31,7 +32,6 @@ from .context import load_context, store_context
 AGENT = "cm_agent"  # dialog variable: group:wrap-up seconds:user of the agent who answered a group call
 GROUP_MARK = "cm_grp"  # AVP: group:wrap-up seconds:members offered now, read with every reply of a group call
 QUEUE = "acdq"
-MAX_HOLDS = 5  # a waiting call is held (and offered again) at most this often: every hold and offer is a tm branch
 RESUME = "ksr_acd_resume"
 
 
@@ -179,8 +179,8 @@ def hold(ctx: dict, action: RouteToGroup | None, first: bool) -> bool:
     q = ctx.get("queue")
     if not q:
         return False
-    left = q["until"] - time.time()
-    if left < 1 or q["holds"] >= MAX_HOLDS:
+    ok, left = policy_queue.may_wait(q["until"], q["holds"], time.time())
+    if not ok:
         return False
     if first:
         if KSR.tm.t_newtran() < 0:
@@ -200,7 +200,7 @@ def hold(ctx: dict, action: RouteToGroup | None, first: bool) -> bool:
         q["held"] = False
         store_context(ctx)
         return False
-    KSR.htable.sht_sets(QUEUE, q["key"], f"{q['p']}:{q['since']}:{q['until']}")
+    KSR.htable.sht_sets(QUEUE, q["key"], policy_queue.entry_value(q["p"], q["since"], q["until"]))
     KSR.htable.sht_inc(QUEUE, f"n:g{q['g']}")
     return True
 
@@ -214,8 +214,8 @@ def leave_queue(ctx: dict) -> None:
             KSR.htable.sht_dec(QUEUE, f"n:g{q['g']}")
 
 
-def waiting_calls() -> tuple[dict[int, list[tuple[float, float, str, float]]], set[int]]:
-    """Every waiting call by group: (-priority, since, key, until), best first; and the groups with a count."""
+def waiting_calls() -> tuple[dict[int, list[policy_queue.Waiting]], set[int]]:
+    """Every waiting call by group, and the groups with a non-zero count."""
     entries: dict[int, list] = {}
     counted: set[int] = set()
     KSR.htable.sht_iterator_start("cmq", QUEUE)
@@ -226,36 +226,29 @@ def waiting_calls() -> tuple[dict[int, list[tuple[float, float, str, float]]], s
             if value not in (0, "0", None, ""):
                 counted.add(int(key[3:]))
             continue
-        if not isinstance(value, str) or not key.startswith("g"):
-            continue
-        try:
-            prio, since, until = value.split(":")
-            entries.setdefault(int(key[1:].split(":")[0]), []).append((-int(prio), float(since), key, float(until)))
-        except ValueError:
-            continue
+        parsed = policy_queue.parse_entry(key, value)
+        if parsed is not None:
+            entries.setdefault(parsed[0], []).append(parsed[1])
     KSR.htable.sht_iterator_end("cmq")
-    for calls in entries.values():
-        calls.sort()
     return entries, counted
 
 
 def tick(snapshot, live) -> None:
-    """Offer waiting calls to members who became free: per group, best priority then longest wait first.
+    """Offer waiting calls to members who became free, in the order the policy gives them.
     Each call resumed here claims its members before the next one is looked at."""
     now = time.time()
     entries, counted = waiting_calls()
     for group_id in counted - entries.keys():  # nobody waits: a count left over (a missed leave) is put right
         KSR.htable.sht_seti(QUEUE, f"n:g{group_id}", 0)
     for group_id, calls in entries.items():
-        stale = [c for c in calls if c[3] + 10 < now]  # its caller gave up or tm ended it without a leave
+        in_turn, stale = policy_queue.in_turn(calls, now)
         for c in stale:
-            KSR.htable.sht_rm(QUEUE, c[2])
-        calls = [c for c in calls if c not in stale]
-        KSR.htable.sht_seti(QUEUE, f"n:g{group_id}", len(calls))  # the count follows the entries (each leave decrements it)
-        for _prio, _since, key, _until in calls:
+            KSR.htable.sht_rm(QUEUE, c.key)
+        KSR.htable.sht_seti(QUEUE, f"n:g{group_id}", len(in_turn))  # the count follows the entries (each leave decrements it)
+        for call in in_turn:
             if offer_waiting(snapshot, group_id, live) is None:
                 break  # nobody free for this group: the others wait too (in order)
-            _g, index, label = key.split(":")
+            _g, index, label = call.key.split(":")
             KSR.tmx.t_continue(int(index), int(label), RESUME)
 
 

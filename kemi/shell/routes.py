@@ -416,17 +416,11 @@ def route_to_group(ctx: dict, action: RouteToGroup, method: str, nated: bool) ->
           method, nated)
 
 
-MAX_OVERFLOWS = 5  # overflows (and group forwardings) one call may go through: a cycle of targets ends here
-
-
 def overflow_of(ctx: dict, group_id: int):
     """The group's overflow target now, on the live state of this moment (None: nowhere)."""
     ctx["overflows"] = ctx.get("overflows", 0) + 1
-    if ctx["overflows"] > MAX_OVERFLOWS:
-        ctx["trace"].append(f"overflowed {MAX_OVERFLOWS} times: no further")
-        return None
     caller = CallParty(ctx.get("tenant_id"), ctx.get("caller_user_id"), ctx.get("caller") or "")
-    return group_overflow(SNAPSHOTS.get(), group_id, caller, LIVE, time.time(), ctx["trace"])
+    return group_overflow(SNAPSHOTS.get(), group_id, caller, LIVE, time.time(), ctx["trace"], ctx["overflows"])
 
 
 def queue_overflow(ctx: dict) -> bool:

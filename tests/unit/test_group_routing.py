@@ -149,3 +149,14 @@ def test_the_overflow_target_is_decided_when_the_call_overflows():
     later = group_overflow(snap, 7, caller, Floor({11: AgentState(busy=True)}), MONDAY_NOON, trace)
     assert isinstance(later, RouteToGroup) and later.group_id == 8 and later.steps[0].members[0][0] == 12  # 11 is busy by then
     assert group_overflow(snap, 8, caller, Floor(), MONDAY_NOON, trace) is None  # no overflow target: 480
+
+
+def test_a_chain_of_overflows_ends_after_the_limit():
+    from kemi.policy.decision import CallParty
+    from kemi.policy.routing import MAX_OVERFLOWS, group_overflow
+
+    snap = snap_with(overflow={"target_user": 2})
+    trace: list[str] = []
+    assert isinstance(group_overflow(snap, 7, CallParty(1, 1, "201"), Floor(), MONDAY_NOON, trace, MAX_OVERFLOWS), RouteToUser)
+    assert group_overflow(snap, 7, CallParty(1, 1, "201"), Floor(), MONDAY_NOON, trace, MAX_OVERFLOWS + 1) is None
+    assert trace[-1] == f"overflowed {MAX_OVERFLOWS} times: no further"
