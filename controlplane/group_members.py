@@ -26,6 +26,24 @@ def member_users(g: HuntGroup, group_of, account_of) -> list[int]:
     return list(dict.fromkeys(m["user_id"] for ring in resolved_rings(g, group_of, account_of) for m in ring))
 
 
+def groups_referring_to(s, tenant_id: int, user_id: int | None = None, sip_account_id: int | None = None) -> list[int]:
+    """The groups of a tenant whose rings, VIP/block lists or forwarding name this user or SIP account."""
+    from sqlmodel import select
+
+    out = []
+    for g in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == tenant_id)).all():
+        members = [m for ring in g.rings for m in ring["members"]]
+        if sip_account_id is not None and any(m.get("sip_account_id") == sip_account_id for m in members):
+            out.append(g.id)
+        elif user_id is not None and (
+                any(m.get("user_id") == user_id and m.get("sip_account_id") is None for m in members)
+                or f"u{user_id}" in g.vip
+                or any(b.get("key") == f"u{user_id}" or b.get("divert_user_id") == user_id for b in g.blocked)
+                or any(r.get("target_user_id") == user_id for r in g.forwarding)):
+            out.append(g.id)
+    return out
+
+
 def session_lookups(s):
     return (lambda gid: s.get(HuntGroup, gid)), (lambda aid: s.get(SipAccount, aid))
 

@@ -17,6 +17,8 @@ from controlplane.db.models import PhoneNumber, Role, SipAccount, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.auth import ha1, ha1b
 
+from controlplane.group_members import groups_referring_to
+
 from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 SipUsername = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~+-]+$")]
@@ -132,9 +134,13 @@ def update(ctx, p: SipAccountUpdate):
         return _out(acc, generated)
 
 
-@method("sip_account.delete", IdParams, errors=("not_found",))
+@method("sip_account.delete", IdParams, errors=("not_found", "conflict"))
 def delete(ctx, p: IdParams):
     """Delete a SIP account; its devices can no longer register or call."""
     with ctx.app.write() as s:
-        s.delete(get_scoped(s, SipAccount, p.id, ctx.principal, "sip_account"))
+        acc = get_scoped(s, SipAccount, p.id, ctx.principal, "sip_account")
+        used = groups_referring_to(s, acc.tenant_id, sip_account_id=acc.id)
+        if used:
+            raise Conflict(f"SIP account {acc.id} is a member of hunt group(s) {used}: take it out there first", group_ids=used)
+        s.delete(acc)
         return {"deleted": True, "id": p.id}

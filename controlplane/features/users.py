@@ -12,6 +12,8 @@ from controlplane.db.models import ROLE_RANK, Role, Site, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.numbering import DestClass
 
+from controlplane.group_members import groups_referring_to
+
 from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -158,11 +160,14 @@ def update(ctx, p: UserUpdate):
         return dump(u)
 
 
-@method("user.delete", IdParams, errors=("not_found",))
+@method("user.delete", IdParams, errors=("not_found", "conflict"))
 def delete(ctx, p: IdParams):
     """Delete a user together with their SIP accounts and extensions."""
     with ctx.app.write() as s:
         u = get_scoped(s, User, p.id, ctx.principal, "user")
+        used = groups_referring_to(s, u.tenant_id, user_id=u.id)
+        if used:
+            raise Conflict(f"user {u.id} is a member or target of hunt group(s) {used}: take them out there first", group_ids=used)
         s.delete(u)
         return {"deleted": True, "id": p.id}
 

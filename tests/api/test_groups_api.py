@@ -171,3 +171,17 @@ def test_ring_members_can_be_sip_accounts_and_teams(api, acme, server):
         assert api.err("group.update", token=admin, id=g["id"], rings=[{"members": bad}])[0] == "invalid_params", bad
     assert api.ok("group.get", token=admin, id=g["id"])["rings"] == g["rings"]
     assert api.err("group.delete", token=admin, id=team["id"])[0] == "conflict"  # used as a team
+
+
+def test_a_user_or_account_a_group_names_cannot_be_deleted_until_taken_out(api, acme):
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    desk = api.ok("sip_account.create", token=admin, user_id=alice, username="alice-desk2", password="pw-alice-desk2")
+    g = api.ok("group.create", token=admin, name="Desk", extension="680", rings=[{"members": [{"sip_account_id": desk["id"]}]}],
+               forwarding=[{"kind": "dnd", "target_user_id": bob}])
+    assert api.err("sip_account.delete", token=admin, id=desk["id"])[0] == "conflict"
+    eid, err = api.err("user.delete", token=admin, id=bob)
+    assert eid == "conflict" and g["id"] in err["data"]["details"]["group_ids"]
+    assert api.ok("user.get", token=admin, id=bob)["id"] == bob  # nothing deleted
+    api.ok("group.update", token=admin, id=g["id"], forwarding=[], rings=[ring(bob)])
+    assert api.ok("sip_account.delete", token=admin, id=desk["id"])["deleted"]
+    assert api.err("user.delete", token=admin, id=bob)[0] == "conflict"  # now a ring member

@@ -67,6 +67,8 @@ def test_feature_codes_from_the_phone_dnd_and_forwarding(node, sipp, pbx_user):
     assert sipp.caller(alice, ext_of(node, bob_user), expect=486).ok
     assert wait_for(lambda: node.rpc("user.get", id=bob_user["id"])["status"] == "dnd", timeout=5)  # kept by the control plane
     assert sipp.caller(bob, "*79", expect=603).ok
+    # kept by the control plane too: until then its periodic re-push could bring the old DND back
+    assert wait_for(lambda: node.rpc("user.get", id=bob_user["id"])["status"] == "online", timeout=5)
     assert sipp.caller(bob, "*21" + ext_of(node, carol_user), expect=603).ok  # forward everything to Carol
     rules = wait_for(lambda: node.rpc("forwarding.list", user_id=bob_user["id"])["items"], timeout=5)
     assert rules[0]["target_user_id"] == carol_user["id"] and rules[0]["source"] == "feature_code"
