@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from controlplane.db.models import Cdr
+from controlplane.db.models import Cdr, FraudEvent
 from kemi.policy.cdr import DISPOSITIONS
 from kemi.shell.cdr_spool import SEGMENT_MAX_AGE_S
 
@@ -41,10 +41,41 @@ def _opt_int(value) -> int | None:
     return None if value is None else int(value)
 
 
+FRAUD_KINDS = frozenset({"ban", "account_cooldown", "address_refused"})
+
+
+def fraud_row(rec: dict) -> dict:
+    """A spooled fraud event (kemi/shell/edge.py) as a `fraud_event` row."""
+    if rec.get("kind") not in FRAUD_KINDS:
+        raise ValueError(f"unknown fraud event kind {rec.get('kind')!r}")
+    if not rec.get("id") or len(str(rec["id"])) > 36:
+        raise ValueError("record id missing or longer than a UUID")
+    level = int(rec.get("level", 1))
+    if not 1 <= level <= 4:
+        raise ValueError(f"fraud level {level} is not 1..4")
+    return {
+        "_table": "fraud_event",
+        "id": str(rec["id"]),
+        "tenant_id": _opt_int(rec.get("tenant_id")),
+        "time": _ts(rec["ts"]),
+        "kind": rec["kind"],
+        "level": level,
+        "source": _text(rec.get("source"), 64),
+        "account": _text(rec.get("account"), 320),
+        "user_id": _opt_int(rec.get("user_id")),
+        "reason": _text(rec.get("reason"), 300),
+        "detail": rec.get("detail") if isinstance(rec.get("detail"), dict) else {},
+        "ingested_at": datetime.now(timezone.utc),
+    }
+
+
 def row_from_record(rec: dict) -> dict:
-    """Validate one spooled record and turn it into a `cdr` row; ValueError/KeyError/TypeError if invalid."""
+    """Validate one spooled record and turn it into a `cdr` row (or a `fraud_event` row, marked
+    `_table`); ValueError/KeyError/TypeError if invalid."""
     if not isinstance(rec, dict):
         raise TypeError("a record must be a JSON object")
+    if rec.get("type") == "fraud_event":
+        return fraud_row(rec)
     if rec.get("disposition") not in DISPOSITIONS:
         raise ValueError(f"unknown disposition {rec.get('disposition')!r}")
     if not rec.get("id") or len(str(rec["id"])) > 36:
@@ -133,20 +164,26 @@ class CdrIngestor:
         """Insert the rows not stored yet, in one transaction; returns how many were new."""
         if not rows:
             return 0
-        unique = {r["id"]: r for r in rows}
-        table = Cdr.__table__
+        new, events = [], []
         with self.engine.begin() as conn:  # SQLAlchemy Core: no ORM bookkeeping per row
-            existing = {row[0] for row in conn.execute(select(table.c.id).where(table.c.id.in_(list(unique))))}
-            new = [r for i, r in unique.items() if i not in existing]
-            if new:
-                conn.execute(insert(table), [{k: v for k, v in r.items() if k != "feature"} for r in new])
+            for table, out in ((Cdr.__table__, new), (FraudEvent.__table__, events)):
+                unique = {r["id"]: r for r in rows if r.get("_table", "cdr") == table.name}
+                if not unique:
+                    continue
+                existing = {row[0] for row in conn.execute(select(table.c.id).where(table.c.id.in_(list(unique))))}
+                out += [r for i, r in unique.items() if i not in existing]
+                if out:
+                    conn.execute(insert(table), [{k: v for k, v in r.items() if k not in ("feature", "_table")} for r in out])
+        if events and self.metrics:
+            for e in events:
+                self.metrics.fraud_event(e["kind"], e["level"], e["detail"].get("cause", ""))
         for r in new:  # feature codes dialled from phones: applied once, with their call's first storing
             if r.get("feature") and self.on_feature is not None:
                 try:
                     self.on_feature(r["feature"])
                 except Exception:  # noqa: BLE001 - a feature that cannot be applied must not hold up CDRs
                     log.exception("feature code %s of CDR %s not applied", r["feature"], r["id"])
-        return len(new)
+        return len(new) + len(events)
 
     def _store_all(self, rows: list[dict], origin: str) -> int:
         try:
@@ -201,7 +238,9 @@ class CdrIngestor:
         present = set(self._names(self.open_dir))
         self._offsets = {k: v for k, v in self._offsets.items() if k in present}
         if rows_seen:
-            self.last_lag_s = max(0.0, now - max(r["end_time"].timestamp() for r in rows_seen))
+            ends = [r["end_time"].timestamp() for r in rows_seen if "end_time" in r]
+            if ends:
+                self.last_lag_s = max(0.0, now - max(ends))
         self.ingested += stored
         if self.metrics and stored:
             self.metrics.cdrs_ingested(stored, self.last_lag_s)

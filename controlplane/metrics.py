@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger("callmanager.metrics")
 
@@ -55,6 +55,48 @@ class QueueCollector:
         yield from (up, agents, waiting, queued, longest, today)
 
 
+class EdgeCollector:
+    """The edge's live state at scrape time: banned sources, accounts cooling down, failed
+    authentications (Kamailio's counter; it restarts with Kamailio and after 15 quiet minutes).
+    Never raises: a Kamailio that does not answer shows as callmanager_fraud_edge_up 0."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        up = GaugeMetricFamily("callmanager_fraud_edge_up", "1 when the edge's htables could be read from Kamailio")
+        banned = GaugeMetricFamily("callmanager_fraud_banned_sources", "Sources banned now (dropped silently)")
+        cooling = GaugeMetricFamily("callmanager_fraud_cooling_accounts", "SIP account names refused now after repeated failed authentications")
+        failures = CounterMetricFamily("callmanager_fraud_auth_failures", "Failed digest authentications (all accounts and sources)")
+        try:
+            import time
+
+            from controlplane.features.queues import htable_items
+
+            k = self.app.kamailio
+            k.call("core.version")  # raises when Kamailio does not answer (htable_items would not)
+            now = time.time()
+            bans = htable_items(self.app, "ban")
+            banned.add_metric([], sum(1 for v in bans.values() if str(v).partition(":")[2].isdigit() and int(str(v).partition(":")[2]) > now))
+            locks = htable_items(self.app, "authlock")
+            cooling.add_metric([], sum(1 for key, v in locks.items() if key.startswith("until:") and _num(v) > now))
+            failures.add_metric([], _num(htable_items(self.app, "authfail").get("total")))
+            up.add_metric([], 1)
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail
+            log.debug("edge metrics unavailable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        yield from (up, banned, cooling, failures)
+
+
+def _num(value) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 class Metrics:
     def __init__(self, app=None, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
@@ -66,8 +108,12 @@ class Metrics:
         self.snapshot_accounts = Gauge("callmanager_snapshot_sip_accounts", "SIP accounts in the published snapshot", registry=r)
         self.cdr_ingested = Counter("callmanager_cdr_ingested_total", "CDRs stored from the spool", registry=r)
         self.cdr_lag = Gauge("callmanager_cdr_ingestion_lag_seconds", "Age of the newest CDR at ingestion", registry=r)
+        self.fraud_events = Counter("callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r)
+        self.fraud_bans = Counter("callmanager_fraud_bans_total", "Sources banned at the edge, by cause (flood, scanner, brute_force)",
+                                  ["cause"], registry=r)
         if app is not None:
             r.register(QueueCollector(app))
+            r.register(EdgeCollector(app))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()
@@ -79,6 +125,11 @@ class Metrics:
         self.snapshot_version.set(version)
         self.snapshot_published_ts.set(time.time())
         self.snapshot_accounts.set(accounts)
+
+    def fraud_event(self, kind: str, level: int, cause: str = "") -> None:
+        self.fraud_events.labels(kind, str(level)).inc()
+        if kind == "ban":
+            self.fraud_bans.labels(cause or "other").inc()
 
     def cdrs_ingested(self, n: int, lag_s: float) -> None:
         self.cdr_ingested.inc(n)

@@ -147,7 +147,8 @@ def compile_snapshot(session: Session) -> dict:
         "accounts": [
             {"username": a.username, "realm": a.realm, "ha1": a.ha1, "user_id": a.user_id, "tenant_id": a.tenant_id,
              **({} if a.enabled else {"enabled": False}),
-             **({"clir": a.clir} if a.clir is not None else {}), **({"presented_number": a.presented_number} if a.presented_number else {})}
+             **({"clir": a.clir} if a.clir is not None else {}), **({"presented_number": a.presented_number} if a.presented_number else {}),
+             **({"allowed": list(a.allowed_networks)} if a.allowed_networks else {})}
             for a in accounts
         ],
         "extensions": [{"tenant_id": e.tenant_id, "number": e.number, "user_id": e.user_id} for e in extensions],

@@ -30,6 +30,20 @@ class KamailioRpc:
         result = self.call("dlg.list")
         return list(result or [])
 
+    def htable_items(self, table: str) -> dict[str, object]:
+        """All items of one of Kamailio's htables, {name: value}, in one RPC (htable.dump nests them in slots)."""
+        items: dict[str, object] = {}
+        stack = [self.call("htable.dump", table)]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if "name" in node and "value" in node:
+                    items[str(node["name"])] = node["value"]
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        return items
+
     def registrations(self) -> list[dict]:
         out = []
         for dom in (self.call("ul.dump", "brief") or {}).get("Domains", []):

@@ -110,6 +110,8 @@ class SipAccount(SQLModel, table=True):
     ring: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default="1"))
     clir: Optional[bool] = Field(default=None, sa_column=Column(Boolean, nullable=True))
     presented_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
+    # SEC-10: addresses or CIDR ranges the account may be used from (empty: anywhere)
+    allowed_networks: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -344,4 +346,24 @@ class Cdr(SQLModel, table=True):
     sip_code: int
     sip_reason: str = Field(sa_column=Column(String(128), nullable=False))
     trace: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of trace lines
+    ingested_at: datetime = Field(default_factory=utcnow)
+
+
+class FraudEvent(SQLModel, table=True):
+    """What the fraud controls noticed or did (SEC-06..08): a ban, an account's cool-down, a refused address, ...
+    Written by the Kamailio workers through the record spool (ingested exactly once, by id) or by the control plane."""
+
+    __tablename__ = "fraud_event"
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    tenant_id: Optional[int] = Field(default=None, index=True)  # None: the node's edge (a source, not a customer)
+    time: datetime = Field(index=True)
+    kind: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    level: int = 1  # 1 warning .. 4 account locked entirely (edge events: 1)
+    source: str = Field(default="", sa_column=Column(String(64), nullable=False, server_default=""))  # IP address
+    account: str = Field(default="", sa_column=Column(String(320), nullable=False, server_default=""))  # user@realm
+    user_id: Optional[int] = Field(default=None, index=True)
+    reason: str = Field(sa_column=Column(String(300), nullable=False))
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    acknowledged_at: Optional[datetime] = None
+    acknowledged_by: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
     ingested_at: datetime = Field(default_factory=utcnow)

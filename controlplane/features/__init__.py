@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     discover,
     extensions,
     forwarding,
+    fraud,
     groups,
     numbers,
     profiles,

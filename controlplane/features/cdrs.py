@@ -5,7 +5,7 @@ import json
 from datetime import timezone
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field
 from sqlmodel import or_, select
 
 from controlplane.api.rpc import method
@@ -13,23 +13,17 @@ from controlplane.db.models import Cdr, Role
 from controlplane.numbering import national
 from kemi.policy.cdr import DISPOSITIONS
 
-from .common import Id, ListParams, page
+from .common import Id, ListParams, TimeRange, page
 
 Disposition = Literal[DISPOSITIONS]  # type: ignore[valid-type]
 
 
-class CdrList(ListParams):
-    since: AwareDatetime | None = Field(None, description="start time >= since (ISO 8601 with zone)")
-    until: AwareDatetime | None = Field(None, description="start time < until")
+class CdrList(TimeRange, ListParams):
+    """since / until: the call's start time."""
+
     user_id: Id | None = Field(None, description="calls where this user was caller or callee")
     disposition: Disposition | None = None
     call_id: str | None = None
-
-    @model_validator(mode="after")
-    def _range(self):
-        if self.since and self.until and self.until <= self.since:
-            raise ValueError("until must be after since")
-        return self
 
 
 def serialise(c: Cdr) -> dict:

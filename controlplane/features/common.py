@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 from sqlmodel import Session, SQLModel, func, select
 
 from controlplane.api.errors import Conflict, NotFound
@@ -20,6 +20,17 @@ class ListParams(Params):
     tenant_id: Id | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0)
+
+
+class TimeRange(Params):
+    since: AwareDatetime | None = Field(None, description="at or after this time (ISO 8601 with zone)")
+    until: AwareDatetime | None = Field(None, description="before this time")
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.since and self.until and self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
 
 
 class IdParams(Params):

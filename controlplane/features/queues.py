@@ -34,23 +34,9 @@ from controlplane.live_view import agent_end
 def htable_items(app, table: str) -> dict[str, object]:
     """All items of one of Kamailio's htables, in one RPC (empty when Kamailio does not answer)."""
     try:
-        dump = app.kamailio.call("htable.dump", table)
+        return app.kamailio.htable_items(table)
     except KamailioRpcError:
         return {}
-    items: dict[str, object] = {}
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if "name" in node and "value" in node:
-                items[str(node["name"])] = node["value"]
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(dump)
-    return items
 
 
 def _int(value) -> int:

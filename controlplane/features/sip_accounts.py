@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, Forbidden, InvalidParams
@@ -16,6 +16,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import PhoneNumber, Role, SipAccount, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.auth import ha1, ha1b
+from kemi.policy.edge import networks
 
 from controlplane.group_members import groups_referring_to
 
@@ -26,22 +27,29 @@ Password = Annotated[str, StringConstraints(min_length=8, max_length=128, patter
 HIDDEN = {"ha1", "ha1b"}
 
 
-class SipAccountCreate(Params):
-    user_id: Id
-    username: SipUsername
-    password: Password | None = None  # omitted: a strong one is generated and returned once
-    enabled: bool = True
-
-
 class Device(Params):
     """Per-device settings (TEL-29)."""
 
     ring: bool | None = Field(None, description="rings when the user is called (parallel ringing)")
     clir: bool | None = Field(None, description="calls from this device suppress the number (overrides the user)")
     presented_number: str | None = Field(None, description="number presented on calls from this device ('' clears)")
+    allowed_networks: list[str] | None = Field(None, max_length=64, description="SEC-10: addresses or CIDR ranges the account may be "
+                                               "used from; the right password from elsewhere is refused ([] : anywhere)")
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value):
+        if value is None:
+            return None
+        try:
+            return [str(n) for n in networks(value)]
+        except ValueError as exc:
+            raise ValueError(f"not an address or CIDR range: {exc}") from None
 
 
 def _apply_device(s, acc: SipAccount, p: Device) -> None:
+    if p.allowed_networks is not None:
+        acc.allowed_networks = list(dict.fromkeys(p.allowed_networks))
     if p.ring is not None:
         acc.ring = p.ring
     if p.clir is not None:
@@ -55,6 +63,13 @@ def _apply_device(s, acc: SipAccount, p: Device) -> None:
         if own is None and not s.get(Tenant, acc.tenant_id).allow_clip_no_screening:
             raise Forbidden(f"{number} is not a number of this tenant (CLIP no screening is not enabled)", field="presented_number")
         acc.presented_number = number
+
+
+class SipAccountCreate(Device):
+    user_id: Id
+    username: SipUsername
+    password: Password | None = None  # omitted: a strong one is generated and returned once
+    enabled: bool = True
 
 
 class SipAccountUpdate(Device):
@@ -93,6 +108,7 @@ def create(ctx, p: SipAccountCreate):
         password = secrets.token_urlsafe(12) if generated else p.password
         acc = SipAccount(tenant_id=tenant.id, user_id=user.id, username=p.username, realm=tenant.sip_domain, ha1="", ha1b="", enabled=p.enabled)
         _set_password(acc, password)
+        _apply_device(s, acc, p)
         s.add(acc)
         s.flush()
         return _out(acc, password if generated else None)

@@ -5,6 +5,7 @@ ever signalled. Used by `make run` / `make stop` and by the scenario tests.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -154,6 +155,7 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_SNAPSHOT_CHECK_S": str(settings.snapshot_check_s),
         "CALLMANAGER_TRUNK_TIMEOUT_MS": str(settings.trunk_timeout_ms),
         "CALLMANAGER_DEVICE_TIMEOUT_MS": str(settings.device_timeout_ms),
+        "CALLMANAGER_EDGE": json.dumps(settings.edge_doc()),
     }
     return Component(
         "kamailio", argv, run / "kamailio.pid", settings.log_dir / "kamailio.log",

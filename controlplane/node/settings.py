@@ -43,6 +43,17 @@ class NodeSettings:
     snapshot_check_s: float = 0.25
     cdr_ingest_interval_s: float = 0.5
     live_sync_interval_s: float = 10.0  # users' status is pushed to Kamailio again this often (repairs a restarted Kamailio)
+    # Edge protection (docs/security.md): floods, password guessing, scanners. Sources are IP addresses.
+    edge_protection: bool = True
+    edge_window_s: int = 10  # the sliding window of the request counters
+    edge_max_requests: int = 1000  # requests per window from one source before it is banned
+    edge_max_unauthenticated: int = 50  # requests per window that did not authenticate (net of those that did) before a ban
+    edge_ban_s: int = 300  # a banned source is dropped silently this long
+    edge_exempt: str = ""  # comma-separated addresses / CIDR ranges never banned (own nodes, SBCs); trunks are exempt anyway
+    auth_failures_source: int = 10  # failed digest authentications from one source before it is banned
+    auth_failures_account: int = 5  # failed authentications of one account (from any source) before it cools down
+    auth_lock_s: int = 60  # the first cool-down; each further one within a day doubles
+    auth_lock_max_s: int = 86400
 
     @property
     def var(self) -> Path:
@@ -76,6 +87,13 @@ class NodeSettings:
     def kamailio_rpc_url(self) -> str:
         return f"http://{self.kamailio_rpc_address}:{self.kamailio_rpc_port}/RPC"
 
+    def edge_doc(self) -> dict:
+        """The edge settings as kemi.policy.edge.EdgeSettings takes them."""
+        return {"enabled": self.edge_protection, "window_s": self.edge_window_s, "max_requests": self.edge_max_requests,
+                "max_unauthenticated": self.edge_max_unauthenticated, "ban_s": self.edge_ban_s,
+                "exempt": [c for c in self.edge_exempt.split(",") if c.strip()], "auth_failures_source": self.auth_failures_source,
+                "auth_failures_account": self.auth_failures_account, "lock_s": self.auth_lock_s, "lock_max_s": self.auth_lock_max_s}
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
@@ -107,4 +125,8 @@ def load_settings(config_file: str | os.PathLike | None = None, env: dict | None
             values[name] = env[key]
     values.update({k: v for k, v in overrides.items() if v is not None})
     coerced = {k: _coerce(known[k].type, v) if isinstance(v, str) else v for k, v in values.items()}
-    return replace(NodeSettings(), **coerced)
+    settings = replace(NodeSettings(), **coerced)
+    from kemi.policy.edge import EdgeSettings
+
+    EdgeSettings.from_doc(settings.edge_doc())  # a malformed exempt network: ValueError now, not in every Kamailio worker
+    return settings

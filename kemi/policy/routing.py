@@ -516,6 +516,14 @@ def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trac
     return _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now, live)
 
 
+def is_emergency_call(snapshot: Snapshot, account, dialled: str) -> bool:
+    """Does this account's call to `dialled` go to an emergency number (read in its user's country)?
+    Such calls pass every fraud control: an account's cool-down included."""
+    user = snapshot.users.get(account.user_id)
+    digits = clean(dialled)
+    return user is not None and digits is not None and is_emergency(digits, user.plan)
+
+
 def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, digits: str, trace: list[str]) -> Decision:
     """110 / 112: always out, whatever the user's locks, permissions, status or forwarding."""
     trunks = snapshot.trunks_for(tenant.id, None)

@@ -36,6 +36,7 @@ class Account(NamedTuple):
     aor: str = ""  # sip:username@realm (filled in by the parser)
     clir: bool | None = None  # TEL-29: overrides the user's CLIR for calls made from this device
     presented_number: str | None = None  # ... and the presented number
+    allowed: tuple = ()  # SEC-10: networks the account may be used from (empty: anywhere)
 
 
 class User(NamedTuple):
@@ -192,7 +193,8 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
         for a in doc["accounts"]:
             username, realm = str(a["username"]), str(a["realm"]).lower()
             acc = Account(username, realm, str(a["ha1"]), str(a.get("ha1b", "")), int(a["user_id"]), int(a["tenant_id"]),
-                          bool(a.get("enabled", True)), f"sip:{username}@{realm}", a.get("clir"), a.get("presented_number"))
+                          bool(a.get("enabled", True)), f"sip:{username}@{realm}", a.get("clir"), a.get("presented_number"),
+                          tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else ())
             accounts[(username, realm)] = acc
         plans: dict[tuple[str, str], Plan] = {}
         classes = {c.value: c for c in DestClass}

@@ -40,10 +40,12 @@ class Message(NamedTuple):
     call_id: str
     auth_user: str  # username of the digest credentials ('' when there are none)
     auth_realm: str
+    banned: str  # the source's ban ('' when it is not banned)
+    user_agent: str  # last: the only field that may contain spaces
 
 
 # No $cT: finding a Content-Type means scanning every header; only in-dialog requests need it (has_sdp).
-_PVS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$si", "$sp", "$Rp", "$ci", "$au", "$ar")
+_PVS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$si", "$sp", "$Rp", "$ci", "$au", "$ar", "$sht(ban=>$si)", "$ua")
 _FORMAT = "$_s(" + _SEP.join(_PVS) + ")"
 
 
@@ -52,13 +54,13 @@ def _pv(name: str) -> str:
 
 
 def _build(values: list[str]) -> Message:
-    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar = values
+    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ban, ua = values
     return Message(m, ru, rd.lower(), fu, fd.lower(), tu, td.lower(), tt, si, int(sp) if sp.isdigit() else 0,
-                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower())
+                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower(), ban, ua)
 
 
 def message() -> Message:
-    values = (KSR.pv.gete(_FORMAT) or "").replace(_NULL, "").split(_SEP)
+    values = (KSR.pv.gete(_FORMAT) or "").replace(_NULL, "").split(_SEP, len(_PVS) - 1)  # the User-Agent may hold spaces
     if len(values) != len(_PVS):
         values = [_pv(name) for name in _PVS]
     return _build(values)

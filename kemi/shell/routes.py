@@ -15,20 +15,22 @@ import uuid
 import KSR
 
 from kemi.policy import cdr, numbering
-from kemi.policy.auth import auth_result, failure_counter_keys, ha1_for_check, identity_must_match, realm_for
+from kemi.policy.auth import auth_result, find_account, identity_must_match, realm_for
+from kemi.policy.edge import judge_auth
 from kemi.policy.decision import CallParty, Challenge, Decision, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
 from kemi.policy.features import FeatureCode
 from kemi.policy.forwarding import fallback_case
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
-from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, should_fail_over, trunk_credentials,
-                                 unsupported_method)
+from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, is_emergency_call, should_fail_over,
+                                 trunk_credentials, unsupported_method)
 
 from . import acd
 from . import ksr_apply as apply
 from . import ksr_read as read
 from .context import CTX, load_context, store_context
+from .edge import Edge
 from .cdr_spool import CdrSpool
 from .flags import FLB_NATB, FLB_NATSIPPING, FLT_NATS, NAT_TEST
 from .settings import ShellSettings
@@ -38,6 +40,7 @@ SETTINGS = ShellSettings.from_env()
 SNAPSHOTS = SnapshotHolder(SETTINGS.snapshot_path, SETTINGS.snapshot_check_interval, log=lambda m: KSR.info(m + "\n"))
 SPOOL = CdrSpool(SETTINGS.spool_dir)
 LIVE = read.KsrLiveView()
+EDGE = Edge(SETTINGS.edge, SPOOL)
 # Unknown accounts are checked against this: same work and same answer as a wrong password.
 DECOY_HA1 = secrets.token_hex(16)
 SERVED = ROUTABLE_INITIAL | {"REGISTER"}  # new requests with any other method: 405 (the policy says why)
@@ -64,11 +67,16 @@ def child_init(rank: int) -> int:
 
 
 def request_route() -> int:
-    if KSR.sanity.sanity_check_defaults() < 0:  # malformed: answered 400 by sanity, or dropped
-        KSR.set_drop()
-        return 1
     msg = read.message()  # one read; every later stage gets it
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
+        KSR.set_drop()
+        return 1
+    snap = SNAPSHOTS.get()
+    if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap):  # banned, a scanner, or a flood: not a word back
+        KSR.set_drop()
+        return 1
+    if KSR.sanity.sanity_check_defaults() < 0:  # malformed: answered 400 by sanity, or dropped
+        EDGE.unauthenticated(msg.src_ip, snap, "malformed request")
         KSR.set_drop()
         return 1
     if KSR.maxfwd.process_maxfwd(10) < 0:
@@ -81,19 +89,24 @@ def request_route() -> int:
     if method == "CANCEL":
         cancel()
     elif msg.to_tag:
-        in_dialog(msg)
+        in_dialog(msg, snap)
     elif method != "ACK" and not is_retransmission():  # an ACK matching no dialog is absorbed
-        new_request(msg)
+        new_request(msg, snap)
     return 1
 
 
-def new_request(msg: read.Message) -> None:
+def new_request(msg: read.Message, snap: Snapshot) -> None:
     if msg.method not in SERVED:
-        apply.reject(unsupported_method(msg.method))
+        if EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} not served"):
+            apply.reject(unsupported_method(msg.method))
         return
     nated = detect_nat(msg.method)
-    snap = SNAPSHOTS.get()
     facts = authenticated_facts(msg, snap)
+    if facts.auth is AuthResult.OK:
+        EDGE.authenticated(msg.src_ip, snap)
+    elif not EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} {facts.auth.value}"):
+        KSR.set_drop()  # banned just now: this request gets no answer either
+        return
     if msg.method == "REGISTER":
         registrar(facts, snap, nated)
     else:
@@ -106,7 +119,7 @@ def cancel() -> None:
         KSR.tm.t_relay()
 
 
-def in_dialog(msg: read.Message) -> None:
+def in_dialog(msg: read.Message, snap: Snapshot) -> None:
     if KSR.rr.loose_route() > 0:
         nated = KSR.nathelper.nat_uac_test(NAT_TEST) > 0
         if nated:
@@ -124,7 +137,8 @@ def in_dialog(msg: read.Message) -> None:
         if KSR.tm.t_check_trans() > 0:
             relay()  # ACK for a negative reply to a stateful forward
         return
-    apply.reply(404, "Not here", "no dialog matches this request")
+    if EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} matching no dialog"):
+        apply.reply(404, "Not here", "no dialog matches this request")
 
 
 def is_retransmission() -> bool:
@@ -159,18 +173,36 @@ def authenticated_facts(msg: read.Message, snap: Snapshot) -> RequestFacts:
     result, user, realm = AuthResult.NONE, msg.auth_user, msg.auth_realm
     if user:
         method_realm = realm_for(msg.method, msg.to_host, msg.from_host, snap.default_realm)
-        ha1 = ha1_for_check(snap, user, method_realm, DECOY_HA1)
-        rc = KSR.auth.pv_auth_check(method_realm, ha1, 1, 1 if identity_must_match(msg.method) else 0)
+        acc = find_account(snap, user, method_realm)
+        rc = KSR.auth.pv_auth_check(method_realm, acc.ha1 if acc is not None else DECOY_HA1, 1, 1 if identity_must_match(msg.method) else 0)
         result = auth_result(rc)
+        if result is AuthResult.OK or result is AuthResult.FAILED:
+            result = judged_auth(msg, snap, acc, user, method_realm, result is AuthResult.OK, rc)
         if result is AuthResult.OK:
             realm = method_realm
-        elif result is AuthResult.FAILED:
-            for key in failure_counter_keys(user, method_realm, msg.src_ip):
-                KSR.htable.sht_inc("authfail", key)  # atomic, shared by all workers (initval=0 creates it)
-            KSR.notice(f"callmanager: digest authentication failed for {user}@{method_realm} from {msg.src_ip} (rc {rc}, Call-ID {msg.call_id})\n")
     return RequestFacts(msg.method, msg.ruri_user, msg.ruri_host, msg.from_user, msg.from_host, msg.to_user, msg.to_host,
                         msg.src_ip, msg.src_port, msg.call_id, user, realm, result,
                         msg.method != "REGISTER" and msg.ruri_host not in snap.domains and read.is_myself_ruri())
+
+
+def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, checked_ok: bool, rc: int) -> AuthResult:
+    """Right or wrong credentials, adjusted for the account's cool-down and address restriction (any
+    account name, known or not, is treated alike); failures counted, sources banned, accounts cooled down."""
+    account = f"{user}@{realm}"
+    locked = EDGE.locked_until(account) if EDGE.s.enabled else 0.0
+    now = time.time()
+    if checked_ok and locked <= now and not (acc is not None and acc.allowed):
+        return AuthResult.OK  # the common case: nothing more to read
+    emergency = locked > now and msg.method == "INVITE" and acc is not None and is_emergency_call(snap, acc, msg.ruri_user)
+    verdict = judge_auth(checked_ok, locked, acc.allowed if acc is not None else (), msg.src_ip, emergency, now)
+    if verdict.ok:
+        return AuthResult.OK
+    tenant_id, user_id = (acc.tenant_id, acc.user_id) if acc is not None else (None, None)
+    if checked_ok and verdict.count_account:  # the right password from an address the account may not be used from
+        EDGE.refused_address(account, msg.src_ip, tenant_id, user_id)
+    EDGE.auth_failed(user, realm, msg.src_ip, snap, verdict.why, tenant_id, user_id, count_account=verdict.count_account)
+    KSR.notice(f"callmanager: authentication refused for {account} from {msg.src_ip}: {verdict.why} (rc {rc}, Call-ID {msg.call_id})\n")
+    return AuthResult.FAILED  # answered exactly like a wrong password
 
 
 # ---------------------------------------------------------------- REGISTER

@@ -1,8 +1,11 @@
 """Node settings the shell needs, from the environment Kamailio was started with."""
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from kemi.policy.edge import EdgeSettings
 
 
 @dataclass(frozen=True)
@@ -13,6 +16,7 @@ class ShellSettings:
     snapshot_check_interval: float = 0.25
     trunk_timeout_ms: int = 3000  # a trunk that does not answer at all within this is skipped
     device_timeout_ms: int = 5000  # devices that send nothing back within this are unreachable (backup routing)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
 
     @classmethod
     def from_env(cls) -> "ShellSettings":
@@ -24,4 +28,5 @@ class ShellSettings:
             snapshot_check_interval=float(os.environ.get("CALLMANAGER_SNAPSHOT_CHECK_S", "0.25")),
             trunk_timeout_ms=int(os.environ.get("CALLMANAGER_TRUNK_TIMEOUT_MS", "3000")),
             device_timeout_ms=int(os.environ.get("CALLMANAGER_DEVICE_TIMEOUT_MS", "5000")),
+            edge=EdgeSettings.from_doc(json.loads(os.environ.get("CALLMANAGER_EDGE") or "{}")),
         )

@@ -134,6 +134,13 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
+ROUNDS = 5
+
+
+def median_p99(rounds: list[tuple[float, float]], which: int) -> float:
+    return statistics.median(r[which] for r in rounds)
+
+
 def run(users: int = 20000, count: int = 30000) -> list[dict]:
     with_rules = parse_snapshot(build(users, rules=True))
     plain = dataclasses.replace(with_rules, users={k: u._replace(forwarding=(), vip=frozenset()) for k, u in with_rules.users.items()},
@@ -144,7 +151,17 @@ def run(users: int = 20000, count: int = 30000) -> list[dict]:
     now = time.time()
     for snap in (with_rules, plain):  # warm up caches (regexes, zone info) on both
         measure(snap, sample[:2000], now)
-    results = {"rules": measure(with_rules, sample, now), "plain": measure(plain, sample, now)}
+    # In turns, ROUNDS chunks each: a noisy neighbour hits both sides alike. A round's p99 is its
+    # own; the figure is the median round (one disturbed round does not make the result).
+    results: dict[str, dict[str, list[float]]] = {"rules": {}, "plain": {}}
+    rounds: dict[str, list[tuple[float, float]]] = {"rules": [], "plain": []}
+    size = -(-len(sample) // ROUNDS)
+    for start in range(0, len(sample), size):
+        for label, snap in (("rules", with_rules), ("plain", plain)):
+            chunk = measure(snap, sample[start:start + size], now)
+            for kind, v in chunk.items():
+                results[label].setdefault(kind, []).extend(v)
+            rounds[label].append((pct(chunk["group"], 99), pct([x for k, v in chunk.items() if k != "group" for x in v], 99)))
     print(f"  policy decision on {users} users, {count} calls ({sum(1 for u in with_rules.users.values() if u.forwarding)} users with forwarding):")
     print(f"    {'kind':10} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>8}   baseline without rules p50/p99")
     records = []
@@ -153,15 +170,24 @@ def run(users: int = 20000, count: int = 30000) -> list[dict]:
         print(f"    {kind:10} {pct(v, 50):8.1f} {pct(v, 99):8.1f} {max(v):8.1f}   {pct(b, 50):.1f}/{pct(b, 99):.1f}")
     every = [x for kind, v in results["rules"].items() if kind != "group" for x in v]  # issue 3's figure: calls to users and out
     base = [x for kind, v in results["plain"].items() if kind != "group" for x in v]
+    p99s = {label: [round(r[1], 1) for r in rs] for label, rs in rounds.items()}
+    print(f"    p99 per round, calls to users and out: {p99s['rules']} (without rules {p99s['plain']})")
+    print(f"    p99 per round, group calls: {[round(r[0], 1) for r in rounds['rules']]}")
     for q in (50, 99):
-        records.append({"name": f"policy_decision_p{q}_{users}_users", "value": round(pct(every, q), 1), "unit": "µs",
-                        "baseline": round(pct(base, q), 1), "ratio": round(pct(every, q) / pct(base, q), 3),
-                        "detail": {"calls": count, "goal": "p99 < 100 µs" if q == 99 else None,
+        value = median_p99(rounds["rules"], 1) if q == 99 else pct(every, q)
+        baseline = median_p99(rounds["plain"], 1) if q == 99 else pct(base, q)
+        records.append({"name": f"policy_decision_p{q}_{users}_users", "value": round(value, 1), "unit": "µs",
+                        "baseline": round(baseline, 1), "ratio": round(value / baseline, 3),
+                        "detail": {"calls": count, "goal": "p99 < 100 µs" if q == 99 else None, "rounds": ROUNDS,
+                                   "p99_by_round": p99s["rules"] if q == 99 else None, "p99_all_calls": round(pct(every, 99), 1),
                                    "by_kind": {k: {"p50": round(pct(v, 50), 1), "p99": round(pct(v, 99), 1)} for k, v in results["rules"].items()}}})
-    g, base = results["rules"]["group"], results["plain"]["internal"]
-    records.append({"name": "policy_group_decision_p99_500_groups_5000_agents", "value": round(pct(g, 99), 1), "unit": "µs",
-                    "baseline": round(pct(base, 99), 1), "ratio": round(pct(g, 99) / pct(base, 99), 3),
-                    "detail": {"p50": round(pct(g, 50), 1), "goal": "p99 < 100 µs", "baseline": "an internal call without rules"}})
+    g = results["rules"]["group"]
+    value, baseline = median_p99(rounds["rules"], 0), median_p99(rounds["plain"], 1)
+    records.append({"name": "policy_group_decision_p99_500_groups_5000_agents", "value": round(value, 1), "unit": "µs",
+                    "baseline": round(baseline, 1), "ratio": round(value / baseline, 3),
+                    "detail": {"p50": round(pct(g, 50), 1), "goal": "p99 < 100 µs", "rounds": ROUNDS,
+                               "p99_by_round": [round(r[0], 1) for r in rounds["rules"]], "p99_all_calls": round(pct(g, 99), 1),
+                               "baseline": "calls to users and out without rules (median round's p99)"}})
     return records
 
 

@@ -1,6 +1,8 @@
 """Hand-made SIP requests over UDP, for what no well-behaved phone sends."""
 from __future__ import annotations
 
+import hashlib
+import re
 import socket
 import uuid
 
@@ -30,3 +32,97 @@ def send(server: tuple[str, int], text: str, timeout: float = 2.0) -> str | None
             return s.recv(65535).decode(errors="replace")
         except socket.timeout:
             return None
+
+
+class Reply:
+    def __init__(self, text: str):
+        head = text.split("\r\n\r\n", 1)[0].split("\r\n")
+        self.code = int(head[0].split()[1])
+        self.reason = head[0].split(" ", 2)[2] if len(head[0].split(" ", 2)) > 2 else ""
+        self.headers: dict[str, str] = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+
+    def challenge(self) -> dict[str, str]:
+        raw = self.headers.get("www-authenticate") or self.headers.get("proxy-authenticate") or ""
+        return dict(re.findall(r'(\w+)="?([^",]*)"?', raw.split(" ", 1)[1] if " " in raw else ""))
+
+
+class DigestClient:
+    """A minimal SIP client over UDP from a chosen loopback address: REGISTER or INVITE answered
+    to its challenge with digest credentials (MD5, qop=auth). For edge-protection tests."""
+
+    def __init__(self, server: tuple[str, int], src_ip: str = "127.0.0.1", timeout: float = 1.0, user_agent: str = "callmanager-test"):
+        self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((src_ip, 0))
+        self.sock.settimeout(timeout)
+        self.ip, self.port = self.sock.getsockname()
+        self.user_agent = user_agent
+        self._branch = ""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _send(self, text: str) -> Reply | None:
+        self.sock.sendto(text.encode(), self.server)
+        while True:
+            try:
+                data = self.sock.recv(65535).decode(errors="replace")
+            except socket.timeout:
+                return None
+            reply = Reply(data)
+            if reply.code >= 200:
+                return reply
+
+    def _request(self, method: str, ruri: str, user: str, domain: str, call_id: str, cseq: int, auth: str = "", to_user: str | None = None) -> str:
+        branch = self._branch = "z9hG4bK" + uuid.uuid4().hex[:12]
+        body = ""
+        extra = ""
+        if method == "INVITE":
+            body = f"v=0\r\no=- 1 1 IN IP4 {self.ip}\r\ns=-\r\nc=IN IP4 {self.ip}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            extra = "Content-Type: application/sdp\r\n"
+        return (f"{method} {ruri} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {self.ip}:{self.port};branch={branch};rport\r\n"
+                f"From: <sip:{user}@{domain}>;tag={call_id[:8]}\r\n"
+                f"To: <sip:{to_user or user}@{domain}>\r\n"
+                f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+                f"Contact: <sip:{user}@{self.ip}:{self.port}>\r\nMax-Forwards: 70\r\nExpires: 60\r\n"
+                f"User-Agent: {self.user_agent}\r\n{auth}{extra}Content-Length: {len(body)}\r\n\r\n{body}")
+
+    def attempt(self, user: str, domain: str, password: str, method: str = "REGISTER", dial: str | None = None) -> tuple[Reply | None, Reply | None]:
+        """(the reply to the request without credentials, the reply to the one with them); None: no answer."""
+        call_id = str(uuid.uuid4())
+        ruri = f"sip:{domain}" if method == "REGISTER" else f"sip:{dial}@{domain}"
+        first = self._send(self._request(method, ruri, user, domain, call_id, 1, to_user=dial if method != "REGISTER" else None))
+        if first is None or first.code not in (401, 407):
+            return first, None
+        ch = first.challenge()
+        header = "Authorization" if first.code == 401 else "Proxy-Authorization"
+        ha1 = hashlib.md5(f"{user}:{ch.get('realm', domain)}:{password}".encode()).hexdigest()
+        ha2 = hashlib.md5(f"{method}:{ruri}".encode()).hexdigest()
+        cnonce, nc = uuid.uuid4().hex[:8], "00000001"
+        if "auth" in ch.get("qop", ""):
+            response = hashlib.md5(f"{ha1}:{ch['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+            qop = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
+        else:
+            response = hashlib.md5(f"{ha1}:{ch['nonce']}:{ha2}".encode()).hexdigest()
+            qop = ""
+        auth = (f'{header}: Digest username="{user}", realm="{ch.get("realm", domain)}", nonce="{ch["nonce"]}", uri="{ruri}", '
+                f'response="{response}", algorithm=MD5{qop}\r\n')
+        second = self._send(self._request(method, ruri, user, domain, call_id, 2, auth, to_user=dial if method != "REGISTER" else None))
+        if second is not None and method == "INVITE" and second.code >= 200:
+            self._ack(ruri, user, domain, call_id, second)
+        return first, second
+
+    def _ack(self, ruri: str, user: str, domain: str, call_id: str, reply: Reply) -> None:
+        if reply.code < 300:
+            return  # an answered call is the test's business (none of the edge tests answers one)
+        to = reply.headers.get("to", f"<{ruri}>")
+        via = f"SIP/2.0/UDP {self.ip}:{self.port};branch={self._branch};rport"  # the INVITE's: it acknowledges that transaction"
+        self.sock.sendto((f"ACK {ruri} SIP/2.0\r\nVia: {via}\r\nFrom: <sip:{user}@{domain}>;tag={call_id[:8]}\r\nTo: {to}\r\n"
+                          f"Call-ID: {call_id}\r\nCSeq: 2 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode(), self.server)
+
+    def send_raw(self, text: str) -> Reply | None:
+        return self._send(text.replace("{ip}", self.ip).replace("{port}", str(self.port)))

@@ -1,0 +1,133 @@
+"""Edge protection on Kamailio: bans, request counters, failed authentications, account cool-downs.
+
+The verdicts are `kemi.policy.edge`'s; the counters live in htables every worker shares:
+- ban <ip> = <cause>:<end>: a banned source, dropped silently; the table's autoexpire lifts it;
+- edge r:<ip>:<bucket> (all requests) and s:<ip>:<bucket> (requests that did not authenticate,
+  minus successful authentications): two fixed buckets make a sliding window;
+- authfail acct:<user@realm> / src:<ip> / total: failed digest authentications;
+- authlock until:<user@realm> = epoch seconds of the cool-down's end; n:<user@realm>: cool-downs
+  within a day (each doubles the next); seen:<user@realm>:<ip>: a refused address reported once.
+What happened is spooled as fraud events (the control plane ingests them with the CDRs).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import KSR
+
+from kemi.policy import edge as policy
+from kemi.policy.auth import failure_counter_keys
+from kemi.policy.edge import EdgeSettings
+
+BAN, EDGE, AUTHFAIL, LOCK = "ban", "edge", "authfail", "authlock"
+_EXEMPT_CACHE = 4096  # source addresses remembered per snapshot (exempt or not)
+
+
+class Edge:
+    def __init__(self, settings: EdgeSettings, spool) -> None:
+        self.s = settings
+        self.spool = spool
+        self._exempt: dict[str, bool] = {}
+        self._version = -1
+
+    # ------------------------------------------------------------ who is exempt
+
+    def exempt(self, ip: str, snap) -> bool:
+        """Own nodes and SBCs (settings) and the trunks' addresses (snapshot) are never counted or banned."""
+        if snap.version != self._version or len(self._exempt) > _EXEMPT_CACHE:
+            self._exempt, self._version = {}, snap.version
+        known = self._exempt.get(ip)
+        if known is None:
+            known = self._exempt[ip] = (policy.in_networks(ip, self.s.exempt) or snap.trunk_for_source(ip) is not None
+                                        or snap.is_trusted(ip))
+        return known
+
+    # ------------------------------------------------------------ every request
+
+    def admit(self, ip: str, banned: str, user_agent: str, snap) -> bool:
+        """False: drop the request without a word (banned, a scanner, or the source floods)."""
+        if not self.s.enabled:
+            return True
+        if banned:
+            return self.exempt(ip, snap)  # a ban from before an address was exempted does not hold
+        if self.exempt(ip, snap):
+            return True
+        scanner = policy.is_scanner(user_agent)
+        if scanner:
+            self.ban(ip, f"scanner user agent {user_agent[:60]!r}", kind="scanner")
+            return False
+        if self._count("r", ip, self.s.max_requests):
+            self.ban(ip, f"more than {self.s.max_requests} requests in {self.s.window_s} s", kind="flood")
+            return False
+        return True
+
+    def _count(self, kind: str, ip: str, limit: int, step: int = 1, weighted: bool = True) -> bool:
+        """Count one request of `kind` from ip; True when the sliding window is over `limit`."""
+        w = policy.window(time.time(), self.s.window_s)
+        key = f"{kind}:{ip}:{w.index}"
+        current = KSR.htable.sht_inc(EDGE, key) if step > 0 else KSR.htable.sht_dec(EDGE, key)
+        if step < 0 or not policy.needs_previous(current, limit, w, weighted):
+            return False
+        previous = KSR.htable.sht_get(EDGE, f"{kind}:{ip}:{w.index - 1}")
+        return policy.over(current, previous if isinstance(previous, int) else 0, limit, w, weighted)
+
+    def unauthenticated(self, ip: str, snap, why: str) -> bool:
+        """A request that did not authenticate (challenged, refused, unanswerable). False: the source is banned now."""
+        if not self.s.enabled or self.exempt(ip, snap):
+            return True
+        if self._count("s", ip, self.s.max_unauthenticated, weighted=False):
+            self.ban(ip, f"more than {self.s.max_unauthenticated} requests in {self.s.window_s} s that did not authenticate (last: {why})",
+                     kind="flood")
+            return False
+        return True
+
+    def authenticated(self, ip: str, snap) -> None:
+        """A successful authentication pays back the challenge that preceded it."""
+        if self.s.enabled and not self.exempt(ip, snap):
+            self._count("s", ip, self.s.max_unauthenticated, step=-1)
+
+    # ------------------------------------------------------------ digest authentication
+
+    def locked_until(self, account: str) -> float:
+        value = KSR.htable.sht_get(LOCK, f"until:{account}")
+        return float(value) if isinstance(value, str) and value.isdigit() else 0.0
+
+    def auth_failed(self, user: str, realm: str, ip: str, snap, why: str, tenant_id: int | None, user_id: int | None,
+                    count_account: bool = True) -> None:
+        """Count a failed authentication; past the limits the source is banned and the account cools down."""
+        account = f"{user}@{realm}"
+        key_account, key_source, key_total = failure_counter_keys(user, realm, ip)
+        # atomic, shared by all workers (initval=0 creates the item)
+        fails_account = KSR.htable.sht_inc(AUTHFAIL, key_account) if count_account else 0
+        fails_source = KSR.htable.sht_inc(AUTHFAIL, key_source)
+        KSR.htable.sht_inc(AUTHFAIL, key_total)
+        if not self.s.enabled:
+            return
+        if count_account and self.s.auth_failures_account and fails_account >= self.s.auth_failures_account:
+            earlier = KSR.htable.sht_inc(LOCK, f"n:{account}") - 1
+            secs = policy.lock_seconds(earlier, self.s)
+            KSR.htable.sht_sets(LOCK, f"until:{account}", str(int(time.time()) + secs))
+            KSR.htable.sht_seti(AUTHFAIL, key_account, 0)
+            self.event("account_cooldown", f"{fails_account} failed authentications: refused for {secs} s", source=ip, account=account,
+                       tenant_id=tenant_id, user_id=user_id, detail={"failures": fails_account, "lock_s": secs, "lock_no": earlier + 1, "last": why})
+        if self.s.auth_failures_source and fails_source >= self.s.auth_failures_source and not self.exempt(ip, snap):
+            self.ban(ip, f"{fails_source} failed authentications (last: {account}, {why})", kind="brute_force")
+
+    def refused_address(self, account: str, ip: str, tenant_id: int | None, user_id: int | None) -> None:
+        """The right password from an address the account may not be used from: reported once per address and day."""
+        if KSR.htable.sht_inc(LOCK, f"seen:{account}:{ip}") == 1:
+            self.event("address_refused", f"the right password for {account} from {ip}, outside its allowed networks",
+                       source=ip, account=account, tenant_id=tenant_id, user_id=user_id, level=2)
+
+    # ------------------------------------------------------------ bans and events
+
+    def ban(self, ip: str, reason: str, kind: str) -> None:
+        KSR.htable.sht_sets(BAN, ip, f"{kind}:{int(time.time()) + self.s.ban_s}")  # cause:end (the API shows what is left)
+        KSR.notice(f"callmanager: banned {ip} for {self.s.ban_s} s: {reason}\n")
+        self.event("ban", reason, source=ip, detail={"cause": kind, "ban_s": self.s.ban_s})
+
+    def event(self, kind: str, reason: str, *, source: str = "", account: str = "", tenant_id: int | None = None,
+              user_id: int | None = None, level: int = 1, detail: dict | None = None) -> None:
+        self.spool.put({"type": "fraud_event", "id": str(uuid.uuid4()), "ts": time.time(), "kind": kind, "level": level, "source": source,
+                        "account": account, "tenant_id": tenant_id, "user_id": user_id, "reason": reason[:300], "detail": detail or {}})
