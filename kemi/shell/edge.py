@@ -30,6 +30,7 @@ class Edge:
         self.spool = spool
         self._exempt: dict[str, bool] = {}
         self._version = -1
+        self.banned_now = ""  # the source this worker banned while handling the current request
 
     # ------------------------------------------------------------ who is exempt
 
@@ -47,6 +48,7 @@ class Edge:
 
     def admit(self, ip: str, banned: str, user_agent: str, snap) -> bool:
         """False: drop the request without a word (banned, a scanner, or the source floods)."""
+        self.banned_now = ""
         if not self.s.enabled:
             return True
         if banned:
@@ -124,6 +126,7 @@ class Edge:
 
     def ban(self, ip: str, reason: str, kind: str) -> None:
         KSR.htable.sht_sets(BAN, ip, f"{kind}:{int(time.time()) + self.s.ban_s}")  # cause:end (the API shows what is left)
+        self.banned_now = ip
         KSR.notice(f"callmanager: banned {ip} for {self.s.ban_s} s: {reason}\n")
         self.event("ban", reason, source=ip, detail={"cause": kind, "ban_s": self.s.ban_s})
 

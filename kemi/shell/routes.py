@@ -104,8 +104,8 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
     facts = authenticated_facts(msg, snap)
     if facts.auth is AuthResult.OK:
         EDGE.authenticated(msg.src_ip, snap)
-    elif not EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} {facts.auth.value}"):
-        KSR.set_drop()  # banned just now: this request gets no answer either
+    elif not EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} {facts.auth.value}") or EDGE.banned_now:
+        KSR.set_drop()  # banned just now (a flood, or one failed authentication too many): no answer to this one either
         return
     if msg.method == "REGISTER":
         registrar(facts, snap, nated)

@@ -212,3 +212,35 @@ def test_fraud_api_errors(edge_node, tenant):
     with pytest.raises(Exception) as err:
         edge_node.rpc("sip_account.update", id=1, allowed_networks=["10.0.0.0/33"])
     assert "invalid_params" in str(err.value)
+
+
+def sipvicious(node, domain: str, tool: str, ip: str, agent: str, *args: str, timeout_s: int = 120) -> str:
+    """Run the real SIPVicious tool from ip (as itself with agent '-', or under a phone's name); its whole output."""
+    import subprocess
+    import sys
+
+    from controlplane.node.settings import ROOT
+
+    r = subprocess.run([sys.executable, "-m", "tests.harness.sipvicious_run", tool, ip, agent, *args, "--domain", domain,
+                        "udp://%s:%d" % node.sip], capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
+    return r.stdout + r.stderr
+
+
+def test_sipvicious_finds_no_extension_and_cracks_no_password(node):
+    """On a node with the default settings (a ban lasts 5 minutes: the scanner gives up), the real tool,
+    as itself and disguised as a phone, enumerating and cracking."""
+    domain = "vicious.example"
+    tenant = node.rpc("tenant.create", name="Vicious AG", sip_domain=domain)
+    users = [node.rpc("user.create", tenant_id=tenant["id"], name=f"Vicious {i}") for i in range(5)]
+    for i, u in enumerate(users):
+        node.rpc("sip_account.create", user_id=u["id"], username=str(7001 + i), password=f"pw-{7001 + i}-x")
+    time.sleep(0.5)
+    for ip, agent, extra in ((source(), "-", ()), (source(), "Yealink SIP-T46S 66.86.0.15", ()), (source(), "Yealink SIP-T46S 66.86.0.15", ("--force",))):
+        out = sipvicious(node, domain, "svwar", ip, agent, "-e7000-7010", *extra)
+        assert "found nothing" in out and "| Extension" not in out, out  # (found extensions are printed as a table)
+    words = node.settings.var / "words.txt"
+    words.write_text("\n".join([f"guess{i}" for i in range(150)] + ["pw-7003-x"]) + "\n")
+    cracker = source()
+    out = sipvicious(node, domain, "svcrack", cracker, "Yealink SIP-T46S 66.86.0.15", "-u", "7003", "-d", str(words))
+    assert "found nothing" in out and "pw-7003-x" not in out, out
+    assert cracker in banned(node)
