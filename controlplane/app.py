@@ -31,6 +31,9 @@ class App:
         self.settings = settings
         self.engine = make_engine(settings.db_url)
         migrate(self.engine)
+        from controlplane.features.fraud_policy import ensure_sample_tariff
+
+        ensure_sample_tariff(self.engine)
         self.kamailio = KamailioRpc(settings.kamailio_rpc_url)
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
         self.metrics = Metrics(self)
@@ -41,10 +44,17 @@ class App:
         from controlplane.live_state import LiveStateSync
 
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
+        from controlplane.fraud_monitor import FraudMonitor
+        from controlplane.notify import Notifier
+
+        self.fraud = FraudMonitor(self, interval=settings.fraud_monitor_interval_s, notifier=Notifier(self.engine, settings),
+                                  baseline_interval=settings.fraud_baseline_interval_s)
         if start_workers:
             self.publisher.start()
             self.ingestor.start()
             self.live.start()
+            if settings.fraud_checks:
+                self.fraud.start()
 
     def apply_feature(self, feature: dict) -> None:
         from controlplane.feature_codes import apply_feature
@@ -65,6 +75,7 @@ class App:
         self.publisher.stop()
         self.ingestor.stop()
         self.live.stop()
+        self.fraud.stop()
         self.engine.dispose()
 
     @contextmanager

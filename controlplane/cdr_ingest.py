@@ -96,6 +96,9 @@ def row_from_record(rec: dict) -> dict:
         "sip_code": int(rec["sip_code"]),
         "sip_reason": _text(rec.get("sip_reason"), 128),
         "trace": json.dumps(rec.get("trace", [])),
+        "payer_user_id": _opt_int(rec.get("payer_user_id")),
+        "dest_class": _text(rec.get("dest_class"), 16),
+        "cost": float(rec.get("cost", 0.0)),
         "ingested_at": datetime.now(timezone.utc),
         **({"feature": rec["feature"]} if isinstance(rec.get("feature"), dict) else {}),
     }

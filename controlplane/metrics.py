@@ -55,6 +55,30 @@ class QueueCollector:
         yield from (up, agents, waiting, queued, longest, today)
 
 
+class LockCollector:
+    """Fraud locks in force by tenant and level, from the database."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        locks = GaugeMetricFamily("callmanager_fraud_locks", "Fraud locks in force (2 class blocked, 3 outgoing locked, 4 locked entirely)",
+                                  labels=["tenant", "level"])
+        try:
+            from sqlalchemy import func
+            from sqlmodel import Session, select
+
+            from controlplane.db.models import FraudLock
+
+            with Session(self.app.engine) as s:
+                for tid, level, n in s.exec(select(FraudLock.tenant_id, FraudLock.level, func.count()).where(FraudLock.lifted_at.is_(None))
+                                            .group_by(FraudLock.tenant_id, FraudLock.level)).all():
+                    locks.add_metric([str(tid), str(level)], n)
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail
+            log.debug("lock metrics unavailable: %s", exc)
+        yield locks
+
+
 class EdgeCollector:
     """The edge's live state at scrape time: banned sources, accounts cooling down, failed
     authentications (Kamailio's counter; it restarts with Kamailio and after 15 quiet minutes).
@@ -111,9 +135,11 @@ class Metrics:
         self.fraud_events = Counter("callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r)
         self.fraud_bans = Counter("callmanager_fraud_bans_total", "Sources banned at the edge, by cause (flood, scanner, brute_force)",
                                   ["cause"], registry=r)
+        self.fraud_calls_ended = Counter("callmanager_fraud_calls_ended_total", "Calls in progress ended by the fraud controls", registry=r)
         if app is not None:
             r.register(QueueCollector(app))
             r.register(EdgeCollector(app))
+            r.register(LockCollector(app))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()

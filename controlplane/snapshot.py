@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.db.models import (
-    CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, HuntGroup, PhoneNumber, Profile, SipAccount, Site, Tenant, TimePlan, Trunk, User,
+    CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, FraudLock, FraudPolicyRow, HuntGroup, PhoneNumber, Profile, SipAccount, Site,
+    TariffRate, Tenant, TimePlan, Trunk, User,
 )
 from controlplane.group_members import resolved_rings
 from kemi.policy.timeplan import DAYS, parse_minutes
@@ -167,6 +168,20 @@ def compile_snapshot(session: Session) -> dict:
                                  groups_by_id.get, accounts_by_id.get) for g in groups_by_id.values()],
         "skills": {str(u.id): u.skills for u in users if u.skills},
         "trusted": [],
+        "fraud": compile_fraud(session),
+    }
+
+
+def compile_fraud(session: Session) -> dict:
+    """Tenants' fraud policies (only those that differ from the defaults), the tariff, the locks in force."""
+    rates = session.exec(select(TariffRate)).all()
+    return {
+        "policies": {str(p.tenant_id): {"user": p.user_limits, "tenant": p.tenant_limits, "warn_ratio": p.warn_ratio,
+                                        "spend_level": p.spend_level, "allow_high_risk": p.allow_high_risk}
+                     for p in session.exec(select(FraudPolicyRow)).all()},
+        "tariff": {"currency": rates[0].currency if rates else "EUR", "rates": {r.prefix: r.rate_per_min for r in rates}},
+        "locks": [{"id": lk.id, "tenant_id": lk.tenant_id, "user_id": lk.user_id, "level": lk.level, "dest_class": lk.dest_class,
+                   "reason": lk.reason} for lk in session.exec(select(FraudLock).where(FraudLock.lifted_at.is_(None)).order_by(FraudLock.id)).all()],
     }
 
 

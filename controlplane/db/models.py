@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Optional
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, JSON, Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -346,6 +346,9 @@ class Cdr(SQLModel, table=True):
     sip_code: int
     sip_reason: str = Field(sa_column=Column(String(128), nullable=False))
     trace: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of trace lines
+    payer_user_id: Optional[int] = Field(default=None, index=True)  # calls out: who pays (the caller, or whose forwarding sent it out)
+    dest_class: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))  # calls out: destination class
+    cost: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))  # calls out: price by the tariff
     ingested_at: datetime = Field(default_factory=utcnow)
 
 
@@ -367,3 +370,48 @@ class FraudEvent(SQLModel, table=True):
     acknowledged_at: Optional[datetime] = None
     acknowledged_by: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
     ingested_at: datetime = Field(default_factory=utcnow)
+
+
+class FraudPolicyRow(SQLModel, table=True):
+    """A tenant's fraud policy (SEC-07/08): limits per user and for the tenant, the graded response.
+    No row: the defaults of kemi.policy.fraud.FraudPolicy."""
+
+    __tablename__ = "fraud_policy"
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True))
+    user_limits: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    tenant_limits: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    warn_ratio: float = 0.8
+    spend_level: int = 3
+    anomaly_level: int = 2  # the response to calls out far beyond a user's usual (1 warn .. 4 lock entirely)
+    allow_high_risk: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    notify_email: str = Field(default="", sa_column=Column(String(254), nullable=False, server_default=""))
+    notify_webhook: str = Field(default="", sa_column=Column(String(500), nullable=False, server_default=""))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TariffRate(SQLModel, table=True):
+    """The price of calls out by E.164 prefix, per minute (longest prefix wins); one platform tariff."""
+
+    __tablename__ = "tariff_rate"
+    prefix: str = Field(sa_column=Column(String(16), primary_key=True))
+    rate_per_min: float
+    currency: str = Field(default="EUR", sa_column=Column(String(3), nullable=False, server_default="EUR"))
+    description: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
+
+
+class FraudLock(SQLModel, table=True):
+    """A lock set by the fraud controls (or an admin): level 2 blocks a destination class, 3 a user's
+    outgoing calls, 4 every call of the user. user_id None: the whole tenant. Lifted only by an admin."""
+
+    __tablename__ = "fraud_lock"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True, index=True))
+    level: int
+    dest_class: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))
+    reason: str = Field(sa_column=Column(String(300), nullable=False))
+    set_by: str = Field(sa_column=Column(String(200), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    lifted_at: Optional[datetime] = None
+    lifted_by: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
+    lift_reason: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     extensions,
     forwarding,
     fraud,
+    fraud_policy,
     groups,
     numbers,
     profiles,

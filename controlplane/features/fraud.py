@@ -25,7 +25,7 @@ from controlplane.db.models import FraudEvent, Role, SipAccount
 
 from .common import IdParams, ListParams, TimeRange, get_scoped, page
 
-ADMIN_KINDS = frozenset({"ban_lifted", "cooldown_lifted"})
+ADMIN_KINDS = frozenset({"ban_lifted", "cooldown_lifted", "spend_warning", "anomaly", "lock"})  # written by the control plane
 Kind = Literal[tuple(sorted(FRAUD_KINDS | ADMIN_KINDS))]  # type: ignore[valid-type]
 
 

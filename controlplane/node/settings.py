@@ -54,6 +54,12 @@ class NodeSettings:
     auth_failures_account: int = 5  # failed authentications of one account (from any source) before it cools down
     auth_lock_s: int = 60  # the first cool-down; each further one within a day doubles
     auth_lock_max_s: int = 86400
+    # Fraud controls on calls out (docs/security.md)
+    fraud_checks: bool = True  # limits counted per call and the spend monitor (off: only locks and permissions apply)
+    fraud_monitor_interval_s: float = 2.0  # spend of calls in progress checked this often (calls over a limit are ended)
+    fraud_baseline_interval_s: float = 3600.0  # users' usual calls out (by hour and class) learned again this often
+    smtp_relay: str = ""  # host[:port] of the SMTP relay for fraud notifications by e-mail ('' : no e-mail)
+    smtp_from: str = "callmanager@localhost"
 
     @property
     def var(self) -> Path:

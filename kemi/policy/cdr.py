@@ -63,7 +63,14 @@ def record(
         "sip_reason": reason,
         "trace": list(ctx.get("trace", ())),
         **({"feature": ctx["feature"]} if ctx.get("feature") else {}),
+        **(_priced(ctx, end_ts - answer_ts if answer_ts else 0.0) if ctx.get("fraud") else {}),
     }
+
+
+def _priced(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Calls out: who pays (the caller, or the user whose forwarding sent the call out), the class and the price."""
+    payer, dest_class, rate = ctx["fraud"]
+    return {"payer_user_id": payer, "dest_class": dest_class, "cost": round(float(rate) * seconds / 60.0, 6)}
 
 
 def call_context(decision_caller, decision_callee, *, cdr_id: str, call_id: str, start_ts: float, trace) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class RouteToTrunk(NamedTuple):
     location: str = ""  # emergency calls: the caller's address
     track: tuple[int, ...] = ()  # users (busy-on-busy) whose being on this call must be tracked
     callback: tuple[int, int] | None = None  # (agent, seconds): remember who called this number, for callback recognition
+    fraud: tuple[int, str, float] | None = None  # (user, destination class, price per minute): counted and limited (never emergency calls)
 
 
 class GroupStep(NamedTuple):
@@ -112,7 +113,8 @@ def action_to_doc(action: Action | None) -> dict | None:
         return {"t": "user", "tenant_id": action.tenant_id, "user_id": action.user_id, "aors": list(action.aors)}
     if isinstance(action, RouteToTrunk):
         return {"t": "trunk", "tenant_id": action.tenant_id, "target": action.target, "hops": [list(h) for h in action.hops],
-                "caller_number": action.caller_number, "caller_domain": action.caller_domain, "privacy": action.privacy}
+                "caller_number": action.caller_number, "caller_domain": action.caller_domain, "privacy": action.privacy,
+                **({"fraud": list(action.fraud)} if action.fraud else {})}
     return None
 
 
@@ -128,5 +130,5 @@ def action_from_doc(doc: dict | None) -> Action | None:
                             int(doc.get("priority", 0)))
     if doc["t"] == "trunk":
         return RouteToTrunk(doc["tenant_id"], doc["target"], tuple(TrunkHop(*h) for h in doc["hops"]), doc["caller_number"],
-                            doc["caller_domain"], doc.get("privacy", False))
+                            doc["caller_domain"], doc.get("privacy", False), fraud=tuple(doc["fraud"]) if doc.get("fraud") else None)
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .auth import challenge_realm, find_account
 from .decision import CallParty, Challenge, Decision, GroupStep, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
 from .facts import AuthResult, RequestFacts
-from . import features, hunting
+from . import features, fraud, hunting
 from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
@@ -120,6 +120,11 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
         digits = clean(dialled)
         if digits is not None and is_emergency(digits, caller_user.plan):
             return _emergency(snapshot, tenant, caller, caller_user, digits, trace)
+    if caller_user is not None:
+        lock = fraud.lock_refusal(snapshot.locks_for(tenant_id, caller_user.id), None)  # level 4: no calls at all (emergency passed above)
+        if lock is not None:
+            trace.append(f"the user is locked entirely by fraud control (lock {lock.id}): {lock.reason}")
+            return Decision(Reject(403, "Forbidden", "this account is locked by fraud control"), tuple(trace), caller, CallParty(tenant_id, None, dialled))
     if caller_user is not None and facts.method == "INVITE" and dialled[:1] in ("*", "%") and not dialled.startswith(CLIR_PREFIX):
         return _feature_code(snapshot, caller, caller_user, tenant_id, dialled, trace)
     group_id = snapshot.group_extensions.get((tenant_id, dialled)) if snapshot.group_extensions else None
@@ -480,6 +485,11 @@ def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: Forwar
     if dest.barred or (dest.directory and not snapshot.tenants[tenant_id].allow_directory) or not permits(user.outbound, dest.cls):
         trace.append(f"{rule.describe()}: user {user.id} may not call {e164} ({dest.barred or dest.cls.value}); not forwarded")
         return None
+    risky = fraud.high_risk(e164, snapshot.fraud_policy(tenant_id))
+    lock = fraud.lock_refusal(snapshot.locks_for(tenant_id, user.id), dest.cls.value)
+    if risky or lock is not None:  # forwarding out is calling out, paid by the forwarding user
+        trace.append(f"{rule.describe()}: " + (f"{risky} is a high-risk destination" if risky else f"fraud control lock {lock.id}") + "; not forwarded")
+        return None
     trunks = snapshot.trunks_for(tenant_id, e164)
     if not trunks:
         trace.append(f"{rule.describe()}: no trunk carries {e164}; not forwarded")
@@ -489,7 +499,9 @@ def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: Forwar
         a_user = snapshot.users.get(caller.user_id) if caller.user_id is not None else None
         presented = (a_user.number if a_user is not None else caller.number if caller.number.startswith("+") else None) or user.number
     trace.append(f"{rule.kind} forwarding to {e164} via {', '.join(t.name for t in trunks)}, presenting {presented or 'no number'}")
-    return RouteToTrunk(tenant_id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, snapshot.tenants[tenant_id].domain)
+    _prefix, rate = snapshot.tariff.rate_for(e164) if snapshot.tariff is not None else ("", 0.0)
+    return RouteToTrunk(tenant_id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, snapshot.tenants[tenant_id].domain,
+                        fraud=(user.id, dest.cls.value, rate))
 
 
 def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trace: list[str], now: float, live: LiveView) -> Decision:
@@ -576,6 +588,16 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     if not permits(user.outbound, dest.cls):
         trace.append(f"user's outbound permission is {user.outbound.value}")
         return Decision(Reject(403, "Forbidden", f"{dest.cls.value} calls are not permitted for this user"), tuple(trace), caller, callee)
+    policy = snapshot.fraud_policy(tenant.id)
+    risky = fraud.high_risk(e164, policy)
+    if risky:
+        trace.append(f"{risky} is on the high-risk list and not enabled for this tenant")
+        return Decision(Reject(403, "Forbidden", f"calls to {risky} (high-risk destination) are not enabled for this company"), tuple(trace), caller, callee)
+    lock = fraud.lock_refusal(snapshot.locks_for(tenant.id, user.id), dest.cls.value)
+    if lock is not None:
+        what = f"{lock.dest_class} calls are blocked" if lock.level == 2 else "outgoing calls are locked"
+        trace.append(f"{what} by fraud control (lock {lock.id}, level {lock.level}): {lock.reason}")
+        return Decision(Reject(403, "Forbidden", f"{what} by fraud control"), tuple(trace), caller, callee)
     trunks = snapshot.trunks_for(tenant.id, e164)
     if not trunks:
         trace.append("no trunk carries this destination for this tenant")
@@ -583,8 +605,12 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     presented = (acc.presented_number if acc is not None else None) or user.presented_number or user.number
     trace.append(f"presenting {presented or 'no number'}" + (" (suppressed: Privacy id)" if privacy else "") + "; trunks " + ", ".join(t.name for t in trunks))
     window = snapshot.callback_agents.get(user.id) if snapshot.callback_agents else None
+    prefix, rate = snapshot.tariff.rate_for(e164) if snapshot.tariff is not None else ("", 0.0)
+    if prefix:
+        trace.append(f"tariff {prefix}: {rate:.4f} per minute")
     action = RouteToTrunk(tenant.id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain, privacy=privacy,
-                          track=() if user.call_waiting and user.id not in snapshot.agents else (user.id,), callback=(user.id, window) if window else None)
+                          track=() if user.call_waiting and user.id not in snapshot.agents else (user.id,), callback=(user.id, window) if window else None,
+                          fraud=(user.id, dest.cls.value, rate))
     return Decision(action, tuple(trace), caller, callee)
 
 

@@ -137,6 +137,21 @@ class Snapshot:
     no_device: frozenset[int] = frozenset()  # group members without a SIP account that rings (or no longer users)
     # accounts that may authenticate now (account, user and tenant enabled): one lookup per request
     active_accounts: Mapping[tuple[str, str], Account] = field(default_factory=dict)
+    # fraud controls (kemi.policy.fraud): tenants' policies (absent: the defaults), the tariff, locks in force
+    fraud_policies: Mapping[int, Any] = field(default_factory=dict)
+    tariff: Any = None
+    user_locks: Mapping[int, tuple] = field(default_factory=dict)  # user id -> Locks
+    tenant_locks: Mapping[int, tuple] = field(default_factory=dict)  # tenant id -> Locks on the whole tenant
+
+    def fraud_policy(self, tenant_id: int):
+        from .fraud import DEFAULT_POLICY
+
+        return self.fraud_policies.get(tenant_id, DEFAULT_POLICY)
+
+    def locks_for(self, tenant_id: int, user_id: int | None) -> tuple:
+        if not self.user_locks and not self.tenant_locks:
+            return ()
+        return self.tenant_locks.get(tenant_id, ()) + (self.user_locks.get(user_id, ()) if user_id is not None else ())
 
     def trunk_for_source(self, ip: str) -> Trunk | None:
         if not self.trunks:
@@ -166,6 +181,29 @@ class Snapshot:
         except ValueError:
             return False
         return any(addr in net for net in self.trusted)
+
+
+def _fraud(doc: Mapping[str, Any]) -> dict:
+    """The fraud section: {"policies": {tenant: {...}}, "tariff": {"currency", "rates"}, "locks": [...]}."""
+    from .fraud import FraudPolicy, Limits, Lock, tariff
+
+    policies = {}
+    for tid, p in (doc.get("policies") or {}).items():
+        policies[int(tid)] = FraudPolicy(Limits(**p.get("user", {})), Limits(**p.get("tenant", {})), float(p.get("warn_ratio", 0.8)),
+                                         int(p.get("spend_level", 3)), bool(p.get("allow_high_risk", False)),
+                                         tuple(p["high_risk"]) if p.get("high_risk") else FraudPolicy().high_risk)
+    t = doc.get("tariff") or {}
+    user_locks: dict[int, tuple] = {}
+    tenant_locks: dict[int, tuple] = {}
+    for lk in doc.get("locks") or ():
+        lock = Lock(int(lk["id"]), int(lk["user_id"]) if lk.get("user_id") is not None else 0, int(lk["level"]), str(lk.get("dest_class", "")),
+                    str(lk.get("reason", "")))
+        if lk.get("user_id") is None:
+            tenant_locks[int(lk["tenant_id"])] = tenant_locks.get(int(lk["tenant_id"]), ()) + (lock,)
+        else:
+            user_locks[lock.user_id] = user_locks.get(lock.user_id, ()) + (lock,)
+    return {"fraud_policies": policies, "tariff": tariff({str(k): float(v) for k, v in (t.get("rates") or {}).items()}, str(t.get("currency", "EUR"))),
+            "user_locks": user_locks, "tenant_locks": tenant_locks}
 
 
 _OFF = Tenant(0, "", "", enabled=False)
@@ -295,6 +333,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 key: acc for key, acc in accounts.items()
                 if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and acc.user_id in users and users[acc.user_id].enabled
             },
+            **_fraud(doc.get("fraud") or {}),
         )
     except SnapshotError:
         raise

@@ -27,6 +27,7 @@ from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_regist
                                  trunk_credentials, unsupported_method)
 
 from . import acd
+from . import fraud as fraud_gate
 from . import ksr_apply as apply
 from . import ksr_read as read
 from .context import CTX, load_context, store_context
@@ -305,6 +306,13 @@ def route_to_user(ctx: dict, action: RouteToUser, method: str, nated: bool) -> N
 
 def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
     KSR.auth.consume_credentials()
+    if action.fraud is not None:  # a call out someone pays for (never an emergency call): limits first, priced on its CDR
+        refused = fraud_gate.admit(SNAPSHOTS.get(), action.tenant_id, action.fraud[0]) if SETTINGS.fraud_checks else ""
+        if refused:
+            ctx["trace"].append(f"fraud control: {refused}")
+            finish_locally(ctx, Reject(403, "Forbidden", f"call limit reached: {refused}"), "INVITE")
+            return
+        ctx["fraud"] = list(action.fraud)
     apply.caller_identity(action)
     first, rest = action.hops[0], action.hops[1:]
     ctx["hops"] = [[h.name, h.uri] for h in rest]
@@ -315,7 +323,10 @@ def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
     if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
         agent, window = action.callback
         KSR.htable.sht_sets("acd", f"cb:{action.target}", f"{agent}:{int(time.time()) + window}")
-    start_call(ctx, nated, action.track)
+    prepare_call(ctx, nated, action.track)
+    if action.fraud is not None and SETTINGS.fraud_checks:
+        fraud_gate.track(action.tenant_id, *action.fraud)
+    relay()
 
 
 def start_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
@@ -409,6 +420,14 @@ def divert(ctx: dict, action) -> bool:
             return False
         acd.queue_place(ctx, action)
     elif isinstance(action, RouteToTrunk):
+        if action.fraud is not None:  # forwarded out: the forwarding user's limits, and they pay
+            refused = fraud_gate.admit(SNAPSHOTS.get(), action.tenant_id, action.fraud[0]) if SETTINGS.fraud_checks else ""
+            if refused:
+                ctx["trace"].append(f"fraud control: {refused}; not forwarded")
+                return False
+            ctx["fraud"] = list(action.fraud)
+            if SETTINGS.fraud_checks:
+                fraud_gate.track(action.tenant_id, *action.fraud)
         apply.caller_identity(action)
         ctx["hops"] = [[h.name, h.uri] for h in action.hops[1:]]
         ctx["trunk"] = action.hops[0].name

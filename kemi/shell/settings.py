@@ -17,6 +17,7 @@ class ShellSettings:
     trunk_timeout_ms: int = 3000  # a trunk that does not answer at all within this is skipped
     device_timeout_ms: int = 5000  # devices that send nothing back within this are unreachable (backup routing)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    fraud_checks: bool = True  # count and limit calls out (kemi/shell/fraud.py)
 
     @classmethod
     def from_env(cls) -> "ShellSettings":
@@ -29,4 +30,5 @@ class ShellSettings:
             trunk_timeout_ms=int(os.environ.get("CALLMANAGER_TRUNK_TIMEOUT_MS", "3000")),
             device_timeout_ms=int(os.environ.get("CALLMANAGER_DEVICE_TIMEOUT_MS", "5000")),
             edge=EdgeSettings.from_doc(json.loads(os.environ.get("CALLMANAGER_EDGE") or "{}")),
+            fraud_checks=os.environ.get("CALLMANAGER_FRAUD_CHECKS", "1") != "0",
         )

@@ -8,6 +8,8 @@ storm and step by step, so a noisy neighbour on this shared machine hits both si
 2. Call rate: INVITE/407/INVITE/200/ACK/BYE between registered users, RTPengine doing
    offer/answer/delete for every call; the highest rate each sustains for `--duration` seconds
    (default 20) with < 0.5 % failed calls, searched in steps of x1.5, then bisected.
+4. Fraud controls (tests/bench/fraud.py): calls out with every check on vs off; requests and
+   password guesses answered before a flooding / guessing source is banned.
 3. Hunt-group call rate (KEMI node only): the same calls to a group of 50 agents, longest idle
    first, a required skill, each agent claimed, marked busy and its idle time kept in shared
    memory; compared with the node's plain calls of the same run (and the native cfg's, in the detail).
@@ -109,23 +111,31 @@ def call_step(port: int, rate: int, duration: int, workdir: Path, dial: str = CA
                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        inf = csv(workdir / "caller.csv", [auth_line(CALLER, dial)])
-        total = rate * duration
-        stats, elapsed = sipp(port, HERE / "uac_call_load.xml",
-                              ["-inf", str(inf), "-m", str(total), "-r", str(rate), "-l", str(max(rate * 5, 100)), "-mi", "127.0.0.1",
-                               "-mp", str(free_port_block(4)), "-recv_timeout", "5s", "-timeout", f"{duration + 40}s"],
-                              workdir, duration + 60)
+        return offer_calls(port, csv(workdir / "caller.csv", [auth_line(CALLER, dial)]), rate, duration, workdir)
     finally:
-        uas.send_signal(signal.SIGTERM)
-        try:
-            uas.wait(5)
-        except subprocess.TimeoutExpired:
-            uas.kill()
+        stop(uas)
+
+
+def offer_calls(port: int, inf: Path, rate: int, duration: int, workdir: Path) -> dict:
+    """SIPp calls at `rate` for `duration` s with the callers of `inf`; sustained when < MAX_FAILED failed and it kept pace."""
+    total = rate * duration
+    stats, elapsed = sipp(port, HERE / "uac_call_load.xml",
+                          ["-inf", str(inf), "-m", str(total), "-r", str(rate), "-l", str(max(rate * 5, 100)), "-mi", "127.0.0.1",
+                           "-mp", str(free_port_block(4)), "-recv_timeout", "5s", "-timeout", f"{duration + 40}s"],
+                          workdir, duration + 60)
     ok, failed = stats["SuccessfulCall(C)"], stats["FailedCall(C)"]
     attempted = max(ok + failed, 1)
     kept_pace = elapsed <= duration * 1.15 + 6
     passed = ok >= total * (1 - MAX_FAILED) and failed / attempted < MAX_FAILED and kept_pace
     return {"rate": rate, "ok": ok, "failed": failed, "offered": total, "elapsed_s": round(elapsed, 1), "passed": passed}
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def call_rate_search(start: int, ceiling: int, precision: float = 0.08):
@@ -281,7 +291,14 @@ def main(argv=None) -> int:
     ap.add_argument("--max-rate", type=int, default=5000)
     ap.add_argument("--storm-repeat", type=int, default=3, help="storms per side (the median counts)")
     ap.add_argument("--skip-sip", action="store_true", help="only the policy decision benchmark (no Kamailio)")
+    ap.add_argument("--skip-fraud", action="store_true", help="without the fraud-controls benchmark (tests/bench/fraud.py)")
+    ap.add_argument("--only-fraud", action="store_true", help="only the fraud-controls benchmark")
     args = ap.parse_args(argv)
+    if args.only_fraud:
+        from tests.bench import fraud
+
+        save(fraud.run(duration=args.duration or 20, start_rate=args.start_rate, max_rate=args.max_rate))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="cm-bench-"))
     print(f"callmanager benchmark, work dir {work}", flush=True)
     from tests.bench import policy
@@ -325,6 +342,10 @@ def main(argv=None) -> int:
                                "ratio_to_native": round(group["calls"]["best"] / native_best, 3) if native_best else None,
                                "steps": group["calls"]["steps"]}))
     save(policy_records + records)
+    if not args.skip_fraud and args.duration:
+        from tests.bench import fraud
+
+        save(fraud.run(duration=args.duration, start_rate=args.start_rate, max_rate=args.max_rate))
     return 0
 
 

@@ -16,7 +16,8 @@ class TestNode:
     def __init__(self, var_dir: Path, **overrides):
         rtp = free_port_block(400)
         # the tests' SIP traffic comes from 127.0.0.1: exempt from bans (the edge tests send from 127.0.0.2 and up)
-        defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128, edge_exempt="127.0.0.1")
+        defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128, edge_exempt="127.0.0.1",
+                        fraud_monitor_interval_s=0.5)
         defaults.update(overrides)
         self.settings = load_settings(
             env={},

@@ -116,6 +116,9 @@ class Sipp:
         elif expect == "reinvite":
             final = _read("uac_final_reinvite.inc")
             pause = hold_ms
+        elif expect == "ended":  # answered, then ended by the network (a BYE to us)
+            final = _read("uac_final_ended.inc").replace("@RTP_FILE@", str(self.tone))
+            pause = 0
         elif expect == "cancel":
             final = _read("uac_final_cancel.inc")
             pause = ring_ms

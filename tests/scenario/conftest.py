@@ -11,11 +11,19 @@ _pub = itertools.count(1)
 CARRIER_IP = "127.0.0.2"  # carriers in tests send from here; phones from 127.0.0.1
 
 
+def assert_clean_log(node) -> None:
+    """Kamailio logged no script error (a Python traceback, a CRITICAL such as an undefined dialog profile)."""
+    log = (node.settings.log_dir / "kamailio.log").read_text(errors="replace")
+    bad = [line for line in log.splitlines() if "CRITICAL" in line or "Traceback" in line]
+    assert not bad, "Kamailio logged script errors:\n" + "\n".join(bad[:20])
+
+
 @pytest.fixture(scope="session")
 def node(tmp_path_factory, real_components):
     n = TestNode(tmp_path_factory.mktemp("node") / "var").start()
     yield n
     n.stop()
+    assert_clean_log(n)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 from tests.harness.node import TestNode
 from tests.harness.raw_sip import DigestClient, request
 
-from .conftest import wait_for
+from .conftest import assert_clean_log, wait_for
 
 BAN_S = 4
 LOCK_S = 3
@@ -32,6 +32,7 @@ def edge_node(tmp_path_factory, real_components):
     n = TestNode(tmp_path_factory.mktemp("edge") / "var", edge_ban_s=BAN_S, auth_lock_s=LOCK_S, edge_window_s=WINDOW_S).start()
     yield n
     n.stop()
+    assert_clean_log(n)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,193 @@
+"""The spend monitor: acts on fraud during the call, not only at the next one (SEC-06..08).
+
+Every `interval` seconds: the spend of each user and tenant today and this month — finished calls
+from the CDRs plus the running cost of calls in progress (Kamailio's dialogs carrying `cm_fraud`,
+priced per second from their answer) — goes through kemi.policy.fraud.spend_response. What it
+answers is done here: a warning is recorded once per limit and period (and sent to the tenant's
+contact); a lock is written (the routing snapshot follows within a second) and the calls in
+progress that count against the limit are ended with a BYE to both sides (dlg.end_dlg).
+Emergency calls are never priced, so never ended.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+from sqlmodel import Session, select
+
+from controlplane.adapters.kamailio_rpc import KamailioRpcError
+from controlplane.db.models import Cdr, FraudEvent, FraudLock, FraudPolicyRow, User
+from controlplane.features.calls import _var
+from controlplane.features.fraud_policy import period_starts, settled_spend
+from kemi.policy.baseline import CallOut, Rule, anomalies, baselines
+from kemi.policy.fraud import DEFAULT_POLICY, FraudPolicy, Limits, RunningCall, Spend, anomaly_response, spend_response
+
+log = logging.getLogger("callmanager.fraud")
+CONFIRMED = 4  # Kamailio dialog state: answered
+
+
+def running_calls(dialogs: list[dict], now: float) -> list[RunningCall]:
+    out = []
+    for d in dialogs:
+        mark = _var(d, "cm_fraud")
+        if not mark or int(d.get("state", 0)) != CONFIRMED:
+            continue
+        try:
+            tenant, user, dest_class, rate = mark.split(":")
+            answered = float(_var(d, "cm_answer_ts") or now)
+            out.append(RunningCall(f"{d['h_entry']}:{d['h_id']}", int(tenant), int(user), dest_class, float(rate), max(0.0, now - answered)))
+        except (ValueError, KeyError):
+            log.warning("dialog %s has an unreadable fraud mark %r", d.get("call-id"), mark)
+    return out
+
+
+def _day(t: datetime) -> int:
+    return int((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp() // 86400)
+
+
+def policy_of(row: FraudPolicyRow | None) -> FraudPolicy:
+    if row is None:
+        return DEFAULT_POLICY
+    d = DEFAULT_POLICY
+    return FraudPolicy(Limits(**{**d.user._asdict(), **row.user_limits}), Limits(**{**d.tenant._asdict(), **row.tenant_limits}),
+                       row.warn_ratio, row.spend_level, row.allow_high_risk, d.high_risk, row.anomaly_level)
+
+
+class FraudMonitor:
+    def __init__(self, app, interval: float = 2.0, notifier=None, baseline_interval: float = 3600.0, rule: Rule = Rule()):
+        self.app = app
+        self.interval = interval
+        self.notifier = notifier
+        self.baseline_interval = baseline_interval
+        self.rule = rule
+        self.baselines = None  # (users, tenants, days, computed at)
+        self._baseline_day = -1
+        self.calls_ended = 0
+        self._warned: set[tuple] = set()  # (tenant, user, limit, period) warned already (also checked in the database)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self, now: float | None = None) -> list:
+        now = time.time() if now is None else now
+        try:
+            running = running_calls(self.app.kamailio.dialogs(), now)
+        except KamailioRpcError:
+            running = []  # Kamailio down: the finished calls still count
+        stamp = datetime.fromtimestamp(now, timezone.utc)
+        day, month = period_starts(stamp)
+        with Session(self.app.engine) as s:
+            users, tenants = settled_spend(s, month, day)
+            tenant_of = {u: t for u, t in s.exec(select(User.id, User.tenant_id).where(User.id.in_(set(users) | {c.user_id for c in running})))}
+            policies = {r.tenant_id: policy_of(r) for r in s.exec(select(FraudPolicyRow)).all()}
+        responses = []
+        for uid in set(users) | {c.user_id for c in running}:
+            tid = tenant_of.get(uid)
+            if tid is not None:
+                responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, uid, Spend(*users.get(uid, (0.0, 0.0))), running)
+        for tid in set(tenants) | {c.tenant_id for c in running}:
+            responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, None, Spend(*tenants.get(tid, (0.0, 0.0))), running)
+        for r in responses:
+            self._act(r, stamp, day if r.limit == "spend_day" else month)
+        responses += self.check_anomalies(now, running, policies)
+        return responses
+
+    # ------------------------------------------------------------------ learning the normal
+
+    def refresh_baselines(self, now: float) -> None:
+        """Every user's usual calls out by hour and class, from the CDRs of the last window_days days."""
+        today = int(now // 86400)
+        since = datetime.fromtimestamp((today - self.rule.window_days) * 86400, timezone.utc)
+        until = datetime.fromtimestamp(today * 86400, timezone.utc)
+        with Session(self.app.engine) as s:
+            rows = s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.start_time, Cdr.dest_class, Cdr.duration_s).where(
+                Cdr.start_time >= since, Cdr.start_time < until, Cdr.dest_class != "", Cdr.payer_user_id.is_not(None))).all()
+        calls = [CallOut(u, t, st.hour, _day(st), cls, float(d or 0) / 60.0) for u, t, st, cls, d in rows]
+        self.baselines = (*baselines(calls, self.rule, today), now)
+        self._baseline_day = today
+
+    def check_anomalies(self, now: float, running: list[RunningCall], policies: dict) -> list:
+        if self.baselines is None or int(now // 86400) != self._baseline_day or now - self.baselines[3] > self.baseline_interval:
+            self.refresh_baselines(now)
+        users, tenants, days, _at = self.baselines
+        hour = int(now // 3600)
+        start = datetime.fromtimestamp(hour * 3600, timezone.utc)
+        with Session(self.app.engine) as s:
+            rows = s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.dest_class, Cdr.duration_s).where(
+                Cdr.start_time >= start, Cdr.dest_class != "", Cdr.payer_user_id.is_not(None))).all()
+        h = hour % 24
+        current = [CallOut(u, t, h, hour // 24, cls, float(d or 0) / 60.0) for u, t, cls, d in rows]
+        current += [CallOut(c.user_id, c.tenant_id, h, hour // 24, c.dest_class, c.seconds / 60.0) for c in running if not c.emergency]
+        out = []
+        for a in anomalies(current, users, tenants, days, self.rule):
+            r = anomaly_response(policies.get(a.tenant_id, DEFAULT_POLICY), a, running)
+            self._act(r, datetime.fromtimestamp(now, timezone.utc), start)
+            out.append(r)
+        return out
+
+    def _act(self, r, stamp: datetime, period: datetime) -> None:
+        if r.level == 1:
+            kind = "spend_warning" if r.limit.startswith("spend") else "anomaly"
+            key = (r.tenant_id, r.user_id, r.limit, period.isoformat())
+            if key in self._warned:
+                return
+            self._warned.add(key)
+            with self.app.write(changes_routing=False) as s:
+                seen = s.exec(select(FraudEvent).where(FraudEvent.kind == kind, FraudEvent.tenant_id == r.tenant_id,
+                                                       FraudEvent.user_id == r.user_id, FraudEvent.time >= period)).all()
+                if any(e.detail.get("limit") == r.limit for e in seen):
+                    return
+                self._event(s, r, kind, stamp)
+            self._notify(r)
+            return
+        set_by = f"fraud control ({r.limit})"
+        with self.app.write() as s:  # a lock: the snapshot follows
+            earlier = s.exec(select(FraudLock).where(FraudLock.tenant_id == r.tenant_id, FraudLock.user_id == r.user_id,
+                                                     FraudLock.set_by == set_by, FraudLock.created_at >= period)).first()
+            if earlier is not None:
+                return  # this limit locked already in this period (and if an admin lifted it, that was their decision)
+            s.add(FraudLock(tenant_id=r.tenant_id, user_id=r.user_id, level=r.level, dest_class=r.dest_class, reason=r.reason[:300], set_by=set_by))
+            self._event(s, r, "lock", stamp)
+        self._notify(r)
+        for key in r.end_calls:
+            h_entry, h_id = key.split(":")
+            try:
+                self.app.kamailio.call("dlg.end_dlg", int(h_entry), int(h_id))
+                self.calls_ended += 1
+                self.app.metrics.fraud_calls_ended.inc()
+                log.warning("ended call %s: %s", key, r.reason)
+            except KamailioRpcError as exc:
+                log.info("call %s not ended (over already?): %s", key, exc)
+
+    @staticmethod
+    def _event(s, r, kind: str, stamp: datetime) -> None:
+        s.add(FraudEvent(id=str(uuid.uuid4()), tenant_id=r.tenant_id, time=stamp, kind=kind, level=r.level, user_id=r.user_id,
+                         reason=r.reason[:300], detail={"limit": r.limit, "spent": round(r.spent, 4), "allowed": r.allowed,
+                                                        "dest_class": r.dest_class, "calls_ended": len(r.end_calls)}))
+
+    def _notify(self, r) -> None:
+        if self.notifier is not None:
+            try:
+                self.notifier(r)
+            except Exception:  # noqa: BLE001 - a notification that fails must not stop the controls
+                log.exception("fraud notification for tenant %s failed", r.tenant_id)
+
+    # ------------------------------------------------------------------ background thread
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fraud-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - keep watching
+                log.exception("fraud monitor round failed")

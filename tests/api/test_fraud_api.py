@@ -1,0 +1,88 @@
+"""Fraud controls over JSON-RPC and the CLI (no Kamailio): policy, tariff, locks, spend, tenant scope."""
+from __future__ import annotations
+
+from kemi.policy.fraud import HARD_CAPS
+
+
+def test_policy_defaults_set_and_hard_caps(api, acme):
+    tid, admin = acme["tenant"]["id"], acme["admin"]
+    p = api.ok("fraud.policy_get", token=admin, tenant_id=tid)
+    assert p["hard_caps"] == HARD_CAPS and p["spend_level"] == 3 and p["user"]["spend_day"] > 0
+    p = api.ok("fraud.policy_set", token=admin, tenant_id=tid, user={"spend_day": 20, "max_concurrent": 2}, spend_level=2,
+               notify_webhook="https://hooks.acme.example/fraud")
+    assert p["user"]["spend_day"] == 20 and p["user"]["max_concurrent"] == 2 and p["spend_level"] == 2
+    assert p["user"]["attempts_per_minute"] > 0  # what was not given keeps its value
+    code, err = api.err("fraud.policy_set", token=admin, tenant_id=tid, user={"spend_day": HARD_CAPS["user"]["spend_day"] + 1})
+    assert code == "invalid_params" and "hard caps" in str(err)
+    assert api.ok("fraud.policy_get", token=admin, tenant_id=tid)["user"]["spend_day"] == 20  # unchanged
+    other = api.ok("tenant.create", name="Other", sip_domain="other.example")
+    assert api.err("fraud.policy_get", token=admin, tenant_id=other["id"])[0] in ("forbidden", "not_found")
+
+
+def test_sample_tariff_ships_and_imports_are_all_or_nothing(api, acme):
+    page = api.ok("fraud.tariff_list", prefix="+49", limit=1000)
+    assert page["total"] >= 5 and any(r["prefix"] == "+49900" for r in page["items"])
+    code, err = api.err("fraud.tariff_import", csv="prefix,rate_per_min\n+49,0.01\nabc,1\n")
+    assert code == "invalid_params" and err["data"]["details"]["errors"][0]["line"] == 3
+    assert api.ok("fraud.tariff_list", prefix="+49", limit=1000)["total"] == page["total"]
+    assert api.err("fraud.tariff_import", token=acme["admin"], csv="prefix,rate_per_min\n+49,0.01\n")[0] == "forbidden"  # platform only
+    assert api.ok("fraud.tariff_import", csv="prefix,rate_per_min,currency\n+,0.1,EUR\n+49,0.01,EUR\n")["imported"] == 2
+    assert api.ok("fraud.tariff_list")["total"] == 2
+    assert api.err("fraud.tariff_import", csv="prefix,rate_per_min,currency\n+44,0.1,USD\n", replace=False)[0] == "conflict"
+
+
+def test_locks_set_by_an_admin_listed_lifted_once_and_in_the_snapshot(api, acme, server):
+    admin, alice = acme["admin"], acme["alice"]["id"]
+    assert api.err("fraud.lock", token=admin, user_id=alice, level=2, reason="x")[0] == "invalid_params"  # level 2 names a class
+    lock = api.ok("fraud.lock", token=admin, user_id=alice, level=2, dest_class="international", reason="suspicious calls")
+    assert lock["active"] and lock["set_by"].startswith("admin")
+    snap = server.app.current_snapshot()
+    assert [lk.dest_class for lk in snap.locks_for(acme["tenant"]["id"], alice)] == ["international"]
+    assert [x["id"] for x in api.ok("fraud.locks", token=admin)["items"]] == [lock["id"]]
+    lifted = api.ok("fraud.lift_lock", token=admin, id=lock["id"], reason="checked with Alice")
+    assert not lifted["active"] and lifted["lift_reason"] == "checked with Alice"
+    assert api.err("fraud.lift_lock", token=admin, id=lock["id"], reason="again")[0] == "conflict"
+    assert api.ok("fraud.locks", token=admin)["items"] == [] and len(api.ok("fraud.locks", token=admin, active=None)["items"]) == 1
+    assert server.app.current_snapshot().locks_for(acme["tenant"]["id"], alice) == ()
+
+
+def test_events_are_tenant_scoped_and_acknowledged_all_or_nothing(api, acme, server):
+    import uuid
+    from datetime import datetime, timezone
+
+    from controlplane.db.models import FraudEvent
+
+    other = api.ok("tenant.create", name="Other", sip_domain="other.example")
+    with server.app.write(changes_routing=False) as s:
+        mine, theirs, edge = (str(uuid.uuid4()) for _ in range(3))
+        now = datetime.now(timezone.utc)
+        s.add(FraudEvent(id=mine, tenant_id=acme["tenant"]["id"], time=now, kind="spend_warning", reason="80 % of the day"))
+        s.add(FraudEvent(id=theirs, tenant_id=other["id"], time=now, kind="spend_warning", reason="theirs"))
+        s.add(FraudEvent(id=edge, tenant_id=None, time=now, kind="ban", source="192.0.2.9", reason="flood"))
+    seen = [e["id"] for e in api.ok("fraud.events", token=acme["admin"])["items"]]
+    assert seen == [mine]
+    assert {e["id"] for e in api.ok("fraud.events")["items"]} == {mine, theirs, edge}  # platform
+    assert api.err("fraud.acknowledge", token=acme["admin"], ids=[mine, theirs])[0] == "not_found"
+    assert api.ok("fraud.events", acknowledged=False)["total"] == 3  # nothing acknowledged
+    assert api.ok("fraud.acknowledge", token=acme["admin"], ids=[mine])["acknowledged"] == 1
+    assert [e["id"] for e in api.ok("fraud.events", acknowledged=True)["items"]] == [mine]
+    assert api.err("fraud.events", source="not-an-ip")[0] == "invalid_params"
+
+
+def test_cm_fraud_verbs(api, acme, server, tmp_path):
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    base = ["--url", server.settings.api_url, "--token", acme["admin"], "--json"]
+    out = CliRunner().invoke(app, base + ["fraud", "policy", str(acme["tenant"]["id"])])
+    assert out.exit_code == 0 and '"spend_level"' in out.output
+    out = CliRunner().invoke(app, base + ["fraud", "lock", str(acme["bob"]["id"]), "3", "phone stolen"])
+    assert out.exit_code == 0 and '"level": 3' in out.output
+    out = CliRunner().invoke(app, base + ["fraud", "locks"])
+    assert out.exit_code == 0 and "phone stolen" in out.output
+    csv = tmp_path / "tariff.csv"
+    csv.write_text("prefix,rate_per_min\n+49,0.02\n")
+    platform = ["--url", server.settings.api_url, "--token", server.token_file.read_text().strip(), "--json"]
+    out = CliRunner().invoke(app, platform + ["fraud", "tariff-import", str(csv)])
+    assert out.exit_code == 0 and '"imported": 1' in out.output

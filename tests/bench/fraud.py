@@ -1,0 +1,170 @@
+"""Fraud controls' cost and speed (issue 5), part of `make bench` (or alone: `python -m tests.bench.fraud`).
+
+1. Calls out with every check on vs off, in turns: two KEMI nodes, the same 1,000 callers
+   calling out through a trunk to a SIPp carrier (on 127.0.0.2) that answers; one node with edge
+   protection (every request counted and judged, limits above the load) and the checks on calls
+   out (attempts counted per minute and hour per user and tenant, calls in progress counted, the
+   spend monitor pricing them), the other with both off. The highest rate each sustains.
+2. How fast a flood is stopped: unauthenticated INVITEs from one address as fast as they are
+   answered; requests answered before the ban and how long it took. The same for a password
+   guesser: guesses answered before the ban.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlmodel import Session
+
+from controlplane.db.models import SipAccount, Tenant, User
+from controlplane.db.session import make_engine
+from kemi.policy.auth import ha1, ha1b
+from tests.bench.run import HERE, call_rate_search, csv, offer_calls, password, stop
+from tests.harness.node import TestNode
+from tests.harness.ports import free_port, free_port_block
+from tests.harness.raw_sip import DigestClient, request
+
+DOMAIN = "fraud.example"
+CARRIER_IP = "127.0.0.2"
+CALLERS = 1000  # attempts per user are capped (120 a minute): the load is spread over many callers
+DIAL = "0301234567"
+
+
+TENANTS = 4  # ... and over several tenants (a tenant's attempts are capped too: 1,000 a second)
+
+
+def provision(node: TestNode, carrier_port: int) -> None:
+    engine = make_engine(node.settings.db_url)
+    with Session(engine) as s:
+        tenants = [Tenant(name=f"Fraud bench {k}", sip_domain=f"t{k}.{DOMAIN}") for k in range(TENANTS)]
+        s.add_all(tenants)
+        s.flush()
+        users = [User(tenant_id=tenants[i % TENANTS].id, name=f"f{i}", outbound="international") for i in range(CALLERS)]
+        s.add_all(users)
+        s.flush()
+        for i, u in enumerate(users):
+            realm = f"t{i % TENANTS}.{DOMAIN}"
+            s.add(SipAccount(tenant_id=u.tenant_id, user_id=u.id, username=u.name, realm=realm, ha1=ha1(u.name, realm, password(u.name)),
+                             ha1b=ha1b(u.name, realm, password(u.name))))
+        s.commit()
+        ids = [t.id for t in tenants]
+    engine.dispose()
+    node.rpc("trunk.create", name="bench-carrier", host=CARRIER_IP, port=carrier_port, transport="udp", priority=1, tenant_ids=ids)
+    for tid in ids:  # the limits sit above the load (nothing refused): every check is made, none refuses
+        node.rpc("fraud.policy_set", tenant_id=tid, user={"max_concurrent": 50, "attempts_per_minute": 120, "attempts_per_hour": 2000,
+                                                          "spend_day": 10000, "spend_month": 100000},
+                 tenant={"max_concurrent": 5000, "attempts_per_minute": 60000, "attempts_per_hour": 1000000})
+    time.sleep(1.5)
+
+
+def carrier(port: int, duration: int, workdir: Path) -> subprocess.Popen:
+    media = free_port_block(4)
+    return subprocess.Popen(["sipp", "-sf", str(HERE / "uas_answer_load.xml"), "-i", CARRIER_IP, "-p", str(port), "-mi", CARRIER_IP,
+                             "-mp", str(media), "-buff_size", "4194304", "-nostdin", "-timeout", f"{duration + 60}s"],
+                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def step(node: TestNode, carrier_port: int, rate: int, duration: int, workdir: Path) -> dict:
+    uas = carrier(carrier_port, duration, workdir)
+    try:
+        time.sleep(0.3)
+        inf = csv(workdir / "callers.csv", [f"f{i};t{i % TENANTS}.{DOMAIN};[authentication username=f{i} password={password(f'f{i}')}];{DIAL}"
+                                            for i in range(CALLERS)])
+        return offer_calls(node.settings.sip_port, inf, rate, duration, workdir)
+    finally:
+        stop(uas)
+
+
+def flood(node: TestNode, ip: str, limit: int = 500) -> dict:
+    """Unauthenticated INVITEs from ip, each sent when the previous one was answered: how many were answered, how long."""
+    c = DigestClient(node.sip, ip, timeout=0.5)
+    answered, t0 = 0, time.monotonic()
+    for i in range(limit):
+        if c.send_raw(request("INVITE", f"sip:{1000 + i}@{DOMAIN}").replace("127.0.0.1:{port}", "{ip}:{port}")) is None:
+            break
+        answered += 1
+    elapsed = time.monotonic() - t0 - 0.5  # the last, unanswered request waited for the timeout
+    c.close()
+    return {"answered_before_ban": answered, "seconds_to_ban": round(max(elapsed, 0.0), 3)}
+
+
+def guesser(node: TestNode, ip: str, limit: int = 200) -> dict:
+    c = DigestClient(node.sip, ip, timeout=0.5)
+    answered = 0
+    for g in range(limit):
+        first, second = c.attempt("f7", DOMAIN, f"{g:04d}")
+        if first is None or second is None:
+            break
+        answered += 1
+    c.close()
+    return {"guesses_answered_before_ban": answered, "of": limit}
+
+
+def run(duration: int = 20, start_rate: int = 200, max_rate: int = 5000) -> list[dict]:
+    work = Path(tempfile.mkdtemp(prefix="cm-bench-fraud-"))
+    common = dict(kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3, edge_exempt="", fraud_monitor_interval_s=2.0)
+    on = TestNode(work / "on", edge_max_requests=10**9, edge_max_unauthenticated=10**9, **common)
+    off = TestNode(work / "off", edge_protection=False, fraud_checks=False, **common)
+    ports = {"checks on": free_port(), "checks off": free_port()}
+    nodes = {"checks on": on, "checks off": off}
+    out: dict = {}
+    try:
+        for label, n in nodes.items():
+            n.start()
+            provision(n, ports[label])
+        searches = {label: call_rate_search(start_rate, max_rate) for label in nodes}
+        pending = {label: next(g) for label, g in searches.items()}
+        steps: dict[str, list] = {label: [] for label in nodes}
+        best: dict[str, tuple] = {}
+        while pending:
+            for label in list(pending):
+                st = step(nodes[label], ports[label], pending[label], duration, work)
+                steps[label].append(st)
+                print(f"  calls out {label:>10}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed -> "
+                      f"{'sustained' if st['passed'] else 'not sustained'}", flush=True)
+                time.sleep(3)
+                try:
+                    pending[label] = searches[label].send(st["passed"])
+                except StopIteration as done:
+                    best[label] = done.value
+                    del pending[label]
+        on.stop()  # the flood figures on a node with the default edge settings
+        edge = TestNode(work / "edge", **{**common, "kamailio_shm_mb": 256}).start()
+        try:
+            edge.rpc("tenant.create", name="Edge", sip_domain=DOMAIN)
+            u = edge.rpc("user.create", tenant_id=edge.rpc("tenant.list")["items"][0]["id"], name="f7")
+            edge.rpc("sip_account.create", user_id=u["id"], username="f7", password="a-long-password")
+            time.sleep(1)
+            out["flood"] = flood(edge, "127.0.0.66")
+            out["guess"] = guesser(edge, "127.0.0.67")
+        finally:
+            edge.stop()
+    finally:
+        for n in nodes.values():
+            try:
+                n.stop()
+            except Exception:  # noqa: BLE001 - stopped already
+                pass
+    meta = {"machine": f"{platform.node()}, {os.cpu_count()} cores", "date": datetime.now(timezone.utc).isoformat(), "callers": CALLERS}
+    on_best, off_best = best["checks on"][0], best["checks off"][0]
+    print(f"  flood: {out['flood']}; password guessing: {out['guess']}", flush=True)
+    return [
+        {"name": "call_rate_out_fraud_checks_on_vs_off", "value": on_best, "unit": "calls/s", "baseline": off_best,
+         "ratio": round(on_best / off_best, 3) if off_best else None,
+         "detail": {**meta, "goal": "checks cost <= 10 % (ratio >= 0.9)", "on_steps": steps["checks on"], "off_steps": steps["checks off"]}},
+        {"name": "flood_requests_answered_before_ban", "value": out["flood"]["answered_before_ban"], "unit": "requests", "baseline": None,
+         "ratio": None, "detail": {**meta, **out["flood"], "limit": "edge_max_unauthenticated 50 (default)"}},
+        {"name": "password_guesses_answered_before_ban", "value": out["guess"]["guesses_answered_before_ban"], "unit": "guesses",
+         "baseline": None, "ratio": None, "detail": {**meta, **out["guess"], "limit": "auth_failures_source 10 (default)"}},
+    ]
+
+
+if __name__ == "__main__":
+    from tests.bench.run import save
+
+    save(run())

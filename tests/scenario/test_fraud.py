@@ -1,0 +1,135 @@
+"""Fraud controls on calls out with real Kamailio, RTPengine and SIPp carriers (issue 5): limits on
+calls in progress and attempts, a spend that crosses its limit ending the calls in progress,
+locks lifted by an admin, emergency calls through every lock."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from .conftest import CARRIER_IP, wait_for, wait_snapshot
+
+
+@pytest.fixture
+def policy(node, public):
+    """Set the trunk tenant's fraud policy for one test; back to the defaults after it."""
+    tid = public["tenant"]["id"]
+    before = node.rpc("fraud.policy_get", tenant_id=tid)
+
+    def set_(**kw):
+        out = node.rpc("fraud.policy_set", tenant_id=tid, **kw)
+        wait_snapshot(node)
+        return out
+
+    yield set_
+    node.rpc("fraud.policy_set", tenant_id=tid, user=before["user"], tenant=before["tenant"], spend_level=before["spend_level"],
+             notify_webhook="")
+
+
+@pytest.fixture
+def webhook():
+    """A tenant's webhook endpoint: collects what the fraud controls POST."""
+    got: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/fraud", got
+    server.shutdown()
+
+
+def test_concurrent_external_calls_are_limited_per_user(node, sipp, trunks, pbx_user, policy):
+    user, phone, _ = pbx_user()
+    node.rpc("sip_account.create", user_id=user["id"], username=f"desk-{user['id']}", password="second-device-pw")
+    desk = sipp.phone(f"desk-{user['id']}", "trunk-ag.example", "second-device-pw")  # the same user's second device
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    policy(user={"max_concurrent": 1})
+    uas = sipp.callee(carrier, "answer")
+    first = sipp.caller_in_background(phone, "0301234567", hold_ms=3000)
+    assert wait_for(lambda: any(c.get("caller_user_id") == user["id"] for c in node.rpc("call.list")["items"]), timeout=5)
+    time.sleep(0.3)  # answered
+    second = sipp.caller(desk, "0307654321", expect=403)
+    assert second.ok, second.output[-1500:]
+    assert first.result().ok and sipp.wait(uas).ok
+    cdr = wait_for(lambda: [c for c in node.rpc("cdr.list", user_id=user["id"])["items"] if c["sip_code"] == 403])
+    assert cdr and any("external calls in progress" in t for t in cdr[0]["trace"])
+
+
+def test_call_attempts_are_limited_per_minute(node, sipp, trunks, pbx_user, policy):
+    user, phone, _ = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    policy(user={"attempts_per_minute": 2})
+    if time.time() % 60 > 50:  # the three calls belong in one minute
+        time.sleep(61 - time.time() % 60)
+    uas = sipp.callee(carrier, "answer", calls=2)
+    assert sipp.caller(phone, "0301234567", hold_ms=200).ok
+    assert sipp.caller(phone, "0301234567", hold_ms=200).ok
+    assert sipp.caller(phone, "0301234567", expect=403).ok
+    assert sipp.wait(uas).ok
+
+
+def test_spend_crossing_the_limit_ends_the_call_in_progress_locks_and_an_admin_lifts_it(node, sipp, trunks, pbx_user, policy, webhook):
+    url, posted = webhook
+    node.rpc("fraud.tariff_import", csv="prefix,rate_per_min,currency,description\n+493099999,600,EUR,test premium\n", replace=False)
+    user, phone, _ = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    policy(user={"spend_day": 5}, spend_level=3, notify_webhook=url)  # 10 EUR a second against 5 EUR a day
+    uas = sipp.callee(carrier, "answer")
+    started = time.monotonic()
+    r = sipp.caller(phone, "0309999912", expect="ended")  # answered, then a BYE from the node
+    assert r.ok, r.output[-2000:]
+    assert time.monotonic() - started < 10
+    assert sipp.wait(uas).ok  # the carrier got its BYE too
+    [lock] = node.rpc("fraud.locks", user_id=user["id"])["items"]
+    assert lock["level"] == 3 and lock["set_by"] == "fraud control (spend_day)" and "5.00" in lock["reason"]
+    ev = wait_for(lambda: node.rpc("fraud.events", kind="lock")["items"])
+    assert any(e["user_id"] == user["id"] and e["detail"]["calls_ended"] == 1 for e in ev)
+    assert wait_for(lambda: [p for p in posted if p["user_id"] == user["id"] and p["level"] == 3])
+    cdr = wait_for(lambda: [c for c in node.rpc("cdr.list", user_id=user["id"])["items"] if c["disposition"] == "answered"])
+    assert cdr and cdr[0]["dest_class"] and cdr[0]["cost"] >= 5.0
+    # locked: nothing goes out any more, except an emergency call
+    wait_snapshot(node)
+    assert sipp.caller(phone, "0301234567", expect=403).ok
+    uas = sipp.callee(carrier, "answer")
+    assert sipp.caller(phone, "112", hold_ms=300).ok
+    assert sipp.wait(uas).ok
+    # only an admin lifts it; the spend stays over the limit today, but the lifted lock is not set again
+    node.rpc("fraud.lift_lock", id=lock["id"], reason="customer confirmed the calls")
+    wait_snapshot(node)
+    time.sleep(1.5)  # the monitor has looked again
+    assert node.rpc("fraud.locks", user_id=user["id"])["items"] == []
+    uas = sipp.callee(carrier, "answer")
+    assert sipp.caller(phone, "0301234567", hold_ms=300).ok
+    assert sipp.wait(uas).ok
+
+
+def test_fraud_policy_and_tariff_errors_change_nothing(node, public):
+    tid = public["tenant"]["id"]
+    before = node.rpc("fraud.policy_get", tenant_id=tid)
+    for bad in ({"user": {"spend_day": 10**9}}, {"spend_level": 1}, {"warn_ratio": 1.5}, {"user": {"nonsense": 1}}):
+        with pytest.raises(Exception) as err:
+            node.rpc("fraud.policy_set", tenant_id=tid, **bad)
+        assert "invalid_params" in str(err.value)
+    assert node.rpc("fraud.policy_get", tenant_id=tid) == before
+    count = node.rpc("fraud.tariff_list", limit=1)["total"]
+    with pytest.raises(Exception) as err:
+        node.rpc("fraud.tariff_import", csv="prefix,rate_per_min\n+49,0.01\n49x,0.02\n+44,-1\n", replace=True)
+    assert "invalid_params" in str(err.value) and "line" in str(err.value)
+    assert node.rpc("fraud.tariff_list", limit=1)["total"] == count  # nothing replaced
+    with pytest.raises(Exception) as err:
+        node.rpc("fraud.lift_lock", id=999999, reason="x")
+    assert "not_found" in str(err.value)
