@@ -16,6 +16,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
@@ -101,11 +102,14 @@ class FraudMonitor:
         today = int(now // 86400)
         since = datetime.fromtimestamp((today - self.rule.window_days) * 86400, timezone.utc)
         until = datetime.fromtimestamp(today * 86400, timezone.utc)
+        window = (Cdr.start_time >= since, Cdr.start_time < until, Cdr.payer_user_id.is_not(None))
         with Session(self.app.engine) as s:
             rows = s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.start_time, Cdr.dest_class, Cdr.duration_s).where(
-                Cdr.start_time >= since, Cdr.start_time < until, Cdr.dest_class != "", Cdr.payer_user_id.is_not(None))).all()
+                *window, Cdr.dest_class.in_(self.rule.watched))).all()
+            first = {u: (t, _day(st)) for u, t, st in s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, func.min(Cdr.start_time)).where(
+                *window, Cdr.dest_class != "").group_by(Cdr.payer_user_id, Cdr.tenant_id)).all()}
         calls = [CallOut(u, t, st.hour, _day(st), cls, float(d or 0) / 60.0) for u, t, st, cls, d in rows]
-        self.baselines = (*baselines(calls, self.rule, today), now)
+        self.baselines = (*baselines(calls, self.rule, today, first), now)
         self._baseline_day = today
 
     def check_anomalies(self, now: float, running: list[RunningCall], policies: dict) -> list:
@@ -116,7 +120,7 @@ class FraudMonitor:
         start = datetime.fromtimestamp(hour * 3600, timezone.utc)
         with Session(self.app.engine) as s:
             rows = s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.dest_class, Cdr.duration_s).where(
-                Cdr.start_time >= start, Cdr.dest_class != "", Cdr.payer_user_id.is_not(None))).all()
+                Cdr.start_time >= start, Cdr.dest_class.in_(self.rule.watched), Cdr.payer_user_id.is_not(None))).all()
         h = hour % 24
         current = [CallOut(u, t, h, hour // 24, cls, float(d or 0) / 60.0) for u, t, cls, d in rows]
         current += [CallOut(c.user_id, c.tenant_id, h, hour // 24, c.dest_class, c.seconds / 60.0) for c in running if not c.emergency]

@@ -6,7 +6,8 @@ Pure functions. The control plane feeds them the calls out of the last `window_d
 hour of day and class, averaged over the days), the thresholds derived from it (k x baseline,
 never below a floor that tolerates the odd call, never above the hard caps), and the anomalies
 of the current hour. A user with too little history is measured against their tenant's usual
-user (the tenant's default), so a new account is not a blank cheque either.
+user (the tenant's default), so a new account is not a blank cheque either; a tenant with no
+user of enough history is not judged yet (its limits still apply).
 """
 from __future__ import annotations
 
@@ -41,11 +42,15 @@ class Usual(NamedTuple):
 Baseline = Mapping[tuple[int, str], Usual]  # (hour, class) -> usual
 
 
-def baselines(calls: Iterable[CallOut], rule: Rule, today: int) -> tuple[dict[int, dict], dict[int, dict], dict[int, int]]:
-    """({user: baseline}, {tenant: its usual user's baseline}, {user: days of history}) from the window's calls."""
-    first_day: dict[int, int] = {}
-    per_user: dict[int, dict[tuple[int, str], list[float]]] = {}
-    tenant_of: dict[int, int] = {}
+def baselines(calls: Iterable[CallOut], rule: Rule, today: int,
+              first_calls: Mapping[int, tuple[int, int]] | None = None) -> tuple[dict[int, dict], dict[int, dict], dict[int, int]]:
+    """({user: baseline}, {tenant: its usual user's baseline}, {user: days of history}) from the window's calls.
+
+    `first_calls` ({user: (tenant, day of their first call out in the window)}, any class) lets the caller
+    pass only the watched classes' calls and still count every user's history."""
+    first_day: dict[int, int] = {u: max(d, today - rule.window_days) for u, (_t, d) in (first_calls or {}).items()}
+    per_user: dict[int, dict[tuple[int, str], list[float]]] = {u: {} for u in first_day}
+    tenant_of: dict[int, int] = {u: t for u, (t, _d) in (first_calls or {}).items()}
     for c in calls:
         if c.day < today - rule.window_days or c.day >= today:
             continue
@@ -113,7 +118,9 @@ def anomalies(current: Iterable[CallOut], users: Mapping[int, Baseline], tenants
     out = []
     for (user, tenant, cls, hour), (n, minutes) in sorted(now.items()):
         own = days.get(user, 0) >= rule.min_days
-        base = users.get(user, {}) if own else tenants.get(tenant, {})
+        if not own and tenant not in tenants:
+            continue  # a new company: nothing learned yet, its limits still apply
+        base = users.get(user, {}) if own else tenants[tenant]
         th = threshold(base.get((hour, cls)), rule, "own" if own else "tenant")
         if n > th.calls or minutes > th.minutes:
             out.append(Anomaly(user, tenant, cls, hour, int(n), minutes, th))

@@ -86,3 +86,70 @@ def test_cm_fraud_verbs(api, acme, server, tmp_path):
     platform = ["--url", server.settings.api_url, "--token", server.token_file.read_text().strip(), "--json"]
     out = CliRunner().invoke(app, platform + ["fraud", "tariff-import", str(csv)])
     assert out.exit_code == 0 and '"imported": 1' in out.output
+
+
+def test_notifications_reach_the_webhook_and_the_smtp_relay(api, acme, server):
+    """What the fraud controls send a tenant's contact: a JSON POST and an e-mail through the node's relay."""
+    import dataclasses
+    import json
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from controlplane.notify import Notifier
+    from kemi.policy.fraud import Response
+
+    mails: list[str] = []
+    smtp = socket.socket()
+    smtp.bind(("127.0.0.1", 0))
+    smtp.listen(1)
+
+    def relay():  # a minimal SMTP relay: enough of RFC 5321 for smtplib
+        conn, _ = smtp.accept()
+        f = conn.makefile("rb")
+        conn.sendall(b"220 test relay\r\n")
+        data = []
+        while True:
+            line = f.readline().decode()
+            if not line:
+                break
+            cmd = line.strip().upper()
+            if cmd.startswith(("EHLO", "HELO")):
+                conn.sendall(b"250 test relay\r\n")
+            elif cmd == "DATA":
+                conn.sendall(b"354 go on\r\n")
+                while (body := f.readline().decode()) not in (".\r\n", ""):
+                    data.append(body)
+                mails.append("".join(data))
+                conn.sendall(b"250 queued\r\n")
+            elif cmd == "QUIT":
+                conn.sendall(b"221 bye\r\n")
+                break
+            else:
+                conn.sendall(b"250 ok\r\n")
+        conn.close()
+
+    threading.Thread(target=relay, daemon=True).start()
+    posted: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    hook = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    tid = acme["tenant"]["id"]
+    api.ok("fraud.policy_set", token=acme["admin"], tenant_id=tid, notify_email="security@acme.example",
+           notify_webhook=f"http://127.0.0.1:{hook.server_port}/hook")
+    settings = dataclasses.replace(server.settings, smtp_relay=f"127.0.0.1:{smtp.getsockname()[1]}", smtp_from="pbx@example.net")
+    Notifier(server.app.engine, settings)(Response(3, tid, acme["alice"]["id"], "spend_day", 61.0, 50.0, end_calls=("1:2",)))
+    hook.shutdown()
+    assert posted == [{"tenant_id": tid, "user_id": acme["alice"]["id"], "level": 3, "action": "outgoing calls locked", "limit": "spend_day",
+                       "spent": 61.0, "allowed": 50.0, "dest_class": "", "calls_ended": 1,
+                       "reason": f"spend per day of user {acme['alice']['id']}: 61.00 of 50.00"}]
+    assert mails and "To: security@acme.example" in mails[0] and "outgoing calls locked" in mails[0] and "61.00 of 50.00" in mails[0]

@@ -133,3 +133,68 @@ def test_fraud_policy_and_tariff_errors_change_nothing(node, public):
     with pytest.raises(Exception) as err:
         node.rpc("fraud.lift_lock", id=999999, reason="x")
     assert "not_found" in str(err.value)
+
+
+def test_a_change_of_behaviour_triggers_the_response_while_the_same_volume_for_a_heavy_user_does_not(node, sipp, tmp_path):
+    """28 days of CDRs: one user calls abroad every hour, the other never. Now both make three
+    international calls in one hour: the second user's international calls are blocked (the
+    default response, level 2) and the one in progress is ended; the first's are not; national
+    calls go on."""
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import insert
+    from sqlmodel import Session
+
+    from controlplane.db.models import Cdr
+    from controlplane.db.session import make_engine
+
+    tenant = node.rpc("tenant.create", name="Baseline KG", sip_domain="baseline.example")
+    made = []
+    for name in ("heavy", "quiet"):
+        u = node.rpc("user.create", tenant_id=tenant["id"], name=name.title(), outbound="international")
+        node.rpc("sip_account.create", user_id=u["id"], username=f"bl-{name}", password=f"pw-{name}-123")
+        made.append((u, sipp.phone(f"bl-{name}", "baseline.example", f"pw-{name}-123")))
+    (heavy, heavy_phone), (quiet, quiet_phone) = made
+    now = datetime.now(timezone.utc)
+    rows = []
+    for d in range(1, 29):
+        for h in range(24):
+            start = (now - timedelta(days=d)).replace(hour=h, minute=5, second=0, microsecond=0)
+            calls = [(heavy["id"], "international")] * 5 + [(quiet["id"], "national")]
+            for uid, cls in calls:
+                rows.append({"id": str(uuid.uuid4()), "tenant_id": tenant["id"], "caller": "x", "caller_user_id": uid, "callee": "+442079460000",
+                             "call_id": str(uuid.uuid4()), "start_time": start, "answer_time": start, "end_time": start + timedelta(minutes=3),
+                             "duration_s": 180.0, "disposition": "answered", "sip_code": 200, "sip_reason": "OK", "trace": "[]",
+                             "ingested_at": now, "payer_user_id": uid, "dest_class": cls, "cost": 0.06})
+    engine = make_engine(node.settings.db_url)
+    with engine.begin() as conn:
+        conn.execute(insert(Cdr.__table__), rows)
+    engine.dispose()
+    learned = node.rpc("fraud.baseline", user_id=quiet["id"], refresh=True)
+    assert learned["days_of_history"] == 28 and learned["basis"] == "own"
+    heavy_3h = next(x for x in node.rpc("fraud.baseline", user_id=heavy["id"])["hours"] if x["hour"] == now.hour and x["dest_class"] == "international")
+    assert heavy_3h["usual_calls"] == 5.0 and heavy_3h["threshold_calls"] == 15.0
+    carrier = sipp.carrier(CARRIER_IP)
+    trunk = node.rpc("trunk.create", name="baseline-carrier", host=carrier.ip, port=carrier.port, transport="udp", priority=1,
+                     tenant_ids=[tenant["id"]])
+    try:
+        wait_snapshot(node)
+        uas = sipp.callee(carrier, "answer", calls=6)
+        for _ in range(3):
+            assert sipp.caller(heavy_phone, "00442079460000", hold_ms=200).ok
+        for _ in range(2):
+            assert sipp.caller(quiet_phone, "00442079460000", hold_ms=200).ok
+        third = sipp.caller(quiet_phone, "00442079460000", expect="ended")  # the third in the hour: ended while it runs
+        assert third.ok, third.output[-1500:]
+        assert sipp.wait(uas).ok
+        lock = wait_for(lambda: node.rpc("fraud.locks", user_id=quiet["id"])["items"], timeout=10)
+        assert lock and lock[0]["level"] == 2 and lock[0]["dest_class"] == "international" and "usual" in lock[0]["reason"]
+        assert node.rpc("fraud.locks", user_id=heavy["id"])["items"] == []
+        wait_snapshot(node)
+        assert sipp.caller(quiet_phone, "00442079460000", expect=403).ok  # abroad: blocked
+        uas = sipp.callee(carrier, "answer")
+        assert sipp.caller(quiet_phone, "0301234567", hold_ms=200).ok  # at home: goes on
+        assert sipp.wait(uas).ok
+    finally:
+        node.rpc("trunk.delete", id=trunk["id"])

@@ -54,3 +54,17 @@ def test_thresholds_stay_between_the_floor_and_the_hard_cap(calls, minutes):
     t = threshold(Usual(calls, minutes), RULE, "own")
     assert RULE.floor_calls <= t.calls <= HARD_CAPS["user"]["attempts_per_hour"]
     assert t.minutes >= RULE.floor_minutes
+
+
+def test_a_new_company_is_not_judged_until_something_was_learned():
+    users, tenants, days = baselines(history(1, 9, "international", 1, days=3), RULE, TODAY)
+    assert tenants == {} and anomalies(now(1, 9, "international", 20), users, tenants, days, RULE) == []
+
+
+def test_history_counts_every_class_when_only_the_watched_ones_are_passed():
+    """The control plane passes the watched classes' calls and each user's first call out of any class."""
+    watched_only = history(2, 9, "international", 1)
+    users, tenants, days = baselines(watched_only, RULE, TODAY, first_calls={1: (9, TODAY - 28), 2: (9, TODAY - 28)})
+    assert days[1] == 28 and users[1] == {}  # a user who only calls at home has a history: no calls abroad
+    [a] = anomalies(now(1, 9, "international", 3), users, tenants, days, RULE)
+    assert a.threshold.basis == "own"
