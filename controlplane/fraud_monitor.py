@@ -54,7 +54,7 @@ def policy_of(row: FraudPolicyRow | None) -> FraudPolicy:
         return DEFAULT_POLICY
     d = DEFAULT_POLICY
     return FraudPolicy(Limits(**{**d.user._asdict(), **row.user_limits}), Limits(**{**d.tenant._asdict(), **row.tenant_limits}),
-                       row.warn_ratio, row.spend_level, row.allow_high_risk, d.high_risk, row.anomaly_level)
+                       row.warn_ratio, row.spend_level, row.allow_high_risk, d.high_risk, row.anomaly_level, row.outbound)
 
 
 class FraudMonitor:

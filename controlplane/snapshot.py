@@ -177,7 +177,8 @@ def compile_fraud(session: Session) -> dict:
     rates = session.exec(select(TariffRate)).all()
     return {
         "policies": {str(p.tenant_id): {"user": p.user_limits, "tenant": p.tenant_limits, "warn_ratio": p.warn_ratio,
-                                        "spend_level": p.spend_level, "allow_high_risk": p.allow_high_risk}
+                                        "spend_level": p.spend_level, "allow_high_risk": p.allow_high_risk, "anomaly_level": p.anomaly_level,
+                                        "outbound": p.outbound}
                      for p in session.exec(select(FraudPolicyRow)).all()},
         "tariff": {"currency": rates[0].currency if rates else "EUR", "rates": {r.prefix: r.rate_per_min for r in rates}},
         "locks": [{"id": lk.id, "tenant_id": lk.tenant_id, "user_id": lk.user_id, "level": lk.level, "dest_class": lk.dest_class,

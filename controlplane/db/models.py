@@ -383,6 +383,7 @@ class FraudPolicyRow(SQLModel, table=True):
     warn_ratio: float = 0.8
     spend_level: int = 3
     anomaly_level: int = 2  # the response to calls out far beyond a user's usual (1 warn .. 4 lock entirely)
+    outbound: str = Field(default="special", sa_column=Column(String(16), nullable=False, server_default="special"))  # the tenant's ceiling
     allow_high_risk: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     notify_email: str = Field(default="", sa_column=Column(String(254), nullable=False, server_default=""))
     notify_webhook: str = Field(default="", sa_column=Column(String(500), nullable=False, server_default=""))

@@ -58,6 +58,8 @@ class PolicySet(Params):
     spend_level: Level | None = Field(None, description="response when a spend limit is reached: 2 block the class, 3 lock outgoing, 4 lock entirely")
     anomaly_level: Literal[1, 2, 3, 4] | None = Field(None, description="response to calls out far beyond a user's usual: 1 warn only, 2..4 as above")
     allow_high_risk: bool | None = None
+    outbound: Literal[tuple(c.value for c in DestClass)] | None = Field(  # type: ignore[valid-type]
+        None, description="the tenant's ceiling of destination classes; users' own permissions apply within it")
     notify_email: str | None = Field(None, max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+$")
     notify_webhook: str | None = Field(None, max_length=500, pattern=r"^$|^https?://\S+$")
 
@@ -80,6 +82,7 @@ def policy_doc(row: FraudPolicyRow | None, tenant_id: int) -> dict:
         "spend_level": row.spend_level if row else d.spend_level,
         "anomaly_level": row.anomaly_level if row else d.anomaly_level,
         "allow_high_risk": row.allow_high_risk if row else d.allow_high_risk,
+        "outbound": row.outbound if row else d.outbound,
         "notify_email": row.notify_email if row else "",
         "notify_webhook": row.notify_webhook if row else "",
         "hard_caps": HARD_CAPS,
@@ -105,7 +108,7 @@ def policy_set(ctx, p: PolicySet):
             row.user_limits = {**_limits(row.user_limits, DEFAULT_POLICY.user), **p.user.model_dump(exclude_none=True)}
         if p.tenant is not None:
             row.tenant_limits = {**_limits(row.tenant_limits, DEFAULT_POLICY.tenant), **p.tenant.model_dump(exclude_none=True)}
-        for name in ("warn_ratio", "spend_level", "anomaly_level", "allow_high_risk", "notify_email", "notify_webhook"):
+        for name in ("warn_ratio", "spend_level", "anomaly_level", "allow_high_risk", "outbound", "notify_email", "notify_webhook"):
             if getattr(p, name) is not None:
                 setattr(row, name, getattr(p, name))
         row.updated_at = datetime.now(timezone.utc)

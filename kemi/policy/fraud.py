@@ -58,6 +58,7 @@ class FraudPolicy(NamedTuple):
     allow_high_risk: bool = False
     high_risk: tuple[str, ...] = HIGH_RISK_DEFAULT
     anomaly_level: int = 2  # calls out far beyond the user's usual (kemi.policy.baseline): 1 warn, 2 block the class, 3, 4
+    outbound: str = "special"  # the tenant's ceiling of destination classes (a user's own permission applies within it)
 
 
 DEFAULT_POLICY = FraudPolicy()

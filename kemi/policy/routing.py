@@ -12,7 +12,7 @@ from . import features, fraud, hunting
 from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
-from .numbering import CLIR_PREFIX, Plan, classify, clean, country, is_emergency, permits, to_e164
+from .numbering import CLIR_PREFIX, DestClass, Plan, classify, clean, country, is_emergency, permits, to_e164
 from .snapshot import Snapshot, Tenant, User
 
 # Methods that start something a user is called for (routed like a call).
@@ -485,10 +485,11 @@ def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: Forwar
     if dest.barred or (dest.directory and not snapshot.tenants[tenant_id].allow_directory) or not permits(user.outbound, dest.cls):
         trace.append(f"{rule.describe()}: user {user.id} may not call {e164} ({dest.barred or dest.cls.value}); not forwarded")
         return None
-    risky = fraud.high_risk(e164, snapshot.fraud_policy(tenant_id))
+    policy = snapshot.fraud_policy(tenant_id)
+    risky = fraud.high_risk(e164, policy) or ("" if permits(DestClass(policy.outbound), dest.cls) else f"{dest.cls.value} (not for this company)")
     lock = fraud.lock_refusal(snapshot.locks_for(tenant_id, user.id), dest.cls.value)
     if risky or lock is not None:  # forwarding out is calling out, paid by the forwarding user
-        trace.append(f"{rule.describe()}: " + (f"{risky} is a high-risk destination" if risky else f"fraud control lock {lock.id}") + "; not forwarded")
+        trace.append(f"{rule.describe()}: " + (f"{risky} is not permitted" if risky else f"fraud control lock {lock.id}") + "; not forwarded")
         return None
     trunks = snapshot.trunks_for(tenant_id, e164)
     if not trunks:
@@ -589,6 +590,9 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
         trace.append(f"user's outbound permission is {user.outbound.value}")
         return Decision(Reject(403, "Forbidden", f"{dest.cls.value} calls are not permitted for this user"), tuple(trace), caller, callee)
     policy = snapshot.fraud_policy(tenant.id)
+    if not permits(DestClass(policy.outbound), dest.cls):
+        trace.append(f"the company's outbound permission is {policy.outbound}")
+        return Decision(Reject(403, "Forbidden", f"{dest.cls.value} calls are not permitted for this company"), tuple(trace), caller, callee)
     risky = fraud.high_risk(e164, policy)
     if risky:
         trace.append(f"{risky} is on the high-risk list and not enabled for this tenant")

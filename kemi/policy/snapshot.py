@@ -191,7 +191,8 @@ def _fraud(doc: Mapping[str, Any]) -> dict:
     for tid, p in (doc.get("policies") or {}).items():
         policies[int(tid)] = FraudPolicy(Limits(**p.get("user", {})), Limits(**p.get("tenant", {})), float(p.get("warn_ratio", 0.8)),
                                          int(p.get("spend_level", 3)), bool(p.get("allow_high_risk", False)),
-                                         tuple(p["high_risk"]) if p.get("high_risk") else FraudPolicy().high_risk)
+                                         tuple(p["high_risk"]) if p.get("high_risk") else FraudPolicy().high_risk,
+                                         int(p.get("anomaly_level", 2)), str(p.get("outbound", "special")))
     t = doc.get("tariff") or {}
     user_locks: dict[int, tuple] = {}
     tenant_locks: dict[int, tuple] = {}

@@ -122,3 +122,10 @@ def test_high_risk_countries_only_when_the_tenant_allows_them():
     assert dial("+8821234567", public_snapshot()).action.code == 403
     snap = public_snapshot(fraud={"policies": {"1": {"allow_high_risk": True}}})
     assert isinstance(dial("+8821234567", snap).action, RouteToTrunk)
+
+
+def test_the_tenants_ceiling_of_destination_classes_applies_within_users_permissions():
+    snap = public_snapshot(fraud={"policies": {"1": {"outbound": "mobile"}}})
+    assert dial("015112345678", snap).action.__class__ is RouteToTrunk
+    d = dial("004420791234", snap)
+    assert d.action.code == 403 and "company" in d.action.warning
