@@ -358,7 +358,7 @@ def save(records: list[dict]) -> None:
     out.write_text(json.dumps([r for r in old if r["name"] not in names] + records, indent=2))
     print(f"\n{'benchmark':45} {'value':>12} {'baseline':>12} {'ratio':>7}")
     for r in records:
-        print(f"{r['name']:45} {r['value']:>12} {r['baseline']:>12} {str(r['ratio']):>7}  {r['unit']}")
+        print(f"{r['name']:45} {r['value']:>12} {str(r['baseline'] if r['baseline'] is not None else '-'):>12} {str(r['ratio']):>7}  {r['unit']}")
     print(f"results in {out}")
 
 
