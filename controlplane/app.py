@@ -49,6 +49,7 @@ class App:
 
         self.fraud = FraudMonitor(self, interval=settings.fraud_monitor_interval_s, notifier=Notifier(self.engine, settings),
                                   baseline_interval=settings.fraud_baseline_interval_s)
+        self.ingestor.on_stored = self.fraud.add_cdrs  # the monitor's running totals follow the CDRs as they are stored
         if start_workers:
             self.publisher.start()
             self.ingestor.start()

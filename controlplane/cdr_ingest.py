@@ -106,8 +106,9 @@ def row_from_record(rec: dict) -> dict:
 
 class CdrIngestor:
     def __init__(self, engine: Engine, spool_dir: Path, metrics=None, interval: float = 0.5, adopt_after: float = ADOPT_AFTER_S,
-                 on_feature=None):
+                 on_feature=None, on_stored=None):
         self.on_feature = on_feature  # called with {"user_id", "kind", "value"} of a feature code dialled from a phone
+        self.on_stored = on_stored  # called with the CDR rows just stored (new ones only), e.g. the fraud monitor's running totals
         if adopt_after <= 5 * SEGMENT_MAX_AGE_S:
             raise ValueError("adopt_after must be far longer than the spool's segment age, or a live segment could be taken")
         spool = Path(spool_dir)
@@ -180,6 +181,11 @@ class CdrIngestor:
         if events and self.metrics:
             for e in events:
                 self.metrics.fraud_event(e["kind"], e["level"], e["detail"].get("cause", ""))
+        if new and self.on_stored is not None:
+            try:
+                self.on_stored(new)
+            except Exception:  # noqa: BLE001 - a listener must not hold up CDRs
+                log.exception("a listener of stored CDRs failed")
         for r in new:  # feature codes dialled from phones: applied once, with their call's first storing
             if r.get("feature") and self.on_feature is not None:
                 try:

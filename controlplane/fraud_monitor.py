@@ -70,6 +70,44 @@ class FraudMonitor:
         self._warned: set[tuple] = set()  # (tenant, user, limit, period) warned already (also checked in the database)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Running totals of the priced CDRs, kept up to date from the ingestor (add_cdrs): a round costs
+        # what is new, not a scan of the month's CDRs. Loaded from the database once per day/month/hour.
+        self._lock = threading.Lock()
+        self._periods: tuple | None = None  # (day start, month start, hour index) the totals are for
+        self._users: dict[int, list[float]] = {}  # user -> [day, month]
+        self._tenants: dict[int, list[float]] = {}
+        self._hour: list[CallOut] = []  # the current hour's calls out in the watched classes
+
+    def _load(self, day: datetime, month: datetime, hour: int) -> None:
+        start = datetime.fromtimestamp(hour * 3600, timezone.utc)
+        with Session(self.app.engine) as s:
+            users, tenants = settled_spend(s, month, day)
+            rows = s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.dest_class, Cdr.duration_s).where(
+                Cdr.payer_user_id.is_not(None), Cdr.start_time >= start, Cdr.dest_class.in_(self.rule.watched))).all()
+        self._users = {u: list(v) for u, v in users.items()}
+        self._tenants = {t: list(v) for t, v in tenants.items()}
+        self._hour = [CallOut(u, t, hour % 24, hour // 24, cls, float(d or 0) / 60.0) for u, t, cls, d in rows]
+        self._periods = (day, month, hour)
+
+    def add_cdrs(self, rows: list[dict]) -> None:
+        """New CDR rows, just stored by the ingestor: priced ones go into the running totals."""
+        with self._lock:
+            if self._periods is None:
+                return  # not loaded yet: the first round reads the database
+            day, month, hour = self._periods
+            for r in rows:
+                uid, start = r.get("payer_user_id"), r.get("start_time")
+                if uid is None or start is None:
+                    continue
+                cost = float(r.get("cost") or 0.0)
+                for totals, key in ((self._users, uid), (self._tenants, r.get("tenant_id"))):
+                    if start >= month and cost:
+                        t = totals.setdefault(key, [0.0, 0.0])
+                        t[1] += cost
+                        if start >= day:
+                            t[0] += cost
+                if r.get("dest_class") in self.rule.watched and int(start.timestamp() // 3600) == hour:
+                    self._hour.append(CallOut(uid, r.get("tenant_id"), hour % 24, hour // 24, r["dest_class"], float(r.get("duration_s") or 0) / 60.0))
 
     def run_once(self, now: float | None = None) -> list:
         now = time.time() if now is None else now
@@ -79,8 +117,14 @@ class FraudMonitor:
             running = []  # Kamailio down: the finished calls still count
         stamp = datetime.fromtimestamp(now, timezone.utc)
         day, month = period_starts(stamp)
+        hour = int(now // 3600)
+        with self._lock:
+            if self._periods != (day, month, hour):
+                self._load(day, month, hour)
+            users = {u: tuple(v) for u, v in self._users.items()}
+            tenants = {t: tuple(v) for t, v in self._tenants.items()}
+            current = list(self._hour)
         with Session(self.app.engine) as s:
-            users, tenants = settled_spend(s, month, day)
             tenant_of = {u: t for u, t in s.exec(select(User.id, User.tenant_id).where(User.id.in_(set(users) | {c.user_id for c in running})))}
             policies = {r.tenant_id: policy_of(r) for r in s.exec(select(FraudPolicyRow)).all()}
         responses = []
@@ -92,7 +136,7 @@ class FraudMonitor:
             responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, None, Spend(*tenants.get(tid, (0.0, 0.0))), running)
         for r in responses:
             self._act(r, stamp, day if r.limit == "spend_day" else month)
-        responses += self.check_anomalies(now, running, policies)
+        responses += self.check_anomalies(now, running, policies, current)
         return responses
 
     # ------------------------------------------------------------------ learning the normal
@@ -112,18 +156,14 @@ class FraudMonitor:
         self.baselines = (*baselines(calls, self.rule, today, first), now)
         self._baseline_day = today
 
-    def check_anomalies(self, now: float, running: list[RunningCall], policies: dict) -> list:
+    def check_anomalies(self, now: float, running: list[RunningCall], policies: dict, finished: list[CallOut]) -> list:
         if self.baselines is None or int(now // 86400) != self._baseline_day or now - self.baselines[3] > self.baseline_interval:
             self.refresh_baselines(now)
         users, tenants, days, _at = self.baselines
         hour = int(now // 3600)
         start = datetime.fromtimestamp(hour * 3600, timezone.utc)
-        with Session(self.app.engine) as s:
-            rows = s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.dest_class, Cdr.duration_s).where(
-                Cdr.start_time >= start, Cdr.dest_class.in_(self.rule.watched), Cdr.payer_user_id.is_not(None))).all()
         h = hour % 24
-        current = [CallOut(u, t, h, hour // 24, cls, float(d or 0) / 60.0) for u, t, cls, d in rows]
-        current += [CallOut(c.user_id, c.tenant_id, h, hour // 24, c.dest_class, c.seconds / 60.0) for c in running if not c.emergency]
+        current = finished + [CallOut(c.user_id, c.tenant_id, h, hour // 24, c.dest_class, c.seconds / 60.0) for c in running if not c.emergency]
         out = []
         for a in anomalies(current, users, tenants, days, self.rule):
             r = anomaly_response(policies.get(a.tenant_id, DEFAULT_POLICY), a, running)

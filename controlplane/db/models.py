@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Optional
 
-from sqlalchemy import Float, JSON, Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, Index, JSON, Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -75,7 +75,7 @@ class User(SQLModel, table=True):
     role: str = Field(default=Role.USER.value, sa_column=Column(String(20), nullable=False))
     enabled: bool = True
     site_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("site.id", ondelete="RESTRICT"), nullable=True, index=True))
-    # outbound permission class: internal, local, national, mobile, international, special
+    # outbound permission class: internal, local, national, mobile, europe, international, special
     outbound: str = Field(default="mobile", sa_column=Column(String(16), nullable=False, server_default="mobile"))
     clir: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     # outgoing calls refused (emergency calls excepted)
@@ -331,6 +331,7 @@ class ConfigState(SQLModel, table=True):
 
 class Cdr(SQLModel, table=True):
     __tablename__ = "cdr"
+    __table_args__ = (Index("ix_cdr_payer_start", "payer_user_id", "start_time"),)  # the fraud controls' spend and baselines
     id: str = Field(sa_column=Column(String(36), primary_key=True))
     tenant_id: Optional[int] = Field(default=None, index=True)
     caller: str = Field(sa_column=Column(String(128), nullable=False))

@@ -281,7 +281,7 @@ def settled_spend(s, since_month: datetime, since_day: datetime, tenant_id: int 
     """Spend of finished calls out this month and today: ({user: (day, month)}, {tenant: (day, month)})."""
     day_part = func.sum(Cdr.cost).filter(Cdr.start_time >= since_day)
     stmt = select(Cdr.tenant_id, Cdr.payer_user_id, func.coalesce(day_part, 0.0), func.sum(Cdr.cost)).where(
-        Cdr.start_time >= since_month, Cdr.cost > 0).group_by(Cdr.tenant_id, Cdr.payer_user_id)
+        Cdr.payer_user_id.is_not(None), Cdr.start_time >= since_month, Cdr.cost > 0).group_by(Cdr.tenant_id, Cdr.payer_user_id)
     if tenant_id is not None:
         stmt = stmt.where(Cdr.tenant_id == tenant_id)
     users: dict[int, tuple[float, float]] = {}

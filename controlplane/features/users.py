@@ -23,7 +23,7 @@ class Telephony(Params):
     """A user's telephony settings (routing policy)."""
 
     site_id: Id | None = None
-    outbound: DestClass | None = Field(None, description="outbound permission: internal, local, national, mobile, international, special")
+    outbound: DestClass | None = Field(None, description="outbound permission: internal, local, national, mobile, europe, international, special")
     clir: bool | None = Field(None, description="suppress the own number on outgoing calls")
     locked: bool | None = Field(None, description="refuse outgoing calls (emergency calls excepted)")
     presented_number: str | None = Field(None, description="CLIP no screening: number presented instead of the own ('' clears)")

@@ -31,7 +31,7 @@ class Rule(NamedTuple):
     k: float = 3.0  # a threshold is k times the baseline ...
     floor_calls: float = 2.0  # ... but at least this many calls in an hour ...
     floor_minutes: float = 30.0  # ... and minutes
-    watched: tuple[str, ...] = ("international", "special")  # the classes where abuse costs money
+    watched: tuple[str, ...] = ("europe", "international", "special")  # the classes where abuse costs money
 
 
 class Usual(NamedTuple):

@@ -30,7 +30,7 @@ SPEND_LIMITS = ("spend_day", "spend_month")
 # Countries where fraudulent traffic usually terminates (calling codes; premium and satellite ranges
 # among them). Calls there need the tenant's explicit permission (`allow_high_risk`).
 HIGH_RISK_DEFAULT = ("+216", "+222", "+223", "+225", "+232", "+235", "+236", "+237", "+239", "+241", "+243", "+252", "+255",
-                     "+257", "+269", "+371", "+372", "+375", "+381", "+670", "+672", "+674", "+675", "+676", "+677", "+678",
+                     "+257", "+269", "+375", "+381", "+670", "+672", "+674", "+675", "+676", "+677", "+678",
                      "+679", "+682", "+683", "+685", "+686", "+687", "+688", "+690", "+691", "+692", "+881", "+882", "+883",
                      "+960", "+963", "+967")
 

@@ -24,7 +24,8 @@ class DestClass(str, Enum):
     LOCAL = "local"  # same area code, and toll-free numbers
     NATIONAL = "national"
     MOBILE = "mobile"
-    INTERNATIONAL = "international"
+    EUROPE = "europe"  # abroad, zone 1: the EU/EEA, Switzerland, the UK and Europe's microstates
+    INTERNATIONAL = "international"  # abroad, zone 2: the rest of the world
     SPECIAL = "special"  # premium rate, shared cost, personal numbers, directory services
 
 
@@ -186,12 +187,19 @@ class Destination:
     valid: bool = True
 
 
+# International zone 1 (DestClass.EUROPE), by ISO region of the country calling code.
+EUROPE_ZONE = frozenset({"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT",
+                         "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH", "GB", "AD", "MC", "SM", "VA"})
+
+
 @functools.lru_cache(maxsize=8192)
 def classify(e164: str, plan: Plan) -> Destination:
     """The destination class of an E.164 number seen from `plan` (the caller's country and area)."""
     home = country(plan.region)
     if not e164.startswith("+" + home.code):
-        return Destination(e164, DestClass.INTERNATIONAL)
+        code = country_code_of(e164)
+        zone1 = code is not None and region_of_code(code) in EUROPE_ZONE
+        return Destination(e164, DestClass.EUROPE if zone1 else DestClass.INTERNATIONAL)
     nsn = e164[1 + len(home.code):]
     if home.directory is not None and home.directory.fullmatch(nsn):
         return Destination(e164, DestClass.SPECIAL, directory=True)

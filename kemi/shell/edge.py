@@ -31,6 +31,9 @@ class Edge:
         self._exempt: dict[str, bool] = {}
         self._version = -1
         self.banned_now = ""  # the source this worker banned while handling the current request
+        self._agents: dict[str, str] = {}  # User-Agent -> the scanner it names ('' none): phones repeat theirs
+        self._previous: dict[str, int] = {}  # "kind:ip" -> count of the previous bucket (read once per bucket and worker)
+        self._previous_index = -1
 
     # ------------------------------------------------------------ who is exempt
 
@@ -55,7 +58,11 @@ class Edge:
             return self.exempt(ip, snap)  # a ban from before an address was exempted does not hold
         if self.exempt(ip, snap):
             return True
-        scanner = policy.is_scanner(user_agent)
+        scanner = self._agents.get(user_agent)
+        if scanner is None:
+            if len(self._agents) > _EXEMPT_CACHE:
+                self._agents.clear()
+            scanner = self._agents[user_agent] = policy.is_scanner(user_agent)
         if scanner:
             self.ban(ip, f"scanner user agent {user_agent[:60]!r}", kind="scanner")
             return False
@@ -65,14 +72,21 @@ class Edge:
         return True
 
     def _count(self, kind: str, ip: str, limit: int, step: int = 1, weighted: bool = True) -> bool:
-        """Count one request of `kind` from ip; True when the sliding window is over `limit`."""
+        """Count one request of `kind` from ip; True when the sliding window is over `limit`. The previous
+        bucket is closed (requests count in the current one), so each worker reads it once per source."""
         w = policy.window(time.time(), self.s.window_s)
         key = f"{kind}:{ip}:{w.index}"
         current = KSR.htable.sht_inc(EDGE, key) if step > 0 else KSR.htable.sht_dec(EDGE, key)
         if step < 0 or not policy.needs_previous(current, limit, w, weighted):
             return False
-        previous = KSR.htable.sht_get(EDGE, f"{kind}:{ip}:{w.index - 1}")
-        return policy.over(current, previous if isinstance(previous, int) else 0, limit, w, weighted)
+        if w.index != self._previous_index:
+            self._previous, self._previous_index = {}, w.index
+        source = f"{kind}:{ip}"
+        previous = self._previous.get(source)
+        if previous is None:
+            value = KSR.htable.sht_get(EDGE, f"{source}:{w.index - 1}")
+            previous = self._previous[source] = value if isinstance(value, int) else 0
+        return policy.over(current, previous, limit, w, weighted)
 
     def unauthenticated(self, ip: str, snap, why: str) -> bool:
         """A request that did not authenticate (challenged, refused, unanswerable). False: the source is banned now."""

@@ -41,11 +41,13 @@ class Message(NamedTuple):
     auth_user: str  # username of the digest credentials ('' when there are none)
     auth_realm: str
     banned: str  # the source's ban ('' when it is not banned)
+    locked_until: str  # the cool-down of the account in the credentials (epoch seconds; '' or 0 when none)
     user_agent: str  # last: the only field that may contain spaces
 
 
 # No $cT: finding a Content-Type means scanning every header; only in-dialog requests need it (has_sdp).
-_PVS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$si", "$sp", "$Rp", "$ci", "$au", "$ar", "$sht(ban=>$si)", "$ua")
+_PVS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$si", "$sp", "$Rp", "$ci", "$au", "$ar", "$sht(ban=>$si)",
+        "$sht(authlock=>until:$au@$(ar{s.tolower}))", "$ua")
 _FORMAT = "$_s(" + _SEP.join(_PVS) + ")"
 
 
@@ -54,9 +56,9 @@ def _pv(name: str) -> str:
 
 
 def _build(values: list[str]) -> Message:
-    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ban, ua = values
+    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ban, lock, ua = values
     return Message(m, ru, rd.lower(), fu, fd.lower(), tu, td.lower(), tt, si, int(sp) if sp.isdigit() else 0,
-                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower(), ban, ua)
+                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower(), ban, lock, ua)
 
 
 def message() -> Message:

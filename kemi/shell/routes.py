@@ -190,7 +190,12 @@ def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, c
     """Right or wrong credentials, adjusted for the account's cool-down and address restriction (any
     account name, known or not, is treated alike); failures counted, sources banned, accounts cooled down."""
     account = f"{user}@{realm}"
-    locked = EDGE.locked_until(account) if EDGE.s.enabled else 0.0
+    if not EDGE.s.enabled:
+        locked = 0.0
+    elif msg.auth_realm == realm:  # read with the message (the key is the credentials' user and realm)
+        locked = float(msg.locked_until) if msg.locked_until.isdigit() else 0.0
+    else:
+        locked = EDGE.locked_until(account)
     now = time.time()
     if checked_ok and locked <= now and not (acc is not None and acc.allowed):
         return AuthResult.OK  # the common case: nothing more to read

@@ -163,7 +163,7 @@ def test_a_change_of_behaviour_triggers_the_response_while_the_same_volume_for_a
             start = (now - timedelta(days=d)).replace(hour=h, minute=5, second=0, microsecond=0)
             calls = [(heavy["id"], "international")] * 5 + [(quiet["id"], "national")]
             for uid, cls in calls:
-                rows.append({"id": str(uuid.uuid4()), "tenant_id": tenant["id"], "caller": "x", "caller_user_id": uid, "callee": "+442079460000",
+                rows.append({"id": str(uuid.uuid4()), "tenant_id": tenant["id"], "caller": "x", "caller_user_id": uid, "callee": "+12125550123",
                              "call_id": str(uuid.uuid4()), "start_time": start, "answer_time": start, "end_time": start + timedelta(minutes=3),
                              "duration_s": 180.0, "disposition": "answered", "sip_code": 200, "sip_reason": "OK", "trace": "[]",
                              "ingested_at": now, "payer_user_id": uid, "dest_class": cls, "cost": 0.06})
@@ -182,19 +182,37 @@ def test_a_change_of_behaviour_triggers_the_response_while_the_same_volume_for_a
         wait_snapshot(node)
         uas = sipp.callee(carrier, "answer", calls=6)
         for _ in range(3):
-            assert sipp.caller(heavy_phone, "00442079460000", hold_ms=200).ok
+            assert sipp.caller(heavy_phone, "0012125550123", hold_ms=200).ok
         for _ in range(2):
-            assert sipp.caller(quiet_phone, "00442079460000", hold_ms=200).ok
-        third = sipp.caller(quiet_phone, "00442079460000", expect="ended")  # the third in the hour: ended while it runs
+            assert sipp.caller(quiet_phone, "0012125550123", hold_ms=200).ok
+        third = sipp.caller(quiet_phone, "0012125550123", expect="ended")  # the third in the hour: ended while it runs
         assert third.ok, third.output[-1500:]
         assert sipp.wait(uas).ok
         lock = wait_for(lambda: node.rpc("fraud.locks", user_id=quiet["id"])["items"], timeout=10)
         assert lock and lock[0]["level"] == 2 and lock[0]["dest_class"] == "international" and "usual" in lock[0]["reason"]
         assert node.rpc("fraud.locks", user_id=heavy["id"])["items"] == []
         wait_snapshot(node)
-        assert sipp.caller(quiet_phone, "00442079460000", expect=403).ok  # abroad: blocked
+        assert sipp.caller(quiet_phone, "0012125550123", expect=403).ok  # abroad: blocked
         uas = sipp.callee(carrier, "answer")
         assert sipp.caller(quiet_phone, "0301234567", hold_ms=200).ok  # at home: goes on
         assert sipp.wait(uas).ok
     finally:
         node.rpc("trunk.delete", id=trunk["id"])
+
+
+def test_an_account_cooling_down_after_failed_passwords_still_makes_emergency_calls(node, sipp, trunks, pbx_user):
+    """Five wrong passwords (from the phones' own, exempt address): the account is refused even with the
+    right password — but 112 with the right password still reaches the carrier."""
+    user, phone, _ = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    wait_snapshot(node)
+    wrong = phone.with_password("not-the-password")
+    for _ in range(5):
+        assert sipp.register(wrong, wrong=True).ok
+    assert sipp.caller(phone, "0301234567", expect=407).ok  # refused like a wrong password: challenged again
+    uas = sipp.callee(carrier, "answer")
+    r = sipp.caller(phone, "112", hold_ms=300)
+    assert r.ok, r.output[-1500:]
+    assert sipp.wait(uas).ok
+    node.rpc("fraud.lift_cooldown", id=next(a["id"] for a in node.rpc("sip_account.list", user_id=user["id"])["items"]), reason="test")

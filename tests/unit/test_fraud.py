@@ -92,7 +92,7 @@ def test_emergency_calls_are_never_ended(calls, settled):
 from kemi.policy.decision import Reject, RouteToTrunk  # noqa: E402
 from tests.unit.test_routing_public import call as dial, public_snapshot  # noqa: E402
 
-NUMBERS = ["0309876543", "015112345678", "004420791234", "+8821234567", "09001234567", "0891234567"]
+NUMBERS = ["0309876543", "015112345678", "004420791234", "0012125550123", "+8821234567", "09001234567", "0891234567"]
 
 
 def test_calls_out_carry_payer_class_and_price():
@@ -114,7 +114,8 @@ def test_a_tenant_lock_and_a_class_block():
     snap = public_snapshot(fraud={"locks": [{"id": 1, "tenant_id": 1, "user_id": None, "level": 3, "reason": "tenant spend"}]})
     assert isinstance(dial("0309876543", snap).action, Reject)
     snap = public_snapshot(fraud={"locks": [{"id": 2, "tenant_id": 1, "user_id": 1, "level": 2, "dest_class": "international", "reason": "x"}]})
-    assert isinstance(dial("004420791234", snap).action, Reject)
+    assert isinstance(dial("0012125550123", snap).action, Reject)
+    assert isinstance(dial("004420791234", snap).action, RouteToTrunk)  # Europe is another class
     assert isinstance(dial("0309876543", snap).action, RouteToTrunk)
 
 
@@ -128,4 +129,4 @@ def test_the_tenants_ceiling_of_destination_classes_applies_within_users_permiss
     snap = public_snapshot(fraud={"policies": {"1": {"outbound": "mobile"}}})
     assert dial("015112345678", snap).action.__class__ is RouteToTrunk
     d = dial("004420791234", snap)
-    assert d.action.code == 403 and "company" in d.action.warning
+    assert d.action.code == 403 and "europe calls are not permitted for this company" in d.action.warning

@@ -29,7 +29,10 @@ def test_not_numbers_are_refused():
     ("0151 12345678", DestClass.MOBILE),
     ("0800 1234567", DestClass.LOCAL),  # toll-free
     ("0180 1234567", DestClass.SPECIAL),  # shared cost
-    ("0044 20 7946 0958", DestClass.INTERNATIONAL),
+    ("0044 20 7946 0958", DestClass.EUROPE),  # abroad, zone 1
+    ("0041 44 668 1800", DestClass.EUROPE),
+    ("001 212 555 0123", DestClass.INTERNATIONAL),  # abroad, zone 2
+    ("0086 10 1234 5678", DestClass.INTERNATIONAL),
 ])
 def test_destination_classes(dialled, cls):
     assert classify(to_e164(clean(dialled), BERLIN), BERLIN).cls is cls

@@ -73,6 +73,9 @@ def test_directory_only_where_enabled():
 
 def test_outbound_permission_class():
     d = call("0044 20 7946 0958", public_snapshot(alice={"outbound": "national"}))
+    assert d.action.code == 403 and "europe calls are not permitted" in d.action.warning
+    assert isinstance(call("0044 20 7946 0958", public_snapshot(alice={"outbound": "europe"})).action, RouteToTrunk)
+    d = call("001 212 555 0123", public_snapshot(alice={"outbound": "europe"}))  # zone 2 needs international
     assert d.action.code == 403 and "international calls are not permitted" in d.action.warning
     assert isinstance(call("0151 12345678", public_snapshot(alice={"outbound": "mobile"})).action, RouteToTrunk)
     assert call("030 9876543", public_snapshot(alice={"outbound": "internal"})).action.code == 403
