@@ -1,7 +1,9 @@
-"""Fraud limits on calls out, on Kamailio: attempts counted per minute and hour in htable `fraud`,
-calls in progress in dialog profile `ext` (values u<user>, t<tenant>); the verdict is
-kemi.policy.fraud.check_limits. Calls let through carry `cm_fraud` (tenant:user:class:price per
-minute) for the control plane's spend monitor, which ends them when a spend limit is crossed.
+"""Fraud limits on calls out, on Kamailio: attempts counted per minute and hour in htable `fraud`
+(u<user>:m<minute>, u<user>:h<hour>, t<tenant>:...), answered calls in progress in htable
+`fraudcalls` (u<user>, t<tenant>: +1 when the call is answered, -1 when it ends); the verdict is
+kemi.policy.fraud.check_limits. One crossing into Kamailio per attempt: the counters are
+incremented ($shtinc) and read in one `$_s` format. Calls let through carry `cm_fraud`
+(tenant:user:class:price per minute) for the counters and the control plane's spend monitor.
 """
 from __future__ import annotations
 
@@ -13,27 +15,33 @@ from kemi.policy.fraud import Counters, check_limits
 
 from . import ksr_apply as apply
 
-TABLE, PROFILE, MARK = "fraud", "ext", "cm_fraud"
-
-
-def _calls(value: str) -> int:
-    KSR.dialog.get_profile_size(PROFILE, value, "$var(cm_ext)")
-    return int(KSR.pv.get("$var(cm_ext)") or 0)
+TABLE, CALLS, MARK = "fraud", "fraudcalls", "cm_fraud"
 
 
 def admit(snap, tenant_id: int, user_id: int) -> str:
     """Count this attempt; why it is refused ('' when it may go on)."""
     now = int(time.time())
-    minute, hour = now // 60, now // 3600
-    inc = KSR.htable.sht_inc
-    c = Counters(_calls(f"u{user_id}"), _calls(f"t{tenant_id}"),
-                 inc(TABLE, f"u{user_id}:m{minute}"), inc(TABLE, f"u{user_id}:h{hour}"),
-                 inc(TABLE, f"t{tenant_id}:m{minute}"), inc(TABLE, f"t{tenant_id}:h{hour}"))
-    return check_limits(snap.fraud_policy(tenant_id), c)
+    m, h = now // 60, now // 3600
+    fmt = (f"$_s($sht({CALLS}=>u{user_id}) $sht({CALLS}=>t{tenant_id}) $shtinc({TABLE}=>u{user_id}:m{m}) $shtinc({TABLE}=>u{user_id}:h{h}) "
+           f"$shtinc({TABLE}=>t{tenant_id}:m{m}) $shtinc({TABLE}=>t{tenant_id}:h{h}))")
+    values = (KSR.pv.gete(fmt) or "").split(" ")
+    if len(values) != 6 or not all(v.lstrip("-").isdigit() for v in values):
+        KSR.warn(f"callmanager: fraud counters of user {user_id} unreadable ({values!r}); counted as none\n")
+        values = ["0"] * 6
+    return check_limits(snap.fraud_policy(tenant_id), Counters(*(max(int(v), 0) for v in values)))
 
 
 def track(tenant_id: int, user_id: int, dest_class: str, rate: float) -> None:
-    """After dlg_manage: the call counts as in progress for its user and tenant, and the monitor can price it."""
-    KSR.dialog.set_dlg_profile(PROFILE, f"u{user_id}")
-    KSR.dialog.set_dlg_profile(PROFILE, f"t{tenant_id}")
+    """The call carries its mark: counted in progress from its answer on, priced by the spend monitor."""
     apply.set_dlg_var(MARK, f"{tenant_id}:{user_id}:{dest_class}:{rate}")
+
+
+def answered(mark: str) -> None:
+    tenant, user = mark.split(":", 2)[:2]
+    KSR.htable.sht_inc(CALLS, f"u{user}")
+    KSR.htable.sht_inc(CALLS, f"t{tenant}")
+
+
+def ended(tenant_id: int, user_id: int) -> None:
+    KSR.htable.sht_dec(CALLS, f"u{user_id}")
+    KSR.htable.sht_dec(CALLS, f"t{tenant_id}")

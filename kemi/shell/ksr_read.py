@@ -124,6 +124,12 @@ def dlg_var(name: str) -> str:
     return _pv(f"$dlg_var({name})")
 
 
+def dlg_vars(*names: str) -> list[str]:
+    """Several dialog variables in one crossing (values without spaces)."""
+    values = (KSR.pv.gete("$_s(" + _SEP.join(f"$dlg_var({n})" for n in names) + ")") or "").replace(_NULL, "").split(_SEP)
+    return values if len(values) == len(names) else [dlg_var(n) for n in names]
+
+
 class KsrLiveView:
     """The policy's live view on Kamailio's shared memory: htable `status`, dialog profile `calls`."""
 

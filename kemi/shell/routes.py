@@ -567,13 +567,18 @@ def next_trunk(ctx: dict, code: int, reason: str) -> bool:
 def dialog_event(evname: str) -> int:
     if evname == "dialog:start":
         apply.set_dlg_var("cm_answer_ts", repr(time.time()))
-        acd.calls_started(read.dlg_var(TRACKED))
+        tracked, mark = read.dlg_vars(TRACKED, fraud_gate.MARK)
+        acd.calls_started(tracked)
+        if mark:  # a call out under the fraud limits: in progress from now
+            fraud_gate.answered(mark)
     elif evname == "dialog:end":
         acd.agent_call_ended()
         acd.calls_ended(read.dlg_var(TRACKED))
         blob = read.dlg_var(CTX)
         if blob:
             ctx = json.loads(blob)
+            if ctx.get("fraud") and SETTINGS.fraud_checks:
+                fraud_gate.ended(ctx["tenant_id"], ctx["fraud"][0])
             answered = float(read.dlg_var("cm_answer_ts") or ctx["start_ts"])
             ctx["trace"].append("answered; dialog ended")
             SPOOL.put(cdr.record(ctx, code=200, reason="OK", end_ts=time.time(), answer_ts=answered))
