@@ -91,10 +91,10 @@ def test_cm_fraud_verbs(api, acme, server, tmp_path):
 def test_notifications_reach_the_webhook_and_the_smtp_relay(api, acme, server):
     """What the fraud controls send a tenant's contact: a JSON POST and an e-mail through the node's relay."""
     import dataclasses
-    import json
     import socket
     import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from tests.harness.sinks import WebhookSink
 
     from controlplane.notify import Notifier
     from kemi.policy.fraud import Response
@@ -130,25 +130,14 @@ def test_notifications_reach_the_webhook_and_the_smtp_relay(api, acme, server):
         conn.close()
 
     threading.Thread(target=relay, daemon=True).start()
-    posted: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):
-            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    hook = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    hook = WebhookSink().start()
+    posted = hook.posted
     tid = acme["tenant"]["id"]
     api.ok("fraud.policy_set", token=acme["admin"], tenant_id=tid, notify_email="security@acme.example",
-           notify_webhook=f"http://127.0.0.1:{hook.server_port}/hook")
+           notify_webhook=hook.url)
     settings = dataclasses.replace(server.settings, smtp_relay=f"127.0.0.1:{smtp.getsockname()[1]}", smtp_from="pbx@example.net")
     Notifier(server.app.engine, settings)(Response(3, tid, acme["alice"]["id"], "spend_day", 61.0, 50.0, end_calls=("1:2",)))
-    hook.shutdown()
+    hook.stop()
     assert posted == [{"tenant_id": tid, "user_id": acme["alice"]["id"], "level": 3, "action": "outgoing calls locked", "limit": "spend_day",
                        "spent": 61.0, "allowed": 50.0, "dest_class": "", "calls_ended": 1,
                        "reason": f"spend per day of user {acme['alice']['id']}: 61.00 of 50.00"}]

@@ -3,12 +3,11 @@ calls in progress and attempts, a spend that crosses its limit ending the calls 
 locks lifted by an admin, emergency calls through every lock."""
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+
+from tests.harness.sinks import WebhookSink
 
 from .conftest import CARRIER_IP, wait_for, wait_snapshot
 
@@ -32,21 +31,8 @@ def policy(node, public):
 @pytest.fixture
 def webhook():
     """A tenant's webhook endpoint: collects what the fraud controls POST."""
-    got: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/fraud", got
-    server.shutdown()
+    with WebhookSink() as hook:
+        yield hook.url, hook.posted
 
 
 def test_concurrent_external_calls_are_limited_per_user(node, sipp, trunks, pbx_user, policy):
