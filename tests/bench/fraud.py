@@ -5,6 +5,8 @@
    protection (every request counted and judged, limits above the load) and the checks on calls
    out (attempts counted per minute and hour per user and tenant, calls in progress counted, the
    spend monitor pricing them), the other with both off. The highest rate each sustains.
+   Then both at a fixed 300 calls/s in turns, three rounds: CPU per call of Kamailio and the control
+   plane (the cost of the checks, apart from how busy the shared machine is).
 2. How fast a flood is stopped: unauthenticated INVITEs from one address as fast as they are
    answered; requests answered before the ban and how long it took. The same for a password
    guesser: guesses answered before the ban.
@@ -80,6 +82,41 @@ def step(node: TestNode, carrier_port: int, rate: int, duration: int, workdir: P
         stop(uas)
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) of a process and its direct children (Kamailio's workers)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(d) == root or int(st[1]) == root:
+            total += int(st[11]) + int(st[12])
+    return total / tick
+
+
+def cpu_per_call(nodes: dict, ports: dict, work: Path, rate: int = 300, seconds: int = 8, rounds: int = 3) -> dict:
+    """Both nodes at the same fixed rate, in turns: CPU per call of Kamailio and of the control plane (ms).
+    Separates what the checks cost from how busy the shared machine is (the capacity search cannot)."""
+    out: dict = {label: {"kamailio_ms": [], "controlplane_ms": [], "failed": []} for label in nodes}
+    for _ in range(rounds):
+        for label, n in nodes.items():
+            kam, cp = n.node.components["kamailio"].proc.pid, n.node.components["controlplane"].proc.pid
+            k0, c0 = tree_cpu_s(kam), tree_cpu_s(cp)
+            st = step(n, ports[label], rate, seconds, work)
+            calls = max(st["ok"], 1)
+            out[label]["kamailio_ms"].append(round((tree_cpu_s(kam) - k0) / calls * 1000, 3))
+            out[label]["controlplane_ms"].append(round((tree_cpu_s(cp) - c0) / calls * 1000, 3))
+            out[label]["failed"].append(st["failed"])
+            time.sleep(2)
+    for label, o in out.items():
+        o["median_ms"] = round(sorted(k + c for k, c in zip(o["kamailio_ms"], o["controlplane_ms"]))[rounds // 2], 3)
+        print(f"  CPU per call out {label:>10}: Kamailio {o['kamailio_ms']} ms, control plane {o['controlplane_ms']} ms", flush=True)
+    return out
+
+
 def flood(node: TestNode, ip: str, limit: int = 500) -> dict:
     """Unauthenticated INVITEs from ip, each sent when the previous one was answered: how many were answered, how long."""
     c = DigestClient(node.sip, ip, timeout=0.5)
@@ -144,6 +181,7 @@ def run(duration: int = 20, start_rate: int = 200, max_rate: int = 5000) -> list
                 except StopIteration as done:
                     best[label] = done.value
                     del pending[label]
+        out["cpu"] = cpu_per_call(nodes, ports, work)
     finally:
         for n in nodes.values():
             try:
@@ -153,7 +191,11 @@ def run(duration: int = 20, start_rate: int = 200, max_rate: int = 5000) -> list
     meta = {"machine": f"{platform.node()}, {os.cpu_count()} cores", "date": datetime.now(timezone.utc).isoformat(), "callers": CALLERS}
     on_best, off_best = best["checks on"][0], best["checks off"][0]
     print(f"  flood: {out['flood']}; password guessing: {out['guess']}", flush=True)
+    cpu_on, cpu_off = out["cpu"]["checks on"]["median_ms"], out["cpu"]["checks off"]["median_ms"]
     return [
+        {"name": "cpu_per_call_out_fraud_checks_on_vs_off", "value": cpu_on, "unit": "ms CPU per call (Kamailio + control plane, median of 3)",
+         "baseline": cpu_off, "ratio": round(cpu_on / cpu_off, 3) if cpu_off else None,
+         "detail": {**meta, "goal": "checks cost <= 10 % (ratio <= 1.1)", "rate": 300, **{k.replace(" ", "_"): v for k, v in out["cpu"].items()}}},
         {"name": "call_rate_out_fraud_checks_on_vs_off", "value": on_best, "unit": "calls/s", "baseline": off_best,
          "ratio": round(on_best / off_best, 3) if off_best else None,
          "detail": {**meta, "goal": "checks cost <= 10 % (ratio >= 0.9)", "on_steps": steps["checks on"], "off_steps": steps["checks off"]}},
