@@ -14,6 +14,7 @@ from typing import Any, Mapping, NamedTuple
 from .forwarding import ForwardRule
 from .hunting import Group, Ring
 from .numbering import DestClass, Plan
+from .fraud import DEFAULT_POLICY
 from .timeplan import TimePlan, TimeRange
 
 SNAPSHOT_FORMAT = 1
@@ -144,8 +145,6 @@ class Snapshot:
     tenant_locks: Mapping[int, tuple] = field(default_factory=dict)  # tenant id -> Locks on the whole tenant
 
     def fraud_policy(self, tenant_id: int):
-        from .fraud import DEFAULT_POLICY
-
         return self.fraud_policies.get(tenant_id, DEFAULT_POLICY)
 
     def locks_for(self, tenant_id: int, user_id: int | None) -> tuple:
