@@ -41,6 +41,15 @@ def _opt_int(value) -> int | None:
     return None if value is None else int(value)
 
 
+def _opt_float(value) -> float | None:
+    if value in (None, ""):
+        return None
+    f = float(value)
+    if f != f or f in (float("inf"), float("-inf")):
+        raise ValueError(f"not a finite number: {value!r}")
+    return f
+
+
 FRAUD_KINDS = frozenset({"ban", "account_cooldown", "address_refused"})
 
 
@@ -99,6 +108,7 @@ def row_from_record(rec: dict) -> dict:
         "payer_user_id": _opt_int(rec.get("payer_user_id")),
         "dest_class": _text(rec.get("dest_class"), 16),
         "cost": float(rec.get("cost", 0.0)),
+        **{key: _opt_float(rec.get(key)) for key in ("pdd_s", "mos", "jitter_ms", "loss_pct", "rtt_ms")},
         "ingested_at": datetime.now(timezone.utc),
         **({"feature": rec["feature"]} if isinstance(rec.get("feature"), dict) else {}),
     }
@@ -178,6 +188,8 @@ class CdrIngestor:
                 out += [r for i, r in unique.items() if i not in existing]
                 if out:
                     conn.execute(insert(table), [{k: v for k, v in r.items() if k not in ("feature", "_table")} for r in out])
+        if new and self.metrics:
+            self.metrics.calls_stored(new)
         if events and self.metrics:
             for e in events:
                 self.metrics.fraud_event(e["kind"], e["level"], e["detail"].get("cause", ""))
@@ -251,6 +263,8 @@ class CdrIngestor:
             if ends:
                 self.last_lag_s = max(0.0, now - max(ends))
         self.ingested += stored
+        if self.metrics:
+            self.metrics.ingest_ran(now)
         if self.metrics and stored:
             self.metrics.cdrs_ingested(stored, self.last_lag_s)
         return stored

@@ -38,7 +38,7 @@ def running_calls(dialogs: list[dict], now: float) -> list[RunningCall]:
             continue
         try:
             tenant, user, dest_class, rate = mark.split(":")
-            answered = float(_var(d, "cm_answer_ts") or now)
+            answered = float((_var(d, "cm_answer_ts") or "").partition("/")[0] or now)  # answered at/first rang at
             out.append(RunningCall(f"{d['h_entry']}:{d['h_id']}", int(tenant), int(user), dest_class, float(rate), max(0.0, now - answered)))
         except (ValueError, KeyError):
             log.warning("dialog %s has an unreadable fraud mark %r", d.get("call-id"), mark)

@@ -10,6 +10,7 @@ PKGS=(
   kamailio-utils-modules    # utils (http_client etc.)
   rtpengine-daemon          # media relay (userspace)
   sip-tester                # SIPp for tests and benchmarks
+  prometheus                # metrics server + promtool (rules checked and unit-tested; started by make run)
   python3-venv python3-dev  # Debian's Python 3.11, the one app_python3 embeds
   iproute2 procps
 )

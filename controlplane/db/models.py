@@ -350,6 +350,11 @@ class Cdr(SQLModel, table=True):
     payer_user_id: Optional[int] = Field(default=None, index=True)  # calls out: who pays (the caller, or whose forwarding sent it out)
     dest_class: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))  # calls out: destination class
     cost: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))  # calls out: price by the tariff
+    pdd_s: Optional[float] = None  # post-dial delay: INVITE to the first ringing (18x) or the answer
+    mos: Optional[float] = None  # media quality (RTPengine's average for the call, from RTCP; None: not scored)
+    jitter_ms: Optional[float] = None
+    loss_pct: Optional[float] = None
+    rtt_ms: Optional[float] = None
     ingested_at: datetime = Field(default_factory=utcnow)
 
 

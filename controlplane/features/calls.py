@@ -66,7 +66,7 @@ def collect_calls(app) -> list[dict]:
                 "caller_national": national(ctx.get("caller") or ""),
                 "callee_national": national(ctx.get("callee") or ""),
                 "start_ts": ctx.get("start_ts"),
-                "answer_ts": float(_var(d, "cm_answer_ts")) if _var(d, "cm_answer_ts") else None,
+                "answer_ts": float(_var(d, "cm_answer_ts").partition("/")[0]) if _var(d, "cm_answer_ts") else None,  # answered at/first rang at
                 "media": _media(app, d.get("call-id", "")),
             }
         )

@@ -43,9 +43,13 @@ def record(
     end_ts: float,
     answer_ts: float | None = None,
     cancelled: bool = False,
+    ring_ts: float | None = None,
+    quality: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Complete a call context (made at INVITE time) into a CDR document."""
+    """Complete a call context (made at INVITE time) into a CDR document. `ring_ts`: when a device first rang
+    (the post-dial delay ends there, or at the answer); `quality`: the rtpengine module's scores of the media."""
     start = float(ctx["start_ts"])
+    first_sign = ring_ts or answer_ts
     return {
         "id": ctx["id"],
         "tenant_id": ctx.get("tenant_id"),
@@ -64,7 +68,25 @@ def record(
         "trace": list(ctx.get("trace", ())),
         **({"feature": ctx["feature"]} if ctx.get("feature") else {}),
         **(_priced(ctx, end_ts - answer_ts if answer_ts else 0.0) if ctx.get("fraud") else {}),
+        **({"pdd_s": round(max(0.0, first_sign - start), 3)} if first_sign else {}),
+        **(media_scores(quality) if quality else {}),
     }
+
+
+def media_scores(quality: dict[str, str]) -> dict[str, float]:
+    """The rtpengine module's averages for a call -> CDR fields: MOS (1-5), jitter in ms, loss in percent, round
+    trip in ms (the module gives microseconds). A value that is missing or not a number is left out."""
+    out: dict[str, float] = {}
+    for key, field, scale in (("mos", "mos", 1.0), ("jitter", "jitter_ms", 1.0), ("loss", "loss_pct", 1.0), ("rtt", "rtt_ms", 1e-3)):
+        try:
+            value = float(quality.get(key) or "")
+        except ValueError:
+            continue
+        if value == value and value >= 0:
+            out[field] = round(value * scale, 3)
+    if not 1.0 <= out.get("mos", 0.0) <= 5.0:
+        return {}  # no score: RTPengine saw no RTCP for the call
+    return out
 
 
 def _priced(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:

@@ -120,6 +120,17 @@ def avp(name: str) -> str:
     return _pv(f"$avp({name})")
 
 
+MEDIA_PVS = ("mos", "jitter", "loss", "rtt")  # $avp(cm_<name>), filled by the rtpengine module at a deletion (kamailio.cfg)
+
+
+def media_quality() -> dict[str, str] | None:
+    """The media scores the last rtpengine deletion left (None when RTPengine scored nothing)."""
+    values = (KSR.pv.gete("$_s(" + _SEP.join(f"$avp(cm_{n})" for n in MEDIA_PVS) + ")") or "").replace(_NULL, "").split(_SEP)
+    if len(values) != len(MEDIA_PVS) or not values[0]:
+        return None
+    return dict(zip(MEDIA_PVS, values))
+
+
 def dlg_var(name: str) -> str:
     return _pv(f"$dlg_var({name})")
 

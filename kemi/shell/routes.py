@@ -45,7 +45,8 @@ EDGE = Edge(SETTINGS.edge, SPOOL)
 # Unknown accounts are checked against this: same work and same answer as a wrong password.
 DECOY_HA1 = secrets.token_hex(16)
 SERVED = ROUTABLE_INITIAL | {"REGISTER"}  # new requests with any other method: 405 (the policy says why)
-RANG = "cm_rang"  # AVP set when a device of the current call rang (180/183)
+RANG = "cm_rang"  # AVP: when a device of the current call first rang (180/183); also its post-dial delay
+MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
 
 
@@ -128,7 +129,7 @@ def in_dialog(msg: read.Message, snap: Snapshot) -> None:
             if msg.method in ("INVITE", "UPDATE"):  # a re-INVITE / UPDATE from a NATed party: fix its Contact
                 KSR.nathelper.set_contact_alias()
         KSR.nathelper.handle_ruri_alias()
-        if msg.method == "BYE" or read.has_sdp():
+        if (msg.method == "BYE" and not KSR.isflagset(MEDIA_DONE)) or read.has_sdp():
             KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
         if msg.method == "INVITE":
             KSR.tm.t_on_reply("ksr_branch_reply")
@@ -361,8 +362,8 @@ def branch_reply_route() -> int:
     code, bflags, content_type, group_mark = read.reply()
     if group_mark and 200 <= code < 300:
         acd.note_answering_agent(group_mark)
-    if code in (180, 183):
-        apply.set_avp(RANG, "1")  # the devices rang: a timeout now means "no answer", not "unreachable"
+    if code in (180, 183) and not read.avp(RANG):
+        apply.set_avp(RANG, repr(time.time()))  # the devices rang: a timeout now means "no answer", not "unreachable"
     nated = bool(bflags & (1 << FLB_NATB)) or KSR.nathelper.nat_uac_test(1) > 0
     if nated:
         KSR.nathelper.set_contact_alias()
@@ -395,13 +396,13 @@ def failure_route() -> int:
     KSR.rtpengine.rtpengine_delete0()
     if ctx is not None:
         ctx["trace"].append(f"final reply {code} {reason}" + (" (caller cancelled)" if cancelled else ""))
-        SPOOL.put(cdr.record(ctx, code=code, reason=reason, end_ts=time.time(), cancelled=cancelled))
+        SPOOL.put(cdr.record(ctx, code=code, reason=reason, end_ts=time.time(), cancelled=cancelled, ring_ts=_float(read.avp(RANG))))
     return 1
 
 
 def forward_after_failure(ctx: dict, code: int, reason: str) -> bool:
     """Busy, no answer or unreachable: the forwarding decided with the call, as a new branch."""
-    case = fallback_case(code, False, read.avp(RANG) == "1")
+    case = fallback_case(code, False, read.avp(RANG) != "")
     action = action_from_doc(ctx["fallback"].get(case)) if case else None
     ctx["fallback"] = None  # one forwarding per call leg
     if action is None:
@@ -566,7 +567,7 @@ def next_trunk(ctx: dict, code: int, reason: str) -> bool:
 
 def dialog_event(evname: str) -> int:
     if evname == "dialog:start":
-        apply.set_dlg_var("cm_answer_ts", repr(time.time()))
+        apply.set_dlg_var("cm_answer_ts", f"{time.time()!r}/{read.avp(RANG)}")  # answered at / first rang at
         tracked, mark = read.dlg_vars(TRACKED, fraud_gate.MARK)
         acd.calls_started(tracked)
         if mark:  # a call out under the fraud limits: in progress from now
@@ -579,10 +580,26 @@ def dialog_event(evname: str) -> int:
             ctx = json.loads(blob)
             if ctx.get("fraud") and SETTINGS.fraud_checks:
                 fraud_gate.ended(ctx["tenant_id"], ctx["fraud"][0])
-            answered = float(read.dlg_var("cm_answer_ts") or ctx["start_ts"])
+            answered, _, rang = read.dlg_var("cm_answer_ts").partition("/")
             ctx["trace"].append("answered; dialog ended")
-            SPOOL.put(cdr.record(ctx, code=200, reason="OK", end_ts=time.time(), answer_ts=answered))
+            SPOOL.put(cdr.record(ctx, code=200, reason="OK", end_ts=time.time(), answer_ts=_float(answered) or ctx["start_ts"],
+                                 ring_ts=_float(rang), quality=media_quality()))
     return 1
+
+
+def media_quality() -> dict[str, str] | None:
+    """Delete the dialog's media session now (whoever or whatever ended it) and keep RTPengine's verdict on it:
+    average MOS, jitter, loss and round trip of the call (from RTCP; empty when the phones sent none)."""
+    KSR.rtpengine.rtpengine_delete("call-id=" + (KSR.pv.gete("$dlg(callid)") or "") + " from-tag=" + (KSR.pv.gete("$dlg(from_tag)") or ""))
+    KSR.setflag(MEDIA_DONE)  # a BYE that ended it: its own rtpengine_manage would delete the session a second time
+    return read.media_quality()
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- Kamailio's own JSON-RPC

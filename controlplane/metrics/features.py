@@ -1,12 +1,8 @@
-"""The control plane's own Prometheus metrics (API, snapshot, CDR ingestion).
-
-Kamailio/RTPengine collectors and the NOC dashboards come with the observability work.
-"""
+"""Hunt-group and fraud figures read at scrape time (a wallboard's and the fraud dashboard's source)."""
 from __future__ import annotations
 
 import logging
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger("callmanager.metrics")
@@ -119,44 +115,3 @@ def _num(value) -> float:
         return float(value or 0)
     except (TypeError, ValueError):
         return 0.0
-
-
-class Metrics:
-    def __init__(self, app=None, registry: CollectorRegistry | None = None):
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.api_requests = Counter("callmanager_api_requests_total", "JSON-RPC requests by method and outcome", ["method", "outcome"], registry=r)
-        self.api_latency = Histogram("callmanager_api_request_duration_seconds", "JSON-RPC request latency", ["method"], registry=r)
-        self.snapshot_version = Gauge("callmanager_snapshot_version", "Version of the last published routing snapshot", registry=r)
-        self.snapshot_published_ts = Gauge("callmanager_snapshot_published_timestamp_seconds", "When the last snapshot was published", registry=r)
-        self.snapshot_accounts = Gauge("callmanager_snapshot_sip_accounts", "SIP accounts in the published snapshot", registry=r)
-        self.cdr_ingested = Counter("callmanager_cdr_ingested_total", "CDRs stored from the spool", registry=r)
-        self.cdr_lag = Gauge("callmanager_cdr_ingestion_lag_seconds", "Age of the newest CDR at ingestion", registry=r)
-        self.fraud_events = Counter("callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r)
-        self.fraud_bans = Counter("callmanager_fraud_bans_total", "Sources banned at the edge, by cause (flood, scanner, brute_force)",
-                                  ["cause"], registry=r)
-        self.fraud_calls_ended = Counter("callmanager_fraud_calls_ended_total", "Calls in progress ended by the fraud controls", registry=r)
-        if app is not None:
-            r.register(QueueCollector(app))
-            r.register(EdgeCollector(app))
-            r.register(LockCollector(app))
-
-    def observe_api(self, method: str, outcome: str, seconds: float) -> None:
-        self.api_requests.labels(method, outcome).inc()
-        self.api_latency.labels(method).observe(seconds)
-
-    def snapshot_published(self, version: int, accounts: int) -> None:
-        import time
-
-        self.snapshot_version.set(version)
-        self.snapshot_published_ts.set(time.time())
-        self.snapshot_accounts.set(accounts)
-
-    def fraud_event(self, kind: str, level: int, cause: str = "") -> None:
-        self.fraud_events.labels(kind, str(level)).inc()
-        if kind == "ban":
-            self.fraud_bans.labels(cause or "other").inc()
-
-    def cdrs_ingested(self, n: int, lag_s: float) -> None:
-        self.cdr_ingested.inc(n)
-        self.cdr_lag.set(lag_s)
