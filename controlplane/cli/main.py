@@ -222,10 +222,13 @@ def cdr_list(
     until: Optional[str] = None,
     limit: int = 50,
     offset: int = 0,
+    worst_media: bool = typer.Option(False, help="lowest MOS first (the calls RTPengine scored)"),
+    max_mos: Optional[float] = typer.Option(None, help="only calls whose media scored at most this MOS"),
 ):
     show(
-        rpc("cdr.list", tenant_id=tenant_id, user_id=user_id, disposition=disposition, since=since, until=until, limit=limit, offset=offset),
-        ["start_time", "caller", "callee", "disposition", "sip_code", "duration_s", "call_id"],
+        rpc("cdr.list", tenant_id=tenant_id, user_id=user_id, disposition=disposition, since=since, until=until, limit=limit, offset=offset,
+            order="worst_media" if worst_media else "newest", max_mos=max_mos),
+        ["start_time", "caller", "callee", "disposition", "sip_code", "duration_s", "pdd_s", "mos", "loss_pct", "jitter_ms", "call_id"],
         "call detail records",
     )
 

@@ -24,6 +24,8 @@ class CdrList(TimeRange, ListParams):
     user_id: Id | None = Field(None, description="calls where this user was caller or callee")
     disposition: Disposition | None = None
     call_id: str | None = None
+    max_mos: float | None = Field(None, ge=1.0, le=5.0, description="only calls whose media scored at most this MOS (the worst calls)")
+    order: Literal["newest", "worst_media"] = Field("newest", description="worst_media: lowest MOS first (scored calls only)")
 
 
 def serialise(c: Cdr) -> dict:
@@ -39,7 +41,10 @@ def list_(ctx, p: CdrList):
     """Finished and failed calls, newest first, filtered and paged."""
     pr = ctx.principal
     with ctx.app.read() as s:
-        stmt = select(Cdr).order_by(Cdr.start_time.desc(), Cdr.id)
+        if p.order == "worst_media":
+            stmt = select(Cdr).where(Cdr.mos.is_not(None)).order_by(Cdr.mos, Cdr.start_time.desc(), Cdr.id)
+        else:
+            stmt = select(Cdr).order_by(Cdr.start_time.desc(), Cdr.id)
         scope = pr.tenant_scope(p.tenant_id)
         if scope is not None:
             stmt = stmt.where(Cdr.tenant_id == scope)
@@ -56,4 +61,6 @@ def list_(ctx, p: CdrList):
             stmt = stmt.where(Cdr.disposition == p.disposition)
         if p.call_id:
             stmt = stmt.where(Cdr.call_id == p.call_id)
+        if p.max_mos is not None:
+            stmt = stmt.where(Cdr.mos <= p.max_mos)
         return page(s, stmt, p.limit, p.offset, serialise)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .render import render_kamailio
+from .render import render_kamailio, render_prometheus
 from .settings import ROOT, NodeSettings
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -168,3 +168,16 @@ def kamailio(settings: NodeSettings) -> Component:
 def controlplane(settings: NodeSettings, config_file: Path) -> Component:
     argv = [str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable), "-m", "controlplane.server", "--config", str(config_file)]
     return Component("controlplane", argv, settings.run_dir / "controlplane.pid", settings.log_dir / "controlplane.log", ready=[("tcp", settings.api_address, settings.api_port)])
+
+
+def prometheus(settings: NodeSettings) -> Component:
+    cfg = render_prometheus(settings)
+    data = settings.var / "prometheus"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+        f"--storage.tsdb.retention.time={settings.prometheus_retention}",
+        f"--web.listen-address={settings.prometheus_address}:{settings.prometheus_port}", "--web.enable-lifecycle",
+    ]
+    return Component("prometheus", argv, settings.run_dir / "prometheus.pid", settings.log_dir / "prometheus.log",
+                     ready=[("tcp", settings.prometheus_address, settings.prometheus_port)])

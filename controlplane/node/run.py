@@ -29,6 +29,8 @@ class Node:
             "controlplane": processes.controlplane(settings, self.config_file),
             "kamailio": processes.kamailio(settings),
         }
+        if settings.prometheus:
+            self.components["prometheus"] = processes.prometheus(settings)
 
     def start(self) -> None:
         try:
@@ -50,6 +52,8 @@ class Node:
                 f"  SIP            udp+tcp {s.sip_address}:{s.sip_port}",
                 f"  admin API      {s.api_url}   (token: {s.var / 'admin.token'})",
                 f"  metrics        http://{s.api_address}:{s.api_port}/metrics",
+                (f"  Prometheus     http://{s.prometheus_address}:{s.prometheus_port}/  (alerts: /alerts)" if s.prometheus
+                 else "  Prometheus     off (prometheus=false)"),
                 f"  Kamailio RPC   {s.kamailio_rpc_url}",
                 f"  RTPengine ng   udp {s.rtpengine_address}:{s.rtpengine_ng_port}, RTP ports {s.rtp_port_min}-{s.rtp_port_max}",
                 f"  logs           {s.log_dir}/",
@@ -60,7 +64,7 @@ class Node:
 
 def stop_running(settings: NodeSettings) -> int:
     stopped = 0
-    for name in ("kamailio", "controlplane", "rtpengine"):
+    for name in ("prometheus", "kamailio", "controlplane", "rtpengine"):
         pidfile = settings.run_dir / f"{name}.pid"
         pid = processes.read_pid(pidfile)
         if pid:
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(args.config, **overrides)
     if args.action == "stop":
         return stop_running(settings)
-    for name in ("kamailio", "controlplane", "rtpengine"):
+    for name in ("prometheus", "kamailio", "controlplane", "rtpengine"):
         pid = processes.read_pid(settings.run_dir / f"{name}.pid")
         if pid:
             try:

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @dataclass(frozen=True)
 class NodeSettings:
     node_name: str = "node1"
+    datacenter: str = "dc1"  # a label on every metric of the node (Prometheus target label)
     var_dir: str = str(ROOT / "var")
     # SIP (UDP and TCP on the same address and port)
     sip_address: str = "127.0.0.1"
@@ -60,6 +61,13 @@ class NodeSettings:
     fraud_baseline_interval_s: float = 3600.0  # users' usual calls out (by hour and class) learned again this often
     smtp_relay: str = ""  # host[:port] of the SMTP relay for fraud notifications by e-mail ('' : no e-mail)
     smtp_from: str = "callmanager@localhost"
+    # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates grafana/prometheus/rules.yml
+    prometheus: bool = True
+    prometheus_address: str = "127.0.0.1"
+    prometheus_port: int = 9090
+    prometheus_scrape_interval_s: float = 15.0
+    prometheus_retention: str = "15d"
+    prometheus_rule_files: str = ""  # comma-separated rule files ('': grafana/prometheus/rules.yml)
 
     @property
     def var(self) -> Path:

@@ -17,7 +17,7 @@ class TestNode:
         rtp = free_port_block(400)
         # the tests' SIP traffic comes from 127.0.0.1: exempt from bans (the edge tests send from 127.0.0.2 and up)
         defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128, edge_exempt="127.0.0.1",
-                        fraud_monitor_interval_s=0.5)
+                        fraud_monitor_interval_s=0.5, prometheus=False)
         defaults.update(overrides)
         self.settings = load_settings(
             env={},
@@ -27,6 +27,7 @@ class TestNode:
             rtpengine_ng_port=free_port(),
             rtpengine_cli_port=free_port(),
             api_port=free_port(),
+            prometheus_port=free_port(),
             rtp_port_min=rtp,
             rtp_port_max=rtp + 399,
             **defaults,

@@ -1,0 +1,174 @@
+"""What the NOC sees, against a real node (Kamailio, RTPengine, control plane) and a real Prometheus (issue 6):
+the collectors move with real traffic, every metric the dashboards and rules name exists, Prometheus scrapes the
+node and fires an alert when a component dies, and a dead component never breaks a scrape.
+
+The node's Prometheus evaluates the shipped rules with their `for:` durations cut to seconds (same expressions)."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.harness.node import TestNode
+from tests.harness.sipp import Sipp
+
+from .conftest import assert_clean_log, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "grafana" / "prometheus" / "rules.yml"
+sys.path.insert(0, str(ROOT / "grafana"))
+import dashboards  # noqa: E402  (grafana/dashboards.py)
+
+PROMETHEUS_OWN = {"up", "ALERTS", "time", "vector"}
+DOMAIN = "noc.example"
+
+
+def fast_rules(path: Path) -> Path:
+    text = re.sub(r"^(\s+)for: \S+", r"\1for: 2s", RULES.read_text(), flags=re.M)
+    text = re.sub(r"^(\s+)interval: 30s", r"\1interval: 1s", text, flags=re.M)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def obs_node(tmp_path_factory, real_components):
+    tmp = tmp_path_factory.mktemp("noc")
+    n = TestNode(tmp / "var", prometheus=True, prometheus_scrape_interval_s=2,
+                 prometheus_rule_files=str(fast_rules(tmp / "rules.yml"))).start()
+    yield n
+    n.stop()
+    assert_clean_log(n)
+
+
+@pytest.fixture(scope="module")
+def sipp(obs_node, tmp_path_factory):
+    return Sipp(obs_node.sip, tmp_path_factory.mktemp("sipp"))
+
+
+def scrape(node) -> dict[tuple[str, tuple], float]:
+    r = httpx.get(f"http://{node.settings.api_address}:{node.settings.api_port}/metrics", timeout=10)
+    assert r.status_code == 200
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(r.text) for s in fam.samples}
+
+
+def value(samples, name: str, **labels) -> float:
+    want = tuple(sorted(labels.items()))
+    return sum(v for (n, lbl), v in samples.items() if n == name and set(want) <= set(lbl))
+
+
+def exposed_names(node) -> set[str]:
+    """Every sample name the node exposes, from the TYPE lines (families with no samples yet included)."""
+    text = httpx.get(f"http://{node.settings.api_address}:{node.settings.api_port}/metrics", timeout=10).text
+    names = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)", text, re.M):
+        name = name.removesuffix("_total") if kind == "counter" else name  # the text format names counters with _total
+        names |= {"counter": {name + "_total", name + "_created"}, "histogram": {name + "_bucket", name + "_sum", name + "_count"},
+                  "summary": {name, name + "_sum", name + "_count"}}.get(kind, {name})
+    return names
+
+
+def prom(node, path: str, **params) -> dict:
+    r = httpx.get(f"http://{node.settings.prometheus_address}:{node.settings.prometheus_port}/api/v1/{path}", params=params, timeout=10)
+    body = r.json()
+    assert body.get("status") == "success", body
+    return body["data"]
+
+
+def referenced_names() -> set[str]:
+    exprs = [e for _, _, e in _dashboard_exprs()] + re.findall(r"expr: (.+)", RULES.read_text())
+    exprs += [block for block in re.findall(r"expr: \|\n((?:\s{10}.*\n)+)", RULES.read_text())]
+    return {n for e in exprs for n in re.findall(r"\bcallmanager_[a-z0-9_]+", e)}
+
+
+def _dashboard_exprs():
+    for name, text in dashboards.render().items():
+        for panel in json.loads(text)["panels"]:
+            for t in panel.get("targets", []):
+                yield name, panel["title"], t["expr"]
+
+
+def test_a_call_moves_the_kamailio_rtpengine_and_call_figures(obs_node, sipp):
+    tenant = obs_node.rpc("tenant.create", name="NOC GmbH", sip_domain=DOMAIN)
+    phones = []
+    for i in (1, 2):
+        user = obs_node.rpc("user.create", tenant_id=tenant["id"], name=f"N{i}")
+        obs_node.rpc("sip_account.create", user_id=user["id"], username=f"n{i}", password=f"pw-n{i}-secret")
+        obs_node.rpc("extension.create", number=f"70{i}", user_id=user["id"])
+        phones.append(sipp.phone(f"n{i}", DOMAIN, f"pw-n{i}-secret"))
+    time.sleep(0.5)
+    assert sipp.register(phones[1]).ok
+    before = scrape(obs_node)
+    assert value(before, "callmanager_kamailio_up") == 1 and value(before, "callmanager_rtpengine_up") == 1
+    callee = sipp.callee(phones[1], "answer")
+    assert sipp.caller(phones[0], "702", hold_ms=1500).ok
+    assert sipp.wait(callee).ok
+    after = wait_for(lambda: (s := scrape(obs_node)) and value(s, "callmanager_calls_total", disposition="answered") >= 1 and s, timeout=10)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("callmanager_kamailio_requests_total", method="INVITE") >= 2  # the challenged INVITE and the authenticated one
+    assert moved("callmanager_kamailio_requests_total", method="BYE") >= 1
+    assert moved("callmanager_kamailio_transaction_replies_total", **{"class": "2xx"}) >= 2
+    assert value(after, "callmanager_kamailio_registered_contacts") >= 1 and value(after, "callmanager_kamailio_registered_users") >= 1
+    assert moved("callmanager_kamailio_registrations_total", outcome="accepted") >= 0
+    assert value(after, "callmanager_kamailio_dialogs", state="active") == 0  # the call is over
+    assert moved("callmanager_rtpengine_sessions_managed_total") == 1
+    assert moved("callmanager_rtpengine_packets_relayed_total") > 50  # 1.5 s of PCMU, both ways
+    assert moved("callmanager_rtpengine_bytes_relayed_total") > 50 * 160
+    assert value(after, "callmanager_rtpengine_ports") == 400 and value(after, "callmanager_rtpengine_ports_used") == 0
+    assert moved("callmanager_calls_total", tenant=str(tenant["id"]), disposition="answered") == 1
+    assert moved("callmanager_call_duration_seconds_count", tenant=str(tenant["id"])) == 1
+    assert 1.0 <= moved("callmanager_call_duration_seconds_sum", tenant=str(tenant["id"])) <= 6.0
+    assert moved("callmanager_call_post_dial_delay_seconds_count", tenant=str(tenant["id"])) == 1
+    assert value(after, "callmanager_kamailio_processes", role="udp_receiver") == obs_node.settings.kamailio_children
+    assert value(after, "callmanager_kamailio_cpu_seconds_total") > 0  # read from /proc: Kamailio runs on this host
+    assert value(after, "callmanager_kamailio_shm_used_bytes") > 0
+    assert value(after, "callmanager_config_version") == value(after, "callmanager_snapshot_version") > 0
+
+
+def test_every_metric_the_dashboards_and_rules_name_exists_on_a_live_node(obs_node):
+    missing = referenced_names() - exposed_names(obs_node) - PROMETHEUS_OWN
+    assert not missing, f"named by grafana/ but not exposed by the node: {sorted(missing)}"
+
+
+def test_prometheus_scrapes_the_node_and_runs_every_dashboard_query(obs_node):
+    s = obs_node.settings
+    target = wait_for(lambda: [t for t in prom(obs_node, "targets")["activeTargets"] if t["health"] == "up"], timeout=20)
+    assert target[0]["labels"]["node"] == s.node_name and target[0]["labels"]["datacenter"] == s.datacenter
+    up = wait_for(lambda: prom(obs_node, "query", query=f'callmanager_kamailio_up{{node="{s.node_name}"}}')["result"], timeout=20)
+    assert up[0]["value"][1] == "1"
+    for name, title, expr in _dashboard_exprs():
+        for var in ("$datacenter", "$node", "$tenant", "$group"):
+            expr = expr.replace(var, ".*")
+        prom(obs_node, "query", query=expr)  # asserts status success: it parses and evaluates
+    rules = prom(obs_node, "rules")["groups"]
+    assert {r["name"] for g in rules for r in g["rules"] if r["type"] == "alerting"} >= {"CallmanagerRtpengineDown", "CallmanagerKamailioDown"}
+    assert all(r["health"] == "ok" for g in rules for r in g["rules"]), [r for g in rules for r in g["rules"] if r["health"] != "ok"]
+
+
+def test_a_dead_component_shows_as_down_fires_its_alert_and_never_breaks_a_scrape(obs_node):
+    obs_node.component("rtpengine").stop()
+    samples = scrape(obs_node)
+    assert value(samples, "callmanager_rtpengine_up") == 0 and value(samples, "callmanager_kamailio_up") == 1
+
+    def firing(alert):
+        return [a for a in prom(obs_node, "alerts")["alerts"] if a["labels"]["alertname"] == alert and a["state"] == "firing"]
+
+    alert = wait_for(lambda: firing("CallmanagerRtpengineDown"), timeout=40, interval=0.5)
+    assert alert, prom(obs_node, "alerts")
+    assert alert[0]["labels"]["node"] == obs_node.settings.node_name and alert[0]["labels"]["severity"] == "critical"
+    assert not firing("CallmanagerKamailioDown")
+
+    obs_node.component("kamailio").stop()
+    samples = scrape(obs_node)  # answers (200), within its 10 s timeout
+    assert value(samples, "callmanager_kamailio_up") == 0
+    assert value(samples, "callmanager_queue_up") == 0 and value(samples, "callmanager_fraud_edge_up") == 0
+    assert value(samples, "callmanager_config_version") > 0  # the control plane's own figures are still there
+    assert wait_for(lambda: firing("CallmanagerKamailioDown"), timeout=40, interval=0.5), prom(obs_node, "alerts")
