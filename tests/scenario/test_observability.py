@@ -15,7 +15,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from controlplane.adapters.rtpengine_ng import NgClient
 from tests.harness.node import TestNode
+from tests.harness.rtcp import report_quality
 from tests.harness.sipp import Sipp
 
 from .conftest import assert_clean_log, wait_for
@@ -49,6 +51,21 @@ def obs_node(tmp_path_factory, real_components):
 @pytest.fixture(scope="module")
 def sipp(obs_node, tmp_path_factory):
     return Sipp(obs_node.sip, tmp_path_factory.mktemp("sipp"))
+
+
+@pytest.fixture(scope="module")
+def phones(obs_node, sipp):
+    """A tenant with two phones, 701 and 702 (registered): (tenant, caller, callee)."""
+    tenant = obs_node.rpc("tenant.create", name="NOC GmbH", sip_domain=DOMAIN)
+    out = []
+    for i in (1, 2):
+        user = obs_node.rpc("user.create", tenant_id=tenant["id"], name=f"N{i}")
+        obs_node.rpc("sip_account.create", user_id=user["id"], username=f"n{i}", password=f"pw-n{i}-secret")
+        obs_node.rpc("extension.create", number=f"70{i}", user_id=user["id"])
+        out.append(sipp.phone(f"n{i}", DOMAIN, f"pw-n{i}-secret"))
+    time.sleep(0.5)
+    assert sipp.register(out[1]).ok
+    return tenant, out[0], out[1]
 
 
 def scrape(node) -> dict[tuple[str, tuple], float]:
@@ -93,20 +110,12 @@ def _dashboard_exprs():
                 yield name, panel["title"], t["expr"]
 
 
-def test_a_call_moves_the_kamailio_rtpengine_and_call_figures(obs_node, sipp):
-    tenant = obs_node.rpc("tenant.create", name="NOC GmbH", sip_domain=DOMAIN)
-    phones = []
-    for i in (1, 2):
-        user = obs_node.rpc("user.create", tenant_id=tenant["id"], name=f"N{i}")
-        obs_node.rpc("sip_account.create", user_id=user["id"], username=f"n{i}", password=f"pw-n{i}-secret")
-        obs_node.rpc("extension.create", number=f"70{i}", user_id=user["id"])
-        phones.append(sipp.phone(f"n{i}", DOMAIN, f"pw-n{i}-secret"))
-    time.sleep(0.5)
-    assert sipp.register(phones[1]).ok
+def test_a_call_moves_the_kamailio_rtpengine_and_call_figures(obs_node, sipp, phones):
+    tenant, caller, callee_phone = phones
     before = scrape(obs_node)
     assert value(before, "callmanager_kamailio_up") == 1 and value(before, "callmanager_rtpengine_up") == 1
-    callee = sipp.callee(phones[1], "answer")
-    assert sipp.caller(phones[0], "702", hold_ms=1500).ok
+    callee = sipp.callee(callee_phone, "answer")
+    assert sipp.caller(caller, "702", hold_ms=1500).ok
     assert sipp.wait(callee).ok
     after = wait_for(lambda: (s := scrape(obs_node)) and value(s, "callmanager_calls_total", disposition="answered") >= 1 and s, timeout=10)
 
@@ -131,6 +140,39 @@ def test_a_call_moves_the_kamailio_rtpengine_and_call_figures(obs_node, sipp):
     assert value(after, "callmanager_kamailio_cpu_seconds_total") > 0  # read from /proc: Kamailio runs on this host
     assert value(after, "callmanager_kamailio_shm_used_bytes") > 0
     assert value(after, "callmanager_config_version") == value(after, "callmanager_snapshot_version") > 0
+
+
+def scored_call(node, sipp, caller, callee, dial, **quality) -> dict:
+    """A call whose parties report `quality` over RTCP while it is up; returns its CDR."""
+    ng = NgClient(node.settings.rtpengine_address, node.settings.rtpengine_ng_port)
+    proc = sipp.callee(callee, "answer")
+    done = sipp.caller_in_background(caller, dial, hold_ms=3000)
+    call_id = wait_for(lambda: ng.list_calls(), timeout=5)[0]
+    report_quality(ng, call_id, **quality)
+    assert done.result(timeout=40).ok and sipp.wait(proc).ok
+    return wait_for(lambda: node.rpc("cdr.list", call_id=call_id)["items"], timeout=10)[0]
+
+
+def test_rtpengine_scores_each_calls_media_onto_its_cdr_the_histograms_and_the_mos_alert(obs_node, sipp, phones):
+    _, caller, callee = phones
+    before = scrape(obs_node)
+    good = scored_call(obs_node, sipp, caller, callee, "702", loss=0.0, jitter_ms=5, rtt_ms=20)
+    bad = scored_call(obs_node, sipp, caller, callee, "702", loss=0.15, jitter_ms=60, rtt_ms=300)
+    for cdr in (good, bad):
+        assert 1.0 <= cdr["mos"] <= 5.0 and cdr["rtt_ms"] > 0 and cdr["jitter_ms"] is not None and cdr["loss_pct"] is not None, cdr
+    assert bad["mos"] < 4.0 <= good["mos"], (good, bad)  # RTPengine's E-model: loss, jitter and delay cost MOS
+    assert bad["loss_pct"] > good["loss_pct"] and bad["jitter_ms"] > good["jitter_ms"]
+    worst = obs_node.rpc("cdr.list", order="worst_media", limit=1)["items"][0]
+    assert worst["call_id"] == bad["call_id"]
+    assert [c["call_id"] for c in obs_node.rpc("cdr.list", max_mos=bad["mos"])["items"]] == [bad["call_id"]]
+    after = wait_for(lambda: (s := scrape(obs_node)) and value(s, "callmanager_media_mos_count") - value(before, "callmanager_media_mos_count") >= 2 and s,
+                     timeout=10)
+    assert value(after, "callmanager_media_mos_sum") - value(before, "callmanager_media_mos_sum") == pytest.approx(good["mos"] + bad["mos"])
+    assert value(after, "callmanager_media_round_trip_seconds_count") - value(before, "callmanager_media_round_trip_seconds_count") == 2
+    # the SLA alert: the average MOS of the last 5 minutes is below 4.3
+    alerts = wait_for(lambda: [a for a in prom(obs_node, "alerts")["alerts"] if a["labels"]["alertname"] == "CallmanagerMosLow"
+                               and a["state"] == "firing"], timeout=40, interval=0.5)
+    assert alerts, prom(obs_node, "alerts")
 
 
 def test_every_metric_the_dashboards_and_rules_name_exists_on_a_live_node(obs_node):
