@@ -17,11 +17,19 @@ from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError
 from controlplane.db.models import AgentLogin, HuntGroup, User
 
 log = logging.getLogger("callmanager.live")
+# One writer at a time into Kamailio's live state: the periodic sync holds it from reading the database to its last
+# push, so an API change committed meanwhile is pushed after the sync's (older) values, never overwritten by them.
+PUSH_LOCK = threading.RLock()
 
 
 def push_status(kamailio: KamailioRpc, user_id: int, status: str, key: str | None = None) -> bool:
     """Set one user's status in Kamailio; False when Kamailio is not reachable (the sync will repeat it)."""
     key = key or f"u{user_id}"
+    with PUSH_LOCK:
+        return _push_status(kamailio, key, status)
+
+
+def _push_status(kamailio: KamailioRpc, key: str, status: str) -> bool:
     try:
         if status == "online":
             try:
@@ -44,6 +52,11 @@ def push_group_status(kamailio: KamailioRpc, group_id: int, status: str) -> bool
 
 def push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: bool) -> bool:
     """An agent's log-in state in Kamailio's htable `acd` (out:g<group>:u<user> present = logged out)."""
+    with PUSH_LOCK:
+        return _push_login(kamailio, group_id, user_id, logged_in)
+
+
+def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: bool) -> bool:
     key = f"out:g{group_id}:u{user_id}"
     try:
         if logged_in:
@@ -68,6 +81,10 @@ class LiveStateSync:
 
     def sync(self) -> int:
         """Push every non-online status; returns how many were pushed."""
+        with PUSH_LOCK:
+            return self._sync()
+
+    def _sync(self) -> int:
         with Session(self.engine) as s:
             rows = s.exec(select(User.id, User.status).where(User.status != "online")).all()
             logins = s.exec(select(AgentLogin.group_id, AgentLogin.user_id).where(AgentLogin.logged_in == False)).all()  # noqa: E712

@@ -13,8 +13,8 @@ from .ports import free_port, free_port_block
 class TestNode:
     __test__ = False  # a harness, not a test class (modules import it)
 
-    def __init__(self, var_dir: Path, **overrides):
-        rtp = free_port_block(400)
+    def __init__(self, var_dir: Path, rtp_ports: int = 400, **overrides):
+        rtp = free_port_block(rtp_ports)
         # the tests' SIP traffic comes from 127.0.0.1: exempt from bans (the edge tests send from 127.0.0.2 and up)
         defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128, edge_exempt="127.0.0.1",
                         fraud_monitor_interval_s=0.5, prometheus=False)
@@ -29,7 +29,7 @@ class TestNode:
             api_port=free_port(),
             prometheus_port=free_port(),
             rtp_port_min=rtp,
-            rtp_port_max=rtp + 399,
+            rtp_port_max=rtp + rtp_ports - 1,
             **defaults,
         )
         self.node = Node(self.settings)

@@ -27,11 +27,15 @@ def free_port(ip: str = "127.0.0.1") -> int:
 
 
 def free_port_block(n: int, ip: str = "127.0.0.1") -> int:
-    """Start of n consecutive ports nobody is bound to (for media ranges)."""
+    """Start of n consecutive ports nobody is bound to (for media ranges), below the kernel's ephemeral range;
+    the first such block from a random point on, so that a long run's many nodes all find one."""
     import random
 
-    for _ in range(100):
-        start = random.randrange(20000, 29000, 2)
+    low, high = 20000, 32000
+    first = random.randrange(low, high - n, 2)
+    for start in [*range(first, high - n, 2), *range(low, first, 2)]:
+        if _handed_out & {start, start + n - 1} or any(p in _handed_out for p in range(start, start + n)):
+            continue
         ok = True
         for p in range(start, start + n):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -43,7 +47,7 @@ def free_port_block(n: int, ip: str = "127.0.0.1") -> int:
                 s.close()
             if not ok:
                 break
-        if ok and not (_handed_out & set(range(start, start + n))):
+        if ok:
             _handed_out.update(range(start, start + n))
             return start
     raise RuntimeError("no free port block")
