@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func
 from sqlmodel import delete, select
 
-from controlplane.api.errors import Conflict, InvalidParams, NotFound
+from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Cdr, FraudLock, FraudPolicyRow, Role, TariffRate, Tenant, User
 from kemi.policy.fraud import DEFAULT_POLICY, HARD_CAPS, LIMITS, Limits

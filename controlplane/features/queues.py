@@ -22,7 +22,6 @@ from controlplane.db.models import (
     HuntGroup,
     PhoneNumber,
     Role,
-    SipAccount,
 )
 
 from .calls import _var
@@ -46,12 +45,10 @@ def _int(value) -> int:
         return 0
 
 
-def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set[str], now: float, acd: dict | None = None) -> dict:
+def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_users: set[int], now: float, acd: dict | None = None) -> dict:
+    """`registered_users`: agents with a registered device (Kamailio's htable acdreg, refreshed every 5 s)."""
     members = member_users(g, *session_lookups(s))
     out = {row.user_id for row in s.exec(select(AgentLogin).where(AgentLogin.group_id == g.id, AgentLogin.logged_in == False)).all()}  # noqa: E712
-    accounts: dict[int, list[str]] = {}
-    for a in s.exec(select(SipAccount).where(SipAccount.user_id.in_(members))).all():
-        accounts.setdefault(a.user_id, []).append(f"{a.username}@{a.realm}")
     dialled = {g.extension} | set(s.exec(select(PhoneNumber.e164).where(PhoneNumber.group_id == g.id)).all())
     waiting, in_call = [], set()
     for d in dialogs:
@@ -67,7 +64,7 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set
                             "priority": int(queue.get("p", 0)), "queued": bool(queue.get("held"))})
     agents = []
     for uid in members:
-        registered = any(aor in registered_aors for aor in accounts.get(uid, []))
+        registered = uid in registered_users
         wrapup = agent_end((acd or {}).get(f"end:u{uid}"))[1] > now
         state = ("logged_out" if uid in out else "in_call" if uid in in_call else "wrap_up" if wrapup
                  else "available" if registered else "unregistered")
@@ -88,12 +85,18 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_aors: set
     }
 
 
+def registered_agents(app) -> set[int]:
+    """Hunt-group members with a registered device, as Kamailio's acd timer marked them (one small htable read,
+    not a dump of every registration of the node)."""
+    return {int(k[1:]) for k in htable_items(app, "acdreg") if k.startswith("u") and k[1:].isdigit()}
+
+
 @method("queue.status", ListParams, min_role=Role.AGENT, errors=("unavailable",))
 def status(ctx, p: ListParams):
     """Live view of the hunt groups: agents by state, waiting calls, longest wait, today's figures."""
     try:
         dialogs = ctx.app.kamailio.dialogs()
-        registered = {a.get("AoR") for a in ctx.app.kamailio.registrations()}
+        registered = registered_agents(ctx.app)
     except KamailioRpcError as exc:
         raise Unavailable("Kamailio does not answer", component="kamailio", reason=str(exc)) from None
     now = time.time()

@@ -28,13 +28,17 @@ class QueueCollector:
             from sqlmodel import Session, select
 
             from controlplane.db.models import HuntGroup
-            from controlplane.features.queues import group_status, htable_items
+            from controlplane.features.queues import group_status, htable_items, registered_agents
 
-            dialogs = self.app.kamailio.dialogs()
-            registered = {a.get("AoR") for a in self.app.kamailio.registrations()}
-            acd = htable_items(self.app, "acd")
             with Session(self.app.engine) as s:
-                for g in s.exec(select(HuntGroup)).all():
+                groups = s.exec(select(HuntGroup)).all()
+            if not groups:
+                self.app.kamailio.call("core.version")  # nothing to read, but is the live view there?
+            dialogs = self.app.kamailio.dialogs() if groups else []
+            registered = registered_agents(self.app) if groups else set()
+            acd = htable_items(self.app, "acd") if groups else {}
+            with Session(self.app.engine) as s:
+                for g in groups:
                     st = group_status(self.app, s, g, dialogs, registered, time.time(), acd)
                     labels = [str(g.tenant_id), g.name]
                     for state in ("available", "in_call", "wrap_up", "logged_out", "unregistered"):

@@ -8,7 +8,8 @@ Shared state (htables, seen by every worker):
 - acd end:u<user> = <end of the last group call>:<end of wrap-up> (longest idle, wrap-up), one key
   so that the live-state read takes one value for both;
 - acdq g<group>:<tindex>:<tlabel> = priority:since:until, one per waiting call (a suspended
-  transaction), and n:g<group>, how many wait.
+  transaction), and n:g<group>, how many wait;
+- acdreg u<user> = 1: the agent has a registered device (refreshed by the timer, for the queue monitor).
 
 A waiting call's transaction is suspended (tm answers the caller 180 Ringing first); its wait
 is tm's timer on the suspended branch, so when nobody frees up in time the failure route runs
@@ -32,6 +33,9 @@ from .context import load_context, store_context
 AGENT = "cm_agent"  # dialog variable: group:wrap-up seconds:user of the agent who answered a group call
 GROUP_MARK = "cm_grp"  # AVP: group:wrap-up seconds:members offered now, read with every reply of a group call
 QUEUE = "acdq"
+REGISTERED = "acdreg"
+REGISTERED_EVERY = 10  # timer ticks (5 s) between refreshes of the agents' registration marks
+_ticks = 0  # the timer process's own pacing (not shared state: only that process runs tick)
 RESUME = "ksr_acd_resume"
 
 
@@ -236,6 +240,10 @@ def waiting_calls() -> tuple[dict[int, list[policy_queue.Waiting]], set[int]]:
 def tick(snapshot, live) -> None:
     """Offer waiting calls to members who became free, in the order the policy gives them.
     Each call resumed here claims its members before the next one is looked at."""
+    global _ticks
+    _ticks += 1
+    if _ticks % REGISTERED_EVERY == 1:
+        mark_registered_agents(snapshot)
     now = time.time()
     entries, counted = waiting_calls()
     for group_id in counted - entries.keys():  # nobody waits: a count left over (a missed leave) is put right
@@ -250,6 +258,22 @@ def tick(snapshot, live) -> None:
                 break  # nobody free for this group: the others wait too (in order)
             _g, index, label = call.key.split(":")
             KSR.tmx.t_continue(int(index), int(label), RESUME)
+
+
+def mark_registered(user_id: int, *aors: str) -> None:
+    """acdreg u<user> = 1 while one of the agent's AoRs (sip:user@realm) has a registered device (usrloc, in shared memory)."""
+    if any(KSR.registrar.registered_uri("location", aor) > 0 for aor in aors):
+        KSR.htable.sht_seti(REGISTERED, f"u{user_id}", 1)
+    else:
+        KSR.htable.sht_rm(REGISTERED, f"u{user_id}")
+
+
+def mark_registered_agents(snapshot) -> None:
+    """Every hunt-group member's mark, a few µs per agent every 5 s in the timer process, instead of the
+    monitor dumping all registrations of the node on every scrape."""
+    for user_id in snapshot.agents:
+        user = snapshot.users.get(user_id)
+        mark_registered(user_id, *(user.aors if user is not None else ()))
 
 
 def resume(ctx: dict, snapshot, live, device_timeout_ms: int) -> bool:

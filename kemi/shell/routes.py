@@ -224,6 +224,8 @@ def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
             KSR.setbflag(FLB_NATSIPPING)
         if KSR.registrar.save("location", 0) < 0:
             KSR.sl.sl_reply_error()
+        elif action.user_id in snap.agents:
+            acd.mark_registered(action.user_id, action.aor)  # the queue monitor sees an agent's device come and go at once
     elif isinstance(action, Challenge):
         apply.challenge(action.realm)
     elif isinstance(action, Reject):

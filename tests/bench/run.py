@@ -8,6 +8,8 @@ storm and step by step, so a noisy neighbour on this shared machine hits both si
 2. Call rate: INVITE/407/INVITE/200/ACK/BYE between registered users, RTPengine doing
    offer/answer/delete for every call; the highest rate each sustains for `--duration` seconds
    (default 20) with < 0.5 % failed calls, searched in steps of x1.5, then bisected.
+5. Scrape (tests/bench/scrape.py): time and size of /metrics with 20,000 registered users and 1,000 calls in progress,
+   next to the same node idle.
 4. Fraud controls (tests/bench/fraud.py): calls out with every check on vs off; requests and
    password guesses answered before a flooding / guessing source is banned.
 3. Hunt-group call rate (KEMI node only): the same calls to a group of 50 agents, longest idle
@@ -293,7 +295,15 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-sip", action="store_true", help="only the policy decision benchmark (no Kamailio)")
     ap.add_argument("--skip-fraud", action="store_true", help="without the fraud-controls benchmark (tests/bench/fraud.py)")
     ap.add_argument("--only-fraud", action="store_true", help="only the fraud-controls benchmark")
+    ap.add_argument("--skip-scrape", action="store_true", help="without the scrape benchmark (tests/bench/scrape.py)")
+    ap.add_argument("--only-scrape", action="store_true", help="only the scrape benchmark")
+    ap.add_argument("--held-calls", type=int, default=1000, help="calls in progress during the scrape benchmark")
     args = ap.parse_args(argv)
+    if args.only_scrape:
+        from tests.bench import scrape
+
+        save(scrape.run(users=args.users, calls=args.held_calls))
+        return 0
     if args.only_fraud:
         from tests.bench import fraud
 
@@ -346,6 +356,10 @@ def main(argv=None) -> int:
         from tests.bench import fraud
 
         save(fraud.run(duration=args.duration, start_rate=args.start_rate, max_rate=args.max_rate))
+    if not args.skip_scrape:
+        from tests.bench import scrape
+
+        save(scrape.run(users=args.users, calls=args.held_calls))
     return 0
 
 

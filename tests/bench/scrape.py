@@ -17,7 +17,7 @@ import httpx
 
 from controlplane.adapters.kamailio_rpc import KamailioRpc
 from controlplane.adapters.rtpengine_ng import NgClient
-from controlplane.metrics.kamailio import KamailioCollector
+from controlplane.metrics.kamailio import KamailioCollector, parse_statistics
 from controlplane.metrics.rtpengine import RtpengineCollector
 from tests.harness.node import TestNode
 from tests.harness.ports import free_port, free_port_block
@@ -110,7 +110,7 @@ def run(users: int = 20000, calls: int = 1000) -> list[dict]:
             if active >= calls:
                 break
             time.sleep(1)
-        contacts = int(next(float(line.split(" = ")[1]) for line in rpc.call("stats.get_statistics", "usrloc:location_contacts")))
+        contacts = int(parse_statistics(rpc.call("stats.get_statistics", "all")).get("usrloc:location_contacts", 0))
         loaded = {**scrapes(url), **parts(node), "active_calls": active, "registered_contacts": contacts}
         print(f"  loaded: {loaded}", flush=True)
     finally:

@@ -131,7 +131,6 @@ def test_a_change_of_behaviour_triggers_the_response_while_the_same_volume_for_a
     from datetime import datetime, timedelta, timezone
 
     from sqlalchemy import insert
-    from sqlmodel import Session
 
     from controlplane.db.models import Cdr
     from controlplane.db.session import make_engine
