@@ -38,6 +38,9 @@ def make_handler(app: App, dispatcher: Dispatcher):
     class Handler(BaseHTTPRequestHandler):
         server_version = "callmanager"
         protocol_version = "HTTP/1.1"
+        # headers and body are two writes: without TCP_NODELAY the body waits for the client's delayed ACK
+        # (~40 ms on every response of a kept-alive connection; measured: an idle /metrics scrape 60 ms -> see benchmarks)
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):
             log.debug("%s " + fmt, self.address_string(), *args)
