@@ -94,8 +94,11 @@ def noc_overview() -> db.Dashboard:
                          q(f"avg(callmanager:media_mos:avg5m{{{NODE}}})", instant=True), decimals=2,
                          steps=((None, "red"), (4.0, "orange"), (4.3, "green"))))
          .with_row(db.Row("Traffic"))
-         .with_panel(graph("Registered devices", "Registered contacts per node (a sharp drop alerts).",
-                           q(f"sum by (datacenter, node) (callmanager_kamailio_registered_contacts{{{NODE}}})", "{{datacenter}}/{{node}}"), w=8))
+         .with_panel(graph("Registered devices", "Registered contacts per node (a sharp drop alerts), and REGISTERs refused for "
+                           "their credentials per minute.",
+                           q(f"sum by (datacenter, node) (callmanager_kamailio_registered_contacts{{{NODE}}})", "{{datacenter}}/{{node}}"),
+                           q(f"sum by (datacenter, node) (rate(callmanager_registrations_failed_total{{{NODE}}}[5m])) * 60",
+                             "failed/min {{node}}", "B"), w=8))
          .with_panel(graph("Call attempts per second (CPS)", "INVITEs received per second (new calls and re-INVITEs).",
                            q(f'sum by (datacenter, node) (rate(callmanager_kamailio_requests_total{{method="INVITE", {NODE}}}[1m]))',
                              "{{datacenter}}/{{node}}"), unit="reqps", w=8))

@@ -92,6 +92,8 @@ class EdgeCollector:
         banned = GaugeMetricFamily("callmanager_fraud_banned_sources", "Sources banned now (dropped silently)")
         cooling = GaugeMetricFamily("callmanager_fraud_cooling_accounts", "SIP account names refused now after repeated failed authentications")
         failures = CounterMetricFamily("callmanager_fraud_auth_failures", "Failed digest authentications (all accounts and sources)")
+        registrations = CounterMetricFamily("callmanager_registrations_failed", "REGISTERs refused for their credentials (wrong password, "
+                                            "unknown account, cooling down, outside the account's networks)")
         try:
             import time
 
@@ -104,14 +106,16 @@ class EdgeCollector:
             banned.add_metric([], sum(1 for v in bans.values() if str(v).partition(":")[2].isdigit() and int(str(v).partition(":")[2]) > now))
             locks = htable_items(self.app, "authlock")
             cooling.add_metric([], sum(1 for key, v in locks.items() if key.startswith("until:") and _num(v) > now))
-            failures.add_metric([], _num(htable_items(self.app, "authfail").get("total")))
+            counts = htable_items(self.app, "authfail")
+            failures.add_metric([], _num(counts.get("total")))
+            registrations.add_metric([], _num(counts.get("total:REGISTER")))
             up.add_metric([], 1)
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail
             log.debug("edge metrics unavailable: %s", exc)
             up.add_metric([], 0)
             yield up
             return
-        yield from (up, banned, cooling, failures)
+        yield from (up, banned, cooling, failures, registrations)
 
 
 def _num(value) -> float:

@@ -94,7 +94,7 @@ class KamailioCollector:
         for how, key in (("processed", "dialog:processed_dialogs"), ("failed", "dialog:failed_dialogs"), ("expired", "dialog:expired_dialogs")):
             ended.add_metric([how], st.get(key, 0.0))
         yield ended
-        yield gauge("callmanager_kamailio_transactions", "SIP transactions in progress", "tmx:active_transactions")
+        yield gauge("callmanager_kamailio_transactions_in_progress", "SIP transactions in progress", "tmx:active_transactions")
         tx = CounterMetricFamily("callmanager_kamailio_transactions", "SIP transactions created, by side (uas: received, uac: sent)",
                                  labels=["side"])
         tx.add_metric(["uas"], st.get("tmx:UAS_transactions", 0.0))

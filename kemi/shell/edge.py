@@ -4,7 +4,7 @@ The verdicts are `kemi.policy.edge`'s; the counters live in htables every worker
 - ban <ip> = <cause>:<end>: a banned source, dropped silently; the table's autoexpire lifts it;
 - edge r:<ip>:<bucket> (all requests) and s:<ip>:<bucket> (requests that did not authenticate,
   minus successful authentications): two fixed buckets make a sliding window;
-- authfail acct:<user@realm> / src:<ip> / total: failed digest authentications;
+- authfail acct:<user@realm> / src:<ip> / total (and total:REGISTER): failed digest authentications;
 - authlock until:<user@realm> = epoch seconds of the cool-down's end; n:<user@realm>: cool-downs
   within a day (each doubles the next); seen:<user@realm>:<ip>: a refused address reported once.
 What happened is spooled as fraud events (the control plane ingests them with the CDRs).
@@ -110,7 +110,7 @@ class Edge:
         return float(value) if isinstance(value, str) and value.isdigit() else 0.0
 
     def auth_failed(self, user: str, realm: str, ip: str, snap, why: str, tenant_id: int | None, user_id: int | None,
-                    count_account: bool = True) -> None:
+                    count_account: bool = True, method: str = "") -> None:
         """Count a failed authentication; past the limits the source is banned and the account cools down."""
         account = f"{user}@{realm}"
         key_account, key_source, key_total = failure_counter_keys(user, realm, ip)
@@ -118,6 +118,8 @@ class Edge:
         fails_account = KSR.htable.sht_inc(AUTHFAIL, key_account) if count_account else 0
         fails_source = KSR.htable.sht_inc(AUTHFAIL, key_source)
         KSR.htable.sht_inc(AUTHFAIL, key_total)
+        if method == "REGISTER":
+            KSR.htable.sht_inc(AUTHFAIL, "total:REGISTER")  # failed registrations, for the NOC
         if not self.s.enabled:
             return
         if count_account and self.s.auth_failures_account and fails_account >= self.s.auth_failures_account:

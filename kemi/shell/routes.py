@@ -207,7 +207,7 @@ def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, c
     tenant_id, user_id = (acc.tenant_id, acc.user_id) if acc is not None else (None, None)
     if checked_ok and verdict.count_account:  # the right password from an address the account may not be used from
         EDGE.refused_address(account, msg.src_ip, tenant_id, user_id)
-    EDGE.auth_failed(user, realm, msg.src_ip, snap, verdict.why, tenant_id, user_id, count_account=verdict.count_account)
+    EDGE.auth_failed(user, realm, msg.src_ip, snap, verdict.why, tenant_id, user_id, count_account=verdict.count_account, method=msg.method)
     KSR.notice(f"callmanager: authentication refused for {account} from {msg.src_ip}: {verdict.why} (rc {rc}, Call-ID {msg.call_id})\n")
     return AuthResult.FAILED  # answered exactly like a wrong password
 

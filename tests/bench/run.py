@@ -298,6 +298,9 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-scrape", action="store_true", help="without the scrape benchmark (tests/bench/scrape.py)")
     ap.add_argument("--only-scrape", action="store_true", help="only the scrape benchmark")
     ap.add_argument("--held-calls", type=int, default=1000, help="calls in progress during the scrape benchmark")
+    ap.add_argument("--fraud-cpu-only", action="store_true", help="with --only-fraud: no capacity search, only the fixed-rate CPU comparison")
+    ap.add_argument("--cpu-rounds", type=int, default=3, help="rounds of the fixed-rate CPU comparison (fraud)")
+    ap.add_argument("--cpu-seconds", type=int, default=8, help="seconds per round of the fixed-rate CPU comparison (fraud)")
     args = ap.parse_args(argv)
     if args.only_scrape:
         from tests.bench import scrape
@@ -307,7 +310,8 @@ def main(argv=None) -> int:
     if args.only_fraud:
         from tests.bench import fraud
 
-        save(fraud.run(duration=args.duration or 20, start_rate=args.start_rate, max_rate=args.max_rate))
+        save(fraud.run(duration=args.duration or 20, start_rate=args.start_rate, max_rate=args.max_rate, search=not args.fraud_cpu_only,
+                       cpu_rounds=args.cpu_rounds, cpu_seconds=args.cpu_seconds))
         return 0
     work = Path(tempfile.mkdtemp(prefix="cm-bench-"))
     print(f"callmanager benchmark, work dir {work}", flush=True)

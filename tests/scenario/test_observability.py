@@ -15,7 +15,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from prometheus_client import CollectorRegistry, generate_latest
+
+from controlplane.adapters.kamailio_rpc import KamailioRpc
 from controlplane.adapters.rtpengine_ng import NgClient
+from controlplane.metrics.kamailio import KamailioCollector
+from controlplane.metrics.rtpengine import RtpengineCollector
 from tests.harness.node import TestNode
 from tests.harness.rtcp import report_quality
 from tests.harness.sipp import Sipp
@@ -74,6 +79,15 @@ def scrape(node) -> dict[tuple[str, tuple], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(r.text) for s in fam.samples}
 
 
+def private_scrape(node) -> dict[tuple[str, tuple], float]:
+    """The Kamailio and RTPengine collectors in a registry of this test, reading the node's real daemons."""
+    registry = CollectorRegistry()
+    registry.register(KamailioCollector(KamailioRpc(node.settings.kamailio_rpc_url)))
+    registry.register(RtpengineCollector(NgClient(node.settings.rtpengine_address, node.settings.rtpengine_ng_port)))
+    text = generate_latest(registry).decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
 def value(samples, name: str, **labels) -> float:
     want = tuple(sorted(labels.items()))
     return sum(v for (n, lbl), v in samples.items() if n == name and set(want) <= set(lbl))
@@ -112,11 +126,15 @@ def _dashboard_exprs():
 
 def test_a_call_moves_the_kamailio_rtpengine_and_call_figures(obs_node, sipp, phones):
     tenant, caller, callee_phone = phones
-    before = scrape(obs_node)
+    before, private_before = scrape(obs_node), private_scrape(obs_node)
     assert value(before, "callmanager_kamailio_up") == 1 and value(before, "callmanager_rtpengine_up") == 1
     callee = sipp.callee(callee_phone, "answer")
     assert sipp.caller(caller, "702", hold_ms=1500).ok
     assert sipp.wait(callee).ok
+    private_after = private_scrape(obs_node)
+    for name, labels, least in (("callmanager_kamailio_requests_total", {"method": "INVITE"}, 2), ("callmanager_kamailio_requests_total", {"method": "BYE"}, 1),
+                                ("callmanager_rtpengine_sessions_managed_total", {}, 1), ("callmanager_rtpengine_packets_relayed_total", {}, 50)):
+        assert value(private_after, name, **labels) - value(private_before, name, **labels) >= least, name
     after = wait_for(lambda: (s := scrape(obs_node)) and value(s, "callmanager_calls_total", disposition="answered") >= 1 and s, timeout=10)
 
     def moved(name, **labels):
@@ -140,6 +158,11 @@ def test_a_call_moves_the_kamailio_rtpengine_and_call_figures(obs_node, sipp, ph
     assert value(after, "callmanager_kamailio_cpu_seconds_total") > 0  # read from /proc: Kamailio runs on this host
     assert value(after, "callmanager_kamailio_shm_used_bytes") > 0
     assert value(after, "callmanager_config_version") == value(after, "callmanager_snapshot_version") > 0
+    # a phone with a wrong password: a failed registration, counted
+    assert sipp.register(caller.with_password("wrong-password"), wrong=True).ok
+    failed = scrape(obs_node)
+    assert value(failed, "callmanager_registrations_failed_total") - value(after, "callmanager_registrations_failed_total") == 1
+    assert value(failed, "callmanager_fraud_auth_failures_total") - value(after, "callmanager_fraud_auth_failures_total") == 1
 
 
 def scored_call(node, sipp, caller, callee, dial, **quality) -> dict:
@@ -199,6 +222,9 @@ def test_a_dead_component_shows_as_down_fires_its_alert_and_never_breaks_a_scrap
     obs_node.component("rtpengine").stop()
     samples = scrape(obs_node)
     assert value(samples, "callmanager_rtpengine_up") == 0 and value(samples, "callmanager_kamailio_up") == 1
+    private = private_scrape(obs_node)  # the collectors alone: no exception, up 0, nothing else of RTPengine's
+    assert value(private, "callmanager_rtpengine_up") == 0 and value(private, "callmanager_kamailio_up") == 1
+    assert not [k for k in private if k[0].startswith("callmanager_rtpengine_") and k[0] != "callmanager_rtpengine_up"]
 
     def firing(alert):
         return [a for a in prom(obs_node, "alerts")["alerts"] if a["labels"]["alertname"] == alert and a["state"] == "firing"]
@@ -210,6 +236,7 @@ def test_a_dead_component_shows_as_down_fires_its_alert_and_never_breaks_a_scrap
 
     obs_node.component("kamailio").stop()
     samples = scrape(obs_node)  # answers (200), within its 10 s timeout
+    assert value(private_scrape(obs_node), "callmanager_kamailio_up") == 0
     assert value(samples, "callmanager_kamailio_up") == 0
     assert value(samples, "callmanager_queue_up") == 0 and value(samples, "callmanager_fraud_edge_up") == 0
     assert value(samples, "callmanager_config_version") > 0  # the control plane's own figures are still there
