@@ -206,6 +206,10 @@ class CdrIngestor:
                     log.exception("feature code %s of CDR %s not applied", r["feature"], r["id"])
         return len(new) + len(events)
 
+    def store_records(self, records: list[dict]) -> int:
+        """Records made by the control plane itself (validated like spooled ones); duplicates by id are skipped."""
+        return self._store([row_from_record(r) for r in records])
+
     def _store_all(self, rows: list[dict], origin: str) -> int:
         try:
             return self._store(rows)

@@ -10,6 +10,7 @@ Emergency calls are never priced, so never ended.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -22,11 +23,13 @@ from sqlmodel import Session, select
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.db.models import Cdr, FraudEvent, FraudLock, FraudPolicyRow, User
 from controlplane.features.calls import _var
+from kemi.policy.cdr import record as cdr_record
 from controlplane.features.fraud_policy import period_starts, settled_spend
 from kemi.policy.baseline import CallOut, Rule, anomalies, baselines
 from kemi.policy.fraud import DEFAULT_POLICY, FraudPolicy, Limits, RunningCall, Spend, anomaly_response, spend_response
 
 log = logging.getLogger("callmanager.fraud")
+CTX = "cm_ctx"  # the dialog variable with the call's context (kemi/shell/context.py)
 CONFIRMED = 4  # Kamailio dialog state: answered
 
 
@@ -77,6 +80,8 @@ class FraudMonitor:
         self._users: dict[int, list[float]] = {}  # user -> [day, month]
         self._tenants: dict[int, list[float]] = {}
         self._hour: list[CallOut] = []  # the current hour's calls out in the watched classes
+        self._dialogs: dict[str, dict] = {}  # this round's answered calls out, by dialog key (their context, for a fallback CDR)
+        self._fallbacks: dict[str, tuple[float, dict]] = {}  # CDR id -> (due, record) of calls this monitor ended
 
     def _load(self, day: datetime, month: datetime, hour: int) -> None:
         start = datetime.fromtimestamp(hour * 3600, timezone.utc)
@@ -111,10 +116,13 @@ class FraudMonitor:
 
     def run_once(self, now: float | None = None) -> list:
         now = time.time() if now is None else now
+        self._store_fallbacks(now)
         try:
-            running = running_calls(self.app.kamailio.dialogs(), now)
+            dialogs = self.app.kamailio.dialogs()
         except KamailioRpcError:
-            running = []  # Kamailio down: the finished calls still count
+            dialogs = []  # Kamailio down: the finished calls still count
+        running = running_calls(dialogs, now)
+        self._dialogs = {f"{d.get('h_entry')}:{d.get('h_id')}": d for d in dialogs}
         stamp = datetime.fromtimestamp(now, timezone.utc)
         day, month = period_starts(stamp)
         hour = int(now // 3600)
@@ -202,8 +210,41 @@ class FraudMonitor:
                 self.calls_ended += 1
                 self.app.metrics.fraud_calls_ended.inc()
                 log.warning("ended call %s: %s", key, r.reason)
+                self._expect_record(key, r.reason)
             except KamailioRpcError as exc:
                 log.info("call %s not ended (over already?): %s", key, exc)
+
+    FALLBACK_AFTER_S = 10.0
+
+    def _expect_record(self, key: str, reason: str) -> None:
+        """Kamailio writes the CDR of a call ended here at the dialog's end; should that record not arrive (the
+        dialog-end event did not run), this monitor stores one made from the call's context, so the call is not lost."""
+        d = self._dialogs.get(key)
+        blob = _var(d, CTX) if d else None
+        if not blob:
+            return
+        try:
+            ctx = json.loads(blob)
+            now = time.time()
+            answered = float((_var(d, "cm_answer_ts") or "").partition("/")[0] or ctx["start_ts"])
+            ctx["trace"] = [*ctx.get("trace", []), f"ended by the fraud controls: {reason}",
+                            "record made by the control plane (Kamailio's did not arrive)"]
+            self._fallbacks[ctx["id"]] = (now + self.FALLBACK_AFTER_S, cdr_record(ctx, code=200, reason="OK", end_ts=now, answer_ts=answered))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("no fallback record for call %s: %s", key, exc)
+
+    def _store_fallbacks(self, now: float) -> None:
+        due = [cid for cid, (at, _) in self._fallbacks.items() if at <= now]
+        if not due:
+            return
+        with Session(self.app.engine) as s:
+            present = set(s.exec(select(Cdr.id).where(Cdr.id.in_(due))).all())
+        missing = [self._fallbacks[cid][1] for cid in due if cid not in present]
+        if missing:
+            stored = self.app.ingestor.store_records(missing)
+            log.warning("stored %d record(s) of calls ended by the fraud controls whose CDR Kamailio did not write", stored)
+        for cid in due:
+            self._fallbacks.pop(cid, None)
 
     @staticmethod
     def _event(s, r, kind: str, stamp: datetime) -> None:

@@ -142,3 +142,41 @@ def test_notifications_reach_the_webhook_and_the_smtp_relay(api, acme, server):
                        "spent": 61.0, "allowed": 50.0, "dest_class": "", "calls_ended": 1,
                        "reason": f"spend per day of user {acme['alice']['id']}: 61.00 of 50.00"}]
     assert mails and "To: security@acme.example" in mails[0] and "outgoing calls locked" in mails[0] and "61.00 of 50.00" in mails[0]
+
+
+def test_a_call_the_monitor_ended_is_recorded_even_when_kamailio_writes_no_cdr(api, acme, server):
+    """The fraud monitor keeps the context of each call it ends; if Kamailio's CDR has not arrived 10 s later
+    (its dialog-end event did not run), the monitor stores one — once, and never next to Kamailio's."""
+    import json
+    import time
+
+    monitor = server.app.fraud
+    monitor.stop()  # its rounds are driven by this test
+    alice = acme["alice"]
+
+    def dialog(key, cdr_id):
+        ctx = {"id": cdr_id, "tenant_id": acme["tenant"]["id"], "caller": "201", "caller_user_id": alice["id"], "callee": "+4930999",
+               "call_id": f"call-{cdr_id}", "start_ts": time.time() - 30, "trace": ["dialled +4930999"],
+               "fraud": [alice["id"], "national", 0.6]}
+        h_entry, h_id = key.split(":")
+        return {"h_entry": int(h_entry), "h_id": int(h_id), "state": 4,
+                "variables": [{"cm_ctx": json.dumps(ctx)}, {"cm_answer_ts": f"{time.time() - 20}/"}]}
+
+    lost, arrived = "0b1c7f4e-0000-4000-8000-000000000001", "0b1c7f4e-0000-4000-8000-000000000002"
+    monitor._dialogs = {"1:1": dialog("1:1", lost), "2:2": dialog("2:2", arrived)}
+    monitor._expect_record("1:1", "spend per day over the limit")
+    monitor._expect_record("2:2", "spend per day over the limit")
+    # Kamailio's record of the second call arrives in time
+    server.app.ingestor.store_records([{**json.loads(monitor._dialogs["2:2"]["variables"][0]["cm_ctx"]), "start_ts": time.time() - 30,
+                                        "end_ts": time.time(), "answer_ts": time.time() - 20, "disposition": "answered", "sip_code": 200,
+                                        "sip_reason": "OK", "trace": ["Kamailio's own"]}])
+    monitor._store_fallbacks(time.time())  # not due yet
+    assert [c["id"] for c in api.ok("cdr.list", token=acme["admin"])["items"]] == [arrived]
+    monitor._store_fallbacks(time.time() + 11)
+    cdrs = {c["id"]: c for c in api.ok("cdr.list", token=acme["admin"])["items"]}
+    assert set(cdrs) == {lost, arrived}
+    assert cdrs[arrived]["trace"] == ["Kamailio's own"]  # not replaced
+    assert cdrs[lost]["disposition"] == "answered" and 19 <= cdrs[lost]["duration_s"] <= 22 and cdrs[lost]["cost"] > 0
+    assert "record made by the control plane (Kamailio's did not arrive)" in cdrs[lost]["trace"]
+    monitor._store_fallbacks(time.time() + 30)  # once
+    assert len(api.ok("cdr.list", token=acme["admin"])["items"]) == 2
