@@ -1,8 +1,8 @@
 """The spend monitor: acts on fraud during the call, not only at the next one (SEC-06..08).
 
 Every `interval` seconds: the spend of each user and tenant today and this month — finished calls
-from the CDRs plus the running cost of calls in progress (Kamailio's dialogs carrying `cm_fraud`,
-priced per second from their answer) — goes through kemi.policy.fraud.spend_response. What it
+from the CDRs plus the running cost of answered calls out in progress (Kamailio's htable `fraudrun`,
+one item per ACKed call: who pays, the class, the price per minute, when it was answered) — goes through kemi.policy.fraud.spend_response. What it
 answers is done here: a warning is recorded once per limit and period (and sent to the tenant's
 contact); a lock is written (the routing snapshot follows within a second) and the calls in
 progress that count against the limit are ended with a BYE to both sides (dlg.end_dlg).
@@ -30,21 +30,19 @@ from kemi.policy.fraud import DEFAULT_POLICY, FraudPolicy, Limits, RunningCall, 
 
 log = logging.getLogger("callmanager.fraud")
 CTX = "cm_ctx"  # the dialog variable with the call's context (kemi/shell/context.py)
-CONFIRMED = 4  # Kamailio dialog state: answered
 
 
-def running_calls(dialogs: list[dict], now: float) -> list[RunningCall]:
+def running_calls(items: dict[str, object], now: float) -> list[RunningCall]:
+    """Kamailio's `fraudrun` items ({"<h_entry>:<h_id>": "tenant:user:class:rate:answered at"}) as running calls."""
     out = []
-    for d in dialogs:
-        mark = _var(d, "cm_fraud")
-        if not mark or int(d.get("state", 0)) != CONFIRMED:
-            continue
+    for key, value in items.items():
         try:
-            tenant, user, dest_class, rate = mark.split(":")
-            answered = float((_var(d, "cm_answer_ts") or "").partition("/")[0] or now)  # answered at/first rang at
-            out.append(RunningCall(f"{d['h_entry']}:{d['h_id']}", int(tenant), int(user), dest_class, float(rate), max(0.0, now - answered)))
-        except (ValueError, KeyError):
-            log.warning("dialog %s has an unreadable fraud mark %r", d.get("call-id"), mark)
+            tenant, user, dest_class, rate, answered = str(value).split(":")
+            h_entry, h_id = key.split(":")
+            out.append(RunningCall(f"{int(h_entry)}:{int(h_id)}", int(tenant), int(user), dest_class, float(rate),
+                                   max(0.0, now - float(answered))))
+        except ValueError:
+            log.warning("call out %s has an unreadable entry %r", key, value)
     return out
 
 
@@ -118,11 +116,9 @@ class FraudMonitor:
         now = time.time() if now is None else now
         self._store_fallbacks(now)
         try:
-            dialogs = self.app.kamailio.dialogs()
+            running = running_calls(self.app.kamailio.htable_items("fraudrun"), now)
         except KamailioRpcError:
-            dialogs = []  # Kamailio down: the finished calls still count
-        running = running_calls(dialogs, now)
-        self._dialogs = {f"{d.get('h_entry')}:{d.get('h_id')}": d for d in dialogs}
+            running = []  # Kamailio down: the finished calls still count
         stamp = datetime.fromtimestamp(now, timezone.utc)
         day, month = period_starts(stamp)
         hour = int(now // 3600)
@@ -203,6 +199,11 @@ class FraudMonitor:
             s.add(FraudLock(tenant_id=r.tenant_id, user_id=r.user_id, level=r.level, dest_class=r.dest_class, reason=r.reason[:300], set_by=set_by))
             self._event(s, r, "lock", stamp)
         self._notify(r)
+        if r.end_calls:  # their contexts, for the fallback record (a dialog listing only when calls are ended: rare)
+            try:
+                self._dialogs = {f"{d.get('h_entry')}:{d.get('h_id')}": d for d in self.app.kamailio.dialogs()}
+            except KamailioRpcError:
+                self._dialogs = {}
         for key in r.end_calls:
             h_entry, h_id = key.split(":")
             try:

@@ -17,7 +17,9 @@ from kemi.policy.fraud import Counters, check_limits
 
 from . import ksr_apply as apply
 
-TABLE, CALLS, MARK = "fraud", "fraudcalls", "cm_fraud"
+TABLE, CALLS, RUNNING, MARK = "fraud", "fraudcalls", "fraudrun", "cm_fraud"
+_DIALOG = "$_s($dlg(h_entry):$dlg(h_id))"  # the current dialog's id, as dlg.end_dlg takes it
+_ACKED = f"$_s($dlg_var({MARK}) $dlg_var(cm_answer_ts) $dlg(h_entry):$dlg(h_id))"
 
 
 def admit(snap, tenant_id: int, user_id: int) -> str:
@@ -42,6 +44,15 @@ def answered(mark: str) -> None:
     KSR.htable.sht_inc(CALLS, f"t{tenant}")
 
 
+def acked() -> None:
+    """An in-dialog ACK: a call out (it carries its mark) is listed for the spend monitor, priced from its answer.
+    Idempotent (a re-INVITE's ACK writes the same). One crossing for any other call."""
+    mark, answered, dialog = ((KSR.pv.gete(_ACKED) or "").replace("<null>", "").split(" ") + ["", "", ""])[:3]
+    if mark and answered:
+        KSR.htable.sht_sets(RUNNING, dialog, f"{mark}:{answered.partition('/')[0]}")
+
+
 def ended(tenant_id: int, user_id: int) -> None:
     KSR.htable.sht_dec(CALLS, f"u{user_id}")
     KSR.htable.sht_dec(CALLS, f"t{tenant_id}")
+    KSR.htable.sht_rm(RUNNING, KSR.pv.gete(_DIALOG) or "")

@@ -133,6 +133,8 @@ def in_dialog(msg: read.Message, snap: Snapshot) -> None:
             KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
         if msg.method == "INVITE":
             KSR.tm.t_on_reply("ksr_branch_reply")
+        elif msg.method == "ACK" and SETTINGS.fraud_checks:
+            fraud_gate.acked()  # from now on the spend monitor sees the call (and may end it)
         relay()
         return
     if msg.method == "ACK":

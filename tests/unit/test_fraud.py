@@ -130,3 +130,11 @@ def test_the_tenants_ceiling_of_destination_classes_applies_within_users_permiss
     assert dial("015112345678", snap).action.__class__ is RouteToTrunk
     d = dial("004420791234", snap)
     assert d.action.code == 403 and "europe calls are not permitted for this company" in d.action.warning
+
+
+def test_the_monitor_reads_kamailios_running_calls_out_and_skips_unreadable_ones():
+    from controlplane.fraud_monitor import running_calls
+
+    calls = running_calls({"123:456": "2:17:international:0.25:1000.000", "7:8": "garbage", "x:y": "2:17:mobile:0.1:990"}, now=1060.0)
+    assert calls == [RunningCall("123:456", 2, 17, "international", 0.25, 60.0)]
+    assert calls[0].cost == 0.25  # a minute at 0.25 per minute
