@@ -79,7 +79,7 @@ class FraudMonitor:
         self._tenants: dict[int, list[float]] = {}
         self._hour: list[CallOut] = []  # the current hour's calls out in the watched classes
         self._dialogs: dict[str, dict] = {}  # this round's answered calls out, by dialog key (their context, for a fallback CDR)
-        self._fallbacks: dict[str, tuple[float, dict]] = {}  # CDR id -> (due, record) of calls this monitor ended
+        self._fallbacks: dict[str, tuple[float, dict, str]] = {}  # CDR id -> (due, record, dialog key) of calls this monitor ended
 
     def _load(self, day: datetime, month: datetime, hour: int) -> None:
         start = datetime.fromtimestamp(hour * 3600, timezone.utc)
@@ -217,6 +217,13 @@ class FraudMonitor:
 
     FALLBACK_AFTER_S = 10.0
 
+    def _forget_running(self, key: str) -> None:
+        """A call whose dialog-end event did not run: its fraudrun item goes (it would count as running for a day)."""
+        try:
+            self.app.kamailio.call("htable.delete", "fraudrun", key)
+        except KamailioRpcError as exc:
+            log.info("running call %s not removed from fraudrun (gone already?): %s", key, exc)
+
     def _expect_record(self, key: str, reason: str) -> None:
         """Kamailio writes the CDR of a call ended here at the dialog's end; should that record not arrive (the
         dialog-end event did not run), this monitor stores one made from the call's context, so the call is not lost."""
@@ -230,17 +237,21 @@ class FraudMonitor:
             answered = float((_var(d, "cm_answer_ts") or "").partition("/")[0] or ctx["start_ts"])
             ctx["trace"] = [*ctx.get("trace", []), f"ended by the fraud controls: {reason}",
                             "record made by the control plane (Kamailio's did not arrive)"]
-            self._fallbacks[ctx["id"]] = (now + self.FALLBACK_AFTER_S, cdr_record(ctx, code=200, reason="OK", end_ts=now, answer_ts=answered))
+            self._fallbacks[ctx["id"]] = (now + self.FALLBACK_AFTER_S, cdr_record(ctx, code=200, reason="OK", end_ts=now, answer_ts=answered),
+                                          key)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("no fallback record for call %s: %s", key, exc)
 
     def _store_fallbacks(self, now: float) -> None:
-        due = [cid for cid, (at, _) in self._fallbacks.items() if at <= now]
+        due = [cid for cid, (at, _, _) in self._fallbacks.items() if at <= now]
         if not due:
             return
         with Session(self.app.engine) as s:
             present = set(s.exec(select(Cdr.id).where(Cdr.id.in_(due))).all())
         missing = [self._fallbacks[cid][1] for cid in due if cid not in present]
+        for cid in due:
+            if cid not in present:
+                self._forget_running(self._fallbacks[cid][2])
         if missing:
             stored = self.app.ingestor.store_records(missing)
             log.warning("stored %d record(s) of calls ended by the fraud controls whose CDR Kamailio did not write", stored)
