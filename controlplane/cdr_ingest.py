@@ -41,13 +41,14 @@ def _opt_int(value) -> int | None:
     return None if value is None else int(value)
 
 
-def _opt_float(value) -> float | None:
-    if value in (None, ""):
+def _measured(value) -> float | None:
+    """A measurement on a call (post-dial delay, media scores): an unreadable or non-finite one is left out —
+    the call is still recorded (a record is never refused for a figure that is only informative)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
         return None
-    f = float(value)
-    if f != f or f in (float("inf"), float("-inf")):
-        raise ValueError(f"not a finite number: {value!r}")
-    return f
+    return f if f == f and f not in (float("inf"), float("-inf")) and f >= 0 else None
 
 
 FRAUD_KINDS = frozenset({"ban", "account_cooldown", "address_refused"})
@@ -108,7 +109,7 @@ def row_from_record(rec: dict) -> dict:
         "payer_user_id": _opt_int(rec.get("payer_user_id")),
         "dest_class": _text(rec.get("dest_class"), 16),
         "cost": float(rec.get("cost", 0.0)),
-        **{key: _opt_float(rec.get(key)) for key in ("pdd_s", "mos", "jitter_ms", "loss_pct", "rtt_ms")},
+        **{key: _measured(rec.get(key)) for key in ("pdd_s", "mos", "jitter_ms", "loss_pct", "rtt_ms")},
         "ingested_at": datetime.now(timezone.utc),
         **({"feature": rec["feature"]} if isinstance(rec.get("feature"), dict) else {}),
     }

@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None)
     args = ap.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in fields(NodeSettings)}
-    settings = load_settings(args.config, **overrides)
+    try:
+        settings = load_settings(args.config, **overrides)
+    except ValueError as exc:  # a setting that cannot work: say which, start nothing
+        print(f"bad node settings: {exc}", file=sys.stderr)
+        return 2
     if args.action == "stop":
         return stop_running(settings)
     for name in ("prometheus", "kamailio", "controlplane", "rtpengine"):

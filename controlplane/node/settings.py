@@ -143,4 +143,21 @@ def load_settings(config_file: str | os.PathLike | None = None, env: dict | None
     from kemi.policy.edge import EdgeSettings
 
     EdgeSettings.from_doc(settings.edge_doc())  # a malformed exempt network: ValueError now, not in every Kamailio worker
+    _check_prometheus(settings)
     return settings
+
+
+def _check_prometheus(s: NodeSettings) -> None:
+    """Prometheus' settings, refused with a clear message before anything starts (Prometheus itself would only
+    log its complaint and exit)."""
+    import re
+
+    if not 1 <= s.prometheus_port <= 65535:
+        raise ValueError(f"prometheus_port {s.prometheus_port} is not a port (1-65535)")
+    if not 1.0 <= s.prometheus_scrape_interval_s <= 3600.0:
+        raise ValueError(f"prometheus_scrape_interval_s {s.prometheus_scrape_interval_s} must be between 1 and 3600 seconds")
+    if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", s.prometheus_retention):
+        raise ValueError(f"prometheus_retention {s.prometheus_retention!r} is not a Prometheus duration such as 15d or 12h")
+    missing = [f.strip() for f in s.prometheus_rule_files.split(",") if f.strip() and not Path(f.strip()).is_file()]
+    if missing:
+        raise ValueError(f"prometheus_rule_files: no such file: {', '.join(missing)}")

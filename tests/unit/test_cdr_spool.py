@@ -80,3 +80,12 @@ def test_bad_lines_are_quarantined_and_the_rest_is_stored(setup):
     assert ing.run_once() == 2
     bad = (ing.bad_dir / os.path.basename(path)).read_text().splitlines()
     assert bad[0] == "not json" and "exploded" in bad[1]
+
+
+def test_an_unreadable_measurement_is_left_out_and_the_call_is_still_recorded(setup):
+    spool, ing, engine = setup
+    spool.put({**rec(1), "mos": "n/a", "jitter_ms": float("nan"), "loss_pct": -3, "rtt_ms": 80.5, "pdd_s": "0.4"})
+    assert ing.run_once() == 1
+    with Session(engine) as s:
+        c = s.exec(select(Cdr)).one()
+    assert (c.mos, c.jitter_ms, c.loss_pct, c.rtt_ms, c.pdd_s) == (None, None, None, 80.5, 0.4)

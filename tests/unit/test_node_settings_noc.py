@@ -1,0 +1,25 @@
+"""Prometheus' node settings: refused with a clear message before anything starts."""
+from __future__ import annotations
+
+import pytest
+
+from controlplane.node.settings import load_settings
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("prometheus_port", "0", "not a port"),
+    ("prometheus_scrape_interval_s", "0", "between 1 and 3600"),
+    ("prometheus_retention", "two weeks", "not a Prometheus duration"),
+    ("prometheus_rule_files", "/nonexistent/rules.yml", "no such file"),
+])
+def test_bad_prometheus_settings_are_refused_with_a_clear_message(field, value, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        load_settings(env={}, var_dir=str(tmp_path), **{field: value})
+
+
+def test_the_defaults_and_good_values_pass(tmp_path):
+    rules = tmp_path / "r.yml"
+    rules.write_text("groups: []\n")
+    s = load_settings(env={}, var_dir=str(tmp_path), prometheus_retention="30d12h", prometheus_scrape_interval_s="5",
+                      prometheus_rule_files=str(rules))
+    assert s.prometheus_retention == "30d12h" and s.prometheus_scrape_interval_s == 5.0
