@@ -9,12 +9,14 @@ Shared state (htables, seen by every worker):
   so that the live-state read takes one value for both;
 - acdq g<group>:<tindex>:<tlabel> = priority:since:until, one per waiting call (a suspended
   transaction), and n:g<group>, how many wait;
-- acdreg u<user> = 1: the agent has a registered device (refreshed by the timer, for the queue monitor).
+- acdreg u<user> = 1: the agent has a registered device (refreshed by the timer, for the queue monitor);
+- acdans <Call-ID>: answers of a group call handled (only the first one marks the agent and releases the claims).
 
 A waiting call's transaction is suspended (tm answers the caller 180 Ringing first); its wait
 is tm's timer on the suspended branch, so when nobody frees up in time the failure route runs
-and the call overflows. The acd timer (`tick`, every half second in its own process) offers the
-waiting calls of a group, best priority then longest wait first, as members become free.
+and the call overflows. The acd timer (`tick`, every 20 ms in its own process; with nobody
+waiting it reads one counter) offers the waiting calls of a group, best priority then longest
+wait first, as members become free.
 """
 from __future__ import annotations
 
@@ -33,10 +35,16 @@ from .context import load_context, store_context
 AGENT = "cm_agent"  # dialog variable: group:wrap-up seconds:user of the agent who answered a group call
 GROUP_MARK = "cm_grp"  # AVP: group:wrap-up seconds:members offered now, read with every reply of a group call
 QUEUE = "acdq"
+ANSWERED = "acdans"  # Call-ID -> answers handled (the first one counts), expires by itself
 REGISTERED = "acdreg"
-REGISTERED_EVERY = 10  # timer ticks (5 s) between refreshes of the agents' registration marks
-_ticks = 0  # the timer process's own pacing (not shared state: only that process runs tick)
+REGISTERED_EVERY_S = 5.0  # between refreshes of the agents' registration marks
+SCAN_EVERY_S = 0.5  # the queue is looked at this often even when no call is counted waiting (a count put right)
+WAITING = "n:all"  # acdq: calls waiting in any group (the timer runs every 20 ms; with none waiting it reads only this)
 RESUME = "ksr_acd_resume"
+# The timer process's own pacing and hand-over (not shared state: only that process runs tick and,
+# through t_continue, the resumed calls' route in the same process)
+_next = {"registered": 0.0, "scan": 0.0}
+_planned: dict[str, tuple] = {}  # a waiting call's key -> (its offer, the plan's trace), planned by tick for resume
 
 
 # ---------------------------------------------------------------- offers
@@ -120,7 +128,14 @@ def release_all(ctx: dict) -> None:
 
 def note_answering_agent(group_mark: str) -> None:
     """A group call was answered: which member took it (busy now; wrap-up and idle time when it ends);
-    the claims of this call are released. One member offered (sequential strategies): no lookup."""
+    the claims of this call are released. One member offered (sequential strategies): no lookup.
+    Once per call: the mark is removed from the transaction, so a retransmitted 200 (the ACK was slow),
+    a second member's 200 or a 200 that arrives after its branch timed out finds no mark — without
+    this, each released the claims again (the offer counts went negative: nobody could be offered a
+    call any more) and counted the agent busy once more (for good)."""
+    KSR.pv.unset(f"$avp({GROUP_MARK})")
+    if KSR.htable.sht_inc(ANSWERED, KSR.pv.get("$ci") or "") != 1:
+        return  # two 200s handled at the same moment by two workers (both read the mark): the first one counts
     group, wrapup, offered = (group_mark.split(":") + ["", ""])[:3]
     members = [int(m) for m in offered.split(",") if m.isdigit()]
     if len(members) == 1:
@@ -206,6 +221,7 @@ def hold(ctx: dict, action: RouteToGroup | None, first: bool) -> bool:
         return False
     KSR.htable.sht_sets(QUEUE, q["key"], policy_queue.entry_value(q["p"], q["since"], q["until"]))
     KSR.htable.sht_inc(QUEUE, f"n:g{q['g']}")
+    KSR.htable.sht_inc(QUEUE, WAITING)
     return True
 
 
@@ -216,6 +232,7 @@ def leave_queue(ctx: dict) -> None:
         q["held"] = False
         if KSR.htable.sht_rm(QUEUE, q["key"]) >= 0:
             KSR.htable.sht_dec(QUEUE, f"n:g{q['g']}")
+            KSR.htable.sht_dec(QUEUE, WAITING)
 
 
 def waiting_calls() -> tuple[dict[int, list[policy_queue.Waiting]], set[int]]:
@@ -226,6 +243,8 @@ def waiting_calls() -> tuple[dict[int, list[policy_queue.Waiting]], set[int]]:
     while KSR.htable.sht_iterator_next("cmq") >= 0:
         key = KSR.pv.get("$shtitkey(cmq)") or ""
         value = KSR.pv.get("$shtitval(cmq)")
+        if key == WAITING:
+            continue
         if key.startswith("n:g") and key[3:].isdigit():
             if value not in (0, "0", None, ""):
                 counted.add(int(key[3:]))
@@ -240,24 +259,34 @@ def waiting_calls() -> tuple[dict[int, list[policy_queue.Waiting]], set[int]]:
 def tick(snapshot, live) -> None:
     """Offer waiting calls to members who became free, in the order the policy gives them.
     Each call resumed here claims its members before the next one is looked at."""
-    global _ticks
-    _ticks += 1
-    if _ticks % REGISTERED_EVERY == 1:
-        mark_registered_agents(snapshot)
     now = time.time()
+    if now >= _next["registered"]:
+        _next["registered"] = now + REGISTERED_EVERY_S
+        mark_registered_agents(snapshot)
+    if now < _next["scan"] and (KSR.htable.sht_get(QUEUE, WAITING) or 0) <= 0:
+        return  # nobody waits: one read every 20 ms
+    _next["scan"] = now + SCAN_EVERY_S
     entries, counted = waiting_calls()
     for group_id in counted - entries.keys():  # nobody waits: a count left over (a missed leave) is put right
         KSR.htable.sht_seti(QUEUE, f"n:g{group_id}", 0)
+    in_turns = {}
     for group_id, calls in entries.items():
         in_turn, stale = policy_queue.in_turn(calls, now)
         for c in stale:
             KSR.htable.sht_rm(QUEUE, c.key)
         KSR.htable.sht_seti(QUEUE, f"n:g{group_id}", len(in_turn))  # the count follows the entries (each leave decrements it)
+        in_turns[group_id] = in_turn
+    KSR.htable.sht_seti(QUEUE, WAITING, sum(map(len, in_turns.values())))
+    for group_id, in_turn in in_turns.items():
         for call in in_turn:
-            if offer_waiting(snapshot, group_id, live) is None:
+            trace: list[str] = []
+            action = offer_waiting(snapshot, group_id, live, trace)
+            if action is None:
                 break  # nobody free for this group: the others wait too (in order)
+            _planned[call.key] = (action, trace)
             _g, index, label = call.key.split(":")
             KSR.tmx.t_continue(int(index), int(label), RESUME)
+            _planned.pop(call.key, None)  # not resumed (the caller gave up meanwhile): planned again next time
 
 
 def mark_registered(user_id: int, *aors: str) -> None:
@@ -282,9 +311,14 @@ def resume(ctx: dict, snapshot, live, device_timeout_ms: int) -> bool:
     q = ctx.get("queue")
     if not q:
         return False
+    planned = _planned.pop(q.get("key", ""), None)  # tick planned it a moment ago, in this process
     leave_queue(ctx)
     trace = ctx["trace"]
-    action = offer_waiting(snapshot, q["g"], live, trace)
+    if planned is not None:
+        action = planned[0]
+        trace.extend(planned[1])
+    else:
+        action = offer_waiting(snapshot, q["g"], live, trace)
     waited = time.time() - q["since"]
     if action is not None and start_offer(ctx, action, device_timeout_ms, snapshot, live):
         trace.append(f"a member is free after {waited:.1f} s of waiting")

@@ -466,10 +466,11 @@ def route_to_group(ctx: dict, action: RouteToGroup, method: str, nated: bool) ->
     if action.steps and acd.start_offer(ctx, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE):
         start_call(ctx, nated)
         return
-    if not action.steps:
-        prepare_call(ctx, nated)
-        if acd.hold(ctx, action, first=True):
-            return
+    if not action.steps or ctx.get("contested"):  # nobody free now, or every planned member taken by simultaneous calls
+        if action.queue_s:
+            prepare_call(ctx, nated)
+            if acd.hold(ctx, action, first=True):
+                return
         ctx["trace"].append("the call cannot wait")
     else:
         ctx["trace"].append("no member of the group has a registered device")

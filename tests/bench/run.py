@@ -51,6 +51,7 @@ CALLER, CALLEE = "100", "200"  # SIP usernames, also the extensions on the KEMI 
 GROUP_EXT, AGENTS = "300", 50  # the hunt group of the group-call benchmark: the first 50 users are its agents
 MAX_FAILED = 0.005
 GROUP = "KEMI group"
+QUEUE_S = 20  # the group's callers wait up to this long for a free agent (ringing), as in a call center
 
 
 def password(user: str) -> str:
@@ -200,7 +201,7 @@ def provision_kemi(node: TestNode, n: int) -> None:
         s.commit()
         caller_id, callee_id, agent_ids = users[-2].id, users[-1].id, [u.id for u in users[:AGENTS]]
     engine.dispose()
-    node.rpc("group.create", tenant_id=t_id(node), name="Bench group", extension=GROUP_EXT, skills={"de": 2},
+    node.rpc("group.create", tenant_id=t_id(node), name="Bench group", extension=GROUP_EXT, skills={"de": 2}, queue_s=QUEUE_S,
              # agents on a call may be offered the next one (call waiting): with zero-length calls 50 agents
              # would otherwise bound the figure by their holding time (50 / ~80 ms), not by the routing
              rings=[{"members": [{"user_id": a} for a in agent_ids], "strategy": "longest_idle", "wait_s": 20, "member_s": 5,
@@ -298,10 +299,18 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-scrape", action="store_true", help="without the scrape benchmark (tests/bench/scrape.py)")
     ap.add_argument("--only-scrape", action="store_true", help="only the scrape benchmark")
     ap.add_argument("--held-calls", type=int, default=1000, help="calls in progress during the scrape benchmark")
+    ap.add_argument("--only-group", action="store_true", help="only hunt-group calls vs the node's plain calls (tests/bench/group.py)")
+    ap.add_argument("--group-cpu-only", action="store_true", help="with --only-group: no capacity search, only the fixed-rate CPU comparison")
     ap.add_argument("--fraud-cpu-only", action="store_true", help="with --only-fraud: no capacity search, only the fixed-rate CPU comparison")
-    ap.add_argument("--cpu-rounds", type=int, default=3, help="rounds of the fixed-rate CPU comparison (fraud)")
-    ap.add_argument("--cpu-seconds", type=int, default=8, help="seconds per round of the fixed-rate CPU comparison (fraud)")
+    ap.add_argument("--cpu-rounds", type=int, default=3, help="rounds of the fixed-rate CPU comparison (fraud, group)")
+    ap.add_argument("--cpu-seconds", type=int, default=8, help="seconds per round of the fixed-rate CPU comparison (fraud, group)")
     args = ap.parse_args(argv)
+    if args.only_group:
+        from tests.bench import group
+
+        save(group.run(users=args.users, duration=args.duration or 20, start_rate=args.start_rate, max_rate=args.max_rate,
+                       search=not args.group_cpu_only, cpu_rounds=args.cpu_rounds, cpu_seconds=args.cpu_seconds))
+        return 0
     if args.only_scrape:
         from tests.bench import scrape
 

@@ -126,3 +126,61 @@ class DigestClient:
 
     def send_raw(self, text: str) -> Reply | None:
         return self._send(text.replace("{ip}", self.ip).replace("{port}", str(self.port)))
+
+
+class EagerPhone:
+    """A phone (UAS) that answers the first INVITE with its 200 OK sent twice at once — what a phone
+    does when it retransmits its answer before the ACK arrives — then answers the BYE. Runs in a thread
+    on the port the phone registered from; `received` lists the methods it got, in order."""
+
+    def __init__(self, port: int, media_port: int, timeout: float = 20.0):
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.settimeout(0.5)
+        self.port, self.media_port, self.timeout = port, media_port, timeout
+        self.received: list[str] = []
+        self.answers_sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _reply_to(text: str, code: str, to_tag: str, extra: str = "", body: str = "") -> str:
+        head = text.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
+        keep = [h for h in head if h.split(":", 1)[0].strip().lower() in ("via", "v", "from", "f", "call-id", "i", "cseq", "record-route")]
+        to = next(h for h in head if h.split(":", 1)[0].strip().lower() in ("to", "t"))
+        if ";tag=" not in to:
+            to += f";tag={to_tag}"
+        return f"SIP/2.0 {code}\r\n" + "\r\n".join(keep + [to]) + f"\r\n{extra}Content-Length: {len(body)}\r\n\r\n{body}"
+
+    def _run(self) -> None:
+        import time
+
+        deadline, tag, answered = time.monotonic() + self.timeout, uuid.uuid4().hex[:8], False
+        while time.monotonic() < deadline:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            text = data.decode(errors="replace")
+            method = text.split(" ", 1)[0]
+            self.received.append(method)
+            if method == "INVITE" and not answered:
+                answered = True
+                sdp = (f"v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                       f"m=audio {self.media_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+                ok = self._reply_to(text, "200 OK", tag, f"Contact: <sip:127.0.0.1:{self.port}>\r\nContent-Type: application/sdp\r\n", sdp)
+                for _ in range(2):
+                    self.sock.sendto(ok.encode(), peer)
+                    self.answers_sent += 1
+            elif method == "BYE":
+                self.sock.sendto(self._reply_to(text, "200 OK", tag).encode(), peer)
+                return
+
+    def wait(self, timeout: float = 25.0) -> bool:
+        """True when the call was answered and ended with a BYE."""
+        self.thread.join(timeout)
+        self.sock.close()
+        return "BYE" in self.received

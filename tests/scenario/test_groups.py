@@ -107,6 +107,34 @@ def test_wrap_up_makes_the_agent_skip_exactly_the_calls_inside_the_window(node, 
     assert any("in wrap-up" in t for c in cdrs for t in c["trace"])
 
 
+def test_an_agent_whose_answer_was_retransmitted_is_free_again_after_the_call(node, sipp, pbx_user, public):
+    """A phone that sends its 200 twice (a retransmission before the ACK arrived): the agent is counted
+    once — busy during the call, free after it (the second 200 used to release the offer once more and
+    count the agent busy for good: the group's calls never reached them again)."""
+    from tests.harness.raw_sip import EagerPhone
+
+    _, alice, _ = pbx_user()
+    agent = pbx_user()
+    g = make_group(node, public, [([agent[0]], {"strategy": "top_down", "wait_s": 10, "member_s": 5})])
+    wait_snapshot(node)
+    assert sipp.register(agent[1]).ok
+    phone = EagerPhone(agent[1].port, agent[1].media_port)
+    r = sipp.caller(alice, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert phone.wait() and phone.answers_sent == 2
+
+    def state():
+        q = next(x for x in node.rpc("queue.status")["items"] if x["group_id"] == g["id"])
+        return {a["user_id"]: a["state"] for a in q["agents"]}[agent[0]["id"]]
+
+    assert wait_for(lambda: state() == "available", timeout=5), state()
+    for _ in range(2):  # and the group's next calls reach them
+        answer = sipp.callee(agent[1], "answer")
+        r = sipp.caller(alice, g["extension"], hold_ms=300)
+        assert r.ok, r.output[-2000:]
+        assert sipp.wait(answer).ok
+
+
 def test_longest_idle_offers_the_agent_whose_last_call_ended_longest_ago(node, sipp, pbx_user, public):
     _, alice, _ = pbx_user()
     a, b, c = pbx_user(), pbx_user(), pbx_user()
