@@ -8,6 +8,7 @@ without anyone acting.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 
 from sqlalchemy.engine import Engine
@@ -22,6 +23,15 @@ log = logging.getLogger("callmanager.live")
 PUSH_LOCK = threading.RLock()
 
 
+LIVE_VERSION = "ver:live"  # htable acd: changed after every write of a status or log-in (Kamailio's workers keep what they read until it changes)
+
+
+def bump_version(kamailio: KamailioRpc) -> None:
+    """Tell Kamailio's workers that statuses or log-ins changed (they read them again on the next group call).
+    A random value, not a count: Kamailio's feature codes increment the same key, and any change will do."""
+    kamailio.call("htable.seti", "acd", LIVE_VERSION, random.randrange(1, 2**31))
+
+
 def push_status(kamailio: KamailioRpc, user_id: int, status: str, key: str | None = None) -> bool:
     """Set one user's status in Kamailio; False when Kamailio is not reachable (the sync will repeat it)."""
     key = key or f"u{user_id}"
@@ -29,7 +39,7 @@ def push_status(kamailio: KamailioRpc, user_id: int, status: str, key: str | Non
         return _push_status(kamailio, key, status)
 
 
-def _push_status(kamailio: KamailioRpc, key: str, status: str) -> bool:
+def _push_status(kamailio: KamailioRpc, key: str, status: str, bump: bool = True) -> bool:
     try:
         if status == "online":
             try:
@@ -39,6 +49,8 @@ def _push_status(kamailio: KamailioRpc, key: str, status: str) -> bool:
                     raise
         else:
             kamailio.call("htable.sets", "status", key, status)
+        if bump:
+            bump_version(kamailio)
         return True
     except KamailioRpcError as exc:
         log.info("status %s not pushed now (%s); the periodic sync will", key, exc)
@@ -56,7 +68,7 @@ def push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: bo
         return _push_login(kamailio, group_id, user_id, logged_in)
 
 
-def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: bool) -> bool:
+def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: bool, bump: bool = True) -> bool:
     key = f"out:g{group_id}:u{user_id}"
     try:
         if logged_in:
@@ -67,6 +79,8 @@ def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: b
                     raise
         else:
             kamailio.call("htable.seti", "acd", key, 1)
+        if bump:
+            bump_version(kamailio)
         return True
     except KamailioRpcError as exc:
         log.info("log-in state of user %s in group %s not pushed now (%s); the periodic sync will", user_id, group_id, exc)
@@ -90,19 +104,26 @@ class LiveStateSync:
             logins = s.exec(select(AgentLogin.group_id, AgentLogin.user_id).where(AgentLogin.logged_in == False)).all()  # noqa: E712
             groups = s.exec(select(HuntGroup.id, HuntGroup.status).where(HuntGroup.status != "online")).all()
         pushed = 0
-        for user_id, status in rows:
-            if not push_status(self.kamailio, user_id, status):
-                return pushed
-            pushed += 1
-        for group_id, user_id in logins:
-            if not push_login(self.kamailio, group_id, user_id, False):
-                return pushed
-            pushed += 1
-        for group_id, status in groups:
-            if not push_group_status(self.kamailio, group_id, status):
-                return pushed
-            pushed += 1
-        return pushed
+        try:
+            for user_id, status in rows:
+                if not _push_status(self.kamailio, f"u{user_id}", status, bump=False):
+                    return pushed
+                pushed += 1
+            for group_id, user_id in logins:
+                if not _push_login(self.kamailio, group_id, user_id, False, bump=False):
+                    return pushed
+                pushed += 1
+            for group_id, status in groups:
+                if not _push_status(self.kamailio, f"g{group_id}", status, bump=False):
+                    return pushed
+                pushed += 1
+            return pushed
+        finally:
+            if pushed:  # once per round (a restarted Kamailio gets its statuses back; its workers read them)
+                try:
+                    bump_version(self.kamailio)
+                except KamailioRpcError as exc:
+                    log.info("live-state version not changed now (%s)", exc)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="live-state-sync", daemon=True)

@@ -70,8 +70,11 @@ class GroupRuleIn(BaseModel):
     when: Literal["in", "outside"] = "in"
 
 
+MAX_RINGS = 10  # stages per group (each ring's circular pointer is read on every call, kemi/shell/ksr_read.py)
+
+
 class GroupFields(Params):
-    rings: list[RingIn] | None = Field(None, min_length=1)
+    rings: list[RingIn] | None = Field(None, min_length=1, max_length=MAX_RINGS)
     overflow_user_id: int | None = Field(None, ge=0, description="0 clears")
     overflow_number: str | None = Field(None, description="'' clears")
     overflow_group_id: int | None = Field(None, ge=0, description="0 clears")
@@ -93,7 +96,7 @@ class GroupCreate(GroupFields):
     tenant_id: Id | None = None
     name: Name
     extension: str = Field(pattern=r"^[0-9]{2,8}$")
-    rings: list[RingIn] = Field(min_length=1)
+    rings: list[RingIn] = Field(min_length=1, max_length=MAX_RINGS)
 
 
 class GroupUpdate(GroupFields):

@@ -60,6 +60,7 @@ class Group(NamedTuple):
     forwarding: tuple = ()  # ForwardRules: unconditional, dnd, away (the group's own status); time plans for night service
     all_members: tuple[int, ...] = ()  # every ring's members once, in order (computed when the snapshot is read)
     devices: Mapping[int, tuple[str, ...]] | None = None  # members added as one SIP account: only these AORs ring
+    levels: Mapping[int, int] | None = None  # with required skills: the qualified members' levels (computed when the snapshot is read)
 
 
 class GroupLive(NamedTuple):
@@ -120,7 +121,7 @@ def available(state: AgentState, ring: Ring) -> tuple[bool, str]:
     return not why, why
 
 
-def _levels(skills: Mapping[int, Mapping[str, int]], candidates: list[int], required: Mapping[str, int]) -> dict[int, int]:
+def qualified_levels(skills: Mapping[int, Mapping[str, int]], candidates, required: Mapping[str, int]) -> dict[int, int]:
     """The qualified candidates and their level (the lowest of their required skills)."""
     out = {}
     for m in candidates:
@@ -175,7 +176,7 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
             else:
                 skipped.append(f"{m} ({why_not(st, skip_busy, skip_dnd)})")
         if group.skills and candidates:
-            levels = _levels(skills, candidates, group.skills)
+            levels = group.levels if group.levels is not None else qualified_levels(skills, candidates, group.skills)
             best = [m for m in candidates if m in levels]
             if best or not group.skills_fallback:
                 if ring.strategy == "broadcast":

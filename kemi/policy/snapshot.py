@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
 from .forwarding import ForwardRule
-from .hunting import Group, Ring
+from .hunting import Group, Ring, qualified_levels
 from .numbering import DestClass, Plan
 from .fraud import DEFAULT_POLICY
 from .timeplan import TimePlan, TimeRange
@@ -271,7 +271,9 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             )
             for g in doc.get("groups", ())
         }
+        skills = {int(k): dict(v) for k, v in doc.get("skills", {}).items()}
         groups = {gid: g._replace(all_members=tuple(dict.fromkeys(m for r in g.rings for m in r.members))) for gid, g in groups.items()}
+        groups = {gid: g._replace(levels=qualified_levels(skills, g.all_members, g.skills)) if g.skills else g for gid, g in groups.items()}
         group_extensions = {(int(g["tenant_id"]), str(g["extension"])): int(g["id"]) for g in doc.get("groups", ())}
         time_plans = {
             int(p["id"]): TimePlan(
@@ -325,7 +327,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             time_plans=time_plans,
             groups=groups,
             group_extensions=group_extensions,
-            skills={int(k): dict(v) for k, v in doc.get("skills", {}).items()},
+            skills=skills,
             callback_agents=_callback_agents(groups),
             agents=frozenset(m for g in groups.values() for m in g.all_members),
             no_device=frozenset(m for g in groups.values() for m in g.all_members if m not in users or not users[m].aors),

@@ -18,9 +18,15 @@ _SEP = " "  # no space is legal in a method, URI user or host, address, port, Ca
 _NULL = "<null>"  # how Kamailio prints an absent value
 # Hunt-group members read per crossing. Every $sht in a $_s takes one of Kamailio's pv print
 # buffers (a ring of pv_buffer_slots, kamailio.cfg), and so does the $_s itself: with more $sht
-# than slots the ring wraps and overwrites the result. 28 members x 5 + 3 = 143 < 160 slots.
-PER_AGENT = 5
-AGENT_CHUNK = 28
+# than slots the ring wraps and overwrites the result. A call reads each member's last call, offers
+# and calls: 1 + 45 x 3 + (rings + 2) < 160 slots for up to 20 rings. Their status and log-in
+# (pushed, they change rarely) are read again only when the version `acd=>ver:live` changed: 70 x 2.
+PER_AGENT = 3
+AGENT_CHUNK = 45
+PUSHED_CHUNK = 70
+LIVE_VERSION = "ver:live"
+_NOTHING = ("", "0")  # a counter or flag that is absent or zero
+_ONLINE = ("", "")  # a member with no status and no log-out mark
 
 
 class Message(NamedTuple):
@@ -154,9 +160,13 @@ class KsrLiveView:
 
     def __init__(self) -> None:
         self._reads: dict[tuple, list[tuple[str, tuple[int, ...], int]]] = {}  # the $_s formats of a group's read
+        self._pushed_reads: dict[tuple, list[tuple[str, tuple[int, ...]]]] = {}  # ... and of its members' status and log-in
+        self._pushed: dict[tuple, tuple[str, dict]] = {}  # group's read -> (version, member -> (status, logged-out mark))
+        self._states: dict[tuple, object] = {}  # a member's five values as read -> their AgentState (outside wrap-up): parsed once
 
     def _group_reads(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> list[tuple[str, tuple[int, ...], int]]:
-        """(format, members, values expected) per crossing; built once per group and member list."""
+        """(format, members, values expected) per crossing: the version of the pushed values, then each member's last
+        call, offers and calls, then the group's pointers, waiting calls and status; built once per group and member list."""
         key = (group_id, user_ids, rings)
         reads = self._reads.get(key)
         if reads is None:
@@ -164,39 +174,83 @@ class KsrLiveView:
             reads = []
             for start in range(0, max(len(user_ids), 1), AGENT_CHUNK):
                 chunk = user_ids[start:start + AGENT_CHUNK]
-                parts = [f"$sht({name})" for u in chunk for name in (f"status=>u{u}", f"acd=>out:g{group_id}:u{u}", f"acd=>end:u{u}",
-                                                                      f"acdoffer=>u{u}", f"acdbusy=>u{u}")]
+                parts = [f"$sht(acd=>{LIVE_VERSION})"] if start == 0 else []
+                parts += [f"$sht({name})" for u in chunk for name in (f"acd=>end:u{u}", f"acdoffer=>u{u}", f"acdbusy=>u{u}")]
                 if start + AGENT_CHUNK >= len(user_ids):
                     parts += tail
                 reads.append(("$_s(" + _SEP.join(parts) + ")", chunk, len(parts)))
+            pushed = []
+            for start in range(0, len(user_ids), PUSHED_CHUNK):
+                chunk = user_ids[start:start + PUSHED_CHUNK]
+                parts = [f"$sht({name})" for u in chunk for name in (f"status=>u{u}", f"acd=>out:g{group_id}:u{u}")]
+                pushed.append(("$_s(" + _SEP.join(parts) + ")", chunk))
             if len(self._reads) > 4096:  # member lists change with the configuration: drop old ones now and then
                 self._reads.clear()
+                self._pushed_reads.clear()
+                self._pushed.clear()
             self._reads[key] = reads
+            self._pushed_reads[key] = pushed
         return reads
+
+    def _pushed_values(self, key: tuple, version: str) -> dict:
+        """The members' status and log-in marks (set by the control plane and feature codes, which change the
+        version with every write): read again only when the version changed since this worker last read them."""
+        known = self._pushed.get(key)
+        if known is not None and known[0] == version and version:
+            return known[1]
+        values: dict = {}
+        for fmt, chunk in self._pushed_reads[key]:
+            got = (KSR.pv.gete(fmt) or "").replace(_NULL, "").split(_SEP)
+            if len(got) != 2 * len(chunk):
+                KSR.warn(f"callmanager: status of group {key[0]}'s members unreadable ({len(got)} of {2 * len(chunk)} values)\n")
+                return {}  # unreadable: everyone counts as online and logged in (not kept: read again on the next call)
+            for u, status, out in zip(chunk, got[0::2], got[1::2]):
+                if status or out not in _NOTHING:
+                    values[u] = (status, out)
+        self._pushed[key] = (version, values)
+        return values
 
     def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
         """Every member's status, log-in, wrap-up, last call, offers and calls, the circular pointers,
-        the calls waiting and the group's own status: one crossing per AGENT_CHUNK members."""
+        the calls waiting and the group's own status: one crossing per AGENT_CHUNK members (status and
+        log-in only when they changed)."""
         from kemi.policy.hunting import FREE, AgentState, GroupLive
 
         states = {}
         now = time.time()
         values: list[str] = []
-        for fmt, chunk, expected in self._group_reads(group_id, user_ids, rings):
+        known = self._states
+        pushed: dict = {}
+        key = (group_id, user_ids, rings)
+        for i, (fmt, chunk, expected) in enumerate(self._group_reads(group_id, user_ids, rings)):
             values = (KSR.pv.gete(fmt) or "").replace(_NULL, "").split(_SEP)
             if len(values) != expected:
                 KSR.warn(f"callmanager: live state of group {group_id} unreadable ({len(values)} of {expected} values)\n")
                 values = [""] * expected  # unreadable: everyone counts as available, the claims still prevent double offers
-            for i, u in enumerate(chunk):
-                status, out, end, offered, busy = values[PER_AGENT * i:PER_AGENT * i + PER_AGENT]
-                if not (status or out or end) and offered in ("", "0") and busy in ("", "0"):
-                    states[u] = FREE  # nothing known about them: the common case, no object built
+            if i == 0:  # the first crossing starts with the version of the pushed values
+                version = values.pop(0)
+                # no version: nothing was ever pushed into this Kamailio (or the read failed): nobody away or logged out
+                pushed = self._pushed_values(key, version) if version else {}
+            n = PER_AGENT * len(chunk)
+            get = pushed.get
+            for u, end, offered, busy in zip(chunk, values[0:n:PER_AGENT], values[1:n:PER_AGENT], values[2:n:PER_AGENT]):
+                status, out = get(u, _ONLINE)
+                if not (status or out or end) and offered in _NOTHING and busy in _NOTHING:
+                    states[u] = FREE  # nothing known about them: no object built
                     continue
-                last_end, _, wrap_until = end.partition(":")
-                states[u] = AgentState(logged_in=out in ("", "0"), status=status or "online",
-                                       wrapup=wrap_until.isdigit() and int(wrap_until) > now,
-                                       last_end=float(last_end) if last_end.isdigit() else 0.0, offered=offered not in ("", "0"),
+                state_key = (status, out, end, offered, busy)
+                state = known.get(state_key)
+                if state is None:
+                    last_end, _, wrap_until = end.partition(":")
+                    wrap = int(wrap_until) if wrap_until.isdigit() else 0
+                    state = AgentState(logged_in=out in _NOTHING, status=status or "online", wrapup=wrap > now,
+                                       last_end=float(last_end) if last_end.isdigit() else 0.0, offered=offered not in _NOTHING,
                                        busy=busy.isdigit() and busy != "0")
+                    if wrap <= now:  # not in wrap-up: the same values mean the same state from now on
+                        if len(known) > 50000:
+                            known.clear()
+                        known[state_key] = state
+                states[u] = state
         last_values = values[PER_AGENT * len(chunk):] if user_ids else values
         pointers = {i: int(v) for i, v in enumerate(last_values[:rings]) if v.isdigit()}
         waiting, group_status = (last_values[rings:rings + 2] + ["", ""])[:2]

@@ -263,6 +263,8 @@ def feature_code(ctx: dict, fc: FeatureCode) -> None:
         KSR.htable.sht_seti("acd", f"out:g{fc.value}:u{fc.user_id}", 1)
     elif fc.kind == "group_login":
         KSR.htable.sht_rm("acd", f"out:g{fc.value}:u{fc.user_id}")
+    if fc.kind in ("dnd_on", "dnd_off", "group_logout", "group_login"):
+        KSR.htable.sht_inc("acd", read.LIVE_VERSION)  # the workers read statuses and log-ins again on their next group call
     ctx["feature"] = {"user_id": fc.user_id, "kind": fc.kind, "value": fc.value}
     finish_locally(ctx, Reject(603, fc.reply, f"feature code done: {fc.reply}"), "INVITE")
 
