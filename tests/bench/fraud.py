@@ -26,7 +26,7 @@ from sqlmodel import Session
 from controlplane.db.models import SipAccount, Tenant, User
 from controlplane.db.session import make_engine
 from kemi.policy.auth import ha1, ha1b
-from tests.bench.run import HERE, call_rate_search, csv, offer_calls, password, stop
+from tests.bench.run import HERE, call_rate_search, csv, offer_calls, password, settle, stop
 from tests.harness.node import TestNode
 from tests.harness.ports import free_port, free_port_block
 from tests.harness.raw_sip import DigestClient, request
@@ -184,7 +184,7 @@ def run(duration: int = 20, start_rate: int = 200, max_rate: int = 5000, search:
                 steps[label].append(st)
                 print(f"  calls out {label:>10}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed -> "
                       f"{'sustained' if st['passed'] else 'not sustained'}", flush=True)
-                time.sleep(3)
+                time.sleep(settle(st))
                 try:
                     pending[label] = searches[label].send(st["passed"])
                 except StopIteration as done:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from controlplane.metrics.kamailio import parse_statistics
 from tests.bench.fraud import tree_cpu_s
-from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_rate_search, call_step, provision_kemi
+from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_rate_search, call_step, provision_kemi, settle
 from tests.harness.node import TestNode
 
 CODES = ("sl:", "tmx:")  # stateless replies by code, transactions by final class
@@ -77,7 +77,7 @@ def run(users: int = 20000, duration: int = 20, start_rate: int = 200, max_rate:
                 steps[label].append(st)
                 print(f"  calls {label:>6}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed, {st['elapsed_s']} s -> "
                       f"{'sustained' if st['passed'] else 'not sustained'} {st['replies']}", flush=True)
-                time.sleep(3)
+                time.sleep(settle(st))
                 try:
                     pending[label] = searches[label].send(st["passed"])
                 except StopIteration as done:
