@@ -19,7 +19,8 @@ from . import ksr_apply as apply
 
 TABLE, CALLS, RUNNING, MARK = "fraud", "fraudcalls", "fraudrun", "cm_fraud"
 _DIALOG = "$_s($dlg(h_entry):$dlg(h_id))"  # the current dialog's id, as dlg.end_dlg takes it
-_ACKED = f"$_s($dlg_var({MARK}) $dlg_var(cm_answer_ts) $dlg(h_entry):$dlg(h_id))"
+_ACKED = f"$_s($dlg_var({MARK}) $dlg_var(cm_answer_ts) $dlg(h_entry):$dlg(h_id) $dlg(state))"
+_LIVE = ("3", "4")  # dialog states: answered (no ACK yet), confirmed; 5 is ended
 
 
 def admit(snap, tenant_id: int, user_id: int) -> str:
@@ -46,10 +47,16 @@ def answered(mark: str) -> None:
 
 def acked() -> None:
     """An in-dialog ACK: a call out (it carries its mark) is listed for the spend monitor, priced from its answer.
-    Idempotent (a re-INVITE's ACK writes the same). One crossing for any other call."""
-    mark, answered, dialog = ((KSR.pv.gete(_ACKED) or "").replace("<null>", "").split(" ") + ["", "", ""])[:3]
-    if mark and answered:
+    Idempotent (a re-INVITE's ACK writes the same). One crossing for any other call.
+    The caller's ACK and BYE can be handled at the same moment by two workers (a call hung up as it is answered):
+    a dialog already ended is not listed, and one that ends while it is being listed is taken off again here
+    (its end event may have removed the item just before it was written) — otherwise it stayed listed, priced as
+    running, for a day."""
+    mark, answered, dialog, state = ((KSR.pv.gete(_ACKED) or "").replace("<null>", "").split(" ") + ["", "", "", ""])[:4]
+    if mark and answered and state in _LIVE:
         KSR.htable.sht_sets(RUNNING, dialog, f"{mark}:{answered.partition('/')[0]}")
+        if str(KSR.pv.get("$dlg(state)")) not in _LIVE:
+            KSR.htable.sht_rm(RUNNING, dialog)
 
 
 def ended(tenant_id: int, user_id: int) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from .ports import free_port, free_port_block
 
 SCEN = Path(__file__).resolve().parents[1] / "scenario" / "sipp"
+LOAD = Path(__file__).resolve().parents[1] / "bench"  # the benchmark's load scenarios (short calls, as fast as asked)
 
 
 def _read(name: str) -> str:
@@ -152,6 +153,24 @@ class Sipp:
         fut = pool.submit(self.caller, phone, dial, **kw)
         pool.shutdown(wait=False)
         return fut
+
+    def load(self, phones: list[Phone], dial: str, calls: int, rate: int, timeout_s: int = 60) -> "SippResult":
+        """`calls` short calls (answered, ACK and BYE at once) at `rate` per second from these phones in turn (sent
+        from the first one's address), as the benchmark's load."""
+        f = tempfile.NamedTemporaryFile("w", dir=self.workdir, prefix="inf", suffix=".csv", delete=False)
+        f.write("SEQUENTIAL\n" + "".join(p.csv_line(dial) + "\n" for p in phones))
+        f.close()
+        argv = self._argv(LOAD / "uac_call_load.xml", phones[0], ["-inf", f.name, "-r", str(rate), "-l", str(rate * 5)], timeout_s)
+        argv[argv.index("-m") + 1] = str(calls)
+        return self.run(argv, timeout_s)
+
+    def answering_server(self, phone: Phone, timeout_s: int = 60) -> subprocess.Popen:
+        """A callee (a carrier) answering every call at once until stopped."""
+        argv = self._argv(LOAD / "uas_answer_load.xml", phone, [], timeout_s)
+        del argv[argv.index("-m"):argv.index("-m") + 2]
+        proc = self.start(argv)
+        time.sleep(0.3)
+        return proc
 
     @staticmethod
     def wait(proc: subprocess.Popen, timeout_s: int = 30) -> "SippResult":

@@ -202,3 +202,27 @@ def test_an_account_cooling_down_after_failed_passwords_still_makes_emergency_ca
     assert r.ok, r.output[-1500:]
     assert sipp.wait(uas).ok
     node.rpc("fraud.lift_cooldown", id=next(a["id"] for a in node.rpc("sip_account.list", user_id=user["id"])["items"]), reason="test")
+
+
+def test_calls_hung_up_as_they_are_answered_leave_no_call_priced_as_running(node, sipp, trunks, pbx_user, policy):
+    """A caller whose ACK and BYE leave together (hung up as the call is answered) has both handled at the same moment
+    by two Kamailio workers: the call must not stay listed for the spend monitor (priced as running for a day, it
+    would have run up the account's spend and locked it)."""
+    phones = [pbx_user()[1] for _ in range(12)]  # 110 calls each: within the hard cap of 120 attempts a minute per user
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    policy(user={"max_concurrent": 50, "attempts_per_minute": 120, "attempts_per_hour": 2000},
+           tenant={"max_concurrent": 500, "attempts_per_minute": 5000, "attempts_per_hour": 50000})
+    uas = sipp.answering_server(carrier)
+    try:
+        r = sipp.load(phones, "0301234567", calls=1320, rate=300)
+    finally:
+        uas.terminate()
+        uas.wait(10)
+    assert r.ok, r.output[-1500:]
+
+    def running():
+        return [i["name"] for slot in node.kamailio_rpc("htable.dump", "fraudrun") or [] for i in slot.get("slot", [])]
+
+    time.sleep(2)  # the last calls' ends
+    assert wait_for(lambda: not running(), timeout=5), f"{len(running())} ended calls still listed as running"

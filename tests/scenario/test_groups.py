@@ -223,6 +223,30 @@ def test_agent_logs_out_and_in_from_the_phone(node, sipp, pbx_user, public):
     assert sipp.caller(a[1], "*41999", expect=404).ok  # not a group of theirs
 
 
+def test_log_in_changes_by_the_api_reach_the_next_calls_after_the_workers_have_read_the_group(node, sipp, pbx_user, public):
+    """Kamailio's workers keep the members' status and log-in they read until the control plane changes their version."""
+    _, alice, _ = pbx_user()
+    a, b = pbx_user(), pbx_user()
+    g = make_group(node, public, [([a[0], b[0]], {"strategy": "top_down", "wait_s": 10, "member_s": 5})])
+    wait_snapshot(node)
+    assert sipp.register(a[1]).ok and sipp.register(b[1]).ok
+
+    def answered_by(phone) -> None:
+        answer = sipp.callee(phone, "answer")
+        r = sipp.caller(alice, g["extension"], hold_ms=200)
+        assert r.ok, r.output[-2000:]
+        assert sipp.wait(answer).ok
+
+    for _ in range(2):  # both workers have read the group: a (top) takes the calls
+        answered_by(a[1])
+    node.rpc("agent.logout", group_id=g["id"], user_id=a[0]["id"])
+    for _ in range(2):
+        answered_by(b[1])
+    node.rpc("agent.login", group_id=g["id"], user_id=a[0]["id"])
+    for _ in range(2):
+        answered_by(a[1])
+
+
 def test_callback_recognition_offers_the_agent_who_called_first(node, sipp, pbx_user, public, trunks):
     from tests.scenario.conftest import CARRIER_IP
 
