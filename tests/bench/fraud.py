@@ -26,7 +26,7 @@ from sqlmodel import Session
 from controlplane.db.models import SipAccount, Tenant, User
 from controlplane.db.session import make_engine
 from kemi.policy.auth import ha1, ha1b
-from tests.bench.run import HERE, call_rate_search, csv, offer_calls, password, settle, stop
+from tests.bench.run import HERE, csv, offer_calls, password, searches_in_turns, stop
 from tests.harness.node import TestNode
 from tests.harness.ports import free_port, free_port_block
 from tests.harness.raw_sip import DigestClient, request
@@ -174,22 +174,18 @@ def run(duration: int = 20, start_rate: int = 200, max_rate: int = 5000, search:
         for label, n in nodes.items():
             n.start()
             provision(n, ports[label])
-        searches = {label: call_rate_search(start_rate, max_rate) for label in nodes} if search else {}
-        pending = {label: next(g) for label, g in searches.items()}
         best: dict[str, tuple] = {label: (None,) for label in nodes}
         steps: dict[str, list] = {label: [] for label in nodes}
-        while pending:
-            for label in list(pending):
-                st = step(nodes[label], ports[label], pending[label], duration, work)
-                steps[label].append(st)
-                print(f"  calls out {label:>10}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed -> "
-                      f"{'sustained' if st['passed'] else 'not sustained'}", flush=True)
-                time.sleep(settle(st))
-                try:
-                    pending[label] = searches[label].send(st["passed"])
-                except StopIteration as done:
-                    best[label] = done.value
-                    del pending[label]
+
+        def run_step(label: str, rate: int) -> dict:
+            st = step(nodes[label], ports[label], rate, duration, work)
+            steps[label].append(st)
+            print(f"  calls out {label:>10}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed -> "
+                  f"{'sustained' if st['passed'] else 'not sustained'}", flush=True)
+            return st
+
+        if search:
+            best.update(searches_in_turns(list(nodes), start_rate, max_rate, run_step))
         out["cpu"] = cpu_per_call(nodes, ports, work, seconds=cpu_seconds, rounds=cpu_rounds)
     finally:
         for n in nodes.values():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from controlplane.metrics.kamailio import parse_statistics
 from tests.bench.fraud import tree_cpu_s
-from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_rate_search, call_step, provision_kemi, settle
+from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_step, provision_kemi, searches_in_turns
 from tests.harness.node import TestNode
 
 CODES = ("sl:", "tmx:")  # stateless replies by code, transactions by final class
@@ -66,23 +66,18 @@ def run(users: int = 20000, duration: int = 20, start_rate: int = 200, max_rate:
                   flush=True)
         ratios = sorted(round(g / p, 3) for g, p in zip(cpu["group"]["total_ms"], cpu["plain"]["total_ms"]))
         print(f"  CPU per call group / plain per round: {ratios}", flush=True)
-        searches = {label: call_rate_search(start_rate, max_rate) for label in targets} if search else {}
-        pending = {label: next(g) for label, g in searches.items()}
-        while pending:
-            for label in list(pending):
-                dial, callees = targets[label]
-                r0 = replies(node)
-                st = call_step(port, pending[label], duration, work, dial, callees)
-                st["replies"] = {k: v - r0.get(k, 0) for k, v in replies(node).items() if v != r0.get(k, 0)}
-                steps[label].append(st)
-                print(f"  calls {label:>6}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed, {st['elapsed_s']} s -> "
-                      f"{'sustained' if st['passed'] else 'not sustained'} {st['replies']}", flush=True)
-                time.sleep(settle(st))
-                try:
-                    pending[label] = searches[label].send(st["passed"])
-                except StopIteration as done:
-                    best[label] = done.value
-                    del pending[label]
+        def run_step(label: str, rate: int) -> dict:
+            dial, callees = targets[label]
+            r0 = replies(node)
+            st = call_step(port, rate, duration, work, dial, callees)
+            st["replies"] = {k: v - r0.get(k, 0) for k, v in replies(node).items() if v != r0.get(k, 0)}
+            steps[label].append(st)
+            print(f"  calls {label:>6}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed, {st['elapsed_s']} s -> "
+                  f"{'sustained' if st['passed'] else 'not sustained'} {st['replies']}", flush=True)
+            return st
+
+        if search:
+            best.update(searches_in_turns(list(targets), start_rate, max_rate, run_step))
     finally:
         node.stop()
     meta = {"machine": f"{platform.node()}, {os.cpu_count()} cores", "date": datetime.now(timezone.utc).isoformat(), "users": users}

@@ -169,6 +169,24 @@ def call_rate_search(start: int, ceiling: int, precision: float = 0.08):
     return best, failed_at
 
 
+def searches_in_turns(labels, start: int, ceiling: int, run_step) -> dict[str, tuple]:
+    """One call-rate search per label, advanced in turns (step A, step B, ...) so that both see the same machine.
+    `run_step(label, rate)` runs, records and prints one step and returns it; returns label -> (best, first failed)."""
+    searches = {label: call_rate_search(start, ceiling) for label in labels}
+    pending = {label: next(gen) for label, gen in searches.items()}
+    results: dict[str, tuple] = {}
+    while pending:
+        for label in list(pending):
+            step = run_step(label, pending[label])
+            time.sleep(settle(step))
+            try:
+                pending[label] = searches[label].send(step["passed"])
+            except StopIteration as done:
+                results[label] = done.value
+                del pending[label]
+    return results
+
+
 def provision_kemi(node: TestNode, n: int) -> None:
     """n users with SIP accounts; a third of them with forwarding rules (some by a time plan with
     German holidays), another third with a VIP list, and the callee with busy and no-answer forwarding that the policy prepares
@@ -271,23 +289,15 @@ def measure(sides: dict[str, int], args, workdir: Path, group_port: int | None =
     if group_port is not None:
         targets[GROUP] = (group_port, GROUP_EXT, tuple(f"b{i}" for i in range(AGENTS)))
         out[GROUP] = {"steps": []}
-    searches = {label: call_rate_search(args.start_rate, args.max_rate) for label in targets}
-    pending = {label: next(gen) for label, gen in searches.items()}
-    results: dict[str, tuple] = {}
-    while pending:
-        for label in list(pending):
-            rate = pending[label]
-            port, dial, callees = targets[label]
-            step = call_step(port, rate, args.duration, workdir, dial, callees)
-            out[label]["steps"].append(step)
-            print(f"  calls {label:>9}: {rate:>5}/s offered: {step['ok']} ok, {step['failed']} failed, {step['elapsed_s']} s"
-                  f" -> {'sustained' if step['passed'] else 'not sustained'}", flush=True)
-            time.sleep(settle(step))
-            try:
-                pending[label] = searches[label].send(step["passed"])
-            except StopIteration as done:
-                results[label] = done.value
-                del pending[label]
+    def run_step(label: str, rate: int) -> dict:
+        port, dial, callees = targets[label]
+        step = call_step(port, rate, args.duration, workdir, dial, callees)
+        out[label]["steps"].append(step)
+        print(f"  calls {label:>9}: {rate:>5}/s offered: {step['ok']} ok, {step['failed']} failed, {step['elapsed_s']} s"
+              f" -> {'sustained' if step['passed'] else 'not sustained'}", flush=True)
+        return step
+
+    results = searches_in_turns(list(targets), args.start_rate, args.max_rate, run_step)
     return {label: {"storm": o.get("storm"), "calls": {"best": results[label][0], "first_failed": results[label][1], "steps": o["steps"]}}
             for label, o in out.items()}
 
