@@ -29,6 +29,9 @@ def test_group_errors_change_nothing(api, acme):
     assert api.err("group.create", token=admin, name="Empty", extension="601", rings=[ring()])[0] == "invalid_params"
     assert api.err("group.create", token=admin, name="X", extension="602", rings=[ring(stranger["id"])])[0] == "invalid_params"
     assert api.err("group.create", token=admin, name="X", extension="603", rings=[ring(alice, strategy="random")])[0] == "invalid_params"
+    eid, err = api.err("group.create", token=admin, name="X", extension="604", rings=[ring(alice)] * 11)  # at most 10 rings
+    assert eid == "invalid_params" and err["data"]["details"]["errors"][0]["field"] == "rings"
+    assert not [g for g in api.ok("group.list", token=admin)["items"] if g["extension"] == "604"]  # nothing written
     a = api.ok("group.create", token=admin, name="A", extension="610", rings=[ring(alice)])
     b = api.ok("group.create", token=admin, name="B", extension="611", rings=[ring(alice)], overflow_group_id=a["id"])
     eid, err = api.err("group.update", token=admin, id=a["id"], overflow_group_id=b["id"])
