@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 
 _handed_out: set[int] = set()
+_next_block = [10000]  # where free_port_block looks first: blocks are handed out one after the other
 
 
 def free_port(ip: str = "127.0.0.1") -> int:
@@ -27,13 +28,12 @@ def free_port(ip: str = "127.0.0.1") -> int:
 
 
 def free_port_block(n: int, ip: str = "127.0.0.1") -> int:
-    """Start of n consecutive ports nobody is bound to (for media ranges), below the kernel's ephemeral range;
-    the first such block from a random point on, so that a long run's many nodes all find one."""
-    import random
-
-    low, high = 20000, 32000
-    first = random.randrange(low, high - n, 2)
-    for start in [*range(first, high - n, 2), *range(low, first, 2)]:
+    """Start of n consecutive ports nobody is bound to (for media ranges), below the kernel's ephemeral range.
+    Blocks are handed out once per run, packed from the bottom (first fit): small blocks scattered at random
+    had fragmented the range until a node's 400-port block found no room late in a long run."""
+    low, high = 10000, 32000
+    after = _next_block[0]
+    for start in [*range(after, high - n, 2), *range(low, after, 2)]:
         if _handed_out & {start, start + n - 1} or any(p in _handed_out for p in range(start, start + n)):
             continue
         ok = True
@@ -49,5 +49,6 @@ def free_port_block(n: int, ip: str = "127.0.0.1") -> int:
                 break
         if ok:
             _handed_out.update(range(start, start + n))
+            _next_block[0] = start + n + n % 2
             return start
     raise RuntimeError("no free port block")
