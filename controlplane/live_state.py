@@ -16,14 +16,12 @@ from sqlmodel import Session, select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError
 from controlplane.db.models import AgentLogin, HuntGroup, User
+from kemi.policy.live import LIVE_VERSION
 
 log = logging.getLogger("callmanager.live")
 # One writer at a time into Kamailio's live state: the periodic sync holds it from reading the database to its last
 # push, so an API change committed meanwhile is pushed after the sync's (older) values, never overwritten by them.
 PUSH_LOCK = threading.RLock()
-
-
-LIVE_VERSION = "ver:live"  # htable acd: changed after every write of a status or log-in (Kamailio's workers keep what they read until it changes)
 
 
 def bump_version(kamailio: KamailioRpc) -> None:

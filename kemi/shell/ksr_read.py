@@ -14,6 +14,8 @@ import time
 
 import KSR
 
+from kemi.policy.live import LIVE_VERSION
+
 _SEP = " "  # no space is legal in a method, URI user or host, address, port, Call-ID, tag or realm
 _NULL = "<null>"  # how Kamailio prints an absent value
 # Hunt-group members read per crossing. Every $sht in a $_s takes one of Kamailio's pv print
@@ -24,7 +26,6 @@ _NULL = "<null>"  # how Kamailio prints an absent value
 PER_AGENT = 3
 AGENT_CHUNK = 45
 PUSHED_CHUNK = 70
-LIVE_VERSION = "ver:live"
 _NOTHING = ("", "0")  # a counter or flag that is absent or zero
 _ONLINE = ("", "")  # a member with no status and no log-out mark
 
