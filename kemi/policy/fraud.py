@@ -120,9 +120,15 @@ class Counters(NamedTuple):
     tenant_hour: int = 0
 
 
-def check_limits(policy: FraudPolicy, c: Counters) -> str:
-    """Why this external call is refused now ('' when it may go): concurrency and attempt rates."""
-    u, t = policy.user.capped("user"), policy.tenant.capped("tenant")
+def capped_limits(policy: FraudPolicy) -> tuple[Limits, Limits]:
+    """The user's and the tenant's limits in force (each within its hard cap): what check_limits compares with."""
+    return policy.user.capped("user"), policy.tenant.capped("tenant")
+
+
+def check_limits(policy: FraudPolicy, c: Counters, limits: tuple[Limits, Limits] | None = None) -> str:
+    """Why this external call is refused now ('' when it may go): concurrency and attempt rates.
+    `limits`: capped_limits(policy), when the caller keeps them (they change only with the policy)."""
+    u, t = limits or capped_limits(policy)
     if c.user_concurrent >= u.max_concurrent:
         return f"the user has {c.user_concurrent} external calls in progress (limit {u.max_concurrent})"
     if c.tenant_concurrent >= t.max_concurrent:

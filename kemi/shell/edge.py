@@ -2,8 +2,9 @@
 
 The verdicts are `kemi.policy.edge`'s; the counters live in htables every worker shares:
 - ban <ip> = <cause>:<end>: a banned source, dropped silently; the table's autoexpire lifts it;
-- edge r:<ip>:<bucket> (all requests) and s:<ip>:<bucket> (requests that did not authenticate,
-  minus successful authentications): two fixed buckets make a sliding window;
+- edge r:<ip>:<slot> (all requests, counted by the message read itself: the bucket index modulo SLOTS) and
+  s:<ip>:<bucket> (requests that did not authenticate, minus successful authentications): two fixed buckets
+  make a sliding window;
 - authfail acct:<user@realm> / src:<ip> / total (and total:REGISTER): failed digest authentications;
 - authlock until:<user@realm> = epoch seconds of the cool-down's end; n:<user@realm>: cool-downs
   within a day (each doubles the next); seen:<user@realm>:<ip>: a refused address reported once.
@@ -22,6 +23,7 @@ from kemi.policy.edge import EdgeSettings
 
 BAN, EDGE, AUTHFAIL, LOCK = "ban", "edge", "authfail", "authlock"
 _EXEMPT_CACHE = 4096  # source addresses remembered per snapshot (exempt or not)
+SLOTS = 64  # the request counters' keys cycle through 64 bucket slots (64 windows: their items expired long before)
 
 
 class Edge:
@@ -34,11 +36,13 @@ class Edge:
         self._agents: dict[str, str] = {}  # User-Agent -> the scanner it names ('' none): phones repeat theirs
         self._previous: dict[str, int] = {}  # "kind:ip" -> count of the previous bucket (read once per bucket and worker)
         self._previous_index = -1
+        self._window = policy.window(time.time(), settings.window_s)  # the current request's bucket (request_counter)
 
     # ------------------------------------------------------------ who is exempt
 
     def exempt(self, ip: str, snap) -> bool:
-        """Own nodes and SBCs (settings) and the trunks' addresses (snapshot) are never counted or banned."""
+        """Own nodes and SBCs (settings) and the trunks' addresses (snapshot) are never judged or banned (the message
+        read counts their requests too; nothing reads those counts)."""
         if snap.version != self._version or len(self._exempt) > _EXEMPT_CACHE:
             self._exempt, self._version = {}, snap.version
         known = self._exempt.get(ip)
@@ -49,8 +53,19 @@ class Edge:
 
     # ------------------------------------------------------------ every request
 
-    def admit(self, ip: str, banned: str, user_agent: str, snap) -> bool:
-        """False: drop the request without a word (banned, a scanner, or the source floods)."""
+    def request_counter(self) -> str:
+        """The htable item (a Kamailio name: $si is the source) the message read increments for this request ('' when
+        edge protection is off). Its key names the window bucket's slot (the bucket index modulo SLOTS): a bounded set
+        of names, so Kamailio parses each read format once; a slot comes round again long after its items expired."""
+        if not self.s.enabled:
+            return ""
+        now = time.time()
+        self._window = w = policy.window(now, self.s.window_s)
+        return f"{EDGE}=>r:$si:{w.index % SLOTS}"
+
+    def admit(self, ip: str, banned: str, user_agent: str, snap, requests: int = 0) -> bool:
+        """False: drop the request without a word (banned, a scanner, or the source floods). `requests`: the source's
+        count in the current bucket (this request included), incremented by the message read (`request_counter`)."""
         self.banned_now = ""
         if not self.s.enabled:
             return True
@@ -66,27 +81,34 @@ class Edge:
         if scanner:
             self.ban(ip, f"scanner user agent {user_agent[:60]!r}", kind="scanner")
             return False
-        if self._count("r", ip, self.s.max_requests):
+        w = self._window
+        if policy.needs_previous(requests, self.s.max_requests, w) and policy.over(
+                requests, self._previous_count("r", ip, w, (w.index - 1) % SLOTS), self.s.max_requests, w):
             self.ban(ip, f"more than {self.s.max_requests} requests in {self.s.window_s} s", kind="flood")
             return False
         return True
 
     def _count(self, kind: str, ip: str, limit: int, step: int = 1, weighted: bool = True) -> bool:
-        """Count one request of `kind` from ip; True when the sliding window is over `limit`. The previous
-        bucket is closed (requests count in the current one), so each worker reads it once per source."""
-        w = policy.window(time.time(), self.s.window_s)
+        """Count one request of `kind` from ip; True when the sliding window is over `limit`. In the request's
+        bucket (`request_counter` took it when the request was read)."""
+        w = self._window
         key = f"{kind}:{ip}:{w.index}"
         current = KSR.htable.sht_inc(EDGE, key) if step > 0 else KSR.htable.sht_dec(EDGE, key)
         if step < 0 or not policy.needs_previous(current, limit, w, weighted):
             return False
+        return policy.over(current, self._previous_count(kind, ip, w, w.index - 1), limit, w, weighted)
+
+    def _previous_count(self, kind: str, ip: str, w: policy.Window, previous_key: int) -> int:
+        """The source's count in the previous bucket: closed (requests count in the current one), so each worker
+        reads it once per source and bucket."""
         if w.index != self._previous_index:
             self._previous, self._previous_index = {}, w.index
         source = f"{kind}:{ip}"
         previous = self._previous.get(source)
         if previous is None:
-            value = KSR.htable.sht_get(EDGE, f"{source}:{w.index - 1}")
+            value = KSR.htable.sht_get(EDGE, f"{source}:{previous_key}")
             previous = self._previous[source] = value if isinstance(value, int) else 0
-        return policy.over(current, previous, limit, w, weighted)
+        return previous
 
     def unauthenticated(self, ip: str, snap, why: str) -> bool:
         """A request that did not authenticate (challenged, refused, unanswerable). False: the source is banned now."""

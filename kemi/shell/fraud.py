@@ -13,7 +13,7 @@ import time
 
 import KSR
 
-from kemi.policy.fraud import Counters, check_limits
+from kemi.policy.fraud import Counters, capped_limits, check_limits
 
 from . import ksr_apply as apply
 
@@ -23,15 +23,26 @@ _ACKED = f"$_s($dlg_var({MARK}) $dlg_var(cm_answer_ts) $dlg(h_entry):$dlg(h_id) 
 _LIVE = ("3", "4")  # dialog states: answered (no ACK yet), confirmed; 5 is ended
 
 
+_limits: dict[int, tuple] = {}  # tenant id -> its policy and capped limits, for the snapshot version below (per worker)
+_limits_version = [-1]
+
+
 def admit(snap, tenant_id: int, user_id: int) -> str:
     """Count this attempt; why it is refused ('' when it may go on)."""
     now = int(time.time())
     m, h = now // 60, now // 3600
     user, tenant = f"u{user_id}", f"t{tenant_id}"
     inc, get = KSR.htable.sht_inc, KSR.htable.sht_get
-    values = (get(CALLS, user), get(CALLS, tenant), inc(TABLE, f"{user}:m{m}"), inc(TABLE, f"{user}:h{h}"),
-              inc(TABLE, f"{tenant}:m{m}"), inc(TABLE, f"{tenant}:h{h}"))
-    return check_limits(snap.fraud_policy(tenant_id), Counters(*(max(v, 0) if isinstance(v, int) else 0 for v in values)))
+    values = [get(CALLS, user), get(CALLS, tenant), inc(TABLE, f"{user}:m{m}"), inc(TABLE, f"{user}:h{h}"),
+              inc(TABLE, f"{tenant}:m{m}"), inc(TABLE, f"{tenant}:h{h}")]
+    if _limits_version[0] != snap.version:
+        _limits.clear()
+        _limits_version[0] = snap.version
+    found = _limits.get(tenant_id)
+    if found is None:
+        policy = snap.fraud_policy(tenant_id)
+        found = _limits[tenant_id] = (policy, capped_limits(policy))
+    return check_limits(found[0], Counters(*[v if v.__class__ is int and v > 0 else 0 for v in values]), found[1])
 
 
 def track(tenant_id: int, user_id: int, dest_class: str, rate: float) -> None:

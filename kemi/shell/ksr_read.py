@@ -49,29 +49,43 @@ class Message(NamedTuple):
     auth_realm: str
     banned: str  # the source's ban ('' when it is not banned)
     locked_until: str  # the cool-down of the account in the credentials (epoch seconds; '' or 0 when none)
+    requests: int  # the source's request counter after counting this request (0: not counted, edge protection off)
     user_agent: str  # last: the only field that may contain spaces
 
 
 # No $cT: finding a Content-Type means scanning every header; only in-dialog requests need it (has_sdp).
 _PVS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$si", "$sp", "$Rp", "$ci", "$au", "$ar", "$sht(ban=>$si)",
-        "$sht(authlock=>until:$au@$(ar{s.tolower}))", "$ua")
-_FORMAT = "$_s(" + _SEP.join(_PVS) + ")"
+        "$sht(authlock=>until:$au@$(ar{s.tolower}))")
+_FORMATS: dict[str, tuple[tuple[str, ...], str]] = {}  # request counter key -> (the pvs, their one format)
 
 
 def _pv(name: str) -> str:
     return KSR.pv.gete(name) or ""
 
 
+def _format(counter: str) -> tuple[tuple[str, ...], str]:
+    found = _FORMATS.get(counter)
+    if found is None:
+        pvs = (*_PVS, f"$shtinc({counter})" if counter else "0", "$ua")
+        found = _FORMATS[counter] = (pvs, "$_s(" + _SEP.join(pvs) + ")")
+    return found
+
+
 def _build(values: list[str]) -> Message:
-    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ban, lock, ua = values
+    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ban, lock, requests, ua = values
     return Message(m, ru, rd.lower(), fu, fd.lower(), tu, td.lower(), tt, si, int(sp) if sp.isdigit() else 0,
-                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower(), ban, lock, ua)
+                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower(), ban, lock, int(requests) if requests.isdigit() else 0, ua)
 
 
-def message() -> Message:
-    values = (KSR.pv.gete(_FORMAT) or "").replace(_NULL, "").split(_SEP, len(_PVS) - 1)  # the User-Agent may hold spaces
-    if len(values) != len(_PVS):
-        values = [_pv(name) for name in _PVS]
+def message(counter: str = "") -> Message:
+    """The request's facts; `counter` (an htable item, `table=>key`, the key may name $si) is incremented in the
+    same crossing and its new value read (the edge's request counter: no crossing of its own). Kamailio parses
+    each format once per worker and keeps it: the caller cycles through a bounded set of counter names.
+    A message read field by field (a hostile value with a space) counts twice: harmless, it only counts more."""
+    pvs, fmt = _format(counter)
+    values = (KSR.pv.gete(fmt) or "").replace(_NULL, "").split(_SEP, len(pvs) - 1)  # the User-Agent may hold spaces
+    if len(values) != len(pvs):
+        values = [_pv(name) if name != "0" else "0" for name in pvs]
     return _build(values)
 
 

@@ -69,12 +69,12 @@ def child_init(rank: int) -> int:
 
 
 def request_route() -> int:
-    msg = read.message()  # one read; every later stage gets it
+    msg = read.message(EDGE.request_counter())  # one read (the source's request counted in it); every later stage gets it
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
         KSR.set_drop()
         return 1
     snap = SNAPSHOTS.get()
-    if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap):  # banned, a scanner, or a flood: not a word back
+    if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests):  # banned, a scanner, or a flood: not a word back
         KSR.set_drop()
         return 1
     if KSR.sanity.sanity_check_defaults() < 0:  # malformed: answered 400 by sanity, or dropped

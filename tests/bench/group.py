@@ -20,7 +20,7 @@ from pathlib import Path
 
 from controlplane.metrics.kamailio import parse_statistics
 from tests.bench.fraud import tree_cpu_s
-from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_step, provision_kemi, searches_in_turns
+from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_step, in_turns, provision_kemi, searches_in_turns
 from tests.harness.node import TestNode
 
 CODES = ("sl:", "tmx:")  # stateless replies by code, transactions by final class
@@ -49,8 +49,8 @@ def run(users: int = 20000, duration: int = 20, start_rate: int = 200, max_rate:
         kam, cp = node.component("kamailio").proc.pid, node.component("controlplane").proc.pid
         for label, (dial, callees) in targets.items():  # warm-up (workers load the snapshot), not counted
             call_step(port, rate, 3, work, dial, callees)
-        for _ in range(cpu_rounds):
-            for label, (dial, callees) in targets.items():
+        for round_no in range(cpu_rounds):
+            for label, (dial, callees) in in_turns(list(targets.items()), round_no):
                 r0, k0, c0 = replies(node), tree_cpu_s(kam), tree_cpu_s(cp)
                 st = call_step(port, rate, cpu_seconds, work, dial, callees)
                 calls = max(st["ok"], 1)

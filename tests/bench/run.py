@@ -140,6 +140,12 @@ def settle(step: dict) -> float:
     return 3.0 if step["passed"] else 15.0
 
 
+def in_turns(items: list, round_no: int) -> list:
+    """The sides of a paired round in alternating order (A B, then B A, ...): whatever the side measured second
+    inherits from the first (its leftovers, the machine's drift within a round) falls on each side equally."""
+    return items if round_no % 2 == 0 else items[::-1]
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
