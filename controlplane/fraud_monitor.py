@@ -1,6 +1,7 @@
 """The spend monitor: acts on fraud during the call, not only at the next one (SEC-06..08).
 
-Every `interval` seconds: the spend of each user and tenant today and this month — finished calls
+Every `interval` seconds: the spend today and this month of each user and tenant whose spend changed (new priced
+CDRs), who pays for a call in progress, or — after a policy change or a new day — of everyone: finished calls
 from the CDRs plus the running cost of answered calls out in progress (Kamailio's htable `fraudrun`,
 one item per ACKed call: who pays, the class, the price per minute, when it was answered) — goes through kemi.policy.fraud.spend_response. What it
 answers is done here: a warning is recorded once per limit and period (and sent to the tenant's
@@ -78,6 +79,11 @@ class FraudMonitor:
         self._users: dict[int, list[float]] = {}  # user -> [day, month]
         self._tenants: dict[int, list[float]] = {}
         self._hour: list[CallOut] = []  # the current hour's calls out in the watched classes
+        # Whose spend changed since the last round (new priced CDRs; everyone after a load): a round looks at these
+        # and at the payers of calls in progress only — its cost follows the traffic, not the number of users.
+        self._dirty_users: set[int] = set()
+        self._dirty_tenants: set[int] = set()
+        self._policies_seen: dict | None = None  # a policy changed: everyone's spend is looked at again
         self._dialogs: dict[str, dict] = {}  # this round's answered calls out, by dialog key (their context, for a fallback CDR)
         self._fallbacks: dict[str, tuple[float, dict, str]] = {}  # CDR id -> (due, record, dialog key) of calls this monitor ended
 
@@ -91,6 +97,8 @@ class FraudMonitor:
         self._tenants = {t: list(v) for t, v in tenants.items()}
         self._hour = [CallOut(u, t, hour % 24, hour // 24, cls, float(d or 0) / 60.0) for u, t, cls, d in rows]
         self._periods = (day, month, hour)
+        self._dirty_users.update(self._users)
+        self._dirty_tenants.update(self._tenants)
 
     def add_cdrs(self, rows: list[dict]) -> None:
         """New CDR rows, just stored by the ingestor: priced ones go into the running totals."""
@@ -103,8 +111,9 @@ class FraudMonitor:
                 if uid is None or start is None:
                     continue
                 cost = float(r.get("cost") or 0.0)
-                for totals, key in ((self._users, uid), (self._tenants, r.get("tenant_id"))):
+                for totals, key, dirty in ((self._users, uid, self._dirty_users), (self._tenants, r.get("tenant_id"), self._dirty_tenants)):
                     if start >= month and cost:
+                        dirty.add(key)
                         t = totals.setdefault(key, [0.0, 0.0])
                         t[1] += cost
                         if start >= day:
@@ -122,25 +131,49 @@ class FraudMonitor:
         stamp = datetime.fromtimestamp(now, timezone.utc)
         day, month = period_starts(stamp)
         hour = int(now // 3600)
+        with Session(self.app.engine) as s:
+            policies = {r.tenant_id: policy_of(r) for r in s.exec(select(FraudPolicyRow)).all()}
         with self._lock:
             if self._periods != (day, month, hour):
                 self._load(day, month, hour)
-            users = {u: tuple(v) for u, v in self._users.items()}
-            tenants = {t: tuple(v) for t, v in self._tenants.items()}
+            if policies != self._policies_seen:  # a limit changed: a spend that did not change may be over it now
+                self._dirty_users.update(self._users)
+                self._dirty_tenants.update(self._tenants)
+            check_users = self._dirty_users | {c.user_id for c in running}
+            check_tenants = self._dirty_tenants | {c.tenant_id for c in running}
+            self._dirty_users, self._dirty_tenants = set(), set()
+            users = {u: tuple(self._users.get(u, (0.0, 0.0))) for u in check_users}
+            tenants = {t: tuple(self._tenants.get(t, (0.0, 0.0))) for t in check_tenants}
             current = list(self._hour)
+        try:
+            responses = self._spend_responses(users, tenants, running, policies)
+            for r in responses:
+                self._act(r, stamp, day if r.limit == "spend_day" else month)
+        except Exception:
+            with self._lock:  # looked at again next round
+                self._dirty_users.update(check_users)
+                self._dirty_tenants.update(check_tenants)
+            raise
+        self._policies_seen = policies
+        responses += self.check_anomalies(now, running, policies, current)
+        return responses
+
+    def _spend_responses(self, users: dict, tenants: dict, running: list[RunningCall], policies: dict) -> list:
+        """spend_response for the users and tenants given (settled spend) with their own calls in progress."""
+        by_user: dict[int, list[RunningCall]] = {}
+        by_tenant: dict[int, list[RunningCall]] = {}
+        for c in running:
+            by_user.setdefault(c.user_id, []).append(c)
+            by_tenant.setdefault(c.tenant_id, []).append(c)
         with Session(self.app.engine) as s:
-            tenant_of = {u: t for u, t in s.exec(select(User.id, User.tenant_id).where(User.id.in_(set(users) | {c.user_id for c in running})))}
-            policies = {r.tenant_id: policy_of(r) for r in s.exec(select(FraudPolicyRow)).all()}
+            tenant_of = {u: t for u, t in s.exec(select(User.id, User.tenant_id).where(User.id.in_(list(users))))} if users else {}
         responses = []
-        for uid in set(users) | {c.user_id for c in running}:
+        for uid, spent in users.items():
             tid = tenant_of.get(uid)
             if tid is not None:
-                responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, uid, Spend(*users.get(uid, (0.0, 0.0))), running)
-        for tid in set(tenants) | {c.tenant_id for c in running}:
-            responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, None, Spend(*tenants.get(tid, (0.0, 0.0))), running)
-        for r in responses:
-            self._act(r, stamp, day if r.limit == "spend_day" else month)
-        responses += self.check_anomalies(now, running, policies, current)
+                responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, uid, Spend(*spent), by_user.get(uid, []))
+        for tid, spent in tenants.items():
+            responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, None, Spend(*spent), by_tenant.get(tid, []))
         return responses
 
     # ------------------------------------------------------------------ learning the normal

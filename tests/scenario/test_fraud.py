@@ -104,6 +104,27 @@ def test_spend_crossing_the_limit_ends_the_call_in_progress_locks_and_an_admin_l
     assert sipp.wait(uas).ok
 
 
+def test_a_limit_lowered_below_todays_spend_locks_without_another_call(node, sipp, trunks, pbx_user, policy):
+    """The spend monitor looks at the users whose spend changed and at the payers of calls in progress; a changed
+    policy makes it look at everyone again: a limit lowered below what a user spent today locks them at once."""
+    node.rpc("fraud.tariff_import", csv="prefix,rate_per_min,currency,description\n+493099998,300,EUR,test premium\n", replace=False)
+    user, phone, _ = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    policy(user={"spend_day": 1000}, spend_level=3)
+    uas = sipp.callee(carrier, "answer")
+    assert sipp.caller(phone, "0309999812", hold_ms=300).ok
+    assert sipp.wait(uas).ok
+    cdr = wait_for(lambda: [c for c in node.rpc("cdr.list", user_id=user["id"])["items"] if c["cost"]], timeout=30)
+    assert cdr[0]["cost"] > 0.5
+    time.sleep(1.5)  # the monitor has looked at the new spend: far below 1000
+    assert node.rpc("fraud.locks", user_id=user["id"])["items"] == []
+    policy(user={"spend_day": 0.5}, spend_level=3)
+    lock = wait_for(lambda: node.rpc("fraud.locks", user_id=user["id"])["items"], timeout=10)
+    assert lock and lock[0]["level"] == 3 and lock[0]["set_by"] == "fraud control (spend_day)"
+    node.rpc("fraud.lift_lock", id=lock[0]["id"], reason="test over")
+
+
 def test_fraud_policy_and_tariff_errors_change_nothing(node, public):
     tid = public["tenant"]["id"]
     before = node.rpc("fraud.policy_get", tenant_id=tid)
