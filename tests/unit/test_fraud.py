@@ -31,6 +31,14 @@ def test_check_limits_names_the_limit_reached():
     assert "3 call attempts by the user in a minute" in check_limits(p, Counters(0, 0, 4, 4, 4, 4))
 
 
+@given(st.tuples(st.integers(0, 6), st.integers(0, 80), st.integers(0, 400), st.integers(0, 400), st.integers(0, 10**6), st.integers(0, 10**6)))
+def test_limits_kept_by_the_shell_give_the_same_verdict(counts):
+    """The Kamailio shell keeps capped_limits per snapshot and passes them in: the verdict is the same."""
+    p = FraudPolicy(user=Limits(max_concurrent=3, attempts_per_minute=40, attempts_per_hour=0), tenant=Limits(attempts_per_minute=10**7))
+    c = Counters(*counts)
+    assert check_limits(p, c, fraud.capped_limits(p)) == check_limits(p, c)
+
+
 def test_locks_refuse_by_level():
     two = Lock(1, 7, 2, "international", "spent")
     three, four = Lock(2, 7, 3), Lock(3, 7, 4)
