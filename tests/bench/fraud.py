@@ -28,7 +28,7 @@ from sqlmodel import Session
 from controlplane.db.models import SipAccount, Tenant, User
 from controlplane.db.session import make_engine
 from kemi.policy.auth import ha1, ha1b
-from tests.bench.run import HERE, csv, in_turns, offer_calls, password, searches_in_turns, stop
+from tests.bench.run import HERE, csv, in_turns, offer_calls, password, report_step, searches_in_turns, stop
 from tests.harness.node import TestNode
 from tests.harness.ports import free_port, free_port_block
 from tests.harness.raw_sip import DigestClient, request
@@ -213,8 +213,7 @@ def run(duration: int = 20, start_rate: int = 200, max_rate: int = 5000, search:
         def run_step(label: str, rate: int) -> dict:
             st = step(nodes[label], ports[label], rate, duration, work)
             steps[label].append(st)
-            print(f"  calls out {label:>10}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed -> "
-                  f"{'sustained' if st['passed'] else 'not sustained'}", flush=True)
+            report_step(f"calls out {label:>10}", st)
             return st
 
         if search:

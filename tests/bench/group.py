@@ -20,7 +20,7 @@ from pathlib import Path
 
 from controlplane.metrics.kamailio import parse_statistics
 from tests.bench.fraud import tree_cpu_s
-from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_step, in_turns, provision_kemi, searches_in_turns
+from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_step, in_turns, provision_kemi, report_step, searches_in_turns
 from tests.harness.node import TestNode
 
 CODES = ("sl:", "tmx:")  # stateless replies by code, transactions by final class
@@ -72,8 +72,7 @@ def run(users: int = 20000, duration: int = 20, start_rate: int = 200, max_rate:
             st = call_step(port, rate, duration, work, dial, callees)
             st["replies"] = {k: v - r0.get(k, 0) for k, v in replies(node).items() if v != r0.get(k, 0)}
             steps[label].append(st)
-            print(f"  calls {label:>6}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed, {st['elapsed_s']} s -> "
-                  f"{'sustained' if st['passed'] else 'not sustained'} {st['replies']}", flush=True)
+            report_step(f"calls {label:>6}", st, str(st["replies"]))
             return st
 
         if search:

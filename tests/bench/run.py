@@ -140,6 +140,12 @@ def settle(step: dict) -> float:
     return 3.0 if step["passed"] else 15.0
 
 
+def report_step(what: str, st: dict, extra: str = "") -> None:
+    """One line per search step: what was offered, what came of it, sustained or not (and `extra`)."""
+    print(f"  {what}: {st['rate']:>5}/s offered: {st['ok']} ok, {st['failed']} failed, {st['elapsed_s']} s -> "
+          f"{'sustained' if st['passed'] else 'not sustained'}{' ' + extra if extra else ''}", flush=True)
+
+
 def in_turns(items: list, round_no: int) -> list:
     """The sides of a paired round in alternating order (A B, then B A, ...): whatever the side measured second
     inherits from the first (its leftovers, the machine's drift within a round) falls on each side equally."""
@@ -299,8 +305,7 @@ def measure(sides: dict[str, int], args, workdir: Path, group_port: int | None =
         port, dial, callees = targets[label]
         step = call_step(port, rate, args.duration, workdir, dial, callees)
         out[label]["steps"].append(step)
-        print(f"  calls {label:>9}: {rate:>5}/s offered: {step['ok']} ok, {step['failed']} failed, {step['elapsed_s']} s"
-              f" -> {'sustained' if step['passed'] else 'not sustained'}", flush=True)
+        report_step(f"calls {label:>9}", step)
         return step
 
     results = searches_in_turns(list(targets), args.start_rate, args.max_rate, run_step)
