@@ -51,6 +51,9 @@ def test_concurrent_external_calls_are_limited_per_user(node, sipp, trunks, pbx_
     assert first.result().ok and sipp.wait(uas).ok
     cdr = wait_for(lambda: [c for c in node.rpc("cdr.list", user_id=user["id"])["items"] if c["sip_code"] == 403])
     assert cdr and any("external calls in progress" in t for t in cdr[0]["trace"])
+    uas = sipp.callee(carrier, "answer")  # the first call is over: it no longer counts
+    assert sipp.caller(desk, "0307654321").ok
+    assert sipp.wait(uas).ok
 
 
 def test_call_attempts_are_limited_per_minute(node, sipp, trunks, pbx_user, policy):
@@ -229,7 +232,8 @@ def test_calls_hung_up_as_they_are_answered_leave_no_call_priced_as_running(node
     """A caller whose ACK and BYE leave together (hung up as the call is answered) has both handled at the same moment
     by two Kamailio workers: the call must not stay listed for the spend monitor (priced as running for a day, it
     would have run up the account's spend and locked it)."""
-    phones = [pbx_user()[1] for _ in range(12)]  # 110 calls each: within the hard cap of 120 attempts a minute per user
+    made = [pbx_user() for _ in range(12)]  # 110 calls each: within the hard cap of 120 attempts a minute per user
+    phones = [phone for _, phone, _ in made]
     carrier = sipp.carrier(CARRIER_IP)
     trunks(carrier)
     policy(user={"max_concurrent": 50, "attempts_per_minute": 120, "attempts_per_hour": 2000},
@@ -245,5 +249,11 @@ def test_calls_hung_up_as_they_are_answered_leave_no_call_priced_as_running(node
     def running():
         return [i["name"] for slot in node.kamailio_rpc("htable.dump", "fraudrun") or [] for i in slot.get("slot", [])]
 
+    def in_progress():  # these users' counts of answered calls out in progress
+        mine = {f"u{user['id']}" for user, _, _ in made}
+        return {i["name"]: i["value"] for slot in node.kamailio_rpc("htable.dump", "fraudcalls") or [] for i in slot.get("slot", [])
+                if i["name"] in mine}
+
     time.sleep(2)  # the last calls' ends
     assert wait_for(lambda: not running(), timeout=5), f"{len(running())} ended calls still listed as running"
+    assert len(in_progress()) == len(made) and not any(in_progress().values()), in_progress()
