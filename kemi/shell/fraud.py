@@ -1,12 +1,14 @@
 """Fraud limits on calls out, on Kamailio: attempts counted per minute and hour in htable `fraud`
 (u<user>:m<minute>, u<user>:h<hour>, t<tenant>:...), answered calls in progress in htable
 `fraudcalls` (u<user>, t<tenant>: +1 when the call is answered, -1 when it ends); the verdict is
-kemi.policy.fraud.check_limits. Two crossings into Kamailio per attempt: the attempt's names go into one
-variable ($var(cm_fk) = user:tenant:minute:hour), and one fixed format reads the two counts in progress and
-increments the four attempt counters, their keys taken from that variable (a format naming the user and the
-minute itself would be a new string on every call, parsed anew by Kamailio each time). Calls let through carry
-`cm_fraud` (tenant:user:class:price per minute) for the counters, which the answer and the end take their keys
-from in the same way, and for the control plane's spend monitor.
+kemi.policy.fraud.check_limits. Six crossings into Kamailio per attempt (4 increments, 2 reads), each with
+its key as a plain string (a `$_s(...)` format naming the user and the minute was a new string on every call,
+parsed anew by Kamailio each time; its pkg memory did not grow, measured over 6,000 calls from 1,000 users).
+Also measured and withdrawn: the keys put in one $var and one fixed format incrementing the four counters with keys
+cut from it by {s.select} (two crossings) — slower, 37 against 28 µs per attempt (both alternating in the same
+workers); the answer's and the end's counters keyed from the call's mark inside a format were no faster either.
+Calls let through carry `cm_fraud` (tenant:user:class:price per minute) for the counters and the control
+plane's spend monitor.
 """
 from __future__ import annotations
 
@@ -19,25 +21,9 @@ from kemi.policy.fraud import Counters, capped_limits, check_limits
 from . import ksr_apply as apply
 
 TABLE, CALLS, RUNNING, MARK = "fraud", "fraudcalls", "fraudrun", "cm_fraud"
+_DIALOG = "$_s($dlg(h_entry):$dlg(h_id))"  # the current dialog's id, as dlg.end_dlg takes it
 _ACKED = f"$_s($dlg_var({MARK}) $dlg_var(cm_answer_ts) $dlg(h_entry):$dlg(h_id) $dlg(state))"
 _LIVE = ("3", "4")  # dialog states: answered (no ACK yet), confirmed; 5 is ended
-_KEYS = "$var(cm_fk)"  # user:tenant:minute:hour of the attempt being admitted
-
-
-def _key(source: str, field: int) -> str:
-    return f"$({source}{{s.select,{field},:}})"
-
-
-_U, _T, _M, _H = (_key("var(cm_fk)", i) for i in range(4))
-_ADMIT = (f"$_s($sht({CALLS}=>u{_U}) $sht({CALLS}=>t{_T}) $shtinc({TABLE}=>u{_U}:m{_M}) $shtinc({TABLE}=>u{_U}:h{_H}) "
-          f"$shtinc({TABLE}=>t{_T}:m{_M}) $shtinc({TABLE}=>t{_T}:h{_H}))")
-_MU, _MT = _key(f"dlg_var({MARK})", 1), _key(f"dlg_var({MARK})", 0)  # the call's payer and tenant, from its mark
-_ANSWERED = f"$_s($shtinc({CALLS}=>u{_MU}) $shtinc({CALLS}=>t{_MT}))"
-_ENDED = f"$_s($shtdec({CALLS}=>u{_MU}) $shtdec({CALLS}=>t{_MT}) $dlg(h_entry):$dlg(h_id))"
-
-
-def _count(text: str) -> int:
-    return int(text) if text.isdigit() else 0  # absent ('<null>') or below zero: none
 
 
 _limits: dict[int, tuple] = {}  # tenant id -> its policy and capped limits, for the snapshot version below (per worker)
@@ -47,10 +33,11 @@ _limits_version = [-1]
 def admit(snap, tenant_id: int, user_id: int) -> str:
     """Count this attempt; why it is refused ('' when it may go on)."""
     now = int(time.time())
-    KSR.pv.sets(_KEYS, f"{user_id}:{tenant_id}:{now // 60}:{now // 3600}")
-    values = (KSR.pv.gete(_ADMIT) or "").split(" ")
-    if len(values) != 6:
-        values = ["0"] * 6  # not read (never seen): nothing counted refuses nothing
+    m, h = now // 60, now // 3600
+    user, tenant = f"u{user_id}", f"t{tenant_id}"
+    inc, get = KSR.htable.sht_inc, KSR.htable.sht_get
+    values = [get(CALLS, user), get(CALLS, tenant), inc(TABLE, f"{user}:m{m}"), inc(TABLE, f"{user}:h{h}"),
+              inc(TABLE, f"{tenant}:m{m}"), inc(TABLE, f"{tenant}:h{h}")]
     if _limits_version[0] != snap.version:
         _limits.clear()
         _limits_version[0] = snap.version
@@ -58,7 +45,7 @@ def admit(snap, tenant_id: int, user_id: int) -> str:
     if found is None:
         policy = snap.fraud_policy(tenant_id)
         found = _limits[tenant_id] = (policy, capped_limits(policy))
-    return check_limits(found[0], Counters(*map(_count, values)), found[1])
+    return check_limits(found[0], Counters(*[v if v.__class__ is int and v > 0 else 0 for v in values]), found[1])
 
 
 def track(tenant_id: int, user_id: int, dest_class: str, rate: float) -> None:
@@ -66,9 +53,10 @@ def track(tenant_id: int, user_id: int, dest_class: str, rate: float) -> None:
     apply.set_dlg_var(MARK, f"{tenant_id}:{user_id}:{dest_class}:{rate}")
 
 
-def answered() -> None:
-    """The call (it carries its mark) counts in progress for its payer and tenant."""
-    KSR.pv.gete(_ANSWERED)
+def answered(mark: str) -> None:
+    tenant, user = mark.split(":", 2)[:2]
+    KSR.htable.sht_inc(CALLS, f"u{user}")
+    KSR.htable.sht_inc(CALLS, f"t{tenant}")
 
 
 def acked() -> None:
@@ -85,7 +73,7 @@ def acked() -> None:
             KSR.htable.sht_rm(RUNNING, dialog)
 
 
-def ended() -> None:
-    """An answered call out (it carries its mark) ended: no longer in progress, nor listed for the spend monitor."""
-    dialog = (KSR.pv.gete(_ENDED) or "").rpartition(" ")[2]
-    KSR.htable.sht_rm(RUNNING, dialog)
+def ended(tenant_id: int, user_id: int) -> None:
+    KSR.htable.sht_dec(CALLS, f"u{user_id}")
+    KSR.htable.sht_dec(CALLS, f"t{tenant_id}")
+    KSR.htable.sht_rm(RUNNING, KSR.pv.gete(_DIALOG) or "")

@@ -578,7 +578,7 @@ def dialog_event(evname: str) -> int:
         tracked, mark = read.dlg_vars(TRACKED, fraud_gate.MARK)
         acd.calls_started(tracked)
         if mark:  # a call out under the fraud limits: in progress from now
-            fraud_gate.answered()
+            fraud_gate.answered(mark)
     elif evname == "dialog:end":
         acd.agent_call_ended()
         acd.calls_ended(read.dlg_var(TRACKED))
@@ -586,7 +586,7 @@ def dialog_event(evname: str) -> int:
         if blob:
             ctx = json.loads(blob)
             if ctx.get("fraud") and SETTINGS.fraud_checks:
-                fraud_gate.ended()
+                fraud_gate.ended(ctx["tenant_id"], ctx["fraud"][0])
             answered, _, rang = read.dlg_var("cm_answer_ts").partition("/")
             ctx["trace"].append("answered; dialog ended")
             SPOOL.put(cdr.record(ctx, code=200, reason="OK", end_ts=time.time(), answer_ts=_float(answered) or ctx["start_ts"],
