@@ -47,6 +47,7 @@ DECOY_HA1 = secrets.token_hex(16)
 SERVED = ROUTABLE_INITIAL | {"REGISTER"}  # new requests with any other method: 405 (the policy says why)
 RANG = "cm_rang"  # AVP: when a device of the current call first rang (180/183); also its post-dial delay
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
+_PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call), reset by request_route
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
 
 
@@ -69,6 +70,7 @@ def child_init(rank: int) -> int:
 
 
 def request_route() -> int:
+    _PREPARED[0] = False
     msg = read.message(EDGE.request_counter())  # one read (the source's request counted in it); every later stage gets it
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
         KSR.set_drop()
@@ -348,9 +350,14 @@ def start_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
 
 
 def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
-    """Everything a new call needs before it is relayed (or held in a queue)."""
-    KSR.rr.record_route()
-    KSR.dialog.dlg_manage()
+    """Everything a new call needs before it is relayed (or held in a queue). Once per request: a call prepared
+    for a group's queue that then cannot wait goes on to the overflow already record-routed, in its dialog and
+    offered to RTPengine (a second offer appended RTPengine's SDP to the body a second time)."""
+    again = _PREPARED[0]
+    _PREPARED[0] = True
+    if not again:
+        KSR.rr.record_route()
+        KSR.dialog.dlg_manage()
     for user_id in track:  # busy-on-busy users and agents: on a call while this dialog lives
         apply.track_call(user_id)
     if track:
@@ -358,7 +365,8 @@ def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
     store_context(ctx)
     KSR.tm.t_on_failure("ksr_failure_route")
     KSR.tm.t_on_reply("ksr_branch_reply")
-    KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
+    if not again:
+        KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
 
 
 # ---------------------------------------------------------------- replies and failures

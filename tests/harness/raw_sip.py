@@ -142,6 +142,7 @@ class EagerPhone:
         self.sock.settimeout(0.5)
         self.port, self.media_port, self.timeout = port, media_port, timeout
         self.received: list[str] = []
+        self.invite = ""  # the first INVITE as it arrived
         self.answers_sent = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -168,7 +169,7 @@ class EagerPhone:
             method = text.split(" ", 1)[0]
             self.received.append(method)
             if method == "INVITE" and not answered:
-                answered = True
+                answered, self.invite = True, text
                 sdp = (f"v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                        f"m=audio {self.media_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
                 ok = self._reply_to(text, "200 OK", tag, f"Contact: <sip:127.0.0.1:{self.port}>\r\nContent-Type: application/sdp\r\n", sdp)

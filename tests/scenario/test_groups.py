@@ -342,6 +342,34 @@ def test_waiting_longer_than_the_queue_time_overflows(node, sipp, pbx_user, publ
     assert not [w for w in item["waiting"] if w["queued"]]
 
 
+def test_a_call_that_cannot_wait_overflows_with_one_record_route_and_one_media_offer(node, sipp, pbx_user, public):
+    """A queue too short to wait in (1 s: less than a hold needs) with nobody free: the call was already
+    prepared for the queue (record-route, dialog, media offer) when the hold was refused — the overflow
+    must not prepare it a second time (two Record-Route entries of the node, a second offer to RTPengine)."""
+    from tests.harness.raw_sip import EagerPhone
+
+    _, alice, _ = pbx_user()
+    _, bob, _ = pbx_user()
+    agent = pbx_user()
+    backup_user, backup, _ = pbx_user()
+    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], queue_s=1, overflow_user_id=backup_user["id"])
+    wait_snapshot(node)
+    assert sipp.register(agent[1]).ok and sipp.register(backup).ok
+    uas = sipp.callee(agent[1], "answer")
+    busy = sipp.caller_in_background(alice, g["extension"], hold_ms=4000)  # the only agent is on a call
+    time.sleep(1.2)
+    phone = EagerPhone(backup.port, backup.media_port)
+    r = sipp.caller(bob, g["extension"], hold_ms=300)
+    assert r.ok, r.output[-2000:]
+    assert phone.wait() and busy.result(timeout=30).ok and sipp.wait(uas).ok
+    head = phone.invite.split("\r\n\r\n", 1)[0].lower()
+    routes = [h for h in head.split("\r\n") if h.startswith("record-route:")]
+    entries = [e for h in routes for e in h.split(":", 1)[1].split(",")]
+    assert len(entries) == 1, routes
+    assert phone.invite.count("v=0") == 1, phone.invite  # one SDP offer, RTPengine's, not two bodies one after the other
+    assert any("cannot wait" in t for c in group_cdrs(node, g, 2) for t in c["trace"])
+
+
 def test_busy_and_dnd_members_are_skipped_and_an_agent_on_a_direct_call_counts_as_busy(node, sipp, pbx_user, public):
     _, alice, _ = pbx_user()
     _, carol, _ = pbx_user()
