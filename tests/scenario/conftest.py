@@ -11,10 +11,16 @@ _pub = itertools.count(1)
 CARRIER_IP = "127.0.0.2"  # carriers in tests send from here; phones from 127.0.0.1
 
 
+# The dialog module's own CRITICAL when an in-dialog request (the ACK) is handled just after another worker ended
+# the dialog (its BYE): a caller that hangs up as it is answered sends both at once (test_fraud's load does, 300
+# calls/s). Kamailio's race, not ours; upstream since lowered the level of this log (kamailio/kamailio PR #4849).
+_KAMAILIO_RACE = "update_dlg_timer(): Trying to update a bogus dlg"
+
+
 def assert_clean_log(node) -> None:
     """Kamailio logged no script error (a Python traceback, a CRITICAL such as an undefined dialog profile)."""
     log = (node.settings.log_dir / "kamailio.log").read_text(errors="replace")
-    bad = [line for line in log.splitlines() if "CRITICAL" in line or "Traceback" in line]
+    bad = [line for line in log.splitlines() if ("CRITICAL" in line and _KAMAILIO_RACE not in line) or "Traceback" in line]
     assert not bad, "Kamailio logged script errors:\n" + "\n".join(bad[:20])
 
 
