@@ -320,18 +320,25 @@ def test_a_vip_waiting_call_is_offered_before_an_older_normal_one(node, sipp, pb
     assert vip_cdr["answer_time"] < normal_cdr["answer_time"], by_caller  # the VIP came later but went first
 
 
-def test_waiting_longer_than_the_queue_time_overflows(node, sipp, pbx_user, public):
+def only_agent_busy(node, sipp, pbx_user, public, queue_s: int, hold_ms: int):
+    """A group of one agent with a queue of queue_s and an overflow user (registered), the agent on a group call
+    for hold_ms: (group, a second caller, the overflow user's phone, the agent's UAS, the busy call)."""
     _, alice, _ = pbx_user()
     _, bob, _ = pbx_user()
     agent = pbx_user()
     backup_user, backup, _ = pbx_user()
-    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], queue_s=2, overflow_user_id=backup_user["id"])
+    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], queue_s=queue_s, overflow_user_id=backup_user["id"])
     wait_snapshot(node)
     assert sipp.register(agent[1]).ok and sipp.register(backup).ok
     uas = sipp.callee(agent[1], "answer")
-    answer = sipp.callee(backup, "answer")
-    busy = sipp.caller_in_background(alice, g["extension"], hold_ms=5000)
+    busy = sipp.caller_in_background(alice, g["extension"], hold_ms=hold_ms)
     time.sleep(1.2)
+    return g, bob, backup, uas, busy
+
+
+def test_waiting_longer_than_the_queue_time_overflows(node, sipp, pbx_user, public):
+    g, bob, backup, uas, busy = only_agent_busy(node, sipp, pbx_user, public, queue_s=2, hold_ms=5000)
+    answer = sipp.callee(backup, "answer")
     r = sipp.caller(bob, g["extension"], hold_ms=300)
     assert r.ok, r.output[-2000:]
     assert sipp.wait(answer).ok and busy.result(timeout=30).ok and sipp.wait(uas).ok
@@ -348,16 +355,7 @@ def test_a_call_that_cannot_wait_overflows_with_one_record_route_and_one_media_o
     must not prepare it a second time (two Record-Route entries of the node, a second offer to RTPengine)."""
     from tests.harness.raw_sip import EagerPhone
 
-    _, alice, _ = pbx_user()
-    _, bob, _ = pbx_user()
-    agent = pbx_user()
-    backup_user, backup, _ = pbx_user()
-    g = make_group(node, public, [([agent[0]], {"wait_s": 10})], queue_s=1, overflow_user_id=backup_user["id"])
-    wait_snapshot(node)
-    assert sipp.register(agent[1]).ok and sipp.register(backup).ok
-    uas = sipp.callee(agent[1], "answer")
-    busy = sipp.caller_in_background(alice, g["extension"], hold_ms=4000)  # the only agent is on a call
-    time.sleep(1.2)
+    g, bob, backup, uas, busy = only_agent_busy(node, sipp, pbx_user, public, queue_s=1, hold_ms=4000)
     phone = EagerPhone(backup.port, backup.media_port)
     r = sipp.caller(bob, g["extension"], hold_ms=300)
     assert r.ok, r.output[-2000:]
