@@ -1,6 +1,8 @@
 """Entry point loaded by Kamailio's app_python3 (`modparam("app_python3", "load", ...)`).
 
-Puts the project and its venv on sys.path, then hands every KEMI callback to `kemi.shell.routes`.
+Puts the project and its venv on sys.path, then hands every KEMI callback to `kemi.shell.routes`,
+each through the exception barrier (`kemi.shell.barrier.guard`): a bug costs one request, logged,
+counted and answered 500 where a reply is possible — never silence.
 """
 import os
 import site
@@ -15,34 +17,35 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from kemi.shell import routes  # noqa: E402
+from kemi.shell.barrier import guard  # noqa: E402
 
 
 class KamailioApp:
-    """app_python3 calls these methods by name; each one is a thin delegate."""
+    """app_python3 calls these methods by name; each one is a guarded delegate."""
 
     def child_init(self, rank):
         return routes.child_init(rank)
 
     def ksr_request_route(self, msg):
-        return routes.request_route()
+        return guard("request", routes.request_route)
 
     def ksr_branch_reply(self, msg):
-        return routes.branch_reply_route()
+        return guard("branch_reply", routes.branch_reply_route)
 
     def ksr_failure_route(self, msg):
-        return routes.failure_route()
+        return guard("failure", routes.failure_route)
 
     def ksr_dialog_event(self, msg, evname):
-        return routes.dialog_event(evname)
+        return guard("dialog_event", routes.dialog_event, evname)
 
     def ksr_acd_timer(self, msg, evname=None):
-        return routes.acd_timer()
+        return guard("acd_timer", routes.acd_timer)
 
     def ksr_acd_resume(self, msg, evname=None):
-        return routes.acd_resume()
+        return guard("acd_resume", routes.acd_resume)
 
     def ksr_xhttp_event(self, msg, evname):
-        return routes.xhttp_event()
+        return guard("xhttp", routes.xhttp_event)
 
 
 def mod_init():

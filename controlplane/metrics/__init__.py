@@ -48,7 +48,7 @@ class Metrics:
         self.media_rtt = Histogram("callmanager_media_round_trip_seconds", "Average round-trip time of a call's media",
                                    buckets=(0.02, 0.05, 0.1, 0.15, 0.3, 0.5), registry=r)
         if app is not None:
-            from .features import EdgeCollector, LockCollector, QueueCollector
+            from .features import EdgeCollector, LockCollector, QueueCollector, RoutingErrorsCollector
             from .kamailio import KamailioCollector
             from .rtpengine import RtpengineCollector
 
@@ -58,6 +58,7 @@ class Metrics:
             r.register(QueueCollector(app))
             r.register(EdgeCollector(app))
             r.register(LockCollector(app))
+            r.register(RoutingErrorsCollector(app))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()

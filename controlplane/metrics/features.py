@@ -118,6 +118,29 @@ class EdgeCollector:
         yield from (up, banned, cooling, failures, registrations)
 
 
+class RoutingErrorsCollector:
+    """Unexpected exceptions in the Python routing, by the route they happened in (Kamailio's htable `cmerr`, counted by
+    kemi/shell/barrier.py; each one was logged with its Call-ID and answered 500 where a reply was possible). Restarts
+    from 0 with Kamailio. Never raises: nothing is exported while Kamailio does not answer."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        errors = CounterMetricFamily("callmanager_routing_errors", "Unexpected exceptions in the Python routing, by route "
+                                     "(each logged with its Call-ID; requests answered 500)", labels=["route"])
+        try:
+            counts = self.app.kamailio.htable_items("cmerr")
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail
+            log.debug("routing error counts unavailable: %s", exc)
+            return
+        from kemi.shell.barrier import ROUTES
+
+        for route in sorted(set(ROUTES) | set(counts)):
+            errors.add_metric([str(route)[:40]], _num(counts.get(route)))
+        yield errors
+
+
 def _num(value) -> float:
     try:
         return float(value or 0)

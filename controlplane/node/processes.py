@@ -157,6 +157,7 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_DEVICE_TIMEOUT_MS": str(settings.device_timeout_ms),
         "CALLMANAGER_EDGE": json.dumps(settings.edge_doc()),
         "CALLMANAGER_FRAUD_CHECKS": "1" if settings.fraud_checks else "0",
+        "CALLMANAGER_FAULT_HEADER": settings.kamailio_fault_header,
     }
     return Component(
         "kamailio", argv, run / "kamailio.pid", settings.log_dir / "kamailio.log",

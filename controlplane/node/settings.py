@@ -28,6 +28,9 @@ class NodeSettings:
     kamailio_log_level: int = 2
     kamailio_log_prefix: bool = False  # prefix Kamailio's log lines with method, CSeq and Call-ID (~10 % CPU)
     invite_timeout_s: int = 60
+    # Tests only: a request carrying this header makes the Python routing raise, to show the exception barrier
+    # (kemi/shell/barrier.py) at work on a real node. Empty (the default): off, nothing is read.
+    kamailio_fault_header: str = ""
     trunk_timeout_ms: int = 3000  # a trunk that sends nothing back within this is skipped (failover)
     device_timeout_ms: int = 5000  # a user's devices that send nothing back within this: unreachable (backup routing)
     # RTPengine

@@ -27,6 +27,42 @@ def unsupported_method(method: str) -> Reject | None:
     return Reject(405, "Method Not Allowed", f"{method} is not served here", headers=("Allow: " + ", ".join(ALLOWED),))
 
 
+ROUTABLE_SCHEMES = ("sip", "sips", "tel")
+STREAM_TRANSPORTS = ("tcp", "tls", "ws", "wss", "sctp")
+
+
+def malformed(ruri: str, parsed: bool, proto: str, content_length: str) -> Reject | None:
+    """What the node answers itself before anything else reads the request: a Request-URI scheme it cannot route (416,
+    RFC 3261 8.2.2.1) or a Request-URI of a routable scheme that does not parse (400); a request over a stream
+    transport without Content-Length (400, RFC 3261 18.3 — the body's end cannot be known). `parsed`: Kamailio's URI
+    parser accepted `ruri`. The rest of the syntax is Kamailio's sanity module's (docs/security.md)."""
+    scheme = ruri.partition(":")[0].lower() if ":" in ruri else ""
+    if scheme and scheme not in ROUTABLE_SCHEMES and scheme.isascii() and scheme.isalnum():
+        return Reject(416, "Unsupported URI Scheme", f"cannot route {scheme[:20]} URIs; sip, sips and tel are routed")
+    if not parsed or not scheme:
+        return Reject(400, "Bad Request-URI", "the Request-URI does not parse")
+    if not content_length and proto.lower() in STREAM_TRANSPORTS:
+        return Reject(400, "Missing Content-Length", f"Content-Length is mandatory over {proto.upper()}")
+    return None
+
+
+# Option-tags this node supports as the UAS of a REGISTER (RFC 3261 8.2.2.3): none — no Path, outbound or GRUU.
+REGISTER_SUPPORTED: frozenset[str] = frozenset()
+
+
+def unsupported_require(method: str, require: str, supported: frozenset[str] = REGISTER_SUPPORTED) -> Reject | None:
+    """A REGISTER (answered here, not relayed) whose Require names extensions this node does not support: 420 with
+    Unsupported listing them (RFC 3261 8.2.2.3). Other requests are relayed: their Require is the far end's business."""
+    if method != "REGISTER" or not require:
+        return None
+    tags = [t.strip() for t in require.split(",")]
+    missing = [t for t in dict.fromkeys(tags) if t and t.lower() not in supported]
+    if not missing:
+        return None
+    listed = ", ".join(missing)[:500]
+    return Reject(420, "Bad Extension", f"extension not supported: {listed}", headers=(f"Unsupported: {listed}",))
+
+
 def should_fail_over(code: int, cancelled: bool) -> bool:
     """A trunk's final answer that sends the call to the next trunk: server errors and timeouts."""
     return not cancelled and (code == 408 or 500 <= code < 600)

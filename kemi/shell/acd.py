@@ -28,6 +28,7 @@ from kemi.policy import queue as policy_queue
 from kemi.policy.decision import RouteToGroup
 from kemi.policy.routing import offer_waiting
 
+from . import barrier
 from . import ksr_apply as apply
 from . import ksr_read as read
 from .context import load_context, store_context
@@ -134,7 +135,7 @@ def note_answering_agent(group_mark: str) -> None:
     this, each released the claims again (the offer counts went negative: nobody could be offered a
     call any more) and counted the agent busy once more (for good)."""
     KSR.pv.unset(f"$avp({GROUP_MARK})")
-    if KSR.htable.sht_inc(ANSWERED, KSR.pv.get("$ci") or "") != 1:
+    if KSR.htable.sht_inc(ANSWERED, read.call_id()) != 1:
         return  # two 200s handled at the same moment by two workers (both read the mark): the first one counts
     group, wrapup, offered = (group_mark.split(":") + ["", ""])[:3]
     members = [int(m) for m in offered.split(",") if m.isdigit()]
@@ -219,6 +220,7 @@ def hold(ctx: dict, action: RouteToGroup | None, first: bool) -> bool:
         q["held"] = False
         store_context(ctx)
         return False
+    barrier.settled()  # held: the queue answers it later
     KSR.htable.sht_sets(QUEUE, q["key"], policy_queue.entry_value(q["p"], q["since"], q["until"]))
     KSR.htable.sht_inc(QUEUE, f"n:g{q['g']}")
     KSR.htable.sht_inc(QUEUE, WAITING)

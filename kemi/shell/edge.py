@@ -23,6 +23,10 @@ from kemi.policy.edge import EdgeSettings
 
 BAN, EDGE, AUTHFAIL, LOCK = "ban", "edge", "authfail", "authlock"
 _EXEMPT_CACHE = 4096  # source addresses remembered per snapshot (exempt or not)
+# User-Agents remembered (scanner or not): phones repeat theirs. Only short ones: the cache is bounded in bytes
+# (4,096 x 256 characters), a longer (hostile) one is judged each time.
+_AGENT_CACHE, _AGENT_KEY_MAX = 4096, 256
+_PREVIOUS_CACHE = 65536  # sources whose previous bucket was read, per bucket (spoofed sources cannot grow it further)
 SLOTS = 64  # the request counters' keys cycle through 64 bucket slots (64 windows: their items expired long before)
 
 
@@ -75,9 +79,11 @@ class Edge:
             return True
         scanner = self._agents.get(user_agent)
         if scanner is None:
-            if len(self._agents) > _EXEMPT_CACHE:
-                self._agents.clear()
-            scanner = self._agents[user_agent] = policy.is_scanner(user_agent)
+            scanner = policy.is_scanner(user_agent)
+            if len(user_agent) <= _AGENT_KEY_MAX:
+                if len(self._agents) >= _AGENT_CACHE:
+                    self._agents.clear()
+                self._agents[user_agent] = scanner
         if scanner:
             self.ban(ip, f"scanner user agent {user_agent[:60]!r}", kind="scanner")
             return False
@@ -101,7 +107,7 @@ class Edge:
     def _previous_count(self, kind: str, ip: str, w: policy.Window, previous_key: int) -> int:
         """The source's count in the previous bucket: closed (requests count in the current one), so each worker
         reads it once per source and bucket."""
-        if w.index != self._previous_index:
+        if w.index != self._previous_index or len(self._previous) >= _PREVIOUS_CACHE:
             self._previous, self._previous_index = {}, w.index
         source = f"{kind}:{ip}"
         previous = self._previous.get(source)

@@ -19,10 +19,11 @@ import KSR
 from kemi.policy.fraud import Counters, capped_limits, check_limits
 
 from . import ksr_apply as apply
+from . import wire
 
 TABLE, CALLS, RUNNING, MARK = "fraud", "fraudcalls", "fraudrun", "cm_fraud"
 _DIALOG = "$_s($dlg(h_entry):$dlg(h_id))"  # the current dialog's id, as dlg.end_dlg takes it
-_ACKED = f"$_s($dlg_var({MARK}) $dlg_var(cm_answer_ts) $dlg(h_entry):$dlg(h_id) $dlg(state))"
+_ACKED = wire.one_format((f"$dlg_var({MARK})", "$dlg_var(cm_answer_ts)", "$dlg(h_entry):$dlg(h_id)", "$dlg(state)"))
 _LIVE = ("3", "4")  # dialog states: answered (no ACK yet), confirmed; 5 is ended
 
 
@@ -66,7 +67,7 @@ def acked() -> None:
     a dialog already ended is not listed, and one that ends while it is being listed is taken off again here
     (its end event may have removed the item just before it was written) — otherwise it stayed listed, priced as
     running, for a day."""
-    mark, answered, dialog, state = ((KSR.pv.gete(_ACKED) or "").replace("<null>", "").split(" ") + ["", "", "", ""])[:4]
+    mark, answered, dialog, state = wire.split(KSR.pv.gete(_ACKED), 4) or ("", "", "", "")  # values the shell wrote
     if mark and answered and state in _LIVE:
         KSR.htable.sht_sets(RUNNING, dialog, f"{mark}:{answered.partition('/')[0]}")
         if str(KSR.pv.get("$dlg(state)")) not in _LIVE:

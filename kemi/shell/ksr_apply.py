@@ -5,6 +5,8 @@ import KSR
 
 from kemi.policy.decision import Reject, RouteToTrunk
 
+from .barrier import settled
+
 
 def reply(code: int, reason: str, warning: str = "", headers: tuple[str, ...] = ()) -> None:
     for header in headers:
@@ -12,6 +14,7 @@ def reply(code: int, reason: str, warning: str = "", headers: tuple[str, ...] = 
     if warning:
         text = warning.replace('"', "'")
         KSR.hdr.append_to_reply(f'Warning: 399 callmanager "{text}"\r\n')
+    settled()
     KSR.sl.send_reply(code, reason)
 
 
@@ -21,7 +24,14 @@ def reject(r: Reject) -> None:
 
 def challenge(realm: str) -> None:
     # auth_challenge answers 401 to REGISTER and 407 to everything else; flag 1 = qop=auth.
+    settled()
     KSR.auth.auth_challenge(realm, 1)
+
+
+def drop() -> None:
+    """No answer, on purpose (a banned source, a flood, a request on the wrong listener, a malformed one sanity answered)."""
+    settled()
+    KSR.set_drop()
 
 
 def lookup_aors(aors: tuple[str, ...]) -> bool:

@@ -2,9 +2,11 @@
 
 Every crossing into Kamailio costs about a microsecond, so the header facts a request route
 needs are read in one call: a `$_s(...)` format that Kamailio expands into one string, split
-here. A value that contains the separator (not legal in any of these fields) or a format that
-Kamailio cannot expand falls back to reading field by field, so a hostile message is never
-misread, only read slower.
+here by `kemi.shell.wire` (a separator no field can shift across). When that read cannot be
+trusted — a value holds the separator, the message is larger than Kamailio's print buffer
+(pv_buffer_size, 8 KB), or its bytes are not UTF-8 — the fields are read one by one, a value
+that is not UTF-8 through `{s.encode.hexa}`: any message Kamailio's parser accepted is read,
+a hostile one only slower.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import KSR
 
 from kemi.policy.live import LIVE_VERSION
 
-_SEP = " "  # no space is legal in a method, URI user or host, address, port, Call-ID, tag or realm
-_NULL = "<null>"  # how Kamailio prints an absent value
+from . import wire
+from .wire import number as _number
+
 # Hunt-group members read per crossing. Every $sht in a $_s takes one of Kamailio's pv print
 # buffers (a ring of pv_buffer_slots, kamailio.cfg), and so does the $_s itself: with more $sht
 # than slots the ring wraps and overwrites the result. A call reads each member's last call, offers
@@ -31,7 +34,7 @@ _ONLINE = ("", "")  # a member with no status and no log-out mark
 
 
 class Message(NamedTuple):
-    """The header facts of a request, as strings; hosts lower-cased; absent values ''."""
+    """The header facts of a request, as strings; hosts lower-cased (ASCII, as Kamailio's {s.tolower}); absent values ''."""
 
     method: str
     ruri_user: str
@@ -50,116 +53,156 @@ class Message(NamedTuple):
     banned: str  # the source's ban ('' when it is not banned)
     locked_until: str  # the cool-down of the account in the credentials (epoch seconds; '' or 0 when none)
     requests: int  # the source's request counter after counting this request (0: not counted, edge protection off)
-    user_agent: str  # last: the only field that may contain spaces
+    user_agent: str
+    ruri: str = ""  # the Request-URI as received (its scheme is judged before anything parses it)
+    proto: str = "udp"  # the transport it came over (udp, tcp, tls, ws, wss, sctp)
+    content_length: str = ""  # the Content-Length header's value ('' when there is none)
+    exact: bool = True  # read in one crossing; False: field by field (locked_until not read: ask the htable by name)
 
 
-# No $cT: finding a Content-Type means scanning every header; only in-dialog requests need it (has_sdp).
-_PVS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$si", "$sp", "$Rp", "$ci", "$au", "$ar", "$sht(ban=>$si)",
-        "$sht(authlock=>until:$au@$(ar{s.tolower}))")
-_FORMATS: dict[str, tuple[tuple[str, ...], str]] = {}  # request counter key -> (the pvs, their one format)
+# The source's request counter first: incremented before any field that could make the one read fail (Kamailio
+# prints in order), so a read that falls back never counts a request twice. No $cT: finding a Content-Type means
+# scanning every header; only in-dialog requests need it (has_sdp).
+_HEAD = ("$si", "$sp", "$Rp", "$sht(ban=>$si)")
+_FIELDS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$ci", "$au", "$ar", "$ua", "$ru", "$pr", "$cl")
+_LOCK = "$sht(authlock=>until:$au@$(ar{s.tolower}))"  # last: its key is printed from the credentials
+_FORMATS: dict[str, tuple[int, str]] = {}  # request counter key -> (fields, their one format)
 
 
-def _pv(name: str) -> str:
-    return KSR.pv.gete(name) or ""
+def one(name: str) -> str:
+    """One pseudo-variable as text, whatever its bytes ('' when absent or unreadable)."""
+    try:
+        return wire.text(KSR.pv.gete(name))
+    except UnicodeDecodeError:  # not UTF-8: read its bytes as hex, decoded without raising
+        return wire.from_hex(KSR.pv.gete(wire.hex_name(name)))
 
 
-def _format(counter: str) -> tuple[tuple[str, ...], str]:
+def _format(counter: str) -> tuple[int, str]:
     found = _FORMATS.get(counter)
     if found is None:
-        pvs = (*_PVS, f"$shtinc({counter})" if counter else "0", "$ua")
-        found = _FORMATS[counter] = (pvs, "$_s(" + _SEP.join(pvs) + ")")
+        pvs = (f"$shtinc({counter})" if counter else "0", *_HEAD, *_FIELDS, _LOCK)
+        found = _FORMATS[counter] = (len(pvs), wire.one_format(pvs))
     return found
-
-
-def _build(values: list[str]) -> Message:
-    m, ru, rd, fu, fd, tu, td, tt, si, sp, rp, ci, au, ar, ban, lock, requests, ua = values
-    return Message(m, ru, rd.lower(), fu, fd.lower(), tu, td.lower(), tt, si, int(sp) if sp.isdigit() else 0,
-                   int(rp) if rp.isdigit() else 0, ci, au, ar.lower(), ban, lock, int(requests) if requests.isdigit() else 0, ua)
 
 
 def message(counter: str = "") -> Message:
     """The request's facts; `counter` (an htable item, `table=>key`, the key may name $si) is incremented in the
     same crossing and its new value read (the edge's request counter: no crossing of its own). Kamailio parses
-    each format once per worker and keeps it: the caller cycles through a bounded set of counter names.
-    A message read field by field (a hostile value with a space) counts twice: harmless, it only counts more."""
-    pvs, fmt = _format(counter)
-    values = (KSR.pv.gete(fmt) or "").replace(_NULL, "").split(_SEP, len(pvs) - 1)  # the User-Agent may hold spaces
-    if len(values) != len(pvs):
-        values = [_pv(name) if name != "0" else "0" for name in pvs]
-    return _build(values)
+    each format once per worker and keeps it: the caller cycles through a bounded set of counter names."""
+    expected, fmt = _format(counter)
+    try:
+        values = wire.split(KSR.pv.gete(fmt), expected)
+    except UnicodeDecodeError:
+        values = None
+    if values is None:
+        return _message_by_field(counter)
+    requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, cl, lock = values
+    lower = wire.lower
+    return Message(m, ru, lower(rd), fu, lower(fd), tu, lower(td), tt, si, _number(sp), _number(rp), ci, au, lower(ar), ban, lock,
+                   _number(requests), ua, uri, proto, cl)
+
+
+def _message_by_field(counter: str) -> Message:
+    """The slow, exact read: every field alone. The request was counted by the failed one-crossing read (the counter
+    comes first in it); here its value is only read. The account's cool-down is left to the caller (exact=False)."""
+    requests = _number(one(f"$sht({counter})")) if counter else 0
+    si, sp, rp, ban = (one(name) for name in _HEAD)
+    m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, cl = (one(name) for name in _FIELDS)
+    lower = wire.lower
+    return Message(m, ru, lower(rd), fu, lower(fd), tu, lower(td), tt, si, _number(sp), _number(rp), ci, au, lower(ar), ban, "",
+                   requests, ua, uri, proto, cl, False)
+
+
+def request_uri() -> str:
+    """The Request-URI as the request line has it, unparsed (for a URI Kamailio's parser refused, $ru is empty)."""
+    line = one("$mb").partition("\r\n")[0].partition("\n")[0]
+    parts = line.split(" ")
+    return parts[1] if len(parts) == 3 else ""
 
 
 def is_myself_ruri() -> bool:
     return KSR.is_myself_ruri() > 0
 
 
-_REPLY_FORMAT = "$_s($rs $bf $cT $avp(cm_grp))"
+_REPLY_PVS = ("$rs", "$bf", "$cT", "$avp(cm_grp)")
+_REPLY_FORMAT = wire.one_format(_REPLY_PVS)
 
 
 def reply() -> tuple[int, int, str, str]:
     """Status code, branch flags, content type and the hunt-group mark of the reply's call: one crossing."""
-    values = (KSR.pv.gete(_REPLY_FORMAT) or "").replace(_NULL, "").split(_SEP)
-    if len(values) != 4:
-        values = [_pv("$rs"), _pv("$bf"), _pv("$cT"), _pv("$avp(cm_grp)")]
+    try:
+        values = wire.split(KSR.pv.gete(_REPLY_FORMAT), 4)
+    except UnicodeDecodeError:
+        values = None
+    if values is None:
+        values = [one(name) for name in _REPLY_PVS]
     code, bflags, ctype, group = values
-    return int(code) if code.isdigit() else 0, int(bflags) if bflags.isdigit() else 0, ctype.lower(), group
+    return _number(code), _number(bflags), ctype.lower(), group
+
+
+def call_id() -> str:
+    return one("$ci")
 
 
 def answering_contact() -> str:
     """In a reply route: the contact URI of the branch that answered."""
-    return _pv("$T_branch(uri)")
+    return one("$T_branch(uri)")
 
 
 def contacts_of(aor: str) -> list[str]:
     """The registered contact URIs of an AOR (usrloc), to tell which member a branch belongs to."""
     if KSR.registrar.reg_fetch_contacts("location", aor, "cmq") < 0:
         return []
-    count = int(KSR.pv.get("$ulc(cmq=>count)") or 0)
-    return [_pv(f"$(ulc(cmq=>addr)[{i}])") for i in range(count)]
+    count = _number(one("$ulc(cmq=>count)"))
+    return [one(f"$(ulc(cmq=>addr)[{i}])") for i in range(count)]
 
 
 def transaction_id() -> tuple[int, int]:
     """The current transaction's index and label (to find it again: t_continue)."""
-    return int(_pv("$T(id_index)") or 0), int(_pv("$T(id_label)") or 0)
+    return _number(one("$T(id_index)")), _number(one("$T(id_label)"))
 
 
 def transaction_reply() -> tuple[int, str]:
-    return int(_pv("$T_reply_code") or 0), _pv("$T_reply_reason")
+    return _number(one("$T_reply_code")), one("$T_reply_reason")
 
 
 def has_sdp(content_type: str | None = None) -> bool:
     if content_type is None:
-        content_type = _pv("$cT").lower()
+        content_type = one("$cT").lower()
     return "application/sdp" in content_type
 
 
 def local_port() -> int:
-    return int(_pv("$Rp") or 0)
+    return _number(one("$Rp"))
 
 
 def avp(name: str) -> str:
-    return _pv(f"$avp({name})")
+    return one(f"$avp({name})")
 
 
 MEDIA_PVS = ("mos", "jitter", "loss", "rtt")  # $avp(cm_<name>), filled by the rtpengine module at a deletion (kamailio.cfg)
+_MEDIA_FORMAT = wire.one_format([f"$avp(cm_{n})" for n in MEDIA_PVS])
 
 
 def media_quality() -> dict[str, str] | None:
     """The media scores the last rtpengine deletion left (None when RTPengine scored nothing)."""
-    values = (KSR.pv.gete("$_s(" + _SEP.join(f"$avp(cm_{n})" for n in MEDIA_PVS) + ")") or "").replace(_NULL, "").split(_SEP)
-    if len(values) != len(MEDIA_PVS) or not values[0]:
+    values = wire.split(KSR.pv.gete(_MEDIA_FORMAT), len(MEDIA_PVS))
+    if values is None or not values[0]:
         return None
     return dict(zip(MEDIA_PVS, values))
 
 
 def dlg_var(name: str) -> str:
-    return _pv(f"$dlg_var({name})")
+    return one(f"$dlg_var({name})")
 
 
 def dlg_vars(*names: str) -> list[str]:
-    """Several dialog variables in one crossing (values without spaces)."""
-    values = (KSR.pv.gete("$_s(" + _SEP.join(f"$dlg_var({n})" for n in names) + ")") or "").replace(_NULL, "").split(_SEP)
-    return values if len(values) == len(names) else [dlg_var(n) for n in names]
+    """Several dialog variables in one crossing."""
+    try:
+        values = wire.split(KSR.pv.gete(wire.one_format([f"$dlg_var({n})" for n in names])), len(names))
+    except UnicodeDecodeError:
+        values = None
+    return values if values is not None else [dlg_var(n) for n in names]
 
 
 class KsrLiveView:
@@ -193,12 +236,12 @@ class KsrLiveView:
                 parts += [f"$sht({name})" for u in chunk for name in (f"acd=>end:u{u}", f"acdoffer=>u{u}", f"acdbusy=>u{u}")]
                 if start + AGENT_CHUNK >= len(user_ids):
                     parts += tail
-                reads.append(("$_s(" + _SEP.join(parts) + ")", chunk, len(parts)))
+                reads.append((wire.one_format(parts), chunk, len(parts)))
             pushed = []
             for start in range(0, len(user_ids), PUSHED_CHUNK):
                 chunk = user_ids[start:start + PUSHED_CHUNK]
                 parts = [f"$sht({name})" for u in chunk for name in (f"status=>u{u}", f"acd=>out:g{group_id}:u{u}")]
-                pushed.append(("$_s(" + _SEP.join(parts) + ")", chunk))
+                pushed.append((wire.one_format(parts), chunk))
             if len(self._reads) > 4096:  # member lists change with the configuration: drop old ones now and then
                 self._reads.clear()
                 self._pushed_reads.clear()
@@ -215,9 +258,9 @@ class KsrLiveView:
             return known[1]
         values: dict = {}
         for fmt, chunk in self._pushed_reads[key]:
-            got = (KSR.pv.gete(fmt) or "").replace(_NULL, "").split(_SEP)
-            if len(got) != 2 * len(chunk):
-                KSR.warn(f"callmanager: status of group {key[0]}'s members unreadable ({len(got)} of {2 * len(chunk)} values)\n")
+            got = wire.split(KSR.pv.gete(fmt), 2 * len(chunk))
+            if got is None:
+                KSR.warn(f"callmanager: status of group {key[0]}'s members unreadable\n")
                 return {}  # unreadable: everyone counts as online and logged in (not kept: read again on the next call)
             for u, status, out in zip(chunk, got[0::2], got[1::2]):
                 if status or out not in _NOTHING:
@@ -238,9 +281,9 @@ class KsrLiveView:
         pushed: dict = {}
         key = (group_id, user_ids, rings)
         for i, (fmt, chunk, expected) in enumerate(self._group_reads(group_id, user_ids, rings)):
-            values = (KSR.pv.gete(fmt) or "").replace(_NULL, "").split(_SEP)
-            if len(values) != expected:
-                KSR.warn(f"callmanager: live state of group {group_id} unreadable ({len(values)} of {expected} values)\n")
+            values = wire.split(KSR.pv.gete(fmt), expected)
+            if values is None:
+                KSR.warn(f"callmanager: live state of group {group_id} unreadable\n")
                 values = [""] * expected  # unreadable: everyone counts as available, the claims still prevent double offers
             if i == 0:  # the first crossing starts with the version of the pushed values
                 version = values.pop(0)

@@ -24,9 +24,10 @@ from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
 from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, is_emergency_call, should_fail_over,
-                                 trunk_credentials, unsupported_method)
+                                 malformed, trunk_credentials, unsupported_method, unsupported_require)
 
 from . import acd
+from . import barrier
 from . import fraud as fraud_gate
 from . import ksr_apply as apply
 from . import ksr_read as read
@@ -49,6 +50,11 @@ RANG = "cm_rang"  # AVP: when a device of the current call first rang (180/183);
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call), reset by request_route
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
+# sanity checks (module docs): R-URI SIP version (505) and scheme (416), mandatory headers, CSeq method and number,
+# Content-Length against the body, Expires, Proxy-Require (420: none supported), URIs parse (400), first Via;
+# R-URI, From and To URIs parsed (docs/security.md, "Malformed input").
+SANITY_CHECKS = 1 | 2 | 4 | 32 | 64 | 128 | 256 | 512 | 1024 | 16384
+SANITY_URI_CHECKS = 1 | 2 | 4
 
 
 # Parsed once in Kamailio's main process (this module is imported at mod_init, before the fork):
@@ -71,17 +77,27 @@ def child_init(rank: int) -> int:
 
 def request_route() -> int:
     _PREPARED[0] = False
+    barrier.begin()
     msg = read.message(EDGE.request_counter())  # one read (the source's request counted in it); every later stage gets it
+    if SETTINGS.fault_header and read.one(f"$hdr({SETTINGS.fault_header})"):
+        raise RuntimeError(f"fault injected by the test header {SETTINGS.fault_header}")
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
-        KSR.set_drop()
+        apply.drop()
         return 1
     snap = SNAPSHOTS.get()
     if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests):  # banned, a scanner, or a flood: not a word back
-        KSR.set_drop()
+        apply.drop()
         return 1
-    if KSR.sanity.sanity_check_defaults() < 0:  # malformed: answered 400 by sanity, or dropped
+    refused = malformed(msg.ruri or read.request_uri(), bool(msg.ruri), msg.proto, msg.content_length)
+    if refused is not None:
+        if msg.method != "ACK" and EDGE.unauthenticated(msg.src_ip, snap, f"malformed request: {refused.reason}"):
+            apply.reject(refused)
+        else:
+            apply.drop()
+        return 1
+    if KSR.sanity.sanity_check(SANITY_CHECKS, SANITY_URI_CHECKS) < 0:  # malformed: answered (400, 416, 420, 505) by sanity
         EDGE.unauthenticated(msg.src_ip, snap, "malformed request")
-        KSR.set_drop()
+        apply.drop()
         return 1
     if KSR.maxfwd.process_maxfwd(10) < 0:
         apply.reply(483, "Too Many Hops")
@@ -104,12 +120,18 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
         if EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} not served"):
             apply.reject(unsupported_method(msg.method))
         return
+    if msg.method == "REGISTER":  # answered here: what it requires must be supported (before any challenge)
+        refused = unsupported_require("REGISTER", read.one("$(hdr(Require)[*])"))
+        if refused is not None:
+            if EDGE.unauthenticated(msg.src_ip, snap, "REGISTER requiring an unsupported extension"):
+                apply.reject(refused)
+            return
     nated = detect_nat(msg.method)
     facts = authenticated_facts(msg, snap)
     if facts.auth is AuthResult.OK:
         EDGE.authenticated(msg.src_ip, snap)
     elif not EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} {facts.auth.value}") or EDGE.banned_now:
-        KSR.set_drop()  # banned just now (a flood, or one failed authentication too many): no answer to this one either
+        apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer to this one either
         return
     if msg.method == "REGISTER":
         registrar(facts, snap, nated)
@@ -120,7 +142,9 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
 def cancel() -> None:
     if KSR.tm.t_check_trans() > 0:
         KSR.rtpengine.rtpengine_manage("")
-        KSR.tm.t_relay()
+        relay()
+    else:  # RFC 3261 9.2: a CANCEL matching no transaction
+        apply.reply(481, "Call/Transaction Does Not Exist")
 
 
 def in_dialog(msg: read.Message, snap: Snapshot) -> None:
@@ -148,10 +172,15 @@ def in_dialog(msg: read.Message, snap: Snapshot) -> None:
 
 
 def is_retransmission() -> bool:
+    """A retransmission of a request whose transaction exists: tm answers it (its last reply again) or absorbs it."""
     if KSR.tmx.t_precheck_trans() > 0:
         KSR.tm.t_check_trans()
+        barrier.settled()
         return True
-    return KSR.tm.t_check_trans() == 0
+    if KSR.tm.t_check_trans() == 0:
+        barrier.settled()
+        return True
+    return False
 
 
 def detect_nat(method: str) -> bool:
@@ -167,6 +196,7 @@ def detect_nat(method: str) -> bool:
 
 
 def relay() -> None:
+    barrier.settled()
     if KSR.tm.t_relay() < 0:
         KSR.sl.sl_reply_error()
 
@@ -197,7 +227,7 @@ def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, c
     account = f"{user}@{realm}"
     if not EDGE.s.enabled:
         locked = 0.0
-    elif msg.auth_realm == realm:  # read with the message (the key is the credentials' user and realm)
+    elif msg.exact and msg.auth_realm == realm:  # read with the message (the key is the credentials' user and realm)
         locked = float(msg.locked_until) if msg.locked_until.isdigit() else 0.0
     else:
         locked = EDGE.locked_until(account)
@@ -226,6 +256,7 @@ def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
         if nated:
             KSR.setbflag(FLB_NATB)
             KSR.setbflag(FLB_NATSIPPING)
+        barrier.settled()  # save() answers the REGISTER itself
         if KSR.registrar.save("location", 0) < 0:
             KSR.sl.sl_reply_error()
         elif action.user_id in snap.agents:
@@ -605,7 +636,7 @@ def dialog_event(evname: str) -> int:
 def media_quality() -> dict[str, str] | None:
     """Delete the dialog's media session now (whoever or whatever ended it) and keep RTPengine's verdict on it:
     average MOS, jitter, loss and round trip of the call (from RTCP; empty when the phones sent none)."""
-    KSR.rtpengine.rtpengine_delete("call-id=" + (KSR.pv.gete("$dlg(callid)") or "") + " from-tag=" + (KSR.pv.gete("$dlg(from_tag)") or ""))
+    KSR.rtpengine.rtpengine_delete("call-id=" + read.one("$dlg(callid)") + " from-tag=" + read.one("$dlg(from_tag)"))
     KSR.setflag(MEDIA_DONE)  # a BYE that ended it: its own rtpengine_manage would delete the session a second time
     return read.media_quality()
 
@@ -623,7 +654,7 @@ def _float(text: str) -> float | None:
 def xhttp_event() -> int:
     if read.local_port() != SETTINGS.rpc_port:
         KSR.xhttp.xhttp_reply(403, "Forbidden", "text/plain", "RPC is served on its own listener only\n")
-    elif (KSR.pv.gete("$hu") or "").startswith("/RPC"):
+    elif read.one("$hu").startswith("/RPC"):
         KSR.jsonrpcs.dispatch()
     else:
         KSR.xhttp.xhttp_reply(404, "Not Found", "text/plain", "try /RPC\n")
