@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, fields
 
 from . import processes
+from .supervise import GiveUp, Supervisor
 from .settings import NodeSettings, load_settings
 
 
@@ -117,17 +118,21 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    supervisor = Supervisor(node.components, say=lambda line: print(line, file=sys.stderr, flush=True))
+    code = 0
     try:
         while not stop["now"]:
-            for name, c in node.components.items():
-                if not c.alive():
-                    print(f"{name} exited (see {c.logfile}); stopping the node", file=sys.stderr)
-                    stop["now"] = True
+            try:
+                supervisor.check(time.monotonic())
+            except GiveUp as exc:
+                print(f"{exc}; stopping the node", file=sys.stderr, flush=True)
+                code = 1
+                break
             time.sleep(0.5)
     finally:
-        print("stopping the node ...")
+        print("stopping the node ...", flush=True)
         node.stop()
-    return 0
+    return code
 
 
 if __name__ == "__main__":
