@@ -161,14 +161,16 @@ class CdrIngestor:
                 continue
             try:
                 rows.append(row_from_record(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("CDR line in %s is malformed (%s); kept in %s", origin, exc, self.bad_dir)
+            except Exception as exc:  # noqa: BLE001 - any line (cut, corrupt, nested too deep, a time out of range) is set aside alone
+                log.error("CDR line in %s is malformed (%s: %s); kept in %s", origin, type(exc).__name__, str(exc)[:200], self.bad_dir)
                 bad.append(line)
         if bad:
             self._quarantine(origin, bad)
         return rows
 
     def _quarantine(self, origin: str, lines: list[bytes]) -> None:
+        if self.metrics:
+            self.metrics.cdr_quarantined.inc(len(lines))
         self.bad_dir.mkdir(parents=True, exist_ok=True)
         with open(self.bad_dir / origin, "ab") as fh:
             fh.write(b"\n".join(lines) + b"\n")
@@ -214,13 +216,13 @@ class CdrIngestor:
     def _store_all(self, rows: list[dict], origin: str) -> int:
         try:
             return self._store(rows)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, ValueError, TypeError, OverflowError):
             # one row the database refuses must not hold up the others: store one by one
             stored = 0
             for row in rows:
                 try:
                     stored += self._store([row])
-                except SQLAlchemyError as exc:
+                except (SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
                     log.error("CDR %s refused by the database (%s); kept in %s", row["id"], exc, self.bad_dir)
                     self._quarantine(origin, [json.dumps({k: str(v) for k, v in row.items()}).encode()])
             return stored

@@ -78,7 +78,12 @@ def make_handler(app: App, dispatcher: Dispatcher):
             body = self.rfile.read(length)
             auth = self.headers.get("Authorization", "")
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-            result = dispatcher.handle_body(body, token)
+            try:
+                result = dispatcher.handle_body(body, token)
+            except Exception:  # noqa: BLE001 - never a dropped connection or a traceback to the client
+                log.exception("JSON-RPC body not handled")
+                result = {"jsonrpc": "2.0", "error": {"code": -32603, "message": "Internal error",
+                                                      "data": {"error_id": "internal_error"}}, "id": None}
             if result is None:
                 self._send(204, b"")
             else:

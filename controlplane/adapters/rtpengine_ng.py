@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 from . import bencode
 
@@ -19,18 +20,22 @@ class NgClient:
     def command(self, command: str, **params) -> dict:
         cookie = os.urandom(6).hex()
         payload = cookie.encode() + b" " + bencode.encode({"command": command, **params})
+        deadline = time.monotonic() + self.timeout
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(self.timeout)
             s.sendto(payload, self.addr)
-            while True:
+            while True:  # datagrams from elsewhere or with another cookie are ignored, within the one timeout
                 try:
-                    data, _ = s.recvfrom(1 << 20)
+                    s.settimeout(max(0.001, deadline - time.monotonic()))
+                    data, sender = s.recvfrom(1 << 20)
                 except (socket.timeout, OSError) as exc:
                     raise NgError(f"rtpengine at {self.addr[0]}:{self.addr[1]} did not answer {command!r}: {exc}") from exc
                 got_cookie, _, body = data.partition(b" ")
-                if got_cookie.decode(errors="replace") == cookie:
+                if sender[1] == self.addr[1] and got_cookie == cookie.encode():
                     break
-        reply = bencode.decode(body)
+        try:
+            reply = bencode.decode(body)
+        except (ValueError, IndexError, TypeError, RecursionError) as exc:
+            raise NgError(f"rtpengine sent an unreadable reply to {command!r}: {exc}") from exc
         if not isinstance(reply, dict):
             raise NgError(f"rtpengine sent a non-dictionary reply to {command!r}")
         if reply.get("result") == "error":

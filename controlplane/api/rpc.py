@@ -19,6 +19,7 @@ from controlplane.db.models import ROLE_RANK, Role
 from .errors import ApiError, Conflict, Forbidden, InternalError, InvalidParams, InvalidRequest, MethodNotFound, ParseError, Unauthorized
 
 log = logging.getLogger("callmanager.api")
+MAX_BATCH = 1000  # requests in one batch (docs/api.md)
 
 
 class Params(BaseModel):
@@ -124,9 +125,13 @@ class Dispatcher:
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error_response(None, ParseError())
+        except RecursionError:
+            return _error_response(None, ParseError("the JSON is nested too deeply"))
         if isinstance(payload, list):
             if not payload:
                 return _error_response(None, InvalidRequest("empty batch"))
+            if len(payload) > MAX_BATCH:
+                return _error_response(None, InvalidRequest(f"a batch holds at most {MAX_BATCH} requests", limit=MAX_BATCH))
             responses = [r for r in (self.handle_one(p, token) for p in payload) if r is not None]
             return responses or None
         return self.handle_one(payload, token)

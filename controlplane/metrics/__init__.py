@@ -26,6 +26,8 @@ class Metrics:
         self.snapshot_published_ts = Gauge("callmanager_snapshot_published_timestamp_seconds", "When the last snapshot was published", registry=r)
         self.snapshot_accounts = Gauge("callmanager_snapshot_sip_accounts", "SIP accounts in the published snapshot", registry=r)
         self.cdr_ingested = Counter("callmanager_cdr_ingested_total", "CDRs stored from the spool", registry=r)
+        self.cdr_quarantined = Counter("callmanager_cdr_quarantined_total", "Spool lines set aside in spool/cdr/bad/ (cut, corrupt "
+                                       "or refused by the database; the rest is stored)", registry=r)
         self.cdr_lag = Gauge("callmanager_cdr_ingestion_lag_seconds", "Age of the newest CDR at ingestion", registry=r)
         self.fraud_events = Counter("callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r)
         self.fraud_bans = Counter("callmanager_fraud_bans_total", "Sources banned at the edge, by cause (flood, scanner, brute_force)",

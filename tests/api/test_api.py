@@ -2,6 +2,8 @@
 import json
 import time
 
+import httpx
+
 from kemi.policy.auth import ha1
 
 
@@ -220,3 +222,22 @@ def test_a_bad_content_length_is_a_clear_http_error(server):
     with socket.create_connection((server.settings.api_address, server.settings.api_port)) as s:
         s.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: banana\r\n\r\n")
         assert b" 400 " in s.recv(200).split(b"\r\n")[0]
+
+
+def test_hostile_bodies_get_a_json_rpc_error_or_413_and_change_nothing(api, acme, server):
+    admin = acme["admin"]
+    before = api.ok("user.list", token=admin)["total"]
+    deep = b"[" * 200000 + b"]" * 200000
+    assert api.raw(deep[: (1 << 20) - 10])["error"]["data"]["error_id"] == "parse_error"  # nested too deeply: no dropped connection
+    assert api.raw(b"\xff\xfe{}")["error"]["data"]["error_id"] == "parse_error"
+    r = httpx.post(api.url, content=b"x" * ((1 << 20) + 1), headers={"Authorization": f"Bearer {api.token}"}, timeout=10)
+    assert r.status_code == 413  # above the documented 1 MiB (docs/api.md)
+    batch = [{"jsonrpc": "2.0", "method": "tenant.list", "id": i} for i in range(1001)]
+    r = api.raw(batch)
+    assert r["error"]["data"]["error_id"] == "invalid_request" and r["error"]["data"]["details"]["limit"] == 1000
+    for wrong in ({"jsonrpc": "2.0", "method": 5, "id": 1}, {"jsonrpc": "2.0", "method": "user.create", "params": "X", "id": 1},
+                  {"jsonrpc": "2.0", "method": "user.create", "params": {"name": ["X"]}, "id": {"a": 1}}, "just a string", 17):
+        r = api.raw(json.dumps(wrong), token=admin)
+        assert r["error"]["data"]["error_id"] in ("invalid_request", "invalid_params"), r
+        assert "Traceback" not in json.dumps(r)
+    assert api.ok("user.list", token=admin)["total"] == before

@@ -89,3 +89,30 @@ def test_an_unreadable_measurement_is_left_out_and_the_call_is_still_recorded(se
     with Session(engine) as s:
         c = s.exec(select(Cdr)).one()
     assert (c.mos, c.jitter_ms, c.loss_pct, c.rtt_ms, c.pdd_s) == (None, None, None, 80.5, 0.4)
+
+
+def test_cut_corrupt_or_hostile_lines_are_set_aside_one_by_one_and_counted(tmp_path):
+    from prometheus_client import CollectorRegistry
+
+    from controlplane.metrics import Metrics
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate(engine)
+    spool = CdrSpool(str(tmp_path / "spool"), max_age=60, max_records=100)
+    metrics = Metrics(registry=CollectorRegistry())
+    ing = CdrIngestor(engine, tmp_path / "spool", metrics=metrics)
+    path = spool.put(rec(1))
+    hostile = [b"[" * 100000 + b"]" * 100000,  # nested too deep for the JSON parser
+               json.dumps(rec(2, end_ts=1e300)).encode(),  # a time no clock can hold
+               b'{"id": "\xff\xfe", "disposition": "busy"}',  # not UTF-8
+               json.dumps(rec(3, sip_code="486x")).encode(),
+               b"\x00\x00\x00"]
+    with open(path, "ab") as fh:
+        fh.write(b"\n".join(hostile) + b"\n" + json.dumps(rec(4)).encode() + b"\n" + json.dumps(rec(5))[:40].encode())  # last: cut
+    spool.close_segment()
+    assert ing.run_once() == 2 and count(engine) == 2  # records 1 and 4
+    bad = (ing.bad_dir / os.path.basename(path)).read_bytes().split(b"\n")
+    assert len([line for line in bad if line]) == len(hostile) + 1  # the cut last line too
+    assert metrics.registry.get_sample_value("callmanager_cdr_quarantined_total") == len(hostile) + 1
+    assert ing.run_once() == 0  # nothing is read twice, nothing blocks the spool
+    engine.dispose()
