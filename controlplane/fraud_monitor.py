@@ -6,7 +6,7 @@ from the CDRs plus the running cost of answered calls out in progress (Kamailio'
 one item per ACKed call: who pays, the class, the price per minute, when it was answered) — goes through kemi.policy.fraud.spend_response. What it
 answers is done here: a warning is recorded once per limit and period (and sent to the tenant's
 contact); a lock is written (the routing snapshot follows within a second) and the calls in
-progress that count against the limit are ended with a BYE to both sides (dlg.end_dlg).
+progress that count against the limit are ended with a BYE to both sides (end_request: through Kamailio's ACD timer).
 Emergency calls are never priced, so never ended.
 """
 from __future__ import annotations
@@ -45,6 +45,14 @@ def running_calls(items: dict[str, object], now: float) -> list[RunningCall]:
         except ValueError:
             log.warning("call out %s has an unreadable entry %r", key, value)
     return out
+
+
+def end_request(key: str, dialog: dict, reason: str) -> tuple[str, str, str]:
+    """The htable item that asks Kamailio to end a call (a dialog as dlg.list shows it): its ACD timer accounts the
+    call's end (counts, media, record) and then sends the BYEs (kemi/shell/routes.py end_requested_calls).
+    dlg.end_dlg alone can skip the dialog-end event (Kamailio 5.6 reads the dialog's state after its BYEs went out)."""
+    value = json.dumps([dialog.get("call-id"), (dialog.get("caller") or {}).get("tag"), (dialog.get("callee") or {}).get("tag"), reason[:200]])
+    return "cmend", key, value
 
 
 def _day(t: datetime) -> int:
@@ -238,15 +246,21 @@ class FraudMonitor:
             except KamailioRpcError:
                 self._dialogs = {}
         for key in r.end_calls:
-            h_entry, h_id = key.split(":")
+            d = self._dialogs.get(key)
+            if d is None:
+                log.info("call %s not ended (over already?)", key)
+                continue
             try:
-                self.app.kamailio.call("dlg.end_dlg", int(h_entry), int(h_id))
+                self.end_call(key, d, r.reason)
                 self.calls_ended += 1
                 self.app.metrics.fraud_calls_ended.inc()
                 log.warning("ended call %s: %s", key, r.reason)
                 self._expect_record(key, r.reason)
             except KamailioRpcError as exc:
-                log.info("call %s not ended (over already?): %s", key, exc)
+                log.info("call %s not ended (Kamailio did not take the request): %s", key, exc)
+
+    def end_call(self, key: str, dialog: dict, reason: str) -> None:
+        self.app.kamailio.call("htable.sets", *end_request(key, dialog, f"fraud controls: {reason}"))
 
     FALLBACK_AFTER_S = 10.0
 

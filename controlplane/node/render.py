@@ -26,6 +26,8 @@ def render_kamailio(settings: NodeSettings) -> Path:
         log_level=settings.kamailio_log_level,
         log_prefix_define="#!define WITH_LOG_PREFIX" if settings.kamailio_log_prefix else "# no log prefix (kamailio_log_prefix off)",
         invite_timeout_ms=settings.invite_timeout_s * 1000,
+        call_max_s=settings.call_max_s,
+        dialog_keepalive_s=settings.dialog_keepalive_s or 3600,  # 0: no dialog asks for keep-alives (kemi settings)
         ban_s=settings.edge_ban_s,
         edge_expire_s=3 * settings.edge_window_s,
         main_cfg=MAIN_CFG,

@@ -28,6 +28,10 @@ class NodeSettings:
     kamailio_log_level: int = 2
     kamailio_log_prefix: bool = False  # prefix Kamailio's log lines with method, CSeq and Call-ID (~10 % CPU)
     invite_timeout_s: int = 60
+    # How long an answered call can live: a call whose BYE was lost ends when the in-dialog keep-alives (OPTIONS to
+    # both phones every dialog_keepalive_s; 0: off) go unanswered twice, and every call at call_max_s at the latest.
+    dialog_keepalive_s: int = 30
+    call_max_s: int = 43200
     # Tests only: a request carrying this header makes the Python routing raise, to show the exception barrier
     # (kemi/shell/barrier.py) at work on a real node. Empty (the default): off, nothing is read.
     kamailio_fault_header: str = ""
@@ -147,7 +151,15 @@ def load_settings(config_file: str | os.PathLike | None = None, env: dict | None
 
     EdgeSettings.from_doc(settings.edge_doc())  # a malformed exempt network: ValueError now, not in every Kamailio worker
     _check_prometheus(settings)
+    _check_calls(settings)
     return settings
+
+
+def _check_calls(s: NodeSettings) -> None:
+    if not (s.dialog_keepalive_s == 0 or 30 <= s.dialog_keepalive_s <= 3600):  # the dialog module refuses less than 30
+        raise ValueError(f"dialog_keepalive_s {s.dialog_keepalive_s} must be 0 (off) or between 30 and 3600 seconds")
+    if not 60 <= s.call_max_s <= 7 * 86400:
+        raise ValueError(f"call_max_s {s.call_max_s} must be between 60 seconds and 7 days")
 
 
 def _check_prometheus(s: NodeSettings) -> None:

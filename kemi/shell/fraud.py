@@ -77,4 +77,4 @@ def acked() -> None:
 def ended(tenant_id: int, user_id: int) -> None:
     KSR.htable.sht_dec(CALLS, f"u{user_id}")
     KSR.htable.sht_dec(CALLS, f"t{tenant_id}")
-    KSR.htable.sht_rm(RUNNING, KSR.pv.gete(_DIALOG) or "")
+    KSR.htable.sht_rm(RUNNING, wire.text(KSR.pv.gete(_DIALOG)))

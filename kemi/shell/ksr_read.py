@@ -192,6 +192,14 @@ def media_quality() -> dict[str, str] | None:
     return dict(zip(MEDIA_PVS, values))
 
 
+_DIALOG_KEY = "$_s($dlg(h_entry):$dlg(h_id))"
+
+
+def dialog_key() -> str:
+    """The current dialog's id, `<h_entry>:<h_id>` (as dlg.end_dlg and dlg.list name it)."""
+    return wire.text(KSR.pv.gete(_DIALOG_KEY))
+
+
 def dlg_var(name: str) -> str:
     return one(f"$dlg_var({name})")
 

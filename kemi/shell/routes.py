@@ -50,6 +50,11 @@ RANG = "cm_rang"  # AVP: when a device of the current call first rang (180/183);
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call), reset by request_route
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
+ENDED = "cmended"  # htable: <h_entry>:<h_id> of calls whose end was accounted (call_ended: once per dialog)
+END_REQUESTS = "cmend"  # htable: calls the control plane asks to end (end_requested_calls)
+END_CHECK_TICKS = 25  # the ACD timer (20 ms) looks at END_REQUESTS every 0.5 s
+TIMEOUT_EVENT = "cm_timeout"  # any name: with it, the dialog module calls ksr_dialog_event("dialog:timeout")
+_TICKS = [0]
 # sanity checks (module docs): R-URI SIP version (505) and scheme (416), mandatory headers, CSeq method and number,
 # Content-Length against the body, Expires, Proxy-Require (420: none supported), URIs parse (400), first Via;
 # R-URI, From and To URIs parsed (docs/security.md, "Malformed input").
@@ -388,7 +393,11 @@ def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
     _PREPARED[0] = True
     if not again:
         KSR.rr.record_route()
+        KSR.pv.sets("$dlg_ctx(timeout_route)", TIMEOUT_EVENT)  # the dialog's timeout runs dialog:timeout (call_ended) first
         KSR.dialog.dlg_manage()
+        if SETTINGS.dialog_keepalive:  # in-dialog OPTIONS to both phones: a call whose BYE was lost ends (call_ended)
+            KSR.dialog.dlg_set_property("ka-src")
+            KSR.dialog.dlg_set_property("ka-dst")
     for user_id in track:  # busy-on-busy users and agents: on a call while this dialog lives
         apply.track_call(user_id)
     if track:
@@ -539,6 +548,9 @@ def queue_overflow(ctx: dict) -> bool:
 
 def acd_timer() -> int:
     acd.tick(SNAPSHOTS.get(), LIVE)
+    _TICKS[0] += 1
+    if _TICKS[0] % END_CHECK_TICKS == 0:
+        end_requested_calls()
     return 1
 
 
@@ -619,18 +631,54 @@ def dialog_event(evname: str) -> int:
         if mark:  # a call out under the fraud limits: in progress from now
             fraud_gate.answered(mark)
     elif evname == "dialog:end":
-        acd.agent_call_ended()
-        acd.calls_ended(read.dlg_var(TRACKED))
-        blob = read.dlg_var(CTX)
-        if blob:
-            ctx = json.loads(blob)
-            if ctx.get("fraud") and SETTINGS.fraud_checks:
-                fraud_gate.ended(ctx["tenant_id"], ctx["fraud"][0])
-            answered, _, rang = read.dlg_var("cm_answer_ts").partition("/")
-            ctx["trace"].append("answered; dialog ended")
-            SPOOL.put(cdr.record(ctx, code=200, reason="OK", end_ts=time.time(), answer_ts=_float(answered) or ctx["start_ts"],
-                                 ring_ts=_float(rang), quality=media_quality()))
+        call_ended("answered; dialog ended")
+    elif evname == "dialog:timeout":  # runs before the dialog module sends its BYEs (kamailio.cfg: send_bye)
+        call_ended("answered; dialog ended by the node: no BYE within the call limit or the keep-alives went unanswered")
     return 1
+
+
+def call_ended(why: str) -> None:
+    """Everything an answered call holds is given back, once per dialog whichever comes first: its hunt-group agents
+    and busy users, its count of calls out in progress, its media session, and its record is written.
+    Kamailio 5.6 runs the dialog-end event of a dialog it ends itself (dlg_bye_all: timeouts, dlg.end_dlg) with the
+    dialog's state read after its BYEs were sent: when a phone's 200 to a BYE is handled first, the state is already
+    'deleted' and no event runs (the fraudcalls +1 of earlier notes, and a missing CDR). So every end the node makes
+    runs this first (dialog:timeout, end_requested_calls) and the dialog-end event, if it still runs, finds it done."""
+    if KSR.htable.sht_inc(ENDED, read.dialog_key()) != 1:
+        return
+    acd.agent_call_ended()
+    acd.calls_ended(read.dlg_var(TRACKED))
+    blob = read.dlg_var(CTX)
+    if blob:
+        ctx = json.loads(blob)
+        if ctx.get("fraud") and SETTINGS.fraud_checks:
+            fraud_gate.ended(ctx["tenant_id"], ctx["fraud"][0])
+        answered, _, rang = read.dlg_var("cm_answer_ts").partition("/")
+        ctx["trace"].append(why)
+        SPOOL.put(cdr.record(ctx, code=200, reason="OK", end_ts=time.time(), answer_ts=_float(answered) or ctx["start_ts"],
+                             ring_ts=_float(rang), quality=media_quality()))
+
+
+def end_requested_calls() -> None:
+    """Calls the control plane asked to end (htable `cmend`: <h_entry>:<h_id> = JSON [Call-ID, From tag, To tag,
+    reason]; the fraud monitor's spend limits): each call's end is accounted here, then the dialog module sends
+    its BYEs to both sides."""
+    requests = []
+    KSR.htable.sht_iterator_start("cme", END_REQUESTS)
+    while KSR.htable.sht_iterator_next("cme") >= 0:
+        requests.append((read.one("$shtitkey(cme)"), read.one("$shtitval(cme)")))
+    KSR.htable.sht_iterator_end("cme")
+    for key, value in requests:
+        KSR.htable.sht_rm(END_REQUESTS, key)
+        try:
+            call_id, from_tag, to_tag, reason = json.loads(value)
+        except (ValueError, TypeError):
+            KSR.warn(f"callmanager: request to end call {key!r} unreadable: {value[:200]!r}\n")
+            continue
+        if KSR.dialog.dlg_get(str(call_id), str(from_tag), str(to_tag)) < 0:
+            continue  # over already: its own end did the accounting
+        call_ended(f"answered; ended by the node: {reason}"[:300])
+        KSR.dialog.dlg_bye("all")
 
 
 def media_quality() -> dict[str, str] | None:

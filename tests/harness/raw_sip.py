@@ -133,9 +133,12 @@ class EagerPhone:
     does when it retransmits its answer before the ACK arrives — then answers the BYE. Runs in a thread
     on the port the phone registered from; `received` lists the methods it got, in order."""
 
-    def __init__(self, port: int, media_port: int, timeout: float = 20.0):
+    def __init__(self, port: int, media_port: int, timeout: float = 20.0, answers: int = 2, forget: bool = False):
+        """`answers`: how many times the 200 is sent; `forget`: the phone loses the call at once (a reboot, a lost BYE):
+        every later request in the dialog is answered 481, as RFC 3261 has it."""
         import threading
 
+        self.answers, self.forget = answers, forget
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
@@ -173,9 +176,13 @@ class EagerPhone:
                 sdp = (f"v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                        f"m=audio {self.media_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
                 ok = self._reply_to(text, "200 OK", tag, f"Contact: <sip:127.0.0.1:{self.port}>\r\nContent-Type: application/sdp\r\n", sdp)
-                for _ in range(2):
+                for _ in range(self.answers):
                     self.sock.sendto(ok.encode(), peer)
                     self.answers_sent += 1
+            elif self.forget and method not in ("ACK", "INVITE"):
+                self.sock.sendto(self._reply_to(text, "481 Call/Transaction Does Not Exist", tag).encode(), peer)
+                if method == "BYE":
+                    return
             elif method == "BYE":
                 self.sock.sendto(self._reply_to(text, "200 OK", tag).encode(), peer)
                 return

@@ -98,11 +98,11 @@ class Sipp:
         return self.run(self._argv(scen, phone, ["-inf", str(self._inf(phone, str(expires)))], timeout_s), timeout_s)
 
     def callee(self, phone: Phone, mode: str = "answer", timeout_s: int = 30, contact: str = "[local_ip]:[local_port]", sdp_ip: str = "[media_ip]",
-               sdp_port: str = "[media_port]", calls: int = 1) -> subprocess.Popen:
+               sdp_port: str = "[media_port]", calls: int = 1, auto_answer: bool = False) -> subprocess.Popen:
         body = _read(f"uas_{mode}.inc").replace("@CONTACT_HOSTPORT@", contact).replace("@SDP_IP@", sdp_ip).replace("@SDP_PORT@", sdp_port)
         actions = _read("uas_ring_actions.inc") if mode == "ring" else ""
         scen = self._write(f"uas_{mode}", _read("uas.xml").replace("@INVITE_ACTIONS@", actions).replace("@BODY@", body))
-        extra = ["-rtp_echo"] if mode == "answer" else []
+        extra = (["-rtp_echo"] if mode == "answer" else []) + (["-aa"] if auto_answer else [])  # -aa: keep-alives answered 200
         argv = self._argv(scen, phone, extra + ["-trace_msg", "-message_file", str(scen.with_suffix(".messages"))], timeout_s)
         argv[argv.index("-m") + 1] = str(calls)  # answer this many calls, one after the other
         proc = self.start(argv)
@@ -110,7 +110,10 @@ class Sipp:
         time.sleep(0.3)  # let it bind its port
         return proc
 
-    def caller(self, phone: Phone, dial: str, expect: int | str = 200, hold_ms: int = 2500, ring_ms: int = 1000, timeout_s: int = 30) -> "SippResult":
+    def caller(self, phone: Phone, dial: str, expect: int | str = 200, hold_ms: int = 2500, ring_ms: int = 1000, timeout_s: int = 30,
+               bye_within_ms: int = 20000, auto_answer: bool = False) -> "SippResult":
+        """`expect="ended"`: answered, then a BYE from the network within `bye_within_ms`. `auto_answer`: in-dialog
+        OPTIONS (keep-alives), INFO, NOTIFY and UPDATE are answered 200 (SIPp -aa)."""
         if expect == 200:
             final = _read("uac_final_200.inc").replace("@RTP_FILE@", str(self.tone))
             pause = hold_ms
@@ -118,7 +121,7 @@ class Sipp:
             final = _read("uac_final_reinvite.inc")
             pause = hold_ms
         elif expect == "ended":  # answered, then ended by the network (a BYE to us)
-            final = _read("uac_final_ended.inc").replace("@RTP_FILE@", str(self.tone))
+            final = _read("uac_final_ended.inc").replace("@RTP_FILE@", str(self.tone)).replace("@BYE_WITHIN_MS@", str(bye_within_ms))
             pause = 0
         elif expect == "cancel":
             final = _read("uac_final_cancel.inc")
@@ -127,7 +130,7 @@ class Sipp:
             final = _read("uac_final_error.inc").replace("@CODE@", str(expect))
             pause = 0
         scen = self._write("uac", _read("uac_call.xml").replace("@RECV_FINAL@", final))
-        argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, dial)), "-d", str(pause)], timeout_s)
+        argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, dial)), "-d", str(pause)] + (["-aa"] if auto_answer else []), timeout_s)
         return self.run(argv, timeout_s)
 
     def carrier_with_auth(self, carrier: Phone, user: str, password: str, timeout_s: int = 30) -> subprocess.Popen:

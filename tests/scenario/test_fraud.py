@@ -257,3 +257,39 @@ def test_calls_hung_up_as_they_are_answered_leave_no_call_priced_as_running(node
     time.sleep(2)  # the last calls' ends
     assert wait_for(lambda: not running(), timeout=5), f"{len(running())} ended calls still listed as running"
     assert len(in_progress()) == len(made) and not any(in_progress().values()), in_progress()
+
+
+def test_calls_out_ended_by_the_node_leave_nothing_counted_in_progress_and_have_their_record(node, sipp, trunks, pbx_user, policy):
+    """What the spend monitor does to a call over a limit (fraud_monitor.end_request), at every moment of a call's life
+    from its answer on: the call's count in progress goes back to 0 and Kamailio writes its record — every time.
+    (With dlg.end_dlg, as before, the count stayed +1 and the record was missing in about one round of three.)"""
+    from controlplane.fraud_monitor import end_request
+
+    user, phone, _ = pbx_user()
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    policy(user={"max_concurrent": 5, "attempts_per_minute": 100, "attempts_per_hour": 1000},
+           tenant={"max_concurrent": 500, "attempts_per_minute": 5000, "attempts_per_hour": 50000})  # earlier tests' load counts too
+    rounds = 12
+
+    def dialogs():
+        return [d for d in node.kamailio_rpc("dlg.list") or [] if d.get("state") in (3, 4)]
+
+    def in_progress():
+        items = {i["name"]: i["value"] for slot in node.kamailio_rpc("htable.dump", "fraudcalls") or [] for i in slot.get("slot", [])}
+        return items.get(f"u{user['id']}", 0)
+
+    for i in range(rounds):
+        uas = sipp.callee(carrier, "answer")
+        call = sipp.caller_in_background(phone, "0301234567", expect="ended", hold_ms=8000)
+        found = wait_for(dialogs, timeout=10, interval=0.01)
+        assert found, f"round {i}: the call was not answered: {[c['trace'][-3:] for c in node.rpc('cdr.list', user_id=user['id'])['items'][:2]]}"
+        time.sleep((i % 4) * 0.05)  # at the answer, around the ACK, while the call runs
+        for d in found:
+            node.kamailio_rpc("htable.sets", *end_request(f"{d['h_entry']}:{d['h_id']}", d, "test: over the limit"))
+        assert call.result().ok
+        sipp.wait(uas)
+        assert wait_for(lambda: in_progress() == 0, timeout=5), f"round {i}: {in_progress()} call(s) still counted in progress"
+    records = wait_for(lambda: [c for c in node.rpc("cdr.list", user_id=user["id"])["items"] if c["disposition"] == "answered"], timeout=10)
+    assert len(records) == rounds
+    assert all(c["trace"][-1] == "answered; ended by the node: test: over the limit" for c in records), [c["trace"][-2:] for c in records]
