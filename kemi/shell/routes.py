@@ -100,7 +100,9 @@ def request_route() -> int:
         else:
             apply.drop()
         return 1
-    if KSR.sanity.sanity_check(SANITY_CHECKS, SANITY_URI_CHECKS) < 0:  # malformed: answered (400, 416, 420, 505) by sanity
+    if KSR.sanity.sanity_check(SANITY_CHECKS, SANITY_URI_CHECKS) < 0:  # malformed: answered (400, 420, 505) by sanity
+        KSR.notice(f"callmanager: refused a malformed request from {msg.src_ip}:{msg.src_port} ({msg.method[:20]!a}, Call-ID "
+                   f"{msg.call_id[:80]!a}): sanity checks; answered when it has a Via to answer to\n")
         EDGE.unauthenticated(msg.src_ip, snap, "malformed request")
         apply.drop()
         return 1
