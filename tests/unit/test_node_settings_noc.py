@@ -23,3 +23,20 @@ def test_the_defaults_and_good_values_pass(tmp_path):
     s = load_settings(env={}, var_dir=str(tmp_path), prometheus_retention="30d12h", prometheus_scrape_interval_s="5",
                       prometheus_rule_files=str(rules))
     assert s.prometheus_retention == "30d12h" and s.prometheus_scrape_interval_s == 5.0
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("dialog_keepalive_s", "10", "0 \\(off\\) or between 30 and 3600"),  # the dialog module refuses less than 30
+    ("dialog_keepalive_s", "-1", "0 \\(off\\) or between 30"),
+    ("call_max_s", "5", "between 60 seconds and 7 days"),
+])
+def test_bad_call_lifetime_settings_are_refused_before_kamailio_would(field, value, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        load_settings(env={}, var_dir=str(tmp_path), **{field: value})
+
+
+def test_call_lifetime_settings_reach_kamailios_defines(tmp_path):
+    from controlplane.node.render import render_kamailio
+
+    text = render_kamailio(load_settings(env={}, var_dir=str(tmp_path), dialog_keepalive_s="0", call_max_s="7200")).read_text()
+    assert "#!define CALL_MAX_S 7200" in text and "#!define DIALOG_KEEPALIVE_S 3600" in text  # off: no dialog asks for them
