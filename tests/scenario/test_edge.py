@@ -245,3 +245,25 @@ def test_sipvicious_finds_no_extension_and_cracks_no_password(node):
     out = sipvicious(node, domain, "svcrack", cracker, "Yealink SIP-T46S 66.86.0.15", "-u", "7003", "-d", str(words))
     assert "found nothing" in out and "pw-7003-x" not in out, out
     assert cracker in banned(node)
+
+
+def test_the_edge_judges_the_true_source_and_account_when_the_request_is_read_field_by_field(edge_node, account):
+    """Requests too large for the one-crossing read (a 9 KB User-Agent) or with bytes that are not UTF-8 are read field
+    by field: a cooling account stays refused, and such requests still count towards a flood ban."""
+    acc, password = account()
+    huge = DigestClient(edge_node.sip, "127.0.0.1", user_agent="Phone/1.0 " + "x" * 9000)
+    for guess in range(5):
+        assert huge.attempt(acc["username"], DOMAIN, f"wrong-{guess}")[1].code == 401
+    assert huge.attempt(acc["username"], DOMAIN, password)[1].code == 401  # cooling down: refused like a wrong password
+    huge.close()
+    time.sleep(LOCK_S + 0.5)
+    ip = source()
+    flood = DigestClient(edge_node.sip, ip, timeout=0.3)
+    raw = request("INVITE", f"sip:501@{DOMAIN}", extra="User-Agent: " + "y" * 9000 + "\r\n").replace("127.0.0.1:{port}", "{ip}:{port}")
+    answered = 0
+    for _ in range(80):
+        if flood.send_raw(raw) is None:
+            break
+        answered += 1
+    assert answered <= 50 and ip in banned(edge_node)
+    flood.close()
