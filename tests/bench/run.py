@@ -340,7 +340,15 @@ def main(argv=None) -> int:
     ap.add_argument("--fraud-cpu-only", action="store_true", help="with --only-fraud: no capacity search, only the fixed-rate CPU comparison")
     ap.add_argument("--cpu-rounds", type=int, default=3, help="rounds of the fixed-rate CPU comparison (fraud, group)")
     ap.add_argument("--cpu-seconds", type=int, default=8, help="seconds per round of the fixed-rate CPU comparison (fraud, group)")
+    ap.add_argument("--only-before-after", action="store_true", help="only this tree's node against an earlier commit's, Kamailio CPU per "
+                    "registration and per call at fixed rates (tests/bench/before_after.py)")
+    ap.add_argument("--before", default=None, help="with --only-before-after: the earlier commit (default: main before issue 17)")
     args = ap.parse_args(argv)
+    if args.only_before_after:
+        from tests.bench import before_after
+
+        save(before_after.run(before=args.before or before_after.BEFORE, rounds=args.cpu_rounds if args.cpu_rounds != 3 else 5))
+        return 0
     if args.only_group:
         from tests.bench import group
 

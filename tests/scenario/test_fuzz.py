@@ -101,6 +101,7 @@ def _shm_used(node) -> int:
     return int(node.kamailio_rpc("core.shmmem")["real_used"])
 
 
+@pytest.mark.timeout(int(180 + FUZZ_EXAMPLES * 0.6))  # about 0.2 s an example; a silent one waits 0.4-0.6 s
 def test_fuzzed_requests_are_answered_or_accounted_and_the_node_survives(fuzz_node, tmp_path):
     node = fuzz_node
     sender = Sender(node)
