@@ -158,6 +158,7 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_EDGE": json.dumps(settings.edge_doc()),
         "CALLMANAGER_FRAUD_CHECKS": "1" if settings.fraud_checks else "0",
         "CALLMANAGER_FAULT_HEADER": settings.kamailio_fault_header,
+        "CALLMANAGER_CALL_MAX_S": str(settings.call_max_s),
         "CALLMANAGER_DIALOG_KEEPALIVE": "1" if settings.dialog_keepalive_s else "0",
     }
     return Component(

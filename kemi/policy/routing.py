@@ -46,6 +46,19 @@ def malformed(ruri: str, parsed: bool, proto: str, content_length: str) -> Rejec
     return None
 
 
+SESSION_GRACE_S = 32  # RFC 4028 10: the refresh (or the BYE) comes at the latest min(32, SE/3) s before the end
+
+
+def session_lifetime(session_expires: str, call_max_s: int) -> int | None:
+    """RFC 4028 session timers: a call (INVITE, re-INVITE or UPDATE) whose Session-Expires says how long it lives without
+    a refresh lives that long plus a grace (then the node ends it, as a lost BYE), never past `call_max_s`. None: no
+    (valid) Session-Expires — the call keeps the lifetime it has. Values below RFC 4028's minimum of 90 s count as 90."""
+    value = session_expires.partition(";")[0].strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
+        return None
+    return min(max(int(value), 90) + SESSION_GRACE_S, call_max_s)
+
+
 # Option-tags this node supports as the UAS of a REGISTER (RFC 3261 8.2.2.3): none — no Path, outbound or GRUU.
 REGISTER_SUPPORTED: frozenset[str] = frozenset()
 

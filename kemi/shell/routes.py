@@ -24,7 +24,8 @@ from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
 from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, is_emergency_call, should_fail_over,
-                                 malformed, trunk_credentials, unsupported_method, unsupported_require)
+                                 malformed, session_lifetime, trunk_credentials, unsupported_method,
+                                 unsupported_require)
 
 from . import acd
 from . import barrier
@@ -49,6 +50,8 @@ SERVED = ROUTABLE_INITIAL | {"REGISTER"}  # new requests with any other method: 
 RANG = "cm_rang"  # AVP: when a device of the current call first rang (180/183); also its post-dial delay
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call), reset by request_route
+_SESSION = [None]  # the current request's RFC 4028 lifetime (s) for its dialog, set by request_route
+DIALOG_TIMEOUT = "cm_dlgto"  # AVP: the dialog module's timeout_avp (kamailio.cfg)
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
 ENDED = "cmended"  # htable: <h_entry>:<h_id> of calls whose end was accounted (call_ended: once per dialog)
 END_REQUESTS = "cmend"  # htable: calls the control plane asks to end (end_requested_calls)
@@ -89,6 +92,7 @@ def request_route() -> int:
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
         apply.drop()
         return 1
+    _SESSION[0] = session_lifetime(msg.session_expires, SETTINGS.call_max_s) if msg.session_expires else None
     snap = SNAPSHOTS.get()
     if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests):  # banned, a scanner, or a flood: not a word back
         apply.drop()
@@ -155,6 +159,8 @@ def cancel() -> None:
 
 
 def in_dialog(msg: read.Message, snap: Snapshot) -> None:
+    if _SESSION[0] and msg.method in ("INVITE", "UPDATE"):  # a session refresh: the dialog lives on from now (loose_route applies it)
+        KSR.pv.seti(f"$avp({DIALOG_TIMEOUT})", _SESSION[0])
     if KSR.rr.loose_route() > 0:
         nated = KSR.nathelper.nat_uac_test(NAT_TEST) > 0
         if nated:
@@ -396,6 +402,8 @@ def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
     if not again:
         KSR.rr.record_route()
         KSR.pv.sets("$dlg_ctx(timeout_route)", TIMEOUT_EVENT)  # the dialog's timeout runs dialog:timeout (call_ended) first
+        if _SESSION[0]:  # RFC 4028: the phones refresh the session; without a refresh it ends (call_ended)
+            KSR.pv.seti(f"$avp({DIALOG_TIMEOUT})", _SESSION[0])
         KSR.dialog.dlg_manage()
         if SETTINGS.dialog_keepalive:  # in-dialog OPTIONS to both phones: a call whose BYE was lost ends (call_ended)
             KSR.dialog.dlg_set_property("ka-src")

@@ -18,6 +18,7 @@ class ShellSettings:
     device_timeout_ms: int = 5000  # devices that send nothing back within this are unreachable (backup routing)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     fraud_checks: bool = True  # count and limit calls out (kemi/shell/fraud.py)
+    call_max_s: int = 43200  # no call lives longer (kamailio.cfg default_timeout); a session timer's lifetime stays below
     dialog_keepalive: bool = True  # in-dialog OPTIONS to both sides of every call (kamailio.cfg ka_interval)
     fault_header: str = ""  # tests only: a request with this header raises in the request route (the barrier answers)
 
@@ -33,6 +34,7 @@ class ShellSettings:
             device_timeout_ms=int(os.environ.get("CALLMANAGER_DEVICE_TIMEOUT_MS", "5000")),
             edge=EdgeSettings.from_doc(json.loads(os.environ.get("CALLMANAGER_EDGE") or "{}")),
             fraud_checks=os.environ.get("CALLMANAGER_FRAUD_CHECKS", "1") != "0",
+            call_max_s=int(os.environ.get("CALLMANAGER_CALL_MAX_S", "43200")),
             dialog_keepalive=os.environ.get("CALLMANAGER_DIALOG_KEEPALIVE", "1") != "0",
             fault_header=os.environ.get("CALLMANAGER_FAULT_HEADER", ""),
         )

@@ -60,6 +60,7 @@ class DigestClient:
         self.sock.settimeout(timeout)
         self.ip, self.port = self.sock.getsockname()
         self.user_agent = user_agent
+        self.extra_headers = ""  # added to every request ("Name: value\r\n" lines)
         self._branch = ""
 
     def close(self) -> None:
@@ -89,7 +90,7 @@ class DigestClient:
                 f"To: <sip:{to_user or user}@{domain}>\r\n"
                 f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
                 f"Contact: <sip:{user}@{self.ip}:{self.port}>\r\nMax-Forwards: 70\r\nExpires: 60\r\n"
-                f"User-Agent: {self.user_agent}\r\n{auth}{extra}Content-Length: {len(body)}\r\n\r\n{body}")
+                f"User-Agent: {self.user_agent}\r\n{self.extra_headers}{auth}{extra}Content-Length: {len(body)}\r\n\r\n{body}")
 
     def attempt(self, user: str, domain: str, password: str, method: str = "REGISTER", dial: str | None = None) -> tuple[Reply | None, Reply | None]:
         """(the reply to the request without credentials, the reply to the one with them); None: no answer."""

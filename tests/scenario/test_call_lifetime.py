@@ -62,3 +62,24 @@ def test_an_ordinary_call_is_not_ended_by_keepalives(life):
     assert sipp.wait(uas, 20).ok
     records = wait_for(lambda: [c for c in node.rpc("cdr.list", user_id=callee["id"])["items"] if c["duration_s"] >= 39], timeout=10)
     assert records and records[0]["trace"][-1] == "answered; dialog ended"
+
+
+def test_a_call_with_a_session_timer_lives_as_long_as_its_session_expires_says(life):
+    """RFC 4028: Session-Expires 300 in the INVITE — without a refresh the node ends the call after 300 + 32 s
+    (the dialog's lifetime), instead of the node's call limit."""
+    from controlplane.fraud_monitor import end_request
+    from tests.harness.raw_sip import DigestClient
+
+    node, sipp, ((caller, caller_phone), (callee, callee_phone)) = life
+    assert sipp.register(callee_phone).ok
+    phone = EagerPhone(callee_phone.port, callee_phone.media_port, timeout=30, answers=1)
+    client = DigestClient(node.sip, "127.0.0.1", timeout=5.0)
+    client.extra_headers = "Session-Expires: 300;refresher=uac\r\nSupported: timer\r\n"
+    _, final = client.attempt(caller_phone.user, DOMAIN, caller_phone.password, method="INVITE", dial="802")
+    assert final is not None and final.code == 200
+    [d] = wait_for(lambda: node.kamailio_rpc("dlg.list"), timeout=5)
+    assert d["lifetime"] == 332
+    node.kamailio_rpc("htable.sets", *end_request(f"{d['h_entry']}:{d['h_id']}", d, "test over"))
+    assert wait_for(lambda: not node.kamailio_rpc("dlg.list"), timeout=10)
+    client.close()
+    phone.wait(5)

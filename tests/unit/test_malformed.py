@@ -72,3 +72,14 @@ def test_the_barrier_turns_an_exception_into_a_counted_failure_and_passes_result
     finally:
         barrier._failed[0] = real
     assert seen == [("failure", "ZeroDivisionError")]
+
+
+def test_session_timers_give_the_call_its_lifetime_within_the_call_limit():
+    from kemi.policy.routing import session_lifetime
+
+    assert session_lifetime("1800;refresher=uac", 43200) == 1832
+    assert session_lifetime(" 300 ", 43200) == 332
+    assert session_lifetime("30", 43200) == 122  # below RFC 4028's minimum: counts as 90
+    assert session_lifetime("99999", 3600) == 3600  # never past the call limit
+    for bad in ("", "abc", "-5", "²", "1" * 20, ";refresher=uas"):
+        assert session_lifetime(bad, 43200) is None
