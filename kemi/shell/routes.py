@@ -654,7 +654,8 @@ def call_ended(why: str) -> None:
     dialog's state read after its BYEs were sent: when a phone's 200 to a BYE is handled first, the state is already
     'deleted' and no event runs (the fraudcalls +1 of earlier notes, and a missing CDR). So every end the node makes
     runs this first (dialog:timeout, end_requested_calls) and the dialog-end event, if it still runs, finds it done."""
-    if KSR.htable.sht_inc(ENDED, read.dialog_key()) != 1:
+    key = read.dialog_key()
+    if key.partition(":")[0].isdigit() and KSR.htable.sht_inc(ENDED, key) != 1:  # no dialog id (never seen): accounted, unclaimed
         return
     acd.agent_call_ended()
     acd.calls_ended(read.dlg_var(TRACKED))
