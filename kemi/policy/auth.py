@@ -74,4 +74,6 @@ def identity_must_match(method: str) -> bool:
 
 def failure_counter_keys(username: str, realm: str, src_ip: str) -> tuple[str, ...]:
     """Keys of the shared `authfail` counters a failed attempt increments: per account, per source, total."""
-    return (f"acct:{username}@{realm}", f"src:{src_ip}", "total")
+    from kemi.policy.edge import bounded_key
+
+    return (f"acct:{bounded_key(f'{username}@{realm}')}", f"src:{src_ip}", "total")

@@ -67,6 +67,19 @@ def in_networks(ip: str, nets: tuple) -> bool:
     return any(addr in net for net in nets)
 
 
+KEY_MAX = 128  # the longest name a sender controls that is used as a key in shared memory as it is
+
+
+def bounded_key(text: str) -> str:
+    """A name a sender controls (an account `user@realm`), as a shared-memory key bounded in bytes: kept when short
+    (every real account), else cut and suffixed with a digest of the whole (still one key per name)."""
+    if len(text) <= KEY_MAX:
+        return text
+    import hashlib
+
+    return text[: KEY_MAX - 17] + "#" + hashlib.sha1(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
+
+
 def is_scanner(user_agent: str) -> str:
     """The scanner a User-Agent names ('' for none)."""
     ua = user_agent.lower()

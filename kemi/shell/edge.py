@@ -140,7 +140,7 @@ class Edge:
     def auth_failed(self, user: str, realm: str, ip: str, snap, why: str, tenant_id: int | None, user_id: int | None,
                     count_account: bool = True, method: str = "") -> None:
         """Count a failed authentication; past the limits the source is banned and the account cools down."""
-        account = f"{user}@{realm}"
+        account = policy.bounded_key(f"{user}@{realm}")
         key_account, key_source, key_total = failure_counter_keys(user, realm, ip)
         # atomic, shared by all workers (initval=0 creates the item)
         fails_account = KSR.htable.sht_inc(AUTHFAIL, key_account) if count_account else 0

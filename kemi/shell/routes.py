@@ -16,7 +16,7 @@ import KSR
 
 from kemi.policy import cdr, numbering
 from kemi.policy.auth import auth_result, find_account, identity_must_match, realm_for
-from kemi.policy.edge import judge_auth
+from kemi.policy.edge import KEY_MAX, bounded_key, judge_auth
 from kemi.policy.decision import CallParty, Challenge, Decision, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
 from kemi.policy.features import FeatureCode
 from kemi.policy.forwarding import fallback_case
@@ -237,10 +237,10 @@ def authenticated_facts(msg: read.Message, snap: Snapshot) -> RequestFacts:
 def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, checked_ok: bool, rc: int) -> AuthResult:
     """Right or wrong credentials, adjusted for the account's cool-down and address restriction (any
     account name, known or not, is treated alike); failures counted, sources banned, accounts cooled down."""
-    account = f"{user}@{realm}"
+    account = bounded_key(f"{user}@{realm}")  # a key in shared memory: bounded in bytes whatever the sender wrote
     if not EDGE.s.enabled:
         locked = 0.0
-    elif msg.exact and msg.auth_realm == realm:  # read with the message (the key is the credentials' user and realm)
+    elif msg.exact and msg.auth_realm == realm and len(account) < KEY_MAX:  # read with the message (key: the credentials' user@realm)
         locked = float(msg.locked_until) if msg.locked_until.isdigit() else 0.0
     else:
         locked = EDGE.locked_until(account)

@@ -85,3 +85,22 @@ def test_settings_from_doc_parse_exempt_networks_and_refuse_bad_ones():
     assert not edge.in_networks("192.0.2.8", s.exempt)
     with pytest.raises(ValueError):
         EdgeSettings.from_doc({"exempt": ["10.0.0.300/8"]})
+
+
+def test_names_a_sender_controls_are_bounded_keys_one_per_name():
+    from hypothesis import given, strategies as st
+
+    from kemi.policy.auth import failure_counter_keys
+    from kemi.policy.edge import KEY_MAX, bounded_key
+
+    assert bounded_key("alice@acme.example") == "alice@acme.example"  # real accounts are kept as they are
+    long_a, long_b = "a" * 8000 + "@x", "a" * 8000 + "@y"
+    assert len(bounded_key(long_a)) == KEY_MAX and bounded_key(long_a) != bounded_key(long_b)
+    assert len(failure_counter_keys("u" * 60000, "x.example", "198.18.0.1")[0]) <= KEY_MAX + 5
+
+    @given(st.text(max_size=400))
+    def bounded(text):
+        assert len(bounded_key(text)) <= KEY_MAX
+        bounded_key(text).encode("utf-8", "backslashreplace")
+
+    bounded()
