@@ -56,8 +56,6 @@ class Message(NamedTuple):
     user_agent: str
     ruri: str = ""  # the Request-URI as received (its scheme is judged before anything parses it)
     proto: str = "udp"  # the transport it came over (udp, tcp, tls, ws, wss, sctp)
-    content_length: str = ""  # the Content-Length header's value ('' when there is none)
-    session_expires: str = ""  # RFC 4028 Session-Expires ('' when there is none)
     exact: bool = True  # read in one crossing; False: field by field (locked_until not read: ask the htable by name)
 
 
@@ -65,7 +63,7 @@ class Message(NamedTuple):
 # prints in order), so a read that falls back never counts a request twice. No $cT: finding a Content-Type means
 # scanning every header; only in-dialog requests need it (has_sdp).
 _HEAD = ("$si", "$sp", "$Rp", "$sht(ban=>$si)")
-_FIELDS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$ci", "$au", "$ar", "$ua", "$ru", "$pr", "$cl", "$hdr(Session-Expires)")
+_FIELDS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$ci", "$au", "$ar", "$ua", "$ru", "$pr")
 _LOCK = "$sht(authlock=>until:$au@$(ar{s.tolower}))"  # last: its key is printed from the credentials
 _FORMATS: dict[str, tuple[int, str]] = {}  # request counter key -> (fields, their one format)
 
@@ -97,10 +95,10 @@ def message(counter: str = "") -> Message:
         values = None
     if values is None:
         return _message_by_field(counter)
-    requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, cl, se, lock = values
+    requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, lock = values
     lower = wire.lower
     return Message(m, ru, lower(rd), fu, lower(fd), tu, lower(td), tt, si, _number(sp), _number(rp), ci, au, lower(ar), ban, lock,
-                   _number(requests), ua, uri, proto, cl, se)
+                   _number(requests), ua, uri, proto)
 
 
 def _message_by_field(counter: str) -> Message:
@@ -108,10 +106,10 @@ def _message_by_field(counter: str) -> Message:
     comes first in it); here its value is only read. The account's cool-down is left to the caller (exact=False)."""
     requests = _number(one(f"$sht({counter})")) if counter else 0
     si, sp, rp, ban = (one(name) for name in _HEAD)
-    m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, cl, se = (one(name) for name in _FIELDS)
+    m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto = (one(name) for name in _FIELDS)
     lower = wire.lower
     return Message(m, ru, lower(rd), fu, lower(fd), tu, lower(td), tt, si, _number(sp), _number(rp), ci, au, lower(ar), ban, "",
-                   requests, ua, uri, proto, cl, se, False)
+                   requests, ua, uri, proto, False)
 
 
 def request_uri() -> str:

@@ -24,7 +24,7 @@ from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.snapshot import Snapshot
 from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, is_emergency_call, should_fail_over,
-                                 malformed, session_lifetime, trunk_credentials, unsupported_method,
+                                 STREAM_TRANSPORTS, malformed, session_lifetime, trunk_credentials, unsupported_method,
                                  unsupported_require)
 
 from . import acd
@@ -50,7 +50,6 @@ SERVED = ROUTABLE_INITIAL | {"REGISTER"}  # new requests with any other method: 
 RANG = "cm_rang"  # AVP: when a device of the current call first rang (180/183); also its post-dial delay
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call), reset by request_route
-_SESSION = [None]  # the current request's RFC 4028 lifetime (s) for its dialog, set by request_route
 DIALOG_TIMEOUT = "cm_dlgto"  # AVP: the dialog module's timeout_avp (kamailio.cfg)
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
 ENDED = "cmended"  # htable: <h_entry>:<h_id> of calls whose end was accounted (call_ended: once per dialog)
@@ -92,12 +91,12 @@ def request_route() -> int:
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
         apply.drop()
         return 1
-    _SESSION[0] = session_lifetime(msg.session_expires, SETTINGS.call_max_s) if msg.session_expires else None
     snap = SNAPSHOTS.get()
     if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests):  # banned, a scanner, or a flood: not a word back
         apply.drop()
         return 1
-    refused = malformed(msg.ruri or read.request_uri(), bool(msg.ruri), msg.proto, msg.content_length)
+    refused = malformed(msg.ruri or read.request_uri(), bool(msg.ruri), msg.proto,
+                        read.one("$cl") if msg.proto in STREAM_TRANSPORTS else "")  # Content-Length: read for TCP/TLS/WS only
     if refused is not None:
         if msg.method != "ACK" and EDGE.unauthenticated(msg.src_ip, snap, f"malformed request: {refused.reason}"):
             apply.reject(refused)
@@ -131,12 +130,6 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
         if EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} not served"):
             apply.reject(unsupported_method(msg.method))
         return
-    if msg.method == "REGISTER":  # answered here: what it requires must be supported (before any challenge)
-        refused = unsupported_require("REGISTER", read.one("$(hdr(Require)[*])"))
-        if refused is not None:
-            if EDGE.unauthenticated(msg.src_ip, snap, "REGISTER requiring an unsupported extension"):
-                apply.reject(refused)
-            return
     nated = detect_nat(msg.method)
     facts = authenticated_facts(msg, snap)
     if facts.auth is AuthResult.OK:
@@ -159,8 +152,8 @@ def cancel() -> None:
 
 
 def in_dialog(msg: read.Message, snap: Snapshot) -> None:
-    if _SESSION[0] and msg.method in ("INVITE", "UPDATE"):  # a session refresh: the dialog lives on from now (loose_route applies it)
-        KSR.pv.seti(f"$avp({DIALOG_TIMEOUT})", _SESSION[0])
+    if msg.method in ("INVITE", "UPDATE"):  # a session refresh: the dialog lives on from now (loose_route applies it)
+        session_timer()
     if KSR.rr.loose_route() > 0:
         nated = KSR.nathelper.nat_uac_test(NAT_TEST) > 0
         if nated:
@@ -206,6 +199,13 @@ def detect_nat(method: str) -> bool:
     elif method in ("INVITE", "SUBSCRIBE"):
         KSR.nathelper.set_contact_alias()
     return True
+
+
+def session_timer() -> None:
+    """RFC 4028: a call whose phones refresh the session lives as long as its Session-Expires says (then call_ended)."""
+    lifetime = session_lifetime(read.one("$hdr(Session-Expires)"), SETTINGS.call_max_s)
+    if lifetime:
+        KSR.pv.seti(f"$avp({DIALOG_TIMEOUT})", lifetime)
 
 
 def relay() -> None:
@@ -264,7 +264,11 @@ def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, c
 
 def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
     action = decide_register(facts, snap).action
-    if isinstance(action, Register):
+    if isinstance(action, Register):  # answered here: what it requires must be supported (once authenticated: one read)
+        refused = unsupported_require("REGISTER", read.one("$(hdr(Require)[*])"))
+        if refused is not None:
+            apply.reject(refused)
+            return
         KSR.auth.consume_credentials()
         if nated:
             KSR.setbflag(FLB_NATB)
@@ -402,8 +406,7 @@ def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
     if not again:
         KSR.rr.record_route()
         KSR.pv.sets("$dlg_ctx(timeout_route)", TIMEOUT_EVENT)  # the dialog's timeout runs dialog:timeout (call_ended) first
-        if _SESSION[0]:  # RFC 4028: the phones refresh the session; without a refresh it ends (call_ended)
-            KSR.pv.seti(f"$avp({DIALOG_TIMEOUT})", _SESSION[0])
+        session_timer()
         KSR.dialog.dlg_manage()
         if SETTINGS.dialog_keepalive:  # in-dialog OPTIONS to both phones: a call whose BYE was lost ends (call_ended)
             KSR.dialog.dlg_set_property("ka-src")
