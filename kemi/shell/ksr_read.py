@@ -191,12 +191,15 @@ def media_quality() -> dict[str, str] | None:
     return dict(zip(MEDIA_PVS, values))
 
 
-_DIALOG_KEY = "$_s($dlg(h_entry):$dlg(h_id))"
+ENDED = "cmended"  # htable: <h_entry>:<h_id> of calls whose end was accounted (routes.call_ended: once per dialog)
+_CLAIM = f"$shtinc({ENDED}=>$dlg(h_entry):$dlg(h_id))"
 
 
-def dialog_key() -> str:
-    """The current dialog's id, `<h_entry>:<h_id>` (as dlg.end_dlg and dlg.list name it)."""
-    return wire.text(KSR.pv.gete(_DIALOG_KEY))
+def claim_dialog_end() -> int:
+    """Claim the current dialog's end (htable `cmended`, atomic): 1 for the first claim, more for any later one (0: no
+    dialog or the table unreadable: the caller accounts, unclaimed). One crossing."""
+    value = KSR.pv.gete(_CLAIM)
+    return value if value.__class__ is int else _number(wire.text(value))
 
 
 def dlg_var(name: str) -> str:

@@ -52,7 +52,6 @@ MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session alrea
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call), reset by request_route
 DIALOG_TIMEOUT = "cm_dlgto"  # AVP: the dialog module's timeout_avp (kamailio.cfg)
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
-ENDED = "cmended"  # htable: <h_entry>:<h_id> of calls whose end was accounted (call_ended: once per dialog)
 END_REQUESTS = "cmend"  # htable: calls the control plane asks to end (end_requested_calls)
 END_CHECK_TICKS = 25  # the ACD timer (20 ms) looks at END_REQUESTS every 0.5 s
 TIMEOUT_EVENT = "cm_timeout"  # any name: with it, the dialog module calls ksr_dialog_event("dialog:timeout")
@@ -657,8 +656,7 @@ def call_ended(why: str) -> None:
     dialog's state read after its BYEs were sent: when a phone's 200 to a BYE is handled first, the state is already
     'deleted' and no event runs (the fraudcalls +1 of earlier notes, and a missing CDR). So every end the node makes
     runs this first (dialog:timeout, end_requested_calls) and the dialog-end event, if it still runs, finds it done."""
-    key = read.dialog_key()
-    if key.partition(":")[0].isdigit() and KSR.htable.sht_inc(ENDED, key) != 1:  # no dialog id (never seen): accounted, unclaimed
+    if read.claim_dialog_end() > 1:  # another process accounted this call's end already
         return
     acd.agent_call_ended()
     acd.calls_ended(read.dlg_var(TRACKED))

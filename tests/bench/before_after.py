@@ -41,7 +41,7 @@ class NodeProcess:
                                       rtpengine_cli_port=free_port(), api_port=free_port(), prometheus_port=free_port(), rtp_port_min=rtp,
                                       rtp_port_max=rtp + 399, prometheus=False, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3,
                                       edge_exempt="", edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0,
-                                      auth_failures_account=0)
+                                      auth_failures_account=0, **({"dialog_keepalive_s": 0} if os.environ.get("BA_NO_KA") and root == ROOT else {}))
         doc = {k: v for k, v in asdict(self.settings).items()}
         if root != ROOT:  # an earlier tree does not know the settings added since
             doc = {k: v for k, v in doc.items() if k not in ("dialog_keepalive_s", "call_max_s", "kamailio_fault_header")}
@@ -78,7 +78,7 @@ def paired(values: dict[str, list[float]], a: str, b: str) -> dict:
     return {"ratios": ratios, "median": ratios[len(ratios) // 2] if ratios else None}
 
 
-def run(before: str = BEFORE, users: int = 2000, rounds: int = 5, reg_rate: int = 2000, call_rate: int = 150, call_s: int = 8) -> list[dict]:
+def run(before: str = BEFORE, users: int = 6000, rounds: int = 5, reg_rate: int = 3000, call_rate: int = 150, call_s: int = 8) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="cm-before-after-"))
     tree = work / "before-tree"
     subprocess.run(["git", "worktree", "add", "--detach", str(tree), before], cwd=ROOT, check=True, capture_output=True)
