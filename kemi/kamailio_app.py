@@ -17,7 +17,12 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from kemi.shell import routes  # noqa: E402
-from kemi.shell.barrier import guard  # noqa: E402
+from kemi.shell.barrier import failed as _failed, guard  # noqa: E402
+
+
+def failed(route: str, exc: Exception) -> int:
+    _failed(route, exc)
+    return 1
 
 
 class KamailioApp:
@@ -26,8 +31,11 @@ class KamailioApp:
     def child_init(self, rank):
         return routes.child_init(rank)
 
-    def ksr_request_route(self, msg):
-        return guard("request", routes.request_route)
+    def ksr_request_route(self, msg):  # the barrier inlined on the busiest route (a frame less per request)
+        try:
+            return routes.request_route()
+        except Exception as exc:  # noqa: BLE001 - see kemi.shell.barrier
+            return failed("request", exc)
 
     def ksr_branch_reply(self, msg):
         return guard("branch_reply", routes.branch_reply_route)

@@ -36,6 +36,8 @@ def malformed(ruri: str, parsed: bool, proto: str, content_length: str) -> Rejec
     RFC 3261 8.2.2.1) or a Request-URI of a routable scheme that does not parse (400); a request over a stream
     transport without Content-Length (400, RFC 3261 18.3 — the body's end cannot be known). `parsed`: Kamailio's URI
     parser accepted `ruri`. The rest of the syntax is Kamailio's sanity module's (docs/security.md)."""
+    if parsed and proto == "udp" and ruri.startswith(("sip:", "sips:", "tel:")):
+        return None  # the ordinary request: nothing to look at
     scheme = ruri.partition(":")[0].lower() if ":" in ruri else ""
     if scheme and scheme not in ROUTABLE_SCHEMES and scheme.isascii() and scheme.isalnum():
         return Reject(416, "Unsupported URI Scheme", f"cannot route {scheme[:20]} URIs; sip, sips and tel are routed")

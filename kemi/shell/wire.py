@@ -13,6 +13,7 @@ from __future__ import annotations
 
 SEP = "\x1f"
 NULL = "<null>"
+_NULL_FIELD, _EMPTY_FIELD = SEP + NULL + SEP, SEP + SEP  # twice replaced: neighbouring absent fields share a separator
 _UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -24,14 +25,12 @@ def one_format(pvs: tuple[str, ...] | list[str]) -> str:
 def split(printed: object, expected: int) -> list[str] | None:
     """The fields of a one-crossing read; None when it cannot be trusted (the read failed: not a string, or a value
     held the separator) — then read field by field."""
-    if printed.__class__ is not str:
+    if printed.__class__ is not str or printed.count(SEP) != expected - 1:
         return None
-    values = printed.split(SEP)
-    if len(values) != expected:
-        return None
-    if NULL in printed:
-        return ["" if v == NULL else v for v in values]
-    return values
+    if NULL in printed:  # absent fields (whole fields only; a value that merely contains the text keeps it)
+        framed = (SEP + printed + SEP).replace(_NULL_FIELD, _EMPTY_FIELD).replace(_NULL_FIELD, _EMPTY_FIELD)
+        return framed[1:-1].split(SEP)
+    return printed.split(SEP)
 
 
 def text(value: object) -> str:
