@@ -54,7 +54,7 @@ class Message(NamedTuple):
     locked_until: str  # the cool-down of the account in the credentials (epoch seconds; '' or 0 when none)
     requests: int  # the source's request counter after counting this request (0: not counted, edge protection off)
     user_agent: str
-    ruri: str = ""  # the Request-URI as received (its scheme is judged before anything parses it)
+    scheme: str = ""  # the Request-URI's scheme as Kamailio parsed it ('' when the R-URI did not parse: read it raw)
     proto: str = "udp"  # the transport it came over (udp, tcp, tls, ws, wss, sctp)
     exact: bool = True  # read in one crossing; False: field by field (locked_until not read: ask the htable by name)
 
@@ -63,7 +63,7 @@ class Message(NamedTuple):
 # prints in order), so a read that falls back never counts a request twice. No $cT: finding a Content-Type means
 # scanning every header; only in-dialog requests need it (has_sdp).
 _HEAD = ("$si", "$sp", "$Rp", "$sht(ban=>$si)")
-_FIELDS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$ci", "$au", "$ar", "$ua", "$ru", "$pr")
+_FIELDS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$ci", "$au", "$ar", "$ua", "$rz", "$pr")
 _LOCK = "$sht(authlock=>until:$au@$(ar{s.tolower}))"  # last: its key is printed from the credentials
 _FORMATS: dict[str, tuple[int, str]] = {}  # request counter key -> (fields, their one format)
 
@@ -96,9 +96,12 @@ def message(counter: str = "") -> Message:
     if values is None:
         return _message_by_field(counter)
     requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, lock = values
-    lower = wire.lower
-    return Message(m, ru, lower(rd), fu, lower(fd), tu, lower(td), tt, si, _number(sp), _number(rp), ci, au, lower(ar), ban, lock,
-                   _number(requests), ua, uri, proto)
+    # ports and the counter are Kamailio's own decimal prints; hosts and realm are ASCII in any ordinary request (the
+    # checks inline: this runs for every request)
+    return Message(m, ru, rd.lower() if rd.isascii() else wire.lower(rd), fu, fd.lower() if fd.isascii() else wire.lower(fd), tu,
+                   td.lower() if td.isascii() else wire.lower(td), tt, si, int(sp) if sp.isdigit() else 0, int(rp) if rp.isdigit() else 0,
+                   ci, au, ar.lower() if ar.isascii() else wire.lower(ar), ban, lock, int(requests) if requests.isdigit() else 0, ua,
+                   uri, proto)
 
 
 def _message_by_field(counter: str) -> Message:

@@ -94,7 +94,7 @@ def request_route() -> int:
     if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests):  # banned, a scanner, or a flood: not a word back
         apply.drop()
         return 1
-    refused = malformed(msg.ruri or read.request_uri(), bool(msg.ruri), msg.proto,
+    refused = malformed(msg.scheme + ":" if msg.scheme else read.request_uri(), bool(msg.scheme), msg.proto,
                         read.one("$cl") if msg.proto in STREAM_TRANSPORTS else "")  # Content-Length: read for TCP/TLS/WS only
     if refused is not None:
         if msg.method != "ACK" and EDGE.unauthenticated(msg.src_ip, snap, f"malformed request: {refused.reason}"):
