@@ -41,7 +41,7 @@ class NodeProcess:
                                       rtpengine_cli_port=free_port(), api_port=free_port(), prometheus_port=free_port(), rtp_port_min=rtp,
                                       rtp_port_max=rtp + 399, prometheus=False, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3,
                                       edge_exempt="", edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0,
-                                      auth_failures_account=0, **({"dialog_keepalive_s": 0} if os.environ.get("BA_NO_KA") and root == ROOT else {}))
+                                      auth_failures_account=0)
         doc = {k: v for k, v in asdict(self.settings).items()}
         if root != ROOT:  # an earlier tree does not know the settings added since
             doc = {k: v for k, v in doc.items() if k not in ("dialog_keepalive_s", "call_max_s", "kamailio_fault_header")}
