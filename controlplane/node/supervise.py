@@ -86,7 +86,8 @@ class Supervisor:
             c.stop()  # whatever is left of it (Kamailio's children hold its sockets): its own process group only
             c.start()
         except Exception as exc:  # noqa: BLE001 - a failed start is one more failure, retried with back-off
-            self._failed(name, st, now, f"did not start again ({str(exc).splitlines()[0][:200]})")
+            first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+            self._failed(name, st, now, f"did not start again ({first_line[:200]})")
             return
         st.restarts += 1
         self.say(f"{name} restarted (restart {st.restarts})")

@@ -67,3 +67,19 @@ def test_a_component_that_cannot_start_is_given_up_loudly():
     with pytest.raises(GiveUp, match="rtpengine .* 4 times within 60 s; giving up"):
         for t in range(10):
             sup.check(float(t))
+
+
+def test_a_start_failing_without_a_message_is_still_reported_and_retried():
+    class Silent(Proc):
+        def start(self):
+            self.started += 1
+            raise OSError()
+
+    procs = {"prometheus": Silent("prometheus")}
+    said = []
+    sup = Supervisor(procs, RestartPolicy(backoff=(0, 1)), say=said.append)
+    procs["prometheus"].up = False
+    sup.check(0.0)
+    assert any("did not start again (OSError)" in s for s in said)
+    sup.check(1.0)
+    assert procs["prometheus"].started == 2
