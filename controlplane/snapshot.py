@@ -29,13 +29,6 @@ from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
 log = logging.getLogger("callmanager.snapshot")
 
 
-def _site_address(site: Site | None) -> str:
-    if site is None:
-        return ""
-    place = " ".join(x for x in (site.postal_code, site.city) if x)
-    return ", ".join(x for x in (site.street, place, site.region) if x)
-
-
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -46,7 +39,7 @@ def _is_ip(host: str) -> bool:
 
 # Values the routing side assumes when a key is absent (kemi.policy.snapshot.parse_snapshot):
 # leaving them out keeps a 20,000-user snapshot small, and quick to parse in every worker.
-USER_DEFAULTS = {"enabled": True, "number": None, "region": "DE", "area_code": "", "address": "", "outbound": "mobile", "clir": False,
+USER_DEFAULTS = {"enabled": True, "number": None, "region": "DE", "area_code": "", "address": "", "site": None, "outbound": "mobile", "clir": False,
                  "locked": False, "presented_number": None, "forwarding": [], "call_waiting": True, "priority": False,
                  "secretary": None, "anonymous": "allow", "vip": [], "blocked": [], "extension": None, "profile_codes": []}
 
@@ -123,7 +116,7 @@ def compile_snapshot(session: Session) -> dict:
             "id": u.id, "tenant_id": u.tenant_id, "name": u.name, "extension": primary_ext.get(u.id), "aors": aors.get(u.id, []),
             "enabled": u.enabled, "number": num.e164 if num else None,
             "region": site.region if site else "DE", "area_code": site.area_code if site else "",
-            "address": (num.emergency_address if num and num.emergency_address else _site_address(site)),
+            "address": num.emergency_address if num and num.emergency_address else "", "site": site.id if site else None,
             "outbound": (prof.outbound if prof and prof.outbound else u.outbound),
             "clir": (prof.clir if prof and prof.clir is not None else u.clir), "locked": u.locked,
             "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
@@ -163,6 +156,10 @@ def compile_snapshot(session: Session) -> dict:
              **({"auth": {"username": t.auth_username, "password": t.auth_password, "realm": t.auth_realm or ""}} if t.auth_username else {})}
             for t in trunks
         ],
+        "sites": [{"id": x.id, "tenant_id": x.tenant_id, "region": x.region,
+                   **{k: getattr(x, k) for k in ("street", "house_number", "postal_code", "city") if getattr(x, k)},
+                   **({"emergency_trunk": x.emergency_trunk_id} if x.emergency_trunk_id else {})}
+                  for x in sites.values()],
         "time_plans": [compile_time_plan(p) for p in plans],
         "groups": [compile_group(g, vip.get((g.tenant_id, None), []), blocked.get((g.tenant_id, None), []), group_number.get(g.id),
                                  groups_by_id.get, accounts_by_id.get) for g in groups_by_id.values()],

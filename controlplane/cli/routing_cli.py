@@ -18,6 +18,7 @@ forwarding = _area("forwarding", "call forwarding rules of users")
 status = _area("status", "users' status: online, away, dnd, unreachable")
 profile = _area("profile", "profiles: named sets of a user's settings")
 queue = _area("queue", "hunt groups live: agents, waiting calls, today's figures")
+site = _area("site", "sites: country, area code, the address and the route of emergency calls")
 
 N_COLS = ["id", "e164", "national", "user_id", "emergency_address"]
 B_COLS = ["id", "tenant_id", "first", "last", "size", "ported"]
@@ -39,6 +40,33 @@ def route_simulate(dialled: str, caller_user_id: Optional[int] = typer.Option(No
     console.print_json(data=result["decision"])
     for i, line in enumerate(result["trace"], 1):
         console.print(f"{i:>2}. {line}")
+
+
+S_COLS = ["id", "tenant_id", "name", "region", "area_code", "street", "house_number", "postal_code", "city", "emergency_trunk_id"]
+
+
+@site.command("create")
+def site_create(name: str, region: str = typer.Option("DE", help="ISO 3166 country code"), area_code: Optional[str] = None,
+                street: str = "", house_number: str = "", postal_code: str = "", city: str = "",
+                emergency_trunk_id: Optional[int] = typer.Option(None, help="trunk emergency calls try first"), tenant_id: Optional[int] = None):
+    """Create a site (the tenant's first is the default for users without one)."""
+    show(rpc("site.create", name=name, region=region, area_code=area_code, street=street, house_number=house_number, postal_code=postal_code,
+             city=city, emergency_trunk_id=emergency_trunk_id, tenant_id=tenant_id), S_COLS)
+
+
+@site.command("list")
+def site_list(tenant_id: Optional[int] = None):
+    """List sites."""
+    show(rpc("site.list", tenant_id=tenant_id), S_COLS)
+
+
+@site.command("update")
+def site_update(id: int, name: Optional[str] = None, region: Optional[str] = None, area_code: Optional[str] = None, street: Optional[str] = None,
+                house_number: Optional[str] = None, postal_code: Optional[str] = None, city: Optional[str] = None,
+                emergency_trunk_id: Optional[int] = typer.Option(None, help="trunk emergency calls try first (0 clears)")):
+    """Change a site."""
+    show(rpc("site.update", id=id, name=name, region=region, area_code=area_code, street=street, house_number=house_number,
+             postal_code=postal_code, city=city, emergency_trunk_id=emergency_trunk_id), S_COLS)
 
 
 @number.command("block-create")

@@ -60,8 +60,11 @@ class Site(SQLModel, table=True):
     region: str = Field(default="DE", sa_column=Column(String(2), nullable=False))  # ISO 3166 alpha-2
     area_code: str = Field(default="", sa_column=Column(String(8), nullable=False))  # without the national prefix
     street: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    house_number: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))
     postal_code: str = Field(default="", sa_column=Column(String(16), nullable=False))
     city: str = Field(default="", sa_column=Column(String(100), nullable=False))
+    # the trunk emergency calls from this site try first (then every other trunk of the tenant); None: the tenant's trunks
+    emergency_trunk_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("trunk.id", ondelete="SET NULL"), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -355,6 +358,7 @@ class Cdr(SQLModel, table=True):
     jitter_ms: Optional[float] = None
     loss_pct: Optional[float] = None
     rtt_ms: Optional[float] = None
+    emergency: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))  # a call to an emergency number
     ingested_at: datetime = Field(default_factory=utcnow)
 
 

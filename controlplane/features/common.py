@@ -4,14 +4,27 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
 from sqlmodel import Session, SQLModel, func, select
 
 from controlplane.api.errors import Conflict, NotFound
 from controlplane.api.rpc import Params, Principal
 
 Id = Annotated[int, Field(ge=1)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+# Control characters (C0 with CR/LF, DEL, C1) and Unicode line/paragraph separators: never in a value that can reach a
+# SIP message (a name in a From display name, an address in an emergency INVITE, ...) or a log line.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _no_control(v: str) -> str:
+    if CONTROL.search(v):
+        raise ValueError("control characters (line breaks, tabs, NUL, ...) are not allowed")
+    return v
+
+
+SipText = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_no_control)]
+Name = Annotated[SipText, StringConstraints(min_length=1, max_length=200)]
 DOMAIN_RE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 SipDomain = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=253, pattern=DOMAIN_RE.pattern)]
 

@@ -9,11 +9,20 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Extension, Role, User
-from kemi.policy.numbering import REGULATION
+from kemi.policy.numbering import emergency_numbers
 
 from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
-EMERGENCY_EVERYWHERE = frozenset(n for r in REGULATION.values() for n in r.emergency) | {"112", "911", "999"}
+EMERGENCY_EVERYWHERE = frozenset({"112", "911"})
+
+
+def emergency_in_tenant(s, tenant_id: int) -> frozenset[str]:
+    """The numbers that are emergency numbers for some user of the tenant: those of its sites' countries (DE without a
+    site), 112 and 911 everywhere. They are dialled as emergency calls, never as extensions."""
+    from controlplane.db.models import Site
+
+    regions = set(s.exec(select(Site.region).where(Site.tenant_id == tenant_id)).all()) or {"DE"}
+    return EMERGENCY_EVERYWHERE.union(*(emergency_numbers(r) for r in regions))
 Number = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{2,8}$")]
 
 
@@ -33,7 +42,7 @@ class ExtensionList(ListParams):
 
 
 def _check_free(s, tenant_id: int, number: str, exclude_id: int | None = None) -> None:
-    if number in EMERGENCY_EVERYWHERE:
+    if number in emergency_in_tenant(s, tenant_id):
         raise InvalidParams(f"{number} is an emergency number and cannot be an extension", field="number", value=number)
     from controlplane.db.models import HuntGroup
 

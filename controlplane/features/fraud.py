@@ -23,7 +23,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.cdr_ingest import FRAUD_KINDS
 from controlplane.db.models import FraudEvent, Role, SipAccount
 
-from .common import IdParams, ListParams, TimeRange, get_scoped, page
+from .common import SipText, IdParams, ListParams, TimeRange, get_scoped, page
 
 ADMIN_KINDS = frozenset({"ban_lifted", "cooldown_lifted", "spend_warning", "anomaly", "lock"})  # written by the control plane
 Kind = Literal[tuple(sorted(FRAUD_KINDS | ADMIN_KINDS))]  # type: ignore[valid-type]
@@ -150,7 +150,7 @@ def _banned(ctx) -> dict[str, tuple[str, int]]:
 
 class BanLift(Params):
     source: str = Field(description="the banned IP address")
-    reason: str = Field("", max_length=200)
+    reason: SipText = Field("", max_length=200)
 
     @field_validator("source")
     @classmethod
@@ -206,7 +206,7 @@ def cooldowns(ctx, p: ListParams):
 
 
 class CooldownLift(IdParams):
-    reason: str = Field("", max_length=200)
+    reason: SipText = Field("", max_length=200)
 
 
 @method("fraud.lift_cooldown", CooldownLift, min_role=Role.ADMIN, errors=("not_found", "unavailable"))

@@ -24,7 +24,7 @@ from controlplane.db.models import Cdr, FraudLock, FraudPolicyRow, Role, TariffR
 from kemi.policy.fraud import DEFAULT_POLICY, HARD_CAPS, LIMITS, Limits
 from kemi.policy.numbering import DestClass
 
-from .common import Id, ListParams, get_scoped, page
+from .common import SipText, Id, ListParams, get_scoped, page
 
 SAMPLE_TARIFF = Path(__file__).resolve().parents[1] / "data" / "sample_tariff.csv"
 Level = Literal[2, 3, 4]
@@ -227,7 +227,7 @@ class LockSet(Params):
     user_id: Id
     level: Level
     dest_class: Literal[tuple(c.value for c in DestClass if c is not DestClass.INTERNAL)] | None = None  # type: ignore[valid-type]
-    reason: str = Field(min_length=1, max_length=200)
+    reason: SipText = Field(min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _class(self):
@@ -253,7 +253,7 @@ def lock(ctx, p: LockSet):
 
 class LockLift(Params):
     id: Id
-    reason: str = Field(min_length=1, max_length=200, description="why it is lifted (kept with the lock)")
+    reason: SipText = Field(min_length=1, max_length=200, description="why it is lifted (kept with the lock)")
 
 
 @method("fraud.lift_lock", LockLift, min_role=Role.ADMIN, errors=("invalid_params", "not_found", "conflict"))

@@ -215,6 +215,10 @@ def _group_rule(s, g: HuntGroup, r: GroupRuleIn, i: int) -> dict:
 
 
 def _check_unique_and_acyclic(s, g: HuntGroup) -> None:
+    from .extensions import emergency_in_tenant
+
+    if g.extension in emergency_in_tenant(s, g.tenant_id):
+        raise InvalidParams(f"{g.extension} is an emergency number and cannot be an extension", field="extension", value=g.extension)
     for other in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == g.tenant_id)).all():
         if other.id != g.id and (other.name == g.name or other.extension == g.extension):
             raise Conflict(f"group {other.id} has this name or extension", group_id=other.id)

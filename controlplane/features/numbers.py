@@ -24,7 +24,7 @@ from controlplane.db.models import (
 )
 from controlplane.numbering import e164, national
 
-from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
+from .common import SipText, Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 BLOCK_SIZES = (10, 100, 500, 1000)
 
@@ -127,7 +127,7 @@ class NumberAssign(Params):
     e164: str = Field(description="the public number, E.164 ('+49 30 1234501')")
     user_id: Id | None = Field(None, description="the user it rings; null: assigned but not routed")
     group_id: Id | None = Field(None, description="... or the hunt group it rings")
-    emergency_address: str | None = Field(None, max_length=300, description="nomadic use: the address sent with emergency calls")
+    emergency_address: SipText | None = Field(None, max_length=300, description="nomadic use: the address sent with emergency calls")
     priority: int | None = Field(None, ge=0, le=9, description="a group's number: its callers wait ahead of lower priorities")
     tenant_id: Id | None = None
 

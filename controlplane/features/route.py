@@ -49,7 +49,8 @@ def _describe(action) -> dict:
     if isinstance(action, RouteToTrunk):
         return {"type": "trunk", "number": action.target, "national": national(action.target), "trunks": [h.name for h in action.hops],
                 "presented_number": action.caller_number, "privacy": action.privacy, "emergency": action.emergency,
-                **({"location": action.location} if action.emergency else {})}
+                **({"location": action.location} if action.emergency else {}),
+                **({"pidf_lo": action.geolocation[1], "geolocation": list(action.geolocation[2])} if action.geolocation else {})}
     if isinstance(action, RouteToGroup):
         out = {"type": "group", "group_id": action.group_id,
                "steps": [{"members": [m for m, _ in st.members], "seconds": st.seconds} for st in action.steps]}

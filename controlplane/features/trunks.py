@@ -16,7 +16,7 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, Tenant, Trunk
 from controlplane.numbering import region_ok
 
-from .common import DOMAIN_RE, Id, IdParams, ListParams, Name, page
+from .common import SipText, DOMAIN_RE, Id, IdParams, ListParams, Name, page
 from .common import dump as _dump
 
 
@@ -68,9 +68,9 @@ class TrunkFields(Params):
     sources: list[str] | None = Field(None, description="addresses/CIDRs calls from the carrier come from; empty: the host")
     tenant_ids: list[Id] | None = Field(None, description="tenants that may use it; empty: all")
     prefixes: list[Prefix] | None = Field(None, description="E.164 prefixes it carries; empty: all")
-    auth_username: str | None = Field(None, max_length=100, description="digest user the carrier challenges for ('' clears)")
-    auth_password: str | None = Field(None, max_length=200, description="its password (stored for answering challenges, never returned)")
-    auth_realm: str | None = Field(None, max_length=253, description="only answer challenges of this realm (default: any)")
+    auth_username: SipText | None = Field(None, max_length=100, description="digest user the carrier challenges for ('' clears)")
+    auth_password: SipText | None = Field(None, max_length=200, description="its password (stored for answering challenges, never returned)")
+    auth_realm: SipText | None = Field(None, max_length=253, description="only answer challenges of this realm (default: any)")
 
     _v_host = field_validator("host")(classmethod(lambda cls, v: _host(v)))
     _v_sources = field_validator("sources")(classmethod(lambda cls, v: _sources(v)))

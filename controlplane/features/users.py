@@ -14,7 +14,7 @@ from kemi.policy.numbering import DestClass
 
 from controlplane.group_members import groups_referring_to
 
-from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
+from .common import SipText, Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
@@ -175,7 +175,7 @@ def delete(ctx, p: IdParams):
 class StatusParams(Params):
     id: Id
     status: Literal["online", "away", "dnd", "unreachable"]
-    message: str = Field("", max_length=200, description="status message shown to colleagues")
+    message: SipText = Field("", max_length=200, description="status message shown to colleagues")
 
 
 @method("user.set_status", StatusParams, min_role=Role.USER, errors=("not_found", "forbidden"))

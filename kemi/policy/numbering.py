@@ -5,9 +5,15 @@ premium-rate, toll-free, ... numbers) comes from the `phonenumbers` metadata; it
 once per country into plain regular expressions, so classifying a number costs microseconds
 instead of a full `phonenumbers.parse` (~30 us) on every call.
 
-What `phonenumbers` does not know is regulation: the emergency numbers, the ranges that are
-never routed (DE: 010x call-by-call, 011x, 012x, 0900) and the directory services that are
-routed only where the tenant has them enabled (DE: 118xx). Those are in `REGULATION`.
+Emergency and other short numbers (police, fire, ambulance, 112, 911, the harmonised European
+116xxx services, ...) come from the same library's short-number metadata (libphonenumber's
+ShortNumberMetadata.xml, maintained by Google from the national regulators' plans; source and
+version in docs/decisions.md), with two guarantees on top: 112 in every EU/EEA country,
+Switzerland and the UK, 911 in every country of the North American plan.
+
+What `phonenumbers` does not know is the rest of regulation: the ranges that are never routed
+(DE: 010x call-by-call, 011x, 012x, 0900) and the directory services that are routed only
+where the tenant has them enabled (DE: 118xx). Those are in `REGULATION`.
 """
 from __future__ import annotations
 
@@ -39,16 +45,19 @@ def permits(permission: DestClass, dest: DestClass) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Regulation:
-    emergency: tuple[str, ...] = ("112",)
+    emergency: tuple[str, ...] = ()  # emergency numbers beyond the short-number metadata's
     barred: tuple[str, ...] = ()  # national significant number prefixes that are never routed
     directory: str = ""  # regex of directory-service short numbers (national significant number)
 
 
 REGULATION = {
-    "DE": Regulation(emergency=("110", "112"), barred=("10", "11", "12", "900"), directory=r"118\d{2,3}"),
-    "AT": Regulation(emergency=("112", "122", "133", "144")),
-    "CH": Regulation(emergency=("112", "117", "118", "144")),
+    "DE": Regulation(barred=("10", "11", "12", "900"), directory=r"118\d{2,3}"),
 }
+
+# 112 is the emergency number of every EU/EEA country (Directive (EU) 2018/1972 art. 109), Switzerland and the UK;
+# 911 of every country of the North American Numbering Plan (country code 1).
+EU_EEA_CH_UK = frozenset({"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU",
+                          "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH", "GB"})
 
 # Dial this before a number to suppress your number for that one call (see docs/routing.md).
 CLIR_PREFIX = "*31"
@@ -66,6 +75,9 @@ class Country:
     types: tuple[tuple[DestClass, re.Pattern], ...]  # first match wins
     regulation: Regulation
     directory: re.Pattern | None
+    emergency: re.Pattern | None  # the country's emergency numbers (fullmatch of the dialled digits)
+    emergency_lengths: tuple[int, ...]
+    short: tuple[tuple[DestClass | None, re.Pattern], ...] = ()  # short numbers by cost; None: not routable to a trunk
 
 
 @functools.cache
@@ -95,6 +107,7 @@ def country(region: str) -> Country:
         if p is not None:
             types.append((cls, p))
     reg = REGULATION.get(region.upper(), Regulation())
+    emergency, lengths, short = _short_numbers(region.upper(), meta.country_code, reg)
     return Country(
         region=region.upper(),
         code=str(meta.country_code),
@@ -104,7 +117,85 @@ def country(region: str) -> Country:
         types=tuple(types),
         regulation=reg,
         directory=re.compile(reg.directory) if reg.directory else None,
+        emergency=emergency,
+        emergency_lengths=lengths,
+        short=short,
     )
+
+
+def _short_numbers(region: str, country_code: int, reg: Regulation):
+    """The emergency pattern and the routable short numbers (by expected cost) of a region, from libphonenumber's
+    short-number metadata. Carrier-specific and SMS-only short codes are not routable through a trunk."""
+    from phonenumbers.phonemetadata import PhoneMetadata
+
+    meta = PhoneMetadata.short_metadata_for_region(region)
+
+    def pattern(name: str) -> str:
+        desc = getattr(meta, name, None) if meta is not None else None
+        return getattr(desc, "national_number_pattern", None) or ""
+
+    extra = list(reg.emergency)
+    if region in EU_EEA_CH_UK:
+        extra.append("112")
+    if country_code == 1:
+        extra.append("911")
+    alternatives = [p for p in (pattern("emergency"), *map(re.escape, extra)) if p]
+    emergency = re.compile("|".join(f"(?:{p})" for p in alternatives)) if alternatives else None
+    desc = getattr(meta, "emergency", None) if meta is not None else None
+    lengths = set(getattr(desc, "possible_length", None) or (range(2, SHORT_MAX_DIGITS + 1) if pattern("emergency") else ()))
+    lengths.update(len(x) for x in extra)
+    short: list[tuple[DestClass | None, re.Pattern]] = []
+    if pattern("short_code"):
+        for cls, name in ((None, "carrier_specific"), (None, "sms_services"), (DestClass.SPECIAL, "premium_rate"),
+                          (DestClass.LOCAL, "toll_free"), (DestClass.NATIONAL, "standard_rate"), (DestClass.NATIONAL, "short_code")):
+            if pattern(name):
+                short.append((cls, re.compile(pattern(name))))
+    return emergency, tuple(sorted(n for n in lengths if n <= SHORT_MAX_DIGITS)), tuple(short)
+
+
+SHORT_MAX_DIGITS = 6  # longer digit strings are never read as short numbers
+
+
+def is_emergency(digits: str, plan: Plan) -> bool:
+    """Is `digits` (as dialled, through `clean`) an emergency number in the plan's country?"""
+    pattern = country(plan.region).emergency
+    return pattern is not None and len(digits) <= SHORT_MAX_DIGITS and pattern.fullmatch(digits) is not None
+
+
+def short_number(digits: str, plan: Plan) -> DestClass | None:
+    """A short number of the plan's country other than an emergency number (the harmonised European 116xxx services,
+    government and utility numbers, ...) and the class it is permitted as: toll-free ones as local calls, premium-rate
+    ones as special, the rest as national. None: not a routable short number (directory services go by E.164)."""
+    if not digits.isdigit() or len(digits) > SHORT_MAX_DIGITS:
+        return None
+    c = country(plan.region)
+    if not c.short or (c.directory is not None and c.directory.fullmatch(digits)):
+        return None
+    for cls, pattern in c.short:
+        if pattern.fullmatch(digits):
+            return cls
+    return None
+
+
+@functools.cache
+def emergency_numbers(region: str) -> tuple[str, ...]:
+    """Every emergency number of a region, listed (for docs, the API and the checks on extensions)."""
+    c = country(region)
+    if c.emergency is None:
+        return ()
+    return tuple(d for n in c.emergency_lengths for d in _digits(n) if c.emergency.fullmatch(d))
+
+
+def _digits(n: int):
+    return (str(i).zfill(n) for i in range(10 ** n))
+
+
+@functools.cache
+def site_regions() -> frozenset[str]:
+    """The countries a site can be in: those whose emergency numbers are known."""
+    import phonenumbers
+
+    return frozenset(r for r in phonenumbers.SUPPORTED_REGIONS if r in phonenumbers.SUPPORTED_SHORT_REGIONS and country(r).emergency is not None)
 
 
 @functools.cache
@@ -141,10 +232,6 @@ def clean(dialled: str) -> str | None:
         s = "+" + s[3:]
     body = s[1:] if s.startswith("+") else s
     return s if body.isdigit() and len(body) <= 20 else None
-
-
-def is_emergency(digits: str, plan: Plan) -> bool:
-    return digits in country(plan.region).regulation.emergency
 
 
 def to_e164(digits: str, plan: Plan, short_is_local: bool = True) -> str | None:

@@ -5,6 +5,8 @@ Pure functions of (facts, snapshot). The shell has already checked digest creden
 """
 from __future__ import annotations
 
+import time
+
 from .auth import challenge_realm, find_account
 from .decision import CallParty, Challenge, Decision, GroupStep, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
 from .facts import AuthResult, RequestFacts
@@ -12,7 +14,8 @@ from . import features, fraud, hunting
 from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
-from .numbering import CLIR_PREFIX, DestClass, Plan, classify, clean, country, is_emergency, permits, to_e164
+from .location import geolocation_headers, pidf_lo
+from .numbering import CLIR_PREFIX, DestClass, Destination, Plan, classify, clean, country, is_emergency, permits, short_number, to_e164
 from .snapshot import Snapshot, Tenant, User
 
 # Methods that start something a user is called for (routed like a call).
@@ -170,7 +173,7 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
     if caller_user is not None and facts.method == "INVITE":
         digits = clean(dialled)
         if digits is not None and is_emergency(digits, caller_user.plan):
-            return _emergency(snapshot, tenant, caller, caller_user, digits, trace)
+            return _emergency(snapshot, tenant, caller, caller_user, digits, trace, now)
     if caller_user is not None:
         lock = fraud.lock_refusal(snapshot.locks_for(tenant_id, caller_user.id), None)  # level 4: no calls at all (emergency passed above)
         if lock is not None:
@@ -588,17 +591,26 @@ def is_emergency_call(snapshot: Snapshot, account, dialled: str) -> bool:
     return user is not None and digits is not None and is_emergency(digits, user.plan)
 
 
-def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, digits: str, trace: list[str]) -> Decision:
-    """110 / 112: always out, whatever the user's locks, permissions, status or forwarding."""
-    trunks = snapshot.trunks_for(tenant.id, None)
-    trace.append(f"emergency number {digits}: routed regardless of locks, permissions and forwarding")
+def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, digits: str, trace: list[str], now: float) -> Decision:
+    """An emergency number of the caller's country: always out, whatever the user's locks, permissions, status or
+    forwarding, by the site's emergency route (its emergency trunk, then every other trunk of the tenant), with the
+    caller's number and location (a header, and a PIDF-LO body with Geolocation headers per RFC 6442)."""
+    trunks = snapshot.emergency_trunks(tenant.id, user)
+    trace.append(f"emergency number {digits} in {user.plan.region}: routed regardless of locks, permissions, status and forwarding")
     callee = CallParty(tenant.id, None, digits)
     if not trunks:
         trace.append("no trunk available for emergency calls")
         return Decision(Reject(503, "Service Unavailable", "no trunk is available for emergency calls"), tuple(trace), caller, callee)
-    trace.append(f"caller number {user.number or 'none'}, location {user.address or 'unknown'}")
+    location = snapshot.location_of(user)
+    where = location.describe()
+    trace.append(f"caller number {user.number or 'none'}, location {where if location.known else 'unknown (country ' + location.country + ' only)'}")
+    trace.append("emergency route: " + ", ".join(t.name for t in trunks) + "; not ended by the platform's timers")
+    content_id = f"location-{user.id}@{tenant.domain}"
+    entity = f"pres:{(user.number or str(user.id)).lstrip('+')}@{tenant.domain}"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     action = RouteToTrunk(tenant.id, digits, tuple(TrunkHop(t.name, t.uri(digits)) for t in trunks), user.number, tenant.domain,
-                          privacy=False, emergency=True, location=user.address)
+                          privacy=False, emergency=True, location=where,
+                          geolocation=(content_id, pidf_lo(location, entity, stamp), geolocation_headers(content_id)))
     return Decision(action, tuple(trace), caller, callee)
 
 
@@ -614,6 +626,14 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
         dialled, privacy = dialled[len(CLIR_PREFIX):], True
         trace.append(f"{CLIR_PREFIX} prefix: number suppressed for this call")
     digits = clean(dialled)
+    short = short_number(digits, user.plan) if digits is not None else None
+    if digits is not None and short is not None:
+        if user.locked:
+            trace.append("outgoing calls of this user are locked")
+            return Decision(Reject(403, "Forbidden", "outgoing calls are locked for this user"), tuple(trace), caller, CallParty(tenant.id, None, digits))
+        e164 = "+" + country(user.plan.region).code + digits
+        trace.append(f"dialled {dialled} -> short number {digits} of {user.plan.region}, destination class {short.value}")
+        return _out_to(snapshot, tenant, caller, user, trace, Destination(e164, short), digits, acc, privacy)
     if digits is None or (not user.plan.area_code and digits.isdigit() and not _has_prefix(digits, user.plan)):
         trace.append(f"dialled {dialled!r}: no such extension in tenant {tenant.name}, and not a public number")
         return Decision(Reject(404, "Not Found", f"extension {dialled} does not exist"), tuple(trace), caller, CallParty(tenant.id, None, dialled))
@@ -631,6 +651,15 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
         return _to_user(snapshot, tenant.id, own.user_id, e164, caller, trace, "(number not routed to a user)", now, live)
     dest = classify(e164, user.plan)
     trace.append(f"dialled {dialled} -> {e164}, destination class {dest.cls.value}")
+    return _out_to(snapshot, tenant, caller, user, trace, dest, e164, acc, privacy)
+
+
+def _out_to(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, trace: list[str], dest: Destination, target: str, acc,
+            privacy: bool) -> Decision:
+    """A call out to `dest` (`target`: what the carrier is sent, the E.164 number or a national short number): barring,
+    the user's and the company's permissions, high-risk destinations, fraud locks, then the trunks."""
+    e164 = dest.e164
+    callee = CallParty(tenant.id, None, e164 if target == e164 else target)
     if dest.barred:
         trace.append("barred range: " + dest.barred)
         return Decision(Reject(403, "Forbidden", dest.barred), tuple(trace), caller, callee)
@@ -663,7 +692,7 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     prefix, rate = snapshot.tariff.rate_for(e164) if snapshot.tariff is not None else ("", 0.0)
     if prefix:
         trace.append(f"tariff {prefix}: {rate:.4f} per minute")
-    action = RouteToTrunk(tenant.id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain, privacy=privacy,
+    action = RouteToTrunk(tenant.id, target, tuple(TrunkHop(t.name, t.uri(target)) for t in trunks), presented, tenant.domain, privacy=privacy,
                           track=() if user.call_waiting and user.id not in snapshot.agents else (user.id,), callback=(user.id, window) if window else None,
                           fraud=(user.id, dest.cls.value, rate))
     return Decision(action, tuple(trace), caller, callee)

@@ -15,6 +15,7 @@ from .forwarding import ForwardRule
 from .hunting import Group, Ring, qualified_levels
 from .numbering import DestClass, Plan
 from .fraud import DEFAULT_POLICY
+from .location import Location
 from .timeplan import TimePlan, TimeRange
 
 SNAPSHOT_FORMAT = 1
@@ -49,7 +50,7 @@ class User(NamedTuple):
     enabled: bool = True
     number: str | None = None  # the user's own public number (E.164), presented on outgoing calls
     plan: Plan = Plan()  # country and area code of the user's site: how short numbers are read
-    address: str = ""  # sent with emergency calls: the number's nomadic address, else the site's
+    address: str = ""  # nomadic use: the address of the user's number, sent with emergency calls instead of the site's
     outbound: DestClass = DestClass.MOBILE  # outbound permission class
     clir: bool = False  # suppress the own number on outgoing calls
     locked: bool = False  # outgoing calls refused, emergency calls excepted
@@ -62,6 +63,7 @@ class User(NamedTuple):
     vip: frozenset[str] = frozenset()  # caller keys ('+49...' or 'u<id>') treated as VIP (TEAM-10)
     blocked: Mapping[str, ForwardRule | None] | None = None  # caller key -> divert rule, None: reject
     profile_codes: tuple[int, ...] = ()  # codes of the user's profiles (*30<code> from the phone)
+    site: int | None = None  # the user's site (their own, else the tenant's first); None: the tenant has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,20 @@ class Trunk:
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    """A tenant's location: the civic address sent with emergency calls, and the trunk those calls try first."""
+
+    id: int
+    tenant_id: int
+    region: str
+    street: str = ""
+    house_number: str = ""
+    postal_code: str = ""
+    city: str = ""
+    emergency_trunk: int | None = None  # trunk id
+
+
+@dataclass(frozen=True, slots=True)
 class Number:
     """A public number of the platform and where it routes."""
 
@@ -143,6 +159,25 @@ class Snapshot:
     tariff: Any = None
     user_locks: Mapping[int, tuple] = field(default_factory=dict)  # user id -> Locks
     tenant_locks: Mapping[int, tuple] = field(default_factory=dict)  # tenant id -> Locks on the whole tenant
+    sites: Mapping[int, Site] = field(default_factory=dict)
+
+    def location_of(self, user: User) -> Location:
+        """Where a user is for emergency services: their number's nomadic address, else their site's; else the country."""
+        if user.address:
+            return Location(user.plan.region, text=user.address)
+        site = self.sites.get(user.site) if user.site is not None else None
+        if site is None:
+            return Location(user.plan.region)
+        return Location(site.region, site.street, site.house_number, site.postal_code, site.city)
+
+    def emergency_trunks(self, tenant_id: int, user: User) -> tuple[Trunk, ...]:
+        """The trunks an emergency call tries, in order: the site's emergency trunk, then every other trunk of the
+        tenant (whatever destinations they are limited to: an emergency call is never refused for a trunk's prefixes)."""
+        site = self.sites.get(user.site) if user.site is not None else None
+        first = site.emergency_trunk if site is not None else None
+        trunks = [t for t in self.trunks if t.serves(tenant_id, None)]
+        trunks.sort(key=lambda t: t.id != first)  # stable: the rest keep their priority order
+        return tuple(trunks)
 
     def fraud_policy(self, tenant_id: int):
         return self.fraud_policies.get(tenant_id, DEFAULT_POLICY)
@@ -251,6 +286,7 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 str(u.get("anonymous", "allow")), frozenset(u["vip"]) if u.get("vip") else frozenset(),
                 {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked} if blocked else None,
                 tuple(int(c) for c in u.get("profile_codes", ())),
+                int(u["site"]) if u.get("site") is not None else None,
             )
         groups = {
             int(g["id"]): Group(
@@ -336,6 +372,10 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                 if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and acc.user_id in users and users[acc.user_id].enabled
             },
             **_fraud(doc.get("fraud") or {}),
+            sites={int(x["id"]): Site(int(x["id"]), int(x["tenant_id"]), str(x["region"]), str(x.get("street", "")),
+                                      str(x.get("house_number", "")), str(x.get("postal_code", "")), str(x.get("city", "")),
+                                      int(x["emergency_trunk"]) if x.get("emergency_trunk") else None)
+                   for x in doc.get("sites", ())},
         )
     except SnapshotError:
         raise

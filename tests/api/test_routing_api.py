@@ -196,3 +196,51 @@ def test_cm_route_simulate_and_rpc_pairs(api, server, acme):
     assert api.ok("user.get", id=acme["bob"]["id"])["clir"] is True
     bad = CliRunner().invoke(app, base + ["rpc", "user.update", "id:=nope"])
     assert bad.exit_code == 1
+
+
+def test_a_uk_site_dials_999_as_an_emergency_call_and_cm_route_simulate_shows_it(api, acme):
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    admin = acme["admin"]
+    trunk = api.ok("trunk.create", name="uk-carrier", host="198.51.100.9", priority=5)
+    api.ok("trunk.create", name="any-carrier", host="198.51.100.7", priority=1)
+    london = api.ok("site.create", token=admin, name="London", region="gb", area_code="20", street="Baker Street", house_number="221b",
+                    postal_code="NW1 6XE", city="London", emergency_trunk_id=trunk["id"])
+    assert london["region"] == "GB" and london["emergency_trunk_id"] == trunk["id"]
+    api.ok("user.update", token=admin, id=acme["alice"]["id"], site_id=london["id"])
+    api.ok("sip_account.create", token=admin, user_id=acme["alice"]["id"], username="alice", password="pw-alice-1")
+    api.ok("user.update", token=admin, id=acme["alice"]["id"], locked=True, outbound="internal")  # neither stops an emergency call
+    base = ["--url", api.url, "--token", admin, "--json"]
+    out = CliRunner().invoke(app, base + ["route", "simulate", "999", "--from-user", str(acme["alice"]["id"])])
+    assert out.exit_code == 0, out.output
+    import json
+
+    result = json.loads(out.output)
+    d = result["decision"]
+    assert d["type"] == "trunk" and d["emergency"] and d["number"] == "999" and d["trunks"] == ["uk-carrier", "any-carrier"]
+    assert d["location"] == "Baker Street 221b, NW1 6XE London, GB" and "<ca:country>GB</ca:country>" in d["pidf_lo"]
+    assert any("emergency number 999 in GB" in t for t in result["trace"])
+    # 999 and 112 are emergency numbers there: never extensions of this tenant
+    eid, err = api.err("extension.create", token=admin, number="999", user_id=acme["bob"]["id"])
+    assert eid == "invalid_params" and "emergency number" in err["message"]
+    assert api.err("group.create", token=admin, name="Desk", extension="112", rings=[])[0] == "invalid_params"
+
+
+def test_addresses_and_names_that_could_add_sip_headers_are_refused(api, acme):
+    admin = acme["admin"]
+    site = api.ok("site.create", token=admin, name="Berlin", area_code="30")
+    for field in ("street", "postal_code", "city", "house_number"):
+        eid, err = api.err("site.update", token=admin, id=site["id"], **{field: "x\r\nP-Asserted-Identity: <sip:112@evil>"})
+        assert eid == "invalid_params" and field in json_fields(err), err
+    assert api.err("site.create", token=admin, name="Evil\r\nX: y")[0] == "invalid_params"
+    assert api.err("group.create", token=admin, name="Desk\nWarning: 399 x", extension="600", rings=[])[0] == "invalid_params"
+    assert api.ok("site.get", token=admin, id=site["id"])["street"] == ""  # nothing written
+    assert api.err("site.create", token=admin, name="Nowhere", region="TK")[0] == "invalid_params"  # no known emergency numbers
+
+
+def json_fields(err) -> str:
+    import json
+
+    return json.dumps(err.get("data", {}))
