@@ -109,6 +109,7 @@ def row_from_record(rec: dict) -> dict:
         "payer_user_id": _opt_int(rec.get("payer_user_id")),
         "dest_class": _text(rec.get("dest_class"), 16),
         "cost": float(rec.get("cost", 0.0)),
+        "emergency": rec.get("emergency") is True,
         **{key: _measured(rec.get(key)) for key in ("pdd_s", "mos", "jitter_ms", "loss_pct", "rtt_ms")},
         "ingested_at": datetime.now(timezone.utc),
         **({"feature": rec["feature"]} if isinstance(rec.get("feature"), dict) else {}),

@@ -25,6 +25,7 @@ class CdrList(TimeRange, ListParams):
     disposition: Disposition | None = None
     call_id: str | None = None
     max_mos: float | None = Field(None, ge=1.0, le=5.0, description="only calls whose media scored at most this MOS (the worst calls)")
+    emergency: bool | None = Field(None, description="true: only calls to emergency numbers (TRK-08)")
     order: Literal["newest", "worst_media"] = Field("newest", description="worst_media: lowest MOS first (scored calls only)")
 
 
@@ -57,6 +58,8 @@ def list_(ctx, p: CdrList):
             stmt = stmt.where(Cdr.start_time >= p.since.astimezone(timezone.utc))
         if p.until:
             stmt = stmt.where(Cdr.start_time < p.until.astimezone(timezone.utc))
+        if p.emergency is not None:
+            stmt = stmt.where(Cdr.emergency == p.emergency)
         if p.disposition:
             stmt = stmt.where(Cdr.disposition == p.disposition)
         if p.call_id:

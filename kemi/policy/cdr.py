@@ -67,6 +67,7 @@ def record(
         "sip_reason": reason,
         "trace": list(ctx.get("trace", ())),
         **({"feature": ctx["feature"]} if ctx.get("feature") else {}),
+        **({"emergency": True} if ctx.get("emergency") else {}),
         **(_priced(ctx, end_ts - answer_ts if answer_ts else 0.0) if ctx.get("fraud") else {}),
         **({"pdd_s": round(max(0.0, first_sign - start), 3)} if first_sign else {}),
         **(media_scores(quality) if quality else {}),

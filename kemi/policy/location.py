@@ -7,18 +7,12 @@ Everything here is pure: the shell only writes what it is given.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
+from .sip_text import plain
+
 PIDF_TYPE = "application/pidf+xml"
-# Characters no SIP header or XML 1.0 document may carry: control characters and Unicode line separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
-
-def plain(text: str, limit: int = 300) -> str:
-    """A value made safe to write into a header or an XML text node: control characters become one space."""
-    return _CONTROL.sub(" ", text).strip()[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +71,17 @@ def pidf_lo(location: Location, entity: str, timestamp: str, tuple_id: str = "lo
 def geolocation_headers(content_id: str) -> tuple[str, ...]:
     """The RFC 6442 headers that point at the PIDF-LO body part with this Content-ID (without angle brackets)."""
     return (f"Geolocation: <cid:{content_id}>", "Geolocation-Routing: yes")
+
+
+BOUNDARY = "callmanager-location-boundary"
+
+
+def with_location(body: str, content_type: str, content_id: str, pidf: str) -> tuple[str, str]:
+    """The INVITE's body with the PIDF-LO added as a second part (RFC 6442 5.1): (multipart/mixed body, its Content-Type).
+    `body`/`content_type`: the offer as it leaves (after RTPengine); an INVITE without a body gets the PIDF-LO alone."""
+    parts = []
+    if body:
+        parts.append(f"Content-Type: {plain(content_type) or 'application/sdp'}\r\n\r\n{body}")
+    parts.append(f"Content-Type: {PIDF_TYPE}\r\nContent-ID: <{plain(content_id)}>\r\nContent-Disposition: render;handling=optional\r\n\r\n{pidf}")
+    text = "".join(f"--{BOUNDARY}\r\n{p}" + ("" if p.endswith("\r\n") else "\r\n") for p in parts) + f"--{BOUNDARY}--\r\n"
+    return text, f"multipart/mixed;boundary={BOUNDARY}"

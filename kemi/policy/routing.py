@@ -51,13 +51,21 @@ def malformed(ruri: str, parsed: bool, proto: str, content_length: str) -> Rejec
     return None
 
 
+# Emergency calls (TRK-08, "Röchelruf": a caller who cannot speak) are never ended by the node's own timers: the
+# emergency centre rings as long as it takes, and the call lasts until one side hangs up (a week bounds a lost BYE).
+EMERGENCY_RING_S = 600
+EMERGENCY_LIFETIME_S = 7 * 86400
+
 SESSION_GRACE_S = 32  # RFC 4028 10: the refresh (or the BYE) comes at the latest min(32, SE/3) s before the end
 
 
-def session_lifetime(session_expires: str, call_max_s: int) -> int | None:
+def session_lifetime(session_expires: str, call_max_s: int, emergency: bool = False) -> int | None:
     """RFC 4028 session timers: a call (INVITE, re-INVITE or UPDATE) whose Session-Expires says how long it lives without
     a refresh lives that long plus a grace (then the node ends it, as a lost BYE), never past `call_max_s`. None: no
-    (valid) Session-Expires — the call keeps the lifetime it has. Values below RFC 4028's minimum of 90 s count as 90."""
+    (valid) Session-Expires — the call keeps the lifetime it has. Values below RFC 4028's minimum of 90 s count as 90.
+    An emergency call lives EMERGENCY_LIFETIME_S whatever it says (TRK-08)."""
+    if emergency:
+        return EMERGENCY_LIFETIME_S
     value = session_expires.partition(";")[0].strip()
     if not (value.isascii() and value.isdigit()) or len(value) > 9:
         return None

@@ -4,7 +4,10 @@ from __future__ import annotations
 import KSR
 
 from kemi.policy.decision import Reject, RouteToTrunk
+from kemi.policy.location import with_location
+from kemi.policy.sip_text import plain, quoted
 
+from . import ksr_read as read
 from .barrier import settled
 
 
@@ -12,8 +15,7 @@ def reply(code: int, reason: str, warning: str = "", headers: tuple[str, ...] = 
     for header in headers:
         KSR.hdr.append_to_reply(header + "\r\n")
     if warning:
-        text = warning.replace('"', "'")
-        KSR.hdr.append_to_reply(f'Warning: 399 callmanager "{text}"\r\n')
+        KSR.hdr.append_to_reply(f"Warning: 399 callmanager {quoted(warning)}\r\n")
     settled()
     KSR.sl.send_reply(code, reason)
 
@@ -71,14 +73,33 @@ def caller_identity(action: RouteToTrunk) -> None:
     if action.privacy:
         KSR.hdr.append("Privacy: id\r\n")
     if action.emergency and action.location:
-        KSR.hdr.append(f"{LOCATION_HEADER}: {action.location}\r\n")
+        KSR.hdr.append(f"{LOCATION_HEADER}: {plain(action.location)}\r\n")
+
+
+def location_by_value(content_id: str, pidf: str, headers: tuple[str, ...], trace: list[str]) -> None:
+    """RFC 6442: the caller's location as a PIDF-LO part of the INVITE's body, named by Geolocation headers. Written
+    after RTPengine's offer (its changes applied first, so the SDP part is the one that leaves). Never at the cost of
+    the call: whatever fails here, the emergency call goes out with the location header only."""
+    try:
+        KSR.textopsx.msg_apply_changes()
+        body, content_type = with_location(read.one("$rb"), read.one("$cT"), content_id, pidf)
+        if KSR.textops.set_body(body, content_type) < 0:
+            raise RuntimeError("set_body refused the multipart body")
+        for name in ("Geolocation", "Geolocation-Routing"):
+            KSR.hdr.remove(name)
+        for h in headers:
+            KSR.hdr.append(plain(h, 500) + "\r\n")
+        trace.append("location sent by value (PIDF-LO, RFC 6442)")
+    except Exception as exc:  # noqa: BLE001 — an emergency call is never lost to its location body
+        KSR.err(f"callmanager: emergency call without PIDF-LO body (location header only): {exc!r}\n")
+        trace.append(f"location sent in a header only: the PIDF-LO body could not be added ({type(exc).__name__})")
 
 
 def present_as(display: str, uri: str) -> None:
     """Hunt-group presentation: the members see this caller (From, restored in-dialog by uac), no asserted identity."""
     KSR.hdr.remove("P-Asserted-Identity")
     KSR.hdr.remove("Remote-Party-ID")
-    KSR.uac.uac_replace_from(display, uri)
+    KSR.uac.uac_replace_from(quoted(display) if display else "", uri)
 
 
 def track_call(user_id: int) -> None:

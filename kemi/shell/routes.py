@@ -22,8 +22,9 @@ from kemi.policy.features import FeatureCode
 from kemi.policy.forwarding import fallback_case
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
+from kemi.policy.sip_text import is_word
 from kemi.policy.snapshot import Snapshot
-from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, is_emergency_call, should_fail_over,
+from kemi.policy.routing import (EMERGENCY_RING_S, ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, is_emergency_call, should_fail_over,
                                  STREAM_TRANSPORTS, malformed, session_lifetime, trunk_credentials, unsupported_method,
                                  unsupported_require)
 
@@ -51,6 +52,7 @@ RANG = "cm_rang"  # AVP: when a device of the current call first rang (180/183);
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call), reset by request_route
 DIALOG_TIMEOUT = "cm_dlgto"  # AVP: the dialog module's timeout_avp (kamailio.cfg)
+EMERGENCY = "cm_em"  # dialog variable: "1" on an emergency call, which no timer of the node ends
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
 END_REQUESTS = "cmend"  # htable: calls the control plane asks to end (end_requested_calls)
 END_CHECK_TICKS = 25  # the ACD timer (20 ms) looks at END_REQUESTS every 0.5 s
@@ -200,9 +202,15 @@ def detect_nat(method: str) -> bool:
     return True
 
 
-def session_timer() -> None:
-    """RFC 4028: a call whose phones refresh the session lives as long as its Session-Expires says (then call_ended)."""
-    lifetime = session_lifetime(read.one("$hdr(Session-Expires)"), SETTINGS.call_max_s)
+def session_timer(emergency: bool | None = None) -> None:
+    """RFC 4028: a call whose phones refresh the session lives as long as its Session-Expires says (then call_ended);
+    an emergency call as long as its parties want. `emergency` None: a refresh in a dialog (its mark is read)."""
+    expires = read.one("$hdr(Session-Expires)")
+    if emergency is None:
+        if not expires:
+            return
+        emergency = read.one(f"$dlg_var({EMERGENCY})") == "1"
+    lifetime = session_lifetime(expires, SETTINGS.call_max_s, emergency)
     if lifetime:
         KSR.pv.seti(f"$avp({DIALOG_TIMEOUT})", lifetime)
 
@@ -380,11 +388,19 @@ def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
     ctx["trunk"] = first.name
     ctx["trace"].append(f"trying trunk {first.name}")
     apply.set_ruri(first.uri)
-    KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)  # no answer at all from a carrier: next trunk soon
+    if action.emergency:  # rings as long as the emergency centre takes; a silent carrier still fails over soon
+        ctx["emergency"] = True
+        KSR.tm.t_set_fr(EMERGENCY_RING_S * 1000, SETTINGS.trunk_timeout_ms)
+        KSR.tm.t_set_max_lifetime((EMERGENCY_RING_S + 30) * 1000, 0)
+    else:
+        KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)  # no answer at all from a carrier: next trunk soon
     if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
         agent, window = action.callback
         KSR.htable.sht_sets("acd", f"cb:{action.target}", f"{agent}:{int(time.time()) + window}")
-    prepare_call(ctx, nated, action.track)
+    prepare_call(ctx, nated, action.track, emergency=action.emergency)
+    if action.geolocation is not None:  # after RTPengine's offer (prepare_call): its SDP goes in the multipart body
+        apply.location_by_value(*action.geolocation, ctx["trace"])
+        store_context(ctx)  # with the trace line saying how the location went
     if action.fraud is not None and SETTINGS.fraud_checks:
         fraud_gate.track(action.tenant_id, *action.fraud)
     relay()
@@ -396,7 +412,7 @@ def start_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
     relay()
 
 
-def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
+def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = (), emergency: bool = False) -> None:
     """Everything a new call needs before it is relayed (or held in a queue). Once per request: a call prepared
     for a group's queue that then cannot wait goes on to the overflow already record-routed, in its dialog and
     offered to RTPengine (a second offer appended RTPengine's SDP to the body a second time)."""
@@ -405,9 +421,11 @@ def prepare_call(ctx: dict, nated: bool, track: tuple[int, ...] = ()) -> None:
     if not again:
         KSR.rr.record_route()
         KSR.pv.sets("$dlg_ctx(timeout_route)", TIMEOUT_EVENT)  # the dialog's timeout runs dialog:timeout (call_ended) first
-        session_timer()
+        session_timer(emergency)
         KSR.dialog.dlg_manage()
-        if SETTINGS.dialog_keepalive:  # in-dialog OPTIONS to both phones: a call whose BYE was lost ends (call_ended)
+        if emergency:  # TRK-08: no timer of the node ends it (neither keepalives nor session timers)
+            apply.set_dlg_var(EMERGENCY, "1")
+        elif SETTINGS.dialog_keepalive:  # in-dialog OPTIONS to both phones: a call whose BYE was lost ends (call_ended)
             KSR.dialog.dlg_set_property("ka-src")
             KSR.dialog.dlg_set_property("ka-dst")
     for user_id in track:  # busy-on-busy users and agents: on a call while this dialog lives
@@ -696,7 +714,11 @@ def end_requested_calls() -> None:
 def media_quality() -> dict[str, str] | None:
     """Delete the dialog's media session now (whoever or whatever ended it) and keep RTPengine's verdict on it:
     average MOS, jitter, loss and round trip of the call (from RTCP; empty when the phones sent none)."""
-    KSR.rtpengine.rtpengine_delete("call-id=" + read.one("$dlg(callid)") + " from-tag=" + read.one("$dlg(from_tag)"))
+    call_id, from_tag = read.one("$dlg(callid)"), read.one("$dlg(from_tag)")
+    if not (is_word(call_id) and is_word(from_tag)):  # a value in a flag string must not add flags: left to RTPengine's timeout
+        KSR.warn(f"callmanager: media session of a dialog with an unusual Call-ID or tag left to RTPengine's timeout: {call_id[:80]!a}\n")
+        return None
+    KSR.rtpengine.rtpengine_delete(f"call-id={call_id} from-tag={from_tag}")
     KSR.setflag(MEDIA_DONE)  # a BYE that ended it: its own rtpengine_manage would delete the session a second time
     return read.media_quality()
 

@@ -4,6 +4,7 @@ The carriers are SIPp instances on 127.0.0.2 (phones use 127.0.0.1), so the node
 carrier's traffic from a phone's by source address, as it does in production.
 """
 import re
+import time
 
 from tests.scenario.conftest import CARRIER_IP, wait_for, wait_snapshot
 
@@ -117,6 +118,44 @@ def test_emergency_call_of_a_locked_user_reaches_the_trunk_with_number_and_addre
     assert invite.startswith(f"INVITE sip:112@{CARRIER_IP}")
     assert f"<sip:{number}@" in invite
     assert "X-Callmanager-Location: Hauptstr. 1, 10115 Berlin, DE" in invite
+
+
+def test_a_uk_emergency_call_goes_by_the_sites_route_with_its_location_by_value_and_no_timer_of_the_node(node, sipp, trunks, pbx_user, public):
+    """TRK-04/08: 999 from a London site (locked user): the site's emergency trunk first (503 there), then the next, with
+    a PIDF-LO body part the Geolocation header names; the dialog has no keep-alives and a week's lifetime; the CDR is
+    marked emergency."""
+    london = node.rpc("site.create", tenant_id=public["tenant"]["id"], name=f"London {time.monotonic_ns()}", region="GB",
+                      area_code="20", street="Baker Street", house_number="221b", postal_code="NW1 6XE", city="London")
+    user, phone, number = pbx_user(locked=True, site_id=london["id"])
+    first, second = sipp.carrier(CARRIER_IP), sipp.carrier(CARRIER_IP)
+    emergency_trunk = trunks(first, priority=9)  # last by priority, first for this site's emergency calls
+    trunks(second, priority=1)
+    node.rpc("site.update", id=london["id"], emergency_trunk_id=emergency_trunk["id"])
+    wait_snapshot(node)
+    failing = sipp.callee(first, "unavailable")
+    uas = sipp.callee(second, "answer")
+    call = sipp.caller_in_background(phone, "999", hold_ms=4000)
+    dialog = wait_for(lambda: next((d for d in node.kamailio_rpc("dlg.list") or [] if d.get("state") == 4), None), timeout=10)
+    variables = {k: v for x in dialog.get("variables", []) for k, v in x.items()}
+    r = call.result(timeout=30)
+    assert r.ok, r.output[-2000:]
+    assert sipp.wait(failing).ok and sipp.wait(uas).ok
+    assert dialog["lifetime"] >= 7 * 86400 and not dialog["iflags"] & 0b110, dialog  # no keep-alives, no 12 h limit
+    assert variables.get("cm_em") == "1"
+    assert first_invite(received(failing)).startswith(f"INVITE sip:999@{CARRIER_IP}:{first.port}")
+    text = received(uas)
+    invite = text[text.index("INVITE sip:999@"):]
+    invite = invite[:invite.index("\n\n-----") if "\n\n-----" in invite else len(invite)]
+    assert f"<sip:{number}@" in invite
+    cid = re.search(r"Geolocation: <cid:([^>]+)>", invite).group(1)
+    assert "Geolocation-Routing: yes" in invite and "Content-Type: multipart/mixed;boundary=" in invite
+    assert f"Content-ID: <{cid}>" in invite and "Content-Type: application/pidf+xml" in invite and "Content-Type: application/sdp" in invite
+    assert "<ca:country>GB</ca:country>" in invite and "<ca:RD>Baker Street</ca:RD>" in invite and "<ca:HNO>221b</ca:HNO>" in invite
+    assert "X-Callmanager-Location: Baker Street 221b, NW1 6XE London, GB" in invite
+    cdr = wait_for(lambda: cdr_of(node, user["id"], "answered"), timeout=5)
+    assert cdr["emergency"] is True and cdr["callee"] == "999"
+    assert any("location sent by value" in t for t in cdr["trace"]), cdr["trace"]
+    assert [c["id"] for c in node.rpc("cdr.list", emergency=True)["items"] if c["caller_user_id"] == user["id"]] == [cdr["id"]]
 
 
 def test_carrier_challenge_is_answered_with_the_trunk_credentials(node, sipp, pbx_user, public):
