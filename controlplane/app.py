@@ -47,7 +47,7 @@ class App:
         from controlplane.fraud_monitor import FraudMonitor
         from controlplane.notify import Notifier
 
-        self.fraud = FraudMonitor(self, interval=settings.fraud_monitor_interval_s, notifier=Notifier(self.engine, settings),
+        self.fraud = FraudMonitor(self, interval=settings.fraud_monitor_interval_s, notifier=Notifier(self.engine, settings, metrics=self.metrics),
                                   baseline_interval=settings.fraud_baseline_interval_s)
         self.ingestor.on_stored = self.fraud.add_cdrs  # the monitor's running totals follow the CDRs as they are stored
         if start_workers:
@@ -77,6 +77,8 @@ class App:
         self.ingestor.stop()
         self.live.stop()
         self.fraud.stop()
+        if self.fraud.notifier is not None:
+            self.fraud.notifier.stop()
         self.engine.dispose()
 
     @contextmanager

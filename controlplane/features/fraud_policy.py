@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func
 from sqlmodel import delete, select
 
-from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.notify import TargetRefused, check_webhook
+from controlplane.api.errors import Forbidden, Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Cdr, FraudLock, FraudPolicyRow, Role, TariffRate, Tenant, User
 from kemi.policy.fraud import DEFAULT_POLICY, HARD_CAPS, LIMITS, Limits
@@ -98,9 +99,23 @@ def policy_get(ctx, p: TenantParams):
         return policy_doc(s.get(FraudPolicyRow, p.tenant_id), p.tenant_id)
 
 
-@method("fraud.policy_set", PolicySet, min_role=Role.ADMIN, errors=("invalid_params", "not_found"))
+# What a carrier decides for a tenant, not the tenant itself: high-risk destinations, the tenant's ceiling of destination
+# classes, and where notifications are posted (a URL the control plane calls: SSRF in a tenant's hands).
+PLATFORM_ONLY = ("allow_high_risk", "outbound", "notify_webhook")
+
+
+@method("fraud.policy_set", PolicySet, min_role=Role.ADMIN, errors=("invalid_params", "not_found", "forbidden"))
 def policy_set(ctx, p: PolicySet):
     """Change a tenant's fraud policy (only what is given); limits above the hard caps are refused."""
+    carrier_level = [n for n in PLATFORM_ONLY if getattr(p, n) is not None]
+    if carrier_level and not ctx.principal.is_platform:
+        raise Forbidden(f"{', '.join(carrier_level)}: set by the platform operator, not by a tenant", required="platform token",
+                        fields=carrier_level)
+    if p.notify_webhook:
+        try:
+            check_webhook(p.notify_webhook, ctx.app.settings.webhook_private_ok, unresolved_ok=True)
+        except TargetRefused as exc:
+            raise InvalidParams(f"notify_webhook: {exc}", field="notify_webhook", value=p.notify_webhook) from None
     with ctx.app.write() as s:
         get_scoped(s, Tenant, p.tenant_id, ctx.principal, "tenant")
         row = s.get(FraudPolicyRow, p.tenant_id) or FraudPolicyRow(tenant_id=p.tenant_id)

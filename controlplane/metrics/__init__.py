@@ -32,6 +32,8 @@ class Metrics:
         self.fraud_events = Counter("callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r)
         self.fraud_bans = Counter("callmanager_fraud_bans_total", "Sources banned at the edge, by cause (flood, scanner, brute_force)",
                                   ["cause"], registry=r)
+        self.notifications = Counter("callmanager_fraud_notifications_total", "Fraud notifications by channel (webhook, email) and "
+                                     "outcome (sent, failed after retries, refused target, dropped: queue full)", ["channel", "outcome"], registry=r)
         self.fraud_calls_ended = Counter("callmanager_fraud_calls_ended_total", "Calls in progress ended by the fraud controls", registry=r)
         self.cdr_last_run_ts = Gauge("callmanager_cdr_ingest_last_run_timestamp_seconds", "When the CDR ingestor last read the spool without error",
                                      registry=r)

@@ -68,6 +68,7 @@ class NodeSettings:
     fraud_baseline_interval_s: float = 3600.0  # users' usual calls out (by hour and class) learned again this often
     smtp_relay: str = ""  # host[:port] of the SMTP relay for fraud notifications by e-mail ('' : no e-mail)
     smtp_from: str = "callmanager@localhost"
+    webhook_private_ok: bool = False  # fraud webhooks may go to loopback/private/link-local addresses (a lab; never on the internet)
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates grafana/prometheus/rules.yml
     prometheus: bool = True
     prometheus_address: str = "127.0.0.1"

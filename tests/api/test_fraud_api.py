@@ -8,8 +8,7 @@ def test_policy_defaults_set_and_hard_caps(api, acme):
     tid, admin = acme["tenant"]["id"], acme["admin"]
     p = api.ok("fraud.policy_get", token=admin, tenant_id=tid)
     assert p["hard_caps"] == HARD_CAPS and p["spend_level"] == 3 and p["user"]["spend_day"] > 0
-    p = api.ok("fraud.policy_set", token=admin, tenant_id=tid, user={"spend_day": 20, "max_concurrent": 2}, spend_level=2,
-               notify_webhook="https://hooks.acme.example/fraud")
+    p = api.ok("fraud.policy_set", token=admin, tenant_id=tid, user={"spend_day": 20, "max_concurrent": 2}, spend_level=2)
     assert p["user"]["spend_day"] == 20 and p["user"]["max_concurrent"] == 2 and p["spend_level"] == 2
     assert p["user"]["attempts_per_minute"] > 0  # what was not given keeps its value
     code, err = api.err("fraud.policy_set", token=admin, tenant_id=tid, user={"spend_day": HARD_CAPS["user"]["spend_day"] + 1})
@@ -133,10 +132,15 @@ def test_notifications_reach_the_webhook_and_the_smtp_relay(api, acme, server):
     hook = WebhookSink().start()
     posted = hook.posted
     tid = acme["tenant"]["id"]
-    api.ok("fraud.policy_set", token=acme["admin"], tenant_id=tid, notify_email="security@acme.example",
-           notify_webhook=hook.url)
-    settings = dataclasses.replace(server.settings, smtp_relay=f"127.0.0.1:{smtp.getsockname()[1]}", smtp_from="pbx@example.net")
-    Notifier(server.app.engine, settings)(Response(3, tid, acme["alice"]["id"], "spend_day", 61.0, 50.0, end_calls=("1:2",)))
+    settings = dataclasses.replace(server.settings, smtp_relay=f"127.0.0.1:{smtp.getsockname()[1]}", smtp_from="pbx@example.net",
+                                   webhook_private_ok=True)
+    server.app.settings = settings  # this lab's webhook is on loopback: allowed by the platform operator's setting
+    api.ok("fraud.policy_set", token=acme["admin"], tenant_id=tid, notify_email="security@acme.example")
+    api.ok("fraud.policy_set", tenant_id=tid, notify_webhook=hook.url)  # the platform operator's
+    notifier = Notifier(server.app.engine, settings)
+    notifier(Response(3, tid, acme["alice"]["id"], "spend_day", 61.0, 50.0, end_calls=("1:2",)))
+    assert notifier.drain()
+    notifier.stop()
     hook.stop()
     assert posted == [{"tenant_id": tid, "user_id": acme["alice"]["id"], "level": 3, "action": "outgoing calls locked", "limit": "spend_day",
                        "spent": 61.0, "allowed": 50.0, "dest_class": "", "calls_ended": 1,
@@ -180,3 +184,71 @@ def test_a_call_the_monitor_ended_is_recorded_even_when_kamailio_writes_no_cdr(a
     assert "record made by the control plane (Kamailio's did not arrive)" in cdrs[lost]["trace"]
     monitor._store_fallbacks(time.time() + 30)  # once
     assert len(api.ok("cdr.list", token=acme["admin"])["items"]) == 2
+
+
+def test_carrier_level_fraud_settings_belong_to_the_platform_operator(api, acme):
+    tid, admin = acme["tenant"]["id"], acme["admin"]
+    before = api.ok("fraud.policy_get", token=admin, tenant_id=tid)
+    for field, value in (("allow_high_risk", True), ("outbound", "international"), ("notify_webhook", "https://hooks.example.net/x")):
+        eid, err = api.err("fraud.policy_set", token=admin, tenant_id=tid, spend_level=2, **{field: value})
+        assert eid == "forbidden" and field in err["message"], err
+    assert api.ok("fraud.policy_get", token=admin, tenant_id=tid) == before  # nothing written, not even the rest of the request
+    after = api.ok("fraud.policy_set", tenant_id=tid, allow_high_risk=True, outbound="national")  # the platform operator's token
+    assert after["allow_high_risk"] and after["outbound"] == "national"
+
+
+def test_a_webhook_to_the_nodes_own_or_private_addresses_is_refused(api, acme):
+    tid = acme["tenant"]["id"]
+    for url in ("http://127.0.0.1:5060/RPC", "http://localhost:8080/", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/",
+                "http://[::1]/x", "http://192.168.1.1/", "ftp://hooks.example.net/", "http://0.0.0.0/"):
+        eid, err = api.err("fraud.policy_set", tenant_id=tid, notify_webhook=url)
+        assert eid == "invalid_params", (url, err)
+    assert api.ok("fraud.policy_get", tenant_id=tid)["notify_webhook"] == ""
+
+
+def test_notifications_never_hold_up_the_monitor_and_are_retried(api, acme, server):
+    """The monitor's call returns at once, whatever the endpoint does; a failing endpoint is retried; a refused target
+    counted. (The endpoint is held until the test lets it answer: no timing involved.)"""
+    import dataclasses
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from controlplane.metrics import Metrics
+    from controlplane.notify import Notifier
+    from kemi.policy.fraud import Response
+
+    release, answers, got = threading.Event(), [500, 204], []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            release.wait(10)
+            self.send_response(answers.pop(0) if answers else 204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    tid = acme["tenant"]["id"]
+    settings = dataclasses.replace(server.settings, webhook_private_ok=True)
+    server.app.settings = settings
+    api.ok("fraud.policy_set", tenant_id=tid, notify_webhook=f"http://127.0.0.1:{srv.server_port}/hook")
+    metrics = Metrics()
+    notifier = Notifier(server.app.engine, settings, metrics=metrics, retries_s=(0.0, 0.1, 0.1))
+    notifier(Response(3, tid, acme["alice"]["id"], "spend_day", 61.0, 50.0))
+    assert not release.is_set() and notifier._queue.unfinished_tasks == 1  # returned while the endpoint still holds the request
+    release.set()
+    assert notifier.drain()
+    assert len(got) == 2  # 500 first, then delivered
+    assert metrics.notifications.labels(channel="webhook", outcome="sent")._value.get() == 1
+    # a target that became private after it was set (DNS) is refused at delivery and counted
+    strict = Notifier(server.app.engine, dataclasses.replace(settings, webhook_private_ok=False), metrics=metrics, retries_s=(0.0,))
+    strict(Response(3, tid, acme["alice"]["id"], "spend_day", 61.0, 50.0))
+    assert strict.drain() and len(got) == 2
+    assert metrics.notifications.labels(channel="webhook", outcome="refused")._value.get() == 1
+    for n in (notifier, strict):
+        n.stop()
+    srv.shutdown()
