@@ -24,9 +24,18 @@ from controlplane.db.models import (
 )
 from controlplane.group_members import resolved_rings
 from kemi.policy.timeplan import DAYS, parse_minutes
+from kemi.policy.numbering import PERMISSION_ORDER
 from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
 
 log = logging.getLogger("callmanager.snapshot")
+
+
+def _narrower(own: str, profile: str | None) -> str:
+    """The outbound permission in force: the profile's where it narrows the user's own, never wider (ACC-03)."""
+    if not profile:
+        return own
+    order = [c.value for c in PERMISSION_ORDER]
+    return min(own, profile, key=lambda c: order.index(c) if c in order else 0)
 
 
 def _is_ip(host: str) -> bool:
@@ -117,7 +126,7 @@ def compile_snapshot(session: Session) -> dict:
             "enabled": u.enabled, "number": num.e164 if num else None,
             "region": site.region if site else "DE", "area_code": site.area_code if site else "",
             "address": num.emergency_address if num and num.emergency_address else "", "site": site.id if site else None,
-            "outbound": (prof.outbound if prof and prof.outbound else u.outbound),
+            "outbound": _narrower(u.outbound, prof.outbound if prof else None),
             "clir": (prof.clir if prof and prof.clir is not None else u.clir), "locked": u.locked,
             "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
             "forwarding": forwarding.get(u.id, []),

@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import Field
 from sqlmodel import select
 
-from controlplane.api.errors import Conflict
+from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Profile, Role, User
-from kemi.policy.numbering import DestClass
+from kemi.policy.numbering import DestClass, permits
 
 from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
@@ -47,11 +47,14 @@ class Activate(Params):
     profile_id: int = Field(ge=0, description="0: no profile (the user's own settings)")
 
 
-def _apply(p: ProfileFields, prof: Profile) -> None:
+def _apply(p: ProfileFields, prof: Profile, user: User) -> None:
     for name in ("status", "clir", "code"):
         if getattr(p, name) is not None:
             setattr(prof, name, getattr(p, name))
     if p.outbound is not None:
+        if not permits(DestClass(user.outbound), p.outbound):  # ACC-03: a profile narrows what the admin allowed, never widens it
+            raise InvalidParams(f"outbound: a profile can only narrow the user's outbound permission ({user.outbound}), not widen it to "
+                                f"{p.outbound.value}", field="outbound", value=p.outbound.value, allowed=user.outbound)
         prof.outbound = p.outbound.value
 
 
@@ -69,7 +72,7 @@ def create(ctx, p: ProfileCreate):
         ctx.principal.require_self_or(Role.OPERATOR, user.id)
         used = {c for c in s.exec(select(Profile.code).where(Profile.user_id == user.id)).all()}
         prof = Profile(tenant_id=user.tenant_id, user_id=user.id, name=p.name, code=p.code or next(c for c in range(1, 11) if c not in used))
-        _apply(p, prof)
+        _apply(p, prof, user)
         _check(s, prof)
         s.add(prof)
         s.flush()
@@ -97,7 +100,7 @@ def update(ctx, p: ProfileUpdate):
         ctx.principal.require_self_or(Role.OPERATOR, prof.user_id)
         if p.name is not None:
             prof.name = p.name
-        _apply(p, prof)
+        _apply(p, prof, s.get(User, prof.user_id))
         _check(s, prof)
         s.add(prof)
         s.flush()

@@ -244,3 +244,23 @@ def json_fields(err) -> str:
     import json
 
     return json.dumps(err.get("data", {}))
+
+
+def test_a_user_cannot_raise_their_own_outbound_permission_with_a_profile(api, acme):
+    """The review's case: a user set to `internal` made a profile with outbound=special, activated it and could call
+    premium numbers. A profile only narrows what the admin allowed — refused when asked, and capped in routing anyway."""
+    site, _, _, _, _ = public_setup(api, acme)
+    admin, bob = acme["admin"], acme["bob"]["id"]
+    api.ok("user.update", token=admin, id=bob, outbound="internal")
+    bob_token = api.ok("token.create", token=admin, name="bob", role="user", user_id=bob)["token"]
+    eid, err = api.err("profile.create", token=bob_token, user_id=bob, name="party", outbound="special")
+    assert eid == "invalid_params" and "only narrow" in err["message"]
+    assert api.ok("profile.list", token=bob_token)["total"] == 0  # nothing written
+    # a profile made while the user could call more, then the admin narrowed the user: the narrower one applies
+    api.ok("user.update", token=admin, id=bob, outbound="special")
+    wide = api.ok("profile.create", token=bob_token, user_id=bob, name="wide", outbound="special")
+    api.ok("profile.activate", token=bob_token, user_id=bob, profile_id=wide["id"])
+    api.ok("user.update", token=admin, id=bob, outbound="internal")
+    out = api.ok("route.simulate", token=admin, caller_user_id=bob, dialled="0891234567")
+    assert out["decision"]["type"] == "reject" and out["decision"]["code"] == 403 and any("outbound permission is internal" in t for t in out["trace"])
+    assert api.err("profile.update", token=bob_token, id=wide["id"], outbound="international")[0] == "invalid_params"
