@@ -1,6 +1,8 @@
 """The control plane's application object: database, snapshot publisher, adapters, ingestion."""
 from __future__ import annotations
 
+import os
+
 import hashlib
 import logging
 import secrets
@@ -12,6 +14,7 @@ from sqlmodel import Session, select
 from controlplane.adapters.kamailio_rpc import KamailioRpc
 from controlplane.adapters.rtpengine_ng import NgClient
 from controlplane.db.models import ApiToken, ConfigState, Role
+from controlplane.sealed import private_file
 from controlplane.db.session import make_engine, migrate
 from controlplane.node.settings import NodeSettings
 
@@ -22,22 +25,40 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def seal_stored_secrets(engine, sealer) -> None:
+    """Trunk passwords stored in clear (before sealing existed) are encrypted now; idempotent."""
+    from controlplane.db.models import Trunk
+
+    with Session(engine) as s:
+        clear = [t for t in s.exec(select(Trunk).where(Trunk.auth_password.is_not(None))).all() if t.auth_password != sealer.seal(t.auth_password)]
+        for t in clear:
+            t.auth_password = sealer.seal(t.auth_password)
+            s.add(t)
+        if clear:
+            s.commit()
+
+
 class App:
     def __init__(self, settings: NodeSettings, *, start_workers: bool = True):
         from controlplane.cdr_ingest import CdrIngestor
         from controlplane.metrics import Metrics
         from controlplane.snapshot import SnapshotPublisher
 
+        from controlplane.sealed import Sealer
+
         self.settings = settings
+        os.umask(0o077)  # every file the control plane makes (database, spool, keys, tokens) is its owner's only
         self.engine = make_engine(settings.db_url)
         migrate(self.engine)
+        self.sealer = Sealer(settings.secret_key_path)
+        seal_stored_secrets(self.engine, self.sealer)
         from controlplane.features.fraud_policy import ensure_sample_tariff
 
         ensure_sample_tariff(self.engine)
         self.kamailio = KamailioRpc(settings.kamailio_rpc_url)
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
         self.metrics = Metrics(self)
-        self.publisher = SnapshotPublisher(self.engine, settings.snapshot_path, metrics=self.metrics)
+        self.publisher = SnapshotPublisher(self.engine, settings.snapshot_path, metrics=self.metrics, unseal=self.sealer.unseal)
         self._snapshot_cache = None
         self.ingestor = CdrIngestor(self.engine, settings.spool_dir, metrics=self.metrics, interval=settings.cdr_ingest_interval_s,
                                     on_feature=self.apply_feature)
@@ -111,7 +132,5 @@ class App:
             token = "cm_" + secrets.token_urlsafe(32)
             s.add(ApiToken(name="bootstrap platform token", token_hash=hash_token(token), role=Role.EXTENDED_ADMIN.value, tenant_id=None))
             s.commit()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(token + "\n")
-        path.chmod(0o600)
+        private_file(path, (token + "\n").encode())
         return token

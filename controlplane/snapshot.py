@@ -57,7 +57,7 @@ def _without_defaults(doc: dict, defaults: dict) -> dict:
     return {k: v for k, v in doc.items() if k not in defaults or v != defaults[k]}
 
 
-def compile_snapshot(session: Session) -> dict:
+def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
     state = session.get(ConfigState, 1)
     tenants = session.exec(select(Tenant)).all()
     users = session.exec(select(User)).all()
@@ -162,7 +162,7 @@ def compile_snapshot(session: Session) -> dict:
             {"id": t.id, "name": t.name, "host": t.host, "port": t.port, "transport": t.transport, "priority": t.priority,
              "region": t.region, "sources": list(t.sources) or ([t.host] if _is_ip(t.host) else []),
              "tenant_ids": list(t.tenant_ids), "prefixes": list(t.prefixes),
-             **({"auth": {"username": t.auth_username, "password": t.auth_password, "realm": t.auth_realm or ""}} if t.auth_username else {})}
+             **({"auth": {"username": t.auth_username, "password": unseal(t.auth_password), "realm": t.auth_realm or ""}} if t.auth_username else {})}
             for t in trunks
         ],
         "sites": [{"id": x.id, "tenant_id": x.tenant_id, "region": x.region,
@@ -260,8 +260,9 @@ def write_atomically(path: Path, data: bytes) -> None:
 class SnapshotPublisher:
     """Publishes a new snapshot whenever the config version moves (kicked after each write)."""
 
-    def __init__(self, engine: Engine, path: Path, metrics=None, poll_interval: float = 2.0):
+    def __init__(self, engine: Engine, path: Path, metrics=None, poll_interval: float = 2.0, unseal=lambda v: v):
         self.engine = engine
+        self.unseal = unseal
         self.path = Path(path)
         self.metrics = metrics
         self.poll_interval = poll_interval
@@ -282,7 +283,7 @@ class SnapshotPublisher:
             if not force and self.current_version() == self.published_version and self.path.exists():
                 return self.published_version  # nothing changed: do not compile (it reads every account)
             with Session(self.engine) as s:
-                doc = compile_snapshot(s)
+                doc = compile_snapshot(s, self.unseal)
             parse_snapshot(doc)  # the routing side must accept it
             write_atomically(self.path, json.dumps(doc, separators=(",", ":")).encode())
             self.published_version = doc["version"]

@@ -190,7 +190,7 @@ class Trunk(SQLModel, table=True):
     # digest credentials the carrier challenges for (sent back on 401/407); the password must be
     # usable to answer a challenge, so it is stored as given and never returned by the API
     auth_username: Optional[str] = Field(default=None, sa_column=Column(String(100), nullable=True))
-    auth_password: Optional[str] = Field(default=None, sa_column=Column(String(200), nullable=True))
+    auth_password: Optional[str] = Field(default=None, sa_column=Column(String(600), nullable=True))  # sealed (controlplane/sealed.py)
     auth_realm: Optional[str] = Field(default=None, sa_column=Column(String(253), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 

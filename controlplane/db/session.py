@@ -17,6 +17,9 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            for f in (Path(path), Path(path + "-wal"), Path(path + "-shm")):  # password hashes (HA1) live here: owner only
+                if f.exists():
+                    f.chmod(0o600)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -104,6 +104,7 @@ def create(ctx, p: TrunkCreate):
     with ctx.app.write() as s:
         _check(s, p, p.name)
         t = Trunk(**{k: (v or None) if k.startswith("auth_") else v for k, v in p.model_dump(exclude_none=True).items()})
+        t.auth_password = ctx.app.sealer.seal(t.auth_password)  # encrypted at rest (controlplane/sealed.py)
         s.add(t)
         s.flush()
         return dump(t)
@@ -134,6 +135,7 @@ def update(ctx, p: TrunkUpdate):
         _check(s, p, p.name, exclude_id=t.id)
         for k, v in p.model_dump(exclude={"id"}, exclude_none=True).items():
             setattr(t, k, (v or None) if k.startswith("auth_") else v)
+        t.auth_password = ctx.app.sealer.seal(t.auth_password)
         s.add(t)
         s.flush()
         return dump(t)

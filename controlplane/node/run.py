@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ class Node:
 
     def __init__(self, settings: NodeSettings):
         self.settings = settings
+        os.umask(0o077)  # the node's files (database, CDR spool, snapshot, keys, logs) are its owner's only; children inherit it
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.config_file = settings.run_dir / "node-settings.json"
         self.config_file.write_text(json.dumps(asdict(settings), indent=2))

@@ -68,6 +68,7 @@ class NodeSettings:
     fraud_baseline_interval_s: float = 3600.0  # users' usual calls out (by hour and class) learned again this often
     smtp_relay: str = ""  # host[:port] of the SMTP relay for fraud notifications by e-mail ('' : no e-mail)
     smtp_from: str = "callmanager@localhost"
+    secret_key_file: str = ""  # the key trunk passwords are encrypted with at rest ('' : <var_dir>/secret.key, made on first start)
     webhook_private_ok: bool = False  # fraud webhooks may go to loopback/private/link-local addresses (a lab; never on the internet)
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates grafana/prometheus/rules.yml
     prometheus: bool = True
@@ -96,6 +97,10 @@ class NodeSettings:
     @property
     def spool_dir(self) -> Path:
         return self.var / "spool" / "cdr"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return Path(self.secret_key_file) if self.secret_key_file else self.var / "secret.key"
 
     @property
     def db_url(self) -> str:

@@ -47,7 +47,7 @@ class CdrSpool:
         self._seq += 1
         name = f"{int(now * 1000)}-{os.getpid()}-{self._seq}.jsonl"
         self._path = os.path.join(self.open_dir, name)
-        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # calls of people: owner only
         self._opened = now
         self._count = 0
 

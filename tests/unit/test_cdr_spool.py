@@ -116,3 +116,24 @@ def test_cut_corrupt_or_hostile_lines_are_set_aside_one_by_one_and_counted(tmp_p
     assert metrics.registry.get_sample_value("callmanager_cdr_quarantined_total") == len(hostile) + 1
     assert ing.run_once() == 0  # nothing is read twice, nothing blocks the spool
     engine.dispose()
+
+
+def test_spool_segments_are_the_owners_only_whatever_the_umask(setup):
+    spool, _, _ = setup
+    old = os.umask(0o022)
+    try:
+        path = spool.put(rec(1))
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o600  # who called whom, and when: not for other users of the machine
+
+
+def test_an_emergency_call_is_marked_on_its_record(setup):
+    spool, ingestor, engine = setup
+    spool.put(rec(7, emergency=True, callee="112"))
+    spool.put(rec(8))
+    spool.close_segment()
+    ingestor.run_once()
+    with Session(engine) as s:
+        marks = {c.call_id: c.emergency for c in s.exec(select(Cdr)).all()}
+    assert marks == {"c7": True, "c8": False}

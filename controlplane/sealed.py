@@ -1,0 +1,52 @@
+"""Secrets at rest: values the node must be able to use again (a carrier's trunk password answers its digest challenge,
+so it cannot be hashed) are stored encrypted with a key that lives outside the database.
+
+The key is the file `secret_key_file` of the node settings (default var/secret.key, mode 0600, made on first start).
+Whoever has the database alone — a backup, a replica, a copied file — does not have the passwords. Back the key up
+separately; without it the trunk passwords must be set again (docs/security.md).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+PREFIX = "enc:v1:"
+
+
+class SealError(ValueError):
+    """A stored secret that this node's key cannot open (another node's key, or a damaged value)."""
+
+
+def private_file(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, from its first byte (never world-readable, not even for a moment)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+class Sealer:
+    def __init__(self, key_file: Path | str):
+        self.key_file = Path(key_file)
+        if not self.key_file.exists():
+            private_file(self.key_file, Fernet.generate_key() + b"\n")
+        self._fernet = Fernet(self.key_file.read_bytes().strip())
+
+    def seal(self, clear: str | None) -> str | None:
+        if not clear or clear.startswith(PREFIX):
+            return clear
+        return PREFIX + self._fernet.encrypt(clear.encode()).decode()
+
+    def unseal(self, stored: str | None) -> str | None:
+        """The clear value; a value stored before sealing existed is returned as it is (and sealed by `seal_all`)."""
+        if not stored or not stored.startswith(PREFIX):
+            return stored
+        try:
+            return self._fernet.decrypt(stored[len(PREFIX):].encode()).decode()
+        except InvalidToken:
+            raise SealError(f"a stored secret cannot be opened with the key in {self.key_file} (another node's key?)") from None
