@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from controlplane.adapters.kamailio_rpc import KamailioRpc
 from controlplane.adapters.rtpengine_ng import NgClient
 from controlplane.db.models import ApiToken, ConfigState, Role
-from controlplane.sealed import private_file
+from controlplane.sealed import private_file, shared_secret
 from controlplane.db.session import make_engine, migrate
 from controlplane.node.settings import NodeSettings
 
@@ -55,7 +55,7 @@ class App:
         from controlplane.features.fraud_policy import ensure_sample_tariff
 
         ensure_sample_tariff(self.engine)
-        self.kamailio = KamailioRpc(settings.kamailio_rpc_url)
+        self.kamailio = KamailioRpc(settings.kamailio_rpc_url, secret=shared_secret(settings.rpc_secret_path))
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
         self.metrics = Metrics(self)
         self.publisher = SnapshotPublisher(self.engine, settings.snapshot_path, metrics=self.metrics, unseal=self.sealer.unseal)

@@ -30,6 +30,16 @@ def private_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def shared_secret(path: Path | str) -> str:
+    """A node-local shared secret (Kamailio's RPC listener answers only to who shows it): read, or made on first use."""
+    import secrets
+
+    path = Path(path)
+    if not path.exists():
+        private_file(path, (secrets.token_urlsafe(32) + "\n").encode())
+    return path.read_text().strip()
+
+
 class Sealer:
     def __init__(self, key_file: Path | str):
         self.key_file = Path(key_file)

@@ -9,13 +9,16 @@ class KamailioRpcError(RuntimeError):
     pass
 
 
+RPC_KEY_HEADER = "X-Callmanager-Rpc-Key"  # Kamailio's RPC listener answers only requests that carry the node's secret
+
+
 class KamailioRpc:
-    def __init__(self, url: str, timeout: float = 2.0):
+    def __init__(self, url: str, timeout: float = 2.0, secret: str = ""):
         self.url = url
         self.timeout = timeout
         # one client, kept: a new one per call built an SSL context each time (measured: a third of the
         # fraud monitor's CPU). httpx clients may be shared between threads.
-        self._client = httpx.Client(timeout=timeout)
+        self._client = httpx.Client(timeout=timeout, headers={RPC_KEY_HEADER: secret} if secret else None)
 
     def call(self, method: str, *params):
         try:

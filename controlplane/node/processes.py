@@ -140,6 +140,8 @@ def rtpengine(settings: NodeSettings) -> Component:
 
 
 def kamailio(settings: NodeSettings) -> Component:
+    from controlplane.sealed import shared_secret
+
     cfg = render_kamailio(settings)
     run = settings.run_dir
     argv = [
@@ -160,7 +162,9 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_FAULT_HEADER": settings.kamailio_fault_header,
         "CALLMANAGER_CALL_MAX_S": str(settings.call_max_s),
         "CALLMANAGER_DIALOG_KEEPALIVE": "1" if settings.dialog_keepalive_s else "0",
+        "CALLMANAGER_RPC_SECRET_FILE": str(settings.rpc_secret_path),
     }
+    shared_secret(settings.rpc_secret_path)  # made before Kamailio or the control plane reads it
     return Component(
         "kamailio", argv, run / "kamailio.pid", settings.log_dir / "kamailio.log",
         ready=[("udp", settings.sip_address, settings.sip_port), ("tcp", settings.sip_address, settings.sip_port), ("tcp", settings.kamailio_rpc_address, settings.kamailio_rpc_port)],

@@ -99,6 +99,11 @@ class NodeSettings:
         return self.var / "spool" / "cdr"
 
     @property
+    def rpc_secret_path(self) -> Path:
+        """The shared secret the control plane shows Kamailio's RPC listener (made on first start, mode 0600)."""
+        return self.var / "kamailio-rpc.secret"
+
+    @property
     def secret_key_path(self) -> Path:
         return Path(self.secret_key_file) if self.secret_key_file else self.var / "secret.key"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import hmac
 import time
 import uuid
 
@@ -52,6 +53,7 @@ RANG = "cm_rang"  # AVP: when a device of the current call first rang (180/183);
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call), reset by request_route
 DIALOG_TIMEOUT = "cm_dlgto"  # AVP: the dialog module's timeout_avp (kamailio.cfg)
+RPC_KEY_HEADER = "X-Callmanager-Rpc-Key"  # controlplane/adapters/kamailio_rpc.py sends the node's secret in it
 EMERGENCY = "cm_em"  # dialog variable: "1" on an emergency call, which no timer of the node ends
 TRACKED = "cm_busy"  # dialog variable: users on this call, counted busy from the answer to the end
 END_REQUESTS = "cmend"  # htable: calls the control plane asks to end (end_requested_calls)
@@ -736,6 +738,8 @@ def _float(text: str) -> float | None:
 def xhttp_event() -> int:
     if read.local_port() != SETTINGS.rpc_port:
         KSR.xhttp.xhttp_reply(403, "Forbidden", "text/plain", "RPC is served on its own listener only\n")
+    elif not (SETTINGS.rpc_secret and hmac.compare_digest(read.one(f"$hdr({RPC_KEY_HEADER})").encode(), SETTINGS.rpc_secret.encode())):
+        KSR.xhttp.xhttp_reply(401, "Unauthorized", "text/plain", "this listener answers the node's control plane only\n")
     elif read.one("$hu").startswith("/RPC"):
         KSR.jsonrpcs.dispatch()
     else:

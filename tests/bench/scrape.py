@@ -51,7 +51,7 @@ def timed(fn, n: int = SCRAPES) -> float:
 
 def parts(node: TestNode) -> dict:
     """The collectors' own reads, in this process: what a scrape costs Kamailio and RTPengine."""
-    rpc = KamailioRpc(node.settings.kamailio_rpc_url, timeout=30)
+    rpc = KamailioRpc(node.settings.kamailio_rpc_url, timeout=30, secret=node.settings.rpc_secret_path.read_text().strip())
     ng = NgClient(node.settings.rtpengine_address, node.settings.rtpengine_ng_port)
     return {
         "kamailio_collector_ms": timed(lambda: list(KamailioCollector(rpc).collect())),
@@ -103,7 +103,7 @@ def run(users: int = 20000, calls: int = 1000) -> list[dict]:
         hold_s = 120
         uac, uas = hold_calls(node, calls, hold_s, work)
         deadline = time.monotonic() + 60
-        rpc = KamailioRpc(node.settings.kamailio_rpc_url, timeout=30)
+        rpc = KamailioRpc(node.settings.kamailio_rpc_url, timeout=30, secret=node.settings.rpc_secret_path.read_text().strip())
         active = 0
         while time.monotonic() < deadline:
             active = int(rpc.call("dlg.stats_active")["ongoing"])

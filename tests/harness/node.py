@@ -59,4 +59,6 @@ class TestNode:
     def kamailio_rpc(self, method: str, *params):
         from controlplane.adapters.kamailio_rpc import KamailioRpc
 
-        return KamailioRpc(self.settings.kamailio_rpc_url).call(method, *params)
+        from controlplane.sealed import shared_secret
+
+        return KamailioRpc(self.settings.kamailio_rpc_url, secret=shared_secret(self.settings.rpc_secret_path)).call(method, *params)

@@ -240,3 +240,21 @@ def test_a_failure_whose_reason_phrase_is_not_utf8_still_reaches_the_caller_with
     records = wait_for(lambda: [c for c in node.rpc("cdr.list", user_id=callee["id"])["items"] if c["sip_code"] == 486], timeout=5)
     assert records, "the failed call has its CDR"
     assert records[0]["sip_reason"] == "Busy \\xff\\xfe Here"  # the bytes that are not UTF-8 kept as escapes
+
+
+def test_kamailios_rpc_answers_only_the_nodes_control_plane(node):
+    """Anyone on the machine could lift bans or end calls through Kamailio's RPC listener; it now answers only requests
+    that carry the node's secret (var/kamailio-rpc.secret, mode 0600)."""
+    import stat
+
+    import httpx
+
+    url = node.settings.kamailio_rpc_url
+    body = {"jsonrpc": "2.0", "method": "htable.seti", "params": ["cmerr", "rpc-probe", 7], "id": 1}
+    for headers in ({}, {"X-Callmanager-Rpc-Key": "guess"}, {"X-Callmanager-Rpc-Key": ""}):
+        r = httpx.post(url, json=body, headers=headers, timeout=5)
+        assert r.status_code == 401, (headers, r.status_code, r.text)
+    items = {i["name"]: i["value"] for slot in node.kamailio_rpc("htable.dump", "cmerr") or [] for i in slot.get("slot", [])}
+    assert "rpc-probe" not in items  # nothing was written; the secret opens it (the call above went through)
+    assert stat.S_IMODE(node.settings.rpc_secret_path.stat().st_mode) == 0o600
+    assert "items" in node.rpc("call.list")  # the control plane reaches Kamailio as before

@@ -82,7 +82,7 @@ def scrape(node) -> dict[tuple[str, tuple], float]:
 def private_scrape(node) -> dict[tuple[str, tuple], float]:
     """The Kamailio and RTPengine collectors in a registry of this test, reading the node's real daemons."""
     registry = CollectorRegistry()
-    registry.register(KamailioCollector(KamailioRpc(node.settings.kamailio_rpc_url)))
+    registry.register(KamailioCollector(KamailioRpc(node.settings.kamailio_rpc_url, secret=node.settings.rpc_secret_path.read_text().strip())))
     registry.register(RtpengineCollector(NgClient(node.settings.rtpengine_address, node.settings.rtpengine_ng_port)))
     text = generate_latest(registry).decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
