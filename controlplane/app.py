@@ -130,7 +130,7 @@ class App:
             if s.exec(select(ApiToken)).first() is not None:
                 return None
             token = "cm_" + secrets.token_urlsafe(32)
-            s.add(ApiToken(name="bootstrap platform token", token_hash=hash_token(token), role=Role.EXTENDED_ADMIN.value, tenant_id=None))
+            s.add(ApiToken(name="bootstrap platform token", token_hash=hash_token(token), role=Role.PLATFORM.value, tenant_id=None))
             s.commit()
         private_file(path, (token + "\n").encode())
         return token

@@ -6,15 +6,17 @@ import json
 import logging
 import signal
 import threading
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session, select
 
 import controlplane.features  # noqa: F401  (registers the methods)
+from controlplane.api.errors import Unauthorized
 from controlplane.api.rpc import Dispatcher, Principal
 from controlplane.app import App, hash_token
-from controlplane.db.models import ApiToken, Role
+from controlplane.db.models import ApiToken, Role, User
 from controlplane.node.settings import NodeSettings, load_settings
 
 log = logging.getLogger("callmanager.server")
@@ -29,7 +31,14 @@ def make_authenticator(app: App):
             t = s.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
             if t is None:
                 return None
-            return Principal(token_id=t.id, role=Role(t.role), tenant_id=t.tenant_id, user_id=t.user_id)
+            expires = t.expires_at.replace(tzinfo=t.expires_at.tzinfo or timezone.utc) if t.expires_at is not None else None
+            if expires is not None and expires <= datetime.now(timezone.utc):
+                raise Unauthorized("the token has expired", expired_at=expires.isoformat())
+            user_role = None
+            if t.user_id is not None:
+                u = s.get(User, t.user_id)
+                user_role = Role(u.role) if u is not None else Role.USER
+            return Principal(token_id=t.id, role=Role(t.role), tenant_id=t.tenant_id, user_id=t.user_id, user_role=user_role)
 
     return authenticate
 
@@ -41,6 +50,7 @@ def make_handler(app: App, dispatcher: Dispatcher):
         # headers and body are two writes: without TCP_NODELAY the body waits for the client's delayed ACK
         # (~40 ms on every response of a kept-alive connection; measured: an idle /metrics scrape 60 ms -> see benchmarks)
         disable_nagle_algorithm = True
+        timeout = app.settings.api_request_timeout_s  # a client that stops sending (slow or idle connections) is dropped
 
         def log_message(self, fmt, *args):
             log.debug("%s " + fmt, self.address_string(), *args)

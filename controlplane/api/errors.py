@@ -58,4 +58,13 @@ class InternalError(ApiError):
     pass
 
 
+def component_down(component: str, exc: BaseException) -> Unavailable:
+    """A node component that did not answer: the detail (its internal address, the library's message) goes to the
+    control plane's log, the client gets which component and that it did not answer."""
+    import logging
+
+    logging.getLogger("callmanager.api").warning("%s did not answer: %s", component, exc)
+    return Unavailable(f"{component.capitalize()} does not answer; try again shortly", component=component)
+
+
 ALL_ERRORS = (ParseError, InvalidRequest, MethodNotFound, InvalidParams, Unauthorized, Forbidden, NotFound, Conflict, Unavailable, InternalError)

@@ -14,7 +14,9 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from controlplane.db.models import ROLE_RANK, Role
+from controlplane.db.models import Role
+
+from .permissions import Perm, perms_of
 
 from .errors import ApiError, Conflict, Forbidden, InternalError, InvalidParams, InvalidRequest, MethodNotFound, ParseError, Unauthorized
 
@@ -36,30 +38,36 @@ class NoParams(Params):
 class Principal:
     token_id: int | None
     role: Role
-    tenant_id: int | None  # None: platform token (all tenants)
+    tenant_id: int | None  # None: a platform-wide token (all tenants)
     user_id: int | None = None
+    user_role: Role | None = None  # the role of the user the token is bound to: the token never exceeds it
 
     @property
     def is_platform(self) -> bool:
+        """A token that reaches every tenant (not necessarily the platform operator: see `can(Perm.PLATFORM)`)."""
         return self.tenant_id is None
 
-    def at_least(self, role: Role) -> bool:
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+    @property
+    def perms(self) -> frozenset[Perm]:
+        return perms_of(self.role, self.user_role)
 
-    def require(self, role: Role) -> None:
-        if not self.at_least(role):
-            raise Forbidden(f"this needs role {role.value} or higher; the token has {self.role.value}", required_role=role.value)
+    def can(self, perm: Perm) -> bool:
+        return perm in self.perms
 
-    def require_self_or(self, role: Role, user_id: int) -> None:
-        """A user may manage their own things; someone else's needs `role`."""
+    def require(self, perm: Perm) -> None:
+        if not self.can(perm):
+            raise Forbidden(f"this needs the permission {perm.value}, which a {self.role.value} token does not have", required=perm.value)
+
+    def require_self_or(self, perm: Perm, user_id: int) -> None:
+        """A user may manage their own things; someone else's needs `perm`."""
         if self.user_id == user_id and self.user_id is not None:
             return
-        if not self.at_least(role):
-            raise Forbidden(f"only the user themselves or a {role.value} or higher may do this", required_role=role.value)
+        if not self.can(perm):
+            raise Forbidden(f"only the user themselves or a token with the permission {perm.value} may do this", required=perm.value)
 
     def require_platform(self) -> None:
-        if not self.is_platform:
-            raise Forbidden("only a platform token may do this", required="platform token")
+        if not self.can(Perm.PLATFORM):
+            raise Forbidden("only the platform operator may do this", required=Perm.PLATFORM.value)
 
     def tenant_scope(self, tenant_id: int | None) -> int | None:
         """The tenant a call works on: a tenant token is pinned to its own tenant."""
@@ -81,21 +89,23 @@ class MethodSpec:
     name: str
     fn: Callable[[Context, Any], Any]
     params: type[Params]
-    min_role: Role | None
+    perm: Perm | None  # None: any token
     summary: str
     public: bool = False
     errors: tuple[str, ...] = ()
+    others: Perm | None = None  # a `self` method used on someone else's things needs this too (checked by the method)
 
 
 @dataclass
 class Registry:
     methods: dict[str, MethodSpec] = field(default_factory=dict)
 
-    def method(self, name: str, params: type[Params] = NoParams, *, min_role: Role | None = Role.ADMIN, summary: str = "", public: bool = False, errors: tuple[str, ...] = ()):
+    def method(self, name: str, params: type[Params] = NoParams, *, perm: Perm | None = Perm.CONFIG, summary: str = "", public: bool = False,
+               errors: tuple[str, ...] = (), others: Perm | None = None):
         def deco(fn):
             if name in self.methods:
                 raise ValueError(f"method {name} registered twice")
-            self.methods[name] = MethodSpec(name, fn, params, min_role, summary or (fn.__doc__ or "").strip().split("\n")[0], public, errors)
+            self.methods[name] = MethodSpec(name, fn, params, perm, summary or (fn.__doc__ or "").strip().split("\n")[0], public, errors, others)
             return fn
 
         return deco
@@ -170,8 +180,8 @@ class Dispatcher:
             principal = self.authenticate(token)
             if principal is None:
                 raise Unauthorized()
-            if spec.min_role is not None:
-                principal.require(spec.min_role)
+            if spec.perm is not None:
+                principal.require(spec.perm)
         if raw_params is None:
             raw_params = {}
         if isinstance(raw_params, list):
@@ -185,5 +195,7 @@ class Dispatcher:
         ctx = Context(principal=principal, app=self.app)
         try:
             return spec.fn(ctx, params)
-        except IntegrityError as exc:
-            raise Conflict("the change conflicts with existing data", reason=str(exc.orig)) from None
+        except IntegrityError as exc:  # the database's own text names tables and columns: logged, not returned
+            log.warning("%s: integrity error: %s", name, exc.orig)
+            kind = next((k for k in ("unique", "foreign key", "not null", "check") if k in str(exc.orig).lower()), "constraint")
+            raise Conflict("the change conflicts with existing data", constraint=kind) from None

@@ -181,8 +181,10 @@ def ext_delete(id: int):
 
 
 @token_cmd.command("create")
-def token_create(name: str, role: str = "admin", tenant_id: Optional[int] = None, user_id: Optional[int] = None):
-    show(rpc("token.create", name=name, role=role, tenant_id=tenant_id, user_id=user_id), ["id", "name", "role", "tenant_id", "user_id", "token"])
+def token_create(name: str, role: str = "admin", tenant_id: Optional[int] = None, user_id: Optional[int] = None,
+                 expires_at: Optional[str] = typer.Option(None, help="ISO time with zone when the token stops working")):
+    show(rpc("token.create", name=name, role=role, tenant_id=tenant_id, user_id=user_id, expires_at=expires_at),
+         ["id", "name", "role", "tenant_id", "user_id", "expires_at", "token"])
 
 
 @token_cmd.command("list")

@@ -21,19 +21,10 @@ class Role(str, Enum):
     OPERATOR = "operator"
     ADMIN = "admin"
     EXTENDED_ADMIN = "extended_admin"
+    PLATFORM = "platform"  # the platform operator (carrier): tokens without a tenant only
 
 
-# Rank for "at least" checks; Team/Agent/Operator extend User, Supervisor extends Agent,
-# Admin has Team+Supervisor+Operator, Extended Admin has Admin (SPEC ACC-04).
-ROLE_RANK = {
-    Role.USER: 1,
-    Role.TEAM: 2,
-    Role.AGENT: 2,
-    Role.OPERATOR: 3,
-    Role.SUPERVISOR: 3,
-    Role.ADMIN: 4,
-    Role.EXTENDED_ADMIN: 5,
-}
+# What each role may do: controlplane/api/permissions.py (explicit sets, not a ranking).
 
 
 class Tenant(SQLModel, table=True):
@@ -321,6 +312,7 @@ class ApiToken(SQLModel, table=True):
     # NULL tenant: a platform (carrier) token that manages tenants and sees all of them.
     tenant_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=True, index=True))
     user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))
+    expires_at: Optional[datetime] = None  # None: until revoked
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from sqlmodel import select
 
 from controlplane.api.errors import InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import CallerListEntry, Role, Tenant, User
 from controlplane.numbering import e164
@@ -44,16 +45,16 @@ class EntryList(ListParams):
     kind: Literal["vip", "block"] | None = None
 
 
-@method("caller_list.create", EntryCreate, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+@method("caller_list.create", EntryCreate, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def create(ctx, p: EntryCreate):
     """Add a caller to a user's (or the tenant's) VIP or block list."""
     with ctx.app.write() as s:
         if p.user_id is not None:
             owner = get_scoped(s, User, p.user_id, ctx.principal, "user")
-            ctx.principal.require_self_or(Role.OPERATOR, owner.id)
+            ctx.principal.require_self_or(Perm.CONFIG, owner.id)
             tenant_id = owner.tenant_id
         else:
-            ctx.principal.require(Role.ADMIN)
+            ctx.principal.require(Perm.CONFIG)
             tenant_id = ctx.principal.tenant_scope(p.tenant_id)
             if tenant_id is None:
                 raise InvalidParams("tenant_id is required with a platform token", field="tenant_id")
@@ -75,13 +76,13 @@ def create(ctx, p: EntryCreate):
         return dump(entry)
 
 
-@method("caller_list.list", EntryList, min_role=Role.USER)
+@method("caller_list.list", EntryList, perm=Perm.SELF, others=Perm.CONFIG)
 def list_(ctx, p: EntryList):
     """List VIP and block entries (a plain User token: their own and the tenant's)."""
     with ctx.app.read() as s:
         stmt = select(CallerListEntry).order_by(CallerListEntry.id)
         stmt = in_scope(stmt, CallerListEntry.tenant_id, ctx.principal, p.tenant_id)
-        if not ctx.principal.at_least(Role.OPERATOR):
+        if not ctx.principal.can(Perm.CONFIG):
             stmt = stmt.where((CallerListEntry.user_id == ctx.principal.user_id) | (CallerListEntry.user_id == None))  # noqa: E711
         elif p.user_id is not None:
             stmt = stmt.where(CallerListEntry.user_id == p.user_id)
@@ -90,14 +91,14 @@ def list_(ctx, p: EntryList):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("caller_list.delete", IdParams, min_role=Role.USER, errors=("not_found", "forbidden"))
+@method("caller_list.delete", IdParams, errors=("not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Remove an entry."""
     with ctx.app.write() as s:
         entry = get_scoped(s, CallerListEntry, p.id, ctx.principal, "caller_list_entry")
         if entry.user_id is None:
-            ctx.principal.require(Role.ADMIN)
+            ctx.principal.require(Perm.CONFIG)
         else:
-            ctx.principal.require_self_or(Role.OPERATOR, entry.user_id)
+            ctx.principal.require_self_or(Perm.CONFIG, entry.user_id)
         s.delete(entry)
         return {"deleted": True, "id": p.id}

@@ -5,7 +5,8 @@ import json
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.adapters.rtpengine_ng import NgError
-from controlplane.api.errors import Unavailable
+from controlplane.api.errors import Unavailable, component_down
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import method
 from controlplane.db.models import Role
 from controlplane.numbering import national
@@ -46,7 +47,7 @@ def collect_calls(app) -> list[dict]:
     try:
         dialogs = app.kamailio.dialogs()
     except KamailioRpcError as exc:
-        raise Unavailable("Kamailio does not answer", component="kamailio", reason=str(exc)) from None
+        raise component_down("kamailio", exc) from None
     calls = []
     for d in dialogs:
         ctx_blob = _var(d, "cm_ctx")
@@ -73,7 +74,7 @@ def collect_calls(app) -> list[dict]:
     return calls
 
 
-@method("call.list", ListParams, min_role=Role.USER, errors=("unavailable",))
+@method("call.list", ListParams, errors=("unavailable",), perm=Perm.SELF, others=Perm.CALLS)
 def list_(ctx, p: ListParams):
     """Calls in progress on this node (dialogs in Kamailio, media in RTPengine)."""
     pr = ctx.principal
@@ -81,6 +82,6 @@ def list_(ctx, p: ListParams):
     calls = collect_calls(ctx.app)
     if scope is not None:
         calls = [c for c in calls if c["tenant_id"] == scope]
-    if not pr.is_platform and not pr.at_least(Role.OPERATOR):
+    if not pr.can(Perm.CALLS):
         calls = [c for c in calls if pr.user_id is not None and pr.user_id in (c["caller_user_id"], c["callee_user_id"])]
     return {"items": calls[p.offset : p.offset + p.limit], "total": len(calls), "limit": p.limit, "offset": p.offset}

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from sqlmodel import or_, select
 
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import method
 from controlplane.db.models import Cdr, Role
 from controlplane.numbering import national
@@ -37,7 +38,7 @@ def serialise(c: Cdr) -> dict:
     return d
 
 
-@method("cdr.list", CdrList, min_role=Role.USER)
+@method("cdr.list", CdrList, perm=Perm.SELF, others=Perm.CALLS)
 def list_(ctx, p: CdrList):
     """Finished and failed calls, newest first, filtered and paged."""
     pr = ctx.principal
@@ -50,7 +51,7 @@ def list_(ctx, p: CdrList):
         if scope is not None:
             stmt = stmt.where(Cdr.tenant_id == scope)
         user_id = p.user_id
-        if not pr.is_platform and not pr.at_least(Role.OPERATOR):
+        if not pr.can(Perm.CALLS):
             user_id = pr.user_id if pr.user_id is not None else -1  # users see only their own calls
         if user_id is not None:
             stmt = stmt.where(or_(Cdr.caller_user_id == user_id, Cdr.callee_user_id == user_id))

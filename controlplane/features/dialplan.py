@@ -13,6 +13,7 @@ from pydantic import Field, StringConstraints, model_validator
 from sqlmodel import select
 
 from controlplane.api.errors import InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import DialplanRule, Role, Tenant
 
@@ -63,7 +64,7 @@ class RuleUpdate(Params):
     description: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
-@method("dialplan.create", RuleCreate, errors=("invalid_params", "not_found"))
+@method("dialplan.create", RuleCreate, errors=("invalid_params", "not_found"), perm=Perm.CONFIG)
 def create(ctx, p: RuleCreate):
     """Add a dial-plan rule."""
     tenant_id = ctx.principal.tenant_scope(p.tenant_id)
@@ -77,7 +78,7 @@ def create(ctx, p: RuleCreate):
         return dump(r)
 
 
-@method("dialplan.list", ListParams, min_role=Role.OPERATOR)
+@method("dialplan.list", ListParams, perm=Perm.CONFIG)
 def list_(ctx, p: ListParams):
     """List dial-plan rules in the order they are tried."""
     with ctx.app.read() as s:
@@ -86,7 +87,7 @@ def list_(ctx, p: ListParams):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("dialplan.update", RuleUpdate, errors=("invalid_params", "not_found"))
+@method("dialplan.update", RuleUpdate, errors=("invalid_params", "not_found"), perm=Perm.CONFIG)
 def update(ctx, p: RuleUpdate):
     """Change a dial-plan rule."""
     with ctx.app.write() as s:
@@ -99,7 +100,7 @@ def update(ctx, p: RuleUpdate):
         return dump(r)
 
 
-@method("dialplan.delete", IdParams, errors=("not_found",))
+@method("dialplan.delete", IdParams, errors=("not_found",), perm=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete a dial-plan rule."""
     with ctx.app.write() as s:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from controlplane.api.errors import ALL_ERRORS
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import REGISTRY, method
 
 
@@ -22,7 +23,7 @@ def openrpc_document() -> dict:
             {
                 "name": spec.name,
                 "summary": spec.summary,
-                "description": ("needs no token" if spec.public else f"needs a token with role {spec.min_role.value if spec.min_role else 'any'} or higher"),
+                "description": ("needs no token" if spec.public else f"needs a token with the permission {spec.perm.value}" if spec.perm else "any token"),
                 "paramStructure": "by-name",
                 "params": params,
                 "result": {"name": "result", "schema": {"type": "object"}},
@@ -37,7 +38,7 @@ def openrpc_document() -> dict:
     }
 
 
-@method("rpc.discover", public=True, min_role=None)
+@method("rpc.discover", public=True, perm=None)
 def discover(ctx, p):
     """This API as an OpenRPC document."""
     return openrpc_document()

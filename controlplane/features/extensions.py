@@ -7,6 +7,7 @@ from pydantic import StringConstraints
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Extension, Role, User
 from kemi.policy.numbering import emergency_numbers
@@ -53,7 +54,7 @@ def _check_free(s, tenant_id: int, number: str, exclude_id: int | None = None) -
         raise Conflict(f"extension {number} is taken in this tenant", field="number", value=number, extension_id=other.id)
 
 
-@method("extension.create", ExtensionCreate, errors=("invalid_params", "not_found", "conflict"))
+@method("extension.create", ExtensionCreate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def create(ctx, p: ExtensionCreate):
     """Give a user an extension (2 to 8 digits, unique within the tenant)."""
     with ctx.app.write() as s:
@@ -65,14 +66,14 @@ def create(ctx, p: ExtensionCreate):
         return dump(e)
 
 
-@method("extension.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+@method("extension.get", IdParams, errors=("not_found",), perm=Perm.DIRECTORY)
 def get(ctx, p: IdParams):
     """Get one extension."""
     with ctx.app.read() as s:
         return dump(get_scoped(s, Extension, p.id, ctx.principal, "extension"))
 
 
-@method("extension.list", ExtensionList, min_role=Role.OPERATOR)
+@method("extension.list", ExtensionList, perm=Perm.DIRECTORY)
 def list_(ctx, p: ExtensionList):
     """List extensions, optionally of one user."""
     with ctx.app.read() as s:
@@ -83,7 +84,7 @@ def list_(ctx, p: ExtensionList):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("extension.update", ExtensionUpdate, errors=("invalid_params", "not_found", "conflict"))
+@method("extension.update", ExtensionUpdate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def update(ctx, p: ExtensionUpdate):
     """Change an extension's number or route it to another user of the same tenant."""
     with ctx.app.write() as s:
@@ -101,7 +102,7 @@ def update(ctx, p: ExtensionUpdate):
         return dump(e)
 
 
-@method("extension.delete", IdParams, errors=("not_found",))
+@method("extension.delete", IdParams, errors=("not_found",), perm=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete an extension; calls to it get 404 from the next call on."""
     with ctx.app.write() as s:

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from sqlmodel import select
 
 from controlplane.api.errors import InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import ForwardingRule, Profile, Role, TimePlan, User
 from controlplane.numbering import e164
@@ -94,12 +95,12 @@ def _region_of(s, user_id: int) -> str:
     return site.region if site else "DE"
 
 
-@method("forwarding.create", RuleCreate, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+@method("forwarding.create", RuleCreate, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def create(ctx, p: RuleCreate):
     """Add a forwarding rule to a user (a plain User token: only to themselves)."""
     with ctx.app.write() as s:
         user = get_scoped(s, User, p.user_id, ctx.principal, "user")
-        ctx.principal.require_self_or(Role.OPERATOR, user.id)
+        ctx.principal.require_self_or(Perm.CONFIG, user.id)
         rule = ForwardingRule(tenant_id=user.tenant_id, user_id=user.id, kind=p.kind)
         _apply(s, ctx, rule, p)
         s.add(rule)
@@ -107,25 +108,25 @@ def create(ctx, p: RuleCreate):
         return dump(rule)
 
 
-@method("forwarding.list", RuleList, min_role=Role.USER)
+@method("forwarding.list", RuleList, perm=Perm.SELF, others=Perm.CONFIG)
 def list_(ctx, p: RuleList):
     """List forwarding rules (a plain User token sees its own)."""
     with ctx.app.read() as s:
         stmt = select(ForwardingRule).order_by(ForwardingRule.user_id, ForwardingRule.kind, ForwardingRule.position, ForwardingRule.id)
         stmt = in_scope(stmt, ForwardingRule.tenant_id, ctx.principal, p.tenant_id)
-        if not ctx.principal.at_least(Role.OPERATOR):
+        if not ctx.principal.can(Perm.CONFIG):
             stmt = stmt.where(ForwardingRule.user_id == ctx.principal.user_id)
         elif p.user_id is not None:
             stmt = stmt.where(ForwardingRule.user_id == p.user_id)
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("forwarding.update", RuleUpdate, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+@method("forwarding.update", RuleUpdate, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def update(ctx, p: RuleUpdate):
     """Change a forwarding rule (enable/disable, target, conditions)."""
     with ctx.app.write() as s:
         rule = get_scoped(s, ForwardingRule, p.id, ctx.principal, "forwarding_rule")
-        ctx.principal.require_self_or(Role.OPERATOR, rule.user_id)
+        ctx.principal.require_self_or(Perm.CONFIG, rule.user_id)
         if p.target_user_id is not None and p.target_number is not None:
             raise InvalidParams("give at most one of target_user_id and target_number")
         _apply(s, ctx, rule, p)
@@ -134,11 +135,11 @@ def update(ctx, p: RuleUpdate):
         return dump(rule)
 
 
-@method("forwarding.delete", IdParams, min_role=Role.USER, errors=("not_found", "forbidden"))
+@method("forwarding.delete", IdParams, errors=("not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete a forwarding rule."""
     with ctx.app.write() as s:
         rule = get_scoped(s, ForwardingRule, p.id, ctx.principal, "forwarding_rule")
-        ctx.principal.require_self_or(Role.OPERATOR, rule.user_id)
+        ctx.principal.require_self_or(Perm.CONFIG, rule.user_id)
         s.delete(rule)
         return {"deleted": True, "id": p.id}

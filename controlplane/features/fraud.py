@@ -18,7 +18,8 @@ from pydantic import Field, field_validator
 from sqlmodel import select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
-from controlplane.api.errors import NotFound, Unavailable
+from controlplane.api.errors import NotFound, Unavailable, component_down
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.cdr_ingest import FRAUD_KINDS
 from controlplane.db.models import FraudEvent, Role, SipAccount
@@ -59,7 +60,7 @@ def _scoped(stmt, ctx, tenant_id: int | None):
     return stmt if scope is None else stmt.where(FraudEvent.tenant_id == scope)
 
 
-@method("fraud.events", EventList, min_role=Role.ADMIN)
+@method("fraud.events", EventList, perm=Perm.FRAUD)
 def events(ctx, p: EventList):
     """Fraud events, newest first: bans, accounts cooling down, the right password from a refused address, lifts."""
     with ctx.app.read() as s:
@@ -85,7 +86,7 @@ class Acknowledge(Params):
     ids: list[str] = Field(min_length=1, max_length=1000, description="event ids")
 
 
-@method("fraud.acknowledge", Acknowledge, min_role=Role.ADMIN, errors=("invalid_params", "not_found"))
+@method("fraud.acknowledge", Acknowledge, errors=("invalid_params", "not_found"), perm=Perm.FRAUD)
 def acknowledge(ctx, p: Acknowledge):
     """Mark events as seen (all of them or, if one is unknown or another tenant's, none)."""
     wanted = list(dict.fromkeys(p.ids))
@@ -113,7 +114,7 @@ def _htable(ctx, table: str) -> dict[str, object]:
     try:
         return ctx.app.kamailio.htable_items(table)
     except KamailioRpcError as exc:
-        raise Unavailable(f"Kamailio does not answer: {exc}", component="kamailio") from None
+        raise component_down("kamailio", exc) from None
 
 
 def _delete(ctx, table: str, key: str) -> None:
@@ -129,7 +130,7 @@ def _lifted(ctx, kind: str, reason: str, **fields) -> None:
                          detail={"by": f"token {ctx.principal.token_id}" if ctx.principal.token_id else "platform"}, **fields))
 
 
-@method("fraud.bans", Params, min_role=Role.OPERATOR, errors=("forbidden", "unavailable"))
+@method("fraud.bans", Params, errors=("forbidden", "unavailable"), perm=Perm.PLATFORM)
 def bans(ctx, p: Params):
     """Sources banned now at this node's edge (platform tokens only): address, cause, seconds left."""
     ctx.principal.require_platform()
@@ -158,7 +159,7 @@ class BanLift(Params):
         return _ip(v)
 
 
-@method("fraud.lift_ban", BanLift, min_role=Role.OPERATOR, errors=("invalid_params", "forbidden", "not_found", "unavailable"))
+@method("fraud.lift_ban", BanLift, errors=("invalid_params", "forbidden", "not_found", "unavailable"), perm=Perm.PLATFORM)
 def lift_ban(ctx, p: BanLift):
     """Lift a source's ban now (its failed-authentication count starts again from zero)."""
     ctx.principal.require_platform()
@@ -187,11 +188,11 @@ def _cooling(ctx) -> dict[str, float]:
     return out
 
 
-@method("fraud.cooldowns", ListParams, min_role=Role.ADMIN, errors=("unavailable",))
+@method("fraud.cooldowns", ListParams, errors=("unavailable",), perm=Perm.FRAUD)
 def cooldowns(ctx, p: ListParams):
     """SIP accounts refused now after repeated failed authentications, with the seconds left."""
+    scope = ctx.principal.tenant_scope(p.tenant_id)  # another tenant's: refused before anything is read
     cooling = _cooling(ctx)
-    scope = ctx.principal.tenant_scope(p.tenant_id)
     with ctx.app.read() as s:
         accounts = {f"{a.username}@{a.realm}": a for a in s.exec(select(SipAccount)).all()}
     now = time.time()
@@ -209,7 +210,7 @@ class CooldownLift(IdParams):
     reason: SipText = Field("", max_length=200)
 
 
-@method("fraud.lift_cooldown", CooldownLift, min_role=Role.ADMIN, errors=("not_found", "unavailable"))
+@method("fraud.lift_cooldown", CooldownLift, errors=("not_found", "unavailable"), perm=Perm.FRAUD)
 def lift_cooldown(ctx, p: CooldownLift):
     """Let a SIP account (by id) authenticate again now; its count of failures starts from zero."""
     with ctx.app.read() as s:

@@ -20,6 +20,7 @@ from sqlmodel import delete, select
 
 from controlplane.notify import TargetRefused, check_webhook
 from controlplane.api.errors import Forbidden, Conflict, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Cdr, FraudLock, FraudPolicyRow, Role, TariffRate, Tenant, User
 from kemi.policy.fraud import DEFAULT_POLICY, HARD_CAPS, LIMITS, Limits
@@ -91,7 +92,7 @@ def policy_doc(row: FraudPolicyRow | None, tenant_id: int) -> dict:
     }
 
 
-@method("fraud.policy_get", TenantParams, min_role=Role.ADMIN, errors=("not_found",))
+@method("fraud.policy_get", TenantParams, errors=("not_found",), perm=Perm.FRAUD)
 def policy_get(ctx, p: TenantParams):
     """A tenant's fraud policy in force (the defaults where it sets nothing), with the hard caps."""
     with ctx.app.read() as s:
@@ -104,11 +105,11 @@ def policy_get(ctx, p: TenantParams):
 PLATFORM_ONLY = ("allow_high_risk", "outbound", "notify_webhook")
 
 
-@method("fraud.policy_set", PolicySet, min_role=Role.ADMIN, errors=("invalid_params", "not_found", "forbidden"))
+@method("fraud.policy_set", PolicySet, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.FRAUD)
 def policy_set(ctx, p: PolicySet):
     """Change a tenant's fraud policy (only what is given); limits above the hard caps are refused."""
     carrier_level = [n for n in PLATFORM_ONLY if getattr(p, n) is not None]
-    if carrier_level and not ctx.principal.is_platform:
+    if carrier_level and not ctx.principal.can(Perm.PLATFORM):
         raise Forbidden(f"{', '.join(carrier_level)}: set by the platform operator, not by a tenant", required="platform token",
                         fields=carrier_level)
     if p.notify_webhook:
@@ -171,7 +172,7 @@ class TariffImport(Params):
     replace: bool = Field(True, description="replace the whole tariff (else: add and update prefixes)")
 
 
-@method("fraud.tariff_import", TariffImport, min_role=Role.OPERATOR, errors=("invalid_params", "forbidden"))
+@method("fraud.tariff_import", TariffImport, errors=("invalid_params", "forbidden"), perm=Perm.PLATFORM)
 def tariff_import(ctx, p: TariffImport):
     """Import the platform's tariff from CSV: every line is checked first; one bad line, nothing written."""
     ctx.principal.require_platform()
@@ -190,7 +191,7 @@ class TariffList(ListParams):
     prefix: str | None = Field(None, max_length=16, description="rates whose prefix starts with this")
 
 
-@method("fraud.tariff_list", TariffList, min_role=Role.ADMIN)
+@method("fraud.tariff_list", TariffList, perm=Perm.FRAUD)
 def tariff_list(ctx, p: TariffList):
     """The tariff, by prefix."""
     with ctx.app.read() as s:
@@ -223,7 +224,7 @@ class LockList(ListParams):
     active: bool | None = Field(True, description="only locks in force (true), only lifted ones (false), all (null)")
 
 
-@method("fraud.locks", LockList, min_role=Role.ADMIN)
+@method("fraud.locks", LockList, perm=Perm.FRAUD)
 def locks(ctx, p: LockList):
     """Fraud locks, newest first: level 2 a destination class blocked, 3 outgoing calls locked, 4 locked entirely."""
     with ctx.app.read() as s:
@@ -255,7 +256,7 @@ def _who(ctx) -> str:
     return f"admin (token {ctx.principal.token_id})" if ctx.principal.token_id else "admin (platform)"
 
 
-@method("fraud.lock", LockSet, min_role=Role.ADMIN, errors=("invalid_params", "not_found"))
+@method("fraud.lock", LockSet, errors=("invalid_params", "not_found"), perm=Perm.FRAUD)
 def lock(ctx, p: LockSet):
     """Lock a user by hand (the same levels as the automatic response)."""
     with ctx.app.write() as s:
@@ -271,7 +272,7 @@ class LockLift(Params):
     reason: SipText = Field(min_length=1, max_length=200, description="why it is lifted (kept with the lock)")
 
 
-@method("fraud.lift_lock", LockLift, min_role=Role.ADMIN, errors=("invalid_params", "not_found", "conflict"))
+@method("fraud.lift_lock", LockLift, errors=("invalid_params", "not_found", "conflict"), perm=Perm.FRAUD)
 def lift_lock(ctx, p: LockLift):
     """Lift a fraud lock (only an admin can); who and why are kept with it."""
     with ctx.app.write() as s:
@@ -309,7 +310,7 @@ def settled_spend(s, since_month: datetime, since_day: datetime, tenant_id: int 
     return users, tenants
 
 
-@method("fraud.spend", TenantParams, min_role=Role.ADMIN, errors=("not_found",))
+@method("fraud.spend", TenantParams, errors=("not_found",), perm=Perm.FRAUD)
 def spend(ctx, p: TenantParams):
     """What the tenant and each of its users spent on finished calls out today and this month (UTC), against the limits."""
     now = datetime.now(timezone.utc)
@@ -332,7 +333,7 @@ class BaselineParams(Params):
     refresh: bool = Field(False, description="learn again from the CDRs now")
 
 
-@method("fraud.baseline", BaselineParams, min_role=Role.ADMIN, errors=("not_found",))
+@method("fraud.baseline", BaselineParams, errors=("not_found",), perm=Perm.FRAUD)
 def baseline(ctx, p: BaselineParams):
     """A user's usual calls out and the thresholds in force, by hour of day (UTC) for the watched classes:
     what the anomaly detection compares the current hour with, and why."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams, Unavailable
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import AgentLogin, Extension, HuntGroup, Role, SipAccount, Tenant, TimePlan, User
 from controlplane.numbering import e164
@@ -233,7 +234,7 @@ def _check_unique_and_acyclic(s, g: HuntGroup) -> None:
         cur = nxt.overflow_group_id if nxt is not None else None
 
 
-@method("group.create", GroupCreate, errors=("invalid_params", "not_found", "conflict"))
+@method("group.create", GroupCreate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def create(ctx, p: GroupCreate):
     """Create a hunt group with its rings (validated: members of this tenant, no overflow cycle)."""
     tenant_id = ctx.principal.tenant_scope(p.tenant_id)
@@ -259,14 +260,14 @@ def _pushed(ctx, out: dict, p: GroupFields) -> dict:
     return out
 
 
-@method("group.get", IdParams, min_role=Role.AGENT, errors=("not_found",))
+@method("group.get", IdParams, errors=("not_found",), perm=Perm.GROUPS)
 def get(ctx, p: IdParams):
     """Get one group."""
     with ctx.app.read() as s:
         return dump(get_scoped(s, HuntGroup, p.id, ctx.principal, "group"))
 
 
-@method("group.list", ListParams, min_role=Role.AGENT)
+@method("group.list", ListParams, perm=Perm.GROUPS)
 def list_(ctx, p: ListParams):
     """List groups."""
     with ctx.app.read() as s:
@@ -275,7 +276,7 @@ def list_(ctx, p: ListParams):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("group.update", GroupUpdate, errors=("invalid_params", "not_found", "conflict"))
+@method("group.update", GroupUpdate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def update(ctx, p: GroupUpdate):
     """Change a group (rings are replaced as a whole)."""
     with ctx.app.write() as s:
@@ -292,7 +293,7 @@ def update(ctx, p: GroupUpdate):
     return _pushed(ctx, out, p)
 
 
-@method("group.delete", IdParams, errors=("not_found", "conflict"))
+@method("group.delete", IdParams, errors=("not_found", "conflict"), perm=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete a group no other group overflows to."""
     with ctx.app.write() as s:
@@ -310,7 +311,7 @@ def delete(ctx, p: IdParams):
 def _login(ctx, p: LoginParams, logged_in: bool) -> dict:
     with ctx.app.write() as s:
         g = get_scoped(s, HuntGroup, p.group_id, ctx.principal, "group")
-        ctx.principal.require_self_or(Role.SUPERVISOR, p.user_id)
+        ctx.principal.require(Perm.AGENT if p.user_id == ctx.principal.user_id else Perm.AGENTS)
         if p.user_id not in member_users(g, *session_lookups(s)):
             raise InvalidParams(f"user {p.user_id} is not a member of group {g.id}", field="user_id")
         row = s.get(AgentLogin, (g.id, p.user_id))
@@ -324,19 +325,19 @@ def _login(ctx, p: LoginParams, logged_in: bool) -> dict:
     return {"group_id": p.group_id, "user_id": p.user_id, "logged_in": logged_in, "live": live}
 
 
-@method("agent.login", LoginParams, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+@method("agent.login", LoginParams, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.AGENT, others=Perm.AGENTS)
 def login(ctx, p: LoginParams):
     """Log an agent into a group (they are offered its calls again)."""
     return _login(ctx, p, True)
 
 
-@method("agent.logout", LoginParams, min_role=Role.USER, errors=("invalid_params", "not_found", "forbidden"))
+@method("agent.logout", LoginParams, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.AGENT, others=Perm.AGENTS)
 def logout(ctx, p: LoginParams):
     """Log an agent out of a group: never offered its calls until they log in."""
     return _login(ctx, p, False)
 
 
-@method("group.preview", IdParams, min_role=Role.AGENT, errors=("not_found", "unavailable"))
+@method("group.preview", IdParams, errors=("not_found", "unavailable"), perm=Perm.GROUPS)
 def preview(ctx, p: IdParams):
     """Which rings and members a call to this group would reach now (the live state), and why."""
     from controlplane.live_view import StoredLiveView

@@ -12,6 +12,7 @@ from pydantic import Field
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import (
     HuntGroup,
@@ -67,7 +68,7 @@ class BlockList(ListParams):
     pass
 
 
-@method("number_block.create", BlockCreate, min_role=Role.EXTENDED_ADMIN, errors=("invalid_params", "not_found", "conflict"))
+@method("number_block.create", BlockCreate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.PLATFORM)
 def block_create(ctx, p: BlockCreate):
     """Assign a block of public numbers to a tenant (platform token): no overlap with any other block."""
     ctx.principal.require_platform()
@@ -94,14 +95,14 @@ def block_create(ctx, p: BlockCreate):
         return _dump_block(block)
 
 
-@method("number_block.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+@method("number_block.get", IdParams, errors=("not_found",), perm=Perm.CONFIG)
 def block_get(ctx, p: IdParams):
     """Get one number block."""
     with ctx.app.read() as s:
         return _dump_block(get_scoped(s, NumberBlock, p.id, ctx.principal, "number_block"))
 
 
-@method("number_block.list", BlockList, min_role=Role.OPERATOR)
+@method("number_block.list", BlockList, perm=Perm.CONFIG)
 def block_list(ctx, p: BlockList):
     """List number blocks."""
     with ctx.app.read() as s:
@@ -110,7 +111,7 @@ def block_list(ctx, p: BlockList):
         return page(s, stmt, p.limit, p.offset, _dump_block)
 
 
-@method("number_block.delete", IdParams, min_role=Role.EXTENDED_ADMIN, errors=("not_found", "conflict"))
+@method("number_block.delete", IdParams, errors=("not_found", "conflict"), perm=Perm.PLATFORM)
 def block_delete(ctx, p: IdParams):
     """Take a block back from a tenant (platform token); refused while numbers of it are in use."""
     ctx.principal.require_platform()
@@ -136,7 +137,7 @@ class NumberList(ListParams):
     user_id: Id | None = None
 
 
-@method("number.assign", NumberAssign, errors=("invalid_params", "not_found", "conflict"))
+@method("number.assign", NumberAssign, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def assign(ctx, p: NumberAssign):
     """Route a number of one of the tenant's blocks to a user (creates it, or changes its target)."""
     number = e164(p.e164, "e164")
@@ -165,14 +166,14 @@ def assign(ctx, p: NumberAssign):
         return _dump_number(row)
 
 
-@method("number.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+@method("number.get", IdParams, errors=("not_found",), perm=Perm.DIRECTORY)
 def get(ctx, p: IdParams):
     """Get one number."""
     with ctx.app.read() as s:
         return _dump_number(get_scoped(s, PhoneNumber, p.id, ctx.principal, "number"))
 
 
-@method("number.list", NumberList, min_role=Role.OPERATOR)
+@method("number.list", NumberList, perm=Perm.DIRECTORY)
 def list_(ctx, p: NumberList):
     """List the numbers in use, optionally of one user."""
     with ctx.app.read() as s:
@@ -183,7 +184,7 @@ def list_(ctx, p: NumberList):
         return page(s, stmt, p.limit, p.offset, _dump_number)
 
 
-@method("number.release", IdParams, errors=("not_found",))
+@method("number.release", IdParams, errors=("not_found",), perm=Perm.CONFIG)
 def release(ctx, p: IdParams):
     """Stop routing a number (it stays in its block); calls to it get 404 from the next call on."""
     with ctx.app.write() as s:

@@ -12,6 +12,7 @@ from pydantic import Field
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Profile, Role, User
 from kemi.policy.numbering import DestClass, permits
@@ -64,12 +65,12 @@ def _check(s, prof: Profile) -> None:
             raise Conflict(f"this user has a profile with this name or code already (profile {other.id})", profile_id=other.id)
 
 
-@method("profile.create", ProfileCreate, min_role=Role.USER, errors=("invalid_params", "not_found", "conflict", "forbidden"))
+@method("profile.create", ProfileCreate, errors=("invalid_params", "not_found", "conflict", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def create(ctx, p: ProfileCreate):
     """Create a profile for a user (a plain User token: for themselves)."""
     with ctx.app.write() as s:
         user = get_scoped(s, User, p.user_id, ctx.principal, "user")
-        ctx.principal.require_self_or(Role.OPERATOR, user.id)
+        ctx.principal.require_self_or(Perm.CONFIG, user.id)
         used = {c for c in s.exec(select(Profile.code).where(Profile.user_id == user.id)).all()}
         prof = Profile(tenant_id=user.tenant_id, user_id=user.id, name=p.name, code=p.code or next(c for c in range(1, 11) if c not in used))
         _apply(p, prof, user)
@@ -79,25 +80,25 @@ def create(ctx, p: ProfileCreate):
         return dump(prof)
 
 
-@method("profile.list", ProfileList, min_role=Role.USER)
+@method("profile.list", ProfileList, perm=Perm.SELF, others=Perm.CONFIG)
 def list_(ctx, p: ProfileList):
     """List profiles (a plain User token: their own)."""
     with ctx.app.read() as s:
         stmt = select(Profile).order_by(Profile.user_id, Profile.code)
         stmt = in_scope(stmt, Profile.tenant_id, ctx.principal, p.tenant_id)
-        if not ctx.principal.at_least(Role.OPERATOR):
+        if not ctx.principal.can(Perm.CONFIG):
             stmt = stmt.where(Profile.user_id == ctx.principal.user_id)
         elif p.user_id is not None:
             stmt = stmt.where(Profile.user_id == p.user_id)
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("profile.update", ProfileUpdate, min_role=Role.USER, errors=("invalid_params", "not_found", "conflict", "forbidden"))
+@method("profile.update", ProfileUpdate, errors=("invalid_params", "not_found", "conflict", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def update(ctx, p: ProfileUpdate):
     """Change a profile."""
     with ctx.app.write() as s:
         prof = get_scoped(s, Profile, p.id, ctx.principal, "profile")
-        ctx.principal.require_self_or(Role.OPERATOR, prof.user_id)
+        ctx.principal.require_self_or(Perm.CONFIG, prof.user_id)
         if p.name is not None:
             prof.name = p.name
         _apply(p, prof, s.get(User, prof.user_id))
@@ -107,12 +108,12 @@ def update(ctx, p: ProfileUpdate):
         return dump(prof)
 
 
-@method("profile.delete", IdParams, min_role=Role.USER, errors=("not_found", "forbidden"))
+@method("profile.delete", IdParams, errors=("not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete a profile and the forwarding rules bound to it."""
     with ctx.app.write() as s:
         prof = get_scoped(s, Profile, p.id, ctx.principal, "profile")
-        ctx.principal.require_self_or(Role.OPERATOR, prof.user_id)
+        ctx.principal.require_self_or(Perm.CONFIG, prof.user_id)
         user = s.get(User, prof.user_id)
         if user.active_profile_id == prof.id:
             user.active_profile_id = None
@@ -141,12 +142,12 @@ def activate_profile(app, s, user: User, profile_id: int) -> dict:
             "push": (lambda: push_status(app.kamailio, user_id, status))}
 
 
-@method("profile.activate", Activate, min_role=Role.USER, errors=("not_found", "forbidden"))
+@method("profile.activate", Activate, errors=("not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
 def activate(ctx, p: Activate):
     """Make a profile the user's active one (0: none): status, CLIR, outbound and bound forwarding switch together."""
     with ctx.app.write() as s:
         user = get_scoped(s, User, p.user_id, ctx.principal, "user")
-        ctx.principal.require_self_or(Role.OPERATOR, user.id)
+        ctx.principal.require_self_or(Perm.CONFIG, user.id)
         out = activate_profile(ctx.app, s, user, p.profile_id)
     push = out.pop("push")
     out["live"] = push()

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from sqlmodel import select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
-from controlplane.api.errors import Unavailable
+from controlplane.api.errors import Unavailable, component_down
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import method
 from controlplane.db.models import (
     AgentLogin,
@@ -91,14 +92,15 @@ def registered_agents(app) -> set[int]:
     return {int(k[1:]) for k in htable_items(app, "acdreg") if k.startswith("u") and k[1:].isdigit()}
 
 
-@method("queue.status", ListParams, min_role=Role.AGENT, errors=("unavailable",))
+@method("queue.status", ListParams, errors=("unavailable",), perm=Perm.GROUPS)
 def status(ctx, p: ListParams):
     """Live view of the hunt groups: agents by state, waiting calls, longest wait, today's figures."""
+    ctx.principal.tenant_scope(p.tenant_id)  # another tenant's: refused before anything is read
     try:
         dialogs = ctx.app.kamailio.dialogs()
         registered = registered_agents(ctx.app)
     except KamailioRpcError as exc:
-        raise Unavailable("Kamailio does not answer", component="kamailio", reason=str(exc)) from None
+        raise component_down("kamailio", exc) from None
     now = time.time()
     with ctx.app.read() as s:
         stmt = select(HuntGroup).order_by(HuntGroup.id)

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from sqlmodel import select
 
 from controlplane.api.errors import InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, SipAccount, Tenant, User
 from controlplane.live_view import StoredLiveView
@@ -68,7 +69,7 @@ def _describe(action) -> dict:
     return {"type": type(action).__name__}
 
 
-@method("route.simulate", Simulate, min_role=Role.OPERATOR, errors=("invalid_params", "not_found"))
+@method("route.simulate", Simulate, errors=("invalid_params", "not_found"), perm=Perm.ROUTE_SIMULATE)
 def simulate(ctx, p: Simulate):
     """Dry-run a call: the routing decision and its trace, without placing it."""
     when = p.at or datetime.now(timezone.utc)

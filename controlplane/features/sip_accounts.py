@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints, field_validator
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, Forbidden, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import PhoneNumber, Role, SipAccount, Tenant, User
 from controlplane.numbering import e164
@@ -96,7 +97,7 @@ def _set_password(acc: SipAccount, password: str) -> None:
     acc.ha1b = ha1b(acc.username, acc.realm, password)
 
 
-@method("sip_account.create", SipAccountCreate, errors=("invalid_params", "not_found", "conflict"))
+@method("sip_account.create", SipAccountCreate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def create(ctx, p: SipAccountCreate):
     """Create a SIP account for a user; its realm is the tenant's SIP domain."""
     with ctx.app.write() as s:
@@ -114,14 +115,14 @@ def create(ctx, p: SipAccountCreate):
         return _out(acc, password if generated else None)
 
 
-@method("sip_account.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+@method("sip_account.get", IdParams, errors=("not_found",), perm=Perm.CONFIG)
 def get(ctx, p: IdParams):
     """Get one SIP account (never its credentials)."""
     with ctx.app.read() as s:
         return _out(get_scoped(s, SipAccount, p.id, ctx.principal, "sip_account"))
 
 
-@method("sip_account.list", SipAccountList, min_role=Role.OPERATOR)
+@method("sip_account.list", SipAccountList, perm=Perm.CONFIG)
 def list_(ctx, p: SipAccountList):
     """List SIP accounts, optionally of one user."""
     with ctx.app.read() as s:
@@ -132,7 +133,7 @@ def list_(ctx, p: SipAccountList):
         return page(s, stmt, p.limit, p.offset, _out)
 
 
-@method("sip_account.update", SipAccountUpdate, errors=("invalid_params", "not_found", "forbidden"))
+@method("sip_account.update", SipAccountUpdate, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.CONFIG)
 def update(ctx, p: SipAccountUpdate):
     """Set or generate a new password, enable/disable the account, or change its device settings."""
     if p.password is not None and p.generate_password:
@@ -150,7 +151,7 @@ def update(ctx, p: SipAccountUpdate):
         return _out(acc, generated)
 
 
-@method("sip_account.delete", IdParams, errors=("not_found", "conflict"))
+@method("sip_account.delete", IdParams, errors=("not_found", "conflict"), perm=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete a SIP account; its devices can no longer register or call."""
     with ctx.app.write() as s:

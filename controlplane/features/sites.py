@@ -7,6 +7,7 @@ from pydantic import Field, StringConstraints, field_validator
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, Site, Tenant, User
 from controlplane.db.models import Trunk
@@ -68,7 +69,7 @@ def _check_trunk(s, tenant_id: int, trunk_id: int | None) -> None:
         raise InvalidParams(f"trunk {trunk_id} does not exist or does not carry this tenant's calls", field="emergency_trunk_id", value=trunk_id)
 
 
-@method("site.create", SiteCreate, errors=("invalid_params", "not_found", "conflict"))
+@method("site.create", SiteCreate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def create(ctx, p: SiteCreate):
     """Create a site. The tenant's first site is the default for users without one."""
     tenant_id = ctx.principal.tenant_scope(p.tenant_id)
@@ -84,14 +85,14 @@ def create(ctx, p: SiteCreate):
         return dump(site)
 
 
-@method("site.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+@method("site.get", IdParams, errors=("not_found",), perm=Perm.DIRECTORY)
 def get(ctx, p: IdParams):
     """Get one site."""
     with ctx.app.read() as s:
         return dump(get_scoped(s, Site, p.id, ctx.principal, "site"))
 
 
-@method("site.list", ListParams, min_role=Role.OPERATOR)
+@method("site.list", ListParams, perm=Perm.DIRECTORY)
 def list_(ctx, p: ListParams):
     """List sites."""
     with ctx.app.read() as s:
@@ -100,7 +101,7 @@ def list_(ctx, p: ListParams):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("site.update", SiteUpdate, errors=("invalid_params", "not_found", "conflict"))
+@method("site.update", SiteUpdate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def update(ctx, p: SiteUpdate):
     """Change a site; its users read short numbers and send emergency addresses from the next call on."""
     with ctx.app.write() as s:
@@ -115,7 +116,7 @@ def update(ctx, p: SiteUpdate):
         return dump(site)
 
 
-@method("site.delete", IdParams, errors=("not_found", "conflict"))
+@method("site.delete", IdParams, errors=("not_found", "conflict"), perm=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete a site that no user is assigned to."""
     with ctx.app.write() as s:

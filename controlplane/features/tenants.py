@@ -7,6 +7,7 @@ from pydantic import Field
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, SipAccount, Tenant, User
 
@@ -52,7 +53,7 @@ def _check_unique(s, name=None, domain=None, exclude_id=None):
             raise Conflict(f"SIP domain {domain!r} belongs to another tenant", field="sip_domain", value=domain)
 
 
-@method("tenant.create", TenantCreate, min_role=Role.EXTENDED_ADMIN, errors=("conflict",))
+@method("tenant.create", TenantCreate, errors=("conflict",), perm=Perm.PLATFORM)
 def create(ctx, p: TenantCreate):
     """Create a tenant (platform token only)."""
     ctx.principal.require_platform()
@@ -64,14 +65,14 @@ def create(ctx, p: TenantCreate):
         return dump(t)
 
 
-@method("tenant.get", IdParams, min_role=Role.USER, errors=("not_found",))
+@method("tenant.get", IdParams, errors=("not_found",), perm=Perm.SELF)
 def get(ctx, p: IdParams):
     """Get one tenant."""
     with ctx.app.read() as s:
         return dump(get_scoped(s, Tenant, p.id, ctx.principal, "tenant"))
 
 
-@method("tenant.list", ListParams, min_role=Role.USER)
+@method("tenant.list", ListParams, perm=Perm.SELF)
 def list_(ctx, p: ListParams):
     """List tenants (a tenant token sees only its own)."""
     with ctx.app.read() as s:
@@ -80,12 +81,12 @@ def list_(ctx, p: ListParams):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("tenant.update", TenantUpdate, min_role=Role.ADMIN, errors=("not_found", "conflict", "forbidden"))
+@method("tenant.update", TenantUpdate, errors=("not_found", "conflict", "forbidden"), perm=Perm.CONFIG)
 def update(ctx, p: TenantUpdate):
     """Rename a tenant, enable/disable it, or change its SIP domain (only while it has no SIP accounts)."""
     with ctx.app.write() as s:
         t = get_scoped(s, Tenant, p.id, ctx.principal, "tenant")
-        if not ctx.principal.is_platform and (p.enabled is not None or p.allow_directory is not None or p.allow_clip_no_screening is not None):
+        if not ctx.principal.can(Perm.PLATFORM) and (p.enabled is not None or p.allow_directory is not None or p.allow_clip_no_screening is not None):
             ctx.principal.require_platform()  # service on/off and what the carrier allows are the platform's to set
         _check_unique(s, p.name, p.sip_domain, exclude_id=t.id)
         if p.sip_domain is not None and p.sip_domain != t.sip_domain:
@@ -102,7 +103,7 @@ def update(ctx, p: TenantUpdate):
         return dump(t)
 
 
-@method("tenant.delete", IdParams, min_role=Role.EXTENDED_ADMIN, errors=("not_found", "conflict"))
+@method("tenant.delete", IdParams, errors=("not_found", "conflict"), perm=Perm.PLATFORM)
 def delete(ctx, p: IdParams):
     """Delete an empty tenant (platform token only)."""
     ctx.principal.require_platform()

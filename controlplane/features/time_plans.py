@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import ForwardingRule, HuntGroup, Role, Tenant, TimePlan
 from kemi.policy.timeplan import parse_minutes
@@ -110,7 +111,7 @@ def _check_name(s, tenant_id: int, name: str, exclude_id: int | None = None) -> 
     check_unique_name(s, TimePlan, tenant_id, name, "time plan", exclude_id)
 
 
-@method("time_plan.create", PlanCreate, errors=("invalid_params", "not_found", "conflict"))
+@method("time_plan.create", PlanCreate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def create(ctx, p: PlanCreate):
     """Create a time plan (ranges must not be empty or overlap)."""
     tenant_id = ctx.principal.tenant_scope(p.tenant_id)
@@ -126,14 +127,14 @@ def create(ctx, p: PlanCreate):
         return dump(plan)
 
 
-@method("time_plan.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+@method("time_plan.get", IdParams, errors=("not_found",), perm=Perm.CONFIG)
 def get(ctx, p: IdParams):
     """Get one time plan."""
     with ctx.app.read() as s:
         return dump(get_scoped(s, TimePlan, p.id, ctx.principal, "time_plan"))
 
 
-@method("time_plan.list", ListParams, min_role=Role.OPERATOR)
+@method("time_plan.list", ListParams, perm=Perm.CONFIG)
 def list_(ctx, p: ListParams):
     """List time plans."""
     with ctx.app.read() as s:
@@ -142,7 +143,7 @@ def list_(ctx, p: ListParams):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("time_plan.update", PlanUpdate, errors=("invalid_params", "not_found", "conflict"))
+@method("time_plan.update", PlanUpdate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)
 def update(ctx, p: PlanUpdate):
     """Change a time plan; rules using it follow from the next call on."""
     with ctx.app.write() as s:
@@ -156,7 +157,7 @@ def update(ctx, p: PlanUpdate):
         return dump(plan)
 
 
-@method("time_plan.delete", IdParams, errors=("not_found", "conflict"))
+@method("time_plan.delete", IdParams, errors=("not_found", "conflict"), perm=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete a time plan no rule uses."""
     with ctx.app.write() as s:

@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints, field_validator
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Role, Tenant, Trunk
 from controlplane.numbering import region_ok
@@ -97,7 +98,7 @@ def _check(s, p: TrunkFields, name: str | None, exclude_id: int | None = None) -
             raise InvalidParams(f"tenant {tid} does not exist", field="tenant_ids", value=tid)
 
 
-@method("trunk.create", TrunkCreate, min_role=Role.EXTENDED_ADMIN, errors=("invalid_params", "conflict", "forbidden"))
+@method("trunk.create", TrunkCreate, errors=("invalid_params", "conflict", "forbidden"), perm=Perm.PLATFORM)
 def create(ctx, p: TrunkCreate):
     """Add a trunk (platform token)."""
     ctx.principal.require_platform()
@@ -110,7 +111,7 @@ def create(ctx, p: TrunkCreate):
         return dump(t)
 
 
-@method("trunk.get", IdParams, min_role=Role.EXTENDED_ADMIN, errors=("not_found", "forbidden"))
+@method("trunk.get", IdParams, errors=("not_found", "forbidden"), perm=Perm.PLATFORM)
 def get(ctx, p: IdParams):
     """Get one trunk (platform token)."""
     ctx.principal.require_platform()
@@ -118,7 +119,7 @@ def get(ctx, p: IdParams):
         return dump(_get(s, p.id))
 
 
-@method("trunk.list", ListParams, min_role=Role.EXTENDED_ADMIN, errors=("forbidden",))
+@method("trunk.list", ListParams, errors=("forbidden",), perm=Perm.PLATFORM)
 def list_(ctx, p: ListParams):
     """List trunks by priority (platform token)."""
     ctx.principal.require_platform()
@@ -126,7 +127,7 @@ def list_(ctx, p: ListParams):
         return page(s, select(Trunk).order_by(Trunk.priority, Trunk.id), p.limit, p.offset, dump)
 
 
-@method("trunk.update", TrunkUpdate, min_role=Role.EXTENDED_ADMIN, errors=("invalid_params", "not_found", "conflict", "forbidden"))
+@method("trunk.update", TrunkUpdate, errors=("invalid_params", "not_found", "conflict", "forbidden"), perm=Perm.PLATFORM)
 def update(ctx, p: TrunkUpdate):
     """Change a trunk; used from the next call on."""
     ctx.principal.require_platform()
@@ -141,7 +142,7 @@ def update(ctx, p: TrunkUpdate):
         return dump(t)
 
 
-@method("trunk.delete", IdParams, min_role=Role.EXTENDED_ADMIN, errors=("not_found", "forbidden"))
+@method("trunk.delete", IdParams, errors=("not_found", "forbidden"), perm=Perm.PLATFORM)
 def delete(ctx, p: IdParams):
     """Remove a trunk."""
     ctx.principal.require_platform()

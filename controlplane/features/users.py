@@ -7,8 +7,10 @@ from pydantic import Field, StringConstraints
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict, Forbidden, InvalidParams
+from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ROLE_RANK, Role, Site, Tenant, User
+from controlplane.api.permissions import may_grant
+from controlplane.db.models import Role, Site, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.numbering import DestClass
 
@@ -55,8 +57,11 @@ class UserList(ListParams):
 
 
 def _check_role_grant(principal, role: Role) -> None:
-    if not principal.is_platform and ROLE_RANK[role] > ROLE_RANK[principal.role]:
-        raise Forbidden(f"a {principal.role.value} cannot grant the role {role.value}", role=role.value)
+    if role is Role.PLATFORM:
+        raise Forbidden("the platform operator's role belongs to tokens without a tenant, not to users", role=role.value)
+    if not may_grant(principal.role, principal.perms, role):
+        raise Forbidden(f"a {principal.role.value} token cannot grant the role {role.value} (it has permissions the token has not)",
+                        role=role.value)
 
 
 def _apply_telephony(s, ctx, u: User, p: Telephony) -> None:
@@ -104,7 +109,7 @@ def _check_email(s, tenant_id, email, exclude_id=None):
         raise Conflict(f"another user of this tenant has the e-mail {email}", field="email", value=email)
 
 
-@method("user.create", UserCreate, errors=("invalid_params", "not_found", "conflict", "forbidden"))
+@method("user.create", UserCreate, errors=("invalid_params", "not_found", "conflict", "forbidden"), perm=Perm.CONFIG)
 def create(ctx, p: UserCreate):
     """Create a user in a tenant."""
     tenant_id = ctx.principal.tenant_scope(p.tenant_id)
@@ -121,14 +126,14 @@ def create(ctx, p: UserCreate):
         return dump(u)
 
 
-@method("user.get", IdParams, min_role=Role.OPERATOR, errors=("not_found",))
+@method("user.get", IdParams, errors=("not_found",), perm=Perm.DIRECTORY)
 def get(ctx, p: IdParams):
     """Get one user."""
     with ctx.app.read() as s:
         return dump(get_scoped(s, User, p.id, ctx.principal, "user"))
 
 
-@method("user.list", UserList, min_role=Role.OPERATOR)
+@method("user.list", UserList, perm=Perm.DIRECTORY)
 def list_(ctx, p: UserList):
     """List users, optionally by tenant (platform token) and role."""
     with ctx.app.read() as s:
@@ -139,7 +144,7 @@ def list_(ctx, p: UserList):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("user.update", UserUpdate, errors=("not_found", "conflict", "forbidden"))
+@method("user.update", UserUpdate, errors=("not_found", "conflict", "forbidden"), perm=Perm.CONFIG)
 def update(ctx, p: UserUpdate):
     """Change a user's name, e-mail, role, enabled state or telephony settings."""
     with ctx.app.write() as s:
@@ -160,7 +165,7 @@ def update(ctx, p: UserUpdate):
         return dump(u)
 
 
-@method("user.delete", IdParams, errors=("not_found", "conflict"))
+@method("user.delete", IdParams, errors=("not_found", "conflict"), perm=Perm.CONFIG)
 def delete(ctx, p: IdParams):
     """Delete a user together with their SIP accounts and extensions."""
     with ctx.app.write() as s:
@@ -178,14 +183,14 @@ class StatusParams(Params):
     message: SipText = Field("", max_length=200, description="status message shown to colleagues")
 
 
-@method("user.set_status", StatusParams, min_role=Role.USER, errors=("not_found", "forbidden"))
+@method("user.set_status", StatusParams, errors=("not_found", "forbidden"), perm=Perm.SELF, others=Perm.PRESENCE)
 def set_status(ctx, p: StatusParams):
     """Set a user's status (TEL-13..15): the next call sees it (DND, away, unreachable; status-based forwarding)."""
     from controlplane.live_state import push_status
 
     with ctx.app.write(changes_routing=False) as s:
         u = get_scoped(s, User, p.id, ctx.principal, "user")
-        ctx.principal.require_self_or(Role.OPERATOR, u.id)
+        ctx.principal.require_self_or(Perm.PRESENCE, u.id)
         u.status, u.status_message = p.status, p.message
         s.add(u)
     pushed = push_status(ctx.app.kamailio, p.id, p.status)

@@ -47,6 +47,7 @@ class NodeSettings:
     # Control plane
     api_address: str = "127.0.0.1"
     api_port: int = 8080
+    api_request_timeout_s: float = 30.0  # an API connection that sends nothing for this long is closed
     database_url: str = ""  # default: SQLite under var_dir
     snapshot_check_s: float = 0.25
     cdr_ingest_interval_s: float = 0.5

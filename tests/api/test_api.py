@@ -241,3 +241,52 @@ def test_hostile_bodies_get_a_json_rpc_error_or_413_and_change_nothing(api, acme
         assert r["error"]["data"]["error_id"] in ("invalid_request", "invalid_params"), r
         assert "Traceback" not in json.dumps(r)
     assert api.ok("user.list", token=admin)["total"] == before
+
+
+def test_a_client_that_stops_sending_is_disconnected_and_errors_name_no_internals(tmp_path):
+    """No request timeout meant a connection that never finished its request held a server thread forever; database and
+    Kamailio error texts (tables, columns, internal URLs) went to API clients."""
+    import socket
+    import threading
+    import time
+
+    from controlplane.node.settings import load_settings
+    from controlplane.server import ControlPlaneServer
+    from tests.api.conftest import Api
+    from tests.harness.ports import free_port
+
+    settings = load_settings(env={}, var_dir=str(tmp_path / "var"), api_port=free_port(), kamailio_rpc_port=free_port(),
+                             rtpengine_ng_port=free_port(), api_request_timeout_s=1.0)
+    srv = ControlPlaneServer(settings, start_workers=False)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        s = socket.create_connection((settings.api_address, settings.api_port))
+        s.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")  # and then nothing
+        s.settimeout(10)
+        started = time.monotonic()
+        assert s.recv(100) == b""  # closed by the server ...
+        assert time.monotonic() - started < 9  # ... not by our own 10 s guard
+        api = Api(settings.api_url, srv.token_file.read_text().strip())
+        r = api.call("call.list")  # Kamailio is not running
+        assert r["error"]["data"]["error_id"] == "unavailable"
+        assert "127.0.0.1" not in str(r) and "RPC" not in str(r) and str(settings.kamailio_rpc_port) not in str(r)
+    finally:
+        srv.shutdown()
+
+
+def test_a_database_constraint_is_a_conflict_without_the_databases_text():
+    from sqlalchemy.exc import IntegrityError
+
+    from controlplane.api.rpc import Dispatcher, Principal, Registry
+    from controlplane.db.models import Role
+
+    reg = Registry()
+
+    @reg.method("x.write", perm=None)
+    def write(ctx, p):
+        raise IntegrityError("INSERT INTO user", {}, Exception("UNIQUE constraint failed: user.tenant_id, user.email"))
+
+    d = Dispatcher(app=None, authenticate=lambda t: Principal(1, Role.ADMIN, 1), registry=reg)
+    r = d.handle_body(b'{"jsonrpc": "2.0", "method": "x.write", "id": 1}', "t")
+    assert r["error"]["data"]["error_id"] == "conflict" and r["error"]["data"]["details"] == {"constraint": "unique"}
+    assert "user.email" not in str(r) and "UNIQUE" not in str(r)
