@@ -214,7 +214,10 @@ def wallboard() -> db.Dashboard:
          .with_panel(big("Abandoned today", "Callers who hung up before an answer, since midnight UTC.",
                          q(f'sum(callmanager_queue_calls_today{{outcome="abandoned", {sel}}})', instant=True),
                          steps=((None, "green"), (5, "orange"), (20, "red"))))
-         .with_panel(big("Service level today", "Answered / offered today.",
+         .with_panel(big("Service level today", "Calls answered within each group's service-level time (default 20 s) / offered today.",
+                         q(f'sum(callmanager_queue_calls_today{{outcome="answered_in_time", {sel}}}) / sum(callmanager_queue_calls_today{{outcome="offered", {sel}}})',
+                           instant=True), unit="percentunit", steps=((None, "red"), (0.8, "orange"), (0.9, "green"))))
+         .with_panel(big("Answer rate today", "Answered / offered today, however long the callers waited.",
                          q(f'sum(callmanager_queue_calls_today{{outcome="answered", {sel}}}) / sum(callmanager_queue_calls_today{{outcome="offered", {sel}}})',
                            instant=True), unit="percentunit", steps=((None, "red"), (0.8, "orange"), (0.9, "green"))))
          .with_panel(table.Panel().title("Groups now").description("Per group: waiting, longest wait, agents by state.").datasource(DS)

@@ -19,14 +19,27 @@ class RpcError(Exception):
         super().__init__(f"{error.get('message')} [{data.get('error_id', error.get('code'))}]")
 
 
+def node_settings():
+    """The settings of the node running from this checkout: the ones it wrote when it started (var/run/node-settings.json,
+    so a node started on another port is found), else this environment's."""
+    here = load_settings()
+    started = here.run_dir / "node-settings.json"
+    if started.exists():
+        try:
+            return load_settings(started)
+        except (OSError, ValueError):
+            pass
+    return here
+
+
 def default_url() -> str:
-    return os.environ.get("CM_URL") or load_settings().api_url
+    return os.environ.get("CM_URL") or node_settings().api_url
 
 
 def default_token() -> str | None:
     if os.environ.get("CM_TOKEN"):
         return os.environ["CM_TOKEN"]
-    path = Path(load_settings().var_dir) / "admin.token"
+    path = Path(node_settings().var_dir) / "admin.token"
     return path.read_text().strip() if path.exists() else None
 
 

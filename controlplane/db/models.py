@@ -277,6 +277,8 @@ class HuntGroup(SQLModel, table=True):
     presentation: str = Field(default="caller", sa_column=Column(String(8), nullable=False))  # caller | group | clir
     wrapup_s: int = 0
     callback_window_s: int = 0
+    # service level: the share of offered calls answered within this many seconds (the wallboard's target)
+    service_level_s: int = Field(default=20, sa_column=Column(Integer, nullable=False, server_default="20"))
     skills: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # required skill -> minimum level
     skills_fallback: bool = True
     # nobody free: callers wait (ringing) up to this long for a member, then overflow; 0: overflow at once

@@ -83,6 +83,7 @@ class GroupFields(Params):
     presentation: Literal["caller", "group", "clir"] | None = None
     wrapup_s: int | None = Field(None, ge=0, le=3600)
     callback_window_s: int | None = Field(None, ge=0, le=7 * 86400)
+    service_level_s: int | None = Field(None, ge=1, le=600, description="service level: answered within this many seconds (default 20)")
     skills: dict[str, int] | None = Field(None, description="required skill -> minimum level (1-10)")
     skills_fallback: bool | None = None
     queue_s: int | None = Field(None, ge=0, le=3600, description="nobody free: callers wait up to this long, then overflow (0: at once)")
@@ -134,7 +135,8 @@ def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
         g.blocked = [_caller_key(s, g, c, "blocked", divert=True) for c in p.blocked]
     if p.forwarding is not None:
         g.forwarding = [_group_rule(s, g, r, i) for i, r in enumerate(p.forwarding)]
-    for name in ("max_waiting", "presentation", "wrapup_s", "callback_window_s", "skills_fallback", "queue_s", "anonymous", "status"):
+    for name in ("max_waiting", "presentation", "wrapup_s", "callback_window_s", "skills_fallback", "queue_s", "anonymous", "status",
+                 "service_level_s"):
         if getattr(p, name) is not None:
             setattr(g, name, getattr(p, name))
     if p.overflow_user_id is not None:

@@ -71,9 +71,13 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_users: se
                  else "available" if registered else "unregistered")
         agents.append({"user_id": uid, "registered": registered, "logged_in": uid not in out, "state": state})
     midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    today = s.exec(select(Cdr.disposition, Cdr.trace).where(Cdr.tenant_id == g.tenant_id, Cdr.callee.in_(dialled),
-                                                             Cdr.start_time >= midnight)).all()
+    rows = s.exec(select(Cdr.disposition, Cdr.trace, Cdr.start_time, Cdr.answer_time).where(
+        Cdr.tenant_id == g.tenant_id, Cdr.callee.in_(dialled), Cdr.start_time >= midnight)).all()
+    today = [(d, t) for d, t, _, _ in rows]
     overflowed = sum(1 for _, trace in today if "overflow" in trace)
+    in_time = sum(1 for d, _, start, answer in rows if d == "answered" and answer is not None and (answer - start).total_seconds() <= g.service_level_s)
+    offered = len(today)
+    answered = sum(1 for d, _ in today if d == "answered")
     count = {k: sum(1 for a in agents if a["state"] == k) for k in ("available", "in_call", "wrap_up", "logged_out", "unregistered")}
     return {
         "group_id": g.id, "name": g.name, "extension": g.extension,
@@ -81,8 +85,12 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_users: se
         "registered": sum(1 for a in agents if a["registered"]), "logged_in": sum(1 for a in agents if a["logged_in"]), **count,
         "waiting": sorted(waiting, key=lambda w: -w["wait_s"]),
         "longest_wait_s": max((w["wait_s"] for w in waiting), default=0.0),
-        "today": {"offered": len(today), "answered": sum(1 for d, _ in today if d == "answered"),
+        "today": {"offered": offered, "answered": answered, "answered_in_time": in_time,
                   "abandoned": sum(1 for d, _ in today if d == "cancelled"), "overflowed": overflowed},
+        # service level: answered within service_level_s of all offered; answer rate: answered of all offered (None: none offered)
+        "service_level_s": g.service_level_s,
+        "service_level": round(in_time / offered, 4) if offered else None,
+        "answer_rate": round(answered / offered, 4) if offered else None,
     }
 
 

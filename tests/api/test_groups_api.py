@@ -188,3 +188,30 @@ def test_a_user_or_account_a_group_names_cannot_be_deleted_until_taken_out(api, 
     api.ok("group.update", token=admin, id=g["id"], forwarding=[], rings=[ring(bob)])
     assert api.ok("sip_account.delete", token=admin, id=desk["id"])["deleted"]
     assert api.err("user.delete", token=admin, id=bob)[0] == "conflict"  # now a ring member
+
+
+def test_service_level_counts_calls_answered_within_the_groups_time_and_the_answer_rate_all_answered(api, server, acme):
+    """The wallboard's "service level" was answered / offered (an answer rate). Now both: answered within the group's
+    service_level_s of all offered, and answered of all offered."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlmodel import Session
+
+    from controlplane.db.models import Cdr, HuntGroup
+    from controlplane.features.queues import group_status
+
+    admin = acme["admin"]
+    g = api.ok("group.create", token=admin, name="Desk", extension="650", rings=[{"members": [{"user_id": acme["alice"]["id"]}]}],
+               service_level_s=15)
+    assert api.err("group.update", token=admin, id=g["id"], service_level_s=0)[0] == "invalid_params"
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start = max(now - timedelta(minutes=5), now.replace(hour=0, minute=0, second=0))
+    with Session(server.app.engine) as s:
+        for i, (disposition, answer_after) in enumerate([("answered", 5), ("answered", 14), ("answered", 40), ("cancelled", None)]):
+            s.add(Cdr(id=f"sl-{i}", tenant_id=acme["tenant"]["id"], caller="+4930999", callee="650", call_id=f"sl{i}", start_time=start,
+                      answer_time=start + timedelta(seconds=answer_after) if answer_after else None, end_time=start + timedelta(seconds=60),
+                      disposition=disposition, sip_code=200 if answer_after else 487, sip_reason="", trace="[]"))
+        s.commit()
+        st = group_status(server.app, s, s.get(HuntGroup, g["id"]), [], set(), now.timestamp(), {})
+    assert st["today"] == {"offered": 4, "answered": 3, "answered_in_time": 2, "abandoned": 1, "overflowed": 0}
+    assert st["service_level_s"] == 15 and st["service_level"] == 0.5 and st["answer_rate"] == 0.75

@@ -180,8 +180,8 @@ def test_queue_status_shows_agents_waiting_calls_and_todays_figures(node, sipp, 
     def mine():
         return next(x for x in node.rpc("queue.status")["items"] if x["group_id"] == g["id"])
 
-    live = wait_for(lambda: (lambda q: q if q["waiting"] else None)(mine()), timeout=5)
-    assert len(live["waiting"]) == 1 and live["longest_wait_s"] >= 0
+    live = wait_for(lambda: (lambda q: q if q["waiting"] and q["longest_wait_s"] >= 1 else None)(mine()), timeout=5)
+    assert live and len(live["waiting"]) == 1 and 1 <= live["longest_wait_s"] <= 5  # the caller has been waiting, not for ages
     states = {x["user_id"]: x["state"] for x in live["agents"]}
     assert states == {a[0]["id"]: "available", b[0]["id"]: "logged_out", c[0]["id"]: "unregistered"}
     assert call.result(timeout=30).ok and sipp.wait(ringing).ok
