@@ -210,16 +210,16 @@ def wallboard() -> db.Dashboard:
          .with_panel(big("Agents available", "Logged in, registered, not in a call, not in wrap-up.",
                          q(f'sum(callmanager_queue_agents{{state="available", {sel}}})', instant=True), steps=((None, "red"), (1, "green"))))
          .with_panel(big("Answered today", "Calls answered since midnight UTC.",
-                         q(f'sum(callmanager_queue_calls_today{{outcome="answered", {sel}}})', instant=True)))
+                         q(f'sum(callmanager_queue_calls_today{{outcome="answered", {sel}}})', instant=True), w=3))
          .with_panel(big("Abandoned today", "Callers who hung up before an answer, since midnight UTC.",
                          q(f'sum(callmanager_queue_calls_today{{outcome="abandoned", {sel}}})', instant=True),
-                         steps=((None, "green"), (5, "orange"), (20, "red"))))
+                         steps=((None, "green"), (5, "orange"), (20, "red")), w=3))
          .with_panel(big("Service level today", "Calls answered within each group's service-level time (default 20 s) / offered today.",
                          q(f'sum(callmanager_queue_calls_today{{outcome="answered_in_time", {sel}}}) / sum(callmanager_queue_calls_today{{outcome="offered", {sel}}})',
-                           instant=True), unit="percentunit", steps=((None, "red"), (0.8, "orange"), (0.9, "green"))))
+                           instant=True), unit="percentunit", steps=((None, "red"), (0.8, "orange"), (0.9, "green")), w=3))
          .with_panel(big("Answer rate today", "Answered / offered today, however long the callers waited.",
                          q(f'sum(callmanager_queue_calls_today{{outcome="answered", {sel}}}) / sum(callmanager_queue_calls_today{{outcome="offered", {sel}}})',
-                           instant=True), unit="percentunit", steps=((None, "red"), (0.8, "orange"), (0.9, "green"))))
+                           instant=True), unit="percentunit", steps=((None, "red"), (0.8, "orange"), (0.9, "green")), w=3))
          .with_panel(table.Panel().title("Groups now").description("Per group: waiting, longest wait, agents by state.").datasource(DS)
                      .span(24).height(8)
                      .with_target(q(f"sum by (tenant, group) (callmanager_queue_waiting_calls{{{sel}}})", "waiting", "A", instant=True)
