@@ -190,6 +190,22 @@ def _digits(n: int):
     return (str(i).zfill(n) for i in range(10 ** n))
 
 
+def primary_emergency(region: str) -> str:
+    """The number an emergency call without digits (a phone's `urn:service:sos`, RFC 5031) is sent to: 911 in North
+    America, 112 wherever it is an emergency number, else the country's first."""
+    numbers = emergency_numbers(region)
+    for preferred in ("911", "112") if country(region).code == "1" else ("112",):
+        if preferred in numbers:
+            return preferred
+    return numbers[0] if numbers else "112"
+
+
+def is_sos_urn(uri: str) -> bool:
+    """RFC 5031 emergency service URNs: urn:service:sos and its sub-services (urn:service:sos.police, ...)."""
+    u = uri.strip().lower()
+    return u == "urn:service:sos" or u.startswith("urn:service:sos.")
+
+
 @functools.cache
 def site_regions() -> frozenset[str]:
     """The countries a site can be in: those whose emergency numbers are known."""

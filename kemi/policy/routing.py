@@ -15,7 +15,8 @@ from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
 from .location import geolocation_headers, pidf_lo
-from .numbering import CLIR_PREFIX, DestClass, Destination, Plan, classify, clean, country, is_emergency, permits, short_number, to_e164
+from .numbering import (CLIR_PREFIX, DestClass, Destination, Plan, classify, clean, country, is_emergency, is_sos_urn, permits, primary_emergency,
+                        short_number, to_e164)
 from .snapshot import Snapshot, Tenant, User
 
 # Methods that start something a user is called for (routed like a call).
@@ -41,6 +42,8 @@ def malformed(ruri: str, parsed: bool, proto: str, content_length: str) -> Rejec
     parser accepted `ruri`. The rest of the syntax is Kamailio's sanity module's (docs/security.md)."""
     if parsed and proto == "udp" and ruri.startswith(("sip:", "sips:", "tel:")):
         return None  # the ordinary request: nothing to look at
+    if parsed and is_sos_urn(ruri):
+        return None  # an emergency call by URN (RFC 5031): routed like its country's emergency number
     scheme = ruri.partition(":")[0].lower() if ":" in ruri else ""
     if scheme and scheme not in ROUTABLE_SCHEMES and scheme.isascii() and scheme.isalnum():
         return Reject(416, "Unsupported URI Scheme", f"cannot route {scheme[:20]} URIs; sip, sips and tel are routed")
@@ -155,6 +158,11 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
         return early
     assert caller is not None
     trace = [why]
+    if caller.user_id is not None and facts.method == "INVITE" and is_sos_urn(facts.ruri_user):
+        user = snapshot.users[caller.user_id]
+        number = primary_emergency(user.plan.region)
+        trace.append(f"{facts.ruri_user[:40]} (RFC 5031): the emergency number {number} of {user.plan.region}")
+        return _emergency(snapshot, snapshot.tenants[user.tenant_id], caller, user, number, trace, now)
     if caller.trunk is not None:
         return _from_trunk(facts, snapshot, caller, trace, now, live)
 
@@ -595,6 +603,8 @@ def is_emergency_call(snapshot: Snapshot, account, dialled: str) -> bool:
     """Does this account's call to `dialled` go to an emergency number (read in its user's country)?
     Such calls pass every fraud control: an account's cool-down included."""
     user = snapshot.users.get(account.user_id)
+    if user is not None and is_sos_urn(dialled):
+        return True
     digits = clean(dialled)
     return user is not None and digits is not None and is_emergency(digits, user.plan)
 

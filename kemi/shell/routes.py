@@ -98,7 +98,7 @@ def request_route() -> int:
     if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests):  # banned, a scanner, or a flood: not a word back
         apply.drop()
         return 1
-    refused = malformed(msg.scheme + ":" if msg.scheme else read.request_uri(), bool(msg.scheme), msg.proto,
+    refused = malformed(msg.scheme + ":" if msg.scheme and msg.scheme != "urn" else read.request_uri(), bool(msg.scheme), msg.proto,
                         read.one("$cl") if msg.proto in STREAM_TRANSPORTS else "")  # Content-Length: read for TCP/TLS/WS only
     if refused is not None:
         if msg.method != "ACK" and EDGE.unauthenticated(msg.src_ip, snap, f"malformed request: {refused.reason}"):
@@ -115,6 +115,8 @@ def request_route() -> int:
     if KSR.maxfwd.process_maxfwd(10) < 0:
         apply.reply(483, "Too Many Hops")
         return 1
+    if msg.scheme == "urn":  # urn:service:sos (malformed() let no other URN through): the policy reads the whole URN
+        msg = msg._replace(ruri_user=read.request_uri()[:100])
     method = msg.method
     if method == "OPTIONS" and not msg.ruri_user and read.is_myself_ruri():
         apply.reply(200, "OK")  # keep-alive / monitoring ping to the server itself

@@ -92,10 +92,12 @@ class DigestClient:
                 f"Contact: <sip:{user}@{self.ip}:{self.port}>\r\nMax-Forwards: 70\r\nExpires: 60\r\n"
                 f"User-Agent: {self.user_agent}\r\n{self.extra_headers}{auth}{extra}Content-Length: {len(body)}\r\n\r\n{body}")
 
-    def attempt(self, user: str, domain: str, password: str, method: str = "REGISTER", dial: str | None = None) -> tuple[Reply | None, Reply | None]:
-        """(the reply to the request without credentials, the reply to the one with them); None: no answer."""
+    def attempt(self, user: str, domain: str, password: str, method: str = "REGISTER", dial: str | None = None,
+                ruri: str | None = None) -> tuple[Reply | None, Reply | None]:
+        """(the reply to the request without credentials, the reply to the one with them); None: no answer.
+        `ruri`: a Request-URI of one's own (e.g. urn:service:sos) instead of sip:<dial>@<domain>."""
         call_id = str(uuid.uuid4())
-        ruri = f"sip:{domain}" if method == "REGISTER" else f"sip:{dial}@{domain}"
+        ruri = ruri or (f"sip:{domain}" if method == "REGISTER" else f"sip:{dial}@{domain}")
         first = self._send(self._request(method, ruri, user, domain, call_id, 1, to_user=dial if method != "REGISTER" else None))
         if first is None or first.code not in (401, 407):
             return first, None

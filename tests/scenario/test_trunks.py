@@ -158,6 +158,29 @@ def test_a_uk_emergency_call_goes_by_the_sites_route_with_its_location_by_value_
     assert [c["id"] for c in node.rpc("cdr.list", emergency=True)["items"] if c["caller_user_id"] == user["id"]] == [cdr["id"]]
 
 
+def test_a_phone_that_sends_urn_service_sos_reaches_the_emergency_number_of_its_site(node, sipp, trunks, pbx_user):
+    """RFC 5031: a phone that knows it makes an emergency call sends the URN, not digits. Before, the node answered 416."""
+    from tests.harness.raw_sip import DigestClient
+
+    user, phone, number = pbx_user(locked=True)
+    carrier = sipp.carrier(CARRIER_IP)
+    trunks(carrier)
+    wait_snapshot(node)
+    uas = sipp.callee(carrier, "busy")  # the emergency centre's line is busy: the call ends with a final answer, cleanly
+    client = DigestClient(node.sip, "127.0.0.1", timeout=5.0)
+    try:
+        first, second = client.attempt(phone.user, phone.domain, phone.password, method="INVITE", ruri="urn:service:sos")
+    finally:
+        client.close()
+    assert first is not None and first.code == 407, first  # who calls must be known: the location comes from their site
+    assert second is not None and second.code == 486, second
+    assert sipp.wait(uas).ok
+    invite = first_invite(received(uas))
+    assert invite.startswith(f"INVITE sip:112@{CARRIER_IP}:{carrier.port}") and f"<sip:{number}@" in invite
+    cdr = wait_for(lambda: cdr_of(node, user["id"], "busy"), timeout=5)
+    assert cdr["emergency"] is True and any("urn:service:sos (RFC 5031)" in t for t in cdr["trace"]), cdr
+
+
 def test_carrier_challenge_is_answered_with_the_trunk_credentials(node, sipp, pbx_user, public):
     user, phone, _ = pbx_user()
     carrier = sipp.carrier(CARRIER_IP)

@@ -184,3 +184,16 @@ def test_the_pidf_escapes_whatever_an_address_holds():
     texts = {el.tag.removeprefix(CIVIC): el.text for el in root.iter() if el.tag.startswith(CIVIC)}
     assert texts["RD"] == '<x y="1">&amp;' and "\n" not in texts["A3"] and "\r" not in doc.replace("\r\n", "")
     assert "\n" not in loc.describe() and "\r" not in loc.describe()
+
+
+@pytest.mark.parametrize("region,expected", [("DE", "112"), ("GB", "112"), ("US", "911"), ("CA", "911"), ("FR", "112")])
+def test_an_emergency_urn_from_a_phone_goes_to_the_countrys_emergency_number(region, expected):
+    """RFC 5031: phones that know they dial an emergency call send urn:service:sos — even a locked user's."""
+    snap = site_snapshot(region, "", alice={"locked": True})
+    for urn in ("urn:service:sos", "urn:service:sos.fire"):
+        d = dial(urn, snap)
+        a = d.action
+        assert isinstance(a, RouteToTrunk) and a.emergency and a.target == expected and a.hops[0].uri.startswith(f"sip:{expected}@"), d.trace
+    unauthenticated = decide_initial(RequestFacts("INVITE", "urn:service:sos", "sos", "x", "acme.example", "", "acme.example", "192.0.2.99",
+                                                  5060, "c2", "", "", AuthResult.NONE), snap)
+    assert not isinstance(unauthenticated.action, RouteToTrunk)  # only a caller the node knows (it must know where they are)

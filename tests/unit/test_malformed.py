@@ -9,6 +9,12 @@ def test_schemes_the_node_cannot_route_get_416():
     for uri in ("http://x.example/", "urn:service:sos", "mailto:a@b.example", "im:alice@x.example"):
         r = malformed(uri, False, "udp", "0")
         assert r.code == 416 and "cannot route" in r.warning
+    assert malformed("urn:service:counseling", True, "udp", "0").code == 416
+
+
+def test_an_emergency_urn_passes_to_the_routing():
+    for uri in ("urn:service:sos", "URN:Service:SOS", "urn:service:sos.police", "urn:service:sos.ambulance"):
+        assert malformed(uri, True, "udp", "0") is None, uri
 
 
 def test_a_routable_uri_that_does_not_parse_gets_400():
