@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run stop test bench install deps clean
+.PHONY: run stop test bench install deps clean lab lab-down
 
 install: deps $(STAMP)
 
@@ -29,6 +29,13 @@ test: install
 
 bench: install
 	$(PY) -m tests.bench.run $(ARGS)
+
+# The rollout lab (tests/lab): network-namespace hosts with sshd, two data centers joined by a 20 ms WAN.
+lab: install
+	$(PY) -m tests.lab.netlab up $(ARGS)
+
+lab-down:
+	@test -x $(PY) && $(PY) -m tests.lab.netlab down || echo "no lab (no venv yet)"
 
 clean:
 	rm -rf var/run var/log var/spool var/snapshot

@@ -13,6 +13,7 @@ PKGS=(
   prometheus                # metrics server + promtool (rules checked and unit-tested; started by make run)
   python3-venv python3-dev  # Debian's Python 3.11, the one app_python3 embeds
   iproute2 procps
+  openssh-server openssh-client ethtool  # the rollout lab (tests/lab): each lab host runs its own sshd; Ansible reaches it by ssh
 )
 
 missing=()
