@@ -269,7 +269,7 @@ def parse_params(args: list[str]) -> dict:
     return out
 
 
-from . import fraud_cli, groups_cli, routing_cli  # noqa: E402,F401  (registers the fraud, group and routing verbs)
+from . import cluster_cli, fraud_cli, groups_cli, routing_cli  # noqa: E402,F401  (registers the cluster, fraud, group and routing verbs)
 
 if __name__ == "__main__":
     app()
