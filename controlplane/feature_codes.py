@@ -1,7 +1,8 @@
 """Feature codes dialled from phones (kemi/policy/features.py), stored by the control plane.
 
 They arrive with the call's record through the CDR spool (durable, once). DND was already set
-in Kamailio's shared memory by the worker that took the code; here it is kept in the database.
+in Kamailio's shared memory by the worker that took the code; here it is kept in the database, and set in Kamailio
+once more (the periodic status sync could have restored the old one in between).
 Forwarding and profiles change the configuration, so the next call routes with them.
 """
 from __future__ import annotations
@@ -20,11 +21,18 @@ log = logging.getLogger("callmanager.features")
 def apply_feature(app, feature: dict) -> None:
     kind, user_id, value = feature.get("kind"), int(feature["user_id"]), str(feature.get("value", ""))
     if kind in ("dnd_on", "dnd_off"):
+        status = "dnd" if kind == "dnd_on" else "online"
         with app.write(changes_routing=False) as s:
             user = s.get(User, user_id)
-            if user is not None:
-                user.status = "dnd" if kind == "dnd_on" else "online"
-                s.add(user)
+            if user is None:
+                return
+            user.status = status
+            s.add(user)
+        # Pushed again after the commit: the periodic sync may have put the old status back into Kamailio between the
+        # phone's change and this record (it reads the database under the same lock, so this push comes last).
+        from controlplane.live_state import push_status
+
+        push_status(app.kamailio, user_id, status)
         return
     if kind in ("group_login", "group_logout"):
         with app.write(changes_routing=False) as s:
