@@ -61,7 +61,8 @@ def run_playbook(playbook: str, inventory: str | Path, *, extra_vars: dict | Non
         data = event.get("event_data") or {}
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             res = data.get("res") or {}
-            failures.append(f"{data.get('host')}: {data.get('task')}: {(res.get('msg') or res.get('stderr') or '')[:300]}")
+            why = res.get("stderr") if res.get("msg") == "non-zero return code" and res.get("stderr") else res.get("msg") or res.get("stderr")
+            failures.append(f"{data.get('host')}: {data.get('task')}: {(why or '')[:300]}")
         if on_event is not None:
             on_event(event)
         return True

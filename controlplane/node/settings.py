@@ -164,7 +164,54 @@ def load_settings(config_file: str | os.PathLike | None = None, env: dict | None
     EdgeSettings.from_doc(settings.edge_doc())  # a malformed exempt network: ValueError now, not in every Kamailio worker
     _check_prometheus(settings)
     _check_calls(settings)
+    _check_listeners(settings)
     return settings
+
+
+# Every socket the node listens on: (what, address field, port field).
+LISTENERS = (("SIP", "sip_address", "sip_port"), ("Kamailio RPC", "kamailio_rpc_address", "kamailio_rpc_port"),
+             ("RTPengine ng", "rtpengine_address", "rtpengine_ng_port"), ("RTPengine CLI", "rtpengine_address", "rtpengine_cli_port"),
+             ("API", "api_address", "api_port"), ("Prometheus", "prometheus_address", "prometheus_port"))
+
+
+def _check_listeners(s: NodeSettings) -> None:
+    """Addresses that are addresses, ports that are ports, no two listeners on one address and port, a media range."""
+    import ipaddress
+
+    taken: dict[tuple[str, int], str] = {}
+    for _what, addr_field, port_field in LISTENERS:
+        addr, port = getattr(s, addr_field), getattr(s, port_field)
+        try:
+            ipaddress.ip_address(addr)
+        except ValueError:
+            raise ValueError(f"{addr_field} {addr!r} is not an IP address") from None
+        if not 1 <= port <= 65535:
+            raise ValueError(f"{port_field} {port} is not a port (1-65535)")
+        other = taken.get((addr, port))
+        if other is not None and other != port_field:
+            raise ValueError(f"{port_field} {port} clashes with {other} on {addr}")
+        taken[(addr, port)] = port_field
+    if not 1024 <= s.rtp_port_min < s.rtp_port_max <= 65535:
+        raise ValueError(f"rtp_port_min/rtp_port_max {s.rtp_port_min}-{s.rtp_port_max} must be a range within 1024-65535")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m controlplane.node.settings FILE`: check a settings file as the node would load it (Ansible's
+    `validate`, before the file is put in place); exit 1 with the setting named when it is wrong."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m controlplane.node.settings FILE", file=sys.stderr)
+        return 2
+    try:
+        load_settings(args[0], env={})
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"{args[0]}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args[0]}: ok")
+    return 0
+
 
 
 def _check_calls(s: NodeSettings) -> None:
@@ -188,3 +235,7 @@ def _check_prometheus(s: NodeSettings) -> None:
     missing = [f.strip() for f in s.prometheus_rule_files.split(",") if f.strip() and not Path(f.strip()).is_file()]
     if missing:
         raise ValueError(f"prometheus_rule_files: no such file: {', '.join(missing)}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

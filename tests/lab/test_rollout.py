@@ -3,6 +3,7 @@ before any host changes, an unreachable host reported while the others finish.""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,10 @@ def inventory(lab: Lab, path: Path, **overrides) -> Path:
              for i, (name, h) in enumerate(lab.state.hosts.items(), start=1)}
     dcs = sorted({h.dc for h in lab.state.hosts.values()})
     children = {dc: {"hosts": {n: None for n, h in lab.state.hosts.items() if h.dc == dc}, "vars": {"callmanager_datacenter": dc}} for dc in dcs}
+    children["sip_nodes"] = {"hosts": {n: None for n in lab.state.hosts}}
     doc = {"all": {"hosts": hosts, "children": children,
                    "vars": {"callmanager_datacenters": dcs, "common_install_packages": False, "callmanager_sip_port": 5060,
-                            "callmanager_api_port": 8080}}}
+                            "callmanager_api_port": 8080, "controlplane_python": sys.executable}}}  # the lab shares this checkout
     path.write_text(json.dumps(doc, indent=1))
     return path
 
@@ -46,6 +48,10 @@ def test_site_deploys_bare_hosts_and_a_second_run_changes_nothing(lab, tmp_path)
         peers = {x.address for n, x in lab.state.hosts.items() if x.dc == h.dc and n != name}
         assert set(node["peers"]) == peers
         assert lab.ssh(name, "stat -c %a /etc/callmanager/node.json").stdout.strip() == "600"
+        settings = json.loads(lab.ssh(name, "cat /etc/callmanager/node-settings.json").stdout)
+        assert settings["sip_address"] == h.address and settings["datacenter"] == h.dc and settings["node_name"] == name
+        check = lab.ssh(name, f"{sys.executable} -m controlplane.node.settings /etc/callmanager/node-settings.json", check=False)
+        assert check.returncode == 0, check.stderr  # the node would load them
     second = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
     assert second.ok and second.changed == 0, {h: r.changed for h, r in second.hosts.items()}
     assert run_playbook("verify", inv, artifacts_dir=tmp_path / "runs").ok
@@ -63,6 +69,18 @@ def test_a_wrong_variable_fails_before_any_host_changes_naming_it(lab, tmp_path)
     after = {n: lab.ssh(n, "ls -l --time-style=+%s.%N /etc/callmanager/ 2>/dev/null; cat /etc/callmanager/node.json 2>/dev/null").stdout
              for n in lab.state.hosts}
     assert after == before  # nothing written anywhere, not even on the hosts whose variables were right
+
+
+def test_a_port_clash_or_a_bad_address_fails_before_any_host_changes_naming_the_setting(lab, tmp_path):
+    assert run_playbook("site", inventory(lab, tmp_path / "good.yml"), artifacts_dir=tmp_path / "runs").ok
+    snapshot = "ls -l --time-style=+%s.%N /etc/callmanager/; cat /etc/callmanager/*.json"
+    before = {n: lab.ssh(n, snapshot).stdout for n in lab.state.hosts}
+    for bad, named in (({"callmanager_api_port": 5071}, "api_port 5071 clashes with kamailio_rpc_port"),
+                       ({"ansible_host": "198.18.300.1"}, "198.18.300.1"),
+                       ({"callmanager_sip_port": 70000}, "sip_port 70000 is not a port")):
+        r = run_playbook("site", inventory(lab, tmp_path / "bad.yml", fra2=bad), artifacts_dir=tmp_path / "runs")
+        assert not r.ok and named in "\n".join(r.failures), (bad, r.failures)
+        assert {n: lab.ssh(n, snapshot).stdout for n in lab.state.hosts} == before, bad  # no host changed
 
 
 def test_an_unreachable_host_is_reported_and_the_others_finish(lab, tmp_path):

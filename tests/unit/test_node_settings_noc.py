@@ -33,3 +33,22 @@ def test_call_lifetime_settings_reach_kamailios_defines(tmp_path):
 
     text = render_kamailio(load_settings(env={}, var_dir=str(tmp_path), dialog_keepalive_s="0", call_max_s="7200")).read_text()
     assert "#!define CALL_MAX_S 7200" in text and "#!define DIALOG_KEEPALIVE_S 3600" in text  # off: no dialog asks for them
+
+
+def test_listeners_are_addresses_and_ports_that_do_not_clash_and_the_check_command_names_the_setting(tmp_path):
+    import json
+
+    import pytest
+
+    from controlplane.node.settings import load_settings, main
+
+    for bad, named in (({"api_port": 5071}, "api_port 5071 clashes with kamailio_rpc_port"), ({"sip_port": 70000}, "sip_port 70000"),
+                       ({"sip_address": "198.18.300.1"}, "sip_address '198.18.300.1'"), ({"rtp_port_min": 40000, "rtp_port_max": 30000}, "rtp_port")):
+        with pytest.raises(ValueError, match=named.replace("(", r"\(")):
+            load_settings(env={}, **bad)
+        f = tmp_path / "bad.json"
+        f.write_text(json.dumps(bad))
+        assert main([str(f)]) == 1
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"sip_address": "198.18.1.11", "sip_port": 5060, "api_port": 5060}))  # other addresses: no clash
+    assert main([str(good)]) == 0
