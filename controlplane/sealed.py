@@ -7,7 +7,6 @@ separately; without it the trunk passwords must be set again (docs/security.md).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -20,14 +19,11 @@ class SealError(ValueError):
 
 
 def private_file(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only, from its first byte (never world-readable, not even for a moment)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    """Write a file readable by its owner only, from its first byte (never world-readable, not even for a moment):
+    write, fsync, rename — the snapshot's writer, which does exactly that."""
+    from controlplane.snapshot import write_atomically
+
+    write_atomically(Path(path), data)
 
 
 def shared_secret(path: Path | str) -> str:

@@ -14,7 +14,7 @@ from sqlmodel import select
 from controlplane.api.errors import InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import CallerListEntry, Role, Tenant, User
+from controlplane.db.models import CallerListEntry, Tenant, User
 from controlplane.numbering import e164
 
 from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page

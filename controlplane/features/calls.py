@@ -5,10 +5,9 @@ import json
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.adapters.rtpengine_ng import NgError
-from controlplane.api.errors import Unavailable, component_down
+from controlplane.api.errors import component_down
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import method
-from controlplane.db.models import Role
 from controlplane.numbering import national
 
 from .common import ListParams

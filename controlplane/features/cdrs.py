@@ -10,7 +10,7 @@ from sqlmodel import or_, select
 
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import method
-from controlplane.db.models import Cdr, Role
+from controlplane.db.models import Cdr
 from controlplane.numbering import national
 from kemi.policy.cdr import DISPOSITIONS
 

@@ -9,15 +9,13 @@ from sqlmodel import Session, SQLModel, func, select
 
 from controlplane.api.errors import Conflict, NotFound
 from controlplane.api.rpc import Params, Principal
+from kemi.policy.sip_text import CONTROL
 
 Id = Annotated[int, Field(ge=1)]
 
-# Control characters (C0 with CR/LF, DEL, C1) and Unicode line/paragraph separators: never in a value that can reach a
-# SIP message (a name in a From display name, an address in an emergency INVITE, ...) or a log line.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def _no_control(v: str) -> str:
+    """Control characters and line separators never reach a SIP message (a display name, an emergency INVITE) or a log
+    line: refused here, and escaped again where written (kemi/policy/sip_text.py, the same character class)."""
     if CONTROL.search(v):
         raise ValueError("control characters (line breaks, tabs, NUL, ...) are not allowed")
     return v

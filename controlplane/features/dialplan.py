@@ -15,7 +15,7 @@ from sqlmodel import select
 from controlplane.api.errors import InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import DialplanRule, Role, Tenant
+from controlplane.db.models import DialplanRule, Tenant
 
 from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 

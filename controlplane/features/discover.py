@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from controlplane.api.errors import ALL_ERRORS
-from controlplane.api.permissions import Perm
 from controlplane.api.rpc import REGISTRY, method
 
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Extension, Role, User
+from controlplane.db.models import Extension, User
 from kemi.policy.numbering import emergency_numbers
 
 from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page

@@ -16,7 +16,7 @@ from sqlmodel import select
 from controlplane.api.errors import InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ForwardingRule, Profile, Role, TimePlan, User
+from controlplane.db.models import ForwardingRule, Profile, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy.forwarding import CALLERS, KINDS
 

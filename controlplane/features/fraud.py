@@ -18,11 +18,11 @@ from pydantic import Field, field_validator
 from sqlmodel import select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
-from controlplane.api.errors import NotFound, Unavailable, component_down
+from controlplane.api.errors import NotFound, component_down
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.cdr_ingest import FRAUD_KINDS
-from controlplane.db.models import FraudEvent, Role, SipAccount
+from controlplane.db.models import FraudEvent, SipAccount
 
 from .common import SipText, IdParams, ListParams, TimeRange, get_scoped, page
 

@@ -22,7 +22,7 @@ from controlplane.notify import TargetRefused, check_webhook
 from controlplane.api.errors import Forbidden, Conflict, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Cdr, FraudLock, FraudPolicyRow, Role, TariffRate, Tenant, User
+from controlplane.db.models import Cdr, FraudLock, FraudPolicyRow, TariffRate, Tenant, User
 from kemi.policy.fraud import DEFAULT_POLICY, HARD_CAPS, LIMITS, Limits
 from kemi.policy.numbering import DestClass
 

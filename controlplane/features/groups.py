@@ -16,7 +16,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams, Unavailable
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import AgentLogin, Extension, HuntGroup, Role, SipAccount, Tenant, TimePlan, User
+from controlplane.db.models import AgentLogin, Extension, HuntGroup, SipAccount, Tenant, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy import hunting
 

@@ -18,7 +18,6 @@ from controlplane.db.models import (
     HuntGroup,
     NumberBlock,
     PhoneNumber,
-    Role,
     Site,
     Tenant,
     User,

@@ -14,7 +14,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Profile, Role, User
+from controlplane.db.models import Profile, User
 from kemi.policy.numbering import DestClass, permits
 
 from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page

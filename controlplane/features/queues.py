@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from sqlmodel import select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
-from controlplane.api.errors import Unavailable, component_down
+from controlplane.api.errors import component_down
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import method
 from controlplane.db.models import (
@@ -22,7 +22,6 @@ from controlplane.db.models import (
     Cdr,
     HuntGroup,
     PhoneNumber,
-    Role,
 )
 
 from .calls import _var

@@ -13,7 +13,7 @@ from sqlmodel import select
 from controlplane.api.errors import InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Role, SipAccount, Tenant, User
+from controlplane.db.models import SipAccount, Tenant, User
 from controlplane.live_view import StoredLiveView
 from controlplane.numbering import national
 from kemi.policy.decision import Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser

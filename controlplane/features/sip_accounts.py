@@ -14,7 +14,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, Forbidden, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import PhoneNumber, Role, SipAccount, Tenant, User
+from controlplane.db.models import PhoneNumber, SipAccount, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.auth import ha1, ha1b
 from kemi.policy.edge import networks

@@ -9,7 +9,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Role, Site, Tenant, User
+from controlplane.db.models import Site, Tenant, User
 from controlplane.db.models import Trunk
 from kemi.policy.numbering import site_regions
 

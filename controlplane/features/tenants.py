@@ -9,7 +9,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Role, SipAccount, Tenant, User
+from controlplane.db.models import SipAccount, Tenant, User
 
 from .common import (
     IdParams,

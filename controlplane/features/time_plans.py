@@ -16,7 +16,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ForwardingRule, HuntGroup, Role, Tenant, TimePlan
+from controlplane.db.models import ForwardingRule, HuntGroup, Tenant, TimePlan
 from kemi.policy.timeplan import parse_minutes
 
 from .common import check_unique_name, Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page

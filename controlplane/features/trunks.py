@@ -14,7 +14,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Role, Tenant, Trunk
+from controlplane.db.models import Tenant, Trunk
 from controlplane.numbering import region_ok
 
 from .common import SipText, DOMAIN_RE, Id, IdParams, ListParams, Name, page

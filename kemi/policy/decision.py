@@ -51,6 +51,7 @@ class RouteToTrunk(NamedTuple):
     location: str = ""  # emergency calls: the caller's address, one line
     # emergency calls: (Content-ID, PIDF-LO document, Geolocation headers) — the location by value (RFC 6442)
     geolocation: tuple[str, str, tuple[str, ...]] | None = None
+    ring_s: int = 0  # how long the far end may ring before the node gives up (0: the node's INVITE timer)
     track: tuple[int, ...] = ()  # users (busy-on-busy) whose being on this call must be tracked
     callback: tuple[int, int] | None = None  # (agent, seconds): remember who called this number, for callback recognition
     fraud: tuple[int, str, float] | None = None  # (user, destination class, price per minute): counted and limited (never emergency calls)

@@ -627,7 +627,7 @@ def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User
     entity = f"pres:{(user.number or str(user.id)).lstrip('+')}@{tenant.domain}"
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     action = RouteToTrunk(tenant.id, digits, tuple(TrunkHop(t.name, t.uri(digits)) for t in trunks), user.number, tenant.domain,
-                          privacy=False, emergency=True, location=where,
+                          privacy=False, emergency=True, location=where, ring_s=EMERGENCY_RING_S,
                           geolocation=(content_id, pidf_lo(location, entity, stamp), geolocation_headers(content_id)))
     return Decision(action, tuple(trace), caller, callee)
 
@@ -662,7 +662,6 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     if e164 is None:
         trace.append(f"dialled {dialled!r} is not a complete number")
         return Decision(Reject(484, "Address Incomplete", f"{dialled} is not a complete telephone number"), tuple(trace), caller, CallParty(tenant.id, None, dialled))
-    callee = CallParty(tenant.id, None, e164)
     own = snapshot.numbers.get(e164)
     if own is not None and own.tenant_id == tenant.id:
         trace.append(f"{e164} is a number of this tenant: connected internally")

@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 
 # Characters no SIP header or XML 1.0 document may carry: control characters and Unicode line separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def plain(text: str, limit: int = 300) -> str:
     """A value safe in a header or an XML text node: each run of control characters becomes one space."""
-    return _CONTROL.sub(" ", text).strip()[:limit]
+    return CONTROL.sub(" ", text).strip()[:limit]
 
 
 def quoted(text: str, limit: int = 200) -> str:

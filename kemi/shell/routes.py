@@ -25,7 +25,7 @@ from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.sip_text import is_word
 from kemi.policy.snapshot import Snapshot
-from kemi.policy.routing import (EMERGENCY_RING_S, ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, is_emergency_call, should_fail_over,
+from kemi.policy.routing import (ROUTABLE_INITIAL, decide_initial, decide_register, group_overflow, is_emergency_call, should_fail_over,
                                  STREAM_TRANSPORTS, malformed, session_lifetime, trunk_credentials, unsupported_method,
                                  unsupported_require)
 
@@ -392,12 +392,11 @@ def route_to_trunk(ctx: dict, action: RouteToTrunk, nated: bool) -> None:
     ctx["trunk"] = first.name
     ctx["trace"].append(f"trying trunk {first.name}")
     apply.set_ruri(first.uri)
-    if action.emergency:  # rings as long as the emergency centre takes; a silent carrier still fails over soon
+    if action.emergency:
         ctx["emergency"] = True
-        KSR.tm.t_set_fr(EMERGENCY_RING_S * 1000, SETTINGS.trunk_timeout_ms)
-        KSR.tm.t_set_max_lifetime((EMERGENCY_RING_S + 30) * 1000, 0)
-    else:
-        KSR.tm.t_set_fr(0, SETTINGS.trunk_timeout_ms)  # no answer at all from a carrier: next trunk soon
+    KSR.tm.t_set_fr(action.ring_s * 1000, SETTINGS.trunk_timeout_ms)  # no answer at all from a carrier: next trunk soon
+    if action.ring_s:  # the policy's ringing time (emergency calls: as long as the emergency centre takes)
+        KSR.tm.t_set_max_lifetime((action.ring_s + 30) * 1000, 0)
     if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
         agent, window = action.callback
         KSR.htable.sht_sets("acd", f"cb:{action.target}", f"{agent}:{int(time.time()) + window}")

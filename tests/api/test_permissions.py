@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 import controlplane.features  # noqa: F401  (registers the methods)
-from controlplane.api.permissions import Perm, ROLE_PERMS
+from controlplane.api.permissions import ROLE_PERMS
 from controlplane.api.rpc import REGISTRY
 from controlplane.db.models import Role
 from controlplane.node.settings import load_settings

@@ -292,3 +292,16 @@ def test_secrets_at_rest_are_the_owners_only_and_trunk_passwords_are_encrypted(a
     seal_stored_secrets(server.app.engine, server.app.sealer)
     again = con.execute("select auth_password from trunk where name='sealed'").fetchone()[0]
     assert again.startswith("enc:v1:") and server.app.sealer.unseal(again) == "old-clear-pw"
+
+
+def test_a_sites_emergency_trunk_is_cleared_with_0_or_when_the_trunk_goes(api, acme):
+    admin = acme["admin"]
+    t1 = api.ok("trunk.create", name="em-1", host="198.51.100.7")
+    t2 = api.ok("trunk.create", name="em-2", host="198.51.100.8")
+    site = api.ok("site.create", token=admin, name="HQ", emergency_trunk_id=t1["id"])
+    assert api.err("site.update", token=admin, id=site["id"], emergency_trunk_id=999999)[0] == "invalid_params"
+    assert api.ok("site.get", token=admin, id=site["id"])["emergency_trunk_id"] == t1["id"]  # unchanged
+    assert api.ok("site.update", token=admin, id=site["id"], emergency_trunk_id=0)["emergency_trunk_id"] is None
+    api.ok("site.update", token=admin, id=site["id"], emergency_trunk_id=t2["id"])
+    api.ok("trunk.delete", id=t2["id"])
+    assert api.ok("site.get", token=admin, id=site["id"])["emergency_trunk_id"] is None  # the tenant's other trunks then

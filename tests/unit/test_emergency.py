@@ -197,3 +197,14 @@ def test_an_emergency_urn_from_a_phone_goes_to_the_countrys_emergency_number(reg
     unauthenticated = decide_initial(RequestFacts("INVITE", "urn:service:sos", "sos", "x", "acme.example", "", "acme.example", "192.0.2.99",
                                                   5060, "c2", "", "", AuthResult.NONE), snap)
     assert not isinstance(unauthenticated.action, RouteToTrunk)  # only a caller the node knows (it must know where they are)
+
+
+def test_the_node_rings_an_emergency_centre_long_and_never_ends_the_call_by_its_timers():
+    from kemi.policy.routing import EMERGENCY_LIFETIME_S, EMERGENCY_RING_S, session_lifetime
+
+    a = dial("999", site_snapshot()).action
+    assert a.ring_s == EMERGENCY_RING_S >= 300  # not the usual INVITE timer
+    assert dial("0207946 0958", site_snapshot(alice={"outbound": "international"})).action.ring_s == 0  # ordinary calls: the node's
+    assert session_lifetime("90", 43200, emergency=True) == EMERGENCY_LIFETIME_S  # a short Session-Expires does not end it
+    assert session_lifetime("", 43200, emergency=True) == EMERGENCY_LIFETIME_S > 43200
+    assert session_lifetime("90", 43200) == 122
