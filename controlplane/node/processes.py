@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .render import render_kamailio, render_prometheus
+from .render import render_kamailio, render_prometheus, render_rtpengine
 from .settings import ROOT, NodeSettings
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -126,16 +126,7 @@ def _listening(proto: str, host: str, port: int) -> bool:
 
 def rtpengine(settings: NodeSettings) -> Component:
     run, logs = settings.run_dir, settings.log_dir
-    argv = [
-        "rtpengine", "--table=-1", "--config-file=none", "--foreground", "--log-stderr",
-        f"--pidfile={run / 'rtpengine.pid.own'}",
-        f"--interface={settings.rtpengine_address}",
-        f"--listen-ng={settings.rtpengine_address}:{settings.rtpengine_ng_port}",
-        f"--listen-cli={settings.rtpengine_address}:{settings.rtpengine_cli_port}",
-        f"--port-min={settings.rtp_port_min}", f"--port-max={settings.rtp_port_max}",
-        f"--log-level={settings.rtpengine_log_level}", "--delete-delay=0", "--timeout=60", "--silent-timeout=3600",
-        "--num-threads=2",
-    ]
+    argv = ["rtpengine", f"--config-file={render_rtpengine(settings)}", "--config-section=rtpengine", "--foreground", "--log-stderr"]
     return Component("rtpengine", argv, run / "rtpengine.pid", logs / "rtpengine.log", ready=[("udp", settings.rtpengine_address, settings.rtpengine_ng_port), ("tcp", settings.rtpengine_address, settings.rtpengine_cli_port)])
 
 

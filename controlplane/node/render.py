@@ -1,66 +1,213 @@
-"""Render per-node files: the Kamailio `#!define` include. The shipped cfg itself is never templated."""
+"""Render a node's configuration files from its settings with Jinja2 — the one template engine for `make run` and the
+Ansible roles. The templates live next to their component (kamailio/node.cfg.j2, rtpengine/rtpengine.conf.j2,
+grafana/prometheus/prometheus.yml.j2); the shipped kamailio.cfg itself is never templated.
+
+    python -m controlplane.node.render check SETTINGS.json   render everything into a scratch directory and check
+                                                             it as each daemon would (kamailio -c, promtool, RTPengine's
+                                                             option list); exit 1 naming what is wrong
+
+Ansible runs `check` as the `validate` of a host's settings file, so a variable that would break a daemon fails the run
+on that host before the file is put in place and before any service restarts.
+"""
 from __future__ import annotations
 
-import json
+import configparser
+import functools
+import ipaddress
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import jinja2
 
 from .settings import ROOT, NodeSettings
 
 MAIN_CFG = ROOT / "kamailio" / "kamailio.cfg"
-TEMPLATE = ROOT / "kamailio" / "node.cfg.template"
 KEMI_SCRIPT = ROOT / "kemi" / "kamailio_app.py"
+RULES = ROOT / "grafana" / "prometheus" / "rules.yml"
+KAMAILIO_TEMPLATE = "kamailio/node.cfg.j2"
+RTPENGINE_TEMPLATE = "rtpengine/rtpengine.conf.j2"
+PROMETHEUS_TEMPLATE = "grafana/prometheus/prometheus.yml.j2"
+
+
+def _cfg_str(value) -> str:
+    """A value inside a double-quoted Kamailio string: no quote, backslash or line break can end it early."""
+    text = str(value)
+    if re.search(r'["\\\x00-\x1f]', text):
+        raise ValueError(f"{text!r} cannot go into a Kamailio string (quote, backslash or control character)")
+    return text
+
+
+@functools.cache
+def _jinja() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env.filters["cfg_str"] = _cfg_str
+    return env
+
+
+def render_text(template: str, **variables) -> str:
+    return _jinja().get_template(template).render(**variables)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a node's files are on its host (derived from the settings and the installed release)."""
+    run_dir: Path
+    kemi_script: Path = KEMI_SCRIPT
+    main_cfg: Path = MAIN_CFG
+
+
+def _paths(settings: NodeSettings) -> Paths:
+    return Paths(run_dir=settings.run_dir)
+
+
+def kamailio_cfg(settings: NodeSettings) -> str:
+    return render_text(KAMAILIO_TEMPLATE, s=settings, paths=_paths(settings))
+
+
+def rtpengine_conf(settings: NodeSettings) -> str:
+    return render_text(RTPENGINE_TEMPLATE, s=settings, paths=_paths(settings))
+
+
+def _duration(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def prometheus_yml(targets: list[dict], *, scrape_interval_s: float = 15.0, rule_files: list[str] | None = None) -> str:
+    """Prometheus' configuration for callmanager nodes: one job, one target per node, labelled with its node name and
+    data center (the dashboards and alert rules group by them). `targets`: [{"address": "host:port", "node": ...,
+    "datacenter": ...}]. The Ansible role prometheus renders the same template with the same variables."""
+    return render_text(PROMETHEUS_TEMPLATE, prometheus_scrape_interval=_duration(scrape_interval_s),
+                       prometheus_scrape_timeout=_duration(min(scrape_interval_s, 10.0)),
+                       prometheus_rule_files=rule_files if rule_files is not None else [str(RULES)], prometheus_targets=targets)
+
+
+def _single_node_prometheus(settings: NodeSettings) -> str:
+    return prometheus_yml([{"address": f"{settings.api_address}:{settings.api_port}", "node": settings.node_name,
+                            "datacenter": settings.datacenter}], scrape_interval_s=settings.prometheus_scrape_interval_s,
+                          rule_files=[f.strip() for f in settings.prometheus_rule_files.split(",") if f.strip()] or None)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 def render_kamailio(settings: NodeSettings) -> Path:
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    text = TEMPLATE.read_text().format(
-        sip_address=settings.sip_address,
-        sip_port=settings.sip_port,
-        rpc_address=settings.kamailio_rpc_address,
-        rpc_port=settings.kamailio_rpc_port,
-        ctl_socket=settings.run_dir / "kamailio_ctl",
-        rtpengine_ng_address=settings.rtpengine_address,
-        rtpengine_ng_port=settings.rtpengine_ng_port,
-        kemi_script=KEMI_SCRIPT,
-        children=settings.kamailio_children,
-        log_level=settings.kamailio_log_level,
-        log_prefix_define="#!define WITH_LOG_PREFIX" if settings.kamailio_log_prefix else "# no log prefix (kamailio_log_prefix off)",
-        invite_timeout_ms=settings.invite_timeout_s * 1000,
-        call_max_s=settings.call_max_s,
-        dialog_keepalive_s=settings.dialog_keepalive_s or 3600,  # 0: no dialog asks for keep-alives (kemi settings)
-        ban_s=settings.edge_ban_s,
-        edge_expire_s=3 * settings.edge_window_s,
-        main_cfg=MAIN_CFG,
-    )
-    out = settings.run_dir / "kamailio-node.cfg"
-    out.write_text(text)
-    return out
+    return _write(settings.run_dir / "kamailio-node.cfg", kamailio_cfg(settings))
 
 
-RULES = ROOT / "grafana" / "prometheus" / "rules.yml"
-
-
-def prometheus_config(targets: list[dict], *, scrape_interval_s: float = 15.0, rule_files: list[str] | None = None) -> dict:
-    """Prometheus' configuration for callmanager nodes: one job, one target per node, labelled with its node name and
-    data center (the dashboards and alert rules group by them). `targets`: [{"address": "host:port", "node": ..., "datacenter": ...}]."""
-    interval = f"{max(1, round(scrape_interval_s * 1000))}ms"
-    return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": rule_files if rule_files is not None else [str(RULES)],
-        "scrape_configs": [{
-            "job_name": "callmanager",
-            "scrape_timeout": f"{max(1, round(min(scrape_interval_s, 10.0) * 1000))}ms",
-            "static_configs": [{"targets": [t["address"]], "labels": {"node": t["node"], "datacenter": t["datacenter"]}} for t in targets],
-        }],
-    }
+def render_rtpengine(settings: NodeSettings) -> Path:
+    return _write(settings.run_dir / "rtpengine.conf", rtpengine_conf(settings))
 
 
 def render_prometheus(settings: NodeSettings) -> Path:
-    """The single node's prometheus.yml (JSON is YAML): its own control plane's /metrics."""
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    doc = prometheus_config([{"address": f"{settings.api_address}:{settings.api_port}", "node": settings.node_name,
-                              "datacenter": settings.datacenter}], scrape_interval_s=settings.prometheus_scrape_interval_s,
-                            rule_files=[f.strip() for f in settings.prometheus_rule_files.split(",") if f.strip()] or None)
-    out = settings.run_dir / "prometheus.yml"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    return out
+    """The single node's prometheus.yml: its own control plane's /metrics."""
+    return _write(settings.run_dir / "prometheus.yml", _single_node_prometheus(settings))
+
+
+# -- checks, as each daemon would see the file ---------------------------------------------------------------------
+
+def check_kamailio(path: Path) -> str | None:
+    """`kamailio -c`: Kamailio parses the whole configuration (the shipped cfg included) and loads its modules."""
+    try:
+        done = subprocess.run(["kamailio", "-c", "-f", str(path)], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        return "kamailio is not installed"
+    if done.returncode != 0:
+        errors = [ln for ln in (done.stderr + done.stdout).splitlines() if "ERROR" in ln or "CRITICAL" in ln] or (done.stderr + done.stdout).splitlines()[-5:]
+        return "kamailio -c refused the configuration: " + " | ".join(errors[:5])
+    return None
+
+
+@functools.cache
+def rtpengine_options() -> frozenset[str]:
+    """The long options this RTPengine knows (from its own --help): the keys its configuration file may hold."""
+    done = subprocess.run(["rtpengine", "--help"], capture_output=True, text=True, timeout=30)
+    return frozenset(re.findall(r"--([a-z0-9-]+)", done.stdout + done.stderr))
+
+
+def check_rtpengine(path: Path) -> str | None:
+    """RTPengine ignores keys it does not know and starts anyway, and has no configuration test; so: the file parses,
+    every key is an option this RTPengine knows, numbers are numbers, addresses are addresses."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(path.read_text())
+    except configparser.Error as exc:
+        return f"{path}: not an RTPengine configuration file: {exc}"
+    if not parser.has_section("rtpengine"):
+        return f"{path}: no [rtpengine] section"
+    known = rtpengine_options()
+    problems = []
+    for key, value in parser.items("rtpengine"):
+        if key not in known:
+            problems.append(f"unknown option {key}")
+        elif key in ("port-min", "port-max", "log-level", "delete-delay", "timeout", "silent-timeout", "num-threads", "table"):
+            if not re.fullmatch(r"-?\d+", value):
+                problems.append(f"{key} = {value!r} is not a number")
+        elif key == "interface":
+            try:
+                ipaddress.ip_address(value.split("!")[0].split("/")[-1])
+            except ValueError:
+                problems.append(f"interface = {value!r} is not an address")
+        elif key in ("listen-ng", "listen-cli"):
+            host, _, port = value.rpartition(":")
+            if not port.isdigit() or not 1 <= int(port) <= 65535:
+                problems.append(f"{key} = {value!r} has no port")
+    return f"{path}: " + "; ".join(problems) if problems else None
+
+
+def check_prometheus(path: Path) -> str | None:
+    try:
+        done = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        return "promtool is not installed"
+    return None if done.returncode == 0 else "promtool refused the configuration: " + (done.stderr or done.stdout).strip()[-500:]
+
+
+def check_all(settings: NodeSettings, scratch: Path) -> list[str]:
+    """Render every file of the node into `scratch` and check each; the problems found (empty: all good)."""
+    problems = []
+    for name, text, check in (("kamailio-node.cfg", kamailio_cfg, check_kamailio),
+                              ("rtpengine.conf", rtpengine_conf, check_rtpengine),
+                              ("prometheus.yml", _single_node_prometheus, check_prometheus)):
+        try:
+            path = _write(scratch / name, text(settings))
+        except (ValueError, jinja2.TemplateError) as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        problem = check(path)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .settings import load_settings
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "check":
+        print("usage: python -m controlplane.node.render check SETTINGS.json", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args[1], env={})
+    except ValueError as exc:
+        print(f"{args[1]}: {exc}", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="callmanager-check-") as scratch:
+        # The checks render into scratch; the node's run directory is where the daemons will look at run time.
+        problems = check_all(settings, Path(scratch))
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not problems:
+        print(f"{args[1]}: settings, Kamailio, RTPengine and Prometheus configuration ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, fields
 
 from . import processes
 from .supervise import GiveUp, Supervisor
@@ -26,7 +25,7 @@ class Node:
         os.umask(0o077)  # the node's files (database, CDR spool, snapshot, keys, logs) are its owner's only; children inherit it
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.config_file = settings.run_dir / "node-settings.json"
-        self.config_file.write_text(json.dumps(asdict(settings), indent=2))
+        self.config_file.write_text(settings.to_json())
         self.components = {
             "rtpengine": processes.rtpengine(settings),
             "controlplane": processes.controlplane(settings, self.config_file),
@@ -84,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=["start", "stop"])
     ap.add_argument("--config", help="JSON settings file (see docs/operations.md)")
-    for f in fields(NodeSettings):
-        ap.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None)
+    for name in NodeSettings.model_fields:
+        ap.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
     args = ap.parse_args(argv)
-    overrides = {f.name: getattr(args, f.name) for f in fields(NodeSettings)}
+    overrides = {name: getattr(args, name) for name in NodeSettings.model_fields}
     try:
         settings = load_settings(args.config, **overrides)
     except ValueError as exc:  # a setting that cannot work: say which, start nothing

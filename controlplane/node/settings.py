@@ -1,19 +1,43 @@
-"""Node settings: one defaults table, layered defaults < file < environment < command line.
+"""Node settings: one defaults table, layered defaults < JSON file < environment < command line (pydantic-settings).
 
-Node identity and every address and port are data here, never a code branch.
+Node identity and every address and port are data here, never a code branch. Every value is typed and checked
+when the settings load: a node, `make run` and Ansible (`python -m controlplane.node.settings FILE`) refuse the
+same wrong value with the same message, naming the setting.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
+import re
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 
+from pydantic import ValidationError, model_validator
+from pydantic_settings import BaseSettings, JsonConfigSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import EnvSettingsSource
+
 ROOT = Path(__file__).resolve().parents[2]
+ENV_PREFIX = "CALLMANAGER_"
+
+# Where load_settings() reads from: (JSON file or None, environment mapping). A context variable, not a global:
+# pydantic-settings asks the class for its sources.
+_SOURCES: ContextVar[tuple[Path | None, Mapping[str, str]]] = ContextVar("node_settings_sources", default=(None, {}))
 
 
-@dataclass(frozen=True)
-class NodeSettings:
+class _MappingEnv(EnvSettingsSource):
+    """CALLMANAGER_<SETTING> variables from the mapping load_settings() was given (os.environ by default)."""
+
+    def _load_env_vars(self):
+        from pydantic_settings.sources.utils import parse_env_vars
+
+        return parse_env_vars(dict(_SOURCES.get()[1]), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class NodeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=True)
+
     node_name: str = "node1"
     datacenter: str = "dc1"  # a label on every metric of the node (Prometheus target label)
     var_dir: str = str(ROOT / "var")
@@ -128,44 +152,67 @@ class NodeSettings:
                 "auth_failures_account": self.auth_failures_account, "lock_s": self.auth_lock_s, "lock_max_s": self.auth_lock_max_s}
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return json.dumps(self.model_dump(), indent=2)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        config_file, _env = _SOURCES.get()
+        sources = [init_settings, _MappingEnv(settings_cls)]
+        if config_file is not None:
+            sources.append(JsonConfigSettingsSource(settings_cls, json_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        from kemi.policy.edge import EdgeSettings
+
+        EdgeSettings.from_doc(self.edge_doc())  # a malformed exempt network: refused now, not in every Kamailio worker
+        _check_prometheus(self)
+        _check_calls(self)
+        _check_listeners(self)
+        return self
 
 
-def _coerce(field_type, value: str):
-    t = field_type if isinstance(field_type, type) else {"int": int, "float": float, "str": str, "bool": bool}.get(str(field_type), str)
-    if t is bool:
-        if value.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
-            raise ValueError(f"{value!r} is not a yes/no value")
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return t(value)
-
-
-def load_settings(config_file: str | os.PathLike | None = None, env: dict | None = None, **overrides) -> NodeSettings:
-    """defaults < JSON config file < CALLMANAGER_<FIELD> environment < keyword overrides."""
+def load_settings(config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None, **overrides) -> NodeSettings:
+    """defaults < JSON config file < CALLMANAGER_<SETTING> environment < keyword overrides (None: not given).
+    A wrong value raises ValueError naming the setting."""
     env = os.environ if env is None else env
-    values: dict = {}
     config_file = config_file or env.get("CALLMANAGER_CONFIG")
-    if config_file:
-        with open(config_file, encoding="utf-8") as fh:
-            values.update(json.load(fh))
-    known = {f.name: f for f in fields(NodeSettings)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
-    for name, f in known.items():
-        key = f"CALLMANAGER_{name.upper()}"
-        if key in env:
-            values[name] = env[key]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    coerced = {k: _coerce(known[k].type, v) if isinstance(v, str) else v for k, v in values.items()}
-    settings = replace(NodeSettings(), **coerced)
-    from kemi.policy.edge import EdgeSettings
+    path = Path(config_file) if config_file else None
+    if path is not None:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read the settings file {path}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ValueError(f"{path} is not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"{path} must hold one JSON object of settings")
+        unknown = sorted(set(doc) - set(NodeSettings.model_fields))
+        if unknown:
+            raise ValueError(f"unknown settings in {path}: {', '.join(unknown)}")
+    token = _SOURCES.set((path, env))
+    try:
+        return NodeSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ValueError(_say(exc)) from None
+    finally:
+        _SOURCES.reset(token)
 
-    EdgeSettings.from_doc(settings.edge_doc())  # a malformed exempt network: ValueError now, not in every Kamailio worker
-    _check_prometheus(settings)
-    _check_calls(settings)
-    _check_listeners(settings)
-    return settings
+
+def _say(exc: ValidationError) -> str:
+    """pydantic's errors as one line per setting: 'sip_port: Input should be a valid integer (got 'x')'."""
+    lines = []
+    for e in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in e.get("loc", ()))
+        msg = e.get("msg", "invalid").removeprefix("Value error, ")
+        if e.get("type") == "extra_forbidden":
+            lines.append(f"unknown setting {where}")
+        elif where:
+            lines.append(f"{where}: {msg} (got {e.get('input')!r})")
+        else:
+            lines.append(msg)
+    return "; ".join(lines)
 
 
 # Every socket the node listens on: (what, address field, port field).
@@ -176,8 +223,6 @@ LISTENERS = (("SIP", "sip_address", "sip_port"), ("Kamailio RPC", "kamailio_rpc_
 
 def _check_listeners(s: NodeSettings) -> None:
     """Addresses that are addresses, ports that are ports, no two listeners on one address and port, a media range."""
-    import ipaddress
-
     taken: dict[tuple[str, int], str] = {}
     for _what, addr_field, port_field in LISTENERS:
         addr, port = getattr(s, addr_field), getattr(s, port_field)
@@ -224,8 +269,6 @@ def _check_calls(s: NodeSettings) -> None:
 def _check_prometheus(s: NodeSettings) -> None:
     """Prometheus' settings, refused with a clear message before anything starts (Prometheus itself would only
     log its complaint and exit)."""
-    import re
-
     if not 1 <= s.prometheus_port <= 65535:
         raise ValueError(f"prometheus_port {s.prometheus_port} is not a port (1-65535)")
     if not 1.0 <= s.prometheus_scrape_interval_s <= 3600.0:

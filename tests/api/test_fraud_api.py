@@ -89,7 +89,6 @@ def test_cm_fraud_verbs(api, acme, server, tmp_path):
 
 def test_notifications_reach_the_webhook_and_the_smtp_relay(api, acme, server):
     """What the fraud controls send a tenant's contact: a JSON POST and an e-mail through the node's relay."""
-    import dataclasses
     import socket
     import threading
 
@@ -132,8 +131,8 @@ def test_notifications_reach_the_webhook_and_the_smtp_relay(api, acme, server):
     hook = WebhookSink().start()
     posted = hook.posted
     tid = acme["tenant"]["id"]
-    settings = dataclasses.replace(server.settings, smtp_relay=f"127.0.0.1:{smtp.getsockname()[1]}", smtp_from="pbx@example.net",
-                                   webhook_private_ok=True)
+    settings = server.settings.model_copy(update=dict(smtp_relay=f"127.0.0.1:{smtp.getsockname()[1]}", smtp_from="pbx@example.net",
+                                   webhook_private_ok=True))
     server.app.settings = settings  # this lab's webhook is on loopback: allowed by the platform operator's setting
     api.ok("fraud.policy_set", token=acme["admin"], tenant_id=tid, notify_email="security@acme.example")
     api.ok("fraud.policy_set", tenant_id=tid, notify_webhook=hook.url)  # the platform operator's
@@ -209,7 +208,6 @@ def test_a_webhook_to_the_nodes_own_or_private_addresses_is_refused(api, acme):
 def test_notifications_never_hold_up_the_monitor_and_are_retried(api, acme, server):
     """The monitor's call returns at once, whatever the endpoint does; a failing endpoint is retried; a refused target
     counted. (The endpoint is held until the test lets it answer: no timing involved.)"""
-    import dataclasses
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -233,7 +231,7 @@ def test_notifications_never_hold_up_the_monitor_and_are_retried(api, acme, serv
     srv = HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     tid = acme["tenant"]["id"]
-    settings = dataclasses.replace(server.settings, webhook_private_ok=True)
+    settings = server.settings.model_copy(update=dict(webhook_private_ok=True))
     server.app.settings = settings
     api.ok("fraud.policy_set", tenant_id=tid, notify_webhook=f"http://127.0.0.1:{srv.server_port}/hook")
     metrics = Metrics()
@@ -245,7 +243,7 @@ def test_notifications_never_hold_up_the_monitor_and_are_retried(api, acme, serv
     assert len(got) == 2  # 500 first, then delivered
     assert metrics.notifications.labels(channel="webhook", outcome="sent")._value.get() == 1
     # a target that became private after it was set (DNS) is refused at delivery and counted
-    strict = Notifier(server.app.engine, dataclasses.replace(settings, webhook_private_ok=False), metrics=metrics, retries_s=(0.0,))
+    strict = Notifier(server.app.engine, settings.model_copy(update=dict(webhook_private_ok=False)), metrics=metrics, retries_s=(0.0,))
     strict(Response(3, tid, acme["alice"]["id"], "spend_day", 61.0, 50.0))
     assert strict.drain() and len(got) == 2
     assert metrics.notifications.labels(channel="webhook", outcome="refused")._value.get() == 1

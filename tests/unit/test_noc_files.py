@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.node.render import prometheus_config
+from controlplane.node.render import prometheus_yml
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -115,11 +115,13 @@ def test_recording_rules_the_dashboards_use_are_defined():
 
 
 def test_prometheus_configs_are_valid(tmp_path):
-    single = prometheus_config([{"address": "127.0.0.1:8080", "node": "node1", "datacenter": "dc1"}], rule_files=[str(RULES)])
-    (tmp_path / "p.yml").write_text(json.dumps(single))
+    single = prometheus_yml([{"address": "127.0.0.1:8080", "node": "node1", "datacenter": "dc1"}], rule_files=[str(RULES)])
+    (tmp_path / "p.yml").write_text(single)
     check = promtool("check", "config", str(tmp_path / "p.yml"))
     assert check.returncode == 0, check.stdout + check.stderr
     cluster = promtool("check", "config", "cluster.example.yml", cwd=RULES.parent)
     assert cluster.returncode == 0, cluster.stdout + cluster.stderr
-    labels = [c["labels"] for c in json.loads((RULES.parent / "cluster.example.yml").read_text().split("\n", 2)[2])["scrape_configs"][0]["static_configs"]]
+    import yaml  # PyYAML comes with ansible-core
+
+    labels = [c["labels"] for c in yaml.safe_load((RULES.parent / "cluster.example.yml").read_text())["scrape_configs"][0]["static_configs"]]
     assert {lbl["datacenter"] for lbl in labels} == {"fra", "ber"}
