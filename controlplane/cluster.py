@@ -79,4 +79,11 @@ def run_playbook(playbook: str, inventory: str | Path, *, extra_vars: dict | Non
     for key, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"), ("dark", "unreachable"), ("skipped", "skipped")):
         for host, n in (stats.get(key) or {}).items():
             setattr(hosts.setdefault(host, HostResult()), attr, n)
+    if r.rc != 0 and not failures:  # refused before any host ran (a playbook or role Ansible cannot load): say why
+        try:
+            out = r.stdout.read()
+        except (AttributeError, OSError, ValueError):
+            out = ""
+        errors = [ln.strip() for ln in out.splitlines() if ln.startswith("ERROR!") or "appears to be in" in ln or "Syntax Error" in ln]
+        failures.append(f"ansible: {(' '.join(errors[:3]) if errors else out.strip()[-300:]) or f'exit code {r.rc}'}")
     return RunResult(path.name, r.status, r.rc, hosts, str(private), failures)

@@ -30,9 +30,18 @@ def shared_secret(path: Path | str) -> str:
     """A node-local shared secret (Kamailio's RPC listener answers only to who shows it): read, or made on first use."""
     import secrets
 
+    import os
+
     path = Path(path)
-    if not path.exists():
-        private_file(path, (secrets.token_urlsafe(32) + "\n").encode())
+    if not path.exists():  # Kamailio and the control plane may start at once (two services): the first link wins
+        tmp = path.with_suffix(f".new.{os.getpid()}")
+        private_file(tmp, (secrets.token_urlsafe(32) + "\n").encode())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     return path.read_text().strip()
 
 

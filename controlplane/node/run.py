@@ -2,6 +2,9 @@
 
     python -m controlplane.node.run start [--config FILE] [--sip-port N] ...
     python -m controlplane.node.run stop
+    python -m controlplane.node.run exec COMPONENT --config FILE   one component in the foreground, for a service
+                                                                  manager (systemd, supervisor): rtpengine, kamailio,
+                                                                  controlplane or prometheus
 """
 from __future__ import annotations
 
@@ -79,9 +82,35 @@ def stop_running(settings: NodeSettings) -> int:
     return 0
 
 
+COMPONENTS = ("rtpengine", "controlplane", "kamailio", "prometheus")  # the order `start` uses
+SNAPSHOT_WAIT_S = 60.0
+
+
+def exec_component(settings: NodeSettings, config_file: str, name: str) -> int:
+    """Replace this process with one component, rendered and set up exactly as `start` does it: systemd units and
+    supervisor programs (ansible/roles) run this, so a host runs the same command lines as `make run`."""
+    os.umask(0o077)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    make = {"rtpengine": processes.rtpengine, "kamailio": processes.kamailio, "prometheus": processes.prometheus,
+            "controlplane": lambda s: processes.controlplane(s, config_file)}
+    component = make[name](settings)
+    if name == "kamailio":  # the control plane publishes the first snapshot; Kamailio routes from it
+        deadline = time.monotonic() + SNAPSHOT_WAIT_S
+        while not settings.snapshot_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not settings.snapshot_path.exists():
+            print(f"no snapshot at {settings.snapshot_path} after {SNAPSHOT_WAIT_S:.0f}s; Kamailio starts without one "
+                  "and loads it when the control plane publishes it", file=sys.stderr, flush=True)
+    os.chdir(processes.ROOT)
+    sys.stdout.flush()
+    os.execvpe(component.argv[0], component.argv, processes.clean_env(component.env))
+    return 1  # not reached
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["start", "stop"])
+    ap.add_argument("action", choices=["start", "stop", "exec"])
+    ap.add_argument("component", nargs="?", choices=COMPONENTS, help="exec: the component to run")
     ap.add_argument("--config", help="JSON settings file (see docs/operations.md)")
     for name in NodeSettings.model_fields:
         ap.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
@@ -94,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.action == "stop":
         return stop_running(settings)
+    if args.action == "exec":
+        if not args.component or not args.config:
+            print("exec needs a COMPONENT and --config FILE", file=sys.stderr)
+            return 2
+        return exec_component(settings, args.config, args.component)
     for name in ("prometheus", "kamailio", "controlplane", "rtpengine"):
         pid = processes.read_pid(settings.run_dir / f"{name}.pid")
         if pid:

@@ -9,12 +9,17 @@ from pathlib import Path
 import pytest
 
 from controlplane.cluster import run_playbook
+from controlplane.node.settings import ROOT
 from tests.lab.netlab import Lab, leftovers
 
 pytestmark = pytest.mark.lab
 
 
-def inventory(lab: Lab, path: Path, **overrides) -> Path:
+GROUPS = {"sip_nodes": ["fra-sip1", "fra-sip2"], "media_nodes": ["fra-media1"], "monitoring": ["fra-media1"]}
+LAYOUT = {"dc_fra": ["fra-sip1", "fra-sip2", "fra-media1"], "dc_ber": ["ber1"]}  # ber1: a bare host of no function
+
+
+def inventory(lab: Lab, path: Path, groups: dict | None = None, **overrides) -> Path:
     """The lab as an Ansible inventory (YAML is a superset of JSON); `overrides`: host -> extra host variables."""
     ssh = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=3"
     hosts = {name: {"ansible_host": h.address, "ansible_user": "root", "ansible_ssh_private_key_file": lab.key, "ansible_ssh_common_args": ssh,
@@ -22,26 +27,66 @@ def inventory(lab: Lab, path: Path, **overrides) -> Path:
              for i, (name, h) in enumerate(lab.state.hosts.items(), start=1)}
     dcs = sorted({h.dc for h in lab.state.hosts.values()})
     children = {dc: {"hosts": {n: None for n, h in lab.state.hosts.items() if h.dc == dc}, "vars": {"callmanager_datacenter": dc}} for dc in dcs}
-    children["sip_nodes"] = {"hosts": {n: None for n in lab.state.hosts}}
+    children.update({g: {"hosts": {n: None for n in members}} for g, members in (GROUPS if groups is None else groups).items()})
+    machine = sorted({h.address.rsplit(".", 1)[0] + ".1" for h in lab.state.hosts.values()})  # the lab's clients send from here
     doc = {"all": {"hosts": hosts, "children": children,
-                   "vars": {"callmanager_datacenters": dcs, "common_install_packages": False, "callmanager_sip_port": 5060,
-                            "callmanager_api_port": 8080, "controlplane_python": sys.executable}}}  # the lab shares this checkout
+                   "vars": {"callmanager_datacenters": dcs, "callmanager_sip_port": 5060, "callmanager_api_port": 8080,
+                            # the lab: no systemd, the machine's packages and this checkout shared by every host, root
+                            "callmanager_service_manager": "supervisor", "callmanager_user": "root",
+                            "callmanager_install_packages": False, "callmanager_install_release": False,
+                            "callmanager_root": str(ROOT), "callmanager_python": sys.executable,
+                            "callmanager_settings": {"kamailio_children": 1, "kamailio_shm_mb": 128, "snapshot_check_s": 0.1,
+                                                     "rtp_port_min": 30000, "rtp_port_max": 30999, "edge_exempt": ",".join(machine)},
+                            "prometheus_scrape_interval": "2s", "prometheus_scrape_timeout": "2s"}}}
     path.write_text(json.dumps(doc, indent=1))
     return path
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with Lab.build({"dc_fra": ["fra1", "fra2"], "dc_ber": ["ber1"]}, wan_delay_ms=5, base_dir=tmp_path_factory.mktemp("rollout")) as lab:
+    with Lab.build(LAYOUT, wan_delay_ms=5, base_dir=tmp_path_factory.mktemp("rollout")) as lab:
         yield lab
     assert leftovers(lab.state.lab_id) == []
 
 
-def test_site_deploys_bare_hosts_and_a_second_run_changes_nothing(lab, tmp_path):
+def api(lab: Lab, host: str, method: str, **params):
+    """JSON-RPC to a deployed node's API as its admin (the token the node made on its first start)."""
+    from controlplane.cli import client
+
+    token = lab.ssh(host, "cat /var/lib/callmanager/admin.token").stdout.strip()
+    return client.call(method, params, url=f"http://{lab.address(host)}:8080/rpc", token=token)
+
+
+def wait_until(check, timeout: float, what: str):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = check()
+        except Exception as exc:  # noqa: BLE001 - not up yet
+            got, last = None, exc
+        else:
+            last = got
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+        time.sleep(0.5)
+
+
+def node_health(lab: Lab, host: str) -> dict:
+    import httpx
+
+    metrics = httpx.get(f"http://{lab.address(host)}:8080/metrics", timeout=5).text
+    return {name: f"{name} 1.0" in metrics for name in ("callmanager_kamailio_up", "callmanager_rtpengine_up")}
+
+
+def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_nothing(lab, tmp_path):
     inv = inventory(lab, tmp_path / "hosts.yml")
     first = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
     assert first.ok, first.failures
-    assert set(first.hosts) == {"fra1", "fra2", "ber1"} and all(h.changed > 0 for h in first.hosts.values())
+    assert set(first.hosts) == set(lab.state.hosts) and all(h.changed > 0 for h in first.hosts.values())
     for name, h in lab.state.hosts.items():
         node = json.loads(lab.ssh(name, "cat /etc/callmanager/node.json").stdout)
         assert node["node_name"] == name and node["datacenter"] == h.dc and node["address"] == h.address
@@ -50,18 +95,48 @@ def test_site_deploys_bare_hosts_and_a_second_run_changes_nothing(lab, tmp_path)
         assert lab.ssh(name, "stat -c %a /etc/callmanager/node.json").stdout.strip() == "600"
         settings = json.loads(lab.ssh(name, "cat /etc/callmanager/node-settings.json").stdout)
         assert settings["sip_address"] == h.address and settings["datacenter"] == h.dc and settings["node_name"] == name
-        check = lab.ssh(name, f"{sys.executable} -m controlplane.node.settings /etc/callmanager/node-settings.json", check=False)
-        assert check.returncode == 0, check.stderr  # the node would load them
+    # what runs where follows from the groups; each program under the host's own supervisord
+    for name, expected in (("fra-sip1", {"controlplane", "kamailio"}), ("fra-sip2", {"controlplane", "kamailio"}),
+                           ("fra-media1", {"rtpengine", "prometheus"}), ("ber1", set())):
+        status = lab.ssh(name, "supervisorctl -c /etc/callmanager/supervisord.conf status", check=False).stdout
+        running = {line.split()[0].removeprefix("callmanager-") for line in status.splitlines() if " RUNNING " in f" {line} "}
+        assert running == expected, (name, status)
+    for sip in GROUPS["sip_nodes"]:  # the node's control plane reaches its Kamailio and the data center's RTPengine
+        assert wait_until(lambda: all(node_health(lab, sip).values()), 30, f"{sip} healthy")
     second = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
     assert second.ok and second.changed == 0, {h: r.changed for h, r in second.hosts.items()}
     assert run_playbook("verify", inv, artifacts_dir=tmp_path / "runs").ok
     assert Path(second.artifacts, "artifacts").is_dir()  # the full event log is kept
 
 
+def test_phones_register_and_call_through_each_deployed_node(lab, tmp_path):
+    """SIPp phones on the machine register at each SIP node and call each other; the media goes through the data
+    center's RTPengine on the media host."""
+    from tests.harness.sipp import Sipp
+
+    machine = lab.address("fra-sip1").rsplit(".", 1)[0] + ".1"
+    for n, sip in enumerate(GROUPS["sip_nodes"]):
+        tenant = api(lab, sip, "tenant.create", name=f"Lab {n}", sip_domain=f"lab{n}.example")
+        phones = []
+        for i in (1, 2):
+            user = api(lab, sip, "user.create", tenant_id=tenant["id"], name=f"Lab user {i}")
+            api(lab, sip, "sip_account.create", user_id=user["id"], username=f"lab{i}", password=f"pw-lab-{i}-secret")
+            api(lab, sip, "extension.create", number=f"20{i}", user_id=user["id"])
+        sipp = Sipp((lab.address(sip), 5060), tmp_path / sip)
+        phones = [sipp.phone(f"lab{i}", tenant["sip_domain"], f"pw-lab-{i}-secret", ip=machine) for i in (1, 2)]
+        wait_until(lambda: sipp.register(phones[1]).ok, 15, f"registration at {sip}")  # the snapshot reaches Kamailio
+        callee = sipp.callee(phones[1], "answer")
+        call = sipp.caller(phones[0], "202", hold_ms=1500)
+        assert call.ok, call.output[-2000:]
+        assert sipp.wait(callee).ok
+        cdr = wait_until(lambda: api(lab, sip, "cdr.list")["items"], 10, f"CDR at {sip}")[0]
+        assert cdr["disposition"] == "answered", cdr
+
+
 def test_a_wrong_variable_fails_before_any_host_changes_naming_it(lab, tmp_path):
     before = {n: lab.ssh(n, "ls -l --time-style=+%s.%N /etc/callmanager/ 2>/dev/null; cat /etc/callmanager/node.json 2>/dev/null").stdout
               for n in lab.state.hosts}
-    inv = inventory(lab, tmp_path / "bad.yml", ber1={"callmanager_datacenter": "dc_nowhere"}, fra1={"callmanager_node_id": 0})
+    inv = inventory(lab, tmp_path / "bad.yml", ber1={"callmanager_datacenter": "dc_nowhere"}, **{"fra-sip1": {"callmanager_node_id": 0}})
     r = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
     assert not r.ok
     text = "\n".join(r.failures)
@@ -75,20 +150,20 @@ def test_a_port_clash_or_a_bad_address_fails_before_any_host_changes_naming_the_
     assert run_playbook("site", inventory(lab, tmp_path / "good.yml"), artifacts_dir=tmp_path / "runs").ok
     snapshot = "ls -l --time-style=+%s.%N /etc/callmanager/; cat /etc/callmanager/*.json"
     before = {n: lab.ssh(n, snapshot).stdout for n in lab.state.hosts}
-    for bad, named in (({"callmanager_api_port": 5071}, "api_port 5071 clashes with kamailio_rpc_port"),
+    for bad, named in (({"callmanager_api_port": 5060}, "api_port 5060 clashes with sip_port"),
                        ({"ansible_host": "198.18.300.1"}, "198.18.300.1"),
                        ({"callmanager_sip_port": 70000}, "sip_port 70000 is not a port")):
-        r = run_playbook("site", inventory(lab, tmp_path / "bad.yml", fra2=bad), artifacts_dir=tmp_path / "runs")
+        r = run_playbook("site", inventory(lab, tmp_path / "bad.yml", **{"fra-sip2": bad}), artifacts_dir=tmp_path / "runs")
         assert not r.ok and named in "\n".join(r.failures), (bad, r.failures)
         assert {n: lab.ssh(n, snapshot).stdout for n in lab.state.hosts} == before, bad  # no host changed
 
 
 def test_an_unreachable_host_is_reported_and_the_others_finish(lab, tmp_path):
-    nobody = lab.address("fra2").rsplit(".", 1)[0] + ".200"  # on the lab's own link (never off the machine), nobody there
-    inv = inventory(lab, tmp_path / "hosts.yml", fra2={"ansible_host": nobody})
+    nobody = lab.address("fra-sip2").rsplit(".", 1)[0] + ".200"  # on the lab's own link (never off the machine), nobody there
+    inv = inventory(lab, tmp_path / "hosts.yml", **{"fra-sip2": {"ansible_host": nobody}})
     lab.ssh("ber1", "rm -f /etc/callmanager/node.json")
     r = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
-    assert not r.ok and r.hosts["fra2"].unreachable
+    assert not r.ok and r.hosts["fra-sip2"].unreachable
     assert r.hosts["ber1"].failed == 0 and r.hosts["ber1"].unreachable == 0
     assert json.loads(lab.ssh("ber1", "cat /etc/callmanager/node.json").stdout)["node_name"] == "ber1"  # the others finished
 
@@ -101,7 +176,7 @@ def test_cm_cluster_deploy_shows_a_summary_keeps_the_log_and_fails_with_the_run(
     good = inventory(lab, tmp_path / "hosts.yml")
     out = CliRunner().invoke(app, ["cluster", "deploy", str(good)])
     assert out.exit_code == 0, out.output
-    assert "site.yml: successful" in out.output and "event log:" in out.output and "fra1" in out.output
+    assert "site.yml: successful" in out.output and "event log:" in out.output and "fra-sip1" in out.output
     status = CliRunner().invoke(app, ["cluster", "status", str(good)])
     assert status.exit_code == 0 and "198.18." in status.output and "dc_ber" in status.output
     bad = inventory(lab, tmp_path / "bad.yml", ber1={"callmanager_datacenter": "dc_nowhere"})
