@@ -67,6 +67,12 @@ def make_handler(app: App, dispatcher: Dispatcher):
                 self._send(200, generate_latest(app.metrics.registry), CONTENT_TYPE_LATEST)
             elif self.path == "/health":
                 body = {"status": "ok", "snapshot_version": app.publisher.published_version, "cdr_spool_pending": app.ingestor.pending()}
+                try:  # what a load balancer and upgrade.yml want to know: is Kamailio there, is it draining, what it carries
+                    from controlplane.features.node import node_state
+
+                    body.update(kamailio="up", **{k: v for k, v in node_state(app).items() if k in ("draining", "calls", "ringing")})
+                except Exception:  # noqa: BLE001 - /health answers whatever Kamailio does
+                    body["kamailio"] = "down"
                 self._send(200, json.dumps(body).encode())
             else:
                 self._send(404, b'{"error": "POST JSON-RPC to /rpc"}')

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     fraud,
     fraud_policy,
     groups,
+    node,
     numbers,
     profiles,
     queues,

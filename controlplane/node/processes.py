@@ -154,6 +154,7 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_CALL_MAX_S": str(settings.call_max_s),
         "CALLMANAGER_DIALOG_KEEPALIVE": "1" if settings.dialog_keepalive_s else "0",
         "CALLMANAGER_RPC_SECRET_FILE": str(settings.rpc_secret_path),
+        "CALLMANAGER_DRAIN_RETRY_AFTER_S": str(settings.drain_retry_after_s),
     }
     shared_secret(settings.rpc_secret_path)  # made before Kamailio or the control plane reads it
     return Component(

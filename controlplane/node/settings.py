@@ -59,6 +59,8 @@ class NodeSettings(BaseSettings):
     # Tests only: a request carrying this header makes the Python routing raise, to show the exception barrier
     # (kemi/shell/barrier.py) at work on a real node. Empty (the default): off, nothing is read.
     kamailio_fault_header: str = ""
+    # Draining (rolling upgrades, docs/operations.md): new requests are answered 503 with this Retry-After
+    drain_retry_after_s: int = 120
     trunk_timeout_ms: int = 3000  # a trunk that sends nothing back within this is skipped (failover)
     device_timeout_ms: int = 5000  # a user's devices that send nothing back within this: unreachable (backup routing)
     # RTPengine

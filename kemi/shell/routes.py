@@ -15,7 +15,7 @@ import uuid
 
 import KSR
 
-from kemi.policy import cdr, numbering
+from kemi.policy import cdr, drain, numbering
 from kemi.policy.auth import auth_result, find_account, identity_must_match, realm_for
 from kemi.policy.edge import KEY_MAX, bounded_key, judge_auth
 from kemi.policy.decision import CallParty, Challenge, Decision, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
@@ -119,7 +119,10 @@ def request_route() -> int:
         msg = msg._replace(ruri_user=read.request_uri()[:100])
     method = msg.method
     if method == "OPTIONS" and not msg.ruri_user and read.is_myself_ruri():
-        apply.reply(200, "OK")  # keep-alive / monitoring ping to the server itself
+        if draining():  # the peers' dispatcher probing takes a draining node out of their sets
+            apply.reject(drain.refusal(SETTINGS.drain_retry_after_s))
+        else:
+            apply.reply(200, "OK")  # keep-alive / monitoring ping to the server itself
         return 1
     if method == "CANCEL":
         cancel()
@@ -130,7 +133,18 @@ def request_route() -> int:
     return 1
 
 
+def draining() -> bool:
+    """Is this node being drained (node.drain over the control plane's API sets the htable item)?"""
+    return read.one("$sht(node=>drain)") == "1"
+
+
 def new_request(msg: read.Message, snap: Snapshot) -> None:
+    if draining():
+        refused = drain.refuse_new(msg.method, read.request_uri(), msg.ruri_user, {s.region for s in snap.sites.values()},
+                                   SETTINGS.drain_retry_after_s)
+        if refused is not None:
+            apply.reject(refused)
+            return
     if msg.method not in SERVED:
         if EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} not served"):
             apply.reject(unsupported_method(msg.method))

@@ -21,6 +21,7 @@ class ShellSettings:
     call_max_s: int = 43200  # no call lives longer (kamailio.cfg default_timeout); a session timer's lifetime stays below
     dialog_keepalive: bool = True  # in-dialog OPTIONS to both sides of every call (kamailio.cfg ka_interval)
     fault_header: str = ""  # tests only: a request with this header raises in the request route (the barrier answers)
+    drain_retry_after_s: int = 120  # the Retry-After of the 503 a draining node answers new requests with
     rpc_secret: str = field(default="", repr=False)  # the RPC listener answers only requests carrying it ('' : none at all)
 
     @classmethod
@@ -38,6 +39,7 @@ class ShellSettings:
             call_max_s=int(os.environ.get("CALLMANAGER_CALL_MAX_S", "43200")),
             dialog_keepalive=os.environ.get("CALLMANAGER_DIALOG_KEEPALIVE", "1") != "0",
             fault_header=os.environ.get("CALLMANAGER_FAULT_HEADER", ""),
+            drain_retry_after_s=int(os.environ.get("CALLMANAGER_DRAIN_RETRY_AFTER_S", "120")),
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
         )
 

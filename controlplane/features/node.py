@@ -1,0 +1,68 @@
+"""This node's own state for operators (platform tokens): draining for maintenance, and what it carries now.
+
+`node.drain` makes Kamailio answer every new request with 503 and Retry-After (kemi/policy/drain.py: emergency calls
+are still taken, calls in progress are untouched); `upgrade.yml` drains a node, waits for its calls to end, upgrades
+it and lets it take traffic again. The flag lives in Kamailio's shared memory (htable `node`): a restarted Kamailio
+starts taking traffic, which is what a finished upgrade wants.
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+from controlplane.adapters.kamailio_rpc import KamailioRpcError
+from controlplane.api.errors import component_down
+from controlplane.api.permissions import Perm
+from controlplane.api.rpc import Params, method
+
+TABLE, KEY = "node", "drain"
+
+
+class Drain(Params):
+    on: bool = Field(True, description="true: take no new calls or registrations; false: take traffic again")
+
+
+def node_state(app) -> dict:
+    """{draining, calls (answered), ringing, registrations}; KamailioRpcError when Kamailio does not answer."""
+    items = app.kamailio.htable_items(TABLE)
+    stats = app.kamailio.call("stats.get_statistics", "dialog:", "usrloc:registered_users")
+    figures = {}
+    for line in stats if isinstance(stats, list) else []:
+        name, _, value = str(line).partition(" = ")
+        figures[name.strip()] = value.strip()
+
+    def num(key: str) -> int:
+        try:
+            return int(float(figures.get(key, "0")))
+        except ValueError:
+            return 0
+
+    return {"node": app.settings.node_name, "datacenter": app.settings.datacenter,
+            "draining": str(items.get(KEY, "0")) == "1", "calls": num("dialog:active_dialogs"),
+            "ringing": num("dialog:early_dialogs"), "registrations": num("usrloc:registered_users")}
+
+
+def _state(ctx) -> dict:
+    try:
+        return node_state(ctx.app)
+    except KamailioRpcError as exc:
+        raise component_down("kamailio", exc) from None
+
+
+@method("node.status", Params, errors=("forbidden", "unavailable"), perm=Perm.PLATFORM)
+def status(ctx, p: Params):
+    """This node now: draining or not, calls answered and ringing, registered users."""
+    ctx.principal.require_platform()
+    return _state(ctx)
+
+
+@method("node.drain", Drain, errors=("invalid_params", "forbidden", "unavailable"), perm=Perm.PLATFORM)
+def drain(ctx, p: Drain):
+    """Drain this node for maintenance (on: true) or let it take traffic again (on: false). New requests are answered
+    503 with Retry-After (node setting drain_retry_after_s) so phones and trunks use another server; calls in progress
+    go on; emergency calls are still taken. Returns node.status."""
+    ctx.principal.require_platform()
+    try:
+        ctx.app.kamailio.call("htable.seti", TABLE, KEY, 1 if p.on else 0)
+    except KamailioRpcError as exc:
+        raise component_down("kamailio", exc) from None
+    return _state(ctx)
