@@ -67,6 +67,15 @@ def deploy(inventory: Path, limit: Optional[str] = typer.Option(None, help="only
     _run("site", inventory, limit, vault_password_file)
 
 
+@cluster.command("upgrade")
+def upgrade(inventory: Path, limit: Optional[str] = typer.Option(None, help="only these hosts or groups"),
+            vault_password_file: Optional[Path] = typer.Option(None, help="Ansible Vault password file")):
+    """Rolling upgrade of the SIP nodes (ansible/playbooks/upgrade.yml): one at a time drained (503 + Retry-After),
+    its calls left to end (up to upgrade_drain_timeout_s), upgraded, verified, back in service; the first node that
+    fails stops the roll and the rest stay untouched."""
+    _run("upgrade", inventory, limit, vault_password_file)
+
+
 @cluster.command("verify")
 def verify(inventory: Path, limit: Optional[str] = typer.Option(None, help="only these hosts or groups"),
            vault_password_file: Optional[Path] = typer.Option(None, help="Ansible Vault password file")):

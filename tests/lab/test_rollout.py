@@ -3,43 +3,15 @@ before any host changes, an unreachable host reported while the others finish.""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from controlplane.cluster import run_playbook
-from controlplane.node.settings import ROOT
+from tests.lab.deployed import GROUPS, LAYOUT, api, inventory, node_health, wait_until
 from tests.lab.netlab import Lab, leftovers
 
 pytestmark = pytest.mark.lab
-
-
-GROUPS = {"sip_nodes": ["fra-sip1", "fra-sip2"], "media_nodes": ["fra-media1"], "monitoring": ["fra-media1"]}
-LAYOUT = {"dc_fra": ["fra-sip1", "fra-sip2", "fra-media1"], "dc_ber": ["ber1"]}  # ber1: a bare host of no function
-
-
-def inventory(lab: Lab, path: Path, groups: dict | None = None, **overrides) -> Path:
-    """The lab as an Ansible inventory (YAML is a superset of JSON); `overrides`: host -> extra host variables."""
-    ssh = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=3"
-    hosts = {name: {"ansible_host": h.address, "ansible_user": "root", "ansible_ssh_private_key_file": lab.key, "ansible_ssh_common_args": ssh,
-                    "callmanager_node_id": i, **overrides.get(name, {})}
-             for i, (name, h) in enumerate(lab.state.hosts.items(), start=1)}
-    dcs = sorted({h.dc for h in lab.state.hosts.values()})
-    children = {dc: {"hosts": {n: None for n, h in lab.state.hosts.items() if h.dc == dc}, "vars": {"callmanager_datacenter": dc}} for dc in dcs}
-    children.update({g: {"hosts": {n: None for n in members}} for g, members in (GROUPS if groups is None else groups).items()})
-    machine = sorted({h.address.rsplit(".", 1)[0] + ".1" for h in lab.state.hosts.values()})  # the lab's clients send from here
-    doc = {"all": {"hosts": hosts, "children": children,
-                   "vars": {"callmanager_datacenters": dcs, "callmanager_sip_port": 5060, "callmanager_api_port": 8080,
-                            # the lab: no systemd, the machine's packages and this checkout shared by every host, root
-                            "callmanager_service_manager": "supervisor", "callmanager_user": "root",
-                            "callmanager_install_packages": False, "callmanager_install_release": False,
-                            "callmanager_root": str(ROOT), "callmanager_python": sys.executable,
-                            "callmanager_settings": {"kamailio_children": 1, "kamailio_shm_mb": 128, "snapshot_check_s": 0.1,
-                                                     "rtp_port_min": 30000, "rtp_port_max": 30999, "edge_exempt": ",".join(machine)},
-                            "prometheus_scrape_interval": "2s", "prometheus_scrape_timeout": "2s"}}}
-    path.write_text(json.dumps(doc, indent=1))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -47,39 +19,6 @@ def lab(tmp_path_factory):
     with Lab.build(LAYOUT, wan_delay_ms=5, base_dir=tmp_path_factory.mktemp("rollout")) as lab:
         yield lab
     assert leftovers(lab.state.lab_id) == []
-
-
-def api(lab: Lab, host: str, method: str, **params):
-    """JSON-RPC to a deployed node's API as its admin (the token the node made on its first start)."""
-    from controlplane.cli import client
-
-    token = lab.ssh(host, "cat /var/lib/callmanager/admin.token").stdout.strip()
-    return client.call(method, params, url=f"http://{lab.address(host)}:8080/rpc", token=token)
-
-
-def wait_until(check, timeout: float, what: str):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            got = check()
-        except Exception as exc:  # noqa: BLE001 - not up yet
-            got, last = None, exc
-        else:
-            last = got
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
-        time.sleep(0.5)
-
-
-def node_health(lab: Lab, host: str) -> dict:
-    import httpx
-
-    metrics = httpx.get(f"http://{lab.address(host)}:8080/metrics", timeout=5).text
-    return {name: f"{name} 1.0" in metrics for name in ("callmanager_kamailio_up", "callmanager_rtpengine_up")}
 
 
 def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_nothing(lab, tmp_path):
