@@ -57,12 +57,32 @@ def render_text(template: str, **variables) -> str:
 class Paths:
     """Where a node's files are on its host (derived from the settings and the installed release)."""
     run_dir: Path
+    usrloc_db: Path  # the db_text directory Kamailio keeps the registrations in across restarts
     kemi_script: Path = KEMI_SCRIPT
     main_cfg: Path = MAIN_CFG
 
 
 def _paths(settings: NodeSettings) -> Paths:
-    return Paths(run_dir=settings.run_dir)
+    return Paths(run_dir=settings.run_dir, usrloc_db=settings.var / "registrations")
+
+
+DBTEXT_SCHEMA = Path("/usr/share/kamailio/dbtext/kamailio")  # Debian's kamailio package
+USRLOC_TABLES = ("location", "location_attrs")
+
+
+def prepare_registrations(settings: NodeSettings) -> Path:
+    """The db_text directory of the registrations: Kamailio's own empty tables (from its package) the first time;
+    left as it is afterwards (it holds the registrations Kamailio wrote when it last stopped)."""
+    where = _paths(settings).usrloc_db
+    where.mkdir(parents=True, exist_ok=True)
+    versions = [ln for ln in (DBTEXT_SCHEMA / "version").read_text().splitlines()
+                if ln.startswith("id(") or ln.split(":")[1:2] in (["version"], *([t] for t in USRLOC_TABLES))]
+    if not (where / "version").exists():
+        _write(where / "version", "\n".join(versions) + "\n")
+    for table in USRLOC_TABLES:
+        if not (where / table).exists():
+            _write(where / table, (DBTEXT_SCHEMA / table).read_text())
+    return where
 
 
 def kamailio_cfg(settings: NodeSettings) -> str:
@@ -99,6 +119,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def render_kamailio(settings: NodeSettings) -> Path:
+    prepare_registrations(settings)
     return _write(settings.run_dir / "kamailio-node.cfg", kamailio_cfg(settings))
 
 

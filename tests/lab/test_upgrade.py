@@ -81,7 +81,9 @@ def test_a_rolling_upgrade_under_load_cuts_no_call_and_a_retrying_phone_loses_no
         upgraded = run_playbook("upgrade", inv, artifacts_dir=tmp_path / "runs")
         took = time.monotonic() - t0
         assert upgraded.ok, upgraded.failures
-        assert all(p.poll() is None for p, _, _ in loads), "the load ended before the upgrade did: not an upgrade under load"
+        ended = [(first, (tmp_path / f"err-{first}.log").read_text(errors="replace")[-1500:]) for (p, _, _), first in zip(loads, (sip1, sip2))
+                 if p.poll() is not None]
+        assert not ended, f"the load ended before the upgrade did (not an upgrade under load): {ended}"
         for p, _, _ in loads:
             p.wait(timeout=CALLS / RATE + 120)
     finally:

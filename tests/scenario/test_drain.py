@@ -52,3 +52,19 @@ def test_only_the_platform_drains_a_node(node, tenant):
         node.rpc("node.drain", token=token, on=True)
     assert err.value.error["data"]["error_id"] == "forbidden"
     assert node.rpc("node.status")["draining"] is False
+
+
+def test_registrations_survive_a_restart_of_kamailio(node, make_user, sipp):
+    """An upgrade restarts Kamailio: the phones stay registered (written back to the node's db_text table, saved when
+    Kamailio stops and read when it starts), so calls to them keep working without waiting for their next REGISTER."""
+    _, alice_ext, alice = make_user()
+    wait_snapshot(node)
+    assert sipp.register(alice, expires=3600).ok
+    aor = f"{alice.user}@{alice.domain}"
+    kamailio = node.component("kamailio")
+    kamailio.stop()
+    kamailio.start()
+    found = wait_for(lambda: node.kamailio_rpc("ul.lookup", "location", aor), timeout=10)
+    assert found["AoR"] == aor
+    contact = found["Contacts"][0]["Contact"]
+    assert f":{alice.port};" in contact["Address"] and 3000 < int(contact["Expires"]) <= 3600
