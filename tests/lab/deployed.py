@@ -9,8 +9,8 @@ from pathlib import Path
 from controlplane.node.settings import ROOT
 from tests.lab.netlab import Lab
 
-GROUPS = {"sip_nodes": ["fra-sip1", "fra-sip2"], "media_nodes": ["fra-media1"], "monitoring": ["fra-media1"]}
-LAYOUT = {"dc_fra": ["fra-sip1", "fra-sip2", "fra-media1"], "dc_ber": ["ber1"]}  # ber1: a bare host of no function
+GROUPS = {"sip_nodes": ["fra-sip1", "fra-sip2"], "media_nodes": ["fra-media1"], "monitoring": ["fra-media1"], "db_nodes": ["ber1"]}
+LAYOUT = {"dc_fra": ["fra-sip1", "fra-sip2", "fra-media1"], "dc_ber": ["ber1"]}  # the database across the WAN
 
 
 def inventory(lab: Lab, path: Path, groups: dict | None = None, **overrides) -> Path:
@@ -31,9 +31,47 @@ def inventory(lab: Lab, path: Path, groups: dict | None = None, **overrides) -> 
                             "callmanager_root": str(ROOT), "callmanager_python": sys.executable,
                             "callmanager_settings": {"kamailio_children": 1, "kamailio_shm_mb": 128, "snapshot_check_s": 0.1,
                                                      "rtp_port_min": 30000, "rtp_port_max": 30999, "edge_exempt": ",".join(machine)},
-                            "prometheus_scrape_interval": "2s", "prometheus_scrape_timeout": "2s"}}}
+                            "prometheus_scrape_interval": "2s", "prometheus_scrape_timeout": "2s",
+                            "grafana_enabled": False}}}  # Grafana's package repository is not reachable from here
     path.write_text(json.dumps(doc, indent=1))
+    write_vault(path.parent)
     return path
+
+
+def write_vault(where: Path) -> Path:
+    """The lab's secrets as an operator keeps them: an Ansible Vault file in the inventory's group_vars, encrypted
+    with a password file (made once per directory, owner only). Returns the password file."""
+    import secrets
+
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    password_file = where / "vault-password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(24) + "\n")
+        password_file.chmod(0o600)
+        clear = "".join(f"vault_{name}_password: {secrets.token_urlsafe(18)}\n" for name in ("postgresql", "redis", "keepalived"))
+        vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password_file.read_text().strip().encode()))])
+        (where / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+        (where / "group_vars" / "all" / "vault.yml").write_bytes(vault.encrypt(clear))
+    return password_file
+
+
+def vault_secrets(where: Path) -> dict:
+    """The lab vault's clear values (what the roles decrypted), for tests that log in with them."""
+    import yaml
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    secret = VaultSecret((where / "vault-password").read_text().strip().encode())
+    return yaml.safe_load(VaultLib([(DEFAULT_VAULT_ID_MATCH, secret)]).decrypt((where / "group_vars" / "all" / "vault.yml").read_bytes()))
+
+
+def play(playbook: str, inv: Path, tmp_path: Path):
+    """Run one of the playbooks against a lab inventory, with its vault."""
+    from controlplane.cluster import run_playbook
+
+    return run_playbook(playbook, inv, artifacts_dir=tmp_path / "runs", vault_password_file=inv.parent / "vault-password")
 
 
 def api(lab: Lab, host: str, method: str, **params):

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.cluster import run_playbook
-from tests.lab.deployed import GROUPS, LAYOUT, api, inventory, node_health, wait_until
+from tests.lab.deployed import GROUPS, LAYOUT, api, inventory, play, vault_secrets, node_health, wait_until
 from tests.lab.netlab import Lab, leftovers
 
 pytestmark = pytest.mark.lab
@@ -23,7 +22,7 @@ def lab(tmp_path_factory):
 
 def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_nothing(lab, tmp_path):
     inv = inventory(lab, tmp_path / "hosts.yml")
-    first = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
+    first = play("site", inv, tmp_path)
     assert first.ok, first.failures
     assert set(first.hosts) == set(lab.state.hosts) and all(h.changed > 0 for h in first.hosts.values())
     for name, h in lab.state.hosts.items():
@@ -36,15 +35,33 @@ def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_not
         assert settings["sip_address"] == h.address and settings["datacenter"] == h.dc and settings["node_name"] == name
     # what runs where follows from the groups; each program under the host's own supervisord
     for name, expected in (("fra-sip1", {"controlplane", "kamailio"}), ("fra-sip2", {"controlplane", "kamailio"}),
-                           ("fra-media1", {"rtpengine", "prometheus"}), ("ber1", set())):
+                           ("fra-media1", {"rtpengine", "prometheus"}), ("ber1", {"postgresql", "redis"})):
         status = lab.ssh(name, "supervisorctl -c /etc/callmanager/supervisord.conf status", check=False).stdout
         running = {line.split()[0].removeprefix("callmanager-") for line in status.splitlines() if " RUNNING " in f" {line} "}
         assert running == expected, (name, status)
     for sip in GROUPS["sip_nodes"]:  # the node's control plane reaches its Kamailio and the data center's RTPengine
         assert wait_until(lambda: all(node_health(lab, sip).values()), 30, f"{sip} healthy")
-    second = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
+    # the cluster database and the live-state store take the SIP nodes' logins with the vault's passwords, and no one else's
+    vault = vault_secrets(inv.parent)
+    db = lab.address("ber1")
+    login = (f"PGPASSWORD={vault['vault_postgresql_password']} psql -X -tA -h {db} -U callmanager -d callmanager "
+             "-c 'select current_user'")
+    assert lab.ssh("fra-sip1", login).stdout.strip() == "callmanager"
+    assert lab.ssh("fra-media1", login, check=False).returncode != 0  # not a SIP node: pg_hba refuses it
+    assert lab.ssh("fra-sip2", f"redis-cli -h {db} --no-auth-warning -a {vault['vault_redis_password']} ping").stdout.strip() == "PONG"
+    assert "NOAUTH" in lab.ssh("fra-sip2", f"redis-cli -h {db} get x", check=False).stdout
+    assert vault["vault_postgresql_password"] not in (inv.parent / "group_vars" / "all" / "vault.yml").read_text()
+    # Prometheus on the monitoring host scrapes every SIP node, labelled with node and data center
+    import httpx
+
+    def scraped():
+        targets = httpx.get(f"http://{lab.address('fra-media1')}:9090/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        return {(t["labels"]["node"], t["labels"]["datacenter"]) for t in targets if t["health"] == "up"}
+
+    assert wait_until(lambda: scraped() == {(n, "dc_fra") for n in GROUPS["sip_nodes"]}, 30, "Prometheus scrapes both SIP nodes")
+    second = play("site", inv, tmp_path)
     assert second.ok and second.changed == 0, {h: r.changed for h, r in second.hosts.items()}
-    assert run_playbook("verify", inv, artifacts_dir=tmp_path / "runs").ok
+    assert play("verify", inv, tmp_path).ok
     assert Path(second.artifacts, "artifacts").is_dir()  # the full event log is kept
 
 
@@ -76,7 +93,7 @@ def test_a_wrong_variable_fails_before_any_host_changes_naming_it(lab, tmp_path)
     before = {n: lab.ssh(n, "ls -l --time-style=+%s.%N /etc/callmanager/ 2>/dev/null; cat /etc/callmanager/node.json 2>/dev/null").stdout
               for n in lab.state.hosts}
     inv = inventory(lab, tmp_path / "bad.yml", ber1={"callmanager_datacenter": "dc_nowhere"}, **{"fra-sip1": {"callmanager_node_id": 0}})
-    r = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
+    r = play("site", inv, tmp_path)
     assert not r.ok
     text = "\n".join(r.failures)
     assert "dc_nowhere" in text or "callmanager_datacenter" in text, text
@@ -86,13 +103,13 @@ def test_a_wrong_variable_fails_before_any_host_changes_naming_it(lab, tmp_path)
 
 
 def test_a_port_clash_or_a_bad_address_fails_before_any_host_changes_naming_the_setting(lab, tmp_path):
-    assert run_playbook("site", inventory(lab, tmp_path / "good.yml"), artifacts_dir=tmp_path / "runs").ok
+    assert play("site", inventory(lab, tmp_path / "good.yml"), tmp_path).ok
     snapshot = "ls -l --time-style=+%s.%N /etc/callmanager/; cat /etc/callmanager/*.json"
     before = {n: lab.ssh(n, snapshot).stdout for n in lab.state.hosts}
     for bad, named in (({"callmanager_api_port": 5060}, "api_port 5060 clashes with sip_port"),
                        ({"ansible_host": "198.18.300.1"}, "198.18.300.1"),
                        ({"callmanager_sip_port": 70000}, "sip_port 70000 is not a port")):
-        r = run_playbook("site", inventory(lab, tmp_path / "bad.yml", **{"fra-sip2": bad}), artifacts_dir=tmp_path / "runs")
+        r = play("site", inventory(lab, tmp_path / "bad.yml", **{"fra-sip2": bad}), tmp_path)
         assert not r.ok and named in "\n".join(r.failures), (bad, r.failures)
         assert {n: lab.ssh(n, snapshot).stdout for n in lab.state.hosts} == before, bad  # no host changed
 
@@ -101,7 +118,7 @@ def test_an_unreachable_host_is_reported_and_the_others_finish(lab, tmp_path):
     nobody = lab.address("fra-sip2").rsplit(".", 1)[0] + ".200"  # on the lab's own link (never off the machine), nobody there
     inv = inventory(lab, tmp_path / "hosts.yml", **{"fra-sip2": {"ansible_host": nobody}})
     lab.ssh("ber1", "rm -f /etc/callmanager/node.json")
-    r = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
+    r = play("site", inv, tmp_path)
     assert not r.ok and r.hosts["fra-sip2"].unreachable
     assert r.hosts["ber1"].failed == 0 and r.hosts["ber1"].unreachable == 0
     assert json.loads(lab.ssh("ber1", "cat /etc/callmanager/node.json").stdout)["node_name"] == "ber1"  # the others finished
@@ -113,12 +130,12 @@ def test_cm_cluster_deploy_shows_a_summary_keeps_the_log_and_fails_with_the_run(
     from controlplane.cli.main import app
 
     good = inventory(lab, tmp_path / "hosts.yml")
-    out = CliRunner().invoke(app, ["cluster", "deploy", str(good)])
+    out = CliRunner().invoke(app, ["cluster", "deploy", str(good), "--vault-password-file", str(good.parent / "vault-password")])
     assert out.exit_code == 0, out.output
     assert "site.yml: successful" in out.output and "event log:" in out.output and "fra-sip1" in out.output
     status = CliRunner().invoke(app, ["cluster", "status", str(good)])
     assert status.exit_code == 0 and "198.18." in status.output and "dc_ber" in status.output
     bad = inventory(lab, tmp_path / "bad.yml", ber1={"callmanager_datacenter": "dc_nowhere"})
-    out = CliRunner().invoke(app, ["cluster", "deploy", str(bad)])
+    out = CliRunner().invoke(app, ["cluster", "deploy", str(bad), "--vault-password-file", str(bad.parent / "vault-password")])
     assert out.exit_code == 1 and "dc_nowhere" in out.output
     assert CliRunner().invoke(app, ["cluster", "deploy", str(tmp_path / "missing.yml")]).exit_code == 2

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.cluster import run_playbook
 from tests.harness.ports import free_port
 from tests.harness.sipp import Sipp
-from tests.lab.deployed import GROUPS, LAYOUT, api, inventory, wait_until
+from tests.lab.deployed import GROUPS, LAYOUT, api, inventory, play, wait_until
 from tests.lab.netlab import Lab, leftovers
 
 pytestmark = [pytest.mark.lab, pytest.mark.long]
@@ -61,7 +60,7 @@ def kamailio_pid(lab: Lab, host: str) -> str:
 
 def test_a_rolling_upgrade_under_load_cuts_no_call_and_a_retrying_phone_loses_none(lab, tmp_path):
     inv = inventory(lab, tmp_path / "hosts.yml")
-    deployed = run_playbook("site", inv, artifacts_dir=tmp_path / "runs")
+    deployed = play("site", inv, tmp_path)
     assert deployed.ok, deployed.failures
     sip1, sip2 = GROUPS["sip_nodes"]
     machine = lab.address(sip1).rsplit(".", 1)[0] + ".1"
@@ -78,7 +77,7 @@ def test_a_rolling_upgrade_under_load_cuts_no_call_and_a_retrying_phone_loses_no
     try:
         time.sleep(8)  # calls up on both nodes
         t0 = time.monotonic()
-        upgraded = run_playbook("upgrade", inv, artifacts_dir=tmp_path / "runs")
+        upgraded = play("upgrade", inv, tmp_path)
         took = time.monotonic() - t0
         assert upgraded.ok, upgraded.failures
         ended = [(first, (tmp_path / f"err-{first}.log").read_text(errors="replace")[-1500:]) for (p, _, _), first in zip(loads, (sip1, sip2))
