@@ -343,7 +343,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only-before-after", action="store_true", help="only this tree's node against an earlier commit's, Kamailio CPU per "
                     "registration and per call at fixed rates (tests/bench/before_after.py)")
     ap.add_argument("--before", default=None, help="with --only-before-after: the earlier commit (default: main before issue 17)")
+    ap.add_argument("--only-rollout", action="store_true", help="only the Ansible rollout into the lab (tests/bench/rollout.py)")
+    ap.add_argument("--rollout-rounds", type=int, default=3, help="rounds of the rollout benchmark (a fresh lab each)")
     args = ap.parse_args(argv)
+    if args.only_rollout:
+        from tests.bench import rollout
+
+        save(rollout.run(rounds=args.rollout_rounds))
+        return 0
     if args.only_before_after:
         from tests.bench import before_after
 
