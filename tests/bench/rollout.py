@@ -12,11 +12,17 @@ from pathlib import Path
 
 
 def _ping(inv: Path, work: Path) -> float:
+    import os
+    import sys
+
     import ansible_runner
 
+    private = work / f"ping-{time.monotonic_ns()}"
+    private.mkdir(parents=True)
     t0 = time.monotonic()
-    r = ansible_runner.run(private_data_dir=str(work / f"ping-{time.monotonic_ns()}"), inventory=str(inv), host_pattern="all",
-                           module="ansible.builtin.ping", quiet=True, envvars={"ANSIBLE_HOST_KEY_CHECKING": "False"})
+    r = ansible_runner.run(private_data_dir=str(private), inventory=str(inv), host_pattern="all", module="ansible.builtin.ping",
+                           quiet=True, cmdline=f"--vault-password-file {inv.parent / 'vault-password'}",
+                           envvars={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
     took = time.monotonic() - t0
     if r.rc != 0:
         raise RuntimeError(f"ansible ping failed ({r.status})")
