@@ -17,12 +17,15 @@ def _ping(inv: Path, work: Path) -> float:
 
     import ansible_runner
 
+    from controlplane.cluster import ANSIBLE_DIR
+
     private = work / f"ping-{time.monotonic_ns()}"
     private.mkdir(parents=True)
     t0 = time.monotonic()
     r = ansible_runner.run(private_data_dir=str(private), inventory=str(inv), host_pattern="all", module="ansible.builtin.ping",
                            quiet=True, cmdline=f"--vault-password-file {inv.parent / 'vault-password'}",
-                           envvars={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+                           envvars={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                                    "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")})
     took = time.monotonic() - t0
     if r.rc != 0:
         raise RuntimeError(f"ansible ping failed ({r.status})")
