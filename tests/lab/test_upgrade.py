@@ -102,3 +102,21 @@ def test_a_rolling_upgrade_under_load_cuts_no_call_and_a_retrying_phone_loses_no
     assert total["OutgoingCall(C)"] == 2 * CALLS
     assert total["FailedCall(C)"] == 0 and total["SuccessfulCall(C)"] == 2 * CALLS, total
     assert failovers > 0  # the drain was exercised: phones were sent to the other node
+
+
+def test_a_node_that_fails_stops_the_roll_and_the_rest_is_untouched(lab, tmp_path):
+    """The first SIP node cannot be upgraded (its platform token is gone): the run fails there and the second node is
+    neither drained nor restarted."""
+    inv = inventory(lab, tmp_path / "hosts.yml")
+    assert play("site", inv, tmp_path).ok  # as the previous test left it, or from bare when run alone
+    sip1, sip2 = GROUPS["sip_nodes"]
+    before = kamailio_pid(lab, sip2)
+    lab.ssh(sip1, "mv /var/lib/callmanager/admin.token /var/lib/callmanager/admin.token.away")
+    try:
+        r = play("upgrade", inv, tmp_path)
+        assert not r.ok and any(f.startswith(f"{sip1}:") for f in r.failures), r.failures
+        assert sip2 not in r.hosts or r.hosts[sip2].changed == 0, r.hosts
+        assert kamailio_pid(lab, sip2) == before
+        assert api(lab, sip2, "node.status")["draining"] is False
+    finally:
+        lab.ssh(sip1, "mv /var/lib/callmanager/admin.token.away /var/lib/callmanager/admin.token")
