@@ -84,7 +84,7 @@ def verify(inventory: Path, limit: Optional[str] = typer.Option(None, help="only
 
 
 @cluster.command("status")
-def status(inventory: Path):
+def status(inventory: Path, vault_password_file: Optional[Path] = typer.Option(None, help="Ansible Vault password file")):
     """The hosts of INVENTORY by data center and function (from the inventory itself)."""
     import json
     import subprocess
@@ -92,7 +92,8 @@ def status(inventory: Path):
 
     from controlplane.cluster import ANSIBLE_DIR
 
-    r = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inventory), "--list"], capture_output=True, text=True,
+    vault = ["--vault-password-file", str(vault_password_file)] if vault_password_file else []
+    r = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inventory), "--list", *vault], capture_output=True, text=True,
                        env={"ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
     if r.returncode != 0:
         err_console.print(f"[red]error:[/red] {r.stderr.strip()[-500:]}")

@@ -133,7 +133,7 @@ def test_cm_cluster_deploy_shows_a_summary_keeps_the_log_and_fails_with_the_run(
     out = CliRunner().invoke(app, ["cluster", "deploy", str(good), "--vault-password-file", str(good.parent / "vault-password")])
     assert out.exit_code == 0, out.output
     assert "site.yml: successful" in out.output and "event log:" in out.output and "fra-sip1" in out.output
-    status = CliRunner().invoke(app, ["cluster", "status", str(good)])
+    status = CliRunner().invoke(app, ["cluster", "status", str(good), "--vault-password-file", str(good.parent / "vault-password")])
     assert status.exit_code == 0 and "198.18." in status.output and "dc_ber" in status.output
     bad = inventory(lab, tmp_path / "bad.yml", ber1={"callmanager_datacenter": "dc_nowhere"})
     out = CliRunner().invoke(app, ["cluster", "deploy", str(bad), "--vault-password-file", str(bad.parent / "vault-password")])

@@ -2,14 +2,12 @@
 starts it, and each component killed with SIGKILL under call load (Kamailio: its whole process group)."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -31,7 +29,7 @@ class Runner:
     def __init__(self, var: Path):
         self.settings = TestNode(var, prometheus=True, prometheus_scrape_interval_s=1.0).settings
         self.config = var.parent / "node.json"
-        self.config.write_text(json.dumps(asdict(self.settings)))
+        self.config.write_text(self.settings.to_json())
         self.lines: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "controlplane.node.run", "start", "--config", str(self.config)], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
