@@ -2,8 +2,8 @@
 
 Each host is a network namespace with one interface (`eth0`) on its data center's bridge and an address from
 198.18.0.0/15 (RFC 2544's benchmarking range — never private or public addresses); it runs its own `sshd` (Debian's
-openssh-server) in a private mount namespace, so `/etc/callmanager`, `/var/lib/callmanager`, `/var/log/callmanager`
-and `/run` are that host's own. Data centers are joined by a router namespace whose links delay (and may lose)
+openssh-server) in a private mount namespace, so `/etc/callmanager`, `/var/lib/callmanager`, `/var/log/callmanager`,
+`/opt/callmanager` (a release installed by Ansible) and `/run` are that host's own. Data centers are joined by a router namespace whose links delay (and may lose)
 packets like a WAN (netem). The machine itself (the Ansible controller) has an address on every data center's bridge
 and reaches the hosts by ssh with the lab's key, exactly as it reaches real ones.
 
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 NET = ipaddress.ip_network("198.18.0.0/15")
-PRIVATE_DIRS = ("/etc/callmanager", "/var/lib/callmanager", "/var/log/callmanager")
+PRIVATE_DIRS = ("/etc/callmanager", "/var/lib/callmanager", "/var/log/callmanager", "/opt/callmanager")
 SSHD = "/usr/sbin/sshd"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,7 +193,7 @@ class Lab:
         netns.create(ns)
         st.netns.append(ns)
         host_dir = Path(st.dir, name)
-        for sub in ("etc", "lib", "log"):
+        for sub in ("etc", "lib", "log", "opt"):
             (host_dir / sub).mkdir(parents=True)
         st.hosts[name] = Host(name, dc, address, ns, veth, str(host_dir))
         st.save()
@@ -254,7 +254,7 @@ class Lab:
         )
         mounts = " && ".join(
             ["mount --make-rprivate /", "mount -t tmpfs -o mode=0755 lab-run /run", "mkdir -p /run/sshd /run/callmanager"]
-            + [f"mount --bind {h.dir}/{sub} {path}" for sub, path in zip(("etc", "lib", "log"), PRIVATE_DIRS)]
+            + [f"mount --bind {h.dir}/{sub} {path}" for sub, path in zip(("etc", "lib", "log", "opt"), PRIVATE_DIRS)]
         )
         log = open(Path(h.dir, "sshd.log"), "ab")
         proc = subprocess.Popen(["ip", "netns", "exec", h.netns, "unshare", "--mount", "--", "sh", "-c", f"{mounts} && exec {SSHD} -D -e -f {cfg}"],
