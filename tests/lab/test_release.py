@@ -49,7 +49,7 @@ def test_bare_hosts_run_the_release_installed_from_the_checkout(lab, wheelhouse,
         assert lab.ssh(host, "readlink /opt/callmanager/current").stdout.strip() == f"/opt/callmanager/releases/{commit}"
     # the processes run the release's code and venv, not the controller's checkout
     ps = lab.ssh("fra-sip1", "cat /proc/$(supervisorctl -c /etc/callmanager/supervisord.conf pid callmanager-controlplane)/cmdline | tr '\\0' ' '").stdout
-    assert ps.startswith("/opt/callmanager/current/.venv/bin/python"), ps
+    assert ps.startswith(f"/opt/callmanager/releases/{commit}/.venv/bin/python -m controlplane.server"), ps
     assert wait_until(lambda: api(lab, "fra-sip1", "node.status")["draining"] is False, 30, "the node answers")
     second = play("site", inv, tmp_path)
     assert second.ok and second.changed == 0, {h: r.changed for h, r in second.hosts.items()}
