@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from controlplane.cli import client
@@ -42,9 +41,9 @@ class NodeProcess:
                                       rtp_port_max=rtp + 399, prometheus=False, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3,
                                       edge_exempt="", edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0,
                                       auth_failures_account=0)
-        doc = {k: v for k, v in asdict(self.settings).items()}
-        if root != ROOT:  # an earlier tree does not know the settings added since
-            doc = {k: v for k, v in doc.items() if k not in ("dialog_keepalive_s", "call_max_s", "kamailio_fault_header")}
+        doc = self.settings.model_dump()
+        if root != ROOT:  # an earlier tree may not know settings added since: give it only what differs from the defaults
+            doc = {k: v for k, v in doc.items() if v != type(self.settings).model_fields[k].default}
         config = var.parent / f"{var.name}.json"
         var.mkdir(parents=True, exist_ok=True)
         config.write_text(json.dumps(doc))
