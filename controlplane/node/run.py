@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -67,8 +66,24 @@ class Node:
         )
 
 
+RUNNER_PID = "node.pid"  # the `start` process itself: it restarts components that exit, so `stop` ends it first
+
+
 def stop_running(settings: NodeSettings) -> int:
     stopped = 0
+    runner_file = settings.run_dir / RUNNER_PID
+    runner = processes.read_pid(runner_file)
+    if runner:  # it stops its components in order; without this its supervisor would restart what we stop
+        try:
+            os.kill(runner, signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                os.kill(runner, 0)
+                time.sleep(0.2)
+        except ProcessLookupError:
+            print(f"stopped the node runner (pid {runner})")
+            stopped += 1
+        runner_file.unlink(missing_ok=True)
     for name in ("prometheus", "kamailio", "controlplane", "rtpengine"):
         pidfile = settings.run_dir / f"{name}.pid"
         pid = processes.read_pid(pidfile)
@@ -132,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         pid = processes.read_pid(settings.run_dir / f"{name}.pid")
         if pid:
             try:
-                import os
-
                 os.kill(pid, 0)
                 print(f"{name} is already running (pid {pid}); `make stop` first", file=sys.stderr)
                 return 1
@@ -146,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"node did not start: {exc}", file=sys.stderr)
         return 1
     print(node.describe(), flush=True)
+    runner_file = settings.run_dir / RUNNER_PID
+    runner_file.write_text(f"{os.getpid()}\n")
     stop = {"now": False}
 
     def _stop(*_):
@@ -167,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print("stopping the node ...", flush=True)
         node.stop()
+        if processes.read_pid(runner_file) == os.getpid():
+            runner_file.unlink(missing_ok=True)
     return code
 
 
