@@ -51,7 +51,10 @@ def _psql(socket_dir: str, port: int, sql: str, database: str = "postgres") -> s
     argv = ["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", socket_dir, "-p", str(port), "-d", database]
     if os.geteuid() == 0:
         argv = ["runuser", "-u", "postgres", "--", *argv]
-    done = subprocess.run(argv, input=sql, capture_output=True, text=True, timeout=60)
+    try:
+        done = subprocess.run(argv, input=sql, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"psql could not be run: {exc}") from None
     if done.returncode != 0:
         raise RuntimeError(f"psql: {done.stderr.strip()[-500:]}")
     return done.stdout.strip()

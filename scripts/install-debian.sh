@@ -14,6 +14,7 @@ PKGS=(
   python3-venv python3-dev  # Debian's Python 3.11, the one app_python3 embeds
   iproute2 procps
   openssh-server openssh-client ethtool  # the rollout lab (tests/lab): each lab host runs its own sshd; Ansible reaches it by ssh
+  systemd                   # systemd-analyze verify checks the units the Ansible roles write
   supervisor                # the lab's service manager (lab hosts have no systemd; ansible/ selects it by one variable)
   postgresql redis-server keepalived  # the cluster's database, live state and virtual addresses (roles postgresql, redis, keepalived)
 )

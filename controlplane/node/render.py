@@ -156,6 +156,10 @@ def rtpengine_options() -> frozenset[str]:
 def check_rtpengine(path: Path) -> str | None:
     """RTPengine ignores keys it does not know and starts anyway, and has no configuration test; so: the file parses,
     every key is an option this RTPengine knows, numbers are numbers, addresses are addresses."""
+    try:
+        known = rtpengine_options()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"rtpengine's options could not be read (is it installed?): {exc}"
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(path.read_text())
@@ -163,7 +167,6 @@ def check_rtpengine(path: Path) -> str | None:
         return f"{path}: not an RTPengine configuration file: {exc}"
     if not parser.has_section("rtpengine"):
         return f"{path}: no [rtpengine] section"
-    known = rtpengine_options()
     problems = []
     for key, value in parser.items("rtpengine"):
         if key not in known:

@@ -19,6 +19,12 @@ def refusal(retry_after_s: int) -> Reject:
     return Reject(503, REASON, WARNING, (f"Retry-After: {max(0, int(retry_after_s))}",))
 
 
+def ping_answer(draining: bool, retry_after_s: int) -> Reject | None:
+    """The answer to a server ping (OPTIONS to the node itself): None = 200 OK; while draining a 503, so that peers'
+    dispatcher probing takes the node out of their sets."""
+    return refusal(retry_after_s) if draining else None
+
+
 def refuse_new(method: str, request_uri: str, dialled: str, regions: Iterable[str], retry_after_s: int) -> Reject | None:
     """The answer to an out-of-dialog request while the node drains (None: take it). `regions`: the countries of the
     sites this node serves (whose emergency numbers are taken)."""

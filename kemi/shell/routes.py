@@ -119,8 +119,9 @@ def request_route() -> int:
         msg = msg._replace(ruri_user=read.request_uri()[:100])
     method = msg.method
     if method == "OPTIONS" and not msg.ruri_user and read.is_myself_ruri():
-        if draining():  # the peers' dispatcher probing takes a draining node out of their sets
-            apply.reject(drain.refusal(SETTINGS.drain_retry_after_s))
+        refused = drain.ping_answer(draining(), SETTINGS.drain_retry_after_s)
+        if refused is not None:
+            apply.reject(refused)
         else:
             apply.reply(200, "OK")  # keep-alive / monitoring ping to the server itself
         return 1

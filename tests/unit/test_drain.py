@@ -23,3 +23,9 @@ def test_ack_and_cancel_belong_to_existing_transactions():
 
 def test_retry_after_is_never_negative():
     assert "Retry-After: 0" in drain.refusal(-5).headers
+
+
+def test_the_server_ping_is_answered_503_only_while_draining():
+    assert drain.ping_answer(False, 120) is None
+    r = drain.ping_answer(True, 30)
+    assert r.code == 503 and "Retry-After: 30" in r.headers
