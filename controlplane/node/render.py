@@ -23,6 +23,8 @@ from pathlib import Path
 
 import jinja2
 
+from kemi import contract
+
 from .settings import ROOT, NodeSettings
 
 MAIN_CFG = ROOT / "kamailio" / "kamailio.cfg"
@@ -86,7 +88,8 @@ def prepare_registrations(settings: NodeSettings) -> Path:
 
 
 def kamailio_cfg(settings: NodeSettings) -> str:
-    return render_text(KAMAILIO_TEMPLATE, s=settings, paths=_paths(settings))
+    return render_text(KAMAILIO_TEMPLATE, s=settings, paths=_paths(settings),
+                       contract=contract.cfg_defines(ban_s=settings.edge_ban_s, edge_window_s=settings.edge_window_s))
 
 
 def rtpengine_conf(settings: NodeSettings) -> str:

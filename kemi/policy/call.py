@@ -1,0 +1,307 @@
+"""The whole call after its first decision: pure transitions from one `CallState` to the next.
+
+Each event of a call — its transaction failed (`on_failure`), a queued call's turn came (`on_queue_turn`),
+nobody could be offered it (`when_unplaced`) — goes through one function here that returns the new state and
+the effects the shell applies in order (`Effect`). The shell performs them; when one of them cannot be done
+(a relay refused, no registered device, the members taken by another call), it tells the same function again
+(`on_failure` with the state the effect left), so the order of fallbacks is written only here:
+
+    a queued call's time is up      ->  the group's overflow
+    a carrier's 401/407             ->  answer with the trunk's credentials (once per trunk)
+    5xx or timeout from a trunk     ->  the next trunk
+    busy / no answer / unreachable  ->  the forwarding decided with the call
+    a group step unanswered         ->  the next step, then wait again in the queue, then the overflow
+    nothing left                    ->  the final reply goes back, the call's record is written
+
+`route.simulate` runs these same functions on a scripted sequence of events (`kemi.policy.timeline`).
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from . import queue as policy_queue
+from .callstate import CallRecord, CallState, Forwarding, FraudMark, GroupOffer, QueuePlace, TrunkLeg
+from .decision import Action, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
+from .forwarding import fallback_case
+from .live import QUIET, LiveView
+from .routing import group_overflow, offer_waiting, should_fail_over, trunk_credentials
+from .snapshot import Snapshot
+
+
+class Failed(NamedTuple):
+    """The event of the failure route: the transaction's best final answer (or the caller's CANCEL)."""
+
+    code: int
+    reason: str
+    cancelled: bool = False
+    rang: bool = False  # a device rang (180/183) before: a timeout means "no answer", not "unreachable"
+
+
+# ---------------------------------------------------------------- effects: what the shell does, in order
+
+
+class ReleaseClaims(NamedTuple):
+    """Give back this call's offer claims on these members (nobody is offered the call any more)."""
+
+    users: tuple[int, ...]
+
+
+class LeaveQueue(NamedTuple):
+    """The call no longer waits in the group's queue (its entry and counts go)."""
+
+    key: str
+    group_id: int
+
+
+class Finish(NamedTuple):
+    """Nothing more to try: the final reply goes back (or is sent, `local`), media released, the record written."""
+
+    code: int
+    reason: str
+    cancelled: bool = False
+    local: bool = False  # the node answers (nothing was relayed, or a call resumed from the queue)
+    warning: str = ""  # local answers: the Warning header's text
+
+
+class AnswerChallenge(NamedTuple):
+    """Answer the carrier's 401/407 with the trunk's credentials and send the request again."""
+
+    user: str
+    password: str
+    realm: str
+
+
+class RelayTrunk(NamedTuple):
+    """A new branch to this trunk (failover)."""
+
+    hop: TrunkHop
+
+
+class Divert(NamedTuple):
+    """New branches to a forwarding or overflow target (a user, a trunk, a hunt group)."""
+
+    action: Action
+
+
+class OfferNextStep(NamedTuple):
+    """The group's next step: its members with a registered device, claimed first."""
+
+    group_id: int
+
+
+class WaitAgain(NamedTuple):
+    """The call waits in its group's queue again, for the time it has left."""
+
+    seconds: float
+
+
+Effect = ReleaseClaims | LeaveQueue | Finish | AnswerChallenge | RelayTrunk | Divert | OfferNextStep | WaitAgain
+Transition = tuple[CallState, tuple[Effect, ...]]
+
+
+# ---------------------------------------------------------------- the first decision, and the targets of later ones
+
+
+def begin(decision: Decision, call_id: str, cdr_id: str, now: float) -> CallState:
+    """The state of a new call from its first decision: who called whom, and the decision's trace."""
+    caller, callee = decision.caller, decision.callee
+    party = callee or caller
+    return CallState(
+        record=CallRecord(cdr_id, call_id, now, party.tenant_id if party else None, caller.number if caller else "",
+                          caller.user_id if caller else None, callee.number if callee else "", callee.user_id if callee else None),
+        trace=decision.trace,
+    )
+
+
+def onto(state: CallState, action: Action, now: float, diverted: bool = False) -> CallState:
+    """The state of a call sent to `action` (first decision; `diverted`: a forwarding or overflow target) before its
+    branches leave. One forwarding per call leg: a forwarding target's own forwarding is not followed."""
+    if isinstance(action, RouteToUser):
+        if diverted:
+            return state
+        fallbacks = Forwarding(action.on_busy, action.on_no_answer, action.on_unreachable if not isinstance(action.on_unreachable, Reject)
+                               else None)
+        return state._replace(forwarding=fallbacks if any(fallbacks) else None)
+    if isinstance(action, RouteToTrunk):
+        first = action.hops[0]
+        return state._replace(trunk=TrunkLeg(first.name, action.hops[1:], state.trunk.answered_challenge if state.trunk else None),
+                              fraud=FraudMark(*action.fraud[:2], float(action.fraud[2])) if action.fraud else state.fraud,
+                              emergency=state.emergency or action.emergency).traced(f"trying trunk {first.name}")
+    if isinstance(action, RouteToGroup):
+        return state._replace(queue=queue_place(action, now))  # a queue of a group it overflows from is left behind
+    return state
+
+
+def queue_place(action: RouteToGroup, now: float) -> QueuePlace | None:
+    """A call to a group with a queue: its place (priority, arrival, latest end of its wait), held or not."""
+    if not action.queue_s:
+        return None
+    return QueuePlace(action.group_id, action.priority, round(now, 3), round(now + action.queue_s, 3))
+
+
+def ringing_ms(action: RouteToUser) -> int:
+    """How long the user's devices ring before the no-answer forwarding (0: no timer of the policy's own)."""
+    has_forwarding = action.on_busy is not None or action.on_no_answer is not None or not isinstance(action.on_unreachable, Reject)
+    return action.no_answer_s * 1000 if has_forwarding else 0
+
+
+def offering(state: CallState, action: RouteToGroup) -> CallState:
+    """The group's steps become the call's offer (the shell claims and rings them step by step)."""
+    return state._replace(group=GroupOffer(action.group_id, action.steps, (), action.wrapup_s))
+
+
+# ---------------------------------------------------------------- the failure route
+
+
+def on_failure(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0) -> Transition:
+    """The transaction ended without an answer: the next thing to try, or the end of the call."""
+    effects: list[Effect] = []
+    if state.claimed and (ev.cancelled or state.group is None or not state.group.steps):
+        effects.append(ReleaseClaims(state.claimed))  # the caller gave up, or no step is left: nobody is offered it any more
+        state = state._replace(claimed=())
+    if state.queue is not None and state.queue.held:  # it waited in a group's queue until its time was up, or the caller gave up
+        effects.append(LeaveQueue(state.queue.key, state.queue.group_id))
+        state = state._replace(queue=state.queue._replace(held=False))
+        if not ev.cancelled:
+            state, target = wait_over(state, snapshot, live, now)
+            if target is not None:
+                return state, (*effects, Divert(target))
+    if not ev.cancelled:
+        for rule in AFTER_FAILURE:
+            state, effect = rule(state, ev, snapshot, live, now)
+            if effect is not None:
+                return state, (*effects, effect)
+    return finished(state, ev), (*effects, Finish(ev.code, ev.reason, ev.cancelled))
+
+
+def finished(state: CallState, ev: Failed) -> CallState:
+    return state.traced(f"final reply {ev.code} {ev.reason}" + (" (caller cancelled)" if ev.cancelled else ""))
+
+
+Rule = Callable[[CallState, Failed, Snapshot, LiveView, float], tuple[CallState, "Effect | None"]]
+
+
+def trunk_challenge(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:
+    """A carrier asks for credentials: answer once per trunk with the trunk's (never kept in the call's state)."""
+    if ev.code not in (401, 407) or state.trunk is None:
+        return state, None
+    creds = trunk_credentials(snapshot, state.trunk.current, state.trunk.answered_challenge)
+    if creds is None:
+        return state, None
+    user, password, realm = creds
+    state = state._replace(trunk=state.trunk._replace(answered_challenge=state.trunk.current))
+    return state.traced(f"{ev.code} from trunk {state.trunk.current}: answering its challenge as {user}"), AnswerChallenge(user, password, realm)
+
+
+def next_trunk(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:
+    """Serial failover: a server error or timeout from a trunk sends the call to the next one."""
+    leg = state.trunk
+    if leg is None or not leg.rest or not should_fail_over(ev.code, ev.cancelled):
+        return state, None
+    hop = leg.rest[0]
+    state = state._replace(trunk=TrunkLeg(hop.name, leg.rest[1:], leg.answered_challenge))
+    return state.traced(f"{ev.code} {ev.reason} from the trunk: failing over to trunk {hop.name}"), RelayTrunk(hop)
+
+
+def forward(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:
+    """Busy, no answer or unreachable: the forwarding decided with the call (one forwarding per call leg)."""
+    if state.forwarding is None:
+        return state, None
+    case = fallback_case(ev.code, False, ev.rang)
+    target = getattr(state.forwarding, case) if case else None
+    state = state._replace(forwarding=None)
+    if target is None:
+        return state, None
+    return state.traced(f"{ev.code} {ev.reason}: {case}, forwarding"), Divert(target)
+
+
+def next_group_step(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:
+    """A step's time is up (or all its members failed): the next step, then the queue again, then the overflow."""
+    group = state.group
+    if group is None:
+        return state, None
+    if group.steps:
+        return state.traced(f"{ev.code} {ev.reason}: next step of group {group.group_id}"), OfferNextStep(group.group_id)
+    state = state._replace(group=None)
+    if state.queue is not None:
+        ok, left = policy_queue.may_wait(state.queue.until, state.queue.holds, now)
+        if ok:
+            return state, WaitAgain(left)  # unanswered: it waits again for the rest of its time
+    state, target = overflow(state.traced(f"{ev.code} {ev.reason}: nobody in group {group.group_id} answered"), group.group_id,
+                             snapshot, live, now)
+    return state, Divert(target) if target is not None else None
+
+
+# The order in which a failed call's next step is looked for: the first rule with an effect wins.
+AFTER_FAILURE: tuple[Rule, ...] = (trunk_challenge, next_trunk, forward, next_group_step)
+
+
+# ---------------------------------------------------------------- hunt groups and their queue
+
+
+def overflow(state: CallState, group_id: int, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Action | None]:
+    """The group's overflow target on the live state of this moment (None: nowhere); counted against the chain's limit."""
+    count = state.overflows + 1
+    trace = list(state.trace)
+    target = group_overflow(snapshot, group_id, state.caller_party, live, now, trace, count)
+    return state._replace(overflows=count, trace=tuple(trace)), target
+
+
+def wait_over(state: CallState, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Action | None]:
+    """A waiting call's time is up: the group's overflow target (None: nothing more)."""
+    q = state.queue
+    if q is None:
+        return state, None
+    group = snapshot.groups.get(q.group_id)
+    state = state._replace(queue=None).traced(f"waited {now - q.since:.0f} s, no member became free"
+                                              + (": overflow" if group is not None and group.overflow is not None else ""))
+    return overflow(state, q.group_id, snapshot, live, now)
+
+
+def when_unplaced(state: CallState, group_id: int, first: bool, snapshot: Snapshot, live: LiveView, now: float,
+                  reachable: bool = True) -> Transition:
+    """Nobody of the group could be offered the call now: it waits in the queue if it may, else the group's overflow,
+    else 480. `first`: on the call's first routing (not from the queue); `reachable`: False when no member offered has a
+    registered device (no waiting then: the overflow at once)."""
+    q = state.queue
+    if not reachable:
+        state = state.traced("no member of the group has a registered device")
+    else:
+        if q is not None:
+            ok, left = policy_queue.may_wait(q.until, q.holds, now)
+            if ok:
+                return state, (WaitAgain(left),)
+        if first or q is None:
+            state = state.traced("the call cannot wait")
+        else:
+            return _overflow_or_480(*wait_over(state, snapshot, live, now))
+    return _overflow_or_480(*overflow(state, group_id, snapshot, live, now))
+
+
+def _overflow_or_480(state: CallState, target: Action | None) -> Transition:
+    if target is not None:
+        return state, (Divert(target),)
+    return state, (Finish(480, "Temporarily Unavailable", local=True, warning="no member of the group can be reached"),)
+
+
+def on_queue_turn(state: CallState, planned: tuple[RouteToGroup, tuple[str, ...]] | None, snapshot: Snapshot, live: LiveView,
+                  now: float) -> tuple[CallState, RouteToGroup | None]:
+    """A waiting call's turn (a member became free): the offer to make, planned a moment ago by the queue's timer or
+    planned now; None when nobody is free any more (someone was quicker)."""
+    q = state.queue
+    if q is None:
+        return state, None
+    state = state._replace(queue=q._replace(held=False))
+    if planned is not None:
+        return state.traced(*planned[1]), planned[0]
+    trace: list[str] = []
+    action = offer_waiting(snapshot, q.group_id, live, trace)
+    return state.traced(*trace), action
+
+
+def held(state: CallState, key: str, left: float) -> CallState:
+    """The call waits in its group's queue now (its transaction suspended)."""
+    q = state.queue
+    assert q is not None
+    return state._replace(queue=q._replace(key=key, holds=q.holds + 1, held=True)).traced(
+        f"waiting in the queue of group {q.group_id} (priority {q.priority}), at most {left:.0f} s more")
