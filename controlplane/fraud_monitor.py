@@ -29,8 +29,11 @@ from controlplane.features.fraud_policy import period_starts, settled_spend
 from kemi.policy.baseline import CallOut, Rule, anomalies, baselines
 from kemi.policy.fraud import DEFAULT_POLICY, FraudPolicy, Limits, RunningCall, Spend, anomaly_response, spend_response
 
+from kemi.contract import DLG_ANSWER, DLG_CALL
+from kemi.policy.callstate import CallState
+
 log = logging.getLogger("callmanager.fraud")
-CTX = "cm_ctx"  # the dialog variable with the call's context (kemi/shell/context.py)
+CTX = DLG_CALL  # the dialog variable with the call's state (kemi.policy.callstate)
 
 
 def running_calls(items: dict[str, object], now: float) -> list[RunningCall]:
@@ -279,13 +282,12 @@ class FraudMonitor:
         if not blob:
             return
         try:
-            ctx = json.loads(blob)
+            state = CallState.from_json(blob).traced(f"ended by the fraud controls: {reason}",
+                                                     "record made by the control plane (Kamailio's did not arrive)")
             now = time.time()
-            answered = float((_var(d, "cm_answer_ts") or "").partition("/")[0] or ctx["start_ts"])
-            ctx["trace"] = [*ctx.get("trace", []), f"ended by the fraud controls: {reason}",
-                            "record made by the control plane (Kamailio's did not arrive)"]
-            self._fallbacks[ctx["id"]] = (now + self.FALLBACK_AFTER_S, cdr_record(ctx, code=200, reason="OK", end_ts=now, answer_ts=answered),
-                                          key)
+            answered = float((_var(d, DLG_ANSWER) or "").partition("/")[0] or state.record.start_ts)
+            self._fallbacks[state.record.id] = (now + self.FALLBACK_AFTER_S,
+                                                cdr_record(state, code=200, reason="OK", end_ts=now, answer_ts=answered), key)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("no fallback record for call %s: %s", key, exc)
 

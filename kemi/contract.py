@@ -89,6 +89,9 @@ QUEUE_WAITING = "n:all"  # QUEUE: calls waiting in any group
 DRAIN = "drain"  # NODE
 
 
+# ---------------------------------------------------------------- dialog profiles
+PROFILE_CALLS = "calls"  # with value u<user>: the user's calls in progress (busy-on-busy); kamailio.cfg profiles_with_value
+
 # ---------------------------------------------------------------- dialog variables
 DLG_CALL = "cm_ctx"  # the call's state (kemi.policy.callstate.CallState document), also on the transaction as an AVP
 DLG_ANSWER = "cm_answer_ts"  # "<answered at>/<first rang at>", epoch seconds

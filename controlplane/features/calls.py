@@ -1,14 +1,15 @@
 """Calls in progress: Kamailio's dialogs joined with RTPengine's media sessions."""
 from __future__ import annotations
 
-import json
-
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.adapters.rtpengine_ng import NgError
 from controlplane.api.errors import component_down
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import method
 from controlplane.numbering import national
+
+from kemi.contract import DLG_ANSWER, DLG_CALL
+from kemi.policy.callstate import CallRecord, CallState
 
 from .common import ListParams
 
@@ -20,6 +21,20 @@ def _var(dlg: dict, name: str) -> str | None:
         if isinstance(v, dict) and name in v:
             return v[name]
     return None
+
+
+def call_state(dlg: dict) -> CallState | None:
+    """The call's state the node keeps on the dialog (None: none, or unreadable)."""
+    blob = _var(dlg, DLG_CALL)
+    try:
+        return CallState.from_json(blob) if blob else None
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def call_record(dlg: dict) -> CallRecord | None:
+    state = call_state(dlg)
+    return state.record if state is not None else None
 
 
 def _media(app, call_id: str) -> dict:
@@ -49,24 +64,23 @@ def collect_calls(app) -> list[dict]:
         raise component_down("kamailio", exc) from None
     calls = []
     for d in dialogs:
-        ctx_blob = _var(d, "cm_ctx")
-        ctx = json.loads(ctx_blob) if ctx_blob else {}
         state = int(d.get("state", 0))
         if state >= 5:  # ended, kept by Kamailio only until its references are released
             continue
+        r = call_record(d)
         calls.append(
             {
                 "call_id": d.get("call-id"),
                 "state": DLG_STATES.get(state, str(state)),
-                "tenant_id": ctx.get("tenant_id"),
-                "caller": ctx.get("caller") or d.get("from_uri"),
-                "caller_user_id": ctx.get("caller_user_id"),
-                "callee": ctx.get("callee") or d.get("to_uri"),
-                "callee_user_id": ctx.get("callee_user_id"),
-                "caller_national": national(ctx.get("caller") or ""),
-                "callee_national": national(ctx.get("callee") or ""),
-                "start_ts": ctx.get("start_ts"),
-                "answer_ts": float(_var(d, "cm_answer_ts").partition("/")[0]) if _var(d, "cm_answer_ts") else None,  # answered at/first rang at
+                "tenant_id": r.tenant_id if r else None,
+                "caller": (r.caller if r else "") or d.get("from_uri"),
+                "caller_user_id": r.caller_user_id if r else None,
+                "callee": (r.callee if r else "") or d.get("to_uri"),
+                "callee_user_id": r.callee_user_id if r else None,
+                "caller_national": national(r.caller if r else ""),
+                "callee_national": national(r.callee if r else ""),
+                "start_ts": r.start_ts if r else None,
+                "answer_ts": float(_var(d, DLG_ANSWER).partition("/")[0]) if _var(d, DLG_ANSWER) else None,  # answered at/first rang at
                 "media": _media(app, d.get("call-id", "")),
             }
         )

@@ -7,7 +7,6 @@ from the CDRs.
 """
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 
@@ -24,7 +23,9 @@ from controlplane.db.models import (
     PhoneNumber,
 )
 
-from .calls import _var
+from kemi.contract import DLG_AGENT
+
+from .calls import _var, call_state
 from .common import ListParams, in_scope
 from controlplane.group_members import member_users, session_lookups
 from controlplane.live_view import agent_end
@@ -54,14 +55,14 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_users: se
     for d in dialogs:
         if int(d.get("state", 0)) >= 5:
             continue
-        agent = _var(d, "cm_agent")
+        agent = _var(d, DLG_AGENT)
         if agent and agent.split(":")[0] == str(g.id):
             in_call.add(int(agent.split(":")[2]))
-        ctx = json.loads(_var(d, "cm_ctx") or "{}")
-        if ctx.get("callee") in dialled and ctx.get("tenant_id") == g.tenant_id and int(d.get("state", 0)) < 3:
-            queue = ctx.get("queue") or {}
-            waiting.append({"call_id": d.get("call-id"), "caller": ctx.get("caller"), "wait_s": round(now - float(ctx.get("start_ts", now)), 1),
-                            "priority": int(queue.get("p", 0)), "queued": bool(queue.get("held"))})
+        state = call_state(d)
+        if state is not None and state.record.callee in dialled and state.record.tenant_id == g.tenant_id and int(d.get("state", 0)) < 3:
+            queue = state.queue
+            waiting.append({"call_id": d.get("call-id"), "caller": state.record.caller, "wait_s": round(now - state.record.start_ts, 1),
+                            "priority": queue.priority if queue else 0, "queued": bool(queue and queue.held)})
     agents = []
     for uid in members:
         registered = uid in registered_users

@@ -139,10 +139,11 @@ def queue_place(action: RouteToGroup, now: float) -> QueuePlace | None:
     return QueuePlace(action.group_id, action.priority, round(now, 3), round(now + action.queue_s, 3))
 
 
-def ringing_ms(action: RouteToUser) -> int:
-    """How long the user's devices ring before the no-answer forwarding (0: no timer of the policy's own)."""
+def ringing_ms(action: RouteToUser) -> int | None:
+    """How long the user's devices ring before the no-answer forwarding (None: the user has no forwarding, the node's
+    own INVITE timer applies; 0: ring until the caller or the INVITE timer gives up, then the forwarding)."""
     has_forwarding = action.on_busy is not None or action.on_no_answer is not None or not isinstance(action.on_unreachable, Reject)
-    return action.no_answer_s * 1000 if has_forwarding else 0
+    return action.no_answer_s * 1000 if has_forwarding else None
 
 
 def offering(state: CallState, action: RouteToGroup) -> CallState:
@@ -247,6 +248,32 @@ def overflow(state: CallState, group_id: int, snapshot: Snapshot, live: LiveView
     return state._replace(overflows=count, trace=tuple(trace)), target
 
 
+REPLANS = 2  # every planned member was just claimed by simultaneous calls: plan again, at most this often
+
+
+def replan(state: CallState, action: RouteToGroup, contested_before: int, attempt: int, snapshot: Snapshot,
+           live: LiveView) -> tuple[CallState, RouteToGroup | None]:
+    """An offer found no member to ring: when that is because simultaneous calls took the planned members (the
+    live state shows them taken now), the group's offer planned again; None: no new plan (nobody can be offered)."""
+    if state.contested == contested_before or attempt >= REPLANS:
+        return state, None
+    trace: list[str] = []
+    again = offer_waiting(snapshot, action.group_id, live, trace)
+    state = state.traced(*trace)
+    if again is None:
+        return state, None
+    return (state.traced("every planned member was taken by simultaneous calls: planned again"),
+            again._replace(wrapup_s=action.wrapup_s))
+
+
+def wait_left(state: CallState, now: float) -> float | None:
+    """The seconds a call may wait in its group's queue now (None: it may not wait, or has no queue)."""
+    if state.queue is None:
+        return None
+    ok, left = policy_queue.may_wait(state.queue.until, state.queue.holds, now)
+    return left if ok else None
+
+
 def wait_over(state: CallState, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Action | None]:
     """A waiting call's time is up: the group's overflow target (None: nothing more)."""
     q = state.queue
@@ -276,6 +303,16 @@ def when_unplaced(state: CallState, group_id: int, first: bool, snapshot: Snapsh
         else:
             return _overflow_or_480(*wait_over(state, snapshot, live, now))
     return _overflow_or_480(*overflow(state, group_id, snapshot, live, now))
+
+
+def stop_waiting(state: CallState, snapshot: Snapshot, live: LiveView, now: float) -> Transition:
+    """A waiting call could not be held again: the group's overflow, else 480."""
+    return _overflow_or_480(*wait_over(state, snapshot, live, now))
+
+
+def ended_here(state: CallState, ev: Failed) -> Transition:
+    """The end of a call whatever is left to try (the shell's bound on tries after one failure was reached)."""
+    return finished(state.traced("too many tries after one failure: ended"), ev), (Finish(ev.code, ev.reason, ev.cancelled),)
 
 
 def _overflow_or_480(state: CallState, target: Action | None) -> Transition:

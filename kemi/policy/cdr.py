@@ -1,7 +1,10 @@
 """Call detail records: dispositions and the record the shell spools for the control plane."""
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from .callstate import CallState
 
 ANSWERED = "answered"
 BUSY = "busy"
@@ -36,7 +39,7 @@ def disposition(code: int, cancelled: bool = False) -> str:
 
 
 def record(
-    ctx: dict[str, Any],
+    state: CallState,
     *,
     code: int,
     reason: str,
@@ -46,29 +49,32 @@ def record(
     ring_ts: float | None = None,
     quality: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Complete a call context (made at INVITE time) into a CDR document. `ring_ts`: when a device first rang
+    """The call detail record of a call that ended, from its state. `ring_ts`: when a device first rang
     (the post-dial delay ends there, or at the answer); `quality`: the rtpengine module's scores of the media."""
-    start = float(ctx["start_ts"])
+    r = state.record
+    start = float(r.start_ts)
     first_sign = ring_ts or answer_ts
+    seconds = end_ts - answer_ts if answer_ts else 0.0
     return {
-        "id": ctx["id"],
-        "tenant_id": ctx.get("tenant_id"),
-        "caller": ctx.get("caller", ""),
-        "caller_user_id": ctx.get("caller_user_id"),
-        "callee": ctx.get("callee", ""),
-        "callee_user_id": ctx.get("callee_user_id"),
-        "call_id": ctx.get("call_id", ""),
+        "id": r.id,
+        "tenant_id": r.tenant_id,
+        "caller": r.caller,
+        "caller_user_id": r.caller_user_id,
+        "callee": r.callee,
+        "callee_user_id": r.callee_user_id,
+        "call_id": r.call_id,
         "start_ts": start,
         "answer_ts": answer_ts,
         "end_ts": end_ts,
-        "duration_s": round(end_ts - answer_ts, 3) if answer_ts else 0.0,
+        "duration_s": round(seconds, 3) if answer_ts else 0.0,
         "disposition": disposition(code, cancelled),
         "sip_code": code,
         "sip_reason": reason,
-        "trace": list(ctx.get("trace", ())),
-        **({"feature": ctx["feature"]} if ctx.get("feature") else {}),
-        **({"emergency": True} if ctx.get("emergency") else {}),
-        **(_priced(ctx, end_ts - answer_ts if answer_ts else 0.0) if ctx.get("fraud") else {}),
+        "trace": list(state.trace),
+        **({"feature": state.feature._asdict()} if state.feature else {}),
+        **({"emergency": True} if state.emergency else {}),
+        **({"payer_user_id": state.fraud.payer_user_id, "dest_class": state.fraud.dest_class,
+            "cost": round(float(state.fraud.rate) * seconds / 60.0, 6)} if state.fraud else {}),
         **({"pdd_s": round(max(0.0, first_sign - start), 3)} if first_sign else {}),
         **(media_scores(quality) if quality else {}),
     }
@@ -90,21 +96,11 @@ def media_scores(quality: dict[str, str]) -> dict[str, float]:
     return out
 
 
-def _priced(ctx: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """Calls out: who pays (the caller, or the user whose forwarding sent the call out), the class and the price."""
-    payer, dest_class, rate = ctx["fraud"]
-    return {"payer_user_id": payer, "dest_class": dest_class, "cost": round(float(rate) * seconds / 60.0, 6)}
-
-
-def call_context(decision_caller, decision_callee, *, cdr_id: str, call_id: str, start_ts: float, trace) -> dict[str, Any]:
-    return {
-        "id": cdr_id,
-        "tenant_id": (decision_callee or decision_caller).tenant_id if (decision_callee or decision_caller) else None,
-        "caller": decision_caller.number if decision_caller else "",
-        "caller_user_id": decision_caller.user_id if decision_caller else None,
-        "callee": decision_callee.number if decision_callee else "",
-        "callee_user_id": decision_callee.user_id if decision_callee else None,
-        "call_id": call_id,
-        "start_ts": start_ts,
-        "trace": list(trace),
-    }
+def end_request(value: str) -> tuple[str, str, str, str] | None:
+    """A request to end a call (the control plane's fraud monitor writes JSON [Call-ID, From tag, To tag, reason]);
+    None when it cannot be read."""
+    try:
+        call_id, from_tag, to_tag, reason = json.loads(value)
+    except (ValueError, TypeError):
+        return None
+    return str(call_id), str(from_tag), str(to_tag), str(reason)

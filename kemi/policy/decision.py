@@ -102,36 +102,3 @@ class Decision(NamedTuple):
     caller: CallParty | None = None
     callee: CallParty | None = None
     counts_as_call: bool = True  # False for challenges: an auth round trip is not a call attempt
-
-
-
-def action_to_doc(action: Action | None) -> dict | None:
-    """A routing action as plain JSON, to carry a decided-up-front fallback through the transaction."""
-    if isinstance(action, RouteToGroup):
-        return {"t": "group", "tenant_id": action.tenant_id, "group_id": action.group_id,
-                "steps": [[[[m, list(aors)] for m, aors in st.members], st.seconds, st.circular] for st in action.steps],
-                "wrapup_s": action.wrapup_s, "queue_s": action.queue_s,
-                "priority": action.priority}
-    if isinstance(action, RouteToUser):
-        return {"t": "user", "tenant_id": action.tenant_id, "user_id": action.user_id, "aors": list(action.aors)}
-    if isinstance(action, RouteToTrunk):
-        return {"t": "trunk", "tenant_id": action.tenant_id, "target": action.target, "hops": [list(h) for h in action.hops],
-                "caller_number": action.caller_number, "caller_domain": action.caller_domain, "privacy": action.privacy,
-                **({"fraud": list(action.fraud)} if action.fraud else {})}
-    return None
-
-
-def action_from_doc(doc: dict | None) -> Action | None:
-    if not doc:
-        return None
-    if doc["t"] == "user":
-        return RouteToUser(doc["tenant_id"], doc["user_id"], tuple(doc["aors"]))
-    if doc["t"] == "group":
-        return RouteToGroup(doc["tenant_id"], doc["group_id"],
-                            tuple(GroupStep(tuple((m, tuple(a)) for m, a in st[0]), st[1], st[2] if len(st) > 2 else -1) for st in doc["steps"]),
-                            int(doc.get("wrapup_s", 0)), int(doc.get("queue_s", 0)),
-                            int(doc.get("priority", 0)))
-    if doc["t"] == "trunk":
-        return RouteToTrunk(doc["tenant_id"], doc["target"], tuple(TrunkHop(*h) for h in doc["hops"]), doc["caller_number"],
-                            doc["caller_domain"], doc.get("privacy", False), fraud=tuple(doc["fraud"]) if doc.get("fraud") else None)
-    return None

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-STATUSES = ("online", "away", "dnd", "unreachable")
 # htable acd key changed after every write of a user's status or an agent's log-in (by the control plane's pushes
 # and the phone feature codes): Kamailio's workers keep the values they read until it changes
-LIVE_VERSION = "ver:live"
+from kemi.contract import LIVE_VERSION  # noqa: F401
+
+STATUSES = ("online", "away", "dnd", "unreachable")
 
 
 class LiveView(Protocol):

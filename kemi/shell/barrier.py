@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import traceback
 
-ERRORS = "cmerr"  # htable: route name -> unexpected exceptions since Kamailio started
+ERRORS = "cmerr"  # kemi.contract.ERRORS (not imported: this module stays importable without the package layout)
 RETRY_AFTER_S = 5
 _SETTLED = [False]  # this worker's current request was answered, relayed, held or dropped on purpose
 ROUTES = ("request", "branch_reply", "failure", "dialog_event", "acd_timer", "acd_resume", "xhttp")

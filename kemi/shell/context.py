@@ -1,24 +1,30 @@
-"""The call context: one JSON document per call, kept on the transaction (AVP) and the dialog.
+"""The call's state between routes: one `CallState` document on the transaction (AVP) and on the dialog.
 
-It carries what later stages of the same call need (trace, fallbacks, group steps, queue place)
-and becomes the call record at the end.
+Stored whenever a route changed it and a later route (reply, failure, queue turn, dialog end) may need it;
+the control plane reads the dialog's copy (`call.list`, the queue monitor) with `CallState.from_json` too.
 """
 from __future__ import annotations
 
-import json
+from kemi.contract import AVP_CALL, DLG_CALL
+from kemi.policy.callstate import CallState
 
 from . import ksr_apply as apply
 from . import ksr_read as read
 
-CTX = "cm_ctx"  # name of the AVP / dialog variable that carries the call context
+
+def store(state: CallState) -> None:
+    blob = state.to_json()
+    apply.set_avp(AVP_CALL, blob)
+    apply.set_dlg_var(DLG_CALL, blob)
 
 
-def store_context(ctx: dict) -> None:
-    blob = json.dumps(ctx, separators=(",", ":"))
-    apply.set_avp(CTX, blob)
-    apply.set_dlg_var(CTX, blob)
+def load() -> CallState | None:
+    """The transaction's call state (None: no call state, e.g. a request the node did not route)."""
+    blob = read.avp(AVP_CALL)
+    return CallState.from_json(blob) if blob else None
 
 
-def load_context() -> dict | None:
-    blob = read.avp(CTX)
-    return json.loads(blob) if blob else None
+def load_dialog() -> CallState | None:
+    """The dialog's call state (at the dialog's end, where the transaction's AVPs are gone)."""
+    blob = read.dlg_var(DLG_CALL)
+    return CallState.from_json(blob) if blob else None

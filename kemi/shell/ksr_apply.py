@@ -1,9 +1,16 @@
-"""Apply policy outcomes to KSR: replies, challenges, lookups. The only writer besides routes.py."""
+"""Apply policy outcomes to KSR: replies, challenges, lookups, headers, relays and new branches.
+
+With `ksr_read` (what comes in), `ksr_dialog` (transactions, dialogs, media) and the hunt groups' `ksr_acd`, the
+only modules that call Kamailio: the route functions read facts, call the policy, and apply its outcome here.
+"""
 from __future__ import annotations
 
 import KSR
 
+from kemi.contract import PROFILE_CALLS, AVP_CALL, AVP_TRUNK_PASSWORD, AVP_TRUNK_REALM, AVP_TRUNK_USER, DLG_CALL, logged_out_key, user_key, ACD, LIVE_VERSION, STATUS
+from kemi.policy.callstate import CallState
 from kemi.policy.decision import Reject, RouteToTrunk
+from kemi.policy.features import FeatureCode
 from kemi.policy.location import with_location
 from kemi.policy.sip_text import plain, quoted
 
@@ -59,6 +66,65 @@ def set_ruri(uri: str) -> None:
     KSR.pv.sets("$ru", uri)
 
 
+# ---------------------------------------------------------------- relaying
+
+FAILURE_ROUTE, BRANCH_REPLY_ROUTE = "ksr_failure_route", "ksr_branch_reply"
+
+
+def relay() -> None:
+    """Relay the request statefully (an error reply if tm cannot)."""
+    settled()
+    if KSR.tm.t_relay() < 0:
+        KSR.sl.sl_reply_error()
+
+
+def keep(state: CallState) -> None:
+    """The call's state goes with the transaction and the dialog; its replies and failure come back to the shell."""
+    blob = state.to_json()
+    KSR.pv.sets(f"$avp({AVP_CALL})", blob)
+    KSR.pv.sets(f"$dlg_var({DLG_CALL})", blob)
+    KSR.tm.t_on_failure(FAILURE_ROUTE)
+    KSR.tm.t_on_reply(BRANCH_REPLY_ROUTE)
+
+
+def relay_branch(state: CallState, timers_ms: tuple[int, int] | None = None) -> bool:
+    """New branches of a call (a request route's first relay, or a failure / queue route's next try): its state kept,
+    its routes armed, the ringing timers set (`timers_ms`: final response, invite), relayed. False: tm refused."""
+    if timers_ms is not None:
+        KSR.tm.t_set_fr(*timers_ms)
+    keep(state)
+    settled()
+    return KSR.tm.t_relay() > 0
+
+
+def answer_trunk_challenge(user: str, password: str, realm: str) -> bool:
+    """Credentials for the carrier's challenge, for uac_auth only (never kept in the call's state). False: uac could not."""
+    set_avp(AVP_TRUNK_USER, user)
+    set_avp(AVP_TRUNK_PASSWORD, password)
+    if realm:
+        set_avp(AVP_TRUNK_REALM, realm)
+    return KSR.uac.uac_auth() >= 0
+
+
+def consume_credentials() -> None:
+    KSR.auth.consume_credentials()
+
+
+def feature_code_live(fc: FeatureCode) -> None:
+    """The part of a feature code that is live at once (DND, group log-in/out), in shared memory."""
+    if fc.kind == "dnd_on":
+        KSR.htable.sht_sets(STATUS.name, user_key(fc.user_id), "dnd")
+    elif fc.kind == "dnd_off":
+        KSR.htable.sht_rm(STATUS.name, user_key(fc.user_id))
+    elif fc.kind == "group_logout":
+        KSR.htable.sht_seti(ACD.name, logged_out_key(fc.value, fc.user_id), 1)
+    elif fc.kind == "group_login":
+        KSR.htable.sht_rm(ACD.name, logged_out_key(fc.value, fc.user_id))
+    else:
+        return
+    KSR.htable.sht_inc(ACD.name, LIVE_VERSION)  # the workers read statuses and log-ins again on their next group call
+
+
 # Identity headers a phone may send; towards a carrier only what the policy decided is sent.
 LOCATION_HEADER = "X-Callmanager-Location"  # the caller's address on emergency calls (docs/routing.md)
 _IDENTITY_HEADERS = ("P-Asserted-Identity", "P-Preferred-Identity", "Privacy", LOCATION_HEADER)
@@ -104,4 +170,39 @@ def present_as(display: str, uri: str) -> None:
 
 def track_call(user_id: int) -> None:
     """Count the current dialog as a call of this user (dialog profile `calls`, value u<id>)."""
-    KSR.dialog.set_dlg_profile("calls", f"u{user_id}")
+    KSR.dialog.set_dlg_profile(PROFILE_CALLS, user_key(user_id))
+
+
+def warn(line: str) -> None:
+    KSR.warn(line + "\n")
+
+
+def notice(line: str) -> None:
+    KSR.notice(line + "\n")
+
+
+def count_hop() -> bool:
+    """Max-Forwards decremented (added when absent); False: it reached zero (483)."""
+    return KSR.maxfwd.process_maxfwd(10) >= 0
+
+
+def replies_to_shell() -> None:
+    """The replies to this request (a re-INVITE) come to the branch reply route (media, NAT)."""
+    KSR.tm.t_on_reply(BRANCH_REPLY_ROUTE)
+
+
+def save_registration() -> bool:
+    """The binding saved; save() answers the REGISTER itself (an error reply when it cannot). False: not saved."""
+    settled()
+    if KSR.registrar.save("location", 0) < 0:
+        KSR.sl.sl_reply_error()
+        return False
+    return True
+
+
+def http_reply(code: int, reason: str, body: str) -> None:
+    KSR.xhttp.xhttp_reply(code, reason, "text/plain", body)
+
+
+def rpc_dispatch() -> None:
+    KSR.jsonrpcs.dispatch()

@@ -16,7 +16,9 @@ import time
 
 import KSR
 
-from kemi.policy.live import LIVE_VERSION
+from kemi import contract as shm
+
+from kemi.contract import LIVE_VERSION
 
 from . import wire
 from .wire import number as _number
@@ -62,9 +64,9 @@ class Message(NamedTuple):
 # The source's request counter first: incremented before any field that could make the one read fail (Kamailio
 # prints in order), so a read that falls back never counts a request twice. No $cT: finding a Content-Type means
 # scanning every header; only in-dialog requests need it (has_sdp).
-_HEAD = ("$si", "$sp", "$Rp", "$sht(ban=>$si)")
+_HEAD = ("$si", "$sp", "$Rp", f"$sht({shm.BAN.name}=>$si)")
 _FIELDS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$ci", "$au", "$ar", "$ua", "$rz", "$pr")
-_LOCK = "$sht(authlock=>until:$au@$(ar{s.tolower}))"  # last: its key is printed from the credentials
+_LOCK = f"$sht({shm.AUTHLOCK.name}=>until:$au@$(ar{{s.tolower}}))"  # last: its key is printed from the credentials
 _FORMATS: dict[str, tuple[int, str]] = {}  # request counter key -> (fields, their one format)
 
 
@@ -122,11 +124,33 @@ def request_uri() -> str:
     return parts[1] if len(parts) == 3 else ""
 
 
+# sanity checks (module docs): R-URI SIP version (505) and scheme (416), mandatory headers, CSeq method and number,
+# Content-Length against the body, Expires, Proxy-Require (420: none supported), URIs parse (400), first Via;
+# R-URI, From and To URIs parsed (docs/security.md, "Malformed input").
+SANITY_CHECKS = 1 | 2 | 4 | 32 | 64 | 128 | 256 | 512 | 1024 | 16384
+SANITY_URI_CHECKS = 1 | 2 | 4
+
+
+def sane() -> bool:
+    """The sanity module's checks pass (when not, it answered 400, 420 or 505 itself where it could)."""
+    return KSR.sanity.sanity_check(SANITY_CHECKS, SANITY_URI_CHECKS) >= 0
+
+
+def check_credentials(realm: str, ha1: str, identity_must_match: bool) -> int:
+    """The digest credentials against this HA1 (auth module's return code; kemi.policy.auth.auth_result reads it)."""
+    return KSR.auth.pv_auth_check(realm, ha1, 1, 1 if identity_must_match else 0)
+
+
+def draining() -> bool:
+    """Is this node being drained (node.drain over the control plane's API sets the htable item)?"""
+    return one(f"$sht({shm.NODE.name}=>{shm.DRAIN})") == "1"
+
+
 def is_myself_ruri() -> bool:
     return KSR.is_myself_ruri() > 0
 
 
-_REPLY_PVS = ("$rs", "$bf", "$cT", "$avp(cm_grp)")
+_REPLY_PVS = ("$rs", "$bf", "$cT", f"$avp({shm.AVP_GROUP_MARK})")
 _REPLY_FORMAT = wire.one_format(_REPLY_PVS)
 
 
@@ -182,8 +206,8 @@ def avp(name: str) -> str:
     return one(f"$avp({name})")
 
 
-MEDIA_PVS = ("mos", "jitter", "loss", "rtt")  # $avp(cm_<name>), filled by the rtpengine module at a deletion (kamailio.cfg)
-_MEDIA_FORMAT = wire.one_format([f"$avp(cm_{n})" for n in MEDIA_PVS])
+MEDIA_PVS = ("mos", "jitter", "loss", "rtt")  # filled by the rtpengine module at a deletion (kamailio.cfg)
+_MEDIA_FORMAT = wire.one_format([f"$avp({a})" for a in (shm.AVP_MOS, shm.AVP_JITTER, shm.AVP_LOSS, shm.AVP_RTT)])
 
 
 def media_quality() -> dict[str, str] | None:
@@ -194,7 +218,7 @@ def media_quality() -> dict[str, str] | None:
     return dict(zip(MEDIA_PVS, values))
 
 
-ENDED = "cmended"  # htable: <h_entry>:<h_id> of calls whose end was accounted (routes.call_ended: once per dialog)
+ENDED = shm.ENDED.name  # calls whose end was accounted (once per dialog)
 _CLAIM = f"$shtinc({ENDED}=>$dlg(h_entry):$dlg(h_id))"
 
 
@@ -222,11 +246,11 @@ class KsrLiveView:
     """The policy's live view on Kamailio's shared memory: htable `status`, dialog profile `calls`."""
 
     def status(self, user_id: int) -> str:
-        value = KSR.htable.sht_get("status", f"u{user_id}")
+        value = KSR.htable.sht_get(shm.STATUS.name, shm.user_key(user_id))
         return value if isinstance(value, str) and value else "online"
 
     def busy(self, user_id: int) -> bool:
-        KSR.dialog.get_profile_size("calls", f"u{user_id}", "$var(cm_calls)")
+        KSR.dialog.get_profile_size(shm.PROFILE_CALLS, shm.user_key(user_id), "$var(cm_calls)")
         return int(KSR.pv.get("$var(cm_calls)") or 0) > 0
 
     def __init__(self) -> None:
@@ -241,19 +265,21 @@ class KsrLiveView:
         key = (group_id, user_ids, rings)
         reads = self._reads.get(key)
         if reads is None:
-            tail = [f"$sht(acd=>ptr:g{group_id}:r{i})" for i in range(rings)] + [f"$sht(acdq=>n:g{group_id})", f"$sht(status=>g{group_id})"]
+            tail = ([f"$sht({shm.ACD.name}=>{shm.ring_pointer_key(group_id, i)})" for i in range(rings)]
+                    + [f"$sht({shm.QUEUE.name}=>{shm.queue_count_key(group_id)})", f"$sht({shm.STATUS.name}=>g{group_id})"])
             reads = []
             for start in range(0, max(len(user_ids), 1), AGENT_CHUNK):
                 chunk = user_ids[start:start + AGENT_CHUNK]
-                parts = [f"$sht(acd=>{LIVE_VERSION})"] if start == 0 else []
-                parts += [f"$sht({name})" for u in chunk for name in (f"acd=>end:u{u}", f"acdoffer=>u{u}", f"acdbusy=>u{u}")]
+                parts = [f"$sht({shm.ACD.name}=>{LIVE_VERSION})"] if start == 0 else []
+                parts += [f"$sht({name})" for u in chunk for name in (f"{shm.ACD.name}=>{shm.agent_end_key(u)}", f"{shm.OFFERS.name}=>{shm.user_key(u)}",
+                                                                       f"{shm.BUSY.name}=>{shm.user_key(u)}")]
                 if start + AGENT_CHUNK >= len(user_ids):
                     parts += tail
                 reads.append((wire.one_format(parts), chunk, len(parts)))
             pushed = []
             for start in range(0, len(user_ids), PUSHED_CHUNK):
                 chunk = user_ids[start:start + PUSHED_CHUNK]
-                parts = [f"$sht({name})" for u in chunk for name in (f"status=>u{u}", f"acd=>out:g{group_id}:u{u}")]
+                parts = [f"$sht({name})" for u in chunk for name in (f"{shm.STATUS.name}=>{shm.user_key(u)}", f"{shm.ACD.name}=>{shm.logged_out_key(group_id, u)}")]
                 pushed.append((wire.one_format(parts), chunk))
             if len(self._reads) > 4096:  # member lists change with the configuration: drop old ones now and then
                 self._reads.clear()
@@ -328,8 +354,20 @@ class KsrLiveView:
         return GroupLive(states, pointers, int(waiting) if waiting.isdigit() else 0, group_status or "online")
 
     def callback(self, number: str) -> tuple[int, float] | None:
-        value = KSR.htable.sht_get("acd", f"cb:{number}")
+        value = KSR.htable.sht_get(shm.ACD.name, shm.callback_key(number))
         if not isinstance(value, str) or ":" not in value:
             return None
         agent, until = value.split(":", 1)
         return (int(agent), float(until)) if agent.isdigit() and until.isdigit() else None
+
+
+def take_all(table: str) -> list[tuple[str, str]]:
+    """Every item of a small htable, removed as it is read (requests queued for this process)."""
+    items = []
+    KSR.htable.sht_iterator_start("cmt", table)
+    while KSR.htable.sht_iterator_next("cmt") >= 0:
+        items.append((one("$shtitkey(cmt)"), one("$shtitval(cmt)")))
+    KSR.htable.sht_iterator_end("cmt")
+    for key, _ in items:
+        KSR.htable.sht_rm(table, key)
+    return items

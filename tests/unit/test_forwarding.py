@@ -5,7 +5,8 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings, strategies as st
 
-from kemi.policy.decision import Reject, RouteToTrunk, RouteToUser, action_from_doc, action_to_doc
+from kemi.policy.callstate import action_from_doc, action_to_doc
+from kemi.policy.decision import Reject, RouteToTrunk, RouteToUser
 from kemi.policy.facts import AuthResult
 from kemi.policy.forwarding import ForwardRule, fallback_case
 from kemi.policy.routing import decide_initial
@@ -118,7 +119,8 @@ def test_fallback_documents_round_trip():
     d = ring_bob(snap_with([{"kind": "busy", "target_number": "+4915112345678"}, {"kind": "no_answer", "target_user": 1}]))
     for alt in (d.action.on_busy, d.action.on_no_answer):
         assert action_from_doc(action_to_doc(alt)) == alt
-    assert action_to_doc(Reject(480, "x")) is None
+    assert action_from_doc(action_to_doc(Reject(480, "x"))) == Reject(480, "x")  # a refusal as a target too
+    assert action_to_doc(None) is None
 
 
 @given(st.sampled_from([486, 600, 603, 408, 480, 500, 503, 404, 487]), st.booleans(), st.booleans())

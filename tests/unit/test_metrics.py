@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from controlplane.metrics import Metrics
 from controlplane.metrics.kamailio import KamailioCollector, parse_statistics, process_role
 from controlplane.metrics.rtpengine import RtpengineCollector
+from kemi.policy.callstate import CallRecord, CallState
 from kemi.policy.cdr import media_scores, record
 
 
@@ -32,7 +33,7 @@ def test_rtpengine_scores_become_cdr_fields_in_base_units_of_the_cdr():
 
 
 def test_post_dial_delay_ends_at_the_first_ring_or_the_answer():
-    ctx = {"id": "c1", "start_ts": 100.0, "trace": []}
+    ctx = CallState(CallRecord("c1", "call-1", 100.0))
     assert record(ctx, code=200, reason="OK", end_ts=130.0, answer_ts=105.0, ring_ts=100.8)["pdd_s"] == 0.8
     assert record(ctx, code=200, reason="OK", end_ts=130.0, answer_ts=101.5)["pdd_s"] == 1.5
     assert "pdd_s" not in record(ctx, code=486, reason="Busy Here", end_ts=100.2)  # never rang, never answered

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from controlplane.adapters import bencode
+from kemi.policy.callstate import CallRecord, CallState
 from kemi.policy import cdr
 from kemi.policy.snapshot import SnapshotError, loads_snapshot
 from kemi.shell.snapshot_holder import SnapshotHolder
@@ -44,7 +45,7 @@ def test_dispositions(code, cancelled, expected):
 
 
 def test_cdr_record_duration_counts_from_answer():
-    ctx = {"id": "x", "start_ts": 100.0, "trace": ["t"]}
+    ctx = CallState(CallRecord("x", "c1", 100.0), ("t",))
     r = cdr.record(ctx, code=200, reason="OK", end_ts=130.0, answer_ts=110.0)
     assert r["duration_s"] == 20.0 and r["disposition"] == "answered"
     assert cdr.record(ctx, code=486, reason="Busy", end_ts=101.0)["duration_s"] == 0.0

@@ -16,14 +16,16 @@ import time
 
 import KSR
 
+from kemi import contract as shm
+
 from kemi.policy.fraud import Counters, capped_limits, check_limits
 
 from . import ksr_apply as apply
 from . import wire
 
-TABLE, CALLS, RUNNING, MARK = "fraud", "fraudcalls", "fraudrun", "cm_fraud"
+TABLE, CALLS, RUNNING, MARK = shm.FRAUD.name, shm.FRAUD_CALLS.name, shm.FRAUD_RUNNING.name, shm.DLG_FRAUD
 _DIALOG = "$_s($dlg(h_entry):$dlg(h_id))"  # the current dialog's id, as dlg.end_dlg takes it
-_ACKED = wire.one_format((f"$dlg_var({MARK})", "$dlg_var(cm_answer_ts)", "$dlg(h_entry):$dlg(h_id)", "$dlg(state)"))
+_ACKED = wire.one_format((f"$dlg_var({MARK})", f"$dlg_var({shm.DLG_ANSWER})", "$dlg(h_entry):$dlg(h_id)", "$dlg(state)"))
 _LIVE = ("3", "4")  # dialog states: answered (no ACK yet), confirmed; 5 is ended
 
 

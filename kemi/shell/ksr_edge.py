@@ -17,11 +17,13 @@ import uuid
 
 import KSR
 
+from kemi import contract as shm
+
 from kemi.policy import edge as policy
 from kemi.policy.auth import failure_counter_keys
 from kemi.policy.edge import EdgeSettings
 
-BAN, EDGE, AUTHFAIL, LOCK = "ban", "edge", "authfail", "authlock"
+BAN, EDGE, AUTHFAIL, LOCK = shm.BAN.name, shm.EDGE.name, shm.AUTHFAIL.name, shm.AUTHLOCK.name
 _EXEMPT_CACHE = 4096  # source addresses remembered per snapshot (exempt or not)
 # User-Agents remembered (scanner or not): phones repeat theirs. Only short ones: the cache is bounded in bytes
 # (4,096 x 256 characters), a longer (hostile) one is judged each time.

@@ -1,0 +1,174 @@
+"""A whole call, dry-run: the first decision, then a scripted sequence of events (the callee is busy, nobody answers
+for 20 s, a trunk answers 503, a member becomes free...), each through the same transitions live calls take
+(`kemi.policy.call`). What `route.simulate` answers when an admin asks where a call "went somewhere strange".
+
+The shell's part is assumed to succeed: every relay leaves, every device named is registered, every member offered
+is free to be claimed. Each step says what happened, what the policy decided and the trace lines it added.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import call
+from .call import AnswerChallenge, Divert, Effect, Failed, Finish, OfferNextStep, RelayTrunk, WaitAgain
+from .callstate import CallState
+from .decision import Action, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser
+from .live import QUIET, LiveView
+from .snapshot import Snapshot
+
+# event name -> the final answer the transaction gets (code, reason, a device rang first)
+EVENTS: dict[str, tuple[int, str, bool]] = {
+    "busy": (486, "Busy Here", True),
+    "no_answer": (408, "Request Timeout", True),
+    "unreachable": (408, "Request Timeout", False),
+    "declined": (603, "Decline", True),
+    "unavailable": (480, "Temporarily Unavailable", False),
+    "server_error": (503, "Service Unavailable", False),
+    "challenge": (407, "Proxy Authentication Required", False),
+}
+ENDING = ("answer", "cancel")
+KINDS = (*EVENTS, *ENDING, "failure", "member_free")
+MAX_EVENTS = 50
+
+
+class Event(NamedTuple):
+    kind: str  # one of KINDS
+    after_s: float = 0.0  # seconds after the previous event (ringing time, waiting time)
+    code: int = 0  # kind "failure": the final answer's code ...
+    reason: str = ""  # ... and reason phrase
+
+
+class Step(NamedTuple):
+    event: str  # what happened, as a reader says it
+    at_s: float  # seconds since the call began
+    outcome: str  # what the policy decided
+    trace: tuple[str, ...]  # the trace lines this step added
+    ended: bool = False
+
+
+def run(decision: Decision, events: list[Event], snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0) -> list[Step]:
+    """The call's timeline: its first decision, then one step per event until the call is answered or ends."""
+    state = call.begin(decision, "simulated", "simulated", now)
+    steps: list[Step] = []
+    state, outcome, ended = _route(state, decision.action, snapshot, live, now)
+    steps.append(Step("call", 0.0, outcome, state.trace, ended))
+    at = 0.0
+    for ev in events[:MAX_EVENTS]:
+        if ended:
+            break
+        at += max(0.0, ev.after_s)
+        before = len(state.trace)
+        label = _label(ev)
+        if ev.kind == "answer":
+            steps.append(Step(label, at, "answered: the call is connected", (), True))
+            break
+        if ev.kind == "member_free":
+            state, outcome, ended = _queue_turn(state, snapshot, live, now + at)
+        else:
+            failed = _failure(ev)
+            state, effects = call.on_failure(state, failed, snapshot, live, now + at)
+            state, outcome, ended = _apply(state, effects, snapshot, live, now + at)
+        steps.append(Step(label, at, outcome, state.trace[before:], ended))
+    return steps
+
+
+def _failure(ev: Event) -> Failed:
+    if ev.kind == "cancel":
+        return Failed(487, "Request Terminated", cancelled=True)
+    if ev.kind == "failure":
+        return Failed(ev.code, ev.reason or "Failed", rang=True)
+    code, reason, rang = EVENTS[ev.kind]
+    return Failed(code, reason, rang=rang)
+
+
+def _label(ev: Event) -> str:
+    if ev.kind == "failure":
+        return f"final answer {ev.code} {ev.reason or ''}".rstrip()
+    if ev.kind in EVENTS:
+        code, reason, _ = EVENTS[ev.kind]
+        return f"{ev.kind.replace('_', ' ')} ({code} {reason})"
+    return {"answer": "answered", "cancel": "the caller hangs up", "member_free": "a member of the group becomes free"}[ev.kind]
+
+
+def _route(state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+    """The first decision applied (or a forwarding / overflow target's, `diverted`)."""
+    if isinstance(action, Reject):
+        return state, f"reject {action.code} {action.reason}" + (f": {action.warning}" if action.warning else ""), True
+    state = call.onto(state, action, now)
+    if isinstance(action, RouteToGroup):
+        return _offer(state, action, snapshot, live, now)
+    return state, describe(action), False
+
+
+def _divert(state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+    if isinstance(action, Reject):
+        return state, f"reject {action.code} {action.reason}", True
+    state = call.onto(state, action, now, diverted=True)
+    if isinstance(action, RouteToGroup):
+        return _offer(state, action, snapshot, live, now)
+    return state, describe(action), False
+
+
+def _offer(state: CallState, action: RouteToGroup, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+    state = call.offering(state, action)
+    if action.steps:
+        return _next_step(state)
+    state, effects = call.when_unplaced(state, action.group_id, True, snapshot, live, now)
+    return _apply(state, effects, snapshot, live, now)
+
+
+def _next_step(state: CallState) -> tuple[CallState, str, bool]:
+    group = state.group
+    assert group is not None and group.steps
+    step = group.steps[0]
+    members = ", ".join(str(m) for m, _ in step.members)
+    state = state._replace(group=group._replace(steps=group.steps[1:], offered=step.members)).traced(
+        f"offering to user(s) {members} for {step.seconds} s")
+    return state, f"offer group {group.group_id} to user(s) {members} for {step.seconds} s", False
+
+
+def _queue_turn(state: CallState, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+    if state.queue is None or not state.queue.held:
+        return state, "nothing: the call is not waiting in a queue", False
+    since = state.queue.since
+    group_id = state.queue.group_id
+    state, action = call.on_queue_turn(state, None, snapshot, live, now)
+    if action is not None and action.steps:
+        state, outcome, ended = _offer(state, action, snapshot, live, now)
+        return state.traced(f"a member is free after {now - since:.1f} s of waiting"), outcome, ended
+    state, effects = call.when_unplaced(state, group_id, False, snapshot, live, now)
+    return _apply(state, effects, snapshot, live, now)
+
+
+def _apply(state: CallState, effects: tuple[Effect, ...], snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+    for effect in effects:
+        if isinstance(effect, Finish):
+            return state, f"the call ends: {effect.code} {effect.reason}" + (f" ({effect.warning})" if effect.warning else ""), True
+        if isinstance(effect, Divert):
+            state, outcome, ended = _divert(state, effect.action, snapshot, live, now)
+            return state, "forward: " + outcome, ended
+        if isinstance(effect, RelayTrunk):
+            return state, f"fail over to trunk {effect.hop.name}", False
+        if isinstance(effect, AnswerChallenge):
+            return state, f"answer the carrier's challenge as {effect.user}", False
+        if isinstance(effect, OfferNextStep):
+            return _next_step(state)
+        if isinstance(effect, WaitAgain):
+            state = call.held(state, "simulated", effect.seconds)
+            return state, f"wait in the queue of group {state.queue.group_id if state.queue else '?'}, {effect.seconds:.0f} s at most", False
+    return state, "nothing", False
+
+
+def describe(action: Action) -> str:
+    """One line for a routing action, as the timeline shows it."""
+    if isinstance(action, RouteToUser):
+        return f"ring user {action.user_id} ({len(action.aors)} address(es))" + (
+            f", {action.no_answer_s} s before the no-answer forwarding" if action.on_no_answer is not None and action.no_answer_s else "")
+    if isinstance(action, RouteToTrunk):
+        return f"out to {action.target} via trunk {action.hops[0].name}" + (
+            f" (then {', '.join(h.name for h in action.hops[1:])})" if len(action.hops) > 1 else "")
+    if isinstance(action, RouteToGroup):
+        return f"group {action.group_id}"
+    if isinstance(action, Reject):
+        return f"reject {action.code} {action.reason}"
+    return type(action).__name__

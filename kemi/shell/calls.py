@@ -1,0 +1,357 @@
+"""Calls on Kamailio, from the first decision to the record: route a new call, then follow the policy's
+transitions (`kemi.policy.call`) through its failures, its wait in a queue and its end.
+
+Every decision is the policy's; this module reads what happened, asks the transition what comes next and
+applies its effects (`perform`), telling the transition again when an effect could not be done.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+from kemi.contract import AVP_RANG, DLG_ANSWER, DLG_TRACKED, END_REQUESTS
+from kemi.policy import call, cdr
+from kemi.policy.call import (AnswerChallenge, Divert, Effect, Failed, Finish, LeaveQueue, OfferNextStep, RelayTrunk, ReleaseClaims,
+                              WaitAgain)
+from kemi.policy.callstate import CallState, FeatureUse
+from kemi.policy.decision import Action, Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
+from kemi.policy.facts import RequestFacts
+from kemi.policy.features import FeatureCode
+from kemi.policy.routing import decide_initial, session_lifetime
+from kemi.policy.snapshot import Snapshot
+
+from . import context
+from . import ksr_acd as acd
+from . import ksr_apply as apply
+from . import ksr_dialog as dialog
+from . import ksr_fraud as fraud_gate
+from . import ksr_read as read
+from .runtime import LIVE, SETTINGS, SNAPSHOTS, SPOOL
+
+_PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call); reset per request
+MAX_TRIES = 16  # effects tried after one failure before the call ends (each try consumes a fallback: a safety net)
+
+
+def new_request() -> None:
+    _PREPARED[0] = False
+
+
+# ---------------------------------------------------------------- the first decision
+
+
+def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
+    now = time.time()
+    decision = decide_initial(facts, snap, now, LIVE)
+    action = decision.action
+    if isinstance(action, Challenge):
+        apply.challenge(action.realm)
+        return
+    state = call.begin(decision, facts.call_id, str(uuid.uuid4()), now)
+    if isinstance(action, FeatureCode):
+        feature_code(state, action)
+    else:
+        route(state, action, facts.method, nated)
+
+
+def feature_code(state: CallState, fc: FeatureCode) -> None:
+    """Apply what is live at once (DND, group log-in), answer the phone, and hand the code to the control plane with the record."""
+    apply.feature_code_live(fc)
+    state = state._replace(feature=FeatureUse(fc.user_id, fc.kind, fc.value))
+    finish_locally(state, Reject(603, fc.reply, f"feature code done: {fc.reply}"), "INVITE")
+
+
+def route(state: CallState, action: Action, method: str, nated: bool) -> None:
+    if isinstance(action, RouteToUser):
+        route_to_user(state, action, method, nated)
+    elif isinstance(action, RouteToTrunk):
+        route_to_trunk(state, action, nated)
+    elif isinstance(action, RouteToGroup):
+        route_to_group(state, action, method, nated)
+    elif isinstance(action, Reject):
+        finish_locally(state, action, method)
+
+
+def finish_locally(state: CallState, rej: Reject, method: str) -> None:
+    apply.reject(rej)
+    if cdr.is_call_attempt(method):
+        SPOOL.put(cdr.record(state, code=rej.code, reason=rej.reason, end_ts=time.time()))
+
+
+def route_to_user(state: CallState, action: RouteToUser, method: str, nated: bool) -> None:
+    apply.consume_credentials()
+    if not apply.lookup_aors(action.aors):
+        fallback = action.on_unreachable
+        state = state.traced("no registered device" + (": forwarded (unreachable)" if not isinstance(fallback, Reject) else ""))
+        route(state, fallback, method, nated)
+        return
+    if method != "INVITE":  # MESSAGE, OPTIONS, ... to a user: relay, no dialog, no media
+        apply.relay()
+        return
+    state = call.onto(state, action, time.time())
+    ringing = call.ringing_ms(action)
+    if ringing is not None:  # ring this long, then forward (no answer); silent devices count as unreachable
+        dialog.ring_limits(ringing, SETTINGS.device_timeout_ms)
+    prepare_call(state, nated, action.track)
+    apply.relay()
+
+
+def route_to_trunk(state: CallState, action: RouteToTrunk, nated: bool) -> None:
+    apply.consume_credentials()
+    if action.fraud is not None and SETTINGS.fraud_checks:  # a call out someone pays for (never an emergency call): limits first
+        refused = fraud_gate.admit(SNAPSHOTS.get(), action.tenant_id, action.fraud[0])
+        if refused:
+            finish_locally(state.traced(f"fraud control: {refused}"), Reject(403, "Forbidden", f"call limit reached: {refused}"), "INVITE")
+            return
+    state = call.onto(state, action, time.time())
+    apply.caller_identity(action)
+    apply.set_ruri(action.hops[0].uri)
+    # no answer at all from a carrier: next trunk soon; the policy's ringing time (emergency calls: as long as the centre takes)
+    dialog.ring_limits(action.ring_s * 1000, SETTINGS.trunk_timeout_ms, (action.ring_s + 30) * 1000 if action.ring_s else 0)
+    if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
+        agent, window = action.callback
+        acd.set_callback(action.target, agent, int(time.time()) + window)
+    prepare_call(state, nated, action.track, emergency=action.emergency)
+    if action.geolocation is not None:  # after RTPengine's offer (prepare_call): its SDP goes in the multipart body
+        lines: list[str] = []
+        apply.location_by_value(*action.geolocation, lines)
+        apply.keep(state.traced(*lines))  # with the trace line saying how the location went
+    if action.fraud is not None and SETTINGS.fraud_checks:
+        fraud_gate.track(action.tenant_id, *action.fraud)
+    apply.relay()
+
+
+def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: bool) -> None:
+    apply.consume_credentials()
+    if method != "INVITE":
+        finish_locally(state, Reject(480, "Temporarily Unavailable", "a hunt group takes calls only"), method)
+        return
+    now, snap = time.time(), SNAPSHOTS.get()
+    state = call.onto(state, action, now)  # groups with a queue: unanswered offers leave the call waiting for the rest of its time
+    if action.present is not None:
+        apply.present_as(*action.present)
+    if action.steps:
+        state, offered = acd.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
+        if offered:
+            prepare_call(state, nated)
+            apply.relay()
+            return
+    reachable = not action.steps or state.contested > 0  # nobody free now, or every planned member taken by simultaneous calls
+    state, effects = call.when_unplaced(state, action.group_id, True, snap, LIVE, now, reachable)
+    effect = effects[-1]
+    if isinstance(effect, WaitAgain):
+        prepare_call(state, nated)
+        state, held = acd.hold(state, effect.seconds, first=True)
+        if held:
+            return
+        state, effects = call.when_unplaced(state._replace(queue=None), action.group_id, True, snap, LIVE, now)
+        effect = effects[-1]
+    if isinstance(effect, Divert):
+        route(state, effect.action, method, nated)
+    elif isinstance(effect, Finish):
+        finish_locally(state, Reject(effect.code, effect.reason, effect.warning), method)
+
+
+def prepare_call(state: CallState, nated: bool, track: tuple[int, ...] = (), emergency: bool = False) -> None:
+    """Everything a new call needs before it is relayed (or held in a queue). Once per request: a call prepared
+    for a group's queue that then cannot wait goes on to the overflow already record-routed, in its dialog and
+    offered to RTPengine (a second offer appended RTPengine's SDP to the body a second time)."""
+    again = _PREPARED[0]
+    _PREPARED[0] = True
+    if not again:
+        lifetime = session_lifetime(read.one("$hdr(Session-Expires)"), SETTINGS.call_max_s, emergency)
+        dialog.open_dialog(lifetime, emergency, SETTINGS.dialog_keepalive)
+    dialog.track(track)
+    apply.keep(state)
+    if not again:
+        dialog.media(nated)
+
+
+# ---------------------------------------------------------------- replies and failures
+
+
+def branch_reply_route() -> int:
+    code, bflags, content_type, group_mark = read.reply()
+    if group_mark and 200 <= code < 300:
+        acd.note_answering_agent(group_mark)
+    if code in (180, 183) and not read.avp(AVP_RANG):
+        apply.set_avp(AVP_RANG, repr(time.time()))  # the devices rang: a timeout now means "no answer", not "unreachable"
+    nated = dialog.nated_reply(bflags)
+    if 100 < code < 300 and read.has_sdp(content_type):
+        dialog.media(nated)
+    return 1
+
+
+def failure_route() -> int:
+    cancelled = dialog.is_cancelled()
+    code, reason = (487, "Request Terminated") if cancelled else read.transaction_reply()
+    state = context.load()
+    if state is None:
+        dialog.media_off()
+        return 1
+    rang_at = read.avp(AVP_RANG)
+    ev = Failed(code, reason, cancelled, rang_at != "")
+    snap = SNAPSHOTS.get()
+    for _ in range(MAX_TRIES):
+        state, effects = call.on_failure(state, ev, snap, LIVE, time.time())
+        state, again = perform(state, effects, ev, rang_at)
+        if again is None:
+            return 1
+        ev = again
+    perform(*call.ended_here(state, ev), ev, rang_at)  # a safety net: each try consumes a fallback
+    return 1
+
+
+def perform(state: CallState, effects: tuple[Effect, ...], ev: Failed, rang_at: str = "") -> tuple[CallState, Failed | None]:
+    """Apply a transition's effects in order. None: done (a branch left, the call waits, or it ended); a `Failed`: an
+    effect could not be done, the transition is asked again with it."""
+    for effect in effects:
+        if isinstance(effect, ReleaseClaims):
+            acd.release(effect.users)
+        elif isinstance(effect, LeaveQueue):
+            acd.leave_queue(effect.key, effect.group_id)
+        elif isinstance(effect, Finish):
+            dialog.media_off()
+            SPOOL.put(cdr.record(state, code=effect.code, reason=effect.reason, end_ts=time.time(), cancelled=effect.cancelled,
+                                 ring_ts=_float(rang_at)))
+            return state, None
+        elif isinstance(effect, AnswerChallenge):
+            if not apply.answer_trunk_challenge(effect.user, effect.password, effect.realm):
+                return state.traced("could not answer the challenge (realm or algorithm not matching)"), ev
+            return state, None if apply.relay_branch(state) else ev
+        elif isinstance(effect, RelayTrunk):
+            apply.set_ruri(effect.hop.uri)
+            return state, None if apply.relay_branch(state, (0, SETTINGS.trunk_timeout_ms)) else ev._replace(code=503, reason="relay failed")
+        elif isinstance(effect, Divert):
+            state, ok = divert(state, effect.action)
+            return state, None if ok else ev
+        elif isinstance(effect, OfferNextStep):
+            dialog.reset_ring_limits()
+            state, ok = acd.next_step(state, SETTINGS.device_timeout_ms)
+            return state, None if ok and apply.relay_branch(state) else ev
+        elif isinstance(effect, WaitAgain):
+            state, ok = acd.hold(state, effect.seconds, first=False)
+            return state, None if ok else ev
+    return state, None
+
+
+def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
+    """From a failure or queue route: the call goes on as new branches to a user, a trunk or a hunt group."""
+    dialog.reset_ring_limits()
+    now = time.time()
+    if isinstance(action, RouteToUser):
+        if not apply.lookup_aors(action.aors):
+            return state.traced("forwarding target has no registered device"), False
+        return state, apply.relay_branch(state)
+    if isinstance(action, RouteToGroup):
+        state = call.onto(state, action, now, diverted=True)
+        if not action.steps:  # nobody free in the target group now: wait in its queue
+            left = call.wait_left(state, now)
+            return acd.hold(state, left, first=False) if left is not None else (state, False)
+        state, offered = acd.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
+        return state, offered and apply.relay_branch(state)
+    if isinstance(action, RouteToTrunk):
+        if action.fraud is not None and SETTINGS.fraud_checks:  # forwarded out: the forwarding user's limits, and they pay
+            refused = fraud_gate.admit(SNAPSHOTS.get(), action.tenant_id, action.fraud[0])
+            if refused:
+                return state.traced(f"fraud control: {refused}; not forwarded"), False
+            fraud_gate.track(action.tenant_id, *action.fraud)
+        state = call.onto(state, action, now, diverted=True)
+        apply.caller_identity(action)
+        apply.set_ruri(action.hops[0].uri)
+        return state, apply.relay_branch(state, (0, SETTINGS.trunk_timeout_ms))
+    return state, False
+
+
+# ---------------------------------------------------------------- the queue
+
+
+def acd_timer() -> None:
+    acd.tick(SNAPSHOTS.get(), LIVE)
+
+
+def acd_resume() -> int:
+    """A waiting call's turn (run by t_continue): offer it; when nobody can be, wait on, overflow or 480."""
+    state = context.load()
+    if state is None or state.queue is None:
+        return 1
+    q = state.queue
+    planned = acd.planned(q.key)  # the timer planned it a moment ago, in this process
+    acd.leave_queue(q.key, q.group_id)
+    snap, now = SNAPSHOTS.get(), time.time()
+    state, action = call.on_queue_turn(state, planned, snap, LIVE, now)
+    if action is not None:
+        state, offered = acd.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
+        if offered:
+            state = state.traced(f"a member is free after {now - q.since:.1f} s of waiting")
+            if apply.relay_branch(state):
+                return 1
+    state, effects = call.when_unplaced(state, q.group_id, False, snap, LIVE, now)
+    effect = effects[-1]
+    if isinstance(effect, WaitAgain):
+        state, held = acd.hold(state, effect.seconds, first=False)
+        if held:
+            return 1
+        state, effects = call.stop_waiting(state, snap, LIVE, now)
+        effect = effects[-1]
+    if isinstance(effect, Divert):
+        state, ok = divert(state, effect.action)
+        if ok:
+            return 1
+    apply.keep(state)
+    dialog.reply_in_transaction(480, "Temporarily Unavailable")
+    return 1
+
+
+# ---------------------------------------------------------------- the end of an answered call
+
+
+def dialog_started() -> None:
+    apply.set_dlg_var(DLG_ANSWER, f"{time.time()!r}/{read.avp(AVP_RANG)}")  # answered at / first rang at
+    tracked, mark = read.dlg_vars(DLG_TRACKED, fraud_gate.MARK)
+    acd.calls_started(tracked)
+    if mark:  # a call out under the fraud limits: in progress from now
+        fraud_gate.answered(mark)
+
+
+def call_ended(why: str) -> None:
+    """Everything an answered call holds is given back, once per dialog whichever comes first: its hunt-group agents
+    and busy users, its count of calls out in progress, its media session, and its record is written.
+    Kamailio 5.6 runs the dialog-end event of a dialog it ends itself (dlg_bye_all: timeouts, dlg.end_dlg) with the
+    dialog's state read after its BYEs were sent: when a phone's 200 to a BYE is handled first, the state is already
+    'deleted' and no event runs (the fraudcalls +1 of earlier notes, and a missing CDR). So every end the node makes
+    runs this first (dialog:timeout, end_requested_calls) and the dialog-end event, if it still runs, finds it done."""
+    if read.claim_dialog_end() > 1:  # another process accounted this call's end already
+        return
+    acd.agent_call_ended()
+    acd.calls_ended(read.dlg_var(DLG_TRACKED))
+    state = context.load_dialog()
+    if state is None:
+        return
+    if state.fraud is not None and SETTINGS.fraud_checks:
+        fraud_gate.ended(state.record.tenant_id, state.fraud.payer_user_id)
+    answered, _, rang = read.dlg_var(DLG_ANSWER).partition("/")
+    SPOOL.put(cdr.record(state.traced(why), code=200, reason="OK", end_ts=time.time(), answer_ts=_float(answered) or state.record.start_ts,
+                         ring_ts=_float(rang), quality=dialog.dialog_media_quality()))
+
+
+def end_requested_calls() -> None:
+    """Calls the control plane asked to end (htable END_REQUESTS: <h_entry>:<h_id> = JSON [Call-ID, From tag, To tag,
+    reason]; the fraud monitor's spend limits): each call's end is accounted here, then the dialog module sends
+    its BYEs to both sides."""
+    for key, value in read.take_all(END_REQUESTS.name):
+        request = cdr.end_request(value)
+        if request is None:
+            apply.warn(f"callmanager: request to end call {key!r} unreadable: {value[:200]!r}")
+            continue
+        call_id, from_tag, to_tag, reason = request
+        if not dialog.select_dialog(call_id, from_tag, to_tag):
+            continue  # over already: its own end did the accounting
+        call_ended(f"answered; ended by the node: {reason}"[:300])
+        dialog.bye_all()
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None

@@ -1,0 +1,155 @@
+"""Transactions, dialogs and media on Kamailio: what a call needs before it leaves, its timers, its end.
+
+Called by the route functions with what the policy decided; no decisions here.
+"""
+from __future__ import annotations
+
+import KSR
+
+from kemi.contract import AVP_DIALOG_TIMEOUT, DLG_EMERGENCY, DLG_TRACKED, TIMEOUT_EVENT
+from kemi.policy.media import rtpengine_flags
+from kemi.policy.sip_text import is_word
+
+from . import ksr_apply as apply
+from . import ksr_read as read
+from .flags import FLB_NATB, FLB_NATSIPPING, FLT_NATS, NAT_TEST
+
+MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
+
+
+def detect_nat(method: str) -> bool:
+    """A request from behind a NAT: replies go back where it came from, its Contact is fixed for the way back."""
+    KSR.force_rport()
+    if KSR.nathelper.nat_uac_test(NAT_TEST) <= 0:
+        return False
+    KSR.setflag(FLT_NATS)
+    if method == "REGISTER":
+        KSR.nathelper.fix_nated_register()
+    elif method in ("INVITE", "SUBSCRIBE"):
+        KSR.nathelper.set_contact_alias()
+    return True
+
+
+def nated_in_dialog(method: str) -> bool:
+    """An in-dialog request from behind a NAT: its Contact fixed (re-INVITE, UPDATE), the R-URI's alias applied."""
+    nated = KSR.nathelper.nat_uac_test(NAT_TEST) > 0
+    if nated:
+        KSR.setflag(FLT_NATS)
+        if method in ("INVITE", "UPDATE"):
+            KSR.nathelper.set_contact_alias()
+    KSR.nathelper.handle_ruri_alias()
+    return nated
+
+
+def nated_reply(bflags: int) -> bool:
+    """A reply from a NATed branch (or one whose Contact says so): its Contact fixed."""
+    nated = bool(bflags & (1 << FLB_NATB)) or KSR.nathelper.nat_uac_test(1) > 0
+    if nated:
+        KSR.nathelper.set_contact_alias()
+    return nated
+
+
+def mark_nated_registration() -> None:
+    KSR.setbflag(FLB_NATB)
+    KSR.setbflag(FLB_NATSIPPING)
+
+
+def media(nated: bool) -> None:
+    """Offer / answer / delete the media session with RTPengine, as the message says."""
+    KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
+
+
+def media_in_dialog(method: str, nated: bool) -> None:
+    if (method == "BYE" and not KSR.isflagset(MEDIA_DONE)) or read.has_sdp():
+        media(nated)
+
+
+def media_off() -> None:
+    """The call failed: its media session is deleted."""
+    KSR.rtpengine.rtpengine_delete0()
+
+
+def cancel_media() -> None:
+    KSR.rtpengine.rtpengine_manage("")
+
+
+def dialog_media_quality() -> dict[str, str] | None:
+    """Delete the dialog's media session now (whoever or whatever ended it) and keep RTPengine's verdict on it:
+    average MOS, jitter, loss and round trip of the call (from RTCP; empty when the phones sent none)."""
+    call_id, from_tag = read.one("$dlg(callid)"), read.one("$dlg(from_tag)")
+    if not (is_word(call_id) and is_word(from_tag)):  # a value in a flag string must not add flags: left to RTPengine's timeout
+        KSR.warn(f"callmanager: media session of a dialog with an unusual Call-ID or tag left to RTPengine's timeout: {call_id[:80]!a}\n")
+        return None
+    KSR.rtpengine.rtpengine_delete(f"call-id={call_id} from-tag={from_tag}")
+    KSR.setflag(MEDIA_DONE)  # a BYE that ended it: its own rtpengine_manage would delete the session a second time
+    return read.media_quality()
+
+
+def open_dialog(lifetime_s: int | None, emergency: bool, keepalive: bool) -> None:
+    """Record-route, the dialog (its timeout runs dialog:timeout first), its lifetime, keep-alives or the emergency mark."""
+    KSR.rr.record_route()
+    KSR.pv.sets("$dlg_ctx(timeout_route)", TIMEOUT_EVENT)
+    dialog_lifetime(lifetime_s)
+    KSR.dialog.dlg_manage()
+    if emergency:  # TRK-08: no timer of the node ends it (neither keepalives nor session timers)
+        apply.set_dlg_var(DLG_EMERGENCY, "1")
+    elif keepalive:  # in-dialog OPTIONS to both phones: a call whose BYE was lost ends (call_ended)
+        KSR.dialog.dlg_set_property("ka-src")
+        KSR.dialog.dlg_set_property("ka-dst")
+
+
+def dialog_lifetime(lifetime_s: int | None) -> None:
+    if lifetime_s:
+        KSR.pv.seti(f"$avp({AVP_DIALOG_TIMEOUT})", lifetime_s)
+
+
+def track(user_ids: tuple[int, ...]) -> None:
+    """Busy-on-busy users and agents: on a call while this dialog lives (dialog profile `calls`, and the dialog's list)."""
+    for user_id in user_ids:
+        apply.track_call(user_id)
+    if user_ids:
+        apply.set_dlg_var(DLG_TRACKED, ",".join(map(str, user_ids)))
+
+
+def ring_limits(fr_ms: int, invite_ms: int, max_lifetime_ms: int = 0) -> None:
+    KSR.tm.t_set_fr(fr_ms, invite_ms)
+    if max_lifetime_ms:
+        KSR.tm.t_set_max_lifetime(max_lifetime_ms, 0)
+
+
+def reset_ring_limits() -> None:
+    KSR.tm.t_reset_fr()
+
+
+def loose_route() -> bool:
+    return KSR.rr.loose_route() > 0
+
+
+def has_transaction() -> bool:
+    return KSR.tm.t_check_trans() > 0
+
+
+def is_retransmission() -> bool:
+    """A retransmission of a request whose transaction exists: tm answers it (its last reply again) or absorbs it."""
+    if KSR.tmx.t_precheck_trans() > 0:
+        KSR.tm.t_check_trans()
+        return True
+    return KSR.tm.t_check_trans() == 0
+
+
+def is_cancelled() -> bool:
+    return KSR.tm.t_is_canceled() > 0
+
+
+def reply_in_transaction(code: int, reason: str) -> None:
+    KSR.tm.t_reply(code, reason)
+
+
+def select_dialog(call_id: str, from_tag: str, to_tag: str) -> bool:
+    """Make that dialog the current one (False: it is over already)."""
+    return KSR.dialog.dlg_get(call_id, from_tag, to_tag) >= 0
+
+
+def bye_all() -> None:
+    """The current dialog's BYEs to both sides."""
+    KSR.dialog.dlg_bye("all")
