@@ -12,7 +12,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from .main import _area, console, err_console
+from .common import _area, console, err_console
 
 cluster = _area("cluster", "roll out to hosts with Ansible: deploy, verify, status (docs/operations.md)")
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .main import _area, rpc, show
+from .common import _area, rpc, show
 
 fraud = _area("fraud", "fraud controls: events, bans, cool-downs, policy, tariff, locks, spend")
 

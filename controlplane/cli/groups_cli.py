@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .main import _area, rpc, show
+from .common import _area, rpc, show
 
 group = _area("group", "hunt groups: rings, members, queue, screening, status")
 agent = _area("agent", "agents: log in to / out of hunt groups")

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from .main import _area, rpc, show
+from .common import STATE, _area, console, rpc, show
 
 route = _area("route", "routing decisions: explain what a call would do")
 number = _area("number", "public numbers: blocks and numbers routed to users")
@@ -26,20 +26,43 @@ TR_COLS = ["id", "name", "host", "port", "transport", "priority", "enabled", "ha
 F_COLS = ["id", "user_id", "kind", "target_user_id", "target_number", "callers", "time_plan_id", "when", "timeout_s", "enabled"]
 
 
+EVENT_HELP = ("what happens next, in order (repeatable): KIND[@SECONDS after the previous event]; KIND is busy, no_answer, "
+              "unreachable, declined, unavailable, server_error, challenge, member_free, cancel, answer, or a SIP code (a final answer)")
+
+
+def parse_event(text: str) -> dict:
+    """`no_answer@20` -> {"kind": "no_answer", "after_s": 20.0}; `503@2` -> a final answer 503 after 2 s."""
+    kind, _, after = text.partition("@")
+    try:
+        event: dict = {"after_s": float(after)} if after else {}
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: the time after @ is seconds, e.g. no_answer@20") from None
+    if kind.isdigit():
+        return {"kind": "failure", "code": int(kind), **event}
+    return {"kind": kind, **event}
+
+
 @route.command("simulate")
 def route_simulate(dialled: str, caller_user_id: Optional[int] = typer.Option(None, "--from-user", help="internal caller (user id)"),
                    caller_number: Optional[str] = typer.Option(None, "--from-number", help="external caller's number"),
-                   tenant_id: Optional[int] = None, at: Optional[str] = typer.Option(None, help="ISO time with zone, default now")):
-    """What would happen to this call? The decision and its trace, from the live policy code."""
-    result = rpc("route.simulate", dialled=dialled, caller_user_id=caller_user_id, caller_number=caller_number, tenant_id=tenant_id, at=at)
-    from .main import STATE, console
-
+                   tenant_id: Optional[int] = None, at: Optional[str] = typer.Option(None, help="ISO time with zone, default now"),
+                   event: Optional[list[str]] = typer.Option(None, "--event", "-e", help=EVENT_HELP)):
+    """What would happen to this call? The decision and its trace; with --event, the whole call as a timeline."""
+    events = [parse_event(e) for e in event or []]
+    result = rpc("route.simulate", dialled=dialled, caller_user_id=caller_user_id, caller_number=caller_number, tenant_id=tenant_id,
+                 at=at, **({"events": events} if events else {}))
     if STATE["json"]:
         console.print_json(data=result)
         return
     console.print_json(data=result["decision"])
-    for i, line in enumerate(result["trace"], 1):
-        console.print(f"{i:>2}. {line}")
+    if not events:
+        for i, line in enumerate(result["trace"], 1):
+            console.print(f"{i:>2}. {line}")
+        return
+    for step in result["timeline"]:
+        console.print(f"[bold]{step['at_s']:>6.1f} s[/bold]  {step['event']}  ->  {step['outcome']}")
+        for line in step["trace"]:
+            console.print(f"           {line}")
 
 
 S_COLS = ["id", "tenant_id", "name", "region", "area_code", "street", "house_number", "postal_code", "city", "emergency_trunk_id"]
@@ -142,8 +165,6 @@ def profile_activate(user_id: int, profile_id: int = typer.Argument(..., help="0
 @queue.command("status")
 def queue_status(tenant_id: Optional[int] = None):
     """Per group: agents by state, waiting calls, longest wait, today's offered/answered/abandoned/overflowed."""
-    from .main import STATE, console
-
     result = rpc("queue.status", tenant_id=tenant_id)
     if STATE["json"]:
         console.print_json(data=result)

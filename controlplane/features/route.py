@@ -6,8 +6,9 @@ is ahead of it), with the same `decide_initial` as the KEMI shell; no call is pl
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import select
 
 from controlplane.api.errors import InvalidParams
@@ -18,9 +19,27 @@ from controlplane.live_view import StoredLiveView
 from controlplane.numbering import national
 from kemi.policy.decision import Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
 from kemi.policy.facts import AuthResult, RequestFacts
+from kemi.policy import timeline
 from kemi.policy.routing import decide_initial
 
 from .common import Id, get_scoped
+
+
+class SimEvent(BaseModel):
+    """One thing that happens to the simulated call, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal[timeline.KINDS] = Field(description="busy, no_answer, unreachable, declined, unavailable, server_error, challenge, "  # type: ignore[valid-type]
+                                                      "failure (with code), member_free, cancel (the caller hangs up), answer")
+    after_s: float = Field(0.0, ge=0, le=86400, description="seconds after the previous event")
+    code: int | None = Field(None, ge=300, le=699, description="kind failure: the final answer's code")
+    reason: str = Field("", max_length=100, description="kind failure: its reason phrase")
+
+    @model_validator(mode="after")
+    def _code_for_failure(self):
+        if (self.kind == "failure") != (self.code is not None):
+            raise ValueError("a code is given with kind failure, and only then")
+        return self
 
 
 class Simulate(Params):
@@ -29,6 +48,8 @@ class Simulate(Params):
     caller_number: str | None = Field(None, description="... or an external caller's number, arriving through a trunk")
     tenant_id: Id | None = Field(None, description="the tenant of an external call (platform token)")
     at: datetime | None = Field(None, description="when (ISO 8601, default now): time plans and holidays are read at this time")
+    events: list[SimEvent] = Field(default_factory=list, max_length=timeline.MAX_EVENTS,
+                                   description="what happens next, in order: the timeline plays them through the transitions live calls take")
 
     @model_validator(mode="after")
     def _one_caller(self):
@@ -71,7 +92,7 @@ def _describe(action) -> dict:
 
 @method("route.simulate", Simulate, errors=("invalid_params", "not_found"), perm=Perm.ROUTE_SIMULATE)
 def simulate(ctx, p: Simulate):
-    """Dry-run a call: the routing decision and its trace, without placing it."""
+    """Dry-run a call: the routing decision and its trace, and with `events` the whole call as a timeline, without placing it."""
     when = p.at or datetime.now(timezone.utc)
     if when.tzinfo is None:
         raise InvalidParams("at needs a time zone (e.g. 2026-12-24T19:00:00+01:00)", field="at")
@@ -100,6 +121,8 @@ def simulate(ctx, p: Simulate):
     with ctx.app.read() as s:
         live = StoredLiveView.load(s, ctx.app)
     decision = decide_initial(facts, snap, when.timestamp(), live)
+    events = [timeline.Event(e.kind, e.after_s, e.code or 0, e.reason) for e in p.events]
+    steps = timeline.run(decision, events, snap, live, when.timestamp()) if not isinstance(decision.action, Challenge) else []
     return {
         "live_state": "kamailio" if live.kamailio_read else "database (Kamailio not answering: nobody counts as on a call)",
         "decision": _describe(decision.action),
@@ -108,4 +131,6 @@ def simulate(ctx, p: Simulate):
         "callee": decision.callee._asdict() if decision.callee else None,
         "at": when.isoformat(),
         "snapshot_version": snap.version,
+        "timeline": [{"event": st.event, "at_s": st.at_s, "outcome": st.outcome, "trace": list(st.trace), "ended": st.ended}
+                     for st in steps],
     }

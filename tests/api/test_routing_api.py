@@ -305,3 +305,42 @@ def test_a_sites_emergency_trunk_is_cleared_with_0_or_when_the_trunk_goes(api, a
     api.ok("site.update", token=admin, id=site["id"], emergency_trunk_id=t2["id"])
     api.ok("trunk.delete", id=t2["id"])
     assert api.ok("site.get", token=admin, id=site["id"])["emergency_trunk_id"] is None  # the tenant's other trunks then
+
+
+def test_route_simulate_plays_the_whole_call_through_its_events_in_the_api_and_the_cli(api, server, acme):
+    """Bob forwards to Alice when busy and to his mobile when he does not answer: the admin asks what a call does
+    when Bob is busy and Alice does not answer for 20 s."""
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    public_setup(api, acme)
+    admin = acme["admin"]
+    api.ok("user.update", token=admin, id=acme["bob"]["id"], outbound="international")
+    api.ok("forwarding.create", token=admin, user_id=acme["bob"]["id"], kind="busy", target_user_id=acme["alice"]["id"])
+    api.ok("forwarding.create", token=admin, user_id=acme["bob"]["id"], kind="no_answer", target_number="0171 1234567", timeout_s=15)
+    sim = api.ok("route.simulate", token=admin, caller_number="0891234567", dialled="+49301234502",
+                 events=[{"kind": "busy", "after_s": 2}, {"kind": "no_answer", "after_s": 20}])
+    steps = [(s["event"], s["outcome"], s["at_s"]) for s in sim["timeline"]]
+    assert steps[0][:2] == ("call", "ring user %d (1 address(es)), 15 s before the no-answer forwarding" % acme["bob"]["id"])
+    assert steps[1] == ("busy (486 Busy Here)", "forward: ring user %d (1 address(es))" % acme["alice"]["id"], 2.0)
+    assert steps[2] == ("no answer (408 Request Timeout)", "the call ends: 408 Request Timeout", 22.0)  # one forwarding per leg
+    assert sim["timeline"][2]["ended"] and "486 Busy Here: busy, forwarding" in sim["timeline"][1]["trace"]
+    no_answer = api.ok("route.simulate", token=admin, caller_number="0891234567", dialled="+49301234502",
+                       events=[{"kind": "no_answer", "after_s": 15}, {"kind": "server_error"}, {"kind": "answer"}])
+    assert [s["outcome"] for s in no_answer["timeline"]][1:] == [
+        "forward: out to +491711234567 via trunk carrier", "the call ends: 503 Service Unavailable"]  # one trunk: no failover
+    # bad events: a clear error, nothing simulated
+    assert api.err("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="202", events=[{"kind": "explodes"}])[0] == "invalid_params"
+    assert api.err("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="202", events=[{"kind": "failure"}])[0] == "invalid_params"
+    assert api.err("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="202",
+                   events=[{"kind": "busy", "after_s": -1}])[0] == "invalid_params"
+    # the CLI: a readable timeline
+    base = ["--url", server.settings.api_url, "--token", admin]
+    out = CliRunner().invoke(app, base + ["route", "simulate", "202", "--from-user", str(acme["alice"]["id"]), "-e", "busy@2", "-e", "486@3"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert any("2.0 s" in line and "busy (486 Busy Here)" in line and f"forward: ring user {acme['alice']['id']}" in line for line in lines)
+    assert any("5.0 s" in line and "final answer 486" in line and "the call ends: 486" in line for line in lines)
+    bad = CliRunner().invoke(app, base + ["route", "simulate", "202", "--from-user", str(acme["alice"]["id"]), "-e", "busy@soon"])
+    assert bad.exit_code != 0 and "seconds" in bad.output
