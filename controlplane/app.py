@@ -14,7 +14,16 @@ from sqlmodel import Session, select
 from controlplane.adapters.kamailio_rpc import KamailioRpc
 from controlplane.adapters.rtpengine_ng import NgClient
 from controlplane.db.models import ApiToken, ConfigState, Role
-from controlplane.sealed import private_file, shared_secret
+from controlplane.sealed import Sealer, private_file, shared_secret
+from controlplane.cdr_ingest import CdrIngestor
+from controlplane.features.fraud_policy import ensure_sample_tariff
+from controlplane.metrics import Metrics
+from controlplane.snapshot import SnapshotPublisher
+from controlplane.live_state import LiveStateSync
+from controlplane.fraud_monitor import FraudMonitor
+from controlplane.notify import Notifier
+from controlplane.feature_codes import apply_feature
+from kemi.policy.snapshot import loads_snapshot
 from controlplane.db.session import make_engine, migrate
 from controlplane.node.settings import NodeSettings
 
@@ -40,20 +49,12 @@ def seal_stored_secrets(engine, sealer) -> None:
 
 class App:
     def __init__(self, settings: NodeSettings, *, start_workers: bool = True):
-        from controlplane.cdr_ingest import CdrIngestor
-        from controlplane.metrics import Metrics
-        from controlplane.snapshot import SnapshotPublisher
-
-        from controlplane.sealed import Sealer
-
         self.settings = settings
         os.umask(0o077)  # every file the control plane makes (database, spool, keys, tokens) is its owner's only
         self.engine = make_engine(settings.db_url)
         migrate(self.engine)
         self.sealer = Sealer(settings.secret_key_path)
         seal_stored_secrets(self.engine, self.sealer)
-        from controlplane.features.fraud_policy import ensure_sample_tariff
-
         ensure_sample_tariff(self.engine)
         self.kamailio = KamailioRpc(settings.kamailio_rpc_url, secret=shared_secret(settings.rpc_secret_path))
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
@@ -62,11 +63,8 @@ class App:
         self._snapshot_cache = None
         self.ingestor = CdrIngestor(self.engine, settings.spool_dir, metrics=self.metrics, interval=settings.cdr_ingest_interval_s,
                                     on_feature=self.apply_feature)
-        from controlplane.live_state import LiveStateSync
 
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
-        from controlplane.fraud_monitor import FraudMonitor
-        from controlplane.notify import Notifier
 
         self.fraud = FraudMonitor(self, interval=settings.fraud_monitor_interval_s, notifier=Notifier(self.engine, settings, metrics=self.metrics),
                                   baseline_interval=settings.fraud_baseline_interval_s)
@@ -79,13 +77,11 @@ class App:
                 self.fraud.start()
 
     def apply_feature(self, feature: dict) -> None:
-        from controlplane.feature_codes import apply_feature
 
         apply_feature(self, feature)
 
     def current_snapshot(self):
         """The routing snapshot Kamailio routes on, published first if the database is ahead of it."""
-        from kemi.policy.snapshot import loads_snapshot
 
         self.publisher.publish()
         data = self.settings.snapshot_path.read_bytes()

@@ -29,6 +29,7 @@ from controlplane.features.fraud_policy import period_starts, settled_spend
 from kemi.policy.baseline import CallOut, Rule, anomalies, baselines
 from kemi.policy.fraud import DEFAULT_POLICY, FraudPolicy, Limits, RunningCall, Spend, anomaly_response, spend_response
 
+from kemi import contract as shm
 from kemi.contract import DLG_ANSWER, DLG_CALL
 from kemi.policy.callstate import CallState
 
@@ -55,7 +56,7 @@ def end_request(key: str, dialog: dict, reason: str) -> tuple[str, str, str]:
     call's end (counts, media, record) and then sends the BYEs (kemi/shell/routes.py end_requested_calls).
     dlg.end_dlg alone can skip the dialog-end event (Kamailio 5.6 reads the dialog's state after its BYEs went out)."""
     value = json.dumps([dialog.get("call-id"), (dialog.get("caller") or {}).get("tag"), (dialog.get("callee") or {}).get("tag"), reason[:200]])
-    return "cmend", key, value
+    return shm.END_REQUESTS.name, key, value
 
 
 def _day(t: datetime) -> int:
@@ -136,7 +137,7 @@ class FraudMonitor:
         now = time.time() if now is None else now
         self._store_fallbacks(now)
         try:
-            running = running_calls(self.app.kamailio.htable_items("fraudrun"), now)
+            running = running_calls(self.app.kamailio.htable_items(shm.FRAUD_RUNNING.name), now)
         except KamailioRpcError:
             running = []  # Kamailio down: the finished calls still count
         stamp = datetime.fromtimestamp(now, timezone.utc)
@@ -270,7 +271,7 @@ class FraudMonitor:
     def _forget_running(self, key: str) -> None:
         """A call whose dialog-end event did not run: its fraudrun item goes (it would count as running for a day)."""
         try:
-            self.app.kamailio.call("htable.delete", "fraudrun", key)
+            self.app.kamailio.call("htable.delete", shm.FRAUD_RUNNING.name, key)
         except KamailioRpcError as exc:
             log.info("running call %s not removed from fraudrun (gone already?): %s", key, exc)
 

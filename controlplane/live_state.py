@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError
 from controlplane.db.models import AgentLogin, HuntGroup, User
 from kemi.policy.live import LIVE_VERSION
+from kemi import contract as shm
 
 log = logging.getLogger("callmanager.live")
 # One writer at a time into Kamailio's live state: the periodic sync holds it from reading the database to its last
@@ -27,7 +28,7 @@ PUSH_LOCK = threading.RLock()
 def bump_version(kamailio: KamailioRpc) -> None:
     """Tell Kamailio's workers that statuses or log-ins changed (they read them again on the next group call).
     A random value, not a count: Kamailio's feature codes increment the same key, and any change will do."""
-    kamailio.call("htable.seti", "acd", LIVE_VERSION, random.randrange(1, 2**31))
+    kamailio.call("htable.seti", shm.ACD.name, LIVE_VERSION, random.randrange(1, 2**31))
 
 
 def push_status(kamailio: KamailioRpc, user_id: int, status: str, key: str | None = None) -> bool:
@@ -41,12 +42,12 @@ def _push_status(kamailio: KamailioRpc, key: str, status: str, bump: bool = True
     try:
         if status == "online":
             try:
-                kamailio.call("htable.delete", "status", key)
+                kamailio.call("htable.delete", shm.STATUS.name, key)
             except KamailioRpcError as exc:
                 if "not found" not in str(exc).lower():
                     raise
         else:
-            kamailio.call("htable.sets", "status", key, status)
+            kamailio.call("htable.sets", shm.STATUS.name, key, status)
         if bump:
             bump_version(kamailio)
         return True
@@ -71,12 +72,12 @@ def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: b
     try:
         if logged_in:
             try:
-                kamailio.call("htable.delete", "acd", key)
+                kamailio.call("htable.delete", shm.ACD.name, key)
             except KamailioRpcError as exc:
                 if "not found" not in str(exc).lower():
                     raise
         else:
-            kamailio.call("htable.seti", "acd", key, 1)
+            kamailio.call("htable.seti", shm.ACD.name, key, 1)
         if bump:
             bump_version(kamailio)
         return True

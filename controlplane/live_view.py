@@ -11,7 +11,9 @@ import time
 
 from sqlmodel import Session, select
 
+from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.db.models import AgentLogin, HuntGroup, User
+from kemi import contract as shm
 from kemi.policy.hunting import AgentState, GroupLive
 
 
@@ -38,12 +40,9 @@ class StoredLiveView:
         groups = dict(session.exec(select(HuntGroup.id, HuntGroup.status).where(HuntGroup.status != "online")).all())
         tables = None
         if app is not None:
-            from controlplane.adapters.kamailio_rpc import KamailioRpcError
-            from controlplane.features.queues import htable_items
-
             try:
                 app.kamailio.call("core.version")
-                tables = {name: htable_items(app, name) for name in ("acd", "acdbusy", "acdoffer", "acdq")}
+                tables = {t.name: htable_items(app, t.name) for t in (shm.ACD, shm.BUSY, shm.OFFERS, shm.QUEUE)}
             except (KamailioRpcError, OSError):
                 tables = None
         return cls(statuses, out, groups, tables)
@@ -58,22 +57,36 @@ class StoredLiveView:
         return self._statuses.get(user_id, "online")
 
     def busy(self, user_id: int) -> bool:
-        return self._int("acdbusy", f"u{user_id}") > 0
+        return self._int(shm.BUSY.name, shm.user_key(user_id)) > 0
 
     def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> GroupLive:
         now = time.time()
         states = {}
         for u in user_ids:
-            last_end, wrap_until = agent_end(self._t.get("acd", {}).get(f"end:u{u}"))
+            last_end, wrap_until = agent_end(self._t.get(shm.ACD.name, {}).get(shm.agent_end_key(u)))
             states[u] = AgentState(logged_in=(group_id, u) not in self._out, status=self.status(u), busy=self.busy(u),
-                                   wrapup=wrap_until > now, offered=self._int("acdoffer", f"u{u}") > 0, last_end=last_end)
-        pointers = {i: p for i in range(rings) if (p := self._int("acd", f"ptr:g{group_id}:r{i}"))}
-        return GroupLive(states, pointers, self._int("acdq", f"n:g{group_id}"), self._groups.get(group_id, "online"))
+                                   wrapup=wrap_until > now, offered=self._int(shm.OFFERS.name, shm.user_key(u)) > 0, last_end=last_end)
+        pointers = {i: p for i in range(rings) if (p := self._int(shm.ACD.name, shm.ring_pointer_key(group_id, i)))}
+        return GroupLive(states, pointers, self._int(shm.QUEUE.name, shm.queue_count_key(group_id)), self._groups.get(group_id, "online"))
 
     def callback(self, number: str):
-        value = self._t.get("acd", {}).get(f"cb:{number}")
+        value = self._t.get(shm.ACD.name, {}).get(shm.callback_key(number))
         if isinstance(value, str) and ":" in value:
             agent, until = value.split(":", 1)
             if agent.isdigit() and until.isdigit():
                 return int(agent), float(until)
         return None
+
+
+def htable_items(app, table: str) -> dict[str, object]:
+    """All items of one of Kamailio's htables, in one RPC (empty when Kamailio does not answer)."""
+    try:
+        return app.kamailio.htable_items(table)
+    except KamailioRpcError:
+        return {}
+
+
+def registered_agents(app) -> set[int]:
+    """Hunt-group members with a registered device, as Kamailio's acd timer marked them (one small htable read,
+    not a dump of every registration of the node)."""
+    return {int(k[1:]) for k in htable_items(app, shm.REGISTERED.name) if k.startswith("u") and k[1:].isdigit()}

@@ -25,6 +25,7 @@ from controlplane.cdr_ingest import FRAUD_KINDS
 from controlplane.db.models import FraudEvent, SipAccount
 
 from .common import SipText, IdParams, ListParams, TimeRange, get_scoped, page
+from kemi import contract as shm
 
 ADMIN_KINDS = frozenset({"ban_lifted", "cooldown_lifted", "spend_warning", "anomaly", "lock"})  # written by the control plane
 Kind = Literal[tuple(sorted(FRAUD_KINDS | ADMIN_KINDS))]  # type: ignore[valid-type]
@@ -142,7 +143,7 @@ def _banned(ctx) -> dict[str, tuple[str, int]]:
     """Banned sources now: {ip: (cause, seconds left)} (Kamailio removes expired items only every few seconds)."""
     now = time.time()
     out = {}
-    for ip, item in _htable(ctx, "ban").items():
+    for ip, item in _htable(ctx, shm.BAN.name).items():
         cause, _, end = str(item).partition(":")
         if end.isdigit() and int(end) > now:
             out[ip] = (cause, round(int(end) - now))
@@ -165,8 +166,8 @@ def lift_ban(ctx, p: BanLift):
     ctx.principal.require_platform()
     if p.source not in _banned(ctx):
         raise NotFound(f"{p.source} is not banned", source=p.source)
-    _delete(ctx, "ban", p.source)
-    _delete(ctx, "authfail", f"src:{p.source}")
+    _delete(ctx, shm.BAN.name, p.source)
+    _delete(ctx, shm.AUTHFAIL.name, f"src:{p.source}")
     _lifted(ctx, "ban_lifted", f"ban of {p.source} lifted" + (f": {p.reason}" if p.reason else ""), source=p.source)
     return {"source": p.source, "lifted": True}
 
@@ -177,7 +178,7 @@ def lift_ban(ctx, p: BanLift):
 def _cooling(ctx) -> dict[str, float]:
     now = time.time()
     out = {}
-    for key, item in _htable(ctx, "authlock").items():
+    for key, item in _htable(ctx, shm.AUTHLOCK.name).items():
         if key.startswith("until:"):
             try:
                 until = float(item)
@@ -218,8 +219,8 @@ def lift_cooldown(ctx, p: CooldownLift):
         name, tenant_id, user_id = f"{acc.username}@{acc.realm}", acc.tenant_id, acc.user_id
     if name not in _cooling(ctx):
         raise NotFound(f"SIP account {name} is not cooling down", sip_account_id=p.id)
-    _delete(ctx, "authlock", f"until:{name}")
-    _delete(ctx, "authfail", f"acct:{name}")
+    _delete(ctx, shm.AUTHLOCK.name, f"until:{name}")
+    _delete(ctx, shm.AUTHFAIL.name, f"acct:{name}")
     _lifted(ctx, "cooldown_lifted", f"cool-down of {name} lifted" + (f": {p.reason}" if p.reason else ""), account=name,
             tenant_id=tenant_id, user_id=user_id)
     return {"account": name, "lifted": True}

@@ -13,8 +13,9 @@ from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.api.errors import component_down
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
+from kemi import contract as shm
 
-TABLE, KEY = "node", "drain"
+TABLE, KEY = shm.NODE.name, shm.DRAIN
 
 
 class Drain(Params):

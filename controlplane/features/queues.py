@@ -23,20 +23,13 @@ from controlplane.db.models import (
     PhoneNumber,
 )
 
+from kemi import contract as shm
 from kemi.contract import DLG_AGENT
 
 from .calls import _var, call_state
 from .common import ListParams, in_scope
 from controlplane.group_members import member_users, session_lookups
-from controlplane.live_view import agent_end
-
-
-def htable_items(app, table: str) -> dict[str, object]:
-    """All items of one of Kamailio's htables, in one RPC (empty when Kamailio does not answer)."""
-    try:
-        return app.kamailio.htable_items(table)
-    except KamailioRpcError:
-        return {}
+from controlplane.live_view import agent_end, htable_items, registered_agents  # noqa: F401  (htable_items: used by metrics)
 
 
 def _int(value) -> int:
@@ -94,12 +87,6 @@ def group_status(app, s, g: HuntGroup, dialogs: list[dict], registered_users: se
     }
 
 
-def registered_agents(app) -> set[int]:
-    """Hunt-group members with a registered device, as Kamailio's acd timer marked them (one small htable read,
-    not a dump of every registration of the node)."""
-    return {int(k[1:]) for k in htable_items(app, "acdreg") if k.startswith("u") and k[1:].isdigit()}
-
-
 @method("queue.status", ListParams, errors=("unavailable",), perm=Perm.GROUPS)
 def status(ctx, p: ListParams):
     """Live view of the hunt groups: agents by state, waiting calls, longest wait, today's figures."""
@@ -114,5 +101,5 @@ def status(ctx, p: ListParams):
         stmt = select(HuntGroup).order_by(HuntGroup.id)
         stmt = in_scope(stmt, HuntGroup.tenant_id, ctx.principal, p.tenant_id)
         groups = s.exec(stmt.limit(p.limit).offset(p.offset)).all()
-        acd = htable_items(ctx.app, "acd") if groups else {}
+        acd = htable_items(ctx.app, shm.ACD.name) if groups else {}
         return {"items": [group_status(ctx.app, s, g, dialogs, registered, now, acd) for g in groups]}

@@ -8,10 +8,19 @@ that take their sources as constructor arguments and never raise: Kamailio (kama
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from sqlmodel import Session
+
+from controlplane.db.models import ConfigState
+
+from .features import EdgeCollector, LockCollector, QueueCollector, RoutingErrorsCollector
+from .kamailio import KamailioCollector
+from .rtpengine import RtpengineCollector
 
 log = logging.getLogger("callmanager.metrics")
 
@@ -52,10 +61,6 @@ class Metrics:
         self.media_rtt = Histogram("callmanager_media_round_trip_seconds", "Average round-trip time of a call's media",
                                    buckets=(0.02, 0.05, 0.1, 0.15, 0.3, 0.5), registry=r)
         if app is not None:
-            from .features import EdgeCollector, LockCollector, QueueCollector, RoutingErrorsCollector
-            from .kamailio import KamailioCollector
-            from .rtpengine import RtpengineCollector
-
             r.register(KamailioCollector(app.kamailio))
             r.register(RtpengineCollector(app.rtpengine))
             r.register(ControlCollector(app.engine, app.settings.spool_dir))
@@ -69,8 +74,6 @@ class Metrics:
         self.api_latency.labels(method).observe(seconds)
 
     def snapshot_published(self, version: int, accounts: int) -> None:
-        import time
-
         self.snapshot_version.set(version)
         self.snapshot_published_ts.set(time.time())
         self.snapshot_accounts.set(accounts)
@@ -114,19 +117,12 @@ class ControlCollector:
         self.spool_dir = Path(spool_dir)
 
     def collect(self):
-        import os
-        import time
-
         version = GaugeMetricFamily("callmanager_config_version", "Version of the configuration in the database (routing follows it "
                                     "when callmanager_snapshot_version catches up)")
         backlog = GaugeMetricFamily("callmanager_cdr_spool_segments", "Spool segments holding records, closed (waiting) or open",
                                     labels=["state"])
         oldest = GaugeMetricFamily("callmanager_cdr_spool_oldest_seconds", "Age of the oldest closed spool segment not ingested yet")
         try:
-            from sqlmodel import Session
-
-            from controlplane.db.models import ConfigState
-
             with Session(self.engine) as s:
                 state = s.get(ConfigState, 1)
             version.add_metric([], state.version if state else 0)

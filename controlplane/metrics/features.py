@@ -2,8 +2,17 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from controlplane.db.models import FraudLock, HuntGroup
+from controlplane.features.queues import group_status
+from controlplane.live_view import htable_items, registered_agents
+from kemi.shell.barrier import ROUTES
+from kemi import contract as shm
 
 log = logging.getLogger("callmanager.metrics")
 
@@ -23,12 +32,6 @@ class QueueCollector:
         longest = GaugeMetricFamily("callmanager_queue_longest_wait_seconds", "Longest wait of a call in a group", labels=["tenant", "group"])
         today = GaugeMetricFamily("callmanager_queue_calls_today", "Calls to a group since midnight UTC by outcome", labels=["tenant", "group", "outcome"])
         try:
-            import time
-
-            from sqlmodel import Session, select
-
-            from controlplane.db.models import HuntGroup
-            from controlplane.features.queues import group_status, htable_items, registered_agents
 
             with Session(self.app.engine) as s:
                 groups = s.exec(select(HuntGroup)).all()
@@ -36,7 +39,7 @@ class QueueCollector:
                 self.app.kamailio.call("core.version")  # nothing to read, but is the live view there?
             dialogs = self.app.kamailio.dialogs() if groups else []
             registered = registered_agents(self.app) if groups else set()
-            acd = htable_items(self.app, "acd") if groups else {}
+            acd = htable_items(self.app, shm.ACD.name) if groups else {}
             with Session(self.app.engine) as s:
                 for g in groups:
                     st = group_status(self.app, s, g, dialogs, registered, time.time(), acd)
@@ -65,10 +68,6 @@ class LockCollector:
         locks = GaugeMetricFamily("callmanager_fraud_locks", "Fraud locks in force (2 class blocked, 3 outgoing locked, 4 locked entirely)",
                                   labels=["tenant", "level"])
         try:
-            from sqlalchemy import func
-            from sqlmodel import Session, select
-
-            from controlplane.db.models import FraudLock
 
             with Session(self.app.engine) as s:
                 for tid, level, n in s.exec(select(FraudLock.tenant_id, FraudLock.level, func.count()).where(FraudLock.lifted_at.is_(None))
@@ -95,18 +94,15 @@ class EdgeCollector:
         registrations = CounterMetricFamily("callmanager_registrations_failed", "REGISTERs refused for their credentials (wrong password, "
                                             "unknown account, cooling down, outside the account's networks)")
         try:
-            import time
-
-            from controlplane.features.queues import htable_items
 
             k = self.app.kamailio
             k.call("core.version")  # raises when Kamailio does not answer (htable_items would not)
             now = time.time()
-            bans = htable_items(self.app, "ban")
+            bans = htable_items(self.app, shm.BAN.name)
             banned.add_metric([], sum(1 for v in bans.values() if str(v).partition(":")[2].isdigit() and int(str(v).partition(":")[2]) > now))
-            locks = htable_items(self.app, "authlock")
+            locks = htable_items(self.app, shm.AUTHLOCK.name)
             cooling.add_metric([], sum(1 for key, v in locks.items() if key.startswith("until:") and _num(v) > now))
-            counts = htable_items(self.app, "authfail")
+            counts = htable_items(self.app, shm.AUTHFAIL.name)
             failures.add_metric([], _num(counts.get("total")))
             registrations.add_metric([], _num(counts.get("total:REGISTER")))
             up.add_metric([], 1)
@@ -130,11 +126,10 @@ class RoutingErrorsCollector:
         errors = CounterMetricFamily("callmanager_routing_errors", "Unexpected exceptions in the Python routing, by route "
                                      "(each logged with its Call-ID; requests answered 500)", labels=["route"])
         try:
-            counts = self.app.kamailio.htable_items("cmerr")
+            counts = self.app.kamailio.htable_items(shm.ERRORS.name)
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail
             log.debug("routing error counts unavailable: %s", exc)
             return
-        from kemi.shell.barrier import ROUTES
 
         for route in sorted(set(ROUTES) | set(counts)):
             errors.add_metric([str(route)[:40]], _num(counts.get(route)))

@@ -190,8 +190,9 @@ def trunk_challenge(state: CallState, ev: Failed, snapshot: Snapshot, live: Live
     if creds is None:
         return state, None
     user, password, realm = creds
-    state = state._replace(trunk=state.trunk._replace(answered_challenge=state.trunk.current))
-    return state.traced(f"{ev.code} from trunk {state.trunk.current}: answering its challenge as {user}"), AnswerChallenge(user, password, realm)
+    leg = state.trunk._replace(answered_challenge=state.trunk.current)
+    return (state._replace(trunk=leg).traced(f"{ev.code} from trunk {leg.current}: answering its challenge as {user}"),
+            AnswerChallenge(user, password, realm))
 
 
 def next_trunk(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:

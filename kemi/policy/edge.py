@@ -91,7 +91,7 @@ def is_scanner(user_agent: str) -> str:
 class Window(NamedTuple):
     """Which counter bucket `now` falls in, and how much of it has passed."""
 
-    index: int
+    bucket: int
     elapsed: float  # 0..1
 
 

@@ -47,7 +47,7 @@ class Limits(NamedTuple):
     def capped(self, scope: str = "user") -> "Limits":
         """Each limit within its hard cap (scope: user or tenant); 'no limit' becomes the cap."""
         caps = HARD_CAPS[scope]
-        return Limits(*(min(v, caps[k]) if v else caps[k] for k, v in zip(LIMITS, self)))
+        return Limits._make(min(v, caps[k]) if v else caps[k] for k, v in zip(LIMITS, self))
 
 
 class FraudPolicy(NamedTuple):
@@ -201,7 +201,7 @@ def spend_response(policy: FraudPolicy, tenant_id: int, user_id: int | None, set
             by_class: dict[str, float] = {}
             for c in mine:
                 by_class[c.dest_class] = by_class.get(c.dest_class, 0.0) + c.cost
-            worst = max(by_class, key=by_class.get) if by_class else ""
+            worst = max(by_class, key=lambda k: by_class[k]) if by_class else ""
             ended = tuple(c.key for c in mine if level != 2 or c.dest_class == worst)
             out.append(Response(level, tenant_id, user_id, name, spent, allowed, worst if level == 2 else "", ended))
             break  # the day's limit is reached first; one response is enough

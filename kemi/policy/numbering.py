@@ -107,12 +107,12 @@ def country(region: str) -> Country:
         if p is not None:
             types.append((cls, p))
     reg = REGULATION.get(region.upper(), Regulation())
-    emergency, lengths, short = _short_numbers(region.upper(), meta.country_code, reg)
+    emergency, lengths, short = _short_numbers(region.upper(), meta.country_code or 0, reg)
     return Country(
         region=region.upper(),
         code=str(meta.country_code),
         national_prefix=meta.national_prefix or "",
-        intl_prefix=meta.preferred_international_prefix or (meta.international_prefix if (meta.international_prefix or "").isdigit() else "00"),
+        intl_prefix=meta.preferred_international_prefix or (meta.international_prefix or "00" if (meta.international_prefix or "").isdigit() else "00"),
         valid=pattern(meta.general_desc) or re.compile(r"\d{4,14}"),
         types=tuple(types),
         regulation=reg,

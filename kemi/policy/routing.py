@@ -138,8 +138,8 @@ def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, 
         trunk = snapshot.trunk_for_source(facts.src_ip)
         if trunk is not None:
             digits = clean(facts.from_user)
-            number = to_e164(digits, Plan(trunk.region), short_is_local=False) if digits else None
-            shown = number or "anonymous"
+            e164 = to_e164(digits, Plan(trunk.region), short_is_local=False) if digits else None
+            shown = e164 or "anonymous"
             return CallParty(None, None, shown, trunk=trunk.name), None, f"call from the public network via trunk {trunk.name}, caller {shown}"
         if snapshot.is_trusted(facts.src_ip):
             return CallParty(None, None, facts.from_user), None, f"caller {facts.src_ip} is a trusted source"
@@ -251,6 +251,7 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
         hit = next((k for k in keys if k in group.blocked), None) if group.blocked else None
         if hit is not None:
             trace.append(f"caller {hit} is on the block list of group {group.id}")
+            assert group.blocked is not None
             divert = group.blocked[hit]
             target = _group_forward(snapshot, tenant_id, group, divert, caller, trace, live, depth, now) if divert is not None else None
             return target or Reject(603, "Decline", "this group does not take calls from this number")
@@ -559,7 +560,7 @@ def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: Forwar
     risky = fraud.high_risk(e164, policy) or ("" if permits(DestClass(policy.outbound), dest.cls) else f"{dest.cls.value} (not for this company)")
     lock = fraud.lock_refusal(snapshot.locks_for(tenant_id, user.id), dest.cls.value)
     if risky or lock is not None:  # forwarding out is calling out, paid by the forwarding user
-        trace.append(f"{rule.describe()}: " + (f"{risky} is not permitted" if risky else f"fraud control lock {lock.id}") + "; not forwarded")
+        trace.append(f"{rule.describe()}: " + (f"{risky} is not permitted" if risky or lock is None else f"fraud control lock {lock.id}") + "; not forwarded")
         return None
     trunks = snapshot.trunks_for(tenant_id, e164)
     if not trunks:
@@ -586,6 +587,7 @@ def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trac
     if number is None:
         trace.append(f"dialled {facts.ruri_user!r} ({e164 or 'not a number'}) is not a number of this platform")
         return Decision(Reject(404, "Not Found", "this number is not assigned"), tuple(trace), caller, CallParty(None, None, e164 or facts.ruri_user))
+    assert e164 is not None  # a number was found under it
     tenant = snapshot.tenants.get(number.tenant_id)
     if tenant is None or not tenant.enabled:
         trace.append(f"number {e164} belongs to a disabled tenant")
@@ -649,9 +651,9 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
         if user.locked:
             trace.append("outgoing calls of this user are locked")
             return Decision(Reject(403, "Forbidden", "outgoing calls are locked for this user"), tuple(trace), caller, CallParty(tenant.id, None, digits))
-        e164 = "+" + country(user.plan.region).code + digits
+        short_e164 = "+" + country(user.plan.region).code + digits
         trace.append(f"dialled {dialled} -> short number {digits} of {user.plan.region}, destination class {short.value}")
-        return _out_to(snapshot, tenant, caller, user, trace, Destination(e164, short), digits, acc, privacy)
+        return _out_to(snapshot, tenant, caller, user, trace, Destination(short_e164, short), digits, acc, privacy)
     if digits is None or (not user.plan.area_code and digits.isdigit() and not _has_prefix(digits, user.plan)):
         trace.append(f"dialled {dialled!r}: no such extension in tenant {tenant.name}, and not a public number")
         return Decision(Reject(404, "Not Found", f"extension {dialled} does not exist"), tuple(trace), caller, CallParty(tenant.id, None, dialled))

@@ -327,7 +327,7 @@ def call_ended(why: str) -> None:
     state = context.load_dialog()
     if state is None:
         return
-    if state.fraud is not None and SETTINGS.fraud_checks:
+    if state.fraud is not None and state.record.tenant_id is not None and SETTINGS.fraud_checks:
         fraud_gate.ended(state.record.tenant_id, state.fraud.payer_user_id)
     answered, _, rang = read.dlg_var(DLG_ANSWER).partition("/")
     SPOOL.put(cdr.record(state.traced(why), code=200, reason="OK", end_ts=time.time(), answer_ts=_float(answered) or state.record.start_ts,

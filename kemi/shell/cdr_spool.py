@@ -39,6 +39,7 @@ class CdrSpool:
             self.close_segment()
         if self._fd is None:
             self._open(now)
+        assert self._fd is not None
         os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
         self._count += 1
         return self._path

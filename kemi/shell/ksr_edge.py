@@ -67,7 +67,7 @@ class Edge:
             return ""
         now = time.time()
         self._window = w = policy.window(now, self.s.window_s)
-        return f"{EDGE}=>r:$si:{w.index % SLOTS}"
+        return f"{EDGE}=>r:$si:{w.bucket % SLOTS}"
 
     def admit(self, ip: str, banned: str, user_agent: str, snap, requests: int = 0) -> bool:
         """False: drop the request without a word (banned, a scanner, or the source floods). `requests`: the source's
@@ -91,7 +91,7 @@ class Edge:
             return False
         w = self._window
         if policy.needs_previous(requests, self.s.max_requests, w) and policy.over(
-                requests, self._previous_count("r", ip, w, (w.index - 1) % SLOTS), self.s.max_requests, w):
+                requests, self._previous_count("r", ip, w, (w.bucket - 1) % SLOTS), self.s.max_requests, w):
             self.ban(ip, f"more than {self.s.max_requests} requests in {self.s.window_s} s", kind="flood")
             return False
         return True
@@ -100,17 +100,17 @@ class Edge:
         """Count one request of `kind` from ip; True when the sliding window is over `limit`. In the request's
         bucket (`request_counter` took it when the request was read)."""
         w = self._window
-        key = f"{kind}:{ip}:{w.index}"
+        key = f"{kind}:{ip}:{w.bucket}"
         current = KSR.htable.sht_inc(EDGE, key) if step > 0 else KSR.htable.sht_dec(EDGE, key)
         if step < 0 or not policy.needs_previous(current, limit, w, weighted):
             return False
-        return policy.over(current, self._previous_count(kind, ip, w, w.index - 1), limit, w, weighted)
+        return policy.over(current, self._previous_count(kind, ip, w, w.bucket - 1), limit, w, weighted)
 
     def _previous_count(self, kind: str, ip: str, w: policy.Window, previous_key: int) -> int:
         """The source's count in the previous bucket: closed (requests count in the current one), so each worker
         reads it once per source and bucket."""
-        if w.index != self._previous_index or len(self._previous) >= _PREVIOUS_CACHE:
-            self._previous, self._previous_index = {}, w.index
+        if w.bucket != self._previous_index or len(self._previous) >= _PREVIOUS_CACHE:
+            self._previous, self._previous_index = {}, w.bucket
         source = f"{kind}:{ip}"
         previous = self._previous.get(source)
         if previous is None:

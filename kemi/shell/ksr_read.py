@@ -19,6 +19,7 @@ import KSR
 from kemi import contract as shm
 
 from kemi.contract import LIVE_VERSION
+from kemi.policy.hunting import FREE, AgentState, GroupLive
 
 from . import wire
 from .wire import number as _number
@@ -257,7 +258,7 @@ class KsrLiveView:
         self._reads: dict[tuple, list[tuple[str, tuple[int, ...], int]]] = {}  # the $_s formats of a group's read
         self._pushed_reads: dict[tuple, list[tuple[str, tuple[int, ...]]]] = {}  # ... and of its members' status and log-in
         self._pushed: dict[tuple, tuple[str, dict]] = {}  # group's read -> (version, member -> (status, logged-out mark))
-        self._states: dict[tuple, object] = {}  # a member's five values as read -> their AgentState (outside wrap-up): parsed once
+        self._states: dict[tuple, AgentState] = {}  # a member's five values as read -> their AgentState (outside wrap-up): parsed once
 
     def _group_reads(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> list[tuple[str, tuple[int, ...], int]]:
         """(format, members, values expected) per crossing: the version of the pushed values, then each member's last
@@ -311,7 +312,6 @@ class KsrLiveView:
         """Every member's status, log-in, wrap-up, last call, offers and calls, the circular pointers,
         the calls waiting and the group's own status: one crossing per AGENT_CHUNK members (status and
         log-in only when they changed)."""
-        from kemi.policy.hunting import FREE, AgentState, GroupLive
 
         states = {}
         now = time.time()
@@ -320,10 +320,10 @@ class KsrLiveView:
         pushed: dict = {}
         key = (group_id, user_ids, rings)
         for i, (fmt, chunk, expected) in enumerate(self._group_reads(group_id, user_ids, rings)):
-            values = wire.split(KSR.pv.gete(fmt), expected)
-            if values is None:
+            read_values = wire.split(KSR.pv.gete(fmt), expected)
+            if read_values is None:
                 KSR.warn(f"callmanager: live state of group {group_id} unreadable\n")
-                values = [""] * expected  # unreadable: everyone counts as available, the claims still prevent double offers
+            values = read_values if read_values is not None else [""] * expected  # unreadable: everyone counts as available, the claims still prevent double offers
             if i == 0:  # the first crossing starts with the version of the pushed values
                 version = values.pop(0)
                 # no version: nothing was ever pushed into this Kamailio (or the read failed): nobody away or logged out

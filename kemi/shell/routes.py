@@ -89,9 +89,9 @@ def request_route() -> int:
         msg = msg._replace(ruri_user=read.request_uri()[:100])
     method = msg.method
     if method == "OPTIONS" and not msg.ruri_user and read.is_myself_ruri():
-        refused = drain.ping_answer(draining(), SETTINGS.drain_retry_after_s)
-        if refused is not None:
-            apply.reject(refused)
+        busy = drain.ping_answer(draining(), SETTINGS.drain_retry_after_s)
+        if busy is not None:
+            apply.reject(busy)
         else:
             apply.reply(200, "OK")  # keep-alive / monitoring ping to the server itself
         return 1
@@ -117,8 +117,9 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
             apply.reject(refused)
             return
     if msg.method not in SERVED:
-        if EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} not served"):
-            apply.reject(unsupported_method(msg.method))
+        refused = unsupported_method(msg.method)
+        if EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} not served") and refused is not None:
+            apply.reject(refused)
         return
     nated = dialog.detect_nat(msg.method)
     facts = authenticated_facts(msg, snap)

@@ -17,7 +17,7 @@ def test_scanners_are_recognised_by_user_agent():
 
 def test_sliding_window_counts_the_previous_bucket_by_what_is_left_of_it():
     w = edge.window(1000.0 + 2.5, 10)  # a quarter into bucket 100
-    assert w.index == 100 and w.elapsed == pytest.approx(0.25)
+    assert w.bucket == 100 and w.elapsed == pytest.approx(0.25)
     assert edge.sliding_count(10, 40, w) == pytest.approx(10 + 40 * 0.75)
     assert edge.over(20, 40, 50, w)  # 20 + 30 = 50
     assert not edge.over(19, 40, 50, w)
