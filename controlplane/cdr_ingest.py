@@ -182,7 +182,8 @@ class CdrIngestor:
         """Insert the rows not stored yet, in one transaction; returns how many were new."""
         if not rows:
             return 0
-        new, events = [], []
+        new: list = []
+        events: list = []
         with self.engine.begin() as conn:  # SQLAlchemy Core: no ORM bookkeeping per row
             for table, out in ((Cdr.__table__, new), (FraudEvent.__table__, events)):
                 unique = {r["id"]: r for r in rows if r.get("_table", "cdr") == table.name}

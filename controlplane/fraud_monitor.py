@@ -78,7 +78,7 @@ class FraudMonitor:
         self.notifier = notifier
         self.baseline_interval = baseline_interval
         self.rule = rule
-        self.baselines = None  # (users, tenants, days, computed at)
+        self.baselines: tuple | None = None  # (users, tenants, days, computed at)
         self._baseline_day = -1
         self.calls_ended = 0
         self._warned: set[tuple] = set()  # (tenant, user, limit, period) warned already (also checked in the database)

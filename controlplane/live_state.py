@@ -112,8 +112,8 @@ class LiveStateSync:
                 if not _push_login(self.kamailio, group_id, user_id, False, bump=False):
                     return pushed
                 pushed += 1
-            for group_id, status in groups:
-                if not _push_status(self.kamailio, f"g{group_id}", status, bump=False):
+            for group, status in groups:
+                if not _push_status(self.kamailio, f"g{group}", status, bump=False):
                     return pushed
                 pushed += 1
             return pushed

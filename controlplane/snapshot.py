@@ -48,7 +48,7 @@ def _is_ip(host: str) -> bool:
 
 # Values the routing side assumes when a key is absent (kemi.policy.snapshot.parse_snapshot):
 # leaving them out keeps a 20,000-user snapshot small, and quick to parse in every worker.
-USER_DEFAULTS = {"enabled": True, "number": None, "region": "DE", "area_code": "", "address": "", "site": None, "outbound": "mobile", "clir": False,
+USER_DEFAULTS: dict[str, object] = {"enabled": True, "number": None, "region": "DE", "area_code": "", "address": "", "site": None, "outbound": "mobile", "clir": False,
                  "locked": False, "presented_number": None, "forwarding": [], "call_waiting": True, "priority": False,
                  "secretary": None, "anonymous": "allow", "vip": [], "blocked": [], "extension": None, "profile_codes": []}
 
@@ -91,7 +91,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
             "time_plan": r.time_plan_id, "when": r.when, "timeout_s": r.timeout_s, "present": r.present,
         })
     aors: dict[int, list[str]] = {}
-    for a in sorted(accounts, key=lambda a: a.id):
+    for a in sorted(accounts, key=lambda a: a.id or 0):
         if a.ring:
             aors.setdefault(a.user_id, []).append(f"sip:{a.username}@{a.realm}")
     profiles = {p.id: p for p in session.exec(select(Profile)).all()}
@@ -99,7 +99,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
     for prof in sorted(profiles.values(), key=lambda x: x.code):
         profile_codes.setdefault(prof.user_id, []).append(prof.code)
     primary_ext: dict[int, str] = {}
-    for e in sorted(extensions, key=lambda e: e.id):
+    for e in sorted(extensions, key=lambda e: e.id or 0):
         primary_ext.setdefault(e.user_id, e.number)
     first_site: dict[int, Site] = {}
     for site in sites.values():

@@ -43,12 +43,12 @@ def _decode(data: bytes, i: int):
                 out.append(v)
             return out, i + 1
         if c == b"d":
-            i, out = i + 1, {}
+            i, mapping = i + 1, {}
             while data[i : i + 1] != b"e":
                 k, i = _decode(data, i)
                 v, i = _decode(data, i)
-                out[k] = v
-            return out, i + 1
+                mapping[k] = v
+            return mapping, i + 1
         if c.isdigit():
             colon = data.index(b":", i)
             n = int(data[i:colon])

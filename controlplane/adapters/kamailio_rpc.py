@@ -22,7 +22,7 @@ class KamailioRpc:
 
     def call(self, method: str, *params):
         try:
-            resp = self._client.post(self.url, json=request(method, params=list(params)) if params else request(method))
+            resp = self._client.post(self.url, json=request(method, params=tuple(params)) if params else request(method))
             resp.raise_for_status()
             parsed = parse(resp.json())
         except (httpx.HTTPError, ValueError) as exc:

@@ -192,7 +192,7 @@ class Dispatcher:
             params = spec.params.model_validate(raw_params)
         except ValidationError as exc:
             raise InvalidParams(f"invalid params for {name}", errors=_validation_details(exc)) from None
-        ctx = Context(principal=principal, app=self.app)
+        ctx = Context(principal=principal, app=self.app)  # type: ignore[arg-type]  # public methods read no principal
         try:
             return spec.fn(ctx, params)
         except IntegrityError as exc:  # the database's own text names tables and columns: logged, not returned

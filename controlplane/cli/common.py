@@ -2,7 +2,7 @@
 The verbs live in main.py and the *_cli.py modules, which all import this one (and main imports them)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import httpx
 import typer
@@ -14,7 +14,7 @@ from . import client
 app = typer.Typer(help="callmanager admin CLI (talks to the control plane's JSON-RPC API)", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
-STATE = {"json": False, "url": None, "token": None}
+STATE: dict[str, Any] = {"json": False, "url": None, "token": None}
 
 
 @app.callback()

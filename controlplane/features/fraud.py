@@ -39,7 +39,7 @@ def _ip(value: str) -> str:
 
 
 class EventList(TimeRange, ListParams):
-    kind: Kind | None = None
+    kind: Kind | None = None  # type: ignore[valid-type]  # a Literal of the kinds, built from their sets
     source: str | None = Field(None, description="events about this IP address")
     account: str | None = Field(None, max_length=320, description="events about this SIP account (user@realm)")
     acknowledged: bool | None = Field(None, description="only acknowledged (true) or open (false) events")

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from . import processes
 from .supervise import GiveUp, Supervisor
@@ -107,7 +108,7 @@ def exec_component(settings: NodeSettings, config_file: str, name: str) -> int:
     os.umask(0o077)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     make = {"rtpengine": processes.rtpengine, "kamailio": processes.kamailio, "prometheus": processes.prometheus,
-            "controlplane": lambda s: processes.controlplane(s, config_file)}
+            "controlplane": lambda s: processes.controlplane(s, Path(config_file))}
     component = make[name](settings)
     if name == "kamailio":  # the control plane publishes the first snapshot; Kamailio routes from it
         deadline = time.monotonic() + SNAPSHOT_WAIT_S

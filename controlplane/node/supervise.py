@@ -11,12 +11,15 @@ component that cannot stay up (a bad setting, a port taken) would otherwise rest
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 
 class Supervised(Protocol):
-    name: str
-    logfile: object
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def logfile(self) -> object: ...
 
     def alive(self) -> bool: ...
 
@@ -51,7 +54,7 @@ class GiveUp(RuntimeError):
 
 
 class Supervisor:
-    def __init__(self, components: dict[str, Supervised], policy: RestartPolicy = RestartPolicy(), say: Callable[[str], None] = print):
+    def __init__(self, components: Mapping[str, Supervised], policy: RestartPolicy = RestartPolicy(), say: Callable[[str], None] = print):
         self.components = components
         self.policy = policy
         self.say = say
