@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 
-import hashlib
 import logging
 import secrets
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from sqlmodel import Session, select
 from controlplane.adapters.kamailio_rpc import KamailioRpc
 from controlplane.adapters.rtpengine_ng import NgClient
 from controlplane.db.models import ApiToken, ConfigState, Role
-from controlplane.sealed import Sealer, private_file, shared_secret
+from controlplane.sealed import Sealer, hash_token, private_file, shared_secret
 from controlplane.cdr_ingest import CdrIngestor
 from controlplane.features.fraud_policy import ensure_sample_tariff
 from controlplane.metrics import Metrics
@@ -28,10 +27,6 @@ from controlplane.db.session import make_engine, migrate
 from controlplane.node.settings import NodeSettings
 
 log = logging.getLogger("callmanager")
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def seal_stored_secrets(engine, sealer) -> None:

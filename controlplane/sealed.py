@@ -7,6 +7,8 @@ separately; without it the trunk passwords must be set again (docs/security.md).
 """
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -65,3 +67,8 @@ class Sealer:
             return self._fernet.decrypt(stored[len(PREFIX):].encode()).decode()
         except InvalidToken:
             raise SealError(f"a stored secret cannot be opened with the key in {self.key_file} (another node's key?)") from None
+
+
+def hash_token(token: str) -> str:
+    """An API token as the database keeps it (its SHA-256): a leaked table gives no token."""
+    return hashlib.sha256(token.encode()).hexdigest()

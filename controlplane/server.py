@@ -15,7 +15,8 @@ from sqlmodel import Session, select
 import controlplane.features  # noqa: F401  (registers the methods)
 from controlplane.api.errors import Unauthorized
 from controlplane.api.rpc import Dispatcher, Principal
-from controlplane.app import App, hash_token
+from controlplane.app import App
+from controlplane.sealed import hash_token
 from controlplane.db.models import ApiToken, Role, User
 from controlplane.node.settings import NodeSettings, load_settings
 

@@ -11,7 +11,7 @@ from sqlmodel import select
 from controlplane.api.errors import Forbidden, InvalidParams, NotFound
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.app import hash_token
+from controlplane.sealed import hash_token
 from controlplane.api.permissions import may_grant
 from controlplane.db.models import ApiToken, Role, Tenant, User
 
