@@ -1,4 +1,5 @@
 """The control plane's application object: database, snapshot publisher, adapters, ingestion."""
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,11 @@ def seal_stored_secrets(engine, sealer) -> None:
     from controlplane.db.models import Trunk
 
     with Session(engine) as s:
-        clear = [t for t in s.exec(select(Trunk).where(Trunk.auth_password.is_not(None))).all() if t.auth_password != sealer.seal(t.auth_password)]
+        clear = [
+            t
+            for t in s.exec(select(Trunk).where(Trunk.auth_password.is_not(None))).all()
+            if t.auth_password != sealer.seal(t.auth_password)
+        ]
         for t in clear:
             t.auth_password = sealer.seal(t.auth_password)
             s.add(t)
@@ -54,15 +59,26 @@ class App:
         self.kamailio = KamailioRpc(settings.kamailio_rpc_url, secret=shared_secret(settings.rpc_secret_path))
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
         self.metrics = Metrics(self)
-        self.publisher = SnapshotPublisher(self.engine, settings.snapshot_path, metrics=self.metrics, unseal=self.sealer.unseal)
+        self.publisher = SnapshotPublisher(
+            self.engine, settings.snapshot_path, metrics=self.metrics, unseal=self.sealer.unseal
+        )
         self._snapshot_cache = None
-        self.ingestor = CdrIngestor(self.engine, settings.spool_dir, metrics=self.metrics, interval=settings.cdr_ingest_interval_s,
-                                    on_feature=self.apply_feature)
+        self.ingestor = CdrIngestor(
+            self.engine,
+            settings.spool_dir,
+            metrics=self.metrics,
+            interval=settings.cdr_ingest_interval_s,
+            on_feature=self.apply_feature,
+        )
 
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
 
-        self.fraud = FraudMonitor(self, interval=settings.fraud_monitor_interval_s, notifier=Notifier(self.engine, settings, metrics=self.metrics),
-                                  baseline_interval=settings.fraud_baseline_interval_s)
+        self.fraud = FraudMonitor(
+            self,
+            interval=settings.fraud_monitor_interval_s,
+            notifier=Notifier(self.engine, settings, metrics=self.metrics),
+            baseline_interval=settings.fraud_baseline_interval_s,
+        )
         self.ingestor.on_stored = self.fraud.add_cdrs  # the monitor's running totals follow the CDRs as they are stored
         if start_workers:
             self.publisher.start()
@@ -121,7 +137,14 @@ class App:
             if s.exec(select(ApiToken)).first() is not None:
                 return None
             token = "cm_" + secrets.token_urlsafe(32)
-            s.add(ApiToken(name="bootstrap platform token", token_hash=hash_token(token), role=Role.PLATFORM.value, tenant_id=None))
+            s.add(
+                ApiToken(
+                    name="bootstrap platform token",
+                    token_hash=hash_token(token),
+                    role=Role.PLATFORM.value,
+                    tenant_id=None,
+                )
+            )
             s.commit()
         private_file(path, (token + "\n").encode())
         return token

@@ -6,6 +6,7 @@ segment is deleted only after its records are committed, so nothing is lost. Lin
 valid records, or that the database refuses, go to `bad/` with a log line; they never hold up
 the others.
 """
+
 from __future__ import annotations
 
 import json
@@ -117,12 +118,24 @@ def row_from_record(rec: dict) -> dict:
 
 
 class CdrIngestor:
-    def __init__(self, engine: Engine, spool_dir: Path, metrics=None, interval: float = 0.5, adopt_after: float = ADOPT_AFTER_S,
-                 on_feature=None, on_stored=None):
+    def __init__(
+        self,
+        engine: Engine,
+        spool_dir: Path,
+        metrics=None,
+        interval: float = 0.5,
+        adopt_after: float = ADOPT_AFTER_S,
+        on_feature=None,
+        on_stored=None,
+    ):
         self.on_feature = on_feature  # called with {"user_id", "kind", "value"} of a feature code dialled from a phone
-        self.on_stored = on_stored  # called with the CDR rows just stored (new ones only), e.g. the fraud monitor's running totals
+        self.on_stored = (
+            on_stored  # called with the CDR rows just stored (new ones only), e.g. the fraud monitor's running totals
+        )
         if adopt_after <= 5 * SEGMENT_MAX_AGE_S:
-            raise ValueError("adopt_after must be far longer than the spool's segment age, or a live segment could be taken")
+            raise ValueError(
+                "adopt_after must be far longer than the spool's segment age, or a live segment could be taken"
+            )
         spool = Path(spool_dir)
         self.engine = engine
         self.open_dir, self.new_dir, self.bad_dir = spool / "open", spool / "new", spool / "bad"
@@ -163,7 +176,13 @@ class CdrIngestor:
             try:
                 rows.append(row_from_record(json.loads(line)))
             except Exception as exc:  # noqa: BLE001 - any line (cut, corrupt, nested too deep, a time out of range) is set aside alone
-                log.error("CDR line in %s is malformed (%s: %s); kept in %s", origin, type(exc).__name__, str(exc)[:200], self.bad_dir)
+                log.error(
+                    "CDR line in %s is malformed (%s: %s); kept in %s",
+                    origin,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    self.bad_dir,
+                )
                 bad.append(line)
         if bad:
             self._quarantine(origin, bad)
@@ -192,7 +211,9 @@ class CdrIngestor:
                 existing = {row[0] for row in conn.execute(select(table.c.id).where(table.c.id.in_(list(unique))))}
                 out += [r for i, r in unique.items() if i not in existing]
                 if out:
-                    conn.execute(insert(table), [{k: v for k, v in r.items() if k not in ("feature", "_table")} for r in out])
+                    conn.execute(
+                        insert(table), [{k: v for k, v in r.items() if k not in ("feature", "_table")} for r in out]
+                    )
         if new and self.metrics:
             self.metrics.calls_stored(new)
         if events and self.metrics:

@@ -6,6 +6,7 @@ The password never appears on a command line or in a file: it is turned into a S
 stored verifier changes nothing, so a second run reports no change and a rotated password in the vault is applied on
 the next run.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ in Kamailio's shared memory by the worker that took the code; here it is kept in
 once more (the periodic status sync could have restored the old one in between).
 Forwarding and profiles change the configuration, so the next call routes with them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,14 +48,20 @@ def apply_feature(app, feature: dict) -> None:
         if user is None:
             return
         if kind in ("forward_on", "forward_off"):
-            for old in s.exec(select(ForwardingRule).where(ForwardingRule.user_id == user.id, ForwardingRule.source == "feature_code")).all():
+            for old in s.exec(
+                select(ForwardingRule).where(ForwardingRule.user_id == user.id, ForwardingRule.source == "feature_code")
+            ).all():
                 s.delete(old)
             if kind == "forward_on":
                 s.add(_rule_to(s, user, value))
         elif kind == "profile":
             from controlplane.features.profiles import activate_profile
 
-            prof = s.exec(select(Profile).where(Profile.user_id == user.id, Profile.code == int(value))).first() if value != "0" else None
+            prof = (
+                s.exec(select(Profile).where(Profile.user_id == user.id, Profile.code == int(value))).first()
+                if value != "0"
+                else None
+            )
             if value != "0" and prof is None:
                 log.warning("user %s dialled profile %s, which does not exist", user.id, value)
                 return
@@ -66,11 +73,17 @@ def apply_feature(app, feature: dict) -> None:
 
 def _rule_to(s, user: User, target: str) -> ForwardingRule:
     ext = s.exec(select(Extension).where(Extension.tenant_id == user.tenant_id, Extension.number == target)).first()
-    rule = ForwardingRule(tenant_id=user.tenant_id, user_id=user.id, kind="unconditional", source="feature_code", position=0)
+    rule = ForwardingRule(
+        tenant_id=user.tenant_id, user_id=user.id, kind="unconditional", source="feature_code", position=0
+    )
     if ext is not None and ext.user_id != user.id:
         rule.target_user_id = ext.user_id
         return rule
-    site = s.get(Site, user.site_id) if user.site_id else s.exec(select(Site).where(Site.tenant_id == user.tenant_id).order_by(Site.id)).first()
+    site = (
+        s.get(Site, user.site_id)
+        if user.site_id
+        else s.exec(select(Site).where(Site.tenant_id == user.tenant_id).order_by(Site.id)).first()
+    )
     try:
         rule.target_number = e164(target, "target", region=site.region if site else "DE")
     except ApiError:

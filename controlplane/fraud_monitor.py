@@ -3,12 +3,14 @@
 Every `interval` seconds: the spend today and this month of each user and tenant whose spend changed (new priced
 CDRs), who pays for a call in progress, or — after a policy change or a new day — of everyone: finished calls
 from the CDRs plus the running cost of answered calls out in progress (Kamailio's htable `fraudrun`,
-one item per ACKed call: who pays, the class, the price per minute, when it was answered) — goes through kemi.policy.fraud.spend_response. What it
+one item per ACKed call: who pays, the class, the price per minute, when it was answered) — goes through
+kemi.policy.fraud.spend_response. What it
 answers is done here: a warning is recorded once per limit and period (and sent to the tenant's
 contact); a lock is written (the routing snapshot follows within a second) and the calls in
 progress that count against the limit are ended with a BYE to both sides (end_request: through Kamailio's ACD timer).
 Emergency calls are never priced, so never ended.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +46,16 @@ def running_calls(items: dict[str, object], now: float) -> list[RunningCall]:
         try:
             tenant, user, dest_class, rate, answered = str(value).split(":")
             h_entry, h_id = key.split(":")
-            out.append(RunningCall(f"{int(h_entry)}:{int(h_id)}", int(tenant), int(user), dest_class, float(rate),
-                                   max(0.0, now - float(answered))))
+            out.append(
+                RunningCall(
+                    f"{int(h_entry)}:{int(h_id)}",
+                    int(tenant),
+                    int(user),
+                    dest_class,
+                    float(rate),
+                    max(0.0, now - float(answered)),
+                )
+            )
         except ValueError:
             log.warning("call out %s has an unreadable entry %r", key, value)
     return out
@@ -55,7 +65,14 @@ def end_request(key: str, dialog: dict, reason: str) -> tuple[str, str, str]:
     """The htable item that asks Kamailio to end a call (a dialog as dlg.list shows it): its ACD timer accounts the
     call's end (counts, media, record) and then sends the BYEs (kemi/shell/routes.py end_requested_calls).
     dlg.end_dlg alone can skip the dialog-end event (Kamailio 5.6 reads the dialog's state after its BYEs went out)."""
-    value = json.dumps([dialog.get("call-id"), (dialog.get("caller") or {}).get("tag"), (dialog.get("callee") or {}).get("tag"), reason[:200]])
+    value = json.dumps(
+        [
+            dialog.get("call-id"),
+            (dialog.get("caller") or {}).get("tag"),
+            (dialog.get("callee") or {}).get("tag"),
+            reason[:200],
+        ]
+    )
     return shm.END_REQUESTS.name, key, value
 
 
@@ -67,12 +84,22 @@ def policy_of(row: FraudPolicyRow | None) -> FraudPolicy:
     if row is None:
         return DEFAULT_POLICY
     d = DEFAULT_POLICY
-    return FraudPolicy(Limits(**{**d.user._asdict(), **row.user_limits}), Limits(**{**d.tenant._asdict(), **row.tenant_limits}),
-                       row.warn_ratio, row.spend_level, row.allow_high_risk, d.high_risk, row.anomaly_level, row.outbound)
+    return FraudPolicy(
+        Limits(**{**d.user._asdict(), **row.user_limits}),
+        Limits(**{**d.tenant._asdict(), **row.tenant_limits}),
+        row.warn_ratio,
+        row.spend_level,
+        row.allow_high_risk,
+        d.high_risk,
+        row.anomaly_level,
+        row.outbound,
+    )
 
 
 class FraudMonitor:
-    def __init__(self, app, interval: float = 2.0, notifier=None, baseline_interval: float = 3600.0, rule: Rule = Rule()):
+    def __init__(
+        self, app, interval: float = 2.0, notifier=None, baseline_interval: float = 3600.0, rule: Rule = Rule()
+    ):
         self.app = app
         self.interval = interval
         self.notifier = notifier
@@ -96,15 +123,22 @@ class FraudMonitor:
         self._dirty_users: set[int] = set()
         self._dirty_tenants: set[int] = set()
         self._policies_seen: dict | None = None  # a policy changed: everyone's spend is looked at again
-        self._dialogs: dict[str, dict] = {}  # this round's answered calls out, by dialog key (their context, for a fallback CDR)
-        self._fallbacks: dict[str, tuple[float, dict, str]] = {}  # CDR id -> (due, record, dialog key) of calls this monitor ended
+        self._dialogs: dict[
+            str, dict
+        ] = {}  # this round's answered calls out, by dialog key (their context, for a fallback CDR)
+        self._fallbacks: dict[
+            str, tuple[float, dict, str]
+        ] = {}  # CDR id -> (due, record, dialog key) of calls this monitor ended
 
     def _load(self, day: datetime, month: datetime, hour: int) -> None:
         start = datetime.fromtimestamp(hour * 3600, timezone.utc)
         with Session(self.app.engine) as s:
             users, tenants = settled_spend(s, month, day)
-            rows = s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.dest_class, Cdr.duration_s).where(
-                Cdr.payer_user_id.is_not(None), Cdr.start_time >= start, Cdr.dest_class.in_(self.rule.watched))).all()
+            rows = s.exec(
+                select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.dest_class, Cdr.duration_s).where(
+                    Cdr.payer_user_id.is_not(None), Cdr.start_time >= start, Cdr.dest_class.in_(self.rule.watched)
+                )
+            ).all()
         self._users = {u: list(v) for u, v in users.items()}
         self._tenants = {t: list(v) for t, v in tenants.items()}
         self._hour = [CallOut(u, t, hour % 24, hour // 24, cls, float(d or 0) / 60.0) for u, t, cls, d in rows]
@@ -123,7 +157,10 @@ class FraudMonitor:
                 if uid is None or start is None:
                     continue
                 cost = float(r.get("cost") or 0.0)
-                for totals, key, dirty in ((self._users, uid, self._dirty_users), (self._tenants, r.get("tenant_id"), self._dirty_tenants)):
+                for totals, key, dirty in (
+                    (self._users, uid, self._dirty_users),
+                    (self._tenants, r.get("tenant_id"), self._dirty_tenants),
+                ):
                     if start >= month and cost:
                         dirty.add(key)
                         t = totals.setdefault(key, [0.0, 0.0])
@@ -131,7 +168,16 @@ class FraudMonitor:
                         if start >= day:
                             t[0] += cost
                 if r.get("dest_class") in self.rule.watched and int(start.timestamp() // 3600) == hour:
-                    self._hour.append(CallOut(uid, r.get("tenant_id"), hour % 24, hour // 24, r["dest_class"], float(r.get("duration_s") or 0) / 60.0))
+                    self._hour.append(
+                        CallOut(
+                            uid,
+                            r.get("tenant_id"),
+                            hour % 24,
+                            hour // 24,
+                            r["dest_class"],
+                            float(r.get("duration_s") or 0) / 60.0,
+                        )
+                    )
 
     def run_once(self, now: float | None = None) -> list:
         now = time.time() if now is None else now
@@ -178,14 +224,22 @@ class FraudMonitor:
             by_user.setdefault(c.user_id, []).append(c)
             by_tenant.setdefault(c.tenant_id, []).append(c)
         with Session(self.app.engine) as s:
-            tenant_of = {u: t for u, t in s.exec(select(User.id, User.tenant_id).where(User.id.in_(list(users))))} if users else {}
+            tenant_of = (
+                {u: t for u, t in s.exec(select(User.id, User.tenant_id).where(User.id.in_(list(users))))}
+                if users
+                else {}
+            )
         responses = []
         for uid, spent in users.items():
             tid = tenant_of.get(uid)
             if tid is not None:
-                responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, uid, Spend(*spent), by_user.get(uid, []))
+                responses += spend_response(
+                    policies.get(tid, DEFAULT_POLICY), tid, uid, Spend(*spent), by_user.get(uid, [])
+                )
         for tid, spent in tenants.items():
-            responses += spend_response(policies.get(tid, DEFAULT_POLICY), tid, None, Spend(*spent), by_tenant.get(tid, []))
+            responses += spend_response(
+                policies.get(tid, DEFAULT_POLICY), tid, None, Spend(*spent), by_tenant.get(tid, [])
+            )
         return responses
 
     # ------------------------------------------------------------------ learning the normal
@@ -197,22 +251,39 @@ class FraudMonitor:
         until = datetime.fromtimestamp(today * 86400, timezone.utc)
         window = (Cdr.start_time >= since, Cdr.start_time < until, Cdr.payer_user_id.is_not(None))
         with Session(self.app.engine) as s:
-            rows = s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.start_time, Cdr.dest_class, Cdr.duration_s).where(
-                *window, Cdr.dest_class.in_(self.rule.watched))).all()
-            first = {u: (t, _day(st)) for u, t, st in s.exec(select(Cdr.payer_user_id, Cdr.tenant_id, func.min(Cdr.start_time)).where(
-                *window, Cdr.dest_class != "").group_by(Cdr.payer_user_id, Cdr.tenant_id)).all()}
+            rows = s.exec(
+                select(Cdr.payer_user_id, Cdr.tenant_id, Cdr.start_time, Cdr.dest_class, Cdr.duration_s).where(
+                    *window, Cdr.dest_class.in_(self.rule.watched)
+                )
+            ).all()
+            first = {
+                u: (t, _day(st))
+                for u, t, st in s.exec(
+                    select(Cdr.payer_user_id, Cdr.tenant_id, func.min(Cdr.start_time))
+                    .where(*window, Cdr.dest_class != "")
+                    .group_by(Cdr.payer_user_id, Cdr.tenant_id)
+                ).all()
+            }
         calls = [CallOut(u, t, st.hour, _day(st), cls, float(d or 0) / 60.0) for u, t, st, cls, d in rows]
         self.baselines = (*baselines(calls, self.rule, today, first), now)
         self._baseline_day = today
 
     def check_anomalies(self, now: float, running: list[RunningCall], policies: dict, finished: list[CallOut]) -> list:
-        if self.baselines is None or int(now // 86400) != self._baseline_day or now - self.baselines[3] > self.baseline_interval:
+        if (
+            self.baselines is None
+            or int(now // 86400) != self._baseline_day
+            or now - self.baselines[3] > self.baseline_interval
+        ):
             self.refresh_baselines(now)
         users, tenants, days, _at = self.baselines
         hour = int(now // 3600)
         start = datetime.fromtimestamp(hour * 3600, timezone.utc)
         h = hour % 24
-        current = finished + [CallOut(c.user_id, c.tenant_id, h, hour // 24, c.dest_class, c.seconds / 60.0) for c in running if not c.emergency]
+        current = finished + [
+            CallOut(c.user_id, c.tenant_id, h, hour // 24, c.dest_class, c.seconds / 60.0)
+            for c in running
+            if not c.emergency
+        ]
         out = []
         for a in anomalies(current, users, tenants, days, self.rule):
             r = anomaly_response(policies.get(a.tenant_id, DEFAULT_POLICY), a, running)
@@ -228,8 +299,14 @@ class FraudMonitor:
                 return
             self._warned.add(key)
             with self.app.write(changes_routing=False) as s:
-                seen = s.exec(select(FraudEvent).where(FraudEvent.kind == kind, FraudEvent.tenant_id == r.tenant_id,
-                                                       FraudEvent.user_id == r.user_id, FraudEvent.time >= period)).all()
+                seen = s.exec(
+                    select(FraudEvent).where(
+                        FraudEvent.kind == kind,
+                        FraudEvent.tenant_id == r.tenant_id,
+                        FraudEvent.user_id == r.user_id,
+                        FraudEvent.time >= period,
+                    )
+                ).all()
                 if any(e.detail.get("limit") == r.limit for e in seen):
                     return
                 self._event(s, r, kind, stamp)
@@ -237,11 +314,26 @@ class FraudMonitor:
             return
         set_by = f"fraud control ({r.limit})"
         with self.app.write() as s:  # a lock: the snapshot follows
-            earlier = s.exec(select(FraudLock).where(FraudLock.tenant_id == r.tenant_id, FraudLock.user_id == r.user_id,
-                                                     FraudLock.set_by == set_by, FraudLock.created_at >= period)).first()
+            earlier = s.exec(
+                select(FraudLock).where(
+                    FraudLock.tenant_id == r.tenant_id,
+                    FraudLock.user_id == r.user_id,
+                    FraudLock.set_by == set_by,
+                    FraudLock.created_at >= period,
+                )
+            ).first()
             if earlier is not None:
                 return  # this limit locked already in this period (and if an admin lifted it, that was their decision)
-            s.add(FraudLock(tenant_id=r.tenant_id, user_id=r.user_id, level=r.level, dest_class=r.dest_class, reason=r.reason[:300], set_by=set_by))
+            s.add(
+                FraudLock(
+                    tenant_id=r.tenant_id,
+                    user_id=r.user_id,
+                    level=r.level,
+                    dest_class=r.dest_class,
+                    reason=r.reason[:300],
+                    set_by=set_by,
+                )
+            )
             self._event(s, r, "lock", stamp)
         self._notify(r)
         if r.end_calls:  # their contexts, for the fallback record (a dialog listing only when calls are ended: rare)
@@ -283,12 +375,16 @@ class FraudMonitor:
         if not blob:
             return
         try:
-            state = CallState.from_json(blob).traced(f"ended by the fraud controls: {reason}",
-                                                     "record made by the control plane (Kamailio's did not arrive)")
+            state = CallState.from_json(blob).traced(
+                f"ended by the fraud controls: {reason}", "record made by the control plane (Kamailio's did not arrive)"
+            )
             now = time.time()
             answered = float((_var(d, DLG_ANSWER) or "").partition("/")[0] or state.record.start_ts)
-            self._fallbacks[state.record.id] = (now + self.FALLBACK_AFTER_S,
-                                                cdr_record(state, code=200, reason="OK", end_ts=now, answer_ts=answered), key)
+            self._fallbacks[state.record.id] = (
+                now + self.FALLBACK_AFTER_S,
+                cdr_record(state, code=200, reason="OK", end_ts=now, answer_ts=answered),
+                key,
+            )
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("no fallback record for call %s: %s", key, exc)
 
@@ -304,15 +400,32 @@ class FraudMonitor:
                 self._forget_running(self._fallbacks[cid][2])
         if missing:
             stored = self.app.ingestor.store_records(missing)
-            log.warning("stored %d record(s) of calls ended by the fraud controls whose CDR Kamailio did not write", stored)
+            log.warning(
+                "stored %d record(s) of calls ended by the fraud controls whose CDR Kamailio did not write", stored
+            )
         for cid in due:
             self._fallbacks.pop(cid, None)
 
     @staticmethod
     def _event(s, r, kind: str, stamp: datetime) -> None:
-        s.add(FraudEvent(id=str(uuid.uuid4()), tenant_id=r.tenant_id, time=stamp, kind=kind, level=r.level, user_id=r.user_id,
-                         reason=r.reason[:300], detail={"limit": r.limit, "spent": round(r.spent, 4), "allowed": r.allowed,
-                                                        "dest_class": r.dest_class, "calls_ended": len(r.end_calls)}))
+        s.add(
+            FraudEvent(
+                id=str(uuid.uuid4()),
+                tenant_id=r.tenant_id,
+                time=stamp,
+                kind=kind,
+                level=r.level,
+                user_id=r.user_id,
+                reason=r.reason[:300],
+                detail={
+                    "limit": r.limit,
+                    "spent": round(r.spent, 4),
+                    "allowed": r.allowed,
+                    "dest_class": r.dest_class,
+                    "calls_ended": len(r.end_calls),
+                },
+            )
+        )
 
     def _notify(self, r) -> None:
         if self.notifier is not None:

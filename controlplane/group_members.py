@@ -1,5 +1,6 @@
 """A hunt group's ring members as users: users, single SIP accounts (only that device rings) and
 teams (another group's members, as they are when the snapshot is compiled)."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -7,8 +8,9 @@ from typing import Callable
 from controlplane.db.models import HuntGroup, SipAccount
 
 
-def resolved_rings(g: HuntGroup, group_of: Callable[[int], HuntGroup | None],
-                   account_of: Callable[[int], SipAccount | None]) -> list[list[dict]]:
+def resolved_rings(
+    g: HuntGroup, group_of: Callable[[int], HuntGroup | None], account_of: Callable[[int], SipAccount | None]
+) -> list[list[dict]]:
     """Per ring, its members as {"user_id", "delay_s"[, "aor"]}, each user once per ring."""
     out = []
     for ring in g.rings:
@@ -36,10 +38,11 @@ def groups_referring_to(s, tenant_id: int, user_id: int | None = None, sip_accou
         if sip_account_id is not None and any(m.get("sip_account_id") == sip_account_id for m in members):
             out.append(g.id)
         elif user_id is not None and (
-                any(m.get("user_id") == user_id and m.get("sip_account_id") is None for m in members)
-                or f"u{user_id}" in g.vip
-                or any(b.get("key") == f"u{user_id}" or b.get("divert_user_id") == user_id for b in g.blocked)
-                or any(r.get("target_user_id") == user_id for r in g.forwarding)):
+            any(m.get("user_id") == user_id and m.get("sip_account_id") is None for m in members)
+            or f"u{user_id}" in g.vip
+            or any(b.get("key") == f"u{user_id}" or b.get("divert_user_id") == user_id for b in g.blocked)
+            or any(r.get("target_user_id") == user_id for r in g.forwarding)
+        ):
             out.append(g.id)
     return out
 
@@ -54,8 +57,12 @@ def _expand(m: dict, group_of, account_of, visiting: set[int]) -> list[dict]:
         team = group_of(m["team_id"])
         if team is None or team.id in visiting:
             return []
-        return [{**x, "delay_s": delay or x["delay_s"]} for ring in team.rings for mm in ring["members"]
-                for x in _expand(mm, group_of, account_of, visiting | {team.id})]
+        return [
+            {**x, "delay_s": delay or x["delay_s"]}
+            for ring in team.rings
+            for mm in ring["members"]
+            for x in _expand(mm, group_of, account_of, visiting | {team.id})
+        ]
     if m.get("sip_account_id") is not None:
         acc = account_of(m["sip_account_id"])
         if acc is None:

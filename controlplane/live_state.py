@@ -5,6 +5,7 @@ a call. A change is pushed at once (best effort) and the whole set is pushed aga
 `interval` seconds, so a Kamailio that restarted (empty htable) is repaired within that time
 without anyone acting.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,7 +83,9 @@ def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: b
             bump_version(kamailio)
         return True
     except KamailioRpcError as exc:
-        log.info("log-in state of user %s in group %s not pushed now (%s); the periodic sync will", user_id, group_id, exc)
+        log.info(
+            "log-in state of user %s in group %s not pushed now (%s); the periodic sync will", user_id, group_id, exc
+        )
         return False
 
 

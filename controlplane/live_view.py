@@ -5,6 +5,7 @@ mirror). What only Kamailio knows — agents on a call, offered a call, in wrap-
 circular pointers, calls waiting — is read from its htables when it answers; without it those
 count as "free" and the trace of a simulation says so.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,8 +28,13 @@ def agent_end(value) -> tuple[float, float]:
 
 
 class StoredLiveView:
-    def __init__(self, statuses: dict[int, str], logged_out: set[tuple[int, int]], group_statuses: dict[int, str],
-                 tables: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        statuses: dict[int, str],
+        logged_out: set[tuple[int, int]],
+        group_statuses: dict[int, str],
+        tables: dict[str, dict] | None = None,
+    ):
         self._statuses, self._out, self._groups = statuses, logged_out, group_statuses
         self._t = tables or {}
         self.kamailio_read = tables is not None
@@ -36,7 +42,9 @@ class StoredLiveView:
     @classmethod
     def load(cls, session: Session, app=None) -> StoredLiveView:
         statuses = dict(session.exec(select(User.id, User.status).where(User.status != "online")).all())
-        out = set(session.exec(select(AgentLogin.group_id, AgentLogin.user_id).where(AgentLogin.logged_in == False)).all())  # noqa: E712
+        out = set(
+            session.exec(select(AgentLogin.group_id, AgentLogin.user_id).where(AgentLogin.logged_in == False)).all()  # noqa: E712
+        )
         groups = dict(session.exec(select(HuntGroup.id, HuntGroup.status).where(HuntGroup.status != "online")).all())
         tables = None
         if app is not None:
@@ -64,10 +72,21 @@ class StoredLiveView:
         states = {}
         for u in user_ids:
             last_end, wrap_until = agent_end(self._t.get(shm.ACD.name, {}).get(shm.agent_end_key(u)))
-            states[u] = AgentState(logged_in=(group_id, u) not in self._out, status=self.status(u), busy=self.busy(u),
-                                   wrapup=wrap_until > now, offered=self._int(shm.OFFERS.name, shm.user_key(u)) > 0, last_end=last_end)
+            states[u] = AgentState(
+                logged_in=(group_id, u) not in self._out,
+                status=self.status(u),
+                busy=self.busy(u),
+                wrapup=wrap_until > now,
+                offered=self._int(shm.OFFERS.name, shm.user_key(u)) > 0,
+                last_end=last_end,
+            )
         pointers = {i: p for i in range(rings) if (p := self._int(shm.ACD.name, shm.ring_pointer_key(group_id, i)))}
-        return GroupLive(states, pointers, self._int(shm.QUEUE.name, shm.queue_count_key(group_id)), self._groups.get(group_id, "online"))
+        return GroupLive(
+            states,
+            pointers,
+            self._int(shm.QUEUE.name, shm.queue_count_key(group_id)),
+            self._groups.get(group_id, "online"),
+        )
 
     def callback(self, number: str):
         value = self._t.get(shm.ACD.name, {}).get(shm.callback_key(number))

@@ -8,6 +8,7 @@ to a loopback, link-local, private or otherwise non-public address is refused (t
 plane would otherwise post to the node's own services: SSRF) unless the node's settings allow
 private targets (`webhook_private_ok`).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -56,8 +57,10 @@ def check_webhook(url: str, private_ok: bool = False, resolve=socket.getaddrinfo
     for a in addresses:
         ip = ipaddress.ip_address(a.split("%")[0])
         if not ip.is_global or ip.is_multicast:
-            raise TargetRefused(f"the webhook's host {parts.hostname!r} is {ip}, not a public address (loopback, private and "
-                                "link-local targets need the platform operator's setting webhook_private_ok)")
+            raise TargetRefused(
+                f"the webhook's host {parts.hostname!r} is {ip}, not a public address (loopback, private and "
+                "link-local targets need the platform operator's setting webhook_private_ok)"
+            )
 
 
 class Notifier:
@@ -78,9 +81,18 @@ class Notifier:
         with Session(self.engine) as s:
             row = s.get(FraudPolicyRow, response.tenant_id)
             webhook, email = (row.notify_webhook, row.notify_email) if row is not None else ("", "")
-        doc = {"tenant_id": response.tenant_id, "user_id": response.user_id, "level": response.level, "action": LEVELS[response.level],
-               "limit": response.limit, "spent": round(response.spent, 4), "allowed": response.allowed, "dest_class": response.dest_class,
-               "calls_ended": len(response.end_calls), "reason": response.reason}
+        doc = {
+            "tenant_id": response.tenant_id,
+            "user_id": response.user_id,
+            "level": response.level,
+            "action": LEVELS[response.level],
+            "limit": response.limit,
+            "spent": round(response.spent, 4),
+            "allowed": response.allowed,
+            "dest_class": response.dest_class,
+            "calls_ended": len(response.end_calls),
+            "reason": response.reason,
+        }
         for channel, target in (("webhook", webhook), ("email", email if self.settings.smtp_relay else "")):
             if not target:
                 continue
@@ -88,7 +100,11 @@ class Notifier:
                 self._queue.put_nowait((channel, target, doc))
             except queue.Full:
                 self._count(channel, "dropped")
-                log.error("fraud notification for tenant %s dropped: %d notifications wait already", response.tenant_id, QUEUE_MAX)
+                log.error(
+                    "fraud notification for tenant %s dropped: %d notifications wait already",
+                    response.tenant_id,
+                    QUEUE_MAX,
+                )
         if self._thread is None:
             self.start()
 
@@ -137,8 +153,14 @@ class Notifier:
                 log.error("fraud notification for tenant %s not sent: %s", doc["tenant_id"], exc)
                 return
             except Exception as exc:  # noqa: BLE001 — any failure of the far end: retried, then given up
-                log.warning("fraud notification for tenant %s by %s failed (attempt %d of %d): %s", doc["tenant_id"], channel, attempt,
-                            len(self.retries_s), exc)
+                log.warning(
+                    "fraud notification for tenant %s by %s failed (attempt %d of %d): %s",
+                    doc["tenant_id"],
+                    channel,
+                    attempt,
+                    len(self.retries_s),
+                    exc,
+                )
         self._count(channel, "failed")
 
     def _mail(self, to: str, doc: dict) -> None:
@@ -146,8 +168,10 @@ class Notifier:
         msg = EmailMessage()
         msg["From"], msg["To"] = self.settings.smtp_from, to
         msg["Subject"] = f"callmanager fraud control: {doc['action']} ({doc['limit']})"
-        msg.set_content(f"{doc['reason']}\n\nlevel {doc['level']}: {doc['action']}\n"
-                        f"calls ended now: {doc['calls_ended']}\n\nLocks are lifted by an admin (fraud.lift_lock).\n")
+        msg.set_content(
+            f"{doc['reason']}\n\nlevel {doc['level']}: {doc['action']}\n"
+            f"calls ended now: {doc['calls_ended']}\n\nLocks are lifted by an admin (fraud.lift_lock).\n"
+        )
         with smtplib.SMTP(host, int(port or 25), timeout=self.timeout) as smtp:
             smtp.send_message(msg)
 

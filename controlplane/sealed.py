@@ -5,6 +5,7 @@ The key is the file `secret_key_file` of the node settings (default var/secret.k
 Whoever has the database alone — a backup, a replica, a copied file — does not have the passwords. Back the key up
 separately; without it the trunk passwords must be set again (docs/security.md).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,9 +65,11 @@ class Sealer:
         if not stored or not stored.startswith(PREFIX):
             return stored
         try:
-            return self._fernet.decrypt(stored[len(PREFIX):].encode()).decode()
+            return self._fernet.decrypt(stored[len(PREFIX) :].encode()).decode()
         except InvalidToken:
-            raise SealError(f"a stored secret cannot be opened with the key in {self.key_file} (another node's key?)") from None
+            raise SealError(
+                f"a stored secret cannot be opened with the key in {self.key_file} (another node's key?)"
+            ) from None
 
 
 def hash_token(token: str) -> str:

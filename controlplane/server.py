@@ -1,4 +1,5 @@
 """The control plane service: JSON-RPC 2.0 at POST /rpc, Prometheus at GET /metrics, GET /health."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,14 +33,18 @@ def make_authenticator(app: App):
             t = s.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
             if t is None:
                 return None
-            expires = t.expires_at.replace(tzinfo=t.expires_at.tzinfo or timezone.utc) if t.expires_at is not None else None
+            expires = (
+                t.expires_at.replace(tzinfo=t.expires_at.tzinfo or timezone.utc) if t.expires_at is not None else None
+            )
             if expires is not None and expires <= datetime.now(timezone.utc):
                 raise Unauthorized("the token has expired", expired_at=expires.isoformat())
             user_role = None
             if t.user_id is not None:
                 u = s.get(User, t.user_id)
                 user_role = Role(u.role) if u is not None else Role.USER
-            return Principal(token_id=t.id, role=Role(t.role), tenant_id=t.tenant_id, user_id=t.user_id, user_role=user_role)
+            return Principal(
+                token_id=t.id, role=Role(t.role), tenant_id=t.tenant_id, user_id=t.user_id, user_role=user_role
+            )
 
     return authenticate
 
@@ -49,9 +54,12 @@ def make_handler(app: App, dispatcher: Dispatcher):
         server_version = "callmanager"
         protocol_version = "HTTP/1.1"
         # headers and body are two writes: without TCP_NODELAY the body waits for the client's delayed ACK
-        # (~40 ms on every response of a kept-alive connection; measured: an idle /metrics scrape 60 ms -> see benchmarks)
+        # (~40 ms on every response of a kept-alive connection; measured: an idle /metrics scrape 60 ms -> see
+        # benchmarks)
         disable_nagle_algorithm = True
-        timeout = app.settings.api_request_timeout_s  # a client that stops sending (slow or idle connections) is dropped
+        timeout = (
+            app.settings.api_request_timeout_s
+        )  # a client that stops sending (slow or idle connections) is dropped
 
         def log_message(self, fmt, *args):
             log.debug("%s " + fmt, self.address_string(), *args)
@@ -67,11 +75,19 @@ def make_handler(app: App, dispatcher: Dispatcher):
             if self.path == "/metrics":
                 self._send(200, generate_latest(app.metrics.registry), CONTENT_TYPE_LATEST)
             elif self.path == "/health":
-                body = {"status": "ok", "snapshot_version": app.publisher.published_version, "cdr_spool_pending": app.ingestor.pending()}
-                try:  # what a load balancer and upgrade.yml want to know: is Kamailio there, is it draining, what it carries
+                body = {
+                    "status": "ok",
+                    "snapshot_version": app.publisher.published_version,
+                    "cdr_spool_pending": app.ingestor.pending(),
+                }
+                # what a load balancer and upgrade.yml want to know: is Kamailio there, is it draining, what it carries
+                try:
                     from controlplane.features.node import node_state
 
-                    body.update(kamailio="up", **{k: v for k, v in node_state(app).items() if k in ("draining", "calls", "ringing")})
+                    body.update(
+                        kamailio="up",
+                        **{k: v for k, v in node_state(app).items() if k in ("draining", "calls", "ringing")},
+                    )
                 except Exception:  # noqa: BLE001 - /health answers whatever Kamailio does
                     body["kamailio"] = "down"
                 self._send(200, json.dumps(body).encode())
@@ -99,8 +115,11 @@ def make_handler(app: App, dispatcher: Dispatcher):
                 result = dispatcher.handle_body(body, token)
             except Exception:  # noqa: BLE001 - never a dropped connection or a traceback to the client
                 log.exception("JSON-RPC body not handled")
-                result = {"jsonrpc": "2.0", "error": {"code": -32603, "message": "Internal error",
-                                                      "data": {"error_id": "internal_error"}}, "id": None}
+                result = {
+                    "jsonrpc": "2.0",
+                    "error": {"code": -32603, "message": "Internal error", "data": {"error_id": "internal_error"}},
+                    "id": None,
+                }
             if result is None:
                 self._send(204, b"")
             else:
@@ -116,7 +135,9 @@ class ControlPlaneServer:
         self.token_file = settings.var / "admin.token"
         self.app.ensure_platform_token(self.token_file)
         self.dispatcher = Dispatcher(self.app, make_authenticator(self.app), metrics=self.app.metrics)
-        self.httpd = ThreadingHTTPServer((settings.api_address, settings.api_port), make_handler(self.app, self.dispatcher))
+        self.httpd = ThreadingHTTPServer(
+            (settings.api_address, settings.api_port), make_handler(self.app, self.dispatcher)
+        )
         self.httpd.daemon_threads = True
 
     def serve_forever(self) -> None:

@@ -5,6 +5,7 @@ file, fsync, rename over `current.json`: every Kamailio worker sees the new inod
 check interval. The snapshot is validated with the policy core's own parser before it is
 published, so a bad compile can never replace a good snapshot.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -19,8 +20,23 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.db.models import (
-    CallerListEntry, ConfigState, DialplanRule, Extension, ForwardingRule, FraudLock, FraudPolicyRow, HuntGroup, PhoneNumber, Profile, SipAccount, Site,
-    TariffRate, Tenant, TimePlan, Trunk, User,
+    CallerListEntry,
+    ConfigState,
+    DialplanRule,
+    Extension,
+    ForwardingRule,
+    FraudLock,
+    FraudPolicyRow,
+    HuntGroup,
+    PhoneNumber,
+    Profile,
+    SipAccount,
+    Site,
+    TariffRate,
+    Tenant,
+    TimePlan,
+    Trunk,
+    User,
 )
 from controlplane.group_members import resolved_rings
 from kemi.policy.timeplan import DAYS, parse_minutes
@@ -48,9 +64,27 @@ def _is_ip(host: str) -> bool:
 
 # Values the routing side assumes when a key is absent (kemi.policy.snapshot.parse_snapshot):
 # leaving them out keeps a 20,000-user snapshot small, and quick to parse in every worker.
-USER_DEFAULTS: dict[str, object] = {"enabled": True, "number": None, "region": "DE", "area_code": "", "address": "", "site": None, "outbound": "mobile", "clir": False,
-                 "locked": False, "presented_number": None, "forwarding": [], "call_waiting": True, "priority": False,
-                 "secretary": None, "anonymous": "allow", "vip": [], "blocked": [], "extension": None, "profile_codes": []}
+USER_DEFAULTS: dict[str, object] = {
+    "enabled": True,
+    "number": None,
+    "region": "DE",
+    "area_code": "",
+    "address": "",
+    "site": None,
+    "outbound": "mobile",
+    "clir": False,
+    "locked": False,
+    "presented_number": None,
+    "forwarding": [],
+    "call_waiting": True,
+    "priority": False,
+    "secretary": None,
+    "anonymous": "allow",
+    "vip": [],
+    "blocked": [],
+    "extension": None,
+    "profile_codes": [],
+}
 
 
 def _without_defaults(doc: dict, defaults: dict) -> dict:
@@ -83,13 +117,26 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
             blocked.setdefault((e.tenant_id, e.user_id), []).append({"key": key, "divert": divert})
     forwarding: dict[int, list[dict]] = {}
     active_profile = {u.id: u.active_profile_id for u in users}
-    for r in session.exec(select(ForwardingRule).where(ForwardingRule.enabled == True).order_by(ForwardingRule.position, ForwardingRule.id)).all():  # noqa: E712
+    for r in session.exec(
+        select(ForwardingRule)
+        .where(ForwardingRule.enabled == True)  # noqa: E712
+        .order_by(ForwardingRule.position, ForwardingRule.id)
+    ).all():
         if r.profile_id is not None and r.profile_id != active_profile.get(r.user_id):
             continue  # bound to a profile that is not active
-        forwarding.setdefault(r.user_id, []).append({
-            "id": r.id, "kind": r.kind, "target_user": r.target_user_id, "target_number": r.target_number, "callers": r.callers,
-            "time_plan": r.time_plan_id, "when": r.when, "timeout_s": r.timeout_s, "present": r.present,
-        })
+        forwarding.setdefault(r.user_id, []).append(
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "target_user": r.target_user_id,
+                "target_number": r.target_number,
+                "callers": r.callers,
+                "time_plan": r.time_plan_id,
+                "when": r.when,
+                "timeout_s": r.timeout_s,
+                "present": r.present,
+            }
+        )
     aors: dict[int, list[str]] = {}
     for a in sorted(accounts, key=lambda a: a.id or 0):
         if a.ring:
@@ -121,57 +168,124 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
         site = sites.get(u.site_id) if u.site_id else first_site.get(u.tenant_id)
         num = own_number.get(u.id)
         prof = profiles.get(u.active_profile_id) if u.active_profile_id else None
-        return _without_defaults({
-            "id": u.id, "tenant_id": u.tenant_id, "name": u.name, "extension": primary_ext.get(u.id), "aors": aors.get(u.id, []),
-            "enabled": u.enabled, "number": num.e164 if num else None,
-            "region": site.region if site else "DE", "area_code": site.area_code if site else "",
-            "address": num.emergency_address if num and num.emergency_address else "", "site": site.id if site else None,
-            "outbound": _narrower(u.outbound, prof.outbound if prof else None),
-            "clir": (prof.clir if prof and prof.clir is not None else u.clir), "locked": u.locked,
-            "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
-            "forwarding": forwarding.get(u.id, []),
-            "call_waiting": u.call_waiting, "priority": u.priority_override, "secretary": u.secretary_id,
-            "anonymous": u.anonymous if u.anonymous != "allow" else tenant_anonymous.get(u.tenant_id, "allow"),
-            "vip": vip.get((u.tenant_id, None), []) + vip.get((u.tenant_id, u.id), []),
-            "blocked": blocked.get((u.tenant_id, None), []) + blocked.get((u.tenant_id, u.id), []),
-            "profile_codes": profile_codes.get(u.id, []),
-        }, USER_DEFAULTS)
+        return _without_defaults(
+            {
+                "id": u.id,
+                "tenant_id": u.tenant_id,
+                "name": u.name,
+                "extension": primary_ext.get(u.id),
+                "aors": aors.get(u.id, []),
+                "enabled": u.enabled,
+                "number": num.e164 if num else None,
+                "region": site.region if site else "DE",
+                "area_code": site.area_code if site else "",
+                "address": num.emergency_address if num and num.emergency_address else "",
+                "site": site.id if site else None,
+                "outbound": _narrower(u.outbound, prof.outbound if prof else None),
+                "clir": (prof.clir if prof and prof.clir is not None else u.clir),
+                "locked": u.locked,
+                "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
+                "forwarding": forwarding.get(u.id, []),
+                "call_waiting": u.call_waiting,
+                "priority": u.priority_override,
+                "secretary": u.secretary_id,
+                "anonymous": u.anonymous if u.anonymous != "allow" else tenant_anonymous.get(u.tenant_id, "allow"),
+                "vip": vip.get((u.tenant_id, None), []) + vip.get((u.tenant_id, u.id), []),
+                "blocked": blocked.get((u.tenant_id, None), []) + blocked.get((u.tenant_id, u.id), []),
+                "profile_codes": profile_codes.get(u.id, []),
+            },
+            USER_DEFAULTS,
+        )
 
     return {
         "format": SNAPSHOT_FORMAT,
         "version": state.version if state else 0,
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "tenants": [
-            {"id": t.id, "name": t.name, "domain": t.sip_domain, "enabled": t.enabled, "allow_directory": t.allow_directory,
-             "dialplan": dialplans.get(t.id, [])}
+            {
+                "id": t.id,
+                "name": t.name,
+                "domain": t.sip_domain,
+                "enabled": t.enabled,
+                "allow_directory": t.allow_directory,
+                "dialplan": dialplans.get(t.id, []),
+            }
             for t in tenants
         ],
         "users": [user_doc(u) for u in users],
         "accounts": [
-            {"username": a.username, "realm": a.realm, "ha1": a.ha1, "user_id": a.user_id, "tenant_id": a.tenant_id,
-             **({} if a.enabled else {"enabled": False}),
-             **({"clir": a.clir} if a.clir is not None else {}), **({"presented_number": a.presented_number} if a.presented_number else {}),
-             **({"allowed": list(a.allowed_networks)} if a.allowed_networks else {})}
+            {
+                "username": a.username,
+                "realm": a.realm,
+                "ha1": a.ha1,
+                "user_id": a.user_id,
+                "tenant_id": a.tenant_id,
+                **({} if a.enabled else {"enabled": False}),
+                **({"clir": a.clir} if a.clir is not None else {}),
+                **({"presented_number": a.presented_number} if a.presented_number else {}),
+                **({"allowed": list(a.allowed_networks)} if a.allowed_networks else {}),
+            }
             for a in accounts
         ],
         "extensions": [{"tenant_id": e.tenant_id, "number": e.number, "user_id": e.user_id} for e in extensions],
-        "numbers": [{"e164": n.e164, "tenant_id": n.tenant_id, "user_id": n.user_id, **({"group_id": n.group_id} if n.group_id else {}),
-                     **({"priority": n.priority} if n.priority else {})}
-                    for n in numbers],
+        "numbers": [
+            {
+                "e164": n.e164,
+                "tenant_id": n.tenant_id,
+                "user_id": n.user_id,
+                **({"group_id": n.group_id} if n.group_id else {}),
+                **({"priority": n.priority} if n.priority else {}),
+            }
+            for n in numbers
+        ],
         "trunks": [
-            {"id": t.id, "name": t.name, "host": t.host, "port": t.port, "transport": t.transport, "priority": t.priority,
-             "region": t.region, "sources": list(t.sources) or ([t.host] if _is_ip(t.host) else []),
-             "tenant_ids": list(t.tenant_ids), "prefixes": list(t.prefixes),
-             **({"auth": {"username": t.auth_username, "password": unseal(t.auth_password), "realm": t.auth_realm or ""}} if t.auth_username else {})}
+            {
+                "id": t.id,
+                "name": t.name,
+                "host": t.host,
+                "port": t.port,
+                "transport": t.transport,
+                "priority": t.priority,
+                "region": t.region,
+                "sources": list(t.sources) or ([t.host] if _is_ip(t.host) else []),
+                "tenant_ids": list(t.tenant_ids),
+                "prefixes": list(t.prefixes),
+                **(
+                    {
+                        "auth": {
+                            "username": t.auth_username,
+                            "password": unseal(t.auth_password),
+                            "realm": t.auth_realm or "",
+                        }
+                    }
+                    if t.auth_username
+                    else {}
+                ),
+            }
             for t in trunks
         ],
-        "sites": [{"id": x.id, "tenant_id": x.tenant_id, "region": x.region,
-                   **{k: getattr(x, k) for k in ("street", "house_number", "postal_code", "city") if getattr(x, k)},
-                   **({"emergency_trunk": x.emergency_trunk_id} if x.emergency_trunk_id else {})}
-                  for x in sites.values()],
+        "sites": [
+            {
+                "id": x.id,
+                "tenant_id": x.tenant_id,
+                "region": x.region,
+                **{k: getattr(x, k) for k in ("street", "house_number", "postal_code", "city") if getattr(x, k)},
+                **({"emergency_trunk": x.emergency_trunk_id} if x.emergency_trunk_id else {}),
+            }
+            for x in sites.values()
+        ],
         "time_plans": [compile_time_plan(p) for p in plans],
-        "groups": [compile_group(g, vip.get((g.tenant_id, None), []), blocked.get((g.tenant_id, None), []), group_number.get(g.id),
-                                 groups_by_id.get, accounts_by_id.get) for g in groups_by_id.values()],
+        "groups": [
+            compile_group(
+                g,
+                vip.get((g.tenant_id, None), []),
+                blocked.get((g.tenant_id, None), []),
+                group_number.get(g.id),
+                groups_by_id.get,
+                accounts_by_id.get,
+            )
+            for g in groups_by_id.values()
+        ],
         "skills": {str(u.id): u.skills for u in users if u.skills},
         "trusted": [],
         "fraud": compile_fraud(session),
@@ -182,18 +296,44 @@ def compile_fraud(session: Session) -> dict:
     """Tenants' fraud policies (only those that differ from the defaults), the tariff, the locks in force."""
     rates = session.exec(select(TariffRate)).all()
     return {
-        "policies": {str(p.tenant_id): {"user": p.user_limits, "tenant": p.tenant_limits, "warn_ratio": p.warn_ratio,
-                                        "spend_level": p.spend_level, "allow_high_risk": p.allow_high_risk, "anomaly_level": p.anomaly_level,
-                                        "outbound": p.outbound}
-                     for p in session.exec(select(FraudPolicyRow)).all()},
-        "tariff": {"currency": rates[0].currency if rates else "EUR", "rates": {r.prefix: r.rate_per_min for r in rates}},
-        "locks": [{"id": lk.id, "tenant_id": lk.tenant_id, "user_id": lk.user_id, "level": lk.level, "dest_class": lk.dest_class,
-                   "reason": lk.reason} for lk in session.exec(select(FraudLock).where(FraudLock.lifted_at.is_(None)).order_by(FraudLock.id)).all()],
+        "policies": {
+            str(p.tenant_id): {
+                "user": p.user_limits,
+                "tenant": p.tenant_limits,
+                "warn_ratio": p.warn_ratio,
+                "spend_level": p.spend_level,
+                "allow_high_risk": p.allow_high_risk,
+                "anomaly_level": p.anomaly_level,
+                "outbound": p.outbound,
+            }
+            for p in session.exec(select(FraudPolicyRow)).all()
+        },
+        "tariff": {
+            "currency": rates[0].currency if rates else "EUR",
+            "rates": {r.prefix: r.rate_per_min for r in rates},
+        },
+        "locks": [
+            {
+                "id": lk.id,
+                "tenant_id": lk.tenant_id,
+                "user_id": lk.user_id,
+                "level": lk.level,
+                "dest_class": lk.dest_class,
+                "reason": lk.reason,
+            }
+            for lk in session.exec(select(FraudLock).where(FraudLock.lifted_at.is_(None)).order_by(FraudLock.id)).all()
+        ],
     }
 
 
-def compile_group(g: HuntGroup, tenant_vip: list | None = None, tenant_blocked: list | None = None, number: str | None = None,
-                  group_of=lambda gid: None, account_of=lambda aid: None) -> dict:
+def compile_group(
+    g: HuntGroup,
+    tenant_vip: list | None = None,
+    tenant_blocked: list | None = None,
+    number: str | None = None,
+    group_of=lambda gid: None,
+    account_of=lambda aid: None,
+) -> dict:
     """A hunt group as the policy core reads it: members resolved to users (SIP-account members ring
     only that device, teams are their group's members); the tenant's VIP and block lists apply too."""
     rings = resolved_rings(g, group_of, account_of)
@@ -204,25 +344,68 @@ def compile_group(g: HuntGroup, tenant_vip: list | None = None, tenant_blocked: 
                 devices.setdefault(str(m["user_id"]), []).append(m["aor"])
     overflow = None
     if g.overflow_user_id or g.overflow_number or g.overflow_group_id:
-        overflow = {"id": 0, "kind": "overflow", "target_user": g.overflow_user_id, "target_number": g.overflow_number,
-                    "target_group": g.overflow_group_id}
+        overflow = {
+            "id": 0,
+            "kind": "overflow",
+            "target_user": g.overflow_user_id,
+            "target_number": g.overflow_number,
+            "target_group": g.overflow_group_id,
+        }
     return {
-        "id": g.id, "tenant_id": g.tenant_id, "name": g.name, "extension": g.extension,
-        "rings": [{"members": [m["user_id"] for m in members], "strategy": r["strategy"], "wait_s": r["wait_s"],
-                   "member_s": r["member_s"], "keep_previous": r["keep_previous"], "busy_members": r["busy_members"],
-                   "dnd_members": r.get("dnd_members", "skip"),
-                   "delays": {str(m["user_id"]): m["delay_s"] for m in members if m.get("delay_s")}} for r, members in zip(g.rings, rings)],
+        "id": g.id,
+        "tenant_id": g.tenant_id,
+        "name": g.name,
+        "extension": g.extension,
+        "rings": [
+            {
+                "members": [m["user_id"] for m in members],
+                "strategy": r["strategy"],
+                "wait_s": r["wait_s"],
+                "member_s": r["member_s"],
+                "keep_previous": r["keep_previous"],
+                "busy_members": r["busy_members"],
+                "dnd_members": r.get("dnd_members", "skip"),
+                "delays": {str(m["user_id"]): m["delay_s"] for m in members if m.get("delay_s")},
+            }
+            for r, members in zip(g.rings, rings)
+        ],
         "devices": devices,
-        "overflow": overflow, "max_waiting": g.max_waiting, "presentation": g.presentation, "skills": g.skills,
-        "skills_fallback": g.skills_fallback, "wrapup_s": g.wrapup_s, "callback_window_s": g.callback_window_s,
-        "queue_s": g.queue_s, "anonymous": g.anonymous, "number": number,
+        "overflow": overflow,
+        "max_waiting": g.max_waiting,
+        "presentation": g.presentation,
+        "skills": g.skills,
+        "skills_fallback": g.skills_fallback,
+        "wrapup_s": g.wrapup_s,
+        "callback_window_s": g.callback_window_s,
+        "queue_s": g.queue_s,
+        "anonymous": g.anonymous,
+        "number": number,
         "vip": list(tenant_vip or []) + list(g.vip),
-        "blocked": list(tenant_blocked or []) + [
-            {"key": b["key"], "divert": ({"kind": "block", "target_user": b.get("divert_user_id"), "target_number": b.get("divert_number")}
-                                         if b.get("divert_user_id") or b.get("divert_number") else None)} for b in g.blocked],
-        "forwarding": [{"id": i + 1, "kind": r["kind"], "target_user": r.get("target_user_id"), "target_number": r.get("target_number"),
-                        "target_group": r.get("target_group_id"), "callers": r.get("callers", "all"), "time_plan": r.get("time_plan_id"),
-                        "when": r.get("when", "in")} for i, r in enumerate(g.forwarding)],
+        "blocked": list(tenant_blocked or [])
+        + [
+            {
+                "key": b["key"],
+                "divert": (
+                    {"kind": "block", "target_user": b.get("divert_user_id"), "target_number": b.get("divert_number")}
+                    if b.get("divert_user_id") or b.get("divert_number")
+                    else None
+                ),
+            }
+            for b in g.blocked
+        ],
+        "forwarding": [
+            {
+                "id": i + 1,
+                "kind": r["kind"],
+                "target_user": r.get("target_user_id"),
+                "target_number": r.get("target_number"),
+                "target_group": r.get("target_group_id"),
+                "callers": r.get("callers", "all"),
+                "time_plan": r.get("time_plan_id"),
+                "when": r.get("when", "in"),
+            }
+            for i, r in enumerate(g.forwarding)
+        ],
     }
 
 
@@ -237,11 +420,21 @@ def compile_time_plan(p: TimePlan, today: date | None = None) -> dict:
         import holidays
 
         years = range(today.year, today.year + HOLIDAY_YEARS)
-        closed |= {d.isoformat() for d in holidays.country_holidays(p.holidays_country, subdiv=p.holidays_subdiv, years=years)}
+        closed |= {
+            d.isoformat() for d in holidays.country_holidays(p.holidays_country, subdiv=p.holidays_subdiv, years=years)
+        }
     return {
-        "id": p.id, "name": p.name, "tz": p.tz,
-        "ranges": [{"days": [DAYS.index(d) for d in r["days"]], "start": parse_minutes(r["start"]), "end": parse_minutes(r["end"])}
-                   for r in p.ranges],
+        "id": p.id,
+        "name": p.name,
+        "tz": p.tz,
+        "ranges": [
+            {
+                "days": [DAYS.index(d) for d in r["days"]],
+                "start": parse_minutes(r["start"]),
+                "end": parse_minutes(r["end"]),
+            }
+            for r in p.ranges
+        ],
         "closed_dates": sorted(closed),
     }
 

@@ -5,6 +5,7 @@ Kamailio's cfg gets the tables and AVP names from here as `#!define`s (`cfg_defi
 cfg by `controlplane.node.render`); the KEMI shell and the control plane import the names and key helpers.
 A table or key written anywhere as a string literal is a bug: grep for this module's names instead.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -20,8 +21,11 @@ class Table(NamedTuple):
     def spec(self, autoexpire_s: int | None = None) -> str:
         """The htable module's definition, e.g. `acd=>size=10;` (`autoexpire_s`: a setting's value instead)."""
         expire = self.autoexpire_s if autoexpire_s is None else autoexpire_s
-        return (f"{self.name}=>size={self.size};" + (f"autoexpire={expire};" if expire else "")
-                + ("initval=0;" if self.counter else ""))
+        return (
+            f"{self.name}=>size={self.size};"
+            + (f"autoexpire={expire};" if expire else "")
+            + ("initval=0;" if self.counter else "")
+        )
 
 
 # ---------------------------------------------------------------- htables
@@ -31,21 +35,47 @@ END_REQUESTS = Table("cmend", 4, 60, False, "<h_entry>:<h_id> = JSON [Call-ID, F
 ERRORS = Table("cmerr", 4, 0, True, "unexpected exceptions in the Python routing, by route")
 BAN = Table("ban", 12, 300, False, "banned sources: <ip> = <cause>:<end> (autoexpire: the ban time, edge_ban_s)")
 EDGE = Table("edge", 14, 30, True, "request counters per source and window bucket (autoexpire: 3 windows)")
-AUTHLOCK = Table("authlock", 10, 86400, True, "accounts' cool-downs: until:<user@realm>, n:<account>, seen:<account>:<ip>")
+AUTHLOCK = Table(
+    "authlock", 10, 86400, True, "accounts' cool-downs: until:<user@realm>, n:<account>, seen:<account>:<ip>"
+)
 FRAUD = Table("fraud", 12, 7200, True, "call attempts out: u<user>:m<minute>, u<user>:h<hour>, t<tenant>:...")
 FRAUD_CALLS = Table("fraudcalls", 12, 0, True, "answered calls out in progress: u<user>, t<tenant>")
-FRAUD_RUNNING = Table("fraudrun", 12, 86400, False, "ACKed calls out: <h_entry>:<h_id> = tenant:user:class:rate:answered at")
-STATUS = Table("status", 10, 0, False, "users' status (dnd, away, unreachable; absent: online): u<user>; groups' g<group>")
+FRAUD_RUNNING = Table(
+    "fraudrun", 12, 86400, False, "ACKed calls out: <h_entry>:<h_id> = tenant:user:class:rate:answered at"
+)
+STATUS = Table(
+    "status", 10, 0, False, "users' status (dnd, away, unreachable; absent: online): u<user>; groups' g<group>"
+)
 NODE = Table("node", 2, 0, False, "drain = 1 while the node is drained (node.drain)")
-ACD = Table("acd", 10, 0, False, "hunt groups: out:g<group>:u<user>, ptr:g<group>:r<ring>, end:u<user>, cb:<number>, ver:live")
+ACD = Table(
+    "acd", 10, 0, False, "hunt groups: out:g<group>:u<user>, ptr:g<group>:r<ring>, end:u<user>, cb:<number>, ver:live"
+)
 OFFERS = Table("acdoffer", 10, 300, True, "offers in progress per agent u<user> (claimed when the increment made it 1)")
 BUSY = Table("acdbusy", 10, 0, True, "calls in progress per tracked user / agent u<user>")
 QUEUE = Table("acdq", 8, 0, True, "waiting calls g<group>:<tindex>:<tlabel> = priority:since:until; n:g<group>; n:all")
 ANSWERED = Table("acdans", 12, 40, True, "group calls answered: <Call-ID> -> 200s handled (the first one counts)")
 REGISTERED = Table("acdreg", 10, 30, False, "agents with a registered device: u<user> = 1 (refreshed every 5 s)")
 
-TABLES = (AUTHFAIL, ENDED, END_REQUESTS, ERRORS, BAN, EDGE, AUTHLOCK, FRAUD, FRAUD_CALLS, FRAUD_RUNNING, STATUS, NODE, ACD, OFFERS,
-          BUSY, QUEUE, ANSWERED, REGISTERED)
+TABLES = (
+    AUTHFAIL,
+    ENDED,
+    END_REQUESTS,
+    ERRORS,
+    BAN,
+    EDGE,
+    AUTHLOCK,
+    FRAUD,
+    FRAUD_CALLS,
+    FRAUD_RUNNING,
+    STATUS,
+    NODE,
+    ACD,
+    OFFERS,
+    BUSY,
+    QUEUE,
+    ANSWERED,
+    REGISTERED,
+)
 
 
 # ---------------------------------------------------------------- keys
@@ -90,7 +120,9 @@ DRAIN = "drain"  # NODE
 
 
 # ---------------------------------------------------------------- dialog profiles
-PROFILE_CALLS = "calls"  # with value u<user>: the user's calls in progress (busy-on-busy); kamailio.cfg profiles_with_value
+PROFILE_CALLS = (
+    "calls"  # with value u<user>: the user's calls in progress (busy-on-busy); kamailio.cfg profiles_with_value
+)
 
 # ---------------------------------------------------------------- dialog variables
 DLG_CALL = "cm_ctx"  # the call's state (kemi.policy.callstate.CallState document), also on the transaction as an AVP
@@ -108,11 +140,14 @@ AVP_DIALOG_TIMEOUT = "cm_dlgto"  # the dialog module's timeout_avp
 AVP_TRUNK_USER, AVP_TRUNK_PASSWORD, AVP_TRUNK_REALM = "cm_auser", "cm_apass", "cm_arealm"  # uac's auth_*_avp
 AVP_MOS, AVP_JITTER, AVP_LOSS, AVP_RTT = "cm_mos", "cm_jitter", "cm_loss", "cm_rtt"  # rtpengine's mos_average_*_pv
 
-TIMEOUT_EVENT = "cm_timeout"  # $dlg_ctx(timeout_route): with it the dialog module runs ksr_dialog_event("dialog:timeout")
+TIMEOUT_EVENT = (
+    "cm_timeout"  # $dlg_ctx(timeout_route): with it the dialog module runs ksr_dialog_event("dialog:timeout")
+)
 
 
 def cfg_defines(ban_s: int | None = None, edge_window_s: int | None = None) -> dict[str, str]:
-    """`#!define` name -> value for Kamailio's cfg: HT_<TABLE> per htable (ban and edge expiries from the node's settings)
+    """`#!define` name -> value for Kamailio's cfg: HT_<TABLE> per htable (ban and edge expiries from the node's
+    settings)
     and AVP_<NAME> for the AVPs modules are told about."""
     expiry = {BAN.name: ban_s, EDGE.name: 3 * edge_window_s if edge_window_s else None}
     defines = {f"HT_{t.name.upper()}": f'"{t.spec(expiry.get(t.name))}"' for t in TABLES}

@@ -4,6 +4,7 @@ Puts the project and its venv on sys.path, then hands every KEMI callback to `ke
 each through the exception barrier (`kemi.shell.barrier.guard`): a bug costs one request, logged,
 counted and answered 500 where a reply is possible — never silence.
 """
+
 import os
 import site
 import sys

@@ -1,4 +1,5 @@
 """Bencode, the encoding of RTPengine's ng control protocol."""
+
 from __future__ import annotations
 
 

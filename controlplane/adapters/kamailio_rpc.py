@@ -1,4 +1,5 @@
 """Kamailio's JSON-RPC (jsonrpcs over HTTP). All RPC to Kamailio goes through `call`."""
+
 from __future__ import annotations
 
 import httpx
@@ -22,7 +23,9 @@ class KamailioRpc:
 
     def call(self, method: str, *params):
         try:
-            resp = self._client.post(self.url, json=request(method, params=tuple(params)) if params else request(method))
+            resp = self._client.post(
+                self.url, json=request(method, params=tuple(params)) if params else request(method)
+            )
             resp.raise_for_status()
             parsed = parse(resp.json())
         except (httpx.HTTPError, ValueError) as exc:

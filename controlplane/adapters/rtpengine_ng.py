@@ -1,4 +1,5 @@
 """RTPengine ng control protocol client: cookie, bencode, UDP send/receive, errors raised."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ class NgClient:
                     s.settimeout(max(0.001, deadline - time.monotonic()))
                     data, sender = s.recvfrom(1 << 20)
                 except (socket.timeout, OSError) as exc:
-                    raise NgError(f"rtpengine at {self.addr[0]}:{self.addr[1]} did not answer {command!r}: {exc}") from exc
+                    raise NgError(
+                        f"rtpengine at {self.addr[0]}:{self.addr[1]} did not answer {command!r}: {exc}"
+                    ) from exc
                 got_cookie, _, body = data.partition(b" ")
                 if sender[1] == self.addr[1] and got_cookie == cookie.encode():
                     break

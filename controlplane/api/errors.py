@@ -1,4 +1,5 @@
 """Typed API errors. Each carries a JSON-RPC code and a stable `error_id` clients can rely on."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -67,4 +68,15 @@ def component_down(component: str, exc: BaseException) -> Unavailable:
     return Unavailable(f"{component.capitalize()} does not answer; try again shortly", component=component)
 
 
-ALL_ERRORS = (ParseError, InvalidRequest, MethodNotFound, InvalidParams, Unauthorized, Forbidden, NotFound, Conflict, Unavailable, InternalError)
+ALL_ERRORS = (
+    ParseError,
+    InvalidRequest,
+    MethodNotFound,
+    InvalidParams,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    Unavailable,
+    InternalError,
+)

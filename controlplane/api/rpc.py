@@ -3,6 +3,7 @@
 Methods register themselves with `@method(...)`; each is `fn(ctx, params) -> result` where params
 is a validated pydantic model. The registry also yields the OpenRPC document (`rpc.discover`).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,17 @@ from controlplane.db.models import Role
 
 from .permissions import Perm, perms_of
 
-from .errors import ApiError, Conflict, Forbidden, InternalError, InvalidParams, InvalidRequest, MethodNotFound, ParseError, Unauthorized
+from .errors import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    ParseError,
+    Unauthorized,
+)
 
 log = logging.getLogger("callmanager.api")
 MAX_BATCH = 1000  # requests in one batch (docs/api.md)
@@ -56,14 +67,19 @@ class Principal:
 
     def require(self, perm: Perm) -> None:
         if not self.can(perm):
-            raise Forbidden(f"this needs the permission {perm.value}, which a {self.role.value} token does not have", required=perm.value)
+            raise Forbidden(
+                f"this needs the permission {perm.value}, which a {self.role.value} token does not have",
+                required=perm.value,
+            )
 
     def require_self_or(self, perm: Perm, user_id: int) -> None:
         """A user may manage their own things; someone else's needs `perm`."""
         if self.user_id == user_id and self.user_id is not None:
             return
         if not self.can(perm):
-            raise Forbidden(f"only the user themselves or a token with the permission {perm.value} may do this", required=perm.value)
+            raise Forbidden(
+                f"only the user themselves or a token with the permission {perm.value} may do this", required=perm.value
+            )
 
     def require_platform(self) -> None:
         if not self.can(Perm.PLATFORM):
@@ -100,12 +116,23 @@ class MethodSpec:
 class Registry:
     methods: dict[str, MethodSpec] = field(default_factory=dict)
 
-    def method(self, name: str, params: type[Params] = NoParams, *, perm: Perm | None = Perm.CONFIG, summary: str = "", public: bool = False,
-               errors: tuple[str, ...] = (), others: Perm | None = None):
+    def method(
+        self,
+        name: str,
+        params: type[Params] = NoParams,
+        *,
+        perm: Perm | None = Perm.CONFIG,
+        summary: str = "",
+        public: bool = False,
+        errors: tuple[str, ...] = (),
+        others: Perm | None = None,
+    ):
         def deco(fn):
             if name in self.methods:
                 raise ValueError(f"method {name} registered twice")
-            self.methods[name] = MethodSpec(name, fn, params, perm, summary or (fn.__doc__ or "").strip().split("\n")[0], public, errors, others)
+            self.methods[name] = MethodSpec(
+                name, fn, params, perm, summary or (fn.__doc__ or "").strip().split("\n")[0], public, errors, others
+            )
             return fn
 
         return deco
@@ -120,11 +147,16 @@ def _error_response(req_id: Any, err: ApiError) -> dict:
 
 
 def _validation_details(exc: ValidationError) -> list[dict]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "(params)", "problem": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(params)", "problem": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False)
+    ]
 
 
 class Dispatcher:
-    def __init__(self, app, authenticate: Callable[[str | None], Principal | None], registry: Registry = REGISTRY, metrics=None):
+    def __init__(
+        self, app, authenticate: Callable[[str | None], Principal | None], registry: Registry = REGISTRY, metrics=None
+    ):
         self.app = app
         self.authenticate = authenticate
         self.registry = registry
@@ -141,7 +173,9 @@ class Dispatcher:
             if not payload:
                 return _error_response(None, InvalidRequest("empty batch"))
             if len(payload) > MAX_BATCH:
-                return _error_response(None, InvalidRequest(f"a batch holds at most {MAX_BATCH} requests", limit=MAX_BATCH))
+                return _error_response(
+                    None, InvalidRequest(f"a batch holds at most {MAX_BATCH} requests", limit=MAX_BATCH)
+                )
             responses = [r for r in (self.handle_one(p, token) for p in payload) if r is not None]
             return responses or None
         return self.handle_one(payload, token)
@@ -149,7 +183,10 @@ class Dispatcher:
     def handle_one(self, req: Any, token: str | None) -> dict | None:
         if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
             rid = req.get("id") if isinstance(req, dict) else None
-            return _error_response(rid if isinstance(rid, (str, int)) else None, InvalidRequest("a request needs jsonrpc '2.0' and a string method"))
+            return _error_response(
+                rid if isinstance(rid, (str, int)) else None,
+                InvalidRequest("a request needs jsonrpc '2.0' and a string method"),
+            )
         is_notification = "id" not in req
         req_id = req.get("id")
         if not is_notification and not (req_id is None or isinstance(req_id, (str, int))):
@@ -168,7 +205,9 @@ class Dispatcher:
             outcome = "internal_error"
             response = _error_response(req_id, InternalError())
         if self.metrics is not None:
-            self.metrics.observe_api(name if name in self.registry.methods else "(unknown)", outcome, time.monotonic() - started)
+            self.metrics.observe_api(
+                name if name in self.registry.methods else "(unknown)", outcome, time.monotonic() - started
+            )
         return None if is_notification else response
 
     def call(self, name: str, raw_params: Any, token: str | None) -> Any:
@@ -197,5 +236,7 @@ class Dispatcher:
             return spec.fn(ctx, params)
         except IntegrityError as exc:  # the database's own text names tables and columns: logged, not returned
             log.warning("%s: integrity error: %s", name, exc.orig)
-            kind = next((k for k in ("unique", "foreign key", "not null", "check") if k in str(exc.orig).lower()), "constraint")
+            kind = next(
+                (k for k in ("unique", "foreign key", "not null", "check") if k in str(exc.orig).lower()), "constraint"
+            )
             raise Conflict("the change conflicts with existing data", constraint=kind) from None

@@ -1,4 +1,5 @@
 """The one function through which the CLI calls the JSON-RPC API."""
+
 from __future__ import annotations
 
 import itertools
@@ -20,7 +21,8 @@ class RpcError(Exception):
 
 
 def node_settings():
-    """The settings of the node running from this checkout: the ones it wrote when it started (var/run/node-settings.json,
+    """The settings of the node running from this checkout: the ones it wrote when it started (var/run/node-
+    settings.json,
     so a node started on another port is found), else this environment's."""
     here = load_settings()
     started = here.run_dir / "node-settings.json"
@@ -43,8 +45,15 @@ def default_token() -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def call(method: str, params: dict | None = None, *, url: str | None = None, token: str | None = None, timeout: float = 10.0):
-    body = {"jsonrpc": "2.0", "method": method, "params": {k: v for k, v in (params or {}).items() if v is not None}, "id": next(_ids)}
+def call(
+    method: str, params: dict | None = None, *, url: str | None = None, token: str | None = None, timeout: float = 10.0
+):
+    body = {
+        "jsonrpc": "2.0",
+        "method": method,
+        "params": {k: v for k, v in (params or {}).items() if v is not None},
+        "id": next(_ids),
+    }
     headers = {}
     tok = token or default_token()
     if tok:

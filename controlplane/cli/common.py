@@ -1,5 +1,6 @@
 """What every `cm` verb shares: the Typer app, the consoles, the global options, the RPC call and the table output.
 The verbs live in main.py and the *_cli.py modules, which all import this one (and main imports them)."""
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -34,10 +35,10 @@ def rpc(method: str, **params):
         details = (exc.error.get("data") or {}).get("details")
         if details:
             err_console.print_json(data=details)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except httpx.HTTPError as exc:
         err_console.print(f"[red]error:[/red] cannot reach the control plane: {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def show(result, columns: list[str] | None = None, title: str = ""):

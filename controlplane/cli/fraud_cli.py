@@ -2,6 +2,7 @@
 
 Everything else the API takes is reachable with `cm rpc fraud.<method> key=value key:=json`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,15 +15,44 @@ from .common import _area, rpc, show
 fraud = _area("fraud", "fraud controls: events, bans, cool-downs, policy, tariff, locks, spend")
 
 E_COLS = ["time", "kind", "level", "tenant_id", "user_id", "source", "account", "reason", "acknowledged_at"]
-L_COLS = ["id", "tenant_id", "user_id", "level", "dest_class", "reason", "set_by", "created_at", "lifted_at", "lifted_by"]
+L_COLS = [
+    "id",
+    "tenant_id",
+    "user_id",
+    "level",
+    "dest_class",
+    "reason",
+    "set_by",
+    "created_at",
+    "lifted_at",
+    "lifted_by",
+]
 
 
 @fraud.command("events")
-def events(tenant_id: Optional[int] = None, kind: Optional[str] = None, source: Optional[str] = None, account: Optional[str] = None,
-           open_only: bool = typer.Option(False, "--open", help="only events nobody acknowledged"), min_level: int = 1, limit: int = 50):
+def events(
+    tenant_id: Optional[int] = None,
+    kind: Optional[str] = None,
+    source: Optional[str] = None,
+    account: Optional[str] = None,
+    open_only: bool = typer.Option(False, "--open", help="only events nobody acknowledged"),
+    min_level: int = 1,
+    limit: int = 50,
+):
     """Fraud events, newest first."""
-    show(rpc("fraud.events", tenant_id=tenant_id, kind=kind, source=source, account=account, acknowledged=False if open_only else None,
-             min_level=min_level, limit=limit), E_COLS)
+    show(
+        rpc(
+            "fraud.events",
+            tenant_id=tenant_id,
+            kind=kind,
+            source=source,
+            account=account,
+            acknowledged=False if open_only else None,
+            min_level=min_level,
+            limit=limit,
+        ),
+        E_COLS,
+    )
 
 
 @fraud.command("ack")
@@ -55,13 +85,17 @@ def lift_cooldown(sip_account_id: int, reason: str = ""):
 
 @fraud.command("policy")
 def policy(tenant_id: int):
-    """A tenant's fraud policy in force (set it with `cm rpc fraud.policy_set tenant_id=1 user:='{"spend_day": 20}'`)."""
+    """A tenant's fraud policy in force
+    (set it with `cm rpc fraud.policy_set tenant_id=1 user:='{"spend_day": 20}'`)."""
     show(rpc("fraud.policy_get", tenant_id=tenant_id))
 
 
 @fraud.command("tariff-import")
-def tariff_import(csv_file: Path, add: bool = typer.Option(False, help="add/update prefixes instead of replacing the tariff")):
-    """Import the platform tariff from a CSV file (prefix,rate_per_min,currency,description); all lines checked first."""
+def tariff_import(
+    csv_file: Path, add: bool = typer.Option(False, help="add/update prefixes instead of replacing the tariff")
+):
+    """Import the platform tariff from a CSV file (prefix,rate_per_min,currency,description);
+    all lines checked first."""
     show(rpc("fraud.tariff_import", csv=csv_file.read_text(encoding="utf-8"), replace=not add))
 
 
@@ -71,7 +105,11 @@ def tariff(prefix: Optional[str] = None, limit: int = 100):
 
 
 @fraud.command("locks")
-def locks(tenant_id: Optional[int] = None, user_id: Optional[int] = None, all_: bool = typer.Option(False, "--all", help="lifted ones too")):
+def locks(
+    tenant_id: Optional[int] = None,
+    user_id: Optional[int] = None,
+    all_: bool = typer.Option(False, "--all", help="lifted ones too"),
+):
     show(rpc("fraud.locks", tenant_id=tenant_id, user_id=user_id, active=None if all_ else True), L_COLS)
 
 

@@ -3,6 +3,7 @@
 Verbs that read configuration and verbs that ask the live node (call list) all go through the
 API; nothing here touches the database.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,12 @@ def tenant_get(id: int):
 
 
 @tenant.command("update")
-def tenant_update(id: int, name: Optional[str] = None, sip_domain: Optional[str] = None, enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled")):
+def tenant_update(
+    id: int,
+    name: Optional[str] = None,
+    sip_domain: Optional[str] = None,
+    enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled"),
+):
     show(rpc("tenant.update", id=id, name=name, sip_domain=sip_domain, enabled=enabled), T_COLS)
 
 
@@ -70,7 +76,13 @@ def user_get(id: int):
 
 
 @user.command("update")
-def user_update(id: int, name: Optional[str] = None, email: Optional[str] = None, role: Optional[str] = None, enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled")):
+def user_update(
+    id: int,
+    name: Optional[str] = None,
+    email: Optional[str] = None,
+    role: Optional[str] = None,
+    enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled"),
+):
     show(rpc("user.update", id=id, name=name, email=email, role=role, enabled=enabled), U_COLS)
 
 
@@ -80,7 +92,9 @@ def user_delete(id: int):
 
 
 @sip.command("create")
-def sip_create(user_id: int, username: str, password: Optional[str] = typer.Option(None, help="omit to generate one (shown once)")):
+def sip_create(
+    user_id: int, username: str, password: Optional[str] = typer.Option(None, help="omit to generate one (shown once)")
+):
     show(rpc("sip_account.create", user_id=user_id, username=username, password=password), S_COLS)
 
 
@@ -95,8 +109,18 @@ def sip_get(id: int):
 
 
 @sip.command("update")
-def sip_update(id: int, password: Optional[str] = None, generate_password: bool = False, enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled")):
-    show(rpc("sip_account.update", id=id, password=password, generate_password=generate_password or None, enabled=enabled), S_COLS)
+def sip_update(
+    id: int,
+    password: Optional[str] = None,
+    generate_password: bool = False,
+    enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled"),
+):
+    show(
+        rpc(
+            "sip_account.update", id=id, password=password, generate_password=generate_password or None, enabled=enabled
+        ),
+        S_COLS,
+    )
 
 
 @sip.command("delete")
@@ -130,10 +154,17 @@ def ext_delete(id: int):
 
 
 @token_cmd.command("create")
-def token_create(name: str, role: str = "admin", tenant_id: Optional[int] = None, user_id: Optional[int] = None,
-                 expires_at: Optional[str] = typer.Option(None, help="ISO time with zone when the token stops working")):
-    show(rpc("token.create", name=name, role=role, tenant_id=tenant_id, user_id=user_id, expires_at=expires_at),
-         ["id", "name", "role", "tenant_id", "user_id", "expires_at", "token"])
+def token_create(
+    name: str,
+    role: str = "admin",
+    tenant_id: Optional[int] = None,
+    user_id: Optional[int] = None,
+    expires_at: Optional[str] = typer.Option(None, help="ISO time with zone when the token stops working"),
+):
+    show(
+        rpc("token.create", name=name, role=role, tenant_id=tenant_id, user_id=user_id, expires_at=expires_at),
+        ["id", "name", "role", "tenant_id", "user_id", "expires_at", "token"],
+    )
 
 
 @token_cmd.command("list")
@@ -161,7 +192,11 @@ def call_list(tenant_id: Optional[int] = None):
         c["answered"] = _fmt_ts(c.get("answer_ts"))
         m = c.get("media") or {}
         c["rtp_packets"] = m.get("packets") if m.get("relayed") else "no media session"
-    show(result, ["call_id", "state", "tenant_id", "caller", "callee", "started", "answered", "rtp_packets"], "calls in progress")
+    show(
+        result,
+        ["call_id", "state", "tenant_id", "caller", "callee", "started", "answered", "rtp_packets"],
+        "calls in progress",
+    )
 
 
 @cdr_cmd.command("list")
@@ -177,21 +212,46 @@ def cdr_list(
     max_mos: Optional[float] = typer.Option(None, help="only calls whose media scored at most this MOS"),
 ):
     show(
-        rpc("cdr.list", tenant_id=tenant_id, user_id=user_id, disposition=disposition, since=since, until=until, limit=limit, offset=offset,
-            order="worst_media" if worst_media else "newest", max_mos=max_mos),
-        ["start_time", "caller", "callee", "disposition", "sip_code", "duration_s", "pdd_s", "mos", "loss_pct", "jitter_ms", "call_id"],
+        rpc(
+            "cdr.list",
+            tenant_id=tenant_id,
+            user_id=user_id,
+            disposition=disposition,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+            order="worst_media" if worst_media else "newest",
+            max_mos=max_mos,
+        ),
+        [
+            "start_time",
+            "caller",
+            "callee",
+            "disposition",
+            "sip_code",
+            "duration_s",
+            "pdd_s",
+            "mos",
+            "loss_pct",
+            "jitter_ms",
+            "call_id",
+        ],
         "call detail records",
     )
 
 
 @app.command("rpc")
-def raw(method: str, params: list[str] = typer.Argument(None, help="a JSON object, or key=value (string) and key:=value (JSON) pairs")):
+def raw(
+    method: str,
+    params: list[str] = typer.Argument(None, help="a JSON object, or key=value (string) and key:=value (JSON) pairs"),
+):
     """Call any API method: `cm rpc user.update id=7 outbound=national` or `cm rpc user.get '{"id": 7}'`."""
     try:
         p = parse_params(params or [])
     except ValueError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     console.print_json(data=rpc(method, **p))
 
 
@@ -216,7 +276,6 @@ def parse_params(args: list[str]) -> dict:
         else:
             raise ValueError(f"{arg!r} is neither key=value nor key:=json")
     return out
-
 
 
 if __name__ == "__main__":

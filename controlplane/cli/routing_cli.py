@@ -3,6 +3,7 @@
 Every verb calls the JSON-RPC method of the same name; `cm rpc` reaches any method with any
 parameter (key=value, key:=json).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -23,11 +24,25 @@ site = _area("site", "sites: country, area code, the address and the route of em
 N_COLS = ["id", "e164", "national", "user_id", "emergency_address"]
 B_COLS = ["id", "tenant_id", "first", "last", "size", "ported"]
 TR_COLS = ["id", "name", "host", "port", "transport", "priority", "enabled", "has_password"]
-F_COLS = ["id", "user_id", "kind", "target_user_id", "target_number", "callers", "time_plan_id", "when", "timeout_s", "enabled"]
+F_COLS = [
+    "id",
+    "user_id",
+    "kind",
+    "target_user_id",
+    "target_number",
+    "callers",
+    "time_plan_id",
+    "when",
+    "timeout_s",
+    "enabled",
+]
 
 
-EVENT_HELP = ("what happens next, in order (repeatable): KIND[@SECONDS after the previous event]; KIND is busy, no_answer, "
-              "unreachable, declined, unavailable, server_error, challenge, member_free, cancel, answer, or a SIP code (a final answer)")
+EVENT_HELP = (
+    "what happens next, in order (repeatable): KIND[@SECONDS after the previous event]; KIND is busy, no_answer, "
+    "unreachable, declined, unavailable, server_error, challenge, member_free, cancel, answer, or a SIP code (a "
+    "final answer)"
+)
 
 
 def parse_event(text: str) -> dict:
@@ -43,14 +58,25 @@ def parse_event(text: str) -> dict:
 
 
 @route.command("simulate")
-def route_simulate(dialled: str, caller_user_id: Optional[int] = typer.Option(None, "--from-user", help="internal caller (user id)"),
-                   caller_number: Optional[str] = typer.Option(None, "--from-number", help="external caller's number"),
-                   tenant_id: Optional[int] = None, at: Optional[str] = typer.Option(None, help="ISO time with zone, default now"),
-                   event: Optional[list[str]] = typer.Option(None, "--event", "-e", help=EVENT_HELP)):
+def route_simulate(
+    dialled: str,
+    caller_user_id: Optional[int] = typer.Option(None, "--from-user", help="internal caller (user id)"),
+    caller_number: Optional[str] = typer.Option(None, "--from-number", help="external caller's number"),
+    tenant_id: Optional[int] = None,
+    at: Optional[str] = typer.Option(None, help="ISO time with zone, default now"),
+    event: Optional[list[str]] = typer.Option(None, "--event", "-e", help=EVENT_HELP),
+):
     """What would happen to this call? The decision and its trace; with --event, the whole call as a timeline."""
     events = [parse_event(e) for e in event or []]
-    result = rpc("route.simulate", dialled=dialled, caller_user_id=caller_user_id, caller_number=caller_number, tenant_id=tenant_id,
-                 at=at, **({"events": events} if events else {}))
+    result = rpc(
+        "route.simulate",
+        dialled=dialled,
+        caller_user_id=caller_user_id,
+        caller_number=caller_number,
+        tenant_id=tenant_id,
+        at=at,
+        **({"events": events} if events else {}),
+    )
     if STATE["json"]:
         console.print_json(data=result)
         return
@@ -65,16 +91,48 @@ def route_simulate(dialled: str, caller_user_id: Optional[int] = typer.Option(No
             console.print(f"           {line}")
 
 
-S_COLS = ["id", "tenant_id", "name", "region", "area_code", "street", "house_number", "postal_code", "city", "emergency_trunk_id"]
+S_COLS = [
+    "id",
+    "tenant_id",
+    "name",
+    "region",
+    "area_code",
+    "street",
+    "house_number",
+    "postal_code",
+    "city",
+    "emergency_trunk_id",
+]
 
 
 @site.command("create")
-def site_create(name: str, region: str = typer.Option("DE", help="ISO 3166 country code"), area_code: Optional[str] = None,
-                street: str = "", house_number: str = "", postal_code: str = "", city: str = "",
-                emergency_trunk_id: Optional[int] = typer.Option(None, help="trunk emergency calls try first"), tenant_id: Optional[int] = None):
+def site_create(
+    name: str,
+    region: str = typer.Option("DE", help="ISO 3166 country code"),
+    area_code: Optional[str] = None,
+    street: str = "",
+    house_number: str = "",
+    postal_code: str = "",
+    city: str = "",
+    emergency_trunk_id: Optional[int] = typer.Option(None, help="trunk emergency calls try first"),
+    tenant_id: Optional[int] = None,
+):
     """Create a site (the tenant's first is the default for users without one)."""
-    show(rpc("site.create", name=name, region=region, area_code=area_code, street=street, house_number=house_number, postal_code=postal_code,
-             city=city, emergency_trunk_id=emergency_trunk_id, tenant_id=tenant_id), S_COLS)
+    show(
+        rpc(
+            "site.create",
+            name=name,
+            region=region,
+            area_code=area_code,
+            street=street,
+            house_number=house_number,
+            postal_code=postal_code,
+            city=city,
+            emergency_trunk_id=emergency_trunk_id,
+            tenant_id=tenant_id,
+        ),
+        S_COLS,
+    )
 
 
 @site.command("list")
@@ -84,17 +142,40 @@ def site_list(tenant_id: Optional[int] = None):
 
 
 @site.command("update")
-def site_update(id: int, name: Optional[str] = None, region: Optional[str] = None, area_code: Optional[str] = None, street: Optional[str] = None,
-                house_number: Optional[str] = None, postal_code: Optional[str] = None, city: Optional[str] = None,
-                emergency_trunk_id: Optional[int] = typer.Option(None, help="trunk emergency calls try first (0 clears)")):
+def site_update(
+    id: int,
+    name: Optional[str] = None,
+    region: Optional[str] = None,
+    area_code: Optional[str] = None,
+    street: Optional[str] = None,
+    house_number: Optional[str] = None,
+    postal_code: Optional[str] = None,
+    city: Optional[str] = None,
+    emergency_trunk_id: Optional[int] = typer.Option(None, help="trunk emergency calls try first (0 clears)"),
+):
     """Change a site."""
-    show(rpc("site.update", id=id, name=name, region=region, area_code=area_code, street=street, house_number=house_number,
-             postal_code=postal_code, city=city, emergency_trunk_id=emergency_trunk_id), S_COLS)
+    show(
+        rpc(
+            "site.update",
+            id=id,
+            name=name,
+            region=region,
+            area_code=area_code,
+            street=street,
+            house_number=house_number,
+            postal_code=postal_code,
+            city=city,
+            emergency_trunk_id=emergency_trunk_id,
+        ),
+        S_COLS,
+    )
 
 
 @number.command("block-create")
 def number_block(tenant_id: int, first: str, size: int, ported: bool = False, site_id: Optional[int] = None):
-    show(rpc("number_block.create", tenant_id=tenant_id, first=first, size=size, ported=ported, site_id=site_id), B_COLS)
+    show(
+        rpc("number_block.create", tenant_id=tenant_id, first=first, size=size, ported=ported, site_id=site_id), B_COLS
+    )
 
 
 @number.command("blocks")
@@ -103,8 +184,13 @@ def number_blocks(tenant_id: Optional[int] = None):
 
 
 @number.command("assign")
-def number_assign(e164: str, user_id: Optional[int] = None, emergency_address: Optional[str] = None, tenant_id: Optional[int] = None):
-    show(rpc("number.assign", e164=e164, user_id=user_id, emergency_address=emergency_address, tenant_id=tenant_id), N_COLS)
+def number_assign(
+    e164: str, user_id: Optional[int] = None, emergency_address: Optional[str] = None, tenant_id: Optional[int] = None
+):
+    show(
+        rpc("number.assign", e164=e164, user_id=user_id, emergency_address=emergency_address, tenant_id=tenant_id),
+        N_COLS,
+    )
 
 
 @number.command("list")
@@ -118,10 +204,28 @@ def number_release(id: int):
 
 
 @trunk.command("create")
-def trunk_create(name: str, host: str, port: int = 5060, transport: str = "udp", priority: int = 10,
-                 auth_username: Optional[str] = None, auth_password: Optional[str] = None):
-    show(rpc("trunk.create", name=name, host=host, port=port, transport=transport, priority=priority,
-             auth_username=auth_username, auth_password=auth_password), TR_COLS)
+def trunk_create(
+    name: str,
+    host: str,
+    port: int = 5060,
+    transport: str = "udp",
+    priority: int = 10,
+    auth_username: Optional[str] = None,
+    auth_password: Optional[str] = None,
+):
+    show(
+        rpc(
+            "trunk.create",
+            name=name,
+            host=host,
+            port=port,
+            transport=transport,
+            priority=priority,
+            auth_username=auth_username,
+            auth_password=auth_password,
+        ),
+        TR_COLS,
+    )
 
 
 @trunk.command("list")
@@ -135,11 +239,30 @@ def trunk_delete(id: int):
 
 
 @forwarding.command("add")
-def forwarding_add(user_id: int, kind: str = typer.Argument(..., help="unconditional, busy, no_answer, unreachable, dnd, away"),
-                   to_user: Optional[int] = None, to_number: Optional[str] = None, callers: Optional[str] = None,
-                   time_plan_id: Optional[int] = None, when: Optional[str] = None, timeout_s: Optional[int] = None):
-    show(rpc("forwarding.create", user_id=user_id, kind=kind, target_user_id=to_user, target_number=to_number, callers=callers,
-             time_plan_id=time_plan_id, when=when, timeout_s=timeout_s), F_COLS)
+def forwarding_add(
+    user_id: int,
+    kind: str = typer.Argument(..., help="unconditional, busy, no_answer, unreachable, dnd, away"),
+    to_user: Optional[int] = None,
+    to_number: Optional[str] = None,
+    callers: Optional[str] = None,
+    time_plan_id: Optional[int] = None,
+    when: Optional[str] = None,
+    timeout_s: Optional[int] = None,
+):
+    show(
+        rpc(
+            "forwarding.create",
+            user_id=user_id,
+            kind=kind,
+            target_user_id=to_user,
+            target_number=to_number,
+            callers=callers,
+            time_plan_id=time_plan_id,
+            when=when,
+            timeout_s=timeout_s,
+        ),
+        F_COLS,
+    )
 
 
 @forwarding.command("list")
@@ -153,7 +276,9 @@ def forwarding_delete(id: int):
 
 
 @status.command("set")
-def status_set(user_id: int, value: str = typer.Argument(..., help="online, away, dnd, unreachable"), message: str = ""):
+def status_set(
+    user_id: int, value: str = typer.Argument(..., help="online, away, dnd, unreachable"), message: str = ""
+):
     show(rpc("user.set_status", id=user_id, status=value, message=message))
 
 
@@ -171,7 +296,9 @@ def queue_status(tenant_id: Optional[int] = None):
         return
     for g in result["items"]:
         t = g["today"]
-        console.print(f"[bold]{g['name']}[/bold] ({g['extension']}): {g['available']} available, {g['in_call']} in call, "
-                      f"{g['wrap_up']} wrap-up, {g['logged_out']} logged out, {g['unregistered']} unregistered; "
-                      f"{len(g['waiting'])} waiting (longest {g['longest_wait_s']} s); today {t['offered']} offered, "
-                      f"{t['answered']} answered, {t['abandoned']} abandoned, {t['overflowed']} overflowed")
+        console.print(
+            f"[bold]{g['name']}[/bold] ({g['extension']}): {g['available']} available, {g['in_call']} in call, "
+            f"{g['wrap_up']} wrap-up, {g['logged_out']} logged out, {g['unregistered']} unregistered; "
+            f"{len(g['waiting'])} waiting (longest {g['longest_wait_s']} s); today {t['offered']} offered, "
+            f"{t['answered']} answered, {t['abandoned']} abandoned, {t['overflowed']} overflowed"
+        )

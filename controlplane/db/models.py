@@ -1,4 +1,5 @@
 """The configuration and records schema (SQLModel). Migrations: controlplane/migrations (Alembic)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -36,7 +37,9 @@ class Tenant(SQLModel, table=True):
     # 118xx directory services (TRK-13) and presenting numbers that are not the PBX's own (TRK-09)
     allow_directory: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     allow_clip_no_screening: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
-    anonymous: str = Field(default="allow", sa_column=Column(String(8), nullable=False, server_default="allow"))  # tenant default
+    anonymous: str = Field(
+        default="allow", sa_column=Column(String(8), nullable=False, server_default="allow")
+    )  # tenant default
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -46,7 +49,9 @@ class Site(SQLModel, table=True):
     __tablename__ = "site"
     __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_site_tenant_name"),)
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True)
+    )
     name: str = Field(sa_column=Column(String(200), nullable=False))
     region: str = Field(default="DE", sa_column=Column(String(2), nullable=False))  # ISO 3166 alpha-2
     area_code: str = Field(default="", sa_column=Column(String(8), nullable=False))  # without the national prefix
@@ -54,8 +59,11 @@ class Site(SQLModel, table=True):
     house_number: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))
     postal_code: str = Field(default="", sa_column=Column(String(16), nullable=False))
     city: str = Field(default="", sa_column=Column(String(100), nullable=False))
-    # the trunk emergency calls from this site try first (then every other trunk of the tenant); None: the tenant's trunks
-    emergency_trunk_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("trunk.id", ondelete="SET NULL"), nullable=True))
+    # the trunk emergency calls from this site try first (then every other trunk of the tenant); None: the tenant's
+    # trunks
+    emergency_trunk_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("trunk.id", ondelete="SET NULL"), nullable=True)
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -63,12 +71,16 @@ class User(SQLModel, table=True):
     __tablename__ = "user"
     __table_args__ = (UniqueConstraint("tenant_id", "email", name="uq_user_tenant_email"),)
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True)
+    )
     name: str = Field(sa_column=Column(String(200), nullable=False))
     email: Optional[str] = Field(default=None, sa_column=Column(String(254), nullable=True))
     role: str = Field(default=Role.USER.value, sa_column=Column(String(20), nullable=False))
     enabled: bool = True
-    site_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("site.id", ondelete="RESTRICT"), nullable=True, index=True))
+    site_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("site.id", ondelete="RESTRICT"), nullable=True, index=True)
+    )
     # outbound permission class: internal, local, national, mobile, europe, international, special
     outbound: str = Field(default="mobile", sa_column=Column(String(16), nullable=False, server_default="mobile"))
     clir: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
@@ -76,15 +88,32 @@ class User(SQLModel, table=True):
     locked: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     # CLIP no screening: a number presented instead of the user's own (only where the tenant allows it)
     presented_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
-    call_waiting: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default="1"))  # False: busy-on-busy
-    priority_override: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))  # rings through DND/forwarding
-    secretary_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True))
-    anonymous: str = Field(default="allow", sa_column=Column(String(8), nullable=False, server_default="allow"))  # allow | reject
+    call_waiting: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default="1")
+    )  # False: busy-on-busy
+    priority_override: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="0")
+    )  # rings through DND/forwarding
+    secretary_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    )
+    anonymous: str = Field(
+        default="allow", sa_column=Column(String(8), nullable=False, server_default="allow")
+    )  # allow | reject
     # status (TEL-14): online, away, dnd, unreachable; live in Kamailio's htable, kept here across restarts
     status: str = Field(default="online", sa_column=Column(String(12), nullable=False, server_default="online"))
     status_message: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
-    skills: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))  # skill -> level (ACD)
-    active_profile_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("profile.id", ondelete="SET NULL", use_alter=True, name="fk_user_active_profile"), nullable=True))
+    skills: dict = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )  # skill -> level (ACD)
+    active_profile_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("profile.id", ondelete="SET NULL", use_alter=True, name="fk_user_active_profile"),
+            nullable=True,
+        ),
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -92,8 +121,12 @@ class SipAccount(SQLModel, table=True):
     __tablename__ = "sip_account"
     __table_args__ = (UniqueConstraint("username", "realm", name="uq_sip_account_username_realm"),)
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
-    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True)
+    )
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     username: str = Field(sa_column=Column(String(64), nullable=False))
     realm: str = Field(sa_column=Column(String(253), nullable=False))
     ha1: str = Field(sa_column=Column(String(32), nullable=False))
@@ -113,19 +146,28 @@ class Extension(SQLModel, table=True):
     __tablename__ = "extension"
     __table_args__ = (UniqueConstraint("tenant_id", "number", name="uq_extension_tenant_number"),)
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True)
+    )
     number: str = Field(sa_column=Column(String(16), nullable=False))
-    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class NumberBlock(SQLModel, table=True):
-    """Public numbers assigned to a tenant: blocks of 10, 100, 500 or 1000; ported-in numbers as blocks of 1 (TRK-10, TRK-11)."""
+    """Public numbers assigned to a tenant: blocks of 10, 100, 500 or 1000; ported-in numbers as blocks of 1 (TRK-10,
+    TRK-11)."""
 
     __tablename__ = "number_block"
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
-    site_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("site.id", ondelete="RESTRICT"), nullable=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True)
+    )
+    site_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("site.id", ondelete="RESTRICT"), nullable=True)
+    )
     first: str = Field(sa_column=Column(String(16), nullable=False, unique=True))  # E.164 of the first number
     size: int
     ported: bool = False
@@ -137,11 +179,22 @@ class PhoneNumber(SQLModel, table=True):
 
     __tablename__ = "phone_number"
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True))
-    block_id: int = Field(sa_column=Column(Integer, ForeignKey("number_block.id", ondelete="RESTRICT"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="RESTRICT"), nullable=False, index=True)
+    )
+    block_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("number_block.id", ondelete="RESTRICT"), nullable=False, index=True)
+    )
     e164: str = Field(sa_column=Column(String(16), nullable=False, unique=True))
-    user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True))
-    group_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="SET NULL", name="fk_phone_number_group"), nullable=True))
+    user_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True, index=True)
+    )
+    group_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("hunt_group.id", ondelete="SET NULL", name="fk_phone_number_group"), nullable=True
+        ),
+    )
     # a group's number: calls to it wait ahead of calls with a lower priority (0-9)
     priority: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # nomadic use (TRK-14): the address sent with emergency calls from this number, instead of the site's
@@ -154,7 +207,9 @@ class DialplanRule(SQLModel, table=True):
 
     __tablename__ = "dialplan_rule"
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     position: int = 0
     pattern: str = Field(sa_column=Column(String(200), nullable=False))  # Python regex, matched in full
     replacement: str = Field(sa_column=Column(String(200), nullable=False))  # may use \1, \2 ...
@@ -181,7 +236,9 @@ class Trunk(SQLModel, table=True):
     # digest credentials the carrier challenges for (sent back on 401/407); the password must be
     # usable to answer a challenge, so it is stored as given and never returned by the API
     auth_username: Optional[str] = Field(default=None, sa_column=Column(String(100), nullable=True))
-    auth_password: Optional[str] = Field(default=None, sa_column=Column(String(600), nullable=True))  # sealed (controlplane/sealed.py)
+    auth_password: Optional[str] = Field(
+        default=None, sa_column=Column(String(600), nullable=True)
+    )  # sealed (controlplane/sealed.py)
     auth_realm: Optional[str] = Field(default=None, sa_column=Column(String(253), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -192,10 +249,14 @@ class TimePlan(SQLModel, table=True):
     __tablename__ = "time_plan"
     __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_time_plan_tenant_name"),)
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     name: str = Field(sa_column=Column(String(200), nullable=False))
     tz: str = Field(default="Europe/Berlin", sa_column=Column(String(64), nullable=False))
-    ranges: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [{"days": ["mon", ...], "start": "08:00", "end": "18:00"}]
+    ranges: list = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )  # [{"days": ["mon", ...], "start": "08:00", "end": "18:00"}]
     holidays_country: Optional[str] = Field(default=None, sa_column=Column(String(2), nullable=True))  # e.g. "DE"
     holidays_subdiv: Optional[str] = Field(default=None, sa_column=Column(String(8), nullable=True))  # e.g. "BY"
     closed_dates: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # custom ISO dates
@@ -207,21 +268,33 @@ class ForwardingRule(SQLModel, table=True):
 
     __tablename__ = "forwarding_rule"
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
-    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     position: int = 0
     kind: str = Field(sa_column=Column(String(16), nullable=False))
-    target_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))
+    target_user_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True)
+    )
     target_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
     callers: str = Field(default="all", sa_column=Column(String(8), nullable=False))
-    time_plan_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("time_plan.id", ondelete="RESTRICT"), nullable=True))
+    time_plan_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("time_plan.id", ondelete="RESTRICT"), nullable=True)
+    )
     when: str = Field(default="in", sa_column=Column(String(8), nullable=False))
     timeout_s: int = 20
     present: str = Field(default="caller", sa_column=Column(String(10), nullable=False))
     enabled: bool = True
     # only while this profile of the user is active (TEL-28); NULL: always
-    profile_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("profile.id", ondelete="CASCADE"), nullable=True, index=True))
-    source: str = Field(default="api", sa_column=Column(String(12), nullable=False, server_default="api"))  # api | feature_code
+    profile_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("profile.id", ondelete="CASCADE"), nullable=True, index=True)
+    )
+    source: str = Field(
+        default="api", sa_column=Column(String(12), nullable=False, server_default="api")
+    )  # api | feature_code
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -230,10 +303,17 @@ class Profile(SQLModel, table=True):
     permission and the forwarding rules bound to it, at once. `code` selects it from a phone (*30<code>)."""
 
     __tablename__ = "profile"
-    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_profile_user_name"), UniqueConstraint("user_id", "code", name="uq_profile_user_code"))
+    __table_args__ = (
+        UniqueConstraint("user_id", "name", name="uq_profile_user_name"),
+        UniqueConstraint("user_id", "code", name="uq_profile_user_code"),
+    )
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
-    user_id: int = Field(sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     name: str = Field(sa_column=Column(String(100), nullable=False))
     code: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     status: Optional[str] = Field(default=None, sa_column=Column(String(12), nullable=True))  # None: leave as is
@@ -247,13 +327,25 @@ class CallerListEntry(SQLModel, table=True):
 
     __tablename__ = "caller_list_entry"
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
-    user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    user_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True, index=True)
+    )
     kind: str = Field(sa_column=Column(String(8), nullable=False))  # vip | block
-    number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))  # an external caller (E.164) ...
-    member_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))  # ... or a user
-    divert_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))
-    divert_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))  # block: divert instead of reject
+    number: Optional[str] = Field(
+        default=None, sa_column=Column(String(16), nullable=True)
+    )  # an external caller (E.164) ...
+    member_user_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True)
+    )  # ... or a user
+    divert_user_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True)
+    )
+    divert_number: Optional[str] = Field(
+        default=None, sa_column=Column(String(16), nullable=True)
+    )  # block: divert instead of reject
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -261,31 +353,45 @@ class HuntGroup(SQLModel, table=True):
     """A ring / hunt group (ACD): an extension, rings of members, overflow (issue 4)."""
 
     __tablename__ = "hunt_group"
-    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_hunt_group_tenant_name"),
-                      UniqueConstraint("tenant_id", "extension", name="uq_hunt_group_tenant_extension"))
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_hunt_group_tenant_name"),
+        UniqueConstraint("tenant_id", "extension", name="uq_hunt_group_tenant_extension"),
+    )
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     name: str = Field(sa_column=Column(String(100), nullable=False))
     extension: str = Field(sa_column=Column(String(16), nullable=False))
     # rings: [{"members": [{"user_id": 7, "delay_s": 0}], "strategy": "broadcast", "wait_s": 20, "member_s": 10,
     #          "keep_previous": false, "busy_members": "skip"}]
     rings: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    overflow_user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True))
+    overflow_user_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    )
     overflow_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
-    overflow_group_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="SET NULL"), nullable=True))
+    overflow_group_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="SET NULL"), nullable=True)
+    )
     max_waiting: int = 0
     presentation: str = Field(default="caller", sa_column=Column(String(8), nullable=False))  # caller | group | clir
     wrapup_s: int = 0
     callback_window_s: int = 0
     # service level: the share of offered calls answered within this many seconds (the wallboard's target)
     service_level_s: int = Field(default=20, sa_column=Column(Integer, nullable=False, server_default="20"))
-    skills: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # required skill -> minimum level
+    skills: dict = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )  # required skill -> minimum level
     skills_fallback: bool = True
     # nobody free: callers wait (ringing) up to this long for a member, then overflow; 0: overflow at once
     queue_s: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # screening (ACD-08, ACD-11) and the group's own status and forwarding (night service, holidays)
-    anonymous: str = Field(default="allow", sa_column=Column(String(8), nullable=False, server_default="allow"))  # allow | reject
-    status: str = Field(default="online", sa_column=Column(String(12), nullable=False, server_default="online"))  # online | away | dnd
+    anonymous: str = Field(
+        default="allow", sa_column=Column(String(8), nullable=False, server_default="allow")
+    )  # allow | reject
+    status: str = Field(
+        default="online", sa_column=Column(String(12), nullable=False, server_default="online")
+    )  # online | away | dnd
     # vip: ["+4930...", "u7"]; blocked: [{"key": "+4930...", "divert_user_id": 7 | "divert_number": "+49..."}]
     vip: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     blocked: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
@@ -312,8 +418,12 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     role: str = Field(sa_column=Column(String(20), nullable=False))
     # NULL tenant: a platform (carrier) token that manages tenants and sees all of them.
-    tenant_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=True, index=True))
-    user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True))
+    tenant_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=True, index=True)
+    )
+    user_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True)
+    )
     expires_at: Optional[datetime] = None  # None: until revoked
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -328,7 +438,9 @@ class ConfigState(SQLModel, table=True):
 
 class Cdr(SQLModel, table=True):
     __tablename__ = "cdr"
-    __table_args__ = (Index("ix_cdr_payer_start", "payer_user_id", "start_time"),)  # the fraud controls' spend and baselines
+    __table_args__ = (
+        Index("ix_cdr_payer_start", "payer_user_id", "start_time"),
+    )  # the fraud controls' spend and baselines
     id: str = Field(sa_column=Column(String(36), primary_key=True))
     tenant_id: Optional[int] = Field(default=None, index=True)
     caller: str = Field(sa_column=Column(String(128), nullable=False))
@@ -344,15 +456,23 @@ class Cdr(SQLModel, table=True):
     sip_code: int
     sip_reason: str = Field(sa_column=Column(String(128), nullable=False))
     trace: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of trace lines
-    payer_user_id: Optional[int] = Field(default=None, index=True)  # calls out: who pays (the caller, or whose forwarding sent it out)
-    dest_class: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))  # calls out: destination class
-    cost: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))  # calls out: price by the tariff
+    payer_user_id: Optional[int] = Field(
+        default=None, index=True
+    )  # calls out: who pays (the caller, or whose forwarding sent it out)
+    dest_class: str = Field(
+        default="", sa_column=Column(String(16), nullable=False, server_default="")
+    )  # calls out: destination class
+    cost: float = Field(
+        default=0.0, sa_column=Column(Float, nullable=False, server_default="0")
+    )  # calls out: price by the tariff
     pdd_s: Optional[float] = None  # post-dial delay: INVITE to the first ringing (18x) or the answer
     mos: Optional[float] = None  # media quality (RTPengine's average for the call, from RTCP; None: not scored)
     jitter_ms: Optional[float] = None
     loss_pct: Optional[float] = None
     rtt_ms: Optional[float] = None
-    emergency: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))  # a call to an emergency number
+    emergency: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="0")
+    )  # a call to an emergency number
     ingested_at: datetime = Field(default_factory=utcnow)
 
 
@@ -387,7 +507,9 @@ class FraudPolicyRow(SQLModel, table=True):
     warn_ratio: float = 0.8
     spend_level: int = 3
     anomaly_level: int = 2  # the response to calls out far beyond a user's usual (1 warn .. 4 lock entirely)
-    outbound: str = Field(default="special", sa_column=Column(String(16), nullable=False, server_default="special"))  # the tenant's ceiling
+    outbound: str = Field(
+        default="special", sa_column=Column(String(16), nullable=False, server_default="special")
+    )  # the tenant's ceiling
     allow_high_risk: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     notify_email: str = Field(default="", sa_column=Column(String(254), nullable=False, server_default=""))
     notify_webhook: str = Field(default="", sa_column=Column(String(500), nullable=False, server_default=""))
@@ -410,8 +532,12 @@ class FraudLock(SQLModel, table=True):
 
     __tablename__ = "fraud_lock"
     id: Optional[int] = Field(default=None, primary_key=True)
-    tenant_id: int = Field(sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True))
-    user_id: Optional[int] = Field(default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True, index=True))
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    user_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True, index=True)
+    )
     level: int
     dest_class: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))
     reason: str = Field(sa_column=Column(String(300), nullable=False))

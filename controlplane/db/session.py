@@ -1,4 +1,5 @@
 """Database engine, sessions and migrations."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,11 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            for f in (Path(path), Path(path + "-wal"), Path(path + "-shm")):  # password hashes (HA1) live here: owner only
+            for f in (
+                Path(path),
+                Path(path + "-wal"),
+                Path(path + "-shm"),
+            ):  # password hashes (HA1) live here: owner only
                 if f.exists():
                     f.chmod(0o600)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -1,4 +1,5 @@
 """Feature modules; importing this package registers every JSON-RPC method."""
+
 from . import (  # noqa: F401
     caller_lists,
     calls,

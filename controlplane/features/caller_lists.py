@@ -4,6 +4,7 @@ A VIP rings through the user's DND and through forwarding rules limited to `non_
 a blocked caller is rejected (603) or diverted to a user or number. Entries name an external
 caller by number (E.164) or an internal one by user.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -45,7 +46,13 @@ class EntryList(ListParams):
     kind: Literal["vip", "block"] | None = None
 
 
-@method("caller_list.create", EntryCreate, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
+@method(
+    "caller_list.create",
+    EntryCreate,
+    errors=("invalid_params", "not_found", "forbidden"),
+    perm=Perm.SELF,
+    others=Perm.CONFIG,
+)
 def create(ctx, p: EntryCreate):
     """Add a caller to a user's (or the tenant's) VIP or block list."""
     with ctx.app.write() as s:

@@ -1,4 +1,5 @@
 """Calls in progress: Kamailio's dialogs joined with RTPengine's media sessions."""
+
 from __future__ import annotations
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
@@ -80,7 +81,9 @@ def collect_calls(app) -> list[dict]:
                 "caller_national": national(r.caller if r else ""),
                 "callee_national": national(r.callee if r else ""),
                 "start_ts": r.start_ts if r else None,
-                "answer_ts": float(_var(d, DLG_ANSWER).partition("/")[0]) if _var(d, DLG_ANSWER) else None,  # answered at/first rang at
+                "answer_ts": float(_var(d, DLG_ANSWER).partition("/")[0])
+                if _var(d, DLG_ANSWER)
+                else None,  # answered at/first rang at
                 "media": _media(app, d.get("call-id", "")),
             }
         )
@@ -96,5 +99,7 @@ def list_(ctx, p: ListParams):
     if scope is not None:
         calls = [c for c in calls if c["tenant_id"] == scope]
     if not pr.can(Perm.CALLS):
-        calls = [c for c in calls if pr.user_id is not None and pr.user_id in (c["caller_user_id"], c["callee_user_id"])]
+        calls = [
+            c for c in calls if pr.user_id is not None and pr.user_id in (c["caller_user_id"], c["callee_user_id"])
+        ]
     return {"items": calls[p.offset : p.offset + p.limit], "total": len(calls), "limit": p.limit, "offset": p.offset}

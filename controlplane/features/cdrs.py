@@ -1,4 +1,5 @@
 """Call detail records: every call attempt, with disposition and the routing trace (SPEC TEL-22 basis)."""
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,13 @@ class CdrList(TimeRange, ListParams):
     user_id: Id | None = Field(None, description="calls where this user was caller or callee")
     disposition: Disposition | None = None
     call_id: str | None = None
-    max_mos: float | None = Field(None, ge=1.0, le=5.0, description="only calls whose media scored at most this MOS (the worst calls)")
+    max_mos: float | None = Field(
+        None, ge=1.0, le=5.0, description="only calls whose media scored at most this MOS (the worst calls)"
+    )
     emergency: bool | None = Field(None, description="true: only calls to emergency numbers (TRK-08)")
-    order: Literal["newest", "worst_media"] = Field("newest", description="worst_media: lowest MOS first (scored calls only)")
+    order: Literal["newest", "worst_media"] = Field(
+        "newest", description="worst_media: lowest MOS first (scored calls only)"
+    )
 
 
 def serialise(c: Cdr) -> dict:

@@ -1,4 +1,5 @@
 """Helpers shared by the feature modules: scoped lookups, paging, serialisation."""
+
 from __future__ import annotations
 
 import re
@@ -13,6 +14,7 @@ from kemi.policy.sip_text import CONTROL
 
 Id = Annotated[int, Field(ge=1)]
 
+
 def _no_control(v: str) -> str:
     """Control characters and line separators never reach a SIP message (a display name, an emergency INVITE) or a log
     line: refused here, and escaped again where written (kemi/policy/sip_text.py, the same character class)."""
@@ -23,8 +25,12 @@ def _no_control(v: str) -> str:
 
 SipText = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_no_control)]
 Name = Annotated[SipText, StringConstraints(min_length=1, max_length=200)]
-DOMAIN_RE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-SipDomain = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=253, pattern=DOMAIN_RE.pattern)]
+DOMAIN_RE = re.compile(
+    r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+SipDomain = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=253, pattern=DOMAIN_RE.pattern)
+]
 
 
 class ListParams(Params):

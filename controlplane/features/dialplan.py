@@ -4,6 +4,7 @@ Rules are tried by position; the first whose pattern matches the whole dialled s
 its replacement (Python `re` syntax, groups as \\1). Example: strip an outside-line 0 from
 old-style dialling with pattern `0(0\\d+)` and replacement `\\1`.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,18 +22,25 @@ from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Replacement = Annotated[str, StringConstraints(max_length=200)]
-_SAFE = re.compile(r"^[0-9+*#\\d()\[\]{},.?|^$-]*$")  # digits, classes, groups, quantifiers: no backtracking traps like (a+)+
+_SAFE = re.compile(
+    r"^[0-9+*#\\d()\[\]{},.?|^$-]*$"
+)  # digits, classes, groups, quantifiers: no backtracking traps like (a+)+
 
 
 def _validate(pattern: str | None, replacement: str | None) -> None:
     if pattern is not None:
         if not _SAFE.match(pattern) or re.search(r"\)[*+{]", pattern):
-            raise InvalidParams("pattern may use digits, + * #, \\d, [...], (...), {m,n}, ?, |, and no quantified groups",
-                                field="pattern", value=pattern)
+            raise InvalidParams(
+                "pattern may use digits, + * #, \\d, [...], (...), {m,n}, ?, |, and no quantified groups",
+                field="pattern",
+                value=pattern,
+            )
         try:
             compiled = re.compile(pattern)
         except re.error as exc:
-            raise InvalidParams(f"pattern is not a valid regular expression: {exc}", field="pattern", value=pattern) from None
+            raise InvalidParams(
+                f"pattern is not a valid regular expression: {exc}", field="pattern", value=pattern
+            ) from None
         if replacement is not None:
             try:
                 compiled.sub(replacement, "")
@@ -40,7 +48,9 @@ def _validate(pattern: str | None, replacement: str | None) -> None:
                 if refs and max(refs) > compiled.groups:
                     raise re.error(f"refers to group {max(refs)} of {compiled.groups}")
             except re.error as exc:
-                raise InvalidParams(f"replacement does not fit the pattern: {exc}", field="replacement", value=replacement) from None
+                raise InvalidParams(
+                    f"replacement does not fit the pattern: {exc}", field="replacement", value=replacement
+                ) from None
 
 
 class RuleCreate(Params):

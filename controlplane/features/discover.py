@@ -1,4 +1,5 @@
 """`rpc.discover`: the API as an OpenRPC document, generated from the method registry."""
+
 from __future__ import annotations
 
 from controlplane.api.errors import ALL_ERRORS
@@ -22,7 +23,13 @@ def openrpc_document() -> dict:
             {
                 "name": spec.name,
                 "summary": spec.summary,
-                "description": ("needs no token" if spec.public else f"needs a token with the permission {spec.perm.value}" if spec.perm else "any token"),
+                "description": (
+                    "needs no token"
+                    if spec.public
+                    else f"needs a token with the permission {spec.perm.value}"
+                    if spec.perm
+                    else "any token"
+                ),
                 "paramStructure": "by-name",
                 "params": params,
                 "result": {"name": "result", "schema": {"type": "object"}},
@@ -31,7 +38,12 @@ def openrpc_document() -> dict:
         )
     return {
         "openrpc": "1.2.6",
-        "info": {"title": "callmanager admin API", "version": "1", "description": "JSON-RPC 2.0 over HTTP POST /rpc; token in 'Authorization: Bearer <token>'. Every error carries data.error_id."},
+        "info": {
+            "title": "callmanager admin API",
+            "version": "1",
+            "description": "JSON-RPC 2.0 over HTTP POST /rpc; token in 'Authorization: Bearer <token>'. "
+            "Every error carries data.error_id.",
+        },
         "servers": [{"name": "this node", "url": "/rpc"}],
         "methods": methods,
     }

@@ -1,4 +1,5 @@
 """Extensions: internal numbers of a tenant, each routed to a user (SPEC ACC-05)."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -24,6 +25,8 @@ def emergency_in_tenant(s, tenant_id: int) -> frozenset[str]:
 
     regions = set(s.exec(select(Site.region).where(Site.tenant_id == tenant_id)).all()) or {"DE"}
     return EMERGENCY_EVERYWHERE.union(*(emergency_numbers(r) for r in regions))
+
+
 Number = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{2,8}$")]
 
 
@@ -51,7 +54,9 @@ def _check_free(s, tenant_id: int, number: str, exclude_id: int | None = None) -
         raise Conflict(f"extension {number} belongs to a hunt group", field="number", value=number)
     other = s.exec(select(Extension).where(Extension.tenant_id == tenant_id, Extension.number == number)).first()
     if other and other.id != exclude_id:
-        raise Conflict(f"extension {number} is taken in this tenant", field="number", value=number, extension_id=other.id)
+        raise Conflict(
+            f"extension {number} is taken in this tenant", field="number", value=number, extension_id=other.id
+        )
 
 
 @method("extension.create", ExtensionCreate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)

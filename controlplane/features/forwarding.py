@@ -6,6 +6,7 @@ all fail or never ring: backup routing). Each may be limited to internal or exte
 and to the inside or outside of a time plan. The target is another user of the tenant or a
 public number (the user's outbound permission applies to it).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -28,12 +29,16 @@ Callers = Literal[CALLERS]  # type: ignore[valid-type]
 
 class RuleFields(Params):
     target_user_id: Id | None = Field(None, description="forward to this user ...")
-    target_number: str | None = Field(None, description="... or to this public number ('+49 171 1234567', '0171 1234567')")
+    target_number: str | None = Field(
+        None, description="... or to this public number ('+49 171 1234567', '0171 1234567')"
+    )
     callers: Callers | None = Field(None, description="all, internal or external callers")
     time_plan_id: Id | None = Field(None, description="only inside/outside this time plan (0 clears)")
     when: Literal["in", "outside"] | None = None
     timeout_s: int | None = Field(None, ge=1, le=300, description="no_answer: seconds of ringing first")
-    present: Literal["caller", "forwarder"] | None = Field(None, description="forwarded out: present the caller (A) or the user (B)")
+    present: Literal["caller", "forwarder"] | None = Field(
+        None, description="forwarded out: present the caller (A) or the user (B)"
+    )
     position: int | None = Field(None, ge=0, le=10000)
     enabled: bool | None = None
     profile_id: int | None = Field(None, ge=0, description="only while this profile of the user is active (0 clears)")
@@ -67,7 +72,10 @@ def _apply(s, ctx, rule: ForwardingRule, p: RuleFields) -> None:
             raise InvalidParams("a user cannot forward to themselves", field="target_user_id")
         rule.target_user_id, rule.target_number = target.id, None
     if p.target_number is not None:
-        rule.target_number, rule.target_user_id = e164(p.target_number, "target_number", region=_region_of(s, rule.user_id)), None
+        rule.target_number, rule.target_user_id = (
+            e164(p.target_number, "target_number", region=_region_of(s, rule.user_id)),
+            None,
+        )
     if p.time_plan_id is not None:
         plan = get_scoped(s, TimePlan, p.time_plan_id, ctx.principal, "time_plan")
         if plan.tenant_id != rule.tenant_id:
@@ -91,11 +99,21 @@ def _region_of(s, user_id: int) -> str:
     from controlplane.db.models import Site
 
     user = s.get(User, user_id)
-    site = s.get(Site, user.site_id) if user and user.site_id else s.exec(select(Site).where(Site.tenant_id == user.tenant_id).order_by(Site.id)).first()
+    site = (
+        s.get(Site, user.site_id)
+        if user and user.site_id
+        else s.exec(select(Site).where(Site.tenant_id == user.tenant_id).order_by(Site.id)).first()
+    )
     return site.region if site else "DE"
 
 
-@method("forwarding.create", RuleCreate, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
+@method(
+    "forwarding.create",
+    RuleCreate,
+    errors=("invalid_params", "not_found", "forbidden"),
+    perm=Perm.SELF,
+    others=Perm.CONFIG,
+)
 def create(ctx, p: RuleCreate):
     """Add a forwarding rule to a user (a plain User token: only to themselves)."""
     with ctx.app.write() as s:
@@ -112,7 +130,9 @@ def create(ctx, p: RuleCreate):
 def list_(ctx, p: RuleList):
     """List forwarding rules (a plain User token sees its own)."""
     with ctx.app.read() as s:
-        stmt = select(ForwardingRule).order_by(ForwardingRule.user_id, ForwardingRule.kind, ForwardingRule.position, ForwardingRule.id)
+        stmt = select(ForwardingRule).order_by(
+            ForwardingRule.user_id, ForwardingRule.kind, ForwardingRule.position, ForwardingRule.id
+        )
         stmt = in_scope(stmt, ForwardingRule.tenant_id, ctx.principal, p.tenant_id)
         if not ctx.principal.can(Perm.CONFIG):
             stmt = stmt.where(ForwardingRule.user_id == ctx.principal.user_id)
@@ -121,7 +141,13 @@ def list_(ctx, p: RuleList):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("forwarding.update", RuleUpdate, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
+@method(
+    "forwarding.update",
+    RuleUpdate,
+    errors=("invalid_params", "not_found", "forbidden"),
+    perm=Perm.SELF,
+    others=Perm.CONFIG,
+)
 def update(ctx, p: RuleUpdate):
     """Change a forwarding rule (enable/disable, target, conditions)."""
     with ctx.app.write() as s:

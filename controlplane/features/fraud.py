@@ -6,6 +6,7 @@ are live state in Kamailio's htables (`ban`, `authlock`, see kemi/shell/edge.py)
 lifted here over Kamailio's JSON-RPC. A source is not a tenant's: bans are for operators of
 the platform; a tenant's admin sees and lifts the cool-downs of their own accounts.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -27,7 +28,9 @@ from controlplane.db.models import FraudEvent, SipAccount
 from .common import SipText, IdParams, ListParams, TimeRange, get_scoped, page
 from kemi import contract as shm
 
-ADMIN_KINDS = frozenset({"ban_lifted", "cooldown_lifted", "spend_warning", "anomaly", "lock"})  # written by the control plane
+ADMIN_KINDS = frozenset(
+    {"ban_lifted", "cooldown_lifted", "spend_warning", "anomaly", "lock"}
+)  # written by the control plane
 Kind = Literal[tuple(sorted(FRAUD_KINDS | ADMIN_KINDS))]  # type: ignore[valid-type]
 
 
@@ -77,7 +80,9 @@ def events(ctx, p: EventList):
         if p.account:
             stmt = stmt.where(FraudEvent.account == p.account)
         if p.acknowledged is not None:
-            stmt = stmt.where(FraudEvent.acknowledged_at.is_not(None) if p.acknowledged else FraudEvent.acknowledged_at.is_(None))
+            stmt = stmt.where(
+                FraudEvent.acknowledged_at.is_not(None) if p.acknowledged else FraudEvent.acknowledged_at.is_(None)
+            )
         if p.min_level > 1:
             stmt = stmt.where(FraudEvent.level >= p.min_level)
         return page(s, stmt, p.limit, p.offset, serialise)
@@ -127,8 +132,17 @@ def _delete(ctx, table: str, key: str) -> None:
 
 def _lifted(ctx, kind: str, reason: str, **fields) -> None:
     with ctx.app.write() as s:
-        s.add(FraudEvent(id=str(uuid.uuid4()), time=datetime.now(timezone.utc), kind=kind, level=1, reason=reason[:300],
-                         detail={"by": f"token {ctx.principal.token_id}" if ctx.principal.token_id else "platform"}, **fields))
+        s.add(
+            FraudEvent(
+                id=str(uuid.uuid4()),
+                time=datetime.now(timezone.utc),
+                kind=kind,
+                level=1,
+                reason=reason[:300],
+                detail={"by": f"token {ctx.principal.token_id}" if ctx.principal.token_id else "platform"},
+                **fields,
+            )
+        )
 
 
 @method("fraud.bans", Params, errors=("forbidden", "unavailable"), perm=Perm.PLATFORM)
@@ -160,7 +174,9 @@ class BanLift(Params):
         return _ip(v)
 
 
-@method("fraud.lift_ban", BanLift, errors=("invalid_params", "forbidden", "not_found", "unavailable"), perm=Perm.PLATFORM)
+@method(
+    "fraud.lift_ban", BanLift, errors=("invalid_params", "forbidden", "not_found", "unavailable"), perm=Perm.PLATFORM
+)
 def lift_ban(ctx, p: BanLift):
     """Lift a source's ban now (its failed-authentication count starts again from zero)."""
     ctx.principal.require_platform()
@@ -185,7 +201,7 @@ def _cooling(ctx) -> dict[str, float]:
             except (TypeError, ValueError):
                 continue
             if until > now:
-                out[key[len("until:"):]] = until
+                out[key[len("until:") :]] = until
     return out
 
 
@@ -202,9 +218,15 @@ def cooldowns(ctx, p: ListParams):
         acc = accounts.get(name)
         if scope is not None and (acc is None or acc.tenant_id != scope):
             continue  # unknown names (guessed ones) are the platform's business
-        out.append({"account": name, "sip_account_id": acc.id if acc else None, "tenant_id": acc.tenant_id if acc else None,
-                    "seconds_left": round(until - now)})
-    return {"items": out[p.offset:p.offset + p.limit], "total": len(out), "limit": p.limit, "offset": p.offset}
+        out.append(
+            {
+                "account": name,
+                "sip_account_id": acc.id if acc else None,
+                "tenant_id": acc.tenant_id if acc else None,
+                "seconds_left": round(until - now),
+            }
+        )
+    return {"items": out[p.offset : p.offset + p.limit], "total": len(out), "limit": p.limit, "offset": p.offset}
 
 
 class CooldownLift(IdParams):
@@ -221,6 +243,12 @@ def lift_cooldown(ctx, p: CooldownLift):
         raise NotFound(f"SIP account {name} is not cooling down", sip_account_id=p.id)
     _delete(ctx, shm.AUTHLOCK.name, f"until:{name}")
     _delete(ctx, shm.AUTHFAIL.name, f"acct:{name}")
-    _lifted(ctx, "cooldown_lifted", f"cool-down of {name} lifted" + (f": {p.reason}" if p.reason else ""), account=name,
-            tenant_id=tenant_id, user_id=user_id)
+    _lifted(
+        ctx,
+        "cooldown_lifted",
+        f"cool-down of {name} lifted" + (f": {p.reason}" if p.reason else ""),
+        account=name,
+        tenant_id=tenant_id,
+        user_id=user_id,
+    )
     return {"account": name, "lifted": True}

@@ -6,6 +6,7 @@ an error, not silently lowered. The tariff is imported as CSV (`prefix,rate_per_
 description`; docs/security.md), every line checked before anything is written. Locks are set by
 the spend monitor (controlplane/fraud_monitor.py) or by an admin, and lifted only by an admin.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,7 +43,11 @@ class LimitsIn(BaseModel):
 
     def over_caps(self, scope: str) -> list[str]:
         caps = HARD_CAPS[scope]
-        return [f"{scope}.{k} {getattr(self, k)} > {caps[k]}" for k in LIMITS if getattr(self, k) is not None and getattr(self, k) > caps[k]]
+        return [
+            f"{scope}.{k} {getattr(self, k)} > {caps[k]}"
+            for k in LIMITS
+            if getattr(self, k) is not None and getattr(self, k) > caps[k]
+        ]
 
 
 class PolicySet(Params):
@@ -52,16 +57,24 @@ class PolicySet(Params):
 
     @model_validator(mode="after")
     def _caps(self):
-        over = (self.user.over_caps("user") if self.user else []) + (self.tenant.over_caps("tenant") if self.tenant else [])
+        over = (self.user.over_caps("user") if self.user else []) + (
+            self.tenant.over_caps("tenant") if self.tenant else []
+        )
         if over:
             raise ValueError("above the hard caps: " + ", ".join(over))
         return self
+
     warn_ratio: float | None = Field(None, gt=0, lt=1, description="level 1 warning at this share of a spend limit")
-    spend_level: Level | None = Field(None, description="response when a spend limit is reached: 2 block the class, 3 lock outgoing, 4 lock entirely")
-    anomaly_level: Literal[1, 2, 3, 4] | None = Field(None, description="response to calls out far beyond a user's usual: 1 warn only, 2..4 as above")
+    spend_level: Level | None = Field(
+        None, description="response when a spend limit is reached: 2 block the class, 3 lock outgoing, 4 lock entirely"
+    )
+    anomaly_level: Literal[1, 2, 3, 4] | None = Field(
+        None, description="response to calls out far beyond a user's usual: 1 warn only, 2..4 as above"
+    )
     allow_high_risk: bool | None = None
     outbound: Literal[tuple(c.value for c in DestClass)] | None = Field(  # type: ignore[valid-type]
-        None, description="the tenant's ceiling of destination classes; users' own permissions apply within it")
+        None, description="the tenant's ceiling of destination classes; users' own permissions apply within it"
+    )
     notify_email: str | None = Field(None, max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+$")
     notify_webhook: str | None = Field(None, max_length=500, pattern=r"^$|^https?://\S+$")
 
@@ -100,7 +113,8 @@ def policy_get(ctx, p: TenantParams):
         return policy_doc(s.get(FraudPolicyRow, p.tenant_id), p.tenant_id)
 
 
-# What a carrier decides for a tenant, not the tenant itself: high-risk destinations, the tenant's ceiling of destination
+# What a carrier decides for a tenant, not the tenant itself: high-risk destinations, the tenant's ceiling of
+# destination
 # classes, and where notifications are posted (a URL the control plane calls: SSRF in a tenant's hands).
 PLATFORM_ONLY = ("allow_high_risk", "outbound", "notify_webhook")
 
@@ -110,8 +124,11 @@ def policy_set(ctx, p: PolicySet):
     """Change a tenant's fraud policy (only what is given); limits above the hard caps are refused."""
     carrier_level = [n for n in PLATFORM_ONLY if getattr(p, n) is not None]
     if carrier_level and not ctx.principal.can(Perm.PLATFORM):
-        raise Forbidden(f"{', '.join(carrier_level)}: set by the platform operator, not by a tenant", required="platform token",
-                        fields=carrier_level)
+        raise Forbidden(
+            f"{', '.join(carrier_level)}: set by the platform operator, not by a tenant",
+            required="platform token",
+            fields=carrier_level,
+        )
     if p.notify_webhook:
         try:
             check_webhook(p.notify_webhook, ctx.app.settings.webhook_private_ok, unresolved_ok=True)
@@ -123,8 +140,19 @@ def policy_set(ctx, p: PolicySet):
         if p.user is not None:
             row.user_limits = {**_limits(row.user_limits, DEFAULT_POLICY.user), **p.user.model_dump(exclude_none=True)}
         if p.tenant is not None:
-            row.tenant_limits = {**_limits(row.tenant_limits, DEFAULT_POLICY.tenant), **p.tenant.model_dump(exclude_none=True)}
-        for name in ("warn_ratio", "spend_level", "anomaly_level", "allow_high_risk", "outbound", "notify_email", "notify_webhook"):
+            row.tenant_limits = {
+                **_limits(row.tenant_limits, DEFAULT_POLICY.tenant),
+                **p.tenant.model_dump(exclude_none=True),
+            }
+        for name in (
+            "warn_ratio",
+            "spend_level",
+            "anomaly_level",
+            "allow_high_risk",
+            "outbound",
+            "notify_email",
+            "notify_webhook",
+        ):
             if getattr(p, name) is not None:
                 setattr(row, name, getattr(p, name))
         row.updated_at = datetime.now(timezone.utc)
@@ -149,19 +177,35 @@ def parse_tariff(text: str) -> list[dict]:
         except ValueError:
             rate = -1.0
         currency = (line.get("currency") or "EUR").strip().upper()
-        problem = ("prefix must be + and up to 15 digits" if not (prefix.startswith("+") and prefix[1:].isdigit() or prefix == "+") or len(prefix) > 16
-                   else "rate_per_min must be a number >= 0" if rate < 0
-                   else "currency must be 3 letters" if not (len(currency) == 3 and currency.isalpha())
-                   else f"prefix {prefix} twice" if prefix in seen else "")
+        problem = (
+            "prefix must be + and up to 15 digits"
+            if not (prefix.startswith("+") and prefix[1:].isdigit() or prefix == "+") or len(prefix) > 16
+            else "rate_per_min must be a number >= 0"
+            if rate < 0
+            else "currency must be 3 letters"
+            if not (len(currency) == 3 and currency.isalpha())
+            else f"prefix {prefix} twice"
+            if prefix in seen
+            else ""
+        )
         if problem:
             errors.append({"line": n, "error": problem})
             continue
         seen.add(prefix)
-        rows.append({"prefix": prefix, "rate_per_min": rate, "currency": currency, "description": (line.get("description") or "").strip()[:200]})
+        rows.append(
+            {
+                "prefix": prefix,
+                "rate_per_min": rate,
+                "currency": currency,
+                "description": (line.get("description") or "").strip()[:200],
+            }
+        )
     if not errors and len({r["currency"] for r in rows}) > 1:
         errors.append({"line": 0, "error": "one tariff, one currency"})
     if errors:
-        raise InvalidParams(f"{len(errors)} line(s) of the tariff are invalid; nothing was imported", errors=errors[:50])
+        raise InvalidParams(
+            f"{len(errors)} line(s) of the tariff are invalid; nothing was imported", errors=errors[:50]
+        )
     if not rows:
         raise InvalidParams("the tariff has no lines", field="csv")
     return rows
@@ -180,7 +224,9 @@ def tariff_import(ctx, p: TariffImport):
     with ctx.app.write() as s:
         if p.replace:
             s.exec(delete(TariffRate))
-        elif (other := s.exec(select(TariffRate.currency).where(TariffRate.currency != rows[0]["currency"])).first()) is not None:
+        elif (
+            other := s.exec(select(TariffRate.currency).where(TariffRate.currency != rows[0]["currency"])).first()
+        ) is not None:
             raise Conflict(f"the tariff is in {other}; these lines are in {rows[0]['currency']}", field="csv")
         for r in rows:
             s.merge(TariffRate(**r))
@@ -261,7 +307,14 @@ def lock(ctx, p: LockSet):
     """Lock a user by hand (the same levels as the automatic response)."""
     with ctx.app.write() as s:
         user = get_scoped(s, User, p.user_id, ctx.principal, "user")
-        lk = FraudLock(tenant_id=user.tenant_id, user_id=user.id, level=p.level, dest_class=p.dest_class or "", reason=p.reason, set_by=_who(ctx))
+        lk = FraudLock(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            level=p.level,
+            dest_class=p.dest_class or "",
+            reason=p.reason,
+            set_by=_who(ctx),
+        )
         s.add(lk)
         s.flush()
         return lock_doc(lk)
@@ -296,8 +349,11 @@ def period_starts(now: datetime) -> tuple[datetime, datetime]:
 def settled_spend(s, since_month: datetime, since_day: datetime, tenant_id: int | None = None) -> tuple[dict, dict]:
     """Spend of finished calls out this month and today: ({user: (day, month)}, {tenant: (day, month)})."""
     day_part = func.sum(Cdr.cost).filter(Cdr.start_time >= since_day)
-    stmt = select(Cdr.tenant_id, Cdr.payer_user_id, func.coalesce(day_part, 0.0), func.sum(Cdr.cost)).where(
-        Cdr.payer_user_id.is_not(None), Cdr.start_time >= since_month, Cdr.cost > 0).group_by(Cdr.tenant_id, Cdr.payer_user_id)
+    stmt = (
+        select(Cdr.tenant_id, Cdr.payer_user_id, func.coalesce(day_part, 0.0), func.sum(Cdr.cost))
+        .where(Cdr.payer_user_id.is_not(None), Cdr.start_time >= since_month, Cdr.cost > 0)
+        .group_by(Cdr.tenant_id, Cdr.payer_user_id)
+    )
     if tenant_id is not None:
         stmt = stmt.where(Cdr.tenant_id == tenant_id)
     users: dict[int, tuple[float, float]] = {}
@@ -312,7 +368,8 @@ def settled_spend(s, since_month: datetime, since_day: datetime, tenant_id: int 
 
 @method("fraud.spend", TenantParams, errors=("not_found",), perm=Perm.FRAUD)
 def spend(ctx, p: TenantParams):
-    """What the tenant and each of its users spent on finished calls out today and this month (UTC), against the limits."""
+    """What the tenant and each of its users spent on finished calls out today and this month (UTC), against the
+    limits."""
     now = datetime.now(timezone.utc)
     day, month = period_starts(now)
     with ctx.app.read() as s:
@@ -320,9 +377,11 @@ def spend(ctx, p: TenantParams):
         users, tenants = settled_spend(s, month, day, p.tenant_id)
         pol = policy_doc(s.get(FraudPolicyRow, p.tenant_id), p.tenant_id)
     t_day, t_month = tenants.get(p.tenant_id, (0.0, 0.0))
-    return {"tenant": {"day": round(t_day, 4), "month": round(t_month, 4), "limits": pol["tenant"]},
-            "users": [{"user_id": u, "day": round(d, 4), "month": round(m, 4)} for u, (d, m) in sorted(users.items())],
-            "user_limits": pol["user"]}
+    return {
+        "tenant": {"day": round(t_day, 4), "month": round(t_month, 4), "limits": pol["tenant"]},
+        "users": [{"user_id": u, "day": round(d, 4), "month": round(m, 4)} for u, (d, m) in sorted(users.items())],
+        "user_limits": pol["user"],
+    }
 
 
 # ---------------------------------------------------------------- learned baselines
@@ -356,9 +415,21 @@ def baseline(ctx, p: BaselineParams):
         for cls in rule.watched:
             usual = base.get((h, cls))
             th = threshold(usual, rule, "own" if own else "tenant")
-            hours.append({"hour": h, "dest_class": cls, "usual_calls": round(usual.calls, 3) if usual else 0.0,
-                          "usual_minutes": round(usual.minutes, 2) if usual else 0.0, "threshold_calls": round(th.calls, 2),
-                          "threshold_minutes": round(th.minutes, 1)})
-    return {"user_id": p.user_id, "days_of_history": days.get(p.user_id, 0), "basis": "own" if own else "tenant",
-            "learned_at": datetime.fromtimestamp(at, timezone.utc).isoformat(),
-            "rule": rule._asdict(), "hours": hours}
+            hours.append(
+                {
+                    "hour": h,
+                    "dest_class": cls,
+                    "usual_calls": round(usual.calls, 3) if usual else 0.0,
+                    "usual_minutes": round(usual.minutes, 2) if usual else 0.0,
+                    "threshold_calls": round(th.calls, 2),
+                    "threshold_minutes": round(th.minutes, 1),
+                }
+            )
+    return {
+        "user_id": p.user_id,
+        "days_of_history": days.get(p.user_id, 0),
+        "basis": "own" if own else "tenant",
+        "learned_at": datetime.fromtimestamp(at, timezone.utc).isoformat(),
+        "rule": rule._asdict(),
+        "hours": hours,
+    }

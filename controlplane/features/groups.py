@@ -6,6 +6,7 @@ validated here and compiled into the routing snapshot. `group.preview` runs the 
 `hunting.plan` on the live state and shows which ring and member a call would reach, and why.
 See docs/groups.md.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -45,7 +46,9 @@ class RingIn(BaseModel):
     member_s: int = Field(10, ge=1, le=120, description="sequential strategies: seconds per member")
     keep_previous: bool = False
     busy_members: Literal["skip", "ring"] = "skip"
-    dnd_members: Literal["skip", "ring"] = Field("skip", description="ring: the group's calls ring through a member's DND")
+    dnd_members: Literal["skip", "ring"] = Field(
+        "skip", description="ring: the group's calls ring through a member's DND"
+    )
 
 
 class CallerIn(BaseModel):
@@ -59,7 +62,8 @@ class CallerIn(BaseModel):
 
 
 class GroupRuleIn(BaseModel):
-    """The group's own forwarding: unconditional (e.g. outside a time plan: night service) or while the group is away / dnd."""
+    """The group's own forwarding: unconditional (e.g. outside a time plan: night service) or while the group is away
+    / dnd."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["unconditional", "away", "dnd"]
@@ -83,15 +87,23 @@ class GroupFields(Params):
     presentation: Literal["caller", "group", "clir"] | None = None
     wrapup_s: int | None = Field(None, ge=0, le=3600)
     callback_window_s: int | None = Field(None, ge=0, le=7 * 86400)
-    service_level_s: int | None = Field(None, ge=1, le=600, description="service level: answered within this many seconds (default 20)")
+    service_level_s: int | None = Field(
+        None, ge=1, le=600, description="service level: answered within this many seconds (default 20)"
+    )
     skills: dict[str, int] | None = Field(None, description="required skill -> minimum level (1-10)")
     skills_fallback: bool | None = None
-    queue_s: int | None = Field(None, ge=0, le=3600, description="nobody free: callers wait up to this long, then overflow (0: at once)")
+    queue_s: int | None = Field(
+        None, ge=0, le=3600, description="nobody free: callers wait up to this long, then overflow (0: at once)"
+    )
     anonymous: Literal["allow", "reject"] | None = None
-    status: Literal["online", "away", "dnd"] | None = Field(None, description="the group's own status: away/dnd follow its forwarding")
+    status: Literal["online", "away", "dnd"] | None = Field(
+        None, description="the group's own status: away/dnd follow its forwarding"
+    )
     vip: list[CallerIn] | None = Field(None, max_length=1000, description="callers who wait ahead of all others")
     blocked: list[CallerIn] | None = Field(None, max_length=1000, description="callers rejected (603) or diverted")
-    forwarding: list[GroupRuleIn] | None = Field(None, max_length=50, description="replaces the group's forwarding rules")
+    forwarding: list[GroupRuleIn] | None = Field(
+        None, max_length=50, description="replaces the group's forwarding rules"
+    )
 
 
 class GroupCreate(GroupFields):
@@ -135,12 +147,23 @@ def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
         g.blocked = [_caller_key(s, g, c, "blocked", divert=True) for c in p.blocked]
     if p.forwarding is not None:
         g.forwarding = [_group_rule(s, g, r, i) for i, r in enumerate(p.forwarding)]
-    for name in ("max_waiting", "presentation", "wrapup_s", "callback_window_s", "skills_fallback", "queue_s", "anonymous", "status",
-                 "service_level_s"):
+    for name in (
+        "max_waiting",
+        "presentation",
+        "wrapup_s",
+        "callback_window_s",
+        "skills_fallback",
+        "queue_s",
+        "anonymous",
+        "status",
+        "service_level_s",
+    ):
         if getattr(p, name) is not None:
             setattr(g, name, getattr(p, name))
     if p.overflow_user_id is not None:
-        if p.overflow_user_id and (s.get(User, p.overflow_user_id) is None or s.get(User, p.overflow_user_id).tenant_id != g.tenant_id):
+        if p.overflow_user_id and (
+            s.get(User, p.overflow_user_id) is None or s.get(User, p.overflow_user_id).tenant_id != g.tenant_id
+        ):
             raise InvalidParams("overflow_user_id: not a user of this tenant", field="overflow_user_id")
         g.overflow_user_id = p.overflow_user_id or None
     if p.overflow_number is not None:
@@ -157,16 +180,22 @@ def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
 def _member(s, g: HuntGroup, m: MemberIn, i: int) -> dict:
     given = [k for k in ("user_id", "sip_account_id", "team_id") if getattr(m, k) is not None]
     if len(given) != 1:
-        raise InvalidParams(f"ring {i}: give exactly one of user_id, sip_account_id and team_id per member", field="rings")
+        raise InvalidParams(
+            f"ring {i}: give exactly one of user_id, sip_account_id and team_id per member", field="rings"
+        )
     if m.user_id is not None:
         user = s.get(User, m.user_id)
         if user is None or user.tenant_id != g.tenant_id:
-            raise InvalidParams(f"ring {i}: user {m.user_id} is not a user of this tenant", field="rings", user_id=m.user_id)
+            raise InvalidParams(
+                f"ring {i}: user {m.user_id} is not a user of this tenant", field="rings", user_id=m.user_id
+            )
         return {"user_id": user.id, "delay_s": m.delay_s}
     if m.sip_account_id is not None:
         acc = s.get(SipAccount, m.sip_account_id)
         if acc is None or acc.tenant_id != g.tenant_id:
-            raise InvalidParams(f"ring {i}: SIP account {m.sip_account_id} is not an account of this tenant", field="rings")
+            raise InvalidParams(
+                f"ring {i}: SIP account {m.sip_account_id} is not an account of this tenant", field="rings"
+            )
         return {"sip_account_id": acc.id, "user_id": acc.user_id, "delay_s": m.delay_s}
     team = s.get(HuntGroup, m.team_id)
     if team is None or team.tenant_id != g.tenant_id or team.id == g.id:
@@ -200,7 +229,9 @@ def _caller_key(s, g: HuntGroup, c: CallerIn, field: str, divert: bool) -> dict:
 def _group_rule(s, g: HuntGroup, r: GroupRuleIn, i: int) -> dict:
     field = f"forwarding[{i}]"
     if sum(x is not None for x in (r.target_user_id, r.target_number, r.target_group_id)) != 1:
-        raise InvalidParams(f"{field}: give exactly one of target_user_id, target_number and target_group_id", field=field)
+        raise InvalidParams(
+            f"{field}: give exactly one of target_user_id, target_number and target_group_id", field=field
+        )
     rule = r.model_dump(exclude_none=True)
     if r.target_user_id is not None:
         _user_of_tenant(s, g, r.target_user_id, field)
@@ -221,7 +252,9 @@ def _check_unique_and_acyclic(s, g: HuntGroup) -> None:
     from .extensions import emergency_in_tenant
 
     if g.extension in emergency_in_tenant(s, g.tenant_id):
-        raise InvalidParams(f"{g.extension} is an emergency number and cannot be an extension", field="extension", value=g.extension)
+        raise InvalidParams(
+            f"{g.extension} is an emergency number and cannot be an extension", field="extension", value=g.extension
+        )
     for other in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == g.tenant_id)).all():
         if other.id != g.id and (other.name == g.name or other.extension == g.extension):
             raise Conflict(f"group {other.id} has this name or extension", group_id=other.id)
@@ -230,7 +263,9 @@ def _check_unique_and_acyclic(s, g: HuntGroup) -> None:
     seen, cur = {g.id}, g.overflow_group_id
     while cur is not None:
         if cur in seen:
-            raise InvalidParams("overflow targets form a cycle", field="overflow_group_id", cycle=sorted(x for x in seen if x))
+            raise InvalidParams(
+                "overflow targets form a cycle", field="overflow_group_id", cycle=sorted(x for x in seen if x)
+            )
         seen.add(cur)
         nxt = s.get(HuntGroup, cur)
         cur = nxt.overflow_group_id if nxt is not None else None
@@ -301,11 +336,19 @@ def delete(ctx, p: IdParams):
     with ctx.app.write() as s:
         g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
         users = s.exec(select(HuntGroup.id).where(HuntGroup.overflow_group_id == g.id)).all()
-        users += [o.id for o in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == g.tenant_id)).all()
-                  if o.id != g.id and (any(r.get("target_group_id") == g.id for r in o.forwarding)
-                                       or any(m.get("team_id") == g.id for ring in o.rings for m in ring["members"]))]
+        users += [
+            o.id
+            for o in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == g.tenant_id)).all()
+            if o.id != g.id
+            and (
+                any(r.get("target_group_id") == g.id for r in o.forwarding)
+                or any(m.get("team_id") == g.id for ring in o.rings for m in ring["members"])
+            )
+        ]
         if users:
-            raise Conflict(f"groups {list(users)} overflow or forward to this group or have it as a team", group_ids=list(users))
+            raise Conflict(
+                f"groups {list(users)} overflow or forward to this group or have it as a team", group_ids=list(users)
+            )
         s.delete(g)
         return {"deleted": True, "id": p.id}
 
@@ -327,13 +370,21 @@ def _login(ctx, p: LoginParams, logged_in: bool) -> dict:
     return {"group_id": p.group_id, "user_id": p.user_id, "logged_in": logged_in, "live": live}
 
 
-@method("agent.login", LoginParams, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.AGENT, others=Perm.AGENTS)
+@method(
+    "agent.login", LoginParams, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.AGENT, others=Perm.AGENTS
+)
 def login(ctx, p: LoginParams):
     """Log an agent into a group (they are offered its calls again)."""
     return _login(ctx, p, True)
 
 
-@method("agent.logout", LoginParams, errors=("invalid_params", "not_found", "forbidden"), perm=Perm.AGENT, others=Perm.AGENTS)
+@method(
+    "agent.logout",
+    LoginParams,
+    errors=("invalid_params", "not_found", "forbidden"),
+    perm=Perm.AGENT,
+    others=Perm.AGENTS,
+)
 def logout(ctx, p: LoginParams):
     """Log an agent out of a group: never offered its calls until they log in."""
     return _login(ctx, p, False)
@@ -355,8 +406,14 @@ def preview(ctx, p: IdParams):
     glive = live.agents(group.id, group.all_members, len(group.rings))
     result = hunting.plan(group, glive.states, snap.skills, glive.pointers)
     return {
-        "steps": [{"ring": st.ring + 1, "seconds": st.seconds, "members": [{"user_id": m, "name": names.get(m)} for m in st.members]}
-                  for st in result.steps],
+        "steps": [
+            {
+                "ring": st.ring + 1,
+                "seconds": st.seconds,
+                "members": [{"user_id": m, "name": names.get(m)} for m in st.members],
+            }
+            for st in result.steps
+        ],
         "overflow_now": result.overflow,
         "trace": list(result.trace),
     }

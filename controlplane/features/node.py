@@ -5,6 +5,7 @@ are still taken, calls in progress are untouched); `upgrade.yml` drains a node, 
 it and lets it take traffic again. The flag lives in Kamailio's shared memory (htable `node`): a restarted Kamailio
 starts taking traffic, which is what a finished upgrade wants.
 """
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -37,9 +38,14 @@ def node_state(app) -> dict:
         except ValueError:
             return 0
 
-    return {"node": app.settings.node_name, "datacenter": app.settings.datacenter,
-            "draining": str(items.get(KEY, "0")) == "1", "calls": num("dialog:active_dialogs"),
-            "ringing": num("dialog:early_dialogs"), "registrations": num("usrloc:registered_users")}
+    return {
+        "node": app.settings.node_name,
+        "datacenter": app.settings.datacenter,
+        "draining": str(items.get(KEY, "0")) == "1",
+        "calls": num("dialog:active_dialogs"),
+        "ringing": num("dialog:early_dialogs"),
+        "registrations": num("usrloc:registered_users"),
+    }
 
 
 def _state(ctx) -> dict:

@@ -4,6 +4,7 @@ Blocks hold 10, 100, 500 or 1000 numbers starting at a multiple of their size (a
 allocate them); a ported-in number is a block of 1 marked `ported`. Blocks never overlap, across
 all tenants. A number can only be routed if it lies in a block of the user's tenant.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -75,8 +76,11 @@ def block_create(ctx, p: BlockCreate):
     if p.size == 1 and not p.ported:
         raise InvalidParams("single numbers are only assigned when ported in (ported: true)", field="size")
     if p.size > 1 and int(first[1:]) % p.size:
-        raise InvalidParams(f"a block of {p.size} starts at a multiple of {p.size} (e.g. ...{'0' * len(str(p.size - 1))})",
-                            field="first", value=first)
+        raise InvalidParams(
+            f"a block of {p.size} starts at a multiple of {p.size} (e.g. ...{'0' * len(str(p.size - 1))})",
+            field="first",
+            value=first,
+        )
     with ctx.app.write() as s:
         get_scoped(s, Tenant, p.tenant_id, ctx.principal, "tenant")
         if p.site_id is not None:
@@ -87,7 +91,9 @@ def block_create(ctx, p: BlockCreate):
         for b in s.exec(select(NumberBlock)).all():
             blen, blo, bhi = _span(b.first, b.size)
             if blen == length and lo <= bhi and blo <= hi:
-                raise Conflict(f"overlaps block {b.id} ({b.first}, {b.size} numbers)", block_id=b.id, first=b.first, size=b.size)
+                raise Conflict(
+                    f"overlaps block {b.id} ({b.first}, {b.size} numbers)", block_id=b.id, first=b.first, size=b.size
+                )
         block = NumberBlock(tenant_id=p.tenant_id, site_id=p.site_id, first=first, size=p.size, ported=p.ported)
         s.add(block)
         s.flush()
@@ -118,7 +124,9 @@ def block_delete(ctx, p: IdParams):
         block = get_scoped(s, NumberBlock, p.id, ctx.principal, "number_block")
         used = s.exec(select(PhoneNumber.e164).where(PhoneNumber.block_id == block.id)).all()
         if used:
-            raise Conflict(f"{len(used)} number(s) of this block are in use; release them first", numbers=list(used)[:20])
+            raise Conflict(
+                f"{len(used)} number(s) of this block are in use; release them first", numbers=list(used)[:20]
+            )
         s.delete(block)
         return {"deleted": True, "id": p.id}
 
@@ -127,8 +135,12 @@ class NumberAssign(Params):
     e164: str = Field(description="the public number, E.164 ('+49 30 1234501')")
     user_id: Id | None = Field(None, description="the user it rings; null: assigned but not routed")
     group_id: Id | None = Field(None, description="... or the hunt group it rings")
-    emergency_address: SipText | None = Field(None, max_length=300, description="nomadic use: the address sent with emergency calls")
-    priority: int | None = Field(None, ge=0, le=9, description="a group's number: its callers wait ahead of lower priorities")
+    emergency_address: SipText | None = Field(
+        None, max_length=300, description="nomadic use: the address sent with emergency calls"
+    )
+    priority: int | None = Field(
+        None, ge=0, le=9, description="a group's number: its callers wait ahead of lower priorities"
+    )
     tenant_id: Id | None = None
 
 
@@ -145,7 +157,13 @@ def assign(ctx, p: NumberAssign):
             raise InvalidParams("give at most one of user_id and group_id")
         user = get_scoped(s, User, p.user_id, ctx.principal, "user") if p.user_id is not None else None
         group = get_scoped(s, HuntGroup, p.group_id, ctx.principal, "group") if p.group_id is not None else None
-        tenant_id = user.tenant_id if user is not None else group.tenant_id if group is not None else ctx.principal.tenant_scope(p.tenant_id)
+        tenant_id = (
+            user.tenant_id
+            if user is not None
+            else group.tenant_id
+            if group is not None
+            else ctx.principal.tenant_scope(p.tenant_id)
+        )
         if tenant_id is None:
             raise InvalidParams("tenant_id is required with a platform token when no user is given", field="tenant_id")
         block = _block_of(s, tenant_id, number)

@@ -4,6 +4,7 @@ A profile may set the status, CLIR and outbound permission; forwarding rules can
 a profile (`forwarding.create profile_id=`) and then apply only while it is active. Activating
 a profile (API, or `*30<code>` from a phone) switches all of it for the next call.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -53,26 +54,47 @@ def _apply(p: ProfileFields, prof: Profile, user: User) -> None:
         if getattr(p, name) is not None:
             setattr(prof, name, getattr(p, name))
     if p.outbound is not None:
-        if not permits(DestClass(user.outbound), p.outbound):  # ACC-03: a profile narrows what the admin allowed, never widens it
-            raise InvalidParams(f"outbound: a profile can only narrow the user's outbound permission ({user.outbound}), not widen it to "
-                                f"{p.outbound.value}", field="outbound", value=p.outbound.value, allowed=user.outbound)
+        if not permits(
+            DestClass(user.outbound), p.outbound
+        ):  # ACC-03: a profile narrows what the admin allowed, never widens it
+            raise InvalidParams(
+                f"outbound: a profile can only narrow the user's outbound permission ({user.outbound}), not widen it "
+                "to "
+                f"{p.outbound.value}",
+                field="outbound",
+                value=p.outbound.value,
+                allowed=user.outbound,
+            )
         prof.outbound = p.outbound.value
 
 
 def _check(s, prof: Profile) -> None:
     for other in s.exec(select(Profile).where(Profile.user_id == prof.user_id)).all():
         if other.id != prof.id and (other.name == prof.name or other.code == prof.code):
-            raise Conflict(f"this user has a profile with this name or code already (profile {other.id})", profile_id=other.id)
+            raise Conflict(
+                f"this user has a profile with this name or code already (profile {other.id})", profile_id=other.id
+            )
 
 
-@method("profile.create", ProfileCreate, errors=("invalid_params", "not_found", "conflict", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
+@method(
+    "profile.create",
+    ProfileCreate,
+    errors=("invalid_params", "not_found", "conflict", "forbidden"),
+    perm=Perm.SELF,
+    others=Perm.CONFIG,
+)
 def create(ctx, p: ProfileCreate):
     """Create a profile for a user (a plain User token: for themselves)."""
     with ctx.app.write() as s:
         user = get_scoped(s, User, p.user_id, ctx.principal, "user")
         ctx.principal.require_self_or(Perm.CONFIG, user.id)
         used = {c for c in s.exec(select(Profile.code).where(Profile.user_id == user.id)).all()}
-        prof = Profile(tenant_id=user.tenant_id, user_id=user.id, name=p.name, code=p.code or next(c for c in range(1, 11) if c not in used))
+        prof = Profile(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            name=p.name,
+            code=p.code or next(c for c in range(1, 11) if c not in used),
+        )
         _apply(p, prof, user)
         _check(s, prof)
         s.add(prof)
@@ -93,7 +115,13 @@ def list_(ctx, p: ProfileList):
         return page(s, stmt, p.limit, p.offset, dump)
 
 
-@method("profile.update", ProfileUpdate, errors=("invalid_params", "not_found", "conflict", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)
+@method(
+    "profile.update",
+    ProfileUpdate,
+    errors=("invalid_params", "not_found", "conflict", "forbidden"),
+    perm=Perm.SELF,
+    others=Perm.CONFIG,
+)
 def update(ctx, p: ProfileUpdate):
     """Change a profile."""
     with ctx.app.write() as s:
@@ -138,8 +166,12 @@ def activate_profile(app, s, user: User, profile_id: int) -> dict:
         user.status = prof.status
     s.add(user)
     user_id, status = user.id, user.status  # read now: the object expires with the commit
-    return {"user_id": user_id, "active_profile_id": user.active_profile_id, "status": status,
-            "push": (lambda: push_status(app.kamailio, user_id, status))}
+    return {
+        "user_id": user_id,
+        "active_profile_id": user.active_profile_id,
+        "status": status,
+        "push": (lambda: push_status(app.kamailio, user_id, status)),
+    }
 
 
 @method("profile.activate", Activate, errors=("not_found", "forbidden"), perm=Perm.SELF, others=Perm.CONFIG)

@@ -3,6 +3,7 @@
 The decision is taken on the routing snapshot Kamailio uses (published first if the database
 is ahead of it), with the same `decide_initial` as the KEMI shell; no call is placed.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -25,12 +26,17 @@ from kemi.policy.routing import decide_initial
 from .common import Id, get_scoped
 
 
+KIND_HELP = (
+    "busy, no_answer, unreachable, declined, unavailable, server_error, challenge, failure (with code), "
+    "member_free, cancel (the caller hangs up), answer"
+)
+
+
 class SimEvent(BaseModel):
     """One thing that happens to the simulated call, in order."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal[timeline.KINDS] = Field(description="busy, no_answer, unreachable, declined, unavailable, server_error, challenge, "  # type: ignore[valid-type]
-                                                      "failure (with code), member_free, cancel (the caller hangs up), answer")
+    kind: Literal[timeline.KINDS] = Field(description=KIND_HELP)  # type: ignore[valid-type]
     after_s: float = Field(0.0, ge=0, le=86400, description="seconds after the previous event")
     code: int | None = Field(None, ge=300, le=699, description="kind failure: the final answer's code")
     reason: str = Field("", max_length=100, description="kind failure: its reason phrase")
@@ -43,13 +49,20 @@ class SimEvent(BaseModel):
 
 
 class Simulate(Params):
-    dialled: str = Field(min_length=1, max_length=64, description="what the caller dials (extension or number, as typed)")
+    dialled: str = Field(
+        min_length=1, max_length=64, description="what the caller dials (extension or number, as typed)"
+    )
     caller_user_id: Id | None = Field(None, description="an internal caller ...")
     caller_number: str | None = Field(None, description="... or an external caller's number, arriving through a trunk")
     tenant_id: Id | None = Field(None, description="the tenant of an external call (platform token)")
-    at: datetime | None = Field(None, description="when (ISO 8601, default now): time plans and holidays are read at this time")
-    events: list[SimEvent] = Field(default_factory=list, max_length=timeline.MAX_EVENTS,
-                                   description="what happens next, in order: the timeline plays them through the transitions live calls take")
+    at: datetime | None = Field(
+        None, description="when (ISO 8601, default now): time plans and holidays are read at this time"
+    )
+    events: list[SimEvent] = Field(
+        default_factory=list,
+        max_length=timeline.MAX_EVENTS,
+        description="what happens next, in order: the timeline plays them through the transitions live calls take",
+    )
 
     @model_validator(mode="after")
     def _one_caller(self):
@@ -69,13 +82,27 @@ def _describe(action) -> dict:
             out["no_answer_s"] = action.no_answer_s
         return out
     if isinstance(action, RouteToTrunk):
-        return {"type": "trunk", "number": action.target, "national": national(action.target), "trunks": [h.name for h in action.hops],
-                "presented_number": action.caller_number, "privacy": action.privacy, "emergency": action.emergency,
-                **({"location": action.location} if action.emergency else {}),
-                **({"pidf_lo": action.geolocation[1], "geolocation": list(action.geolocation[2])} if action.geolocation else {})}
+        return {
+            "type": "trunk",
+            "number": action.target,
+            "national": national(action.target),
+            "trunks": [h.name for h in action.hops],
+            "presented_number": action.caller_number,
+            "privacy": action.privacy,
+            "emergency": action.emergency,
+            **({"location": action.location} if action.emergency else {}),
+            **(
+                {"pidf_lo": action.geolocation[1], "geolocation": list(action.geolocation[2])}
+                if action.geolocation
+                else {}
+            ),
+        }
     if isinstance(action, RouteToGroup):
-        out = {"type": "group", "group_id": action.group_id,
-               "steps": [{"members": [m for m, _ in st.members], "seconds": st.seconds} for st in action.steps]}
+        out = {
+            "type": "group",
+            "group_id": action.group_id,
+            "steps": [{"members": [m for m, _ in st.members], "seconds": st.seconds} for st in action.steps],
+        }
         if not action.steps:
             out["waits_s"] = action.queue_s  # nobody free: the caller waits (ringing) for a member, at most this long
         if action.queue_s:
@@ -92,7 +119,8 @@ def _describe(action) -> dict:
 
 @method("route.simulate", Simulate, errors=("invalid_params", "not_found"), perm=Perm.ROUTE_SIMULATE)
 def simulate(ctx, p: Simulate):
-    """Dry-run a call: the routing decision and its trace, and with `events` the whole call as a timeline, without placing it."""
+    """Dry-run a call: the routing decision and its trace, and with `events` the whole call as a timeline, without
+    placing it."""
     when = p.at or datetime.now(timezone.utc)
     if when.tzinfo is None:
         raise InvalidParams("at needs a time zone (e.g. 2026-12-24T19:00:00+01:00)", field="at")
@@ -103,34 +131,67 @@ def simulate(ctx, p: Simulate):
             acc = s.exec(select(SipAccount).where(SipAccount.user_id == user.id).order_by(SipAccount.id)).first()
             if acc is None:
                 raise InvalidParams(f"user {user.id} has no SIP account to call from", field="caller_user_id")
-            src, from_user, auth_user, auth_realm, auth = "192.0.2.1", acc.username, acc.username, acc.realm, AuthResult.OK
+            src, from_user, auth_user, auth_realm, auth = (
+                "192.0.2.1",
+                acc.username,
+                acc.username,
+                acc.realm,
+                AuthResult.OK,
+            )
         else:
             tenant_id = ctx.principal.tenant_scope(p.tenant_id)
             if tenant_id is None:
-                raise InvalidParams("tenant_id is required for an external caller with a platform token", field="tenant_id")
+                raise InvalidParams(
+                    "tenant_id is required for an external caller with a platform token", field="tenant_id"
+                )
             tenant = get_scoped(s, Tenant, tenant_id, ctx.principal, "tenant")
             src, from_user, auth_user, auth_realm, auth = None, p.caller_number, "", "", AuthResult.NONE
     snap = ctx.app.current_snapshot()
     if src is None:  # an external call arrives through a trunk of this tenant
         trunk = next((t for t in snap.trunks if t.serves(tenant.id, None) and t.sources), None)
         if trunk is None:
-            raise InvalidParams("no trunk with source addresses serves this tenant: an external call cannot arrive", field="caller_number")
+            raise InvalidParams(
+                "no trunk with source addresses serves this tenant: an external call cannot arrive",
+                field="caller_number",
+            )
         src = str(trunk.sources[0].network_address)
-    facts = RequestFacts("INVITE", p.dialled, tenant.sip_domain, from_user, tenant.sip_domain, p.dialled, tenant.sip_domain, src, 5060,
-                         "simulated", auth_user, auth_realm, auth, False)
+    facts = RequestFacts(
+        "INVITE",
+        p.dialled,
+        tenant.sip_domain,
+        from_user,
+        tenant.sip_domain,
+        p.dialled,
+        tenant.sip_domain,
+        src,
+        5060,
+        "simulated",
+        auth_user,
+        auth_realm,
+        auth,
+        False,
+    )
     with ctx.app.read() as s:
         live = StoredLiveView.load(s, ctx.app)
     decision = decide_initial(facts, snap, when.timestamp(), live)
     events = [timeline.Event(e.kind, e.after_s, e.code or 0, e.reason) for e in p.events]
-    steps = timeline.run(decision, events, snap, live, when.timestamp()) if not isinstance(decision.action, Challenge) else []
+    steps = (
+        timeline.run(decision, events, snap, live, when.timestamp())
+        if not isinstance(decision.action, Challenge)
+        else []
+    )
     return {
-        "live_state": "kamailio" if live.kamailio_read else "database (Kamailio not answering: nobody counts as on a call)",
+        "live_state": "kamailio"
+        if live.kamailio_read
+        else "database (Kamailio not answering: nobody counts as on a call)",
         "decision": _describe(decision.action),
         "trace": list(decision.trace),
         "caller": decision.caller._asdict() if decision.caller else None,
         "callee": decision.callee._asdict() if decision.callee else None,
         "at": when.isoformat(),
         "snapshot_version": snap.version,
-        "timeline": [{"event": st.event, "at_s": st.at_s, "outcome": st.outcome, "trace": list(st.trace), "ended": st.ended}
-                     for st in steps],
+        "timeline": [
+            {"event": st.event, "at_s": st.at_s, "outcome": st.outcome, "trace": list(st.trace), "ended": st.ended}
+            for st in steps
+        ],
     }

@@ -3,6 +3,7 @@
 Only HA1 hashes are stored; a password is taken (or generated) at create/update time and
 returned once, in that response, when it was generated.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -23,7 +24,9 @@ from controlplane.group_members import groups_referring_to
 
 from .common import Id, IdParams, ListParams, dump, get_scoped, in_scope, page
 
-SipUsername = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~+-]+$")]
+SipUsername = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._~+-]+$")
+]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 HIDDEN = {"ha1", "ha1b"}
 
@@ -34,8 +37,12 @@ class Device(Params):
     ring: bool | None = Field(None, description="rings when the user is called (parallel ringing)")
     clir: bool | None = Field(None, description="calls from this device suppress the number (overrides the user)")
     presented_number: str | None = Field(None, description="number presented on calls from this device ('' clears)")
-    allowed_networks: list[str] | None = Field(None, max_length=64, description="SEC-10: addresses or CIDR ranges the account may be "
-                                               "used from; the right password from elsewhere is refused ([] : anywhere)")
+    allowed_networks: list[str] | None = Field(
+        None,
+        max_length=64,
+        description="SEC-10: addresses or CIDR ranges the account may be "
+        "used from; the right password from elsewhere is refused ([] : anywhere)",
+    )
 
     @field_validator("allowed_networks")
     @classmethod
@@ -60,9 +67,13 @@ def _apply_device(s, acc: SipAccount, p: Device) -> None:
             acc.presented_number = None
             return
         number = e164(p.presented_number, "presented_number")
-        own = s.exec(select(PhoneNumber).where(PhoneNumber.e164 == number, PhoneNumber.tenant_id == acc.tenant_id)).first()
+        own = s.exec(
+            select(PhoneNumber).where(PhoneNumber.e164 == number, PhoneNumber.tenant_id == acc.tenant_id)
+        ).first()
         if own is None and not s.get(Tenant, acc.tenant_id).allow_clip_no_screening:
-            raise Forbidden(f"{number} is not a number of this tenant (CLIP no screening is not enabled)", field="presented_number")
+            raise Forbidden(
+                f"{number} is not a number of this tenant (CLIP no screening is not enabled)", field="presented_number"
+            )
         acc.presented_number = number
 
 
@@ -103,11 +114,23 @@ def create(ctx, p: SipAccountCreate):
     with ctx.app.write() as s:
         user = get_scoped(s, User, p.user_id, ctx.principal, "user")
         tenant = s.get(Tenant, user.tenant_id)
-        if s.exec(select(SipAccount).where(SipAccount.username == p.username, SipAccount.realm == tenant.sip_domain)).first():
-            raise Conflict(f"SIP account {p.username}@{tenant.sip_domain} exists already", field="username", value=p.username)
+        if s.exec(
+            select(SipAccount).where(SipAccount.username == p.username, SipAccount.realm == tenant.sip_domain)
+        ).first():
+            raise Conflict(
+                f"SIP account {p.username}@{tenant.sip_domain} exists already", field="username", value=p.username
+            )
         generated = p.password is None
         password = secrets.token_urlsafe(12) if generated else p.password
-        acc = SipAccount(tenant_id=tenant.id, user_id=user.id, username=p.username, realm=tenant.sip_domain, ha1="", ha1b="", enabled=p.enabled)
+        acc = SipAccount(
+            tenant_id=tenant.id,
+            user_id=user.id,
+            username=p.username,
+            realm=tenant.sip_domain,
+            ha1="",
+            ha1b="",
+            enabled=p.enabled,
+        )
         _set_password(acc, password)
         _apply_device(s, acc, p)
         s.add(acc)
@@ -158,6 +181,8 @@ def delete(ctx, p: IdParams):
         acc = get_scoped(s, SipAccount, p.id, ctx.principal, "sip_account")
         used = groups_referring_to(s, acc.tenant_id, sip_account_id=acc.id)
         if used:
-            raise Conflict(f"SIP account {acc.id} is a member of hunt group(s) {used}: take it out there first", group_ids=used)
+            raise Conflict(
+                f"SIP account {acc.id} is a member of hunt group(s) {used}: take it out there first", group_ids=used
+            )
         s.delete(acc)
         return {"deleted": True, "id": p.id}

@@ -1,4 +1,5 @@
 """Sites of a tenant: country and area code (how short numbers are read) and the address sent with emergency calls."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -24,7 +25,9 @@ def _region(v: str | None) -> str | None:
     if v is None:
         return v
     if not isinstance(v, str) or v.upper() not in site_regions():
-        raise ValueError(f"{v!r} is not a country a site can be in (an ISO 3166 code whose emergency numbers are known)")
+        raise ValueError(
+            f"{v!r} is not a country a site can be in (an ISO 3166 code whose emergency numbers are known)"
+        )
     return v.upper()
 
 
@@ -51,7 +54,9 @@ class SiteUpdate(Params):
     house_number: HouseNumber | None = None
     postal_code: Text | None = None
     city: Text | None = None
-    emergency_trunk_id: Annotated[int, Field(ge=0)] | None = Field(None, description="the trunk emergency calls try first; 0 clears it")
+    emergency_trunk_id: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="the trunk emergency calls try first; 0 clears it"
+    )
 
     _check_region = field_validator("region")(classmethod(lambda cls, v: _region(v)))
 
@@ -66,7 +71,11 @@ def _check_trunk(s, tenant_id: int, trunk_id: int | None) -> None:
         return
     trunk = s.get(Trunk, trunk_id)
     if trunk is None or (trunk.tenant_ids and tenant_id not in trunk.tenant_ids):
-        raise InvalidParams(f"trunk {trunk_id} does not exist or does not carry this tenant's calls", field="emergency_trunk_id", value=trunk_id)
+        raise InvalidParams(
+            f"trunk {trunk_id} does not exist or does not carry this tenant's calls",
+            field="emergency_trunk_id",
+            value=trunk_id,
+        )
 
 
 @method("site.create", SiteCreate, errors=("invalid_params", "not_found", "conflict"), perm=Perm.CONFIG)

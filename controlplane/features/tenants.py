@@ -1,4 +1,5 @@
 """Tenants (customer companies): each has a unique name and its own SIP domain (the digest realm)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -29,7 +30,9 @@ class TenantCreate(Params):
     enabled: bool = True
     allow_directory: bool = Field(False, description="118xx directory services may be dialled")
     allow_clip_no_screening: bool = Field(False, description="users may present numbers that are not the tenant's own")
-    anonymous: Literal["allow", "reject"] = Field("allow", description="default for users: calls without a caller number")
+    anonymous: Literal["allow", "reject"] = Field(
+        "allow", description="default for users: calls without a caller number"
+    )
 
 
 class TenantUpdate(Params):
@@ -86,12 +89,17 @@ def update(ctx, p: TenantUpdate):
     """Rename a tenant, enable/disable it, or change its SIP domain (only while it has no SIP accounts)."""
     with ctx.app.write() as s:
         t = get_scoped(s, Tenant, p.id, ctx.principal, "tenant")
-        if not ctx.principal.can(Perm.PLATFORM) and (p.enabled is not None or p.allow_directory is not None or p.allow_clip_no_screening is not None):
+        if not ctx.principal.can(Perm.PLATFORM) and (
+            p.enabled is not None or p.allow_directory is not None or p.allow_clip_no_screening is not None
+        ):
             ctx.principal.require_platform()  # service on/off and what the carrier allows are the platform's to set
         _check_unique(s, p.name, p.sip_domain, exclude_id=t.id)
         if p.sip_domain is not None and p.sip_domain != t.sip_domain:
             if s.exec(select(SipAccount).where(SipAccount.tenant_id == t.id)).first():
-                raise Conflict("the SIP domain is the digest realm of existing SIP accounts; delete or re-create them first", field="sip_domain")
+                raise Conflict(
+                    "the SIP domain is the digest realm of existing SIP accounts; delete or re-create them first",
+                    field="sip_domain",
+                )
             t.sip_domain = p.sip_domain
         if p.name is not None:
             t.name = p.name

@@ -4,6 +4,7 @@ A plan is "active" inside one of its ranges on a day that is neither a public ho
 `holidays_country`/`holidays_subdiv` (library `holidays`) nor one of its `closed_dates`.
 Forwarding rules fire inside or outside a plan.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -33,7 +34,9 @@ class Range(BaseModel):
     @model_validator(mode="after")
     def _order(self):
         if parse_minutes(self.end) <= parse_minutes(self.start):
-            raise ValueError(f"range {self.start}-{self.end} is empty (end must be after start; split ranges over midnight)")
+            raise ValueError(
+                f"range {self.start}-{self.end} is empty (end must be after start; split ranges over midnight)"
+            )
         return self
 
 
@@ -164,10 +167,17 @@ def delete(ctx, p: IdParams):
         plan = get_scoped(s, TimePlan, p.id, ctx.principal, "time_plan")
         used = s.exec(select(ForwardingRule.id).where(ForwardingRule.time_plan_id == plan.id)).all()
         if used:
-            raise Conflict(f"time plan {plan.id} is used by forwarding rule(s) {list(used)[:20]}", rule_ids=list(used)[:20])
-        groups = [g.id for g in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == plan.tenant_id)).all()
-                  if any(r.get("time_plan_id") == plan.id for r in g.forwarding)]
+            raise Conflict(
+                f"time plan {plan.id} is used by forwarding rule(s) {list(used)[:20]}", rule_ids=list(used)[:20]
+            )
+        groups = [
+            g.id
+            for g in s.exec(select(HuntGroup).where(HuntGroup.tenant_id == plan.tenant_id)).all()
+            if any(r.get("time_plan_id") == plan.id for r in g.forwarding)
+        ]
         if groups:
-            raise Conflict(f"time plan {plan.id} is used by the forwarding of group(s) {groups[:20]}", group_ids=groups[:20])
+            raise Conflict(
+                f"time plan {plan.id} is used by the forwarding of group(s) {groups[:20]}", group_ids=groups[:20]
+            )
         s.delete(plan)
         return {"deleted": True, "id": p.id}

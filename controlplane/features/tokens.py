@@ -1,4 +1,5 @@
 """API tokens: each has a role and a tenant (or none: a platform token). Shown once, stored hashed."""
+
 from __future__ import annotations
 
 import secrets
@@ -23,14 +24,19 @@ class TokenCreate(Params):
     role: Role
     tenant_id: Id | None = None  # platform tokens may create tokens for any tenant (or a platform token)
     user_id: Id | None = None  # binds the token to a user (their own calls and CDRs; never more than the user's role)
-    expires_at: AwareDatetime | None = Field(None, description="when the token stops working (ISO 8601 with zone); none: until revoked")
+    expires_at: AwareDatetime | None = Field(
+        None, description="when the token stops working (ISO 8601 with zone); none: until revoked"
+    )
 
 
 def _within(pr, role: Role) -> None:
     """A token can only hand out, or take away, what it has itself."""
     if not may_grant(pr.role, pr.perms, role):
-        raise Forbidden(f"a {pr.role.value} token cannot create or revoke a {role.value} token (it has permissions this one has not)",
-                        role=role.value)
+        raise Forbidden(
+            f"a {pr.role.value} token cannot create or revoke a {role.value} token (it has permissions this one has "
+            "not)",
+            role=role.value,
+        )
 
 
 @method("token.create", TokenCreate, errors=("invalid_params", "forbidden", "not_found"), perm=Perm.TOKENS)
@@ -54,7 +60,14 @@ def create(ctx, p: TokenCreate):
             if u.tenant_id != tenant_id:
                 raise InvalidParams("the user belongs to another tenant", field="user_id")
         expires = p.expires_at.astimezone(timezone.utc) if p.expires_at else None
-        t = ApiToken(name=p.name, token_hash=hash_token(token), role=p.role.value, tenant_id=tenant_id, user_id=p.user_id, expires_at=expires)
+        t = ApiToken(
+            name=p.name,
+            token_hash=hash_token(token),
+            role=p.role.value,
+            tenant_id=tenant_id,
+            user_id=p.user_id,
+            expires_at=expires,
+        )
         s.add(t)
         s.flush()
         out = dump(t, {"token_hash"})
@@ -87,4 +100,10 @@ def delete(ctx, p: IdParams):
 def whoami(ctx, p):
     """What the calling token may do: role, tenant, user."""
     pr = ctx.principal
-    return {"role": pr.role.value, "tenant_id": pr.tenant_id, "user_id": pr.user_id, "platform": pr.is_platform, "token_id": pr.token_id}
+    return {
+        "role": pr.role.value,
+        "tenant_id": pr.tenant_id,
+        "user_id": pr.user_id,
+        "platform": pr.is_platform,
+        "token_id": pr.token_id,
+    }

@@ -3,6 +3,7 @@
 Outgoing calls try a tenant's trunks by priority and fail over on 5xx or no answer; incoming
 calls are accepted only from a trunk's source addresses and routed by the dialled number.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -24,6 +25,7 @@ from .common import dump as _dump
 def dump(t: Trunk) -> dict:
     """A trunk as the API shows it: the password never leaves, only whether one is set."""
     return {**_dump(t, exclude={"auth_password"}), "has_password": bool(t.auth_password)}
+
 
 Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
 Prefix = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{0,14}$")]
@@ -66,12 +68,20 @@ class TrunkFields(Params):
     priority: int | None = Field(None, ge=0, le=1000, description="lower is tried first")
     enabled: bool | None = None
     region: str | None = Field(None, description="country whose numbering the carrier's numbers are read in")
-    sources: list[str] | None = Field(None, description="addresses/CIDRs calls from the carrier come from; empty: the host")
+    sources: list[str] | None = Field(
+        None, description="addresses/CIDRs calls from the carrier come from; empty: the host"
+    )
     tenant_ids: list[Id] | None = Field(None, description="tenants that may use it; empty: all")
     prefixes: list[Prefix] | None = Field(None, description="E.164 prefixes it carries; empty: all")
-    auth_username: SipText | None = Field(None, max_length=100, description="digest user the carrier challenges for ('' clears)")
-    auth_password: SipText | None = Field(None, max_length=200, description="its password (stored for answering challenges, never returned)")
-    auth_realm: SipText | None = Field(None, max_length=253, description="only answer challenges of this realm (default: any)")
+    auth_username: SipText | None = Field(
+        None, max_length=100, description="digest user the carrier challenges for ('' clears)"
+    )
+    auth_password: SipText | None = Field(
+        None, max_length=200, description="its password (stored for answering challenges, never returned)"
+    )
+    auth_realm: SipText | None = Field(
+        None, max_length=253, description="only answer challenges of this realm (default: any)"
+    )
 
     _v_host = field_validator("host")(classmethod(lambda cls, v: _host(v)))
     _v_sources = field_validator("sources")(classmethod(lambda cls, v: _sources(v)))
@@ -104,7 +114,9 @@ def create(ctx, p: TrunkCreate):
     ctx.principal.require_platform()
     with ctx.app.write() as s:
         _check(s, p, p.name)
-        t = Trunk(**{k: (v or None) if k.startswith("auth_") else v for k, v in p.model_dump(exclude_none=True).items()})
+        t = Trunk(
+            **{k: (v or None) if k.startswith("auth_") else v for k, v in p.model_dump(exclude_none=True).items()}
+        )
         t.auth_password = ctx.app.sealer.seal(t.auth_password)  # encrypted at rest (controlplane/sealed.py)
         s.add(t)
         s.flush()
@@ -127,7 +139,9 @@ def list_(ctx, p: ListParams):
         return page(s, select(Trunk).order_by(Trunk.priority, Trunk.id), p.limit, p.offset, dump)
 
 
-@method("trunk.update", TrunkUpdate, errors=("invalid_params", "not_found", "conflict", "forbidden"), perm=Perm.PLATFORM)
+@method(
+    "trunk.update", TrunkUpdate, errors=("invalid_params", "not_found", "conflict", "forbidden"), perm=Perm.PLATFORM
+)
 def update(ctx, p: TrunkUpdate):
     """Change a trunk; used from the next call on."""
     ctx.principal.require_platform()

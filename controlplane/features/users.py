@@ -1,4 +1,5 @@
 """Users of a tenant, each with a role (SPEC ACC-01..04)."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -18,17 +19,23 @@ from controlplane.group_members import groups_referring_to
 
 from .common import SipText, Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+]
 
 
 class Telephony(Params):
     """A user's telephony settings (routing policy)."""
 
     site_id: Id | None = None
-    outbound: DestClass | None = Field(None, description="outbound permission: internal, local, national, mobile, europe, international, special")
+    outbound: DestClass | None = Field(
+        None, description="outbound permission: internal, local, national, mobile, europe, international, special"
+    )
     clir: bool | None = Field(None, description="suppress the own number on outgoing calls")
     locked: bool | None = Field(None, description="refuse outgoing calls (emergency calls excepted)")
-    presented_number: str | None = Field(None, description="CLIP no screening: number presented instead of the own ('' clears)")
+    presented_number: str | None = Field(
+        None, description="CLIP no screening: number presented instead of the own ('' clears)"
+    )
     call_waiting: bool | None = Field(None, description="false: busy-on-busy (a second call finds the user busy)")
     priority_override: bool | None = Field(None, description="this user's calls ring through DND and forwarding")
     secretary_id: int | None = Field(None, ge=0, description="boss-secretary: calls go to this user first (0 clears)")
@@ -58,10 +65,14 @@ class UserList(ListParams):
 
 def _check_role_grant(principal, role: Role) -> None:
     if role is Role.PLATFORM:
-        raise Forbidden("the platform operator's role belongs to tokens without a tenant, not to users", role=role.value)
+        raise Forbidden(
+            "the platform operator's role belongs to tokens without a tenant, not to users", role=role.value
+        )
     if not may_grant(principal.role, principal.perms, role):
-        raise Forbidden(f"a {principal.role.value} token cannot grant the role {role.value} (it has permissions the token has not)",
-                        role=role.value)
+        raise Forbidden(
+            f"a {principal.role.value} token cannot grant the role {role.value} (it has permissions the token has not)",
+            role=role.value,
+        )
 
 
 def _apply_telephony(s, ctx, u: User, p: Telephony) -> None:
@@ -89,7 +100,9 @@ def _apply_telephony(s, ctx, u: User, p: Telephony) -> None:
         else:
             sec = get_scoped(s, User, p.secretary_id, ctx.principal, "user")
             if sec.tenant_id != u.tenant_id or sec.id == u.id:
-                raise InvalidParams("the secretary is another user of the same tenant", field="secretary_id", value=p.secretary_id)
+                raise InvalidParams(
+                    "the secretary is another user of the same tenant", field="secretary_id", value=p.secretary_id
+                )
             u.secretary_id = sec.id
     if p.presented_number is not None:
         if p.presented_number == "":
@@ -97,7 +110,10 @@ def _apply_telephony(s, ctx, u: User, p: Telephony) -> None:
         else:
             tenant = s.get(Tenant, u.tenant_id)
             if not tenant.allow_clip_no_screening:
-                raise Forbidden("this tenant may only present its own numbers (CLIP no screening is not enabled)", field="presented_number")
+                raise Forbidden(
+                    "this tenant may only present its own numbers (CLIP no screening is not enabled)",
+                    field="presented_number",
+                )
             u.presented_number = e164(p.presented_number, "presented_number")
 
 
@@ -172,7 +188,9 @@ def delete(ctx, p: IdParams):
         u = get_scoped(s, User, p.id, ctx.principal, "user")
         used = groups_referring_to(s, u.tenant_id, user_id=u.id)
         if used:
-            raise Conflict(f"user {u.id} is a member or target of hunt group(s) {used}: take them out there first", group_ids=used)
+            raise Conflict(
+                f"user {u.id} is a member or target of hunt group(s) {used}: take them out there first", group_ids=used
+            )
         s.delete(u)
         return {"deleted": True, "id": p.id}
 

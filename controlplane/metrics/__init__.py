@@ -5,6 +5,7 @@ Counted as things happen: the API, snapshot publishing, CDR ingestion and the ca
 that take their sources as constructor arguments and never raise: Kamailio (kamailio.py), RTPengine
 (rtpengine.py), the control plane's own state (ControlCollector), hunt groups and fraud (features.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,37 +30,100 @@ class Metrics:
     def __init__(self, app=None, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.api_requests = Counter("callmanager_api_requests_total", "JSON-RPC requests by method and outcome", ["method", "outcome"], registry=r)
-        self.api_latency = Histogram("callmanager_api_request_duration_seconds", "JSON-RPC request latency", ["method"], registry=r)
-        self.snapshot_version = Gauge("callmanager_snapshot_version", "Version of the last published routing snapshot", registry=r)
-        self.snapshot_published_ts = Gauge("callmanager_snapshot_published_timestamp_seconds", "When the last snapshot was published", registry=r)
-        self.snapshot_accounts = Gauge("callmanager_snapshot_sip_accounts", "SIP accounts in the published snapshot", registry=r)
+        self.api_requests = Counter(
+            "callmanager_api_requests_total",
+            "JSON-RPC requests by method and outcome",
+            ["method", "outcome"],
+            registry=r,
+        )
+        self.api_latency = Histogram(
+            "callmanager_api_request_duration_seconds", "JSON-RPC request latency", ["method"], registry=r
+        )
+        self.snapshot_version = Gauge(
+            "callmanager_snapshot_version", "Version of the last published routing snapshot", registry=r
+        )
+        self.snapshot_published_ts = Gauge(
+            "callmanager_snapshot_published_timestamp_seconds", "When the last snapshot was published", registry=r
+        )
+        self.snapshot_accounts = Gauge(
+            "callmanager_snapshot_sip_accounts", "SIP accounts in the published snapshot", registry=r
+        )
         self.cdr_ingested = Counter("callmanager_cdr_ingested_total", "CDRs stored from the spool", registry=r)
-        self.cdr_quarantined = Counter("callmanager_cdr_quarantined_total", "Spool lines set aside in spool/cdr/bad/ (cut, corrupt "
-                                       "or refused by the database; the rest is stored)", registry=r)
+        self.cdr_quarantined = Counter(
+            "callmanager_cdr_quarantined_total",
+            "Spool lines set aside in spool/cdr/bad/ (cut, corrupt or refused by the database; the rest is stored)",
+            registry=r,
+        )
         self.cdr_lag = Gauge("callmanager_cdr_ingestion_lag_seconds", "Age of the newest CDR at ingestion", registry=r)
-        self.fraud_events = Counter("callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r)
-        self.fraud_bans = Counter("callmanager_fraud_bans_total", "Sources banned at the edge, by cause (flood, scanner, brute_force)",
-                                  ["cause"], registry=r)
-        self.notifications = Counter("callmanager_fraud_notifications_total", "Fraud notifications by channel (webhook, email) and "
-                                     "outcome (sent, failed after retries, refused target, dropped: queue full)", ["channel", "outcome"], registry=r)
-        self.fraud_calls_ended = Counter("callmanager_fraud_calls_ended_total", "Calls in progress ended by the fraud controls", registry=r)
-        self.cdr_last_run_ts = Gauge("callmanager_cdr_ingest_last_run_timestamp_seconds", "When the CDR ingestor last read the spool without error",
-                                     registry=r)
+        self.fraud_events = Counter(
+            "callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r
+        )
+        self.fraud_bans = Counter(
+            "callmanager_fraud_bans_total",
+            "Sources banned at the edge, by cause (flood, scanner, brute_force)",
+            ["cause"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "callmanager_fraud_notifications_total",
+            "Fraud notifications by channel (webhook, email) and "
+            "outcome (sent, failed after retries, refused target, dropped: queue full)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.fraud_calls_ended = Counter(
+            "callmanager_fraud_calls_ended_total", "Calls in progress ended by the fraud controls", registry=r
+        )
+        self.cdr_last_run_ts = Gauge(
+            "callmanager_cdr_ingest_last_run_timestamp_seconds",
+            "When the CDR ingestor last read the spool without error",
+            registry=r,
+        )
         # the calls, from their CDRs (labels: tenant id, disposition; never a number)
-        self.calls = Counter("callmanager_calls_total", "Calls ended (one per CDR), by tenant and disposition", ["tenant", "disposition"], registry=r)
-        self.call_duration = Histogram("callmanager_call_duration_seconds", "Talk time of answered calls (ACD = sum / count)", ["tenant"],
-                                       buckets=(10, 30, 60, 120, 300, 600, 1800, 3600), registry=r)
-        self.post_dial_delay = Histogram("callmanager_call_post_dial_delay_seconds", "From the INVITE to the first ringing or the answer",
-                                         ["tenant"], buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10), registry=r)
-        self.media_mos = Histogram("callmanager_media_mos", "MOS of a call's media (RTPengine's average for the call, from RTCP)",
-                                   buckets=(1.5, 2.5, 3.1, 3.6, 4.0, 4.3, 4.4), registry=r)
-        self.media_jitter = Histogram("callmanager_media_jitter_seconds", "Average jitter of a call's media",
-                                      buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.1), registry=r)
-        self.media_loss = Histogram("callmanager_media_packet_loss_ratio", "Average packet loss of a call's media (0.01 = 1 %)",
-                                    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1), registry=r)
-        self.media_rtt = Histogram("callmanager_media_round_trip_seconds", "Average round-trip time of a call's media",
-                                   buckets=(0.02, 0.05, 0.1, 0.15, 0.3, 0.5), registry=r)
+        self.calls = Counter(
+            "callmanager_calls_total",
+            "Calls ended (one per CDR), by tenant and disposition",
+            ["tenant", "disposition"],
+            registry=r,
+        )
+        self.call_duration = Histogram(
+            "callmanager_call_duration_seconds",
+            "Talk time of answered calls (ACD = sum / count)",
+            ["tenant"],
+            buckets=(10, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=r,
+        )
+        self.post_dial_delay = Histogram(
+            "callmanager_call_post_dial_delay_seconds",
+            "From the INVITE to the first ringing or the answer",
+            ["tenant"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10),
+            registry=r,
+        )
+        self.media_mos = Histogram(
+            "callmanager_media_mos",
+            "MOS of a call's media (RTPengine's average for the call, from RTCP)",
+            buckets=(1.5, 2.5, 3.1, 3.6, 4.0, 4.3, 4.4),
+            registry=r,
+        )
+        self.media_jitter = Histogram(
+            "callmanager_media_jitter_seconds",
+            "Average jitter of a call's media",
+            buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.1),
+            registry=r,
+        )
+        self.media_loss = Histogram(
+            "callmanager_media_packet_loss_ratio",
+            "Average packet loss of a call's media (0.01 = 1 %)",
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1),
+            registry=r,
+        )
+        self.media_rtt = Histogram(
+            "callmanager_media_round_trip_seconds",
+            "Average round-trip time of a call's media",
+            buckets=(0.02, 0.05, 0.1, 0.15, 0.3, 0.5),
+            registry=r,
+        )
         if app is not None:
             r.register(KamailioCollector(app.kamailio))
             r.register(RtpengineCollector(app.rtpengine))
@@ -102,8 +166,11 @@ class Metrics:
                 self.post_dial_delay.labels(tenant).observe(max(0.0, float(ring)))
             if r.get("mos") is not None:
                 self.media_mos.observe(float(r["mos"]))
-                for hist, key, scale in ((self.media_jitter, "jitter_ms", 1e-3), (self.media_loss, "loss_pct", 1e-2),
-                                         (self.media_rtt, "rtt_ms", 1e-3)):
+                for hist, key, scale in (
+                    (self.media_jitter, "jitter_ms", 1e-3),
+                    (self.media_loss, "loss_pct", 1e-2),
+                    (self.media_rtt, "rtt_ms", 1e-3),
+                ):
                     if r.get(key) is not None:
                         hist.observe(float(r[key]) * scale)
 
@@ -117,11 +184,19 @@ class ControlCollector:
         self.spool_dir = Path(spool_dir)
 
     def collect(self):
-        version = GaugeMetricFamily("callmanager_config_version", "Version of the configuration in the database (routing follows it "
-                                    "when callmanager_snapshot_version catches up)")
-        backlog = GaugeMetricFamily("callmanager_cdr_spool_segments", "Spool segments holding records, closed (waiting) or open",
-                                    labels=["state"])
-        oldest = GaugeMetricFamily("callmanager_cdr_spool_oldest_seconds", "Age of the oldest closed spool segment not ingested yet")
+        version = GaugeMetricFamily(
+            "callmanager_config_version",
+            "Version of the configuration in the database (routing follows it "
+            "when callmanager_snapshot_version catches up)",
+        )
+        backlog = GaugeMetricFamily(
+            "callmanager_cdr_spool_segments",
+            "Spool segments holding records, closed (waiting) or open",
+            labels=["state"],
+        )
+        oldest = GaugeMetricFamily(
+            "callmanager_cdr_spool_oldest_seconds", "Age of the oldest closed spool segment not ingested yet"
+        )
         try:
             with Session(self.engine) as s:
                 state = s.get(ConfigState, 1)

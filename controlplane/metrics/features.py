@@ -1,4 +1,5 @@
 """Hunt-group and fraud figures read at scrape time (a wallboard's and the fraud dashboard's source)."""
+
 from __future__ import annotations
 
 import logging
@@ -26,13 +27,28 @@ class QueueCollector:
 
     def collect(self):
         up = GaugeMetricFamily("callmanager_queue_up", "1 when the hunt-group live view could be read from Kamailio")
-        agents = GaugeMetricFamily("callmanager_queue_agents", "Agents of a group by state", labels=["tenant", "group", "state"])
-        waiting = GaugeMetricFamily("callmanager_queue_waiting_calls", "Calls to a group not answered yet (being offered or queued)", labels=["tenant", "group"])
-        queued = GaugeMetricFamily("callmanager_queue_queued_calls", "Calls waiting in a group's queue for a free member", labels=["tenant", "group"])
-        longest = GaugeMetricFamily("callmanager_queue_longest_wait_seconds", "Longest wait of a call in a group", labels=["tenant", "group"])
-        today = GaugeMetricFamily("callmanager_queue_calls_today", "Calls to a group since midnight UTC by outcome", labels=["tenant", "group", "outcome"])
+        agents = GaugeMetricFamily(
+            "callmanager_queue_agents", "Agents of a group by state", labels=["tenant", "group", "state"]
+        )
+        waiting = GaugeMetricFamily(
+            "callmanager_queue_waiting_calls",
+            "Calls to a group not answered yet (being offered or queued)",
+            labels=["tenant", "group"],
+        )
+        queued = GaugeMetricFamily(
+            "callmanager_queue_queued_calls",
+            "Calls waiting in a group's queue for a free member",
+            labels=["tenant", "group"],
+        )
+        longest = GaugeMetricFamily(
+            "callmanager_queue_longest_wait_seconds", "Longest wait of a call in a group", labels=["tenant", "group"]
+        )
+        today = GaugeMetricFamily(
+            "callmanager_queue_calls_today",
+            "Calls to a group since midnight UTC by outcome",
+            labels=["tenant", "group", "outcome"],
+        )
         try:
-
             with Session(self.app.engine) as s:
                 groups = s.exec(select(HuntGroup)).all()
             if not groups:
@@ -65,13 +81,18 @@ class LockCollector:
         self.app = app
 
     def collect(self):
-        locks = GaugeMetricFamily("callmanager_fraud_locks", "Fraud locks in force (2 class blocked, 3 outgoing locked, 4 locked entirely)",
-                                  labels=["tenant", "level"])
+        locks = GaugeMetricFamily(
+            "callmanager_fraud_locks",
+            "Fraud locks in force (2 class blocked, 3 outgoing locked, 4 locked entirely)",
+            labels=["tenant", "level"],
+        )
         try:
-
             with Session(self.app.engine) as s:
-                for tid, level, n in s.exec(select(FraudLock.tenant_id, FraudLock.level, func.count()).where(FraudLock.lifted_at.is_(None))
-                                            .group_by(FraudLock.tenant_id, FraudLock.level)).all():
+                for tid, level, n in s.exec(
+                    select(FraudLock.tenant_id, FraudLock.level, func.count())
+                    .where(FraudLock.lifted_at.is_(None))
+                    .group_by(FraudLock.tenant_id, FraudLock.level)
+                ).all():
                     locks.add_metric([str(tid), str(level)], n)
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail
             log.debug("lock metrics unavailable: %s", exc)
@@ -89,17 +110,30 @@ class EdgeCollector:
     def collect(self):
         up = GaugeMetricFamily("callmanager_fraud_edge_up", "1 when the edge's htables could be read from Kamailio")
         banned = GaugeMetricFamily("callmanager_fraud_banned_sources", "Sources banned now (dropped silently)")
-        cooling = GaugeMetricFamily("callmanager_fraud_cooling_accounts", "SIP account names refused now after repeated failed authentications")
-        failures = CounterMetricFamily("callmanager_fraud_auth_failures", "Failed digest authentications (all accounts and sources)")
-        registrations = CounterMetricFamily("callmanager_registrations_failed", "REGISTERs refused for their credentials (wrong password, "
-                                            "unknown account, cooling down, outside the account's networks)")
+        cooling = GaugeMetricFamily(
+            "callmanager_fraud_cooling_accounts", "SIP account names refused now after repeated failed authentications"
+        )
+        failures = CounterMetricFamily(
+            "callmanager_fraud_auth_failures", "Failed digest authentications (all accounts and sources)"
+        )
+        registrations = CounterMetricFamily(
+            "callmanager_registrations_failed",
+            "REGISTERs refused for their credentials (wrong password, "
+            "unknown account, cooling down, outside the account's networks)",
+        )
         try:
-
             k = self.app.kamailio
             k.call("core.version")  # raises when Kamailio does not answer (htable_items would not)
             now = time.time()
             bans = htable_items(self.app, shm.BAN.name)
-            banned.add_metric([], sum(1 for v in bans.values() if str(v).partition(":")[2].isdigit() and int(str(v).partition(":")[2]) > now))
+            banned.add_metric(
+                [],
+                sum(
+                    1
+                    for v in bans.values()
+                    if str(v).partition(":")[2].isdigit() and int(str(v).partition(":")[2]) > now
+                ),
+            )
             locks = htable_items(self.app, shm.AUTHLOCK.name)
             cooling.add_metric([], sum(1 for key, v in locks.items() if key.startswith("until:") and _num(v) > now))
             counts = htable_items(self.app, shm.AUTHFAIL.name)
@@ -123,8 +157,12 @@ class RoutingErrorsCollector:
         self.app = app
 
     def collect(self):
-        errors = CounterMetricFamily("callmanager_routing_errors", "Unexpected exceptions in the Python routing, by route "
-                                     "(each logged with its Call-ID; requests answered 500)", labels=["route"])
+        errors = CounterMetricFamily(
+            "callmanager_routing_errors",
+            "Unexpected exceptions in the Python routing, by route "
+            "(each logged with its Call-ID; requests answered 500)",
+            labels=["route"],
+        )
         try:
             counts = self.app.kamailio.htable_items(shm.ERRORS.name)
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail

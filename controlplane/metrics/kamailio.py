@@ -2,6 +2,7 @@
 
 Never raises: a Kamailio that does not answer shows as callmanager_kamailio_up 0 and the scrape succeeds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,22 +13,42 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger("callmanager.metrics")
 
-METHODS = ("invite", "ack", "bye", "cancel", "register", "options", "message", "notify", "subscribe", "publish", "refer",
-           "prack", "update", "info")
+METHODS = (
+    "invite",
+    "ack",
+    "bye",
+    "cancel",
+    "register",
+    "options",
+    "message",
+    "notify",
+    "subscribe",
+    "publish",
+    "refer",
+    "prack",
+    "update",
+    "info",
+)
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
-# errors Kamailio counts, by where: a request or reply it could not parse or forward, a stateless reply it failed to send
+# errors Kamailio counts, by where: a request or reply it could not parse or forward, a stateless reply it failed to
+# send
 ERRORS = {
-    "core:err_requests": "request_not_forwarded", "core:err_replies": "reply_not_forwarded",
-    "core:drop_requests": "request_dropped", "core:drop_replies": "reply_dropped",
-    "core:bad_msg_hdr": "bad_header", "core:bad_URIs_rcvd": "bad_uri",
-    "sl:failures": "sl_send_failed", "sl:sent_err_replies": "sl_error_reply",
+    "core:err_requests": "request_not_forwarded",
+    "core:err_replies": "reply_not_forwarded",
+    "core:drop_requests": "request_dropped",
+    "core:drop_replies": "reply_dropped",
+    "core:bad_msg_hdr": "bad_header",
+    "core:bad_URIs_rcvd": "bad_uri",
+    "sl:failures": "sl_send_failed",
+    "sl:sent_err_replies": "sl_error_reply",
     "core:unsupported_methods": "unsupported_method",
 }
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def parse_statistics(lines) -> dict[str, float]:
-    """`["core:rcv_requests = 12", ...]` -> {"core:rcv_requests": 12.0}; lines that are not `name = number` are skipped."""
+    """`["core:rcv_requests = 12", ...]` -> {"core:rcv_requests": 12.0}; lines that are not `name = number` are
+    skipped."""
     out: dict[str, float] = {}
     for line in lines or ():
         name, sep, value = str(line).partition(" = ")
@@ -84,38 +105,64 @@ class KamailioCollector:
             g.add_metric([], st.get(key, 0.0))
             return g
 
-        yield gauge("callmanager_kamailio_registered_users", "Users (AoRs) with at least one registered contact", "usrloc:registered_users")
-        yield gauge("callmanager_kamailio_registered_contacts", "Registered contacts (devices)", "usrloc:location_contacts")
-        dialogs = GaugeMetricFamily("callmanager_kamailio_dialogs", "Dialogs now, by state (early: ringing; active: answered)", labels=["state"])
+        yield gauge(
+            "callmanager_kamailio_registered_users",
+            "Users (AoRs) with at least one registered contact",
+            "usrloc:registered_users",
+        )
+        yield gauge(
+            "callmanager_kamailio_registered_contacts", "Registered contacts (devices)", "usrloc:location_contacts"
+        )
+        dialogs = GaugeMetricFamily(
+            "callmanager_kamailio_dialogs", "Dialogs now, by state (early: ringing; active: answered)", labels=["state"]
+        )
         dialogs.add_metric(["early"], st.get("dialog:early_dialogs", 0.0))
         dialogs.add_metric(["active"], st.get("dialog:active_dialogs", 0.0))
         yield dialogs
         ended = CounterMetricFamily("callmanager_kamailio_dialogs_ended", "Dialogs ended, by how", labels=["how"])
-        for how, key in (("processed", "dialog:processed_dialogs"), ("failed", "dialog:failed_dialogs"), ("expired", "dialog:expired_dialogs")):
+        for how, key in (
+            ("processed", "dialog:processed_dialogs"),
+            ("failed", "dialog:failed_dialogs"),
+            ("expired", "dialog:expired_dialogs"),
+        ):
             ended.add_metric([how], st.get(key, 0.0))
         yield ended
-        yield gauge("callmanager_kamailio_transactions_in_progress", "SIP transactions in progress", "tmx:active_transactions")
-        tx = CounterMetricFamily("callmanager_kamailio_transactions", "SIP transactions created, by side (uas: received, uac: sent)",
-                                 labels=["side"])
+        yield gauge(
+            "callmanager_kamailio_transactions_in_progress", "SIP transactions in progress", "tmx:active_transactions"
+        )
+        tx = CounterMetricFamily(
+            "callmanager_kamailio_transactions",
+            "SIP transactions created, by side (uas: received, uac: sent)",
+            labels=["side"],
+        )
         tx.add_metric(["uas"], st.get("tmx:UAS_transactions", 0.0))
         tx.add_metric(["uac"], st.get("tmx:UAC_transactions", 0.0))
         yield tx
-        done = CounterMetricFamily("callmanager_kamailio_transaction_replies", "Transactions completed, by the class of their final reply",
-                                   labels=["class"])
+        done = CounterMetricFamily(
+            "callmanager_kamailio_transaction_replies",
+            "Transactions completed, by the class of their final reply",
+            labels=["class"],
+        )
         for c in ("2xx", "3xx", "4xx", "5xx", "6xx"):
             done.add_metric([c], st.get(f"tmx:{c}_transactions", 0.0))
         yield done
-        req = CounterMetricFamily("callmanager_kamailio_requests", "SIP requests received, by method", labels=["method"])
+        req = CounterMetricFamily(
+            "callmanager_kamailio_requests", "SIP requests received, by method", labels=["method"]
+        )
         for m in METHODS:
             req.add_metric([m.upper()], st.get(f"core:rcv_requests_{m}", 0.0))
         other = st.get("core:rcv_requests", 0.0) - sum(st.get(f"core:rcv_requests_{m}", 0.0) for m in METHODS)
         req.add_metric(["other"], max(0.0, other))
         yield req
-        rpl = CounterMetricFamily("callmanager_kamailio_replies_received", "SIP replies received, by class", labels=["class"])
+        rpl = CounterMetricFamily(
+            "callmanager_kamailio_replies_received", "SIP replies received, by class", labels=["class"]
+        )
         for c in CLASSES:
             rpl.add_metric([c], st.get(f"core:rcv_replies_{c}", 0.0))
         yield rpl
-        sl = CounterMetricFamily("callmanager_kamailio_sl_replies", "Stateless replies sent, by class", labels=["class"])
+        sl = CounterMetricFamily(
+            "callmanager_kamailio_sl_replies", "Stateless replies sent, by class", labels=["class"]
+        )
         for c in CLASSES:
             sl.add_metric([c], st.get(f"sl:{c}_replies", 0.0))
         yield sl
@@ -123,20 +170,31 @@ class KamailioCollector:
         for key, kind in ERRORS.items():
             err.add_metric([kind], st.get(key, 0.0))
         yield err
-        regs = CounterMetricFamily("callmanager_kamailio_registrations", "REGISTERs the registrar saved or refused", labels=["outcome"])
+        regs = CounterMetricFamily(
+            "callmanager_kamailio_registrations", "REGISTERs the registrar saved or refused", labels=["outcome"]
+        )
         regs.add_metric(["accepted"], st.get("registrar:accepted_regs", 0.0))
         regs.add_metric(["rejected"], st.get("registrar:rejected_regs", 0.0))
         yield regs
-        for name, doc, key in (("used", "Shared memory in use", "shmem:real_used_size"), ("free", "Shared memory free", "shmem:free_size"),
-                               ("size", "Shared memory configured", "shmem:total_size"),
-                               ("max_used", "Most shared memory ever in use", "shmem:max_used_size")):
+        for name, doc, key in (
+            ("used", "Shared memory in use", "shmem:real_used_size"),
+            ("free", "Shared memory free", "shmem:free_size"),
+            ("size", "Shared memory configured", "shmem:total_size"),
+            ("max_used", "Most shared memory ever in use", "shmem:max_used_size"),
+        ):
             yield gauge(f"callmanager_kamailio_shm_{name}_bytes", doc, key)
-        yield gauge("callmanager_kamailio_tcp_connections", "TCP/TLS connections open", "tcp:current_opened_connections")
+        yield gauge(
+            "callmanager_kamailio_tcp_connections", "TCP/TLS connections open", "tcp:current_opened_connections"
+        )
 
     def _processes(self, processes: list[dict]):
         count = GaugeMetricFamily("callmanager_kamailio_processes", "Kamailio processes, by role", labels=["role"])
-        cpu = CounterMetricFamily("callmanager_kamailio_cpu_seconds", "CPU time of Kamailio's processes, by role (its worker load: "
-                                  "rate() / processes of the role is the busy share of one worker)", labels=["role"])
+        cpu = CounterMetricFamily(
+            "callmanager_kamailio_cpu_seconds",
+            "CPU time of Kamailio's processes, by role (its worker load: "
+            "rate() / processes of the role is the busy share of one worker)",
+            labels=["role"],
+        )
         roles: dict[str, list[float]] = {}
         for p in processes:
             role = process_role(str(p.get("DSC", "")))

@@ -1,4 +1,5 @@
 """Alembic environment: runs on the connection handed in by controlplane.db.session.migrate."""
+
 from alembic import context
 from sqlmodel import SQLModel
 

@@ -3,6 +3,7 @@
 Each process is started by us, its PID written under `var/run/`, and only those PIDs are
 ever signalled. Used by `make run` / `make stop` and by the scenario tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for child daemons: no pyenv/venv leakage into Kamailio's embedded Python."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYENV", "PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PYENV", "PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV"))
+    }
     env.update(extra or {})
     return env
 
@@ -42,17 +45,30 @@ class Component:
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(self.env), cwd=ROOT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=clean_env(self.env),
+            cwd=ROOT,
+            start_new_session=True,
+        )
         log.close()
         self.pidfile.write_text(f"{self.proc.pid}\n")
         deadline = time.monotonic() + timeout
         for proto, host, port in self.ready:
             while not _listening(proto, host, port):
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.logfile}:\n{tail(self.logfile)}")
+                    raise RuntimeError(
+                        f"{self.name} exited with {self.proc.returncode}; see {self.logfile}:\n{tail(self.logfile)}"
+                    )
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"{self.name} did not listen on {proto} {host}:{port} within {timeout}s; see {self.logfile}:\n{tail(self.logfile)}")
+                    raise RuntimeError(
+                        f"{self.name} did not listen on {proto} {host}:{port} within {timeout}s; see "
+                        f"{self.logfile}:\n{tail(self.logfile)}"
+                    )
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -126,8 +142,23 @@ def _listening(proto: str, host: str, port: int) -> bool:
 
 def rtpengine(settings: NodeSettings) -> Component:
     run, logs = settings.run_dir, settings.log_dir
-    argv = ["rtpengine", f"--config-file={render_rtpengine(settings)}", "--config-section=rtpengine", "--foreground", "--log-stderr"]
-    return Component("rtpengine", argv, run / "rtpengine.pid", logs / "rtpengine.log", ready=[("udp", settings.rtpengine_address, settings.rtpengine_ng_port), ("tcp", settings.rtpengine_address, settings.rtpengine_cli_port)])
+    argv = [
+        "rtpengine",
+        f"--config-file={render_rtpengine(settings)}",
+        "--config-section=rtpengine",
+        "--foreground",
+        "--log-stderr",
+    ]
+    return Component(
+        "rtpengine",
+        argv,
+        run / "rtpengine.pid",
+        logs / "rtpengine.log",
+        ready=[
+            ("udp", settings.rtpengine_address, settings.rtpengine_ng_port),
+            ("tcp", settings.rtpengine_address, settings.rtpengine_cli_port),
+        ],
+    )
 
 
 def kamailio(settings: NodeSettings) -> Component:
@@ -136,8 +167,23 @@ def kamailio(settings: NodeSettings) -> Component:
     cfg = render_kamailio(settings)
     run = settings.run_dir
     argv = [
-        "kamailio", "-DD", "-E", "-f", str(cfg), "-P", str(run / "kamailio.pid.own"), "-Y", str(run),
-        "-m", str(settings.kamailio_shm_mb), "-M", "16", "-x", "tlsf", "-w", str(run),
+        "kamailio",
+        "-DD",
+        "-E",
+        "-f",
+        str(cfg),
+        "-P",
+        str(run / "kamailio.pid.own"),
+        "-Y",
+        str(run),
+        "-m",
+        str(settings.kamailio_shm_mb),
+        "-M",
+        "16",
+        "-x",
+        "tlsf",
+        "-w",
+        str(run),
     ]
     env = {
         "CALLMANAGER_ROOT": str(ROOT),
@@ -158,15 +204,34 @@ def kamailio(settings: NodeSettings) -> Component:
     }
     shared_secret(settings.rpc_secret_path)  # made before Kamailio or the control plane reads it
     return Component(
-        "kamailio", argv, run / "kamailio.pid", settings.log_dir / "kamailio.log",
-        ready=[("udp", settings.sip_address, settings.sip_port), ("tcp", settings.sip_address, settings.sip_port), ("tcp", settings.kamailio_rpc_address, settings.kamailio_rpc_port)],
+        "kamailio",
+        argv,
+        run / "kamailio.pid",
+        settings.log_dir / "kamailio.log",
+        ready=[
+            ("udp", settings.sip_address, settings.sip_port),
+            ("tcp", settings.sip_address, settings.sip_port),
+            ("tcp", settings.kamailio_rpc_address, settings.kamailio_rpc_port),
+        ],
         env=env,
     )
 
 
 def controlplane(settings: NodeSettings, config_file: Path) -> Component:
-    argv = [str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable), "-m", "controlplane.server", "--config", str(config_file)]
-    return Component("controlplane", argv, settings.run_dir / "controlplane.pid", settings.log_dir / "controlplane.log", ready=[("tcp", settings.api_address, settings.api_port)])
+    argv = [
+        str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable),
+        "-m",
+        "controlplane.server",
+        "--config",
+        str(config_file),
+    ]
+    return Component(
+        "controlplane",
+        argv,
+        settings.run_dir / "controlplane.pid",
+        settings.log_dir / "controlplane.log",
+        ready=[("tcp", settings.api_address, settings.api_port)],
+    )
 
 
 def prometheus(settings: NodeSettings) -> Component:
@@ -174,9 +239,17 @@ def prometheus(settings: NodeSettings) -> Component:
     data = settings.var / "prometheus"
     data.mkdir(parents=True, exist_ok=True)
     argv = [
-        "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+        "prometheus",
+        f"--config.file={cfg}",
+        f"--storage.tsdb.path={data}",
         f"--storage.tsdb.retention.time={settings.prometheus_retention}",
-        f"--web.listen-address={settings.prometheus_address}:{settings.prometheus_port}", "--web.enable-lifecycle",
+        f"--web.listen-address={settings.prometheus_address}:{settings.prometheus_port}",
+        "--web.enable-lifecycle",
     ]
-    return Component("prometheus", argv, settings.run_dir / "prometheus.pid", settings.log_dir / "prometheus.log",
-                     ready=[("tcp", settings.prometheus_address, settings.prometheus_port)])
+    return Component(
+        "prometheus",
+        argv,
+        settings.run_dir / "prometheus.pid",
+        settings.log_dir / "prometheus.log",
+        ready=[("tcp", settings.prometheus_address, settings.prometheus_port)],
+    )

@@ -9,6 +9,7 @@ grafana/prometheus/prometheus.yml.j2); the shipped kamailio.cfg itself is never 
 Ansible runs `check` as the `validate` of a host's settings file, so a variable that would break a daemon fails the run
 on that host before the file is put in place and before any service restarts.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -45,8 +46,14 @@ def _cfg_str(value) -> str:
 
 @functools.cache
 def _jinja() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(ROOT)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
     env.filters["cfg_str"] = _cfg_str
     return env
 
@@ -58,6 +65,7 @@ def render_text(template: str, **variables) -> str:
 @dataclass(frozen=True)
 class Paths:
     """Where a node's files are on its host (derived from the settings and the installed release)."""
+
     run_dir: Path
     usrloc_db: Path  # the db_text directory Kamailio keeps the registrations in across restarts
     kemi_script: Path = KEMI_SCRIPT
@@ -77,8 +85,11 @@ def prepare_registrations(settings: NodeSettings) -> Path:
     left as it is afterwards (it holds the registrations Kamailio wrote when it last stopped)."""
     where = _paths(settings).usrloc_db
     where.mkdir(parents=True, exist_ok=True)
-    versions = [ln for ln in (DBTEXT_SCHEMA / "version").read_text().splitlines()
-                if ln.startswith("id(") or ln.split(":")[1:2] in (["version"], *([t] for t in USRLOC_TABLES))]
+    versions = [
+        ln
+        for ln in (DBTEXT_SCHEMA / "version").read_text().splitlines()
+        if ln.startswith("id(") or ln.split(":")[1:2] in (["version"], *([t] for t in USRLOC_TABLES))
+    ]
     if not (where / "version").exists():
         _write(where / "version", "\n".join(versions) + "\n")
     for table in USRLOC_TABLES:
@@ -88,8 +99,12 @@ def prepare_registrations(settings: NodeSettings) -> Path:
 
 
 def kamailio_cfg(settings: NodeSettings) -> str:
-    return render_text(KAMAILIO_TEMPLATE, s=settings, paths=_paths(settings),
-                       contract=contract.cfg_defines(ban_s=settings.edge_ban_s, edge_window_s=settings.edge_window_s))
+    return render_text(
+        KAMAILIO_TEMPLATE,
+        s=settings,
+        paths=_paths(settings),
+        contract=contract.cfg_defines(ban_s=settings.edge_ban_s, edge_window_s=settings.edge_window_s),
+    )
 
 
 def rtpengine_conf(settings: NodeSettings) -> str:
@@ -104,15 +119,27 @@ def prometheus_yml(targets: list[dict], *, scrape_interval_s: float = 15.0, rule
     """Prometheus' configuration for callmanager nodes: one job, one target per node, labelled with its node name and
     data center (the dashboards and alert rules group by them). `targets`: [{"address": "host:port", "node": ...,
     "datacenter": ...}]. The Ansible role prometheus renders the same template with the same variables."""
-    return render_text(PROMETHEUS_TEMPLATE, prometheus_scrape_interval=_duration(scrape_interval_s),
-                       prometheus_scrape_timeout=_duration(min(scrape_interval_s, 10.0)),
-                       prometheus_rule_files=rule_files if rule_files is not None else [str(RULES)], prometheus_targets=targets)
+    return render_text(
+        PROMETHEUS_TEMPLATE,
+        prometheus_scrape_interval=_duration(scrape_interval_s),
+        prometheus_scrape_timeout=_duration(min(scrape_interval_s, 10.0)),
+        prometheus_rule_files=rule_files if rule_files is not None else [str(RULES)],
+        prometheus_targets=targets,
+    )
 
 
 def _single_node_prometheus(settings: NodeSettings) -> str:
-    return prometheus_yml([{"address": f"{settings.api_address}:{settings.api_port}", "node": settings.node_name,
-                            "datacenter": settings.datacenter}], scrape_interval_s=settings.prometheus_scrape_interval_s,
-                          rule_files=[f.strip() for f in settings.prometheus_rule_files.split(",") if f.strip()] or None)
+    return prometheus_yml(
+        [
+            {
+                "address": f"{settings.api_address}:{settings.api_port}",
+                "node": settings.node_name,
+                "datacenter": settings.datacenter,
+            }
+        ],
+        scrape_interval_s=settings.prometheus_scrape_interval_s,
+        rule_files=[f.strip() for f in settings.prometheus_rule_files.split(",") if f.strip()] or None,
+    )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -137,6 +164,7 @@ def render_prometheus(settings: NodeSettings) -> Path:
 
 # -- checks, as each daemon would see the file ---------------------------------------------------------------------
 
+
 def check_kamailio(path: Path) -> str | None:
     """`kamailio -c`: Kamailio parses the whole configuration (the shipped cfg included) and loads its modules."""
     try:
@@ -144,7 +172,9 @@ def check_kamailio(path: Path) -> str | None:
     except FileNotFoundError:
         return "kamailio is not installed"
     if done.returncode != 0:
-        errors = [ln for ln in (done.stderr + done.stdout).splitlines() if "ERROR" in ln or "CRITICAL" in ln] or (done.stderr + done.stdout).splitlines()[-5:]
+        errors = [ln for ln in (done.stderr + done.stdout).splitlines() if "ERROR" in ln or "CRITICAL" in ln] or (
+            done.stderr + done.stdout
+        ).splitlines()[-5:]
         return "kamailio -c refused the configuration: " + " | ".join(errors[:5])
     return None
 
@@ -174,7 +204,16 @@ def check_rtpengine(path: Path) -> str | None:
     for key, value in parser.items("rtpengine"):
         if key not in known:
             problems.append(f"unknown option {key}")
-        elif key in ("port-min", "port-max", "log-level", "delete-delay", "timeout", "silent-timeout", "num-threads", "table"):
+        elif key in (
+            "port-min",
+            "port-max",
+            "log-level",
+            "delete-delay",
+            "timeout",
+            "silent-timeout",
+            "num-threads",
+            "table",
+        ):
             if not re.fullmatch(r"-?\d+", value):
                 problems.append(f"{key} = {value!r} is not a number")
         elif key == "interface":
@@ -194,15 +233,21 @@ def check_prometheus(path: Path) -> str | None:
         done = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
         return "promtool is not installed"
-    return None if done.returncode == 0 else "promtool refused the configuration: " + (done.stderr or done.stdout).strip()[-500:]
+    return (
+        None
+        if done.returncode == 0
+        else "promtool refused the configuration: " + (done.stderr or done.stdout).strip()[-500:]
+    )
 
 
 def check_all(settings: NodeSettings, scratch: Path) -> list[str]:
     """Render every file of the node into `scratch` and check each; the problems found (empty: all good)."""
     problems = []
-    for name, text, check in (("kamailio-node.cfg", kamailio_cfg, check_kamailio),
-                              ("rtpengine.conf", rtpengine_conf, check_rtpengine),
-                              ("prometheus.yml", _single_node_prometheus, check_prometheus)):
+    for name, text, check in (
+        ("kamailio-node.cfg", kamailio_cfg, check_kamailio),
+        ("rtpengine.conf", rtpengine_conf, check_rtpengine),
+        ("prometheus.yml", _single_node_prometheus, check_prometheus),
+    ):
         try:
             path = _write(scratch / name, text(settings))
         except (ValueError, jinja2.TemplateError) as exc:

@@ -1,11 +1,12 @@
 """`make run` / `make stop`: start one node in the foreground, or stop the one that runs.
 
-    python -m controlplane.node.run start [--config FILE] [--sip-port N] ...
-    python -m controlplane.node.run stop
-    python -m controlplane.node.run exec COMPONENT --config FILE   one component in the foreground, for a service
-                                                                  manager (systemd, supervisor): rtpengine, kamailio,
-                                                                  controlplane or prometheus
+python -m controlplane.node.run start [--config FILE] [--sip-port N] ...
+python -m controlplane.node.run stop
+python -m controlplane.node.run exec COMPONENT --config FILE   one component in the foreground, for a service
+                                                              manager (systemd, supervisor): rtpengine, kamailio,
+                                                              controlplane or prometheus
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ class Node:
 
     def __init__(self, settings: NodeSettings):
         self.settings = settings
-        os.umask(0o077)  # the node's files (database, CDR spool, snapshot, keys, logs) are its owner's only; children inherit it
+        os.umask(
+            0o077
+        )  # the node's files (database, CDR spool, snapshot, keys, logs) are its owner's only; children inherit it
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.config_file = settings.run_dir / "node-settings.json"
         self.config_file.write_text(settings.to_json())
@@ -57,10 +60,14 @@ class Node:
                 f"  SIP            udp+tcp {s.sip_address}:{s.sip_port}",
                 f"  admin API      {s.api_url}   (token: {s.var / 'admin.token'})",
                 f"  metrics        http://{s.api_address}:{s.api_port}/metrics",
-                (f"  Prometheus     http://{s.prometheus_address}:{s.prometheus_port}/  (alerts: /alerts)" if s.prometheus
-                 else "  Prometheus     off (prometheus=false)"),
+                (
+                    f"  Prometheus     http://{s.prometheus_address}:{s.prometheus_port}/  (alerts: /alerts)"
+                    if s.prometheus
+                    else "  Prometheus     off (prometheus=false)"
+                ),
                 f"  Kamailio RPC   {s.kamailio_rpc_url}",
-                f"  RTPengine ng   udp {s.rtpengine_address}:{s.rtpengine_ng_port}, RTP ports {s.rtp_port_min}-{s.rtp_port_max}",
+                f"  RTPengine ng   udp {s.rtpengine_address}:{s.rtpengine_ng_port}, RTP ports "
+                f"{s.rtp_port_min}-{s.rtp_port_max}",
                 f"  logs           {s.log_dir}/",
                 "Stop with Ctrl-C here, or `make stop` from another shell.",
             ]
@@ -107,16 +114,24 @@ def exec_component(settings: NodeSettings, config_file: str, name: str) -> int:
     supervisor programs (ansible/roles) run this, so a host runs the same command lines as `make run`."""
     os.umask(0o077)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    make = {"rtpengine": processes.rtpengine, "kamailio": processes.kamailio, "prometheus": processes.prometheus,
-            "controlplane": lambda s: processes.controlplane(s, Path(config_file))}
+    make = {
+        "rtpengine": processes.rtpengine,
+        "kamailio": processes.kamailio,
+        "prometheus": processes.prometheus,
+        "controlplane": lambda s: processes.controlplane(s, Path(config_file)),
+    }
     component = make[name](settings)
     if name == "kamailio":  # the control plane publishes the first snapshot; Kamailio routes from it
         deadline = time.monotonic() + SNAPSHOT_WAIT_S
         while not settings.snapshot_path.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         if not settings.snapshot_path.exists():
-            print(f"no snapshot at {settings.snapshot_path} after {SNAPSHOT_WAIT_S:.0f}s; Kamailio starts without one "
-                  "and loads it when the control plane publishes it", file=sys.stderr, flush=True)
+            print(
+                f"no snapshot at {settings.snapshot_path} after {SNAPSHOT_WAIT_S:.0f}s; Kamailio starts without one "
+                "and loads it when the control plane publishes it",
+                file=sys.stderr,
+                flush=True,
+            )
     os.chdir(processes.ROOT)
     sys.stdout.flush()
     os.execvpe(component.argv[0], component.argv, processes.clean_env(component.env))

@@ -4,6 +4,7 @@ Node identity and every address and port are data here, never a code branch. Eve
 when the settings load: a node, `make run` and Ansible (`python -m controlplane.node.settings FILE`) refuse the
 same wrong value with the same message, naming the setting.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -32,7 +33,9 @@ class _MappingEnv(EnvSettingsSource):
     def _load_env_vars(self):
         from pydantic_settings.sources.utils import parse_env_vars
 
-        return parse_env_vars(dict(_SOURCES.get()[1]), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        return parse_env_vars(
+            dict(_SOURCES.get()[1]), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
 class NodeSettings(BaseSettings):
@@ -77,27 +80,40 @@ class NodeSettings(BaseSettings):
     database_url: str = ""  # default: SQLite under var_dir
     snapshot_check_s: float = 0.25
     cdr_ingest_interval_s: float = 0.5
-    live_sync_interval_s: float = 10.0  # users' status is pushed to Kamailio again this often (repairs a restarted Kamailio)
+    live_sync_interval_s: float = (
+        10.0  # users' status is pushed to Kamailio again this often (repairs a restarted Kamailio)
+    )
     # Edge protection (docs/security.md): floods, password guessing, scanners. Sources are IP addresses.
     edge_protection: bool = True
     edge_window_s: int = 10  # the sliding window of the request counters
     edge_max_requests: int = 1000  # requests per window from one source before it is banned
-    edge_max_unauthenticated: int = 50  # requests per window that did not authenticate (net of those that did) before a ban
+    edge_max_unauthenticated: int = (
+        50  # requests per window that did not authenticate (net of those that did) before a ban
+    )
     edge_ban_s: int = 300  # a banned source is dropped silently this long
-    edge_exempt: str = ""  # comma-separated addresses / CIDR ranges never banned (own nodes, SBCs); trunks are exempt anyway
+    edge_exempt: str = (
+        ""  # comma-separated addresses / CIDR ranges never banned (own nodes, SBCs); trunks are exempt anyway
+    )
     auth_failures_source: int = 10  # failed digest authentications from one source before it is banned
     auth_failures_account: int = 5  # failed authentications of one account (from any source) before it cools down
     auth_lock_s: int = 60  # the first cool-down; each further one within a day doubles
     auth_lock_max_s: int = 86400
     # Fraud controls on calls out (docs/security.md)
     fraud_checks: bool = True  # limits counted per call and the spend monitor (off: only locks and permissions apply)
-    fraud_monitor_interval_s: float = 2.0  # spend of calls in progress checked this often (calls over a limit are ended)
+    fraud_monitor_interval_s: float = (
+        2.0  # spend of calls in progress checked this often (calls over a limit are ended)
+    )
     fraud_baseline_interval_s: float = 3600.0  # users' usual calls out (by hour and class) learned again this often
     smtp_relay: str = ""  # host[:port] of the SMTP relay for fraud notifications by e-mail ('' : no e-mail)
     smtp_from: str = "callmanager@localhost"
-    secret_key_file: str = ""  # the key trunk passwords are encrypted with at rest ('' : <var_dir>/secret.key, made on first start)
-    webhook_private_ok: bool = False  # fraud webhooks may go to loopback/private/link-local addresses (a lab; never on the internet)
-    # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates grafana/prometheus/rules.yml
+    secret_key_file: str = (
+        ""  # the key trunk passwords are encrypted with at rest ('' : <var_dir>/secret.key, made on first start)
+    )
+    webhook_private_ok: bool = (
+        False  # fraud webhooks may go to loopback/private/link-local addresses (a lab; never on the internet)
+    )
+    # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates
+    # grafana/prometheus/rules.yml
     prometheus: bool = True
     prometheus_address: str = "127.0.0.1"
     prometheus_port: int = 9090
@@ -148,16 +164,26 @@ class NodeSettings(BaseSettings):
 
     def edge_doc(self) -> dict:
         """The edge settings as kemi.policy.edge.EdgeSettings takes them."""
-        return {"enabled": self.edge_protection, "window_s": self.edge_window_s, "max_requests": self.edge_max_requests,
-                "max_unauthenticated": self.edge_max_unauthenticated, "ban_s": self.edge_ban_s,
-                "exempt": [c for c in self.edge_exempt.split(",") if c.strip()], "auth_failures_source": self.auth_failures_source,
-                "auth_failures_account": self.auth_failures_account, "lock_s": self.auth_lock_s, "lock_max_s": self.auth_lock_max_s}
+        return {
+            "enabled": self.edge_protection,
+            "window_s": self.edge_window_s,
+            "max_requests": self.edge_max_requests,
+            "max_unauthenticated": self.edge_max_unauthenticated,
+            "ban_s": self.edge_ban_s,
+            "exempt": [c for c in self.edge_exempt.split(",") if c.strip()],
+            "auth_failures_source": self.auth_failures_source,
+            "auth_failures_account": self.auth_failures_account,
+            "lock_s": self.auth_lock_s,
+            "lock_max_s": self.auth_lock_max_s,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), indent=2)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         config_file, _env = _SOURCES.get()
         sources = [init_settings, _MappingEnv(settings_cls)]
         if config_file is not None:
@@ -175,7 +201,9 @@ class NodeSettings(BaseSettings):
         return self
 
 
-def load_settings(config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None, **overrides) -> NodeSettings:
+def load_settings(
+    config_file: str | os.PathLike | None = None, env: Mapping[str, str] | None = None, **overrides
+) -> NodeSettings:
     """defaults < JSON config file < CALLMANAGER_<SETTING> environment < keyword overrides (None: not given).
     A wrong value raises ValueError naming the setting."""
     env = os.environ if env is None else env
@@ -218,9 +246,14 @@ def _say(exc: ValidationError) -> str:
 
 
 # Every socket the node listens on: (what, address field, port field).
-LISTENERS = (("SIP", "sip_address", "sip_port"), ("Kamailio RPC", "kamailio_rpc_address", "kamailio_rpc_port"),
-             ("RTPengine ng", "rtpengine_address", "rtpengine_ng_port"), ("RTPengine CLI", "rtpengine_address", "rtpengine_cli_port"),
-             ("API", "api_address", "api_port"), ("Prometheus", "prometheus_address", "prometheus_port"))
+LISTENERS = (
+    ("SIP", "sip_address", "sip_port"),
+    ("Kamailio RPC", "kamailio_rpc_address", "kamailio_rpc_port"),
+    ("RTPengine ng", "rtpengine_address", "rtpengine_ng_port"),
+    ("RTPengine CLI", "rtpengine_address", "rtpengine_cli_port"),
+    ("API", "api_address", "api_port"),
+    ("Prometheus", "prometheus_address", "prometheus_port"),
+)
 
 
 def _check_listeners(s: NodeSettings) -> None:
@@ -239,7 +272,9 @@ def _check_listeners(s: NodeSettings) -> None:
             raise ValueError(f"{port_field} {port} clashes with {other} on {addr}")
         taken[(addr, port)] = port_field
     if not 1024 <= s.rtp_port_min < s.rtp_port_max <= 65535:
-        raise ValueError(f"rtp_port_min/rtp_port_max {s.rtp_port_min}-{s.rtp_port_max} must be a range within 1024-65535")
+        raise ValueError(
+            f"rtp_port_min/rtp_port_max {s.rtp_port_min}-{s.rtp_port_max} must be a range within 1024-65535"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +295,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def _check_calls(s: NodeSettings) -> None:
     if not (s.dialog_keepalive_s == 0 or 30 <= s.dialog_keepalive_s <= 3600):  # the dialog module refuses less than 30
         raise ValueError(f"dialog_keepalive_s {s.dialog_keepalive_s} must be 0 (off) or between 30 and 3600 seconds")
@@ -274,9 +308,13 @@ def _check_prometheus(s: NodeSettings) -> None:
     if not 1 <= s.prometheus_port <= 65535:
         raise ValueError(f"prometheus_port {s.prometheus_port} is not a port (1-65535)")
     if not 1.0 <= s.prometheus_scrape_interval_s <= 3600.0:
-        raise ValueError(f"prometheus_scrape_interval_s {s.prometheus_scrape_interval_s} must be between 1 and 3600 seconds")
+        raise ValueError(
+            f"prometheus_scrape_interval_s {s.prometheus_scrape_interval_s} must be between 1 and 3600 seconds"
+        )
     if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", s.prometheus_retention):
-        raise ValueError(f"prometheus_retention {s.prometheus_retention!r} is not a Prometheus duration such as 15d or 12h")
+        raise ValueError(
+            f"prometheus_retention {s.prometheus_retention!r} is not a Prometheus duration such as 15d or 12h"
+        )
     missing = [f.strip() for f in s.prometheus_rule_files.split(",") if f.strip() and not Path(f.strip()).is_file()]
     if missing:
         raise ValueError(f"prometheus_rule_files: no such file: {', '.join(missing)}")

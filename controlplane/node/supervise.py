@@ -8,6 +8,7 @@ Restarts back off (`RestartPolicy.backoff`: at once, then 1, 2, 4 … s); a comp
 `max_failures` times within `window_s` is given up on loudly — the node is stopped with the reason, as a
 component that cannot stay up (a bad setting, a port taken) would otherwise restart forever.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,7 +55,12 @@ class GiveUp(RuntimeError):
 
 
 class Supervisor:
-    def __init__(self, components: Mapping[str, Supervised], policy: RestartPolicy = RestartPolicy(), say: Callable[[str], None] = print):
+    def __init__(
+        self,
+        components: Mapping[str, Supervised],
+        policy: RestartPolicy = RestartPolicy(),
+        say: Callable[[str], None] = print,
+    ):
         self.components = components
         self.policy = policy
         self.say = say
@@ -79,9 +85,16 @@ class Supervisor:
         delay = self.policy.delay(st.failures, now)
         c = self.components[name]
         if delay is None:
-            raise GiveUp(f"{name} {why} {len(st.failures)} times within {self.policy.window_s:.0f} s; giving up (see {c.logfile})")
+            raise GiveUp(
+                f"{name} {why} {len(st.failures)} times within {self.policy.window_s:.0f} s; giving up (see "
+                f"{c.logfile})"
+            )
         st.restart_at = now + delay
-        self.say(f"{name} {why} (see {c.logfile}); restarting it" + (f" in {delay:.0f} s" if delay else "") + ", the rest keeps running")
+        self.say(
+            f"{name} {why} (see {c.logfile}); restarting it"
+            + (f" in {delay:.0f} s" if delay else "")
+            + ", the rest keeps running"
+        )
 
     def _restart(self, name: str, c: Supervised, st: _State, now: float) -> None:
         st.restart_at = None

@@ -1,4 +1,5 @@
 """Public numbers in the control plane: E.164 validation and display forms (library `phonenumbers`)."""
+
 from __future__ import annotations
 
 import phonenumbers

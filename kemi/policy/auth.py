@@ -3,6 +3,7 @@
 Unknown accounts are checked against a decoy HA1, so an unknown user and a wrong password
 look the same from outside (same code, same headers, same work): no enumeration.
 """
+
 from __future__ import annotations
 
 import hashlib

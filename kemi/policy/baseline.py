@@ -9,6 +9,7 @@ of the current hour. A user with too little history is measured against their te
 user (the tenant's default), so a new account is not a blank cheque either; a tenant with no
 user of enough history is not judged yet (its limits still apply).
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Mapping, NamedTuple
@@ -42,8 +43,9 @@ class Usual(NamedTuple):
 Baseline = Mapping[tuple[int, str], Usual]  # (hour, class) -> usual
 
 
-def baselines(calls: Iterable[CallOut], rule: Rule, today: int,
-              first_calls: Mapping[int, tuple[int, int]] | None = None) -> tuple[dict[int, dict], dict[int, dict], dict[int, int]]:
+def baselines(
+    calls: Iterable[CallOut], rule: Rule, today: int, first_calls: Mapping[int, tuple[int, int]] | None = None
+) -> tuple[dict[int, dict], dict[int, dict], dict[int, int]]:
     """({user: baseline}, {tenant: its usual user's baseline}, {user: days of history}) from the window's calls.
 
     `first_calls` ({user: (tenant, day of their first call out in the window)}, any class) lets the caller
@@ -60,7 +62,10 @@ def baselines(calls: Iterable[CallOut], rule: Rule, today: int,
         cell[0] += 1
         cell[1] += c.minutes
     days = {u: min(today - d, rule.window_days) for u, d in first_day.items()}
-    users = {u: {key: Usual(n / max(days[u], 1), m / max(days[u], 1)) for key, (n, m) in cells.items()} for u, cells in per_user.items()}
+    users = {
+        u: {key: Usual(n / max(days[u], 1), m / max(days[u], 1)) for key, (n, m) in cells.items()}
+        for u, cells in per_user.items()
+    }
     tenants: dict[int, dict] = {}
     members: dict[int, list[int]] = {}
     for u, t in tenant_of.items():
@@ -84,7 +89,8 @@ class Threshold(NamedTuple):
 
 
 def threshold(usual: Usual | None, rule: Rule, basis: str) -> Threshold:
-    """k x usual, at least the floors, at most the hard caps (a user's attempts an hour; a day's spend as minutes is not capped here)."""
+    """k x usual, at least the floors, at most the hard caps (a user's attempts an hour; a day's spend as minutes is
+    not capped here)."""
     calls = max(rule.k * (usual.calls if usual else 0.0), rule.floor_calls)
     minutes = max(rule.k * (usual.minutes if usual else 0.0), rule.floor_minutes)
     return Threshold(min(calls, HARD_CAPS["user"]["attempts_per_hour"]), minutes, basis)
@@ -101,13 +107,23 @@ class Anomaly(NamedTuple):
 
     @property
     def reason(self) -> str:
-        what = "their usual" if self.threshold.basis == "own" else "the company's usual user (little history of their own)"
-        return (f"{self.calls} {self.dest_class} call(s), {self.minutes:.0f} min between {self.hour:02d}:00 and {self.hour:02d}:59 UTC; "
-                f"the threshold from {what} is {self.threshold.calls:.1f} calls / {self.threshold.minutes:.0f} min")
+        what = (
+            "their usual" if self.threshold.basis == "own" else "the company's usual user (little history of their own)"
+        )
+        return (
+            f"{self.calls} {self.dest_class} call(s), {self.minutes:.0f} min between {self.hour:02d}:00 and "
+            f"{self.hour:02d}:59 UTC; "
+            f"the threshold from {what} is {self.threshold.calls:.1f} calls / {self.threshold.minutes:.0f} min"
+        )
 
 
-def anomalies(current: Iterable[CallOut], users: Mapping[int, Baseline], tenants: Mapping[int, Baseline], days: Mapping[int, int],
-              rule: Rule) -> list[Anomaly]:
+def anomalies(
+    current: Iterable[CallOut],
+    users: Mapping[int, Baseline],
+    tenants: Mapping[int, Baseline],
+    days: Mapping[int, int],
+    rule: Rule,
+) -> list[Anomaly]:
     """The current hour's calls out per user and watched class, against each user's thresholds."""
     now: dict[tuple[int, int, str, int], list[float]] = {}
     for c in current:

@@ -15,6 +15,7 @@ the effects the shell applies in order (`Effect`). The shell performs them; when
 
 `route.simulate` runs these same functions on a scripted sequence of events (`kemi.policy.timeline`).
 """
+
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
@@ -107,8 +108,16 @@ def begin(decision: Decision, call_id: str, cdr_id: str, now: float) -> CallStat
     caller, callee = decision.caller, decision.callee
     party = callee or caller
     return CallState(
-        record=CallRecord(cdr_id, call_id, now, party.tenant_id if party else None, caller.number if caller else "",
-                          caller.user_id if caller else None, callee.number if callee else "", callee.user_id if callee else None),
+        record=CallRecord(
+            cdr_id,
+            call_id,
+            now,
+            party.tenant_id if party else None,
+            caller.number if caller else "",
+            caller.user_id if caller else None,
+            callee.number if callee else "",
+            callee.user_id if callee else None,
+        ),
         trace=decision.trace,
     )
 
@@ -119,14 +128,19 @@ def onto(state: CallState, action: Action, now: float, diverted: bool = False) -
     if isinstance(action, RouteToUser):
         if diverted:
             return state
-        fallbacks = Forwarding(action.on_busy, action.on_no_answer, action.on_unreachable if not isinstance(action.on_unreachable, Reject)
-                               else None)
+        fallbacks = Forwarding(
+            action.on_busy,
+            action.on_no_answer,
+            action.on_unreachable if not isinstance(action.on_unreachable, Reject) else None,
+        )
         return state._replace(forwarding=fallbacks if any(fallbacks) else None)
     if isinstance(action, RouteToTrunk):
         first = action.hops[0]
-        return state._replace(trunk=TrunkLeg(first.name, action.hops[1:], state.trunk.answered_challenge if state.trunk else None),
-                              fraud=FraudMark(*action.fraud[:2], float(action.fraud[2])) if action.fraud else state.fraud,
-                              emergency=state.emergency or action.emergency).traced(f"trying trunk {first.name}")
+        return state._replace(
+            trunk=TrunkLeg(first.name, action.hops[1:], state.trunk.answered_challenge if state.trunk else None),
+            fraud=FraudMark(*action.fraud[:2], float(action.fraud[2])) if action.fraud else state.fraud,
+            emergency=state.emergency or action.emergency,
+        ).traced(f"trying trunk {first.name}")
     if isinstance(action, RouteToGroup):
         return state._replace(queue=queue_place(action, now))  # a queue of a group it overflows from is left behind
     return state
@@ -142,7 +156,9 @@ def queue_place(action: RouteToGroup, now: float) -> QueuePlace | None:
 def ringing_ms(action: RouteToUser) -> int | None:
     """How long the user's devices ring before the no-answer forwarding (None: the user has no forwarding, the node's
     own INVITE timer applies; 0: ring until the caller or the INVITE timer gives up, then the forwarding)."""
-    has_forwarding = action.on_busy is not None or action.on_no_answer is not None or not isinstance(action.on_unreachable, Reject)
+    has_forwarding = (
+        action.on_busy is not None or action.on_no_answer is not None or not isinstance(action.on_unreachable, Reject)
+    )
     return action.no_answer_s * 1000 if has_forwarding else None
 
 
@@ -154,13 +170,19 @@ def offering(state: CallState, action: RouteToGroup) -> CallState:
 # ---------------------------------------------------------------- the failure route
 
 
-def on_failure(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0) -> Transition:
+def on_failure(
+    state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0
+) -> Transition:
     """The transaction ended without an answer: the next thing to try, or the end of the call."""
     effects: list[Effect] = []
     if state.claimed and (ev.cancelled or state.group is None or not state.group.steps):
-        effects.append(ReleaseClaims(state.claimed))  # the caller gave up, or no step is left: nobody is offered it any more
+        effects.append(
+            ReleaseClaims(state.claimed)
+        )  # the caller gave up, or no step is left: nobody is offered it any more
         state = state._replace(claimed=())
-    if state.queue is not None and state.queue.held:  # it waited in a group's queue until its time was up, or the caller gave up
+    if (
+        state.queue is not None and state.queue.held
+    ):  # it waited in a group's queue until its time was up, or the caller gave up
         effects.append(LeaveQueue(state.queue.key, state.queue.group_id))
         state = state._replace(queue=state.queue._replace(held=False))
         if not ev.cancelled:
@@ -182,7 +204,9 @@ def finished(state: CallState, ev: Failed) -> CallState:
 Rule = Callable[[CallState, Failed, Snapshot, LiveView, float], tuple[CallState, "Effect | None"]]
 
 
-def trunk_challenge(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:
+def trunk_challenge(
+    state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, Effect | None]:
     """A carrier asks for credentials: answer once per trunk with the trunk's (never kept in the call's state)."""
     if ev.code not in (401, 407) or state.trunk is None:
         return state, None
@@ -191,11 +215,15 @@ def trunk_challenge(state: CallState, ev: Failed, snapshot: Snapshot, live: Live
         return state, None
     user, password, realm = creds
     leg = state.trunk._replace(answered_challenge=state.trunk.current)
-    return (state._replace(trunk=leg).traced(f"{ev.code} from trunk {leg.current}: answering its challenge as {user}"),
-            AnswerChallenge(user, password, realm))
+    return (
+        state._replace(trunk=leg).traced(f"{ev.code} from trunk {leg.current}: answering its challenge as {user}"),
+        AnswerChallenge(user, password, realm),
+    )
 
 
-def next_trunk(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:
+def next_trunk(
+    state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, Effect | None]:
     """Serial failover: a server error or timeout from a trunk sends the call to the next one."""
     leg = state.trunk
     if leg is None or not leg.rest or not should_fail_over(ev.code, ev.cancelled):
@@ -205,7 +233,9 @@ def next_trunk(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView,
     return state.traced(f"{ev.code} {ev.reason} from the trunk: failing over to trunk {hop.name}"), RelayTrunk(hop)
 
 
-def forward(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:
+def forward(
+    state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, Effect | None]:
     """Busy, no answer or unreachable: the forwarding decided with the call (one forwarding per call leg)."""
     if state.forwarding is None:
         return state, None
@@ -217,20 +247,29 @@ def forward(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, no
     return state.traced(f"{ev.code} {ev.reason}: {case}, forwarding"), Divert(target)
 
 
-def next_group_step(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Effect | None]:
+def next_group_step(
+    state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, Effect | None]:
     """A step's time is up (or all its members failed): the next step, then the queue again, then the overflow."""
     group = state.group
     if group is None:
         return state, None
     if group.steps:
-        return state.traced(f"{ev.code} {ev.reason}: next step of group {group.group_id}"), OfferNextStep(group.group_id)
+        return state.traced(f"{ev.code} {ev.reason}: next step of group {group.group_id}"), OfferNextStep(
+            group.group_id
+        )
     state = state._replace(group=None)
     if state.queue is not None:
         ok, left = policy_queue.may_wait(state.queue.until, state.queue.holds, now)
         if ok:
             return state, WaitAgain(left)  # unanswered: it waits again for the rest of its time
-    state, target = overflow(state.traced(f"{ev.code} {ev.reason}: nobody in group {group.group_id} answered"), group.group_id,
-                             snapshot, live, now)
+    state, target = overflow(
+        state.traced(f"{ev.code} {ev.reason}: nobody in group {group.group_id} answered"),
+        group.group_id,
+        snapshot,
+        live,
+        now,
+    )
     return state, Divert(target) if target is not None else None
 
 
@@ -241,8 +280,11 @@ AFTER_FAILURE: tuple[Rule, ...] = (trunk_challenge, next_trunk, forward, next_gr
 # ---------------------------------------------------------------- hunt groups and their queue
 
 
-def overflow(state: CallState, group_id: int, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, Action | None]:
-    """The group's overflow target on the live state of this moment (None: nowhere); counted against the chain's limit."""
+def overflow(
+    state: CallState, group_id: int, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, Action | None]:
+    """The group's overflow target on the live state of this moment (None: nowhere); counted against the chain's
+    limit."""
     count = state.overflows + 1
     trace = list(state.trace)
     target = group_overflow(snapshot, group_id, state.caller_party, live, now, trace, count)
@@ -252,8 +294,9 @@ def overflow(state: CallState, group_id: int, snapshot: Snapshot, live: LiveView
 REPLANS = 2  # every planned member was just claimed by simultaneous calls: plan again, at most this often
 
 
-def replan(state: CallState, action: RouteToGroup, contested_before: int, attempt: int, snapshot: Snapshot,
-           live: LiveView) -> tuple[CallState, RouteToGroup | None]:
+def replan(
+    state: CallState, action: RouteToGroup, contested_before: int, attempt: int, snapshot: Snapshot, live: LiveView
+) -> tuple[CallState, RouteToGroup | None]:
     """An offer found no member to ring: when that is because simultaneous calls took the planned members (the
     live state shows them taken now), the group's offer planned again; None: no new plan (nobody can be offered)."""
     if state.contested == contested_before or attempt >= REPLANS:
@@ -263,8 +306,10 @@ def replan(state: CallState, action: RouteToGroup, contested_before: int, attemp
     state = state.traced(*trace)
     if again is None:
         return state, None
-    return (state.traced("every planned member was taken by simultaneous calls: planned again"),
-            again._replace(wrapup_s=action.wrapup_s))
+    return (
+        state.traced("every planned member was taken by simultaneous calls: planned again"),
+        again._replace(wrapup_s=action.wrapup_s),
+    )
 
 
 def wait_left(state: CallState, now: float) -> float | None:
@@ -281,13 +326,16 @@ def wait_over(state: CallState, snapshot: Snapshot, live: LiveView, now: float) 
     if q is None:
         return state, None
     group = snapshot.groups.get(q.group_id)
-    state = state._replace(queue=None).traced(f"waited {now - q.since:.0f} s, no member became free"
-                                              + (": overflow" if group is not None and group.overflow is not None else ""))
+    state = state._replace(queue=None).traced(
+        f"waited {now - q.since:.0f} s, no member became free"
+        + (": overflow" if group is not None and group.overflow is not None else "")
+    )
     return overflow(state, q.group_id, snapshot, live, now)
 
 
-def when_unplaced(state: CallState, group_id: int, first: bool, snapshot: Snapshot, live: LiveView, now: float,
-                  reachable: bool = True) -> Transition:
+def when_unplaced(
+    state: CallState, group_id: int, first: bool, snapshot: Snapshot, live: LiveView, now: float, reachable: bool = True
+) -> Transition:
     """Nobody of the group could be offered the call now: it waits in the queue if it may, else the group's overflow,
     else 480. `first`: on the call's first routing (not from the queue); `reachable`: False when no member offered has a
     registered device (no waiting then: the overflow at once)."""
@@ -313,7 +361,9 @@ def stop_waiting(state: CallState, snapshot: Snapshot, live: LiveView, now: floa
 
 def ended_here(state: CallState, ev: Failed) -> Transition:
     """The end of a call whatever is left to try (the shell's bound on tries after one failure was reached)."""
-    return finished(state.traced("too many tries after one failure: ended"), ev), (Finish(ev.code, ev.reason, ev.cancelled),)
+    return finished(state.traced("too many tries after one failure: ended"), ev), (
+        Finish(ev.code, ev.reason, ev.cancelled),
+    )
 
 
 def _overflow_or_480(state: CallState, target: Action | None) -> Transition:
@@ -322,8 +372,13 @@ def _overflow_or_480(state: CallState, target: Action | None) -> Transition:
     return state, (Finish(480, "Temporarily Unavailable", local=True, warning="no member of the group can be reached"),)
 
 
-def on_queue_turn(state: CallState, planned: tuple[RouteToGroup, tuple[str, ...]] | None, snapshot: Snapshot, live: LiveView,
-                  now: float) -> tuple[CallState, RouteToGroup | None]:
+def on_queue_turn(
+    state: CallState,
+    planned: tuple[RouteToGroup, tuple[str, ...]] | None,
+    snapshot: Snapshot,
+    live: LiveView,
+    now: float,
+) -> tuple[CallState, RouteToGroup | None]:
     """A waiting call's turn (a member became free): the offer to make, planned a moment ago by the queue's timer or
     planned now; None when nobody is free any more (someone was quicker)."""
     q = state.queue
@@ -342,4 +397,5 @@ def held(state: CallState, key: str, left: float) -> CallState:
     q = state.queue
     assert q is not None
     return state._replace(queue=q._replace(key=key, holds=q.holds + 1, held=True)).traced(
-        f"waiting in the queue of group {q.group_id} (priority {q.priority}), at most {left:.0f} s more")
+        f"waiting in the queue of group {q.group_id} (priority {q.priority}), at most {left:.0f} s more"
+    )

@@ -9,12 +9,24 @@ The document is lossless by construction: every NamedTuple is written with a typ
 name, every tuple as a list, and read back the same way. Version 1 (the untyped call context of earlier
 releases) still loads, so a call in progress across an upgrade keeps its forwarding, trunks and queue place.
 """
+
 from __future__ import annotations
 
 import json
 from typing import Any, NamedTuple
 
-from .decision import Action, CallParty, Challenge, GroupStep, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
+from .decision import (
+    Action,
+    CallParty,
+    Challenge,
+    GroupStep,
+    Register,
+    Reject,
+    RouteToGroup,
+    RouteToTrunk,
+    RouteToUser,
+    TrunkHop,
+)
 from .features import FeatureCode
 
 VERSION = 2
@@ -132,9 +144,23 @@ class CallState(NamedTuple):
 # ---------------------------------------------------------------- the codec
 
 _TYPES: dict[str, type] = {
-    "call": CallState, "record": CallRecord, "fwd": Forwarding, "trunkleg": TrunkLeg, "offer": GroupOffer, "queue": QueuePlace,
-    "fraud": FraudMark, "feature": FeatureUse, "user": RouteToUser, "trunk": RouteToTrunk, "group": RouteToGroup,
-    "reject": Reject, "challenge": Challenge, "register": Register, "code": FeatureCode, "hop": TrunkHop, "step": GroupStep,
+    "call": CallState,
+    "record": CallRecord,
+    "fwd": Forwarding,
+    "trunkleg": TrunkLeg,
+    "offer": GroupOffer,
+    "queue": QueuePlace,
+    "fraud": FraudMark,
+    "feature": FeatureUse,
+    "user": RouteToUser,
+    "trunk": RouteToTrunk,
+    "group": RouteToGroup,
+    "reject": Reject,
+    "challenge": Challenge,
+    "register": Register,
+    "code": FeatureCode,
+    "hop": TrunkHop,
+    "step": GroupStep,
 }
 _TAGS = {cls: tag for tag, cls in _TYPES.items()}
 
@@ -181,8 +207,16 @@ def action_from_doc(doc: dict | None) -> Action | None:
 
 
 def _from_v1(ctx: dict[str, Any]) -> CallState:
-    record = CallRecord(str(ctx.get("id", "")), str(ctx.get("call_id", "")), float(ctx.get("start_ts", 0.0)), ctx.get("tenant_id"),
-                        ctx.get("caller", "") or "", ctx.get("caller_user_id"), ctx.get("callee", "") or "", ctx.get("callee_user_id"))
+    record = CallRecord(
+        str(ctx.get("id", "")),
+        str(ctx.get("call_id", "")),
+        float(ctx.get("start_ts", 0.0)),
+        ctx.get("tenant_id"),
+        ctx.get("caller", "") or "",
+        ctx.get("caller_user_id"),
+        ctx.get("callee", "") or "",
+        ctx.get("callee_user_id"),
+    )
     fwd = ctx.get("fallback")
     group = ctx.get("group")
     q = ctx.get("queue")
@@ -193,12 +227,24 @@ def _from_v1(ctx: dict[str, Any]) -> CallState:
         record=record,
         trace=tuple(ctx.get("trace", ())),
         forwarding=Forwarding(*(_v1_action(fwd.get(k)) for k in ("busy", "no_answer", "unreachable"))) if fwd else None,
-        trunk=TrunkLeg(trunk, tuple(TrunkHop(*h) for h in ctx.get("hops", ())), ctx.get("auth_tried")) if trunk else None,
-        group=GroupOffer(group["id"], tuple(_v1_step(st) for st in group.get("steps", ())),
-                         tuple((m, tuple(a)) for m, a in group.get("current", ())), int(ctx.get("wrap", 0))) if group else None,
+        trunk=TrunkLeg(trunk, tuple(TrunkHop(*h) for h in ctx.get("hops", ())), ctx.get("auth_tried"))
+        if trunk
+        else None,
+        group=GroupOffer(
+            group["id"],
+            tuple(_v1_step(st) for st in group.get("steps", ())),
+            tuple((m, tuple(a)) for m, a in group.get("current", ())),
+            int(ctx.get("wrap", 0)),
+        )
+        if group
+        else None,
         claimed=tuple(ctx.get("claimed", ())),
         contested=int(ctx.get("contested", 0)),
-        queue=QueuePlace(q["g"], q["p"], q["since"], q["until"], q.get("holds", 0), q.get("held", False), q.get("key", "")) if q else None,
+        queue=QueuePlace(
+            q["g"], q["p"], q["since"], q["until"], q.get("holds", 0), q.get("held", False), q.get("key", "")
+        )
+        if q
+        else None,
         overflows=int(ctx.get("overflows", 0)),
         fraud=FraudMark(*fraud) if fraud else None,
         emergency=bool(ctx.get("emergency")),
@@ -216,9 +262,22 @@ def _v1_action(doc: dict | None) -> Action | None:
     if doc["t"] == "user":
         return RouteToUser(doc["tenant_id"], doc["user_id"], tuple(doc["aors"]))
     if doc["t"] == "group":
-        return RouteToGroup(doc["tenant_id"], doc["group_id"], tuple(_v1_step(st) for st in doc["steps"]),
-                            int(doc.get("wrapup_s", 0)), int(doc.get("queue_s", 0)), int(doc.get("priority", 0)))
+        return RouteToGroup(
+            doc["tenant_id"],
+            doc["group_id"],
+            tuple(_v1_step(st) for st in doc["steps"]),
+            int(doc.get("wrapup_s", 0)),
+            int(doc.get("queue_s", 0)),
+            int(doc.get("priority", 0)),
+        )
     if doc["t"] == "trunk":
-        return RouteToTrunk(doc["tenant_id"], doc["target"], tuple(TrunkHop(*h) for h in doc["hops"]), doc["caller_number"],
-                            doc["caller_domain"], doc.get("privacy", False), fraud=tuple(doc["fraud"]) if doc.get("fraud") else None)
+        return RouteToTrunk(
+            doc["tenant_id"],
+            doc["target"],
+            tuple(TrunkHop(*h) for h in doc["hops"]),
+            doc["caller_number"],
+            doc["caller_domain"],
+            doc.get("privacy", False),
+            fraud=tuple(doc["fraud"]) if doc.get("fraud") else None,
+        )
     return None

@@ -1,4 +1,5 @@
 """Call detail records: dispositions and the record the shell spools for the control plane."""
+
 from __future__ import annotations
 
 import json
@@ -73,8 +74,15 @@ def record(
         "trace": list(state.trace),
         **({"feature": state.feature._asdict()} if state.feature else {}),
         **({"emergency": True} if state.emergency else {}),
-        **({"payer_user_id": state.fraud.payer_user_id, "dest_class": state.fraud.dest_class,
-            "cost": round(float(state.fraud.rate) * seconds / 60.0, 6)} if state.fraud else {}),
+        **(
+            {
+                "payer_user_id": state.fraud.payer_user_id,
+                "dest_class": state.fraud.dest_class,
+                "cost": round(float(state.fraud.rate) * seconds / 60.0, 6),
+            }
+            if state.fraud
+            else {}
+        ),
         **({"pdd_s": round(max(0.0, first_sign - start), 3)} if first_sign else {}),
         **(media_scores(quality) if quality else {}),
     }
@@ -84,7 +92,12 @@ def media_scores(quality: dict[str, str]) -> dict[str, float]:
     """The rtpengine module's averages for a call -> CDR fields: MOS (1-5), jitter in ms, loss in percent, round
     trip in ms (the module gives microseconds). A value that is missing or not a number is left out."""
     out: dict[str, float] = {}
-    for key, field, scale in (("mos", "mos", 1.0), ("jitter", "jitter_ms", 1.0), ("loss", "loss_pct", 1.0), ("rtt", "rtt_ms", 1e-3)):
+    for key, field, scale in (
+        ("mos", "mos", 1.0),
+        ("jitter", "jitter_ms", 1.0),
+        ("loss", "loss_pct", 1.0),
+        ("rtt", "rtt_ms", 1e-3),
+    ):
         try:
             value = float(quality.get(key) or "")
         except ValueError:

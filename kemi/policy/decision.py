@@ -2,6 +2,7 @@
 
 All are NamedTuples: immutable, and built on every request at a fraction of a frozen dataclass's cost.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -53,8 +54,12 @@ class RouteToTrunk(NamedTuple):
     geolocation: tuple[str, str, tuple[str, ...]] | None = None
     ring_s: int = 0  # how long the far end may ring before the node gives up (0: the node's INVITE timer)
     track: tuple[int, ...] = ()  # users (busy-on-busy) whose being on this call must be tracked
-    callback: tuple[int, int] | None = None  # (agent, seconds): remember who called this number, for callback recognition
-    fraud: tuple[int, str, float] | None = None  # (user, destination class, price per minute): counted and limited (never emergency calls)
+    callback: tuple[int, int] | None = (
+        None  # (agent, seconds): remember who called this number, for callback recognition
+    )
+    fraud: tuple[int, str, float] | None = (
+        None  # (user, destination class, price per minute): counted and limited (never emergency calls)
+    )
 
 
 class GroupStep(NamedTuple):

@@ -4,6 +4,7 @@ work it has. Out-of-dialog requests are answered 503 with Retry-After, so phones
 dispatcher probing takes the node out of their sets. In-dialog requests (BYE, re-INVITE, ...) are untouched: a call
 in progress ends normally. Emergency calls are still taken — a node that is draining works, and an emergency call is
 never sent round another retry."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -25,7 +26,9 @@ def ping_answer(draining: bool, retry_after_s: int) -> Reject | None:
     return refusal(retry_after_s) if draining else None
 
 
-def refuse_new(method: str, request_uri: str, dialled: str, regions: Iterable[str], retry_after_s: int) -> Reject | None:
+def refuse_new(
+    method: str, request_uri: str, dialled: str, regions: Iterable[str], retry_after_s: int
+) -> Reject | None:
     """The answer to an out-of-dialog request while the node drains (None: take it). `regions`: the countries of the
     sites this node serves (whose emergency numbers are taken)."""
     if method in ("ACK", "CANCEL"):  # they belong to a transaction that exists

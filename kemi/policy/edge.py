@@ -22,14 +22,28 @@ counters in Kamailio's htables (every worker sees the same values) and acts on t
 
 A banned source is dropped silently (no reply at all) until its ban expires by itself.
 """
+
 from __future__ import annotations
 
 import ipaddress
 from typing import NamedTuple
 
 # User-Agent substrings of well-known SIP scanners (lower case).
-SCANNERS = ("friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sipsak", "sundayddr", "iwar", "vaxsipuseragent",
-            "pplsip", "sipscan", "smap", "nessus", "nmap")
+SCANNERS = (
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "sip-scan",
+    "sipsak",
+    "sundayddr",
+    "iwar",
+    "vaxsipuseragent",
+    "pplsip",
+    "sipscan",
+    "smap",
+    "nessus",
+    "nmap",
+)
 
 
 class EdgeSettings(NamedTuple):
@@ -127,7 +141,9 @@ class AuthVerdict(NamedTuple):
     why: str  # for the log and the trace ('' when ok)
 
 
-def judge_auth(checked_ok: bool, locked_until: float, allowed: tuple, src_ip: str, emergency: bool, now: float) -> AuthVerdict:
+def judge_auth(
+    checked_ok: bool, locked_until: float, allowed: tuple, src_ip: str, emergency: bool, now: float
+) -> AuthVerdict:
     """The digest check's outcome adjusted for an account's cool-down and its address restriction.
 
     `checked_ok`: the credentials are right. A locked account is refused whatever it presents

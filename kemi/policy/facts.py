@@ -1,4 +1,5 @@
 """Request facts: what the shell read from a SIP request, frozen, with no KSR attached."""
+
 from __future__ import annotations
 
 from enum import Enum

@@ -11,6 +11,7 @@
 The switch to DND is live at once (Kamailio's shared memory); every code also reaches the
 control plane with the call's record, which stores it (forwarding, profile: the next call).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -2,9 +2,11 @@
 
 Kinds: `unconditional` (before ringing), `busy`, `no_answer` (after `timeout_s` of ringing),
 `unreachable` (no registered device, or every device fails or never rings: backup routing,
-FWD-02), and the status-based `dnd` and `away` (while the user has that status). Each rule may be limited to internal or external callers and to the inside or the
+FWD-02), and the status-based `dnd` and `away` (while the user has that status). Each rule may be limited to internal
+or external callers and to the inside or the
 outside of a time plan. A rule's target is another user or a public number.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -27,8 +29,13 @@ class ForwardRule(NamedTuple):
     target_group: int | None = None  # hunt groups' own forwarding may lead to another group
 
     def describe(self) -> str:
-        target = (f"user {self.target_user}" if self.target_user is not None else f"group {self.target_group}"
-                  if self.target_group is not None else self.target_number)
+        target = (
+            f"user {self.target_user}"
+            if self.target_user is not None
+            else f"group {self.target_group}"
+            if self.target_group is not None
+            else self.target_number
+        )
         return f"rule {self.id} ({self.kind} -> {target})"
 
 
@@ -53,7 +60,9 @@ def applies(rule: ForwardRule, external_caller: bool, time_plans, now: float, vi
     return True, f"{rule.describe()} applies"
 
 
-def first_applicable(rules, kind: str, external_caller: bool, time_plans, now: float, trace: list[str], vip: bool = False) -> ForwardRule | None:
+def first_applicable(
+    rules, kind: str, external_caller: bool, time_plans, now: float, trace: list[str], vip: bool = False
+) -> ForwardRule | None:
     for rule in rules:
         if rule.kind != kind:
             continue

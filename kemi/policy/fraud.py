@@ -14,25 +14,75 @@ Levels of the graded response:
 Every lock names who set it and why, and only an admin lifts it. Emergency calls (110/112)
 pass every control and are never ended.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, NamedTuple
 
 # The hard caps: no tenant policy, learned threshold or admin setting goes above these.
 HARD_CAPS = {
-    "user": {"max_concurrent": 50, "attempts_per_minute": 120, "attempts_per_hour": 2_000, "spend_day": 10_000.0, "spend_month": 100_000.0},
-    "tenant": {"max_concurrent": 5_000, "attempts_per_minute": 60_000, "attempts_per_hour": 1_000_000, "spend_day": 1_000_000.0,
-               "spend_month": 10_000_000.0},
+    "user": {
+        "max_concurrent": 50,
+        "attempts_per_minute": 120,
+        "attempts_per_hour": 2_000,
+        "spend_day": 10_000.0,
+        "spend_month": 100_000.0,
+    },
+    "tenant": {
+        "max_concurrent": 5_000,
+        "attempts_per_minute": 60_000,
+        "attempts_per_hour": 1_000_000,
+        "spend_day": 1_000_000.0,
+        "spend_month": 10_000_000.0,
+    },
 }
 LIMITS = tuple(HARD_CAPS["user"])
 SPEND_LIMITS = ("spend_day", "spend_month")
 
 # Countries where fraudulent traffic usually terminates (calling codes; premium and satellite ranges
 # among them). Calls there need the tenant's explicit permission (`allow_high_risk`).
-HIGH_RISK_DEFAULT = ("+216", "+222", "+223", "+225", "+232", "+235", "+236", "+237", "+239", "+241", "+243", "+252", "+255",
-                     "+257", "+269", "+375", "+381", "+670", "+672", "+674", "+675", "+676", "+677", "+678",
-                     "+679", "+682", "+683", "+685", "+686", "+687", "+688", "+690", "+691", "+692", "+881", "+882", "+883",
-                     "+960", "+963", "+967")
+HIGH_RISK_DEFAULT = (
+    "+216",
+    "+222",
+    "+223",
+    "+225",
+    "+232",
+    "+235",
+    "+236",
+    "+237",
+    "+239",
+    "+241",
+    "+243",
+    "+252",
+    "+255",
+    "+257",
+    "+269",
+    "+375",
+    "+381",
+    "+670",
+    "+672",
+    "+674",
+    "+675",
+    "+676",
+    "+677",
+    "+678",
+    "+679",
+    "+682",
+    "+683",
+    "+685",
+    "+686",
+    "+687",
+    "+688",
+    "+690",
+    "+691",
+    "+692",
+    "+881",
+    "+882",
+    "+883",
+    "+960",
+    "+963",
+    "+967",
+)
 
 
 class Limits(NamedTuple):
@@ -51,13 +101,19 @@ class Limits(NamedTuple):
 
 
 class FraudPolicy(NamedTuple):
-    user: Limits = Limits(max_concurrent=4, attempts_per_minute=20, attempts_per_hour=200, spend_day=50.0, spend_month=500.0)
-    tenant: Limits = Limits(max_concurrent=60, attempts_per_minute=300, attempts_per_hour=3000, spend_day=500.0, spend_month=5000.0)
+    user: Limits = Limits(
+        max_concurrent=4, attempts_per_minute=20, attempts_per_hour=200, spend_day=50.0, spend_month=500.0
+    )
+    tenant: Limits = Limits(
+        max_concurrent=60, attempts_per_minute=300, attempts_per_hour=3000, spend_day=500.0, spend_month=5000.0
+    )
     warn_ratio: float = 0.8  # level 1 when a spend reaches this share of its limit
     spend_level: int = 3  # the response when a spend limit is reached (2, 3 or 4)
     allow_high_risk: bool = False
     high_risk: tuple[str, ...] = HIGH_RISK_DEFAULT
-    anomaly_level: int = 2  # calls out far beyond the user's usual (kemi.policy.baseline): 1 warn, 2 block the class, 3, 4
+    anomaly_level: int = (
+        2  # calls out far beyond the user's usual (kemi.policy.baseline): 1 warn, 2 block the class, 3, 4
+    )
     outbound: str = "special"  # the tenant's ceiling of destination classes (a user's own permission applies within it)
 
 
@@ -183,15 +239,20 @@ class Response(NamedTuple):
             return self.why
         who = f"user {self.user_id}" if self.user_id is not None else f"tenant {self.tenant_id}"
         return f"{self.limit.replace('_', ' per ')} of {who}: {self.spent:.2f} of {self.allowed:.2f}" + (
-            " (warning)" if self.level == 1 else "")
+            " (warning)" if self.level == 1 else ""
+        )
 
 
-def spend_response(policy: FraudPolicy, tenant_id: int, user_id: int | None, settled: Spend, running: list[RunningCall]) -> list[Response]:
+def spend_response(
+    policy: FraudPolicy, tenant_id: int, user_id: int | None, settled: Spend, running: list[RunningCall]
+) -> list[Response]:
     """What to do about one user's (or, with user_id None, one tenant's) spend: settled (finished calls) plus
     the running cost of its calls in progress. A limit reached: the tenant's response level, and the calls in
     progress that count against it are ended (never emergency calls). A warning at warn_ratio."""
     limits = policy.user.capped("user") if user_id is not None else policy.tenant.capped("tenant")
-    mine = [c for c in running if c.tenant_id == tenant_id and (user_id is None or c.user_id == user_id) and not c.emergency]
+    mine = [
+        c for c in running if c.tenant_id == tenant_id and (user_id is None or c.user_id == user_id) and not c.emergency
+    ]
     now_running = sum(c.cost for c in mine)
     out = []
     for name, spent in (("spend_day", settled.day + now_running), ("spend_month", settled.month + now_running)):
@@ -216,5 +277,14 @@ def anomaly_response(policy: FraudPolicy, anomaly, running: list[RunningCall]) -
     level = policy.anomaly_level
     mine = [c for c in running if c.user_id == anomaly.user_id and c.tenant_id == anomaly.tenant_id and not c.emergency]
     ended = () if level == 1 else tuple(c.key for c in mine if level > 2 or c.dest_class == anomaly.dest_class)
-    return Response(level, anomaly.tenant_id, anomaly.user_id, f"anomaly {anomaly.dest_class}", float(anomaly.calls), anomaly.threshold.calls,
-                    anomaly.dest_class if level == 2 else "", ended, why=f"unusual for this user: {anomaly.reason}")
+    return Response(
+        level,
+        anomaly.tenant_id,
+        anomaly.user_id,
+        f"anomaly {anomaly.dest_class}",
+        float(anomaly.calls),
+        anomaly.threshold.calls,
+        anomaly.dest_class if level == 2 else "",
+        ended,
+        why=f"unusual for this user: {anomaly.reason}",
+    )

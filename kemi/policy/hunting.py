@@ -20,6 +20,7 @@ Availability: a member is offered a call only when logged in, not in wrap-up, no
 already offered another call (no double offers across workers), and — per the ring's setting
 — not busy. With required skills, qualified members come first, best level first.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
@@ -52,15 +53,19 @@ class Group(NamedTuple):
     skills_fallback: bool = True  # no qualified member available: offer to the others
     wrapup_s: int = 0  # after a group call the agent is unavailable this long
     callback_window_s: int = 0  # a caller ringing back within this reaches the agent who called them first
-    queue_s: int = 0  # nobody free: the caller waits (hears ringing) up to this long for a member, then overflow (0: overflow at once)
+    # nobody free: the caller waits (hears ringing) up to this long for a member, then overflow (0: overflow at once)
+    queue_s: int = 0
     extension: str = ""
     anonymous: str = "allow"  # allow | reject (433) callers without a number
     vip: frozenset[str] = frozenset()  # caller keys ('+49...' or 'u<id>') that wait ahead of everyone else
     blocked: Mapping[str, Any] | None = None  # caller key -> divert ForwardRule, None: reject
-    forwarding: tuple = ()  # ForwardRules: unconditional, dnd, away (the group's own status); time plans for night service
+    # ForwardRules: unconditional, dnd, away (the group's own status); time plans for night service
+    forwarding: tuple = ()
     all_members: tuple[int, ...] = ()  # every ring's members once, in order (computed when the snapshot is read)
     devices: Mapping[int, tuple[str, ...]] | None = None  # members added as one SIP account: only these AORs ring
-    levels: Mapping[int, int] | None = None  # with required skills: the qualified members' levels (computed when the snapshot is read)
+    levels: Mapping[int, int] | None = (
+        None  # with required skills: the qualified members' levels (computed when the snapshot is read)
+    )
 
 
 class GroupLive(NamedTuple):
@@ -121,7 +126,9 @@ def available(state: AgentState, ring: Ring) -> tuple[bool, str]:
     return not why, why
 
 
-def qualified_levels(skills: Mapping[int, Mapping[str, int]], candidates, required: Mapping[str, int]) -> dict[int, int]:
+def qualified_levels(
+    skills: Mapping[int, Mapping[str, int]], candidates, required: Mapping[str, int]
+) -> dict[int, int]:
     """The qualified candidates and their level (the lowest of their required skills)."""
     out = {}
     for m in candidates:
@@ -152,8 +159,13 @@ def order(ring: Ring, candidates: list[int], states: Mapping[int, AgentState], p
     return candidates  # broadcast and top_down: list order
 
 
-def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Mapping[str, int]] | None = None,
-         pointers: Mapping[int, int] | None = None, waiting: int = 0) -> HuntPlan:
+def plan(
+    group: Group,
+    states: Mapping[int, AgentState],
+    skills: Mapping[int, Mapping[str, int]] | None = None,
+    pointers: Mapping[int, int] | None = None,
+    waiting: int = 0,
+) -> HuntPlan:
     """The offers of a call to this group, given every member's live state."""
     trace = [f"group {group.id} ({group.name})"]
     if group.max_waiting and waiting >= group.max_waiting:
@@ -170,8 +182,15 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
         skip_busy, skip_dnd = ring.busy_members == "skip", ring.dnd_members == "skip"
         for m in ring.members:
             st = get(m, FREE)
-            if st is FREE or (st.logged_in and st.registered and not st.wrapup and not st.offered
-                              and not (st.status == "dnd" and skip_dnd) and st.status != "unreachable" and not (st.busy and skip_busy)):
+            if st is FREE or (
+                st.logged_in
+                and st.registered
+                and not st.wrapup
+                and not st.offered
+                and not (st.status == "dnd" and skip_dnd)
+                and st.status != "unreachable"
+                and not (st.busy and skip_busy)
+            ):
                 candidates.append(m)  # the common case, without a call (why_not says the same)
             else:
                 skipped.append(f"{m} ({why_not(st, skip_busy, skip_dnd)})")
@@ -206,7 +225,13 @@ def plan(group: Group, states: Mapping[int, AgentState], skills: Mapping[int, Ma
                 steps.append(Step(carry + (m,) if m not in carry else carry, secs, idx))
                 budget -= secs
         elif not ring.delays:
-            steps.append(Step(carry + tuple(m for m in candidates if m not in carry) if carry else tuple(candidates), ring.wait_s, idx))
+            steps.append(
+                Step(
+                    carry + tuple(m for m in candidates if m not in carry) if carry else tuple(candidates),
+                    ring.wait_s,
+                    idx,
+                )
+            )
         else:
             delays = ring.delays
             at, budget = 0, ring.wait_s

@@ -5,6 +5,7 @@ shared memory (htable `status` for users' status, dialog profile `calls` for who
 tests implement it with dictionaries. Only what a decision needs is asked, so a call to a user
 without busy-on-busy never pays for a busy check.
 """
+
 from __future__ import annotations
 
 from typing import Protocol
@@ -26,7 +27,8 @@ class LiveView(Protocol):
         ...
 
     def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
-        """Hunt groups: a hunting.GroupLive (members' states, circular pointers, calls waiting, the group's status), read in one go."""
+        """Hunt groups: a hunting.GroupLive (members' states, circular pointers, calls waiting, the group's status),
+        read in one go."""
         ...
 
     def callback(self, number: str) -> tuple[int, float] | None:
@@ -37,8 +39,13 @@ class LiveView(Protocol):
 class Quiet:
     """Everyone online and free: the live view of simulations that name no state."""
 
-    def __init__(self, status: dict[int, str] | None = None, busy: set[int] | None = None, callbacks: dict | None = None,
-                 waiting: dict[int, int] | None = None):
+    def __init__(
+        self,
+        status: dict[int, str] | None = None,
+        busy: set[int] | None = None,
+        callbacks: dict | None = None,
+        waiting: dict[int, int] | None = None,
+    ):
         self._waiting = waiting or {}
         self._status = status or {}
         self._busy = busy or set()
@@ -53,8 +60,12 @@ class Quiet:
     def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
         from .hunting import AgentState, GroupLive
 
-        return GroupLive({u: AgentState(status=self.status(u), busy=u in self._busy) for u in user_ids}, {},
-                         self._waiting.get(group_id, 0), self._status.get(-group_id, "online"))
+        return GroupLive(
+            {u: AgentState(status=self.status(u), busy=u in self._busy) for u in user_ids},
+            {},
+            self._waiting.get(group_id, 0),
+            self._status.get(-group_id, "online"),
+        )
 
     def callback(self, number: str) -> tuple[int, float] | None:
         return self._callbacks.get(number)

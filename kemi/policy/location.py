@@ -5,6 +5,7 @@ with the SDP and an `application/pidf+xml` part (RFC 4119 PIDF-LO, civic address
 `Geolocation: <cid:...>` header names that part; `Geolocation-Routing: yes` lets the network route on it.
 Everything here is pure: the shell only writes what it is given.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ class Location:
     def describe(self) -> str:
         """One line, for the location header and the trace ('Unter den Linden 5, 10117 Berlin, DE')."""
         if self.text:
-            return plain(f"{self.text}, {self.country}" if self.country and not self.text.endswith(self.country) else self.text)
+            return plain(
+                f"{self.text}, {self.country}" if self.country and not self.text.endswith(self.country) else self.text
+            )
         street = " ".join(x for x in (self.street, self.house_number) if x)
         place = " ".join(x for x in (self.postal_code, self.city) if x)
         return plain(", ".join(x for x in (street, place, self.country) if x))
@@ -58,7 +61,8 @@ def pidf_lo(location: Location, entity: str, timestamp: str, tuple_id: str = "lo
         f" entity={quoteattr(plain(entity))}>\r\n"
         f" <tuple id={quoteattr(plain(tuple_id))}>\r\n"
         "  <status><gp:geopriv>\r\n"
-        f"   <gp:location-info><ca:civicAddress xml:lang=\"en\">{''.join(elements)}</ca:civicAddress></gp:location-info>\r\n"
+        "   <gp:location-info><ca:civicAddress "
+        f"xml:lang=\"en\">{''.join(elements)}</ca:civicAddress></gp:location-info>\r\n"
         "   <gp:usage-rules/>\r\n"
         "   <gp:method>Manual</gp:method>\r\n"
         "  </gp:geopriv></status>\r\n"
@@ -77,11 +81,17 @@ BOUNDARY = "callmanager-location-boundary"
 
 
 def with_location(body: str, content_type: str, content_id: str, pidf: str) -> tuple[str, str]:
-    """The INVITE's body with the PIDF-LO added as a second part (RFC 6442 5.1): (multipart/mixed body, its Content-Type).
+    """The INVITE's body with the PIDF-LO added as a second part (RFC 6442 5.1): (multipart/mixed body, its Content-
+    Type).
     `body`/`content_type`: the offer as it leaves (after RTPengine); an INVITE without a body gets the PIDF-LO alone."""
     parts = []
     if body:
         parts.append(f"Content-Type: {plain(content_type) or 'application/sdp'}\r\n\r\n{body}")
-    parts.append(f"Content-Type: {PIDF_TYPE}\r\nContent-ID: <{plain(content_id)}>\r\nContent-Disposition: render;handling=optional\r\n\r\n{pidf}")
-    text = "".join(f"--{BOUNDARY}\r\n{p}" + ("" if p.endswith("\r\n") else "\r\n") for p in parts) + f"--{BOUNDARY}--\r\n"
+    parts.append(
+        f"Content-Type: {PIDF_TYPE}\r\nContent-ID: <{plain(content_id)}>\r\nContent-Disposition: "
+        f"render;handling=optional\r\n\r\n{pidf}"
+    )
+    text = (
+        "".join(f"--{BOUNDARY}\r\n{p}" + ("" if p.endswith("\r\n") else "\r\n") for p in parts) + f"--{BOUNDARY}--\r\n"
+    )
     return text, f"multipart/mixed;boundary={BOUNDARY}"

@@ -1,4 +1,5 @@
 """Media policy: how RTPengine treats each call leg."""
+
 from __future__ import annotations
 
 # Every call's media goes through RTPengine; ICE is stripped (plain SIP phones, no WebRTC yet).

@@ -15,6 +15,7 @@ What `phonenumbers` does not know is the rest of regulation: the ranges that are
 (DE: 010x call-by-call, 011x, 012x, 0900) and the directory services that are routed only
 where the tenant has them enabled (DE: 118xx). Those are in `REGULATION`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -56,8 +57,42 @@ REGULATION = {
 
 # 112 is the emergency number of every EU/EEA country (Directive (EU) 2018/1972 art. 109), Switzerland and the UK;
 # 911 of every country of the North American Numbering Plan (country code 1).
-EU_EEA_CH_UK = frozenset({"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU",
-                          "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH", "GB"})
+EU_EEA_CH_UK = frozenset(
+    {
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+        "IS",
+        "LI",
+        "NO",
+        "CH",
+        "GB",
+    }
+)
 
 # Dial this before a number to suppress your number for that one call (see docs/routing.md).
 CLIR_PREFIX = "*31"
@@ -112,7 +147,8 @@ def country(region: str) -> Country:
         region=region.upper(),
         code=str(meta.country_code),
         national_prefix=meta.national_prefix or "",
-        intl_prefix=meta.preferred_international_prefix or (meta.international_prefix or "00" if (meta.international_prefix or "").isdigit() else "00"),
+        intl_prefix=meta.preferred_international_prefix
+        or (meta.international_prefix or "00" if (meta.international_prefix or "").isdigit() else "00"),
         valid=pattern(meta.general_desc) or re.compile(r"\d{4,14}"),
         types=tuple(types),
         regulation=reg,
@@ -142,12 +178,20 @@ def _short_numbers(region: str, country_code: int, reg: Regulation):
     alternatives = [p for p in (pattern("emergency"), *map(re.escape, extra)) if p]
     emergency = re.compile("|".join(f"(?:{p})" for p in alternatives)) if alternatives else None
     desc = getattr(meta, "emergency", None) if meta is not None else None
-    lengths = set(getattr(desc, "possible_length", None) or (range(2, SHORT_MAX_DIGITS + 1) if pattern("emergency") else ()))
+    lengths = set(
+        getattr(desc, "possible_length", None) or (range(2, SHORT_MAX_DIGITS + 1) if pattern("emergency") else ())
+    )
     lengths.update(len(x) for x in extra)
     short: list[tuple[DestClass | None, re.Pattern]] = []
     if pattern("short_code"):
-        for cls, name in ((None, "carrier_specific"), (None, "sms_services"), (DestClass.SPECIAL, "premium_rate"),
-                          (DestClass.LOCAL, "toll_free"), (DestClass.NATIONAL, "standard_rate"), (DestClass.NATIONAL, "short_code")):
+        for cls, name in (
+            (None, "carrier_specific"),
+            (None, "sms_services"),
+            (DestClass.SPECIAL, "premium_rate"),
+            (DestClass.LOCAL, "toll_free"),
+            (DestClass.NATIONAL, "standard_rate"),
+            (DestClass.NATIONAL, "short_code"),
+        ):
             if pattern(name):
                 short.append((cls, re.compile(pattern(name))))
     return emergency, tuple(sorted(n for n in lengths if n <= SHORT_MAX_DIGITS)), tuple(short)
@@ -187,7 +231,7 @@ def emergency_numbers(region: str) -> tuple[str, ...]:
 
 
 def _digits(n: int):
-    return (str(i).zfill(n) for i in range(10 ** n))
+    return (str(i).zfill(n) for i in range(10**n))
 
 
 def primary_emergency(region: str) -> str:
@@ -211,7 +255,11 @@ def site_regions() -> frozenset[str]:
     """The countries a site can be in: those whose emergency numbers are known."""
     import phonenumbers
 
-    return frozenset(r for r in phonenumbers.SUPPORTED_REGIONS if r in phonenumbers.SUPPORTED_SHORT_REGIONS and country(r).emergency is not None)
+    return frozenset(
+        r
+        for r in phonenumbers.SUPPORTED_REGIONS
+        if r in phonenumbers.SUPPORTED_SHORT_REGIONS and country(r).emergency is not None
+    )
 
 
 @functools.cache
@@ -261,9 +309,9 @@ def to_e164(digits: str, plan: Plan, short_is_local: bool = True) -> str | None:
     if digits.startswith("+"):
         out = digits
     elif c.intl_prefix and digits.startswith(c.intl_prefix):
-        out = "+" + digits[len(c.intl_prefix):]
+        out = "+" + digits[len(c.intl_prefix) :]
     elif c.national_prefix and digits.startswith(c.national_prefix):
-        out = "+" + c.code + digits[len(c.national_prefix):]
+        out = "+" + c.code + digits[len(c.national_prefix) :]
     elif c.directory is not None and c.directory.fullmatch(digits):
         out = "+" + c.code + digits
     elif short_is_local and plan.area_code:
@@ -277,7 +325,7 @@ def national_form(e164: str, region: str) -> str:
     """The number as dialled inside its country ('+49301234567' -> '0301234567'); else international."""
     c = country(region)
     if e164.startswith("+" + c.code):
-        return c.national_prefix + e164[1 + len(c.code):]
+        return c.national_prefix + e164[1 + len(c.code) :]
     return c.intl_prefix + e164[1:]
 
 
@@ -291,8 +339,46 @@ class Destination:
 
 
 # International zone 1 (DestClass.EUROPE), by ISO region of the country calling code.
-EUROPE_ZONE = frozenset({"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT",
-                         "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "CH", "GB", "AD", "MC", "SM", "VA"})
+EUROPE_ZONE = frozenset(
+    {
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+        "IS",
+        "LI",
+        "NO",
+        "CH",
+        "GB",
+        "AD",
+        "MC",
+        "SM",
+        "VA",
+    }
+)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -303,7 +389,7 @@ def classify(e164: str, plan: Plan) -> Destination:
         code = country_code_of(e164)
         zone1 = code is not None and region_of_code(code) in EUROPE_ZONE
         return Destination(e164, DestClass.EUROPE if zone1 else DestClass.INTERNATIONAL)
-    nsn = e164[1 + len(home.code):]
+    nsn = e164[1 + len(home.code) :]
     if home.directory is not None and home.directory.fullmatch(nsn):
         return Destination(e164, DestClass.SPECIAL, directory=True)
     for prefix in home.regulation.barred:

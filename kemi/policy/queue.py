@@ -3,6 +3,7 @@
 Pure functions; the shell keeps one entry per waiting call in Kamailio's htable `acdq` as
 `g<group>:<tindex>:<tlabel>` = `<priority>:<since>:<until>` and asks these what to do.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -3,20 +3,45 @@
 Pure functions of (facts, snapshot). The shell has already checked digest credentials
 (the result is in `facts.auth`); everything else is decided here, with a trace.
 """
+
 from __future__ import annotations
 
 import time
 
 from .auth import challenge_realm, find_account
-from .decision import CallParty, Challenge, Decision, GroupStep, Register, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
+from .decision import (
+    CallParty,
+    Challenge,
+    Decision,
+    GroupStep,
+    Register,
+    Reject,
+    RouteToGroup,
+    RouteToTrunk,
+    RouteToUser,
+    TrunkHop,
+)
 from .facts import AuthResult, RequestFacts
 from . import features, fraud, hunting
 from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
 from .location import geolocation_headers, pidf_lo
-from .numbering import (CLIR_PREFIX, DestClass, Destination, Plan, classify, clean, country, is_emergency, is_sos_urn, permits, primary_emergency,
-                        short_number, to_e164)
+from .numbering import (
+    CLIR_PREFIX,
+    DestClass,
+    Destination,
+    Plan,
+    classify,
+    clean,
+    country,
+    is_emergency,
+    is_sos_urn,
+    permits,
+    primary_emergency,
+    short_number,
+    to_e164,
+)
 from .snapshot import Snapshot, Tenant, User
 
 # Methods that start something a user is called for (routed like a call).
@@ -63,7 +88,8 @@ SESSION_GRACE_S = 32  # RFC 4028 10: the refresh (or the BYE) comes at the lates
 
 
 def session_lifetime(session_expires: str, call_max_s: int, emergency: bool = False) -> int | None:
-    """RFC 4028 session timers: a call (INVITE, re-INVITE or UPDATE) whose Session-Expires says how long it lives without
+    """RFC 4028 session timers: a call (INVITE, re-INVITE or UPDATE) whose Session-Expires says how long it lives
+    without
     a refresh lives that long plus a grace (then the node ends it, as a lost BYE), never past `call_max_s`. None: no
     (valid) Session-Expires — the call keeps the lifetime it has. Values below RFC 4028's minimum of 90 s count as 90.
     An emergency call lives EMERGENCY_LIFETIME_S whatever it says (TRK-08)."""
@@ -97,7 +123,11 @@ def should_fail_over(code: int, cancelled: bool) -> bool:
     return not cancelled and (code == 408 or 500 <= code < 600)
 
 
-_CHALLENGE_WHY = {AuthResult.NONE: "no credentials", AuthResult.STALE: "stale nonce", AuthResult.FAILED: "wrong credentials"}
+_CHALLENGE_WHY = {
+    AuthResult.NONE: "no credentials",
+    AuthResult.STALE: "stale nonce",
+    AuthResult.FAILED: "wrong credentials",
+}
 
 
 def trunk_credentials(snapshot: Snapshot, trunk_name: str, already_answered: str | None) -> tuple[str, str, str] | None:
@@ -119,11 +149,19 @@ def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
         )
     if facts.auth is not AuthResult.OK:
         realm = challenge_realm(facts, snapshot)
-        return Decision(Challenge(realm, False), ("REGISTER challenged in realm " + realm + ": " + _CHALLENGE_WHY[facts.auth],), counts_as_call=False)
+        return Decision(
+            Challenge(realm, False),
+            ("REGISTER challenged in realm " + realm + ": " + _CHALLENGE_WHY[facts.auth],),
+            counts_as_call=False,
+        )
     acc = find_account(snapshot, facts.auth_user, facts.auth_realm)
     if acc is None:  # verified against an account that vanished since: treat as a failure
-        return Decision(Challenge(challenge_realm(facts, snapshot), False), ("account no longer exists",), counts_as_call=False)
-    return Decision(Register(acc.aor, acc.tenant_id, acc.user_id), ("REGISTER accepted for " + acc.aor,), counts_as_call=False)
+        return Decision(
+            Challenge(challenge_realm(facts, snapshot), False), ("account no longer exists",), counts_as_call=False
+        )
+    return Decision(
+        Register(acc.aor, acc.tenant_id, acc.user_id), ("REGISTER accepted for " + acc.aor,), counts_as_call=False
+    )
 
 
 def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, Decision | None, str]:
@@ -133,18 +171,30 @@ def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, 
         if acc is not None:
             user = snapshot.users[acc.user_id]
             number = user.extension or acc.username
-            return CallParty(acc.tenant_id, acc.user_id, number), None, f"caller authenticated as {acc.aor} (user {user.id}, extension {number})"
+            return (
+                CallParty(acc.tenant_id, acc.user_id, number),
+                None,
+                f"caller authenticated as {acc.aor} (user {user.id}, extension {number})",
+            )
     if facts.auth is AuthResult.NONE:
         trunk = snapshot.trunk_for_source(facts.src_ip)
         if trunk is not None:
             digits = clean(facts.from_user)
             e164 = to_e164(digits, Plan(trunk.region), short_is_local=False) if digits else None
             shown = e164 or "anonymous"
-            return CallParty(None, None, shown, trunk=trunk.name), None, f"call from the public network via trunk {trunk.name}, caller {shown}"
+            return (
+                CallParty(None, None, shown, trunk=trunk.name),
+                None,
+                f"call from the public network via trunk {trunk.name}, caller {shown}",
+            )
         if snapshot.is_trusted(facts.src_ip):
             return CallParty(None, None, facts.from_user), None, f"caller {facts.src_ip} is a trusted source"
     realm = challenge_realm(facts, snapshot)
-    return None, Decision(Challenge(realm, proxy=True), (f"{facts.method} challenged in realm {realm}",), counts_as_call=False), ""
+    return (
+        None,
+        Decision(Challenge(realm, proxy=True), (f"{facts.method} challenged in realm {realm}",), counts_as_call=False),
+        "",
+    )
 
 
 def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, live: LiveView = QUIET) -> Decision:
@@ -173,10 +223,14 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
         tenant_id = caller.tenant_id
     else:
         trace.append(f"request domain {facts.ruri_host!r} is not served here")
-        return Decision(Reject(403, "Forbidden", f"relaying to '{facts.ruri_host}' is not allowed"), tuple(trace), caller)
+        return Decision(
+            Reject(403, "Forbidden", f"relaying to '{facts.ruri_host}' is not allowed"), tuple(trace), caller
+        )
     if caller.tenant_id is not None and caller.tenant_id != tenant_id:
         trace.append(f"caller tenant {caller.tenant_id} may not call into tenant {tenant_id} directly")
-        return Decision(Reject(403, "Forbidden", "calls to another company go through its public number"), tuple(trace), caller)
+        return Decision(
+            Reject(403, "Forbidden", "calls to another company go through its public number"), tuple(trace), caller
+        )
     tenant = snapshot.tenants[tenant_id]
     if not tenant.enabled:
         trace.append(f"tenant {tenant.name} is disabled")
@@ -191,15 +245,29 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
         if digits is not None and is_emergency(digits, caller_user.plan):
             return _emergency(snapshot, tenant, caller, caller_user, digits, trace, now)
     if caller_user is not None:
-        lock = fraud.lock_refusal(snapshot.locks_for(tenant_id, caller_user.id), None)  # level 4: no calls at all (emergency passed above)
+        lock = fraud.lock_refusal(
+            snapshot.locks_for(tenant_id, caller_user.id), None
+        )  # level 4: no calls at all (emergency passed above)
         if lock is not None:
             trace.append(f"the user is locked entirely by fraud control (lock {lock.id}): {lock.reason}")
-            return Decision(Reject(403, "Forbidden", "this account is locked by fraud control"), tuple(trace), caller, CallParty(tenant_id, None, dialled))
-    if caller_user is not None and facts.method == "INVITE" and dialled[:1] in ("*", "%") and not dialled.startswith(CLIR_PREFIX):
+            return Decision(
+                Reject(403, "Forbidden", "this account is locked by fraud control"),
+                tuple(trace),
+                caller,
+                CallParty(tenant_id, None, dialled),
+            )
+    if (
+        caller_user is not None
+        and facts.method == "INVITE"
+        and dialled[:1] in ("*", "%")
+        and not dialled.startswith(CLIR_PREFIX)
+    ):
         return _feature_code(snapshot, caller, caller_user, tenant_id, dialled, trace)
     group_id = snapshot.group_extensions.get((tenant_id, dialled)) if snapshot.group_extensions else None
     if group_id is not None and facts.method == "INVITE":
-        return _to_group(snapshot, tenant_id, group_id, caller, trace, live, CallParty(tenant_id, None, dialled), now=now)
+        return _to_group(
+            snapshot, tenant_id, group_id, caller, trace, live, CallParty(tenant_id, None, dialled), now=now
+        )
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
         return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now, live)
@@ -208,12 +276,29 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
 
 def _caller_keys(caller: CallParty, caller_user: User | None) -> set[str]:
     """How VIP and block lists may name this caller: u<user id>, the number they call from, their own number."""
-    return {k for k in (f"u{caller.user_id}" if caller.user_id is not None else "", caller.number,
-                        caller_user.number if caller_user is not None else "") if k}
+    return {
+        k
+        for k in (
+            f"u{caller.user_id}" if caller.user_id is not None else "",
+            caller.number,
+            caller_user.number if caller_user is not None else "",
+        )
+        if k
+    }
 
 
-def _to_group(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView,
-              callee: CallParty, depth: int = 0, now: float = 0.0, priority: int = 0) -> Decision:
+def _to_group(
+    snapshot: Snapshot,
+    tenant_id: int,
+    group_id: int,
+    caller: CallParty,
+    trace: list[str],
+    live: LiveView,
+    callee: CallParty,
+    depth: int = 0,
+    now: float = 0.0,
+    priority: int = 0,
+) -> Decision:
     """A call to a hunt group: whom to offer it to, step by step, from the members' live states."""
     action = _group_action(snapshot, tenant_id, group_id, caller, trace, live, depth, now, priority)
     return Decision(action, tuple(trace), caller, callee)
@@ -234,8 +319,17 @@ def _agent_states(snapshot: Snapshot, group: Group, live: LiveView) -> hunting.G
     return now_live
 
 
-def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: CallParty, trace: list[str], live: LiveView, depth: int,
-                  now: float = 0.0, priority: int = 0):
+def _group_action(
+    snapshot: Snapshot,
+    tenant_id: int,
+    group_id: int,
+    caller: CallParty,
+    trace: list[str],
+    live: LiveView,
+    depth: int,
+    now: float = 0.0,
+    priority: int = 0,
+):
     group = snapshot.groups.get(group_id)
     if group is None or depth > 5:
         trace.append(f"group {group_id} cannot take the call")
@@ -253,7 +347,11 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
             trace.append(f"caller {hit} is on the block list of group {group.id}")
             assert group.blocked is not None
             divert = group.blocked[hit]
-            target = _group_forward(snapshot, tenant_id, group, divert, caller, trace, live, depth, now) if divert is not None else None
+            target = (
+                _group_forward(snapshot, tenant_id, group, divert, caller, trace, live, depth, now)
+                if divert is not None
+                else None
+            )
             return target or Reject(603, "Decline", "this group does not take calls from this number")
         vip = bool(group.vip and not group.vip.isdisjoint(keys))
         if vip:
@@ -268,14 +366,22 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
         trace.append(f"group {group.id} is {glive.status}")
         if glive.status in ("dnd", "away"):
             rule = first_applicable(group.forwarding, glive.status, external, snapshot.time_plans, now, trace, vip)
-            target = _group_forward(snapshot, tenant_id, group, rule, caller, trace, live, depth, now) if rule is not None else None
+            target = (
+                _group_forward(snapshot, tenant_id, group, rule, caller, trace, live, depth, now)
+                if rule is not None
+                else None
+            )
             if target is not None:
                 return target
             if glive.status == "dnd":
                 return Reject(480, "Temporarily Unavailable", f"group {group.name} is closed")
     if group.forwarding:
         rule = first_applicable(group.forwarding, "unconditional", external, snapshot.time_plans, now, trace, vip)
-        target = _group_forward(snapshot, tenant_id, group, rule, caller, trace, live, depth, now) if rule is not None else None
+        target = (
+            _group_forward(snapshot, tenant_id, group, rule, caller, trace, live, depth, now)
+            if rule is not None
+            else None
+        )
         if target is not None:
             return target
 
@@ -285,13 +391,20 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
     if group.queue_s and not (group.max_waiting and waiting >= group.max_waiting):
         queued = RouteToGroup(tenant_id, group.id, (), group.wrapup_s, group.queue_s, priority, present)
         if waiting:
-            trace.append(f"{waiting} call(s) already waiting: this one waits its turn (priority {priority}), at most {group.queue_s} s")
+            trace.append(
+                f"{waiting} call(s) already waiting: this one waits its turn (priority {priority}), at most "
+                f"{group.queue_s} s"
+            )
             return queued
         if hp.overflow and hunting.anyone_present(group, states):
             trace.append(f"nobody free: the caller waits (priority {priority}) at most {group.queue_s} s for a member")
             return queued
     if hp.overflow:
-        overflow = _group_forward(snapshot, tenant_id, group, group.overflow, caller, trace, live, depth, now) if group.overflow else None
+        overflow = (
+            _group_forward(snapshot, tenant_id, group, group.overflow, caller, trace, live, depth, now)
+            if group.overflow
+            else None
+        )
         return overflow or Reject(480, "Temporarily Unavailable", f"no member of group {group.name} is available")
     steps = _steps(snapshot, group, hp)
     if group.callback_window_s and external and caller.number.startswith("+"):
@@ -301,7 +414,9 @@ def _group_action(snapshot: Snapshot, tenant_id: int, group_id: int, caller: Cal
             ok, why = hunting.available(states.get(agent, hunting.FREE), group.rings[0])
             if ok and snapshot.users[agent].aors:
                 first_ring = group.rings[0].member_s
-                trace.append(f"callback: user {agent} called {caller.number} recently; offered first for {first_ring} s")
+                trace.append(
+                    f"callback: user {agent} called {caller.number} recently; offered first for {first_ring} s"
+                )
                 steps = (GroupStep(((agent, snapshot.users[agent].aors),), first_ring),) + steps
             else:
                 trace.append(f"callback: user {agent} called {caller.number} recently but is {why}")
@@ -323,11 +438,19 @@ def _presentation(snapshot: Snapshot, group: Group, trace: list[str]) -> tuple[s
 
 def _steps(snapshot: Snapshot, group: Group, hp: hunting.HuntPlan) -> tuple[GroupStep, ...]:
     users, rings, devices = snapshot.users, group.rings, group.devices or {}
-    return tuple(GroupStep(tuple((m, devices.get(m) or users[m].aors) for m in st.members), st.seconds,
-                           st.ring if rings[st.ring].strategy == "circular" else -1) for st in hp.steps)
+    return tuple(
+        GroupStep(
+            tuple((m, devices.get(m) or users[m].aors) for m in st.members),
+            st.seconds,
+            st.ring if rings[st.ring].strategy == "circular" else -1,
+        )
+        for st in hp.steps
+    )
 
 
-def offer_waiting(snapshot: Snapshot, group_id: int, live: LiveView, trace: list[str] | None = None) -> RouteToGroup | None:
+def offer_waiting(
+    snapshot: Snapshot, group_id: int, live: LiveView, trace: list[str] | None = None
+) -> RouteToGroup | None:
     """A call waiting in a group: its offer now, None while nobody is free."""
     group = snapshot.groups.get(group_id)
     if group is None:
@@ -344,8 +467,15 @@ def offer_waiting(snapshot: Snapshot, group_id: int, live: LiveView, trace: list
 MAX_OVERFLOWS = 5  # overflows one call may go through: a chain of targets ends here
 
 
-def group_overflow(snapshot: Snapshot, group_id: int, caller: CallParty, live: LiveView, now: float, trace: list[str],
-                   overflows: int = 1):
+def group_overflow(
+    snapshot: Snapshot,
+    group_id: int,
+    caller: CallParty,
+    live: LiveView,
+    now: float,
+    trace: list[str],
+    overflows: int = 1,
+):
     """Nobody in the group answered, or a waiting call's time is up: where the call goes now (None: nowhere, 480).
     `overflows`: how many this call has gone through, this one included."""
     if overflows > MAX_OVERFLOWS:
@@ -357,19 +487,32 @@ def group_overflow(snapshot: Snapshot, group_id: int, caller: CallParty, live: L
     return _group_forward(snapshot, group.tenant_id, group, group.overflow, caller, trace, live, 0, now)
 
 
-def _group_forward(snapshot: Snapshot, tenant_id: int, group: Group, rule, caller: CallParty, trace: list[str], live: LiveView,
-                   depth: int, now: float):
+def _group_forward(
+    snapshot: Snapshot,
+    tenant_id: int,
+    group: Group,
+    rule,
+    caller: CallParty,
+    trace: list[str],
+    live: LiveView,
+    depth: int,
+    now: float,
+):
     """Where a group's forwarding, overflow or block-list divert leads: another group, a user, a public number."""
     if rule.target_group is not None:
         trace.append(f"{rule.kind}: to group {rule.target_group}")
-        return _group_action(snapshot, tenant_id, rule.target_group, caller, trace, live, depth + 1, now)  # no callback preference there
+        return _group_action(
+            snapshot, tenant_id, rule.target_group, caller, trace, live, depth + 1, now
+        )  # no callback preference there
     owner = next((snapshot.users[m] for r in group.rings for m in r.members if m in snapshot.users), None)
     if owner is None:
         return None
     return _forward_target(snapshot, tenant_id, owner, rule, caller, trace)
 
 
-def _feature_code(snapshot: Snapshot, caller: CallParty, user: User, tenant_id: int, dialled: str, trace: list[str]) -> Decision:
+def _feature_code(
+    snapshot: Snapshot, caller: CallParty, user: User, tenant_id: int, dialled: str, trace: list[str]
+) -> Decision:
     parsed = features.parse(dialled)
     callee = CallParty(tenant_id, None, dialled)
     if parsed is None:
@@ -381,7 +524,9 @@ def _feature_code(snapshot: Snapshot, caller: CallParty, user: User, tenant_id: 
         group = snapshot.groups.get(gid) if gid is not None else None
         if group is None or not any(user.id in r.members for r in group.rings):
             trace.append(f"{value} is not a hunt group user {user.id} belongs to")
-            return Decision(Reject(404, "Not Found", f"{value} is not a group you belong to"), tuple(trace), caller, callee)
+            return Decision(
+                Reject(404, "Not Found", f"{value} is not a group you belong to"), tuple(trace), caller, callee
+            )
         value = str(group.id)
     elif kind == "profile" and value != "0" and int(value) not in user.profile_codes:
         trace.append(f"user {user.id} has no profile {value}")
@@ -413,22 +558,43 @@ def _forward_target_refusal(snapshot: Snapshot, tenant_id: int, user: User, targ
     return None
 
 
-def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: str, caller: CallParty, trace: list[str], where: str,
-             now: float = 0.0, live: LiveView = QUIET) -> Decision:
+def _to_user(
+    snapshot: Snapshot,
+    tenant_id: int,
+    user_id: int | None,
+    dialled: str,
+    caller: CallParty,
+    trace: list[str],
+    where: str,
+    now: float = 0.0,
+    live: LiveView = QUIET,
+) -> Decision:
     callee_none = CallParty(tenant_id, None, dialled)
     user = snapshot.users.get(user_id) if user_id is not None else None
     if user is None or not user.enabled:
         trace.append(f"dialled {dialled!r}: no such extension {where}")
-        return Decision(Reject(404, "Not Found", f"extension {dialled} does not exist"), tuple(trace), caller, callee_none)
-    trace.append(f"dialled {dialled} -> extension of user {user.id} ({user.name})" if not dialled.startswith("+") else f"dialled {dialled} -> user {user.id} ({user.name})")
+        return Decision(
+            Reject(404, "Not Found", f"extension {dialled} does not exist"), tuple(trace), caller, callee_none
+        )
+    trace.append(
+        f"dialled {dialled} -> extension of user {user.id} ({user.name})"
+        if not dialled.startswith("+")
+        else f"dialled {dialled} -> user {user.id} ({user.name})"
+    )
     callee = CallParty(tenant_id, user.id, dialled)
     external = caller.user_id is None
     caller_user = snapshot.users.get(caller.user_id) if caller.user_id is not None else None
     agents = snapshot.agents
-    track = (caller_user.id,) if caller_user is not None and (not caller_user.call_waiting or caller_user.id in agents) else ()
+    track = (
+        (caller_user.id,)
+        if caller_user is not None and (not caller_user.call_waiting or caller_user.id in agents)
+        else ()
+    )
 
     def done(action) -> Decision:
-        if isinstance(action, RouteToUser) and (not snapshot.users[action.user_id].call_waiting or action.user_id in agents):
+        if isinstance(action, RouteToUser) and (
+            not snapshot.users[action.user_id].call_waiting or action.user_id in agents
+        ):
             action = action._replace(track=track + (action.user_id,))
         elif isinstance(action, (RouteToUser, RouteToTrunk)) and track:
             action = action._replace(track=track)
@@ -468,14 +634,22 @@ def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: s
         if status == "dnd" and (vip or priority):
             trace.append("DND does not apply to this caller")
         elif status in ("dnd", "away") and not priority:
-            rule = first_applicable(user.forwarding, status, external, snapshot.time_plans, now, trace, vip) if user.forwarding else None
+            rule = (
+                first_applicable(user.forwarding, status, external, snapshot.time_plans, now, trace, vip)
+                if user.forwarding
+                else None
+            )
             target = _forward_target(snapshot, tenant_id, user, rule, caller, trace) if rule is not None else None
             if target is not None:
                 return done(target)
             if status == "dnd":
                 return done(Reject(486, "Busy Here", "the callee does not want to be disturbed"))
         if status == "unreachable":
-            rule = first_applicable(user.forwarding, "unreachable", external, snapshot.time_plans, now, trace, vip) if user.forwarding else None
+            rule = (
+                first_applicable(user.forwarding, "unreachable", external, snapshot.time_plans, now, trace, vip)
+                if user.forwarding
+                else None
+            )
             target = _forward_target(snapshot, tenant_id, user, rule, caller, trace) if rule is not None else None
             return done(target or Reject(480, "Temporarily Unavailable", "the callee is unreachable"))
 
@@ -497,7 +671,10 @@ def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: s
                 return done(action)
             break
         if rule.target_user in chain:
-            trace.append(f"forwarding loop ({' -> '.join(map(str, chain + [rule.target_user]))}): stopped, ringing user {user.id}")
+            trace.append(
+                f"forwarding loop ({' -> '.join(map(str, chain + [rule.target_user]))}): stopped, ringing user "
+                f"{user.id}"
+            )
             break
         if len(chain) >= MAX_CHAIN:
             trace.append(f"forwarded through {len(chain)} users: chain cut, ringing user {user.id}")
@@ -528,15 +705,27 @@ def _to_user(snapshot: Snapshot, tenant_id: int, user_id: int | None, dialled: s
             trace.append("unreachable: forwarded")
             return done(on_unreachable)
         return done(Reject(480, "Temporarily Unavailable", "callee has no SIP account"))
-    trace.append("ring all devices of " + ", ".join(user.aors) + (f" for {na_rule.timeout_s} s" if on_no_answer is not None else ""))
-    return done(RouteToUser(
-        tenant_id, user.id, user.aors,
-        on_unreachable=on_unreachable or RouteToUser._field_defaults["on_unreachable"],
-        on_busy=on_busy, on_no_answer=on_no_answer, no_answer_s=na_rule.timeout_s if on_no_answer is not None else 0,
-    ))
+    trace.append(
+        "ring all devices of "
+        + ", ".join(user.aors)
+        + (f" for {na_rule.timeout_s} s" if on_no_answer is not None else "")
+    )
+    return done(
+        RouteToUser(
+            tenant_id,
+            user.id,
+            user.aors,
+            on_unreachable=on_unreachable or RouteToUser._field_defaults["on_unreachable"],
+            on_busy=on_busy,
+            on_no_answer=on_no_answer,
+            no_answer_s=na_rule.timeout_s if on_no_answer is not None else 0,
+        )
+    )
 
 
-def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: ForwardRule, caller: CallParty, trace: list[str]):
+def _forward_target(
+    snapshot: Snapshot, tenant_id: int, user: User, rule: ForwardRule, caller: CallParty, trace: list[str]
+):
     """Where a forwarding rule leads: another user's devices, or a public number through the trunks."""
     if rule.target_user is not None:
         target = snapshot.users.get(rule.target_user)
@@ -553,14 +742,26 @@ def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: Forwar
             trace.append(f"{rule.kind} forwarding to {e164}, a number of user {target.id}")
             return RouteToUser(tenant_id, target.id, target.aors)
     dest = classify(e164, user.plan)
-    if dest.barred or (dest.directory and not snapshot.tenants[tenant_id].allow_directory) or not permits(user.outbound, dest.cls):
-        trace.append(f"{rule.describe()}: user {user.id} may not call {e164} ({dest.barred or dest.cls.value}); not forwarded")
+    if (
+        dest.barred
+        or (dest.directory and not snapshot.tenants[tenant_id].allow_directory)
+        or not permits(user.outbound, dest.cls)
+    ):
+        trace.append(
+            f"{rule.describe()}: user {user.id} may not call {e164} ({dest.barred or dest.cls.value}); not forwarded"
+        )
         return None
     policy = snapshot.fraud_policy(tenant_id)
-    risky = fraud.high_risk(e164, policy) or ("" if permits(DestClass(policy.outbound), dest.cls) else f"{dest.cls.value} (not for this company)")
+    risky = fraud.high_risk(e164, policy) or (
+        "" if permits(DestClass(policy.outbound), dest.cls) else f"{dest.cls.value} (not for this company)"
+    )
     lock = fraud.lock_refusal(snapshot.locks_for(tenant_id, user.id), dest.cls.value)
     if risky or lock is not None:  # forwarding out is calling out, paid by the forwarding user
-        trace.append(f"{rule.describe()}: " + (f"{risky} is not permitted" if risky or lock is None else f"fraud control lock {lock.id}") + "; not forwarded")
+        trace.append(
+            f"{rule.describe()}: "
+            + (f"{risky} is not permitted" if risky or lock is None else f"fraud control lock {lock.id}")
+            + "; not forwarded"
+        )
         return None
     trunks = snapshot.trunks_for(tenant_id, e164)
     if not trunks:
@@ -569,14 +770,27 @@ def _forward_target(snapshot: Snapshot, tenant_id: int, user: User, rule: Forwar
     presented = user.number  # B: the forwarding user
     if rule.present == "caller":  # A: the original caller (MOB-06)
         a_user = snapshot.users.get(caller.user_id) if caller.user_id is not None else None
-        presented = (a_user.number if a_user is not None else caller.number if caller.number.startswith("+") else None) or user.number
-    trace.append(f"{rule.kind} forwarding to {e164} via {', '.join(t.name for t in trunks)}, presenting {presented or 'no number'}")
+        presented = (
+            a_user.number if a_user is not None else caller.number if caller.number.startswith("+") else None
+        ) or user.number
+    trace.append(
+        f"{rule.kind} forwarding to {e164} via {', '.join(t.name for t in trunks)}, presenting "
+        f"{presented or 'no number'}"
+    )
     _prefix, rate = snapshot.tariff.rate_for(e164) if snapshot.tariff is not None else ("", 0.0)
-    return RouteToTrunk(tenant_id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, snapshot.tenants[tenant_id].domain,
-                        fraud=(user.id, dest.cls.value, rate))
+    return RouteToTrunk(
+        tenant_id,
+        e164,
+        tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks),
+        presented,
+        snapshot.tenants[tenant_id].domain,
+        fraud=(user.id, dest.cls.value, rate),
+    )
 
 
-def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trace: list[str], now: float, live: LiveView) -> Decision:
+def _from_trunk(
+    facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trace: list[str], now: float, live: LiveView
+) -> Decision:
     """A call from a carrier: routed by the dialled public number (DID) only."""
     trunk = next(t for t in snapshot.trunks if t.name == caller.trunk)
     digits = clean(facts.ruri_user)
@@ -586,19 +800,40 @@ def _from_trunk(facts: RequestFacts, snapshot: Snapshot, caller: CallParty, trac
     number = snapshot.numbers.get(e164) if e164 else None
     if number is None:
         trace.append(f"dialled {facts.ruri_user!r} ({e164 or 'not a number'}) is not a number of this platform")
-        return Decision(Reject(404, "Not Found", "this number is not assigned"), tuple(trace), caller, CallParty(None, None, e164 or facts.ruri_user))
+        return Decision(
+            Reject(404, "Not Found", "this number is not assigned"),
+            tuple(trace),
+            caller,
+            CallParty(None, None, e164 or facts.ruri_user),
+        )
     assert e164 is not None  # a number was found under it
     tenant = snapshot.tenants.get(number.tenant_id)
     if tenant is None or not tenant.enabled:
         trace.append(f"number {e164} belongs to a disabled tenant")
-        return Decision(Reject(403, "Forbidden", "this company's service is disabled"), tuple(trace), caller, CallParty(number.tenant_id, None, e164))
+        return Decision(
+            Reject(403, "Forbidden", "this company's service is disabled"),
+            tuple(trace),
+            caller,
+            CallParty(number.tenant_id, None, e164),
+        )
     caller = CallParty(tenant.id, None, caller.number, trunk=caller.trunk)
     trace.append(f"number {e164} belongs to tenant {tenant.name}")
     if number.group_id is not None:
         trace.append(f"number {e164} rings hunt group {number.group_id}")
-        return _to_group(snapshot, tenant.id, number.group_id, caller, trace, live, CallParty(tenant.id, None, e164), now=now,
-                         priority=number.priority)
-    return _to_user(snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now, live)
+        return _to_group(
+            snapshot,
+            tenant.id,
+            number.group_id,
+            caller,
+            trace,
+            live,
+            CallParty(tenant.id, None, e164),
+            now=now,
+            priority=number.priority,
+        )
+    return _to_user(
+        snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now, live
+    )
 
 
 def is_emergency_call(snapshot: Snapshot, account, dialled: str) -> bool:
@@ -611,31 +846,61 @@ def is_emergency_call(snapshot: Snapshot, account, dialled: str) -> bool:
     return user is not None and digits is not None and is_emergency(digits, user.plan)
 
 
-def _emergency(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, digits: str, trace: list[str], now: float) -> Decision:
+def _emergency(
+    snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, digits: str, trace: list[str], now: float
+) -> Decision:
     """An emergency number of the caller's country: always out, whatever the user's locks, permissions, status or
     forwarding, by the site's emergency route (its emergency trunk, then every other trunk of the tenant), with the
     caller's number and location (a header, and a PIDF-LO body with Geolocation headers per RFC 6442)."""
     trunks = snapshot.emergency_trunks(tenant.id, user)
-    trace.append(f"emergency number {digits} in {user.plan.region}: routed regardless of locks, permissions, status and forwarding")
+    trace.append(
+        f"emergency number {digits} in {user.plan.region}: routed regardless of locks, permissions, status and "
+        "forwarding"
+    )
     callee = CallParty(tenant.id, None, digits)
     if not trunks:
         trace.append("no trunk available for emergency calls")
-        return Decision(Reject(503, "Service Unavailable", "no trunk is available for emergency calls"), tuple(trace), caller, callee)
+        return Decision(
+            Reject(503, "Service Unavailable", "no trunk is available for emergency calls"),
+            tuple(trace),
+            caller,
+            callee,
+        )
     location = snapshot.location_of(user)
     where = location.describe()
-    trace.append(f"caller number {user.number or 'none'}, location {where if location.known else 'unknown (country ' + location.country + ' only)'}")
+    trace.append(
+        f"caller number {user.number or 'none'}, location "
+        f"{where if location.known else 'unknown (country ' + location.country + ' only)'}"
+    )
     trace.append("emergency route: " + ", ".join(t.name for t in trunks) + "; not ended by the platform's timers")
     content_id = f"location-{user.id}@{tenant.domain}"
     entity = f"pres:{(user.number or str(user.id)).lstrip('+')}@{tenant.domain}"
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    action = RouteToTrunk(tenant.id, digits, tuple(TrunkHop(t.name, t.uri(digits)) for t in trunks), user.number, tenant.domain,
-                          privacy=False, emergency=True, location=where, ring_s=EMERGENCY_RING_S,
-                          geolocation=(content_id, pidf_lo(location, entity, stamp), geolocation_headers(content_id)))
+    action = RouteToTrunk(
+        tenant.id,
+        digits,
+        tuple(TrunkHop(t.name, t.uri(digits)) for t in trunks),
+        user.number,
+        tenant.domain,
+        privacy=False,
+        emergency=True,
+        location=where,
+        ring_s=EMERGENCY_RING_S,
+        geolocation=(content_id, pidf_lo(location, entity, stamp), geolocation_headers(content_id)),
+    )
     return Decision(action, tuple(trace), caller, callee)
 
 
-def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, trace: list[str], now: float,
-              live: LiveView) -> Decision:
+def _outbound(
+    facts: RequestFacts,
+    snapshot: Snapshot,
+    tenant: Tenant,
+    caller: CallParty,
+    user: User,
+    trace: list[str],
+    now: float,
+    live: LiveView,
+) -> Decision:
     """Not an extension: a public number, read in the caller's numbering plan."""
     dialled, rule = tenant.rewrite(facts.ruri_user)
     if rule:
@@ -643,38 +908,71 @@ def _outbound(facts: RequestFacts, snapshot: Snapshot, tenant: Tenant, caller: C
     acc = find_account(snapshot, facts.auth_user, facts.auth_realm) if facts.auth is AuthResult.OK else None
     privacy = acc.clir if acc is not None and acc.clir is not None else user.clir
     if dialled.startswith(CLIR_PREFIX):
-        dialled, privacy = dialled[len(CLIR_PREFIX):], True
+        dialled, privacy = dialled[len(CLIR_PREFIX) :], True
         trace.append(f"{CLIR_PREFIX} prefix: number suppressed for this call")
     digits = clean(dialled)
     short = short_number(digits, user.plan) if digits is not None else None
     if digits is not None and short is not None:
         if user.locked:
             trace.append("outgoing calls of this user are locked")
-            return Decision(Reject(403, "Forbidden", "outgoing calls are locked for this user"), tuple(trace), caller, CallParty(tenant.id, None, digits))
+            return Decision(
+                Reject(403, "Forbidden", "outgoing calls are locked for this user"),
+                tuple(trace),
+                caller,
+                CallParty(tenant.id, None, digits),
+            )
         short_e164 = "+" + country(user.plan.region).code + digits
-        trace.append(f"dialled {dialled} -> short number {digits} of {user.plan.region}, destination class {short.value}")
+        trace.append(
+            f"dialled {dialled} -> short number {digits} of {user.plan.region}, destination class {short.value}"
+        )
         return _out_to(snapshot, tenant, caller, user, trace, Destination(short_e164, short), digits, acc, privacy)
     if digits is None or (not user.plan.area_code and digits.isdigit() and not _has_prefix(digits, user.plan)):
         trace.append(f"dialled {dialled!r}: no such extension in tenant {tenant.name}, and not a public number")
-        return Decision(Reject(404, "Not Found", f"extension {dialled} does not exist"), tuple(trace), caller, CallParty(tenant.id, None, dialled))
+        return Decision(
+            Reject(404, "Not Found", f"extension {dialled} does not exist"),
+            tuple(trace),
+            caller,
+            CallParty(tenant.id, None, dialled),
+        )
     if user.locked:
         trace.append("outgoing calls of this user are locked")
-        return Decision(Reject(403, "Forbidden", "outgoing calls are locked for this user"), tuple(trace), caller, CallParty(tenant.id, None, dialled))
+        return Decision(
+            Reject(403, "Forbidden", "outgoing calls are locked for this user"),
+            tuple(trace),
+            caller,
+            CallParty(tenant.id, None, dialled),
+        )
     e164 = to_e164(digits, user.plan)
     if e164 is None:
         trace.append(f"dialled {dialled!r} is not a complete number")
-        return Decision(Reject(484, "Address Incomplete", f"{dialled} is not a complete telephone number"), tuple(trace), caller, CallParty(tenant.id, None, dialled))
+        return Decision(
+            Reject(484, "Address Incomplete", f"{dialled} is not a complete telephone number"),
+            tuple(trace),
+            caller,
+            CallParty(tenant.id, None, dialled),
+        )
     own = snapshot.numbers.get(e164)
     if own is not None and own.tenant_id == tenant.id:
         trace.append(f"{e164} is a number of this tenant: connected internally")
-        return _to_user(snapshot, tenant.id, own.user_id, e164, caller, trace, "(number not routed to a user)", now, live)
+        return _to_user(
+            snapshot, tenant.id, own.user_id, e164, caller, trace, "(number not routed to a user)", now, live
+        )
     dest = classify(e164, user.plan)
     trace.append(f"dialled {dialled} -> {e164}, destination class {dest.cls.value}")
     return _out_to(snapshot, tenant, caller, user, trace, dest, e164, acc, privacy)
 
 
-def _out_to(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, trace: list[str], dest: Destination, target: str, acc,
-            privacy: bool) -> Decision:
+def _out_to(
+    snapshot: Snapshot,
+    tenant: Tenant,
+    caller: CallParty,
+    user: User,
+    trace: list[str],
+    dest: Destination,
+    target: str,
+    acc,
+    privacy: bool,
+) -> Decision:
     """A call out to `dest` (`target`: what the carrier is sent, the E.164 number or a national short number): barring,
     the user's and the company's permissions, high-risk destinations, fraud locks, then the trunks."""
     e164 = dest.e164
@@ -684,18 +982,38 @@ def _out_to(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, t
         return Decision(Reject(403, "Forbidden", dest.barred), tuple(trace), caller, callee)
     if dest.directory and not tenant.allow_directory:
         trace.append("directory services are not enabled for this tenant")
-        return Decision(Reject(403, "Forbidden", "directory services are not enabled for this company"), tuple(trace), caller, callee)
+        return Decision(
+            Reject(403, "Forbidden", "directory services are not enabled for this company"),
+            tuple(trace),
+            caller,
+            callee,
+        )
     if not permits(user.outbound, dest.cls):
         trace.append(f"user's outbound permission is {user.outbound.value}")
-        return Decision(Reject(403, "Forbidden", f"{dest.cls.value} calls are not permitted for this user"), tuple(trace), caller, callee)
+        return Decision(
+            Reject(403, "Forbidden", f"{dest.cls.value} calls are not permitted for this user"),
+            tuple(trace),
+            caller,
+            callee,
+        )
     policy = snapshot.fraud_policy(tenant.id)
     if not permits(DestClass(policy.outbound), dest.cls):
         trace.append(f"the company's outbound permission is {policy.outbound}")
-        return Decision(Reject(403, "Forbidden", f"{dest.cls.value} calls are not permitted for this company"), tuple(trace), caller, callee)
+        return Decision(
+            Reject(403, "Forbidden", f"{dest.cls.value} calls are not permitted for this company"),
+            tuple(trace),
+            caller,
+            callee,
+        )
     risky = fraud.high_risk(e164, policy)
     if risky:
         trace.append(f"{risky} is on the high-risk list and not enabled for this tenant")
-        return Decision(Reject(403, "Forbidden", f"calls to {risky} (high-risk destination) are not enabled for this company"), tuple(trace), caller, callee)
+        return Decision(
+            Reject(403, "Forbidden", f"calls to {risky} (high-risk destination) are not enabled for this company"),
+            tuple(trace),
+            caller,
+            callee,
+        )
     lock = fraud.lock_refusal(snapshot.locks_for(tenant.id, user.id), dest.cls.value)
     if lock is not None:
         what = f"{lock.dest_class} calls are blocked" if lock.level == 2 else "outgoing calls are locked"
@@ -704,19 +1022,42 @@ def _out_to(snapshot: Snapshot, tenant: Tenant, caller: CallParty, user: User, t
     trunks = snapshot.trunks_for(tenant.id, e164)
     if not trunks:
         trace.append("no trunk carries this destination for this tenant")
-        return Decision(Reject(503, "Service Unavailable", "no trunk is available for this destination"), tuple(trace), caller, callee)
+        return Decision(
+            Reject(503, "Service Unavailable", "no trunk is available for this destination"),
+            tuple(trace),
+            caller,
+            callee,
+        )
     presented = (acc.presented_number if acc is not None else None) or user.presented_number or user.number
-    trace.append(f"presenting {presented or 'no number'}" + (" (suppressed: Privacy id)" if privacy else "") + "; trunks " + ", ".join(t.name for t in trunks))
+    trace.append(
+        f"presenting {presented or 'no number'}"
+        + (" (suppressed: Privacy id)" if privacy else "")
+        + "; trunks "
+        + ", ".join(t.name for t in trunks)
+    )
     window = snapshot.callback_agents.get(user.id) if snapshot.callback_agents else None
     prefix, rate = snapshot.tariff.rate_for(e164) if snapshot.tariff is not None else ("", 0.0)
     if prefix:
         trace.append(f"tariff {prefix}: {rate:.4f} per minute")
-    action = RouteToTrunk(tenant.id, target, tuple(TrunkHop(t.name, t.uri(target)) for t in trunks), presented, tenant.domain, privacy=privacy,
-                          track=() if user.call_waiting and user.id not in snapshot.agents else (user.id,), callback=(user.id, window) if window else None,
-                          fraud=(user.id, dest.cls.value, rate))
+    action = RouteToTrunk(
+        tenant.id,
+        target,
+        tuple(TrunkHop(t.name, t.uri(target)) for t in trunks),
+        presented,
+        tenant.domain,
+        privacy=privacy,
+        track=() if user.call_waiting and user.id not in snapshot.agents else (user.id,),
+        callback=(user.id, window) if window else None,
+        fraud=(user.id, dest.cls.value, rate),
+    )
     return Decision(action, tuple(trace), caller, callee)
 
 
 def _has_prefix(digits: str, plan) -> bool:
     c = country(plan.region)
-    return digits.startswith("+") or digits.startswith(c.intl_prefix) or digits.startswith(c.national_prefix) or bool(c.directory and c.directory.fullmatch(digits))
+    return (
+        digits.startswith("+")
+        or digits.startswith(c.intl_prefix)
+        or digits.startswith(c.national_prefix)
+        or bool(c.directory and c.directory.fullmatch(digits))
+    )

@@ -3,6 +3,7 @@
 The API refuses control characters in every string that can reach a SIP message; these functions make the same
 guarantee again where the value is written (defence in depth, and for values that come from elsewhere).
 """
+
 from __future__ import annotations
 
 import re

@@ -3,6 +3,7 @@
 The control plane compiles the database into a JSON document (see `controlplane.snapshot`);
 every Kamailio worker parses it once into these frozen objects and routes from them.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -95,7 +96,9 @@ class Trunk:
     sources: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     tenant_ids: frozenset[int] = frozenset()  # empty: every tenant
     prefixes: tuple[str, ...] = ()  # E.164 prefixes it carries; empty: all
-    auth: tuple[str, str, str] | None = field(default=None, repr=False)  # (username, password, realm) the carrier challenges for
+    auth: tuple[str, str, str] | None = field(
+        default=None, repr=False
+    )  # (username, password, realm) the carrier challenges for
 
     def uri(self, user: str) -> str:
         return f"sip:{user}@{self.host}:{self.port};transport={self.transport}"
@@ -149,7 +152,9 @@ class Snapshot:
     groups: Mapping[int, Group] = field(default_factory=dict)  # hunt groups by id
     group_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> group id
     skills: Mapping[int, Mapping[str, int]] = field(default_factory=dict)  # user id -> skill levels (agents only)
-    callback_agents: Mapping[int, int] = field(default_factory=dict)  # agent -> longest callback window of their groups (s)
+    callback_agents: Mapping[int, int] = field(
+        default_factory=dict
+    )  # agent -> longest callback window of their groups (s)
     agents: frozenset[int] = frozenset()  # members of any hunt group: their calls are tracked (busy handling)
     no_device: frozenset[int] = frozenset()  # group members without a SIP account that rings (or no longer users)
     # accounts that may authenticate now (account, user and tenant enabled): one lookup per request
@@ -162,7 +167,8 @@ class Snapshot:
     sites: Mapping[int, Site] = field(default_factory=dict)
 
     def location_of(self, user: User) -> Location:
-        """Where a user is for emergency services: their number's nomadic address, else their site's; else the country."""
+        """Where a user is for emergency services: their number's nomadic address, else their site's; else the
+        country."""
         if user.address:
             return Location(user.plan.region, text=user.address)
         site = self.sites.get(user.site) if user.site is not None else None
@@ -172,7 +178,8 @@ class Snapshot:
 
     def emergency_trunks(self, tenant_id: int, user: User) -> tuple[Trunk, ...]:
         """The trunks an emergency call tries, in order: the site's emergency trunk, then every other trunk of the
-        tenant (whatever destinations they are limited to: an emergency call is never refused for a trunk's prefixes)."""
+        tenant (whatever destinations they are limited to: an emergency call is never refused for a trunk's
+        prefixes)."""
         site = self.sites.get(user.site) if user.site is not None else None
         first = site.emergency_trunk if site is not None else None
         trunks = [t for t in self.trunks if t.serves(tenant_id, None)]
@@ -223,22 +230,37 @@ def _fraud(doc: Mapping[str, Any]) -> dict:
 
     policies = {}
     for tid, p in (doc.get("policies") or {}).items():
-        policies[int(tid)] = FraudPolicy(Limits(**p.get("user", {})), Limits(**p.get("tenant", {})), float(p.get("warn_ratio", 0.8)),
-                                         int(p.get("spend_level", 3)), bool(p.get("allow_high_risk", False)),
-                                         tuple(p["high_risk"]) if p.get("high_risk") else FraudPolicy().high_risk,
-                                         int(p.get("anomaly_level", 2)), str(p.get("outbound", "special")))
+        policies[int(tid)] = FraudPolicy(
+            Limits(**p.get("user", {})),
+            Limits(**p.get("tenant", {})),
+            float(p.get("warn_ratio", 0.8)),
+            int(p.get("spend_level", 3)),
+            bool(p.get("allow_high_risk", False)),
+            tuple(p["high_risk"]) if p.get("high_risk") else FraudPolicy().high_risk,
+            int(p.get("anomaly_level", 2)),
+            str(p.get("outbound", "special")),
+        )
     t = doc.get("tariff") or {}
     user_locks: dict[int, tuple] = {}
     tenant_locks: dict[int, tuple] = {}
     for lk in doc.get("locks") or ():
-        lock = Lock(int(lk["id"]), int(lk["user_id"]) if lk.get("user_id") is not None else 0, int(lk["level"]), str(lk.get("dest_class", "")),
-                    str(lk.get("reason", "")))
+        lock = Lock(
+            int(lk["id"]),
+            int(lk["user_id"]) if lk.get("user_id") is not None else 0,
+            int(lk["level"]),
+            str(lk.get("dest_class", "")),
+            str(lk.get("reason", "")),
+        )
         if lk.get("user_id") is None:
             tenant_locks[int(lk["tenant_id"])] = tenant_locks.get(int(lk["tenant_id"]), ()) + (lock,)
         else:
             user_locks[lock.user_id] = user_locks.get(lock.user_id, ()) + (lock,)
-    return {"fraud_policies": policies, "tariff": tariff({str(k): float(v) for k, v in (t.get("rates") or {}).items()}, str(t.get("currency", "EUR"))),
-            "user_locks": user_locks, "tenant_locks": tenant_locks}
+    return {
+        "fraud_policies": policies,
+        "tariff": tariff({str(k): float(v) for k, v in (t.get("rates") or {}).items()}, str(t.get("currency", "EUR"))),
+        "user_locks": user_locks,
+        "tenant_locks": tenant_locks,
+    }
 
 
 _OFF = Tenant(0, "", "", enabled=False)
@@ -265,9 +287,19 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
         accounts = {}
         for a in doc["accounts"]:
             username, realm = str(a["username"]), str(a["realm"]).lower()
-            acc = Account(username, realm, str(a["ha1"]), str(a.get("ha1b", "")), int(a["user_id"]), int(a["tenant_id"]),
-                          bool(a.get("enabled", True)), f"sip:{username}@{realm}", a.get("clir"), a.get("presented_number"),
-                          tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else ())
+            acc = Account(
+                username,
+                realm,
+                str(a["ha1"]),
+                str(a.get("ha1b", "")),
+                int(a["user_id"]),
+                int(a["tenant_id"]),
+                bool(a.get("enabled", True)),
+                f"sip:{username}@{realm}",
+                a.get("clir"),
+                a.get("presented_number"),
+                tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else (),
+            )
             accounts[(username, realm)] = acc
         plans: dict[tuple[str, str], Plan] = {}
         classes = {c.value: c for c in DestClass}
@@ -277,44 +309,89 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             plan = plans.get(plan_key) or plans.setdefault(plan_key, Plan(*plan_key))
             blocked = u.get("blocked")
             users[int(u["id"])] = User(
-                int(u["id"]), int(u["tenant_id"]), str(u["name"]), u.get("extension"), tuple(u.get("aors", ())),
-                bool(u.get("enabled", True)), u.get("number"), plan, str(u.get("address", "")),
-                classes[u.get("outbound", "mobile")], bool(u.get("clir", False)), bool(u.get("locked", False)),
+                int(u["id"]),
+                int(u["tenant_id"]),
+                str(u["name"]),
+                u.get("extension"),
+                tuple(u.get("aors", ())),
+                bool(u.get("enabled", True)),
+                u.get("number"),
+                plan,
+                str(u.get("address", "")),
+                classes[u.get("outbound", "mobile")],
+                bool(u.get("clir", False)),
+                bool(u.get("locked", False)),
                 u.get("presented_number"),
                 tuple(_rule(r) for r in u["forwarding"]) if u.get("forwarding") else (),
-                bool(u.get("call_waiting", True)), bool(u.get("priority", False)), u.get("secretary"),
-                str(u.get("anonymous", "allow")), frozenset(u["vip"]) if u.get("vip") else frozenset(),
-                {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked} if blocked else None,
+                bool(u.get("call_waiting", True)),
+                bool(u.get("priority", False)),
+                u.get("secretary"),
+                str(u.get("anonymous", "allow")),
+                frozenset(u["vip"]) if u.get("vip") else frozenset(),
+                {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked}
+                if blocked
+                else None,
                 tuple(int(c) for c in u.get("profile_codes", ())),
                 int(u["site"]) if u.get("site") is not None else None,
             )
         groups = {
             int(g["id"]): Group(
-                int(g["id"]), int(g["tenant_id"]), str(g["name"]),
-                tuple(Ring(tuple(int(m) for m in r["members"]), str(r.get("strategy", "broadcast")), int(r.get("wait_s", 20)),
-                           int(r.get("member_s", 10)), bool(r.get("keep_previous", False)), str(r.get("busy_members", "skip")),
-                           {int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None,
-                           str(r.get("dnd_members", "skip")))
-                      for r in g["rings"]),
+                int(g["id"]),
+                int(g["tenant_id"]),
+                str(g["name"]),
+                tuple(
+                    Ring(
+                        tuple(int(m) for m in r["members"]),
+                        str(r.get("strategy", "broadcast")),
+                        int(r.get("wait_s", 20)),
+                        int(r.get("member_s", 10)),
+                        bool(r.get("keep_previous", False)),
+                        str(r.get("busy_members", "skip")),
+                        {int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None,
+                        str(r.get("dnd_members", "skip")),
+                    )
+                    for r in g["rings"]
+                ),
                 _overflow(g.get("overflow")),
-                int(g.get("max_waiting", 0)), str(g.get("presentation", "caller")), g.get("number"),
-                dict(g["skills"]) if g.get("skills") else None, bool(g.get("skills_fallback", True)),
-                int(g.get("wrapup_s", 0)), int(g.get("callback_window_s", 0)), int(g.get("queue_s", 0)), str(g.get("extension", "")),
-                str(g.get("anonymous", "allow")), frozenset(g["vip"]) if g.get("vip") else frozenset(),
-                {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in g["blocked"]} if g.get("blocked") else None,
+                int(g.get("max_waiting", 0)),
+                str(g.get("presentation", "caller")),
+                g.get("number"),
+                dict(g["skills"]) if g.get("skills") else None,
+                bool(g.get("skills_fallback", True)),
+                int(g.get("wrapup_s", 0)),
+                int(g.get("callback_window_s", 0)),
+                int(g.get("queue_s", 0)),
+                str(g.get("extension", "")),
+                str(g.get("anonymous", "allow")),
+                frozenset(g["vip"]) if g.get("vip") else frozenset(),
+                {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in g["blocked"]}
+                if g.get("blocked")
+                else None,
                 tuple(_rule(r) for r in g["forwarding"]) if g.get("forwarding") else (),
-                (), {int(k): tuple(v) for k, v in g["devices"].items()} if g.get("devices") else None,
+                (),
+                {int(k): tuple(v) for k, v in g["devices"].items()} if g.get("devices") else None,
             )
             for g in doc.get("groups", ())
         }
         skills = {int(k): dict(v) for k, v in doc.get("skills", {}).items()}
-        groups = {gid: g._replace(all_members=tuple(dict.fromkeys(m for r in g.rings for m in r.members))) for gid, g in groups.items()}
-        groups = {gid: g._replace(levels=qualified_levels(skills, g.all_members, g.skills)) if g.skills else g for gid, g in groups.items()}
+        groups = {
+            gid: g._replace(all_members=tuple(dict.fromkeys(m for r in g.rings for m in r.members)))
+            for gid, g in groups.items()
+        }
+        groups = {
+            gid: g._replace(levels=qualified_levels(skills, g.all_members, g.skills)) if g.skills else g
+            for gid, g in groups.items()
+        }
         group_extensions = {(int(g["tenant_id"]), str(g["extension"])): int(g["id"]) for g in doc.get("groups", ())}
         time_plans = {
             int(p["id"]): TimePlan(
-                int(p["id"]), str(p["name"]), str(p.get("tz", "Europe/Berlin")),
-                tuple(TimeRange(frozenset(int(d) for d in r["days"]), int(r["start"]), int(r["end"])) for r in p.get("ranges", ())),
+                int(p["id"]),
+                str(p["name"]),
+                str(p.get("tz", "Europe/Berlin")),
+                tuple(
+                    TimeRange(frozenset(int(d) for d in r["days"]), int(r["start"]), int(r["end"]))
+                    for r in p.get("ranges", ())
+                ),
                 frozenset(str(d) for d in p.get("closed_dates", ())),
             )
             for p in doc.get("time_plans", ())
@@ -333,7 +410,9 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
                         sources=tuple(ipaddress.ip_network(c, strict=False) for c in t.get("sources", ())),
                         tenant_ids=frozenset(int(x) for x in t.get("tenant_ids", ())),
                         prefixes=tuple(str(x) for x in t.get("prefixes", ())),
-                        auth=(str(t["auth"]["username"]), str(t["auth"]["password"]), str(t["auth"].get("realm", ""))) if t.get("auth") else None,
+                        auth=(str(t["auth"]["username"]), str(t["auth"]["password"]), str(t["auth"].get("realm", "")))
+                        if t.get("auth")
+                        else None,
                     )
                     for t in doc.get("trunks", ())
                 ),
@@ -341,8 +420,13 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             )
         )
         numbers = {
-            str(n["e164"]): Number(str(n["e164"]), int(n["tenant_id"]), int(n["user_id"]) if n.get("user_id") is not None else None,
-                                   int(n["group_id"]) if n.get("group_id") else None, int(n.get("priority", 0)))
+            str(n["e164"]): Number(
+                str(n["e164"]),
+                int(n["tenant_id"]),
+                int(n["user_id"]) if n.get("user_id") is not None else None,
+                int(n["group_id"]) if n.get("group_id") else None,
+                int(n.get("priority", 0)),
+            )
             for n in doc.get("numbers", ())
         }
         extensions = {(int(e["tenant_id"]), str(e["number"])): int(e["user_id"]) for e in doc["extensions"]}
@@ -366,16 +450,31 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             skills=skills,
             callback_agents=_callback_agents(groups),
             agents=frozenset(m for g in groups.values() for m in g.all_members),
-            no_device=frozenset(m for g in groups.values() for m in g.all_members if m not in users or not users[m].aors),
+            no_device=frozenset(
+                m for g in groups.values() for m in g.all_members if m not in users or not users[m].aors
+            ),
             active_accounts={
-                key: acc for key, acc in accounts.items()
-                if acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and acc.user_id in users and users[acc.user_id].enabled
+                key: acc
+                for key, acc in accounts.items()
+                if acc.enabled
+                and tenants.get(acc.tenant_id, _OFF).enabled
+                and acc.user_id in users
+                and users[acc.user_id].enabled
             },
             **_fraud(doc.get("fraud") or {}),
-            sites={int(x["id"]): Site(int(x["id"]), int(x["tenant_id"]), str(x["region"]), str(x.get("street", "")),
-                                      str(x.get("house_number", "")), str(x.get("postal_code", "")), str(x.get("city", "")),
-                                      int(x["emergency_trunk"]) if x.get("emergency_trunk") else None)
-                   for x in doc.get("sites", ())},
+            sites={
+                int(x["id"]): Site(
+                    int(x["id"]),
+                    int(x["tenant_id"]),
+                    str(x["region"]),
+                    str(x.get("street", "")),
+                    str(x.get("house_number", "")),
+                    str(x.get("postal_code", "")),
+                    str(x.get("city", "")),
+                    int(x["emergency_trunk"]) if x.get("emergency_trunk") else None,
+                )
+                for x in doc.get("sites", ())
+            },
         )
     except SnapshotError:
         raise
@@ -384,9 +483,18 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
 
 
 def _rule(r: Mapping[str, Any]) -> ForwardRule:
-    return ForwardRule(int(r.get("id", 0)), str(r["kind"]), r.get("target_user"), r.get("target_number"), str(r.get("callers", "all")),
-                       r.get("time_plan"), str(r.get("when", "in")), int(r.get("timeout_s", 20)), str(r.get("present", "caller")),
-                       r.get("target_group"))
+    return ForwardRule(
+        int(r.get("id", 0)),
+        str(r["kind"]),
+        r.get("target_user"),
+        r.get("target_number"),
+        str(r.get("callers", "all")),
+        r.get("time_plan"),
+        str(r.get("when", "in")),
+        int(r.get("timeout_s", 20)),
+        str(r.get("present", "caller")),
+        r.get("target_group"),
+    )
 
 
 def _callback_agents(groups: Mapping[int, Group]) -> dict[int, int]:
@@ -403,8 +511,13 @@ def _overflow(o: Mapping[str, Any] | None) -> ForwardRule | None:
     """A group's overflow target: a rule to another group, a user or a public number."""
     if not o or not (o.get("target_group") or o.get("target_user") or o.get("target_number")):
         return None
-    return ForwardRule(0, "overflow", int(o["target_user"]) if o.get("target_user") else None, o.get("target_number") or None,
-                       target_group=int(o["target_group"]) if o.get("target_group") else None)
+    return ForwardRule(
+        0,
+        "overflow",
+        int(o["target_user"]) if o.get("target_user") else None,
+        o.get("target_number") or None,
+        target_group=int(o["target_group"]) if o.get("target_group") else None,
+    )
 
 
 def loads_snapshot(text: str | bytes) -> Snapshot:

@@ -5,6 +5,7 @@ for 20 s, a trunk answers 503, a member becomes free...), each through the same 
 The shell's part is assumed to succeed: every relay leaves, every device named is registered, every member offered
 is free to be claimed. Each step says what happened, what the policy decided and the trace lines it added.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -46,7 +47,9 @@ class Step(NamedTuple):
     ended: bool = False
 
 
-def run(decision: Decision, events: list[Event], snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0) -> list[Step]:
+def run(
+    decision: Decision, events: list[Event], snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0
+) -> list[Step]:
     """The call's timeline: its first decision, then one step per event until the call is answered or ends."""
     state = call.begin(decision, "simulated", "simulated", now)
     steps: list[Step] = []
@@ -87,10 +90,14 @@ def _label(ev: Event) -> str:
     if ev.kind in EVENTS:
         code, reason, _ = EVENTS[ev.kind]
         return f"{ev.kind.replace('_', ' ')} ({code} {reason})"
-    return {"answer": "answered", "cancel": "the caller hangs up", "member_free": "a member of the group becomes free"}[ev.kind]
+    return {"answer": "answered", "cancel": "the caller hangs up", "member_free": "a member of the group becomes free"}[
+        ev.kind
+    ]
 
 
-def _route(state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+def _route(
+    state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, str, bool]:
     """The first decision applied (or a forwarding / overflow target's, `diverted`)."""
     if isinstance(action, Reject):
         return state, f"reject {action.code} {action.reason}" + (f": {action.warning}" if action.warning else ""), True
@@ -100,7 +107,9 @@ def _route(state: CallState, action: Action, snapshot: Snapshot, live: LiveView,
     return state, describe(action), False
 
 
-def _divert(state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+def _divert(
+    state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, str, bool]:
     if isinstance(action, Reject):
         return state, f"reject {action.code} {action.reason}", True
     state = call.onto(state, action, now, diverted=True)
@@ -109,7 +118,9 @@ def _divert(state: CallState, action: Action, snapshot: Snapshot, live: LiveView
     return state, describe(action), False
 
 
-def _offer(state: CallState, action: RouteToGroup, snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+def _offer(
+    state: CallState, action: RouteToGroup, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, str, bool]:
     state = call.offering(state, action)
     if action.steps:
         return _next_step(state)
@@ -123,7 +134,8 @@ def _next_step(state: CallState) -> tuple[CallState, str, bool]:
     step = group.steps[0]
     members = ", ".join(str(m) for m, _ in step.members)
     state = state._replace(group=group._replace(steps=group.steps[1:], offered=step.members)).traced(
-        f"offering to user(s) {members} for {step.seconds} s")
+        f"offering to user(s) {members} for {step.seconds} s"
+    )
     return state, f"offer group {group.group_id} to user(s) {members} for {step.seconds} s", False
 
 
@@ -140,10 +152,16 @@ def _queue_turn(state: CallState, snapshot: Snapshot, live: LiveView, now: float
     return _apply(state, effects, snapshot, live, now)
 
 
-def _apply(state: CallState, effects: tuple[Effect, ...], snapshot: Snapshot, live: LiveView, now: float) -> tuple[CallState, str, bool]:
+def _apply(
+    state: CallState, effects: tuple[Effect, ...], snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, str, bool]:
     for effect in effects:
         if isinstance(effect, Finish):
-            return state, f"the call ends: {effect.code} {effect.reason}" + (f" ({effect.warning})" if effect.warning else ""), True
+            return (
+                state,
+                f"the call ends: {effect.code} {effect.reason}" + (f" ({effect.warning})" if effect.warning else ""),
+                True,
+            )
         if isinstance(effect, Divert):
             state, outcome, ended = _divert(state, effect.action, snapshot, live, now)
             return state, "forward: " + outcome, ended
@@ -155,7 +173,12 @@ def _apply(state: CallState, effects: tuple[Effect, ...], snapshot: Snapshot, li
             return _next_step(state)
         if isinstance(effect, WaitAgain):
             state = call.held(state, "simulated", effect.seconds)
-            return state, f"wait in the queue of group {state.queue.group_id if state.queue else '?'}, {effect.seconds:.0f} s at most", False
+            return (
+                state,
+                f"wait in the queue of group {state.queue.group_id if state.queue else '?'}, {effect.seconds:.0f} s "
+                "at most",
+                False,
+            )
     return state, "nothing", False
 
 
@@ -163,10 +186,14 @@ def describe(action: Action) -> str:
     """One line for a routing action, as the timeline shows it."""
     if isinstance(action, RouteToUser):
         return f"ring user {action.user_id} ({len(action.aors)} address(es))" + (
-            f", {action.no_answer_s} s before the no-answer forwarding" if action.on_no_answer is not None and action.no_answer_s else "")
+            f", {action.no_answer_s} s before the no-answer forwarding"
+            if action.on_no_answer is not None and action.no_answer_s
+            else ""
+        )
     if isinstance(action, RouteToTrunk):
         return f"out to {action.target} via trunk {action.hops[0].name}" + (
-            f" (then {', '.join(h.name for h in action.hops[1:])})" if len(action.hops) > 1 else "")
+            f" (then {', '.join(h.name for h in action.hops[1:])})" if len(action.hops) > 1 else ""
+        )
     if isinstance(action, RouteToGroup):
         return f"group {action.group_id}"
     if isinstance(action, Reject):

@@ -4,6 +4,7 @@ The control plane expands holidays (library `holidays`, national and regional) a
 dates into plain ISO dates when it compiles the snapshot, so the policy core needs only the
 standard library. The caller passes `now` (the policy core never reads the clock).
 """
+
 from __future__ import annotations
 
 import functools

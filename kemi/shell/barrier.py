@@ -9,6 +9,7 @@ none) nor to a request the shell had already answered, relayed, held or delibera
 marks each of those with `settled()`; the request route starts with `begin()`).
 The barrier itself never raises: each of its steps is guarded on its own.
 """
+
 from __future__ import annotations
 
 import traceback
@@ -45,8 +46,12 @@ def where(exc: BaseException, frames: int = 3) -> str:
 
 
 def describe(route: str, method: str, call_id: str, exc: BaseException) -> str:
-    """The one log line of a failure (ASCII: whatever bytes the message or the exception hold, the log line can be written)."""
-    line = f"callmanager: {route} route failed on {method or '?'} (Call-ID {call_id[:120] or '?'}): {type(exc).__name__}: {exc} at {where(exc)}"
+    """The one log line of a failure (ASCII: whatever bytes the message or the exception hold, the log line can be
+    written)."""
+    line = (
+        f"callmanager: {route} route failed on {method or '?'} (Call-ID {call_id[:120] or '?'}): "
+        f"{type(exc).__name__}: {exc} at {where(exc)}"
+    )
     return line.encode("ascii", "backslashreplace").decode("ascii")[:1000] + "\n"
 
 

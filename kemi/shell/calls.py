@@ -4,6 +4,7 @@ transitions (`kemi.policy.call`) through its failures, its wait in a queue and i
 Every decision is the policy's; this module reads what happened, asks the transition what comes next and
 applies its effects (`perform`), telling the transition again when an effect could not be done.
 """
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,18 @@ import uuid
 
 from kemi.contract import AVP_RANG, DLG_ANSWER, DLG_TRACKED, END_REQUESTS
 from kemi.policy import call, cdr
-from kemi.policy.call import (AnswerChallenge, Divert, Effect, Failed, Finish, LeaveQueue, OfferNextStep, RelayTrunk, ReleaseClaims,
-                              WaitAgain)
+from kemi.policy.call import (
+    AnswerChallenge,
+    Divert,
+    Effect,
+    Failed,
+    Finish,
+    LeaveQueue,
+    OfferNextStep,
+    RelayTrunk,
+    ReleaseClaims,
+    WaitAgain,
+)
 from kemi.policy.callstate import CallState, FeatureUse
 from kemi.policy.decision import Action, Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
 from kemi.policy.facts import RequestFacts
@@ -54,7 +65,8 @@ def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
 
 
 def feature_code(state: CallState, fc: FeatureCode) -> None:
-    """Apply what is live at once (DND, group log-in), answer the phone, and hand the code to the control plane with the record."""
+    """Apply what is live at once (DND, group log-in), answer the phone, and hand the code to the control plane with
+    the record."""
     apply.feature_code_live(fc)
     state = state._replace(feature=FeatureUse(fc.user_id, fc.kind, fc.value))
     finish_locally(state, Reject(603, fc.reply, f"feature code done: {fc.reply}"), "INVITE")
@@ -81,7 +93,9 @@ def route_to_user(state: CallState, action: RouteToUser, method: str, nated: boo
     apply.consume_credentials()
     if not apply.lookup_aors(action.aors):
         fallback = action.on_unreachable
-        state = state.traced("no registered device" + (": forwarded (unreachable)" if not isinstance(fallback, Reject) else ""))
+        state = state.traced(
+            "no registered device" + (": forwarded (unreachable)" if not isinstance(fallback, Reject) else "")
+        )
         route(state, fallback, method, nated)
         return
     if method != "INVITE":  # MESSAGE, OPTIONS, ... to a user: relay, no dialog, no media
@@ -97,16 +111,25 @@ def route_to_user(state: CallState, action: RouteToUser, method: str, nated: boo
 
 def route_to_trunk(state: CallState, action: RouteToTrunk, nated: bool) -> None:
     apply.consume_credentials()
-    if action.fraud is not None and SETTINGS.fraud_checks:  # a call out someone pays for (never an emergency call): limits first
+    if (
+        action.fraud is not None and SETTINGS.fraud_checks
+    ):  # a call out someone pays for (never an emergency call): limits first
         refused = fraud_gate.admit(SNAPSHOTS.get(), action.tenant_id, action.fraud[0])
         if refused:
-            finish_locally(state.traced(f"fraud control: {refused}"), Reject(403, "Forbidden", f"call limit reached: {refused}"), "INVITE")
+            finish_locally(
+                state.traced(f"fraud control: {refused}"),
+                Reject(403, "Forbidden", f"call limit reached: {refused}"),
+                "INVITE",
+            )
             return
     state = call.onto(state, action, time.time())
     apply.caller_identity(action)
     apply.set_ruri(action.hops[0].uri)
-    # no answer at all from a carrier: next trunk soon; the policy's ringing time (emergency calls: as long as the centre takes)
-    dialog.ring_limits(action.ring_s * 1000, SETTINGS.trunk_timeout_ms, (action.ring_s + 30) * 1000 if action.ring_s else 0)
+    # no answer at all from a carrier: next trunk soon; the policy's ringing time (emergency calls: as long as the
+    # centre takes)
+    dialog.ring_limits(
+        action.ring_s * 1000, SETTINGS.trunk_timeout_ms, (action.ring_s + 30) * 1000 if action.ring_s else 0
+    )
     if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
         agent, window = action.callback
         acd.set_callback(action.target, agent, int(time.time()) + window)
@@ -126,7 +149,9 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
         finish_locally(state, Reject(480, "Temporarily Unavailable", "a hunt group takes calls only"), method)
         return
     now, snap = time.time(), SNAPSHOTS.get()
-    state = call.onto(state, action, now)  # groups with a queue: unanswered offers leave the call waiting for the rest of its time
+    state = call.onto(
+        state, action, now
+    )  # groups with a queue: unanswered offers leave the call waiting for the rest of its time
     if action.present is not None:
         apply.present_as(*action.present)
     if action.steps:
@@ -135,7 +160,9 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
             prepare_call(state, nated)
             apply.relay()
             return
-    reachable = not action.steps or state.contested > 0  # nobody free now, or every planned member taken by simultaneous calls
+    reachable = (
+        not action.steps or state.contested > 0
+    )  # nobody free now, or every planned member taken by simultaneous calls
     state, effects = call.when_unplaced(state, action.group_id, True, snap, LIVE, now, reachable)
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
@@ -174,7 +201,9 @@ def branch_reply_route() -> int:
     if group_mark and 200 <= code < 300:
         acd.note_answering_agent(group_mark)
     if code in (180, 183) and not read.avp(AVP_RANG):
-        apply.set_avp(AVP_RANG, repr(time.time()))  # the devices rang: a timeout now means "no answer", not "unreachable"
+        apply.set_avp(
+            AVP_RANG, repr(time.time())
+        )  # the devices rang: a timeout now means "no answer", not "unreachable"
     nated = dialog.nated_reply(bflags)
     if 100 < code < 300 and read.has_sdp(content_type):
         dialog.media(nated)
@@ -201,7 +230,9 @@ def failure_route() -> int:
     return 1
 
 
-def perform(state: CallState, effects: tuple[Effect, ...], ev: Failed, rang_at: str = "") -> tuple[CallState, Failed | None]:
+def perform(
+    state: CallState, effects: tuple[Effect, ...], ev: Failed, rang_at: str = ""
+) -> tuple[CallState, Failed | None]:
     """Apply a transition's effects in order. None: done (a branch left, the call waits, or it ended); a `Failed`: an
     effect could not be done, the transition is asked again with it."""
     for effect in effects:
@@ -211,8 +242,16 @@ def perform(state: CallState, effects: tuple[Effect, ...], ev: Failed, rang_at: 
             acd.leave_queue(effect.key, effect.group_id)
         elif isinstance(effect, Finish):
             dialog.media_off()
-            SPOOL.put(cdr.record(state, code=effect.code, reason=effect.reason, end_ts=time.time(), cancelled=effect.cancelled,
-                                 ring_ts=_float(rang_at)))
+            SPOOL.put(
+                cdr.record(
+                    state,
+                    code=effect.code,
+                    reason=effect.reason,
+                    end_ts=time.time(),
+                    cancelled=effect.cancelled,
+                    ring_ts=_float(rang_at),
+                )
+            )
             return state, None
         elif isinstance(effect, AnswerChallenge):
             if not apply.answer_trunk_challenge(effect.user, effect.password, effect.realm):
@@ -220,7 +259,9 @@ def perform(state: CallState, effects: tuple[Effect, ...], ev: Failed, rang_at: 
             return state, None if apply.relay_branch(state) else ev
         elif isinstance(effect, RelayTrunk):
             apply.set_ruri(effect.hop.uri)
-            return state, None if apply.relay_branch(state, (0, SETTINGS.trunk_timeout_ms)) else ev._replace(code=503, reason="relay failed")
+            return state, None if apply.relay_branch(state, (0, SETTINGS.trunk_timeout_ms)) else ev._replace(
+                code=503, reason="relay failed"
+            )
         elif isinstance(effect, Divert):
             state, ok = divert(state, effect.action)
             return state, None if ok else ev
@@ -250,7 +291,9 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
         state, offered = acd.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
         return state, offered and apply.relay_branch(state)
     if isinstance(action, RouteToTrunk):
-        if action.fraud is not None and SETTINGS.fraud_checks:  # forwarded out: the forwarding user's limits, and they pay
+        if (
+            action.fraud is not None and SETTINGS.fraud_checks
+        ):  # forwarded out: the forwarding user's limits, and they pay
             refused = fraud_gate.admit(SNAPSHOTS.get(), action.tenant_id, action.fraud[0])
             if refused:
                 return state.traced(f"fraud control: {refused}; not forwarded"), False
@@ -330,8 +373,17 @@ def call_ended(why: str) -> None:
     if state.fraud is not None and state.record.tenant_id is not None and SETTINGS.fraud_checks:
         fraud_gate.ended(state.record.tenant_id, state.fraud.payer_user_id)
     answered, _, rang = read.dlg_var(DLG_ANSWER).partition("/")
-    SPOOL.put(cdr.record(state.traced(why), code=200, reason="OK", end_ts=time.time(), answer_ts=_float(answered) or state.record.start_ts,
-                         ring_ts=_float(rang), quality=dialog.dialog_media_quality()))
+    SPOOL.put(
+        cdr.record(
+            state.traced(why),
+            code=200,
+            reason="OK",
+            end_ts=time.time(),
+            answer_ts=_float(answered) or state.record.start_ts,
+            ring_ts=_float(rang),
+            quality=dialog.dialog_media_quality(),
+        )
+    )
 
 
 def end_requested_calls() -> None:

@@ -8,6 +8,7 @@ than `max_age`. The control plane ingests complete lines from both folders idemp
 record id), deletes closed segments once stored, and adopts open segments nobody wrote to for
 far longer than `max_age` (their worker is gone or idle and would rotate before writing again).
 """
+
 from __future__ import annotations
 
 import json

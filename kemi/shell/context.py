@@ -3,6 +3,7 @@
 Stored whenever a route changed it and a later route (reply, failure, queue turn, dialog end) may need it;
 the control plane reads the dialog's copy (`call.list`, the queue monitor) with `CallState.from_json` too.
 """
+
 from __future__ import annotations
 
 from kemi.contract import AVP_CALL, DLG_CALL

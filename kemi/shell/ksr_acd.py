@@ -19,6 +19,7 @@ and the call overflows. The acd timer (`tick`, every 20 ms in its own process; w
 waiting it reads one counter) offers the waiting calls of a group, best priority then longest
 wait first, as members become free.
 """
+
 from __future__ import annotations
 
 import time
@@ -50,7 +51,9 @@ _planned: dict[str, tuple] = {}  # a waiting call's key -> (its offer, the plan'
 # ---------------------------------------------------------------- offers
 
 
-def start_offer(state: CallState, action: RouteToGroup, device_timeout_ms: int, snapshot, live) -> tuple[CallState, bool]:
+def start_offer(
+    state: CallState, action: RouteToGroup, device_timeout_ms: int, snapshot, live
+) -> tuple[CallState, bool]:
     """Point the request at the group's first step with a member to ring; False when nobody can be. When every
     planned member was just claimed by simultaneous calls, the policy plans again on the live state of now."""
     attempt = 0
@@ -79,7 +82,8 @@ def next_step(state: CallState, device_timeout_ms: int) -> tuple[CallState, bool
         offered = ", ".join(str(m) for m, _ in members)
         if aors and apply.lookup_aors(aors):
             state = state._replace(group=group._replace(steps=steps, offered=members)).traced(
-                f"offering to user(s) {offered} for {step.seconds} s")
+                f"offering to user(s) {offered} for {step.seconds} s"
+            )
             if step.circular >= 0:  # the next call of this ring starts after the member offered now
                 KSR.htable.sht_seti(ACD.name, shm.ring_pointer_key(group.group_id, step.circular), members[-1][0])
             # what the answer needs, without parsing the call's state: group, wrap-up, who is offered
@@ -137,7 +141,7 @@ def note_answering_agent(group_mark: str) -> None:
     if state is None:
         return
     contact = read.answering_contact()
-    for user_id, aors in (state.group.offered if state.group else ()):
+    for user_id, aors in state.group.offered if state.group else ():
         if any(contact in read.contacts_of(aor) for aor in aors):
             _answered_by(group, wrapup, user_id)
             break
@@ -266,7 +270,8 @@ def planned(key: str) -> tuple | None:
 
 
 def mark_registered(user_id: int, *aors: str) -> None:
-    """acdreg u<user> = 1 while one of the agent's AoRs (sip:user@realm) has a registered device (usrloc, in shared memory)."""
+    """acdreg u<user> = 1 while one of the agent's AoRs (sip:user@realm) has a registered device (usrloc, in shared
+    memory)."""
     if any(KSR.registrar.registered_uri("location", aor) > 0 for aor in aors):
         KSR.htable.sht_seti(REGISTERED.name, shm.user_key(user_id), 1)
     else:

@@ -3,11 +3,24 @@
 With `ksr_read` (what comes in), `ksr_dialog` (transactions, dialogs, media) and the hunt groups' `ksr_acd`, the
 only modules that call Kamailio: the route functions read facts, call the policy, and apply its outcome here.
 """
+
 from __future__ import annotations
 
 import KSR
 
-from kemi.contract import PROFILE_CALLS, AVP_CALL, AVP_TRUNK_PASSWORD, AVP_TRUNK_REALM, AVP_TRUNK_USER, DLG_CALL, logged_out_key, user_key, ACD, LIVE_VERSION, STATUS
+from kemi.contract import (
+    PROFILE_CALLS,
+    AVP_CALL,
+    AVP_TRUNK_PASSWORD,
+    AVP_TRUNK_REALM,
+    AVP_TRUNK_USER,
+    DLG_CALL,
+    logged_out_key,
+    user_key,
+    ACD,
+    LIVE_VERSION,
+    STATUS,
+)
 from kemi.policy.callstate import CallState
 from kemi.policy.decision import Reject, RouteToTrunk
 from kemi.policy.features import FeatureCode
@@ -38,7 +51,8 @@ def challenge(realm: str) -> None:
 
 
 def drop() -> None:
-    """No answer, on purpose (a banned source, a flood, a request on the wrong listener, a malformed one sanity answered)."""
+    """No answer, on purpose (a banned source, a flood, a request on the wrong listener, a malformed one sanity
+    answered)."""
     settled()
     KSR.set_drop()
 
@@ -98,7 +112,8 @@ def relay_branch(state: CallState, timers_ms: tuple[int, int] | None = None) -> 
 
 
 def answer_trunk_challenge(user: str, password: str, realm: str) -> bool:
-    """Credentials for the carrier's challenge, for uac_auth only (never kept in the call's state). False: uac could not."""
+    """Credentials for the carrier's challenge, for uac_auth only (never kept in the call's state). False: uac could
+    not."""
     set_avp(AVP_TRUNK_USER, user)
     set_avp(AVP_TRUNK_PASSWORD, password)
     if realm:

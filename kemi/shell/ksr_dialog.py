@@ -2,6 +2,7 @@
 
 Called by the route functions with what the policy decided; no decisions here.
 """
+
 from __future__ import annotations
 
 import KSR
@@ -77,8 +78,13 @@ def dialog_media_quality() -> dict[str, str] | None:
     """Delete the dialog's media session now (whoever or whatever ended it) and keep RTPengine's verdict on it:
     average MOS, jitter, loss and round trip of the call (from RTCP; empty when the phones sent none)."""
     call_id, from_tag = read.one("$dlg(callid)"), read.one("$dlg(from_tag)")
-    if not (is_word(call_id) and is_word(from_tag)):  # a value in a flag string must not add flags: left to RTPengine's timeout
-        KSR.warn(f"callmanager: media session of a dialog with an unusual Call-ID or tag left to RTPengine's timeout: {call_id[:80]!a}\n")
+    if not (
+        is_word(call_id) and is_word(from_tag)
+    ):  # a value in a flag string must not add flags: left to RTPengine's timeout
+        KSR.warn(
+            "callmanager: media session of a dialog with an unusual Call-ID or tag left to RTPengine's timeout: "
+            f"{call_id[:80]!a}\n"
+        )
         return None
     KSR.rtpengine.rtpengine_delete(f"call-id={call_id} from-tag={from_tag}")
     KSR.setflag(MEDIA_DONE)  # a BYE that ended it: its own rtpengine_manage would delete the session a second time
@@ -86,7 +92,8 @@ def dialog_media_quality() -> dict[str, str] | None:
 
 
 def open_dialog(lifetime_s: int | None, emergency: bool, keepalive: bool) -> None:
-    """Record-route, the dialog (its timeout runs dialog:timeout first), its lifetime, keep-alives or the emergency mark."""
+    """Record-route, the dialog (its timeout runs dialog:timeout first), its lifetime, keep-alives or the emergency
+    mark."""
     KSR.rr.record_route()
     KSR.pv.sets("$dlg_ctx(timeout_route)", TIMEOUT_EVENT)
     dialog_lifetime(lifetime_s)
@@ -104,7 +111,8 @@ def dialog_lifetime(lifetime_s: int | None) -> None:
 
 
 def track(user_ids: tuple[int, ...]) -> None:
-    """Busy-on-busy users and agents: on a call while this dialog lives (dialog profile `calls`, and the dialog's list)."""
+    """Busy-on-busy users and agents: on a call while this dialog lives (dialog profile `calls`, and the dialog's
+    list)."""
     for user_id in user_ids:
         apply.track_call(user_id)
     if user_ids:

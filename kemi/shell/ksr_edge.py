@@ -10,6 +10,7 @@ The verdicts are `kemi.policy.edge`'s; the counters live in htables every worker
   within a day (each doubles the next); seen:<user@realm>:<ip>: a refused address reported once.
 What happened is spooled as fraud events (the control plane ingests them with the CDRs).
 """
+
 from __future__ import annotations
 
 import time
@@ -40,7 +41,9 @@ class Edge:
         self._version = -1
         self.banned_now = ""  # the source this worker banned while handling the current request
         self._agents: dict[str, str] = {}  # User-Agent -> the scanner it names ('' none): phones repeat theirs
-        self._previous: dict[str, int] = {}  # "kind:ip" -> count of the previous bucket (read once per bucket and worker)
+        self._previous: dict[
+            str, int
+        ] = {}  # "kind:ip" -> count of the previous bucket (read once per bucket and worker)
         self._previous_index = -1
         self._window = policy.window(time.time(), settings.window_s)  # the current request's bucket (request_counter)
 
@@ -53,8 +56,9 @@ class Edge:
             self._exempt, self._version = {}, snap.version
         known = self._exempt.get(ip)
         if known is None:
-            known = self._exempt[ip] = (policy.in_networks(ip, self.s.exempt) or snap.trunk_for_source(ip) is not None
-                                        or snap.is_trusted(ip))
+            known = self._exempt[ip] = (
+                policy.in_networks(ip, self.s.exempt) or snap.trunk_for_source(ip) is not None or snap.is_trusted(ip)
+            )
         return known
 
     # ------------------------------------------------------------ every request
@@ -91,7 +95,8 @@ class Edge:
             return False
         w = self._window
         if policy.needs_previous(requests, self.s.max_requests, w) and policy.over(
-                requests, self._previous_count("r", ip, w, (w.bucket - 1) % SLOTS), self.s.max_requests, w):
+            requests, self._previous_count("r", ip, w, (w.bucket - 1) % SLOTS), self.s.max_requests, w
+        ):
             self.ban(ip, f"more than {self.s.max_requests} requests in {self.s.window_s} s", kind="flood")
             return False
         return True
@@ -123,8 +128,12 @@ class Edge:
         if not self.s.enabled or self.exempt(ip, snap):
             return True
         if self._count("s", ip, self.s.max_unauthenticated, weighted=False):
-            self.ban(ip, f"more than {self.s.max_unauthenticated} requests in {self.s.window_s} s that did not authenticate (last: {why})",
-                     kind="flood")
+            self.ban(
+                ip,
+                f"more than {self.s.max_unauthenticated} requests in {self.s.window_s} s that did not authenticate "
+                f"(last: {why})",
+                kind="flood",
+            )
             return False
         return True
 
@@ -139,8 +148,18 @@ class Edge:
         value = KSR.htable.sht_get(LOCK, f"until:{account}")
         return float(value) if isinstance(value, str) and value.isdigit() else 0.0
 
-    def auth_failed(self, user: str, realm: str, ip: str, snap, why: str, tenant_id: int | None, user_id: int | None,
-                    count_account: bool = True, method: str = "") -> None:
+    def auth_failed(
+        self,
+        user: str,
+        realm: str,
+        ip: str,
+        snap,
+        why: str,
+        tenant_id: int | None,
+        user_id: int | None,
+        count_account: bool = True,
+        method: str = "",
+    ) -> None:
         """Count a failed authentication; past the limits the source is banned and the account cools down."""
         account = policy.bounded_key(f"{user}@{realm}")
         key_account, key_source, key_total = failure_counter_keys(user, realm, ip)
@@ -157,26 +176,65 @@ class Edge:
             secs = policy.lock_seconds(earlier, self.s)
             KSR.htable.sht_sets(LOCK, f"until:{account}", str(int(time.time()) + secs))
             KSR.htable.sht_seti(AUTHFAIL, key_account, 0)
-            self.event("account_cooldown", f"{fails_account} failed authentications: refused for {secs} s", source=ip, account=account,
-                       tenant_id=tenant_id, user_id=user_id, detail={"failures": fails_account, "lock_s": secs, "lock_no": earlier + 1, "last": why})
+            self.event(
+                "account_cooldown",
+                f"{fails_account} failed authentications: refused for {secs} s",
+                source=ip,
+                account=account,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                detail={"failures": fails_account, "lock_s": secs, "lock_no": earlier + 1, "last": why},
+            )
         if self.s.auth_failures_source and fails_source >= self.s.auth_failures_source and not self.exempt(ip, snap):
             self.ban(ip, f"{fails_source} failed authentications (last: {account}, {why})", kind="brute_force")
 
     def refused_address(self, account: str, ip: str, tenant_id: int | None, user_id: int | None) -> None:
         """The right password from an address the account may not be used from: reported once per address and day."""
         if KSR.htable.sht_inc(LOCK, f"seen:{account}:{ip}") == 1:
-            self.event("address_refused", f"the right password for {account} from {ip}, outside its allowed networks",
-                       source=ip, account=account, tenant_id=tenant_id, user_id=user_id, level=2)
+            self.event(
+                "address_refused",
+                f"the right password for {account} from {ip}, outside its allowed networks",
+                source=ip,
+                account=account,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                level=2,
+            )
 
     # ------------------------------------------------------------ bans and events
 
     def ban(self, ip: str, reason: str, kind: str) -> None:
-        KSR.htable.sht_sets(BAN, ip, f"{kind}:{int(time.time()) + self.s.ban_s}")  # cause:end (the API shows what is left)
+        KSR.htable.sht_sets(
+            BAN, ip, f"{kind}:{int(time.time()) + self.s.ban_s}"
+        )  # cause:end (the API shows what is left)
         self.banned_now = ip
         KSR.notice(f"callmanager: banned {ip} for {self.s.ban_s} s: {reason}\n")
         self.event("ban", reason, source=ip, detail={"cause": kind, "ban_s": self.s.ban_s})
 
-    def event(self, kind: str, reason: str, *, source: str = "", account: str = "", tenant_id: int | None = None,
-              user_id: int | None = None, level: int = 1, detail: dict | None = None) -> None:
-        self.spool.put({"type": "fraud_event", "id": str(uuid.uuid4()), "ts": time.time(), "kind": kind, "level": level, "source": source,
-                        "account": account, "tenant_id": tenant_id, "user_id": user_id, "reason": reason[:300], "detail": detail or {}})
+    def event(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        source: str = "",
+        account: str = "",
+        tenant_id: int | None = None,
+        user_id: int | None = None,
+        level: int = 1,
+        detail: dict | None = None,
+    ) -> None:
+        self.spool.put(
+            {
+                "type": "fraud_event",
+                "id": str(uuid.uuid4()),
+                "ts": time.time(),
+                "kind": kind,
+                "level": level,
+                "source": source,
+                "account": account,
+                "tenant_id": tenant_id,
+                "user_id": user_id,
+                "reason": reason[:300],
+                "detail": detail or {},
+            }
+        )

@@ -10,6 +10,7 @@ workers); the answer's and the end's counters keyed from the call's mark inside 
 Calls let through carry `cm_fraud` (tenant:user:class:price per minute) for the counters and the control
 plane's spend monitor.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,7 +26,9 @@ from . import wire
 
 TABLE, CALLS, RUNNING, MARK = shm.FRAUD.name, shm.FRAUD_CALLS.name, shm.FRAUD_RUNNING.name, shm.DLG_FRAUD
 _DIALOG = "$_s($dlg(h_entry):$dlg(h_id))"  # the current dialog's id, as dlg.end_dlg takes it
-_ACKED = wire.one_format((f"$dlg_var({MARK})", f"$dlg_var({shm.DLG_ANSWER})", "$dlg(h_entry):$dlg(h_id)", "$dlg(state)"))
+_ACKED = wire.one_format(
+    (f"$dlg_var({MARK})", f"$dlg_var({shm.DLG_ANSWER})", "$dlg(h_entry):$dlg(h_id)", "$dlg(state)")
+)
 _LIVE = ("3", "4")  # dialog states: answered (no ACK yet), confirmed; 5 is ended
 
 
@@ -39,8 +42,14 @@ def admit(snap, tenant_id: int, user_id: int) -> str:
     m, h = now // 60, now // 3600
     user, tenant = f"u{user_id}", f"t{tenant_id}"
     inc, get = KSR.htable.sht_inc, KSR.htable.sht_get
-    values = [get(CALLS, user), get(CALLS, tenant), inc(TABLE, f"{user}:m{m}"), inc(TABLE, f"{user}:h{h}"),
-              inc(TABLE, f"{tenant}:m{m}"), inc(TABLE, f"{tenant}:h{h}")]
+    values = [
+        get(CALLS, user),
+        get(CALLS, tenant),
+        inc(TABLE, f"{user}:m{m}"),
+        inc(TABLE, f"{user}:h{h}"),
+        inc(TABLE, f"{tenant}:m{m}"),
+        inc(TABLE, f"{tenant}:h{h}"),
+    ]
     if _limits_version[0] != snap.version:
         _limits.clear()
         _limits_version[0] = snap.version

@@ -8,6 +8,7 @@ trusted — a value holds the separator, the message is larger than Kamailio's p
 that is not UTF-8 through `{s.encode.hexa}`: any message Kamailio's parser accepted is read,
 a hostile one only slower.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -37,7 +38,8 @@ _ONLINE = ("", "")  # a member with no status and no log-out mark
 
 
 class Message(NamedTuple):
-    """The header facts of a request, as strings; hosts lower-cased (ASCII, as Kamailio's {s.tolower}); absent values ''."""
+    """The header facts of a request, as strings; hosts lower-cased (ASCII, as Kamailio's {s.tolower}); absent values
+    ''."""
 
     method: str
     ruri_user: str
@@ -101,10 +103,28 @@ def message(counter: str = "") -> Message:
     requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, lock = values
     # ports and the counter are Kamailio's own decimal prints; hosts and realm are ASCII in any ordinary request (the
     # checks inline: this runs for every request)
-    return Message(m, ru, rd.lower() if rd.isascii() else wire.lower(rd), fu, fd.lower() if fd.isascii() else wire.lower(fd), tu,
-                   td.lower() if td.isascii() else wire.lower(td), tt, si, int(sp) if sp.isdigit() else 0, int(rp) if rp.isdigit() else 0,
-                   ci, au, ar.lower() if ar.isascii() else wire.lower(ar), ban, lock, int(requests) if requests.isdigit() else 0, ua,
-                   uri, proto)
+    return Message(
+        m,
+        ru,
+        rd.lower() if rd.isascii() else wire.lower(rd),
+        fu,
+        fd.lower() if fd.isascii() else wire.lower(fd),
+        tu,
+        td.lower() if td.isascii() else wire.lower(td),
+        tt,
+        si,
+        int(sp) if sp.isdigit() else 0,
+        int(rp) if rp.isdigit() else 0,
+        ci,
+        au,
+        ar.lower() if ar.isascii() else wire.lower(ar),
+        ban,
+        lock,
+        int(requests) if requests.isdigit() else 0,
+        ua,
+        uri,
+        proto,
+    )
 
 
 def _message_by_field(counter: str) -> Message:
@@ -114,8 +134,29 @@ def _message_by_field(counter: str) -> Message:
     si, sp, rp, ban = (one(name) for name in _HEAD)
     m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto = (one(name) for name in _FIELDS)
     lower = wire.lower
-    return Message(m, ru, lower(rd), fu, lower(fd), tu, lower(td), tt, si, _number(sp), _number(rp), ci, au, lower(ar), ban, "",
-                   requests, ua, uri, proto, False)
+    return Message(
+        m,
+        ru,
+        lower(rd),
+        fu,
+        lower(fd),
+        tu,
+        lower(td),
+        tt,
+        si,
+        _number(sp),
+        _number(rp),
+        ci,
+        au,
+        lower(ar),
+        ban,
+        "",
+        requests,
+        ua,
+        uri,
+        proto,
+        False,
+    )
 
 
 def request_uri() -> str:
@@ -256,31 +297,56 @@ class KsrLiveView:
 
     def __init__(self) -> None:
         self._reads: dict[tuple, list[tuple[str, tuple[int, ...], int]]] = {}  # the $_s formats of a group's read
-        self._pushed_reads: dict[tuple, list[tuple[str, tuple[int, ...]]]] = {}  # ... and of its members' status and log-in
-        self._pushed: dict[tuple, tuple[str, dict]] = {}  # group's read -> (version, member -> (status, logged-out mark))
-        self._states: dict[tuple, AgentState] = {}  # a member's five values as read -> their AgentState (outside wrap-up): parsed once
+        self._pushed_reads: dict[
+            tuple, list[tuple[str, tuple[int, ...]]]
+        ] = {}  # ... and of its members' status and log-in
+        self._pushed: dict[
+            tuple, tuple[str, dict]
+        ] = {}  # group's read -> (version, member -> (status, logged-out mark))
+        self._states: dict[
+            tuple, AgentState
+        ] = {}  # a member's five values as read -> their AgentState (outside wrap-up): parsed once
 
-    def _group_reads(self, group_id: int, user_ids: tuple[int, ...], rings: int) -> list[tuple[str, tuple[int, ...], int]]:
+    def _group_reads(
+        self, group_id: int, user_ids: tuple[int, ...], rings: int
+    ) -> list[tuple[str, tuple[int, ...], int]]:
         """(format, members, values expected) per crossing: the version of the pushed values, then each member's last
-        call, offers and calls, then the group's pointers, waiting calls and status; built once per group and member list."""
+        call, offers and calls, then the group's pointers, waiting calls and status; built once per group and member
+        list."""
         key = (group_id, user_ids, rings)
         reads = self._reads.get(key)
         if reads is None:
-            tail = ([f"$sht({shm.ACD.name}=>{shm.ring_pointer_key(group_id, i)})" for i in range(rings)]
-                    + [f"$sht({shm.QUEUE.name}=>{shm.queue_count_key(group_id)})", f"$sht({shm.STATUS.name}=>g{group_id})"])
+            tail = [f"$sht({shm.ACD.name}=>{shm.ring_pointer_key(group_id, i)})" for i in range(rings)] + [
+                f"$sht({shm.QUEUE.name}=>{shm.queue_count_key(group_id)})",
+                f"$sht({shm.STATUS.name}=>g{group_id})",
+            ]
             reads = []
             for start in range(0, max(len(user_ids), 1), AGENT_CHUNK):
-                chunk = user_ids[start:start + AGENT_CHUNK]
+                chunk = user_ids[start : start + AGENT_CHUNK]
                 parts = [f"$sht({shm.ACD.name}=>{LIVE_VERSION})"] if start == 0 else []
-                parts += [f"$sht({name})" for u in chunk for name in (f"{shm.ACD.name}=>{shm.agent_end_key(u)}", f"{shm.OFFERS.name}=>{shm.user_key(u)}",
-                                                                       f"{shm.BUSY.name}=>{shm.user_key(u)}")]
+                parts += [
+                    f"$sht({name})"
+                    for u in chunk
+                    for name in (
+                        f"{shm.ACD.name}=>{shm.agent_end_key(u)}",
+                        f"{shm.OFFERS.name}=>{shm.user_key(u)}",
+                        f"{shm.BUSY.name}=>{shm.user_key(u)}",
+                    )
+                ]
                 if start + AGENT_CHUNK >= len(user_ids):
                     parts += tail
                 reads.append((wire.one_format(parts), chunk, len(parts)))
             pushed = []
             for start in range(0, len(user_ids), PUSHED_CHUNK):
-                chunk = user_ids[start:start + PUSHED_CHUNK]
-                parts = [f"$sht({name})" for u in chunk for name in (f"{shm.STATUS.name}=>{shm.user_key(u)}", f"{shm.ACD.name}=>{shm.logged_out_key(group_id, u)}")]
+                chunk = user_ids[start : start + PUSHED_CHUNK]
+                parts = [
+                    f"$sht({name})"
+                    for u in chunk
+                    for name in (
+                        f"{shm.STATUS.name}=>{shm.user_key(u)}",
+                        f"{shm.ACD.name}=>{shm.logged_out_key(group_id, u)}",
+                    )
+                ]
                 pushed.append((wire.one_format(parts), chunk))
             if len(self._reads) > 4096:  # member lists change with the configuration: drop old ones now and then
                 self._reads.clear()
@@ -323,14 +389,18 @@ class KsrLiveView:
             read_values = wire.split(KSR.pv.gete(fmt), expected)
             if read_values is None:
                 KSR.warn(f"callmanager: live state of group {group_id} unreadable\n")
-            values = read_values if read_values is not None else [""] * expected  # unreadable: everyone counts as available, the claims still prevent double offers
+            values = (
+                read_values if read_values is not None else [""] * expected
+            )  # unreadable: everyone counts as available, the claims still prevent double offers
             if i == 0:  # the first crossing starts with the version of the pushed values
                 version = values.pop(0)
                 # no version: nothing was ever pushed into this Kamailio (or the read failed): nobody away or logged out
                 pushed = self._pushed_values(key, version) if version else {}
             n = PER_AGENT * len(chunk)
             get = pushed.get
-            for u, end, offered, busy in zip(chunk, values[0:n:PER_AGENT], values[1:n:PER_AGENT], values[2:n:PER_AGENT]):
+            for u, end, offered, busy in zip(
+                chunk, values[0:n:PER_AGENT], values[1:n:PER_AGENT], values[2:n:PER_AGENT]
+            ):
                 status, out = get(u, _ONLINE)
                 if not (status or out or end) and offered in _NOTHING and busy in _NOTHING:
                     states[u] = FREE  # nothing known about them: no object built
@@ -340,17 +410,22 @@ class KsrLiveView:
                 if state is None:
                     last_end, _, wrap_until = end.partition(":")
                     wrap = int(wrap_until) if wrap_until.isdigit() else 0
-                    state = AgentState(logged_in=out in _NOTHING, status=status or "online", wrapup=wrap > now,
-                                       last_end=float(last_end) if last_end.isdigit() else 0.0, offered=offered not in _NOTHING,
-                                       busy=busy.isdigit() and busy != "0")
+                    state = AgentState(
+                        logged_in=out in _NOTHING,
+                        status=status or "online",
+                        wrapup=wrap > now,
+                        last_end=float(last_end) if last_end.isdigit() else 0.0,
+                        offered=offered not in _NOTHING,
+                        busy=busy.isdigit() and busy != "0",
+                    )
                     if wrap <= now:  # not in wrap-up: the same values mean the same state from now on
                         if len(known) > 50000:
                             known.clear()
                         known[state_key] = state
                 states[u] = state
-        last_values = values[PER_AGENT * len(chunk):] if user_ids else values
+        last_values = values[PER_AGENT * len(chunk) :] if user_ids else values
         pointers = {i: int(v) for i, v in enumerate(last_values[:rings]) if v.isdigit()}
-        waiting, group_status = (last_values[rings:rings + 2] + ["", ""])[:2]
+        waiting, group_status = (last_values[rings : rings + 2] + ["", ""])[:2]
         return GroupLive(states, pointers, int(waiting) if waiting.isdigit() else 0, group_status or "online")
 
     def callback(self, number: str) -> tuple[int, float] | None:

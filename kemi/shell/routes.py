@@ -5,6 +5,7 @@ owns it: CANCEL, in-dialog, new request (REGISTER or a call). Decisions come fro
 `kemi.policy`; this module only moves facts in and applies outcomes, with as few crossings
 into Kamailio as the work needs (each costs about a microsecond per request).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -17,8 +18,16 @@ from kemi.policy.auth import auth_result, find_account, identity_must_match, rea
 from kemi.policy.decision import Challenge, Register, Reject
 from kemi.policy.edge import KEY_MAX, bounded_key, judge_auth
 from kemi.policy.facts import AuthResult, RequestFacts
-from kemi.policy.routing import (ROUTABLE_INITIAL, STREAM_TRANSPORTS, decide_register, is_emergency_call, malformed, session_lifetime,
-                                 unsupported_method, unsupported_require)
+from kemi.policy.routing import (
+    ROUTABLE_INITIAL,
+    STREAM_TRANSPORTS,
+    decide_register,
+    is_emergency_call,
+    malformed,
+    session_lifetime,
+    unsupported_method,
+    unsupported_require,
+)
 from kemi.policy.snapshot import Snapshot
 
 from . import barrier, calls
@@ -58,18 +67,26 @@ def child_init(rank: int) -> int:
 def request_route() -> int:
     calls.new_request()
     barrier.begin()
-    msg = read.message(EDGE.request_counter())  # one read (the source's request counted in it); every later stage gets it
+    msg = read.message(
+        EDGE.request_counter()
+    )  # one read (the source's request counted in it); every later stage gets it
     if SETTINGS.fault_header and read.one(f"$hdr({SETTINGS.fault_header})"):
         raise RuntimeError(f"fault injected by the test header {SETTINGS.fault_header}")
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
         apply.drop()
         return 1
     snap = SNAPSHOTS.get()
-    if not EDGE.admit(msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests):  # banned, a scanner, or a flood: not a word back
+    if not EDGE.admit(
+        msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests
+    ):  # banned, a scanner, or a flood: not a word back
         apply.drop()
         return 1
-    refused = malformed(msg.scheme + ":" if msg.scheme and msg.scheme != "urn" else read.request_uri(), bool(msg.scheme), msg.proto,
-                        read.one("$cl") if msg.proto in STREAM_TRANSPORTS else "")  # Content-Length: read for TCP/TLS/WS only
+    refused = malformed(
+        msg.scheme + ":" if msg.scheme and msg.scheme != "urn" else read.request_uri(),
+        bool(msg.scheme),
+        msg.proto,
+        read.one("$cl") if msg.proto in STREAM_TRANSPORTS else "",
+    )  # Content-Length: read for TCP/TLS/WS only
     if refused is not None:
         if msg.method != "ACK" and EDGE.unauthenticated(msg.src_ip, snap, f"malformed request: {refused.reason}"):
             apply.reject(refused)
@@ -77,8 +94,10 @@ def request_route() -> int:
             apply.drop()
         return 1
     if not read.sane():  # malformed: answered (400, 420, 505) by sanity
-        apply.notice(f"callmanager: refused a malformed request from {msg.src_ip}:{msg.src_port} ({msg.method[:20]!a}, Call-ID "
-                     f"{msg.call_id[:80]!a}): sanity checks; answered when it has a Via to answer to")
+        apply.notice(
+            f"callmanager: refused a malformed request from {msg.src_ip}:{msg.src_port} ({msg.method[:20]!a}, Call-ID "
+            f"{msg.call_id[:80]!a}): sanity checks; answered when it has a Via to answer to"
+        )
         EDGE.unauthenticated(msg.src_ip, snap, "malformed request")
         apply.drop()
         return 1
@@ -111,8 +130,13 @@ def draining() -> bool:
 
 def new_request(msg: read.Message, snap: Snapshot) -> None:
     if draining():
-        refused = drain.refuse_new(msg.method, read.request_uri(), msg.ruri_user, {s.region for s in snap.sites.values()},
-                                   SETTINGS.drain_retry_after_s)
+        refused = drain.refuse_new(
+            msg.method,
+            read.request_uri(),
+            msg.ruri_user,
+            {s.region for s in snap.sites.values()},
+            SETTINGS.drain_retry_after_s,
+        )
         if refused is not None:
             apply.reject(refused)
             return
@@ -187,15 +211,30 @@ def authenticated_facts(msg: read.Message, snap: Snapshot) -> RequestFacts:
     if user:
         method_realm = realm_for(msg.method, msg.to_host, msg.from_host, snap.default_realm)
         acc = find_account(snap, user, method_realm)
-        rc = read.check_credentials(method_realm, acc.ha1 if acc is not None else DECOY_HA1, identity_must_match(msg.method))
+        rc = read.check_credentials(
+            method_realm, acc.ha1 if acc is not None else DECOY_HA1, identity_must_match(msg.method)
+        )
         result = auth_result(rc)
         if result is AuthResult.OK or result is AuthResult.FAILED:
             result = judged_auth(msg, snap, acc, user, method_realm, result is AuthResult.OK, rc)
         if result is AuthResult.OK:
             realm = method_realm
-    return RequestFacts(msg.method, msg.ruri_user, msg.ruri_host, msg.from_user, msg.from_host, msg.to_user, msg.to_host,
-                        msg.src_ip, msg.src_port, msg.call_id, user, realm, result,
-                        msg.method != "REGISTER" and msg.ruri_host not in snap.domains and read.is_myself_ruri())
+    return RequestFacts(
+        msg.method,
+        msg.ruri_user,
+        msg.ruri_host,
+        msg.from_user,
+        msg.from_host,
+        msg.to_user,
+        msg.to_host,
+        msg.src_ip,
+        msg.src_port,
+        msg.call_id,
+        user,
+        realm,
+        result,
+        msg.method != "REGISTER" and msg.ruri_host not in snap.domains and read.is_myself_ruri(),
+    )
 
 
 def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, checked_ok: bool, rc: int) -> AuthResult:
@@ -204,22 +243,39 @@ def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, c
     account = bounded_key(f"{user}@{realm}")  # a key in shared memory: bounded in bytes whatever the sender wrote
     if not EDGE.s.enabled:
         locked = 0.0
-    elif msg.exact and msg.auth_realm == realm and len(account) < KEY_MAX:  # read with the message (key: the credentials' user@realm)
+    elif (
+        msg.exact and msg.auth_realm == realm and len(account) < KEY_MAX
+    ):  # read with the message (key: the credentials' user@realm)
         locked = float(msg.locked_until) if msg.locked_until.isdigit() else 0.0
     else:
         locked = EDGE.locked_until(account)
     now = time.time()
     if checked_ok and locked <= now and not (acc is not None and acc.allowed):
         return AuthResult.OK  # the common case: nothing more to read
-    emergency = locked > now and msg.method == "INVITE" and acc is not None and is_emergency_call(snap, acc, msg.ruri_user)
+    emergency = (
+        locked > now and msg.method == "INVITE" and acc is not None and is_emergency_call(snap, acc, msg.ruri_user)
+    )
     verdict = judge_auth(checked_ok, locked, acc.allowed if acc is not None else (), msg.src_ip, emergency, now)
     if verdict.ok:
         return AuthResult.OK
     tenant_id, user_id = (acc.tenant_id, acc.user_id) if acc is not None else (None, None)
     if checked_ok and verdict.count_account:  # the right password from an address the account may not be used from
         EDGE.refused_address(account, msg.src_ip, tenant_id, user_id)
-    EDGE.auth_failed(user, realm, msg.src_ip, snap, verdict.why, tenant_id, user_id, count_account=verdict.count_account, method=msg.method)
-    apply.notice(f"callmanager: authentication refused for {account} from {msg.src_ip}: {verdict.why} (rc {rc}, Call-ID {msg.call_id})")
+    EDGE.auth_failed(
+        user,
+        realm,
+        msg.src_ip,
+        snap,
+        verdict.why,
+        tenant_id,
+        user_id,
+        count_account=verdict.count_account,
+        method=msg.method,
+    )
+    apply.notice(
+        f"callmanager: authentication refused for {account} from {msg.src_ip}: {verdict.why} (rc {rc}, Call-ID "
+        f"{msg.call_id})"
+    )
     return AuthResult.FAILED  # answered exactly like a wrong password
 
 
@@ -237,7 +293,9 @@ def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
         if nated:
             dialog.mark_nated_registration()
         if apply.save_registration() and action.user_id in snap.agents:
-            acd.mark_registered(action.user_id, action.aor)  # the queue monitor sees an agent's device come and go at once
+            acd.mark_registered(
+                action.user_id, action.aor
+            )  # the queue monitor sees an agent's device come and go at once
     elif isinstance(action, Challenge):
         apply.challenge(action.realm)
     elif isinstance(action, Reject):
@@ -273,7 +331,9 @@ def dialog_event(evname: str) -> int:
     elif evname == "dialog:end":
         calls.call_ended("answered; dialog ended")
     elif evname == "dialog:timeout":  # runs before the dialog module sends its BYEs (kamailio.cfg: send_bye)
-        calls.call_ended("answered; dialog ended by the node: no BYE within the call limit or the keep-alives went unanswered")
+        calls.call_ended(
+            "answered; dialog ended by the node: no BYE within the call limit or the keep-alives went unanswered"
+        )
     return 1
 
 
@@ -281,7 +341,10 @@ def xhttp_event() -> int:
     """Kamailio's own JSON-RPC, on its own listener, for the node's control plane only."""
     if read.local_port() != SETTINGS.rpc_port:
         apply.http_reply(403, "Forbidden", "RPC is served on its own listener only\n")
-    elif not (SETTINGS.rpc_secret and hmac.compare_digest(read.one(f"$hdr({RPC_KEY_HEADER})").encode(), SETTINGS.rpc_secret.encode())):
+    elif not (
+        SETTINGS.rpc_secret
+        and hmac.compare_digest(read.one(f"$hdr({RPC_KEY_HEADER})").encode(), SETTINGS.rpc_secret.encode())
+    ):
         apply.http_reply(401, "Unauthorized", "this listener answers the node's control plane only\n")
     elif read.one("$hu").startswith("/RPC"):
         apply.rpc_dispatch()

@@ -1,5 +1,6 @@
 """This Kamailio worker's long-lived parts: its settings, the configuration snapshot, the CDR spool, the live view
 and the edge. Made once when Kamailio loads the Python routing (before it forks its workers)."""
+
 from __future__ import annotations
 
 import KSR

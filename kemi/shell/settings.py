@@ -1,4 +1,5 @@
 """Node settings the shell needs, from the environment Kamailio was started with."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,15 @@ class ShellSettings:
     device_timeout_ms: int = 5000  # devices that send nothing back within this are unreachable (backup routing)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     fraud_checks: bool = True  # count and limit calls out (kemi/shell/fraud.py)
-    call_max_s: int = 43200  # no call lives longer (kamailio.cfg default_timeout); a session timer's lifetime stays below
+    call_max_s: int = (
+        43200  # no call lives longer (kamailio.cfg default_timeout); a session timer's lifetime stays below
+    )
     dialog_keepalive: bool = True  # in-dialog OPTIONS to both sides of every call (kamailio.cfg ka_interval)
     fault_header: str = ""  # tests only: a request with this header raises in the request route (the barrier answers)
     drain_retry_after_s: int = 120  # the Retry-After of the 503 a draining node answers new requests with
-    rpc_secret: str = field(default="", repr=False)  # the RPC listener answers only requests carrying it ('' : none at all)
+    rpc_secret: str = field(
+        default="", repr=False
+    )  # the RPC listener answers only requests carrying it ('' : none at all)
 
     @classmethod
     def from_env(cls) -> "ShellSettings":

@@ -4,6 +4,7 @@ The control plane replaces the file atomically (write + rename); every worker no
 inode/mtime within `check_interval` and parses it. A malformed or missing file keeps the last
 good snapshot in force, so Kamailio routes on while the control plane is down.
 """
+
 from __future__ import annotations
 
 import gc

@@ -9,6 +9,7 @@ Kamailio prints an absent value as `<null>`; a field that is exactly that reads 
 header's own value is the six characters `<null>` (documented in docs/security.md; it never widens a verdict:
 absent credentials are challenged, an absent tag is a new request).
 """
+
 from __future__ import annotations
 
 SEP = "\x1f"
