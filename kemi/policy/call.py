@@ -25,7 +25,7 @@ from .callstate import CallRecord, CallState, Forwarding, FraudMark, GroupOffer,
 from .decision import Action, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
 from .forwarding import fallback_case
 from .live import QUIET, LiveView
-from .routing import group_overflow, offer_waiting, should_fail_over, trunk_credentials
+from .routing import group_overflow, offer_waiting, session_lifetime, should_fail_over, trunk_credentials
 from .snapshot import Snapshot
 
 
@@ -165,6 +165,20 @@ def ringing_ms(action: RouteToUser) -> int | None:
 def offering(state: CallState, action: RouteToGroup) -> CallState:
     """The group's steps become the call's offer (the shell claims and rings them step by step)."""
     return state._replace(group=GroupOffer(action.group_id, action.steps, (), action.wrapup_s))
+
+
+class DialogPlan(NamedTuple):
+    """How the node keeps a new call's dialog."""
+
+    lifetime_s: int | None  # None: the module's default (the node's call limit)
+    keepalive: bool  # in-dialog OPTIONS to both phones: a call whose BYE was lost ends
+    emergency: bool  # marked on the dialog: no timer of the node ends it (TRK-08)
+
+
+def dialog_plan(session_expires: str, emergency: bool, call_max_s: int, keepalive: bool) -> DialogPlan:
+    """A new call's dialog: its lifetime (RFC 4028's Session-Expires, within the node's call limit), keep-alives as the
+    node is set, or for an emergency call neither keep-alives nor a lifetime the node would end it at."""
+    return DialogPlan(session_lifetime(session_expires, call_max_s, emergency), keepalive and not emergency, emergency)
 
 
 # ---------------------------------------------------------------- the failure route

@@ -28,7 +28,7 @@ from kemi.policy.callstate import CallState, FeatureUse
 from kemi.policy.decision import Action, Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
 from kemi.policy.facts import RequestFacts
 from kemi.policy.features import FeatureCode
-from kemi.policy.routing import decide_initial, session_lifetime
+from kemi.policy.routing import decide_initial
 from kemi.policy.snapshot import Snapshot
 
 from . import context
@@ -185,8 +185,10 @@ def prepare_call(state: CallState, nated: bool, track: tuple[int, ...] = (), eme
     again = _PREPARED[0]
     _PREPARED[0] = True
     if not again:
-        lifetime = session_lifetime(read.one("$hdr(Session-Expires)"), SETTINGS.call_max_s, emergency)
-        dialog.open_dialog(lifetime, emergency, SETTINGS.dialog_keepalive)
+        plan = call.dialog_plan(
+            read.one("$hdr(Session-Expires)"), emergency, SETTINGS.call_max_s, SETTINGS.dialog_keepalive
+        )
+        dialog.open_dialog(plan)
     dialog.track(track)
     apply.keep(state)
     if not again:

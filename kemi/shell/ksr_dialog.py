@@ -8,6 +8,7 @@ from __future__ import annotations
 import KSR
 
 from kemi.contract import AVP_DIALOG_TIMEOUT, DLG_EMERGENCY, DLG_TRACKED, TIMEOUT_EVENT
+from kemi.policy.call import DialogPlan
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.sip_text import is_word
 
@@ -91,16 +92,16 @@ def dialog_media_quality() -> dict[str, str] | None:
     return read.media_quality()
 
 
-def open_dialog(lifetime_s: int | None, emergency: bool, keepalive: bool) -> None:
-    """Record-route, the dialog (its timeout runs dialog:timeout first), its lifetime, keep-alives or the emergency
-    mark."""
+def open_dialog(plan: DialogPlan) -> None:
+    """Record-route, the dialog (its timeout runs dialog:timeout first), as the policy planned it
+    (kemi.policy.call.dialog_plan): its lifetime, keep-alives, the emergency mark."""
     KSR.rr.record_route()
     KSR.pv.sets("$dlg_ctx(timeout_route)", TIMEOUT_EVENT)
-    dialog_lifetime(lifetime_s)
+    dialog_lifetime(plan.lifetime_s)
     KSR.dialog.dlg_manage()
-    if emergency:  # TRK-08: no timer of the node ends it (neither keepalives nor session timers)
+    if plan.emergency:
         apply.set_dlg_var(DLG_EMERGENCY, "1")
-    elif keepalive:  # in-dialog OPTIONS to both phones: a call whose BYE was lost ends (call_ended)
+    if plan.keepalive:  # a call whose BYE was lost ends (call_ended)
         KSR.dialog.dlg_set_property("ka-src")
         KSR.dialog.dlg_set_property("ka-dst")
 

@@ -208,6 +208,25 @@ class FakeKSR:
         """The functions called so far, in order (`tm.t_relay`, `sl.send_reply`, ...)."""
         return [name for name, _ in self.calls]
 
+    def reset(self) -> FakeKSR:
+        """Forget everything (between tests: the shell modules keep the one instance they imported)."""
+        self.pv_values.clear()
+        self.htables.clear()
+        self.calls.clear()
+        self.returns.clear()
+        self.flags.clear()
+        self.iterating.clear()
+        return self
+
     def install(self) -> FakeKSR:
+        """Make this the `KSR` every module imports from now on (once per test process: see `shared`)."""
         sys.modules["KSR"] = self  # type: ignore[assignment]
         return self
+
+
+def shared() -> FakeKSR:
+    """The process's fake KSR, installed on first use (modules bind `KSR` when they are first imported)."""
+    current = sys.modules.get("KSR")
+    if isinstance(current, FakeKSR):
+        return current.reset()
+    return FakeKSR().install()

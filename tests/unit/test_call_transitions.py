@@ -217,3 +217,14 @@ def test_a_group_call_gets_its_queue_place_from_the_first_decision():
     state = call.onto(call.begin(d, "c1", "cdr", NOW), d.action, NOW)
     assert state.queue == QueuePlace(7, d.action.priority, NOW, NOW + 60)
     assert call.wait_left(state, NOW + 10) == 50
+
+
+@pytest.mark.parametrize("expires, emergency, keepalive, plan", [
+    ("", False, True, call.DialogPlan(None, True, False)),          # the node's call limit, keep-alives on
+    ("1800", False, True, call.DialogPlan(1832, True, False)),      # RFC 4028: its Session-Expires plus the grace
+    ("1800", False, False, call.DialogPlan(1832, False, False)),    # keep-alives off for the node
+    ("99999999", False, True, call.DialogPlan(43200, True, False)),  # never past the call limit
+    ("", True, True, call.DialogPlan(7 * 86400, False, True)),      # emergency: no keep-alive, no limit of the node
+])
+def test_the_dialog_of_a_new_call(expires, emergency, keepalive, plan):
+    assert call.dialog_plan(expires, emergency, 43200, keepalive) == plan

@@ -20,7 +20,8 @@ trunk = st.builds(RouteToTrunk, ids, text, hops, st.none() | text, text, st.bool
                   st.lists(ids, max_size=2).map(tuple), st.none() | st.tuples(ids, ids), st.none() | st.tuples(ids, text, seconds))
 group = st.builds(RouteToGroup, ids, ids, steps, st.integers(0, 300), st.integers(0, 600), st.integers(0, 10),
                   st.none() | st.tuples(text, text))
-leaf = reject | trunk | group | st.builds(RouteToUser, ids, ids, aors)
+plain_user = st.builds(RouteToUser, ids, ids, aors, reject, st.none(), st.none(), st.integers(0, 120), st.lists(ids, max_size=2).map(tuple))
+leaf = reject | trunk | group | plain_user
 user = st.builds(RouteToUser, ids, ids, aors, leaf, st.none() | leaf, st.none() | leaf, st.integers(0, 120),
                  st.lists(ids, max_size=2).map(tuple))
 action = user | trunk | group | reject
