@@ -15,14 +15,14 @@ from controlplane.adapters.kamailio_rpc import KamailioRpc
 from controlplane.adapters.rtpengine_ng import NgClient
 from controlplane.db.models import ApiToken, ConfigState, Role
 from controlplane.sealed import Sealer, hash_token, private_file, shared_secret
-from controlplane.cdr_ingest import CdrIngestor
+from controlplane.services.cdr_ingest import CdrIngestor
 from controlplane.features.fraud_policy import ensure_sample_tariff
 from controlplane.metrics import Metrics
-from controlplane.snapshot import SnapshotPublisher
-from controlplane.live_state import LiveStateSync
-from controlplane.fraud_monitor import FraudMonitor
-from controlplane.notify import Notifier
-from controlplane.feature_codes import apply_feature
+from controlplane.services.snapshot import SnapshotPublisher
+from controlplane.services.live_state import LiveStateSync
+from controlplane.services.fraud_monitor import FraudMonitor
+from controlplane.services.notify import Notifier
+from controlplane.services.feature_codes import apply_feature
 from kemi.policy.snapshot import loads_snapshot
 from controlplane.db.session import make_engine, migrate
 from controlplane.node.settings import NodeSettings

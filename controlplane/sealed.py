@@ -24,7 +24,7 @@ class SealError(ValueError):
 def private_file(path: Path, data: bytes) -> None:
     """Write a file readable by its owner only, from its first byte (never world-readable, not even for a moment):
     write, fsync, rename — the snapshot's writer, which does exactly that."""
-    from controlplane.snapshot import write_atomically
+    from controlplane.services.snapshot import write_atomically
 
     write_atomically(Path(path), data)
 

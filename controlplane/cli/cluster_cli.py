@@ -35,7 +35,7 @@ def _table(title: str, rows: dict[str, dict]) -> Table:
 
 
 def _run(playbook: str, inventory: Path, limit: Optional[str], vault_password_file: Optional[Path]) -> None:
-    from controlplane.cluster import run_playbook
+    from controlplane.ops.cluster import run_playbook
 
     if not inventory.exists():
         err_console.print(f"[red]error:[/red] no inventory at {inventory}")
@@ -114,7 +114,7 @@ def status(
     import subprocess
     import sys
 
-    from controlplane.cluster import ANSIBLE_DIR
+    from controlplane.ops.cluster import ANSIBLE_DIR
 
     vault = ["--vault-password-file", str(vault_password_file)] if vault_password_file else []
     r = subprocess.run(

@@ -22,7 +22,7 @@ from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.api.errors import NotFound, component_down
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.cdr_ingest import FRAUD_KINDS
+from controlplane.services.cdr_ingest import FRAUD_KINDS
 from controlplane.db.models import FraudEvent, SipAccount
 
 from .common import SipText, IdParams, ListParams, TimeRange, get_scoped, page

@@ -4,7 +4,7 @@ locks in force and the spend so far (SEC-06..08).
 The policy's figures never exceed the hard caps (kemi.policy.fraud.HARD_CAPS): a higher value is
 an error, not silently lowered. The tariff is imported as CSV (`prefix,rate_per_min,currency,
 description`; docs/security.md), every line checked before anything is written. Locks are set by
-the spend monitor (controlplane/fraud_monitor.py) or by an admin, and lifted only by an admin.
+the spend monitor (controlplane/services/fraud_monitor.py) or by an admin, and lifted only by an admin.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func
 from sqlmodel import delete, select
 
-from controlplane.notify import TargetRefused, check_webhook
+from controlplane.services.notify import TargetRefused, check_webhook
 from controlplane.api.errors import Forbidden, Conflict, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method

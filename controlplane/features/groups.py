@@ -291,7 +291,7 @@ def create(ctx, p: GroupCreate):
 def _pushed(ctx, out: dict, p: GroupFields) -> dict:
     """After the write: the group's status goes live in Kamailio at once (the periodic sync repeats it)."""
     if p.status is not None:
-        from controlplane.live_state import push_group_status
+        from controlplane.services.live_state import push_group_status
 
         out["live"] = push_group_status(ctx.app.kamailio, out["id"], out["status"])
     return out
@@ -364,7 +364,7 @@ def _login(ctx, p: LoginParams, logged_in: bool) -> dict:
             s.delete(row)
         elif not logged_in:
             s.merge(AgentLogin(group_id=g.id, user_id=p.user_id, logged_in=False))
-    from controlplane.live_state import push_login
+    from controlplane.services.live_state import push_login
 
     live = push_login(ctx.app.kamailio, p.group_id, p.user_id, logged_in)
     return {"group_id": p.group_id, "user_id": p.user_id, "logged_in": logged_in, "live": live}

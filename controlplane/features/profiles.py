@@ -152,7 +152,7 @@ def delete(ctx, p: IdParams):
 
 def activate_profile(app, s, user: User, profile_id: int) -> dict:
     """Switch the user's active profile (0: none); sets the profile's status, live at once."""
-    from controlplane.live_state import push_status
+    from controlplane.services.live_state import push_status
 
     prof = None
     if profile_id:

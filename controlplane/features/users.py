@@ -204,7 +204,7 @@ class StatusParams(Params):
 @method("user.set_status", StatusParams, errors=("not_found", "forbidden"), perm=Perm.SELF, others=Perm.PRESENCE)
 def set_status(ctx, p: StatusParams):
     """Set a user's status (TEL-13..15): the next call sees it (DND, away, unreachable; status-based forwarding)."""
-    from controlplane.live_state import push_status
+    from controlplane.services.live_state import push_status
 
     with ctx.app.write(changes_routing=False) as s:
         u = get_scoped(s, User, p.id, ctx.principal, "user")

@@ -1,6 +1,6 @@
 """The routing snapshot: an immutable, in-memory view of the configuration.
 
-The control plane compiles the database into a JSON document (see `controlplane.snapshot`);
+The control plane compiles the database into a JSON document (see `controlplane.services.snapshot`);
 every Kamailio worker parses it once into these frozen objects and routes from them.
 """
 
@@ -288,17 +288,17 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
         for a in doc["accounts"]:
             username, realm = str(a["username"]), str(a["realm"]).lower()
             acc = Account(
-                username,
-                realm,
-                str(a["ha1"]),
-                str(a.get("ha1b", "")),
-                int(a["user_id"]),
-                int(a["tenant_id"]),
-                bool(a.get("enabled", True)),
-                f"sip:{username}@{realm}",
-                a.get("clir"),
-                a.get("presented_number"),
-                tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else (),
+                username=username,
+                realm=realm,
+                ha1=str(a["ha1"]),
+                ha1b=str(a.get("ha1b", "")),
+                user_id=int(a["user_id"]),
+                tenant_id=int(a["tenant_id"]),
+                enabled=bool(a.get("enabled", True)),
+                aor=f"sip:{username}@{realm}",
+                clir=a.get("clir"),
+                presented_number=a.get("presented_number"),
+                allowed=tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else (),
             )
             accounts[(username, realm)] = acc
         plans: dict[tuple[str, str], Plan] = {}
@@ -309,67 +309,67 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
             plan = plans.get(plan_key) or plans.setdefault(plan_key, Plan(*plan_key))
             blocked = u.get("blocked")
             users[int(u["id"])] = User(
-                int(u["id"]),
-                int(u["tenant_id"]),
-                str(u["name"]),
-                u.get("extension"),
-                tuple(u.get("aors", ())),
-                bool(u.get("enabled", True)),
-                u.get("number"),
-                plan,
-                str(u.get("address", "")),
-                classes[u.get("outbound", "mobile")],
-                bool(u.get("clir", False)),
-                bool(u.get("locked", False)),
-                u.get("presented_number"),
-                tuple(_rule(r) for r in u["forwarding"]) if u.get("forwarding") else (),
-                bool(u.get("call_waiting", True)),
-                bool(u.get("priority", False)),
-                u.get("secretary"),
-                str(u.get("anonymous", "allow")),
-                frozenset(u["vip"]) if u.get("vip") else frozenset(),
-                {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked}
+                id=int(u["id"]),
+                tenant_id=int(u["tenant_id"]),
+                name=str(u["name"]),
+                extension=u.get("extension"),
+                aors=tuple(u.get("aors", ())),
+                enabled=bool(u.get("enabled", True)),
+                number=u.get("number"),
+                plan=plan,
+                address=str(u.get("address", "")),
+                outbound=classes[u.get("outbound", "mobile")],
+                clir=bool(u.get("clir", False)),
+                locked=bool(u.get("locked", False)),
+                presented_number=u.get("presented_number"),
+                forwarding=tuple(_rule(r) for r in u["forwarding"]) if u.get("forwarding") else (),
+                call_waiting=bool(u.get("call_waiting", True)),
+                priority=bool(u.get("priority", False)),
+                secretary=u.get("secretary"),
+                anonymous=str(u.get("anonymous", "allow")),
+                vip=frozenset(u["vip"]) if u.get("vip") else frozenset(),
+                blocked={str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked}
                 if blocked
                 else None,
-                tuple(int(c) for c in u.get("profile_codes", ())),
-                int(u["site"]) if u.get("site") is not None else None,
+                profile_codes=tuple(int(c) for c in u.get("profile_codes", ())),
+                site=int(u["site"]) if u.get("site") is not None else None,
             )
         groups = {
             int(g["id"]): Group(
-                int(g["id"]),
-                int(g["tenant_id"]),
-                str(g["name"]),
-                tuple(
+                id=int(g["id"]),
+                tenant_id=int(g["tenant_id"]),
+                name=str(g["name"]),
+                rings=tuple(
                     Ring(
-                        tuple(int(m) for m in r["members"]),
-                        str(r.get("strategy", "broadcast")),
-                        int(r.get("wait_s", 20)),
-                        int(r.get("member_s", 10)),
-                        bool(r.get("keep_previous", False)),
-                        str(r.get("busy_members", "skip")),
-                        {int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None,
-                        str(r.get("dnd_members", "skip")),
+                        members=tuple(int(m) for m in r["members"]),
+                        strategy=str(r.get("strategy", "broadcast")),
+                        wait_s=int(r.get("wait_s", 20)),
+                        member_s=int(r.get("member_s", 10)),
+                        keep_previous=bool(r.get("keep_previous", False)),
+                        busy_members=str(r.get("busy_members", "skip")),
+                        delays={int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None,
+                        dnd_members=str(r.get("dnd_members", "skip")),
                     )
                     for r in g["rings"]
                 ),
-                _overflow(g.get("overflow")),
-                int(g.get("max_waiting", 0)),
-                str(g.get("presentation", "caller")),
-                g.get("number"),
-                dict(g["skills"]) if g.get("skills") else None,
-                bool(g.get("skills_fallback", True)),
-                int(g.get("wrapup_s", 0)),
-                int(g.get("callback_window_s", 0)),
-                int(g.get("queue_s", 0)),
-                str(g.get("extension", "")),
-                str(g.get("anonymous", "allow")),
-                frozenset(g["vip"]) if g.get("vip") else frozenset(),
-                {str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in g["blocked"]}
+                overflow=_overflow(g.get("overflow")),
+                max_waiting=int(g.get("max_waiting", 0)),
+                presentation=str(g.get("presentation", "caller")),
+                number=g.get("number"),
+                skills=dict(g["skills"]) if g.get("skills") else None,
+                skills_fallback=bool(g.get("skills_fallback", True)),
+                wrapup_s=int(g.get("wrapup_s", 0)),
+                callback_window_s=int(g.get("callback_window_s", 0)),
+                queue_s=int(g.get("queue_s", 0)),
+                extension=str(g.get("extension", "")),
+                anonymous=str(g.get("anonymous", "allow")),
+                vip=frozenset(g["vip"]) if g.get("vip") else frozenset(),
+                blocked={str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in g["blocked"]}
                 if g.get("blocked")
                 else None,
-                tuple(_rule(r) for r in g["forwarding"]) if g.get("forwarding") else (),
-                (),
-                {int(k): tuple(v) for k, v in g["devices"].items()} if g.get("devices") else None,
+                forwarding=tuple(_rule(r) for r in g["forwarding"]) if g.get("forwarding") else (),
+                all_members=(),
+                devices={int(k): tuple(v) for k, v in g["devices"].items()} if g.get("devices") else None,
             )
             for g in doc.get("groups", ())
         }

@@ -32,7 +32,7 @@ from kemi.policy.routing import decide_initial
 from kemi.policy.snapshot import Snapshot
 
 from . import context
-from . import ksr_acd as acd
+from . import ksr_groups as groups
 from . import ksr_apply as apply
 from . import ksr_dialog as dialog
 from . import ksr_fraud as fraud_gate
@@ -132,7 +132,7 @@ def route_to_trunk(state: CallState, action: RouteToTrunk, nated: bool) -> None:
     )
     if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
         agent, window = action.callback
-        acd.set_callback(action.target, agent, int(time.time()) + window)
+        groups.set_callback(action.target, agent, int(time.time()) + window)
     prepare_call(state, nated, action.track, emergency=action.emergency)
     if action.geolocation is not None:  # after RTPengine's offer (prepare_call): its SDP goes in the multipart body
         lines: list[str] = []
@@ -155,7 +155,7 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
     if action.present is not None:
         apply.present_as(*action.present)
     if action.steps:
-        state, offered = acd.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
+        state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
         if offered:
             prepare_call(state, nated)
             apply.relay()
@@ -167,7 +167,7 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
         prepare_call(state, nated)
-        state, held = acd.hold(state, effect.seconds, first=True)
+        state, held = groups.hold(state, effect.seconds, first=True)
         if held:
             return
         state, effects = call.when_unplaced(state._replace(queue=None), action.group_id, True, snap, LIVE, now)
@@ -201,7 +201,7 @@ def prepare_call(state: CallState, nated: bool, track: tuple[int, ...] = (), eme
 def branch_reply_route() -> int:
     code, bflags, content_type, group_mark = read.reply()
     if group_mark and 200 <= code < 300:
-        acd.note_answering_agent(group_mark)
+        groups.note_answering_agent(group_mark)
     if code in (180, 183) and not read.avp(AVP_RANG):
         apply.set_avp(
             AVP_RANG, repr(time.time())
@@ -239,9 +239,9 @@ def perform(
     effect could not be done, the transition is asked again with it."""
     for effect in effects:
         if isinstance(effect, ReleaseClaims):
-            acd.release(effect.users)
+            groups.release(effect.users)
         elif isinstance(effect, LeaveQueue):
-            acd.leave_queue(effect.key, effect.group_id)
+            groups.leave_queue(effect.key, effect.group_id)
         elif isinstance(effect, Finish):
             dialog.media_off()
             SPOOL.put(
@@ -269,10 +269,10 @@ def perform(
             return state, None if ok else ev
         elif isinstance(effect, OfferNextStep):
             dialog.reset_ring_limits()
-            state, ok = acd.next_step(state, SETTINGS.device_timeout_ms)
+            state, ok = groups.next_step(state, SETTINGS.device_timeout_ms)
             return state, None if ok and apply.relay_branch(state) else ev
         elif isinstance(effect, WaitAgain):
-            state, ok = acd.hold(state, effect.seconds, first=False)
+            state, ok = groups.hold(state, effect.seconds, first=False)
             return state, None if ok else ev
     return state, None
 
@@ -289,8 +289,8 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
         state = call.onto(state, action, now, diverted=True)
         if not action.steps:  # nobody free in the target group now: wait in its queue
             left = call.wait_left(state, now)
-            return acd.hold(state, left, first=False) if left is not None else (state, False)
-        state, offered = acd.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
+            return groups.hold(state, left, first=False) if left is not None else (state, False)
+        state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
         return state, offered and apply.relay_branch(state)
     if isinstance(action, RouteToTrunk):
         if (
@@ -311,7 +311,7 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
 
 
 def acd_timer() -> None:
-    acd.tick(SNAPSHOTS.get(), LIVE)
+    groups.tick(SNAPSHOTS.get(), LIVE)
 
 
 def acd_resume() -> int:
@@ -320,12 +320,12 @@ def acd_resume() -> int:
     if state is None or state.queue is None:
         return 1
     q = state.queue
-    planned = acd.planned(q.key)  # the timer planned it a moment ago, in this process
-    acd.leave_queue(q.key, q.group_id)
+    planned = groups.planned(q.key)  # the timer planned it a moment ago, in this process
+    groups.leave_queue(q.key, q.group_id)
     snap, now = SNAPSHOTS.get(), time.time()
     state, action = call.on_queue_turn(state, planned, snap, LIVE, now)
     if action is not None:
-        state, offered = acd.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
+        state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
         if offered:
             state = state.traced(f"a member is free after {now - q.since:.1f} s of waiting")
             if apply.relay_branch(state):
@@ -333,7 +333,7 @@ def acd_resume() -> int:
     state, effects = call.when_unplaced(state, q.group_id, False, snap, LIVE, now)
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
-        state, held = acd.hold(state, effect.seconds, first=False)
+        state, held = groups.hold(state, effect.seconds, first=False)
         if held:
             return 1
         state, effects = call.stop_waiting(state, snap, LIVE, now)
@@ -353,7 +353,7 @@ def acd_resume() -> int:
 def dialog_started() -> None:
     apply.set_dlg_var(DLG_ANSWER, f"{time.time()!r}/{read.avp(AVP_RANG)}")  # answered at / first rang at
     tracked, mark = read.dlg_vars(DLG_TRACKED, fraud_gate.MARK)
-    acd.calls_started(tracked)
+    groups.calls_started(tracked)
     if mark:  # a call out under the fraud limits: in progress from now
         fraud_gate.answered(mark)
 
@@ -367,8 +367,8 @@ def call_ended(why: str) -> None:
     runs this first (dialog:timeout, end_requested_calls) and the dialog-end event, if it still runs, finds it done."""
     if read.claim_dialog_end() > 1:  # another process accounted this call's end already
         return
-    acd.agent_call_ended()
-    acd.calls_ended(read.dlg_var(DLG_TRACKED))
+    groups.agent_call_ended()
+    groups.calls_ended(read.dlg_var(DLG_TRACKED))
     state = context.load_dialog()
     if state is None:
         return

@@ -1,6 +1,6 @@
 """Apply policy outcomes to KSR: replies, challenges, lookups, headers, relays and new branches.
 
-With `ksr_read` (what comes in), `ksr_dialog` (transactions, dialogs, media) and the hunt groups' `ksr_acd`, the
+With `ksr_read` (what comes in), `ksr_dialog` (transactions, dialogs, media) and the hunt groups' `ksr_groups`, the
 only modules that call Kamailio: the route functions read facts, call the policy, and apply its outcome here.
 """
 

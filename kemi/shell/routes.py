@@ -31,7 +31,7 @@ from kemi.policy.routing import (
 from kemi.policy.snapshot import Snapshot
 
 from . import barrier, calls
-from . import ksr_acd as acd
+from . import ksr_groups as groups
 from . import ksr_apply as apply
 from . import ksr_dialog as dialog
 from . import ksr_fraud as fraud_gate
@@ -293,7 +293,7 @@ def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
         if nated:
             dialog.mark_nated_registration()
         if apply.save_registration() and action.user_id in snap.agents:
-            acd.mark_registered(
+            groups.mark_registered(
                 action.user_id, action.aor
             )  # the queue monitor sees an agent's device come and go at once
     elif isinstance(action, Challenge):

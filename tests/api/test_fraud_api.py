@@ -94,7 +94,7 @@ def test_notifications_reach_the_webhook_and_the_smtp_relay(api, acme, server):
 
     from tests.harness.sinks import WebhookSink
 
-    from controlplane.notify import Notifier
+    from controlplane.services.notify import Notifier
     from kemi.policy.fraud import Response
 
     mails: list[str] = []
@@ -213,7 +213,7 @@ def test_notifications_never_hold_up_the_monitor_and_are_retried(api, acme, serv
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     from controlplane.metrics import Metrics
-    from controlplane.notify import Notifier
+    from controlplane.services.notify import Notifier
     from kemi.policy.fraud import Response
 
     release, answers, got = threading.Event(), [500, 204], []

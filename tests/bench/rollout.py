@@ -17,7 +17,7 @@ def _ping(inv: Path, work: Path) -> float:
 
     import ansible_runner
 
-    from controlplane.cluster import ANSIBLE_DIR
+    from controlplane.ops.cluster import ANSIBLE_DIR
 
     private = work / f"ping-{time.monotonic_ns()}"
     private.mkdir(parents=True)

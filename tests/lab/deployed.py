@@ -69,7 +69,7 @@ def vault_secrets(where: Path) -> dict:
 
 def play(playbook: str, inv: Path, tmp_path: Path):
     """Run one of the playbooks against a lab inventory, with its vault."""
-    from controlplane.cluster import run_playbook
+    from controlplane.ops.cluster import run_playbook
 
     return run_playbook(playbook, inv, artifacts_dir=tmp_path / "runs", vault_password_file=inv.parent / "vault-password")
 

@@ -69,7 +69,7 @@ def test_an_ordinary_call_is_not_ended_by_keepalives(life):
 def test_a_call_with_a_session_timer_lives_as_long_as_its_session_expires_says(life):
     """RFC 4028: Session-Expires 300 in the INVITE — without a refresh the node ends the call after 300 + 32 s
     (the dialog's lifetime), instead of the node's call limit."""
-    from controlplane.fraud_monitor import end_request
+    from controlplane.services.fraud_monitor import end_request
     from tests.harness.raw_sip import DigestClient
 
     node, sipp, ((caller, caller_phone), (callee, callee_phone)) = life

@@ -263,7 +263,7 @@ def test_calls_out_ended_by_the_node_leave_nothing_counted_in_progress_and_have_
     """What the spend monitor does to a call over a limit (fraud_monitor.end_request), at every moment of a call's life
     from its answer on: the call's count in progress goes back to 0 and Kamailio writes its record — every time.
     (With dlg.end_dlg, as before, the count stayed +1 and the record was missing in about one round of three.)"""
-    from controlplane.fraud_monitor import end_request
+    from controlplane.services.fraud_monitor import end_request
 
     user, phone, _ = pbx_user()
     carrier = sipp.carrier(CARRIER_IP)

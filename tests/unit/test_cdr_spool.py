@@ -6,7 +6,7 @@ import time
 import pytest
 from sqlmodel import Session, func, select
 
-from controlplane.cdr_ingest import CdrIngestor
+from controlplane.services.cdr_ingest import CdrIngestor
 from controlplane.db.models import Cdr
 from controlplane.db.session import make_engine, migrate
 from kemi.shell.cdr_spool import CdrSpool

@@ -3,7 +3,7 @@ alone (a second run changes nothing; a rotated password is applied). PostgreSQL 
 lab (tests/lab/test_rollout.py)."""
 import pytest
 
-from controlplane.cluster_db import ensure, matches, scram_verifier
+from controlplane.ops.cluster_db import ensure, matches, scram_verifier
 
 
 def test_a_verifier_matches_its_password_only():

@@ -141,7 +141,7 @@ def test_the_tenants_ceiling_of_destination_classes_applies_within_users_permiss
 
 
 def test_the_monitor_reads_kamailios_running_calls_out_and_skips_unreadable_ones():
-    from controlplane.fraud_monitor import running_calls
+    from controlplane.services.fraud_monitor import running_calls
 
     calls = running_calls({"123:456": "2:17:international:0.25:1000.000", "7:8": "garbage", "x:y": "2:17:mobile:0.1:990"}, now=1060.0)
     assert calls == [RunningCall("123:456", 2, 17, "international", 0.25, 60.0)]

@@ -31,7 +31,7 @@ def apply_feature(app, feature: dict) -> None:
             s.add(user)
         # Pushed again after the commit: the periodic sync may have put the old status back into Kamailio between the
         # phone's change and this record (it reads the database under the same lock, so this push comes last).
-        from controlplane.live_state import push_status
+        from controlplane.services.live_state import push_status
 
         push_status(app.kamailio, user_id, status)
         return

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
+ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "ansible"
 PLAYBOOKS = {"deploy": "site.yml", "site": "site.yml", "verify": "verify.yml", "upgrade": "upgrade.yml"}
 
 

@@ -1,5 +1,5 @@
 """The cluster database's role and database for callmanager, made idempotently on a PostgreSQL host (Ansible role
-postgresql runs `python -m controlplane.cluster_db ensure ...` with the vault's password on stdin).
+postgresql runs `python -m controlplane.ops.cluster_db ensure ...` with the vault's password on stdin).
 
 The password never appears on a command line or in a file: it is turned into a SCRAM-SHA-256 verifier here (RFC 5802
 / 7677, PostgreSQL's own format) and only the verifier is sent to PostgreSQL. A password that already matches the

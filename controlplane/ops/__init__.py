@@ -1,0 +1,1 @@
+"""Carrier operations: the Ansible rollout (`cm cluster ...`) and the cluster database's helpers."""
