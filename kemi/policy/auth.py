@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
+from kemi.policy.edge import bounded_key
+
 from .facts import AuthResult, RequestFacts
 from .snapshot import Account, Snapshot
 
@@ -75,6 +77,4 @@ def identity_must_match(method: str) -> bool:
 
 def failure_counter_keys(username: str, realm: str, src_ip: str) -> tuple[str, ...]:
     """Keys of the shared `authfail` counters a failed attempt increments: per account, per source, total."""
-    from kemi.policy.edge import bounded_key
-
     return (f"acct:{bounded_key(f'{username}@{realm}')}", f"src:{src_ip}", "total")

@@ -150,7 +150,9 @@ def queue_place(action: RouteToGroup, now: float) -> QueuePlace | None:
     """A call to a group with a queue: its place (priority, arrival, latest end of its wait), held or not."""
     if not action.queue_s:
         return None
-    return QueuePlace(action.group_id, action.priority, round(now, 3), round(now + action.queue_s, 3))
+    # not rounded: whether the call may still wait is decided on the time left to the microsecond (a queue of exactly
+    # MIN_WAIT_S leaves a call that has been routed for any time at all less than that: it does not wait)
+    return QueuePlace(action.group_id, action.priority, now, now + action.queue_s)
 
 
 def ringing_ms(action: RouteToUser) -> int | None:

@@ -14,6 +14,8 @@ from typing import Protocol
 # and the phone feature codes): Kamailio's workers keep the values they read until it changes
 from kemi.contract import LIVE_VERSION  # noqa: F401
 
+from .hunting import AgentState, GroupLive
+
 STATUSES = ("online", "away", "dnd", "unreachable")
 
 
@@ -58,8 +60,6 @@ class Quiet:
         return user_id in self._busy
 
     def agents(self, group_id: int, user_ids: tuple[int, ...], rings: int):
-        from .hunting import AgentState, GroupLive
-
         return GroupLive(
             {u: AgentState(status=self.status(u), busy=u in self._busy) for u in user_ids},
             {},

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
 from .forwarding import ForwardRule
+from .fraud import DEFAULT_POLICY, FraudPolicy, Limits, Lock, tariff
 from .hunting import Group, Ring, qualified_levels
-from .numbering import DestClass, Plan
-from .fraud import DEFAULT_POLICY
 from .location import Location
+from .numbering import DestClass, Plan
 from .timeplan import TimePlan, TimeRange
 
 SNAPSHOT_FORMAT = 1
@@ -226,8 +226,6 @@ class Snapshot:
 
 def _fraud(doc: Mapping[str, Any]) -> dict:
     """The fraud section: {"policies": {tenant: {...}}, "tariff": {"currency", "rates"}, "locks": [...]}."""
-    from .fraud import FraudPolicy, Limits, Lock, tariff
-
     policies = {}
     for tid, p in (doc.get("policies") or {}).items():
         policies[int(tid)] = FraudPolicy(

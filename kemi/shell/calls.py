@@ -163,14 +163,14 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
     reachable = (
         not action.steps or state.contested > 0
     )  # nobody free now, or every planned member taken by simultaneous calls
-    state, effects = call.when_unplaced(state, action.group_id, True, snap, LIVE, now, reachable)
+    state, effects = call.when_unplaced(state, action.group_id, True, snap, LIVE, time.time(), reachable)
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
         prepare_call(state, nated)
         state, held = groups.hold(state, effect.seconds, first=True)
         if held:
             return
-        state, effects = call.when_unplaced(state._replace(queue=None), action.group_id, True, snap, LIVE, now)
+        state, effects = call.when_unplaced(state._replace(queue=None), action.group_id, True, snap, LIVE, time.time())
         effect = effects[-1]
     if isinstance(effect, Divert):
         route(state, effect.action, method, nated)
@@ -288,7 +288,7 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
     if isinstance(action, RouteToGroup):
         state = call.onto(state, action, now, diverted=True)
         if not action.steps:  # nobody free in the target group now: wait in its queue
-            left = call.wait_left(state, now)
+            left = call.wait_left(state, time.time())
             return groups.hold(state, left, first=False) if left is not None else (state, False)
         state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
         return state, offered and apply.relay_branch(state)

@@ -228,3 +228,14 @@ def test_a_group_call_gets_its_queue_place_from_the_first_decision():
 ])
 def test_the_dialog_of_a_new_call(expires, emergency, keepalive, plan):
     assert call.dialog_plan(expires, emergency, 43200, keepalive) == plan
+
+
+def test_a_queue_no_longer_than_the_shortest_wait_never_holds_a_call():
+    """queue_s = MIN_WAIT_S: by the time the node knows nobody is free, less than that is left — the overflow at once
+    (a hold would end before a member could be offered the call)."""
+    from kemi.policy.queue import MIN_WAIT_S
+
+    d = dial(snap_with(queue_s=int(MIN_WAIT_S), overflow={"target_user": 2}), Floor(BUSY))
+    state = call.onto(call.begin(d, "c1", "cdr", NOW), d.action, NOW)
+    _, effects = call.when_unplaced(state, 7, True, snap_with(overflow={"target_user": 2}), Floor(BUSY), NOW + 0.0001)
+    assert isinstance(effects[-1], Divert) and state.queue.until - state.queue.since == MIN_WAIT_S
