@@ -165,32 +165,43 @@ _TYPES: dict[str, type] = {
 _TAGS = {cls: tag for tag, cls in _TYPES.items()}
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_NO_DEFAULT = object()
+# per type: its tag, its fields and each field's default (built once: encoding runs for every call the node routes)
+_SPECS = {
+    cls: (tag, cls._fields, tuple(cls._field_defaults.get(f, _NO_DEFAULT) for f in cls._fields))  # type: ignore[attr-defined]
+    for tag, cls in _TYPES.items()
+}
+_FIELDS = {cls: frozenset(cls._fields) for cls in _TYPES.values()}  # type: ignore[attr-defined]
+
+
 def encode(value: Any) -> Any:
     """A value of the policy's vocabulary as JSON-ready data: NamedTuples tagged by type with fields by name
     (defaults left out), tuples as lists."""
-    tag = _TAGS.get(type(value))
-    if tag is not None:
-        defaults = type(value)._field_defaults
-        doc = {"t": tag}
-        for name, item in zip(value._fields, value):
-            if name not in defaults or defaults[name] != item:
-                doc[name] = encode(item)
-        return doc
-    if isinstance(value, tuple):
-        return [encode(v) for v in value]
-    return value
+    spec = _SPECS.get(value.__class__)
+    if spec is None:
+        if value.__class__ is tuple:
+            return [v if v.__class__ in _SCALARS else encode(v) for v in value]
+        return value
+    tag, fields, defaults = spec
+    doc = {"t": tag}
+    for name, item, default in zip(fields, value, defaults):
+        if item is default or (item.__class__ is default.__class__ and item == default):
+            continue  # the default (of the same type: 0 is not False)
+        doc[name] = item if item.__class__ in _SCALARS else encode(item)
+    return doc
 
 
 def decode(data: Any) -> Any:
     """The inverse of `encode`; fields a newer writer added are ignored, missing ones take their defaults."""
-    if isinstance(data, dict):
+    if data.__class__ is dict:
         cls = _TYPES.get(data.get("t", ""))
         if cls is None:
             raise ValueError(f"unknown type tag {data.get('t')!r}")
-        fields = cls._fields  # type: ignore[attr-defined]
-        return cls(**{k: decode(v) for k, v in data.items() if k in fields})
-    if isinstance(data, list):
-        return tuple(decode(v) for v in data)
+        fields = _FIELDS[cls]
+        return cls(**{k: v if v.__class__ in _SCALARS else decode(v) for k, v in data.items() if k in fields})
+    if data.__class__ is list:
+        return tuple(v if v.__class__ in _SCALARS else decode(v) for v in data)
     return data
 
 
