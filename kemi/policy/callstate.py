@@ -5,8 +5,9 @@ turn, the end — is a pure transition in `kemi.policy.call` that takes a state 
 The shell only stores it between routes, as one versioned JSON document (`to_doc` / `from_doc`), on the
 transaction (AVP) and on the dialog (dialog variable, read by the control plane's `call.list`).
 
-The document is lossless by construction: every NamedTuple is written with a type tag and its fields by
-name, every tuple as a list, and read back the same way. Version 1 (the untyped call context of earlier
+The document is lossless by construction: every NamedTuple is written with a type tag and its fields in
+order (trailing defaults left out), every tuple as a list, and read back the same way; fields are only ever added
+at the end of a type, so a document written before still loads. Version 1 (the untyped call context of earlier
 releases) still loads, so a call in progress across an upgrade keeps its forwarding, trunks and queue place.
 """
 
@@ -167,39 +168,43 @@ _TAGS = {cls: tag for tag, cls in _TYPES.items()}
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _NO_DEFAULT = object()
-# per type: its tag, its fields and each field's default (built once: encoding runs for every call the node routes)
+# per type: its tag, its number of fields and their defaults (built once: this runs for every call the node routes)
 _SPECS = {
-    cls: (tag, cls._fields, tuple(cls._field_defaults.get(f, _NO_DEFAULT) for f in cls._fields))  # type: ignore[attr-defined]
+    cls: (tag, len(cls._fields), tuple(cls._field_defaults.get(f, _NO_DEFAULT) for f in cls._fields))  # type: ignore[attr-defined]
     for tag, cls in _TYPES.items()
 }
-_FIELDS = {cls: frozenset(cls._fields) for cls in _TYPES.values()}  # type: ignore[attr-defined]
 
 
 def encode(value: Any) -> Any:
-    """A value of the policy's vocabulary as JSON-ready data: NamedTuples tagged by type with fields by name
-    (defaults left out), tuples as lists."""
+    """A value of the policy's vocabulary as JSON-ready data: a NamedTuple as {"t": its type's tag, "f": its fields in
+    order, trailing defaults left out}, a tuple as a list. Fields are only ever added at the end of a type (a document
+    written before then still loads: the new fields take their defaults)."""
     spec = _SPECS.get(value.__class__)
     if spec is None:
         if value.__class__ is tuple:
             return [v if v.__class__ in _SCALARS else encode(v) for v in value]
         return value
-    tag, fields, defaults = spec
-    doc = {"t": tag}
-    for name, item, default in zip(fields, value, defaults):
-        if item is default or (item.__class__ is default.__class__ and item == default):
-            continue  # the default (of the same type: 0 is not False)
-        doc[name] = item if item.__class__ in _SCALARS else encode(item)
-    return doc
+    tag, _n, defaults = spec
+    last = len(value)
+    while last and (
+        value[last - 1] is defaults[last - 1]
+        or (value[last - 1].__class__ is defaults[last - 1].__class__ and value[last - 1] == defaults[last - 1])
+    ):
+        last -= 1  # a trailing default (of the same type: 0 is not False)
+    return {"t": tag, "f": [v if v.__class__ in _SCALARS else encode(v) for v in value[:last]]}
 
 
 def decode(data: Any) -> Any:
-    """The inverse of `encode`; fields a newer writer added are ignored, missing ones take their defaults."""
+    """The inverse of `encode`."""
     if data.__class__ is dict:
         cls = _TYPES.get(data.get("t", ""))
         if cls is None:
             raise ValueError(f"unknown type tag {data.get('t')!r}")
-        fields = _FIELDS[cls]
-        return cls(**{k: v if v.__class__ in _SCALARS else decode(v) for k, v in data.items() if k in fields})
+        _tag, n, defaults = _SPECS[cls]
+        given = data.get("f")
+        if given.__class__ is not list or len(given) > n or _NO_DEFAULT in defaults[len(given) :]:
+            raise ValueError(f"not a {cls.__name__} document")
+        return cls._make([v if v.__class__ in _SCALARS else decode(v) for v in given] + list(defaults[len(given) :]))  # type: ignore[attr-defined]
     if data.__class__ is list:
         return tuple(v if v.__class__ in _SCALARS else decode(v) for v in data)
     return data
