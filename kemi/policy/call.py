@@ -202,9 +202,9 @@ def on_failure(
         effects.append(LeaveQueue(state.queue.key, state.queue.group_id))
         state = state._replace(queue=state.queue._replace(held=False))
         if not ev.cancelled:
-            state, target = wait_over(state, snapshot, live, now)
-            if target is not None:
-                return state, (*effects, Divert(target))
+            state, effect = _divert(*wait_over(state, snapshot, live, now))
+            if effect is not None:
+                return state, (*effects, effect)
     if not ev.cancelled:
         for rule in AFTER_FAILURE:
             state, effect = rule(state, ev, snapshot, live, now)
@@ -260,7 +260,7 @@ def forward(
     state = state._replace(forwarding=None)
     if target is None:
         return state, None
-    return state.traced(f"{ev.code} {ev.reason}: {case}, forwarding"), Divert(target)
+    return _divert(state.traced(f"{ev.code} {ev.reason}: {case}, forwarding"), target)
 
 
 def next_group_step(
@@ -286,7 +286,7 @@ def next_group_step(
         live,
         now,
     )
-    return state, Divert(target) if target is not None else None
+    return _divert(state, target)
 
 
 # The order in which a failed call's next step is looked for: the first rule with an effect wins.
@@ -350,13 +350,20 @@ def wait_over(state: CallState, snapshot: Snapshot, live: LiveView, now: float) 
 
 
 def when_unplaced(
-    state: CallState, group_id: int, first: bool, snapshot: Snapshot, live: LiveView, now: float, reachable: bool = True
+    state: CallState,
+    group_id: int,
+    first: bool,
+    snapshot: Snapshot,
+    live: LiveView,
+    now: float,
+    had_steps: bool = False,
 ) -> Transition:
     """Nobody of the group could be offered the call now: it waits in the queue if it may, else the group's overflow,
-    else 480. `first`: on the call's first routing (not from the queue); `reachable`: False when no member offered has a
-    registered device (no waiting then: the overflow at once)."""
+    else 480. `first`: on the call's first routing (not from the queue); `had_steps`: the plan named members to offer
+    (then, unless simultaneous calls took them, nobody offered has a registered device: no waiting, the overflow at
+    once)."""
     q = state.queue
-    if not reachable:
+    if had_steps and not state.contested:
         state = state.traced("no member of the group has a registered device")
     else:
         if q is not None:
@@ -370,9 +377,64 @@ def when_unplaced(
     return _overflow_or_480(*overflow(state, group_id, snapshot, live, now))
 
 
-def stop_waiting(state: CallState, snapshot: Snapshot, live: LiveView, now: float) -> Transition:
-    """A waiting call could not be held again: the group's overflow, else 480."""
+def stop_waiting(
+    state: CallState, group_id: int, first: bool, snapshot: Snapshot, live: LiveView, now: float
+) -> Transition:
+    """The call was to wait but could not be held (the transaction could not be suspended): the group's overflow, else
+    480. `first`: on the call's first routing."""
+    if first or state.queue is None:
+        return _overflow_or_480(*overflow(state.traced("the call cannot wait"), group_id, snapshot, live, now))
     return _overflow_or_480(*wait_over(state, snapshot, live, now))
+
+
+def nowhere(state: CallState) -> Transition:
+    """A queued call's overflow target could not be reached either: 480 from the node."""
+    return state.traced("the overflow target cannot be reached"), (
+        Finish(480, "Temporarily Unavailable", local=True, warning="no member of the group can be reached"),
+    )
+
+
+def into_group(state: CallState, action: RouteToGroup, now: float) -> tuple[CallState, Effect | None]:
+    """A forwarding or overflow target that is a hunt group: its steps are offered (OfferNextStep), or with nobody free
+    the call waits in its queue for the time the group allows (WaitAgain); None: it cannot wait there (the forwarding
+    fails, the transaction's answer goes back)."""
+    state = onto(state, action, now, diverted=True)
+    if action.steps:
+        return offering(state, action), OfferNextStep(action.group_id)
+    # a fresh place: the whole queue time is left, less whatever routing takes — it must be more than the shortest wait
+    if state.queue is None or action.queue_s <= policy_queue.MIN_WAIT_S:
+        return state, None
+    return state, WaitAgain(float(action.queue_s))
+
+
+def relay_failed(ev: Failed) -> Failed:
+    """A new branch the transaction layer refused to send counts as a 503 from that destination."""
+    return ev._replace(code=503, reason="relay failed")
+
+
+def trunk_timers(action: RouteToTrunk, trunk_timeout_ms: int, diverted: bool = False) -> tuple[int, int, int]:
+    """(final-response ms, invite ms, transaction lifetime ms) for a call out: a carrier that sends nothing within
+    `trunk_timeout_ms` is passed over; the policy's ringing time (emergency calls: as long as the centre takes) bounds
+    the rest; 0: the node's default. A forwarded call out rings as long as the node lets any call ring."""
+    if diverted:
+        return 0, trunk_timeout_ms, 0
+    return action.ring_s * 1000, trunk_timeout_ms, (action.ring_s + 30) * 1000 if action.ring_s else 0
+
+
+class ReplyPlan(NamedTuple):
+    """What a provisional or final reply of a branch leads to."""
+
+    note_agent: bool  # a group call was answered: which member took it (busy, wrap-up later), claims released
+    mark_rang: bool  # the devices rang: from now a timeout means "no answer", not "unreachable"
+    media: bool  # its SDP goes to RTPengine (the offer's answer)
+
+
+def on_reply(code: int, has_sdp: bool, group_mark: str, rang_before: bool) -> ReplyPlan:
+    return ReplyPlan(
+        note_agent=bool(group_mark) and 200 <= code < 300,
+        mark_rang=code in (180, 183) and not rang_before,
+        media=100 < code < 300 and has_sdp,
+    )
 
 
 def ended_here(state: CallState, ev: Failed) -> Transition:
@@ -382,7 +444,21 @@ def ended_here(state: CallState, ev: Failed) -> Transition:
     )
 
 
+def _divert(state: CallState, target: Action | None) -> tuple[CallState, Effect | None]:
+    """After a failure: new branches to the target; a target that refuses the call (a Reject: a block list, a barred
+    number) is no target — the branch's answer goes back, as when there is none."""
+    if target is None:
+        return state, None
+    if isinstance(target, Reject):
+        return state.traced(f"the target refuses the call ({target.code} {target.reason})"), None
+    return state, Divert(target)
+
+
 def _overflow_or_480(state: CallState, target: Action | None) -> Transition:
+    """From the node's own routing (first routing, a queue turn): new branches, else the node answers — with the
+    target's refusal when it refuses, else 480."""
+    if isinstance(target, Reject):
+        return state, (Finish(target.code, target.reason, local=True, warning=target.warning),)
     if target is not None:
         return state, (Divert(target),)
     return state, (Finish(480, "Temporarily Unavailable", local=True, warning="no member of the group can be reached"),)

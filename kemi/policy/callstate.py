@@ -130,9 +130,13 @@ class CallState(NamedTuple):
 
     @staticmethod
     def from_doc(doc: dict[str, Any]) -> CallState:
-        if doc.get("v") is None:
-            return _from_v1(doc)
-        state = decode(doc)
+        """The state a document holds; ValueError for anything that is not one (whatever its shape)."""
+        if not isinstance(doc, dict):
+            raise ValueError("not a call state document")
+        try:
+            state = _from_v1(doc) if doc.get("v") is None else decode(doc)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"not a call state document: {type(exc).__name__}: {exc}") from None
         if not isinstance(state, CallState):
             raise ValueError("not a call state document")
         return state

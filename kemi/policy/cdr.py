@@ -113,7 +113,10 @@ def end_request(value: str) -> tuple[str, str, str, str] | None:
     """A request to end a call (the control plane's fraud monitor writes JSON [Call-ID, From tag, To tag, reason]);
     None when it cannot be read."""
     try:
-        call_id, from_tag, to_tag, reason = json.loads(value)
+        request = json.loads(value)
     except (ValueError, TypeError):
         return None
-    return str(call_id), str(from_tag), str(to_tag), str(reason)
+    if not isinstance(request, list) or len(request) != 4 or not all(isinstance(v, str) for v in request[:3]):
+        return None
+    call_id, from_tag, to_tag, reason = request
+    return call_id, from_tag, to_tag, str(reason)

@@ -96,23 +96,19 @@ def _label(ev: Event) -> str:
 
 
 def _route(
-    state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float
+    state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float, diverted: bool = False
 ) -> tuple[CallState, str, bool]:
-    """The first decision applied (or a forwarding / overflow target's, `diverted`)."""
+    """The first decision applied, or (`diverted`) a forwarding / overflow target's, as the shell applies them."""
     if isinstance(action, Reject):
         return state, f"reject {action.code} {action.reason}" + (f": {action.warning}" if action.warning else ""), True
-    state = call.onto(state, action, now)
-    if isinstance(action, RouteToGroup):
-        return _offer(state, action, snapshot, live, now)
-    return state, describe(action), False
-
-
-def _divert(
-    state: CallState, action: Action, snapshot: Snapshot, live: LiveView, now: float
-) -> tuple[CallState, str, bool]:
-    if isinstance(action, Reject):
-        return state, f"reject {action.code} {action.reason}", True
-    state = call.onto(state, action, now, diverted=True)
+    if isinstance(action, RouteToGroup) and diverted:
+        state, step = call.into_group(state, action, now)
+        if step is None:
+            return state, f"group {action.group_id} has nobody free and no queue to wait in: the call ends", True
+        if isinstance(step, WaitAgain):
+            return _apply(state, (step,), snapshot, live, now)
+        return _next_step(state)
+    state = call.onto(state, action, now, diverted)
     if isinstance(action, RouteToGroup):
         return _offer(state, action, snapshot, live, now)
     return state, describe(action), False
@@ -163,7 +159,7 @@ def _apply(
                 True,
             )
         if isinstance(effect, Divert):
-            state, outcome, ended = _divert(state, effect.action, snapshot, live, now)
+            state, outcome, ended = _route(state, effect.action, snapshot, live, now, diverted=True)
             return state, "forward: " + outcome, ended
         if isinstance(effect, RelayTrunk):
             return state, f"fail over to trunk {effect.hop.name}", False

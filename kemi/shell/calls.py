@@ -125,11 +125,7 @@ def route_to_trunk(state: CallState, action: RouteToTrunk, nated: bool) -> None:
     state = call.onto(state, action, time.time())
     apply.caller_identity(action)
     apply.set_ruri(action.hops[0].uri)
-    # no answer at all from a carrier: next trunk soon; the policy's ringing time (emergency calls: as long as the
-    # centre takes)
-    dialog.ring_limits(
-        action.ring_s * 1000, SETTINGS.trunk_timeout_ms, (action.ring_s + 30) * 1000 if action.ring_s else 0
-    )
+    dialog.ring_limits(*call.trunk_timers(action, SETTINGS.trunk_timeout_ms))
     if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
         agent, window = action.callback
         groups.set_callback(action.target, agent, int(time.time()) + window)
@@ -160,17 +156,16 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
             prepare_call(state, nated)
             apply.relay()
             return
-    reachable = (
-        not action.steps or state.contested > 0
-    )  # nobody free now, or every planned member taken by simultaneous calls
-    state, effects = call.when_unplaced(state, action.group_id, True, snap, LIVE, time.time(), reachable)
+    state, effects = call.when_unplaced(
+        state, action.group_id, True, snap, LIVE, time.time(), had_steps=bool(action.steps)
+    )
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
         prepare_call(state, nated)
         state, held = groups.hold(state, effect.seconds, first=True)
         if held:
             return
-        state, effects = call.when_unplaced(state._replace(queue=None), action.group_id, True, snap, LIVE, time.time())
+        state, effects = call.stop_waiting(state, action.group_id, True, snap, LIVE, time.time())
         effect = effects[-1]
     if isinstance(effect, Divert):
         route(state, effect.action, method, nated)
@@ -200,14 +195,13 @@ def prepare_call(state: CallState, nated: bool, track: tuple[int, ...] = (), eme
 
 def branch_reply_route() -> int:
     code, bflags, content_type, group_mark = read.reply()
-    if group_mark and 200 <= code < 300:
+    plan = call.on_reply(code, read.has_sdp(content_type), group_mark, code in (180, 183) and read.avp(AVP_RANG) != "")
+    if plan.note_agent:
         groups.note_answering_agent(group_mark)
-    if code in (180, 183) and not read.avp(AVP_RANG):
-        apply.set_avp(
-            AVP_RANG, repr(time.time())
-        )  # the devices rang: a timeout now means "no answer", not "unreachable"
+    if plan.mark_rang:
+        apply.set_avp(AVP_RANG, repr(time.time()))
     nated = dialog.nated_reply(bflags)
-    if 100 < code < 300 and read.has_sdp(content_type):
+    if plan.media:
         dialog.media(nated)
     return 1
 
@@ -261,9 +255,8 @@ def perform(
             return state, None if apply.relay_branch(state) else ev
         elif isinstance(effect, RelayTrunk):
             apply.set_ruri(effect.hop.uri)
-            return state, None if apply.relay_branch(state, (0, SETTINGS.trunk_timeout_ms)) else ev._replace(
-                code=503, reason="relay failed"
-            )
+            sent = apply.relay_branch(state, (0, SETTINGS.trunk_timeout_ms))
+            return state, None if sent else call.relay_failed(ev)
         elif isinstance(effect, Divert):
             state, ok = divert(state, effect.action)
             return state, None if ok else ev
@@ -286,10 +279,11 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
             return state.traced("forwarding target has no registered device"), False
         return state, apply.relay_branch(state)
     if isinstance(action, RouteToGroup):
-        state = call.onto(state, action, now, diverted=True)
-        if not action.steps:  # nobody free in the target group now: wait in its queue
-            left = call.wait_left(state, time.time())
-            return groups.hold(state, left, first=False) if left is not None else (state, False)
+        state, step = call.into_group(state, action, time.time())
+        if isinstance(step, WaitAgain):  # nobody free in the target group now: wait in its queue
+            return groups.hold(state, step.seconds, first=False)
+        if step is None:
+            return state, False
         state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
         return state, offered and apply.relay_branch(state)
     if isinstance(action, RouteToTrunk):
@@ -303,7 +297,7 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
         state = call.onto(state, action, now, diverted=True)
         apply.caller_identity(action)
         apply.set_ruri(action.hops[0].uri)
-        return state, apply.relay_branch(state, (0, SETTINGS.trunk_timeout_ms))
+        return state, apply.relay_branch(state, call.trunk_timers(action, SETTINGS.trunk_timeout_ms, diverted=True)[:2])
     return state, False
 
 
@@ -336,14 +330,17 @@ def acd_resume() -> int:
         state, held = groups.hold(state, effect.seconds, first=False)
         if held:
             return 1
-        state, effects = call.stop_waiting(state, snap, LIVE, now)
+        state, effects = call.stop_waiting(state, q.group_id, False, snap, LIVE, now)
         effect = effects[-1]
     if isinstance(effect, Divert):
         state, ok = divert(state, effect.action)
         if ok:
             return 1
-    apply.keep(state)
-    dialog.reply_in_transaction(480, "Temporarily Unavailable")
+        state, effects = call.nowhere(state)
+        effect = effects[-1]
+    if isinstance(effect, Finish):
+        apply.keep(state)
+        dialog.reply_in_transaction(effect.code, effect.reason)
     return 1
 
 

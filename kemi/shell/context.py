@@ -21,11 +21,22 @@ def store(state: CallState) -> None:
 
 def load() -> CallState | None:
     """The transaction's call state (None: no call state, e.g. a request the node did not route)."""
-    blob = read.avp(AVP_CALL)
-    return CallState.from_json(blob) if blob else None
+    return _parsed(read.avp(AVP_CALL))
 
 
 def load_dialog() -> CallState | None:
     """The dialog's call state (at the dialog's end, where the transaction's AVPs are gone)."""
-    blob = read.dlg_var(DLG_CALL)
-    return CallState.from_json(blob) if blob else None
+    return _parsed(read.dlg_var(DLG_CALL))
+
+
+def _parsed(blob: str) -> CallState | None:
+    """An unreadable state (a release that wrote another format, a damaged value) is logged and counted once, and the
+    call goes on as one without a state: its reply goes back, no fallback is tried, no record is written."""
+    if not blob:
+        return None
+    try:
+        return CallState.from_json(blob)
+    except ValueError as exc:
+        apply.warn(f"callmanager: call state unreadable, the call goes on without it ({exc}): {blob[:160]!a}")
+        apply.count_error("call_state")
+        return None

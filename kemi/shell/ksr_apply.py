@@ -9,6 +9,7 @@ from __future__ import annotations
 import KSR
 
 from kemi.contract import (
+    ERRORS,
     PROFILE_CALLS,
     AVP_CALL,
     AVP_TRUNK_PASSWORD,
@@ -221,3 +222,8 @@ def http_reply(code: int, reason: str, body: str) -> None:
 
 def rpc_dispatch() -> None:
     KSR.jsonrpcs.dispatch()
+
+
+def count_error(kind: str) -> None:
+    """One more in the routing errors the NOC sees (callmanager_routing_errors_total{route=kind})."""
+    KSR.htable.sht_inc(ERRORS.name, kind)

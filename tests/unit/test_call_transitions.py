@@ -160,17 +160,19 @@ def test_overflows_are_bounded_per_call():
     assert effects == (Finish(408, "Request Timeout"),) and any("overflowed 5 times" in line for line in state.trace)
 
 
-@pytest.mark.parametrize("queue_left, first, reachable, expected", [
-    (50, True, True, WaitAgain),     # nobody free: wait
-    (None, True, True, Divert),      # no queue: the overflow
-    (0.5, True, True, Divert),       # too little time left to wait: the overflow
-    (50, True, False, Divert),       # nobody has a registered device: no waiting, the overflow at once
-    (50, False, True, WaitAgain),    # from the queue: someone was quicker, wait on
-    (0.5, False, True, Divert),      # from the queue, time up: the overflow
+@pytest.mark.parametrize("queue_left, first, had_steps, contested, expected", [
+    (50, True, False, 0, WaitAgain),     # nobody free: wait
+    (None, True, False, 0, Divert),      # no queue: the overflow
+    (0.5, True, False, 0, Divert),       # too little time left to wait: the overflow
+    (50, True, True, 0, Divert),         # members planned but none has a registered device: the overflow at once
+    (50, True, True, 1, WaitAgain),      # the planned members were taken by simultaneous calls: wait
+    (50, False, False, 0, WaitAgain),    # from the queue: someone was quicker, wait on
+    (0.5, False, False, 0, Divert),      # from the queue, time up: the overflow
 ])
-def test_when_nobody_can_be_offered_the_call(queue_left, first, reachable, expected):
+def test_when_nobody_can_be_offered_the_call(queue_left, first, had_steps, contested, expected):
     q = QueuePlace(7, 0, NOW - 10, NOW + queue_left) if queue_left is not None else None
-    _, effects = call.when_unplaced(fresh(queue=q), 7, first, snap_with(overflow={"target_user": 2}), Floor(), NOW, reachable)
+    _, effects = call.when_unplaced(fresh(queue=q, contested=contested), 7, first, snap_with(overflow={"target_user": 2}),
+                                    Floor(), NOW, had_steps)
     assert isinstance(effects[-1], expected)
 
 
@@ -239,3 +241,49 @@ def test_a_queue_no_longer_than_the_shortest_wait_never_holds_a_call():
     state = call.onto(call.begin(d, "c1", "cdr", NOW), d.action, NOW)
     _, effects = call.when_unplaced(state, 7, True, snap_with(overflow={"target_user": 2}), Floor(BUSY), NOW + 0.0001)
     assert isinstance(effects[-1], Divert) and state.queue.until - state.queue.since == MIN_WAIT_S
+
+
+def test_a_target_that_refuses_the_call_is_no_target_after_a_failure_and_the_nodes_answer_from_its_own_routing():
+    blocked = Reject(603, "Decline", "this group does not take calls from this number")
+    state, effects = call.on_failure(fresh(forwarding=Forwarding(busy=blocked)), Failed(486, "Busy Here"), snap())
+    assert effects == (Finish(486, "Busy Here"),) and "the target refuses the call (603 Decline)" in state.trace
+    _, effects = call._overflow_or_480(fresh(), blocked)
+    assert effects == (Finish(603, "Decline", local=True, warning="this group does not take calls from this number"),)
+
+
+@pytest.mark.parametrize("queue_s, steps, expected", [
+    (0, (STEP,), OfferNextStep(7)),   # members free: offered
+    (60, (), WaitAgain(60.0)),        # nobody free: waits in the target group's queue
+    (1, (), None),                    # a queue no longer than the shortest wait: cannot wait, the forwarding fails
+    (0, (), None),                    # no queue
+])
+def test_a_group_as_forwarding_or_overflow_target(queue_s, steps, expected):
+    state, effect = call.into_group(fresh(), RouteToGroup(1, 7, steps, queue_s=queue_s), NOW)
+    assert effect == expected
+    assert (state.group is not None) == bool(steps)
+
+
+def test_what_a_reply_leads_to():
+    assert call.on_reply(180, False, "", False) == call.ReplyPlan(False, True, False)
+    assert call.on_reply(180, False, "", True) == call.ReplyPlan(False, False, False)  # rang already
+    assert call.on_reply(183, True, "", False) == call.ReplyPlan(False, True, True)  # early media
+    assert call.on_reply(200, True, "7:5:10", True) == call.ReplyPlan(True, False, True)  # a group call answered
+    assert call.on_reply(486, False, "7:5:10", True) == call.ReplyPlan(False, False, False)
+    assert call.on_reply(100, True, "", False) == call.ReplyPlan(False, False, False)
+
+
+def test_trunk_timers_and_relay_failures():
+    out = RouteToTrunk(1, "112", (TrunkHop("a", "sip:112@a"),), None, "acme.example", emergency=True, ring_s=600)
+    assert call.trunk_timers(out, 3000) == (600_000, 3000, 630_000)
+    assert call.trunk_timers(OUT, 3000) == (0, 3000, 0)
+    assert call.trunk_timers(out, 3000, diverted=True) == (0, 3000, 0)
+    assert call.relay_failed(Failed(408, "Request Timeout", rang=True)) == Failed(503, "relay failed", rang=True)
+
+
+def test_a_hold_that_fails_overflows_with_the_reason():
+    q = QueuePlace(7, 0, NOW - 10, NOW + 50)
+    state, effects = call.stop_waiting(fresh(queue=q), 7, True, snap_with(overflow={"target_user": 2}), Floor(), NOW)
+    assert isinstance(effects[-1], Divert) and "the call cannot wait" in state.trace
+    state, effects = call.nowhere(fresh())
+    assert effects[-1].code == 480 and effects[-1].local
+

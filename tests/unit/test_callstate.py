@@ -96,3 +96,20 @@ def test_a_document_of_another_kind_is_refused():
         CallState.from_doc({"v": 2, "t": "nonsense"})
     with pytest.raises(ValueError):
         CallState.from_doc({"v": 2, "t": "record", "id": "x", "call_id": "y", "start_ts": 1.0})
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
+                               ["t", "f", "v", "id", "call_id", "start_ts", "trace", "queue", "g", "p", "fallback", "hops", "trunk",
+                                "group", "steps", "current"]) | st.text(max_size=4), inner, max_size=5), max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values | st.fixed_dictionaries({"t": st.sampled_from(["call", "record", "user", "queue"]), "f": json_values},
+                                           optional={"v": st.just(2)}))
+def test_any_json_is_read_as_a_call_state_or_refused_with_a_value_error(doc):
+    try:
+        state = CallState.from_json(json.dumps(doc))
+    except ValueError:
+        return
+    assert isinstance(state, CallState)

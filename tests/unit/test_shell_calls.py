@@ -151,3 +151,13 @@ def test_requests_to_end_calls_are_each_taken_once_and_unreadable_ones_dropped_w
     assert KSR.htables[END_REQUESTS.name] == {}
     assert ("dialog.dlg_get", ("c1", "ft", "tt")) in KSR.calls and ("dialog.dlg_bye", ("all",)) in KSR.calls
     assert any(n == "warn" and "unreadable" in a[0] for n, a in KSR.calls)
+
+
+def test_an_unreadable_call_state_is_logged_counted_and_the_reply_goes_back(shell):
+    KSR.pv_values[f"$avp({AVP_CALL})"] = '{"t": "call", "f": [{"t": "record", "f": [1]}], "v": 2}'
+    KSR.pv_values["$T_reply_code"] = 486
+    routes.failure_route()
+    assert "rtpengine.rtpengine_delete0" in KSR.names() and "tm.t_relay" not in KSR.names() and shell.records == []
+    assert any(name == "warn" and "call state unreadable" in args[0] for name, args in KSR.calls)
+    assert KSR.htables["cmerr"]["call_state"] == 1
+

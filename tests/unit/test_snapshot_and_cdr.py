@@ -69,3 +69,9 @@ def test_holder_leaves_garbage_collection_on_after_good_and_bad_loads(tmp_path):
     assert gc.isenabled()
     path.write_text('{"format": 1, "version": 5, "tenants": [], "accounts": [], "users": [], "extensions": []}')
     assert holder.get().version == 5 and gc.isenabled()
+
+
+def test_requests_to_end_a_call_are_read_only_in_their_one_shape():
+    assert cdr.end_request('["c1", "ft", "tt", "spend limit"]') == ("c1", "ft", "tt", "spend limit")
+    for bad in ("not json", "[1, 2]", '{"a": 1, "b": 2, "c": 3, "d": 4}', '[1, "ft", "tt", "x"]', "null", "\xff"):
+        assert cdr.end_request(bad) is None
