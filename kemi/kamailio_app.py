@@ -57,5 +57,11 @@ class KamailioApp:
         return guard("xhttp", routes.xhttp_event)
 
 
+if os.environ.get("CALLMANAGER_PROFILE"):  # `make bench ARGS=--profile` only (kemi/shell/profiling.py)
+    from kemi.shell import profiling
+
+    profiling.install(KamailioApp, os.environ["CALLMANAGER_PROFILE"])
+
+
 def mod_init():
     return KamailioApp()

@@ -13,6 +13,7 @@ PKGS=(
   prometheus                # metrics server + promtool (rules checked and unit-tested; started by make run)
   python3-venv python3-dev  # Debian's Python 3.11, the one app_python3 embeds
   iproute2 procps
+  linux-perf                # make bench ARGS=--profile: where Kamailio's CPU goes (perf record, a software clock event)
   openssh-server openssh-client ethtool  # the rollout lab (tests/lab): each lab host runs its own sshd; Ansible reaches it by ssh
   systemd                   # systemd-analyze verify checks the units the Ansible roles write
   supervisor                # the lab's service manager (lab hosts have no systemd; ansible/ selects it by one variable)

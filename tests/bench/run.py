@@ -38,6 +38,7 @@ from sqlmodel import Session
 from controlplane.db.models import CallerListEntry, ForwardingRule, SipAccount, Tenant, TimePlan, User
 from controlplane.db.session import make_engine
 from controlplane.node import processes
+from controlplane.node.render import DBTEXT_SCHEMA, USRLOC_TABLES
 from controlplane.node.settings import load_settings
 from kemi.policy.auth import ha1, ha1b
 from tests.harness.node import TestNode
@@ -267,6 +268,12 @@ def native_node(workdir: Path, n: int):
     rows = ["id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)"]
     rows += [f"{i + 1}:{u}@{DOMAIN}:0:0:{ha1(u, DOMAIN, password(u))}:0" for i, u in enumerate(all_users(n))]
     (db / "htable").write_text("\n".join(rows) + "\n")
+    # the registrations' db_text tables (usrloc writes them back, as the node's), Kamailio's own empty ones
+    versions = [ln for ln in (DBTEXT_SCHEMA / "version").read_text().splitlines()
+                if ln.startswith("id(") or ln.split(":")[1:2] in (["version"], *([t] for t in USRLOC_TABLES))]
+    (db / "version").write_text("\n".join(versions) + "\n")
+    for table in USRLOC_TABLES:
+        (db / table).write_text((DBTEXT_SCHEMA / table).read_text())
     rtp = free_port_block(400)
     settings = load_settings(env={}, var_dir=str(workdir / "native-var"), rtpengine_ng_port=free_port(), rtpengine_cli_port=free_port(),
                              rtp_port_min=rtp, rtp_port_max=rtp + 399, rtpengine_log_level=3)
@@ -345,7 +352,16 @@ def main(argv=None) -> int:
     ap.add_argument("--before", default=None, help="with --only-before-after: the earlier commit (default: main before issue 17)")
     ap.add_argument("--only-rollout", action="store_true", help="only the Ansible rollout into the lab (tests/bench/rollout.py)")
     ap.add_argument("--rollout-rounds", type=int, default=3, help="rounds of the rollout benchmark (a fresh lab each)")
+    ap.add_argument("--profile", action="store_true", help="only the CPU account: Kamailio CPU per REGISTER pair and per call, node "
+                    "against native in paired rounds, and where it goes (perf, py-spy, KSR crossings; tests/bench/profile.py)")
+    ap.add_argument("--profile-rounds", type=int, default=5, help="paired rounds of the CPU account")
+    ap.add_argument("--no-counting", action="store_true", help="with --profile: without the second node that counts crossings")
     args = ap.parse_args(argv)
+    if args.profile:
+        from tests.bench import profile
+
+        save(profile.run(users=args.users, rounds=args.profile_rounds, counted=not args.no_counting))
+        return 0
     if args.only_rollout:
         from tests.bench import rollout
 
