@@ -20,7 +20,7 @@ from pathlib import Path
 
 from controlplane.metrics.kamailio import parse_statistics
 from tests.bench.fraud import tree_cpu_s
-from tests.bench.run import AGENTS, CALLEE, GROUP_EXT, call_step, in_turns, provision_kemi, report_step, searches_in_turns
+from tests.bench.run import AGENTS, BENCH_NODE, CALLEE, GROUP_EXT, call_step, in_turns, provision_kemi, report_step, searches_in_turns
 from tests.harness.node import TestNode
 
 CODES = ("sl:", "tmx:")  # stateless replies by code, transactions by final class
@@ -35,8 +35,7 @@ def replies(node: TestNode) -> dict[str, int]:
 def run(users: int = 20000, duration: int = 20, start_rate: int = 200, max_rate: int = 5000, search: bool = True,
         cpu_rounds: int = 5, cpu_seconds: int = 10, rate: int = 300) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="cm-bench-group-"))
-    node = TestNode(work / "var", kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3, edge_exempt="",
-                    edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0, auth_failures_account=0)
+    node = TestNode(work / "var", **BENCH_NODE)
     node.start()
     agents = tuple(f"b{i}" for i in range(AGENTS))
     targets = {"plain": (CALLEE, (CALLEE,)), "group": (GROUP_EXT, agents)}

@@ -34,12 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tests.bench.fraud import tree_cpu_s
-from tests.bench.run import CALLEE, call_step, in_turns, native_node, provision_kemi, registration_storm
+from tests.bench.run import BENCH_NODE, CALLEE, call_step, in_turns, native_node, provision_kemi, registration_storm
 from tests.harness.node import TestNode
 
 PY_SPY = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "py-spy"
-NODE_OPTIONS = dict(kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3, edge_exempt="", edge_max_requests=10**9,
-                    edge_max_unauthenticated=10**9, auth_failures_source=0, auth_failures_account=0)
 
 
 def children(pid: int) -> list[int]:
@@ -272,7 +270,7 @@ def counting_node(work: Path, users: int, load: tuple) -> dict:
     directory = work / "counted"
     os.environ["CALLMANAGER_PROFILE"] = str(directory)
     try:
-        node = TestNode(work / "var-counted", **NODE_OPTIONS).start()
+        node = TestNode(work / "var-counted", **BENCH_NODE).start()
     finally:
         del os.environ["CALLMANAGER_PROFILE"]
     side = Side("counted", node.settings.sip_port, node.component("kamailio").proc.pid, {})
@@ -302,7 +300,7 @@ def run(users: int = 20000, rounds: int = 5, reg_rate: int = 4000, call_rate: in
     work = Path(tempfile.mkdtemp(prefix="cm-bench-profile-"))
     print(f"CPU account, work dir {work}", flush=True)
     load = (users, reg_rate, call_rate, call_s, work)
-    node = TestNode(work / "var", **NODE_OPTIONS).start()
+    node = TestNode(work / "var", **BENCH_NODE).start()
     comps: list = []
     result: dict = {}
     try:

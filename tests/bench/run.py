@@ -39,7 +39,7 @@ from controlplane.db.models import CallerListEntry, ForwardingRule, SipAccount, 
 from controlplane.db.session import make_engine
 from controlplane.node import processes
 from controlplane.node.render import DBTEXT_SCHEMA, USRLOC_TABLES
-from controlplane.node.settings import load_settings
+from controlplane.node.settings import NodeSettings, load_settings
 from kemi.policy.auth import ha1, ha1b
 from tests.harness.node import TestNode
 from tests.harness.ports import free_port, free_port_block
@@ -54,6 +54,16 @@ MAX_FAILED = 0.005
 GROUP = "KEMI group"
 QUEUE_S = 4  # the group's callers wait up to this long for a free agent (ringing), as in a call center; the load's
 # callers give up after 5 s without an answer, so a longer wait would only keep calls nobody waits for in the queue
+
+
+# The node as production runs it: the test harness's quicker timers and its fault-injection header (one more read
+# per request) are the tests' (tests/harness/node.py), not a node's; edge protection on, with limits above what
+# SIPp sends from its one address (every request is counted and judged, none is banned).
+PRODUCTION = {k: NodeSettings.model_fields[k].default for k in (
+    "kamailio_fault_header", "snapshot_check_s", "cdr_ingest_interval_s", "live_sync_interval_s", "fraud_monitor_interval_s",
+    "invite_timeout_s")}
+BENCH_NODE = dict(PRODUCTION, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3, edge_exempt="",
+                  edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0, auth_failures_account=0)
 
 
 def password(user: str) -> str:
@@ -400,8 +410,7 @@ def main(argv=None) -> int:
 
     # edge protection on, as in production, with limits above what SIPp sends from its one address:
     # every request is counted and judged, none is banned
-    node = TestNode(work / "var", kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3, edge_exempt="",
-                    edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0, auth_failures_account=0)
+    node = TestNode(work / "var", **BENCH_NODE)
     node.start()
     comps: list = []
     try:
