@@ -8,7 +8,6 @@ applies its effects (`perform`), telling the transition again when an effect cou
 from __future__ import annotations
 
 import time
-import uuid
 
 from kemi.contract import AVP_RANG, DLG_ANSWER, DLG_TRACKED, END_REQUESTS
 from kemi.policy import call, cdr
@@ -31,7 +30,7 @@ from kemi.policy.features import FeatureCode
 from kemi.policy.routing import decide_initial
 from kemi.policy.snapshot import Snapshot
 
-from . import context
+from . import context, ids
 from . import ksr_groups as groups
 from . import ksr_apply as apply
 from . import ksr_dialog as dialog
@@ -57,7 +56,7 @@ def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
     if isinstance(action, Challenge):
         apply.challenge(action.realm)
         return
-    state = call.begin(decision, facts.call_id, str(uuid.uuid4()), now)
+    state = call.begin(decision, facts.call_id, ids.record_id(), now)
     if isinstance(action, FeatureCode):
         feature_code(state, action)
     else:
@@ -347,9 +346,12 @@ def acd_resume() -> int:
 # ---------------------------------------------------------------- the end of an answered call
 
 
+_STARTED = (f"$avp({AVP_RANG})", f"$dlg_var({DLG_TRACKED})", f"$dlg_var({fraud_gate.MARK})")
+
+
 def dialog_started() -> None:
-    apply.set_dlg_var(DLG_ANSWER, f"{time.time()!r}/{read.avp(AVP_RANG)}")  # answered at / first rang at
-    tracked, mark = read.dlg_vars(DLG_TRACKED, fraud_gate.MARK)
+    rang, tracked, mark = read.several(*_STARTED)
+    apply.set_dlg_var(DLG_ANSWER, f"{time.time()!r}/{rang}")  # answered at / first rang at
     groups.calls_started(tracked)
     if mark:  # a call out under the fraud limits: in progress from now
         fraud_gate.answered(mark)
@@ -362,16 +364,17 @@ def call_ended(why: str) -> None:
     dialog's state read after its BYEs were sent: when a phone's 200 to a BYE is handled first, the state is already
     'deleted' and no event runs (the fraudcalls +1 of earlier notes, and a missing CDR). So every end the node makes
     runs this first (dialog:timeout, end_requested_calls) and the dialog-end event, if it still runs, finds it done."""
-    if read.claim_dialog_end() > 1:  # another process accounted this call's end already
+    end = read.dialog_end()
+    if end.claims > 1:  # another process accounted this call's end already
         return
-    groups.agent_call_ended()
-    groups.calls_ended(read.dlg_var(DLG_TRACKED))
-    state = context.load_dialog()
+    groups.agent_call_ended(end.agent)
+    groups.calls_ended(end.tracked)
+    state = context.parsed(end.state)
     if state is None:
         return
     if state.fraud is not None and state.record.tenant_id is not None and SETTINGS.fraud_checks:
         fraud_gate.ended(state.record.tenant_id, state.fraud.payer_user_id)
-    answered, _, rang = read.dlg_var(DLG_ANSWER).partition("/")
+    answered, _, rang = end.answer.partition("/")
     SPOOL.put(
         cdr.record(
             state.traced(why),
@@ -380,7 +383,7 @@ def call_ended(why: str) -> None:
             end_ts=time.time(),
             answer_ts=_float(answered) or state.record.start_ts,
             ring_ts=_float(rang),
-            quality=dialog.dialog_media_quality(),
+            quality=dialog.dialog_media_quality(end.call_id, end.from_tag),
         )
     )
 

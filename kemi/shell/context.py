@@ -21,15 +21,11 @@ def store(state: CallState) -> None:
 
 def load() -> CallState | None:
     """The transaction's call state (None: no call state, e.g. a request the node did not route)."""
-    return _parsed(read.avp(AVP_CALL))
+    return parsed(read.avp(AVP_CALL))
 
 
-def load_dialog() -> CallState | None:
-    """The dialog's call state (at the dialog's end, where the transaction's AVPs are gone)."""
-    return _parsed(read.dlg_var(DLG_CALL))
-
-
-def _parsed(blob: str) -> CallState | None:
+def parsed(blob: str) -> CallState | None:
+    """The call state a stored document holds (the dialog's, at its end, is read with the rest: ksr_read.dialog_end)."""
     """An unreadable state (a release that wrote another format, a damaged value) is logged and counted once, and the
     call goes on as one without a state: its reply goes back, no fallback is tried, no record is written."""
     if not blob:

@@ -75,10 +75,9 @@ def cancel_media() -> None:
     KSR.rtpengine.rtpengine_manage("")
 
 
-def dialog_media_quality() -> dict[str, str] | None:
+def dialog_media_quality(call_id: str, from_tag: str) -> dict[str, str] | None:
     """Delete the dialog's media session now (whoever or whatever ended it) and keep RTPengine's verdict on it:
     average MOS, jitter, loss and round trip of the call (from RTCP; empty when the phones sent none)."""
-    call_id, from_tag = read.one("$dlg(callid)"), read.one("$dlg(from_tag)")
     if not (
         is_word(call_id) and is_word(from_tag)
     ):  # a value in a flag string must not add flags: left to RTPengine's timeout

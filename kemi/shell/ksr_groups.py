@@ -154,8 +154,8 @@ def _answered_by(group: str, wrapup: str, user_id: int) -> None:
     apply.set_dlg_var(DLG_AGENT, f"{group}:{wrapup}:{user_id}")  # group:wrap-up seconds:user
 
 
-def agent_call_ended() -> None:
-    mark = read.dlg_var(DLG_AGENT)
+def agent_call_ended(mark: str) -> None:
+    """The agent who answered (the dialog's DLG_AGENT mark, read with the dialog's end) is free, in wrap-up."""
     if mark:
         _group, wrapup, user_id = mark.split(":")
         now = int(time.time())

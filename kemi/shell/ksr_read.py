@@ -62,6 +62,7 @@ class Message(NamedTuple):
     scheme: str = ""  # the Request-URI's scheme as Kamailio parsed it ('' when the R-URI did not parse: read it raw)
     proto: str = "udp"  # the transport it came over (udp, tcp, tls, ws, wss, sctp)
     exact: bool = True  # read in one crossing; False: field by field (locked_until not read: ask the htable by name)
+    draining: bool = False  # the node is being drained (node.drain: htable item node=>drain)
 
 
 # The source's request counter first: incremented before any field that could make the one read fail (Kamailio
@@ -69,6 +70,7 @@ class Message(NamedTuple):
 # scanning every header; only in-dialog requests need it (has_sdp).
 _HEAD = ("$si", "$sp", "$Rp", f"$sht({shm.BAN.name}=>$si)")
 _FIELDS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$ci", "$au", "$ar", "$ua", "$rz", "$pr")
+_DRAIN = f"$sht({shm.NODE.name}=>{shm.DRAIN})"
 _LOCK = f"$sht({shm.AUTHLOCK.name}=>until:$au@$(ar{{s.tolower}}))"  # last: its key is printed from the credentials
 _FORMATS: dict[str, tuple[int, str]] = {}  # request counter key -> (fields, their one format)
 
@@ -84,7 +86,7 @@ def one(name: str) -> str:
 def _format(counter: str) -> tuple[int, str]:
     found = _FORMATS.get(counter)
     if found is None:
-        pvs = (f"$shtinc({counter})" if counter else "0", *_HEAD, *_FIELDS, _LOCK)
+        pvs = (f"$shtinc({counter})" if counter else "0", *_HEAD, *_FIELDS, _DRAIN, _LOCK)
         found = _FORMATS[counter] = (len(pvs), wire.one_format(pvs))
     return found
 
@@ -100,7 +102,7 @@ def message(counter: str = "") -> Message:
         values = None
     if values is None:
         return _message_by_field(counter)
-    requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, lock = values
+    requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, drain, lock = values
     # ports and the counter are Kamailio's own decimal prints; hosts and realm are ASCII in any ordinary request (the
     # checks inline: this runs for every request)
     return Message(
@@ -124,6 +126,8 @@ def message(counter: str = "") -> Message:
         ua,
         uri,
         proto,
+        True,
+        drain == "1",
     )
 
 
@@ -156,6 +160,7 @@ def _message_by_field(counter: str) -> Message:
         uri,
         proto,
         False,
+        draining(),
     )
 
 
@@ -184,8 +189,9 @@ def check_credentials(realm: str, ha1: str, identity_must_match: bool) -> int:
 
 
 def draining() -> bool:
-    """Is this node being drained (node.drain over the control plane's API sets the htable item)?"""
-    return one(f"$sht({shm.NODE.name}=>{shm.DRAIN})") == "1"
+    """Is this node being drained (node.drain over the control plane's API sets the htable item)? (A request's
+    message read has it already: Message.draining.)"""
+    return one(_DRAIN) == "1"
 
 
 def is_myself_ruri() -> bool:
@@ -261,14 +267,43 @@ def media_quality() -> dict[str, str] | None:
 
 
 ENDED = shm.ENDED.name  # calls whose end was accounted (once per dialog)
-_CLAIM = f"$shtinc({ENDED}=>$dlg(h_entry):$dlg(h_id))"
+_CLAIM_KEY = f"{ENDED}=>$dlg(h_entry):$dlg(h_id)"
+_END_PVS = (
+    f"$shtinc({_CLAIM_KEY})",  # first: a read that falls back has counted the claim already
+    f"$dlg_var({shm.DLG_AGENT})",
+    f"$dlg_var({shm.DLG_TRACKED})",
+    f"$dlg_var({shm.DLG_ANSWER})",
+    "$dlg(callid)",
+    "$dlg(from_tag)",
+    f"$dlg_var({shm.DLG_CALL})",
+)
+_END_FORMAT = wire.one_format(_END_PVS)
 
 
-def claim_dialog_end() -> int:
-    """Claim the current dialog's end (htable `cmended`, atomic): 1 for the first claim, more for any later one (0: no
-    dialog or the table unreadable: the caller accounts, unclaimed). One crossing."""
-    value = KSR.pv.gete(_CLAIM)
-    return value if value.__class__ is int else _number(wire.text(value))
+class DialogEnd(NamedTuple):
+    """What accounting a dialog's end reads, with its claim (htable `cmended`, atomic: 1 for the first claim, more for
+    any later one; 0: no dialog or the table unreadable, the caller accounts unclaimed)."""
+
+    claims: int
+    agent: str  # DLG_AGENT: the agent who answered a group call
+    tracked: str  # DLG_TRACKED: users on this call
+    answer: str  # DLG_ANSWER: "<answered at>/<first rang at>"
+    call_id: str
+    from_tag: str
+    state: str  # DLG_CALL: the call state document
+
+
+def dialog_end() -> DialogEnd:
+    """Claim the current dialog's end and read what its accounting needs: one crossing (field by field when the
+    one read cannot be trusted; the claim is then only read, the failed read made it)."""
+    try:
+        values = wire.split(KSR.pv.gete(_END_FORMAT), len(_END_PVS))
+    except UnicodeDecodeError:
+        values = None
+    if values is None:
+        return DialogEnd(_number(one(f"$sht({_CLAIM_KEY})")), *(one(pv) for pv in _END_PVS[1:]))
+    claims, agent, tracked, answer, call_id, from_tag, state = values
+    return DialogEnd(_number(claims), agent, tracked, answer, call_id, from_tag, state)
 
 
 def dlg_var(name: str) -> str:
@@ -277,11 +312,17 @@ def dlg_var(name: str) -> str:
 
 def dlg_vars(*names: str) -> list[str]:
     """Several dialog variables in one crossing."""
+    return several(*(f"$dlg_var({n})" for n in names))
+
+
+def several(*pvs: str) -> list[str]:
+    """Several pseudo-variables in one crossing (field by field when that read cannot be trusted). For values that
+    change nothing when read (no $shtinc: a fallback reads each again)."""
     try:
-        values = wire.split(KSR.pv.gete(wire.one_format([f"$dlg_var({n})" for n in names])), len(names))
+        values = wire.split(KSR.pv.gete(wire.one_format(pvs)), len(pvs))
     except UnicodeDecodeError:
         values = None
-    return values if values is not None else [dlg_var(n) for n in names]
+    return values if values is not None else [one(pv) for pv in pvs]
 
 
 class KsrLiveView:

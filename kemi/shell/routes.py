@@ -108,7 +108,7 @@ def request_route() -> int:
         msg = msg._replace(ruri_user=read.request_uri()[:100])
     method = msg.method
     if method == "OPTIONS" and not msg.ruri_user and read.is_myself_ruri():
-        busy = drain.ping_answer(draining(), SETTINGS.drain_retry_after_s)
+        busy = drain.ping_answer(msg.draining, SETTINGS.drain_retry_after_s)
         if busy is not None:
             apply.reject(busy)
         else:
@@ -123,13 +123,8 @@ def request_route() -> int:
     return 1
 
 
-def draining() -> bool:
-    """Is this node being drained (node.drain over the control plane's API sets the htable item)?"""
-    return read.draining()
-
-
 def new_request(msg: read.Message, snap: Snapshot) -> None:
-    if draining():
+    if msg.draining:
         refused = drain.refuse_new(
             msg.method,
             read.request_uri(),
