@@ -179,9 +179,7 @@ def prepare_call(state: CallState, nated: bool, track: tuple[int, ...] = (), eme
     again = _PREPARED[0]
     _PREPARED[0] = True
     if not again:
-        plan = call.dialog_plan(
-            read.one("$hdr(Session-Expires)"), emergency, SETTINGS.call_max_s, SETTINGS.dialog_keepalive
-        )
+        plan = call.dialog_plan(read.session_expires(), emergency, SETTINGS.call_max_s, SETTINGS.dialog_keepalive)
         dialog.open_dialog(plan)
     dialog.track(track)
     apply.keep(state)

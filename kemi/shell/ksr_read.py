@@ -63,6 +63,9 @@ class Message(NamedTuple):
     proto: str = "udp"  # the transport it came over (udp, tcp, tls, ws, wss, sctp)
     exact: bool = True  # read in one crossing; False: field by field (locked_until not read: ask the htable by name)
     draining: bool = False  # the node is being drained (node.drain: htable item node=>drain)
+    content_type: str = ""  # lower-cased (in-dialog requests: is there SDP to hand to RTPengine)
+    session_expires: str = ""  # RFC 4028 (INVITE, UPDATE)
+    require: str = ""  # all Require headers (REGISTER: an extension the registrar must support)
 
 
 # The source's request counter first: incremented before any field that could make the one read fail (Kamailio
@@ -71,6 +74,9 @@ class Message(NamedTuple):
 _HEAD = ("$si", "$sp", "$Rp", f"$sht({shm.BAN.name}=>$si)")
 _FIELDS = ("$rm", "$rU", "$rd", "$fU", "$fd", "$tU", "$td", "$tt", "$ci", "$au", "$ar", "$ua", "$rz", "$pr")
 _DRAIN = f"$sht({shm.NODE.name}=>{shm.DRAIN})"
+# headers some requests need, read with all the rest: the sanity checks parse every header of every request anyway
+_HEADERS = ("$cT", "$hdr(Session-Expires)", "$(hdr(Require)[*])")
+_CURRENT: list[Message | None] = [None]  # the request route's message while it runs (forget() at its end)
 _LOCK = f"$sht({shm.AUTHLOCK.name}=>until:$au@$(ar{{s.tolower}}))"  # last: its key is printed from the credentials
 _FORMATS: dict[str, tuple[int, str]] = {}  # request counter key -> (fields, their one format)
 
@@ -86,7 +92,7 @@ def one(name: str) -> str:
 def _format(counter: str) -> tuple[int, str]:
     found = _FORMATS.get(counter)
     if found is None:
-        pvs = (f"$shtinc({counter})" if counter else "0", *_HEAD, *_FIELDS, _DRAIN, _LOCK)
+        pvs = (f"$shtinc({counter})" if counter else "0", *_HEAD, *_FIELDS, _DRAIN, *_HEADERS, _LOCK)
         found = _FORMATS[counter] = (len(pvs), wire.one_format(pvs))
     return found
 
@@ -102,10 +108,12 @@ def message(counter: str = "") -> Message:
         values = None
     if values is None:
         return _message_by_field(counter)
-    requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, drain, lock = values
+    requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, drain, ct, se, req, lock = (
+        values
+    )
     # ports and the counter are Kamailio's own decimal prints; hosts and realm are ASCII in any ordinary request (the
     # checks inline: this runs for every request)
-    return Message(
+    msg = _CURRENT[0] = Message(
         m,
         ru,
         rd.lower() if rd.isascii() else wire.lower(rd),
@@ -128,7 +136,21 @@ def message(counter: str = "") -> Message:
         proto,
         True,
         drain == "1",
+        ct.lower(),
+        se,
+        req,
     )
+    return msg
+
+
+def forget() -> None:
+    """The request route ended: its message is no longer the current one (later routes read for themselves)."""
+    _CURRENT[0] = None
+
+
+def current() -> Message | None:
+    """The message the running request route read (None outside a request route)."""
+    return _CURRENT[0]
 
 
 def _message_by_field(counter: str) -> Message:
@@ -138,7 +160,7 @@ def _message_by_field(counter: str) -> Message:
     si, sp, rp, ban = (one(name) for name in _HEAD)
     m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto = (one(name) for name in _FIELDS)
     lower = wire.lower
-    return Message(
+    msg = _CURRENT[0] = Message(
         m,
         ru,
         lower(rd),
@@ -161,7 +183,11 @@ def _message_by_field(counter: str) -> Message:
         proto,
         False,
         draining(),
+        one("$cT").lower(),
+        one("$hdr(Session-Expires)"),
+        one("$(hdr(Require)[*])"),
     )
+    return msg
 
 
 def request_uri() -> str:
@@ -242,8 +268,15 @@ def transaction_reply() -> tuple[int, str]:
 
 def has_sdp(content_type: str | None = None) -> bool:
     if content_type is None:
-        content_type = one("$cT").lower()
+        msg = _CURRENT[0]
+        content_type = msg.content_type if msg is not None else one("$cT").lower()
     return "application/sdp" in content_type
+
+
+def session_expires() -> str:
+    """The request's Session-Expires (RFC 4028): from the request route's read, or read now."""
+    msg = _CURRENT[0]
+    return msg.session_expires if msg is not None else one("$hdr(Session-Expires)")
 
 
 def local_port() -> int:

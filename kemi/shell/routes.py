@@ -65,6 +65,13 @@ def child_init(rank: int) -> int:
 
 
 def request_route() -> int:
+    try:
+        return _request_route()
+    finally:
+        read.forget()
+
+
+def _request_route() -> int:
     calls.new_request()
     barrier.begin()
     msg = read.message(
@@ -148,7 +155,7 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
         apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer to this one either
         return
     if msg.method == "REGISTER":
-        registrar(facts, snap, nated)
+        registrar(facts, snap, nated, msg.require)
     else:
         calls.initial_request(facts, snap, nated)
 
@@ -192,7 +199,7 @@ def is_retransmission() -> bool:
 def session_refresh() -> None:
     """RFC 4028: a call whose phones refresh the session lives as long as its Session-Expires says (then call_ended);
     an emergency call as long as its parties want."""
-    expires = read.one("$hdr(Session-Expires)")
+    expires = read.session_expires()
     if expires:
         dialog.dialog_lifetime(session_lifetime(expires, SETTINGS.call_max_s, read.dlg_var(DLG_EMERGENCY) == "1"))
 
@@ -277,10 +284,10 @@ def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, c
 # ---------------------------------------------------------------- REGISTER
 
 
-def registrar(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
+def registrar(facts: RequestFacts, snap: Snapshot, nated: bool, require: str) -> None:
     action = decide_register(facts, snap).action
     if isinstance(action, Register):  # answered here: what it requires must be supported (once authenticated: one read)
-        refused = unsupported_require("REGISTER", read.one("$(hdr(Require)[*])"))
+        refused = unsupported_require("REGISTER", require)
         if refused is not None:
             apply.reject(refused)
             return

@@ -174,6 +174,7 @@ def spy_shares(files: list[Path], top: int = 25) -> dict:
     total = outside = 0
     inclusive: collections.Counter = collections.Counter()
     lines: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()  # by function, the samples in its own lines
     for f in files:
         for raw in f.read_text(errors="replace").splitlines():
             if not raw.strip():
@@ -186,6 +187,7 @@ def spy_shares(files: list[Path], top: int = 25) -> dict:
                 continue
             frames = stack.split(";")
             lines[frames[-1]] += n
+            own[re.sub(r":\d+\)$", ")", frames[-1])] += n
             for fn in {re.sub(r":\d+\)$", ")", fr) for fr in frames}:
                 inclusive[fn] += n
     if not total:
@@ -193,6 +195,7 @@ def spy_shares(files: list[Path], top: int = 25) -> dict:
     share = lambda n: round(100 * n / total, 1)  # noqa: E731
     return {"samples": total, "outside_python_pct": share(outside),
             "functions": [{"pct": share(n), "function": k} for k, n in inclusive.most_common(top)],
+            "own": [{"pct": share(n), "function": k} for k, n in own.most_common(top * 2)],
             "lines": [{"pct": share(n), "line": k} for k, n in lines.most_common(top)]}
 
 
