@@ -11,6 +11,32 @@ def real_components():
         pytest.fail(f"not installed: {', '.join(missing)} — run `make test`, which installs them", pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server for the session (tests/harness/postgres.py), with a database migrated to the latest
+    schema as the template each test's database is copied from."""
+    from controlplane.db.session import make_engine, migrate
+    from tests.harness.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        engine = make_engine(server.create_database("cm_template"))
+        migrate(engine)
+        engine.dispose()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_database(postgres, request):
+    """A fresh database for one test, a copy of the migrated template; dropped afterwards. Its URL."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50] + f"_{id(request) % 100000}"
+    url = postgres.create_database(name, "cm_template")
+    yield url
+    postgres.drop_database(name)
+
+
 LONG_HELP = "also run the long tiers (marked long: the rolling upgrade under load, ...); or CALLMANAGER_LONG_TESTS=1"
 
 

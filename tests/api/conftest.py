@@ -36,9 +36,18 @@ class Api:
         return r["error"]["data"]["error_id"], r["error"]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """Every API test runs on the single-node default (SQLite) and on the cluster database (PostgreSQL)."""
+    if request.param == "sqlite":
+        return ""
+    return request.getfixturevalue("postgres_database")
+
+
 @pytest.fixture
-def server(tmp_path):
-    settings = load_settings(env={}, var_dir=str(tmp_path / "var"), api_port=free_port(), kamailio_rpc_port=free_port(), rtpengine_ng_port=free_port())
+def server(tmp_path, database_url):
+    settings = load_settings(env={}, var_dir=str(tmp_path / "var"), api_port=free_port(), kamailio_rpc_port=free_port(), rtpengine_ng_port=free_port(),
+                             database_url=database_url)
     srv = ControlPlaneServer(settings)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()

@@ -268,29 +268,35 @@ def test_a_user_cannot_raise_their_own_outbound_permission_with_a_profile(api, a
 
 def test_secrets_at_rest_are_the_owners_only_and_trunk_passwords_are_encrypted(api, server):
     """HA1s are password-equivalent and a trunk password opens the carrier account: neither is readable by other users
-    of the machine, and the trunk password is not in the database in clear (its key is a separate file)."""
-    import sqlite3
+    of the machine, and the trunk password is not in the database in clear (its key is a separate file) — on SQLite
+    (a file, owner only) and on PostgreSQL alike."""
     import stat
     from pathlib import Path
+
+    from sqlalchemy import text
 
     from controlplane.app import seal_stored_secrets
 
     api.ok("trunk.create", name="sealed", host="198.51.100.7", auth_username="pbx", auth_password="carrier-s3cret-pw")
-    settings = server.settings
-    db = Path(settings.db_url.split("///", 1)[1])
-    for f in (db, settings.secret_key_path, server.token_file, settings.snapshot_path):
+    settings, engine = server.settings, server.app.engine
+    files = [settings.secret_key_path, server.token_file, settings.snapshot_path]
+    if settings.db_url.startswith("sqlite"):
+        files.append(Path(settings.db_url.split("///", 1)[1]))
+    for f in files:
         assert f.exists() and stat.S_IMODE(f.stat().st_mode) == 0o600, f
-    stored = sqlite3.connect(db).execute("select auth_password from trunk where name='sealed'").fetchone()[0]
+    with engine.connect() as con:
+        stored = con.execute(text("select auth_password from trunk where name='sealed'")).scalar_one()
     assert stored.startswith("enc:v1:") and "carrier-s3cret-pw" not in stored
-    assert b"carrier-s3cret-pw" not in db.read_bytes()
+    if settings.db_url.startswith("sqlite"):
+        assert b"carrier-s3cret-pw" not in files[-1].read_bytes()
     server.app.publisher.publish(force=True)
     assert "carrier-s3cret-pw" in settings.snapshot_path.read_text()  # Kamailio answers the carrier's challenge with it
     # a password stored in clear before sealing existed is sealed when the control plane starts
-    con = sqlite3.connect(db)
-    con.execute("update trunk set auth_password='old-clear-pw' where name='sealed'")
-    con.commit()
-    seal_stored_secrets(server.app.engine, server.app.sealer)
-    again = con.execute("select auth_password from trunk where name='sealed'").fetchone()[0]
+    with engine.begin() as con:
+        con.execute(text("update trunk set auth_password='old-clear-pw' where name='sealed'"))
+    seal_stored_secrets(engine, server.app.sealer)
+    with engine.connect() as con:
+        again = con.execute(text("select auth_password from trunk where name='sealed'")).scalar_one()
     assert again.startswith("enc:v1:") and server.app.sealer.unseal(again) == "old-clear-pw"
 
 

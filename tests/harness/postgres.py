@@ -1,0 +1,92 @@
+"""A private PostgreSQL server for tests: Debian's `postgresql` binaries, a fresh data directory, a free loopback port.
+
+Started and stopped by the tests themselves (never the system's cluster). As root it runs as the `postgres` user (the
+server refuses root), with its data and socket directories handed to that user. Trust authentication on loopback
+only: a test server, gone when the test session ends.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .ports import free_port
+
+
+def pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed (Debian package postgresql; scripts/install-debian.sh)")
+    return found[-1]
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="cm-pg-"))
+        self.data, self.sockets = self.root / "data", self.root / "run"
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self._as = {}
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            self._as = {"user": pw.pw_uid, "group": pw.pw_gid}
+            for d in (self.root, self.data, self.sockets):
+                d.mkdir(exist_ok=True)
+                os.chown(d, pw.pw_uid, pw.pw_gid)
+        else:
+            self.data.mkdir()
+            self.sockets.mkdir()
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True, cwd=self.root, **self._as)
+
+    def start(self) -> PostgresServer:
+        self._run([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+        self.log = open(self.root / "postgres.log", "w")
+        self.proc = subprocess.Popen(
+            [pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "full_page_writes=off", "-c", "max_connections=200"],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True, **self._as)
+        deadline = time.monotonic() + 30
+        while subprocess.run([pg_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"PostgreSQL did not start: {(self.root / 'postgres.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        self.sql("CREATE ROLE callmanager LOGIN")
+        return self
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        done = subprocess.run([pg_bin("psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
+                               "-U", "postgres", "-d", database, "-c", statement], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"psql: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def url(self, database: str, user: str = "callmanager") -> str:
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str, template: str = "template1") -> str:
+        self.sql(f'CREATE DATABASE "{name}" OWNER callmanager TEMPLATE "{template}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.root, ignore_errors=True)
