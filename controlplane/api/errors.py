@@ -55,6 +55,21 @@ class Unavailable(ApiError):
     code, error_id, message = -32010, "unavailable", "A component of the node is not reachable"
 
 
+class DatabaseUnavailable(ApiError):
+    code, error_id = -32011, "database_unavailable"
+    message = (
+        "The configuration database is not reachable; nothing was changed (routing goes on with the last snapshot)"
+    )
+
+
+class DatabaseReadOnly(ApiError):
+    code, error_id = -32012, "database_read_only"
+    message = (
+        "The configuration database is read-only (its primary is down and the replica not promoted yet: "
+        "`cm cluster promote-db`); nothing was changed, reading works"
+    )
+
+
 class InternalError(ApiError):
     pass
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from controlplane.db.models import Role
 
@@ -22,6 +22,8 @@ from .permissions import Perm, perms_of
 from .errors import (
     ApiError,
     Conflict,
+    DatabaseReadOnly,
+    DatabaseUnavailable,
     Forbidden,
     InternalError,
     InvalidParams,
@@ -32,6 +34,19 @@ from .errors import (
 )
 
 log = logging.getLogger("callmanager.api")
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a write to a standby
+
+
+def database_error(exc: DBAPIError) -> ApiError | None:
+    """The API's error for a database failure that is not a bug: unreachable (connection refused, lost, no server),
+    or read-only (a standby that is not promoted yet). None: anything else."""
+    if getattr(exc.orig, "sqlstate", None) == READ_ONLY_SQLSTATE:
+        return DatabaseReadOnly()
+    if exc.connection_invalidated or type(exc).__name__ in ("OperationalError", "InterfaceError"):
+        return DatabaseUnavailable()
+    return None
+
+
 MAX_BATCH = 1000  # requests in one batch (docs/api.md)
 
 
@@ -200,6 +215,15 @@ class Dispatcher:
         except ApiError as err:
             outcome = err.error_id
             response = _error_response(req_id, err)
+        except DBAPIError as exc:  # the database away or read-only (a failover): a clear error, nothing changed
+            db_err = database_error(exc)
+            if db_err is None:
+                log.exception("method %s failed", name)
+                db_err = InternalError()
+            else:
+                log.warning("method %s: %s (%s)", name, db_err.error_id, str(exc.orig).strip()[:200])
+            outcome = db_err.error_id
+            response = _error_response(req_id, db_err)
         except Exception:  # noqa: BLE001 - never leak a traceback to a client
             log.exception("method %s failed", name)
             outcome = "internal_error"

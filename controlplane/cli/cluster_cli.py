@@ -105,6 +105,27 @@ def verify(
     _run("verify", inventory, limit, vault_password_file)
 
 
+@cluster.command("promote-db")
+def promote_db(
+    database_url: str = typer.Option(
+        ...,
+        help="the replica to promote, as a role allowed to promote it, e.g. "
+        "postgresql://postgres@/postgres?host=/var/run/postgresql on the replica's host",
+    ),
+    wait_s: int = typer.Option(60, help="seconds to wait for the promotion to finish"),
+):
+    """Make the PostgreSQL replica the primary (after the primary is lost). The control planes follow by themselves:
+    their database URL names both servers (docs/cluster.md). Never bring the old primary back as a primary: rebuild it
+    as a replica of the new one."""
+    from controlplane.ops.cluster_db import PromoteError, promote
+
+    try:
+        console.print(promote(database_url, wait_s))
+    except PromoteError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 @cluster.command("status")
 def status(
     inventory: Path, vault_password_file: Optional[Path] = typer.Option(None, help="Ansible Vault password file")

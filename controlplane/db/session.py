@@ -42,7 +42,7 @@ def make_engine(url: str) -> Engine:
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser: a '%' in a password or host list
     return cfg
 
 

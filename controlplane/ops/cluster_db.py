@@ -103,3 +103,34 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# ---------------------------------------------------------------- failover: promote the replica
+
+
+class PromoteError(Exception):
+    """The replica could not be promoted (not reachable, not a replica, or promotion did not finish)."""
+
+
+def promote(url: str, wait_s: int = 60) -> str:
+    """Promote the streaming replica at `url` (a role allowed to run pg_promote: a superuser, or one granted EXECUTE on
+    it) to primary; returns what happened in one line. Idempotent: a server that is already a primary is left alone.
+    The control plane follows by itself: its database URL lists both servers (docs/cluster.md) and new connections go
+    to the one that accepts writes."""
+    import psycopg
+
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row is None or not row[0]:
+                return "already a primary: nothing to do"
+            done = conn.execute("SELECT pg_promote(true, %s)", (wait_s,)).fetchone()
+            if not done or not done[0]:
+                raise PromoteError(f"promotion did not finish within {wait_s} s")
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row is None or row[0]:
+                raise PromoteError("the server still reports recovery after promotion")
+    except psycopg.Error as exc:
+        raise PromoteError(f"{type(exc).__name__}: {str(exc).strip()[:300]}") from None
+    return "promoted: the replica is the primary now and accepts writes"

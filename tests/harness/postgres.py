@@ -28,7 +28,10 @@ def pg_bin(name: str) -> str:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    """`primary`: start as a streaming replica of that server (pg_basebackup), read-only until promoted."""
+
+    def __init__(self, primary: PostgresServer | None = None) -> None:
+        self.primary = primary
         self.root = Path(tempfile.mkdtemp(prefix="cm-pg-"))
         self.data, self.sockets = self.root / "data", self.root / "run"
         self.port = free_port()
@@ -43,26 +46,42 @@ class PostgresServer:
         else:
             self.data.mkdir()
             self.sockets.mkdir()
+        self.data.chmod(0o700)  # the server refuses a data directory others can read
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True, cwd=self.root, **self._as)
 
     def start(self) -> PostgresServer:
-        self._run([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+        if self.primary is None:
+            self._run([pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+            with open(self.data / "pg_hba.conf", "a") as hba:  # replicas on loopback (initdb's trust covers the rest)
+                hba.write("host replication postgres 127.0.0.1/32 trust\n")
+        else:  # a copy of the primary that follows it (standby.signal and primary_conninfo written by -R)
+            self._run([pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres", "-D", str(self.data),
+                       "-R", "-X", "stream", "-c", "fast"])
         self.log = open(self.root / "postgres.log", "w")
         self.proc = subprocess.Popen(
             [pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=200"],
+             "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "wal_level=replica", "-c", "max_wal_senders=5",
+             "-c", "hot_standby=on"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True, **self._as)
         deadline = time.monotonic() + 30
         while subprocess.run([pg_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.root / "postgres.log").read_text()[-2000:]
                 self.stop()
-                raise RuntimeError(f"PostgreSQL did not start: {(self.root / 'postgres.log').read_text()[-2000:]}")
+                raise RuntimeError(f"PostgreSQL did not start: {log}")
             time.sleep(0.1)
-        self.sql("CREATE ROLE callmanager LOGIN")
+        if self.primary is None:
+            self.sql("CREATE ROLE callmanager LOGIN")
         return self
+
+    def stop_now(self) -> None:
+        """The server goes away (immediate shutdown, as a crash), its files kept."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            self.proc.wait(20)
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         done = subprocess.run([pg_bin("psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
