@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from controlplane.db.models import Role
+from controlplane.db.session import database_away
 
 from .permissions import Perm, perms_of
 
@@ -34,15 +35,15 @@ from .errors import (
 )
 
 log = logging.getLogger("callmanager.api")
-READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a write to a standby
 
 
 def database_error(exc: DBAPIError) -> ApiError | None:
     """The API's error for a database failure that is not a bug: unreachable (connection refused, lost, no server),
     or read-only (a standby that is not promoted yet). None: anything else."""
-    if getattr(exc.orig, "sqlstate", None) == READ_ONLY_SQLSTATE:
+    away = database_away(exc)
+    if away == "read_only":
         return DatabaseReadOnly()
-    if exc.connection_invalidated or type(exc).__name__ in ("OperationalError", "InterfaceError"):
+    if away == "unavailable":
         return DatabaseUnavailable()
     return None
 

@@ -52,3 +52,17 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a write to a standby
+
+
+def database_away(exc: BaseException) -> str | None:
+    """Is this database error the database being away rather than the statement being wrong? "read_only" (a standby
+    that is not promoted yet), "unavailable" (unreachable, connection lost), or None (anything else: a refused row, a
+    bug). Callers retry the same work later for the first two."""
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) == READ_ONLY_SQLSTATE:
+        return "read_only"
+    if getattr(exc, "connection_invalidated", False) or type(exc).__name__ in ("OperationalError", "InterfaceError"):
+        return "unavailable"
+    return None

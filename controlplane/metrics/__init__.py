@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import text
 from sqlmodel import Session
 
 from controlplane.db.models import ConfigState
@@ -197,13 +198,28 @@ class ControlCollector:
         oldest = GaugeMetricFamily(
             "callmanager_cdr_spool_oldest_seconds", "Age of the oldest closed spool segment not ingested yet"
         )
+        up = GaugeMetricFamily("callmanager_database_up", "1: the configuration database answers this control plane")
+        read_only = GaugeMetricFamily(
+            "callmanager_database_read_only",
+            "1: the database this control plane reaches is a replica (primary lost, not promoted yet: writes refused)",
+        )
         try:
             with Session(self.engine) as s:
                 state = s.get(ConfigState, 1)
+                standby = (
+                    bool(s.execute(text("SELECT pg_is_in_recovery()")).scalar())
+                    if self.engine.dialect.name == "postgresql"
+                    else False
+                )
             version.add_metric([], state.version if state else 0)
+            up.add_metric([], 1)
+            read_only.add_metric([], 1 if standby else 0)
             yield version
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail
             log.debug("config version unavailable: %s", exc)
+            up.add_metric([], 0)
+        yield up
+        yield read_only
         now, ages, counts = time.time(), [], {}
         for state in ("new", "open"):
             try:

@@ -22,10 +22,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from controlplane.db.models import Cdr, FraudEvent
+from controlplane.db.session import database_away
 from kemi.policy.cdr import DISPOSITIONS
 from kemi.shell.cdr_spool import SEGMENT_MAX_AGE_S
 
 log = logging.getLogger("callmanager.cdr")
+
+
+class DatabaseAway(Exception):
+    """The database cannot take the records now (unreachable, or a replica not promoted yet): they stay in the spool,
+    untouched, and the same records are offered again on a later pass."""
+
+
 ADOPT_AFTER_S = 15 * SEGMENT_MAX_AGE_S  # an open segment idle this long will never be appended to again
 
 
@@ -145,6 +153,7 @@ class CdrIngestor:
         self.ingested = 0
         self.last_lag_s = 0.0
         self._offsets: dict[str, int] = {}  # open segment name -> bytes already ingested
+        self.database_away = False  # the last pass found the database unable to take writes (logged once per outage)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -239,18 +248,37 @@ class CdrIngestor:
     def _store_all(self, rows: list[dict], origin: str) -> int:
         try:
             return self._store(rows)
-        except (SQLAlchemyError, ValueError, TypeError, OverflowError):
+        except (SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
+            if database_away(exc):
+                raise DatabaseAway(str(exc)) from exc
             # one row the database refuses must not hold up the others: store one by one
             stored = 0
             for row in rows:
                 try:
                     stored += self._store([row])
                 except (SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
+                    if database_away(exc):
+                        raise DatabaseAway(str(exc)) from exc
                     log.error("CDR %s refused by the database (%s); kept in %s", row["id"], exc, self.bad_dir)
                     self._quarantine(origin, [json.dumps({k: str(v) for k, v in row.items()}).encode()])
             return stored
 
     def run_once(self) -> int:
+        """One pass over the spool. With the database away, the pass stops where it is: nothing is deleted, no offset
+        moves, nothing is set aside; the next pass offers the same records again (those stored before are skipped)."""
+        try:
+            stored = self._pass()
+        except DatabaseAway as exc:
+            if not self.database_away:
+                log.warning("CDRs wait in the spool: the database cannot take them now (%s)", str(exc).strip()[:200])
+            self.database_away = True
+            return 0
+        if self.database_away:
+            log.warning("CDRs are stored again: the database takes writes")
+        self.database_away = False
+        return stored
+
+    def _pass(self) -> int:
         stored, rows_seen = 0, []
         for name in self._names(self.new_dir):  # closed segments: ingest all, then delete
             path = self.new_dir / name

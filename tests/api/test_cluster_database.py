@@ -1,5 +1,8 @@
 """The cluster database: the control plane's schema on PostgreSQL (psycopg 3), migrated by the same Alembic scripts as
 the single-node SQLite file. The API tests run on both (tests/api/conftest.py); these check the migrations' own path."""
+import time
+
+import httpx
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -8,6 +11,7 @@ from sqlmodel import SQLModel
 
 from controlplane.db import models  # noqa: F401 - the tables, on the metadata
 from controlplane.db.session import alembic_config, make_engine, migrate
+from kemi.shell.cdr_spool import CdrSpool
 
 
 def test_every_migration_goes_down_and_up_again_on_postgresql(postgres_database):
@@ -43,7 +47,6 @@ def test_the_replica_takes_over_after_promote_db_and_the_control_plane_follows(t
     go on from the replica, writes get a clear error and change nothing; `cm cluster promote-db` makes the replica the
     primary and the same control plane (no restart) writes again."""
     import threading
-    import time
 
     from typer.testing import CliRunner
 
@@ -76,6 +79,11 @@ def test_the_replica_takes_over_after_promote_db_and_the_control_plane_follows(t
         assert "Before" in {t["name"] for t in api.ok("tenant.list")["items"]}  # read from the replica
         error_id, error = api.err("tenant.create", name="During", sip_domain="during.example")
         assert error_id == "database_read_only" and "promote-db" in error["message"]
+        metrics = httpx.get(settings.api_url.rsplit("/", 1)[0] + "/metrics", timeout=10).text
+        assert "callmanager_database_up 1.0" in metrics and "callmanager_database_read_only 1.0" in metrics
+        # a call ends meanwhile: its record waits in the spool (the database refuses it) and is not lost
+        CdrSpool(str(settings.spool_dir)).put(cdr_record("cdr-during-failover"))
+        server.app.ingestor.run_once()
 
         runner = CliRunner()
         done = runner.invoke(cli, ["cluster", "promote-db", "--database-url", replica.url("postgres", "postgres")])
@@ -86,6 +94,12 @@ def test_the_replica_takes_over_after_promote_db_and_the_control_plane_follows(t
         api.ok("tenant.create", name="After", sip_domain="after.example")  # the same control plane, no restart
         assert {t["name"] for t in api.ok("tenant.list")["items"]} >= {"Before", "After"}
         assert "During" not in {t["name"] for t in api.ok("tenant.list")["items"]}
+        metrics = httpx.get(settings.api_url.rsplit("/", 1)[0] + "/metrics", timeout=10).text
+        assert "callmanager_database_read_only 0.0" in metrics
+        deadline = time.monotonic() + 15
+        while primary_or_replica_count(replica, "cdr-during-failover") != "1":  # the ingestor's next passes store it
+            assert time.monotonic() < deadline, "the CDR spooled during the failover was not stored"
+            time.sleep(0.2)
     finally:
         if server is not None:
             server.shutdown()
@@ -93,6 +107,17 @@ def test_the_replica_takes_over_after_promote_db_and_the_control_plane_follows(t
         if replica is not None:
             replica.stop()
         primary.stop()
+
+
+def cdr_record(cdr_id: str) -> dict:
+    now = time.time()
+    return {"id": cdr_id, "tenant_id": None, "caller": "201", "caller_user_id": None, "callee": "202", "callee_user_id": None,
+            "call_id": f"{cdr_id}@test", "start_ts": now - 30, "answer_ts": now - 25, "end_ts": now, "duration_s": 25.0,
+            "disposition": "answered", "sip_code": 200, "sip_reason": "OK", "trace": ["test"]}
+
+
+def primary_or_replica_count(server, cdr_id: str) -> str:
+    return server.sql(f"select count(*) from cdr where id = '{cdr_id}'", "callmanager")
 
 
 def test_promote_db_says_why_when_it_cannot():
@@ -104,3 +129,21 @@ def test_promote_db_says_why_when_it_cannot():
     done = CliRunner().invoke(cli, ["cluster", "promote-db", "--database-url", f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
                                     "--wait-s", "5"])
     assert done.exit_code == 1 and "error" in done.output.lower()
+
+
+def test_cdrs_wait_in_the_spool_while_no_database_answers(tmp_path):
+    """Nothing is set aside or deleted while the database is unreachable: the records are offered again later."""
+    from controlplane.services.cdr_ingest import CdrIngestor
+    from tests.harness.ports import free_port
+
+    spool = CdrSpool(str(tmp_path / "spool"))
+    spool.put(cdr_record("cdr-no-database"))
+    spool.close_segment()
+    engine = make_engine(f"postgresql+psycopg://callmanager@127.0.0.1:{free_port()}/callmanager?connect_timeout=2")
+    try:
+        ingestor = CdrIngestor(engine, tmp_path / "spool")
+        assert ingestor.run_once() == 0 and ingestor.database_away
+        assert len(list((tmp_path / "spool" / "new").iterdir())) == 1  # still there, whole
+        assert not (tmp_path / "spool" / "bad").exists() or not list((tmp_path / "spool" / "bad").iterdir())
+    finally:
+        engine.dispose()
