@@ -9,6 +9,7 @@ import secrets
 from contextlib import contextmanager
 from typing import Iterator
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpc
@@ -47,6 +48,21 @@ def seal_stored_secrets(engine, sealer) -> None:
             s.commit()
 
 
+def ensure_config_state(engine) -> None:
+    """The one configuration-version row exists before any change bumps it (several control planes may start at once on
+    a new cluster database: the second insert loses, which is fine)."""
+    from sqlalchemy.exc import IntegrityError
+
+    with Session(engine) as s:
+        if s.get(ConfigState, 1) is not None:
+            return
+        s.add(ConfigState(id=1, version=0))
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+
+
 class App:
     def __init__(self, settings: NodeSettings, *, start_workers: bool = True):
         self.settings = settings
@@ -55,12 +71,17 @@ class App:
         migrate(self.engine)
         self.sealer = Sealer(settings.secret_key_path)
         seal_stored_secrets(self.engine, self.sealer)
+        ensure_config_state(self.engine)
         ensure_sample_tariff(self.engine)
         self.kamailio = KamailioRpc(settings.kamailio_rpc_url, secret=shared_secret(settings.rpc_secret_path))
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
         self.metrics = Metrics(self)
         self.publisher = SnapshotPublisher(
-            self.engine, settings.snapshot_path, metrics=self.metrics, unseal=self.sealer.unseal
+            self.engine,
+            settings.snapshot_path,
+            metrics=self.metrics,
+            unseal=self.sealer.unseal,
+            poll_interval=settings.snapshot_poll_s,
         )
         self._snapshot_cache = None
         self.ingestor = CdrIngestor(
@@ -120,10 +141,14 @@ class App:
         with Session(self.engine) as s:
             try:
                 yield s
-                if changes_routing:
-                    state = s.get(ConfigState, 1) or ConfigState(id=1, version=0)
-                    state.version += 1
-                    s.add(state)
+                if (
+                    changes_routing
+                ):  # one atomic increment: control planes sharing a database never hand out a version twice
+                    bumped = s.execute(
+                        update(ConfigState).where(ConfigState.id == 1).values(version=ConfigState.version + 1)
+                    )
+                    if not getattr(bumped, "rowcount", 0):  # made at start (ensure_config_state); gone only if deleted
+                        s.add(ConfigState(id=1, version=1))
                 s.commit()
             except BaseException:
                 s.rollback()

@@ -79,6 +79,9 @@ class NodeSettings(BaseSettings):
     api_request_timeout_s: float = 30.0  # an API connection that sends nothing for this long is closed
     database_url: str = ""  # default: SQLite under var_dir
     snapshot_check_s: float = 0.25
+    # how often the control plane asks the database for its configuration version: a change made through another
+    # control plane of the cluster reaches this node's routing within this, plus the compile and snapshot_check_s
+    snapshot_poll_s: float = 0.5
     cdr_ingest_interval_s: float = 0.5
     live_sync_interval_s: float = (
         10.0  # users' status is pushed to Kamailio again this often (repairs a restarted Kamailio)
