@@ -141,9 +141,8 @@ class App:
         with Session(self.engine) as s:
             try:
                 yield s
-                if (
-                    changes_routing
-                ):  # one atomic increment: control planes sharing a database never hand out a version twice
+                # one atomic increment: control planes sharing a database never hand out a version twice
+                if changes_routing:
                     bumped = s.execute(
                         update(ConfigState).where(ConfigState.id == 1).values(version=ConfigState.version + 1)
                     )
