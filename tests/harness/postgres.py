@@ -59,7 +59,13 @@ class PostgresServer:
         else:  # a copy of the primary that follows it (standby.signal and primary_conninfo written by -R)
             self._run([pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres", "-D", str(self.data),
                        "-R", "-X", "stream", "-c", "fast"])
-        self.log = open(self.root / "postgres.log", "w")
+        self._launch()
+        if self.primary is None:
+            self.sql("CREATE ROLE callmanager LOGIN")
+        return self
+
+    def _launch(self) -> None:
+        self.log = open(self.root / "postgres.log", "a")
         self.proc = subprocess.Popen(
             [pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
@@ -73,8 +79,10 @@ class PostgresServer:
                 self.stop()
                 raise RuntimeError(f"PostgreSQL did not start: {log}")
             time.sleep(0.1)
-        if self.primary is None:
-            self.sql("CREATE ROLE callmanager LOGIN")
+
+    def resume(self) -> PostgresServer:
+        """Start the server again on its data (after stop_now)."""
+        self._launch()
         return self
 
     def stop_now(self) -> None:
