@@ -1,6 +1,7 @@
 """A private PostgreSQL server for tests: Debian's `postgresql` binaries, a fresh data directory, a free loopback port.
 
-Started and stopped by the tests themselves (never the system's cluster). As root it runs as the `postgres` user (the
+Started and stopped by the tests themselves (never the system's cluster). fsync is off (a test never survives the
+machine), synchronous_commit stays on: a committed row survives the server's crash (stop_now), as in production. As root it runs as the `postgres` user (the
 server refuses root), with its data and socket directories handed to that user. Trust authentication on loopback
 only: a test server, gone when the test session ends.
 """
@@ -68,7 +69,7 @@ class PostgresServer:
         self.log = open(self.root / "postgres.log", "a")
         self.proc = subprocess.Popen(
             [pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
              "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "wal_level=replica", "-c", "max_wal_senders=5",
              "-c", "hot_standby=on"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True, **self._as)
