@@ -140,28 +140,33 @@ def trunk_credentials(snapshot: Snapshot, trunk_name: str, already_answered: str
 
 
 def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
-    tenant = snapshot.tenant_for_domain(facts.to_host)
+    """`register_action` with the reason in words (route.simulate, logs)."""
+    action = register_action(snapshot, facts.to_host, facts.auth, facts.auth_user, facts.auth_realm)
+    if isinstance(action, Register):
+        why = "REGISTER accepted for " + action.aor
+    elif isinstance(action, Reject):
+        why = f"REGISTER for unknown domain {facts.to_host!r}"
+    elif facts.auth is AuthResult.OK:  # verified against an account that vanished since
+        why = "account no longer exists"
+    else:
+        why = "REGISTER challenged in realm " + action.realm + ": " + _CHALLENGE_WHY[facts.auth]
+    return Decision(action, (why,), counts_as_call=False)
+
+
+def register_action(
+    snapshot: Snapshot, to_host: str, auth: AuthResult, auth_user: str, auth_realm: str
+) -> Register | Challenge | Reject:
+    """What a REGISTER gets: 403 for a domain not served here, a challenge in the To domain's realm unless its
+    credentials were checked and its account still exists, else its binding saved. The one decision for a REGISTER:
+    the general request route asks it through `decide_register`, the ordinary REGISTER's straight path directly."""
+    tenant = snapshot.tenant_for_domain(to_host)
     if tenant is None or not tenant.enabled:
-        return Decision(
-            Reject(403, "Forbidden", f"'{facts.to_host}' is not a SIP domain served here"),
-            (f"REGISTER for unknown domain {facts.to_host!r}",),
-            counts_as_call=False,
-        )
-    if facts.auth is not AuthResult.OK:
-        realm = challenge_realm(facts, snapshot)
-        return Decision(
-            Challenge(realm, False),
-            ("REGISTER challenged in realm " + realm + ": " + _CHALLENGE_WHY[facts.auth],),
-            counts_as_call=False,
-        )
-    acc = find_account(snapshot, facts.auth_user, facts.auth_realm)
-    if acc is None:  # verified against an account that vanished since: treat as a failure
-        return Decision(
-            Challenge(challenge_realm(facts, snapshot), False), ("account no longer exists",), counts_as_call=False
-        )
-    return Decision(
-        Register(acc.aor, acc.tenant_id, acc.user_id), ("REGISTER accepted for " + acc.aor,), counts_as_call=False
-    )
+        return Reject(403, "Forbidden", f"'{to_host}' is not a SIP domain served here")
+    if auth is AuthResult.OK:
+        acc = snapshot.active_accounts.get((auth_user, auth_realm.lower()))  # find_account, inline: every REGISTER
+        if acc is not None:
+            return Register(acc.aor, acc.tenant_id, acc.user_id)
+    return Challenge(to_host.lower() or snapshot.default_realm, False)
 
 
 def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, Decision | None, str]:

@@ -137,6 +137,15 @@ class Edge:
             return False
         return True
 
+    def insane(self, ip: str, port: object, method: str, call_id: str, snap) -> None:
+        """A request the sanity checks refused (they answered it where it had a Via to answer to): noticed in the log,
+        counted as one that did not authenticate."""
+        KSR.notice(
+            f"callmanager: refused a malformed request from {ip}:{port} ({method[:20]!a}, Call-ID {call_id[:80]!a}): "
+            "sanity checks; answered when it has a Via to answer to\n"
+        )
+        self.unauthenticated(ip, snap, "malformed request")
+
     def authenticated(self, ip: str, snap) -> None:
         """A successful authentication pays back the challenge that preceded it."""
         if self.s.enabled and not self.exempt(ip, snap):

@@ -97,15 +97,30 @@ def _format(counter: str) -> tuple[int, str]:
     return found
 
 
-def message(counter: str = "") -> Message:
-    """The request's facts; `counter` (an htable item, `table=>key`, the key may name $si) is incremented in the
-    same crossing and its new value read (the edge's request counter: no crossing of its own). Kamailio parses
-    each format once per worker and keeps it: the caller cycles through a bounded set of counter names."""
+def fields(counter: str = "") -> list[str] | None:
+    """The request's header facts as the one-crossing read printed them (positions: `F_*`); None when that read
+    cannot be trusted (then `message` reads them one by one). `counter` (an htable item, `table=>key`, the key may
+    name $si) is incremented in the same crossing and its new value read (the edge's request counter: no crossing of
+    its own). Kamailio parses each format once per worker and keeps it: the caller cycles through a bounded set of
+    counter names."""
     expected, fmt = _format(counter)
     try:
-        values = wire.split(KSR.pv.gete(fmt), expected)
+        return wire.split(KSR.pv.gete(fmt), expected)
     except UnicodeDecodeError:
-        values = None
+        return None
+
+
+# Positions in `fields`: the order of `_format`'s pseudo-variables.
+F_REQUESTS, F_SRC_IP, F_SRC_PORT, F_LOCAL_PORT, F_BANNED, F_METHOD, F_RURI_USER, F_RURI_HOST = range(8)
+F_FROM_USER, F_FROM_HOST, F_TO_USER, F_TO_HOST, F_TO_TAG, F_CALL_ID, F_AUTH_USER, F_AUTH_REALM = range(8, 16)
+F_USER_AGENT, F_SCHEME, F_PROTO, F_DRAIN, F_CONTENT_TYPE, F_SESSION_EXPIRES, F_REQUIRE, F_LOCKED_UNTIL = range(16, 24)
+
+
+def message(counter: str = "", values: list[str] | None = None) -> Message:
+    """The request's facts (`values`: its `fields`, when read already; else read here, one crossing, or one by one
+    when that read cannot be trusted)."""
+    if values is None:
+        values = fields(counter)
     if values is None:
         return _message_by_field(counter)
     requests, si, sp, rp, ban, m, ru, rd, fu, fd, tu, td, tt, ci, au, ar, ua, uri, proto, drain, ct, se, req, lock = (

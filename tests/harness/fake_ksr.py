@@ -159,14 +159,21 @@ class FakeKSR:
             return "".join(self._print(name[4:-1]))
         m = _SHTINC.match(name)
         if m:
-            return self.htable.sht_inc(m.group(1), m.group(2))
+            return self.htable.sht_inc(m.group(1), self._key(m.group(2)))
         m = _SHT.match(name)
         if m:
-            return self.htables.get(m.group(1), {}).get(m.group(2))
+            return self.htables.get(m.group(1), {}).get(self._key(m.group(2)))
+        if name.startswith("$(") and name.endswith("{s.tolower})"):  # the one transformation the shell prints
+            value = self.value("$" + name[2 : name.index("{")])
+            return None if value is None else str(value).lower()
         if name.startswith("$shtitkey(") or name.startswith("$shtitval("):
             item = self.iterating.get(name[10:-1])
             return None if item is None else item[0 if name.startswith("$shtitkey(") else 1]
         return self.pv_values.get(name)
+
+    def _key(self, key: str) -> str:
+        """An htable key as Kamailio expands it: the pseudo-variables in it printed (`r:$si:5`)."""
+        return "".join(self._print(key)) if "$" in key else key
 
     def _print(self, fmt: str):
         """A `$_s` format: every `$name`, `$name(...)` printed from the state ('<null>' when absent)."""

@@ -1,0 +1,161 @@
+"""The ordinary REGISTER's straight path (kemi/shell/ksr_ordinary.py) does what the general request route does: every
+REGISTER below goes through the request route twice on the fake KSR — straight path off, then on — from the same
+state, and both runs must make the same Kamailio calls with the same arguments, in the same order, and leave the
+same flags and shared-memory tables behind. Each case also says which path the straight one must have taken."""
+import dataclasses
+import os
+import tempfile
+
+import pytest
+
+from tests.harness.fake_ksr import shared
+
+KSR = shared()
+os.environ.setdefault("CALLMANAGER_VAR", tempfile.mkdtemp(prefix="cm-shell-test-"))
+
+from kemi import contract as shm  # noqa: E402
+from kemi.policy.auth import ha1  # noqa: E402
+from kemi.policy.snapshot import parse_snapshot  # noqa: E402
+from kemi.shell import ksr_ordinary, routes  # noqa: E402
+from kemi.shell.runtime import EDGE  # noqa: E402
+
+NOW = 1_800_000_000.5
+DOC = {
+    "format": 1, "version": 3, "tenants": [{"id": 1, "name": "Acme", "domain": "acme.example"}],
+    "accounts": [{"username": u, "realm": "acme.example", "ha1": ha1(u, "acme.example", "pw"), "user_id": i, "tenant_id": 1,
+                  **({"allowed": ["198.51.100.0/24"]} if u == "carol" else {})}
+                 for i, u in ((1, "alice"), (2, "bob"), (3, "carol"))],
+    "users": [{"id": i, "tenant_id": 1, "name": u, "extension": e, "aors": [f"sip:{u}@acme.example"]}
+              for i, u, e in ((1, "alice", "201"), (2, "bob", "202"), (3, "carol", "203"))],
+    "extensions": [{"tenant_id": 1, "number": e, "user_id": i} for i, e in ((1, "201"), (2, "202"), (3, "203"))],
+}
+REG = {"$rm": "REGISTER", "$rU": None, "$rd": "acme.example", "$fU": "alice", "$fd": "acme.example", "$tU": "alice",
+       "$td": "acme.example", "$tt": None, "$si": "192.0.2.10", "$sp": 5060, "$Rp": 5060, "$ua": "Yealink", "$rz": "sip",
+       "$pr": "udp", "$ci": "reg-1", "$au": None, "$ar": None}
+CREDS = {"$au": "alice", "$ar": "acme.example"}
+ORDINARY = {"tmx.t_precheck_trans": -1, "tm.t_check_trans": -1, "nathelper.nat_uac_test": -1}
+
+# name: (message values, KSR return codes, htable items before, the path the straight one takes)
+CASES = {
+    "challenged": ({}, {}, {}, "straight"),
+    "saved": (CREDS, {"auth.pv_auth_check": 1}, {}, "straight"),
+    "an agent's device saved": ({**CREDS, "$au": "bob", "$fU": "bob", "$tU": "bob"}, {"auth.pv_auth_check": 1}, {}, "straight"),
+    "wrong password": (CREDS, {"auth.pv_auth_check": -2}, {}, "straight"),
+    "stale nonce": (CREDS, {"auth.pv_auth_check": -4}, {}, "straight"),
+    "unknown account": ({**CREDS, "$au": "mallory"}, {"auth.pv_auth_check": -2}, {}, "straight"),
+    "unknown domain": ({"$td": "elsewhere.example"}, {}, {}, "straight"),
+    "upper-case domain": ({**CREDS, "$td": "ACME.example", "$ar": "Acme.Example"}, {"auth.pv_auth_check": 1}, {}, "straight"),
+    "from behind a NAT": (CREDS, {"auth.pv_auth_check": 1, "nathelper.nat_uac_test": 1}, {}, "straight"),
+    "an extension it cannot do": ({**CREDS, "$(hdr(Require)[*])": "gruu"}, {"auth.pv_auth_check": 1}, {}, "straight"),
+    "not saved": (CREDS, {"auth.pv_auth_check": 1, "registrar.save": -1}, {}, "straight"),
+    "a retransmission": (CREDS, {"tmx.t_precheck_trans": 1}, {}, "straight"),
+    "a retransmission, tm has it": (CREDS, {"tm.t_check_trans": 0}, {}, "straight"),
+    "refused by the sanity checks": ({}, {"sanity.sanity_check": -1}, {}, "straight"),
+    "out of hops": ({}, {"maxfwd.process_maxfwd": -1}, {}, "straight"),
+    "from a banned source": ({}, {}, {shm.BAN.name: {"192.0.2.10": "flood:1800000600"}}, "straight"),
+    "from a scanner": ({"$ua": "friendly-scanner"}, {}, {}, "straight"),
+    "a cooled-down account": (CREDS, {"auth.pv_auth_check": 1},
+                              {shm.AUTHLOCK.name: {"until:alice@acme.example": "1800000900"}}, "straight"),
+    "a cool-down that ended": (CREDS, {"auth.pv_auth_check": 1},
+                               {shm.AUTHLOCK.name: {"until:alice@acme.example": "1700000000"}}, "straight"),
+    "outside the account's networks": ({**CREDS, "$au": "carol", "$fU": "carol", "$tU": "carol"}, {"auth.pv_auth_check": 1}, {},
+                                       "straight"),
+    "inside the account's networks": ({**CREDS, "$au": "carol", "$fU": "carol", "$tU": "carol", "$si": "198.51.100.7"},
+                                      {"auth.pv_auth_check": 1}, {}, "straight"),
+    "over TCP": ({**CREDS, "$pr": "tcp"}, {"auth.pv_auth_check": 1}, {}, "general"),
+    "with a To tag": ({**CREDS, "$tt": "abc"}, {"auth.pv_auth_check": 1}, {}, "general"),
+    "a sips: URI": ({**CREDS, "$rz": "sips"}, {"auth.pv_auth_check": 1}, {}, "general"),
+    "while draining": (CREDS, {"auth.pv_auth_check": 1}, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
+    "an INVITE": ({"$rm": "INVITE", "$rU": "202"}, {}, {}, "general"),
+}
+
+
+@pytest.fixture
+def node(monkeypatch):
+    class Snapshots:
+        snapshot = dataclasses.replace(parse_snapshot(DOC), agents=frozenset({2}))
+
+        def get(self):
+            return self.snapshot
+
+    class Spool:
+        def __init__(self):
+            self.kinds = []
+
+        def put(self, record):
+            self.kinds.append(record.get("kind"))
+            return "spool"
+
+    monkeypatch.setattr(routes, "SNAPSHOTS", Snapshots())
+    spool = Spool()
+    monkeypatch.setattr(EDGE, "spool", spool)
+    assert EDGE.s.enabled  # the edge's verdicts are part of what is compared
+    import time
+    monkeypatch.setattr(time, "time", lambda: NOW)
+    taken = []
+    straight = ksr_ordinary.register
+
+    def register(*args):
+        done = straight(*args)
+        taken.append("straight" if done else "general")
+        return done
+
+    monkeypatch.setattr(ksr_ordinary, "register", register)
+    yield spool, taken
+    ksr_ordinary.ENABLED[0] = True
+
+
+def run(pv, returns, tables, enabled, spool):
+    ksr = shared()
+    ksr.returns.update({**ORDINARY, **returns})
+    for table, items in tables.items():
+        ksr.htables[table] = dict(items)
+    EDGE._exempt, EDGE._version, EDGE._agents, EDGE._previous, EDGE._previous_index = {}, -1, {}, {}, -1
+    spool.kinds.clear()
+    ksr_ordinary.ENABLED[0] = enabled
+    ksr.pv_values.update({**REG, **pv})
+    routes.request_route()
+    return list(ksr.calls), set(ksr.flags), {t: dict(v) for t, v in ksr.htables.items()}, list(spool.kinds)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_straight_path_does_what_the_general_path_does(node, case):
+    spool, taken = node
+    pv, returns, tables, path = CASES[case]
+    general = run(pv, returns, tables, False, spool)
+    taken.clear()
+    straight = run(pv, returns, tables, True, spool)
+    assert taken == [path]
+    assert straight[0] == general[0]  # Kamailio calls, with their arguments, in order
+    assert straight[1:] == general[1:]  # flags, shared-memory tables, events
+    assert general[0], "the request got no Kamailio call at all"
+
+
+def test_the_cases_cover_every_way_out_of_a_register(node):
+    """The comparison is only worth what it covers: each answer a REGISTER can get appears in the cases."""
+    spool, _ = node
+    seen = set()
+    for pv, returns, tables, _ in CASES.values():
+        calls = run(pv, returns, tables, True, spool)[0]
+        names = [n for n, _ in calls]
+        seen |= {n for n in names if n in ("auth.auth_challenge", "registrar.save", "sl.send_reply", "set_drop",
+                                           "sl.sl_reply_error", "setbflag", "notice")}
+        seen |= {f"reply {a[0]}" for n, a in calls if n == "sl.send_reply"}
+        seen |= {"agent marked" for n, a in calls if n == "registrar.registered_uri"}
+    assert {"auth.auth_challenge", "registrar.save", "set_drop", "sl.sl_reply_error", "setbflag", "notice", "reply 403",
+            "reply 420", "reply 483", "agent marked"} <= seen, seen
+
+
+def test_the_cases_reach_what_they_are_named_after(node):
+    spool, _ = node
+
+    def names(case):
+        pv, returns, tables, _ = CASES[case]
+        return [n for n, _ in run(pv, returns, tables, True, spool)[0]]
+
+    assert names("from a banned source")[-1:] == ["set_drop"] and "auth.auth_challenge" not in names("from a banned source")
+    assert "set_drop" in names("a cooled-down account") or "auth.auth_challenge" in names("a cooled-down account")
+    assert "registrar.save" not in names("a cooled-down account") and "registrar.save" in names("a cool-down that ended")
+    assert "registrar.save" not in names("outside the account's networks")
+    assert "registrar.save" in names("inside the account's networks")
+    assert "nathelper.fix_nated_register" in names("from behind a NAT")
