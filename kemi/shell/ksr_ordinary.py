@@ -1,14 +1,16 @@
-"""The ordinary REGISTER on one straight path, from its one-crossing read to its answer.
+"""The ordinary messages on straight paths, from their one-crossing read to their answer: a REGISTER, and an ACK or a
+BYE within a dialog.
 
-Registrations are most of what a node handles, and what each costs is the Python it runs, cold: between two messages
-the caches hold Kamailio's own work and the other processes'. Measured inside Kamailio (docs/benchmarks.md §11), every
-step of the general request route costs several µs per message — building the 25-field `Message`, the edge's verdict,
-the facts, the decision object — whatever its bytecode count. So an ordinary REGISTER (UDP, a sip: Request-URI, no To
-tag, a node that is not draining) is handled here on the `fields` list of the message read, with its Kamailio calls
-inline, and the same decisions: the edge's (`Edge.admit`, its counters), the credentials' (`credentials.judged_auth`
-whenever the check is not a plain success), the policy's (`register_action`, the function `decide_register` asks).
-tests/unit/test_ordinary_paths.py runs this path and the general one on the same REGISTERs and compares every Kamailio
-call they make. Anything else returns False before any step has run, and the general path takes the message.
+They are most of what a node handles, and what each costs is the Python it runs, cold: between two messages the caches
+hold Kamailio's own work and the other processes'. Measured inside Kamailio (docs/benchmarks.md §11), every step of the
+general request route costs several µs per message — building the 25-field `Message`, the edge's verdict, the facts,
+the decision object — whatever its bytecode count. So an ordinary REGISTER (UDP, a sip: Request-URI, no To tag, a node
+that is not draining) and an in-dialog ACK or BYE (UDP, sip:) are handled here on the `fields` list of the message
+read, with their Kamailio calls inline, and the same decisions: the edge's (`Edge.admit`, its counters), the
+credentials' (`credentials.judged_auth` whenever the check is not a plain success), the policy's (`register_action`,
+the function `decide_register` asks; the media flags). tests/unit/test_ordinary_paths.py runs these paths and the
+general one on the same messages and compares every Kamailio call they make. Anything else returns before any step
+has run, and the general path takes the message.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ from kemi.policy.auth import auth_result, find_account
 from kemi.policy.decision import Challenge, Register, Reject
 from kemi.policy.edge import KEY_MAX
 from kemi.policy.facts import AuthResult
+from kemi.policy.media import rtpengine_flags
 from kemi.policy.routing import register_action, unsupported_require
 
 from . import barrier, wire
 from . import ksr_apply as apply
+from . import ksr_fraud as fraud_gate
 from . import ksr_groups as groups
 from . import ksr_read as read
 from .credentials import DECOY_HA1, judged_auth
 from .flags import FLB_NATB, FLB_NATSIPPING, FLT_NATS, NAT_TEST
+from .ksr_dialog import MEDIA_DONE
 from .ksr_read import (
     F_AUTH_REALM,
     F_AUTH_USER,
     F_BANNED,
     F_CALL_ID,
+    F_CONTENT_TYPE,
     F_DRAIN,
     F_LOCAL_PORT,
     F_LOCKED_UNTIL,
@@ -49,7 +55,8 @@ from .ksr_read import (
     SANITY_URI_CHECKS,
 )
 
-ENABLED = [True]  # tests switch the straight path off to compare it with the general one
+ENABLED = [True]  # tests switch the straight paths off to compare them with the general one
+DONE, NOT_MINE, NO_DIALOG = 1, 0, -1  # what `in_dialog` did
 _SETTLED = barrier._SETTLED  # the barrier's mark: this request has its answer (barrier.settled)
 
 
@@ -68,19 +75,7 @@ def register(v: list[str], snap, edge, rpc_port: int) -> bool:
         return False
     ksr = KSR
     ip = v[F_SRC_IP]
-    requests = v[F_REQUESTS]
-    if not edge.admit(ip, v[F_BANNED], v[F_USER_AGENT], snap, int(requests) if requests.isdigit() else 0):
-        _SETTLED[0] = True  # banned, a scanner, or a flood: not a word back
-        ksr.set_drop()
-        return True
-    if ksr.sanity.sanity_check(SANITY_CHECKS, SANITY_URI_CHECKS) < 0:  # sanity answered (400, 420, 505)
-        port = v[F_SRC_PORT]
-        edge.insane(ip, int(port) if port.isdigit() else 0, "REGISTER", v[F_CALL_ID], snap)
-        _SETTLED[0] = True
-        ksr.set_drop()
-        return True
-    if ksr.maxfwd.process_maxfwd(10) < 0:
-        apply.reply(483, "Too Many Hops")
+    if not _common_checks(ksr, v, snap, edge, "REGISTER"):
         return True
     if ksr.tmx.t_precheck_trans() > 0:  # a retransmission: tm answers it (its last reply again) or absorbs it
         ksr.tm.t_check_trans()
@@ -138,6 +133,61 @@ def register(v: list[str], snap, edge, rpc_port: int) -> bool:
         ksr.auth.auth_challenge(action.realm, 1)  # 401, qop=auth
     elif isinstance(action, Reject):
         apply.reject(action)
+    return True
+
+
+def in_dialog(v: list[str], snap, edge, rpc_port: int, fraud_checks: bool) -> int:
+    """An ACK or a BYE within a dialog (`v`: its `ksr_read.fields`): relayed on the dialog's route, its media session
+    updated. NOT_MINE: not such a request — nothing was done, the general request route takes it. NO_DIALOG: it
+    passed the common checks but loose_route matched no dialog — the general path's `no_dialog` answers it."""
+    method = v[F_METHOD]
+    if (
+        (method != "ACK" and method != "BYE")
+        or not v[F_TO_TAG]
+        or v[F_PROTO] != "udp"
+        or v[F_SCHEME] != "sip"
+        or v[F_LOCAL_PORT] == str(rpc_port)
+        or not ENABLED[0]
+    ):
+        return NOT_MINE
+    ksr = KSR
+    if not _common_checks(ksr, v, snap, edge, method):
+        return DONE
+    if ksr.rr.loose_route() <= 0:
+        return NO_DIALOG
+    nated = ksr.nathelper.nat_uac_test(NAT_TEST) > 0
+    if nated:
+        ksr.setflag(FLT_NATS)
+    ksr.nathelper.handle_ruri_alias()
+    bye = method == "BYE"
+    if (bye and not ksr.isflagset(MEDIA_DONE)) or "application/sdp" in v[F_CONTENT_TYPE].lower():
+        ksr.rtpengine.rtpengine_manage(rtpengine_flags(nated))
+    if fraud_checks and not bye:
+        fraud_gate.acked()  # from now on the spend monitor sees the call (and may end it)
+    _SETTLED[0] = True
+    if ksr.tm.t_relay() < 0:
+        ksr.sl.sl_reply_error()
+    return DONE
+
+
+def _common_checks(ksr, v: list[str], snap, edge, method: str) -> bool:
+    """What every request passes first, as on the general request route: the edge (banned, a scanner, a flood),
+    the sanity checks, Max-Forwards. False: the request got its answer or its deliberate drop."""
+    ip = v[F_SRC_IP]
+    requests = v[F_REQUESTS]
+    if not edge.admit(ip, v[F_BANNED], v[F_USER_AGENT], snap, int(requests) if requests.isdigit() else 0):
+        _SETTLED[0] = True  # banned, a scanner, or a flood: not a word back
+        ksr.set_drop()
+        return False
+    if ksr.sanity.sanity_check(SANITY_CHECKS, SANITY_URI_CHECKS) < 0:  # sanity answered (400, 420, 505)
+        port = v[F_SRC_PORT]
+        edge.insane(ip, int(port) if port.isdigit() else 0, method, v[F_CALL_ID], snap)
+        _SETTLED[0] = True
+        ksr.set_drop()
+        return False
+    if ksr.maxfwd.process_maxfwd(10) < 0:
+        apply.reply(483, "Too Many Hops")
+        return False
     return True
 
 

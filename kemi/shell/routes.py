@@ -73,8 +73,15 @@ def _request_route() -> int:
     values = read.fields(counter)  # one read (the source's request counted in it); every later stage gets it
     if SETTINGS.fault_header and read.one(f"$hdr({SETTINGS.fault_header})"):
         raise RuntimeError(f"fault injected by the test header {SETTINGS.fault_header}")
-    if values is not None and ordinary.register(values, SNAPSHOTS.get(), EDGE, SETTINGS.rpc_port):
-        return 1  # an ordinary REGISTER, on its straight path
+    if values is not None:  # an ordinary REGISTER, ACK or BYE: on its straight path
+        snap = SNAPSHOTS.get()
+        if ordinary.register(values, snap, EDGE, SETTINGS.rpc_port):
+            return 1
+        done = ordinary.in_dialog(values, snap, EDGE, SETTINGS.rpc_port, SETTINGS.fraud_checks)
+        if done == ordinary.NO_DIALOG:
+            no_dialog(read.message(counter, values), snap)
+        if done != ordinary.NOT_MINE:
+            return 1
     msg = read.message(counter, values)
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
         apply.drop()
@@ -173,6 +180,11 @@ def in_dialog(msg: read.Message, snap: Snapshot) -> None:
             fraud_gate.acked()  # from now on the spend monitor sees the call (and may end it)
         apply.relay()
         return
+    no_dialog(msg, snap)
+
+
+def no_dialog(msg: read.Message, snap: Snapshot) -> None:
+    """A request with a To tag that loose_route matched to no dialog."""
     if msg.method == "ACK":
         if dialog.has_transaction():
             apply.relay()  # ACK for a negative reply to a stateful forward

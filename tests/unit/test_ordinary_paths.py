@@ -1,5 +1,5 @@
-"""The ordinary REGISTER's straight path (kemi/shell/ksr_ordinary.py) does what the general request route does: every
-REGISTER below goes through the request route twice on the fake KSR — straight path off, then on — from the same
+"""The straight paths of the ordinary messages (kemi/shell/ksr_ordinary.py) do what the general request route does:
+every REGISTER, ACK and BYE below goes through the request route twice on the fake KSR — straight path off, then on — from the same
 state, and both runs must make the same Kamailio calls with the same arguments, in the same order, and leave the
 same flags and shared-memory tables behind. Each case also says which path the straight one must have taken."""
 import dataclasses
@@ -68,6 +68,27 @@ CASES = {
     "while draining": (CREDS, {"auth.pv_auth_check": 1}, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
     "an INVITE": ({"$rm": "INVITE", "$rU": "202"}, {}, {}, "general"),
 }
+DIALOG = {"$rU": "202", "$tU": "202", "$tt": "tag-b", "$ci": "call-1"}
+IN_DIALOG = {"rr.loose_route": 1}
+CASES.update({
+    "ACK": ({**DIALOG, "$rm": "ACK"}, IN_DIALOG, {}, "straight"),
+    "ACK of a call out (fraud listing)": ({**DIALOG, "$rm": "ACK", f"$dlg_var({shm.DLG_FRAUD})": "1:2:mobile:0.2", "$dlg(h_entry)": 7, "$dlg(h_id)": 9, f"$dlg_var({shm.DLG_ANSWER})": "1800000000.1/1800000000.0", "$dlg(state)": 4},
+                                          IN_DIALOG, {}, "straight"),
+    "ACK with SDP": ({**DIALOG, "$rm": "ACK", "$cT": "Application/SDP"}, IN_DIALOG, {}, "straight"),
+    "ACK from behind a NAT": ({**DIALOG, "$rm": "ACK"}, {**IN_DIALOG, "nathelper.nat_uac_test": 1}, {}, "straight"),
+    "ACK not relayed": ({**DIALOG, "$rm": "ACK"}, {**IN_DIALOG, "tm.t_relay": -1}, {}, "straight"),
+    "ACK of a negative reply": ({**DIALOG, "$rm": "ACK"}, {"rr.loose_route": -1, "tm.t_check_trans": 1}, {}, "straight"),
+    "ACK matching nothing": ({**DIALOG, "$rm": "ACK"}, {"rr.loose_route": -1}, {}, "straight"),
+    "BYE": ({**DIALOG, "$rm": "BYE"}, IN_DIALOG, {}, "straight"),
+    "BYE from behind a NAT": ({**DIALOG, "$rm": "BYE"}, {**IN_DIALOG, "nathelper.nat_uac_test": 1}, {}, "straight"),
+    "BYE matching no dialog": ({**DIALOG, "$rm": "BYE"}, {"rr.loose_route": -1}, {}, "straight"),
+    "BYE refused by the sanity checks": ({**DIALOG, "$rm": "BYE"}, {"sanity.sanity_check": -1}, {}, "straight"),
+    "BYE out of hops": ({**DIALOG, "$rm": "BYE"}, {**IN_DIALOG, "maxfwd.process_maxfwd": -1}, {}, "straight"),
+    "BYE from a banned source": ({**DIALOG, "$rm": "BYE"}, IN_DIALOG, {shm.BAN.name: {"192.0.2.10": "flood:1800000600"}}, "straight"),
+    "BYE over TCP": ({**DIALOG, "$rm": "BYE", "$pr": "tcp"}, IN_DIALOG, {}, "general"),
+    "a re-INVITE": ({**DIALOG, "$rm": "INVITE"}, IN_DIALOG, {}, "general"),
+    "an ACK without a To tag": ({**DIALOG, "$rm": "ACK", "$tt": None}, IN_DIALOG, {}, "general"),
+})
 
 
 @pytest.fixture
@@ -93,14 +114,21 @@ def node(monkeypatch):
     import time
     monkeypatch.setattr(time, "time", lambda: NOW)
     taken = []
-    straight = ksr_ordinary.register
+    straight_register, straight_in_dialog = ksr_ordinary.register, ksr_ordinary.in_dialog
 
     def register(*args):
-        done = straight(*args)
-        taken.append("straight" if done else "general")
+        done = straight_register(*args)
+        if done:
+            taken.append("straight")
+        return done
+
+    def in_dialog(*args):
+        done = straight_in_dialog(*args)
+        taken.append("general" if done == ksr_ordinary.NOT_MINE else "straight")
         return done
 
     monkeypatch.setattr(ksr_ordinary, "register", register)
+    monkeypatch.setattr(ksr_ordinary, "in_dialog", in_dialog)
     yield spool, taken
     ksr_ordinary.ENABLED[0] = True
 
