@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controlplane.db.models import Cdr, FraudEvent
 from controlplane.db.session import database_away
-from kemi.policy.cdr import DISPOSITIONS
+from kemi.policy.cdr import DISPOSITIONS, END_TYPE, ended_record
 from kemi.shell.cdr_spool import SEGMENT_MAX_AGE_S
 
 log = logging.getLogger("callmanager.cdr")
@@ -95,6 +95,8 @@ def row_from_record(rec: dict) -> dict:
         raise TypeError("a record must be a JSON object")
     if rec.get("type") == "fraud_event":
         return fraud_row(rec)
+    if rec.get("type") == END_TYPE:  # an answered call's end: its record made here, off Kamailio's workers
+        rec = ended_record(rec)
     if rec.get("disposition") not in DISPOSITIONS:
         raise ValueError(f"unknown disposition {rec.get('disposition')!r}")
     if not rec.get("id") or len(str(rec["id"])) > 36:

@@ -88,6 +88,46 @@ def record(
     }
 
 
+END_TYPE = "call_end"
+
+
+def end_line(state_json: str, why: str, end_ts: float, answer: str, quality: dict[str, str] | None) -> str | None:
+    """The spool line of an answered call's end: what the dialog's end knows (why, when, its answer and ring times as
+    the dialog kept them: "<answered at>/<first rang at>", the media scores) and the call's state as the dialog kept it,
+    as JSON text — not decoded in Kamailio's worker: the control plane's ingestion makes the record (`ended_record`).
+    None when the state is not a JSON object on one line (damaged: the call has no record)."""
+    if not (state_json[:1] == "{" and state_json[-1:] == "}" and "\n" not in state_json):
+        return None
+    head = json.dumps(
+        {"type": END_TYPE, "why": why, "end_ts": end_ts, "answer": answer, "quality": quality}, separators=(",", ":")
+    )
+    return head[:-1] + ',"state":' + state_json + "}"
+
+
+def ended_record(line: dict[str, Any]) -> dict[str, Any]:
+    """The record of an answered call from its end's spool line (`end_line`); ValueError/KeyError/TypeError when the
+    line is not one."""
+    state = CallState.from_doc(line["state"])
+    answered, _, rang = str(line.get("answer") or "").partition("/")
+    quality = line.get("quality")
+    return record(
+        state.traced(str(line["why"])),
+        code=200,
+        reason="OK",
+        end_ts=float(line["end_ts"]),
+        answer_ts=_seconds(answered) or state.record.start_ts,
+        ring_ts=_seconds(rang),
+        quality={str(k): str(v) for k, v in quality.items()} if isinstance(quality, dict) else None,
+    )
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
 def media_scores(quality: dict[str, str]) -> dict[str, float]:
     """The rtpengine module's averages for a call -> CDR fields: MOS (1-5), jitter in ms, loss in percent, round
     trip in ms (the module gives microseconds). A value that is missing or not a number is left out."""

@@ -367,23 +367,17 @@ def call_ended(why: str) -> None:
         return
     groups.agent_call_ended(end.agent)
     groups.calls_ended(end.tracked)
-    state = context.parsed(end.state)
-    if state is None:
+    if end.fraud_mark and SETTINGS.fraud_checks:
+        fraud_gate.ended(end.fraud_mark)
+    quality = dialog.dialog_media_quality(end.call_id, end.from_tag)
+    if not end.state:
         return
-    if state.fraud is not None and state.record.tenant_id is not None and SETTINGS.fraud_checks:
-        fraud_gate.ended(state.record.tenant_id, state.fraud.payer_user_id)
-    answered, _, rang = end.answer.partition("/")
-    SPOOL.put(
-        cdr.record(
-            state.traced(why),
-            code=200,
-            reason="OK",
-            end_ts=time.time(),
-            answer_ts=_float(answered) or state.record.start_ts,
-            ring_ts=_float(rang),
-            quality=dialog.dialog_media_quality(end.call_id, end.from_tag),
-        )
-    )
+    line = cdr.end_line(end.state, why, time.time(), end.answer, quality)
+    if line is None:
+        apply.warn(f"callmanager: call state unreadable, the call has no record: {end.state[:160]!a}")
+        apply.count_error("call_state")
+        return
+    SPOOL.put_line(line)  # the control plane makes the record from it (cdr.ended_record)
 
 
 def end_requested_calls() -> None:

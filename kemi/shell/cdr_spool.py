@@ -35,13 +35,17 @@ class CdrSpool:
         self._seq = 0
 
     def put(self, record: dict) -> str:
+        return self.put_line(json.dumps(record, separators=(",", ":")))
+
+    def put_line(self, line: str) -> str:
+        """One record written as it is given: a JSON object on one line (no newline in it)."""
         now = time.time()
         if self._fd is not None and (now - self._opened > self.max_age or self._count >= self.max_records):
             self.close_segment()
         if self._fd is None:
             self._open(now)
         assert self._fd is not None
-        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        os.write(self._fd, (line + "\n").encode())
         self._count += 1
         return self._path
 

@@ -85,7 +85,9 @@ def acked() -> None:
             KSR.htable.sht_rm(RUNNING, dialog)
 
 
-def ended(tenant_id: int, user_id: int) -> None:
-    KSR.htable.sht_dec(CALLS, f"u{user_id}")
-    KSR.htable.sht_dec(CALLS, f"t{tenant_id}")
+def ended(mark: str) -> None:
+    """A call out (its mark: `track`) ended: no longer in progress, no longer priced as running."""
+    tenant, user = mark.split(":", 2)[:2]
+    KSR.htable.sht_dec(CALLS, f"u{user}")
+    KSR.htable.sht_dec(CALLS, f"t{tenant}")
     KSR.htable.sht_rm(RUNNING, wire.text(KSR.pv.gete(_DIALOG)))

@@ -324,6 +324,7 @@ _END_PVS = (
     "$dlg(callid)",
     "$dlg(from_tag)",
     f"$dlg_var({shm.DLG_CALL})",
+    f"$dlg_var({shm.DLG_FRAUD})",
 )
 _END_FORMAT = wire.one_format(_END_PVS)
 
@@ -339,6 +340,7 @@ class DialogEnd(NamedTuple):
     call_id: str
     from_tag: str
     state: str  # DLG_CALL: the call state document
+    fraud_mark: str  # DLG_FRAUD: "tenant:user:class:price" of a call out under the fraud limits ('' for any other)
 
 
 def dialog_end() -> DialogEnd:
@@ -350,8 +352,7 @@ def dialog_end() -> DialogEnd:
         values = None
     if values is None:
         return DialogEnd(_number(one(f"$sht({_CLAIM_KEY})")), *(one(pv) for pv in _END_PVS[1:]))
-    claims, agent, tracked, answer, call_id, from_tag, state = values
-    return DialogEnd(_number(claims), agent, tracked, answer, call_id, from_tag, state)
+    return DialogEnd(_number(values[0]), *values[1:])
 
 
 def dlg_var(name: str) -> str:

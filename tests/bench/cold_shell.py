@@ -29,6 +29,7 @@ with open(os.path.join(var, "snapshot", "current.json"), "w") as fh:
 from kemi.shell import routes, calls
 class Spool:
     def put(self, r): return "x"
+    def put_line(self, r): return "x"
 calls.SPOOL = Spool()
 BASE = {"$rd": "acme.example", "$fd": "acme.example", "$td": "acme.example", "$si": "192.0.2.10", "$sp": 5060,
         "$Rp": 5060, "$ua": "Yealink", "$rz": "sip", "$pr": "udp", "$dlg(callid)": "c1", "$dlg(from_tag)": "ft"}

@@ -53,6 +53,9 @@ class Spool:
     def put(self, record):
         return "spool"
 
+    def put_line(self, line):
+        return "spool"
+
 
 @pytest.fixture
 def counted(monkeypatch):
