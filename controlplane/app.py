@@ -6,6 +6,7 @@ import os
 
 import logging
 import secrets
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -155,8 +156,14 @@ class App:
         if changes_routing:
             self.publisher.kick()
 
-    def ensure_platform_token(self, path) -> str | None:
-        """Create the first platform token (written to `path`, mode 0600) if there is no token at all."""
+    def ensure_platform_token(self, path, configured: str = "") -> str | None:
+        """The configured platform token (a cluster's, from the settings) exists and is in `path` (mode 0600); without
+        one, the first platform token is made and written to `path` if there is no token at all."""
+        if configured:
+            self._ensure_token(configured, "cluster platform token (node settings)")
+            if not (Path(path).exists() and Path(path).read_text().strip() == configured):
+                private_file(path, (configured + "\n").encode())
+            return configured
         with Session(self.engine) as s:
             if s.exec(select(ApiToken)).first() is not None:
                 return None
@@ -172,3 +179,15 @@ class App:
             s.commit()
         private_file(path, (token + "\n").encode())
         return token
+
+    def _ensure_token(self, token: str, name: str) -> None:
+        from sqlalchemy.exc import IntegrityError
+
+        with Session(self.engine) as s:
+            if s.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first() is not None:
+                return
+            s.add(ApiToken(name=name, token_hash=hash_token(token), role=Role.PLATFORM.value, tenant_id=None))
+            try:
+                s.commit()
+            except IntegrityError:  # another control plane of the cluster added it at the same moment
+                s.rollback()

@@ -133,7 +133,7 @@ class ControlPlaneServer:
         self.settings = settings
         self.app = App(settings, start_workers=start_workers)
         self.token_file = settings.var / "admin.token"
-        self.app.ensure_platform_token(self.token_file)
+        self.app.ensure_platform_token(self.token_file, settings.platform_token)
         self.dispatcher = Dispatcher(self.app, make_authenticator(self.app), metrics=self.app.metrics)
         self.httpd = ThreadingHTTPServer(
             (settings.api_address, settings.api_port), make_handler(self.app, self.dispatcher)

@@ -46,10 +46,15 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 0x636D6D67  # PostgreSQL advisory lock key of the schema migration ("cmmg")
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the latest migration (idempotent)."""
     cfg = alembic_config(str(engine.url))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # control planes sharing a database start at once: one migrates, the
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")  # others wait, then find it done
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -78,6 +78,10 @@ class NodeSettings(BaseSettings):
     api_port: int = 8080
     api_request_timeout_s: float = 30.0  # an API connection that sends nothing for this long is closed
     database_url: str = ""  # default: SQLite under var_dir
+    # The cluster's platform API token (Ansible: vault_admin_token). Control planes sharing one database each ensure it
+    # exists and write it to var/admin.token, so every node's `cm` and admin have it. '' : the first control plane to
+    # start on an empty database makes a bootstrap token and writes it (a single node).
+    platform_token: str = ""
     snapshot_check_s: float = 0.25
     # how often the control plane asks the database for its configuration version: a change made through another
     # control plane of the cluster reaches this node's routing within this, plus the compile and snapshot_check_s
@@ -198,6 +202,9 @@ class NodeSettings(BaseSettings):
         from kemi.policy.edge import EdgeSettings
 
         EdgeSettings.from_doc(self.edge_doc())  # a malformed exempt network: refused now, not in every Kamailio worker
+        token = self.platform_token
+        if token and not (len(token) >= 32 and token.isascii() and token.isprintable() and " " not in token):
+            raise ValueError("platform_token: at least 32 printable ASCII characters without spaces (a vault secret)")
         _check_prometheus(self)
         _check_calls(self)
         _check_listeners(self)

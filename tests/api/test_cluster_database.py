@@ -194,3 +194,60 @@ def test_two_control_planes_on_one_database_hand_out_distinct_versions_and_each_
         for srv in servers:
             srv.shutdown()
             srv.app.close()
+
+
+def test_control_planes_starting_at_once_on_a_new_database_share_its_schema_the_platform_token_and_the_secret_key(
+        tmp_path, postgres):
+    """A new cluster: its control planes start at the same moment on an empty database. One migrates, the others wait
+    for it (an advisory lock; concurrent migrations failed with duplicate tables); each writes the cluster's platform
+    token (Ansible's vault) to its admin.token and it works on every node's API; a trunk password one node sealed is
+    opened by the other (the key file, from the vault, is the same on every node)."""
+    import threading
+
+    from cryptography.fernet import Fernet
+
+    from controlplane.db.models import ApiToken
+    from controlplane.node.settings import load_settings
+    from controlplane.server import ControlPlaneServer
+    from tests.api.conftest import Api
+    from tests.harness.ports import free_port
+
+    url = postgres.create_database("t_new_cluster")
+    token = "cm_cluster_" + "x7" * 20
+    key = tmp_path / "secret.key"
+    key.write_bytes(Fernet.generate_key() + b"\n")
+    servers, errors = [], []
+
+    def start(name):
+        try:
+            settings = load_settings(env={}, var_dir=str(tmp_path / name), api_port=free_port(), kamailio_rpc_port=free_port(),
+                                     rtpengine_ng_port=free_port(), database_url=url, platform_token=token,
+                                     secret_key_file=str(key))
+            servers.append(ControlPlaneServer(settings))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in ("a", "b", "c")]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        for srv in servers:
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            assert srv.token_file.read_text().strip() == token
+            assert oct(srv.token_file.stat().st_mode & 0o777) == "0o600"
+        with servers[0].app.read() as s:
+            assert [t.role for t in s.exec(__import__("sqlmodel").select(ApiToken)).all()] == ["platform"]  # one token
+        a, b = (Api(s.settings.api_url, token) for s in servers[:2])
+        trunk = a.ok("trunk.create", name="carrier", host="198.18.0.20", auth_username="acme", auth_password="s3cret-trunk")
+        assert b.ok("trunk.get", id=trunk["id"])["has_password"] is True
+        started = time.monotonic()  # b's routing snapshot carries the password b opened with the shared key
+        while "s3cret-trunk" not in servers[1].settings.snapshot_path.read_text():
+            assert time.monotonic() - started < 5.0, "b could not open the trunk password a sealed"
+            time.sleep(0.1)
+    finally:
+        for srv in servers:
+            srv.shutdown()
+        postgres.drop_database("t_new_cluster")

@@ -50,7 +50,10 @@ def write_vault(where: Path) -> Path:
     if not password_file.exists():
         password_file.write_text(secrets.token_urlsafe(24) + "\n")
         password_file.chmod(0o600)
+        from cryptography.fernet import Fernet
+
         clear = "".join(f"vault_{name}_password: {secrets.token_urlsafe(18)}\n" for name in ("postgresql", "redis", "keepalived"))
+        clear += f"vault_admin_token: cm_{secrets.token_urlsafe(32)}\nvault_secret_key: {Fernet.generate_key().decode()}\n"
         vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password_file.read_text().strip().encode()))])
         (where / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
         (where / "group_vars" / "all" / "vault.yml").write_bytes(vault.encrypt(clear))

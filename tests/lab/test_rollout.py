@@ -41,8 +41,17 @@ def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_not
         assert running == expected, (name, status)
     for sip in GROUPS["sip_nodes"]:  # the node's control plane reaches its Kamailio and the data center's RTPengine
         assert wait_until(lambda: all(node_health(lab, sip).values()), 30, f"{sip} healthy")
-    # the cluster database and the live-state store take the SIP nodes' logins with the vault's passwords, and no one else's
+    # one cluster database: both control planes on ber1's PostgreSQL, each with the vault's platform token, and a
+    # change made through one node's API seen through the other's
     vault = vault_secrets(inv.parent)
+    for sip in GROUPS["sip_nodes"]:
+        settings = json.loads(lab.ssh(sip, "cat /etc/callmanager/node-settings.json").stdout)
+        assert settings["database_url"].endswith(f"@{lab.address('ber1')}:5432/callmanager"), sip
+        assert lab.ssh(sip, "cat /var/lib/callmanager/admin.token").stdout.strip() == vault["vault_admin_token"]
+        assert lab.ssh(sip, "stat -c %a /etc/callmanager/secret.key").stdout.strip() == "600"
+    api(lab, "fra-sip1", "tenant.create", name="Shared", sip_domain="shared.example")
+    assert any(t["sip_domain"] == "shared.example" for t in api(lab, "fra-sip2", "tenant.list")["items"])
+    # the cluster database and the live-state store take the SIP nodes' logins with the vault's passwords, and no one else's
     db = lab.address("ber1")
     login = (f"PGPASSWORD={vault['vault_postgresql_password']} psql -X -tA -h {db} -U callmanager -d callmanager "
              "-c 'select current_user'")
