@@ -83,9 +83,25 @@ def ensure(socket_dir: str, port: int, database: str, user: str, password: str) 
     return changes
 
 
+def ensure_replication(socket_dir: str, port: int, user: str, password: str) -> list[str]:
+    """Make the role the replicas stream as (REPLICATION, login, the password's verifier); the changes made."""
+    if not _NAME.fullmatch(user):
+        raise ValueError(f"user name {user!r} must be a lower-case SQL identifier")
+    if len(password) < 12:
+        raise ValueError("the replication password must have at least 12 characters")
+    current = _psql(socket_dir, port, f"SELECT coalesce(rolpassword, '') FROM pg_authid WHERE rolname = '{user}';")
+    if _psql(socket_dir, port, f"SELECT 1 FROM pg_roles WHERE rolname = '{user}';") != "1":
+        _psql(socket_dir, port, f"CREATE ROLE {user} REPLICATION LOGIN PASSWORD '{scram_verifier(password)}';")
+        return [f"replication role {user} created"]
+    if not matches(current, password):
+        _psql(socket_dir, port, f"ALTER ROLE {user} REPLICATION LOGIN PASSWORD '{scram_verifier(password)}';")
+        return [f"password of {user} set"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["ensure"])
+    ap.add_argument("action", choices=["ensure", "ensure-replication"])
     ap.add_argument("--socket-dir", required=True)
     ap.add_argument("--port", type=int, default=5432)
     ap.add_argument("--database", default="callmanager")
@@ -93,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     password = sys.stdin.read().strip()
     try:
-        changes = ensure(args.socket_dir, args.port, args.database, args.user, password)
+        if args.action == "ensure-replication":
+            changes = ensure_replication(args.socket_dir, args.port, args.user, password)
+        else:
+            changes = ensure(args.socket_dir, args.port, args.database, args.user, password)
     except (ValueError, RuntimeError) as exc:
         print(f"cluster database: {exc}", file=sys.stderr)
         return 1

@@ -251,3 +251,16 @@ def test_control_planes_starting_at_once_on_a_new_database_share_its_schema_the_
         for srv in servers:
             srv.shutdown()
         postgres.drop_database("t_new_cluster")
+
+
+def test_the_replication_role_is_made_once_and_its_password_follows_the_vault(postgres):
+    """What the postgresql role runs on the primary for its replicas (`cluster_db ensure-replication`): the role is
+    made with REPLICATION, a second run changes nothing, a new vault password is applied."""
+    from controlplane.ops.cluster_db import ensure_replication
+
+    sockets, port = str(postgres.sockets), postgres.port
+    assert ensure_replication(sockets, port, "cm_repl_test", "first-password-123") == ["replication role cm_repl_test created"]
+    assert ensure_replication(sockets, port, "cm_repl_test", "first-password-123") == []
+    assert ensure_replication(sockets, port, "cm_repl_test", "second-password-456") == ["password of cm_repl_test set"]
+    assert postgres.sql("select rolreplication and rolcanlogin from pg_roles where rolname = 'cm_repl_test'") == "t"
+    postgres.sql("drop role cm_repl_test")

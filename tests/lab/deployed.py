@@ -9,8 +9,10 @@ from pathlib import Path
 from controlplane.node.settings import ROOT
 from tests.lab.netlab import Lab
 
-GROUPS = {"sip_nodes": ["fra-sip1", "fra-sip2"], "media_nodes": ["fra-media1"], "monitoring": ["fra-media1"], "db_nodes": ["ber1"]}
-LAYOUT = {"dc_fra": ["fra-sip1", "fra-sip2", "fra-media1"], "dc_ber": ["ber1"]}  # the database across the WAN
+# The database's primary across the WAN (ber1), its streaming replica in the SIP nodes' data center (fra-media1)
+GROUPS = {"sip_nodes": ["fra-sip1", "fra-sip2"], "media_nodes": ["fra-media1"], "monitoring": ["fra-media1"],
+          "db_nodes": ["ber1", "fra-media1"]}
+LAYOUT = {"dc_fra": ["fra-sip1", "fra-sip2", "fra-media1"], "dc_ber": ["ber1"]}
 
 
 def inventory(lab: Lab, path: Path, groups: dict | None = None, **overrides) -> Path:

@@ -35,22 +35,28 @@ def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_not
         assert settings["sip_address"] == h.address and settings["datacenter"] == h.dc and settings["node_name"] == name
     # what runs where follows from the groups; each program under the host's own supervisord
     for name, expected in (("fra-sip1", {"controlplane", "kamailio"}), ("fra-sip2", {"controlplane", "kamailio"}),
-                           ("fra-media1", {"rtpengine", "prometheus"}), ("ber1", {"postgresql", "redis"})):
+                           ("fra-media1", {"rtpengine", "prometheus", "postgresql", "redis"}), ("ber1", {"postgresql", "redis"})):
         status = lab.ssh(name, "supervisorctl -c /etc/callmanager/supervisord.conf status", check=False).stdout
         running = {line.split()[0].removeprefix("callmanager-") for line in status.splitlines() if " RUNNING " in f" {line} "}
         assert running == expected, (name, status)
     for sip in GROUPS["sip_nodes"]:  # the node's control plane reaches its Kamailio and the data center's RTPengine
         assert wait_until(lambda: all(node_health(lab, sip).values()), 30, f"{sip} healthy")
-    # one cluster database: both control planes on ber1's PostgreSQL, each with the vault's platform token, and a
-    # change made through one node's API seen through the other's
+    # one cluster database: both control planes on ber1's PostgreSQL (the replica on fra-media1 named after it), each
+    # with the vault's platform token, and a change made through one node's API seen through the other's — and on the
+    # replica, which streams from the primary as a hot standby
     vault = vault_secrets(inv.parent)
     for sip in GROUPS["sip_nodes"]:
         settings = json.loads(lab.ssh(sip, "cat /etc/callmanager/node-settings.json").stdout)
-        assert settings["database_url"].endswith(f"@{lab.address('ber1')}:5432/callmanager"), sip
+        assert f"@/callmanager?host={lab.address('ber1')}:5432&host={lab.address('fra-media1')}:5432&" in settings["database_url"]
         assert lab.ssh(sip, "cat /var/lib/callmanager/admin.token").stdout.strip() == vault["vault_admin_token"]
         assert lab.ssh(sip, "stat -c %a /etc/callmanager/secret.key").stdout.strip() == "600"
     api(lab, "fra-sip1", "tenant.create", name="Shared", sip_domain="shared.example")
     assert any(t["sip_domain"] == "shared.example" for t in api(lab, "fra-sip2", "tenant.list")["items"])
+    local = "runuser -u postgres -- psql -X -tA -h /run/callmanager-postgresql -d callmanager -c "
+    assert lab.ssh("fra-media1", local + "'select pg_is_in_recovery()'").stdout.strip() == "t"
+    assert lab.ssh("ber1", local + "'select pg_is_in_recovery()'").stdout.strip() == "f"
+    wait_until(lambda: lab.ssh("fra-media1", local + "\"select count(*) from tenant where sip_domain = 'shared.example'\"")
+               .stdout.strip() == "1", 10, "the tenant on the replica")
     # the cluster database and the live-state store take the SIP nodes' logins with the vault's passwords, and no one else's
     db = lab.address("ber1")
     login = (f"PGPASSWORD={vault['vault_postgresql_password']} psql -X -tA -h {db} -U callmanager -d callmanager "
