@@ -141,6 +141,12 @@ class AuthVerdict(NamedTuple):
     why: str  # for the log and the trace ('' when ok)
 
 
+def plainly_accepted(checked_ok: bool, locked_until: float, allowed: tuple, now: float) -> bool:
+    """`judge_auth` is sure to accept without anything more read: right credentials, no cool-down running, no address
+    restriction (the common case, decided before the emergency check and the verdict's words are made)."""
+    return checked_ok and locked_until <= now and not allowed
+
+
 def judge_auth(
     checked_ok: bool, locked_until: float, allowed: tuple, src_ip: str, emergency: bool, now: float
 ) -> AuthVerdict:

@@ -1,6 +1,6 @@
 """Digest credentials on the request route: checked against the account's HA1 (a decoy for unknown accounts), then
 judged with the account's cool-down and address restriction; failures counted, sources banned, accounts cooled down.
-Used by the general request route and by the ordinary REGISTER's straight path (kemi/shell/ksr_ordinary.py) alike."""
+Used by the general request route and by the ordinary REGISTER's straight path (kemi/shell/ordinary.py) alike."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import secrets
 import time
 
 from kemi.policy.auth import auth_result, find_account, identity_must_match, realm_for
-from kemi.policy.edge import KEY_MAX, bounded_key, judge_auth
+from kemi.policy.edge import KEY_MAX, bounded_key, judge_auth, plainly_accepted
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.routing import is_emergency_call
 from kemi.policy.snapshot import Snapshot
@@ -53,20 +53,34 @@ def authenticated_facts(msg: read.Message, snap: Snapshot) -> RequestFacts:
     )
 
 
-def judged_auth(msg: read.Message, snap: Snapshot, acc, user: str, realm: str, checked_ok: bool, rc: int) -> AuthResult:
+def cooldown(account: str, printed: str | None, printed_realm: str, realm: str) -> float:
+    """The end of the account's cool-down (epoch seconds, 0: none): as the message read printed it (`printed`, None
+    when the read was not exact) when it printed it under this account's key (the credentials' user@realm, lower-cased
+    realm), else read from the htable."""
+    if not EDGE.s.enabled:
+        return 0.0
+    if printed is not None and printed_realm == realm and len(account) < KEY_MAX:
+        return float(printed) if printed.isascii() and printed.isdigit() else 0.0
+    return EDGE.locked_until(account)
+
+
+def judged_auth(
+    msg: read.Message,
+    snap: Snapshot,
+    acc,
+    user: str,
+    realm: str,
+    checked_ok: bool,
+    rc: int,
+    locked: float | None = None,
+) -> AuthResult:
     """Right or wrong credentials, adjusted for the account's cool-down and address restriction (any
     account name, known or not, is treated alike); failures counted, sources banned, accounts cooled down."""
     account = bounded_key(f"{user}@{realm}")  # a key in shared memory: bounded in bytes whatever the sender wrote
-    if not EDGE.s.enabled:
-        locked = 0.0
-    elif (
-        msg.exact and msg.auth_realm == realm and len(account) < KEY_MAX
-    ):  # read with the message (key: the credentials' user@realm)
-        locked = float(msg.locked_until) if msg.locked_until.isdigit() else 0.0
-    else:
-        locked = EDGE.locked_until(account)
+    if locked is None:
+        locked = cooldown(account, msg.locked_until if msg.exact else None, msg.auth_realm, realm)
     now = time.time()
-    if checked_ok and locked <= now and not (acc is not None and acc.allowed):
+    if plainly_accepted(checked_ok, locked, acc.allowed if acc is not None else (), now):
         return AuthResult.OK  # the common case: nothing more to read
     emergency = (
         locked > now and msg.method == "INVITE" and acc is not None and is_emergency_call(snap, acc, msg.ruri_user)

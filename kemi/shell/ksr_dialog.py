@@ -61,8 +61,9 @@ def media(nated: bool) -> None:
     KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
 
 
-def media_in_dialog(method: str, nated: bool) -> None:
-    if (method == "BYE" and not KSR.isflagset(MEDIA_DONE)) or read.has_sdp():
+def media_in_dialog(method: str, nated: bool, content_type: str | None = None) -> None:
+    """`content_type`: lower-cased, when the caller has it (else from the request's read)."""
+    if (method == "BYE" and not KSR.isflagset(MEDIA_DONE)) or read.has_sdp(content_type):
         media(nated)
 
 

@@ -12,8 +12,7 @@ import hmac
 
 from kemi.contract import DLG_EMERGENCY
 from kemi.policy import drain, numbering
-from kemi.policy.decision import Challenge, Register, Reject
-from kemi.policy.facts import AuthResult, RequestFacts
+from kemi.policy.facts import AuthResult
 from kemi.policy.routing import (
     ROUTABLE_INITIAL,
     STREAM_TRANSPORTS,
@@ -21,14 +20,12 @@ from kemi.policy.routing import (
     malformed,
     session_lifetime,
     unsupported_method,
-    unsupported_require,
 )
 from kemi.policy.snapshot import Snapshot
 
 from . import barrier, calls
-from . import ksr_ordinary as ordinary
+from . import ordinary
 from .credentials import authenticated_facts
-from . import ksr_groups as groups
 from . import ksr_apply as apply
 from . import ksr_dialog as dialog
 from . import ksr_fraud as fraud_gate
@@ -87,11 +84,8 @@ def _request_route() -> int:
         apply.drop()
         return 1
     snap = SNAPSHOTS.get()
-    if not EDGE.admit(
-        msg.src_ip, msg.banned, msg.user_agent, snap, msg.requests
-    ):  # banned, a scanner, or a flood: not a word back
-        apply.drop()
-        return 1
+    if not ordinary.admitted(EDGE, snap, msg.src_ip, msg.banned, msg.user_agent, msg.requests):
+        return 1  # banned, a scanner, or a flood: not a word back
     refused = malformed(
         msg.scheme + ":" if msg.scheme and msg.scheme != "urn" else read.request_uri(),
         bool(msg.scheme),
@@ -104,13 +98,8 @@ def _request_route() -> int:
         else:
             apply.drop()
         return 1
-    if not read.sane():  # malformed: answered (400, 420, 505) by sanity
-        EDGE.insane(msg.src_ip, msg.src_port, msg.method, msg.call_id, snap)
-        apply.drop()
-        return 1
-    if not apply.count_hop():
-        apply.reply(483, "Too Many Hops")
-        return 1
+    if not ordinary.checked(EDGE, snap, msg.src_ip, msg.src_port, msg.method, msg.call_id):
+        return 1  # sanity answered (400, 420, 505), or 483
     if msg.scheme == "urn":  # urn:service:sos (malformed() let no other URN through): the policy reads the whole URN
         msg = msg._replace(ruri_user=read.request_uri()[:100])
     method = msg.method
@@ -155,7 +144,7 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
         apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer to this one either
         return
     if msg.method == "REGISTER":
-        registrar(facts, snap, nated, msg.require)
+        ordinary.registrar(decide_register(facts, snap).action, snap, nated, msg.require)
     else:
         calls.initial_request(facts, snap, nated)
 
@@ -210,26 +199,6 @@ def session_refresh() -> None:
 
 
 # ---------------------------------------------------------------- REGISTER
-
-
-def registrar(facts: RequestFacts, snap: Snapshot, nated: bool, require: str) -> None:
-    action = decide_register(facts, snap).action
-    if isinstance(action, Register):  # answered here: what it requires must be supported (once authenticated: one read)
-        refused = unsupported_require("REGISTER", require)
-        if refused is not None:
-            apply.reject(refused)
-            return
-        apply.consume_credentials()
-        if nated:
-            dialog.mark_nated_registration()
-        if apply.save_registration() and action.user_id in snap.agents:
-            groups.mark_registered(
-                action.user_id, action.aor
-            )  # the queue monitor sees an agent's device come and go at once
-    elif isinstance(action, Challenge):
-        apply.challenge(action.realm)
-    elif isinstance(action, Reject):
-        apply.reject(action)
 
 
 # ---------------------------------------------------------------- the other routes Kamailio calls

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from kemi.policy import edge
-from kemi.policy.edge import EdgeSettings, judge_auth, lock_seconds, networks
+from kemi.policy.edge import EdgeSettings, judge_auth, lock_seconds, networks, plainly_accepted
 
 
 def test_scanners_are_recognised_by_user_agent():
@@ -104,3 +104,16 @@ def test_names_a_sender_controls_are_bounded_keys_one_per_name():
         bounded_key(text).encode("utf-8", "backslashreplace")
 
     bounded()
+
+
+@pytest.mark.parametrize("checked_ok", [True, False])
+@pytest.mark.parametrize("locked_until", [0.0, 99.0, 100.0, 101.0])
+@pytest.mark.parametrize("allowed", [(), networks(["192.0.2.0/24"]), networks(["198.51.100.0/24"])])
+@pytest.mark.parametrize("emergency", [False, True])
+def test_a_plain_acceptance_is_always_what_the_full_judgement_says(checked_ok, locked_until, allowed, emergency):
+    """The shortcut the request routes take before judging (kemi/shell/credentials.py, ordinary.py) never accepts what
+    judge_auth would refuse, and takes exactly the common case: right, not cooled down, no address rule."""
+    plain = plainly_accepted(checked_ok, locked_until, allowed, now=100.0)
+    if plain:
+        assert judge_auth(checked_ok, locked_until, allowed, "192.0.2.1", emergency, now=100.0).ok
+    assert plain == (checked_ok and locked_until <= 100.0 and not allowed)

@@ -1,4 +1,4 @@
-"""The straight paths of the ordinary messages (kemi/shell/ksr_ordinary.py) do what the general request route does:
+"""The straight paths of the ordinary messages (kemi/shell/ordinary.py) do what the general request route does:
 every REGISTER, ACK and BYE below goes through the request route twice on the fake KSR — straight path off, then on — from the same
 state, and both runs must make the same Kamailio calls with the same arguments, in the same order, and leave the
 same flags and shared-memory tables behind. Each case also says which path the straight one must have taken."""
@@ -16,7 +16,7 @@ os.environ.setdefault("CALLMANAGER_VAR", tempfile.mkdtemp(prefix="cm-shell-test-
 from kemi import contract as shm  # noqa: E402
 from kemi.policy.auth import ha1  # noqa: E402
 from kemi.policy.snapshot import parse_snapshot  # noqa: E402
-from kemi.shell import ksr_ordinary, routes  # noqa: E402
+from kemi.shell import ordinary, routes  # noqa: E402
 from kemi.shell.runtime import EDGE  # noqa: E402
 
 NOW = 1_800_000_000.5
@@ -114,7 +114,7 @@ def node(monkeypatch):
     import time
     monkeypatch.setattr(time, "time", lambda: NOW)
     taken = []
-    straight_register, straight_in_dialog = ksr_ordinary.register, ksr_ordinary.in_dialog
+    straight_register, straight_in_dialog = ordinary.register, ordinary.in_dialog
 
     def register(*args):
         done = straight_register(*args)
@@ -124,13 +124,13 @@ def node(monkeypatch):
 
     def in_dialog(*args):
         done = straight_in_dialog(*args)
-        taken.append("general" if done == ksr_ordinary.NOT_MINE else "straight")
+        taken.append("general" if done == ordinary.NOT_MINE else "straight")
         return done
 
-    monkeypatch.setattr(ksr_ordinary, "register", register)
-    monkeypatch.setattr(ksr_ordinary, "in_dialog", in_dialog)
+    monkeypatch.setattr(ordinary, "register", register)
+    monkeypatch.setattr(ordinary, "in_dialog", in_dialog)
     yield spool, taken
-    ksr_ordinary.ENABLED[0] = True
+    ordinary.ENABLED[0] = True
 
 
 def run(pv, returns, tables, enabled, spool):
@@ -140,7 +140,7 @@ def run(pv, returns, tables, enabled, spool):
         ksr.htables[table] = dict(items)
     EDGE._exempt, EDGE._version, EDGE._agents, EDGE._previous, EDGE._previous_index = {}, -1, {}, {}, -1
     spool.kinds.clear()
-    ksr_ordinary.ENABLED[0] = enabled
+    ordinary.ENABLED[0] = enabled
     ksr.pv_values.update({**REG, **pv})
     routes.request_route()
     return list(ksr.calls), set(ksr.flags), {t: dict(v) for t, v in ksr.htables.items()}, list(spool.kinds)

@@ -1,0 +1,172 @@
+"""The ordinary messages on straight paths, from their one-crossing read to their answer: a REGISTER, and an ACK or a
+BYE within a dialog; and the checks every request passes first (`admitted`, `checked`), which both paths share.
+
+They are most of what a node handles, and what each costs is the Python it runs, cold: between two messages the caches
+hold Kamailio's own work and the other processes'. Measured inside Kamailio (docs/benchmarks.md §12), every step of the
+general request route costs several µs per message — building the 25-field `Message`, the edge's verdict, the facts,
+the decision object — whatever its bytecode count; merging functions buys nothing, doing fewer things does. So an
+ordinary REGISTER (UDP, a sip: Request-URI, no To tag, a node that is not draining) and an in-dialog ACK or BYE (UDP,
+sip:) are handled on the `fields` list of the message read, without a `Message` or the request's facts, through the
+same `ksr_dialog`/`ksr_apply` steps and the same decisions: the edge's (`Edge.admit`, its counters), the credentials'
+(`kemi.policy.edge.plainly_accepted`, else `credentials.judged_auth`), the policy's (`register_action`, which
+`decide_register` asks too; `registrar` applies it for both paths). tests/unit/test_ordinary_paths.py runs these paths
+and the general one on the same messages and compares every Kamailio call they make. Anything else returns before
+any step has run, and the general path takes the message.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kemi.policy.auth import auth_result, find_account
+from kemi.policy.decision import Challenge, Register, Reject
+from kemi.policy.edge import bounded_key, plainly_accepted
+from kemi.policy.facts import AuthResult
+from kemi.policy.routing import register_action, unsupported_require
+
+from . import barrier, wire
+from . import ksr_apply as apply
+from . import ksr_dialog as dialog
+from . import ksr_fraud as fraud_gate
+from . import ksr_groups as groups
+from . import ksr_read as read
+from .credentials import DECOY_HA1, cooldown, judged_auth
+from .ksr_read import (
+    F_AUTH_REALM,
+    F_AUTH_USER,
+    F_BANNED,
+    F_CALL_ID,
+    F_CONTENT_TYPE,
+    F_DRAIN,
+    F_LOCAL_PORT,
+    F_LOCKED_UNTIL,
+    F_METHOD,
+    F_PROTO,
+    F_REQUESTS,
+    F_REQUIRE,
+    F_SCHEME,
+    F_SRC_IP,
+    F_SRC_PORT,
+    F_TO_HOST,
+    F_TO_TAG,
+    F_USER_AGENT,
+)
+
+ENABLED = [True]  # tests switch the straight paths off to compare them with the general one
+DONE, NOT_MINE, NO_DIALOG = 1, 0, -1  # what `in_dialog` did
+
+
+def register(v: list[str], snap, edge, rpc_port: int) -> bool:
+    """An ordinary REGISTER (`v`: its `ksr_read.fields`), start to end: dropped, refused, challenged or saved.
+    False: not an ordinary REGISTER — nothing was done, the general request route takes it."""
+    if (
+        v[F_METHOD] != "REGISTER"
+        or v[F_TO_TAG]
+        or v[F_PROTO] != "udp"
+        or v[F_SCHEME] != "sip"
+        or v[F_DRAIN] == "1"
+        or v[F_LOCAL_PORT] == str(rpc_port)
+        or not ENABLED[0]
+    ):
+        return False
+    ip = v[F_SRC_IP]
+    if not _common_checks(v, snap, edge, "REGISTER"):
+        return True
+    if dialog.is_retransmission():  # tm answers it (its last reply again) or absorbs it
+        barrier.settled()
+        return True
+    nated = dialog.detect_nat("REGISTER")
+    to_host = wire.lower(v[F_TO_HOST])
+    user = v[F_AUTH_USER]
+    realm = to_host or snap.default_realm  # kemi.policy.auth.realm_for: a REGISTER authenticates in the To domain
+    result = AuthResult.NONE
+    if user:
+        acc = find_account(snap, user, realm)
+        rc = read.check_credentials(realm, acc.ha1 if acc is not None else DECOY_HA1, True)
+        result = auth_result(rc)
+        if result is AuthResult.OK or result is AuthResult.FAILED:
+            checked_ok = result is AuthResult.OK
+            locked = cooldown(bounded_key(f"{user}@{realm}"), v[F_LOCKED_UNTIL], wire.lower(v[F_AUTH_REALM]), realm)
+            if not plainly_accepted(checked_ok, locked, acc.allowed if acc is not None else (), time.time()):
+                result = judged_auth(read.message(values=v), snap, acc, user, realm, checked_ok, rc, locked)
+    if result is AuthResult.OK:
+        edge.authenticated(ip, snap)
+    elif not edge.unauthenticated(ip, snap, "REGISTER " + result.value) or edge.banned_now:
+        apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer
+        return True
+    registrar(register_action(snap, to_host, result, user, realm), snap, nated, v[F_REQUIRE])
+    return True
+
+
+def registrar(action, snap, nated: bool, require: str) -> None:
+    """A REGISTER's decision applied (both paths): the binding saved (what it requires supported), or challenged, or
+    refused."""
+    if isinstance(action, Register):  # answered here: what it requires must be supported (once authenticated: one read)
+        refused = unsupported_require("REGISTER", require)
+        if refused is not None:
+            apply.reject(refused)
+            return
+        apply.consume_credentials()
+        if nated:
+            dialog.mark_nated_registration()
+        if apply.save_registration() and action.user_id in snap.agents:
+            groups.mark_registered(action.user_id, action.aor)  # the queue monitor sees an agent's device at once
+    elif isinstance(action, Challenge):
+        apply.challenge(action.realm)
+    elif isinstance(action, Reject):
+        apply.reject(action)
+
+
+def in_dialog(v: list[str], snap, edge, rpc_port: int, fraud_checks: bool) -> int:
+    """An ACK or a BYE within a dialog (`v`: its `ksr_read.fields`): relayed on the dialog's route, its media session
+    updated. NOT_MINE: not such a request — nothing was done, the general request route takes it. NO_DIALOG: it
+    passed the common checks but loose_route matched no dialog — the general path's `no_dialog` answers it."""
+    method = v[F_METHOD]
+    if (
+        (method != "ACK" and method != "BYE")
+        or not v[F_TO_TAG]
+        or v[F_PROTO] != "udp"
+        or v[F_SCHEME] != "sip"
+        or v[F_LOCAL_PORT] == str(rpc_port)
+        or not ENABLED[0]
+    ):
+        return NOT_MINE
+    if not _common_checks(v, snap, edge, method):
+        return DONE
+    if not dialog.loose_route():
+        return NO_DIALOG
+    nated = dialog.nated_in_dialog(method)
+    dialog.media_in_dialog(method, nated, wire.lower(v[F_CONTENT_TYPE]))
+    if fraud_checks and method == "ACK":
+        fraud_gate.acked()  # from now on the spend monitor sees the call (and may end it)
+    apply.relay()
+    return DONE
+
+
+def _common_checks(v: list[str], snap, edge, method: str) -> bool:
+    requests, port = v[F_REQUESTS], v[F_SRC_PORT]
+    return admitted(edge, snap, v[F_SRC_IP], v[F_BANNED], v[F_USER_AGENT], wire.number(requests)) and checked(
+        edge, snap, v[F_SRC_IP], wire.number(port), method, v[F_CALL_ID]
+    )
+
+
+def admitted(edge, snap, ip: str, banned: str, user_agent: str, requests: int) -> bool:
+    """The edge's verdict on a request (every request, first): False — banned, a scanner or a flood, dropped without a
+    word."""
+    if edge.admit(ip, banned, user_agent, snap, requests):
+        return True
+    apply.drop()
+    return False
+
+
+def checked(edge, snap, ip: str, port: int, method: str, call_id: str) -> bool:
+    """The sanity checks and Max-Forwards (every request, after the edge and the malformed-input check): False — the
+    request got its answer (sanity's 400/420/505, or 483) or its deliberate drop."""
+    if not read.sane():  # malformed: answered (400, 420, 505) by sanity
+        edge.insane(ip, port, method, call_id, snap)
+        apply.drop()
+        return False
+    if not apply.count_hop():
+        apply.reply(483, "Too Many Hops")
+        return False
+    return True
