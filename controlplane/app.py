@@ -6,6 +6,7 @@ import os
 
 import logging
 import secrets
+import threading
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterator
@@ -25,7 +26,7 @@ from controlplane.services.live_state import LiveStateSync
 from controlplane.services.fraud_monitor import FraudMonitor
 from controlplane.services.notify import Notifier
 from controlplane.services.feature_codes import apply_feature
-from kemi.policy.snapshot import loads_snapshot
+from kemi.shell.snapshot_holder import SnapshotHolder
 from controlplane.db.session import make_engine, migrate
 from controlplane.node.settings import NodeSettings
 
@@ -84,7 +85,9 @@ class App:
             unseal=self.sealer.unseal,
             poll_interval=settings.snapshot_poll_s,
         )
-        self._snapshot_cache = None
+        # the control plane reads the snapshot as a worker does: a change applied, not the whole document re-read
+        self._snapshot = SnapshotHolder(str(settings.snapshot_path), check_interval=0)
+        self._snapshot_lock = threading.Lock()  # API threads ask at once
         self.ingestor = CdrIngestor(
             self.engine,
             settings.spool_dir,
@@ -117,10 +120,8 @@ class App:
         """The routing snapshot Kamailio routes on, published first if the database is ahead of it."""
 
         self.publisher.publish()
-        data = self.settings.snapshot_path.read_bytes()
-        if self._snapshot_cache is None or self._snapshot_cache[0] != data:
-            self._snapshot_cache = (data, loads_snapshot(data))
-        return self._snapshot_cache[1]
+        with self._snapshot_lock:
+            return self._snapshot.get()
 
     def close(self) -> None:
         self.publisher.stop()

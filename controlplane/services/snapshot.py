@@ -41,7 +41,9 @@ from controlplane.db.models import (
 from controlplane.group_members import resolved_rings
 from kemi.policy.timeplan import DAYS, parse_minutes
 from kemi.policy.numbering import PERMISSION_ORDER
+from kemi.policy import snapshot_delta
 from kemi.policy.snapshot import SNAPSHOT_FORMAT, parse_snapshot
+from kemi.policy.snapshot_delta import changes_path, digest
 
 log = logging.getLogger("callmanager.snapshot")
 
@@ -450,6 +452,19 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+MAX_CHANGES = 16  # recent changes kept for the workers: one that is further behind reads the whole document
+
+
+def _published(path: Path) -> tuple[dict, str] | None:
+    """The document published before this control plane started, and its digest (None: none readable)."""
+    try:
+        data = path.read_bytes()
+        doc = json.loads(data)
+    except (OSError, ValueError):
+        return None
+    return (doc, digest(data)) if isinstance(doc, dict) else None
+
+
 class SnapshotPublisher:
     """Publishes a new snapshot whenever the config version moves (kicked after each write)."""
 
@@ -465,6 +480,8 @@ class SnapshotPublisher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._previous: tuple[dict, str] | None = None  # the published document and its digest
+        self._changes: list[dict] = []  # the recent changes, oldest first
 
     def current_version(self) -> int:
         with Session(self.engine) as s:
@@ -478,13 +495,29 @@ class SnapshotPublisher:
             with Session(self.engine) as s:
                 doc = compile_snapshot(s, self.unseal)
             parse_snapshot(doc)  # the routing side must accept it
-            write_atomically(self.path, json.dumps(doc, separators=(",", ":")).encode())
+            data = json.dumps(
+                {"version": doc["version"], **doc}, separators=(",", ":")
+            ).encode()  # the version first: the workers read it from the file's head (kemi/shell/snapshot_holder.py)
+            self._publish_changes(doc, data)
+            write_atomically(self.path, data)
             self.published_version = doc["version"]
             self.published_at = datetime.now(timezone.utc).timestamp()
             if self.metrics:
                 self.metrics.snapshot_published(doc["version"], len(doc["accounts"]))
             log.info("published routing snapshot version %s (%d accounts)", doc["version"], len(doc["accounts"]))
             return doc["version"]
+
+    def _publish_changes(self, doc: dict, data: bytes) -> None:
+        """The change from the published document to this one, appended to the recent changes the workers apply
+        instead of reading the whole document (kemi.policy.snapshot_delta); written before the document itself."""
+        if self._previous is None:
+            self._previous = _published(self.path)
+        new = digest(data)
+        change = snapshot_delta.diff(self._previous[0], doc, self._previous[1], new) if self._previous else None
+        self._changes = (self._changes + [change])[-MAX_CHANGES:] if change is not None else []
+        payload = {"current": {"version": doc["version"], "digest": new}, "changes": self._changes}
+        write_atomically(Path(changes_path(str(self.path))), json.dumps(payload, separators=(",", ":")).encode())
+        self._previous = (doc, new)
 
     def kick(self) -> None:
         self._kick.set()

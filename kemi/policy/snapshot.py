@@ -270,214 +270,295 @@ def parse_snapshot(doc: Mapping[str, Any]) -> Snapshot:
     try:
         if doc.get("format") != SNAPSHOT_FORMAT:
             raise SnapshotError(f"unsupported snapshot format {doc.get('format')!r}")
-        tenants = {
-            int(t["id"]): Tenant(
-                int(t["id"]),
-                str(t["name"]),
-                str(t["domain"]).lower(),
-                bool(t.get("enabled", True)),
-                allow_directory=bool(t.get("allow_directory", False)),
-                dialplan=tuple((re.compile(str(r["pattern"])), str(r["replacement"])) for r in t.get("dialplan", ())),
-            )
-            for t in doc["tenants"]
-        }
-        domains = {t.domain: t.id for t in tenants.values()}
-        accounts = {}
-        for a in doc["accounts"]:
-            username, realm = str(a["username"]), str(a["realm"]).lower()
-            acc = Account(
-                username=username,
-                realm=realm,
-                ha1=str(a["ha1"]),
-                ha1b=str(a.get("ha1b", "")),
-                user_id=int(a["user_id"]),
-                tenant_id=int(a["tenant_id"]),
-                enabled=bool(a.get("enabled", True)),
-                aor=f"sip:{username}@{realm}",
-                clir=a.get("clir"),
-                presented_number=a.get("presented_number"),
-                allowed=tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else (),
-            )
-            accounts[(username, realm)] = acc
-        plans: dict[tuple[str, str], Plan] = {}
-        classes = {c.value: c for c in DestClass}
-        users = {}
-        for u in doc["users"]:
-            plan_key = (str(u.get("region", "DE")), str(u.get("area_code", "")))
-            plan = plans.get(plan_key) or plans.setdefault(plan_key, Plan(*plan_key))
-            blocked = u.get("blocked")
-            users[int(u["id"])] = User(
-                id=int(u["id"]),
-                tenant_id=int(u["tenant_id"]),
-                name=str(u["name"]),
-                extension=u.get("extension"),
-                aors=tuple(u.get("aors", ())),
-                enabled=bool(u.get("enabled", True)),
-                number=u.get("number"),
-                plan=plan,
-                address=str(u.get("address", "")),
-                outbound=classes[u.get("outbound", "mobile")],
-                clir=bool(u.get("clir", False)),
-                locked=bool(u.get("locked", False)),
-                presented_number=u.get("presented_number"),
-                forwarding=tuple(_rule(r) for r in u["forwarding"]) if u.get("forwarding") else (),
-                call_waiting=bool(u.get("call_waiting", True)),
-                priority=bool(u.get("priority", False)),
-                secretary=u.get("secretary"),
-                anonymous=str(u.get("anonymous", "allow")),
-                vip=frozenset(u["vip"]) if u.get("vip") else frozenset(),
-                blocked={str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked}
-                if blocked
-                else None,
-                profile_codes=tuple(int(c) for c in u.get("profile_codes", ())),
-                site=int(u["site"]) if u.get("site") is not None else None,
-            )
-        groups = {
-            int(g["id"]): Group(
-                id=int(g["id"]),
-                tenant_id=int(g["tenant_id"]),
-                name=str(g["name"]),
-                rings=tuple(
-                    Ring(
-                        members=tuple(int(m) for m in r["members"]),
-                        strategy=str(r.get("strategy", "broadcast")),
-                        wait_s=int(r.get("wait_s", 20)),
-                        member_s=int(r.get("member_s", 10)),
-                        keep_previous=bool(r.get("keep_previous", False)),
-                        busy_members=str(r.get("busy_members", "skip")),
-                        delays={int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None,
-                        dnd_members=str(r.get("dnd_members", "skip")),
-                    )
-                    for r in g["rings"]
-                ),
-                overflow=_overflow(g.get("overflow")),
-                max_waiting=int(g.get("max_waiting", 0)),
-                presentation=str(g.get("presentation", "caller")),
-                number=g.get("number"),
-                skills=dict(g["skills"]) if g.get("skills") else None,
-                skills_fallback=bool(g.get("skills_fallback", True)),
-                wrapup_s=int(g.get("wrapup_s", 0)),
-                callback_window_s=int(g.get("callback_window_s", 0)),
-                queue_s=int(g.get("queue_s", 0)),
-                extension=str(g.get("extension", "")),
-                anonymous=str(g.get("anonymous", "allow")),
-                vip=frozenset(g["vip"]) if g.get("vip") else frozenset(),
-                blocked={str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in g["blocked"]}
-                if g.get("blocked")
-                else None,
-                forwarding=tuple(_rule(r) for r in g["forwarding"]) if g.get("forwarding") else (),
-                all_members=(),
-                devices={int(k): tuple(v) for k, v in g["devices"].items()} if g.get("devices") else None,
-            )
-            for g in doc.get("groups", ())
-        }
-        skills = {int(k): dict(v) for k, v in doc.get("skills", {}).items()}
-        groups = {
-            gid: g._replace(all_members=tuple(dict.fromkeys(m for r in g.rings for m in r.members)))
-            for gid, g in groups.items()
-        }
-        groups = {
-            gid: g._replace(levels=qualified_levels(skills, g.all_members, g.skills)) if g.skills else g
-            for gid, g in groups.items()
-        }
-        group_extensions = {(int(g["tenant_id"]), str(g["extension"])): int(g["id"]) for g in doc.get("groups", ())}
-        time_plans = {
-            int(p["id"]): TimePlan(
-                int(p["id"]),
-                str(p["name"]),
-                str(p.get("tz", "Europe/Berlin")),
-                tuple(
-                    TimeRange(frozenset(int(d) for d in r["days"]), int(r["start"]), int(r["end"]))
-                    for r in p.get("ranges", ())
-                ),
-                frozenset(str(d) for d in p.get("closed_dates", ())),
-            )
-            for p in doc.get("time_plans", ())
-        }
-        trunks = tuple(
-            sorted(
-                (
-                    Trunk(
-                        id=int(t["id"]),
-                        name=str(t["name"]),
-                        host=str(t["host"]),
-                        port=int(t["port"]),
-                        transport=str(t["transport"]),
-                        priority=int(t["priority"]),
-                        region=str(t.get("region", "DE")),
-                        sources=tuple(ipaddress.ip_network(c, strict=False) for c in t.get("sources", ())),
-                        tenant_ids=frozenset(int(x) for x in t.get("tenant_ids", ())),
-                        prefixes=tuple(str(x) for x in t.get("prefixes", ())),
-                        auth=(str(t["auth"]["username"]), str(t["auth"]["password"]), str(t["auth"].get("realm", "")))
-                        if t.get("auth")
-                        else None,
-                    )
-                    for t in doc.get("trunks", ())
-                ),
-                key=lambda t: (t.priority, t.id),
-            )
-        )
-        numbers = {
-            str(n["e164"]): Number(
-                str(n["e164"]),
-                int(n["tenant_id"]),
-                int(n["user_id"]) if n.get("user_id") is not None else None,
-                int(n["group_id"]) if n.get("group_id") else None,
-                int(n.get("priority", 0)),
-            )
-            for n in doc.get("numbers", ())
-        }
-        extensions = {(int(e["tenant_id"]), str(e["number"])): int(e["user_id"]) for e in doc["extensions"]}
-        trusted = tuple(ipaddress.ip_network(c, strict=False) for c in doc.get("trusted", ()))
-        return Snapshot(
-            version=int(doc["version"]),
-            generated_at=str(doc.get("generated_at", "")),
+        tenants = parse_tenants(doc["tenants"])
+        accounts = dict(map(parse_account, doc["accounts"]))
+        users = dict(map(parse_user, doc["users"]))
+        skills = parse_skills(doc.get("skills", {}))
+        groups = parse_groups(doc.get("groups", ()), skills)
+        return assemble(
+            doc,
             tenants=tenants,
-            domains=domains,
             accounts=accounts,
             users=users,
-            extensions=extensions,
-            trusted=trusted,
-            default_realm=str(doc.get("default_realm", "callmanager")),
-            extras=doc.get("extras", {}),
-            trunks=trunks,
-            numbers=numbers,
-            time_plans=time_plans,
+            extensions=dict(map(parse_extension, doc["extensions"])),
+            numbers=dict(map(parse_number, doc.get("numbers", ()))),
             groups=groups,
-            group_extensions=group_extensions,
             skills=skills,
-            callback_agents=_callback_agents(groups),
-            agents=frozenset(m for g in groups.values() for m in g.all_members),
-            no_device=frozenset(
-                m for g in groups.values() for m in g.all_members if m not in users or not users[m].aors
-            ),
-            active_accounts={
-                key: acc
-                for key, acc in accounts.items()
-                if acc.enabled
-                and tenants.get(acc.tenant_id, _OFF).enabled
-                and acc.user_id in users
-                and users[acc.user_id].enabled
-            },
-            **_fraud(doc.get("fraud") or {}),
-            sites={
-                int(x["id"]): Site(
-                    int(x["id"]),
-                    int(x["tenant_id"]),
-                    str(x["region"]),
-                    str(x.get("street", "")),
-                    str(x.get("house_number", "")),
-                    str(x.get("postal_code", "")),
-                    str(x.get("city", "")),
-                    int(x["emergency_trunk"]) if x.get("emergency_trunk") else None,
-                )
-                for x in doc.get("sites", ())
-            },
+            active_accounts={key: acc for key, acc in accounts.items() if is_active(acc, tenants, users)},
+            sections={name: parse(doc) for name, parse in SECTIONS.items()},
         )
     except SnapshotError:
         raise
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise SnapshotError(f"malformed snapshot: {exc!r}") from exc
+
+
+def assemble(
+    doc: Mapping[str, Any],
+    *,
+    tenants: Mapping[int, Tenant],
+    accounts: Mapping[tuple[str, str], Account],
+    users: Mapping[int, User],
+    extensions: Mapping[tuple[int, str], int],
+    numbers: Mapping[str, Number],
+    groups: Mapping[int, Group],
+    skills: Mapping[int, Mapping[str, int]],
+    active_accounts: Mapping[tuple[str, str], Account],
+    sections: Mapping[str, Any],
+    derived_from_groups: tuple | None = None,
+    no_device: frozenset[int] | None = None,
+) -> Snapshot:
+    """The snapshot from its parsed parts (`doc` gives the version, its date and the default realm; `sections` the
+    parts parsed as a whole, see SECTIONS), with what is derived from them. `derived_from_groups`: the previous
+    snapshot's (callback_agents, agents) when the groups did not change; `no_device` its no_device when neither the
+    groups nor their members changed."""
+    callback_agents, agents = derived_from_groups or (
+        _callback_agents(groups),
+        frozenset(m for g in groups.values() for m in g.all_members),
+    )
+    return Snapshot(
+        version=int(doc["version"]),
+        generated_at=str(doc.get("generated_at", "")),
+        tenants=tenants,
+        domains={t.domain: t.id for t in tenants.values()},
+        accounts=accounts,
+        users=users,
+        extensions=extensions,
+        default_realm=str(doc.get("default_realm", "callmanager")),
+        numbers=numbers,
+        groups=groups,
+        group_extensions={(g.tenant_id, g.extension): gid for gid, g in groups.items()},
+        skills=skills,
+        callback_agents=callback_agents,
+        agents=agents,
+        no_device=no_device
+        if no_device is not None
+        else frozenset(m for g in groups.values() for m in g.all_members if m not in users or not users[m].aors),
+        active_accounts=active_accounts,
+        **sections["fraud"],
+        trusted=sections["trusted"],
+        extras=sections["extras"],
+        trunks=sections["trunks"],
+        time_plans=sections["time_plans"],
+        sites=sections["sites"],
+    )
+
+
+def is_active(acc: Account, tenants: Mapping[int, Tenant], users: Mapping[int, User]) -> bool:
+    """An account that may authenticate now: it, its user and its tenant enabled."""
+    user = users.get(acc.user_id)
+    return acc.enabled and tenants.get(acc.tenant_id, _OFF).enabled and user is not None and user.enabled
+
+
+def parse_tenants(rows) -> dict[int, Tenant]:
+    return {
+        int(t["id"]): Tenant(
+            int(t["id"]),
+            str(t["name"]),
+            str(t["domain"]).lower(),
+            bool(t.get("enabled", True)),
+            allow_directory=bool(t.get("allow_directory", False)),
+            dialplan=tuple((re.compile(str(r["pattern"])), str(r["replacement"])) for r in t.get("dialplan", ())),
+        )
+        for t in rows
+    }
+
+
+def account_key(a: Mapping[str, Any]) -> tuple[str, str]:
+    return str(a["username"]), str(a["realm"]).lower()
+
+
+def parse_account(a: Mapping[str, Any]) -> tuple[tuple[str, str], Account]:
+    username, realm = account_key(a)
+    return (username, realm), Account(
+        username=username,
+        realm=realm,
+        ha1=str(a["ha1"]),
+        ha1b=str(a.get("ha1b", "")),
+        user_id=int(a["user_id"]),
+        tenant_id=int(a["tenant_id"]),
+        enabled=bool(a.get("enabled", True)),
+        aor=f"sip:{username}@{realm}",
+        clir=a.get("clir"),
+        presented_number=a.get("presented_number"),
+        allowed=tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else (),
+    )
+
+
+_PLANS: dict[tuple[str, str], Plan] = {}  # one Plan per country and area code, shared by the users of a site
+_CLASSES = {c.value: c for c in DestClass}
+
+
+def parse_user(u: Mapping[str, Any]) -> tuple[int, User]:
+    plan_key = (str(u.get("region", "DE")), str(u.get("area_code", "")))
+    plan = _PLANS.get(plan_key) or _PLANS.setdefault(plan_key, Plan(*plan_key))
+    blocked = u.get("blocked")
+    return int(u["id"]), User(
+        id=int(u["id"]),
+        tenant_id=int(u["tenant_id"]),
+        name=str(u["name"]),
+        extension=u.get("extension"),
+        aors=tuple(u.get("aors", ())),
+        enabled=bool(u.get("enabled", True)),
+        number=u.get("number"),
+        plan=plan,
+        address=str(u.get("address", "")),
+        outbound=_CLASSES[u.get("outbound", "mobile")],
+        clir=bool(u.get("clir", False)),
+        locked=bool(u.get("locked", False)),
+        presented_number=u.get("presented_number"),
+        forwarding=tuple(_rule(r) for r in u["forwarding"]) if u.get("forwarding") else (),
+        call_waiting=bool(u.get("call_waiting", True)),
+        priority=bool(u.get("priority", False)),
+        secretary=u.get("secretary"),
+        anonymous=str(u.get("anonymous", "allow")),
+        vip=frozenset(u["vip"]) if u.get("vip") else frozenset(),
+        blocked={str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in blocked}
+        if blocked
+        else None,
+        profile_codes=tuple(int(c) for c in u.get("profile_codes", ())),
+        site=int(u["site"]) if u.get("site") is not None else None,
+    )
+
+
+def extension_key(e: Mapping[str, Any]) -> tuple[int, str]:
+    return int(e["tenant_id"]), str(e["number"])
+
+
+def parse_extension(e: Mapping[str, Any]) -> tuple[tuple[int, str], int]:
+    return extension_key(e), int(e["user_id"])
+
+
+def parse_number(n: Mapping[str, Any]) -> tuple[str, Number]:
+    return str(n["e164"]), Number(
+        str(n["e164"]),
+        int(n["tenant_id"]),
+        int(n["user_id"]) if n.get("user_id") is not None else None,
+        int(n["group_id"]) if n.get("group_id") else None,
+        int(n.get("priority", 0)),
+    )
+
+
+def parse_skills(doc: Mapping[str, Any]) -> dict[int, dict[str, int]]:
+    return {int(k): dict(v) for k, v in doc.items()}
+
+
+def parse_groups(rows, skills: Mapping[int, Mapping[str, int]]) -> dict[int, Group]:
+    groups = {}
+    for g in rows:
+        rings = tuple(
+            Ring(
+                members=tuple(int(m) for m in r["members"]),
+                strategy=str(r.get("strategy", "broadcast")),
+                wait_s=int(r.get("wait_s", 20)),
+                member_s=int(r.get("member_s", 10)),
+                keep_previous=bool(r.get("keep_previous", False)),
+                busy_members=str(r.get("busy_members", "skip")),
+                delays={int(k): int(v) for k, v in r["delays"].items()} if r.get("delays") else None,
+                dnd_members=str(r.get("dnd_members", "skip")),
+            )
+            for r in g["rings"]
+        )
+        all_members = tuple(dict.fromkeys(m for r in rings for m in r.members))
+        group = Group(
+            id=int(g["id"]),
+            tenant_id=int(g["tenant_id"]),
+            name=str(g["name"]),
+            rings=rings,
+            overflow=_overflow(g.get("overflow")),
+            max_waiting=int(g.get("max_waiting", 0)),
+            presentation=str(g.get("presentation", "caller")),
+            number=g.get("number"),
+            skills=dict(g["skills"]) if g.get("skills") else None,
+            skills_fallback=bool(g.get("skills_fallback", True)),
+            wrapup_s=int(g.get("wrapup_s", 0)),
+            callback_window_s=int(g.get("callback_window_s", 0)),
+            queue_s=int(g.get("queue_s", 0)),
+            extension=str(g.get("extension", "")),
+            anonymous=str(g.get("anonymous", "allow")),
+            vip=frozenset(g["vip"]) if g.get("vip") else frozenset(),
+            blocked={str(b["key"]): (_rule(b["divert"]) if b.get("divert") else None) for b in g["blocked"]}
+            if g.get("blocked")
+            else None,
+            forwarding=tuple(_rule(r) for r in g["forwarding"]) if g.get("forwarding") else (),
+            all_members=all_members,
+            devices={int(k): tuple(v) for k, v in g["devices"].items()} if g.get("devices") else None,
+        )
+        if group.skills:
+            group = group._replace(levels=qualified_levels(skills, all_members, group.skills))
+        groups[group.id] = group
+    return groups
+
+
+def _time_plans(doc: Mapping[str, Any]) -> dict[int, TimePlan]:
+    return {
+        int(p["id"]): TimePlan(
+            int(p["id"]),
+            str(p["name"]),
+            str(p.get("tz", "Europe/Berlin")),
+            tuple(
+                TimeRange(frozenset(int(d) for d in r["days"]), int(r["start"]), int(r["end"]))
+                for r in p.get("ranges", ())
+            ),
+            frozenset(str(d) for d in p.get("closed_dates", ())),
+        )
+        for p in doc.get("time_plans", ())
+    }
+
+
+def _trunks(doc: Mapping[str, Any]) -> tuple[Trunk, ...]:
+    return tuple(
+        sorted(
+            (
+                Trunk(
+                    id=int(t["id"]),
+                    name=str(t["name"]),
+                    host=str(t["host"]),
+                    port=int(t["port"]),
+                    transport=str(t["transport"]),
+                    priority=int(t["priority"]),
+                    region=str(t.get("region", "DE")),
+                    sources=tuple(ipaddress.ip_network(c, strict=False) for c in t.get("sources", ())),
+                    tenant_ids=frozenset(int(x) for x in t.get("tenant_ids", ())),
+                    prefixes=tuple(str(x) for x in t.get("prefixes", ())),
+                    auth=(str(t["auth"]["username"]), str(t["auth"]["password"]), str(t["auth"].get("realm", "")))
+                    if t.get("auth")
+                    else None,
+                )
+                for t in doc.get("trunks", ())
+            ),
+            key=lambda t: (t.priority, t.id),
+        )
+    )
+
+
+def _sites(doc: Mapping[str, Any]) -> dict[int, Site]:
+    return {
+        int(x["id"]): Site(
+            int(x["id"]),
+            int(x["tenant_id"]),
+            str(x["region"]),
+            str(x.get("street", "")),
+            str(x.get("house_number", "")),
+            str(x.get("postal_code", "")),
+            str(x.get("city", "")),
+            int(x["emergency_trunk"]) if x.get("emergency_trunk") else None,
+        )
+        for x in doc.get("sites", ())
+    }
+
+
+# The parts of the document parsed as a whole, each from the document's keys of the same name (a change to one of them
+# is carried whole by an incremental update: kemi.policy.snapshot_delta). The rest is by row: tenants, accounts, users,
+# extensions, numbers, groups with the skills.
+SECTIONS = {
+    "fraud": lambda doc: _fraud(doc.get("fraud") or {}),
+    "trusted": lambda doc: tuple(ipaddress.ip_network(c, strict=False) for c in doc.get("trusted", ())),
+    "extras": lambda doc: doc.get("extras", {}),
+    "trunks": _trunks,
+    "time_plans": _time_plans,
+    "sites": _sites,
+}
 
 
 def _rule(r: Mapping[str, Any]) -> ForwardRule:

@@ -12,6 +12,8 @@ storm and step by step, so a noisy neighbour on this shared machine hits both si
    next to the same node idle.
 4. Fraud controls (tests/bench/fraud.py): calls out with every check on vs off; requests and
    password guesses answered before a flooding / guessing source is banned.
+6. Snapshot update (tests/bench/snapshot.py): what a one-user change costs each worker with N users, applied as a
+   change against the whole document read, paired rounds.
 3. Hunt-group call rate (KEMI node only): the same calls to a group of 50 agents, longest idle
    first, a required skill, each agent claimed, marked busy and its idle time kept in shared
    memory; compared with the node's plain calls of the same run (and the native cfg's, in the detail).
@@ -362,6 +364,7 @@ def main(argv=None) -> int:
     ap.add_argument("--before", default=None, help="with --only-before-after: the earlier commit (default: main before issue 17)")
     ap.add_argument("--only-rollout", action="store_true", help="only the Ansible rollout into the lab (tests/bench/rollout.py)")
     ap.add_argument("--rollout-rounds", type=int, default=3, help="rounds of the rollout benchmark (a fresh lab each)")
+    ap.add_argument("--only-snapshot", action="store_true", help="only the snapshot update cost per worker (tests/bench/snapshot.py)")
     ap.add_argument("--profile", action="store_true", help="only the CPU account: Kamailio CPU per REGISTER pair and per call, node "
                     "against native in paired rounds, and where it goes (perf, py-spy, KSR crossings; tests/bench/profile.py)")
     ap.add_argument("--profile-rounds", type=int, default=5, help="paired rounds of the CPU account")
@@ -371,6 +374,11 @@ def main(argv=None) -> int:
         from tests.bench import profile
 
         save(profile.run(users=args.users, rounds=args.profile_rounds, counted=not args.no_counting))
+        return 0
+    if args.only_snapshot:
+        from tests.bench import snapshot
+
+        save(snapshot.run(users=args.users))
         return 0
     if args.only_rollout:
         from tests.bench import rollout
@@ -404,6 +412,9 @@ def main(argv=None) -> int:
     from tests.bench import policy
 
     policy_records = policy.run(users=args.users)
+    from tests.bench import snapshot
+
+    policy_records += snapshot.run(users=args.users)
     if args.skip_sip:
         save(policy_records)
         return 0
