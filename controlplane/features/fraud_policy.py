@@ -248,14 +248,20 @@ def tariff_list(ctx, p: TariffList):
 
 
 def ensure_sample_tariff(engine) -> None:
-    """A node starts with the sample tariff (so spend limits mean something) until an operator imports one."""
+    """A node starts with the sample tariff (so spend limits mean something) until an operator imports one. Control
+    planes of a new cluster starting at once on one database: one writes it, the others' inserts lose (one
+    transaction: all rows or none), which is fine — they failed to start on it before."""
+    from sqlalchemy.exc import IntegrityError
     from sqlmodel import Session
 
     with Session(engine) as s:
         if s.exec(select(TariffRate)).first() is None:
             for r in parse_tariff(SAMPLE_TARIFF.read_text()):
                 s.add(TariffRate(**r))
-            s.commit()
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
 
 
 # ---------------------------------------------------------------- locks

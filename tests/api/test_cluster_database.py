@@ -228,6 +228,7 @@ def test_control_planes_starting_at_once_on_a_new_database_share_its_schema_the_
             errors.append(exc)
 
     threads = [threading.Thread(target=start, args=(n,)) for n in ("a", "b", "c")]
+    serving: list = []
     try:
         for t in threads:
             t.start()
@@ -236,6 +237,8 @@ def test_control_planes_starting_at_once_on_a_new_database_share_its_schema_the_
         assert not errors, errors
         for srv in servers:
             threading.Thread(target=srv.serve_forever, daemon=True).start()
+            serving.append(srv)
+        for srv in servers:
             assert srv.token_file.read_text().strip() == token
             assert oct(srv.token_file.stat().st_mode & 0o777) == "0o600"
         with servers[0].app.read() as s:
@@ -249,7 +252,11 @@ def test_control_planes_starting_at_once_on_a_new_database_share_its_schema_the_
             time.sleep(0.1)
     finally:
         for srv in servers:
-            srv.shutdown()
+            if srv in serving:
+                srv.shutdown()
+            else:  # one that never served would wait forever in shutdown() for its loop to end
+                srv.httpd.server_close()
+                srv.app.close()
         postgres.drop_database("t_new_cluster")
 
 
