@@ -10,7 +10,8 @@ import pytest
 from tests.lab.deployed import GROUPS, LAYOUT, api, inventory, play, vault_secrets, node_health, wait_until
 from tests.lab.netlab import Lab, leftovers
 
-pytestmark = pytest.mark.lab
+# two runs of site.yml over five hosts: on a loaded 2-core machine that alone can take most of the default 300 s
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
