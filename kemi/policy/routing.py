@@ -169,6 +169,13 @@ def register_action(
     return Challenge(to_host.lower() or snapshot.default_realm, False)
 
 
+def needs_credentials(snapshot: Snapshot, src_ip: str) -> bool:
+    """Whether a new request without credentials from this source is challenged (`decide_initial` says so, whatever it
+    asks for: tested): it is neither a carrier's trunk nor a trusted source. The INVITE's straight path
+    (kemi/shell/ordinary.py) asks before it does anything."""
+    return snapshot.trunk_for_source(src_ip) is None and not snapshot.is_trusted(src_ip)
+
+
 def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, Decision | None, str]:
     """Identify the caller: an authenticated account, a carrier's trunk, or a trusted source. Else a challenge."""
     if facts.auth is AuthResult.OK:

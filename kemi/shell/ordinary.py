@@ -1,15 +1,18 @@
-"""The ordinary messages on straight paths, from their one-crossing read to their answer: a REGISTER, and an ACK or a
-BYE within a dialog; and the checks every request passes first (`admitted`, `checked`), which both paths share.
+"""The ordinary messages on straight paths, from their one-crossing read to their answer: a REGISTER, the first INVITE
+of a call (without credentials: challenged), and an ACK or a BYE within a dialog; and the checks every request passes
+first (`admitted`, `checked`), which both paths share.
 
 They are most of what a node handles, and what each costs is the Python it runs, cold: between two messages the caches
 hold Kamailio's own work and the other processes'. Measured inside Kamailio (docs/benchmarks.md §12), every step of the
 general request route costs several µs per message — building the 25-field `Message`, the edge's verdict, the facts,
 the decision object — whatever its bytecode count; merging functions buys nothing, doing fewer things does. So an
-ordinary REGISTER (UDP, a sip: Request-URI, no To tag, a node that is not draining) and an in-dialog ACK or BYE (UDP,
-sip:) are handled on the `fields` list of the message read, without a `Message` or the request's facts, through the
-same `ksr_dialog`/`ksr_apply` steps and the same decisions: the edge's (`Edge.admit`, its counters), the credentials'
+ordinary REGISTER (UDP, a sip: Request-URI, no To tag, a node that is not draining), an INVITE like it without
+credentials from a source that needs them (`needs_credentials`), and an in-dialog ACK or BYE (UDP, sip:) are
+handled on the `fields` list of the message read, without a `Message` or the request's facts, through the same
+`ksr_dialog`/`ksr_apply` steps and the same decisions: the edge's (`Edge.admit`, its counters), the credentials'
 (`kemi.policy.edge.plainly_accepted`, else `credentials.judged_auth`), the policy's (`register_action`, which
-`decide_register` asks too; `registrar` applies it for both paths). tests/unit/test_ordinary_paths.py runs these paths
+`decide_register` asks too; `registrar` applies it for both paths; `needs_credentials`, which `decide_initial` agrees
+with). tests/unit/test_ordinary_paths.py runs these paths
 and the general one on the same messages and compares every Kamailio call they make. Anything else returns before
 any step has run, and the general path takes the message.
 """
@@ -18,11 +21,11 @@ from __future__ import annotations
 
 import time
 
-from kemi.policy.auth import auth_result, find_account
+from kemi.policy.auth import auth_result, find_account, realm_for
 from kemi.policy.decision import Challenge, Register, Reject
 from kemi.policy.edge import bounded_key, plainly_accepted
 from kemi.policy.facts import AuthResult
-from kemi.policy.routing import register_action, unsupported_require
+from kemi.policy.routing import needs_credentials, register_action, unsupported_require
 
 from . import barrier, wire
 from . import ksr_apply as apply
@@ -38,6 +41,7 @@ from .ksr_read import (
     F_CALL_ID,
     F_CONTENT_TYPE,
     F_DRAIN,
+    F_FROM_HOST,
     F_LOCAL_PORT,
     F_LOCKED_UNTIL,
     F_METHOD,
@@ -95,6 +99,36 @@ def register(v: list[str], snap, edge, rpc_port: int) -> bool:
         apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer
         return True
     registrar(register_action(snap, to_host, result, user, realm), snap, nated, v[F_REQUIRE])
+    return True
+
+
+def challenge(v: list[str], snap, edge, rpc_port: int) -> bool:
+    """An INVITE without credentials (`v`: its `ksr_read.fields`) from a source that needs them (the first INVITE of
+    nearly every call), start to end: dropped, or challenged. False: not such an INVITE — nothing was done, the
+    general request route takes it."""
+    if (
+        v[F_METHOD] != "INVITE"
+        or v[F_TO_TAG]
+        or v[F_AUTH_USER]
+        or v[F_PROTO] != "udp"
+        or v[F_SCHEME] != "sip"
+        or v[F_DRAIN] == "1"
+        or v[F_LOCAL_PORT] == str(rpc_port)
+        or not ENABLED[0]
+        or not needs_credentials(snap, v[F_SRC_IP])
+    ):
+        return False
+    ip = v[F_SRC_IP]
+    if not _common_checks(v, snap, edge, "INVITE"):
+        return True
+    if dialog.is_retransmission():  # tm answers it (its last reply again) or absorbs it
+        barrier.settled()
+        return True
+    dialog.detect_nat("INVITE")
+    if not edge.unauthenticated(ip, snap, "INVITE none") or edge.banned_now:
+        apply.drop()  # banned just now (a flood): no answer
+        return True
+    apply.challenge(realm_for("INVITE", "", wire.lower(v[F_FROM_HOST]), snap.default_realm))
     return True
 
 

@@ -70,9 +70,11 @@ def _request_route() -> int:
     values = read.fields(counter)  # one read (the source's request counted in it); every later stage gets it
     if SETTINGS.fault_header and read.one(f"$hdr({SETTINGS.fault_header})"):
         raise RuntimeError(f"fault injected by the test header {SETTINGS.fault_header}")
-    if values is not None:  # an ordinary REGISTER, ACK or BYE: on its straight path
+    if values is not None:  # an ordinary REGISTER, challenged INVITE, ACK or BYE: on its straight path
         snap = SNAPSHOTS.get()
-        if ordinary.register(values, snap, EDGE, SETTINGS.rpc_port):
+        if ordinary.register(values, snap, EDGE, SETTINGS.rpc_port) or ordinary.challenge(
+            values, snap, EDGE, SETTINGS.rpc_port
+        ):
             return 1
         done = ordinary.in_dialog(values, snap, EDGE, SETTINGS.rpc_port, SETTINGS.fraud_checks)
         if done == ordinary.NO_DIALOG:

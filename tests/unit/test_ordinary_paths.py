@@ -28,6 +28,9 @@ DOC = {
     "users": [{"id": i, "tenant_id": 1, "name": u, "extension": e, "aors": [f"sip:{u}@acme.example"]}
               for i, u, e in ((1, "alice", "201"), (2, "bob", "202"), (3, "carol", "203"))],
     "extensions": [{"tenant_id": 1, "number": e, "user_id": i} for i, e in ((1, "201"), (2, "202"), (3, "203"))],
+    "trunks": [{"id": 1, "name": "carrier", "host": "203.0.113.5", "port": 5060, "transport": "udp", "priority": 1,
+                "sources": ["203.0.113.5"]}],
+    "trusted": ["198.18.7.0/24"],
 }
 REG = {"$rm": "REGISTER", "$rU": None, "$rd": "acme.example", "$fU": "alice", "$fd": "acme.example", "$tU": "alice",
        "$td": "acme.example", "$tt": None, "$si": "192.0.2.10", "$sp": 5060, "$Rp": 5060, "$ua": "Yealink", "$rz": "sip",
@@ -66,8 +69,25 @@ CASES = {
     "with a To tag": ({**CREDS, "$tt": "abc"}, {"auth.pv_auth_check": 1}, {}, "general"),
     "a sips: URI": ({**CREDS, "$rz": "sips"}, {"auth.pv_auth_check": 1}, {}, "general"),
     "while draining": (CREDS, {"auth.pv_auth_check": 1}, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
-    "an INVITE": ({"$rm": "INVITE", "$rU": "202"}, {}, {}, "general"),
+    "an INVITE with credentials": ({"$rm": "INVITE", "$rU": "202", "$tU": "202", "$ci": "call-1", **CREDS},
+                                   {"auth.pv_proxy_auth_check": 1}, {}, "general"),
 }
+# The first INVITE of a call, without credentials: challenged on its straight path when its source needs credentials.
+INVITE = {"$rm": "INVITE", "$rU": "202", "$tU": "202", "$ci": "call-1"}
+CASES.update({
+    "an INVITE challenged": (INVITE, {}, {}, "straight"),
+    "an INVITE from another domain challenged": ({**INVITE, "$fd": "Elsewhere.Example"}, {}, {}, "straight"),
+    "an INVITE from behind a NAT challenged": (INVITE, {"nathelper.nat_uac_test": 1}, {}, "straight"),
+    "an INVITE retransmitted": (INVITE, {"tmx.t_precheck_trans": 1}, {}, "straight"),
+    "an INVITE refused by the sanity checks": (INVITE, {"sanity.sanity_check": -1}, {}, "straight"),
+    "an INVITE out of hops": (INVITE, {"maxfwd.process_maxfwd": -1}, {}, "straight"),
+    "an INVITE from a banned source": (INVITE, {}, {shm.BAN.name: {"192.0.2.10": "flood:1800000600"}}, "straight"),
+    "an INVITE from a scanner": ({**INVITE, "$ua": "sipvicious"}, {}, {}, "straight"),
+    "an INVITE from the carrier's trunk": ({**INVITE, "$si": "203.0.113.5", "$rU": "+4930123"}, {}, {}, "general"),
+    "an INVITE from a trusted source": ({**INVITE, "$si": "198.18.7.9"}, {}, {}, "general"),
+    "an INVITE over TCP": ({**INVITE, "$pr": "tcp"}, {}, {}, "general"),
+    "an INVITE while draining": (INVITE, {}, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
+})
 DIALOG = {"$rU": "202", "$tU": "202", "$tt": "tag-b", "$ci": "call-1"}
 IN_DIALOG = {"rr.loose_route": 1}
 CASES.update({
@@ -114,7 +134,7 @@ def node(monkeypatch):
     import time
     monkeypatch.setattr(time, "time", lambda: NOW)
     taken = []
-    straight_register, straight_in_dialog = ordinary.register, ordinary.in_dialog
+    straight_register, straight_in_dialog, straight_challenge = ordinary.register, ordinary.in_dialog, ordinary.challenge
 
     def register(*args):
         done = straight_register(*args)
@@ -127,7 +147,14 @@ def node(monkeypatch):
         taken.append("general" if done == ordinary.NOT_MINE else "straight")
         return done
 
+    def challenge(*args):
+        done = straight_challenge(*args)
+        if done:
+            taken.append("straight")
+        return done
+
     monkeypatch.setattr(ordinary, "register", register)
+    monkeypatch.setattr(ordinary, "challenge", challenge)
     monkeypatch.setattr(ordinary, "in_dialog", in_dialog)
     yield spool, taken
     ordinary.ENABLED[0] = True
@@ -187,3 +214,19 @@ def test_the_cases_reach_what_they_are_named_after(node):
     assert "registrar.save" not in names("outside the account's networks")
     assert "registrar.save" in names("inside the account's networks")
     assert "nathelper.fix_nated_register" in names("from behind a NAT")
+
+
+def test_the_invite_cases_reach_what_they_are_named_after(node):
+    spool, _ = node
+
+    def calls(case):
+        pv, returns, tables, _ = CASES[case]
+        return run(pv, returns, tables, True, spool)[0]
+
+    assert calls("an INVITE challenged")[-1] == ("auth.auth_challenge", ("acme.example", 1))
+    assert calls("an INVITE from another domain challenged")[-1] == ("auth.auth_challenge", ("elsewhere.example", 1))
+    assert "nathelper.set_contact_alias" in [n for n, _ in calls("an INVITE from behind a NAT challenged")]
+    for case in ("an INVITE from a banned source", "an INVITE from a scanner"):
+        assert calls(case)[-1][0] == "set_drop"
+    for case in ("an INVITE from the carrier's trunk", "an INVITE from a trusted source"):
+        assert "auth.auth_challenge" not in [n for n, _ in calls(case)]

@@ -163,3 +163,24 @@ def test_methods_not_served_get_405_with_allow():
     r = unsupported_method("SUBSCRIBE")
     assert r.code == 405 and r.headers[0].startswith("Allow: ") and "INVITE" in r.headers[0]
     assert unsupported_method("INVITE") is None and unsupported_method("REGISTER") is None and unsupported_method("ACK") is None
+
+
+@given(
+    src=st.sampled_from(["192.0.2.10", "203.0.113.5", "198.18.7.9", "2001:db8::1", "not-an-ip", ""]),
+    ruri_user=st.sampled_from(["202", "0301234567", "+4930123", "110", "*21", "urn:service:sos", "", "nobody"]),
+    ruri_host=st.sampled_from(["acme.example", "elsewhere.example", "203.0.113.5"]),
+    from_host=st.sampled_from(["acme.example", "elsewhere.example", ""]),
+)
+def test_needs_credentials_agrees_with_the_decision_for_every_request_without_credentials(src, ruri_user, ruri_host, from_host):
+    """The INVITE's straight path challenges when `needs_credentials` says so, without asking `decide_initial`: both
+    must agree on every source and destination, and on the realm (the From domain, else the default)."""
+    from kemi.policy.auth import realm_for
+    from kemi.policy.routing import needs_credentials
+
+    snap = snapshot(trunks=[{"id": 1, "name": "carrier", "host": "203.0.113.5", "port": 5060, "transport": "udp", "priority": 1,
+                             "sources": ["203.0.113.5"]}], trusted=["198.18.7.0/24"])
+    f = invite(ruri_user=ruri_user, auth=AuthResult.NONE, user="", realm="", from_host=from_host, ruri_host=ruri_host, src=src)
+    action = decide(f, snap).action
+    assert needs_credentials(snap, src) == isinstance(action, Challenge), action
+    if needs_credentials(snap, src):
+        assert action == Challenge(realm_for("INVITE", "", from_host, snap.default_realm), proxy=True)
