@@ -152,3 +152,13 @@ def test_the_dmq_listener_takes_only_the_cluster_s_nodes(cluster):
     assert ask("127.0.0.1", "KDMQ") is not None, "a peer's KDMQ gets DMQ's answer"  # the control: the port answers
     assert ask("127.0.0.5", "KDMQ") is None, "KDMQ from an address that is no peer is dropped"
     assert ask("127.0.0.1", "OPTIONS") is None, "only KDMQ is taken on the DMQ port"
+
+
+def test_the_noc_sees_each_node_replicating_with_its_peers(cluster):
+    import httpx
+
+    for n in cluster:
+        text = httpx.get(f"http://{n.settings.api_address}:{n.settings.api_port}/metrics", timeout=10).text
+        assert "callmanager_dmq_peers_configured 1.0" in text
+        assert wait_for(lambda n=n: 'callmanager_dmq_peers{state="active"} 1.0' in httpx.get(
+            f"http://{n.settings.api_address}:{n.settings.api_port}/metrics", timeout=10).text, timeout=10), text[-3000:]
