@@ -17,14 +17,17 @@ class Table(NamedTuple):
     autoexpire_s: int = 0  # 0: items stay until removed
     counter: bool = False  # initval=0: an absent item reads as 0 (counters, flags)
     about: str = ""
+    replicated: bool = False  # in a cluster, every change goes to the other SIP nodes (DMQ; docs/cluster.md)
 
-    def spec(self, autoexpire_s: int | None = None) -> str:
-        """The htable module's definition, e.g. `acd=>size=10;` (`autoexpire_s`: a setting's value instead)."""
+    def spec(self, autoexpire_s: int | None = None, cluster: bool = False) -> str:
+        """The htable module's definition, e.g. `acd=>size=10;` (`autoexpire_s`: a setting's value instead;
+        `cluster`: the node replicates, so a replicated table says so)."""
         expire = self.autoexpire_s if autoexpire_s is None else autoexpire_s
         return (
             f"{self.name}=>size={self.size};"
             + (f"autoexpire={expire};" if expire else "")
             + ("initval=0;" if self.counter else "")
+            + ("dmqreplicate=1;" if cluster and self.replicated else "")
         )
 
 
@@ -33,10 +36,22 @@ AUTHFAIL = Table("authfail", 12, 900, True, "failed authentications per account,
 ENDED = Table("cmended", 14, 60, True, "<h_entry>:<h_id> of calls whose end was accounted (once per dialog)")
 END_REQUESTS = Table("cmend", 4, 60, False, "<h_entry>:<h_id> = JSON [Call-ID, From tag, To tag, reason]: calls to end")
 ERRORS = Table("cmerr", 4, 0, True, "unexpected exceptions in the Python routing, by route")
-BAN = Table("ban", 12, 300, False, "banned sources: <ip> = <cause>:<end> (autoexpire: the ban time, edge_ban_s)")
+BAN = Table(
+    "ban",
+    12,
+    300,
+    False,
+    "banned sources: <ip> = <cause>:<end> (autoexpire: the ban time, edge_ban_s)",
+    replicated=True,
+)
 EDGE = Table("edge", 14, 30, True, "request counters per source and window bucket (autoexpire: 3 windows)")
 AUTHLOCK = Table(
-    "authlock", 10, 86400, True, "accounts' cool-downs: until:<user@realm>, n:<account>, seen:<account>:<ip>"
+    "authlock",
+    10,
+    86400,
+    True,
+    "accounts' cool-downs: until:<user@realm>, n:<account>, seen:<account>:<ip>",
+    replicated=True,
 )
 FRAUD = Table("fraud", 12, 7200, True, "call attempts out: u<user>:m<minute>, u<user>:h<hour>, t<tenant>:...")
 FRAUD_CALLS = Table("fraudcalls", 12, 0, True, "answered calls out in progress: u<user>, t<tenant>")
@@ -44,11 +59,21 @@ FRAUD_RUNNING = Table(
     "fraudrun", 12, 86400, False, "ACKed calls out: <h_entry>:<h_id> = tenant:user:class:rate:answered at"
 )
 STATUS = Table(
-    "status", 10, 0, False, "users' status (dnd, away, unreachable; absent: online): u<user>; groups' g<group>"
+    "status",
+    10,
+    0,
+    False,
+    "users' status (dnd, away, unreachable; absent: online): u<user>; groups' g<group>",
+    replicated=True,
 )
 NODE = Table("node", 2, 0, False, "drain = 1 while the node is drained (node.drain)")
 ACD = Table(
-    "acd", 10, 0, False, "hunt groups: out:g<group>:u<user>, ptr:g<group>:r<ring>, end:u<user>, cb:<number>, ver:live"
+    "acd",
+    10,
+    0,
+    False,
+    "hunt groups: out:g<group>:u<user>, ptr:g<group>:r<ring>, end:u<user>, cb:<number>, ver:live",
+    replicated=True,
 )
 OFFERS = Table("acdoffer", 10, 300, True, "offers in progress per agent u<user> (claimed when the increment made it 1)")
 BUSY = Table("acdbusy", 10, 0, True, "calls in progress per tracked user / agent u<user>")
@@ -145,12 +170,11 @@ TIMEOUT_EVENT = (
 )
 
 
-def cfg_defines(ban_s: int | None = None, edge_window_s: int | None = None) -> dict[str, str]:
+def cfg_defines(ban_s: int | None = None, edge_window_s: int | None = None, cluster: bool = False) -> dict[str, str]:
     """`#!define` name -> value for Kamailio's cfg: HT_<TABLE> per htable (ban and edge expiries from the node's
-    settings)
-    and AVP_<NAME> for the AVPs modules are told about."""
+    settings; `cluster`: the replicated tables replicate) and AVP_<NAME> for the AVPs modules are told about."""
     expiry = {BAN.name: ban_s, EDGE.name: 3 * edge_window_s if edge_window_s else None}
-    defines = {f"HT_{t.name.upper()}": f'"{t.spec(expiry.get(t.name))}"' for t in TABLES}
+    defines = {f"HT_{t.name.upper()}": f'"{t.spec(expiry.get(t.name), cluster)}"' for t in TABLES}
     for name in ("DIALOG_TIMEOUT", "TRUNK_USER", "TRUNK_PASSWORD", "TRUNK_REALM", "MOS", "JITTER", "LOSS", "RTT"):
         defines[f"AVP_{name}"] = f'"$avp({globals()["AVP_" + name]})"'
     return defines

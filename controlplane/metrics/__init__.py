@@ -126,7 +126,7 @@ class Metrics:
             registry=r,
         )
         if app is not None:
-            r.register(KamailioCollector(app.kamailio))
+            r.register(KamailioCollector(app.kamailio, dmq_peers=len(app.settings.dmq_peers)))
             r.register(RtpengineCollector(app.rtpengine))
             r.register(ControlCollector(app.engine, app.settings.spool_dir))
             r.register(QueueCollector(app))

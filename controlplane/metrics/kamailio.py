@@ -79,9 +79,10 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 class KamailioCollector:
-    def __init__(self, rpc, *, local: bool = True):
+    def __init__(self, rpc, *, local: bool = True, dmq_peers: int = 0):
         self.rpc = rpc  # controlplane.adapters.kamailio_rpc.KamailioRpc (or anything with .call(method, *params))
         self.local = local  # Kamailio runs on this host: its processes' CPU time can be read from /proc
+        self.dmq_peers = dmq_peers  # the cluster's other SIP nodes this node replicates with (0: a single node)
 
     def collect(self):
         up = GaugeMetricFamily("callmanager_kamailio_up", "1 when Kamailio answered its JSON-RPC during this scrape")
@@ -97,6 +98,33 @@ class KamailioCollector:
         yield up
         yield from self._families(stats)
         yield from self._processes(processes or [])
+        if self.dmq_peers:
+            yield from self._dmq()
+
+    def _dmq(self):
+        """The cluster's replication peers as DMQ sees them (it pings them every minute): how many are in each state,
+        next to how many the node is configured with."""
+        configured = GaugeMetricFamily(
+            "callmanager_dmq_peers_configured", "Other SIP nodes this node replicates registrations and flags with"
+        )
+        configured.add_metric([], self.dmq_peers)
+        yield configured
+        try:
+            nodes = self.rpc.call("dmq.list_nodes") or []
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail
+            log.debug("DMQ peers unavailable: %s", exc)
+            return
+        states: dict[str, int] = {"active": 0}
+        for n in nodes:
+            if isinstance(n, dict) and not n.get("local"):
+                state = str(n.get("status", "unknown"))
+                states[state] = states.get(state, 0) + 1
+        peers = GaugeMetricFamily(
+            "callmanager_dmq_peers", "Other SIP nodes known to DMQ, by state (active: replicating)", labels=["state"]
+        )
+        for state, count in sorted(states.items()):
+            peers.add_metric([state], count)
+        yield peers
 
     @staticmethod
     def _families(st: dict[str, float]):

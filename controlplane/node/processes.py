@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .render import render_kamailio, render_prometheus, render_rtpengine
-from .settings import ROOT, NodeSettings
+from .settings import ROOT, NodeSettings, dmq_peer
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
@@ -201,6 +201,8 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_DIALOG_KEEPALIVE": "1" if settings.dialog_keepalive_s else "0",
         "CALLMANAGER_RPC_SECRET_FILE": str(settings.rpc_secret_path),
         "CALLMANAGER_DRAIN_RETRY_AFTER_S": str(settings.drain_retry_after_s),
+        "CALLMANAGER_DMQ_PORT": str(settings.dmq_port),
+        "CALLMANAGER_DMQ_SOURCES": ",".join(sorted({dmq_peer(p)[0] for p in settings.dmq_peers})),
     }
     shared_secret(settings.rpc_secret_path)  # made before Kamailio or the control plane reads it
     return Component(
@@ -212,6 +214,7 @@ def kamailio(settings: NodeSettings) -> Component:
             ("udp", settings.sip_address, settings.sip_port),
             ("tcp", settings.sip_address, settings.sip_port),
             ("tcp", settings.kamailio_rpc_address, settings.kamailio_rpc_port),
+            *([("udp", settings.sip_address, settings.dmq_port)] if settings.dmq_port else []),
         ],
         env=env,
     )

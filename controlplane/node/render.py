@@ -26,7 +26,7 @@ import jinja2
 
 from kemi import contract
 
-from .settings import ROOT, NodeSettings
+from .settings import ROOT, NodeSettings, dmq_peer
 
 MAIN_CFG = ROOT / "kamailio" / "kamailio.cfg"
 KEMI_SCRIPT = ROOT / "kemi" / "kamailio_app.py"
@@ -103,7 +103,10 @@ def kamailio_cfg(settings: NodeSettings) -> str:
         KAMAILIO_TEMPLATE,
         s=settings,
         paths=_paths(settings),
-        contract=contract.cfg_defines(ban_s=settings.edge_ban_s, edge_window_s=settings.edge_window_s),
+        contract=contract.cfg_defines(
+            ban_s=settings.edge_ban_s, edge_window_s=settings.edge_window_s, cluster=bool(settings.dmq_port)
+        ),
+        dmq_peers=[dmq_peer(p) for p in settings.dmq_peers],
     )
 
 

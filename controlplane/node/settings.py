@@ -119,6 +119,11 @@ class NodeSettings(BaseSettings):
     webhook_private_ok: bool = (
         False  # fraud webhooks may go to loopback/private/link-local addresses (a lab; never on the internet)
     )
+    # Cluster replication (docs/cluster.md): registrations and the live flags (bans, cool-downs, users' status, group
+    # log-ins) replicated to the other SIP nodes by Kamailio's DMQ, on its own UDP listener (on sip_address).
+    # 0: a single node, nothing replicated. dmq_peers: the other nodes' DMQ listeners, "address:port".
+    dmq_port: int = 0
+    dmq_peers: list[str] = []
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates
     # grafana/prometheus/rules.yml
     prometheus: bool = True
@@ -208,6 +213,7 @@ class NodeSettings(BaseSettings):
         _check_prometheus(self)
         _check_calls(self)
         _check_listeners(self)
+        _check_dmq(self)
         return self
 
 
@@ -303,6 +309,35 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{args[0]}: ok")
     return 0
+
+
+def dmq_peer(peer: str) -> tuple[str, int]:
+    """A DMQ peer "address:port" ("[v6]:port" for IPv6) as (address, port); ValueError naming what is wrong."""
+    host, sep, port = peer.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"dmq_peers: {peer!r} is not address:port") from None
+    if not sep or not 1 <= number <= 65535:
+        raise ValueError(f"dmq_peers: {peer!r} is not address:port")
+    return host, number
+
+
+def _check_dmq(s: NodeSettings) -> None:
+    if not s.dmq_port:
+        if s.dmq_peers:
+            raise ValueError("dmq_peers without dmq_port: set the node's own DMQ port too")
+        return
+    if not 1 <= s.dmq_port <= 65535:
+        raise ValueError(f"dmq_port {s.dmq_port} is not a port (1-65535)")
+    if s.dmq_port == s.sip_port or (s.dmq_port == s.kamailio_rpc_port and s.kamailio_rpc_address == s.sip_address):
+        raise ValueError(f"dmq_port {s.dmq_port} clashes with the SIP or RPC listener")
+    own = (s.sip_address, s.dmq_port)
+    for peer in s.dmq_peers:
+        if dmq_peer(peer) == own:
+            raise ValueError(f"dmq_peers: {peer!r} is this node itself")
 
 
 def _check_calls(s: NodeSettings) -> None:

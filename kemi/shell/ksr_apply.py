@@ -216,6 +216,17 @@ def save_registration() -> bool:
     return True
 
 
+def cluster_message(from_peer: bool) -> None:
+    """A message on the cluster's DMQ listener: replication from another SIP node of the cluster (registrations,
+    replicated htables) handed to DMQ; anything else — another method, a source that is not one of the node's
+    `dmq_peers` — dropped without a word."""
+    settled()
+    if from_peer and KSR.is_method("KDMQ"):
+        KSR.dmq.handle_message()
+    else:
+        KSR.set_drop()
+
+
 def http_reply(code: int, reason: str, body: str) -> None:
     KSR.xhttp.xhttp_reply(code, reason, "text/plain", body)
 

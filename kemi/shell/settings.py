@@ -25,6 +25,10 @@ class ShellSettings:
     dialog_keepalive: bool = True  # in-dialog OPTIONS to both sides of every call (kamailio.cfg ka_interval)
     fault_header: str = ""  # tests only: a request with this header raises in the request route (the barrier answers)
     drain_retry_after_s: int = 120  # the Retry-After of the 503 a draining node answers new requests with
+    dmq_port: int = (
+        0  # the cluster's DMQ listener (0: a single node): only KDMQ from the cluster's nodes is taken there
+    )
+    dmq_sources: frozenset[str] = frozenset()  # the other nodes' addresses (dmq_peers): the only sources taken there
     rpc_secret: str = field(
         default="", repr=False
     )  # the RPC listener answers only requests carrying it ('' : none at all)
@@ -45,6 +49,8 @@ class ShellSettings:
             dialog_keepalive=os.environ.get("CALLMANAGER_DIALOG_KEEPALIVE", "1") != "0",
             fault_header=os.environ.get("CALLMANAGER_FAULT_HEADER", ""),
             drain_retry_after_s=int(os.environ.get("CALLMANAGER_DRAIN_RETRY_AFTER_S", "120")),
+            dmq_port=int(os.environ.get("CALLMANAGER_DMQ_PORT", "0")),
+            dmq_sources=frozenset(a for a in os.environ.get("CALLMANAGER_DMQ_SOURCES", "").split(",") if a),
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
         )
 

@@ -34,6 +34,8 @@ def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_not
         assert lab.ssh(name, "stat -c %a /etc/callmanager/node.json").stdout.strip() == "600"
         settings = json.loads(lab.ssh(name, "cat /etc/callmanager/node-settings.json").stdout)
         assert settings["sip_address"] == h.address and settings["datacenter"] == h.dc and settings["node_name"] == name
+        others = [f"{lab.address(n)}:5090" for n in sorted(GROUPS["sip_nodes"]) if n != name]
+        assert settings.get("dmq_peers") == (others if name in GROUPS["sip_nodes"] else None), settings
     # what runs where follows from the groups; each program under the host's own supervisord
     for name, expected in (("fra-sip1", {"controlplane", "kamailio"}), ("fra-sip2", {"controlplane", "kamailio"}),
                            ("fra-media1", {"rtpengine", "prometheus", "postgresql", "redis"}), ("ber1", {"postgresql", "redis"})):
@@ -87,6 +89,7 @@ def test_phones_register_and_call_through_each_deployed_node(lab, tmp_path):
     from tests.harness.sipp import Sipp
 
     machine = lab.address("fra-sip1").rsplit(".", 1)[0] + ".1"
+    registered_at_first: list = []
     for n, sip in enumerate(GROUPS["sip_nodes"]):
         tenant = api(lab, sip, "tenant.create", name=f"Lab {n}", sip_domain=f"lab{n}.example")
         phones = []
@@ -103,6 +106,14 @@ def test_phones_register_and_call_through_each_deployed_node(lab, tmp_path):
         assert sipp.wait(callee).ok
         cdr = wait_until(lambda: api(lab, sip, "cdr.list")["items"], 10, f"CDR at {sip}")[0]
         assert cdr["disposition"] == "answered", cdr
+        registered_at_first = registered_at_first or phones
+    # the SIP nodes replicate registrations (DMQ, callmanager_dmq_port): the phone registered through fra-sip1 is
+    # called through fra-sip2
+    other = Sipp((lab.address(GROUPS["sip_nodes"][1]), 5060), tmp_path / "across")
+    callee = other.callee(registered_at_first[1], "answer")
+    call = other.caller(registered_at_first[0], "202", hold_ms=500)
+    assert call.ok, call.output[-2000:]
+    assert other.wait(callee).ok
 
 
 def test_a_wrong_variable_fails_before_any_host_changes_naming_it(lab, tmp_path):

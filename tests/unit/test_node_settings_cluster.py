@@ -12,3 +12,35 @@ def test_a_platform_token_that_is_not_a_secret_is_refused_naming_the_setting(tmp
 
 def test_a_vault_token_is_taken(tmp_path):
     assert load_settings(env={}, var_dir=str(tmp_path), platform_token="cm_" + "A1b2" * 10).platform_token.startswith("cm_")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"dmq_port": 5090, "dmq_peers": ["198.18.1.12"]}, "dmq_peers: '198.18.1.12' is not address:port"),
+        ({"dmq_port": 5090, "dmq_peers": ["sip-b:5090"]}, "dmq_peers: 'sip-b:5090' is not address:port"),
+        ({"dmq_port": 5090, "dmq_peers": ["198.18.1.12:99999"]}, "is not address:port"),
+        ({"dmq_peers": ["198.18.1.12:5090"]}, "dmq_peers without dmq_port"),
+        ({"dmq_port": 5090, "dmq_peers": ["127.0.0.1:5090"]}, "is this node itself"),
+        ({"dmq_port": 5060}, "clashes with the SIP or RPC listener"),
+        ({"dmq_port": 70000}, "is not a port"),
+    ],
+)
+def test_cluster_replication_settings_that_cannot_work_are_refused_naming_the_setting(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_settings(env={}, var_dir=str(tmp_path), sip_port=5060, **overrides)
+
+
+def test_a_cluster_node_replicates_what_the_cluster_shares_and_a_single_node_nothing(tmp_path):
+    from controlplane.node.render import kamailio_cfg
+
+    single = kamailio_cfg(load_settings(env={}, var_dir=str(tmp_path)))
+    assert "WITH_DMQ" not in single and "dmqreplicate" not in single and "notification_address" not in single
+    node = load_settings(env={}, var_dir=str(tmp_path), sip_address="198.18.1.11", dmq_port=5090,
+                         dmq_peers=["198.18.1.12:5090", "[2001:db8::2]:5090"])
+    cfg = kamailio_cfg(node)
+    assert '#!define DMQ_SERVER "sip:198.18.1.11:5090"' in cfg
+    assert 'modparam("dmq", "notification_address", "sip:198.18.1.12:5090")' in cfg
+    assert 'modparam("dmq", "notification_address", "sip:[2001:db8::2]:5090")' in cfg
+    replicated = {line.split()[1] for line in cfg.splitlines() if "dmqreplicate=1" in line}
+    assert replicated == {"HT_BAN", "HT_AUTHLOCK", "HT_STATUS", "HT_ACD"}  # per node: counters, calls, the drain flag
