@@ -67,6 +67,7 @@ STATUS = Table(
     replicated=True,
 )
 NODE = Table("node", 2, 0, False, "drain = 1 while the node is drained (node.drain)")
+SHARED = Table("cmshared", 2, 0, True, "the data center's shared counters (Redis): fail = commands that failed")
 ACD = Table(
     "acd",
     10,
@@ -94,6 +95,7 @@ TABLES = (
     FRAUD_RUNNING,
     STATUS,
     NODE,
+    SHARED,
     ACD,
     OFFERS,
     BUSY,
@@ -142,6 +144,7 @@ def queue_count_key(group_id: int | str) -> str:
 LIVE_VERSION = "ver:live"  # ACD: changed by whoever changes statuses or log-ins: workers read them again
 QUEUE_WAITING = "n:all"  # QUEUE: calls waiting in any group
 DRAIN = "drain"  # NODE
+SHARED_FAILURES = "fail"  # SHARED: Redis commands that failed (the node counted on its own instead)
 
 
 # ---------------------------------------------------------------- dialog profiles

@@ -53,6 +53,9 @@ class KamailioApp:
     def ksr_acd_resume(self, msg, evname=None):
         return guard("acd_resume", routes.acd_resume)
 
+    def ksr_shared_timer(self, msg, evname=None):
+        return guard("shared_timer", routes.shared_timer)
+
     def ksr_xhttp_event(self, msg, evname):
         return guard("xhttp", routes.xhttp_event)
 

@@ -8,6 +8,7 @@ PKGS=(
   kamailio-python3-modules  # app_python3: KEMI in Python
   kamailio-extra-modules    # rtpengine module
   kamailio-utils-modules    # utils (http_client etc.)
+  kamailio-redis-modules    # ndb_redis: the data center's Redis for the counters a cluster shares (fraud limits)
   rtpengine-daemon          # media relay (userspace)
   sip-tester                # SIPp for tests and benchmarks
   prometheus                # metrics server + promtool (rules checked and unit-tested; started by make run)

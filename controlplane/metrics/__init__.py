@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from controlplane.db.models import ConfigState
 
-from .features import EdgeCollector, LockCollector, QueueCollector, RoutingErrorsCollector
+from .features import EdgeCollector, LockCollector, QueueCollector, RoutingErrorsCollector, SharedCountersCollector
 from .kamailio import KamailioCollector
 from .rtpengine import RtpengineCollector
 
@@ -133,6 +133,7 @@ class Metrics:
             r.register(EdgeCollector(app))
             r.register(LockCollector(app))
             r.register(RoutingErrorsCollector(app))
+            r.register(SharedCountersCollector(app))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()

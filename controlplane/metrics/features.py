@@ -174,6 +174,35 @@ class RoutingErrorsCollector:
         yield errors
 
 
+class SharedCountersCollector:
+    """The data center's shared counters (its Redis, through Kamailio's ndb_redis; docs/cluster.md): whether the node
+    has them, and the commands that failed (each time the node counted on its own instead: a limit then holds per
+    node). Restarts from 0 with Kamailio. Never raises: nothing is exported while Kamailio does not answer."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        configured = GaugeMetricFamily(
+            "callmanager_shared_counters_configured", "1: the fraud limits count in the data center's Redis"
+        )
+        configured.add_metric([], 1 if self.app.settings.redis_address else 0)
+        yield configured
+        if not self.app.settings.redis_address:
+            return
+        try:
+            counts = self.app.kamailio.htable_items(shm.SHARED.name)
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail
+            log.debug("shared counter failures unavailable: %s", exc)
+            return
+        failures = CounterMetricFamily(
+            "callmanager_shared_counters_failures",
+            "Commands to the data center's Redis that failed (the node counted the fraud limits on its own instead)",
+        )
+        failures.add_metric([], _num(counts.get(shm.SHARED_FAILURES)))
+        yield failures
+
+
 def _num(value) -> float:
     try:
         return float(value or 0)

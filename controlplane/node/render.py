@@ -26,7 +26,7 @@ import jinja2
 
 from kemi import contract
 
-from .settings import ROOT, NodeSettings, dmq_peer
+from .settings import ROOT, NodeSettings, dmq_peer, host_port
 
 MAIN_CFG = ROOT / "kamailio" / "kamailio.cfg"
 KEMI_SCRIPT = ROOT / "kemi" / "kamailio_app.py"
@@ -107,6 +107,7 @@ def kamailio_cfg(settings: NodeSettings) -> str:
             ban_s=settings.edge_ban_s, edge_window_s=settings.edge_window_s, cluster=bool(settings.dmq_port)
         ),
         dmq_peers=[dmq_peer(p) for p in settings.dmq_peers],
+        redis=host_port(settings.redis_address, "redis_address") if settings.redis_address else None,
     )
 
 

@@ -124,6 +124,11 @@ class NodeSettings(BaseSettings):
     # 0: a single node, nothing replicated. dmq_peers: the other nodes' DMQ listeners, "address:port".
     dmq_port: int = 0
     dmq_peers: list[str] = []
+    # The data center's Redis (docs/cluster.md), "address:port": the fraud limits count attempts and calls in
+    # progress there for every SIP node of the data center, through Kamailio's ndb_redis with its breaker ('' : on
+    # this node only). No password: Redis' default user may only run the counters' scripts on their keys (the redis
+    # role's ACL).
+    redis_address: str = ""
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates
     # grafana/prometheus/rules.yml
     prometheus: bool = True
@@ -214,6 +219,7 @@ class NodeSettings(BaseSettings):
         _check_calls(self)
         _check_listeners(self)
         _check_dmq(self)
+        _check_redis(self)
         return self
 
 
@@ -313,15 +319,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def dmq_peer(peer: str) -> tuple[str, int]:
     """A DMQ peer "address:port" ("[v6]:port" for IPv6) as (address, port); ValueError naming what is wrong."""
-    host, sep, port = peer.rpartition(":")
+    return host_port(peer, "dmq_peers")
+
+
+def host_port(value: str, setting: str) -> tuple[str, int]:
+    """ "address:port" ("[v6]:port" for IPv6) as (address, port); ValueError naming the setting and what is wrong."""
+    host, sep, port = value.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         ipaddress.ip_address(host)
         number = int(port)
     except ValueError:
-        raise ValueError(f"dmq_peers: {peer!r} is not address:port") from None
+        raise ValueError(f"{setting}: {value!r} is not address:port") from None
     if not sep or not 1 <= number <= 65535:
-        raise ValueError(f"dmq_peers: {peer!r} is not address:port")
+        raise ValueError(f"{setting}: {value!r} is not address:port")
     return host, number
 
 
@@ -338,6 +349,11 @@ def _check_dmq(s: NodeSettings) -> None:
     for peer in s.dmq_peers:
         if dmq_peer(peer) == own:
             raise ValueError(f"dmq_peers: {peer!r} is this node itself")
+
+
+def _check_redis(s: NodeSettings) -> None:
+    if s.redis_address:
+        host_port(s.redis_address, "redis_address")
 
 
 def _check_calls(s: NodeSettings) -> None:

@@ -176,6 +176,65 @@ class Counters(NamedTuple):
     tenant_hour: int = 0
 
 
+# In a cluster the attempts and the calls in progress are counted for the whole data center in its Redis
+# (docs/cluster.md), keyed as below. A call in progress is a member of its user's and its tenant's set, scored with
+# the time until which it counts: SHARED_HOLD_S from its answer, renewed every SHARED_RENEW_S by its node while it
+# lasts. So a call whose end never reached Redis (its node died, Redis hung as it ended — commands it had queued
+# may even run after it answers again) stops counting within SHARED_HOLD_S instead of blocking its user.
+SHARED_PREFIX = "cm:f:"
+MINUTE_TTL_S, HOUR_TTL_S = 120, 7200  # a minute's and an hour's attempt counters outlive their minute/hour
+SHARED_HOLD_S, SHARED_RENEW_S = 60, 15
+
+
+def shared_keys(tenant_id: int, user_id: int, now: float) -> tuple[str, ...]:
+    """The data center's counters of one attempt, in Counters' order: the user's and the tenant's calls in progress,
+    then the attempts of the user's minute and hour and the tenant's minute and hour."""
+    m, h = int(now) // 60, int(now) // 3600
+    u, t = f"{SHARED_PREFIX}u{user_id}", f"{SHARED_PREFIX}t{tenant_id}"
+    return (f"{u}:calls", f"{t}:calls", f"{u}:m{m}", f"{u}:h{h}", f"{t}:m{m}", f"{t}:h{h}")
+
+
+def shared_call_keys(mark: str) -> tuple[str, str] | None:
+    """The user's and the tenant's sets of calls in progress for a call's mark (`tenant:user:class:rate`)."""
+    tenant, _, rest = mark.partition(":")
+    user = rest.partition(":")[0]
+    if not (tenant.isascii() and tenant.isdigit() and user.isascii() and user.isdigit()):
+        return None
+    return f"{SHARED_PREFIX}u{user}:calls", f"{SHARED_PREFIX}t{tenant}:calls"
+
+
+def shared_renewals(running: list[tuple[str, str]], node: str) -> list[tuple[str, str, str]]:
+    """The node's calls out in progress (htable fraudrun: dialog -> `tenant:user:class:rate:answered at`) as what
+    renews them in the data center: (user's set, tenant's set, the call's member). Items that are not such a call are
+    left out."""
+    out = []
+    for dialog, value in running:
+        keys = shared_call_keys(value) if isinstance(value, str) else None
+        if keys is not None and dialog:
+            out.append((keys[0], keys[1], f"{node}:{dialog}"))
+    return out
+
+
+def shared_counters(values: list[str] | tuple[str, ...] | None) -> Counters | None:
+    """The data center's counts as Redis answered them (six integers), or None when the answer is not that — then
+    the node's own counts decide (`counters_in_force`)."""
+    if values is None or len(values) != len(Counters._fields):
+        return None
+    counts = []
+    for v in values:
+        if not (v.isascii() and v.isdigit()):
+            return None
+        counts.append(int(v))
+    return Counters(*counts)
+
+
+def counters_in_force(shared: Counters | None, local: Counters) -> Counters:
+    """What the limits are checked against. The data center's counts when its Redis answered; when it did not
+    (unreachable, slow, disabled by the breaker) the node's own: every limit stays in force, per node — a user can
+    reach it once on each node of the data center until Redis is back — and no call is refused for Redis' sake."""
+    return shared if shared is not None else local
+
+
 def capped_limits(policy: FraudPolicy) -> tuple[Limits, Limits]:
     """The user's and the tenant's limits in force (each within its hard cap): what check_limits compares with."""
     return policy.user.capped("user"), policy.tenant.capped("tenant")

@@ -19,10 +19,21 @@ import KSR
 
 from kemi import contract as shm
 
-from kemi.policy.fraud import Counters, capped_limits, check_limits
+from kemi.policy.fraud import (
+    SHARED_HOLD_S,
+    Counters,
+    capped_limits,
+    check_limits,
+    counters_in_force,
+    shared_call_keys,
+    shared_renewals,
+)
 
 from . import ksr_apply as apply
+from . import ksr_read as read
+from . import ksr_shared as shared
 from . import wire
+from .runtime import SETTINGS
 
 TABLE, CALLS, RUNNING, MARK = shm.FRAUD.name, shm.FRAUD_CALLS.name, shm.FRAUD_RUNNING.name, shm.DLG_FRAUD
 _DIALOG = "$_s($dlg(h_entry):$dlg(h_id))"  # the current dialog's id, as dlg.end_dlg takes it
@@ -37,8 +48,23 @@ _limits_version = [-1]
 
 
 def admit(snap, tenant_id: int, user_id: int) -> str:
-    """Count this attempt; why it is refused ('' when it may go on)."""
+    """Count this attempt (in the data center's Redis when the node has one, else or when it does not answer in the
+    node's own htables); why it is refused ('' when it may go on)."""
     now = int(time.time())
+    counts = shared.admit(tenant_id, user_id, now) if SETTINGS.shared_counters else None
+    if counts is None:
+        counts = counters_in_force(None, _local_counts(tenant_id, user_id, now))
+    if _limits_version[0] != snap.version:
+        _limits.clear()
+        _limits_version[0] = snap.version
+    found = _limits.get(tenant_id)
+    if found is None:
+        policy = snap.fraud_policy(tenant_id)
+        found = _limits[tenant_id] = (policy, capped_limits(policy))
+    return check_limits(found[0], counts, found[1])
+
+
+def _local_counts(tenant_id: int, user_id: int, now: int) -> Counters:
     m, h = now // 60, now // 3600
     user, tenant = f"u{user_id}", f"t{tenant_id}"
     inc, get = KSR.htable.sht_inc, KSR.htable.sht_get
@@ -50,14 +76,7 @@ def admit(snap, tenant_id: int, user_id: int) -> str:
         inc(TABLE, f"{tenant}:m{m}"),
         inc(TABLE, f"{tenant}:h{h}"),
     ]
-    if _limits_version[0] != snap.version:
-        _limits.clear()
-        _limits_version[0] = snap.version
-    found = _limits.get(tenant_id)
-    if found is None:
-        policy = snap.fraud_policy(tenant_id)
-        found = _limits[tenant_id] = (policy, capped_limits(policy))
-    return check_limits(found[0], Counters(*[v if v.__class__ is int and v > 0 else 0 for v in values]), found[1])
+    return Counters(*[v if v.__class__ is int and v > 0 else 0 for v in values])
 
 
 def track(tenant_id: int, user_id: int, dest_class: str, rate: float) -> None:
@@ -66,9 +85,19 @@ def track(tenant_id: int, user_id: int, dest_class: str, rate: float) -> None:
 
 
 def answered(mark: str) -> None:
+    """An answered call out is in progress: on this node (always: the counts the node falls back on) and, when the
+    node has the data center's Redis, there until it ends or the longest call is certainly over."""
     tenant, user = mark.split(":", 2)[:2]
     KSR.htable.sht_inc(CALLS, f"u{user}")
     KSR.htable.sht_inc(CALLS, f"t{tenant}")
+    if SETTINGS.shared_counters and (keys := shared_call_keys(mark)):
+        shared.started(keys, _call_name(), int(time.time()) + SHARED_HOLD_S, 2 * SHARED_HOLD_S)
+
+
+def renew_shared() -> None:
+    """Every SHARED_RENEW_S (its own timer): this node's calls out in progress count on in the data center."""
+    running = read.htable_items(RUNNING)
+    shared.renew(shared_renewals(running, SETTINGS.node_name), int(time.time()) + SHARED_HOLD_S, 2 * SHARED_HOLD_S)
 
 
 def acked() -> None:
@@ -90,4 +119,12 @@ def ended(mark: str) -> None:
     tenant, user = mark.split(":", 2)[:2]
     KSR.htable.sht_dec(CALLS, f"u{user}")
     KSR.htable.sht_dec(CALLS, f"t{tenant}")
-    KSR.htable.sht_rm(RUNNING, wire.text(KSR.pv.gete(_DIALOG)))
+    dialog = wire.text(KSR.pv.gete(_DIALOG))
+    KSR.htable.sht_rm(RUNNING, dialog)
+    if SETTINGS.shared_counters and (keys := shared_call_keys(mark)):
+        shared.ended(keys, f"{SETTINGS.node_name}:{dialog}")
+
+
+def _call_name() -> str:
+    """The call in the data center's sets: this node's name and its dialog (unique in the data center)."""
+    return f"{SETTINGS.node_name}:{wire.text(KSR.pv.gete(_DIALOG))}"

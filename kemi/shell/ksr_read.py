@@ -526,13 +526,19 @@ class KsrLiveView:
         return (int(agent), float(until)) if agent.isdigit() and until.isdigit() else None
 
 
-def take_all(table: str) -> list[tuple[str, str]]:
-    """Every item of a small htable, removed as it is read (requests queued for this process)."""
+def htable_items(table: str) -> list[tuple[str, str]]:
+    """Every item of an htable (read by a timer, never per request)."""
     items = []
     KSR.htable.sht_iterator_start("cmt", table)
     while KSR.htable.sht_iterator_next("cmt") >= 0:
         items.append((one("$shtitkey(cmt)"), one("$shtitval(cmt)")))
     KSR.htable.sht_iterator_end("cmt")
+    return items
+
+
+def take_all(table: str) -> list[tuple[str, str]]:
+    """Every item of a small htable, removed as it is read (requests queued for this process)."""
+    items = htable_items(table)
     for key, _ in items:
         KSR.htable.sht_rm(table, key)
     return items

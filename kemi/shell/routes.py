@@ -225,6 +225,12 @@ def acd_timer() -> int:
     return 1
 
 
+def shared_timer() -> int:
+    """A cluster node with the data center's Redis: its calls out in progress count on there (kamailio.cfg)."""
+    fraud_gate.renew_shared()
+    return 1
+
+
 def acd_resume() -> int:
     return calls.acd_resume()
 

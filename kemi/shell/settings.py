@@ -29,6 +29,8 @@ class ShellSettings:
         0  # the cluster's DMQ listener (0: a single node): only KDMQ from the cluster's nodes is taken there
     )
     dmq_sources: frozenset[str] = frozenset()  # the other nodes' addresses (dmq_peers): the only sources taken there
+    node_name: str = "node"  # names this node's calls in the data center's shared counters
+    shared_counters: bool = False  # the fraud limits count in the data center's Redis (redis_address; ndb_redis)
     rpc_secret: str = field(
         default="", repr=False
     )  # the RPC listener answers only requests carrying it ('' : none at all)
@@ -51,6 +53,8 @@ class ShellSettings:
             drain_retry_after_s=int(os.environ.get("CALLMANAGER_DRAIN_RETRY_AFTER_S", "120")),
             dmq_port=int(os.environ.get("CALLMANAGER_DMQ_PORT", "0")),
             dmq_sources=frozenset(a for a in os.environ.get("CALLMANAGER_DMQ_SOURCES", "").split(",") if a),
+            node_name=os.environ.get("CALLMANAGER_NODE_NAME", "node"),
+            shared_counters=os.environ.get("CALLMANAGER_SHARED_COUNTERS", "0") == "1",
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
         )
 

@@ -66,8 +66,15 @@ def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_not
              "-c 'select current_user'")
     assert lab.ssh("fra-sip1", login).stdout.strip() == "callmanager"
     assert lab.ssh("fra-media1", login, check=False).returncode != 0  # not a SIP node: pg_hba refuses it
-    assert lab.ssh("fra-sip2", f"redis-cli -h {db} --no-auth-warning -a {vault['vault_redis_password']} ping").stdout.strip() == "PONG"
-    assert "NOAUTH" in lab.ssh("fra-sip2", f"redis-cli -h {db} get x", check=False).stdout
+    operator = f"redis-cli -h {db} --no-auth-warning --user callmanager --pass {vault['vault_redis_password']} "
+    assert lab.ssh("fra-sip2", operator + "set x 1").stdout.strip() == "OK"
+    assert "NOPERM" in lab.ssh("fra-sip2", f"redis-cli -h {db} get x", check=False).stdout  # without it: the counters only
+    # each SIP node counts the fraud limits in its data center's Redis (fra-media1's), which takes its scripts
+    fra_redis = f"{lab.address('fra-media1')}:6379"
+    for sip in GROUPS["sip_nodes"]:
+        assert json.loads(lab.ssh(sip, "cat /etc/callmanager/node-settings.json").stdout)["redis_address"] == fra_redis
+        assert lab.ssh(sip, f"redis-cli -h {lab.address('fra-media1')} eval \"return redis.call('incr', KEYS[1])\" 1 cm:f:lab",
+                       check=False).stdout.strip().isdigit()
     assert vault["vault_postgresql_password"] not in (inv.parent / "group_vars" / "all" / "vault.yml").read_text()
     # Prometheus on the monitoring host scrapes every SIP node, labelled with node and data center
     import httpx

@@ -1,3 +1,4 @@
+import contextlib
 import itertools
 import time
 
@@ -22,6 +23,21 @@ def assert_clean_log(node) -> None:
     log = (node.settings.log_dir / "kamailio.log").read_text(errors="replace")
     bad = [line for line in log.splitlines() if ("CRITICAL" in line and _KAMAILIO_RACE not in line) or "Traceback" in line]
     assert not bad, "Kamailio logged script errors:\n" + "\n".join(bad[:20])
+
+
+@contextlib.contextmanager
+def running(nodes):
+    """Start every node (a cluster's); stop those that started however the block ends; then every log must be clean."""
+    started = []
+    try:
+        for n in nodes:
+            started.append(n.start())
+        yield nodes
+    finally:
+        for n in started:
+            n.stop()
+    for n in nodes:
+        assert_clean_log(n)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from tests.harness.node import TestNode
 from tests.harness.ports import free_port
 from tests.harness.postgres import PostgresServer
 from tests.harness.sipp import Sipp
-from tests.scenario.conftest import assert_clean_log, wait_for, wait_snapshot
+from tests.scenario.conftest import running, wait_for, wait_snapshot
 
 DOMAIN = "dmq.example"
 TOKEN = "cluster-token-" + "x" * 32
@@ -40,16 +40,8 @@ def cluster(pg, tmp_path_factory, real_components):
         )
         for i in range(2)
     ]
-    started = []
-    try:
-        for n in nodes:
-            started.append(n.start())
+    with running(nodes):
         yield nodes
-    finally:
-        for n in started:
-            n.stop()
-    for n in nodes:
-        assert_clean_log(n)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Fraud controls on calls out: the pure core (kemi/policy/fraud.py) and its place in routing."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, strategies as st
 
 from kemi.policy import fraud
@@ -146,3 +147,61 @@ def test_the_monitor_reads_kamailios_running_calls_out_and_skips_unreadable_ones
     calls = running_calls({"123:456": "2:17:international:0.25:1000.000", "7:8": "garbage", "x:y": "2:17:mobile:0.1:990"}, now=1060.0)
     assert calls == [RunningCall("123:456", 2, 17, "international", 0.25, 60.0)]
     assert calls[0].cost == 0.25  # a minute at 0.25 per minute
+
+
+# ---------------------------------------------------------------- the data center's shared counters (a cluster)
+
+
+def test_shared_keys_follow_the_counters_order_and_the_minute_and_hour_of_the_attempt():
+    now = 3600 * 500 + 61  # hour 500, minute 30001
+    assert fraud.shared_keys(7, 42, now) == (
+        "cm:f:u42:calls", "cm:f:t7:calls", "cm:f:u42:m30001", "cm:f:u42:h500", "cm:f:t7:m30001", "cm:f:t7:h500"
+    )
+    assert fraud.shared_call_keys("7:42:mobile:0.19") == ("cm:f:u42:calls", "cm:f:t7:calls")  # the same sets
+    for bad in ("", "7", "x:42:mobile:0.1", "7:²:mobile:0.1", ":42:m:1"):
+        assert fraud.shared_call_keys(bad) is None
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["0", "1", "2", "3", "4", "5"], Counters(0, 1, 2, 3, 4, 5)),
+    (None, None),  # the command failed
+    (["0", "1", "2", "3", "4"], None),  # not the script's answer
+    (["0", "1", "2", "3", "4", "-1"], None),
+    (["0", "1", "2", "3", "4", "²"], None),
+    (["0", "1", "2", "3", "4", ""], None),
+])
+def test_only_six_counts_from_redis_are_taken_as_the_data_centers(values, expected):
+    assert fraud.shared_counters(values) == expected
+
+
+@given(st.lists(st.text(max_size=4), min_size=6, max_size=6))
+def test_whatever_redis_answers_the_counts_are_numbers_or_the_node_counts_instead(values):
+    shared = fraud.shared_counters(values)
+    local = Counters(1, 2, 3, 4, 5, 6)
+    in_force = fraud.counters_in_force(shared, local)
+    assert in_force == (local if shared is None else shared)
+    assert all(isinstance(v, int) and v >= 0 for v in in_force)
+
+
+def test_without_the_data_centers_counts_every_limit_still_holds_on_the_nodes_own():
+    policy = FraudPolicy(user=Limits(max_concurrent=1, attempts_per_minute=5, attempts_per_hour=50))
+    local = Counters(user_concurrent=1)  # this node has the user's one call in progress
+    assert "external calls in progress" in check_limits(policy, fraud.counters_in_force(None, local))
+    assert check_limits(policy, fraud.counters_in_force(Counters(), local)) == ""  # Redis answered: its counts decide
+
+
+def test_a_nodes_calls_in_progress_renew_in_both_sets_and_nothing_else_does():
+    running = [("123:456", "7:42:mobile:0.19:1700000000.5"), ("9:9", "garbage"), ("", "7:42:mobile:0.19:1"),
+               ("1:2", "8:43:national:0.02:1700000001")]
+    assert fraud.shared_renewals(running, "fra-sip1") == [
+        ("cm:f:u42:calls", "cm:f:t7:calls", "fra-sip1:123:456"),
+        ("cm:f:u43:calls", "cm:f:t8:calls", "fra-sip1:1:2"),
+    ]
+    assert fraud.SHARED_RENEW_S * 3 < fraud.SHARED_HOLD_S  # a renewal may be missed twice before a call stops counting
+
+
+def test_kamailio_renews_as_often_as_the_policy_says():
+    from pathlib import Path
+
+    cfg = (Path(__file__).resolve().parents[2] / "kamailio" / "kamailio.cfg").read_text()
+    assert f"name=cmshared;interval={fraud.SHARED_RENEW_S};mode=1;" in cfg

@@ -44,3 +44,30 @@ def test_a_cluster_node_replicates_what_the_cluster_shares_and_a_single_node_not
     assert 'modparam("dmq", "notification_address", "sip:[2001:db8::2]:5090")' in cfg
     replicated = {line.split()[1] for line in cfg.splitlines() if "dmqreplicate=1" in line}
     assert replicated == {"HT_BAN", "HT_AUTHLOCK", "HT_STATUS", "HT_ACD"}  # per node: counters, calls, the drain flag
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("198.18.1.21", "redis_address: '198.18.1.21' is not address:port"),
+        ("redis-fra:6379", "redis_address: 'redis-fra:6379' is not address:port"),
+        ("198.18.1.21:0", "redis_address: '198.18.1.21:0' is not address:port"),
+    ],
+)
+def test_a_redis_address_that_cannot_work_is_refused_naming_the_setting(tmp_path, address, message):
+    with pytest.raises(ValueError, match=message):
+        load_settings(env={}, var_dir=str(tmp_path), redis_address=address)
+
+
+def test_a_node_with_the_data_centers_redis_counts_there(tmp_path):
+    from controlplane.node import processes, render
+
+    single = load_settings(env={}, var_dir=str(tmp_path))
+    assert "WITH_REDIS" not in render.kamailio_cfg(single)
+    assert processes.kamailio(single).env["CALLMANAGER_SHARED_COUNTERS"] == "0"
+    node = load_settings(env={}, var_dir=str(tmp_path), node_name="fra-sip1", redis_address="198.18.1.21:6379")
+    cfg = render.kamailio_cfg(node)
+    assert '#!define REDIS_SERVER "name=cm;addr=198.18.1.21;port=6379"' in cfg
+    env = processes.kamailio(node).env
+    assert env["CALLMANAGER_SHARED_COUNTERS"] == "1" and env["CALLMANAGER_NODE_NAME"] == "fra-sip1"
+    assert render.check_kamailio(render.render_kamailio(node)) is None  # Kamailio takes it (ndb_redis and its parameters)
