@@ -138,7 +138,17 @@ def noc_overview() -> db.Dashboard:
                            q(f"histogram_quantile(0.95, sum by (le) (rate(callmanager_api_request_duration_seconds_bucket{{{NODE}}}[5m])))",
                              "p95 latency (s)", "B"), w=12))
          .with_panel(graph("Kamailio errors", "Errors Kamailio counted, per second, by kind.",
-                           q(f"sum by (kind) (rate(callmanager_kamailio_errors_total{{{NODE}}}[5m]))", "{{kind}}"), unit="reqps", w=12)))
+                           q(f"sum by (kind) (rate(callmanager_kamailio_errors_total{{{NODE}}}[5m]))", "{{kind}}"), unit="reqps", w=12))
+         .with_row(db.Row("Cluster"))
+         .with_panel(graph("Replication peers (DMQ)", "Other SIP nodes each node replicates registrations and flags with: "
+                           "active against configured (a gap for 3 minutes alerts; docs/cluster.md).",
+                           q(f'sum by (datacenter, node) (callmanager_dmq_peers{{state="active", {NODE}}})', "active {{node}}"),
+                           q(f"sum by (datacenter, node) (callmanager_dmq_peers_configured{{{NODE}}})", "configured {{node}}", "B"),
+                           w=12))
+         .with_panel(graph("Shared counters (Redis)", "Commands to the data center's Redis that failed, per minute: while "
+                           "they fail the node counts the fraud limits on its own (per node; docs/cluster.md).",
+                           q(f"sum by (datacenter, node) (rate(callmanager_shared_counters_failures_total{{{NODE}}}[5m])) * 60",
+                             "{{datacenter}}/{{node}}"), w=12)))
     return d
 
 
