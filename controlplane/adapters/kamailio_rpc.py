@@ -53,6 +53,16 @@ class KamailioRpc:
                 stack.extend(node)
         return items
 
+    def dmq_peers(self) -> list[dict]:
+        """The other nodes DMQ knows, [{"address": "host:port", "state": "active" | "pending" | ...}] (not itself)."""
+        out = []
+        for n in self.call("dmq.list_nodes") or []:
+            if isinstance(n, dict) and not n.get("local"):
+                out.append(
+                    {"address": f"{n.get('host', '')}:{n.get('port', '')}", "state": str(n.get("status", "unknown"))}
+                )
+        return sorted(out, key=lambda n: n["address"])
+
     def registrations(self) -> list[dict]:
         out = []
         for dom in (self.call("ul.dump", "brief") or {}).get("Domains", []):

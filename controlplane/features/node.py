@@ -38,14 +38,32 @@ def node_state(app) -> dict:
         except ValueError:
             return 0
 
+    s = app.settings
     return {
-        "node": app.settings.node_name,
-        "datacenter": app.settings.datacenter,
+        "node": s.node_name,
+        "datacenter": s.datacenter,
         "draining": str(items.get(KEY, "0")) == "1",
         "calls": num("dialog:active_dialogs"),
         "ringing": num("dialog:early_dialogs"),
         "registrations": num("usrloc:registered_users"),
+        # a cluster's SIP node (docs/cluster.md): its DMQ peers as DMQ sees them, its data center's Redis
+        "replication": {"peers_configured": len(s.dmq_peers), "peers": app.kamailio.dmq_peers()}
+        if s.dmq_port
+        else None,
+        "shared_counters": {
+            "redis": s.redis_address,
+            "failures": _int(app.kamailio.htable_items(shm.SHARED.name).get(shm.SHARED_FAILURES)),
+        }
+        if s.redis_address
+        else None,
     }
+
+
+def _int(value) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _state(ctx) -> dict:
@@ -57,7 +75,8 @@ def _state(ctx) -> dict:
 
 @method("node.status", Params, errors=("forbidden", "unavailable"), perm=Perm.PLATFORM)
 def status(ctx, p: Params):
-    """This node now: draining or not, calls answered and ringing, registered users."""
+    """This node now: draining or not, calls answered and ringing, registered users; in a cluster its replication
+    peers and their state, and its data center's Redis for the fraud limits with the commands that failed there."""
     ctx.principal.require_platform()
     return _state(ctx)
 

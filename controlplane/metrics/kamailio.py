@@ -110,15 +110,13 @@ class KamailioCollector:
         configured.add_metric([], self.dmq_peers)
         yield configured
         try:
-            nodes = self.rpc.call("dmq.list_nodes") or []
+            nodes = self.rpc.dmq_peers()
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail
             log.debug("DMQ peers unavailable: %s", exc)
             return
         states: dict[str, int] = {"active": 0}
         for n in nodes:
-            if isinstance(n, dict) and not n.get("local"):
-                state = str(n.get("status", "unknown"))
-                states[state] = states.get(state, 0) + 1
+            states[n["state"]] = states.get(n["state"], 0) + 1
         peers = GaugeMetricFamily(
             "callmanager_dmq_peers", "Other SIP nodes known to DMQ, by state (active: replicating)", labels=["state"]
         )

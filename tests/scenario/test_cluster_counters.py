@@ -146,6 +146,7 @@ def test_a_hanging_redis_costs_one_short_wait_and_the_limits_hold_per_node_until
         assert time.monotonic() - started < 5, "the call waited for Redis"
         assert first.result().ok and sipp.wait(callee).ok
         assert failures(b) > before
+        assert b.rpc("node.status")["shared_counters"] == {"redis": redis.address, "failures": failures(b)}
         # the limit holds per node: a second call through A while its first is in progress is refused
         callee = sipp.callee(uas, "answer", calls=1)
         first = via_a.caller_in_background(phone_a, "0301234567", hold_ms=3000)
