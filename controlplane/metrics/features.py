@@ -188,10 +188,8 @@ class SharedCountersCollector:
         )
         configured.add_metric([], 1 if self.app.settings.redis_address else 0)
         yield configured
-        if not self.app.settings.redis_address:
-            return
-        try:
-            counts = self.app.kamailio.htable_items(shm.SHARED.name)
+        try:  # a single node: none (it has no Redis to fail)
+            counts = self.app.kamailio.htable_items(shm.SHARED.name) if self.app.settings.redis_address else {}
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail
             log.debug("shared counter failures unavailable: %s", exc)
             return

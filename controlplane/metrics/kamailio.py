@@ -98,19 +98,18 @@ class KamailioCollector:
         yield up
         yield from self._families(stats)
         yield from self._processes(processes or [])
-        if self.dmq_peers:
-            yield from self._dmq()
+        yield from self._dmq()
 
     def _dmq(self):
         """The cluster's replication peers as DMQ sees them (it pings them every minute): how many are in each state,
-        next to how many the node is configured with."""
+        next to how many the node is configured with (0 and 0 on a single node)."""
         configured = GaugeMetricFamily(
             "callmanager_dmq_peers_configured", "Other SIP nodes this node replicates registrations and flags with"
         )
         configured.add_metric([], self.dmq_peers)
         yield configured
         try:
-            nodes = self.rpc.dmq_peers()
+            nodes = self.rpc.dmq_peers() if self.dmq_peers else []  # a single node: none (and no DMQ to ask)
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail
             log.debug("DMQ peers unavailable: %s", exc)
             return
