@@ -19,6 +19,7 @@ from controlplane.api.rpc import Dispatcher, Principal
 from controlplane.app import App
 from controlplane.sealed import hash_token
 from controlplane.db.models import ApiToken, Role, User
+from controlplane.db.session import database_away
 from controlplane.node.settings import NodeSettings, load_settings
 
 log = logging.getLogger("callmanager.server")
@@ -133,7 +134,11 @@ class ControlPlaneServer:
         self.settings = settings
         self.app = App(settings, start_workers=start_workers)
         self.token_file = settings.var / "admin.token"
-        self.app.ensure_platform_token(self.token_file, settings.platform_token)
+        try:
+            self.app.ensure_platform_token(self.token_file, settings.platform_token)
+        except Exception:
+            self.app.close()  # its workers started: a control plane that did not start leaves none running
+            raise
         self.dispatcher = Dispatcher(self.app, make_authenticator(self.app), metrics=self.app.metrics)
         self.httpd = ThreadingHTTPServer(
             (settings.api_address, settings.api_port), make_handler(self.app, self.dispatcher)
@@ -156,15 +161,53 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(args.config)
-    server = ControlPlaneServer(settings)
-    log.info("control plane listening on http://%s:%s/rpc", settings.api_address, settings.api_port)
+    stopping = threading.Event()
+    running: list[ControlPlaneServer] = []
 
     def stop(*_):
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        stopping.set()
+        if running:
+            threading.Thread(target=running[0].shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server.serve_forever()
+    server = start_when_database_answers(settings, stopping)
+    if server is None:
+        return
+    running.append(server)
+    log.info("control plane listening on http://%s:%s/rpc", settings.api_address, settings.api_port)
+    if not stopping.is_set():
+        server.serve_forever()
+    else:
+        server.shutdown()
+
+
+def start_when_database_answers(
+    settings: NodeSettings, stopping: threading.Event, retry_s: float = 2.0
+) -> ControlPlaneServer | None:
+    """The control plane, once its database answers. A database away at the start (a cluster's PostgreSQL restarting,
+    the link to it down, a replica not promoted yet) is waited for — logged once, then retried — instead of exiting:
+    a supervisor gives up on a program that fails at once a few times (supervisord: FATAL) and would not start it when
+    the database is back. Kamailio routes on its last snapshot meanwhile. None when stopped while waiting."""
+    waited = 0.0
+    while not stopping.is_set():
+        try:
+            server = ControlPlaneServer(settings)
+        except Exception as exc:  # noqa: BLE001 - only the database being away is waited for
+            if database_away(exc) is None:
+                raise
+            if not waited:
+                log.warning(
+                    "the database does not answer (%s): waiting for it; Kamailio routes on its last snapshot",
+                    str(exc).splitlines()[0][:200],
+                )
+            waited += retry_s
+            stopping.wait(retry_s)
+            continue
+        if waited:
+            log.info("the database answers: starting after about %.0f s", waited)
+        return server
+    return None
 
 
 if __name__ == "__main__":

@@ -271,3 +271,58 @@ def test_the_replication_role_is_made_once_and_its_password_follows_the_vault(po
     assert ensure_replication(sockets, port, "cm_repl_test", "second-password-456") == ["password of cm_repl_test set"]
     assert postgres.sql("select rolreplication and rolcanlogin from pg_roles where rolname = 'cm_repl_test'") == "t"
     postgres.sql("drop role cm_repl_test")
+
+
+def test_a_control_plane_started_before_its_database_waits_for_it_and_stops_when_told(tmp_path):
+    """A cluster node's control plane whose PostgreSQL is not up yet (or not reachable) waits for it instead of exiting
+    (a supervisor gives up on a program that keeps failing at once), starts serving when it answers, and a SIGTERM
+    ends the wait as it ends a running control plane."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from tests.harness.ports import free_port
+    from tests.harness.postgres import PostgresServer
+
+    def control_plane(url: str, name: str) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        config = tmp_path / f"{name}.json"
+        config.write_text(json.dumps({"var_dir": str(tmp_path / name), "api_port": port, "kamailio_rpc_port": free_port(),
+                                      "rtpengine_ng_port": free_port(), "database_url": url, "prometheus": False}))
+        log = open(tmp_path / f"{name}.log", "w")
+        return subprocess.Popen([sys.executable, "-m", "controlplane.server", "--config", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT), port
+
+    def health(port: int) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    pg = PostgresServer()  # its port is chosen, the server not started yet
+    proc, port = control_plane(pg.url("callmanager") + "?connect_timeout=2", "waiting")
+    idle, idle_port = control_plane(f"postgresql+psycopg://callmanager@127.0.0.1:{free_port()}/callmanager?connect_timeout=2",
+                                    "stopped")
+    try:
+        time.sleep(5)
+        assert proc.poll() is None and idle.poll() is None, "a control plane exited for want of its database"
+        assert not health(port)
+        assert "waiting for it" in (tmp_path / "waiting.log").read_text()
+        idle.send_signal(signal.SIGTERM)
+        assert idle.wait(10) == 0  # told to stop while waiting: it stops, cleanly
+        pg.start()
+        pg.create_database("callmanager")
+        deadline = time.monotonic() + 30
+        while not health(port):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "waiting.log").read_text()[-2000:]
+            time.sleep(0.3)
+        assert (tmp_path / "waiting" / "admin.token").exists()  # started for real: migrated, its token made
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        for p in (proc, idle):
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+        pg.stop()
