@@ -34,13 +34,13 @@ BEFORE = "8f00243"  # main before issue 17
 class NodeProcess:
     """A node of the tree at `root`, started as `make run` starts one (the node runner), on free loopback ports."""
 
-    def __init__(self, root: Path, var: Path):
+    def __init__(self, root: Path, var: Path, **settings):
         rtp = free_port_block(400)
         self.settings = load_settings(env={}, var_dir=str(var), sip_port=free_port(), kamailio_rpc_port=free_port(), rtpengine_ng_port=free_port(),
                                       rtpengine_cli_port=free_port(), api_port=free_port(), prometheus_port=free_port(), rtp_port_min=rtp,
                                       rtp_port_max=rtp + 399, prometheus=False, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3,
                                       edge_exempt="", edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0,
-                                      auth_failures_account=0)
+                                      auth_failures_account=0, **settings)
         doc = self.settings.model_dump()
         if root != ROOT:  # an earlier tree may not know settings added since: give it only what differs from the defaults
             doc = {k: v for k, v in doc.items() if v != type(self.settings).model_fields[k].default}

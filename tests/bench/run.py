@@ -365,6 +365,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only-rollout", action="store_true", help="only the Ansible rollout into the lab (tests/bench/rollout.py)")
     ap.add_argument("--rollout-rounds", type=int, default=3, help="rounds of the rollout benchmark (a fresh lab each)")
     ap.add_argument("--only-snapshot", action="store_true", help="only the snapshot update cost per worker (tests/bench/snapshot.py)")
+    ap.add_argument("--only-cluster", action="store_true", help="only what replicating registrations costs: CPU, storm, lag (tests/bench/cluster.py)")
     ap.add_argument("--profile", action="store_true", help="only the CPU account: Kamailio CPU per REGISTER pair and per call, node "
                     "against native in paired rounds, and where it goes (perf, py-spy, KSR crossings; tests/bench/profile.py)")
     ap.add_argument("--profile-rounds", type=int, default=5, help="paired rounds of the CPU account")
@@ -374,6 +375,11 @@ def main(argv=None) -> int:
         from tests.bench import profile
 
         save(profile.run(users=args.users, rounds=args.profile_rounds, counted=not args.no_counting))
+        return 0
+    if args.only_cluster:
+        from tests.bench import cluster
+
+        save(cluster.run())
         return 0
     if args.only_snapshot:
         from tests.bench import snapshot
