@@ -77,6 +77,7 @@ _DRAIN = f"$sht({shm.NODE.name}=>{shm.DRAIN})"
 # headers some requests need, read with all the rest: the sanity checks parse every header of every request anyway
 _HEADERS = ("$cT", "$hdr(Session-Expires)", "$(hdr(Require)[*])")
 _CURRENT: list[Message | None] = [None]  # the request route's message while it runs (forget() at its end)
+_VALUES: list[list[str] | None] = [None]  # its one-crossing read's fields (a straight path builds no Message)
 _LOCK = f"$sht({shm.AUTHLOCK.name}=>until:$au@$(ar{{s.tolower}}))"  # last: its key is printed from the credentials
 _FORMATS: dict[str, tuple[int, str]] = {}  # request counter key -> (fields, their one format)
 
@@ -105,9 +106,10 @@ def fields(counter: str = "") -> list[str] | None:
     counter names."""
     expected, fmt = _format(counter)
     try:
-        return wire.split(KSR.pv.gete(fmt), expected)
+        values = _VALUES[0] = wire.split(KSR.pv.gete(fmt), expected)
     except UnicodeDecodeError:
         return None
+    return values
 
 
 # Positions in `fields`: the order of `_format`'s pseudo-variables.
@@ -160,7 +162,7 @@ def message(counter: str = "", values: list[str] | None = None) -> Message:
 
 def forget() -> None:
     """The request route ended: its message is no longer the current one (later routes read for themselves)."""
-    _CURRENT[0] = None
+    _CURRENT[0] = _VALUES[0] = None
 
 
 def current() -> Message | None:
@@ -291,7 +293,10 @@ def has_sdp(content_type: str | None = None) -> bool:
 def session_expires() -> str:
     """The request's Session-Expires (RFC 4028): from the request route's read, or read now."""
     msg = _CURRENT[0]
-    return msg.session_expires if msg is not None else one("$hdr(Session-Expires)")
+    if msg is not None:
+        return msg.session_expires
+    values = _VALUES[0]
+    return values[F_SESSION_EXPIRES] if values is not None else one("$hdr(Session-Expires)")
 
 
 def local_port() -> int:

@@ -1,13 +1,14 @@
 """The ordinary messages on straight paths, from their one-crossing read to their answer: a REGISTER, the first INVITE
-of a call (without credentials: challenged), and an ACK or a BYE within a dialog; and the checks every request passes
-first (`admitted`, `checked`), which both paths share.
+of a call (without credentials: challenged; with them: authenticated, decided and routed), and an ACK or a BYE within a
+dialog; and the checks every request passes first (`admitted`, `checked`), which both paths share.
 
 They are most of what a node handles, and what each costs is the Python it runs, cold: between two messages the caches
 hold Kamailio's own work and the other processes'. Measured inside Kamailio (docs/benchmarks.md §12), every step of the
 general request route costs several µs per message — building the 25-field `Message`, the edge's verdict, the facts,
 the decision object — whatever its bytecode count; merging functions buys nothing, doing fewer things does. So an
 ordinary REGISTER (UDP, a sip: Request-URI, no To tag, a node that is not draining), an INVITE like it without
-credentials from a source that needs them (`needs_credentials`), and an in-dialog ACK or BYE (UDP, sip:) are
+credentials from a source that needs them (`needs_credentials`) or with credentials (`calls.initial_request` then
+decides and routes it as on the general path), and an in-dialog ACK or BYE (UDP, sip:) are
 handled on the `fields` list of the message read, without a `Message` or the request's facts, through the same
 `ksr_dialog`/`ksr_apply` steps and the same decisions: the edge's (`Edge.admit`, its counters), the credentials'
 (`kemi.policy.edge.plainly_accepted`, else `credentials.judged_auth`), the policy's (`register_action`, which
@@ -24,10 +25,10 @@ import time
 from kemi.policy.auth import auth_result, find_account, realm_for
 from kemi.policy.decision import Challenge, Register, Reject
 from kemi.policy.edge import bounded_key, plainly_accepted
-from kemi.policy.facts import AuthResult
+from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy.routing import needs_credentials, register_action, unsupported_require
 
-from . import barrier, wire
+from . import barrier, calls, wire
 from . import ksr_apply as apply
 from . import ksr_dialog as dialog
 from . import ksr_fraud as fraud_gate
@@ -42,17 +43,21 @@ from .ksr_read import (
     F_CONTENT_TYPE,
     F_DRAIN,
     F_FROM_HOST,
+    F_FROM_USER,
     F_LOCAL_PORT,
     F_LOCKED_UNTIL,
     F_METHOD,
     F_PROTO,
     F_REQUESTS,
     F_REQUIRE,
+    F_RURI_HOST,
+    F_RURI_USER,
     F_SCHEME,
     F_SRC_IP,
     F_SRC_PORT,
     F_TO_HOST,
     F_TO_TAG,
+    F_TO_USER,
     F_USER_AGENT,
 )
 
@@ -129,6 +134,69 @@ def challenge(v: list[str], snap, edge, rpc_port: int) -> bool:
         apply.drop()  # banned just now (a flood): no answer
         return True
     apply.challenge(realm_for("INVITE", "", wire.lower(v[F_FROM_HOST]), snap.default_realm))
+    return True
+
+
+def call(v: list[str], snap, edge, rpc_port: int) -> bool:
+    """The first INVITE of a call with credentials (`v`: its `ksr_read.fields`; the second INVITE of nearly every
+    call), start to end: dropped, refused or challenged, or decided and routed by `calls.initial_request` as on the
+    general path — only the `Message` and the checks that cannot apply to it (a URI scheme or stream transport
+    `malformed` looks at, OPTIONS, CANCEL, draining, a method not served) are left out. False: not such an INVITE —
+    nothing was done, the general request route takes it."""
+    if (
+        v[F_METHOD] != "INVITE"
+        or v[F_TO_TAG]
+        or not v[F_AUTH_USER]
+        or v[F_PROTO] != "udp"
+        or v[F_SCHEME] != "sip"
+        or v[F_DRAIN] == "1"
+        or v[F_LOCAL_PORT] == str(rpc_port)
+        or not ENABLED[0]
+    ):
+        return False
+    ip = v[F_SRC_IP]
+    if not _common_checks(v, snap, edge, "INVITE"):
+        return True
+    if dialog.is_retransmission():  # tm answers it (its last reply again) or absorbs it
+        barrier.settled()
+        return True
+    nated = dialog.detect_nat("INVITE")
+    user = v[F_AUTH_USER]
+    from_host = wire.lower(v[F_FROM_HOST])
+    realm = realm_for("INVITE", "", from_host, snap.default_realm)  # an INVITE authenticates in the From domain
+    acc = find_account(snap, user, realm)
+    rc = read.check_credentials(
+        realm, acc.ha1 if acc is not None else DECOY_HA1, False
+    )  # a call may present another From user
+    result = auth_result(rc)
+    if result is AuthResult.OK or result is AuthResult.FAILED:
+        checked_ok = result is AuthResult.OK
+        locked = cooldown(bounded_key(f"{user}@{realm}"), v[F_LOCKED_UNTIL], wire.lower(v[F_AUTH_REALM]), realm)
+        if not plainly_accepted(checked_ok, locked, acc.allowed if acc is not None else (), time.time()):
+            result = judged_auth(read.message(values=v), snap, acc, user, realm, checked_ok, rc, locked)
+    if result is AuthResult.OK:
+        edge.authenticated(ip, snap)
+    elif not edge.unauthenticated(ip, snap, "INVITE " + result.value) or edge.banned_now:
+        apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer
+        return True
+    ruri_host = wire.lower(v[F_RURI_HOST])
+    facts = RequestFacts(
+        "INVITE",
+        v[F_RURI_USER],
+        ruri_host,
+        v[F_FROM_USER],
+        from_host,
+        v[F_TO_USER],
+        wire.lower(v[F_TO_HOST]),
+        ip,
+        wire.number(v[F_SRC_PORT]),
+        v[F_CALL_ID],
+        user,
+        realm if result is AuthResult.OK else wire.lower(v[F_AUTH_REALM]),
+        result,
+        ruri_host not in snap.domains and read.is_myself_ruri(),
+    )
+    calls.initial_request(facts, snap, nated)
     return True
 
 

@@ -73,13 +73,16 @@ def _request_route() -> int:
     values = read.fields(counter)  # one read (the source's request counted in it); every later stage gets it
     if SETTINGS.fault_header and read.one(f"$hdr({SETTINGS.fault_header})"):
         raise RuntimeError(f"fault injected by the test header {SETTINGS.fault_header}")
-    if values is not None:  # an ordinary REGISTER, challenged INVITE, ACK or BYE: on its straight path
+    if values is not None:  # an ordinary REGISTER, first INVITE (challenged or authenticated), ACK or BYE: straight
         snap = SNAPSHOTS.get()
-        if ordinary.register(values, snap, EDGE, SETTINGS.rpc_port) or ordinary.challenge(
-            values, snap, EDGE, SETTINGS.rpc_port
+        port = SETTINGS.rpc_port
+        if (
+            ordinary.register(values, snap, EDGE, port)
+            or ordinary.challenge(values, snap, EDGE, port)
+            or ordinary.call(values, snap, EDGE, port)
         ):
             return 1
-        done = ordinary.in_dialog(values, snap, EDGE, SETTINGS.rpc_port, SETTINGS.fraud_checks)
+        done = ordinary.in_dialog(values, snap, EDGE, port, SETTINGS.fraud_checks)
         if done == ordinary.NO_DIALOG:
             no_dialog(read.message(counter, values), snap)
         if done != ordinary.NOT_MINE:

@@ -16,7 +16,7 @@ os.environ.setdefault("CALLMANAGER_VAR", tempfile.mkdtemp(prefix="cm-shell-test-
 from kemi import contract as shm  # noqa: E402
 from kemi.policy.auth import ha1  # noqa: E402
 from kemi.policy.snapshot import parse_snapshot  # noqa: E402
-from kemi.shell import ordinary, routes  # noqa: E402
+from kemi.shell import calls, ids, ordinary, routes  # noqa: E402
 from kemi.shell.runtime import EDGE  # noqa: E402
 
 NOW = 1_800_000_000.5
@@ -69,8 +69,6 @@ CASES = {
     "with a To tag": ({**CREDS, "$tt": "abc"}, {"auth.pv_auth_check": 1}, {}, "general"),
     "a sips: URI": ({**CREDS, "$rz": "sips"}, {"auth.pv_auth_check": 1}, {}, "general"),
     "while draining": (CREDS, {"auth.pv_auth_check": 1}, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
-    "an INVITE with credentials": ({"$rm": "INVITE", "$rU": "202", "$tU": "202", "$ci": "call-1", **CREDS},
-                                   {"auth.pv_proxy_auth_check": 1}, {}, "general"),
 }
 # The first INVITE of a call, without credentials: challenged on its straight path when its source needs credentials.
 INVITE = {"$rm": "INVITE", "$rU": "202", "$tU": "202", "$ci": "call-1"}
@@ -87,6 +85,35 @@ CASES.update({
     "an INVITE from a trusted source": ({**INVITE, "$si": "198.18.7.9"}, {}, {}, "general"),
     "an INVITE over TCP": ({**INVITE, "$pr": "tcp"}, {}, {}, "general"),
     "an INVITE while draining": (INVITE, {}, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
+})
+# The first INVITE of a call with credentials: authenticated, decided and routed on its straight path.
+CALL = {**INVITE, **CREDS}
+OK = {"auth.pv_auth_check": 1}
+CASES.update({
+    "a call to a user": (CALL, OK, {}, "straight"),
+    "a call to a user from behind a NAT": (CALL, {**OK, "nathelper.nat_uac_test": 1}, {}, "straight"),
+    "a call to a user with a session timer": ({**CALL, "$hdr(Session-Expires)": "1800;refresher=uac"}, OK, {},
+                                              "straight"),
+    "a call to a user without a device": (CALL, {**OK, "registrar.lookup_uri": -1}, {}, "straight"),
+    "a call to an unknown extension": ({**CALL, "$rU": "299", "$tU": "299"}, OK, {}, "straight"),
+    "a call out through the trunk": ({**CALL, "$rU": "004930123456", "$tU": "004930123456"}, OK, {}, "straight"),
+    "a call to this node's address": ({**CALL, "$rd": "127.0.0.1"}, OK, {}, "straight"),
+    "a call to another domain": ({**CALL, "$rd": "elsewhere.example"}, {**OK, "is_myself_ruri": -1}, {}, "straight"),
+    "a call with a wrong password": (CALL, {"auth.pv_auth_check": -2}, {}, "straight"),
+    "a call with a stale nonce": (CALL, {"auth.pv_auth_check": -4}, {}, "straight"),
+    "a call from an unknown account": ({**CALL, "$au": "mallory"}, {"auth.pv_auth_check": -2}, {}, "straight"),
+    "a call with credentials of another realm": ({**CALL, "$ar": "Elsewhere.Example"}, {"auth.pv_auth_check": -2},
+                                                 {}, "straight"),
+    "a call retransmitted": (CALL, {**OK, "tmx.t_precheck_trans": 1}, {}, "straight"),
+    "a call refused by the sanity checks": (CALL, {"sanity.sanity_check": -1}, {}, "straight"),
+    "a call from a banned source": (CALL, OK, {shm.BAN.name: {"192.0.2.10": "flood:1800000600"}}, "straight"),
+    "a call from a cooled-down account": (CALL, OK, {shm.AUTHLOCK.name: {"until:alice@acme.example": "1800000900"}},
+                                          "straight"),
+    "a call outside the account's networks": ({**CALL, "$au": "carol", "$fU": "carol"}, OK, {}, "straight"),
+    "a call to a user in do-not-disturb": (CALL, OK, {shm.STATUS.name: {"u2": "dnd"}}, "straight"),
+    "a call over TCP": ({**CALL, "$pr": "tcp"}, OK, {}, "general"),
+    "a call while draining": (CALL, OK, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
+    "a call with a sips: URI": ({**CALL, "$rz": "sips"}, OK, {}, "general"),
 })
 DIALOG = {"$rU": "202", "$tU": "202", "$tt": "tag-b", "$ci": "call-1"}
 IN_DIALOG = {"rr.loose_route": 1}
@@ -135,6 +162,9 @@ def node(monkeypatch):
     monkeypatch.setattr(time, "time", lambda: NOW)
     taken = []
     straight_register, straight_in_dialog, straight_challenge = ordinary.register, ordinary.in_dialog, ordinary.challenge
+    straight_call = ordinary.call
+    monkeypatch.setattr(ids, "record_id", lambda: "00000000-0000-4000-8000-000000000001")
+    monkeypatch.setattr(calls, "SPOOL", spool)
 
     def register(*args):
         done = straight_register(*args)
@@ -156,6 +186,14 @@ def node(monkeypatch):
     monkeypatch.setattr(ordinary, "register", register)
     monkeypatch.setattr(ordinary, "challenge", challenge)
     monkeypatch.setattr(ordinary, "in_dialog", in_dialog)
+
+    def call(*args):
+        done = straight_call(*args)
+        if done:
+            taken.append("straight")
+        return done
+
+    monkeypatch.setattr(ordinary, "call", call)
     yield spool, taken
     ordinary.ENABLED[0] = True
 
@@ -170,7 +208,8 @@ def run(pv, returns, tables, enabled, spool):
     ordinary.ENABLED[0] = enabled
     ksr.pv_values.update({**REG, **pv})
     routes.request_route()
-    return list(ksr.calls), set(ksr.flags), {t: dict(v) for t, v in ksr.htables.items()}, list(spool.kinds)
+    return (list(ksr.calls), set(ksr.flags), {t: dict(v) for t, v in ksr.htables.items()}, list(spool.kinds),
+            dict(ksr.pv_values))  # the last: what was assigned (the call's state on the transaction and dialog)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -182,7 +221,7 @@ def test_the_straight_path_does_what_the_general_path_does(node, case):
     straight = run(pv, returns, tables, True, spool)
     assert taken == [path]
     assert straight[0] == general[0]  # Kamailio calls, with their arguments, in order
-    assert straight[1:] == general[1:]  # flags, shared-memory tables, events
+    assert straight[1:] == general[1:]  # flags, shared-memory tables, events and records, assignments
     assert general[0], "the request got no Kamailio call at all"
 
 
@@ -230,3 +269,32 @@ def test_the_invite_cases_reach_what_they_are_named_after(node):
         assert calls(case)[-1][0] == "set_drop"
     for case in ("an INVITE from the carrier's trunk", "an INVITE from a trusted source"):
         assert "auth.auth_challenge" not in [n for n, _ in calls(case)]
+
+
+def test_the_call_cases_reach_what_they_are_named_after(node):
+    spool, _ = node
+
+    def calls(case):
+        pv, returns, tables, _ = CASES[case]
+        return run(pv, returns, tables, True, spool)[0]
+
+    def names(case):
+        return [n for n, _ in calls(case)]
+
+    relayed = "tm.t_relay"
+    for case in ("a call to a user", "a call to a user from behind a NAT", "a call to a user with a session timer",
+                 "a call out through the trunk", "a call to this node's address"):
+        assert relayed in names(case) and "rtpengine.rtpengine_manage" in names(case), case
+    pv, returns, tables, _ = CASES["a call to a user with a session timer"]
+    assert run(pv, returns, tables, True, spool)[4].get(f"$avp({shm.AVP_DIALOG_TIMEOUT})") == 1800 + 32
+    pv, returns, tables, _ = CASES["a call out through the trunk"]
+    assert "sip:+4930123456@203.0.113.5:5060" in run(pv, returns, tables, True, spool)[4].get("$ru", "")
+    for case, code in (("a call to an unknown extension", 404), ("a call to a user without a device", 480),
+                       ("a call outside the account's networks", None), ("a call with a wrong password", None)):
+        got = calls(case)
+        assert relayed not in [n for n, _ in got], case
+        if code is not None:
+            assert any(n == "sl.send_reply" and a[0] == code for n, a in got), (case, got)
+    assert names("a call with a wrong password")[-1] == "auth.auth_challenge"
+    assert names("a call from a banned source")[-1] == "set_drop"
+    assert relayed not in names("a call from a cooled-down account")
