@@ -23,6 +23,7 @@ from kemi.contract import (
     STATUS,
 )
 from kemi.policy.callstate import CallState
+from kemi.policy.cluster import own_path_uri
 from kemi.policy.decision import Reject, RouteToTrunk
 from kemi.policy.features import FeatureCode
 from kemi.policy.location import with_location
@@ -84,6 +85,22 @@ def set_ruri(uri: str) -> None:
 # ---------------------------------------------------------------- relaying
 
 FAILURE_ROUTE, BRANCH_REPLY_ROUTE = "ksr_failure_route", "ksr_branch_reply"
+
+
+def own_path(add: bool) -> None:
+    """A REGISTER about to be saved in a cluster: any Path the phone sent removed, this node's own added when `add`
+    (kemi.policy.cluster.path_needed: this node's address and where the phone really is), and the message rewritten so
+    that the registrar stores it. (The path module's add_path_received cannot be used here: its address is filled in
+    when a message is sent, and this one is not — msg_apply_changes has no socket to fill it from.)"""
+    changed = False
+    if KSR.hdr.is_present("Path") > 0:
+        KSR.hdr.remove("Path")
+        changed = True
+    if add:
+        KSR.hdr.append(f"Path: <{own_path_uri(*read.several('$Ri', '$Rp', '$si', '$sp', '$pr'))}>\r\n")
+        changed = True
+    if changed:
+        KSR.textopsx.msg_apply_changes()
 
 
 def relay() -> None:

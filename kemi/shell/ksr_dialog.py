@@ -9,6 +9,7 @@ import KSR
 
 from kemi.contract import AVP_DIALOG_TIMEOUT, DLG_EMERGENCY, DLG_TRACKED, TIMEOUT_EVENT
 from kemi.policy.call import DialogPlan
+from kemi.policy.cluster import PEER_MARK
 from kemi.policy.media import rtpengine_flags
 from kemi.policy.sip_text import is_word
 
@@ -16,6 +17,10 @@ from . import ksr_apply as apply
 from . import ksr_read as read
 from .flags import FLB_NATB, FLB_NATSIPPING, FLT_NATS, NAT_TEST
 
+# loose_route on a new request whose Route names this node: -3 (rr's RR_PRELOADED) when nothing follows it, 1 when
+# another hop does (-1: no Route at all, or an error)
+PRELOADED_TO_US = (-3, 1, 2)
+PEER_REPLY_ROUTE = "ksr_peer_reply"  # replies on a leg relayed for a cluster peer (kamailio_app.py)
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 
 
@@ -32,15 +37,48 @@ def detect_nat(method: str) -> bool:
     return True
 
 
-def nated_in_dialog(method: str) -> bool:
+def nated_in_dialog(method: str, clustered: bool = False) -> bool:
     """An in-dialog request from behind a NAT: its Contact fixed (re-INVITE, UPDATE), the R-URI's alias applied."""
     nated = KSR.nathelper.nat_uac_test(NAT_TEST) > 0
     if nated:
         KSR.setflag(FLT_NATS)
         if method in ("INVITE", "UPDATE"):
             KSR.nathelper.set_contact_alias()
-    KSR.nathelper.handle_ruri_alias()
+    if clustered:
+        follow_alias()
+    else:  # a single node is the last hop of its phones' route sets: no Route beyond it comes first
+        KSR.nathelper.handle_ruri_alias()
     return nated
+
+
+def follow_alias() -> None:
+    """The R-URI's NAT alias says where the phone is — unless loose_route left a next hop beyond this node (another
+    node of the cluster holds the phone's binding: its Route comes first)."""
+    if not read.one("$du"):
+        KSR.nathelper.handle_ruri_alias()
+
+
+def relayed_for_peer() -> bool:
+    """After loose_route: this request belongs to a call leg this node only relays for a cluster peer (its record-route
+    carries the mark, kemi.policy.cluster.PEER_MARK)."""
+    return KSR.rr.check_route_param(PEER_MARK) > 0
+
+
+def relay_for_peer() -> bool:
+    """A new request a cluster peer sends through this node on a phone's Path: its Route to this node consumed (the
+    path module points it at the phone's binding or connection), record-routed with the mark, replies' Contacts fixed
+    for the NAT. False: it names this node in no Route — not a peer's relay."""
+    if KSR.rr.loose_route() not in PRELOADED_TO_US:
+        return False
+    KSR.rr.add_rr_param(";" + PEER_MARK)
+    KSR.rr.record_route()
+    KSR.tm.t_on_reply(PEER_REPLY_ROUTE)
+    return True
+
+
+def alias_reply() -> None:
+    """A reply on a leg relayed for a peer: its Contact gets the alias of where it came from (the phone's binding)."""
+    KSR.nathelper.set_contact_alias()
 
 
 def nated_reply(bflags: int) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 
 from kemi.policy.auth import auth_result, find_account, realm_for
+from kemi.policy.cluster import path_needed
 from kemi.policy.decision import Challenge, Register, Reject
 from kemi.policy.edge import bounded_key, plainly_accepted
 from kemi.policy.facts import AuthResult, RequestFacts
@@ -65,7 +66,7 @@ ENABLED = [True]  # tests switch the straight paths off to compare them with the
 DONE, NOT_MINE, NO_DIALOG = 1, 0, -1  # what `in_dialog` did
 
 
-def register(v: list[str], snap, edge, rpc_port: int) -> bool:
+def register(v: list[str], snap, edge, rpc_port: int, clustered: bool = False) -> bool:
     """An ordinary REGISTER (`v`: its `ksr_read.fields`), start to end: dropped, refused, challenged or saved.
     False: not an ordinary REGISTER — nothing was done, the general request route takes it."""
     if (
@@ -103,7 +104,7 @@ def register(v: list[str], snap, edge, rpc_port: int) -> bool:
     elif not edge.unauthenticated(ip, snap, "REGISTER " + result.value) or edge.banned_now:
         apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer
         return True
-    registrar(register_action(snap, to_host, result, user, realm), snap, nated, v[F_REQUIRE])
+    registrar(register_action(snap, to_host, result, user, realm), snap, nated, v[F_REQUIRE], "udp", clustered)
     return True
 
 
@@ -200,9 +201,9 @@ def call(v: list[str], snap, edge, rpc_port: int) -> bool:
     return True
 
 
-def registrar(action, snap, nated: bool, require: str) -> None:
-    """A REGISTER's decision applied (both paths): the binding saved (what it requires supported), or challenged, or
-    refused."""
+def registrar(action, snap, nated: bool, require: str, proto: str = "udp", clustered: bool = False) -> None:
+    """A REGISTER's decision applied (both paths): the binding saved (what it requires supported; in a cluster with
+    this node's Path when only this node can reach the phone), or challenged, or refused."""
     if isinstance(action, Register):  # answered here: what it requires must be supported (once authenticated: one read)
         refused = unsupported_require("REGISTER", require)
         if refused is not None:
@@ -211,6 +212,8 @@ def registrar(action, snap, nated: bool, require: str) -> None:
         apply.consume_credentials()
         if nated:
             dialog.mark_nated_registration()
+        if clustered:
+            apply.own_path(path_needed(clustered, nated, proto))
         if apply.save_registration() and action.user_id in snap.agents:
             groups.mark_registered(action.user_id, action.aor)  # the queue monitor sees an agent's device at once
     elif isinstance(action, Challenge):
@@ -219,7 +222,7 @@ def registrar(action, snap, nated: bool, require: str) -> None:
         apply.reject(action)
 
 
-def in_dialog(v: list[str], snap, edge, rpc_port: int, fraud_checks: bool) -> int:
+def in_dialog(v: list[str], snap, edge, rpc_port: int, fraud_checks: bool, clustered: bool = False) -> int:
     """An ACK or a BYE within a dialog (`v`: its `ksr_read.fields`): relayed on the dialog's route, its media session
     updated. NOT_MINE: not such a request — nothing was done, the general request route takes it. NO_DIALOG: it
     passed the common checks but loose_route matched no dialog — the general path's `no_dialog` answers it."""
@@ -237,7 +240,11 @@ def in_dialog(v: list[str], snap, edge, rpc_port: int, fraud_checks: bool) -> in
         return DONE
     if not dialog.loose_route():
         return NO_DIALOG
-    nated = dialog.nated_in_dialog(method)
+    if clustered and dialog.relayed_for_peer():  # a leg relayed for a peer: no media, no accounting here
+        dialog.follow_alias()
+        apply.relay()
+        return DONE
+    nated = dialog.nated_in_dialog(method, clustered)
     dialog.media_in_dialog(method, nated, wire.lower(v[F_CONTENT_TYPE]))
     if fraud_checks and method == "ACK":
         fraud_gate.acked()  # from now on the spend monitor sees the call (and may end it)

@@ -12,6 +12,7 @@ import hmac
 
 from kemi.contract import DLG_EMERGENCY
 from kemi.policy import drain, numbering
+from kemi.policy.cluster import relayed_for_peer
 from kemi.policy.facts import AuthResult
 from kemi.policy.routing import (
     ROUTABLE_INITIAL,
@@ -73,16 +74,25 @@ def _request_route() -> int:
     values = read.fields(counter)  # one read (the source's request counted in it); every later stage gets it
     if SETTINGS.fault_header and read.one(f"$hdr({SETTINGS.fault_header})"):
         raise RuntimeError(f"fault injected by the test header {SETTINGS.fault_header}")
+    clustered = bool(SETTINGS.dmq_port)
+    if (
+        clustered
+        and values is not None
+        and relayed_for_peer(values[read.F_SRC_IP], SETTINGS.dmq_sources, values[read.F_TO_TAG])
+        and dialog.relay_for_peer()
+    ):  # a call a peer sends on the Path of a phone registered here: relayed on over its binding or connection
+        apply.relay()
+        return 1
     if values is not None:  # an ordinary REGISTER, first INVITE (challenged or authenticated), ACK or BYE: straight
         snap = SNAPSHOTS.get()
         port = SETTINGS.rpc_port
         if (
-            ordinary.register(values, snap, EDGE, port)
+            ordinary.register(values, snap, EDGE, port, clustered)
             or ordinary.challenge(values, snap, EDGE, port)
             or ordinary.call(values, snap, EDGE, port)
         ):
             return 1
-        done = ordinary.in_dialog(values, snap, EDGE, port, SETTINGS.fraud_checks)
+        done = ordinary.in_dialog(values, snap, EDGE, port, SETTINGS.fraud_checks, clustered)
         if done == ordinary.NO_DIALOG:
             no_dialog(read.message(counter, values), snap)
         if done != ordinary.NOT_MINE:
@@ -152,7 +162,9 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
         apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer to this one either
         return
     if msg.method == "REGISTER":
-        ordinary.registrar(decide_register(facts, snap).action, snap, nated, msg.require)
+        ordinary.registrar(
+            decide_register(facts, snap).action, snap, nated, msg.require, msg.proto, bool(SETTINGS.dmq_port)
+        )
     else:
         calls.initial_request(facts, snap, nated)
 
@@ -169,7 +181,11 @@ def in_dialog(msg: read.Message, snap: Snapshot) -> None:
     if msg.method in ("INVITE", "UPDATE"):  # a session refresh: the dialog lives on from now (loose_route applies it)
         session_refresh()
     if dialog.loose_route():
-        nated = dialog.nated_in_dialog(msg.method)
+        if SETTINGS.dmq_port and dialog.relayed_for_peer():  # a leg relayed for a peer: no media, no accounting here
+            dialog.follow_alias()
+            apply.relay()
+            return
+        nated = dialog.nated_in_dialog(msg.method, bool(SETTINGS.dmq_port))
         dialog.media_in_dialog(msg.method, nated)
         if msg.method == "INVITE":
             apply.replies_to_shell()
@@ -214,6 +230,12 @@ def session_refresh() -> None:
 
 def branch_reply_route() -> int:
     return calls.branch_reply_route()
+
+
+def peer_reply_route() -> int:
+    """A reply on a call leg relayed for a cluster peer (dialog.relay_for_peer)."""
+    dialog.alias_reply()
+    return 1
 
 
 def failure_route() -> int:

@@ -45,7 +45,7 @@ class ShellSettings:
             snapshot_check_interval=float(os.environ.get("CALLMANAGER_SNAPSHOT_CHECK_S", "0.25")),
             trunk_timeout_ms=int(os.environ.get("CALLMANAGER_TRUNK_TIMEOUT_MS", "3000")),
             device_timeout_ms=int(os.environ.get("CALLMANAGER_DEVICE_TIMEOUT_MS", "5000")),
-            edge=EdgeSettings.from_doc(json.loads(os.environ.get("CALLMANAGER_EDGE") or "{}")),
+            edge=_edge(os.environ.get("CALLMANAGER_EDGE") or "{}", os.environ.get("CALLMANAGER_DMQ_SOURCES", "")),
             fraud_checks=os.environ.get("CALLMANAGER_FRAUD_CHECKS", "1") != "0",
             call_max_s=int(os.environ.get("CALLMANAGER_CALL_MAX_S", "43200")),
             dialog_keepalive=os.environ.get("CALLMANAGER_DIALOG_KEEPALIVE", "1") != "0",
@@ -57,6 +57,16 @@ class ShellSettings:
             shared_counters=os.environ.get("CALLMANAGER_SHARED_COUNTERS", "0") == "1",
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
         )
+
+
+def _edge(doc: str, peers: str) -> EdgeSettings:
+    """The edge's settings; the cluster's other SIP nodes are exempt (their relayed calls and in-dialog requests are
+    the cluster's own traffic, never a flood or a scan)."""
+    known = json.loads(doc)
+    extra = [a for a in peers.split(",") if a]
+    if extra:
+        known["exempt"] = [*(known.get("exempt") or ()), *extra]
+    return EdgeSettings.from_doc(known)
 
 
 def _read_secret(path: str) -> str:

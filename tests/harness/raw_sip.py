@@ -195,3 +195,124 @@ class EagerPhone:
         self.thread.join(timeout)
         self.sock.close()
         return "BYE" in self.received
+
+
+def digest(header: str, challenge: dict[str, str], user: str, password: str, method: str, ruri: str, domain: str) -> str:
+    """The credentials header line answering a challenge (MD5, qop=auth when offered)."""
+    realm = challenge.get("realm", domain)
+    ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{ruri}".encode()).hexdigest()
+    cnonce, nc = uuid.uuid4().hex[:8], "00000001"
+    if "auth" in challenge.get("qop", ""):
+        response = hashlib.md5(f"{ha1}:{challenge['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+        qop = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
+    else:
+        response = hashlib.md5(f"{ha1}:{challenge['nonce']}:{ha2}".encode()).hexdigest()
+        qop = ""
+    return (f'{header}: Digest username="{user}", realm="{realm}", nonce="{challenge["nonce"]}", uri="{ruri}", '
+            f'response="{response}", algorithm=MD5{qop}\r\n')
+
+
+class TcpPhone:
+    """A phone on one TCP connection, as a phone behind a NAT keeps one: it registers through a node with a Contact
+    nobody can reach (a loopback port nobody listens on), so a request reaches it only over this connection — only
+    through the node holding it. In a thread it answers an INVITE with 200 (SDP), in-dialog OPTIONS with 200, and a
+    BYE with 200; `received` lists the methods it got, in order."""
+
+    def __init__(self, server: tuple[str, int], user: str, domain: str, password: str, extra: str = ""):
+        import threading
+
+        from tests.harness.ports import free_port
+
+        self.user, self.domain, self.password, self.extra = user, domain, password, extra
+        self.sock = socket.create_connection(server, timeout=5)
+        self.ip, self.port = self.sock.getsockname()
+        self.unreachable = free_port()  # nobody listens there
+        self.received: list[str] = []
+        self.messages: list[str] = []
+        self._buf = b""
+        self._lock = threading.Lock()
+        self._replies: list[str] = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join(3)
+        self.sock.close()
+
+    def _read(self) -> str | None:
+        while b"\r\n\r\n" not in self._buf:
+            try:
+                data = self.sock.recv(65535)
+            except socket.timeout:
+                return None
+            if not data:
+                return None
+            self._buf += data
+        head, _, rest = self._buf.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head).group(1)) if re.search(
+            rb"(?im)^(?:content-length|l)\s*:", head) else 0
+        while len(rest) < length:
+            rest += self.sock.recv(65535)
+        self._buf = rest[length:]
+        return (head + b"\r\n\r\n" + rest[:length]).decode(errors="replace")
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.3)
+        tag = uuid.uuid4().hex[:8]
+        while not self._stop:
+            text = self._read()
+            if text is None:
+                continue
+            if text.startswith("SIP/2.0"):
+                with self._lock:
+                    self._replies.append(text)
+                continue
+            method = text.split(" ", 1)[0]
+            self.received.append(method)
+            self.messages.append(text)
+            if method == "INVITE":
+                sdp = ("v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                       "m=audio 40002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+                contact = f"Contact: <sip:{self.user}@127.0.0.1:{self.unreachable};transport=tcp>\r\n"
+                self.sock.sendall(EagerPhone._reply_to(text, "200 OK", tag, contact + "Content-Type: application/sdp\r\n",
+                                                        sdp).encode())
+            elif method in ("BYE", "OPTIONS"):
+                self.sock.sendall(EagerPhone._reply_to(text, "200 OK", tag).encode())
+
+    def _final(self, timeout: float = 5.0) -> Reply | None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                while self._replies:
+                    reply = Reply(self._replies.pop(0))
+                    if reply.code >= 200:
+                        return reply
+            time.sleep(0.02)
+        return None
+
+    def _register(self, call_id: str, cseq: int, auth: str, expires: int) -> str:
+        branch = "z9hG4bK" + uuid.uuid4().hex[:12]
+        return (f"REGISTER sip:{self.domain} SIP/2.0\r\n"
+                f"Via: SIP/2.0/TCP 127.0.0.1:{self.unreachable};branch={branch}\r\n"
+                f"From: <sip:{self.user}@{self.domain}>;tag={call_id[:8]}\r\nTo: <sip:{self.user}@{self.domain}>\r\n"
+                f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
+                f"Contact: <sip:{self.user}@127.0.0.1:{self.unreachable};transport=tcp>\r\nMax-Forwards: 70\r\n"
+                f"Expires: {expires}\r\nUser-Agent: callmanager-test-tcp\r\n{self.extra}{auth}Content-Length: 0\r\n\r\n")
+
+    def register(self, expires: int = 600) -> int:
+        """The final reply's code to a REGISTER answered to its challenge (0: none)."""
+        call_id = str(uuid.uuid4())
+        self.sock.sendall(self._register(call_id, 1, "", expires).encode())
+        first = self._final()
+        if first is None or first.code != 401:
+            return first.code if first is not None else 0
+        auth = digest("Authorization", first.challenge(), self.user, self.password, "REGISTER", f"sip:{self.domain}",
+                      self.domain)
+        self.sock.sendall(self._register(call_id, 2, auth, expires).encode())
+        second = self._final()
+        return second.code if second is not None else 0

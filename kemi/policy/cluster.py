@@ -1,0 +1,38 @@
+"""Decisions of a SIP node in a cluster about the other SIP nodes (docs/cluster.md).
+
+A phone behind a NAT or on a connection (TCP, TLS, WebSocket) can be reached only through the node it registered
+with: the NAT binding is to that node's address, the connection ends there. Such a registration carries that node's
+own Path (RFC 3327, with where the phone really is); a node that calls the phone sends the call to the registering node
+(the registrar's lookup follows the Path), which relays it on over the binding or the connection. Other phones are
+called directly by any node. A Path a phone sent itself is never kept: it would send other people's calls wherever the
+phone named.
+"""
+
+from __future__ import annotations
+
+STREAMS = frozenset({"tcp", "tls", "ws", "wss", "sctp"})
+PEER_MARK = "cmpeer=1"  # the record-route parameter of a call leg relayed for a peer (in-dialog: relayed only)
+
+
+def path_needed(clustered: bool, nated: bool, proto: str) -> bool:
+    """Whether a registration saved here carries this node's Path: in a cluster, for a phone only this node can reach
+    (behind a NAT, or on a connection)."""
+    return clustered and (nated or proto.lower() in STREAMS)
+
+
+def relayed_for_peer(src_ip: str, peers: frozenset[str], to_tag: str) -> bool:
+    """Whether a new request is one a cluster peer sends through this node on the Path of a phone registered here —
+    relayed on, not authenticated, counted or decided again (the peer did all that): it comes from a peer's address
+    and opens a dialog. Whether it names this node in its Route is Kamailio's to say (loose_route)."""
+    return bool(peers) and not to_tag and src_ip in peers
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def own_path_uri(own_ip: str, own_port: str, src_ip: str, src_port: str, proto: str) -> str:
+    """This node's Path URI for a registration it takes: loose-routing, with where the phone really is as the path
+    module's `received` parameter (escaped: it is a URI within a URI parameter)."""
+    transport = f"%3Btransport%3D{proto.lower()}" if proto.lower() != "udp" else ""
+    return f"sip:{_host(own_ip)}:{own_port};lr;received=sip:{_host(src_ip)}:{src_port}{transport}"
