@@ -89,9 +89,12 @@ def nated_reply(bflags: int) -> bool:
     return nated
 
 
-def mark_nated_registration() -> None:
+def mark_nated_registration(pinged: bool = True) -> None:
+    """A registration from behind a NAT; `pinged`: the node keeps its binding open with OPTIONS (UDP only: a phone on a
+    connection keeps that alive itself, and nathelper's pings of a connection's contact fail every interval)."""
     KSR.setbflag(FLB_NATB)
-    KSR.setbflag(FLB_NATSIPPING)
+    if pinged:
+        KSR.setbflag(FLB_NATSIPPING)
 
 
 def media(nated: bool) -> None:

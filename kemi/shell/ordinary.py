@@ -27,7 +27,7 @@ from kemi.policy.cluster import path_needed
 from kemi.policy.decision import Challenge, Register, Reject
 from kemi.policy.edge import bounded_key, plainly_accepted
 from kemi.policy.facts import AuthResult, RequestFacts
-from kemi.policy.routing import needs_credentials, register_action, unsupported_require
+from kemi.policy.routing import STREAM_TRANSPORTS, needs_credentials, register_action, unsupported_require
 
 from . import barrier, calls, wire
 from . import ksr_apply as apply
@@ -211,7 +211,7 @@ def registrar(action, snap, nated: bool, require: str, proto: str = "udp", clust
             return
         apply.consume_credentials()
         if nated:
-            dialog.mark_nated_registration()
+            dialog.mark_nated_registration(pinged=proto.lower() not in STREAM_TRANSPORTS)
         if clustered:
             apply.own_path(path_needed(clustered, nated, proto))
         if apply.save_registration() and action.user_id in snap.agents:
