@@ -20,6 +20,12 @@ def path_needed(clustered: bool, nated: bool, proto: str) -> bool:
     return clustered and (nated or proto.lower() in STREAMS)
 
 
+def nat_pinged(proto: str) -> bool:
+    """Whether the node keeps a NAT'd registration's binding open with its OPTIONS pings: UDP only — a phone on a
+    connection keeps that alive itself (and nathelper cannot ping a connection's contact)."""
+    return proto.lower() not in STREAMS
+
+
 def relayed_for_peer(src_ip: str, peers: frozenset[str], to_tag: str) -> bool:
     """Whether a new request is one a cluster peer sends through this node on the Path of a phone registered here —
     relayed on, not authenticated, counted or decided again (the peer did all that): it comes from a peer's address

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import time
 
-from kemi.policy.auth import auth_result, find_account, realm_for
-from kemi.policy.cluster import path_needed
+from kemi.policy.auth import auth_result, find_account, identity_must_match, realm_for
+from kemi.policy.cluster import nat_pinged, path_needed
 from kemi.policy.decision import Challenge, Register, Reject
 from kemi.policy.edge import bounded_key, plainly_accepted
 from kemi.policy.facts import AuthResult, RequestFacts
-from kemi.policy.routing import STREAM_TRANSPORTS, needs_credentials, register_action, unsupported_require
+from kemi.policy.routing import needs_credentials, register_action, unsupported_require
 
 from . import barrier, calls, wire
 from . import ksr_apply as apply
@@ -69,40 +69,16 @@ DONE, NOT_MINE, NO_DIALOG = 1, 0, -1  # what `in_dialog` did
 def register(v: list[str], snap, edge, rpc_port: int, clustered: bool = False) -> bool:
     """An ordinary REGISTER (`v`: its `ksr_read.fields`), start to end: dropped, refused, challenged or saved.
     False: not an ordinary REGISTER — nothing was done, the general request route takes it."""
-    if (
-        v[F_METHOD] != "REGISTER"
-        or v[F_TO_TAG]
-        or v[F_PROTO] != "udp"
-        or v[F_SCHEME] != "sip"
-        or v[F_DRAIN] == "1"
-        or v[F_LOCAL_PORT] == str(rpc_port)
-        or not ENABLED[0]
-    ):
+    if not _new_on_udp(v, "REGISTER", rpc_port):
         return False
-    ip = v[F_SRC_IP]
-    if not _common_checks(v, snap, edge, "REGISTER"):
-        return True
-    if dialog.is_retransmission():  # tm answers it (its last reply again) or absorbs it
-        barrier.settled()
+    if not _first_steps(v, snap, edge, "REGISTER"):
         return True
     nated = dialog.detect_nat("REGISTER")
     to_host = wire.lower(v[F_TO_HOST])
     user = v[F_AUTH_USER]
     realm = to_host or snap.default_realm  # kemi.policy.auth.realm_for: a REGISTER authenticates in the To domain
-    result = AuthResult.NONE
-    if user:
-        acc = find_account(snap, user, realm)
-        rc = read.check_credentials(realm, acc.ha1 if acc is not None else DECOY_HA1, True)
-        result = auth_result(rc)
-        if result is AuthResult.OK or result is AuthResult.FAILED:
-            checked_ok = result is AuthResult.OK
-            locked = cooldown(bounded_key(f"{user}@{realm}"), v[F_LOCKED_UNTIL], wire.lower(v[F_AUTH_REALM]), realm)
-            if not plainly_accepted(checked_ok, locked, acc.allowed if acc is not None else (), time.time()):
-                result = judged_auth(read.message(values=v), snap, acc, user, realm, checked_ok, rc, locked)
-    if result is AuthResult.OK:
-        edge.authenticated(ip, snap)
-    elif not edge.unauthenticated(ip, snap, "REGISTER " + result.value) or edge.banned_now:
-        apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer
+    result = _credentials(v, snap, edge, "REGISTER", user, realm)
+    if result is None:
         return True
     registrar(register_action(snap, to_host, result, user, realm), snap, nated, v[F_REQUIRE], "udp", clustered)
     return True
@@ -112,23 +88,10 @@ def challenge(v: list[str], snap, edge, rpc_port: int) -> bool:
     """An INVITE without credentials (`v`: its `ksr_read.fields`) from a source that needs them (the first INVITE of
     nearly every call), start to end: dropped, or challenged. False: not such an INVITE — nothing was done, the
     general request route takes it."""
-    if (
-        v[F_METHOD] != "INVITE"
-        or v[F_TO_TAG]
-        or v[F_AUTH_USER]
-        or v[F_PROTO] != "udp"
-        or v[F_SCHEME] != "sip"
-        or v[F_DRAIN] == "1"
-        or v[F_LOCAL_PORT] == str(rpc_port)
-        or not ENABLED[0]
-        or not needs_credentials(snap, v[F_SRC_IP])
-    ):
+    if v[F_AUTH_USER] or not _new_on_udp(v, "INVITE", rpc_port) or not needs_credentials(snap, v[F_SRC_IP]):
         return False
     ip = v[F_SRC_IP]
-    if not _common_checks(v, snap, edge, "INVITE"):
-        return True
-    if dialog.is_retransmission():  # tm answers it (its last reply again) or absorbs it
-        barrier.settled()
+    if not _first_steps(v, snap, edge, "INVITE"):
         return True
     dialog.detect_nat("INVITE")
     if not edge.unauthenticated(ip, snap, "INVITE none") or edge.banned_now:
@@ -144,42 +107,18 @@ def call(v: list[str], snap, edge, rpc_port: int) -> bool:
     general path — only the `Message` and the checks that cannot apply to it (a URI scheme or stream transport
     `malformed` looks at, OPTIONS, CANCEL, draining, a method not served) are left out. False: not such an INVITE —
     nothing was done, the general request route takes it."""
-    if (
-        v[F_METHOD] != "INVITE"
-        or v[F_TO_TAG]
-        or not v[F_AUTH_USER]
-        or v[F_PROTO] != "udp"
-        or v[F_SCHEME] != "sip"
-        or v[F_DRAIN] == "1"
-        or v[F_LOCAL_PORT] == str(rpc_port)
-        or not ENABLED[0]
-    ):
+    if not v[F_AUTH_USER] or not _new_on_udp(v, "INVITE", rpc_port):
         return False
-    ip = v[F_SRC_IP]
-    if not _common_checks(v, snap, edge, "INVITE"):
-        return True
-    if dialog.is_retransmission():  # tm answers it (its last reply again) or absorbs it
-        barrier.settled()
+    if not _first_steps(v, snap, edge, "INVITE"):
         return True
     nated = dialog.detect_nat("INVITE")
     user = v[F_AUTH_USER]
     from_host = wire.lower(v[F_FROM_HOST])
     realm = realm_for("INVITE", "", from_host, snap.default_realm)  # an INVITE authenticates in the From domain
-    acc = find_account(snap, user, realm)
-    rc = read.check_credentials(
-        realm, acc.ha1 if acc is not None else DECOY_HA1, False
-    )  # a call may present another From user
-    result = auth_result(rc)
-    if result is AuthResult.OK or result is AuthResult.FAILED:
-        checked_ok = result is AuthResult.OK
-        locked = cooldown(bounded_key(f"{user}@{realm}"), v[F_LOCKED_UNTIL], wire.lower(v[F_AUTH_REALM]), realm)
-        if not plainly_accepted(checked_ok, locked, acc.allowed if acc is not None else (), time.time()):
-            result = judged_auth(read.message(values=v), snap, acc, user, realm, checked_ok, rc, locked)
-    if result is AuthResult.OK:
-        edge.authenticated(ip, snap)
-    elif not edge.unauthenticated(ip, snap, "INVITE " + result.value) or edge.banned_now:
-        apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer
+    result = _credentials(v, snap, edge, "INVITE", user, realm)
+    if result is None:
         return True
+    ip = v[F_SRC_IP]
     ruri_host = wire.lower(v[F_RURI_HOST])
     facts = RequestFacts(
         "INVITE",
@@ -211,7 +150,7 @@ def registrar(action, snap, nated: bool, require: str, proto: str = "udp", clust
             return
         apply.consume_credentials()
         if nated:
-            dialog.mark_nated_registration(pinged=proto.lower() not in STREAM_TRANSPORTS)
+            dialog.mark_nated_registration(pinged=nat_pinged(proto))
         if clustered:
             apply.own_path(path_needed(clustered, nated, proto))
         if apply.save_registration() and action.user_id in snap.agents:
@@ -250,6 +189,53 @@ def in_dialog(v: list[str], snap, edge, rpc_port: int, fraud_checks: bool, clust
         fraud_gate.acked()  # from now on the spend monitor sees the call (and may end it)
     apply.relay()
     return DONE
+
+
+def _new_on_udp(v: list[str], method: str, rpc_port: int) -> bool:
+    """A new request of this method (no To tag) over UDP to a sip: URI, on a node that is not draining, not on the RPC
+    listener: one a straight path may take."""
+    return (
+        v[F_METHOD] == method
+        and not v[F_TO_TAG]
+        and v[F_PROTO] == "udp"
+        and v[F_SCHEME] == "sip"
+        and v[F_DRAIN] != "1"
+        and v[F_LOCAL_PORT] != str(rpc_port)
+        and ENABLED[0]
+    )
+
+
+def _first_steps(v: list[str], snap, edge, method: str) -> bool:
+    """The common checks, then a retransmission left to tm. False: the request has its answer (or its drop)."""
+    if not _common_checks(v, snap, edge, method):
+        return False
+    if dialog.is_retransmission():  # tm answers it (its last reply again) or absorbs it
+        barrier.settled()
+        return False
+    return True
+
+
+def _credentials(v: list[str], snap, edge, method: str, user: str, realm: str) -> AuthResult | None:
+    """The digest credentials of a new request checked against the account's HA1 (a decoy for unknown accounts) and
+    judged with its cool-down and address rule (as `credentials.authenticated_facts` on the general path), then the
+    edge told. None: the source was banned just now — dropped without an answer."""
+    ip = v[F_SRC_IP]
+    result = AuthResult.NONE
+    if user:
+        acc = find_account(snap, user, realm)
+        rc = read.check_credentials(realm, acc.ha1 if acc is not None else DECOY_HA1, identity_must_match(method))
+        result = auth_result(rc)
+        if result is AuthResult.OK or result is AuthResult.FAILED:
+            checked_ok = result is AuthResult.OK
+            locked = cooldown(bounded_key(f"{user}@{realm}"), v[F_LOCKED_UNTIL], wire.lower(v[F_AUTH_REALM]), realm)
+            if not plainly_accepted(checked_ok, locked, acc.allowed if acc is not None else (), time.time()):
+                result = judged_auth(read.message(values=v), snap, acc, user, realm, checked_ok, rc, locked)
+    if result is AuthResult.OK:
+        edge.authenticated(ip, snap)
+    elif not edge.unauthenticated(ip, snap, f"{method} {result.value}") or edge.banned_now:
+        apply.drop()  # banned just now (a flood, or one failed authentication too many): no answer
+        return None
+    return result
 
 
 def _common_checks(v: list[str], snap, edge, method: str) -> bool:

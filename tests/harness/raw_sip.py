@@ -101,19 +101,8 @@ class DigestClient:
         first = self._send(self._request(method, ruri, user, domain, call_id, 1, to_user=dial if method != "REGISTER" else None))
         if first is None or first.code not in (401, 407):
             return first, None
-        ch = first.challenge()
         header = "Authorization" if first.code == 401 else "Proxy-Authorization"
-        ha1 = hashlib.md5(f"{user}:{ch.get('realm', domain)}:{password}".encode()).hexdigest()
-        ha2 = hashlib.md5(f"{method}:{ruri}".encode()).hexdigest()
-        cnonce, nc = uuid.uuid4().hex[:8], "00000001"
-        if "auth" in ch.get("qop", ""):
-            response = hashlib.md5(f"{ha1}:{ch['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-            qop = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
-        else:
-            response = hashlib.md5(f"{ha1}:{ch['nonce']}:{ha2}".encode()).hexdigest()
-            qop = ""
-        auth = (f'{header}: Digest username="{user}", realm="{ch.get("realm", domain)}", nonce="{ch["nonce"]}", uri="{ruri}", '
-                f'response="{response}", algorithm=MD5{qop}\r\n')
+        auth = digest(header, first.challenge(), user, password, method, ruri, domain)
         second = self._send(self._request(method, ruri, user, domain, call_id, 2, auth, to_user=dial if method != "REGISTER" else None))
         if second is not None and method == "INVITE" and second.code >= 200:
             self._ack(ruri, user, domain, call_id, second)

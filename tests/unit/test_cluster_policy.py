@@ -1,5 +1,5 @@
 """kemi/policy/cluster.py: which registrations carry the node's Path, which requests are a peer's to relay."""
-from kemi.policy.cluster import path_needed, relayed_for_peer
+from kemi.policy.cluster import nat_pinged, path_needed, relayed_for_peer
 
 PEERS = frozenset({"198.18.1.2", "198.18.2.2"})
 
@@ -28,3 +28,8 @@ def test_the_path_names_this_node_and_where_the_phone_is():
         "sip:198.18.1.2:5060;lr;received=sip:198.18.77.1:40123%3Btransport%3Dtcp")
     assert own_path_uri("2001:db8::2", "5060", "2001:db8::9", "5062", "tls") == (
         "sip:[2001:db8::2]:5060;lr;received=sip:[2001:db8::9]:5062%3Btransport%3Dtls")
+
+
+def test_only_udp_bindings_are_pinged():
+    assert nat_pinged("udp") and nat_pinged("UDP")
+    assert not any(nat_pinged(p) for p in ("tcp", "tls", "ws", "wss"))

@@ -161,39 +161,23 @@ def node(monkeypatch):
     import time
     monkeypatch.setattr(time, "time", lambda: NOW)
     taken = []
-    straight_register, straight_in_dialog, straight_challenge = ordinary.register, ordinary.in_dialog, ordinary.challenge
-    straight_call = ordinary.call
     monkeypatch.setattr(ids, "record_id", lambda: "00000000-0000-4000-8000-000000000001")
     monkeypatch.setattr(calls, "SPOOL", spool)
 
-    def register(*args):
-        done = straight_register(*args)
-        if done:
-            taken.append("straight")
-        return done
+    def noted(straight):
+        """The straight path, noting when it took the request."""
+        def run(*args):
+            done = straight(*args)
+            if straight is straight_in_dialog:
+                taken.append("general" if done == ordinary.NOT_MINE else "straight")
+            elif done:
+                taken.append("straight")
+            return done
+        return run
 
-    def in_dialog(*args):
-        done = straight_in_dialog(*args)
-        taken.append("general" if done == ordinary.NOT_MINE else "straight")
-        return done
-
-    def challenge(*args):
-        done = straight_challenge(*args)
-        if done:
-            taken.append("straight")
-        return done
-
-    monkeypatch.setattr(ordinary, "register", register)
-    monkeypatch.setattr(ordinary, "challenge", challenge)
-    monkeypatch.setattr(ordinary, "in_dialog", in_dialog)
-
-    def call(*args):
-        done = straight_call(*args)
-        if done:
-            taken.append("straight")
-        return done
-
-    monkeypatch.setattr(ordinary, "call", call)
+    straight_in_dialog = ordinary.in_dialog
+    for name in ("register", "challenge", "call", "in_dialog"):
+        monkeypatch.setattr(ordinary, name, noted(getattr(ordinary, name)))
     yield spool, taken
     ordinary.ENABLED[0] = True
 
