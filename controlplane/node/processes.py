@@ -203,6 +203,8 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_DRAIN_RETRY_AFTER_S": str(settings.drain_retry_after_s),
         "CALLMANAGER_DMQ_PORT": str(settings.dmq_port),
         "CALLMANAGER_DMQ_SOURCES": ",".join(sorted({dmq_peer(p)[0] for p in settings.dmq_peers})),
+        "CALLMANAGER_DMQ_NODE": f"{settings.dmq_node_index}/{len(settings.dmq_peers) + 1}",
+        "CALLMANAGER_SIP_VIP": settings.sip_vip,
         "CALLMANAGER_NODE_NAME": settings.node_name,
         "CALLMANAGER_SHARED_COUNTERS": "1" if settings.redis_address else "0",
     }

@@ -124,6 +124,14 @@ class NodeSettings(BaseSettings):
     # 0: a single node, nothing replicated. dmq_peers: the other nodes' DMQ listeners, "address:port".
     dmq_port: int = 0
     dmq_peers: list[str] = []
+    # This node's place among the cluster's SIP nodes (1..number of nodes; 0: a single node). Each node numbers its
+    # dialogs apart (the dialog module's h_id_start/h_id_step), so dialogs replicated by DMQ never share an id, and a
+    # dialog's number tells which node made it.
+    dmq_node_index: int = 0
+    # The data center's virtual address the SIP nodes of a pair share (keepalived moves it to the node alive): the node
+    # listens on it besides sip_address (the kernel lets it bind an address it does not hold: ip_nonlocal_bind), sends
+    # from it and record-routes calls on it, so calls continue through the other node of the pair. '' : none.
+    sip_vip: str = ""
     # The data center's Redis (docs/cluster.md), "address:port": the fraud limits count attempts and calls in
     # progress there for every SIP node of the data center, through Kamailio's ndb_redis with its breaker ('' : on
     # this node only). No password: Redis' default user may only run the counters' scripts on their keys (the redis
@@ -219,6 +227,7 @@ class NodeSettings(BaseSettings):
         _check_calls(self)
         _check_listeners(self)
         _check_dmq(self)
+        _check_vip(self)
         _check_redis(self)
         return self
 
@@ -349,6 +358,24 @@ def _check_dmq(s: NodeSettings) -> None:
     for peer in s.dmq_peers:
         if dmq_peer(peer) == own:
             raise ValueError(f"dmq_peers: {peer!r} is this node itself")
+    nodes = len(s.dmq_peers) + 1
+    if not 1 <= s.dmq_node_index <= nodes:
+        raise ValueError(
+            f"dmq_node_index {s.dmq_node_index} must be this node's place among the {nodes} SIP nodes (1-{nodes})"
+        )
+
+
+def _check_vip(s: NodeSettings) -> None:
+    if not s.sip_vip:
+        return
+    try:
+        vip = ipaddress.ip_address(s.sip_vip)
+    except ValueError:
+        raise ValueError(f"sip_vip {s.sip_vip!r} is not an IP address (without a prefix length)") from None
+    if not s.dmq_port:
+        raise ValueError("sip_vip without dmq_port: a shared address needs the nodes sharing it to replicate (DMQ)")
+    if vip == ipaddress.ip_address(s.sip_address) or vip.version != ipaddress.ip_address(s.sip_address).version:
+        raise ValueError(f"sip_vip {s.sip_vip} must be another address than sip_address, of the same family")
 
 
 def _check_redis(s: NodeSettings) -> None:

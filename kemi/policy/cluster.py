@@ -42,3 +42,20 @@ def own_path_uri(own_ip: str, own_port: str, src_ip: str, src_port: str, proto: 
     module's `received` parameter (escaped: it is a URI within a URI parameter)."""
     transport = f"%3Btransport%3D{proto.lower()}" if proto.lower() != "udp" else ""
     return f"sip:{_host(own_ip)}:{own_port};lr;received=sip:{_host(src_ip)}:{src_port}{transport}"
+
+
+def made_here(h_id: int, node_index: int, node_count: int) -> bool:
+    """Whether this node made a dialog (not a copy a peer replicated): each node numbers its dialogs from its place
+    among the SIP nodes, stepping by their number (kamailio.cfg h_id_start/h_id_step)."""
+    return node_count <= 1 or h_id % node_count == node_index % node_count
+
+
+def accounts_end(timed_out: bool, made_by_this_node: bool, holds_address: bool) -> bool:
+    """Whether this node accounts a dialog's end (agents, counters, media session, the record) — once in the cluster.
+
+    A request that ends a dialog (a BYE) passes only the node holding the pair's address: whichever node saw it
+    accounts, a copy included (the node that made it died and this one took the address over). A dialog's timer runs
+    on every copy, with the lifetime the copy was given (a peer's later session refresh does not reach it): a copy's
+    timeout is this node's to account only while it holds the address — the node that made the call is gone and this
+    one serves its calls; otherwise the node that made it accounts the call's end itself."""
+    return not timed_out or made_by_this_node or holds_address

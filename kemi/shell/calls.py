@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from kemi.contract import AVP_RANG, DLG_ANSWER, DLG_TRACKED, END_REQUESTS
-from kemi.policy import call, cdr
+from kemi.policy import call, cdr, cluster
 from kemi.policy.call import (
     AnswerChallenge,
     Divert,
@@ -30,7 +30,7 @@ from kemi.policy.features import FeatureCode
 from kemi.policy.routing import decide_initial
 from kemi.policy.snapshot import Snapshot
 
-from . import context, ids
+from . import context, ids, vip
 from . import ksr_groups as groups
 from . import ksr_apply as apply
 from . import ksr_dialog as dialog
@@ -355,7 +355,7 @@ def dialog_started() -> None:
         fraud_gate.answered(mark)
 
 
-def call_ended(why: str) -> None:
+def call_ended(why: str, timed_out: bool = False) -> None:
     """Everything an answered call holds is given back, once per dialog whichever comes first: its hunt-group agents
     and busy users, its count of calls out in progress, its media session, and its record is written.
     Kamailio 5.6 runs the dialog-end event of a dialog it ends itself (dlg_bye_all: timeouts, dlg.end_dlg) with the
@@ -365,6 +365,12 @@ def call_ended(why: str) -> None:
     end = read.dialog_end()
     if end.claims > 1:  # another process accounted this call's end already
         return
+    if SETTINGS.node_count > 1 and not cluster.accounts_end(
+        timed_out,
+        cluster.made_here(_int(end.h_id), SETTINGS.node_index, SETTINGS.node_count),
+        timed_out and vip.held(SETTINGS.sip_vip),
+    ):  # a peer's copy whose timer ran out while the peer serves the call: the peer accounts its end
+        return
     groups.agent_call_ended(end.agent)
     groups.calls_ended(end.tracked)
     if end.fraud_mark and SETTINGS.fraud_checks:
@@ -372,7 +378,8 @@ def call_ended(why: str) -> None:
     quality = dialog.dialog_media_quality(end.call_id, end.from_tag)
     if not end.state:
         return
-    line = cdr.end_line(end.state, why, time.time(), end.answer, quality)
+    answer = end.answer or f"{end.start_ts}/"  # a peer's copy has no answer time of ours: the dialog's own
+    line = cdr.end_line(end.state, why, time.time(), answer, quality)
     if line is None:
         apply.warn(f"callmanager: call state unreadable, the call has no record: {end.state[:160]!a}")
         apply.count_error("call_state")
@@ -394,6 +401,13 @@ def end_requested_calls() -> None:
             continue  # over already: its own end did the accounting
         call_ended(f"answered; ended by the node: {reason}"[:300])
         dialog.bye_all()
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 
 def _float(text: str) -> float | None:

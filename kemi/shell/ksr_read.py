@@ -330,6 +330,8 @@ _END_PVS = (
     "$dlg(from_tag)",
     f"$dlg_var({shm.DLG_CALL})",
     f"$dlg_var({shm.DLG_FRAUD})",
+    "$dlg(h_id)",
+    "$dlg(start_ts)",
 )
 _END_FORMAT = wire.one_format(_END_PVS)
 
@@ -346,6 +348,8 @@ class DialogEnd(NamedTuple):
     from_tag: str
     state: str  # DLG_CALL: the call state document
     fraud_mark: str  # DLG_FRAUD: "tenant:user:class:price" of a call out under the fraud limits ('' for any other)
+    h_id: str  # the dialog's number: which node of a cluster made it (kemi.policy.cluster.made_here)
+    start_ts: str  # when the dialog was answered, as the dialog module keeps it (also on a peer's copy)
 
 
 def dialog_end() -> DialogEnd:

@@ -267,7 +267,8 @@ def dialog_event(evname: str) -> int:
         calls.call_ended("answered; dialog ended")
     elif evname == "dialog:timeout":  # runs before the dialog module sends its BYEs (kamailio.cfg: send_bye)
         calls.call_ended(
-            "answered; dialog ended by the node: no BYE within the call limit or the keep-alives went unanswered"
+            "answered; dialog ended by the node: no BYE within the call limit or the keep-alives went unanswered",
+            timed_out=True,
         )
     return 1
 

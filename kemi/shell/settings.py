@@ -30,6 +30,9 @@ class ShellSettings:
     )
     dmq_sources: frozenset[str] = frozenset()  # the other nodes' addresses (dmq_peers): the only sources taken there
     node_name: str = "node"  # names this node's calls in the data center's shared counters
+    node_index: int = 0  # this node's place among the cluster's SIP nodes (1..node_count; 0: a single node)
+    node_count: int = 1  # the cluster's SIP nodes: a dialog's h_id modulo this names the node that made it
+    sip_vip: str = ""  # the data center's virtual address this node shares with the other of its pair ('' : none)
     shared_counters: bool = False  # the fraud limits count in the data center's Redis (redis_address; ndb_redis)
     rpc_secret: str = field(
         default="", repr=False
@@ -54,6 +57,9 @@ class ShellSettings:
             dmq_port=int(os.environ.get("CALLMANAGER_DMQ_PORT", "0")),
             dmq_sources=frozenset(a for a in os.environ.get("CALLMANAGER_DMQ_SOURCES", "").split(",") if a),
             node_name=os.environ.get("CALLMANAGER_NODE_NAME", "node"),
+            node_index=_place(os.environ.get("CALLMANAGER_DMQ_NODE", ""))[0],
+            node_count=_place(os.environ.get("CALLMANAGER_DMQ_NODE", ""))[1],
+            sip_vip=os.environ.get("CALLMANAGER_SIP_VIP", ""),
             shared_counters=os.environ.get("CALLMANAGER_SHARED_COUNTERS", "0") == "1",
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
         )
@@ -67,6 +73,16 @@ def _edge(doc: str, peers: str) -> EdgeSettings:
     if extra:
         known["exempt"] = [*(known.get("exempt") or ()), *extra]
     return EdgeSettings.from_doc(known)
+
+
+def _place(text: str) -> tuple[int, int]:
+    """ "<index>/<count>" (CALLMANAGER_DMQ_NODE) -> (index, count); (0, 1) for a single node or anything else."""
+    index, _, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        return 0, 1
+    return (i, n) if 1 <= i <= n else (0, 1)
 
 
 def _read_secret(path: str) -> str:

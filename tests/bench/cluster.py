@@ -43,8 +43,10 @@ def run(users: int = 6000, rounds: int = 5, reg_rate: int = 3000, storms: int = 
     dmq_a, dmq_b = free_port(), free_port()
     nodes: dict[str, NodeProcess] = {}
     try:
-        nodes["a"] = NodeProcess(ROOT, work / "a", node_name="a", dmq_port=dmq_a, dmq_peers=[f"127.0.0.1:{dmq_b}"])
-        nodes["b"] = NodeProcess(ROOT, work / "b", node_name="b", dmq_port=dmq_b, dmq_peers=[f"127.0.0.1:{dmq_a}"])
+        nodes["a"] = NodeProcess(ROOT, work / "a", node_name="a", dmq_port=dmq_a, dmq_node_index=1,
+                                  dmq_peers=[f"127.0.0.1:{dmq_b}"])
+        nodes["b"] = NodeProcess(ROOT, work / "b", node_name="b", dmq_port=dmq_b, dmq_node_index=2,
+                                  dmq_peers=[f"127.0.0.1:{dmq_a}"])
         nodes["c"] = NodeProcess(ROOT, work / "c", node_name="c")
         for label in ("a", "c"):
             provision_kemi(nodes[label], users)

@@ -288,6 +288,17 @@ class Lab:
             raise LabError(f"{name}: {command!r}: exit {r.returncode}: {r.stderr.strip()[:500]}")
         return r
 
+    def crash(self, name: str) -> None:
+        """The host fails as a machine does: every process in it killed at once (SIGKILL, sshd and the supervisor
+        included), then its link down (a dead machine answers nothing, not even ARP for an address it had)."""
+        h = self.state.hosts[name]
+        for pid in _pids_in_netns(h.netns):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _run("ip", "link", "set", h.veth, "down")
+
     @property
     def key(self) -> str:
         return str(Path(self.state.dir, "id_ed25519"))

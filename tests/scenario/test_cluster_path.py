@@ -37,6 +37,7 @@ def cluster(tmp_path_factory, real_components):
                 sip_address=ADDRESSES[i],
                 dmq_port=ports[i],
                 dmq_peers=[f"{ADDRESSES[1 - i]}:{ports[1 - i]}"],
+                dmq_node_index=i + 1,
             )
             for i in range(2)
         ]

@@ -36,6 +36,7 @@ def cluster(pg, tmp_path_factory, real_components):
             node_name=f"sip{i + 1}",
             dmq_port=ports[i],
             dmq_peers=[f"127.0.0.1:{ports[1 - i]}"],
+            dmq_node_index=i + 1,
             auth_failures_source=3,
         )
         for i in range(2)

@@ -120,3 +120,50 @@ def test_a_dialog_without_a_readable_state_frees_its_media_and_says_so(ending):
     routes.dialog_event("dialog:end")
     assert spool.lines == [] and "rtpengine.rtpengine_delete" in ksr.names()
     assert any(name == "warn" and "call state unreadable" in args[0] for name, args in ksr.calls)
+
+
+@pytest.fixture
+def pair(ending, monkeypatch):
+    """This node is node 1 of a pair sharing a virtual address: it makes dialogs 1, 3, 5...; 4 is its peer's copy."""
+    import dataclasses
+
+    from kemi.shell import vip
+
+    held = {"198.18.1.10": False}
+    monkeypatch.setattr(calls, "SETTINGS", dataclasses.replace(calls.SETTINGS, node_index=1, node_count=2,
+                                                               sip_vip="198.18.1.10"))
+    monkeypatch.setattr(vip, "held", lambda address: held.get(address, False))
+    ksr, spool = ending
+    ksr.pv_values[f"$dlg_var({shm.DLG_CALL})"] = STATES["plain"].to_json()
+    return ksr, spool, held
+
+
+def test_a_peers_copy_timing_out_while_the_peer_serves_the_call_is_left_to_the_peer(pair):
+    ksr, spool, held = pair
+    routes.dialog_event("dialog:timeout")
+    assert spool.lines == [] and "rtpengine.rtpengine_delete" not in ksr.names()
+
+
+def test_a_peers_copy_timing_out_where_the_address_now_is_is_accounted_here(pair):
+    ksr, spool, held = pair
+    held["198.18.1.10"] = True  # the peer died; this node took the address and serves its calls
+    routes.dialog_event("dialog:timeout")
+    assert len(spool.lines) == 1 and "dialog ended by the node" in json.loads(spool.lines[0])["why"]
+
+
+def test_an_own_dialog_timing_out_is_accounted_here_wherever_the_address_is(pair):
+    ksr, spool, held = pair
+    ksr.pv_values["$dlg(h_id)"] = 5
+    routes.dialog_event("dialog:timeout")
+    assert len(spool.lines) == 1
+
+
+def test_a_peers_copy_ended_by_a_bye_through_this_node_is_accounted_with_the_dialogs_answer_time(pair):
+    ksr, spool, held = pair
+    del ksr.pv_values[f"$dlg_var({shm.DLG_ANSWER})"]  # set on the peer at the answer, after the copy was made
+    ksr.pv_values["$dlg(start_ts)"] = 1003
+    routes.dialog_event("dialog:end")
+    [line] = spool.lines
+    assert json.loads(line)["answer"] == "1003/"
+    assert cdr.ended_record(json.loads(line))["answer_ts"] == 1003.0  # not the call's start (1000.25)
+    assert "rtpengine.rtpengine_delete" in ksr.names()

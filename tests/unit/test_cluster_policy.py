@@ -33,3 +33,57 @@ def test_the_path_names_this_node_and_where_the_phone_is():
 def test_only_udp_bindings_are_pinged():
     assert nat_pinged("udp") and nat_pinged("UDP")
     assert not any(nat_pinged(p) for p in ("tcp", "tls", "ws", "wss"))
+
+
+def test_each_node_knows_the_dialogs_it_made_from_their_numbers():
+    from kemi.policy.cluster import made_here
+
+    # two nodes: node 1 numbers 1, 3, 5...; node 2 numbers 2, 4, 6...
+    assert [made_here(h, 1, 2) for h in (1, 2, 3, 4)] == [True, False, True, False]
+    assert [made_here(h, 2, 2) for h in (1, 2, 3, 4)] == [False, True, False, True]
+    assert [made_here(h, 3, 3) for h in (3, 6, 7)] == [True, True, False]
+    assert made_here(7, 0, 1)  # a single node made every dialog it has
+
+
+def test_a_call_ending_is_accounted_by_one_node_of_the_pair():
+    from kemi.policy.cluster import accounts_end
+
+    # a BYE passes one node only (the address holder): it accounts, its own dialog or a dead peer's copy
+    assert accounts_end(timed_out=False, made_by_this_node=True, holds_address=True)
+    assert accounts_end(timed_out=False, made_by_this_node=False, holds_address=True)
+    # a timer: the maker accounts; a copy's timer only where the address now is (its maker gone)
+    assert accounts_end(timed_out=True, made_by_this_node=True, holds_address=False)
+    assert not accounts_end(timed_out=True, made_by_this_node=False, holds_address=False)
+    assert accounts_end(timed_out=True, made_by_this_node=False, holds_address=True)
+
+
+TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 198.18.1.0/24 2 0 2
+        +-- 198.18.1.0/28 2 0 2
+           |-- 198.18.1.0
+              /24 link UNICAST
+           |-- 198.18.1.10
+              /32 host LOCAL
+           |-- 198.18.1.11
+              /32 host LOCAL
+        |-- 198.18.1.255
+           /32 link BROADCAST
+"""
+
+
+def test_the_virtual_address_is_held_when_the_kernel_lists_it_as_local(tmp_path):
+    from kemi.shell import vip
+
+    trie = tmp_path / "fib_trie"
+    trie.write_text(TRIE)
+    six = tmp_path / "if_inet6"
+    six.write_text("20010db8000000000000000000000010 02 40 00 80     eth0\n")
+    assert vip.held("198.18.1.10", str(trie), str(six))
+    assert not vip.held("198.18.1.255", str(trie), str(six))  # listed, but not as one of the host's addresses
+    assert not vip.held("198.18.1.12", str(trie), str(six))
+    assert vip.held("2001:db8::10", str(trie), str(six)) and not vip.held("2001:db8::11", str(trie), str(six))
+    assert not vip.held("", str(trie), str(six)) and not vip.held("198.18.1.10", str(tmp_path / "none"), str(six))
+    assert vip.held("127.0.0.1")  # this machine's own tables

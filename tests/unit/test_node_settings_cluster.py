@@ -1,7 +1,7 @@
 """The cluster's node settings: a platform token from the vault must look like a secret."""
 import pytest
 
-from controlplane.node.settings import load_settings
+from controlplane.node.settings import ROOT, load_settings
 
 
 @pytest.mark.parametrize("token", ["short", "cm_" + "x" * 40 + " y", "cm_" + "ä" * 40])
@@ -24,6 +24,12 @@ def test_a_vault_token_is_taken(tmp_path):
         ({"dmq_port": 5090, "dmq_peers": ["127.0.0.1:5090"]}, "is this node itself"),
         ({"dmq_port": 5060}, "clashes with the SIP or RPC listener"),
         ({"dmq_port": 70000}, "is not a port"),
+        ({"dmq_port": 5090, "dmq_peers": ["198.18.1.12:5090"]}, "dmq_node_index 0 must be this node's place among the 2"),
+        ({"dmq_port": 5090, "dmq_peers": ["198.18.1.12:5090"], "dmq_node_index": 3}, r"among the 2 SIP nodes \(1-2\)"),
+        ({"sip_vip": "198.18.1.10"}, "sip_vip without dmq_port"),
+        ({"dmq_port": 5090, "dmq_node_index": 1, "sip_vip": "198.18.1.10/24"}, "sip_vip '198.18.1.10/24' is not an IP address"),
+        ({"dmq_port": 5090, "dmq_node_index": 1, "sip_vip": "127.0.0.1"}, "another address than sip_address"),
+        ({"dmq_port": 5090, "dmq_node_index": 1, "sip_vip": "2001:db8::10"}, "of the same family"),
     ],
 )
 def test_cluster_replication_settings_that_cannot_work_are_refused_naming_the_setting(tmp_path, overrides, message):
@@ -36,7 +42,7 @@ def test_a_cluster_node_replicates_what_the_cluster_shares_and_a_single_node_not
 
     single = kamailio_cfg(load_settings(env={}, var_dir=str(tmp_path)))
     assert "WITH_DMQ" not in single and "dmqreplicate" not in single and "notification_address" not in single
-    node = load_settings(env={}, var_dir=str(tmp_path), sip_address="198.18.1.11", dmq_port=5090,
+    node = load_settings(env={}, var_dir=str(tmp_path), sip_address="198.18.1.11", dmq_port=5090, dmq_node_index=2,
                          dmq_peers=["198.18.1.12:5090", "[2001:db8::2]:5090"])
     cfg = kamailio_cfg(node)
     assert '#!define DMQ_SERVER "sip:198.18.1.11:5090"' in cfg
@@ -44,6 +50,21 @@ def test_a_cluster_node_replicates_what_the_cluster_shares_and_a_single_node_not
     assert 'modparam("dmq", "notification_address", "sip:[2001:db8::2]:5090")' in cfg
     replicated = {line.split()[1] for line in cfg.splitlines() if "dmqreplicate=1" in line}
     assert replicated == {"HT_BAN", "HT_AUTHLOCK", "HT_STATUS", "HT_ACD"}  # per node: counters, calls, the drain flag
+    # dialogs replicated too, numbered apart: this node (the 2nd of 3) makes dialogs 2, 5, 8...
+    assert "#!define DIALOG_ID_START 2" in cfg and "#!define DIALOG_ID_STEP 3" in cfg
+    assert "WITH_VIP" not in cfg and "WITH_VIP" not in single
+
+
+def test_a_node_of_a_pair_listens_on_the_shared_address_first(tmp_path):
+    from controlplane.node.render import kamailio_cfg
+
+    node = load_settings(env={}, var_dir=str(tmp_path), sip_address="198.18.1.11", dmq_port=5090, dmq_node_index=1,
+                         dmq_peers=["198.18.1.12:5090"], sip_vip="198.18.1.10")
+    cfg = kamailio_cfg(node)
+    assert "#!define WITH_VIP" in cfg and "#!define SIP_VIP_UDP udp:198.18.1.10:5060" in cfg
+    assert "#!define SIP_VIP_TCP tcp:198.18.1.10:5060" in cfg
+    main = (ROOT / "kamailio" / "kamailio.cfg").read_text()
+    assert main.index("listen=SIP_VIP_UDP") < main.index("listen=SIP_LISTEN_UDP")  # the default socket: requests leave from it
 
 
 @pytest.mark.parametrize(
