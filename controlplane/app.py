@@ -75,7 +75,12 @@ class App:
         seal_stored_secrets(self.engine, self.sealer)
         ensure_config_state(self.engine)
         ensure_sample_tariff(self.engine)
-        self.kamailio = KamailioRpc(settings.kamailio_rpc_url, secret=shared_secret(settings.rpc_secret_path))
+        self.kamailio = KamailioRpc(
+            settings.kamailio_rpc_url,
+            secret=shared_secret(settings.rpc_secret_path),
+            node_index=settings.dmq_node_index,
+            node_count=len(settings.dmq_peers) + 1 if settings.dmq_port else 1,
+        )
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
         self.metrics = Metrics(self)
         self.publisher = SnapshotPublisher(

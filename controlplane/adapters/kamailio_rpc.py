@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 from jsonrpcclient import Error, Ok, parse, request
 
+from kemi.policy.cluster import made_here
+
 
 class KamailioRpcError(RuntimeError):
     pass
@@ -14,9 +16,10 @@ RPC_KEY_HEADER = "X-Callmanager-Rpc-Key"  # Kamailio's RPC listener answers only
 
 
 class KamailioRpc:
-    def __init__(self, url: str, timeout: float = 2.0, secret: str = ""):
+    def __init__(self, url: str, timeout: float = 2.0, secret: str = "", node_index: int = 0, node_count: int = 1):
         self.url = url
         self.timeout = timeout
+        self.node = (node_index, node_count)  # this node's place among the cluster's SIP nodes: which dialogs it made
         # one client, kept: a new one per call built an SSL context each time (measured: a third of the
         # fraud monitor's CPU). httpx clients may be shared between threads.
         self._client = httpx.Client(timeout=timeout, headers={RPC_KEY_HEADER: secret} if secret else None)
@@ -35,9 +38,14 @@ class KamailioRpc:
         assert isinstance(parsed, Ok)
         return parsed.result
 
-    def dialogs(self) -> list[dict]:
-        result = self.call("dlg.list")
-        return list(result or [])
+    def dialogs(self, copies: bool = False) -> list[dict]:
+        """The node's dialogs; in a cluster only those it made, unless `copies` (the other nodes' dialogs replicated
+        here by DMQ, which this node serves only after taking over its pair's address): each call is counted by the
+        node that made it."""
+        result = [d for d in (self.call("dlg.list") or []) if isinstance(d, dict)]
+        if copies or self.node[1] <= 1:
+            return result
+        return [d for d in result if made_here(_number(d.get("h_id")), *self.node)]
 
     def htable_items(self, table: str) -> dict[str, object]:
         """All items of one of Kamailio's htables, {name: value}, in one RPC (htable.dump nests them in slots)."""
@@ -69,3 +77,10 @@ class KamailioRpc:
             for aor in dom.get("Domain", {}).get("AoRs", []):
                 out.append(aor)
         return out
+
+
+def _number(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

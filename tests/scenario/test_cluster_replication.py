@@ -163,3 +163,26 @@ def test_an_operator_sees_the_nodes_replication_in_its_status(cluster):
     assert status["replication"]["peers_configured"] == 1
     assert status["replication"]["peers"] == [{"address": f"127.0.0.1:{a.settings.dmq_port}", "state": "active"}]
     assert status["shared_counters"] is None  # no Redis given: the fraud limits count on the node
+
+
+def test_a_call_through_one_node_is_a_copy_on_the_other_and_counted_once(cluster, people, tmp_path):
+    """Dialogs are replicated (the node taking over a pair's address serves them, tests/lab/test_failover.py); each
+    node numbers its own apart, and counts only its own as calls in progress (the NOC sums the nodes)."""
+    a, b = cluster
+    via_a = Sipp(a.sip, tmp_path / "a")
+    alice, bob = via_a.phone("dmq1", DOMAIN, "dmq-1-secret-pw"), via_a.phone("dmq2", DOMAIN, "dmq-2-secret-pw")
+    assert via_a.register(bob).ok
+    callee = via_a.callee(bob, "answer")
+    call = via_a.caller_in_background(alice, "502", hold_ms=3000)
+    assert wait_for(lambda: len(a.kamailio_rpc("dlg.list") or []) == 1, timeout=5)
+    assert wait_for(lambda: len(b.kamailio_rpc("dlg.list") or []) == 1, timeout=5), "the dialog reached the other node"
+    [made] = a.kamailio_rpc("dlg.list")
+    [copy] = b.kamailio_rpc("dlg.list")
+    assert (copy["h_id"], copy["call-id"]) == (made["h_id"], made["call-id"]) and made["h_id"] % 2 == 1  # node 1's
+    # the call is node A's: in its calls in progress and its count, not in B's
+    assert len(a.rpc("call.list")["items"]) == 1 and b.rpc("call.list")["items"] == []
+    assert "dialog:active_dialogs = 0" in b.kamailio_rpc("stats.get_statistics", "dialog:")
+    assert call.result(timeout=30).ok and via_a.wait(callee).ok
+    assert wait_for(lambda: not (b.kamailio_rpc("dlg.list") or []), timeout=5), "the copy ends with the call"
+    cdrs = wait_for(lambda: [c for c in a.rpc("cdr.list")["items"] if c["call_id"] == made["call-id"]], timeout=10)
+    assert len(cdrs) == 1 and cdrs[0]["disposition"] == "answered"  # one record, from the node that made the call
