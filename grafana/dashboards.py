@@ -148,7 +148,13 @@ def noc_overview() -> db.Dashboard:
          .with_panel(graph("Shared counters (Redis)", "Commands to the data center's Redis that failed, per minute: while "
                            "they fail the node counts the fraud limits on its own (per node; docs/cluster.md).",
                            q(f"sum by (datacenter, node) (rate(callmanager_shared_counters_failures_total{{{NODE}}}[5m])) * 60",
-                             "{{datacenter}}/{{node}}"), w=12)))
+                             "{{datacenter}}/{{node}}"), w=12))
+         .with_panel(graph("SIP pair's address (VRRP)", "Which node holds its data center's virtual address (1); the "
+                           "nodes holding it per data center must be exactly 1 (0: no service through it, 2: split "
+                           "brain; docs/cluster.md).",
+                           q(f"callmanager_vip_held{{{NODE}}}", "{{datacenter}}/{{node}}"),
+                           q(f"sum by (datacenter) (callmanager_vip_held{{{NODE}}})", "holders {{datacenter}}", "B"),
+                           w=12)))
     return d
 
 

@@ -20,7 +20,14 @@ from sqlmodel import Session
 
 from controlplane.db.models import ConfigState
 
-from .features import EdgeCollector, LockCollector, QueueCollector, RoutingErrorsCollector, SharedCountersCollector
+from .features import (
+    EdgeCollector,
+    LockCollector,
+    PairAddressCollector,
+    QueueCollector,
+    RoutingErrorsCollector,
+    SharedCountersCollector,
+)
 from .kamailio import KamailioCollector
 from .rtpengine import RtpengineCollector
 
@@ -134,6 +141,7 @@ class Metrics:
             r.register(LockCollector(app))
             r.register(RoutingErrorsCollector(app))
             r.register(SharedCountersCollector(app))
+            r.register(PairAddressCollector(app))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()

@@ -201,6 +201,27 @@ class SharedCountersCollector:
         yield failures
 
 
+class PairAddressCollector:
+    """The data center's virtual address (keepalived; docs/cluster.md): 1 while this node holds it. Exported only by
+    a node of a pair (sip_vip set). Read from the kernel's tables each scrape (the control plane runs on the node)."""
+
+    def __init__(self, app, held=None):
+        from kemi.shell.vip import held as kernel_held
+
+        self.app = app
+        self.held = held or kernel_held
+
+    def collect(self):
+        vip = self.app.settings.sip_vip
+        if not vip:
+            return
+        g = GaugeMetricFamily(
+            "callmanager_vip_held", "1 while this node holds its data center's virtual address", labels=["address"]
+        )
+        g.add_metric([vip], 1 if self.held(vip) else 0)
+        yield g
+
+
 def _num(value) -> float:
     try:
         return float(value or 0)

@@ -47,6 +47,20 @@ def test_the_pair_shares_one_address_each_node_ready_to_take_it(pair):
         status = lab.ssh(name, "supervisorctl -c /etc/callmanager/supervisord.conf status callmanager-keepalived",
                          check=False).stdout
         assert " RUNNING " in f" {status} ", status
+    # the NOC sees who holds it
+    [first] = holder(lab, vip)
+    for name in PAIR:
+        assert wait_until(lambda: vip_held(lab, name, vip) == (name == first), 10, f"{name}'s callmanager_vip_held")
+
+
+def vip_held(lab: Lab, host: str, vip: str) -> bool | None:
+    import httpx
+
+    metrics = httpx.get(f"http://{lab.address(host)}:8080/metrics", timeout=5).text
+    for value in ("1.0", "0.0"):
+        if f'callmanager_vip_held{{address="{vip}"}} {value}' in metrics:
+            return value == "1.0"
+    return None
 
 
 def test_a_node_dies_and_its_calls_and_phones_go_on_through_the_other(pair, tmp_path):
@@ -76,7 +90,7 @@ def test_a_node_dies_and_its_calls_and_phones_go_on_through_the_other(pair, tmp_
     # new registrations through the address: the other node answers within seconds
     wait_until(lambda: sipp.register(carol, timeout_s=1).ok, 30, "a REGISTER after the node died")
     took_over = time.monotonic() - died
-    assert holder(lab, vip, (second,)) == [second]
+    assert holder(lab, vip, (second,)) == [second] and vip_held(lab, second, vip) is True
     print(f"the virtual address moved to {second}: a new REGISTER succeeded {took_over:.2f} s after {first} died")
     assert took_over <= TAKEOVER_S, f"a new REGISTER succeeded only {took_over:.1f} s after the node died"
 

@@ -87,3 +87,17 @@ def test_the_virtual_address_is_held_when_the_kernel_lists_it_as_local(tmp_path)
     assert vip.held("2001:db8::10", str(trie), str(six)) and not vip.held("2001:db8::11", str(trie), str(six))
     assert not vip.held("", str(trie), str(six)) and not vip.held("198.18.1.10", str(tmp_path / "none"), str(six))
     assert vip.held("127.0.0.1")  # this machine's own tables
+
+
+def test_a_node_of_a_pair_exports_whether_it_holds_the_address_and_a_single_node_nothing():
+    from types import SimpleNamespace
+
+    from controlplane.metrics.features import PairAddressCollector
+
+    def samples(vip, holds):
+        app = SimpleNamespace(settings=SimpleNamespace(sip_vip=vip))
+        return [(s.name, s.labels, s.value) for m in PairAddressCollector(app, held=lambda a: holds).collect() for s in m.samples]
+
+    assert samples("198.18.1.10", True) == [("callmanager_vip_held", {"address": "198.18.1.10"}, 1)]
+    assert samples("198.18.1.10", False) == [("callmanager_vip_held", {"address": "198.18.1.10"}, 0)]
+    assert samples("", True) == []
