@@ -149,6 +149,10 @@ def noc_overview() -> db.Dashboard:
                            "they fail the node counts the fraud limits on its own (per node; docs/cluster.md).",
                            q(f"sum by (datacenter, node) (rate(callmanager_shared_counters_failures_total{{{NODE}}}[5m])) * 60",
                              "{{datacenter}}/{{node}}"), w=12))
+         .with_panel(graph("Database replicas", "How far each replica of the configuration database replays behind "
+                           "the primary (seconds; over 30 s for 2 minutes alerts), and the replicas streaming.",
+                           q(f"max by (replica) (callmanager_database_replica_lag_seconds{{{NODE}}})", "lag {{replica}}"),
+                           q(f"max(callmanager_database_replicas{{{NODE}}})", "streaming", "B"), unit="s", w=12))
          .with_panel(graph("SIP pair's address (VRRP)", "Which node holds its data center's virtual address (1); the "
                            "nodes holding it per data center must be exactly 1 (0: no service through it, 2: split "
                            "brain; docs/cluster.md).",

@@ -185,6 +185,43 @@ class Metrics:
                         hist.observe(float(r[key]) * scale)
 
 
+# The primary's view of its streaming replicas (needs pg_monitor: controlplane.ops.cluster_db.ensure grants it). A lag
+# the primary no longer measures (caught up, no WAL since) is NULL: 0.
+REPLICAS_SQL = """
+SELECT coalesce(nullif(application_name, 'walreceiver'), host(client_addr), 'replica') AS replica,
+       coalesce(state, '') AS state,
+       coalesce(extract(epoch FROM replay_lag), 0) AS lag_s,
+       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) AS lag_bytes
+FROM pg_stat_replication
+"""
+
+
+def replica_families(rows):
+    """`callmanager_database_replicas` (streaming), and each replica's replay lag in seconds and bytes."""
+    streaming = GaugeMetricFamily(
+        "callmanager_database_replicas", "Replicas streaming from the configuration database's primary"
+    )
+    lag_s = GaugeMetricFamily(
+        "callmanager_database_replica_lag_seconds",
+        "How far a replica's replay is behind the primary",
+        labels=["replica"],
+    )
+    lag_b = GaugeMetricFamily(
+        "callmanager_database_replica_lag_bytes",
+        "WAL the primary wrote that a replica has not replayed yet",
+        labels=["replica"],
+    )
+    count = 0
+    for replica, state, seconds, size in rows:
+        count += state == "streaming"
+        lag_s.add_metric([str(replica)], float(seconds or 0))
+        lag_b.add_metric([str(replica)], float(size or 0))
+    streaming.add_metric([], count)
+    yield streaming
+    yield lag_s
+    yield lag_b
+
+
 class ControlCollector:
     """The control plane's own state at scrape time: the configuration version (the database's) next to the
     snapshot version published for Kamailio, and the CDR spool's backlog. Never raises."""
@@ -212,14 +249,14 @@ class ControlCollector:
             "callmanager_database_read_only",
             "1: the database this control plane reaches is a replica (primary lost, not promoted yet: writes refused)",
         )
+        replicas = None
         try:
             with Session(self.engine) as s:
                 state = s.get(ConfigState, 1)
-                standby = (
-                    bool(s.execute(text("SELECT pg_is_in_recovery()")).scalar())
-                    if self.engine.dialect.name == "postgresql"
-                    else False
-                )
+                postgres = self.engine.dialect.name == "postgresql"
+                standby = bool(s.execute(text("SELECT pg_is_in_recovery()")).scalar()) if postgres else False
+                if postgres and not standby:
+                    replicas = s.execute(text(REPLICAS_SQL)).all()
             version.add_metric([], state.version if state else 0)
             up.add_metric([], 1)
             read_only.add_metric([], 1 if standby else 0)
@@ -229,6 +266,8 @@ class ControlCollector:
             up.add_metric([], 0)
         yield up
         yield read_only
+        if replicas is not None:
+            yield from replica_families(replicas)
         now, ages, counts = time.time(), [], {}
         for state in ("new", "open"):
             try:

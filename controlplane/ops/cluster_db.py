@@ -77,6 +77,10 @@ def ensure(socket_dir: str, port: int, database: str, user: str, password: str) 
     elif not matches(current, password):
         _psql(socket_dir, port, f"ALTER ROLE {user} LOGIN PASSWORD '{scram_verifier(password)}';")
         changes.append(f"password of {user} set")
+    monitor = f"SELECT pg_has_role('{user}', 'pg_monitor', 'member');"
+    if _psql(socket_dir, port, monitor) != "t":  # the replicas' lag (pg_stat_replication) for the NOC's metrics
+        _psql(socket_dir, port, f"GRANT pg_monitor TO {user};")
+        changes.append(f"{user} may read the replication state (pg_monitor)")
     if _psql(socket_dir, port, f"SELECT 1 FROM pg_database WHERE datname = '{database}';") != "1":
         _psql(socket_dir, port, f"CREATE DATABASE {database} OWNER {user};")
         changes.append(f"database {database} created")

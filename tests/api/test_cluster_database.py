@@ -82,6 +82,11 @@ def test_the_replica_takes_over_after_promote_db_and_the_control_plane_follows(t
             assert time.monotonic() < deadline, "the replica did not receive the change"
             time.sleep(0.1)
 
+        # the NOC sees the replica streaming and how far behind it is (from the primary)
+        metrics = httpx.get(settings.api_url.rsplit("/", 1)[0] + "/metrics", timeout=10).text
+        assert "callmanager_database_replicas 1.0" in metrics, [m for m in metrics.splitlines() if "replica" in m]
+        assert "callmanager_database_replica_lag_seconds{replica=" in metrics
+        assert "callmanager_database_replica_lag_bytes{replica=" in metrics
         primary.stop_now()
         assert "Before" in {t["name"] for t in api.ok("tenant.list")["items"]}  # read from the replica
         error_id, error = api.err("tenant.create", name="During", sip_domain="during.example")
@@ -278,6 +283,21 @@ def test_the_replication_role_is_made_once_and_its_password_follows_the_vault(po
     assert ensure_replication(sockets, port, "cm_repl_test", "second-password-456") == ["password of cm_repl_test set"]
     assert postgres.sql("select rolreplication and rolcanlogin from pg_roles where rolname = 'cm_repl_test'") == "t"
     postgres.sql("drop role cm_repl_test")
+
+
+def test_the_callmanager_role_is_made_once_and_may_read_the_replicas_lag(postgres):
+    """What the postgresql role runs on the primary (`cluster_db ensure`): the role, its database, and pg_monitor (the
+    NOC's replica lag: pg_stat_replication's details are hidden from other roles); a second run changes nothing."""
+    from controlplane.ops.cluster_db import ensure
+
+    sockets, port = str(postgres.sockets), postgres.port
+    first = ensure(sockets, port, "cm_ensure_db", "cm_ensure_user", "first-password-123")
+    assert first == ["role cm_ensure_user created", "cm_ensure_user may read the replication state (pg_monitor)",
+                     "database cm_ensure_db created"]
+    assert ensure(sockets, port, "cm_ensure_db", "cm_ensure_user", "first-password-123") == []
+    assert postgres.sql("select pg_has_role('cm_ensure_user', 'pg_monitor', 'member')") == "t"
+    postgres.sql("drop database cm_ensure_db")
+    postgres.sql("drop role cm_ensure_user")
 
 
 def test_a_control_plane_started_before_its_database_waits_for_it_and_stops_when_told(tmp_path):

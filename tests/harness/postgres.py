@@ -63,6 +63,7 @@ class PostgresServer:
         self._launch()
         if self.primary is None:
             self.sql("CREATE ROLE callmanager LOGIN")
+            self.sql("GRANT pg_monitor TO callmanager")  # as controlplane.ops.cluster_db.ensure does
         return self
 
     def _launch(self) -> None:
