@@ -155,7 +155,7 @@ def rtpengine(settings: NodeSettings) -> Component:
         run / "rtpengine.pid",
         logs / "rtpengine.log",
         ready=[
-            ("udp", settings.rtpengine_address, settings.rtpengine_ng_port),
+            ("udp", settings.rtpengine_vip or settings.rtpengine_address, settings.rtpengine_ng_port),
             ("tcp", settings.rtpengine_address, settings.rtpengine_cli_port),
         ],
     )

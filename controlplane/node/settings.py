@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 
-from pydantic import ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, JsonConfigSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import EnvSettingsSource
 
@@ -73,6 +73,16 @@ class NodeSettings(BaseSettings):
     rtp_port_min: int = 30000
     rtp_port_max: int = 39999
     rtpengine_log_level: int = 5
+    # A media node of a pair (docs/cluster.md): the pair's virtual address (keepalived) RTPengine relays media on, and
+    # takes its control commands on every address (the SIP nodes send them to the virtual address); '' : none.
+    rtpengine_vip: str = ""
+    # The pair's Redis ("address:port", '' : none): RTPengine writes its calls to database rtpengine_redis_db there and
+    # follows the other node's (rtpengine_redis_peer_dbs, keyspace notifications), so the node that takes the address
+    # over relays the other's calls.
+    rtpengine_redis: str = ""
+    rtpengine_redis_password: str = Field(default="", repr=False)
+    rtpengine_redis_db: int = 1
+    rtpengine_redis_peer_dbs: list[int] = []
     # Control plane
     api_address: str = "127.0.0.1"
     api_port: int = 8080
@@ -381,6 +391,24 @@ def _check_vip(s: NodeSettings) -> None:
 def _check_redis(s: NodeSettings) -> None:
     if s.redis_address:
         host_port(s.redis_address, "redis_address")
+    if s.rtpengine_vip:
+        try:
+            ipaddress.ip_address(s.rtpengine_vip)
+        except ValueError:
+            raise ValueError(f"rtpengine_vip {s.rtpengine_vip!r} is not an IP address (without a prefix length)") from None
+    if not s.rtpengine_redis:
+        return
+    host_port(s.rtpengine_redis, "rtpengine_redis")
+    if not s.rtpengine_vip:
+        raise ValueError("rtpengine_redis without rtpengine_vip: a media pair shares its calls and its address")
+    dbs = [s.rtpengine_redis_db, *s.rtpengine_redis_peer_dbs]
+    if not all(1 <= db <= 15 for db in dbs) or len(set(dbs)) != len(dbs) or not s.rtpengine_redis_peer_dbs:
+        raise ValueError(
+            f"rtpengine_redis_db {s.rtpengine_redis_db} and rtpengine_redis_peer_dbs {s.rtpengine_redis_peer_dbs}: "
+            "distinct Redis databases 1-15, this node's and at least one other node's"
+        )
+    if any(c in s.rtpengine_redis_password for c in "@ \n"):
+        raise ValueError("rtpengine_redis_password must not contain '@', spaces or line breaks (RTPengine's redis=)")
 
 
 def _check_calls(s: NodeSettings) -> None:

@@ -54,7 +54,7 @@ def write_vault(where: Path) -> Path:
         password_file.chmod(0o600)
         from cryptography.fernet import Fernet
 
-        clear = "".join(f"vault_{name}_password: {secrets.token_urlsafe(18)}\n" for name in ("postgresql", "redis", "keepalived"))
+        clear = "".join(f"vault_{name}_password: {secrets.token_urlsafe(18)}\n" for name in ("postgresql", "redis", "keepalived", "media_redis"))
         clear += f"vault_admin_token: cm_{secrets.token_urlsafe(32)}\nvault_secret_key: {Fernet.generate_key().decode()}\n"
         vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password_file.read_text().strip().encode()))])
         (where / "group_vars" / "all").mkdir(parents=True, exist_ok=True)

@@ -92,3 +92,37 @@ def test_a_node_with_the_data_centers_redis_counts_there(tmp_path):
     env = processes.kamailio(node).env
     assert env["CALLMANAGER_SHARED_COUNTERS"] == "1" and env["CALLMANAGER_NODE_NAME"] == "fra-sip1"
     assert render.check_kamailio(render.render_kamailio(node)) is None  # Kamailio takes it (ndb_redis and its parameters)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"rtpengine_vip": "198.18.1.20/24"}, "rtpengine_vip '198.18.1.20/24' is not an IP address"),
+        ({"rtpengine_redis": "198.18.1.21:6380"}, "rtpengine_redis without rtpengine_vip"),
+        ({"rtpengine_vip": "198.18.1.20", "rtpengine_redis": "media:6380"}, "rtpengine_redis: 'media:6380' is not address:port"),
+        ({"rtpengine_vip": "198.18.1.20", "rtpengine_redis": "198.18.1.21:6380"}, "at least one other node's"),
+        ({"rtpengine_vip": "198.18.1.20", "rtpengine_redis": "198.18.1.21:6380", "rtpengine_redis_peer_dbs": [1]}, "distinct"),
+        ({"rtpengine_vip": "198.18.1.20", "rtpengine_redis": "198.18.1.21:6380", "rtpengine_redis_db": 16,
+          "rtpengine_redis_peer_dbs": [1]}, "1-15"),
+        ({"rtpengine_vip": "198.18.1.20", "rtpengine_redis": "198.18.1.21:6380", "rtpengine_redis_peer_dbs": [2],
+          "rtpengine_redis_password": "a@b"}, "must not contain '@'"),
+    ],
+)
+def test_media_pair_settings_that_cannot_work_are_refused_naming_the_setting(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_settings(env={}, var_dir=str(tmp_path), **overrides)
+
+
+def test_a_media_node_of_a_pair_relays_on_the_shared_address_and_follows_the_others_calls(tmp_path):
+    from controlplane.node.render import rtpengine_conf
+
+    single = rtpengine_conf(load_settings(env={}, var_dir=str(tmp_path), rtpengine_address="198.18.1.21"))
+    assert "interface = 198.18.1.21\n" in single and "listen-ng = 198.18.1.21:2223\n" in single and "redis" not in single
+    node = load_settings(env={}, var_dir=str(tmp_path), rtpengine_address="198.18.1.22", rtpengine_vip="198.18.1.20",
+                         rtpengine_redis="198.18.1.21:6380", rtpengine_redis_password="pair-secret", rtpengine_redis_db=2,
+                         rtpengine_redis_peer_dbs=[1])
+    conf = rtpengine_conf(node)
+    assert "interface = 198.18.1.20\n" in conf and "listen-ng = 198.18.1.20:2223\n" in conf
+    assert "listen-cli = 198.18.1.22:9901\n" in conf  # the node's own
+    assert "redis = pair-secret@198.18.1.21:6380/2\n" in conf and "subscribe-keyspace = 1\n" in conf
+    assert "no-redis-required = true\n" in conf  # starts (and relays) when the pair's Redis is down
