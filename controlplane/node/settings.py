@@ -395,7 +395,9 @@ def _check_redis(s: NodeSettings) -> None:
         try:
             ipaddress.ip_address(s.rtpengine_vip)
         except ValueError:
-            raise ValueError(f"rtpengine_vip {s.rtpengine_vip!r} is not an IP address (without a prefix length)") from None
+            raise ValueError(
+                f"rtpengine_vip {s.rtpengine_vip!r} is not an IP address (without a prefix length)"
+            ) from None
     if not s.rtpengine_redis:
         return
     host_port(s.rtpengine_redis, "rtpengine_redis")
