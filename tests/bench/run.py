@@ -364,6 +364,9 @@ def main(argv=None) -> int:
     ap.add_argument("--before", default=None, help="with --only-before-after: the earlier commit (default: main before issue 17)")
     ap.add_argument("--only-rollout", action="store_true", help="only the Ansible rollout into the lab (tests/bench/rollout.py)")
     ap.add_argument("--rollout-rounds", type=int, default=3, help="rounds of the rollout benchmark (a fresh lab each)")
+    ap.add_argument("--only-failover", action="store_true", help="only the failover times of the data center's pairs in the lab "
+                    "(tests/bench/failover.py)")
+    ap.add_argument("--failover-rounds", type=int, default=3, help="rounds of the failover benchmark (a fresh lab each)")
     ap.add_argument("--only-snapshot", action="store_true", help="only the snapshot update cost per worker (tests/bench/snapshot.py)")
     ap.add_argument("--only-cluster", action="store_true", help="only what replicating registrations costs: CPU, storm, lag (tests/bench/cluster.py)")
     ap.add_argument("--profile", action="store_true", help="only the CPU account: Kamailio CPU per REGISTER pair and per call, node "
@@ -380,6 +383,11 @@ def main(argv=None) -> int:
         from tests.bench import cluster
 
         save(cluster.run())
+        return 0
+    if args.only_failover:
+        from tests.bench import failover
+
+        save(failover.run(rounds=args.failover_rounds))
         return 0
     if args.only_snapshot:
         from tests.bench import snapshot

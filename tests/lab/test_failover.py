@@ -11,33 +11,21 @@ import pytest
 
 from controlplane.adapters.rtpengine_ng import NgClient
 from tests.harness.sipp import Sipp
-from tests.lab.deployed import api, inventory, play, wait_until
-from tests.lab.netlab import Lab, leftovers
+from tests.lab.deployed import api, wait_until
+from tests.lab.netlab import ROOT, Lab, leftovers
+from tests.lab.pairs import LAYOUT, MEDIA, PAIR, RtpSink, cli, deploy
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
 
-PAIR = ("fra-sip1", "fra-sip2")
-MEDIA = ("fra-media1", "fra-media2")
-# Frankfurt: a SIP pair and a media pair (the pair's Redis, the database's replica and the monitoring on fra-media1);
-# Berlin: the database's primary
-LAYOUT = {"dc_fra": [*PAIR, *MEDIA], "dc_ber": ["ber1"]}
-GROUPS = {"sip_nodes": list(PAIR), "media_nodes": list(MEDIA), "monitoring": ["fra-media1"], "db_nodes": ["ber1", "fra-media1"]}
 TAKEOVER_S = 5.0  # issue 22: new REGISTER/INVITE succeed within 5 s of the node's death; audio resumes within 5 s
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     with Lab.build(LAYOUT, wan_delay_ms=5, base_dir=tmp_path_factory.mktemp("failover")) as lab:
-        work = tmp_path_factory.mktemp("failover-inventory")
-        subnet = lab.address(PAIR[0]).rsplit(".", 1)[0]
-        vip, media_vip = f"{subnet}.10", f"{subnet}.20"
-        dc = {"callmanager_media_vip": f"{media_vip}/24"}
-        sip = {**dc, "keepalived_enabled": True, "keepalived_vip": f"{vip}/24", "keepalived_router_id": 51}
-        inv = inventory(lab, work / "hosts.yml", groups=GROUPS, **{name: sip for name in PAIR}, **{name: dc for name in MEDIA})
-        run = play("site", inv, work)
-        assert run.ok, run.failures
-        lab.media_vip = media_vip
-        yield lab, vip, inv
+        pairs = deploy(lab, tmp_path_factory.mktemp("failover-inventory"))
+        lab.media_vip = pairs.media_vip
+        yield lab, pairs.vip, pairs.inventory
     assert leftovers(lab.state.lab_id) == []
 
 
@@ -71,6 +59,51 @@ def vip_held(lab: Lab, host: str, vip: str) -> bool | None:
     return None
 
 
+def kamailio_group(lab: Lab, host: str, signal: str) -> None:
+    """Send a signal to Kamailio's whole process group on a lab host (its main process and every child)."""
+    pid = lab.ssh(host, "cat /var/lib/callmanager/run/kamailio.pid.own").stdout.strip()
+    lab.ssh(host, f"kill -{signal} -- -$(ps -o pgid= -p {pid} | tr -d ' ')")
+
+
+def test_a_sip_node_whose_kamailio_hangs_or_dies_is_replaced_within_seconds(pair, tmp_path):
+    """keepalived's check (a SIP OPTIONS to the node every second, two failures) at work. A Kamailio that hangs (its
+    process group stopped): the node gives the address up and the other serves. A Kamailio whose process group is
+    killed: its supervisor starts it again at once, before the check fails twice — service resumes on the same node.
+    Either way a new REGISTER through the address succeeds within seconds, and the address does not move back."""
+    lab, vip, _ = pair
+    [first] = wait_until(lambda: holder(lab, vip) if len(holder(lab, vip)) == 1 else None, 30, "an address holder")
+    [second] = [h for h in PAIR if h != first]
+    tenant = api(lab, second, "tenant.create", name="Check", sip_domain="check.example")
+    user = api(lab, second, "user.create", tenant_id=tenant["id"], name="Check user")
+    api(lab, second, "sip_account.create", user_id=user["id"], username="check1", password="pw-check1-secret")
+    sipp = Sipp((vip, 5060), tmp_path / "phones")
+    phone = sipp.phone("check1", "check.example", "pw-check1-secret", ip=lab.address(first).rsplit(".", 1)[0] + ".1")
+    wait_until(lambda: sipp.register(phone, timeout_s=1).ok, 20, "a REGISTER through the address")
+
+    kamailio_group(lab, first, "STOP")
+    hung = time.monotonic()
+    try:
+        wait_until(lambda: holder(lab, vip) == [second], 10, "the address on the other node")
+        wait_until(lambda: sipp.register(phone, timeout_s=1).ok, 10, "a REGISTER through the other node")
+        took = time.monotonic() - hung
+    finally:
+        kamailio_group(lab, first, "CONT")
+    print(f"{first}'s Kamailio hung: a REGISTER through {second} succeeded {took:.2f} s later")
+    assert took <= TAKEOVER_S, took
+    probe = f"/usr/bin/python3 -I {ROOT}/controlplane/node/probe.py sip {lab.address(first)} 5060"
+    wait_until(lambda: lab.ssh(first, probe, check=False).returncode == 0, 30, f"{first}'s Kamailio answering again")
+    assert holder(lab, vip) == [second]  # no preemption: the address stays where it went
+
+    kamailio_group(lab, second, "KILL")
+    killed = time.monotonic()
+    wait_until(lambda: sipp.register(phone, timeout_s=1).ok, 15, "a REGISTER after Kamailio was killed")
+    took = time.monotonic() - killed
+    print(f"{second}'s Kamailio killed: a REGISTER through the address succeeded {took:.2f} s later "
+          f"(address on {holder(lab, vip)})")
+    assert took <= TAKEOVER_S, took
+    assert "terminated by SIGKILL" in lab.ssh(second, "cat /var/log/callmanager/supervisord.log").stdout
+
+
 def test_the_media_pair_shares_one_address_and_its_calls(pair):
     lab, _, _ = pair
     assert wait_until(lambda: len(holder(lab, lab.media_vip, MEDIA)) == 1, 30, "one media node holds the media address")
@@ -83,53 +116,6 @@ def test_the_media_pair_shares_one_address_and_its_calls(pair):
     assert " RUNNING " in f" {redis} ", redis
     for name in PAIR:  # the SIP nodes send RTPengine's commands to the media address
         assert f'"rtpengine_address": "{lab.media_vip}"' in lab.ssh(name, "cat /etc/callmanager/node-settings.json").stdout
-
-
-def cli(lab: Lab, host: str, command: str = "list numsessions") -> str:
-    import socket
-
-    with socket.create_connection((lab.address(host), 9901), timeout=3) as sock:
-        sock.sendall(command.encode() + b"\n")
-        out = b""
-        while chunk := sock.recv(4096):
-            out += chunk
-    return out.decode()
-
-
-class RtpSink:
-    """The callee's media end: takes the RTP RTPengine relays to it (arrival times kept) and sends each packet back
-    the way it came, so media flows both ways through the relay."""
-
-    def __init__(self, ip: str):
-        import socket
-        import threading
-
-        from tests.harness.ports import free_port
-
-        self.port = free_port(ip)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((ip, self.port))
-        self.sock.settimeout(0.2)
-        self.arrivals: list[float] = []
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        import socket
-
-        while not self.stop:
-            try:
-                data, peer = self.sock.recvfrom(2048)
-            except socket.timeout:
-                continue
-            self.arrivals.append(time.monotonic())
-            self.sock.sendto(data, peer)
-
-    def close(self):
-        self.stop = True
-        self.thread.join(2)
-        self.sock.close()
 
 
 def test_the_active_media_node_dies_and_the_audio_goes_on_through_the_other(pair, tmp_path):
@@ -168,12 +154,10 @@ def test_the_active_media_node_dies_and_the_audio_goes_on_through_the_other(pair
         assert sipp.wait(callee, 30).ok
     finally:
         sink.close()
-    after = [t for t in sink.arrivals if t > died]
-    gaps = [b - a for a, b in zip([died, *after], after)]
-    resumed = max(gaps) if gaps else None
-    print(f"{active} died: the audio through {standby} resumed after {resumed:.2f} s ({len(after)} packets after)")
+    resumed, after = sink.gap_after(died)
+    print(f"{active} died: the audio through {standby} resumed after {resumed:.2f} s ({after} packets after)")
     assert resumed is not None and resumed <= TAKEOVER_S, f"the audio resumed only after {resumed} s"
-    assert len(after) >= 200, f"only {len(after)} packets after the takeover"  # the rest of the call: ~11 s at 50/s
+    assert after >= 200, f"only {after} packets after the takeover"  # the rest of the call: ~11 s at 50/s
     assert holder(lab, lab.media_vip, (standby,)) == [standby]
     # the call ended through the survivor: its media session gone there, its record complete
     assert wait_until(lambda: NgClient(lab.media_vip, 2223).list_calls() == [], 10, "no media session left")
