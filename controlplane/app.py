@@ -23,6 +23,7 @@ from controlplane.features.fraud_policy import ensure_sample_tariff
 from controlplane.metrics import Metrics
 from controlplane.services.snapshot import SnapshotPublisher
 from controlplane.services.live_state import LiveStateSync
+from controlplane.services.dmq_watch import DmqWatch
 from controlplane.services.fraud_monitor import FraudMonitor
 from controlplane.services.notify import Notifier
 from controlplane.services.feature_codes import apply_feature
@@ -102,6 +103,7 @@ class App:
         )
 
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
+        self.dmq_watch = DmqWatch(self.kamailio, metrics=self.metrics) if settings.dmq_port else None
 
         self.fraud = FraudMonitor(
             self,
@@ -114,6 +116,8 @@ class App:
             self.publisher.start()
             self.ingestor.start()
             self.live.start()
+            if self.dmq_watch is not None:
+                self.dmq_watch.start()
             if settings.fraud_checks:
                 self.fraud.start()
 
@@ -132,6 +136,8 @@ class App:
         self.publisher.stop()
         self.ingestor.stop()
         self.live.stop()
+        if self.dmq_watch is not None:
+            self.dmq_watch.stop()
         self.fraud.stop()
         if self.fraud.notifier is not None:
             self.fraud.notifier.stop()

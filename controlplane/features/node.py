@@ -26,11 +26,12 @@ class Drain(Params):
 def node_state(app) -> dict:
     """{draining, calls (answered), ringing, registrations}; KamailioRpcError when Kamailio does not answer."""
     items = app.kamailio.htable_items(TABLE)
-    stats = app.kamailio.call("stats.get_statistics", "dialog:", "usrloc:registered_users")
     figures = {}
-    for line in stats if isinstance(stats, list) else []:
-        name, _, value = str(line).partition(" = ")
-        figures[name.strip()] = value.strip()
+    for group in ("dialog:", "usrloc:"):  # one group per call: Kamailio 5.6 answers the first of several only
+        stats = app.kamailio.call("stats.get_statistics", group)
+        for line in stats if isinstance(stats, list) else []:
+            name, _, value = str(line).partition(" = ")
+            figures[name.strip()] = value.strip()
 
     def num(key: str) -> int:
         try:

@@ -62,6 +62,11 @@ class Metrics:
             "Spool lines set aside in spool/cdr/bad/ (cut, corrupt or refused by the database; the rest is stored)",
             registry=r,
         )
+        self.dmq_resyncs = Counter(
+            "callmanager_dmq_resyncs",
+            "Times a replication peer came back and the node asked the cluster for what it missed meanwhile",
+            registry=r,
+        )
         self.cdr_lag = Gauge("callmanager_cdr_ingestion_lag_seconds", "Age of the newest CDR at ingestion", registry=r)
         self.fraud_events = Counter(
             "callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r

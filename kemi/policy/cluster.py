@@ -59,3 +59,11 @@ def accounts_end(timed_out: bool, made_by_this_node: bool, holds_address: bool) 
     timeout is this node's to account only while it holds the address — the node that made the call is gone and this
     one serves its calls; otherwise the node that made it accounts the call's end itself."""
     return not timed_out or made_by_this_node or holds_address
+
+
+# What a node asks the other SIP nodes for when one of them comes back after being unreachable (a partition, a lost
+# link): Kamailio's DMQ only resynchronises at a node's start or when its node list was empty, so registrations and
+# flags changed on either side meanwhile would otherwise wait for the next REGISTER or change. (DMQ peer, body): the
+# sync requests of dmq_usrloc (action DMQ_SYNC = 3) and of htable (HT_DMQ_SYNC = 1); each peer answers with all it has.
+RESYNC_REQUESTS = (("usrloc", '{"action":3}'), ("htable", '{"action":1}'))
+RESYNC_KEY = "resync"  # htable NODE: set by the control plane when a peer came back; the node's timer takes it

@@ -20,10 +20,11 @@ from kemi.contract import (
     user_key,
     ACD,
     LIVE_VERSION,
+    NODE,
     STATUS,
 )
 from kemi.policy.callstate import CallState
-from kemi.policy.cluster import own_path_uri
+from kemi.policy.cluster import RESYNC_KEY, RESYNC_REQUESTS, own_path_uri
 from kemi.policy.decision import Reject, RouteToTrunk
 from kemi.policy.features import FeatureCode
 from kemi.policy.location import with_location
@@ -242,6 +243,18 @@ def cluster_message(from_peer: bool) -> None:
         KSR.dmq.handle_message()
     else:
         KSR.set_drop()
+
+
+def cluster_resync() -> bool:
+    """When the control plane saw a DMQ peer come back (htable NODE, RESYNC_KEY): ask every peer for all its
+    registrations and replicated items (kemi.policy.cluster.RESYNC_REQUESTS). True when it asked."""
+    if not KSR.htable.sht_get(NODE.name, RESYNC_KEY):
+        return False
+    KSR.htable.sht_rm(NODE.name, RESYNC_KEY)
+    for peer, body in RESYNC_REQUESTS:
+        KSR.dmq.bcast_message(peer, body, "application/json")
+    KSR.info("callmanager: a cluster peer came back: asked the peers for their registrations and replicated items\n")
+    return True
 
 
 def http_reply(code: int, reason: str, body: str) -> None:

@@ -247,6 +247,8 @@ def acd_timer() -> int:
     _TICKS[0] += 1
     if _TICKS[0] % END_CHECK_TICKS == 0:
         calls.end_requested_calls()
+        if SETTINGS.dmq_port:
+            apply.cluster_resync()
     return 1
 
 

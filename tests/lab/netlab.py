@@ -299,6 +299,11 @@ class Lab:
                 pass
         _run("ip", "link", "set", h.veth, "down")
 
+    def wan(self, up: bool) -> None:
+        """Partition the data centers (every link to the WAN down: nothing crosses) or heal them."""
+        for end in self.state.router_links:
+            _run("ip", "link", "set", end, "up" if up else "down")
+
     @property
     def key(self) -> str:
         return str(Path(self.state.dir, "id_ed25519"))

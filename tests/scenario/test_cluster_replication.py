@@ -172,6 +172,9 @@ def test_a_call_through_one_node_is_a_copy_on_the_other_and_counted_once(cluster
     via_a = Sipp(a.sip, tmp_path / "a")
     alice, bob = via_a.phone("dmq1", DOMAIN, "dmq-1-secret-pw"), via_a.phone("dmq2", DOMAIN, "dmq-2-secret-pw")
     assert via_a.register(bob).ok
+    # node.status counts the registrations each node holds (Bob's reached B too)
+    assert wait_for(lambda: b.rpc("node.status")["registrations"] >= 1, timeout=5)
+    assert a.rpc("node.status")["registrations"] >= 1
     callee = via_a.callee(bob, "answer")
     call = via_a.caller_in_background(alice, "502", hold_ms=3000)
     assert wait_for(lambda: len(a.kamailio_rpc("dlg.list") or []) == 1, timeout=5)

@@ -131,3 +131,26 @@ def test_in_dialog_the_alias_gives_way_to_a_next_hop(cluster):
                          "rr.loose_route": 1, "rr.check_route_param": -1})
     request("BYE", **{"$tt": "b-tag"})
     assert "nathelper.handle_ruri_alias" in ksr2.names()
+
+
+def test_a_peer_back_after_a_partition_makes_the_node_ask_every_peer_for_what_it_missed(cluster, monkeypatch):
+    """The control plane sets NODE=>resync when a DMQ peer is active again; the node's timer takes it and asks for
+    everything (dmq_usrloc's and htable's sync requests), once."""
+    from kemi import contract as shm
+
+    ksr, _ = cluster
+    monkeypatch.setattr(routes, "_TICKS", [routes.END_CHECK_TICKS - 1])
+
+    def ticks(n):
+        for _ in range(n):
+            routes.acd_timer()
+
+    ticks(1)
+    assert "dmq.bcast_message" not in ksr.names()  # nothing asked for: no peer came back
+    ksr.htables.setdefault(shm.NODE.name, {})["resync"] = 1
+    ticks(routes.END_CHECK_TICKS)
+    asked = [a for n, a in ksr.calls if n == "dmq.bcast_message"]
+    assert asked == [("usrloc", '{"action":3}', "application/json"), ("htable", '{"action":1}', "application/json")]
+    assert "resync" not in ksr.htables[shm.NODE.name]
+    ticks(routes.END_CHECK_TICKS)
+    assert len([n for n, _ in ksr.calls if n == "dmq.bcast_message"]) == 2  # once per request of the control plane
