@@ -367,6 +367,9 @@ def main(argv=None) -> int:
     ap.add_argument("--only-failover", action="store_true", help="only the failover times of the data center's pairs in the lab "
                     "(tests/bench/failover.py)")
     ap.add_argument("--failover-rounds", type=int, default=3, help="rounds of the failover benchmark (a fresh lab each)")
+    ap.add_argument("--only-wan-lag", action="store_true", help="only the replication lag across the lab's 20 ms WAN "
+                    "(tests/bench/wan_lag.py)")
+    ap.add_argument("--lag-samples", type=int, default=200, help="registrations measured by --only-wan-lag")
     ap.add_argument("--only-snapshot", action="store_true", help="only the snapshot update cost per worker (tests/bench/snapshot.py)")
     ap.add_argument("--only-cluster", action="store_true", help="only what replicating registrations costs: CPU, storm, lag (tests/bench/cluster.py)")
     ap.add_argument("--profile", action="store_true", help="only the CPU account: Kamailio CPU per REGISTER pair and per call, node "
@@ -383,6 +386,11 @@ def main(argv=None) -> int:
         from tests.bench import cluster
 
         save(cluster.run())
+        return 0
+    if args.only_wan_lag:
+        from tests.bench import wan_lag
+
+        save(wan_lag.run(samples=args.lag_samples))
         return 0
     if args.only_failover:
         from tests.bench import failover
