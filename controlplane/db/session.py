@@ -36,7 +36,17 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "handle_error")
+    def _standby_write_reconnects(ctx):
+        """A write refused by a standby: the pool's connections were made while the primary was out of reach (a
+        partition, its restart). Treated as a disconnect, so the pool reconnects and libpq tries the URL's hosts in
+        order again — the primary once it answers — instead of staying on the standby for good."""
+        if getattr(ctx.original_exception, "sqlstate", None) == READ_ONLY_SQLSTATE:
+            ctx.is_disconnect = True
+
+    return engine
 
 
 def alembic_config(url: str) -> Config:

@@ -132,6 +132,52 @@ def primary_or_replica_count(server, cdr_id: str) -> str:
     return server.sql(f"select count(*) from cdr where id = '{cdr_id}'", "callmanager")
 
 
+def test_a_control_plane_on_the_replica_returns_to_the_primary_when_it_answers_again(tmp_path):
+    """The primary out of reach for a while (a partition, its restart): the control plane's connections land on the
+    replica and writes are refused (database_read_only). Once the primary answers again, the next refused write makes
+    the pool reconnect and the one after it is written on the primary — the control plane does not stay read-only."""
+    import threading
+
+    from controlplane.node.settings import load_settings
+    from controlplane.server import ControlPlaneServer
+    from tests.api.conftest import Api
+    from tests.harness.ports import free_port
+    from tests.harness.postgres import PostgresServer
+
+    primary = PostgresServer().start()
+    replica = server = None
+    try:
+        primary.create_database("callmanager")
+        replica = PostgresServer(primary=primary).start()
+        url = (f"postgresql+psycopg://callmanager@/callmanager?host=127.0.0.1:{primary.port}&host=127.0.0.1:{replica.port}"
+               "&target_session_attrs=any&connect_timeout=3")
+        settings = load_settings(env={}, var_dir=str(tmp_path / "var"), api_port=free_port(), kamailio_rpc_port=free_port(),
+                                 rtpengine_ng_port=free_port(), database_url=url)
+        server = ControlPlaneServer(settings)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        api = Api(settings.api_url, server.token_file.read_text().strip())
+        api.ok("tenant.create", name="Before", sip_domain="before.example")
+        primary.stop_now()
+        assert api.err("tenant.create", name="Cut", sip_domain="cut.example")[0] == "database_read_only"
+        primary.resume()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                api.ok("tenant.create", name="After", sip_domain="after.example")
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "the control plane stayed on the replica"
+                time.sleep(0.5)
+        assert primary.sql("select count(*) from tenant where name = 'After'", "callmanager") == "1"
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.app.close()
+        if replica is not None:
+            replica.stop()
+        primary.stop()
+
+
 def test_promote_db_says_why_when_it_cannot():
     from typer.testing import CliRunner
 

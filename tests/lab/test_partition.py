@@ -90,3 +90,39 @@ def test_a_partition_leaves_each_side_serving_and_the_sides_converge_after_it_he
     callee = via[ber].callee(dave, "answer")
     assert via[fra].caller(alice, "604", hold_ms=500).ok
     assert via[ber].wait(callee).ok
+
+
+def test_a_whole_data_center_is_lost_and_its_phones_go_on_through_the_other(dcs, tmp_path):
+    """Issue 22, failure test 3: Frankfurt is lost (its node crashes: every process killed, its link down). A phone
+    that fails over as phones do (its data center's address times out, it tries the next one) registers and calls
+    through Berlin within seconds; a call whose signalling and media ran in Berlin is untouched and recorded once.
+    (Calls whose media ran in Frankfurt end with it — docs/cluster.md.)"""
+    lab = dcs
+    fra, ber = "fra-sip1", "ber-sip1"
+    via = {h: Sipp((lab.address(h), 5060), tmp_path / h) for h in (fra, ber)}
+    machine = {h: lab.address(h).rsplit(".", 1)[0] + ".1" for h in (fra, ber)}
+    bob, dave = (via[ber].phone(n, "split.example", f"pw-{n}-secret", ip=machine[ber]) for n in ("bob", "dave"))
+    alice = via[fra].phone("alice", "split.example", "pw-alice-secret", ip=machine[fra])
+    for phone in (bob, dave):
+        assert via[ber].register(phone).ok
+    callee = via[ber].callee(bob, "answer", timeout_s=60)
+    untouched = via[ber].caller_in_background(dave, "602", hold_ms=8000, timeout_s=60)
+    time.sleep(2)  # answered: media through Berlin's RTPengine
+    lab.crash(fra)
+    lost = time.monotonic()
+
+    def failover_register() -> bool:  # as a phone does: its own data center first, on a timeout the other
+        return via[fra].register(alice, timeout_s=1).ok or via[ber].register(alice, timeout_s=1).ok
+
+    wait_until(failover_register, 15, "Alice registered through the other data center")
+    took = time.monotonic() - lost
+    print(f"Frankfurt lost: Alice registered through Berlin {took:.2f} s later")
+    assert took <= 5.0, took
+    callee2 = via[ber].callee(dave, "answer")
+    assert via[ber].caller(alice, "604", hold_ms=500).ok  # and calls through it
+    assert via[ber].wait(callee2).ok
+    result = untouched.result(timeout=60)
+    assert result.ok, result.output[-2000:]
+    assert via[ber].wait(callee, 30).ok
+    records = wait_until(lambda: [c for c in api(lab, ber, "cdr.list")["items"] if c["callee"] == "602"], 20, "its record")
+    assert len(records) == 1 and records[0]["disposition"] == "answered" and records[0]["duration_s"] >= 7, records
