@@ -492,7 +492,14 @@ class SnapshotPublisher:
         with self._lock:
             if not force and self.current_version() == self.published_version and self.path.exists():
                 return self.published_version  # nothing changed: do not compile (it reads every account)
-            with Session(self.engine) as s:
+            # one consistent view: the version and the rows it stands for (PostgreSQL's default READ COMMITTED lets each
+            # statement see later commits — a snapshot holding a newer change under the older version, seen under load)
+            engine = (
+                self.engine.execution_options(isolation_level="REPEATABLE READ")
+                if self.engine.dialect.name == "postgresql"
+                else self.engine
+            )
+            with Session(engine) as s:
                 doc = compile_snapshot(s, self.unseal)
             parse_snapshot(doc)  # the routing side must accept it
             data = json.dumps(
