@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controlplane.db.models import Cdr, FraudEvent
 from controlplane.db.session import database_away
+from controlplane.services.periodic import Periodic
 from kemi.policy.cdr import DISPOSITIONS, END_TYPE, ended_record
 from kemi.shell.cdr_spool import SEGMENT_MAX_AGE_S
 
@@ -156,8 +156,7 @@ class CdrIngestor:
         self.last_lag_s = 0.0
         self._offsets: dict[str, int] = {}  # open segment name -> bytes already ingested
         self.database_away = False  # the last pass found the database unable to take writes (logged once per outage)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("cdr-ingestor", self.run_once, interval, log, "CDR ingestion failed; will retry")
 
     # ------------------------------------------------------------------ spool reading
 
@@ -332,18 +331,7 @@ class CdrIngestor:
     # ------------------------------------------------------------------ background thread
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="cdr-ingestor", daemon=True)
-        self._thread.start()
+        self._loop.start()  # a failed pass is retried on the next: the spool keeps the records
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - retry on the next pass; the spool keeps the records
-                log.exception("CDR ingestion failed; will retry")
-            self._stop.wait(self.interval)
+        self._loop.stop()

@@ -12,9 +12,9 @@ they have (kemi/shell/ksr_apply.py cluster_resync).
 from __future__ import annotations
 
 import logging
-import threading
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
+from controlplane.services.periodic import Periodic
 from kemi import contract as shm
 from kemi.policy.cluster import RESYNC_KEY
 
@@ -33,8 +33,7 @@ class DmqWatch:
     def __init__(self, kamailio, interval: float = 1.0, metrics=None):
         self.kamailio, self.interval, self.metrics = kamailio, interval, metrics
         self._before: dict[str, str] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("dmq-watch", self.check, interval, log, "DMQ watch failed")
         self.resyncs = 0
 
     def check(self) -> list[str]:
@@ -61,18 +60,7 @@ class DmqWatch:
         return back
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="dmq-watch", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check()
-            except Exception:  # noqa: BLE001 - the watch must outlive any one failure
-                log.exception("DMQ watch failed")
-            self._stop.wait(self.interval)
+        self._loop.stop()

@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
 from controlplane.db.models import Cdr, FraudEvent, FraudLock, FraudPolicyRow, User
+from controlplane.services.periodic import Periodic
 from controlplane.features.calls import _var
 from kemi.policy.cdr import record as cdr_record
 from controlplane.features.fraud_policy import period_starts, settled_spend
@@ -109,8 +110,9 @@ class FraudMonitor:
         self._baseline_day = -1
         self.calls_ended = 0
         self._warned: set[tuple] = set()  # (tenant, user, limit, period) warned already (also checked in the database)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(
+            "fraud-monitor", self.run_once, interval, log, "fraud monitor round failed", wait_first=True
+        )
         # Running totals of the priced CDRs, kept up to date from the ingestor (add_cdrs): a round costs
         # what is new, not a scan of the month's CDRs. Loaded from the database once per day/month/hour.
         self._lock = threading.Lock()
@@ -437,17 +439,7 @@ class FraudMonitor:
     # ------------------------------------------------------------------ background thread
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fraud-monitor", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - keep watching
-                log.exception("fraud monitor round failed")
+        self._loop.stop()

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError
 from controlplane.db.models import AgentLogin, HuntGroup, User
+from controlplane.services.periodic import Periodic
 from kemi.policy.live import LIVE_VERSION
 from kemi import contract as shm
 
@@ -92,8 +93,7 @@ def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: b
 class LiveStateSync:
     def __init__(self, engine: Engine, kamailio: KamailioRpc, interval: float = 10.0):
         self.engine, self.kamailio, self.interval = engine, kamailio, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("live-state-sync", self.sync, interval, log, "live state sync failed")
 
     def sync(self) -> int:
         """Push every non-online status; returns how many were pushed."""
@@ -128,18 +128,7 @@ class LiveStateSync:
                     log.info("live-state version not changed now (%s)", exc)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="live-state-sync", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sync()
-            except Exception:  # noqa: BLE001 - the sync must outlive any one failure
-                log.exception("live state sync failed")
-            self._stop.wait(self.interval)
+        self._loop.stop()
