@@ -43,7 +43,13 @@ def probe(address: str, port: int, timeout_s: float = 1.0) -> tuple[bool, str]:
             while True:
                 status = sock.recv(65535).split(b"\r\n", 1)[0].decode("utf-8", "replace")
                 parts = status.split(" ", 2)
-                if len(parts) >= 2 and parts[0] == "SIP/2.0" and parts[1].isdigit() and int(parts[1]) >= 200:
+                if (
+                    len(parts) >= 2
+                    and parts[0] == "SIP/2.0"
+                    and parts[1].isascii()
+                    and parts[1].isdigit()
+                    and int(parts[1]) >= 200
+                ):
                     return parts[1] == "200", status
         except socket.timeout:
             return False, f"no answer within {timeout_s:g} s"

@@ -409,8 +409,10 @@ def _check_redis(s: NodeSettings) -> None:
             f"rtpengine_redis_db {s.rtpengine_redis_db} and rtpengine_redis_peer_dbs {s.rtpengine_redis_peer_dbs}: "
             "distinct Redis databases 1-15, this node's and at least one other node's"
         )
-    if any(c in s.rtpengine_redis_password for c in "@ \n"):
-        raise ValueError("rtpengine_redis_password must not contain '@', spaces or line breaks (RTPengine's redis=)")
+    if any(c in s.rtpengine_redis_password for c in "@ \n\\"):
+        raise ValueError(
+            "rtpengine_redis_password must not contain '@', spaces, line breaks or backslashes (RTPengine's redis=)"
+        )
 
 
 def _check_calls(s: NodeSettings) -> None:

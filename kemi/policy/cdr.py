@@ -104,6 +104,15 @@ def end_line(state_json: str, why: str, end_ts: float, answer: str, quality: dic
     return head[:-1] + ',"state":' + state_json + "}"
 
 
+def end_answer(answer: str, dialog_start_ts: str) -> str:
+    """The answer and ring times an answered call's end spools ("<answered at>/<first rang at>"): as the node kept them
+    at the answer; a cluster peer's copy of the dialog has none (they were set after it was replicated), so the moment
+    the dialog module confirmed the dialog stands for the answer ('0' or '': not confirmed, the call's start will)."""
+    if answer:
+        return answer
+    return f"{dialog_start_ts}/" if dialog_start_ts not in ("", "0") else ""
+
+
 def ended_record(line: dict[str, Any]) -> dict[str, Any]:
     """The record of an answered call from its end's spool line (`end_line`); ValueError/KeyError/TypeError when the
     line is not one."""

@@ -378,8 +378,7 @@ def call_ended(why: str, timed_out: bool = False) -> None:
     quality = dialog.dialog_media_quality(end.call_id, end.from_tag)
     if not end.state:
         return
-    answer = end.answer or f"{end.start_ts}/"  # a peer's copy has no answer time of ours: the dialog's own
-    line = cdr.end_line(end.state, why, time.time(), answer, quality)
+    line = cdr.end_line(end.state, why, time.time(), cdr.end_answer(end.answer, end.start_ts), quality)
     if line is None:
         apply.warn(f"callmanager: call state unreadable, the call has no record: {end.state[:160]!a}")
         apply.count_error("call_state")

@@ -167,3 +167,9 @@ def test_a_peers_copy_ended_by_a_bye_through_this_node_is_accounted_with_the_dia
     assert json.loads(line)["answer"] == "1003/"
     assert cdr.ended_record(json.loads(line))["answer_ts"] == 1003.0  # not the call's start (1000.25)
     assert "rtpengine.rtpengine_delete" in ksr.names()
+
+
+def test_a_copys_end_takes_the_dialogs_confirmation_as_its_answer_time():
+    assert cdr.end_answer("1003.5/1001.75", "1003") == "1003.5/1001.75"  # the node's own: as kept at the answer
+    assert cdr.end_answer("", "1003") == "1003/"  # a peer's copy: when the dialog module confirmed it
+    assert cdr.end_answer("", "0") == "" and cdr.end_answer("", "") == ""  # never confirmed: the call's start stands

@@ -126,3 +126,9 @@ def test_a_media_node_of_a_pair_relays_on_the_shared_address_and_follows_the_oth
     assert "listen-cli = 198.18.1.22:9901\n" in conf  # the node's own
     assert "redis = pair-secret@198.18.1.21:6380/2\n" in conf and "subscribe-keyspace = 1\n" in conf
     assert "no-redis-required = true\n" in conf  # starts (and relays) when the pair's Redis is down
+
+
+def test_a_media_redis_password_rtpengine_would_misread_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="backslashes"):
+        load_settings(env={}, var_dir=str(tmp_path), rtpengine_vip="198.18.1.20", rtpengine_redis="198.18.1.21:6380",
+                      rtpengine_redis_peer_dbs=[2], rtpengine_redis_password="a\\b")
