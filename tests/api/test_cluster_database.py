@@ -1,6 +1,7 @@
 """The cluster database: the control plane's schema on PostgreSQL (psycopg 3), migrated by the same Alembic scripts as
 the single-node SQLite file. The API tests run on both (tests/api/conftest.py); these check the migrations' own path."""
 import time
+from contextlib import contextmanager
 
 import httpx
 from alembic import command
@@ -46,29 +47,11 @@ def test_the_replica_takes_over_after_promote_db_and_the_control_plane_follows(t
     """Primary and streaming replica (both started here); the control plane's URL names both. The primary dies: reads
     go on from the replica, writes get a clear error and change nothing; `cm cluster promote-db` makes the replica the
     primary and the same control plane (no restart) writes again."""
-    import threading
-
     from typer.testing import CliRunner
 
     from controlplane.cli.main import app as cli
-    from controlplane.node.settings import load_settings
-    from controlplane.server import ControlPlaneServer
-    from tests.api.conftest import Api
-    from tests.harness.ports import free_port
-    from tests.harness.postgres import PostgresServer
 
-    primary = PostgresServer().start()
-    replica = server = None
-    try:
-        primary.create_database("callmanager")
-        replica = PostgresServer(primary=primary).start()
-        url = (f"postgresql+psycopg://callmanager@/callmanager?host=127.0.0.1:{primary.port}&host=127.0.0.1:{replica.port}"
-               "&target_session_attrs=any&connect_timeout=3")
-        settings = load_settings(env={}, var_dir=str(tmp_path / "var"), api_port=free_port(), kamailio_rpc_port=free_port(),
-                                 rtpengine_ng_port=free_port(), database_url=url)
-        server = ControlPlaneServer(settings)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        api = Api(settings.api_url, server.token_file.read_text().strip())
+    with primary_replica_control_plane(tmp_path) as (primary, replica, settings, server, api):
         api.ok("tenant.create", name="Before", sip_domain="before.example")
         deadline = time.monotonic() + 15
 
@@ -112,13 +95,6 @@ def test_the_replica_takes_over_after_promote_db_and_the_control_plane_follows(t
         while primary_or_replica_count(replica, "cdr-during-failover") != "1":  # the ingestor's next passes store it
             assert time.monotonic() < deadline, "the CDR spooled during the failover was not stored"
             time.sleep(0.2)
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.app.close()
-        if replica is not None:
-            replica.stop()
-        primary.stop()
 
 
 def cdr_record(cdr_id: str) -> dict:
@@ -132,10 +108,10 @@ def primary_or_replica_count(server, cdr_id: str) -> str:
     return server.sql(f"select count(*) from cdr where id = '{cdr_id}'", "callmanager")
 
 
-def test_a_control_plane_on_the_replica_returns_to_the_primary_when_it_answers_again(tmp_path):
-    """The primary out of reach for a while (a partition, its restart): the control plane's connections land on the
-    replica and writes are refused (database_read_only). Once the primary answers again, the next refused write makes
-    the pool reconnect and the one after it is written on the primary — the control plane does not stay read-only."""
+@contextmanager
+def primary_replica_control_plane(tmp_path):
+    """A primary and its streaming replica (started here), a control plane whose URL names both (the primary first),
+    its admin API; everything stopped afterwards. Yields (primary, replica, settings, server, api)."""
     import threading
 
     from controlplane.node.settings import load_settings
@@ -155,7 +131,21 @@ def test_a_control_plane_on_the_replica_returns_to_the_primary_when_it_answers_a
                                  rtpengine_ng_port=free_port(), database_url=url)
         server = ControlPlaneServer(settings)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        api = Api(settings.api_url, server.token_file.read_text().strip())
+        yield primary, replica, settings, server, Api(settings.api_url, server.token_file.read_text().strip())
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.app.close()
+        if replica is not None:
+            replica.stop()
+        primary.stop()
+
+
+def test_a_control_plane_on_the_replica_returns_to_the_primary_when_it_answers_again(tmp_path):
+    """The primary out of reach for a while (a partition, its restart): the control plane's connections land on the
+    replica and writes are refused (database_read_only). Once the primary answers again, the next refused write makes
+    the pool reconnect and the one after it is written on the primary — the control plane does not stay read-only."""
+    with primary_replica_control_plane(tmp_path) as (primary, _, _, _, api):
         api.ok("tenant.create", name="Before", sip_domain="before.example")
         primary.stop_now()
         assert api.err("tenant.create", name="Cut", sip_domain="cut.example")[0] == "database_read_only"
@@ -169,13 +159,6 @@ def test_a_control_plane_on_the_replica_returns_to_the_primary_when_it_answers_a
                 assert time.monotonic() < deadline, "the control plane stayed on the replica"
                 time.sleep(0.5)
         assert primary.sql("select count(*) from tenant where name = 'After'", "callmanager") == "1"
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.app.close()
-        if replica is not None:
-            replica.stop()
-        primary.stop()
 
 
 def test_promote_db_says_why_when_it_cannot():
