@@ -24,7 +24,8 @@ class Drain(Params):
 
 
 def node_state(app) -> dict:
-    """{draining, calls (answered), ringing, registrations}; KamailioRpcError when Kamailio does not answer."""
+    """{draining, calls (answered), ringing, registrations, snapshot_version, ...}; KamailioRpcError when Kamailio
+    does not answer."""
     items = app.kamailio.htable_items(TABLE)
     figures = {}
     for group in ("dialog:", "usrloc:"):  # one group per call: Kamailio 5.6 answers the first of several only
@@ -47,6 +48,9 @@ def node_state(app) -> dict:
         "calls": num("dialog:active_dialogs"),
         "ringing": num("dialog:early_dialogs"),
         "registrations": num("usrloc:registered_users"),
+        # the configuration version the node routes with (the routing snapshot it last published; in a cluster, all
+        # nodes that see the same database show the same one — a node behind has not got the latest change yet)
+        "snapshot_version": app.publisher.published_version,
         # a cluster's SIP node (docs/cluster.md): its DMQ peers as DMQ sees them, its data center's Redis
         "replication": {"peers_configured": len(s.dmq_peers), "peers": app.kamailio.dmq_peers()}
         if s.dmq_port

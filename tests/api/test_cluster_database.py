@@ -145,8 +145,9 @@ def test_a_control_plane_on_the_replica_returns_to_the_primary_when_it_answers_a
     """The primary out of reach for a while (a partition, its restart): the control plane's connections land on the
     replica and writes are refused (database_read_only). Once the primary answers again, the next refused write makes
     the pool reconnect and the one after it is written on the primary — the control plane does not stay read-only."""
-    with primary_replica_control_plane(tmp_path) as (primary, _, _, _, api):
+    with primary_replica_control_plane(tmp_path) as (primary, replica, _, _, api):
         api.ok("tenant.create", name="Before", sip_domain="before.example")
+        replica.wait_caught_up()  # the replica has the schema and the tenant (it lagged once on a loaded machine)
         primary.stop_now()
         assert api.err("tenant.create", name="Cut", sip_domain="cut.example")[0] == "database_read_only"
         primary.resume()

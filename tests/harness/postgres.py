@@ -100,6 +100,17 @@ class PostgresServer:
             raise RuntimeError(f"psql: {done.stderr.strip()}")
         return done.stdout.strip()
 
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """A replica: wait until it has replayed everything its primary has written so far (streaming is asynchronous:
+        a write the primary confirmed can still be missing here for a moment, longer on a loaded machine)."""
+        assert self.primary is not None, "only a replica catches up"
+        target = self.primary.sql("select pg_current_wal_lsn()")
+        deadline = time.monotonic() + timeout
+        while self.sql(f"select pg_last_wal_replay_lsn() >= '{target}'::pg_lsn") != "t":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the replica did not replay up to {target} within {timeout} s")
+            time.sleep(0.1)
+
     def url(self, database: str, user: str = "callmanager") -> str:
         return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}"
 

@@ -79,7 +79,7 @@ def play(playbook: str, inv: Path, tmp_path: Path):
     return run_playbook(playbook, inv, artifacts_dir=tmp_path / "runs", vault_password_file=inv.parent / "vault-password")
 
 
-def api(lab: Lab, host: str, method: str, **params):
+def api(lab: Lab, host: str, method: str, /, **params):
     """JSON-RPC to a deployed node's API as its admin (the token the node made on its first start)."""
     from controlplane.cli import client
 

@@ -157,9 +157,11 @@ def test_the_noc_sees_each_node_replicating_with_its_peers(cluster):
             f"http://{n.settings.api_address}:{n.settings.api_port}/metrics", timeout=10).text, timeout=10), text[-3000:]
 
 
-def test_an_operator_sees_the_nodes_replication_in_its_status(cluster):
+def test_an_operator_sees_the_nodes_replication_in_its_status(cluster, people):
     a, b = cluster
     status = b.rpc("node.status")
+    # both route with the same configuration: the change made through A reached B's snapshot too
+    assert status["snapshot_version"] == a.rpc("node.status")["snapshot_version"] >= len(people) * 3
     assert status["replication"]["peers_configured"] == 1
     assert status["replication"]["peers"] == [{"address": f"127.0.0.1:{a.settings.dmq_port}", "state": "active"}]
     assert status["shared_counters"] is None  # no Redis given: the fraud limits count on the node
