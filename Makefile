@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run stop test bench install deps clean lab lab-down
+.PHONY: run stop test bench install deps clean lab lab-down prompts
 
 install: deps $(STAMP)
 
@@ -36,6 +36,11 @@ lab: install
 
 lab-down:
 	@test -x $(PY) && $(PY) -m tests.lab.netlab down || echo "no lab (no venv yet)"
+
+# The media server's shipped prompts, made again from their texts (mediaserver/prompts/make_prompts.py) with espeak-ng.
+prompts: install
+	@command -v espeak-ng >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng)
+	$(PY) mediaserver/prompts/make_prompts.py
 
 clean:
 	rm -rf var/run var/log var/spool var/snapshot

@@ -18,9 +18,10 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import SipAccount, Tenant, User
 from controlplane.live_view import StoredLiveView
 from controlplane.numbering import national
-from kemi.policy.decision import Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
+from kemi.policy.decision import Announce, Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy import timeline
+from kemi.policy import announce
 from kemi.policy.routing import decide_initial
 
 from .common import Id, get_scoped
@@ -114,6 +115,8 @@ def _describe(action) -> dict:
         return {"type": "reject", "code": action.code, "reason": action.reason, "explanation": action.warning}
     if isinstance(action, Challenge):
         return {"type": "challenge", "realm": action.realm}
+    if isinstance(action, Announce):  # the refusal, said first by the media server (kemi.policy.announce)
+        return {**_describe(action.refusal), "announced": {"prompt": action.prompt, "language": action.language}}
     return {"type": type(action).__name__}
 
 
@@ -173,7 +176,10 @@ def simulate(ctx, p: Simulate):
     )
     with ctx.app.read() as s:
         live = StoredLiveView.load(s, ctx.app)
-    decision = decide_initial(facts, snap, when.timestamp(), live)
+    node = ctx.app.settings
+    decision = announce.spoken(
+        decide_initial(facts, snap, when.timestamp(), live), "INVITE", node.prompt_language, node.media_server
+    )
     events = [timeline.Event(e.kind, e.after_s, e.code or 0, e.reason) for e in p.events]
     steps = (
         timeline.run(decision, events, snap, live, when.timestamp())

@@ -207,6 +207,10 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_SIP_VIP": settings.sip_vip,
         "CALLMANAGER_NODE_NAME": settings.node_name,
         "CALLMANAGER_SHARED_COUNTERS": "1" if settings.redis_address else "0",
+        "CALLMANAGER_MEDIA_SERVER": (
+            f"{settings.sip_address}:{settings.media_server_port}" if settings.media_server else ""
+        ),
+        "CALLMANAGER_PROMPT_LANGUAGE": settings.prompt_language,
     }
     shared_secret(settings.rpc_secret_path)  # made before Kamailio or the control plane reads it
     return Component(
@@ -224,20 +228,31 @@ def kamailio(settings: NodeSettings) -> Component:
     )
 
 
-def controlplane(settings: NodeSettings, config_file: Path) -> Component:
-    argv = [
-        str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable),
-        "-m",
-        "controlplane.server",
-        "--config",
-        str(config_file),
-    ]
+def _python_service(settings: NodeSettings, name: str, module: str, args: list[str], ready) -> Component:
+    """A component of this project run as `python -m module` with the node's venv Python."""
+    python = str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
     return Component(
+        name, [python, "-m", module, *args], settings.run_dir / f"{name}.pid", settings.log_dir / f"{name}.log", ready
+    )
+
+
+def controlplane(settings: NodeSettings, config_file: Path) -> Component:
+    return _python_service(
+        settings,
         "controlplane",
-        argv,
-        settings.run_dir / "controlplane.pid",
-        settings.log_dir / "controlplane.log",
-        ready=[("tcp", settings.api_address, settings.api_port)],
+        "controlplane.server",
+        ["--config", str(config_file)],
+        [("tcp", settings.api_address, settings.api_port)],
+    )
+
+
+def mediaserver(settings: NodeSettings) -> Component:
+    """The media application server (mediaserver/): announcements, with the node's venv Python (pjsua2)."""
+    args = ["--address", settings.sip_address, "--port", str(settings.media_server_port)]
+    args += ["--lead-ms", str(settings.prompt_lead_ms)]
+    args += ["--prompts", settings.prompt_dir] if settings.prompt_dir else []
+    return _python_service(
+        settings, "mediaserver", "mediaserver", args, [("udp", settings.sip_address, settings.media_server_port)]
     )
 
 

@@ -34,6 +34,7 @@ class Node:
         self.config_file.write_text(settings.to_json())
         self.components = {
             "rtpengine": processes.rtpengine(settings),
+            **({"mediaserver": processes.mediaserver(settings)} if settings.media_server else {}),
             "controlplane": processes.controlplane(settings, self.config_file),
             "kamailio": processes.kamailio(settings),
         }
@@ -68,6 +69,11 @@ class Node:
                 f"  Kamailio RPC   {s.kamailio_rpc_url}",
                 f"  RTPengine ng   udp {s.rtpengine_address}:{s.rtpengine_ng_port}, RTP ports "
                 f"{s.rtp_port_min}-{s.rtp_port_max}",
+                (
+                    f"  media server   udp {s.sip_address}:{s.media_server_port} (announcements, {s.prompt_language})"
+                    if s.media_server
+                    else "  media server   off (media_server=false)"
+                ),
                 f"  logs           {s.log_dir}/",
                 "Stop with Ctrl-C here, or `make stop` from another shell.",
             ]
@@ -92,7 +98,7 @@ def stop_running(settings: NodeSettings) -> int:
             print(f"stopped the node runner (pid {runner})")
             stopped += 1
         runner_file.unlink(missing_ok=True)
-    for name in ("prometheus", "kamailio", "controlplane", "rtpengine"):
+    for name in ("prometheus", "kamailio", "controlplane", "mediaserver", "rtpengine"):
         pidfile = settings.run_dir / f"{name}.pid"
         pid = processes.read_pid(pidfile)
         if pid:
@@ -105,7 +111,7 @@ def stop_running(settings: NodeSettings) -> int:
     return 0
 
 
-COMPONENTS = ("rtpengine", "controlplane", "kamailio", "prometheus")  # the order `start` uses
+COMPONENTS = ("rtpengine", "mediaserver", "controlplane", "kamailio", "prometheus")  # the order `start` uses
 SNAPSHOT_WAIT_S = 60.0
 
 
@@ -118,6 +124,7 @@ def exec_component(settings: NodeSettings, config_file: str, name: str) -> int:
         "rtpengine": processes.rtpengine,
         "kamailio": processes.kamailio,
         "prometheus": processes.prometheus,
+        "mediaserver": processes.mediaserver,
         "controlplane": lambda s: processes.controlplane(s, Path(config_file)),
     }
     component = make[name](settings)
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print("exec needs a COMPONENT and --config FILE", file=sys.stderr)
             return 2
         return exec_component(settings, args.config, args.component)
-    for name in ("prometheus", "kamailio", "controlplane", "rtpengine"):
+    for name in ("prometheus", "kamailio", "controlplane", "mediaserver", "rtpengine"):
         pid = processes.read_pid(settings.run_dir / f"{name}.pid")
         if pid:
             try:

@@ -147,6 +147,14 @@ class NodeSettings(BaseSettings):
     # this node only). No password: Redis' default user may only run the counters' scripts on their keys (the redis
     # role's ACL).
     redis_address: str = ""
+    # The media application server (docs/media.md, issue 23): a SIP user agent with its own media stack started next
+    # to Kamailio, on sip_address. Where a person is calling, refused calls are announced (a prompt as early media,
+    # then the refusal). false: refusals are answered without a word, as before.
+    media_server: bool = True
+    media_server_port: int = 5062
+    prompt_language: str = "en"  # the shipped prompt sets: en, de
+    prompt_lead_ms: int = 0  # silence before a prompt (AUD-09)
+    prompt_dir: str = ""  # <dir>/<language>/<prompt>.wav ('': the shipped mediaserver/prompts)
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates
     # grafana/prometheus/rules.yml
     prometheus: bool = True
@@ -235,6 +243,7 @@ class NodeSettings(BaseSettings):
             raise ValueError("platform_token: at least 32 printable ASCII characters without spaces (a vault secret)")
         _check_prometheus(self)
         _check_calls(self)
+        _check_media(self)
         _check_listeners(self)
         _check_dmq(self)
         _check_vip(self)
@@ -294,6 +303,7 @@ LISTENERS = (
     ("RTPengine CLI", "rtpengine_address", "rtpengine_cli_port"),
     ("API", "api_address", "api_port"),
     ("Prometheus", "prometheus_address", "prometheus_port"),
+    ("media server", "sip_address", "media_server_port"),
 )
 
 
@@ -420,6 +430,17 @@ def _check_calls(s: NodeSettings) -> None:
         raise ValueError(f"dialog_keepalive_s {s.dialog_keepalive_s} must be 0 (off) or between 30 and 3600 seconds")
     if not 60 <= s.call_max_s <= 7 * 86400:
         raise ValueError(f"call_max_s {s.call_max_s} must be between 60 seconds and 7 days")
+
+
+def _check_media(s: NodeSettings) -> None:
+    from kemi.policy.announce import LANGUAGES
+
+    if s.prompt_language not in LANGUAGES:
+        raise ValueError(f"prompt_language {s.prompt_language!r}: the prompt sets are {', '.join(LANGUAGES)}")
+    if not 0 <= s.prompt_lead_ms <= 5000:
+        raise ValueError(f"prompt_lead_ms {s.prompt_lead_ms} must be between 0 and 5000")
+    if s.prompt_dir and not Path(s.prompt_dir).is_dir():
+        raise ValueError(f"prompt_dir {s.prompt_dir!r} is not a directory")
 
 
 def _check_prometheus(s: NodeSettings) -> None:

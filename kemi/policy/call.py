@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple
 
 from . import queue as policy_queue
 from .callstate import CallRecord, CallState, Forwarding, FraudMark, GroupOffer, QueuePlace, TrunkLeg
-from .decision import Action, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
+from .decision import Action, Announce, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
 from .forwarding import fallback_case
 from .live import QUIET, LiveView
 from .routing import group_overflow, offer_waiting, session_lifetime, should_fail_over, trunk_credentials
@@ -143,6 +143,8 @@ def onto(state: CallState, action: Action, now: float, diverted: bool = False) -
         ).traced(f"trying trunk {first.name}")
     if isinstance(action, RouteToGroup):
         return state._replace(queue=queue_place(action, now))  # a queue of a group it overflows from is left behind
+    if isinstance(action, Announce):
+        return state._replace(announcing=action.refusal)
     return state
 
 
@@ -190,6 +192,8 @@ def on_failure(
     state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0
 ) -> Transition:
     """The transaction ended without an answer: the next thing to try, or the end of the call."""
+    if state.announcing is not None:
+        return announced(state, ev)
     effects: list[Effect] = []
     if state.claimed and (ev.cancelled or state.group is None or not state.group.steps):
         effects.append(
@@ -211,6 +215,20 @@ def on_failure(
             if effect is not None:
                 return state, (*effects, effect)
     return finished(state, ev), (*effects, Finish(ev.code, ev.reason, ev.cancelled))
+
+
+def announced(state: CallState, ev: Failed) -> Transition:
+    """The end of a call sent to the media server to hear why it is refused: the media server's refusal after the
+    prompt goes back as it is; when the media server could not play it (no answer, an error), the node answers the
+    refusal itself — the caller is told no less than without the announcement."""
+    refusal = state.announcing
+    assert refusal is not None
+    if ev.cancelled or ev.code == refusal.code:
+        return finished(state, ev), (Finish(ev.code, ev.reason, ev.cancelled),)
+    state = state.traced(f"the announcement could not be played ({ev.code} {ev.reason}): refused without it")
+    return finished(state, Failed(refusal.code, refusal.reason)), (
+        Finish(refusal.code, refusal.reason, local=True, warning=refusal.warning),
+    )
 
 
 def finished(state: CallState, ev: Failed) -> CallState:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from .decision import (
     Action,
+    Announce,
     CallParty,
     Challenge,
     GroupStep,
@@ -112,6 +113,7 @@ class CallState(NamedTuple):
     fraud: FraudMark | None = None
     emergency: bool = False
     feature: FeatureUse | None = None
+    announcing: Reject | None = None  # the call went to the media server to hear why; this refusal is its end
 
     def traced(self, *lines: str) -> CallState:
         return self._replace(trace=self.trace + lines)
@@ -166,6 +168,7 @@ _TYPES: dict[str, type] = {
     "code": FeatureCode,
     "hop": TrunkHop,
     "step": GroupStep,
+    "announce": Announce,
 }
 _TAGS = {cls: tag for tag, cls in _TYPES.items()}
 

@@ -81,6 +81,15 @@ class RouteToGroup(NamedTuple):
     present: tuple[str, str] | None = None  # (display, URI) the members see as the caller; None: the caller
 
 
+class Announce(NamedTuple):
+    """Say why, then refuse (kemi.policy.announce): the media server plays `prompt` as early media and answers the
+    refusal; the node answers it itself when the media server cannot."""
+
+    prompt: str
+    refusal: Reject
+    language: str = "en"
+
+
 class Register(NamedTuple):
     """Accept the registration for this account (the shell saves the binding)."""
 
@@ -91,7 +100,7 @@ class Register(NamedTuple):
 
 from .features import FeatureCode  # noqa: E402
 
-Action = Reject | Challenge | RouteToUser | RouteToTrunk | RouteToGroup | Register | FeatureCode
+Action = Reject | Challenge | RouteToUser | RouteToTrunk | RouteToGroup | Register | FeatureCode | Announce
 
 
 class CallParty(NamedTuple):

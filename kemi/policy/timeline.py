@@ -13,7 +13,7 @@ from typing import NamedTuple
 from . import call
 from .call import AnswerChallenge, Divert, Effect, Failed, Finish, OfferNextStep, RelayTrunk, WaitAgain
 from .callstate import CallState
-from .decision import Action, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser
+from .decision import Action, Announce, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser
 from .live import QUIET, LiveView
 from .snapshot import Snapshot
 
@@ -101,6 +101,10 @@ def _route(
     """The first decision applied, or (`diverted`) a forwarding / overflow target's, as the shell applies them."""
     if isinstance(action, Reject):
         return state, f"reject {action.code} {action.reason}" + (f": {action.warning}" if action.warning else ""), True
+    if isinstance(action, Announce):
+        r = action.refusal
+        said = f"announcement {action.prompt} ({action.language}), then reject {r.code} {r.reason}"
+        return call.onto(state, action, now), said + (f": {r.warning}" if r.warning else ""), True
     if isinstance(action, RouteToGroup) and diverted:
         state, step = call.into_group(state, action, now)
         if step is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from kemi.contract import AVP_RANG, DLG_ANSWER, DLG_TRACKED, END_REQUESTS
-from kemi.policy import call, cdr, cluster
+from kemi.policy import announce, call, cdr, cluster
 from kemi.policy.call import (
     AnswerChallenge,
     Divert,
@@ -24,7 +24,7 @@ from kemi.policy.call import (
     WaitAgain,
 )
 from kemi.policy.callstate import CallState, FeatureUse
-from kemi.policy.decision import Action, Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
+from kemi.policy.decision import Action, Announce, Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
 from kemi.policy.facts import RequestFacts
 from kemi.policy.features import FeatureCode
 from kemi.policy.routing import decide_initial
@@ -40,6 +40,9 @@ from .runtime import LIVE, SETTINGS, SNAPSHOTS, SPOOL
 
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call); reset per request
 MAX_TRIES = 16  # effects tried after one failure before the call ends (each try consumes a fallback: a safety net)
+# The media server answers an announcement's INVITE with 183 at once, and ends it after the prompt: no answer within
+# ANNOUNCE_FR_MS means it is away (the node refuses without the announcement); ANNOUNCE_INV_MS bounds the prompt.
+ANNOUNCE_FR_MS, ANNOUNCE_INV_MS = 2000, 60000
 
 
 def new_request() -> None:
@@ -51,7 +54,9 @@ def new_request() -> None:
 
 def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
     now = time.time()
-    decision = decide_initial(facts, snap, now, LIVE)
+    decision = announce.spoken(
+        decide_initial(facts, snap, now, LIVE), facts.method, SETTINGS.prompt_language, bool(SETTINGS.media_server)
+    )
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)
@@ -80,6 +85,24 @@ def route(state: CallState, action: Action, method: str, nated: bool) -> None:
         route_to_group(state, action, method, nated)
     elif isinstance(action, Reject):
         finish_locally(state, action, method)
+    elif isinstance(action, Announce):
+        announced(state, action, method, nated)
+
+
+def announced(state: CallState, action: Announce, method: str, nated: bool) -> None:
+    """A refusal said first: the call goes to the media server, which plays the prompt as early media and then answers
+    the refusal (what happens when it cannot is the policy's: `kemi.policy.call.announced`)."""
+    if method != "INVITE" or not SETTINGS.media_server:
+        finish_locally(state, action.refusal, method)
+        return
+    apply.consume_credentials()
+    state = call.onto(state, action, time.time())
+    apply.announcement(announce.target_uri(action, SETTINGS.media_server), action.refusal.warning)
+    prepare_call(state, nated)
+    if not apply.relay_branch(state, (ANNOUNCE_INV_MS, ANNOUNCE_FR_MS)):  # tm: (after a provisional, before one)
+        dialog.media_off()
+        state = state.traced("the media server could not be reached: refused without it")
+        finish_locally(state, action.refusal, method)
 
 
 def finish_locally(state: CallState, rej: Reject, method: str) -> None:
@@ -235,6 +258,8 @@ def perform(
             groups.leave_queue(effect.key, effect.group_id)
         elif isinstance(effect, Finish):
             dialog.media_off()
+            if effect.local:  # the node answers (an announcement that could not be played: its refusal)
+                apply.reply_in_transaction(effect.code, effect.reason, effect.warning)
             SPOOL.put(
                 cdr.record(
                     state,

@@ -23,6 +23,7 @@ from kemi.contract import (
     NODE,
     STATUS,
 )
+from kemi.policy.announce import WARNING_HEADER as ANNOUNCE_WARNING
 from kemi.policy.callstate import CallState
 from kemi.policy.cluster import RESYNC_KEY, RESYNC_REQUESTS, own_path_uri
 from kemi.policy.decision import Reject, RouteToTrunk
@@ -41,6 +42,22 @@ def reply(code: int, reason: str, warning: str = "", headers: tuple[str, ...] = 
         KSR.hdr.append_to_reply(f"Warning: 399 callmanager {quoted(warning)}\r\n")
     settled()
     KSR.sl.send_reply(code, reason)
+
+
+def reply_in_transaction(code: int, reason: str, warning: str = "") -> None:
+    """The node's own final answer to a relayed transaction (from its failure route): tm sends it."""
+    if warning:
+        KSR.hdr.append_to_reply(f"Warning: 399 callmanager {quoted(warning)}\r\n")
+    settled()
+    KSR.tm.t_reply(code, reason)
+
+
+def announcement(uri: str, warning: str) -> None:
+    """The request goes to the media server's announcement (kemi.policy.announce), with the refusal's explanation for
+    the media server to send on (its Warning)."""
+    set_ruri(uri)
+    if warning:
+        KSR.hdr.append(f"{ANNOUNCE_WARNING}: {quoted(warning)}\r\n")
 
 
 def reject(r: Reject) -> None:

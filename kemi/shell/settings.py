@@ -34,6 +34,8 @@ class ShellSettings:
     node_count: int = 1  # the cluster's SIP nodes: a dialog's h_id modulo this names the node that made it
     sip_vip: str = ""  # the data center's virtual address this node shares with the other of its pair ('' : none)
     shared_counters: bool = False  # the fraud limits count in the data center's Redis (redis_address; ndb_redis)
+    media_server: str = ""  # "address:port" of the media server refusals are announced through ('' : none)
+    prompt_language: str = "en"
     rpc_secret: str = field(
         default="", repr=False
     )  # the RPC listener answers only requests carrying it ('' : none at all)
@@ -61,6 +63,8 @@ class ShellSettings:
             node_count=_place(os.environ.get("CALLMANAGER_DMQ_NODE", ""))[1],
             sip_vip=os.environ.get("CALLMANAGER_SIP_VIP", ""),
             shared_counters=os.environ.get("CALLMANAGER_SHARED_COUNTERS", "0") == "1",
+            media_server=os.environ.get("CALLMANAGER_MEDIA_SERVER", ""),
+            prompt_language=os.environ.get("CALLMANAGER_PROMPT_LANGUAGE", "en"),
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
         )
 

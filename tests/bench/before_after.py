@@ -40,10 +40,11 @@ class NodeProcess:
                                       rtpengine_cli_port=free_port(), api_port=free_port(), prometheus_port=free_port(), rtp_port_min=rtp,
                                       rtp_port_max=rtp + 399, prometheus=False, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3,
                                       edge_exempt="", edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0,
-                                      auth_failures_account=0, **settings)
+                                      auth_failures_account=0, media_server=False, **settings)
         doc = self.settings.model_dump()
         if root != ROOT:  # an earlier tree may not know settings added since: give it only what differs from the defaults
             doc = {k: v for k, v in doc.items() if v != type(self.settings).model_fields[k].default}
+            doc = {k: v for k, v in doc.items() if not k.startswith(("media_server", "prompt_"))}  # before issue 23
         config = var.parent / f"{var.name}.json"
         var.mkdir(parents=True, exist_ok=True)
         config.write_text(json.dumps(doc))

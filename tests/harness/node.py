@@ -18,7 +18,8 @@ class TestNode:
         # the tests' SIP traffic comes from 127.0.0.1: exempt from bans (the edge tests send from 127.0.0.2 and up)
         defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128, edge_exempt="127.0.0.1",
                         fraud_monitor_interval_s=0.5, prometheus=False, live_sync_interval_s=3.0, webhook_private_ok=True,  # the test webhooks listen on loopback
-                        kamailio_fault_header="X-Callmanager-Test-Fault")  # tests/scenario/test_hostile.py
+                        kamailio_fault_header="X-Callmanager-Test-Fault",  # tests/scenario/test_hostile.py
+                        media_server=False)  # refusals answered at once; the media server's tests turn it on
         defaults.update(overrides)
         self.settings = load_settings(
             env={},
@@ -29,6 +30,7 @@ class TestNode:
             rtpengine_cli_port=free_port(),
             api_port=free_port(),
             prometheus_port=free_port(),
+            media_server_port=free_port(),
             rtp_port_min=rtp,
             rtp_port_max=rtp + rtp_ports - 1,
             **defaults,

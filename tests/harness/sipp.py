@@ -133,6 +133,14 @@ class Sipp:
         argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, dial)), "-d", str(pause)] + (["-aa"] if auto_answer else []), timeout_s)
         return self.run(argv, timeout_s)
 
+    def announced_caller(self, phone: Phone, dial: str, code: int, rtp_port: int, timeout_s: int = 30) -> "SippResult":
+        """A call refused with an announcement (issue 23): 183 with SDP, then `code`; the caller's SDP offers
+        `rtp_port` for the prompt (an RtpReceiver listens there, not SIPp)."""
+        final = _read("uac_final_announced.inc").replace("@CODE@", str(code))
+        text = _read("uac_call.xml").replace("@RECV_FINAL@", final).replace("m=audio [media_port]", f"m=audio {rtp_port}")
+        scen = self._write("uac_announced", text)
+        return self.run(self._argv(scen, phone, ["-inf", str(self._inf(phone, dial))], timeout_s), timeout_s)
+
     def carrier_with_auth(self, carrier: Phone, user: str, password: str, timeout_s: int = 30) -> subprocess.Popen:
         """A carrier UAS that challenges the INVITE and answers 200 only to the right credentials."""
         scen = self._write("uas_carrier_auth", _read("uas_carrier_auth.xml").replace("@USER@", user).replace("@PASSWORD@", password))

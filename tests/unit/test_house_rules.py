@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-CODE = ["kemi", "controlplane"]
+CODE = ["kemi", "controlplane", "mediaserver"]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:

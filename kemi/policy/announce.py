@@ -1,0 +1,89 @@
+"""Where a person is calling, the platform says why a call cannot go through instead of failing silently (issue 23,
+AUD): a refusal becomes an announcement — the media server plays the prompt as early media (183), then answers the
+refusal itself; when the media server cannot, the node answers it (`kemi.policy.call.on_failure`).
+
+Also the one place that knows how the node names an announcement to the media server (`target_user` /
+`parse_target`), so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from .decision import Announce, Decision, Reject
+
+LANGUAGES = ("en", "de")  # the prompt sets shipped (mediaserver/prompts)
+WARNING_HEADER = "X-Callmanager-Warning"  # the refusal's explanation, for the media server to send on as its Warning
+
+# The prompt for a refusal: by its code, and for a few codes by what its warning says (first match wins).
+_BY_WARNING: tuple[tuple[int, str, str], ...] = (
+    (403, "fraud control", "limit_reached"),
+    (403, "call limit reached", "limit_reached"),
+)
+_BY_CODE = {
+    404: "not_in_service",
+    484: "incomplete",
+    486: "busy",
+    480: "unavailable",
+    403: "barred",
+    433: "anonymous_rejected",
+    503: "no_route",
+}
+PROMPTS = tuple(sorted({*_BY_CODE.values(), *(p for _, _, p in _BY_WARNING)}))
+
+
+def prompt_for(refusal: Reject) -> str | None:
+    """The prompt that says why (None: this refusal is not announced — e.g. 603 Decline, which says nothing on
+    purpose, or anything that is not about the call's destination)."""
+    for code, words, prompt in _BY_WARNING:
+        if refusal.code == code and words in refusal.warning:
+            return prompt
+    return _BY_CODE.get(refusal.code)
+
+
+def spoken(decision: Decision, method: str, language: str, enabled: bool = True) -> Decision:
+    """The first decision, announced where that helps the caller: an INVITE from a person (a user of the platform or
+    a caller from the public network — not an unidentified source) refused for a reason there is a prompt for."""
+    action = decision.action
+    if not enabled or method != "INVITE" or not isinstance(action, Reject) or decision.caller is None:
+        return decision
+    prompt = prompt_for(action)
+    if prompt is None:
+        return decision
+    lang = language if language in LANGUAGES else LANGUAGES[0]
+    return decision._replace(
+        action=Announce(prompt, action, lang), trace=decision.trace + (f"announced to the caller: {prompt} ({lang})",)
+    )
+
+
+# ---------------------------------------------------------------- how the node names an announcement
+
+
+class Target(NamedTuple):
+    """What the media server is asked to do for one INVITE: play `prompt` in `language`, then answer `code reason`."""
+
+    prompt: str
+    code: int
+    language: str
+
+
+_TARGET = re.compile(r"^ann\.([a-z_]{1,40})\.([3-6][0-9][0-9])\.([a-z]{2})$")
+
+
+def target_user(action: Announce) -> str:
+    """The Request-URI's user part for the media server: `ann.<prompt>.<code>.<language>`."""
+    return f"ann.{action.prompt}.{action.refusal.code}.{action.language}"
+
+
+def target_uri(action: Announce, media_server: str) -> str:
+    """The Request-URI of the announcement on the media server at "address:port"."""
+    return f"sip:{target_user(action)}@{media_server}"
+
+
+def parse_target(user: str) -> Target | None:
+    """The media server's reading of a Request-URI user part (None: not an announcement it knows)."""
+    m = _TARGET.match(user)
+    if m is None or m.group(1) not in PROMPTS or m.group(3) not in LANGUAGES:
+        return None
+    return Target(m.group(1), int(m.group(2)), m.group(3))

@@ -1,0 +1,34 @@
+"""`python -m mediaserver --address 127.0.0.1 --port 5062 --prompts mediaserver/prompts`: run the media server until
+SIGTERM (the node runner starts it next to Kamailio)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+PROMPTS = Path(__file__).resolve().parent / "prompts"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mediaserver")
+    ap.add_argument("--address", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=5062)
+    ap.add_argument("--prompts", type=Path, default=PROMPTS, help="<dir>/<language>/<prompt>.wav")
+    ap.add_argument("--lead-ms", type=int, default=0, help="silence before a prompt (AUD-09)")
+    ap.add_argument("--max-calls", type=int, default=500)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .server import MediaServer
+
+    server = MediaServer(args.address, args.port, args.prompts, args.lead_ms, args.max_calls)
+    server.start()
+    try:
+        server.run()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""`make prompts`: the shipped prompt sets (<language>/<prompt>.wav, 8 kHz 16-bit mono) made from the texts below with
+espeak-ng (Debian's package; the voices are espeak-ng's own). Run again after changing a text; the WAV files are
+committed, so a node needs neither espeak-ng nor this script."""
+
+from __future__ import annotations
+
+import audioop  # noqa: I001 - Python 3.11's own; the resampling to 8 kHz
+import subprocess
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+TEXTS = {
+    "en": {
+        "not_in_service": "The number you have dialled is not in service.",
+        "incomplete": "The number you have dialled is incomplete. Please check the number and dial again.",
+        "busy": "The person you are calling is busy. Please try again later.",
+        "unavailable": "The person you are calling is not available at the moment. Please try again later.",
+        "barred": "Calls to this destination are not permitted from your line.",
+        "anonymous_rejected": "The person you are calling does not accept calls from withheld numbers.",
+        "no_route": "Your call cannot be connected at the moment. Please try again later.",
+        "limit_reached": "Your call cannot be connected: a call limit of your line has been reached.",
+    },
+    "de": {
+        "not_in_service": "Kein Anschluss unter dieser Nummer.",
+        "incomplete": "Die gewählte Rufnummer ist unvollständig. Bitte prüfen Sie die Nummer und wählen Sie erneut.",
+        "busy": "Der gewünschte Gesprächspartner ist zur Zeit besetzt. Bitte versuchen Sie es später noch einmal.",
+        "unavailable": (
+            "Der gewünschte Gesprächspartner ist zur Zeit nicht erreichbar. Bitte versuchen Sie es später noch einmal."
+        ),
+        "barred": "Anrufe zu diesem Ziel sind von Ihrem Anschluss aus nicht erlaubt.",
+        "anonymous_rejected": "Der gewünschte Gesprächspartner nimmt keine Anrufe mit unterdrückter Rufnummer an.",
+        "no_route": "Ihr Anruf kann zur Zeit nicht verbunden werden. Bitte versuchen Sie es später noch einmal.",
+        "limit_reached": "Ihr Anruf kann nicht verbunden werden: eine Anrufgrenze Ihres Anschlusses ist erreicht.",
+    },
+}
+
+
+def make(language: str, name: str, text: str) -> Path:
+    out = HERE / language / f"{name}.wav"
+    out.parent.mkdir(exist_ok=True)
+    with tempfile.NamedTemporaryFile(suffix=".wav") as raw:
+        subprocess.run(["espeak-ng", "-v", language, "-s", "150", "-w", raw.name, text], check=True)
+        with wave.open(raw.name, "rb") as w:
+            frames, rate, width = w.readframes(w.getnframes()), w.getframerate(), w.getsampwidth()
+    pcm, _ = audioop.ratecv(frames, width, 1, rate, 8000, None)
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(audioop.lin2lin(pcm, width, 2))
+    return out
+
+
+def main() -> int:
+    for language, prompts in TEXTS.items():
+        for name, text in prompts.items():
+            print(make(language, name, text).relative_to(HERE.parent.parent))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The media server's SIP side: a pjsua2 endpoint on one UDP address, answering every INVITE the node sends it.
+
+One thread does everything: pjsua2 runs with no worker threads of its own (`threadCnt` 0, `mainThreadOnly`), this
+loop polls its events, so every callback runs here and may call pjsua2 back. The media clock runs in pjmedia's own
+thread, which never calls into Python: a prompt's end is known from its length (read once per file), not from the
+player's end-of-file callback.
+
+An announcement (kemi.policy.announce): answer 183 with SDP, play the prompt after `lead_ms` of silence (AUD-09),
+then answer the refusal the Request-URI names (with the node's Warning); anything else is refused at once. Every
+call is bounded: a call that is not over `MAX_CALL_S` after it came is ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import wave
+from pathlib import Path
+
+import pjsua2 as pj
+
+from kemi.policy.announce import WARNING_HEADER, Target, parse_target
+
+log = logging.getLogger("callmanager.mediaserver")
+
+MAX_CALL_S = 120.0  # no call stays longer, whatever happens to it
+
+
+class Prompts:
+    """The prompt files: <dir>/<language>/<prompt>.wav, with their lengths (read once)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._lengths: dict[Path, float] = {}
+
+    def find(self, prompt: str, language: str) -> tuple[Path, float] | None:
+        path = self.root / language / f"{prompt}.wav"
+        if path not in self._lengths:
+            try:
+                with wave.open(str(path), "rb") as w:
+                    self._lengths[path] = w.getnframes() / float(w.getframerate())
+            except (OSError, wave.Error, EOFError):
+                log.error("prompt %s: not a readable WAV file", path)
+                return None
+        return path, self._lengths[path]
+
+
+def request_user(whole_message: str) -> str:
+    """The Request-URI's user part of a SIP request's text ('' when there is none)."""
+    first = whole_message.split("\r\n", 1)[0].split("\n", 1)[0]
+    parts = first.split(" ")
+    if len(parts) != 3 or not parts[1].lower().startswith("sip:") or "@" not in parts[1]:
+        return ""
+    return parts[1][4:].split("@", 1)[0]
+
+
+def header(whole_message: str, name: str) -> str:
+    """The first value of a header in a SIP request's text ('' when absent)."""
+    wanted = name.lower() + ":"
+    for line in whole_message.split("\r\n\r\n", 1)[0].splitlines()[1:]:
+        if line.lower().startswith(wanted):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+class Session(pj.Call):
+    """One call to the media server."""
+
+    def __init__(self, server: "MediaServer", acc: pj.Account, call_id: int, target: Target | None, warning: str):
+        super().__init__(acc, call_id)
+        self.server = server
+        self.target = target
+        self.warning = warning
+        self.came = time.monotonic()
+        self.player: pj.AudioMediaPlayer | None = None
+        self.play_at: float | None = None  # when the prompt starts (after the lead silence)
+        self.ends_at: float | None = None  # when the refusal is sent
+        self.media: pj.AudioMedia | None = None
+        self.done = False
+
+    def onCallMediaState(self, prm):
+        info = self.getInfo()
+        for i, m in enumerate(info.media):
+            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.media is None:
+                self.media = self.getAudioMedia(i)
+                self.play_at = time.monotonic() + self.server.lead_ms / 1000.0
+
+    def onCallState(self, prm):
+        if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.done = True
+
+    def tick(self, now: float) -> None:
+        """Called by the loop: start the prompt, send the refusal when it has played, end a call that overstays."""
+        if self.done:
+            return
+        if self.play_at is not None and now >= self.play_at and self.player is None and self.target is not None:
+            found = self.server.prompts.find(self.target.prompt, self.target.language)
+            if found is None:
+                self.ends_at = now  # no prompt to play: the refusal at once
+            else:
+                path, seconds = found
+                self.player = pj.AudioMediaPlayer()
+                self.player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
+                self.player.startTransmit(self.media)
+                self.ends_at = now + seconds + 0.1  # the last frame leaves the bridge
+        if (self.ends_at is not None and now >= self.ends_at) or now - self.came > MAX_CALL_S:
+            self.refuse()
+
+    def refuse(self) -> None:
+        """The announcement's final answer (or 500 when it had none)."""
+        if self.done:
+            return
+        self.done = True
+        op = pj.CallOpParam()
+        if self.target is not None:
+            op.statusCode = self.target.code
+        else:
+            op.statusCode = 404
+        if self.warning:
+            h = pj.SipHeader()
+            h.hName = "Warning"
+            text = self.warning if self.warning.startswith('"') else '"' + self.warning.replace('"', "'") + '"'
+            h.hValue = f"399 callmanager {text}"  # the node sends it as a quoted-string (kemi/policy/sip_text.py)
+            op.txOption.headers.append(h)
+        try:
+            self.hangup(op)
+        except pj.Error as exc:  # the caller left meanwhile
+            log.info("call %s: ending it: %s", self.getId(), exc.info())
+
+
+class Account(pj.Account):
+    def __init__(self, server: "MediaServer"):
+        super().__init__()
+        self.server = server
+
+    def onIncomingCall(self, prm):
+        self.server.incoming(self, prm)
+
+
+class MediaServer:
+    def __init__(self, address: str, port: int, prompts: Path, lead_ms: int = 0, max_calls: int = 500):
+        self.address, self.port = address, port
+        self.prompts = Prompts(prompts)
+        self.lead_ms = lead_ms
+        self.max_calls = max_calls
+        self.sessions: list[Session] = []
+        self.running = True
+        self.handled = 0
+        self.ep = pj.Endpoint()
+
+    def start(self) -> None:
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = self.max_calls
+        cfg.uaConfig.userAgent = "callmanager-mediaserver"
+        cfg.medConfig.threadCnt = 1
+        cfg.medConfig.maxMediaPorts = self.max_calls * 2 + 4
+        cfg.medConfig.noVad = True
+        cfg.logConfig.level = 2
+        cfg.logConfig.consoleLevel = 2
+        self.ep.libInit(cfg)
+        self.ep.audDevManager().setNullDev()  # a server: no sound card, the bridge runs on its own clock
+        tcfg = pj.TransportConfig()
+        tcfg.port = self.port
+        tcfg.boundAddress = self.address
+        tcfg.publicAddress = self.address
+        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        self.ep.libStart()
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:media@{self.address}:{self.port}"
+        acfg.mediaConfig.transportConfig.boundAddress = self.address
+        acfg.mediaConfig.transportConfig.publicAddress = self.address
+        acfg.mediaConfig.transportConfig.port = 0  # any free port: several servers and nodes share the machine
+        acfg.natConfig.iceEnabled = False
+        acfg.natConfig.sdpNatRewriteUse = 0
+        acfg.natConfig.contactRewriteUse = 0
+        self.account = Account(self)
+        self.account.create(acfg)
+        log.info("media server listening on udp %s:%s (prompts %s)", self.address, self.port, self.prompts.root)
+
+    def incoming(self, acc: Account, prm) -> None:
+        """A new INVITE: an announcement the node named, or anything else refused with 404."""
+        self.handled += 1
+        text = prm.rdata.wholeMsg
+        target = parse_target(request_user(text))
+        session = Session(self, acc, prm.callId, target, header(text, WARNING_HEADER))
+        self.sessions.append(session)
+        op = pj.CallOpParam()
+        if target is None:
+            log.warning("INVITE for %r: not something this server plays; refused", request_user(text)[:60])
+            session.refuse()
+            return
+        op.statusCode = 183
+        session.answer(op)
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "running", False))
+        while self.running:
+            self.ep.libHandleEvents(10)
+            now = time.monotonic()
+            for s in self.sessions:
+                try:
+                    s.tick(now)
+                except pj.Error as exc:  # one call's trouble is that call's: logged, ended
+                    log.error("call %s: %s", s.getId(), exc.info())
+                    s.done = True
+            if any(s.done and not s.isActive() for s in self.sessions):
+                self.sessions = [s for s in self.sessions if not (s.done and not s.isActive())]
+
+    def stop(self) -> None:
+        self.ep.hangupAllCalls()
+        deadline = time.monotonic() + 2
+        while any(s.isActive() for s in self.sessions) and time.monotonic() < deadline:
+            self.ep.libHandleEvents(10)
+        for s in self.sessions:  # pjsua2 asserts at shutdown if a call or player object outlives the library
+            s.player = None
+        self.sessions = []
+        self.account.shutdown()
+        self.ep.libDestroy()

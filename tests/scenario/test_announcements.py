@@ -1,0 +1,104 @@
+"""Announced refusals (issue 23): where a person calls a number that cannot be reached, the node routes the call to
+its media server (pjsua2), which plays the reason as early media through RTPengine and then answers the refusal —
+heard by the caller as RTP carrying the prompt's tone, then the final response. Real Kamailio, RTPengine, media
+server and SIPp."""
+
+import math
+import struct
+import time
+import wave
+
+import pytest
+
+from kemi.policy.announce import LANGUAGES, PROMPTS
+from tests.harness.node import TestNode
+from tests.harness.rtp import RtpReceiver
+from tests.harness.sipp import Sipp
+from tests.scenario.conftest import running, wait_for, wait_snapshot
+
+DOMAIN = "speaks.example"
+TONE_HZ = {"not_in_service": 1000.0, "barred": 600.0}  # the test prompts: a known tone each (others: 400 Hz)
+PROMPT_S = 1.5
+
+
+def tone(path, hz: float, seconds: float = PROMPT_S) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * hz * i / 8000)))
+                               for i in range(int(8000 * seconds))))
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, real_components):
+    prompts = tmp_path_factory.mktemp("prompts")
+    for lang in LANGUAGES:
+        for name in PROMPTS:
+            tone(prompts / lang / f"{name}.wav", TONE_HZ.get(name, 400.0))
+    n = TestNode(tmp_path_factory.mktemp("speaks") / "var", media_server=True, prompt_dir=str(prompts))
+    with running([n]):
+        yield n
+
+
+@pytest.fixture(scope="module")
+def caller(node, tmp_path_factory):
+    tenant = node.rpc("tenant.create", name="Speaks AG", sip_domain=DOMAIN)
+    user = node.rpc("user.create", tenant_id=tenant["id"], name="Alice")
+    node.rpc("sip_account.create", user_id=user["id"], username="alice", password="alice-secret-pw")
+    node.rpc("extension.create", number="201", user_id=user["id"])
+    wait_snapshot(node)
+    sipp = Sipp(node.sip, tmp_path_factory.mktemp("sipp"))
+    return sipp, sipp.phone("alice", DOMAIN, "alice-secret-pw"), user
+
+
+def record_of(node, dialled: str) -> dict:
+    return wait_for(lambda: next((c for c in node.rpc("cdr.list")["items"] if c["callee"] == dialled), None), timeout=10)
+
+
+def test_a_number_not_in_service_is_announced_then_refused(node, caller):
+    sipp, alice, _ = caller
+    with RtpReceiver() as heard:
+        started = time.monotonic()
+        result = sipp.announced_caller(alice, "699", 404, heard.port)
+        took = time.monotonic() - started
+    assert result.ok, result.output[-2000:]
+    # the caller heard the prompt (through RTPengine): about its length, and its tone
+    assert heard.seconds() >= PROMPT_S * 0.8, heard.seconds()
+    assert heard.tone_share(TONE_HZ["not_in_service"]) > 0.8
+    assert heard.tone_share(400.0) < 0.05
+    assert took >= PROMPT_S  # the refusal came after the prompt, not before
+    record = record_of(node, "699")
+    assert record["sip_code"] == 404
+    assert any("announced to the caller: not_in_service (en)" in line for line in record["trace"]), record["trace"]
+
+
+def test_route_simulate_shows_the_announcement(node, caller):
+    _, _, user = caller
+    got = node.rpc("route.simulate", caller_user_id=user["id"], dialled="699")
+    assert got["decision"] == {"type": "reject", "code": 404, "reason": "Not Found",
+                               "explanation": "extension 699 does not exist",
+                               "announced": {"prompt": "not_in_service", "language": "en"}}
+    assert got["trace"][-1] == "announced to the caller: not_in_service (en)"
+
+
+def test_without_its_media_server_the_node_refuses_at_once_as_before(node, caller):
+    """The media server killed: the refusal still comes — from the node, with its reason — and ordinary routing goes
+    on; started again, the announcements come back."""
+    sipp, alice, _ = caller
+    media = node.component("mediaserver")
+    media.stop()
+    try:
+        started = time.monotonic()
+        result = sipp.caller(alice, "698", expect=404)
+        assert result.ok, result.output[-2000:]
+        assert time.monotonic() - started < 10  # the node gave the media server 2 s to answer
+        record = record_of(node, "698")
+        assert record["sip_code"] == 404
+        assert any("the announcement could not be played" in line for line in record["trace"]), record["trace"]
+    finally:
+        media.start()
+    with RtpReceiver() as heard:
+        assert sipp.announced_caller(alice, "697", 404, heard.port).ok
+    assert heard.tone_share(TONE_HZ["not_in_service"]) > 0.8

@@ -1,0 +1,98 @@
+"""Announced refusals (issue 23, kemi.policy.announce and the call's transitions): which refusals are said, how the
+media server is told, and what happens when it cannot say them."""
+
+from kemi.policy import announce
+from kemi.policy.call import Failed, Finish, begin, on_failure, onto
+from kemi.policy.callstate import CallState
+from kemi.policy.decision import Announce, CallParty, Decision, Reject, RouteToUser
+from tests.unit.test_routing_public import public_snapshot
+
+PERSON = CallParty(1, 7, "201")
+NOT_FOUND = Reject(404, "Not Found", "extension 604 does not exist")
+EMPTY = public_snapshot()
+
+
+def decision(action, caller=PERSON) -> Decision:
+    return Decision(action, ("caller authenticated",), caller, None)
+
+
+def test_a_person_dialling_a_number_not_in_service_hears_why():
+    d = announce.spoken(decision(NOT_FOUND), "INVITE", "de")
+    assert d.action == Announce("not_in_service", NOT_FOUND, "de")
+    assert d.trace[-1] == "announced to the caller: not_in_service (de)"
+
+
+def test_each_refusal_has_its_prompt_and_some_are_not_said():
+    said = {
+        Reject(486, "Busy Here", "the callee is on another call"): "busy",
+        Reject(480, "Temporarily Unavailable", "callee has no registered device"): "unavailable",
+        Reject(484, "Address Incomplete", "0301 is not a complete telephone number"): "incomplete",
+        Reject(403, "Forbidden", "premium calls are not permitted for this user"): "barred",
+        Reject(403, "Forbidden", "call limit reached: 3 calls out in progress"): "limit_reached",
+        Reject(403, "Forbidden", "this account is locked by fraud control"): "limit_reached",
+        Reject(433, "Anonymity Disallowed", "the callee does not take calls without a number"): "anonymous_rejected",
+        Reject(503, "Service Unavailable", "no trunk is available for this destination"): "no_route",
+    }
+    for refusal, prompt in said.items():
+        assert announce.prompt_for(refusal) == prompt, refusal
+        assert prompt in announce.PROMPTS
+    # a Decline says nothing on purpose (block lists), and a protocol error is nobody's to hear
+    for quiet in (Reject(603, "Decline", "the callee does not take calls from this number"),
+                  Reject(405, "Method Not Allowed", "PUBLISH is not served here"),
+                  Reject(420, "Bad Extension", "extension not supported: foo")):
+        assert announce.spoken(decision(quiet), "INVITE", "en").action is quiet
+
+
+def test_only_a_persons_invite_is_announced_and_only_with_a_media_server():
+    assert announce.spoken(decision(NOT_FOUND), "MESSAGE", "en").action is NOT_FOUND
+    assert announce.spoken(decision(NOT_FOUND, caller=None), "INVITE", "en").action is NOT_FOUND  # unidentified
+    assert announce.spoken(decision(NOT_FOUND), "INVITE", "en", enabled=False).action is NOT_FOUND
+    routed = RouteToUser(1, 2, ("sip:bob@x",))
+    assert announce.spoken(decision(routed), "INVITE", "en").action is routed
+    # an unknown language falls back to the first prompt set, never to a file that is not there
+    assert announce.spoken(decision(NOT_FOUND), "INVITE", "fr").action.language == "en"
+
+
+def test_the_media_server_reads_exactly_what_the_node_names():
+    action = Announce("busy", Reject(486, "Busy Here", "x"), "de")
+    user = announce.target_user(action)
+    assert user == "ann.busy.486.de"
+    assert announce.target_uri(action, "127.0.0.1:5062") == "sip:ann.busy.486.de@127.0.0.1:5062"
+    assert announce.parse_target(user) == announce.Target("busy", 486, "de")
+    for name in announce.PROMPTS:
+        for lang in announce.LANGUAGES:
+            a = Announce(name, Reject(404, "Not Found"), lang)
+            assert announce.parse_target(announce.target_user(a)) == announce.Target(name, 404, lang)
+    # anything else is no announcement: unknown prompts and languages, codes that are no refusal, path tricks
+    for bad in ("", "alice", "ann.busy.486", "ann.busy.200.de", "ann.busy.486.fr", "ann.nope.404.en",
+                "ann.../../etc.404.en", "ann.busy.486.de.x", "ANN.busy.486.de"):
+        assert announce.parse_target(bad) is None, bad
+
+
+def announcing() -> CallState:
+    action = Announce("not_in_service", NOT_FOUND, "en")
+    return onto(begin(decision(action), "c1", "r1", 0.0), action, 0.0)
+
+
+def test_the_media_servers_refusal_after_the_prompt_goes_back_as_it_is():
+    state, effects = on_failure(announcing(), Failed(404, "Not Found", rang=True), EMPTY)
+    assert effects == (Finish(404, "Not Found"),)
+    assert state.trace[-1] == "final reply 404 Not Found"
+
+
+def test_when_the_media_server_cannot_say_it_the_node_refuses_without_it():
+    for failed in (Failed(408, "Request Timeout"), Failed(503, "relay failed"), Failed(500, "Server Internal Error")):
+        state, effects = on_failure(announcing(), failed, EMPTY)
+        assert effects == (Finish(404, "Not Found", local=True, warning="extension 604 does not exist"),), failed
+        assert f"the announcement could not be played ({failed.code} {failed.reason})" in state.trace[-2]
+
+
+def test_a_caller_who_hangs_up_during_the_announcement_ends_it():
+    _, effects = on_failure(announcing(), Failed(487, "Request Terminated", cancelled=True), EMPTY)
+    assert effects == (Finish(487, "Request Terminated", True),)
+
+
+def test_the_announcing_call_survives_the_transaction_and_dialog_round_trip():
+    state = announcing()
+    assert state.announcing == NOT_FOUND
+    assert CallState.from_json(state.to_json()) == state
