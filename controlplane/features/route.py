@@ -177,12 +177,12 @@ def simulate(ctx, p: Simulate):
     with ctx.app.read() as s:
         live = StoredLiveView.load(s, ctx.app)
     node = ctx.app.settings
-    decision = announce.spoken(
-        decide_initial(facts, snap, when.timestamp(), live), "INVITE", node.prompt_language, node.media_server
-    )
+    decision = decide_initial(facts, snap, when.timestamp(), live)
+    speaks = announce.speaks(decision, "INVITE", node.prompt_language, node.media_server)
+    decision = announce.spoken(decision, "INVITE", node.prompt_language, node.media_server)
     events = [timeline.Event(e.kind, e.after_s, e.code or 0, e.reason) for e in p.events]
     steps = (
-        timeline.run(decision, events, snap, live, when.timestamp())
+        timeline.run(decision, events, snap, live, when.timestamp(), speaks)
         if not isinstance(decision.action, Challenge)
         else []
     )

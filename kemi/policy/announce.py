@@ -42,19 +42,38 @@ def prompt_for(refusal: Reject) -> str | None:
     return _BY_CODE.get(refusal.code)
 
 
+def speaks(decision: Decision, method: str, language: str, enabled: bool = True) -> str:
+    """The language a call's refusal is announced in ('' : not announced): to a person (a user of the platform or a
+    caller from the public network — not an unidentified source) placing a call (INVITE), with a media server."""
+    if not enabled or method != "INVITE" or decision.caller is None:
+        return ""
+    return language if language in LANGUAGES else LANGUAGES[0]
+
+
 def spoken(decision: Decision, method: str, language: str, enabled: bool = True) -> Decision:
-    """The first decision, announced where that helps the caller: an INVITE from a person (a user of the platform or
-    a caller from the public network — not an unidentified source) refused for a reason there is a prompt for."""
+    """The first decision, announced where that helps the caller: refused for a reason there is a prompt for."""
     action = decision.action
-    if not enabled or method != "INVITE" or not isinstance(action, Reject) or decision.caller is None:
+    lang = speaks(decision, method, language, enabled)
+    if not lang or not isinstance(action, Reject):
         return decision
     prompt = prompt_for(action)
     if prompt is None:
         return decision
-    lang = language if language in LANGUAGES else LANGUAGES[0]
-    return decision._replace(
-        action=Announce(prompt, action, lang), trace=decision.trace + (f"announced to the caller: {prompt} ({lang})",)
-    )
+    return decision._replace(action=Announce(prompt, action, lang), trace=decision.trace + (said(prompt, lang),))
+
+
+def after_failure(code: int, reason: str, language: str) -> Announce | None:
+    """A call that ends refused by the far end with nothing left to try (busy, unavailable, a carrier's refusal),
+    announced in `language` ('' or no prompt for it: None, the reply goes back as it is)."""
+    if not language:
+        return None
+    refusal = Reject(code, reason)
+    prompt = prompt_for(refusal)
+    return Announce(prompt, refusal, language) if prompt is not None else None
+
+
+def said(prompt: str, language: str) -> str:
+    return f"announced to the caller: {prompt} ({language})"
 
 
 # ---------------------------------------------------------------- how the node names an announcement

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+from . import announce
 from . import queue as policy_queue
 from .callstate import CallRecord, CallState, Forwarding, FraudMark, GroupOffer, QueuePlace, TrunkLeg
 from .decision import Action, Announce, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
@@ -103,8 +104,9 @@ Transition = tuple[CallState, tuple[Effect, ...]]
 # ---------------------------------------------------------------- the first decision, and the targets of later ones
 
 
-def begin(decision: Decision, call_id: str, cdr_id: str, now: float) -> CallState:
-    """The state of a new call from its first decision: who called whom, and the decision's trace."""
+def begin(decision: Decision, call_id: str, cdr_id: str, now: float, speaks: str = "") -> CallState:
+    """The state of a new call from its first decision: who called whom, and the decision's trace; `speaks`: the
+    language its refusal is announced in (kemi.policy.announce.speaks)."""
     caller, callee = decision.caller, decision.callee
     party = callee or caller
     return CallState(
@@ -119,6 +121,7 @@ def begin(decision: Decision, call_id: str, cdr_id: str, now: float) -> CallStat
             callee.user_id if callee else None,
         ),
         trace=decision.trace,
+        speaks=speaks,
     )
 
 
@@ -214,6 +217,9 @@ def on_failure(
             state, effect = rule(state, ev, snapshot, live, now)
             if effect is not None:
                 return state, (*effects, effect)
+        said = announce.after_failure(ev.code, ev.reason, state.speaks)
+        if said is not None:  # nothing left to try: the caller hears why, then gets the refusal
+            return state.traced(announce.said(said.prompt, said.language)), (*effects, Divert(said))
     return finished(state, ev), (*effects, Finish(ev.code, ev.reason, ev.cancelled))
 
 

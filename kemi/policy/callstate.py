@@ -114,6 +114,7 @@ class CallState(NamedTuple):
     emergency: bool = False
     feature: FeatureUse | None = None
     announcing: Reject | None = None  # the call went to the media server to hear why; this refusal is its end
+    speaks: str = ""  # a refused end is announced to the caller in this language ('' : not announced)
 
     def traced(self, *lines: str) -> CallState:
         return self._replace(trace=self.trace + lines)

@@ -48,10 +48,16 @@ class Step(NamedTuple):
 
 
 def run(
-    decision: Decision, events: list[Event], snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0
+    decision: Decision,
+    events: list[Event],
+    snapshot: Snapshot,
+    live: LiveView = QUIET,
+    now: float = 0.0,
+    speaks: str = "",
 ) -> list[Step]:
-    """The call's timeline: its first decision, then one step per event until the call is answered or ends."""
-    state = call.begin(decision, "simulated", "simulated", now)
+    """The call's timeline: its first decision, then one step per event until the call is answered or ends (`speaks`:
+    the language a refused end is announced in, kemi.policy.announce)."""
+    state = call.begin(decision, "simulated", "simulated", now, speaks)
     steps: list[Step] = []
     state, outcome, ended = _route(state, decision.action, snapshot, live, now)
     steps.append(Step("call", 0.0, outcome, state.trace, ended))

@@ -54,14 +54,14 @@ def new_request() -> None:
 
 def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
     now = time.time()
-    decision = announce.spoken(
-        decide_initial(facts, snap, now, LIVE), facts.method, SETTINGS.prompt_language, bool(SETTINGS.media_server)
-    )
+    decision = decide_initial(facts, snap, now, LIVE)
+    speaks = announce.speaks(decision, facts.method, SETTINGS.prompt_language, bool(SETTINGS.media_server))
+    decision = announce.spoken(decision, facts.method, SETTINGS.prompt_language, bool(SETTINGS.media_server))
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)
         return
-    state = call.begin(decision, facts.call_id, ids.record_id(), now)
+    state = call.begin(decision, facts.call_id, ids.record_id(), now, speaks)
     if isinstance(action, FeatureCode):
         feature_code(state, action)
     else:
@@ -308,6 +308,10 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
             return state, False
         state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
         return state, offered and apply.relay_branch(state)
+    if isinstance(action, Announce):  # nothing left to try: the media server says why, then refuses
+        state = call.onto(state, action, now)
+        apply.announcement(announce.target_uri(action, SETTINGS.media_server), action.refusal.warning)
+        return state, apply.relay_branch(state, (ANNOUNCE_INV_MS, ANNOUNCE_FR_MS))
     if isinstance(action, RouteToTrunk):
         if (
             action.fraud is not None and SETTINGS.fraud_checks

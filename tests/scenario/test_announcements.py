@@ -17,7 +17,7 @@ from tests.harness.sipp import Sipp
 from tests.scenario.conftest import running, wait_for, wait_snapshot
 
 DOMAIN = "speaks.example"
-TONE_HZ = {"not_in_service": 1000.0, "barred": 600.0}  # the test prompts: a known tone each (others: 400 Hz)
+TONE_HZ = {"not_in_service": 1000.0, "busy": 600.0}  # the test prompts: a known tone each (others: 400 Hz)
 PROMPT_S = 1.5
 
 
@@ -102,3 +102,24 @@ def test_without_its_media_server_the_node_refuses_at_once_as_before(node, calle
     with RtpReceiver() as heard:
         assert sipp.announced_caller(alice, "697", 404, heard.port).ok
     assert heard.tone_share(TONE_HZ["not_in_service"]) > 0.8
+
+
+def test_a_busy_callee_without_forwarding_is_announced_then_the_busy_goes_back(node, caller):
+    """Bob's phone answers 486 and Bob has no forwarding: Alice hears the busy prompt (its tone), then gets 486."""
+    sipp, alice, alice_user = caller
+    tenant_id = alice_user["tenant_id"]
+    bob = node.rpc("user.create", tenant_id=tenant_id, name="Bob")
+    node.rpc("sip_account.create", user_id=bob["id"], username="bob", password="bob-secret-pw1")
+    node.rpc("extension.create", number="202", user_id=bob["id"])
+    wait_snapshot(node)
+    bob_phone = sipp.phone("bob", DOMAIN, "bob-secret-pw1")
+    assert sipp.register(bob_phone).ok
+    busy = sipp.callee(bob_phone, "busy")
+    with RtpReceiver() as heard:
+        result = sipp.announced_caller(alice, "202", 486, heard.port)
+    assert result.ok, result.output[-2000:]
+    assert sipp.wait(busy).ok
+    assert heard.tone_share(TONE_HZ["busy"]) > 0.8, heard.seconds()
+    record = record_of(node, "202")
+    assert record["sip_code"] == 486
+    assert any("announced to the caller: busy (en)" in line for line in record["trace"]), record["trace"]

@@ -2,7 +2,7 @@
 media server is told, and what happens when it cannot say them."""
 
 from kemi.policy import announce
-from kemi.policy.call import Failed, Finish, begin, on_failure, onto
+from kemi.policy.call import Divert, Failed, Finish, begin, on_failure, onto
 from kemi.policy.callstate import CallState
 from kemi.policy.decision import Announce, CallParty, Decision, Reject, RouteToUser
 from tests.unit.test_routing_public import public_snapshot
@@ -96,3 +96,37 @@ def test_the_announcing_call_survives_the_transaction_and_dialog_round_trip():
     state = announcing()
     assert state.announcing == NOT_FOUND
     assert CallState.from_json(state.to_json()) == state
+
+
+def ringing(speaks: str, **fallbacks) -> CallState:
+    """A call ringing Bob's phone, placed by a person; its refused end announced in `speaks` ('' : not)."""
+    action = RouteToUser(1, 2, ("sip:bob@acme.example",), **fallbacks)
+    return onto(begin(decision(action), "c2", "r2", 0.0, speaks), action, 0.0)
+
+
+def test_a_callee_who_is_busy_with_nothing_left_to_try_is_announced_then_the_busy_goes_back():
+    state, effects = on_failure(ringing("de"), Failed(486, "Busy Here", rang=True), EMPTY)
+    assert effects == (Divert(Announce("busy", Reject(486, "Busy Here"), "de")),)
+    assert state.trace[-1] == "announced to the caller: busy (de)"
+    # the media server's 486 after the prompt is the end (not announced a second time)
+    state = onto(state, effects[0].action, 1.0, diverted=True)
+    state, effects = on_failure(state, Failed(486, "Busy Here"), EMPTY)
+    assert effects == (Finish(486, "Busy Here"),)
+
+
+def test_a_forwarding_comes_before_the_announcement_and_a_no_answer_is_not_announced():
+    forwarded = RouteToUser(1, 3, ("sip:carol@acme.example",))
+    _, effects = on_failure(ringing("en", on_busy=forwarded), Failed(486, "Busy Here", rang=True), EMPTY)
+    assert effects == (Divert(forwarded),)
+    _, effects = on_failure(ringing("en"), Failed(408, "Request Timeout", rang=True), EMPTY)
+    assert effects == (Finish(408, "Request Timeout"),)
+    _, effects = on_failure(ringing("en"), Failed(487, "Request Terminated", cancelled=True), EMPTY)
+    assert effects == (Finish(487, "Request Terminated", True),)
+
+
+def test_without_a_language_nothing_is_announced():
+    _, effects = on_failure(ringing(""), Failed(486, "Busy Here", rang=True), EMPTY)
+    assert effects == (Finish(486, "Busy Here"),)
+    assert announce.speaks(decision(NOT_FOUND), "INVITE", "en", enabled=False) == ""
+    assert announce.speaks(decision(NOT_FOUND, caller=None), "INVITE", "en") == ""
+    assert announce.speaks(decision(NOT_FOUND), "INVITE", "de") == "de"
