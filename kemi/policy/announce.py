@@ -20,7 +20,16 @@ WARNING_HEADER = "X-Callmanager-Warning"  # the refusal's explanation, for the m
 _BY_WARNING: tuple[tuple[int, str, str], ...] = (
     (403, "fraud control", "limit_reached"),
     (403, "call limit reached", "limit_reached"),
+    (404, "is not a feature code", "feature_rejected"),
+    (404, "is not a group you belong to", "feature_rejected"),
+    (404, "you have no profile", "feature_rejected"),
+    (403, "you cannot forward to yourself", "feature_rejected"),
 )
+# A feature code done (kemi.policy.features): its confirmation, by kind.
+CONFIRMATIONS = {
+    kind: f"fc_{kind}"
+    for kind in ("dnd_on", "dnd_off", "forward_on", "forward_off", "profile", "group_login", "group_logout")
+}
 _BY_CODE = {
     404: "not_in_service",
     484: "incomplete",
@@ -30,7 +39,7 @@ _BY_CODE = {
     433: "anonymous_rejected",
     503: "no_route",
 }
-PROMPTS = tuple(sorted({*_BY_CODE.values(), *(p for _, _, p in _BY_WARNING)}))
+PROMPTS = tuple(sorted({*_BY_CODE.values(), *(p for _, _, p in _BY_WARNING), *CONFIRMATIONS.values()}))
 
 
 def prompt_for(refusal: Reject) -> str | None:
@@ -70,6 +79,13 @@ def after_failure(code: int, reason: str, language: str) -> Announce | None:
     refusal = Reject(code, reason)
     prompt = prompt_for(refusal)
     return Announce(prompt, refusal, language) if prompt is not None else None
+
+
+def confirmed(kind: str, done: Reject, language: str) -> Announce | None:
+    """A feature code done (`done`: the node's answer to the phone, 603 with what was done): its confirmation said
+    first in `language` ('' or an unknown kind: None, answered at once)."""
+    prompt = CONFIRMATIONS.get(kind)
+    return Announce(prompt, done, language) if prompt and language else None
 
 
 def said(prompt: str, language: str) -> str:

@@ -63,17 +63,22 @@ def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
         return
     state = call.begin(decision, facts.call_id, ids.record_id(), now, speaks)
     if isinstance(action, FeatureCode):
-        feature_code(state, action)
+        feature_code(state, action, nated)
     else:
         route(state, action, facts.method, nated)
 
 
-def feature_code(state: CallState, fc: FeatureCode) -> None:
-    """Apply what is live at once (DND, group log-in), answer the phone, and hand the code to the control plane with
-    the record."""
+def feature_code(state: CallState, fc: FeatureCode, nated: bool) -> None:
+    """Apply what is live at once (DND, group log-in), answer the phone — its confirmation said first where the
+    node speaks — and hand the code to the control plane with the record."""
     apply.feature_code_live(fc)
     state = state._replace(feature=FeatureUse(fc.user_id, fc.kind, fc.value))
-    finish_locally(state, Reject(603, fc.reply, f"feature code done: {fc.reply}"), "INVITE")
+    done = Reject(603, fc.reply, f"feature code done: {fc.reply}")
+    said = announce.confirmed(fc.kind, done, state.speaks)
+    if said is None:
+        finish_locally(state, done, "INVITE")
+    else:
+        announced(state.traced(announce.said(said.prompt, said.language)), said, "INVITE", nated)
 
 
 def route(state: CallState, action: Action, method: str, nated: bool) -> None:

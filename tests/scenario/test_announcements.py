@@ -123,3 +123,15 @@ def test_a_busy_callee_without_forwarding_is_announced_then_the_busy_goes_back(n
     record = record_of(node, "202")
     assert record["sip_code"] == 486
     assert any("announced to the caller: busy (en)" in line for line in record["trace"]), record["trace"]
+
+
+def test_a_feature_code_is_confirmed_by_voice_then_answered_as_before(node, caller):
+    """*78 (do not disturb on): Alice hears the confirmation, then the node's 603 as before; DND is in force."""
+    sipp, alice, alice_user = caller
+    with RtpReceiver() as heard:
+        result = sipp.announced_caller(alice, "*78", 603, heard.port)
+    assert result.ok, result.output[-2000:]
+    assert heard.tone_share(400.0) > 0.8 and heard.seconds() >= PROMPT_S * 0.8
+    assert wait_for(lambda: node.rpc("user.get", id=alice_user["id"])["status"] == "dnd", timeout=10)
+    with RtpReceiver() as heard_off:  # and off again (the other tests call Alice's number's neighbours, not Alice)
+        assert sipp.announced_caller(alice, "*79", 603, heard_off.port).ok

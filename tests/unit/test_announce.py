@@ -130,3 +130,23 @@ def test_without_a_language_nothing_is_announced():
     assert announce.speaks(decision(NOT_FOUND), "INVITE", "en", enabled=False) == ""
     assert announce.speaks(decision(NOT_FOUND, caller=None), "INVITE", "en") == ""
     assert announce.speaks(decision(NOT_FOUND), "INVITE", "de") == "de"
+
+
+def test_a_feature_code_done_is_confirmed_and_a_wrong_one_is_said_to_be_unusable():
+    done = Reject(603, "Do Not Disturb on", "feature code done: Do Not Disturb on")
+    assert announce.confirmed("dnd_on", done, "de") == Announce("fc_dnd_on", done, "de")
+    assert announce.confirmed("dnd_on", done, "") is None
+    assert announce.confirmed("something_new", done, "en") is None
+    for wrong in (Reject(404, "Not Found", "*99 is not a feature code"),
+                  Reject(404, "Not Found", "612 is not a group you belong to"),
+                  Reject(403, "Forbidden", "you cannot forward to yourself")):
+        assert announce.prompt_for(wrong) == "feature_rejected", wrong
+
+
+def test_every_prompt_the_policy_names_is_shipped_in_every_language():
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "mediaserver" / "prompts"
+    missing = [f"{lang}/{p}.wav" for lang in announce.LANGUAGES for p in announce.PROMPTS
+               if not (shipped / lang / f"{p}.wav").is_file()]
+    assert missing == []
