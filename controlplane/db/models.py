@@ -40,6 +40,8 @@ class Tenant(SQLModel, table=True):
     anonymous: str = Field(
         default="allow", sa_column=Column(String(8), nullable=False, server_default="allow")
     )  # tenant default
+    # the language its callers are told things in (announcements, docs/media.md); '' : the node's prompt_language
+    language: str = Field(default="", sa_column=Column(String(2), nullable=False, server_default=""))
     created_at: datetime = Field(default_factory=utcnow)
 
 

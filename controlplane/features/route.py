@@ -178,8 +178,8 @@ def simulate(ctx, p: Simulate):
         live = StoredLiveView.load(s, ctx.app)
     node = ctx.app.settings
     decision = decide_initial(facts, snap, when.timestamp(), live)
-    speaks = announce.speaks(decision, "INVITE", node.prompt_language, node.media_server)
-    decision = announce.spoken(decision, "INVITE", node.prompt_language, node.media_server)
+    speaks = announce.speaks(decision, "INVITE", node.prompt_language, node.media_server, snap.tenants)
+    decision = announce.spoken(decision, "INVITE", speaks, bool(speaks))
     events = [timeline.Event(e.kind, e.after_s, e.code or 0, e.reason) for e in p.events]
     steps = (
         timeline.run(decision, events, snap, live, when.timestamp(), speaks)

@@ -24,6 +24,10 @@ from .common import (
 )
 
 
+Language = Literal["", "en", "de"]  # the prompt sets shipped (kemi.policy.announce.LANGUAGES; tested to match)
+LANGUAGE_HELP = "the language its callers hear announcements in: en, de ('': the node's prompt_language)"
+
+
 class TenantCreate(Params):
     name: Name
     sip_domain: SipDomain
@@ -33,6 +37,7 @@ class TenantCreate(Params):
     anonymous: Literal["allow", "reject"] = Field(
         "allow", description="default for users: calls without a caller number"
     )
+    language: Language = Field("", description=LANGUAGE_HELP)
 
 
 class TenantUpdate(Params):
@@ -43,6 +48,7 @@ class TenantUpdate(Params):
     allow_directory: bool | None = None
     allow_clip_no_screening: bool | None = None
     anonymous: Literal["allow", "reject"] | None = None
+    language: Language | None = Field(None, description=LANGUAGE_HELP)
 
 
 def _check_unique(s, name=None, domain=None, exclude_id=None):
@@ -86,7 +92,8 @@ def list_(ctx, p: ListParams):
 
 @method("tenant.update", TenantUpdate, errors=("not_found", "conflict", "forbidden"), perm=Perm.CONFIG)
 def update(ctx, p: TenantUpdate):
-    """Rename a tenant, enable/disable it, or change its SIP domain (only while it has no SIP accounts)."""
+    """Rename a tenant, enable/disable it, set its callers' language, or change its SIP domain (only while it has no SIP
+    accounts)."""
     with ctx.app.write() as s:
         t = get_scoped(s, Tenant, p.id, ctx.principal, "tenant")
         if not ctx.principal.can(Perm.PLATFORM) and (
@@ -103,7 +110,7 @@ def update(ctx, p: TenantUpdate):
             t.sip_domain = p.sip_domain
         if p.name is not None:
             t.name = p.name
-        for flag in ("enabled", "allow_directory", "allow_clip_no_screening", "anonymous"):
+        for flag in ("enabled", "allow_directory", "allow_clip_no_screening", "anonymous", "language"):
             if getattr(p, flag) is not None:
                 setattr(t, flag, getattr(p, flag))
         s.add(t)

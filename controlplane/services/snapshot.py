@@ -211,6 +211,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 "enabled": t.enabled,
                 "allow_directory": t.allow_directory,
                 "dialplan": dialplans.get(t.id, []),
+                **({"language": t.language} if t.language else {}),
             }
             for t in tenants
         ],

@@ -9,7 +9,8 @@ Also the one place that knows how the node names an announcement to the media se
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from .decision import Announce, Decision, Reject
 
@@ -51,18 +52,26 @@ def prompt_for(refusal: Reject) -> str | None:
     return _BY_CODE.get(refusal.code)
 
 
-def speaks(decision: Decision, method: str, language: str, enabled: bool = True) -> str:
+def speaks(
+    decision: Decision, method: str, language: str, enabled: bool = True, tenants: Mapping[int, Any] | None = None
+) -> str:
     """The language a call's refusal is announced in ('' : not announced): to a person (a user of the platform or a
-    caller from the public network — not an unidentified source) placing a call (INVITE), with a media server."""
+    caller from the public network — not an unidentified source) placing a call (INVITE), with a media server. The
+    caller's tenant's language (a caller from the public network: the called tenant's), else the node's `language`."""
     if not enabled or method != "INVITE" or decision.caller is None:
         return ""
-    return language if language in LANGUAGES else LANGUAGES[0]
+    tenant_id = decision.caller.tenant_id or (decision.callee.tenant_id if decision.callee else None)
+    tenant = tenants.get(tenant_id) if tenants and tenant_id is not None else None
+    chosen = getattr(tenant, "language", "") or language
+    return chosen if chosen in LANGUAGES else LANGUAGES[0]
 
 
-def spoken(decision: Decision, method: str, language: str, enabled: bool = True) -> Decision:
+def spoken(
+    decision: Decision, method: str, language: str, enabled: bool = True, tenants: Mapping[int, Any] | None = None
+) -> Decision:
     """The first decision, announced where that helps the caller: refused for a reason there is a prompt for."""
     action = decision.action
-    lang = speaks(decision, method, language, enabled)
+    lang = speaks(decision, method, language, enabled, tenants)
     if not lang or not isinstance(action, Reject):
         return decision
     prompt = prompt_for(action)

@@ -75,6 +75,7 @@ class Tenant:
     enabled: bool = True
     allow_directory: bool = False  # 118xx directory services
     dialplan: tuple[tuple[re.Pattern, str], ...] = ()  # rewrites of dialled numbers, first match applies
+    language: str = ""  # its callers' announcements (kemi.policy.announce); '' : the node's
 
     def rewrite(self, dialled: str) -> tuple[str, str]:
         """The dialled string after the tenant's dial plan, and the rule that fired ('' if none)."""
@@ -359,6 +360,7 @@ def parse_tenants(rows) -> dict[int, Tenant]:
             bool(t.get("enabled", True)),
             allow_directory=bool(t.get("allow_directory", False)),
             dialplan=tuple((re.compile(str(r["pattern"])), str(r["replacement"])) for r in t.get("dialplan", ())),
+            language=str(t.get("language", "")),
         )
         for t in rows
     }

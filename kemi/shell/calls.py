@@ -55,8 +55,10 @@ def new_request() -> None:
 def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
     now = time.time()
     decision = decide_initial(facts, snap, now, LIVE)
-    speaks = announce.speaks(decision, facts.method, SETTINGS.prompt_language, bool(SETTINGS.media_server))
-    decision = announce.spoken(decision, facts.method, SETTINGS.prompt_language, bool(SETTINGS.media_server))
+    speaks = announce.speaks(
+        decision, facts.method, SETTINGS.prompt_language, bool(SETTINGS.media_server), snap.tenants
+    )
+    decision = announce.spoken(decision, facts.method, speaks, bool(speaks))
     action = decision.action
     if isinstance(action, Challenge):
         apply.challenge(action.realm)

@@ -41,6 +41,17 @@ def test_tenant_conflicts_and_bad_domain(api):
     assert api.ok("tenant.list")["total"] == 1
 
 
+def test_a_tenants_language_is_one_of_the_prompt_sets_and_reaches_the_snapshot(api, server):
+    t = api.ok("tenant.create", name="Lang", sip_domain="lang.example")
+    assert t["language"] == ""  # the node's prompt_language
+    eid, e = api.err("tenant.update", id=t["id"], language="fr")
+    assert eid == "invalid_params" and e["data"]["details"]["errors"][0]["field"] == "language"
+    assert api.err("tenant.create", name="Fr", sip_domain="fr.example", language="fr")[0] == "invalid_params"
+    assert api.ok("tenant.get", id=t["id"])["language"] == ""  # nothing changed
+    assert api.ok("tenant.update", id=t["id"], language="de")["language"] == "de"
+    assert [x.get("language") for x in snapshot(server)["tenants"]] == ["de"]
+
+
 def test_user_sip_account_and_extension_lifecycle_reaches_the_snapshot(api, server, acme):
     admin, bob = acme["admin"], acme["bob"]
     acc = api.ok("sip_account.create", token=admin, user_id=bob["id"], username="bob")

@@ -36,7 +36,7 @@ def node(tmp_path_factory, real_components):
     prompts = tmp_path_factory.mktemp("prompts")
     for lang in LANGUAGES:
         for name in PROMPTS:
-            tone(prompts / lang / f"{name}.wav", TONE_HZ.get(name, 400.0))
+            tone(prompts / lang / f"{name}.wav", TONE_HZ.get(name, 400.0) * (1.5 if lang == "de" else 1.0))
     n = TestNode(tmp_path_factory.mktemp("speaks") / "var", media_server=True, prompt_dir=str(prompts))
     with running([n]):
         yield n
@@ -135,3 +135,18 @@ def test_a_feature_code_is_confirmed_by_voice_then_answered_as_before(node, call
     assert wait_for(lambda: node.rpc("user.get", id=alice_user["id"])["status"] == "dnd", timeout=10)
     with RtpReceiver() as heard_off:  # and off again (the other tests call Alice's number's neighbours, not Alice)
         assert sipp.announced_caller(alice, "*79", 603, heard_off.port).ok
+
+
+def test_a_tenant_in_german_hears_the_german_prompts(node, caller):
+    sipp, alice, alice_user = caller
+    node.rpc("tenant.update", id=alice_user["tenant_id"], language="de")
+    wait_snapshot(node)
+    try:
+        with RtpReceiver() as heard:
+            assert sipp.announced_caller(alice, "696", 404, heard.port).ok
+        trace = record_of(node, "696")["trace"]
+        assert any("not_in_service (de)" in line for line in trace), trace
+        assert heard.tone_share(TONE_HZ["not_in_service"] * 1.5) > 0.8, (heard.seconds(), heard.tone_share(1000.0))
+    finally:
+        node.rpc("tenant.update", id=alice_user["tenant_id"], language="")
+        wait_snapshot(node)

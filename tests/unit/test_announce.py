@@ -150,3 +150,23 @@ def test_every_prompt_the_policy_names_is_shipped_in_every_language():
     missing = [f"{lang}/{p}.wav" for lang in announce.LANGUAGES for p in announce.PROMPTS
                if not (shipped / lang / f"{p}.wav").is_file()]
     assert missing == []
+
+
+def test_the_callers_tenant_chooses_the_language_and_a_public_caller_hears_the_called_tenants():
+    from types import SimpleNamespace
+
+    tenants = {1: SimpleNamespace(language="de"), 2: SimpleNamespace(language="")}
+    assert announce.speaks(decision(NOT_FOUND), "INVITE", "en", True, tenants) == "de"  # Alice's tenant 1
+    other = CallParty(2, 9, "301")
+    assert announce.speaks(decision(NOT_FOUND, caller=other), "INVITE", "en", True, tenants) == "en"  # node's
+    public = Decision(NOT_FOUND, (), CallParty(None, None, "+4930999", trunk="carrier-a"), CallParty(1, 7, "201"))
+    assert announce.speaks(public, "INVITE", "en", True, tenants) == "de"
+    assert announce.spoken(decision(NOT_FOUND), "INVITE", "en", True, tenants).action.language == "de"
+
+
+def test_the_api_offers_exactly_the_shipped_languages():
+    from typing import get_args
+
+    from controlplane.features.tenants import Language
+
+    assert set(get_args(Language)) == {"", *announce.LANGUAGES}
