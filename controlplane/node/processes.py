@@ -211,6 +211,11 @@ def kamailio(settings: NodeSettings) -> Component:
             f"{settings.sip_address}:{settings.media_server_port}" if settings.media_server else ""
         ),
         "CALLMANAGER_PROMPT_LANGUAGE": settings.prompt_language,
+        "CALLMANAGER_MUSIC_FILE": (
+            settings.music_file or str(ROOT / "mediaserver" / "prompts" / "music" / "default.wav")
+        )
+        if settings.music_on_hold
+        else "",
     }
     shared_secret(settings.rpc_secret_path)  # made before Kamailio or the control plane reads it
     return Component(

@@ -155,6 +155,10 @@ class NodeSettings(BaseSettings):
     prompt_language: str = "en"  # the shipped prompt sets: en, de
     prompt_lead_ms: int = 0  # silence before a prompt (AUD-09)
     prompt_dir: str = ""  # <dir>/<language>/<prompt>.wav ('': the shipped mediaserver/prompts)
+    # Music on hold: a party put on hold (an in-dialog offer sendonly/inactive) hears this file, played by RTPengine
+    # (which must be able to read it: on a media host of its own, the same path there). '' : the shipped music.
+    music_on_hold: bool = True
+    music_file: str = ""
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates
     # grafana/prometheus/rules.yml
     prometheus: bool = True
@@ -441,6 +445,10 @@ def _check_media(s: NodeSettings) -> None:
         raise ValueError(f"prompt_lead_ms {s.prompt_lead_ms} must be between 0 and 5000")
     if s.prompt_dir and not Path(s.prompt_dir).is_dir():
         raise ValueError(f"prompt_dir {s.prompt_dir!r} is not a directory")
+    if s.music_file and not (Path(s.music_file).is_absolute() and Path(s.music_file).is_file()):
+        raise ValueError(f"music_file {s.music_file!r} is not an absolute path to a file")
+    if any(c.isspace() for c in s.music_file):
+        raise ValueError("music_file must not contain spaces (RTPengine's play_media flags are space-separated)")
 
 
 def _check_prometheus(s: NodeSettings) -> None:

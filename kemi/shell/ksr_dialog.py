@@ -10,7 +10,7 @@ import KSR
 from kemi.contract import AVP_DIALOG_TIMEOUT, DLG_EMERGENCY, DLG_TRACKED, TIMEOUT_EVENT
 from kemi.policy.call import DialogPlan
 from kemi.policy.cluster import PEER_MARK
-from kemi.policy.media import rtpengine_flags
+from kemi.policy.media import MUSIC_VAR, hold_music, hold_offer, rtpengine_flags
 from kemi.policy.sip_text import is_word
 
 from . import ksr_apply as apply
@@ -106,6 +106,22 @@ def media_in_dialog(method: str, nated: bool, content_type: str | None = None) -
     """`content_type`: lower-cased, when the caller has it (else from the request's read)."""
     if (method == "BYE" and not KSR.isflagset(MEDIA_DONE)) or read.has_sdp(content_type):
         media(nated)
+
+
+def music_on_hold(music_file: str) -> None:
+    """An in-dialog INVITE with SDP, its offer given to RTPengine: the party it puts on hold hears music (RTPengine
+    plays the file to it), and the music stops when a later offer takes it off hold (kemi.policy.media)."""
+    body, to_tag = read.several("$rb", "$tt")
+    what = hold_music(hold_offer(body), read.dlg_var(MUSIC_VAR), to_tag)
+    if what is None or not is_word(what[1]):  # a tag in a flag string must not add flags
+        return
+    verb, tag = what
+    if verb == "play":
+        if KSR.rtpengine.play_media(f"from-tag={tag} file={music_file} repeat-times=10000") > 0:
+            KSR.pv.sets(f"$dlg_var({MUSIC_VAR})", tag)
+    else:
+        KSR.rtpengine.stop_media(f"from-tag={tag}")
+        KSR.pv.sets(f"$dlg_var({MUSIC_VAR})", "")
 
 
 def media_off() -> None:

@@ -188,6 +188,8 @@ def in_dialog(msg: read.Message, snap: Snapshot) -> None:
         nated = dialog.nated_in_dialog(msg.method, bool(SETTINGS.dmq_port))
         dialog.media_in_dialog(msg.method, nated)
         if msg.method == "INVITE":
+            if SETTINGS.music_file and read.has_sdp():
+                dialog.music_on_hold(SETTINGS.music_file)
             apply.replies_to_shell()
         elif msg.method == "ACK" and SETTINGS.fraud_checks:
             fraud_gate.acked()  # from now on the spend monitor sees the call (and may end it)

@@ -36,6 +36,7 @@ class ShellSettings:
     shared_counters: bool = False  # the fraud limits count in the data center's Redis (redis_address; ndb_redis)
     media_server: str = ""  # "address:port" of the media server refusals are announced through ('' : none)
     prompt_language: str = "en"
+    music_file: str = ""  # what a party on hold hears (RTPengine plays it; '' : no music on hold)
     rpc_secret: str = field(
         default="", repr=False
     )  # the RPC listener answers only requests carrying it ('' : none at all)
@@ -65,6 +66,7 @@ class ShellSettings:
             shared_counters=os.environ.get("CALLMANAGER_SHARED_COUNTERS", "0") == "1",
             media_server=os.environ.get("CALLMANAGER_MEDIA_SERVER", ""),
             prompt_language=os.environ.get("CALLMANAGER_PROMPT_LANGUAGE", "en"),
+            music_file=os.environ.get("CALLMANAGER_MUSIC_FILE", ""),
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
         )
 

@@ -71,10 +71,59 @@ def make(language: str, name: str, text: str) -> Path:
     return out
 
 
+# The music on hold: a slow arpeggio in C major, synthesized here (so it is this project's own, with no licence to
+# track): (semitones above middle C, beats) per note, 0.5 s a beat, soft attack and decay.
+TUNE = [
+    (0, 1),
+    (4, 1),
+    (7, 1),
+    (12, 2),
+    (7, 1),
+    (4, 1),
+    (5, 1),
+    (9, 1),
+    (12, 1),
+    (17, 2),
+    (12, 1),
+    (9, 1),
+    (7, 1),
+    (11, 1),
+    (14, 1),
+    (19, 2),
+    (14, 1),
+    (11, 1),
+    (12, 2),
+    (7, 2),
+    (0, 4),
+]
+
+
+def make_music() -> Path:
+    import math
+    import struct
+
+    out = HERE / "music" / "default.wav"
+    out.parent.mkdir(exist_ok=True)
+    rate, frames = 8000, bytearray()
+    for semitones, beats in TUNE:
+        hz, n = 261.63 * 2 ** (semitones / 12), int(rate * 0.5 * beats)
+        for i in range(n):
+            envelope = min(1.0, i / 400) * (1 - i / n) ** 1.5
+            sample = math.sin(2 * math.pi * hz * i / rate) + 0.3 * math.sin(4 * math.pi * hz * i / rate)
+            frames += struct.pack("<h", int(5000 * envelope * sample))
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+    return out
+
+
 def main() -> int:
     for language, prompts in TEXTS.items():
         for name, text in prompts.items():
             print(make(language, name, text).relative_to(HERE.parent.parent))
+    print(make_music().relative_to(HERE.parent.parent))
     return 0
 
 

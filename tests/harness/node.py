@@ -19,7 +19,7 @@ class TestNode:
         defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128, edge_exempt="127.0.0.1",
                         fraud_monitor_interval_s=0.5, prometheus=False, live_sync_interval_s=3.0, webhook_private_ok=True,  # the test webhooks listen on loopback
                         kamailio_fault_header="X-Callmanager-Test-Fault",  # tests/scenario/test_hostile.py
-                        media_server=False)  # refusals answered at once; the media server's tests turn it on
+                        media_server=False, music_on_hold=False)  # the media tests turn them on
         defaults.update(overrides)
         self.settings = load_settings(
             env={},

@@ -111,7 +111,7 @@ class Sipp:
         return proc
 
     def caller(self, phone: Phone, dial: str, expect: int | str = 200, hold_ms: int = 2500, ring_ms: int = 1000, timeout_s: int = 30,
-               bye_within_ms: int = 20000, auto_answer: bool = False) -> "SippResult":
+               bye_within_ms: int = 20000, auto_answer: bool = False, held_ms: int = 2000, resumed_ms: int = 1000) -> "SippResult":
         """`expect="ended"`: answered, then a BYE from the network within `bye_within_ms`. `auto_answer`: in-dialog
         OPTIONS (keep-alives), INFO, NOTIFY and UPDATE are answered 200 (SIPp -aa)."""
         if expect == 200:
@@ -119,6 +119,9 @@ class Sipp:
             pause = hold_ms
         elif expect == "reinvite":
             final = _read("uac_final_reinvite.inc")
+            pause = hold_ms
+        elif expect == "hold":  # answered, on hold for held_ms, resumed for resumed_ms, then BYE
+            final = _read("uac_final_hold.inc").replace("@HELD_MS@", str(held_ms)).replace("@RESUMED_MS@", str(resumed_ms))
             pause = hold_ms
         elif expect == "ended":  # answered, then ended by the network (a BYE to us)
             final = _read("uac_final_ended.inc").replace("@RTP_FILE@", str(self.tone)).replace("@BYE_WITHIN_MS@", str(bye_within_ms))
