@@ -8,6 +8,7 @@ that take their sources as constructor arguments and never raise: Kamailio (kama
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -20,7 +21,10 @@ from sqlmodel import Session
 
 from controlplane.db.models import ConfigState
 
+from kemi.policy.announce import announcements
+
 from .features import (
+    MediaServerCollector,
     EdgeCollector,
     LockCollector,
     PairAddressCollector,
@@ -99,6 +103,13 @@ class Metrics:
             ["tenant", "disposition"],
             registry=r,
         )
+        self.announcements = Counter(
+            "callmanager_announcements_total",
+            "Refusals and feature codes announced to the caller (docs/media.md), by prompt; outcome not_played: the "
+            "media server could not play it and the node answered without it",
+            ["prompt", "outcome"],
+            registry=r,
+        )
         self.call_duration = Histogram(
             "callmanager_call_duration_seconds",
             "Talk time of answered calls (ACD = sum / count)",
@@ -147,6 +158,7 @@ class Metrics:
             r.register(RoutingErrorsCollector(app))
             r.register(SharedCountersCollector(app))
             r.register(PairAddressCollector(app))
+            r.register(MediaServerCollector(app))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()
@@ -173,6 +185,8 @@ class Metrics:
         """Count the calls of CDRs just stored (each once: the ingestor passes only new rows)."""
         for r in rows:
             tenant = str(r.get("tenant_id") or "")
+            for prompt, played in announcements(_trace(r.get("trace"))):
+                self.announcements.labels(prompt, "played" if played else "not_played").inc()
             self.calls.labels(tenant, r.get("disposition") or "failed").inc()
             start, answer, ring = r.get("start_time"), r.get("answer_time"), r.get("pdd_s")
             if answer is not None and start is not None:
@@ -188,6 +202,16 @@ class Metrics:
                 ):
                     if r.get(key) is not None:
                         hist.observe(float(r[key]) * scale)
+
+
+def _trace(value) -> list:
+    """A record's trace as stored (a JSON list) or as a list."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return value if isinstance(value, list) else []
 
 
 # The primary's view of its streaming replicas (needs pg_monitor: controlplane.ops.cluster_db.ensure grants it). A lag

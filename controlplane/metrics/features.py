@@ -227,3 +227,28 @@ def _num(value) -> float:
         return float(value or 0)
     except (TypeError, ValueError):
         return 0.0
+
+
+class MediaServerCollector:
+    """The node's media server (docs/media.md): 1 while it answers a SIP OPTIONS (within 0.5 s, at scrape time).
+    Exported only when the node runs one (media_server)."""
+
+    def __init__(self, app, probe=None):
+        from controlplane.node.probe import probe as sip_probe
+
+        self.app = app
+        self.probe = probe or sip_probe
+
+    def collect(self):
+        s = self.app.settings
+        if not s.media_server:
+            return
+        g = GaugeMetricFamily(
+            "callmanager_media_server_up", "1 when the node's media server answered a SIP OPTIONS during this scrape"
+        )
+        try:
+            ok, _ = self.probe(s.sip_address, s.media_server_port, 0.5)
+        except Exception:  # noqa: BLE001 - a scrape must never fail
+            ok = False
+        g.add_metric([], 1 if ok else 0)
+        yield g

@@ -101,6 +101,25 @@ def said(prompt: str, language: str) -> str:
     return f"announced to the caller: {prompt} ({language})"
 
 
+NOT_PLAYED = "the announcement could not be played"  # kemi.policy.call.announced's trace line begins so
+
+
+def announcements(trace) -> list[tuple[str, bool]]:
+    """From a call's trace (its record): each announcement it was sent to and whether it was played — (prompt, False)
+    when the media server could not play it. For the NOC's counts."""
+    out: list[tuple[str, bool]] = []
+    for line in trace:
+        if not isinstance(line, str):
+            continue
+        if line.startswith("announced to the caller: "):
+            prompt = line[len("announced to the caller: ") :].split(" ", 1)[0]
+            if prompt in PROMPTS:
+                out.append((prompt, True))
+        elif line.startswith(NOT_PLAYED) and out:
+            out[-1] = (out[-1][0], False)
+    return out
+
+
 # ---------------------------------------------------------------- how the node names an announcement
 
 

@@ -231,7 +231,7 @@ def announced(state: CallState, ev: Failed) -> Transition:
     assert refusal is not None
     if ev.cancelled or ev.code == refusal.code:
         return finished(state, ev), (Finish(ev.code, ev.reason, ev.cancelled),)
-    state = state.traced(f"the announcement could not be played ({ev.code} {ev.reason}): refused without it")
+    state = state.traced(f"{announce.NOT_PLAYED} ({ev.code} {ev.reason}): refused without it")
     return finished(state, Failed(refusal.code, refusal.reason)), (
         Finish(refusal.code, refusal.reason, local=True, warning=refusal.warning),
     )

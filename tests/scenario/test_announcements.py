@@ -8,6 +8,7 @@ import struct
 import time
 import wave
 
+import httpx
 import pytest
 
 from kemi.policy.announce import LANGUAGES, PROMPTS
@@ -83,13 +84,21 @@ def test_route_simulate_shows_the_announcement(node, caller):
     assert got["trace"][-1] == "announced to the caller: not_in_service (en)"
 
 
+def metric(node, name: str) -> float:
+    text = httpx.get(f"http://{node.settings.api_address}:{node.settings.api_port}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
 def test_without_its_media_server_the_node_refuses_at_once_as_before(node, caller):
     """The media server killed: the refusal still comes — from the node, with its reason — and ordinary routing goes
-    on; started again, the announcements come back."""
+    on; the NOC sees it down and the announcements not played; started again, the announcements come back."""
     sipp, alice, _ = caller
+    assert metric(node, "callmanager_media_server_up") == 1
+    assert wait_for(lambda: metric(node, 'callmanager_announcements_total{outcome="played",prompt="not_in_service"}') >= 1)
     media = node.component("mediaserver")
     media.stop()
     try:
+        assert metric(node, "callmanager_media_server_up") == 0
         started = time.monotonic()
         result = sipp.caller(alice, "698", expect=404)
         assert result.ok, result.output[-2000:]
@@ -97,6 +106,9 @@ def test_without_its_media_server_the_node_refuses_at_once_as_before(node, calle
         record = record_of(node, "698")
         assert record["sip_code"] == 404
         assert any("the announcement could not be played" in line for line in record["trace"]), record["trace"]
+        assert wait_for(
+            lambda: metric(node, 'callmanager_announcements_total{outcome="not_played",prompt="not_in_service"}') >= 1
+        )
     finally:
         media.start()
     with RtpReceiver() as heard:

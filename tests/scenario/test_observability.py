@@ -36,7 +36,9 @@ PROMETHEUS_OWN = {"up", "ALERTS", "time", "vector"}
 # Exposed only by a node in a cluster, and checked there: a SIP pair's node (tests/lab/test_failover.py), a control plane
 # on a PostgreSQL primary with a replica (tests/api/test_cluster_database.py)
 CLUSTER_ONLY = {"callmanager_vip_held", "callmanager_database_replicas", "callmanager_database_replica_lag_seconds",
-                "callmanager_database_replica_lag_bytes"}
+                "callmanager_database_replica_lag_bytes",
+                # a node with its media server (the test nodes run without): tests/scenario/test_announcements.py
+                "callmanager_media_server_up"}
 DOMAIN = "noc.example"
 
 

@@ -170,3 +170,14 @@ def test_the_api_offers_exactly_the_shipped_languages():
     from controlplane.features.tenants import Language
 
     assert set(get_args(Language)) == {"", *announce.LANGUAGES}
+
+
+def test_the_noc_counts_each_announcement_from_the_calls_trace():
+    assert announce.announcements(["caller authenticated", "announced to the caller: busy (de)", "final reply 486"]) == [
+        ("busy", True)
+    ]
+    assert announce.announcements([
+        "announced to the caller: not_in_service (en)",
+        "the announcement could not be played (408 Request Timeout): refused without it",
+    ]) == [("not_in_service", False)]
+    assert announce.announcements(["announced to the caller: ../../x (en)", 7, None]) == []  # only known prompts
