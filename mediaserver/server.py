@@ -159,6 +159,9 @@ class MediaServer:
         cfg.medConfig.threadCnt = 1
         cfg.medConfig.maxMediaPorts = self.max_calls * 2 + 4
         cfg.medConfig.noVad = True
+        cfg.medConfig.clockRate = 8000  # telephony: the bridge at the prompts' and PCMU's rate, nothing resampled
+        cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.ecTailLen = 0  # no echo canceller: nothing here is a loudspeaker
         cfg.logConfig.level = 2
         cfg.logConfig.consoleLevel = 2
         self.ep.libInit(cfg)

@@ -1,0 +1,156 @@
+"""`make bench ARGS=--only-media`: concurrent announcement sessions one media server sustains (issue 23's goal: 100
+per core, < 0.5 % failed, no audio gaps — received RTP inter-arrival p99 < 30 ms), and its CPU per session.
+
+The media server of this tree is started alone (no Kamailio in the path: what is measured is the media server) with
+a 10 s prompt. For each level N, in `rounds` rounds: N SIPp calls ask for the announcement within one second, each
+gets 183, the prompt as early media, then 404 — so N sessions play at once for most of the prompt. One receiver takes
+every call's RTP (streams told apart by SSRC) and times each packet. Per round: failed calls, the p99 of the gaps
+between consecutive packets of a stream (the first packet of each stream excluded), the media server's CPU
+(utime + stime from /proc) per session-second. Baseline in the same rounds: the receiver's own view of an idle
+stream is not needed — RTP is paced at 20 ms, so any p99 above 20 ms is delay the media server added.
+Loopback only; every load bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import wave
+from pathlib import Path
+
+from tests.bench.fraud import tree_cpu_s
+from tests.bench.run import ROOT, csv, sipp
+from tests.harness.ports import free_port
+
+HERE = Path(__file__).resolve().parent
+PROMPT_S = 10.0
+
+
+class Receiver:
+    """Every RTP packet sent to one port: (SSRC, arrival)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.settimeout(0.2)
+        self.got: list[tuple[int, float]] = []
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        recv, got, now = self.sock.recv, self.got, time.monotonic
+        while not self.stop:
+            try:
+                data = recv(2048)
+            except (socket.timeout, OSError):
+                continue
+            if len(data) >= 12:
+                got.append((int.from_bytes(data[8:12], "big"), now()))
+
+    def close(self) -> list[tuple[int, float]]:
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+        return self.got
+
+
+def gaps_p99_ms(packets: list[tuple[int, float]]) -> tuple[float, int]:
+    """(p99 of the gaps between a stream's consecutive packets in ms, streams seen)."""
+    last: dict[int, float] = {}
+    gaps: list[float] = []
+    for ssrc, t in packets:
+        if ssrc in last:
+            gaps.append((t - last[ssrc]) * 1000)
+        last[ssrc] = t
+    if not gaps:
+        return float("nan"), len(last)
+    gaps.sort()
+    return round(gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))], 1), len(last)
+
+
+def prompt(path: Path, seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(
+            b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(int(8000 * seconds)))
+        )
+
+
+def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3) -> list[dict]:
+    from controlplane.node.probe import probe
+
+    work = Path(tempfile.mkdtemp(prefix="cm-bench-media-"))
+    prompt(work / "prompts" / "en" / "not_in_service.wav", PROMPT_S)
+    port = free_port()
+    python = ROOT / ".venv" / "bin" / "python"
+    log = open(work / "mediaserver.log", "w")
+    server = subprocess.Popen(
+        [str(python if python.exists() else sys.executable), "-m", "mediaserver", "--port", str(port), "--prompts",
+         str(work / "prompts"), "--max-calls", str(max(levels) * 2)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    results: dict[int, list[dict]] = {n: [] for n in levels}
+    try:
+        deadline = time.monotonic() + 20
+        while not probe("127.0.0.1", port, 0.5)[0]:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"the media server did not start: {(work / 'mediaserver.log').read_text()[-2000:]}")
+        for round_no in range(rounds):
+            for n in levels:
+                rx = Receiver()
+                inf = csv(work / f"inf-{n}-{round_no}.csv", [str(rx.port)])
+                cpu0 = tree_cpu_s(server.pid)
+                stats, elapsed = sipp(port, HERE / "uac_announcement.xml",
+                                      ["-inf", str(inf), "-m", str(n), "-r", str(n), "-l", str(n),
+                                       "-timeout", f"{int(PROMPT_S) + 30}s", "-recv_timeout", f"{int(PROMPT_S) + 10}s"],
+                                      work, PROMPT_S + 60)
+                cpu = tree_cpu_s(server.pid) - cpu0
+                time.sleep(0.5)
+                p99, streams = gaps_p99_ms(rx.close())
+                failed = stats.get("FailedCall(C)", n)
+                row = {"sessions": n, "failed": failed, "failed_pct": round(100.0 * failed / n, 2), "streams": streams,
+                       "gap_p99_ms": p99, "cpu_s": round(cpu, 2),
+                       "cpu_ms_per_session_s": round(cpu * 1000 / (n * PROMPT_S), 3), "elapsed_s": round(elapsed, 1)}
+                results[n].append(row)
+                print(f"  round {round_no + 1}, {n} sessions: {row}", flush=True)
+                time.sleep(1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out = []
+    for n, rows in results.items():
+        if not rows:
+            continue
+        p99s = [r["gap_p99_ms"] for r in rows]
+        cpus = [r["cpu_ms_per_session_s"] for r in rows]
+        sustained = all(r["failed_pct"] < 0.5 and r["gap_p99_ms"] < 30 for r in rows)
+        out.append({
+            "name": f"media_server_{n}_sessions", "value": statistics.median(p99s), "unit": "ms RTP gap p99 (median of rounds)",
+            "baseline": 20.0, "ratio": round(statistics.median(p99s) / 20.0, 2),
+            "detail": {"sustained": sustained, "gap_p99_ms": p99s, "cpu_ms_per_session_s": cpus,
+                       "cpu_cores_at_level": [round(r["cpu_s"] / PROMPT_S, 2) for r in rows],
+                       "failed": [r["failed"] for r in rows], "streams": [r["streams"] for r in rows], "date": date,
+                       "cores": os.cpu_count()},
+        })
+    return out
