@@ -490,6 +490,9 @@ def main(argv=None) -> int:
         from tests.bench import scrape
 
         save(scrape.run(users=args.users, calls=args.held_calls))
+    from tests.bench import media  # issue 23: its own part
+
+    save(media.run(rounds=args.media_rounds))
     return 0
 
 
