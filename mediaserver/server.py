@@ -64,6 +64,26 @@ def header(whole_message: str, name: str) -> str:
     return ""
 
 
+def barrier(what: str):
+    """pjsua2 calls these from C++: an exception must not escape into it. Logged once, then the call is ended with
+    a 500 by the loop's next tick — never left hanging, never ended inside a callback."""
+
+    def wrap(fn):
+        def guarded(self, *args):
+            try:
+                return fn(self, *args)
+            except Exception:  # noqa: BLE001 - the barrier itself
+                log.exception("%s failed", what)
+                self.failures = getattr(self, "failures", 0) + 1
+                if isinstance(self, Session) and not self.done:  # ended by the loop's next tick, not in here
+                    self.status = 500
+                    self.ends_at = time.monotonic()
+
+        return guarded
+
+    return wrap
+
+
 class Session(pj.Call):
     """One call to the media server."""
 
@@ -78,7 +98,9 @@ class Session(pj.Call):
         self.ends_at: float | None = None  # when the refusal is sent
         self.media: pj.AudioMedia | None = None
         self.done = False
+        self.status = 0  # the final answer when it is not the announcement's (500: something failed here)
 
+    @barrier("a call's media state")
     def onCallMediaState(self, prm):
         info = self.getInfo()
         for i, m in enumerate(info.media):
@@ -86,6 +108,7 @@ class Session(pj.Call):
                 self.media = self.getAudioMedia(i)
                 self.play_at = time.monotonic() + self.server.lead_ms / 1000.0
 
+    @barrier("a call's state")
     def onCallState(self, prm):
         if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.done = True
@@ -113,10 +136,7 @@ class Session(pj.Call):
             return
         self.done = True
         op = pj.CallOpParam()
-        if self.target is not None:
-            op.statusCode = self.target.code
-        else:
-            op.statusCode = 404
+        op.statusCode = self.status or (self.target.code if self.target is not None else 404)
         if self.warning:
             h = pj.SipHeader()
             h.hName = "Warning"
@@ -135,7 +155,11 @@ class Account(pj.Account):
         self.server = server
 
     def onIncomingCall(self, prm):
-        self.server.incoming(self, prm)
+        try:
+            self.server.incoming(self, prm)
+        except Exception:  # noqa: BLE001 - must not escape into pjsua2; the call is refused by pjsua2's default
+            log.exception("an incoming call could not be taken")
+            self.server.failures += 1
 
 
 class MediaServer:
@@ -147,6 +171,7 @@ class MediaServer:
         self.sessions: list[Session] = []
         self.running = True
         self.handled = 0
+        self.failures = 0  # calls that raised in this server's code (each logged)
         self.ep = pj.Endpoint()
 
     def start(self) -> None:
@@ -192,12 +217,20 @@ class MediaServer:
         session = Session(self, acc, prm.callId, target, header(text, WARNING_HEADER))
         self.sessions.append(session)
         op = pj.CallOpParam()
+        # Never end a call inside this callback (pjsua2 asserts and the process dies — measured: a hangup here freed
+        # the INVITE's cloned rdata before pjsua was done with it): the loop's next tick ends it.
         if target is None:
             log.warning("INVITE for %r: not something this server plays; refused", request_user(text)[:60])
-            session.refuse()
+            session.ends_at = time.monotonic()
             return
         op.statusCode = 183
-        session.answer(op)
+        try:
+            session.answer(op)
+        except Exception:  # noqa: BLE001 - this call ends with a 500 (on the next tick); the server goes on
+            log.exception("call %s: could not answer it", prm.callId)
+            self.failures += 1
+            session.status = 500
+            session.ends_at = time.monotonic()
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))

@@ -162,3 +162,40 @@ def test_a_tenant_in_german_hears_the_german_prompts(node, caller):
     finally:
         node.rpc("tenant.update", id=alice_user["tenant_id"], language="")
         wait_snapshot(node)
+
+
+def finals(server: tuple[str, int], text: str, timeout: float = 3.0) -> list[int]:
+    """Send one request; the status codes of every final reply that came back within `timeout`."""
+    import socket
+
+    codes: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(0.3)
+        s.sendto(text.replace("{port}", str(s.getsockname()[1])).encode(), server)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not codes:
+            try:
+                status = s.recv(65535).decode(errors="replace").split("\r\n", 1)[0].split()
+            except socket.timeout:
+                continue
+            if len(status) > 1 and status[1].isdigit() and int(status[1]) >= 200:
+                codes.append(int(status[1]))
+    return codes
+
+
+def test_the_media_server_refuses_what_it_is_not_asked_for_and_survives_bad_input(node):
+    """Straight at the media server (anyone on its network could): an INVITE for something it does not play, and one
+    whose SDP is garbage, each get a final error — and it goes on answering."""
+    from controlplane.node.probe import probe
+    from tests.harness import raw_sip
+
+    ms = (node.settings.sip_address, node.settings.media_server_port)
+    contact = "Contact: <sip:tester@127.0.0.1:{port}>\r\n"
+    assert finals(ms, raw_sip.request("INVITE", f"sip:alice@{ms[0]}:{ms[1]}", extra=contact)) == [404]
+    garbage = raw_sip.request("INVITE", f"sip:ann.busy.486.en@{ms[0]}:{ms[1]}",
+                              extra=contact + "Content-Type: application/sdp\r\n")
+    garbage = garbage.replace("Content-Length: 0\r\n\r\n", "Content-Length: 12\r\n\r\nnot an sdp\r\n")
+    codes = finals(ms, garbage)
+    assert codes and 400 <= codes[0] < 600, codes
+    assert probe(*ms, 1.0)[0]
