@@ -17,8 +17,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=Path, default=PROMPTS, help="<dir>/<language>/<prompt>.wav")
     ap.add_argument("--lead-ms", type=int, default=0, help="silence before a prompt (AUD-09)")
     ap.add_argument("--max-calls", type=int, default=500)
+    ap.add_argument(
+        "--workers", type=int, default=1, help="processes on port .. port+workers-1 (mediaserver/workers.py)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.workers > 1:
+        from . import workers
+
+        base = ["--address", args.address, "--prompts", str(args.prompts), "--lead-ms", str(args.lead_ms)]
+        base += ["--max-calls", str(args.max_calls)]
+        return workers.run(lambda i: workers.worker_argv(base, args.port + i), args.workers)
     from .server import MediaServer
 
     server = MediaServer(args.address, args.port, args.prompts, args.lead_ms, args.max_calls)

@@ -244,11 +244,16 @@ class MediaServerCollector:
         if not s.media_server:
             return
         g = GaugeMetricFamily(
-            "callmanager_media_server_up", "1 when the node's media server answered a SIP OPTIONS during this scrape"
+            "callmanager_media_server_up", "1 when every process of the node's media server answered a SIP OPTIONS"
         )
-        try:
-            ok, _ = self.probe(s.sip_address, s.media_server_port, 0.5)
-        except Exception:  # noqa: BLE001 - a scrape must never fail
-            ok = False
-        g.add_metric([], 1 if ok else 0)
+        answering = 0
+        for i in range(s.media_server_workers):
+            try:
+                answering += 1 if self.probe(s.sip_address, s.media_server_port + i, 0.2)[0] else 0
+            except Exception:  # noqa: BLE001 - a scrape must never fail
+                pass
+        g.add_metric([], 1 if answering == s.media_server_workers else 0)
         yield g
+        w = GaugeMetricFamily("callmanager_media_server_workers_up", "Media server processes answering SIP OPTIONS")
+        w.add_metric([], answering)
+        yield w

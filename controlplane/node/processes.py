@@ -211,6 +211,7 @@ def kamailio(settings: NodeSettings) -> Component:
             f"{settings.sip_address}:{settings.media_server_port}" if settings.media_server else ""
         ),
         "CALLMANAGER_PROMPT_LANGUAGE": settings.prompt_language,
+        "CALLMANAGER_MEDIA_WORKERS": str(settings.media_server_workers),
         "CALLMANAGER_MUSIC_FILE": (
             settings.music_file or str(ROOT / "mediaserver" / "prompts" / "music" / "default.wav")
         )
@@ -254,7 +255,7 @@ def controlplane(settings: NodeSettings, config_file: Path) -> Component:
 def mediaserver(settings: NodeSettings) -> Component:
     """The media application server (mediaserver/): announcements, with the node's venv Python (pjsua2)."""
     args = ["--address", settings.sip_address, "--port", str(settings.media_server_port)]
-    args += ["--lead-ms", str(settings.prompt_lead_ms)]
+    args += ["--lead-ms", str(settings.prompt_lead_ms), "--workers", str(settings.media_server_workers)]
     args += ["--prompts", settings.prompt_dir] if settings.prompt_dir else []
     return _python_service(
         settings, "mediaserver", "mediaserver", args, [("udp", settings.sip_address, settings.media_server_port)]

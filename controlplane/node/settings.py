@@ -152,6 +152,9 @@ class NodeSettings(BaseSettings):
     # then the refusal). false: refusals are answered without a word, as before.
     media_server: bool = True
     media_server_port: int = 5062
+    # its processes, on media_server_port .. +workers-1: each takes 4 calls at once (the pjsua2 wheel's limit,
+    # mediaserver/workers.py), so this many times 4 announcements play at once
+    media_server_workers: int = 8
     prompt_language: str = "en"  # the shipped prompt sets: en, de
     prompt_lead_ms: int = 0  # silence before a prompt (AUD-09)
     prompt_dir: str = ""  # <dir>/<language>/<prompt>.wav ('': the shipped mediaserver/prompts)
@@ -441,6 +444,14 @@ def _check_media(s: NodeSettings) -> None:
 
     if s.prompt_language not in LANGUAGES:
         raise ValueError(f"prompt_language {s.prompt_language!r}: the prompt sets are {', '.join(LANGUAGES)}")
+    if not 1 <= s.media_server_workers <= 64:
+        raise ValueError(f"media_server_workers {s.media_server_workers} must be between 1 and 64")
+    if s.media_server and s.media_server_port + s.media_server_workers - 1 > 65535:
+        raise ValueError("media_server_port + media_server_workers - 1 is not a port")
+    span = range(s.media_server_port + 1, s.media_server_port + s.media_server_workers)
+    for _what, addr_field, port_field in LISTENERS:
+        if s.media_server and getattr(s, addr_field) == s.sip_address and getattr(s, port_field) in span:
+            raise ValueError(f"{port_field} {getattr(s, port_field)} clashes with the media server's workers' ports")
     if not 0 <= s.prompt_lead_ms <= 5000:
         raise ValueError(f"prompt_lead_ms {s.prompt_lead_ms} must be between 0 and 5000")
     if s.prompt_dir and not Path(s.prompt_dir).is_dir():

@@ -9,6 +9,7 @@ Also the one place that knows how the node names an announcement to the media se
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -139,9 +140,16 @@ def target_user(action: Announce) -> str:
     return f"ann.{action.prompt}.{action.refusal.code}.{action.language}"
 
 
-def target_uri(action: Announce, media_server: str) -> str:
-    """The Request-URI of the announcement on the media server at "address:port"."""
-    return f"sip:{target_user(action)}@{media_server}"
+def target_uri(action: Announce, media_server: str, call_id: str = "", workers: int = 1) -> str:
+    """The Request-URI of the announcement on the media server at "address:port" — on one of its `workers` processes
+    (ports port .. port+workers-1, mediaserver/workers.py), the same one for every request of a call."""
+    address, _, port = media_server.rpartition(":")
+    return f"sip:{target_user(action)}@{address}:{worker_port(int(port), call_id, workers)}"
+
+
+def worker_port(base: int, call_id: str, workers: int) -> int:
+    """The port of the media server process a call goes to: spread by its Call-ID, stable for the call."""
+    return base + (zlib.crc32(call_id.encode("utf-8", "replace")) % workers if workers > 1 else 0)
 
 
 def parse_target(user: str) -> Target | None:

@@ -104,12 +104,16 @@ def announced(state: CallState, action: Announce, method: str, nated: bool) -> N
         return
     apply.consume_credentials()
     state = call.onto(state, action, time.time())
-    apply.announcement(announce.target_uri(action, SETTINGS.media_server), action.refusal.warning)
+    apply.announcement(media_target(action, state), action.refusal.warning)
     prepare_call(state, nated)
     if not apply.relay_branch(state, (ANNOUNCE_INV_MS, ANNOUNCE_FR_MS)):  # tm: (after a provisional, before one)
         dialog.media_off()
         state = state.traced("the media server could not be reached: refused without it")
         finish_locally(state, action.refusal, method)
+
+
+def media_target(action: Announce, state: CallState) -> str:
+    return announce.target_uri(action, SETTINGS.media_server, state.record.call_id, SETTINGS.media_workers)
 
 
 def finish_locally(state: CallState, rej: Reject, method: str) -> None:
@@ -317,7 +321,7 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
         return state, offered and apply.relay_branch(state)
     if isinstance(action, Announce):  # nothing left to try: the media server says why, then refuses
         state = call.onto(state, action, now)
-        apply.announcement(announce.target_uri(action, SETTINGS.media_server), action.refusal.warning)
+        apply.announcement(media_target(action, state), action.refusal.warning)
         return state, apply.relay_branch(state, (ANNOUNCE_INV_MS, ANNOUNCE_FR_MS))
     if isinstance(action, RouteToTrunk):
         if (

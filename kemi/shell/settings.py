@@ -36,6 +36,7 @@ class ShellSettings:
     shared_counters: bool = False  # the fraud limits count in the data center's Redis (redis_address; ndb_redis)
     media_server: str = ""  # "address:port" of the media server refusals are announced through ('' : none)
     prompt_language: str = "en"
+    media_workers: int = 1  # media server processes on consecutive ports from media_server's
     music_file: str = ""  # what a party on hold hears (RTPengine plays it; '' : no music on hold)
     rpc_secret: str = field(
         default="", repr=False
@@ -67,6 +68,7 @@ class ShellSettings:
             media_server=os.environ.get("CALLMANAGER_MEDIA_SERVER", ""),
             prompt_language=os.environ.get("CALLMANAGER_PROMPT_LANGUAGE", "en"),
             music_file=os.environ.get("CALLMANAGER_MUSIC_FILE", ""),
+            media_workers=max(1, int(os.environ.get("CALLMANAGER_MEDIA_WORKERS", "1") or "1")),
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
         )
 

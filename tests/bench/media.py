@@ -2,7 +2,9 @@
 per core, < 0.5 % failed, no audio gaps — received RTP inter-arrival p99 < 30 ms), and its CPU per session.
 
 The media server of this tree is started alone (no Kamailio in the path: what is measured is the media server) with
-a 10 s prompt. For each level N, in `rounds` rounds: N SIPp calls ask for the announcement within one second, each
+a 10 s prompt and as many processes as the highest level needs (4 calls each: the pjsua2 wheel's limit,
+mediaserver/workers.py). For each level N, in `rounds` rounds: N SIPp calls, 4 to each process as Kamailio spreads
+them, ask for the announcement within one second, each
 gets 183, the prompt as early media, then 404 — so N sessions play at once for most of the prompt. One receiver takes
 every call's RTP (streams told apart by SSRC) and times each packet. Per round: failed calls, the p99 of the gaps
 between consecutive packets of a stream (the first packet of each stream excluded), the media server's CPU
@@ -27,12 +29,27 @@ import time
 import wave
 from pathlib import Path
 
-from tests.bench.fraud import tree_cpu_s
 from tests.bench.run import ROOT, csv, sipp
-from tests.harness.ports import free_port
+from tests.harness.ports import free_port, free_port_block
 
 HERE = Path(__file__).resolve().parent
 PROMPT_S = 10.0
+PER_WORKER = 4  # calls one media server process takes at once (the pjsua2 wheel's PJSUA_MAX_CALLS)
+
+
+def group_cpu_s(leader: int) -> float:
+    """CPU seconds of a process and every process in its session (the media server's parent and its workers)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(st[3]) == leader or int(d) == leader:  # st[3]: the process group (start_new_session: the leader's pid)
+            total += int(st[11]) + int(st[12])
+    return total / tick
 
 
 class Receiver:
@@ -96,33 +113,46 @@ def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3) -> list[
 
     work = Path(tempfile.mkdtemp(prefix="cm-bench-media-"))
     prompt(work / "prompts" / "en" / "not_in_service.wav", PROMPT_S)
-    port = free_port()
+    workers = -(-max(levels) // PER_WORKER)
+    port = free_port_block(workers)
     python = ROOT / ".venv" / "bin" / "python"
     log = open(work / "mediaserver.log", "w")
     server = subprocess.Popen(
         [str(python if python.exists() else sys.executable), "-m", "mediaserver", "--port", str(port), "--prompts",
-         str(work / "prompts"), "--max-calls", str(max(levels) * 2)],
+         str(work / "prompts"), "--workers", str(workers)],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     results: dict[int, list[dict]] = {n: [] for n in levels}
     try:
-        deadline = time.monotonic() + 20
-        while not probe("127.0.0.1", port, 0.5)[0]:
+        deadline = time.monotonic() + 60
+        while not all(probe("127.0.0.1", port + i, 0.5)[0] for i in range(workers)):
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError(f"the media server did not start: {(work / 'mediaserver.log').read_text()[-2000:]}")
         for round_no in range(rounds):
             for n in levels:
                 rx = Receiver()
                 inf = csv(work / f"inf-{n}-{round_no}.csv", [str(rx.port)])
-                cpu0 = tree_cpu_s(server.pid)
-                stats, elapsed = sipp(port, HERE / "uac_announcement.xml",
-                                      ["-inf", str(inf), "-m", str(n), "-r", str(n), "-l", str(n),
-                                       "-timeout", f"{int(PROMPT_S) + 30}s", "-recv_timeout", f"{int(PROMPT_S) + 10}s"],
-                                      work, PROMPT_S + 60)
-                cpu = tree_cpu_s(server.pid) - cpu0
+                cpu0 = group_cpu_s(server.pid)
+                # as Kamailio spreads them (kemi.policy.announce.worker_port): PER_WORKER calls to each process
+                shares = [min(PER_WORKER, n - i * PER_WORKER) for i in range(-(-n // PER_WORKER))]
+                outcomes: list[tuple[dict, float]] = []
+
+                def one(i: int, calls: int) -> None:
+                    outcomes.append(sipp(port + i, HERE / "uac_announcement.xml",
+                                         ["-inf", str(inf), "-m", str(calls), "-r", str(calls), "-l", str(calls),
+                                          "-timeout", f"{int(PROMPT_S) + 30}s", "-recv_timeout", f"{int(PROMPT_S) + 10}s"],
+                                         work, PROMPT_S + 60))
+
+                threads = [threading.Thread(target=one, args=(i, c)) for i, c in enumerate(shares)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                cpu = group_cpu_s(server.pid) - cpu0
+                elapsed = max(e for _, e in outcomes)
                 time.sleep(0.5)
                 p99, streams = gaps_p99_ms(rx.close())
-                failed = stats.get("FailedCall(C)", n)
+                failed = sum(st.get("FailedCall(C)", c) for (st, _), c in zip(outcomes, shares))
                 row = {"sessions": n, "failed": failed, "failed_pct": round(100.0 * failed / n, 2), "streams": streams,
                        "gap_p99_ms": p99, "cpu_s": round(cpu, 2),
                        "cpu_ms_per_session_s": round(cpu * 1000 / (n * PROMPT_S), 3), "elapsed_s": round(elapsed, 1)}

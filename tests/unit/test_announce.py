@@ -181,3 +181,13 @@ def test_the_noc_counts_each_announcement_from_the_calls_trace():
         "the announcement could not be played (408 Request Timeout): refused without it",
     ]) == [("not_in_service", False)]
     assert announce.announcements(["announced to the caller: ../../x (en)", 7, None]) == []  # only known prompts
+
+
+def test_calls_are_spread_over_the_media_servers_processes_and_a_call_stays_on_one():
+    ports = [announce.worker_port(5062, f"call-{i}@host", 8) for i in range(400)]
+    assert set(ports) == set(range(5062, 5070))  # every process gets calls
+    assert max(ports.count(p) for p in set(ports)) < 2 * 400 / 8  # roughly evenly
+    assert announce.worker_port(5062, "same", 8) == announce.worker_port(5062, "same", 8)
+    assert announce.worker_port(5062, "anything", 1) == 5062
+    a = Announce("busy", Reject(486, "Busy Here"), "en")
+    assert announce.target_uri(a, "127.0.0.1:5062", "c1", 1) == "sip:ann.busy.486.en@127.0.0.1:5062"
