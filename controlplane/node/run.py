@@ -70,7 +70,9 @@ class Node:
                 f"  RTPengine ng   udp {s.rtpengine_address}:{s.rtpengine_ng_port}, RTP ports "
                 f"{s.rtp_port_min}-{s.rtp_port_max}",
                 (
-                    f"  media server   udp {s.sip_address}:{s.media_server_port} (announcements, {s.prompt_language})"
+                    f"  media server   udp {s.sip_address}:{s.media_server_port}"
+                    + (f"-{s.media_server_port + s.media_server_workers - 1}" if s.media_server_workers > 1 else "")
+                    + f" (announcements, {s.prompt_language})"
                     if s.media_server
                     else "  media server   off (media_server=false)"
                 ),
