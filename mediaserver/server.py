@@ -74,7 +74,9 @@ def barrier(what: str):
                 return fn(self, *args)
             except Exception:  # noqa: BLE001 - the barrier itself
                 log.exception("%s failed", what)
-                self.failures = getattr(self, "failures", 0) + 1
+                server = getattr(self, "server", None)
+                if server is not None:
+                    server.failures += 1
                 if isinstance(self, Session) and not self.done:  # ended by the loop's next tick, not in here
                     self.status = 500
                     self.ends_at = time.monotonic()
@@ -131,7 +133,8 @@ class Session(pj.Call):
             self.refuse()
 
     def refuse(self) -> None:
-        """The announcement's final answer (or 500 when it had none)."""
+        """The call's final answer: the announcement's refusal, 500 when something failed here, 404 for a request
+        that named no announcement."""
         if self.done:
             return
         self.done = True

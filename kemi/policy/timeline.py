@@ -168,6 +168,10 @@ def _apply(
                 f"the call ends: {effect.code} {effect.reason}" + (f" ({effect.warning})" if effect.warning else ""),
                 True,
             )
+        if isinstance(effect, Divert) and isinstance(effect.action, Announce):  # the end, said first
+            a, r = effect.action, effect.action.refusal
+            said = f"the call ends: {r.code} {r.reason} (announced first: {a.prompt}, {a.language})"
+            return call.onto(state, a, now), said, True
         if isinstance(effect, Divert):
             state, outcome, ended = _route(state, effect.action, snapshot, live, now, diverted=True)
             return state, "forward: " + outcome, ended

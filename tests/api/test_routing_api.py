@@ -334,8 +334,10 @@ def test_route_simulate_plays_the_whole_call_through_its_events_in_the_api_and_t
     assert sim["timeline"][2]["ended"] and "486 Busy Here: busy, forwarding" in sim["timeline"][1]["trace"]
     no_answer = api.ok("route.simulate", token=admin, caller_number="0891234567", dialled="+49301234502",
                        events=[{"kind": "no_answer", "after_s": 15}, {"kind": "server_error"}, {"kind": "answer"}])
-    assert [s["outcome"] for s in no_answer["timeline"]][1:] == [
-        "forward: out to +491711234567 via trunk carrier", "the call ends: 503 Service Unavailable"]  # one trunk: no failover
+    assert [s["outcome"] for s in no_answer["timeline"]][1:] == [  # one trunk: no failover; the node's media server
+        "forward: out to +491711234567 via trunk carrier",       # tells the caller (docs/media.md)
+        "the call ends: 503 Service Unavailable (announced first: no_route, en)"]
+    assert "announced to the caller: no_route (en)" in no_answer["timeline"][2]["trace"]
     # bad events: a clear error, nothing simulated
     assert api.err("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="202", events=[{"kind": "explodes"}])[0] == "invalid_params"
     assert api.err("route.simulate", token=admin, caller_user_id=acme["alice"]["id"], dialled="202", events=[{"kind": "failure"}])[0] == "invalid_params"
