@@ -25,6 +25,7 @@ from kemi.policy.announce import WARNING_HEADER, Target, parse_target
 log = logging.getLogger("callmanager.mediaserver")
 
 MAX_CALL_S = 120.0  # no call stays longer, whatever happens to it
+MEDIA_WAIT_S = 5.0  # a call whose media is not up this long after it came (no SDP offer, a broken one) is ended
 
 
 class Prompts:
@@ -129,7 +130,10 @@ class Session(pj.Call):
                 self.player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
                 self.player.startTransmit(self.media)
                 self.ends_at = now + seconds + 0.1  # the last frame leaves the bridge
-        if (self.ends_at is not None and now >= self.ends_at) or now - self.came > MAX_CALL_S:
+        stalled = self.media is None and self.ends_at is None and now - self.came > MEDIA_WAIT_S
+        if stalled:  # each process takes only 4 calls at once: one that cannot play must not hold a place
+            self.status = self.status or 488
+        if stalled or (self.ends_at is not None and now >= self.ends_at) or now - self.came > MAX_CALL_S:
             self.refuse()
 
     def refuse(self) -> None:

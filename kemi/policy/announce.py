@@ -16,6 +16,9 @@ from typing import Any, NamedTuple
 from .decision import Announce, Decision, Reject
 
 LANGUAGES = ("en", "de")  # the prompt sets shipped (mediaserver/prompts)
+# The media server answers an announcement's INVITE with 183 at once and ends it after the prompt: no answer within
+# FR_MS means it is away (the node refuses without the announcement, call.announced); INV_MS bounds the prompt.
+FR_MS, INV_MS = 2000, 60000
 WARNING_HEADER = "X-Callmanager-Warning"  # the refusal's explanation, for the media server to send on as its Warning
 
 # The prompt for a refusal: by its code, and for a few codes by what its warning says (first match wins).

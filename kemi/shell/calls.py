@@ -40,9 +40,6 @@ from .runtime import LIVE, SETTINGS, SNAPSHOTS, SPOOL
 
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call); reset per request
 MAX_TRIES = 16  # effects tried after one failure before the call ends (each try consumes a fallback: a safety net)
-# The media server answers an announcement's INVITE with 183 at once, and ends it after the prompt: no answer within
-# ANNOUNCE_FR_MS means it is away (the node refuses without the announcement); ANNOUNCE_INV_MS bounds the prompt.
-ANNOUNCE_FR_MS, ANNOUNCE_INV_MS = 2000, 60000
 
 
 def new_request() -> None:
@@ -106,7 +103,7 @@ def announced(state: CallState, action: Announce, method: str, nated: bool) -> N
     state = call.onto(state, action, time.time())
     apply.announcement(media_target(action, state), action.refusal.warning)
     prepare_call(state, nated)
-    if not apply.relay_branch(state, (ANNOUNCE_INV_MS, ANNOUNCE_FR_MS)):  # tm: (after a provisional, before one)
+    if not apply.relay_branch(state, (announce.INV_MS, announce.FR_MS)):  # tm: (after a provisional, before one)
         dialog.media_off()
         state = state.traced("the media server could not be reached: refused without it")
         finish_locally(state, action.refusal, method)
@@ -322,7 +319,7 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
     if isinstance(action, Announce):  # nothing left to try: the media server says why, then refuses
         state = call.onto(state, action, now)
         apply.announcement(media_target(action, state), action.refusal.warning)
-        return state, apply.relay_branch(state, (ANNOUNCE_INV_MS, ANNOUNCE_FR_MS))
+        return state, apply.relay_branch(state, (announce.INV_MS, announce.FR_MS))
     if isinstance(action, RouteToTrunk):
         if (
             action.fraud is not None and SETTINGS.fraud_checks

@@ -29,27 +29,13 @@ import time
 import wave
 from pathlib import Path
 
+from tests.bench.fraud import tree_cpu_s  # the parent and its workers (its direct children)
 from tests.bench.run import ROOT, csv, sipp
 from tests.harness.ports import free_port, free_port_block
 
 HERE = Path(__file__).resolve().parent
 PROMPT_S = 10.0
 PER_WORKER = 4  # calls one media server process takes at once (the pjsua2 wheel's PJSUA_MAX_CALLS)
-
-
-def group_cpu_s(leader: int) -> float:
-    """CPU seconds of a process and every process in its session (the media server's parent and its workers)."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            st = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(st[3]) == leader or int(d) == leader:  # st[3]: the process group (start_new_session: the leader's pid)
-            total += int(st[11]) + int(st[12])
-    return total / tick
 
 
 class Receiver:
@@ -132,7 +118,7 @@ def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3) -> list[
             for n in levels:
                 rx = Receiver()
                 inf = csv(work / f"inf-{n}-{round_no}.csv", [str(rx.port)])
-                cpu0 = group_cpu_s(server.pid)
+                cpu0 = tree_cpu_s(server.pid)
                 # as Kamailio spreads them (kemi.policy.announce.worker_port): PER_WORKER calls to each process
                 shares = [min(PER_WORKER, n - i * PER_WORKER) for i in range(-(-n // PER_WORKER))]
                 outcomes: list[tuple[dict, float]] = []
@@ -148,7 +134,7 @@ def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3) -> list[
                     t.start()
                 for t in threads:
                     t.join()
-                cpu = group_cpu_s(server.pid) - cpu0
+                cpu = tree_cpu_s(server.pid) - cpu0
                 elapsed = max(e for _, e in outcomes)
                 time.sleep(0.5)
                 p99, streams = gaps_p99_ms(rx.close())

@@ -172,7 +172,7 @@ def finals(server: tuple[str, int], text: str, timeout: float = 3.0) -> list[int
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         s.settimeout(0.3)
-        s.sendto(text.replace("{port}", str(s.getsockname()[1])).encode(), server)
+        s.sendto(text.replace("{port}", str(s.getsockname()[1])).encode("latin-1", "replace"), server)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not codes:
             try:
@@ -198,4 +198,9 @@ def test_the_media_server_refuses_what_it_is_not_asked_for_and_survives_bad_inpu
     garbage = garbage.replace("Content-Length: 0\r\n\r\n", "Content-Length: 12\r\n\r\nnot an sdp\r\n")
     codes = finals(ms, garbage)
     assert codes and 400 <= codes[0] < 600, codes
+    # no SDP offer at all, and header bytes that are not UTF-8: its media never comes up, so it must not keep one of
+    # the process's 4 places — ended with 488 within the media server's wait
+    odd = raw_sip.request("INVITE", f"sip:ann.busy.486.en@{ms[0]}:{ms[1]}", extra=contact + "X-Odd: \udcff\r\n")
+    codes = finals(ms, odd.encode("utf-8", "surrogateescape").decode("latin-1"), timeout=8.0)
+    assert codes == [488], codes
     assert probe(*ms, 1.0)[0]
