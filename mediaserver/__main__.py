@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=Path, default=PROMPTS, help="<dir>/<language>/<prompt>.wav")
     ap.add_argument("--lead-ms", type=int, default=0, help="silence before a prompt (AUD-09)")
     ap.add_argument("--max-calls", type=int, default=500)
+    ap.add_argument("--voicemail-spool", type=Path, default=None, help="recorded messages go here (<dir>/new)")
+    ap.add_argument("--greetings", type=Path, default=None, help="mailboxes' greetings: <dir>/<mailbox>/<kind>.wav")
     ap.add_argument(
         "--workers", type=int, default=1, help="processes on port .. port+workers-1 (mediaserver/workers.py)"
     )
@@ -27,10 +29,14 @@ def main(argv: list[str] | None = None) -> int:
 
         base = ["--address", args.address, "--prompts", str(args.prompts), "--lead-ms", str(args.lead_ms)]
         base += ["--max-calls", str(args.max_calls)]
+        base += ["--voicemail-spool", str(args.voicemail_spool)] if args.voicemail_spool else []
+        base += ["--greetings", str(args.greetings)] if args.greetings else []
         return workers.run(lambda i: workers.worker_argv(base, args.port + i), args.workers)
     from .server import MediaServer
 
-    server = MediaServer(args.address, args.port, args.prompts, args.lead_ms, args.max_calls)
+    server = MediaServer(
+        args.address, args.port, args.prompts, args.lead_ms, args.max_calls, args.voicemail_spool, args.greetings
+    )
     server.start()
     try:
         server.run()

@@ -6,8 +6,10 @@ thread, which never calls into Python: a prompt's end is known from its length (
 player's end-of-file callback.
 
 An announcement (kemi.policy.announce): answer 183 with SDP, play the prompt after `lead_ms` of silence (AUD-09),
-then answer the refusal the Request-URI names (with the node's Warning); anything else is refused at once. Every
-call is bounded: a call that is not over `MAX_CALL_S` after it came is ended.
+then answer the refusal the Request-URI names (with the node's Warning). A deposit (kemi.policy.voicemail, the
+`Deposit` call in mediaserver/voicemail.py): answer 200, greet, record the message into the voicemail spool. Anything
+else is refused at once. Every call is bounded: a call that is not over `MAX_CALL_S` (a deposit: its own bound)
+after it came is ended.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pjsua2 as pj
 
+from kemi.policy import voicemail
 from kemi.policy.announce import WARNING_HEADER, Target, parse_target
 
 log = logging.getLogger("callmanager.mediaserver")
@@ -33,18 +36,26 @@ class Prompts:
 
     def __init__(self, root: Path):
         self.root = root
-        self._lengths: dict[Path, float] = {}
+        self._lengths: dict[tuple[Path, int], float] = {}
 
     def find(self, prompt: str, language: str) -> tuple[Path, float] | None:
-        path = self.root / language / f"{prompt}.wav"
-        if path not in self._lengths:
+        return self.file(self.root / language / f"{prompt}.wav")
+
+    def file(self, path: Path) -> tuple[Path, float] | None:
+        """A WAV file with its length in seconds (None: not a readable WAV file). Read again when it changed (a
+        mailbox's greeting recorded anew)."""
+        try:
+            key = (path, path.stat().st_mtime_ns)
+        except OSError:
+            key = (path, 0)
+        if key not in self._lengths:
             try:
                 with wave.open(str(path), "rb") as w:
-                    self._lengths[path] = w.getnframes() / float(w.getframerate())
-            except (OSError, wave.Error, EOFError):
+                    self._lengths[key] = w.getnframes() / float(w.getframerate())
+            except (OSError, wave.Error, EOFError, ZeroDivisionError):
                 log.error("prompt %s: not a readable WAV file", path)
                 return None
-        return path, self._lengths[path]
+        return path, self._lengths[key]
 
 
 def request_user(whole_message: str) -> str:
@@ -88,7 +99,10 @@ def barrier(what: str):
 
 
 class Session(pj.Call):
-    """One call to the media server."""
+    """One call to the media server. This class plays an announcement; `mediaserver.voicemail.Deposit` records a
+    message. The loop calls `tick` often, and `finish` once when the call is over."""
+
+    bound_s = MAX_CALL_S  # no call of this kind stays longer
 
     def __init__(self, server: "MediaServer", acc: pj.Account, call_id: int, target: Target | None, warning: str):
         super().__init__(acc, call_id)
@@ -101,6 +115,7 @@ class Session(pj.Call):
         self.ends_at: float | None = None  # when the refusal is sent
         self.media: pj.AudioMedia | None = None
         self.done = False
+        self.finished = False
         self.status = 0  # the final answer when it is not the announcement's (500: something failed here)
 
     @barrier("a call's media state")
@@ -116,29 +131,41 @@ class Session(pj.Call):
         if self.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.done = True
 
+    def play(self, path: Path) -> None:
+        """Play a file to the caller (the one playing before is stopped)."""
+        self.player = pj.AudioMediaPlayer()
+        self.player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
+        self.player.startTransmit(self.media)
+
     def tick(self, now: float) -> None:
-        """Called by the loop: start the prompt, send the refusal when it has played, end a call that overstays."""
+        """Called by the loop: the call's next step; a call whose media never comes up, or that overstays, is ended."""
         if self.done:
             return
+        self.step(now)
+        stalled = self.media is None and self.ends_at is None and now - self.came > MEDIA_WAIT_S
+        if stalled:  # each process takes only 4 calls at once: one that cannot play must not hold a place
+            self.status = self.status or 488
+        if stalled or (self.ends_at is not None and now >= self.ends_at) or now - self.came > self.bound_s:
+            self.refuse()
+
+    def step(self, now: float) -> None:
+        """An announcement: start the prompt after the lead silence; the refusal when it has played."""
         if self.play_at is not None and now >= self.play_at and self.player is None and self.target is not None:
             found = self.server.prompts.find(self.target.prompt, self.target.language)
             if found is None:
                 self.ends_at = now  # no prompt to play: the refusal at once
             else:
                 path, seconds = found
-                self.player = pj.AudioMediaPlayer()
-                self.player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
-                self.player.startTransmit(self.media)
+                self.play(path)
                 self.ends_at = now + seconds + 0.1  # the last frame leaves the bridge
-        stalled = self.media is None and self.ends_at is None and now - self.came > MEDIA_WAIT_S
-        if stalled:  # each process takes only 4 calls at once: one that cannot play must not hold a place
-            self.status = self.status or 488
-        if stalled or (self.ends_at is not None and now >= self.ends_at) or now - self.came > MAX_CALL_S:
-            self.refuse()
+
+    def finish(self) -> None:
+        """The call is over (called once, by the loop, outside every pjsua2 callback)."""
+        self.player = None
 
     def refuse(self) -> None:
         """The call's final answer: the announcement's refusal, 500 when something failed here, 404 for a request
-        that named no announcement."""
+        that named no announcement (a call already answered: a BYE)."""
         if self.done:
             return
         self.done = True
@@ -170,9 +197,22 @@ class Account(pj.Account):
 
 
 class MediaServer:
-    def __init__(self, address: str, port: int, prompts: Path, lead_ms: int = 0, max_calls: int = 500):
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        prompts: Path,
+        lead_ms: int = 0,
+        max_calls: int = 500,
+        spool: Path | None = None,
+        greetings: Path | None = None,
+    ):
         self.address, self.port = address, port
         self.prompts = Prompts(prompts)
+        self.spool = (
+            spool  # recorded messages: <spool>/tmp while recording, then <spool>/new (mediaserver/voicemail.py)
+        )
+        self.greetings = greetings  # mailboxes' own greetings: <greetings>/<mailbox>/<busy|unavailable>.wav
         self.lead_ms = lead_ms
         self.max_calls = max_calls
         self.sessions: list[Session] = []
@@ -220,7 +260,21 @@ class MediaServer:
         """A new INVITE: an announcement the node named, or anything else refused with 404."""
         self.handled += 1
         text = prm.rdata.wholeMsg
-        target = parse_target(request_user(text))
+        user = request_user(text)
+        deposit = voicemail.parse_target(user)
+        if deposit is not None:
+            from .voicemail import Deposit
+
+            call = Deposit(self, acc, prm.callId, deposit, text)
+            self.sessions.append(call)
+            try:
+                call.answer_now()
+            except Exception:  # noqa: BLE001 - this call ends with a 500 (on the next tick); the server goes on
+                log.exception("call %s: could not answer it", prm.callId)
+                self.failures += 1
+                call.status, call.ends_at = 500, time.monotonic()
+            return
+        target = parse_target(user)
         session = Session(self, acc, prm.callId, target, header(text, WARNING_HEADER))
         self.sessions.append(session)
         op = pj.CallOpParam()
@@ -251,16 +305,34 @@ class MediaServer:
                 except pj.Error as exc:  # one call's trouble is that call's: logged, ended
                     log.error("call %s: %s", s.getId(), exc.info())
                     s.done = True
-            if any(s.done and not s.isActive() for s in self.sessions):
-                self.sessions = [s for s in self.sessions if not (s.done and not s.isActive())]
+                except Exception:  # noqa: BLE001 - a bug costs this call, never the server
+                    log.exception("call %s: its step failed", s.getId())
+                    self.failures += 1
+                    s.status, s.ends_at = 500, now
+            over = [s for s in self.sessions if s.done and not s.isActive()]
+            for s in over:
+                self.close(s)
+            if over:
+                self.sessions = [s for s in self.sessions if not s.finished]
+
+    def close(self, s: Session) -> None:
+        """A call is over: its own last step (a deposit stores its message), once; a failure there is logged."""
+        if s.finished:
+            return
+        s.finished = True
+        try:
+            s.finish()
+        except Exception:  # noqa: BLE001 - logged and counted; the server goes on
+            log.exception("call %s: finishing it failed", s.getId())
+            self.failures += 1
 
     def stop(self) -> None:
         self.ep.hangupAllCalls()
         deadline = time.monotonic() + 2
         while any(s.isActive() for s in self.sessions) and time.monotonic() < deadline:
             self.ep.libHandleEvents(10)
-        for s in self.sessions:  # pjsua2 asserts at shutdown if a call or player object outlives the library
-            s.player = None
+        for s in self.sessions:  # a message recorded so far is kept; pjsua2 asserts at shutdown if a call, player or
+            self.close(s)  # recorder object outlives the library
         self.sessions = []
         self.account.shutdown()
         self.ep.libDestroy()

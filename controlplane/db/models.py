@@ -282,6 +282,9 @@ class ForwardingRule(SQLModel, table=True):
         default=None, sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True)
     )
     target_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
+    target_mailbox_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("mailbox.id", ondelete="CASCADE"), nullable=True)
+    )
     callers: str = Field(default="all", sa_column=Column(String(8), nullable=False))
     time_plan_id: Optional[int] = Field(
         default=None, sa_column=Column(Integer, ForeignKey("time_plan.id", ondelete="RESTRICT"), nullable=True)
@@ -374,6 +377,10 @@ class HuntGroup(SQLModel, table=True):
     overflow_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
     overflow_group_id: Optional[int] = Field(
         default=None, sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="SET NULL"), nullable=True)
+    )
+    overflow_mailbox_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("mailbox.id", ondelete="SET NULL", use_alter=True), nullable=True),
     )
     max_waiting: int = 0
     presentation: str = Field(default="caller", sa_column=Column(String(8), nullable=False))  # caller | group | clir
@@ -548,3 +555,53 @@ class FraudLock(SQLModel, table=True):
     lifted_at: Optional[datetime] = None
     lifted_by: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
     lift_reason: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
+
+
+class Mailbox(SQLModel, table=True):
+    """A voicemail box (VM-01): a user's own, or a hunt group's (ACD-22). Messages: VoicemailMessage; their audio on
+    disk under the node's voicemail_dir (controlplane/services/voicemail_store.py)."""
+
+    __tablename__ = "mailbox"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    # the owner: a user (their personal box, deleted with them) or a hunt group
+    user_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE"), nullable=True, unique=True),
+    )
+    group_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="CASCADE"), nullable=True, unique=True),
+    )
+    name: str = Field(default="", sa_column=Column(String(100), nullable=False, server_default=""))
+    enabled: bool = True
+    pin_hash: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
+    email: str = Field(default="", sa_column=Column(String(254), nullable=False, server_default=""))
+    attach_audio: bool = True  # the message's WAV attached to the e-mail (VM-04)
+    min_message_s: float = 2.0  # shorter messages are discarded (VM-07)
+    max_message_s: int = 120
+    retention_days: int = 90  # messages older than this are deleted (0: kept until deleted)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class VoicemailMessage(SQLModel, table=True):
+    """One message left in a mailbox; its audio is <voicemail_dir>/<tenant>/<mailbox>/<id>.wav."""
+
+    __tablename__ = "voicemail_message"
+    id: str = Field(sa_column=Column(String(36), primary_key=True))  # given by the media server: stored once
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    mailbox_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("mailbox.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    caller: str = Field(default="", sa_column=Column(String(128), nullable=False))
+    call_id: str = Field(default="", sa_column=Column(String(255), nullable=False))
+    received_at: datetime = Field(index=True)
+    duration_s: float = 0.0
+    size_bytes: int = 0
+    heard: bool = False
+    heard_at: Optional[datetime] = None
+    emailed: bool = False

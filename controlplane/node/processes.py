@@ -257,6 +257,12 @@ def mediaserver(settings: NodeSettings) -> Component:
     args = ["--address", settings.sip_address, "--port", str(settings.media_server_port)]
     args += ["--lead-ms", str(settings.prompt_lead_ms), "--workers", str(settings.media_server_workers)]
     args += ["--prompts", settings.prompt_dir] if settings.prompt_dir else []
+    args += [
+        "--voicemail-spool",
+        str(settings.voicemail_spool),
+        "--greetings",
+        str(settings.voicemail_store / "greetings"),
+    ]
     return _python_service(
         settings, "mediaserver", "mediaserver", args, [("udp", settings.sip_address, settings.media_server_port)]
     )

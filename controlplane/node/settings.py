@@ -162,6 +162,11 @@ class NodeSettings(BaseSettings):
     # (which must be able to read it: on a media host of its own, the same path there). '' : the shipped music.
     music_on_hold: bool = True
     music_file: str = ""
+    # Voicemail (docs/voicemail.md): the media server records messages into <var_dir>/spool/voicemail; the control plane
+    # stores them under voicemail_dir ('' : <var_dir>/voicemail), one directory per tenant and mailbox, and e-mails
+    # them through smtp_relay. Ingestion runs every voicemail_ingest_interval_s.
+    voicemail_dir: str = ""
+    voicemail_ingest_interval_s: float = 1.0
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates
     # grafana/prometheus/rules.yml
     prometheus: bool = True
@@ -190,6 +195,15 @@ class NodeSettings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.var / "spool" / "cdr"
+
+    @property
+    def voicemail_spool(self) -> Path:
+        """Where the media server leaves recorded messages for the control plane (kemi.policy.voicemail)."""
+        return self.var / "spool" / "voicemail"
+
+    @property
+    def voicemail_store(self) -> Path:
+        return Path(self.voicemail_dir) if self.voicemail_dir else self.var / "voicemail"
 
     @property
     def rpc_secret_path(self) -> Path:

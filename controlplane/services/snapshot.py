@@ -28,6 +28,7 @@ from controlplane.db.models import (
     FraudLock,
     FraudPolicyRow,
     HuntGroup,
+    Mailbox,
     PhoneNumber,
     Profile,
     SipAccount,
@@ -132,6 +133,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 "kind": r.kind,
                 "target_user": r.target_user_id,
                 "target_number": r.target_number,
+                **({"target_mailbox": r.target_mailbox_id} if r.target_mailbox_id else {}),
                 "callers": r.callers,
                 "time_plan": r.time_plan_id,
                 "when": r.when,
@@ -292,6 +294,10 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
         "skills": {str(u.id): u.skills for u in users if u.skills},
         "trusted": [],
         "fraud": compile_fraud(session),
+        "mailboxes": [
+            {"id": m.id, "tenant_id": m.tenant_id, "max_s": m.max_message_s}
+            for m in session.exec(select(Mailbox).where(Mailbox.enabled == True).order_by(Mailbox.id)).all()  # noqa: E712
+        ],
     }
 
 
@@ -346,13 +352,14 @@ def compile_group(
             if m.get("aor"):
                 devices.setdefault(str(m["user_id"]), []).append(m["aor"])
     overflow = None
-    if g.overflow_user_id or g.overflow_number or g.overflow_group_id:
+    if g.overflow_user_id or g.overflow_number or g.overflow_group_id or g.overflow_mailbox_id:
         overflow = {
             "id": 0,
             "kind": "overflow",
             "target_user": g.overflow_user_id,
             "target_number": g.overflow_number,
             "target_group": g.overflow_group_id,
+            **({"target_mailbox": g.overflow_mailbox_id} if g.overflow_mailbox_id else {}),
         }
     return {
         "id": g.id,

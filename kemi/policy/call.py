@@ -20,10 +20,20 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from . import announce
+from . import announce, voicemail
 from . import queue as policy_queue
 from .callstate import CallRecord, CallState, Forwarding, FraudMark, GroupOffer, QueuePlace, TrunkLeg
-from .decision import Action, Announce, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser, TrunkHop
+from .decision import (
+    Action,
+    Announce,
+    Decision,
+    Reject,
+    RouteToGroup,
+    RouteToTrunk,
+    RouteToUser,
+    ToVoicemail,
+    TrunkHop,
+)
 from .forwarding import fallback_case
 from .live import QUIET, LiveView
 from .routing import group_overflow, offer_waiting, session_lifetime, should_fail_over, trunk_credentials
@@ -148,6 +158,8 @@ def onto(state: CallState, action: Action, now: float, diverted: bool = False) -
         return state._replace(queue=queue_place(action, now))  # a queue of a group it overflows from is left behind
     if isinstance(action, Announce):
         return state._replace(announcing=action.refusal)
+    if isinstance(action, ToVoicemail):
+        return state._replace(announcing=voicemail.refusal(action), mailbox=action.mailbox_id)
     return state
 
 
@@ -231,7 +243,10 @@ def announced(state: CallState, ev: Failed) -> Transition:
     assert refusal is not None
     if ev.cancelled or ev.code == refusal.code:
         return finished(state, ev), (Finish(ev.code, ev.reason, ev.cancelled),)
-    state = state.traced(f"{announce.NOT_PLAYED} ({ev.code} {ev.reason}): refused without it")
+    if state.mailbox is not None:
+        state = state.traced(f"mailbox {state.mailbox} could not take the call ({ev.code} {ev.reason})")
+    else:
+        state = state.traced(f"{announce.NOT_PLAYED} ({ev.code} {ev.reason}): refused without it")
     return finished(state, Failed(refusal.code, refusal.reason)), (
         Finish(refusal.code, refusal.reason, local=True, warning=refusal.warning),
     )

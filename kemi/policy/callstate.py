@@ -27,6 +27,7 @@ from .decision import (
     RouteToGroup,
     RouteToTrunk,
     RouteToUser,
+    ToVoicemail,
     TrunkHop,
 )
 from .features import FeatureCode
@@ -115,6 +116,7 @@ class CallState(NamedTuple):
     feature: FeatureUse | None = None
     announcing: Reject | None = None  # the call went to the media server to hear why; this refusal is its end
     speaks: str = ""  # a refused end is announced to the caller in this language ('' : not announced)
+    mailbox: int | None = None  # the call went to this mailbox (`announcing`: its end when the mailbox cannot take it)
 
     def traced(self, *lines: str) -> CallState:
         return self._replace(trace=self.trace + lines)
@@ -170,6 +172,7 @@ _TYPES: dict[str, type] = {
     "hop": TrunkHop,
     "step": GroupStep,
     "announce": Announce,
+    "voicemail": ToVoicemail,
 }
 _TAGS = {cls: tag for tag, cls in _TYPES.items()}
 

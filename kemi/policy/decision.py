@@ -90,6 +90,18 @@ class Announce(NamedTuple):
     language: str = "en"
 
 
+class ToVoicemail(NamedTuple):
+    """The call goes to a mailbox (VM-01, kemi.policy.voicemail): the media server answers, greets the caller (the busy
+    or the unavailable greeting) and records their message; when it cannot, the call ends as it would have without
+    the mailbox (486 or 480)."""
+
+    tenant_id: int
+    mailbox_id: int
+    greeting: str = "unavailable"  # "busy" or "unavailable"
+    language: str = ""  # the greeting's language ('' : the node's prompt language)
+    max_s: int = 120  # the longest message recorded
+
+
 class Register(NamedTuple):
     """Accept the registration for this account (the shell saves the binding)."""
 
@@ -100,7 +112,9 @@ class Register(NamedTuple):
 
 from .features import FeatureCode  # noqa: E402
 
-Action = Reject | Challenge | RouteToUser | RouteToTrunk | RouteToGroup | Register | FeatureCode | Announce
+Action = (
+    Reject | Challenge | RouteToUser | RouteToTrunk | RouteToGroup | Register | FeatureCode | Announce | ToVoicemail
+)
 
 
 class CallParty(NamedTuple):

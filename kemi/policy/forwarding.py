@@ -4,7 +4,7 @@ Kinds: `unconditional` (before ringing), `busy`, `no_answer` (after `timeout_s` 
 `unreachable` (no registered device, or every device fails or never rings: backup routing,
 FWD-02), and the status-based `dnd` and `away` (while the user has that status). Each rule may be limited to internal
 or external callers and to the inside or the
-outside of a time plan. A rule's target is another user or a public number.
+outside of a time plan. A rule's target is another user, a public number or a mailbox.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class ForwardRule(NamedTuple):
     timeout_s: int = 20  # no_answer: how long the user's devices ring first
     present: str = "caller"  # forwarded out: present the caller (A) or the forwarding user (B)
     target_group: int | None = None  # hunt groups' own forwarding may lead to another group
+    target_mailbox: int | None = None  # ... or to a mailbox (VM-01, kemi.policy.voicemail)
 
     def describe(self) -> str:
         target = (
@@ -34,6 +35,8 @@ class ForwardRule(NamedTuple):
             if self.target_user is not None
             else f"group {self.target_group}"
             if self.target_group is not None
+            else f"mailbox {self.target_mailbox}"
+            if self.target_mailbox is not None
             else self.target_number
         )
         return f"rule {self.id} ({self.kind} -> {target})"

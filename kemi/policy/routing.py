@@ -22,7 +22,7 @@ from .decision import (
     TrunkHop,
 )
 from .facts import AuthResult, RequestFacts
-from . import features, fraud, hunting
+from . import features, fraud, hunting, voicemail
 from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
@@ -516,6 +516,8 @@ def _group_forward(
         return _group_action(
             snapshot, tenant_id, rule.target_group, caller, trace, live, depth + 1, now
         )  # no callback preference there
+    if rule.target_mailbox is not None:
+        return _to_mailbox(snapshot, tenant_id, rule, trace)
     owner = next((snapshot.users[m] for r in group.rings for m in r.members if m in snapshot.users), None)
     if owner is None:
         return None
@@ -735,10 +737,24 @@ def _to_user(
     )
 
 
+def _to_mailbox(snapshot: Snapshot, tenant_id: int, rule: ForwardRule, trace: list[str]):
+    """A forwarding or overflow to a mailbox (VM-01): its greeting by the rule's kind, in the tenant's language."""
+    box = snapshot.mailboxes.get(rule.target_mailbox or 0)
+    if box is None or box.tenant_id != tenant_id:
+        trace.append(f"{rule.describe()}: the mailbox takes no messages now; not forwarded")
+        return None
+    tenant = snapshot.tenants.get(tenant_id)
+    action = voicemail.deposit(tenant_id, box.id, rule.kind, tenant.language if tenant else "", box.max_s)
+    trace.append(f"{rule.kind} forwarding to {voicemail.describe(action)}")
+    return action
+
+
 def _forward_target(
     snapshot: Snapshot, tenant_id: int, user: User, rule: ForwardRule, caller: CallParty, trace: list[str]
 ):
-    """Where a forwarding rule leads: another user's devices, or a public number through the trunks."""
+    """Where a forwarding rule leads: another user's devices, a mailbox, or a public number through the trunks."""
+    if rule.target_mailbox is not None:
+        return _to_mailbox(snapshot, tenant_id, rule, trace)
     if rule.target_user is not None:
         target = snapshot.users.get(rule.target_user)
         if target is None or not target.enabled or target.tenant_id != tenant_id or not target.aors:

@@ -135,6 +135,15 @@ class Number:
     priority: int = 0  # calls to this number wait ahead of lower ones in the group's queue (0..9)
 
 
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """A mailbox that takes messages now (VM-01; a disabled one is not in the snapshot)."""
+
+    id: int
+    tenant_id: int
+    max_s: int = 120  # the longest message recorded
+
+
 @dataclass(frozen=True)
 class Snapshot:
     version: int
@@ -166,6 +175,7 @@ class Snapshot:
     user_locks: Mapping[int, tuple] = field(default_factory=dict)  # user id -> Locks
     tenant_locks: Mapping[int, tuple] = field(default_factory=dict)  # tenant id -> Locks on the whole tenant
     sites: Mapping[int, Site] = field(default_factory=dict)
+    mailboxes: Mapping[int, Mailbox] = field(default_factory=dict)
 
     def location_of(self, user: User) -> Location:
         """Where a user is for emergency services: their number's nomadic address, else their site's; else the
@@ -342,6 +352,7 @@ def assemble(
         trunks=sections["trunks"],
         time_plans=sections["time_plans"],
         sites=sections["sites"],
+        mailboxes=sections["mailboxes"],
     )
 
 
@@ -553,6 +564,13 @@ def _sites(doc: Mapping[str, Any]) -> dict[int, Site]:
 # The parts of the document parsed as a whole, each from the document's keys of the same name (a change to one of them
 # is carried whole by an incremental update: kemi.policy.snapshot_delta). The rest is by row: tenants, accounts, users,
 # extensions, numbers, groups with the skills.
+def _mailboxes(doc: Mapping[str, Any]) -> dict[int, Mailbox]:
+    return {
+        int(m["id"]): Mailbox(int(m["id"]), int(m["tenant_id"]), int(m.get("max_s", 120)))
+        for m in doc.get("mailboxes", ())
+    }
+
+
 SECTIONS = {
     "fraud": lambda doc: _fraud(doc.get("fraud") or {}),
     "trusted": lambda doc: tuple(ipaddress.ip_network(c, strict=False) for c in doc.get("trusted", ())),
@@ -560,6 +578,7 @@ SECTIONS = {
     "trunks": _trunks,
     "time_plans": _time_plans,
     "sites": _sites,
+    "mailboxes": _mailboxes,
 }
 
 
@@ -575,6 +594,7 @@ def _rule(r: Mapping[str, Any]) -> ForwardRule:
         int(r.get("timeout_s", 20)),
         str(r.get("present", "caller")),
         r.get("target_group"),
+        r.get("target_mailbox"),
     )
 
 
@@ -590,7 +610,9 @@ def _callback_agents(groups: Mapping[int, Group]) -> dict[int, int]:
 
 def _overflow(o: Mapping[str, Any] | None) -> ForwardRule | None:
     """A group's overflow target: a rule to another group, a user or a public number."""
-    if not o or not (o.get("target_group") or o.get("target_user") or o.get("target_number")):
+    if not o or not (
+        o.get("target_group") or o.get("target_user") or o.get("target_number") or o.get("target_mailbox")
+    ):
         return None
     return ForwardRule(
         0,
@@ -598,6 +620,7 @@ def _overflow(o: Mapping[str, Any] | None) -> ForwardRule | None:
         int(o["target_user"]) if o.get("target_user") else None,
         o.get("target_number") or None,
         target_group=int(o["target_group"]) if o.get("target_group") else None,
+        target_mailbox=int(o["target_mailbox"]) if o.get("target_mailbox") else None,
     )
 
 

@@ -142,6 +142,7 @@ def _apply(snap: Snapshot, delta: Mapping[str, Any]) -> Snapshot:
         "trunks": snap.trunks if sections["trunks"] is None else sections["trunks"],
         "time_plans": snap.time_plans if sections["time_plans"] is None else sections["time_plans"],
         "sites": snap.sites if sections["sites"] is None else sections["sites"],
+        "mailboxes": snap.mailboxes if sections["mailboxes"] is None else sections["mailboxes"],
     }
     return assemble(
         doc,

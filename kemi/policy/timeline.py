@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from . import call
+from . import call, voicemail
 from .call import AnswerChallenge, Divert, Effect, Failed, Finish, OfferNextStep, RelayTrunk, WaitAgain
 from .callstate import CallState
-from .decision import Action, Announce, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser
+from .decision import Action, Announce, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser, ToVoicemail
 from .live import QUIET, LiveView
 from .snapshot import Snapshot
 
@@ -111,6 +111,8 @@ def _route(
         r = action.refusal
         said = f"announcement {action.prompt} ({action.language}), then reject {r.code} {r.reason}"
         return call.onto(state, action, now), said + (f": {r.warning}" if r.warning else ""), True
+    if isinstance(action, ToVoicemail):  # the media server answers: the caller hears the greeting and leaves a message
+        return call.onto(state, action, now), f"{voicemail.describe(action)} answers: greeting, then a message", True
     if isinstance(action, RouteToGroup) and diverted:
         state, step = call.into_group(state, action, now)
         if step is None:
@@ -208,4 +210,6 @@ def describe(action: Action) -> str:
         return f"group {action.group_id}"
     if isinstance(action, Reject):
         return f"reject {action.code} {action.reason}"
+    if isinstance(action, ToVoicemail):
+        return voicemail.describe(action)
     return type(action).__name__

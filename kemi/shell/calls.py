@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from kemi.contract import AVP_RANG, DLG_ANSWER, DLG_TRACKED, END_REQUESTS
-from kemi.policy import announce, call, cdr, cluster
+from kemi.policy import announce, call, cdr, cluster, voicemail
 from kemi.policy.call import (
     AnswerChallenge,
     Divert,
@@ -24,7 +24,16 @@ from kemi.policy.call import (
     WaitAgain,
 )
 from kemi.policy.callstate import CallState, FeatureUse
-from kemi.policy.decision import Action, Announce, Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
+from kemi.policy.decision import (
+    Action,
+    Announce,
+    Challenge,
+    Reject,
+    RouteToGroup,
+    RouteToTrunk,
+    RouteToUser,
+    ToVoicemail,
+)
 from kemi.policy.facts import RequestFacts
 from kemi.policy.features import FeatureCode
 from kemi.policy.routing import decide_initial
@@ -91,6 +100,8 @@ def route(state: CallState, action: Action, method: str, nated: bool) -> None:
         finish_locally(state, action, method)
     elif isinstance(action, Announce):
         announced(state, action, method, nated)
+    elif isinstance(action, ToVoicemail):
+        to_mailbox(state, action, method, nated)
 
 
 def announced(state: CallState, action: Announce, method: str, nated: bool) -> None:
@@ -107,6 +118,27 @@ def announced(state: CallState, action: Announce, method: str, nated: bool) -> N
         dialog.media_off()
         state = state.traced("the media server could not be reached: refused without it")
         finish_locally(state, action.refusal, method)
+
+
+def to_mailbox(state: CallState, action: ToVoicemail, method: str, nated: bool) -> None:
+    """A call to a mailbox: the media server answers, greets and records (when it cannot: `call.announced`)."""
+    refusal = voicemail.refusal(action)
+    if method != "INVITE" or not SETTINGS.media_server:
+        finish_locally(state.traced("no media server on this node: the mailbox cannot take the call"), refusal, method)
+        return
+    apply.consume_credentials()
+    state = call.onto(state, action, time.time())
+    apply.to_mailbox(mailbox_target(action, state), state.record.caller)
+    prepare_call(state, nated)
+    if not apply.relay_branch(state, (voicemail.INV_MS, voicemail.FR_MS)):
+        dialog.media_off()
+        finish_locally(state.traced("the media server could not be reached"), refusal, method)
+
+
+def mailbox_target(action: ToVoicemail, state: CallState) -> str:
+    return voicemail.target_uri(
+        action, SETTINGS.media_server, state.record.call_id, SETTINGS.media_workers, SETTINGS.prompt_language
+    )
 
 
 def media_target(action: Announce, state: CallState) -> str:
@@ -320,6 +352,12 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
         state = call.onto(state, action, now)
         apply.announcement(media_target(action, state), action.refusal.warning)
         return state, apply.relay_branch(state, (announce.INV_MS, announce.FR_MS))
+    if isinstance(action, ToVoicemail):  # busy, no answer, unreachable: to the mailbox
+        if not SETTINGS.media_server:
+            return state.traced("no media server on this node: the mailbox cannot take the call"), False
+        state = call.onto(state, action, now)
+        apply.to_mailbox(mailbox_target(action, state), state.record.caller)
+        return state, apply.relay_branch(state, (voicemail.INV_MS, voicemail.FR_MS))
     if isinstance(action, RouteToTrunk):
         if (
             action.fraud is not None and SETTINGS.fraud_checks

@@ -25,6 +25,7 @@ from kemi.contract import (
 )
 from kemi.policy.announce import WARNING_HEADER as ANNOUNCE_WARNING
 from kemi.policy.callstate import CallState
+from kemi.policy.voicemail import CALLER_HEADER as VOICEMAIL_CALLER
 from kemi.policy.cluster import RESYNC_KEY, RESYNC_REQUESTS, own_path_uri
 from kemi.policy.decision import Reject, RouteToTrunk
 from kemi.policy.features import FeatureCode
@@ -56,8 +57,17 @@ def announcement(uri: str, warning: str) -> None:
     """The request goes to the media server's announcement (kemi.policy.announce), with the refusal's explanation for
     the media server to send on (its Warning)."""
     set_ruri(uri)
+    KSR.hdr.remove(ANNOUNCE_WARNING)  # only the node says what the media server sends on
     if warning:
         KSR.hdr.append(f"{ANNOUNCE_WARNING}: {quoted(warning)}\r\n")
+
+
+def to_mailbox(uri: str, caller: str) -> None:
+    """The request goes to a mailbox on the media server (kemi.policy.voicemail), with who is calling as the node
+    identified them (a header of that name from the caller is removed first: only the node says who called)."""
+    set_ruri(uri)
+    KSR.hdr.remove(VOICEMAIL_CALLER)
+    KSR.hdr.append(f"{VOICEMAIL_CALLER}: {quoted(caller, 64)}\r\n")
 
 
 def reject(r: Reject) -> None:

@@ -31,6 +31,8 @@ TEXTS = {
         "fc_profile": "Your profile has been switched.",
         "fc_group_login": "You are logged in to the group.",
         "fc_group_logout": "You are logged out of the group.",
+        "vm_unavailable": "The person you are calling is not available. Please leave a message after the tone.",
+        "vm_busy": "The person you are calling is busy. Please leave a message after the tone.",
     },
     "de": {
         "not_in_service": "Kein Anschluss unter dieser Nummer.",
@@ -51,6 +53,14 @@ TEXTS = {
         "fc_profile": "Ihr Profil wurde gewechselt.",
         "fc_group_login": "Sie sind in der Gruppe angemeldet.",
         "fc_group_logout": "Sie sind von der Gruppe abgemeldet.",
+        "vm_unavailable": (
+            "Der gewünschte Gesprächspartner ist zur Zeit nicht erreichbar. "
+            "Bitte hinterlassen Sie eine Nachricht nach dem Signalton."
+        ),
+        "vm_busy": (
+            "Der gewünschte Gesprächspartner ist zur Zeit besetzt. "
+            "Bitte hinterlassen Sie eine Nachricht nach dem Signalton."
+        ),
     },
 }
 
@@ -119,13 +129,39 @@ def make_music() -> Path:
     return out
 
 
-def main() -> int:
+def make_beep(language: str) -> Path:
+    """The tone after a mailbox's greeting (vm_beep): 1 kHz for 0.4 s, the same in every language."""
+    import math
+    import struct
+
+    out = HERE / language / "vm_beep.wav"
+    rate = 8000
+    n = int(rate * 0.4)
+    frames = b"".join(
+        struct.pack("<h", int(8000 * min(1.0, i / 80, (n - i) / 80) * math.sin(2 * math.pi * 1000 * i / rate)))
+        for i in range(n)
+    )
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return out
+
+
+def main(only: list[str] | None = None) -> int:
+    """`only`: the prompts to make (every one when not given)."""
     for language, prompts in TEXTS.items():
         for name, text in prompts.items():
-            print(make(language, name, text).relative_to(HERE.parent.parent))
+            if not only or name in only:
+                print(make(language, name, text).relative_to(HERE.parent.parent))
+        if not only or "vm_beep" in only:
+            print(make_beep(language).relative_to(HERE.parent.parent))
+    if only:
+        return 0
     print(make_music().relative_to(HERE.parent.parent))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,83 @@
+"""Voicemail (issue 23, VM-01..09): where a call to a mailbox goes, and how the node names a deposit to the media
+server.
+
+A forwarding rule (or a hunt group's overflow) may lead to a mailbox: the call is sent to the media server, which
+answers, plays the mailbox's greeting — the busy greeting for busy forwarding, the unavailable one otherwise; the
+owner's own recording, else the system's in the tenant's language — then a tone, and records the caller's message. The
+control plane stores it (controlplane/services/voicemail_ingest.py). When the media server cannot take the call, the
+call ends as it would have without the mailbox: 486 for busy, 480 otherwise.
+
+The one place that knows the Request-URI's user part for a deposit (`target_user` / `parse_target`), so the node and
+the media server cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from .announce import LANGUAGES, worker_port
+from .decision import Reject, ToVoicemail
+
+GREETINGS = ("busy", "unavailable")
+# The media server answers a deposit's INVITE at once: no answer within FR_MS means it is away (the call ends as it
+# would have without the mailbox). INV_MS bounds the time to its answer, not the message.
+FR_MS, INV_MS = 2000, 10000
+MAX_MESSAGE_S = 600  # no mailbox records longer messages than this
+CALLER_HEADER = "X-Callmanager-Caller"  # who left the message, as the node identified them (the media server keeps it)
+
+
+def greeting_for(kind: str) -> str:
+    """The greeting a forwarding of this kind plays: busy forwarding the busy greeting, every other the unavailable."""
+    return "busy" if kind == "busy" else "unavailable"
+
+
+def deposit(tenant_id: int, mailbox_id: int, kind: str, language: str, max_s: int) -> ToVoicemail:
+    return ToVoicemail(tenant_id, mailbox_id, greeting_for(kind), language, max(1, min(int(max_s), MAX_MESSAGE_S)))
+
+
+def refusal(action: ToVoicemail) -> Reject:
+    """How the call ends when the mailbox cannot take it: as it would have without the mailbox."""
+    if action.greeting == "busy":
+        return Reject(486, "Busy Here", "the callee is busy and the mailbox could not take the call")
+    return Reject(480, "Temporarily Unavailable", "the callee is unavailable and the mailbox could not take the call")
+
+
+def describe(action: ToVoicemail) -> str:
+    lang = f", {action.language}" if action.language else ""
+    return f"mailbox {action.mailbox_id} ({action.greeting} greeting{lang}, messages up to {action.max_s} s)"
+
+
+# ---------------------------------------------------------------- how the node names a deposit
+
+
+class Deposit(NamedTuple):
+    """What the media server is asked to do for one INVITE: greet with `greeting` in `language`, record up to `max_s`
+    seconds for mailbox `mailbox_id`."""
+
+    mailbox_id: int
+    greeting: str
+    language: str
+    max_s: int
+
+
+_TARGET = re.compile(r"^vm\.([1-9][0-9]{0,11})\.(busy|unavailable)\.([a-z]{2})\.([1-9][0-9]{0,3})$")
+
+
+def target_user(action: ToVoicemail, default_language: str) -> str:
+    """The Request-URI's user part for the media server: `vm.<mailbox>.<greeting>.<language>.<max seconds>`."""
+    language = action.language if action.language in LANGUAGES else default_language
+    return f"vm.{action.mailbox_id}.{action.greeting}.{language}.{action.max_s}"
+
+
+def target_uri(action: ToVoicemail, media_server: str, call_id: str, workers: int, default_language: str) -> str:
+    address, _, port = media_server.rpartition(":")
+    return f"sip:{target_user(action, default_language)}@{address}:{worker_port(int(port), call_id, workers)}"
+
+
+def parse_target(user: str) -> Deposit | None:
+    """The media server's reading of a Request-URI user part (None: not a deposit)."""
+    m = _TARGET.match(user)
+    if m is None or m.group(3) not in LANGUAGES or int(m.group(4)) > MAX_MESSAGE_S:
+        return None
+    return Deposit(int(m.group(1)), m.group(2), m.group(3), int(m.group(4)))
