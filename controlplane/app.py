@@ -19,6 +19,8 @@ from controlplane.adapters.rtpengine_ng import NgClient
 from controlplane.db.models import ApiToken, ConfigState, Role
 from controlplane.sealed import Sealer, hash_token, private_file, shared_secret
 from controlplane.services.cdr_ingest import CdrIngestor
+from controlplane.services.voicemail import Store as VoicemailStore
+from controlplane.services.voicemail import VoicemailIngestor
 from controlplane.features.fraud_policy import ensure_sample_tariff
 from controlplane.metrics import Metrics
 from controlplane.services.snapshot import SnapshotPublisher
@@ -102,6 +104,15 @@ class App:
             on_feature=self.apply_feature,
         )
 
+        self.voicemail_store = VoicemailStore(settings.voicemail_store)
+        self.voicemail = VoicemailIngestor(
+            self.engine,
+            settings.voicemail_spool,
+            self.voicemail_store,
+            settings=settings,
+            metrics=self.metrics,
+            interval=settings.voicemail_ingest_interval_s,
+        )
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
         self.dmq_watch = DmqWatch(self.kamailio, metrics=self.metrics) if settings.dmq_port else None
 
@@ -115,11 +126,18 @@ class App:
         if start_workers:
             self.publisher.start()
             self.ingestor.start()
+            self.voicemail.start()
             self.live.start()
             if self.dmq_watch is not None:
                 self.dmq_watch.start()
             if settings.fraud_checks:
                 self.fraud.start()
+
+    def voicemail_changed(self, mailbox_id: int) -> None:
+        """A mailbox's messages changed (stored, heard, deleted): its phones are told (message waiting)."""
+        mwi = getattr(self, "mwi", None)
+        if mwi is not None:
+            mwi.changed(mailbox_id)
 
     def apply_feature(self, feature: dict) -> None:
 
@@ -135,6 +153,7 @@ class App:
     def close(self) -> None:
         self.publisher.stop()
         self.ingestor.stop()
+        self.voicemail.stop()
         self.live.stop()
         if self.dmq_watch is not None:
             self.dmq_watch.stop()

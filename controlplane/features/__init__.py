@@ -23,4 +23,5 @@ from . import (  # noqa: F401
     tokens,
     trunks,
     users,
+    voicemail,
 )

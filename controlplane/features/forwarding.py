@@ -17,7 +17,7 @@ from sqlmodel import select
 from controlplane.api.errors import InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ForwardingRule, Profile, TimePlan, User
+from controlplane.db.models import ForwardingRule, Mailbox, Profile, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy.forwarding import CALLERS, KINDS
 
@@ -32,6 +32,7 @@ class RuleFields(Params):
     target_number: str | None = Field(
         None, description="... or to this public number ('+49 171 1234567', '0171 1234567')"
     )
+    target_mailbox_id: Id | None = Field(None, description="... or to this mailbox (voicemail.box_create)")
     callers: Callers | None = Field(None, description="all, internal or external callers")
     time_plan_id: Id | None = Field(None, description="only inside/outside this time plan (0 clears)")
     when: Literal["in", "outside"] | None = None
@@ -50,8 +51,8 @@ class RuleCreate(RuleFields):
 
     @model_validator(mode="after")
     def _one_target(self):
-        if (self.target_user_id is None) == (self.target_number is None):
-            raise ValueError("give exactly one of target_user_id and target_number")
+        if sum(x is not None for x in (self.target_user_id, self.target_number, self.target_mailbox_id)) != 1:
+            raise ValueError("give exactly one of target_user_id, target_number and target_mailbox_id")
         return self
 
 
@@ -70,12 +71,18 @@ def _apply(s, ctx, rule: ForwardingRule, p: RuleFields) -> None:
             raise InvalidParams("the target user belongs to another tenant", field="target_user_id")
         if target.id == rule.user_id:
             raise InvalidParams("a user cannot forward to themselves", field="target_user_id")
-        rule.target_user_id, rule.target_number = target.id, None
+        rule.target_user_id, rule.target_number, rule.target_mailbox_id = target.id, None, None
     if p.target_number is not None:
         rule.target_number, rule.target_user_id = (
             e164(p.target_number, "target_number", region=_region_of(s, rule.user_id)),
             None,
         )
+        rule.target_mailbox_id = None
+    if p.target_mailbox_id is not None:
+        box = get_scoped(s, Mailbox, p.target_mailbox_id, ctx.principal, "mailbox")
+        if box.tenant_id != rule.tenant_id:
+            raise InvalidParams("the mailbox belongs to another tenant", field="target_mailbox_id")
+        rule.target_mailbox_id, rule.target_user_id, rule.target_number = box.id, None, None
     if p.time_plan_id is not None:
         plan = get_scoped(s, TimePlan, p.time_plan_id, ctx.principal, "time_plan")
         if plan.tenant_id != rule.tenant_id:
@@ -153,8 +160,8 @@ def update(ctx, p: RuleUpdate):
     with ctx.app.write() as s:
         rule = get_scoped(s, ForwardingRule, p.id, ctx.principal, "forwarding_rule")
         ctx.principal.require_self_or(Perm.CONFIG, rule.user_id)
-        if p.target_user_id is not None and p.target_number is not None:
-            raise InvalidParams("give at most one of target_user_id and target_number")
+        if sum(x is not None for x in (p.target_user_id, p.target_number, p.target_mailbox_id)) > 1:
+            raise InvalidParams("give at most one of target_user_id, target_number and target_mailbox_id")
         _apply(s, ctx, rule, p)
         s.add(rule)
         s.flush()

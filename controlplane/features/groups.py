@@ -17,7 +17,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams, Unavailable
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import AgentLogin, Extension, HuntGroup, SipAccount, Tenant, TimePlan, User
+from controlplane.db.models import Mailbox, AgentLogin, Extension, HuntGroup, SipAccount, Tenant, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy import hunting
 
@@ -83,6 +83,7 @@ class GroupFields(Params):
     overflow_user_id: int | None = Field(None, ge=0, description="0 clears")
     overflow_number: str | None = Field(None, description="'' clears")
     overflow_group_id: int | None = Field(None, ge=0, description="0 clears")
+    overflow_mailbox_id: int | None = Field(None, ge=0, description="the group's mailbox (ACD-22); 0 clears")
     max_waiting: int | None = Field(None, ge=0, le=1000)
     presentation: Literal["caller", "group", "clir"] | None = None
     wrapup_s: int | None = Field(None, ge=0, le=3600)
@@ -173,8 +174,14 @@ def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
         if p.overflow_group_id and (target is None or target.tenant_id != g.tenant_id):
             raise InvalidParams("overflow_group_id: not a group of this tenant", field="overflow_group_id")
         g.overflow_group_id = target.id if target else None
-    if sum(x is not None for x in (g.overflow_user_id, g.overflow_number, g.overflow_group_id)) > 1:
-        raise InvalidParams("give at most one overflow target (user, number or group)")
+    if p.overflow_mailbox_id is not None:
+        box = s.get(Mailbox, p.overflow_mailbox_id) if p.overflow_mailbox_id else None
+        if p.overflow_mailbox_id and (box is None or box.tenant_id != g.tenant_id):
+            raise InvalidParams("overflow_mailbox_id: not a mailbox of this tenant", field="overflow_mailbox_id")
+        g.overflow_mailbox_id = box.id if box else None
+    targets = (g.overflow_user_id, g.overflow_number, g.overflow_group_id, g.overflow_mailbox_id)
+    if sum(x is not None for x in targets) > 1:
+        raise InvalidParams("give at most one overflow target (user, number, group or mailbox)")
 
 
 def _member(s, g: HuntGroup, m: MemberIn, i: int) -> dict:

@@ -11,7 +11,7 @@ from controlplane.api.errors import Conflict, Forbidden, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.api.permissions import may_grant
-from controlplane.db.models import Role, Site, Tenant, User
+from controlplane.db.models import Mailbox, Role, Site, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.numbering import DestClass
 
@@ -183,7 +183,7 @@ def update(ctx, p: UserUpdate):
 
 @method("user.delete", IdParams, errors=("not_found", "conflict"), perm=Perm.CONFIG)
 def delete(ctx, p: IdParams):
-    """Delete a user together with their SIP accounts and extensions."""
+    """Delete a user together with their SIP accounts, extensions and mailbox (its messages too)."""
     with ctx.app.write() as s:
         u = get_scoped(s, User, p.id, ctx.principal, "user")
         used = groups_referring_to(s, u.tenant_id, user_id=u.id)
@@ -191,8 +191,13 @@ def delete(ctx, p: IdParams):
             raise Conflict(
                 f"user {u.id} is a member or target of hunt group(s) {used}: take them out there first", group_ids=used
             )
-        s.delete(u)
-        return {"deleted": True, "id": p.id}
+        boxes = s.exec(select(Mailbox.id).where(Mailbox.user_id == u.id)).all()
+        tenant_id = u.tenant_id
+        s.delete(u)  # their mailbox and its messages with them (GDPR) ...
+    for box_id in boxes:  # ... and the recordings
+        ctx.app.voicemail_store.remove_mailbox(tenant_id, box_id)
+        ctx.app.voicemail_changed(box_id)
+    return {"deleted": True, "id": p.id}
 
 
 class StatusParams(Params):

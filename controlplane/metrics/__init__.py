@@ -110,6 +110,20 @@ class Metrics:
             ["prompt", "outcome"],
             registry=r,
         )
+        self.voicemail_messages = Counter(
+            "callmanager_voicemail_messages_total",
+            "Messages the media server recorded, by what became of them (docs/voicemail.md): stored; too_short "
+            "(under the mailbox's minimum, VM-07); no_mailbox (deleted meanwhile); bad (not a readable recording, kept "
+            "in the spool's bad/)",
+            ["outcome"],
+            registry=r,
+        )
+        self.voicemail_emails = Counter(
+            "callmanager_voicemail_emails_total",
+            "Messages e-mailed to their mailbox's address (VM-04), by outcome (failed: tried again later)",
+            ["outcome"],
+            registry=r,
+        )
         self.call_duration = Histogram(
             "callmanager_call_duration_seconds",
             "Talk time of answered calls (ACD = sum / count)",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -30,7 +31,7 @@ TENANT_ROLES = [r for r in Role if r is not Role.PLATFORM]
 _n = itertools.count(10)
 
 # Lists filter what a `self` token sees instead of refusing: they are never `forbidden` in the tenant.
-FILTERING_LISTS = {"cdr.list", "call.list", "forwarding.list", "profile.list", "caller_list.list"}
+FILTERING_LISTS = {"cdr.list", "call.list", "forwarding.list", "profile.list", "caller_list.list", "voicemail.box_list"}
 
 
 def build_world(api: Api, name: str) -> SimpleNamespace:
@@ -73,7 +74,20 @@ def build_world(api: Api, name: str) -> SimpleNamespace:
     w.lock = api.ok("fraud.lock", token=admin, user_id=w.target, level=2, dest_class="international", reason="matrix")["id"]
     w.spare_token = api.ok("token.create", name="spare", role="user", tenant_id=t["id"])["id"]
     w.trunk = api.ok("trunk.create", name=f"trunk-{name}", host="198.51.100.7", tenant_ids=[t["id"]])["id"]
+    w.box = api.ok("voicemail.box_create", token=admin, user_id=w.target, pin="1234")["id"]
+    w.spare_box = api.ok("voicemail.box_create", token=admin, group_id=w.spare_group)["id"]
     return w
+
+
+def add_messages(settings, w: SimpleNamespace) -> None:
+    """Two messages in the world's mailbox (as the control plane stores what the media server recorded)."""
+    db = settings.db_url.split("///", 1)[1]
+    w.msg, w.spare_msg = str(uuid.uuid4()), str(uuid.uuid4())
+    with sqlite3.connect(db) as con:
+        for mid in (w.msg, w.spare_msg):
+            con.execute("insert into voicemail_message (id, tenant_id, mailbox_id, caller, call_id, received_at, duration_s, "
+                        "size_bytes, heard, emailed) values (?, ?, ?, '+4930999', 'c', '2026-12-05 10:00:00', 3.0, 0, 0, 0)",
+                        (mid, w.tenant, w.box))
 
 
 def params_for(method: str, w: SimpleNamespace) -> dict:
@@ -124,6 +138,11 @@ def params_for(method: str, w: SimpleNamespace) -> dict:
         "trunk.list": {}, "trunk.update": {"id": w.trunk, "priority": 5},
         "user.create": {**tid, "name": f"U{n}"}, "user.delete": {"id": w.spare_user}, "user.get": {"id": w.target}, "user.list": tid,
         "user.set_status": {"id": w.target, "status": "away"}, "user.update": {"id": w.target, "clir": True},
+        "voicemail.box_create": {"user_id": w.spare_user}, "voicemail.box_delete": {"id": w.spare_box},
+        "voicemail.box_get": {"id": w.box}, "voicemail.box_list": tid, "voicemail.box_update": {"id": w.box, "email": "t@x.example"},
+        "voicemail.set_pin": {"id": w.box, "pin": "4321"}, "voicemail.list": {"mailbox_id": w.box},
+        "voicemail.get": {"id": w.msg}, "voicemail.download": {"id": w.msg}, "voicemail.mark": {"id": w.msg},
+        "voicemail.delete": {"id": w.spare_msg},
     }
     return table[method]
 
@@ -139,7 +158,8 @@ def state_of(api: Api, w: SimpleNamespace) -> dict:
     tid = {"tenant_id": w.tenant, "limit": 1000}
     out = {m: api.ok(m, **tid)["items"] for m in ("user.list", "extension.list", "sip_account.list", "site.list", "group.list", "time_plan.list",
                                                   "dialplan.list", "forwarding.list", "profile.list", "caller_list.list", "number.list",
-                                                  "number_block.list", "token.list", "fraud.locks")}
+                                                  "number_block.list", "token.list", "fraud.locks", "voicemail.box_list",
+                                                  "voicemail.list")}
     out["tenant"] = api.ok("tenant.get", id=w.tenant)
     out["policy"] = api.ok("fraud.policy_get", tenant_id=w.tenant)
     out["trunk"] = api.ok("trunk.get", id=w.trunk)
@@ -155,6 +175,8 @@ def lab(tmp_path_factory):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     api = Api(settings.api_url, srv.token_file.read_text().strip())
     a, b = build_world(api, "Alpha"), build_world(api, "Beta")
+    add_messages(settings, a)
+    add_messages(settings, b)
     noc = api.ok("token.create", name="noc", role="admin")["token"]  # a platform-wide admin: every tenant, not the carrier's powers
     yield SimpleNamespace(api=api, a=a, b=b, noc=noc, server=srv)
     srv.shutdown()

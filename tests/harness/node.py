@@ -56,6 +56,14 @@ class TestNode:
     def rpc(self, method: str, token: str | None = None, **params):
         return client.call(method, params, url=self.settings.api_url, token=token or self.token)
 
+    def rpc_error(self, method: str, token: str | None = None, **params) -> dict:
+        """The JSON-RPC error a call answers with (the test fails if it succeeds)."""
+        try:
+            got = self.rpc(method, token=token, **params)
+        except client.RpcError as exc:
+            return exc.error
+        raise AssertionError(f"{method} succeeded where an error was expected: {got!r}")
+
     def component(self, name: str):
         return self.node.components[name]
 

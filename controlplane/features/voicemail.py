@@ -1,0 +1,307 @@
+"""Voicemail (VM-01..09, ACD-22): mailboxes and their messages.
+
+A mailbox belongs to a user (their personal box, deleted with them) or to a hunt group. Calls reach it through a
+forwarding rule (`forwarding.create target_mailbox_id=`) or a group's overflow (`group.update overflow_mailbox_id=`);
+the media server records the message and the control plane stores it (controlplane/services/voicemail.py). A user's
+own token reads, hears (downloads), marks and deletes the messages of their own box and sets its PIN and e-mail;
+everything else needs the tenant's configuration permission.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+import hashlib
+import hmac
+import secrets
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+from sqlmodel import func, select
+
+from controlplane.api.errors import Conflict, InvalidParams, NotFound, Unavailable
+from controlplane.api.permissions import Perm
+from controlplane.api.rpc import Params, method
+from controlplane.db.models import ForwardingRule, HuntGroup, Mailbox, User, VoicemailMessage
+
+from .common import Id, IdParams, ListParams, SipText, dump, get_scoped, in_scope, page
+
+Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
+PIN_ROUNDS = 100_000
+
+
+def hash_pin(pin: str) -> str:
+    salt = secrets.token_hex(8)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), PIN_ROUNDS).hex()
+    return f"pbkdf2-sha256${PIN_ROUNDS}${salt}${digest}"
+
+
+def pin_matches(stored: str, pin: str) -> bool:
+    """Does `pin` match a stored PIN hash? (False when the mailbox has no PIN: remote access is closed then.)"""
+    try:
+        scheme, rounds, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "pbkdf2-sha256":
+        return False
+    got = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), int(rounds)).hex()
+    return hmac.compare_digest(got, digest)
+
+
+class BoxFields(Params):
+    name: Annotated[SipText, StringConstraints(max_length=100)] | None = None
+    email: Email | None = Field(None, description="new messages are e-mailed here (VM-04); '' : not e-mailed")
+    attach_audio: bool | None = Field(None, description="the e-mail carries the message's WAV")
+    min_message_s: float | None = Field(None, ge=0, le=30, description="shorter messages are discarded (VM-07)")
+    max_message_s: int | None = Field(None, ge=5, le=600, description="the longest message recorded")
+    retention_days: int | None = Field(None, ge=0, le=3650, description="messages older are deleted (0: kept)")
+    enabled: bool | None = Field(None, description="false: calls are not sent to the mailbox (messages stay)")
+
+
+class BoxCreate(BoxFields):
+    user_id: Id | None = Field(None, description="the user whose mailbox it is ...")
+    group_id: Id | None = Field(None, description="... or the hunt group's")
+    pin: Pin | None = Field(None, description="4 to 10 digits, for listening by phone")
+
+    @model_validator(mode="after")
+    def _owner(self):
+        if (self.user_id is None) == (self.group_id is None):
+            raise ValueError("give exactly one of user_id and group_id")
+        return self
+
+
+class BoxUpdate(BoxFields):
+    id: Id
+
+
+class BoxList(ListParams):
+    user_id: Id | None = None
+    group_id: Id | None = None
+
+
+class SetPin(Params):
+    id: Id = Field(description="the mailbox")
+    pin: Pin
+
+
+class MessageList(ListParams):
+    mailbox_id: Id | None = Field(None, description="one mailbox (a user's own token: their own)")
+    heard: bool | None = Field(None, description="only heard (true) or new (false) messages")
+
+
+class MessageRef(Params):
+    id: MessageId
+
+
+class Mark(Params):
+    id: MessageId
+    heard: bool = True
+
+
+def box_doc(s, box: Mailbox) -> dict:
+    doc = dump(box, exclude={"pin_hash"})
+    doc["has_pin"] = bool(box.pin_hash)
+    counts = dict(
+        s.exec(
+            select(VoicemailMessage.heard, func.count())
+            .where(VoicemailMessage.mailbox_id == box.id)
+            .group_by(VoicemailMessage.heard)
+        ).all()
+    )
+    doc["new"], doc["old"] = counts.get(False, 0), counts.get(True, 0)
+    return doc
+
+
+def _own_box(s, ctx, box_id: int) -> Mailbox:
+    """A mailbox the caller may use: their own, or any of the tenant's with the configuration permission."""
+    box = get_scoped(s, Mailbox, box_id, ctx.principal, "mailbox")
+    ctx.principal.require_self_or(Perm.CONFIG, box.user_id)
+    return box
+
+
+def _own_message(s, ctx, message_id: str) -> VoicemailMessage:
+    row = s.get(VoicemailMessage, message_id)
+    if row is None or (not ctx.principal.is_platform and row.tenant_id != ctx.principal.tenant_id):
+        raise NotFound(f"message {message_id} does not exist", message_id=message_id)
+    _own_box(s, ctx, row.mailbox_id)
+    return row
+
+
+def _apply(box: Mailbox, p: BoxFields) -> None:
+    for name in ("name", "email", "attach_audio", "min_message_s", "max_message_s", "retention_days", "enabled"):
+        value = getattr(p, name)
+        if value is not None:
+            setattr(box, name, value)
+
+
+@method(
+    "voicemail.box_create",
+    BoxCreate,
+    errors=("invalid_params", "not_found", "conflict"),
+)
+def box_create(ctx, p: BoxCreate):
+    """Create a user's or a hunt group's mailbox."""
+    with ctx.app.write() as s:
+        if p.user_id is not None:
+            owner = get_scoped(s, User, p.user_id, ctx.principal, "user")
+            taken = s.exec(select(Mailbox.id).where(Mailbox.user_id == owner.id)).first()
+            name = owner.name
+        else:
+            owner = get_scoped(s, HuntGroup, p.group_id, ctx.principal, "group")
+            taken = s.exec(select(Mailbox.id).where(Mailbox.group_id == owner.id)).first()
+            name = owner.name
+        if taken is not None:
+            raise Conflict(f"it already has mailbox {taken}", mailbox_id=taken)
+        box = Mailbox(tenant_id=owner.tenant_id, user_id=p.user_id, group_id=p.group_id, name=name)
+        _apply(box, p)
+        if p.pin is not None:
+            box.pin_hash = hash_pin(p.pin)
+        s.add(box)
+        s.flush()
+        return box_doc(s, box)
+
+
+@method("voicemail.box_get", IdParams, errors=("not_found",), perm=Perm.SELF, others=Perm.CONFIG)
+def box_get(ctx, p: IdParams):
+    """A mailbox with its counts of new and old messages."""
+    with ctx.app.read() as s:
+        return box_doc(s, _own_box(s, ctx, p.id))
+
+
+@method("voicemail.box_list", BoxList, perm=Perm.SELF, others=Perm.CONFIG)
+def box_list(ctx, p: BoxList):
+    """List mailboxes (a user's own token: their own)."""
+    with ctx.app.read() as s:
+        stmt = in_scope(select(Mailbox).order_by(Mailbox.id), Mailbox.tenant_id, ctx.principal, p.tenant_id)
+        if not ctx.principal.can(Perm.CONFIG):
+            stmt = stmt.where(Mailbox.user_id == ctx.principal.user_id)
+        if p.user_id is not None:
+            stmt = stmt.where(Mailbox.user_id == p.user_id)
+        if p.group_id is not None:
+            stmt = stmt.where(Mailbox.group_id == p.group_id)
+        return page(s, stmt, p.limit, p.offset, lambda b: box_doc(s, b))
+
+
+@method(
+    "voicemail.box_update",
+    BoxUpdate,
+    errors=("invalid_params", "not_found"),
+    perm=Perm.SELF,
+    others=Perm.CONFIG,
+)
+def box_update(ctx, p: BoxUpdate):
+    """Change a mailbox's settings (a user's own token: their own box's e-mail, attachment and greeting settings)."""
+    with ctx.app.write() as s:
+        box = _own_box(s, ctx, p.id)
+        if not ctx.principal.can(Perm.CONFIG) and any(
+            getattr(p, f) is not None for f in ("min_message_s", "max_message_s", "retention_days", "enabled")
+        ):
+            raise InvalidParams("length limits, retention and enabling are the tenant admin's settings")
+        _apply(box, p)
+        s.add(box)
+        s.flush()
+        return box_doc(s, box)
+
+
+@method("voicemail.box_delete", IdParams, errors=("not_found",))
+def box_delete(ctx, p: IdParams):
+    """Delete a mailbox with all its messages (their recordings too); forwarding rules to it go with it."""
+    with ctx.app.write() as s:
+        box = get_scoped(s, Mailbox, p.id, ctx.principal, "mailbox")
+        tenant_id = box.tenant_id
+        for row in s.exec(select(VoicemailMessage).where(VoicemailMessage.mailbox_id == box.id)).all():
+            s.delete(row)
+        for rule in s.exec(select(ForwardingRule).where(ForwardingRule.target_mailbox_id == box.id)).all():
+            s.delete(rule)
+        for g in s.exec(select(HuntGroup).where(HuntGroup.overflow_mailbox_id == box.id)).all():
+            g.overflow_mailbox_id = None
+            s.add(g)
+        s.delete(box)
+    ctx.app.voicemail_store.remove_mailbox(tenant_id, p.id)
+    ctx.app.voicemail_changed(p.id)
+    return {"deleted": True, "id": p.id}
+
+
+@method("voicemail.set_pin", SetPin, errors=("invalid_params", "not_found"), perm=Perm.SELF, others=Perm.CONFIG)
+def set_pin(ctx, p: SetPin):
+    """Set a mailbox's PIN (4 to 10 digits) for listening by phone."""
+    with ctx.app.write(changes_routing=False) as s:
+        box = _own_box(s, ctx, p.id)
+        box.pin_hash = hash_pin(p.pin)
+        s.add(box)
+        s.flush()
+        return box_doc(s, box)
+
+
+def message_doc(row: VoicemailMessage) -> dict:
+    return dump(row)
+
+
+@method("voicemail.list", MessageList, errors=("not_found",), perm=Perm.SELF, others=Perm.CONFIG)
+def list_(ctx, p: MessageList):
+    """Messages, newest first (a user's own token: those in their own mailbox)."""
+    with ctx.app.read() as s:
+        stmt = select(VoicemailMessage).order_by(VoicemailMessage.received_at.desc(), VoicemailMessage.id)
+        stmt = in_scope(stmt, VoicemailMessage.tenant_id, ctx.principal, p.tenant_id)
+        if p.mailbox_id is not None:
+            stmt = stmt.where(VoicemailMessage.mailbox_id == _own_box(s, ctx, p.mailbox_id).id)
+        elif not ctx.principal.can(Perm.CONFIG):
+            own = s.exec(select(Mailbox.id).where(Mailbox.user_id == ctx.principal.user_id)).first()
+            stmt = stmt.where(VoicemailMessage.mailbox_id == (own or 0))
+        if p.heard is not None:
+            stmt = stmt.where(VoicemailMessage.heard == p.heard)
+        return page(s, stmt, p.limit, p.offset, message_doc)
+
+
+@method("voicemail.get", MessageRef, errors=("not_found",), perm=Perm.SELF, others=Perm.CONFIG)
+def get(ctx, p: MessageRef):
+    """One message."""
+    with ctx.app.read() as s:
+        return message_doc(_own_message(s, ctx, p.id))
+
+
+@method("voicemail.download", MessageRef, errors=("not_found", "unavailable"), perm=Perm.SELF, others=Perm.CONFIG)
+def download(ctx, p: MessageRef):
+    """A message's recording: WAV (8 kHz, 16-bit, mono), base64-encoded. Does not mark it heard."""
+    with ctx.app.read() as s:
+        row = _own_message(s, ctx, p.id)
+        path = ctx.app.voicemail_store.message(row.tenant_id, row.mailbox_id, row.id)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise Unavailable(f"the recording of message {p.id} cannot be read on this node", message_id=p.id) from None
+    return {
+        "id": row.id,
+        "content_type": "audio/wav",
+        "duration_s": row.duration_s,
+        "data_base64": base64.b64encode(data).decode(),
+    }
+
+
+@method("voicemail.mark", Mark, errors=("not_found",), perm=Perm.SELF, others=Perm.CONFIG)
+def mark(ctx, p: Mark):
+    """Mark a message heard (or new again)."""
+    with ctx.app.write(changes_routing=False) as s:
+        row = _own_message(s, ctx, p.id)
+        row.heard = p.heard
+        row.heard_at = datetime.now(timezone.utc) if p.heard else None
+        s.add(row)
+        s.flush()
+        doc, box_id = message_doc(row), row.mailbox_id
+    ctx.app.voicemail_changed(box_id)
+    return doc
+
+
+@method("voicemail.delete", MessageRef, errors=("not_found",), perm=Perm.SELF, others=Perm.CONFIG)
+def delete(ctx, p: MessageRef):
+    """Delete a message and its recording."""
+    with ctx.app.write(changes_routing=False) as s:
+        row = _own_message(s, ctx, p.id)
+        path = ctx.app.voicemail_store.message(row.tenant_id, row.mailbox_id, row.id)
+        box_id = row.mailbox_id
+        s.delete(row)
+    path.unlink(missing_ok=True)
+    ctx.app.voicemail_changed(box_id)
+    return {"deleted": True, "id": p.id}

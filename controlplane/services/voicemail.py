@@ -1,0 +1,318 @@
+"""Voicemail's records (issue 23, VM-01..07): the messages the media server recorded, stored exactly once; e-mailed;
+kept as long as their mailbox's retention says; gone with their mailbox (GDPR).
+
+The media server leaves each message as `<spool>/new/<id>.wav` plus its description `<id>.json`, the description
+last (mediaserver/voicemail.py). Each pass here, for every description: the recording is checked (a readable WAV
+file), a message shorter than its mailbox's minimum is discarded (VM-07), the WAV is moved to
+`<store>/<tenant>/<mailbox>/<id>.wav` and the row inserted — then the description is removed. A pass that stops
+anywhere in between (a crash, the database away) does the rest on the next pass and never stores a message twice:
+the row's key is the media server's id. A description that cannot be read goes to `<spool>/bad/` with a log line and
+never holds up the others.
+
+Each change of a mailbox's messages (stored, heard, deleted) is handed to `on_change(mailbox_id)` — message waiting
+(controlplane/services/mwi.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import smtplib
+import time
+import wave
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from controlplane.db.models import Mailbox, VoicemailMessage
+from controlplane.db.session import database_away
+from controlplane.services.periodic import Periodic
+
+log = logging.getLogger("callmanager.voicemail")
+
+MESSAGE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+RETENTION_EVERY_S = 300.0  # how often old messages and the files of deleted mailboxes are cleared
+EMAIL_RETRY_S = 60.0  # a failed e-mail is tried again this often ...
+EMAIL_GIVE_UP_S = 86400.0  # ... for a day after the message came
+
+
+def wav_seconds(path: Path) -> float:
+    """The length of a WAV recording (ValueError: not one)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            rate = w.getframerate()
+            if rate <= 0:
+                raise ValueError("no sample rate")
+            return w.getnframes() / float(rate)
+    except (OSError, EOFError, wave.Error) as exc:
+        raise ValueError(f"not a readable WAV file: {exc}") from exc
+
+
+class Store:
+    """Where messages and greetings live on disk."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def message(self, tenant_id: int, mailbox_id: int, message_id: str) -> Path:
+        return self.root / str(tenant_id) / str(mailbox_id) / f"{message_id}.wav"
+
+    def mailbox_dir(self, tenant_id: int, mailbox_id: int) -> Path:
+        return self.root / str(tenant_id) / str(mailbox_id)
+
+    def greeting(self, mailbox_id: int, kind: str) -> Path:
+        """A mailbox's own greeting, where the media server looks for it (`--greetings <root>/greetings`)."""
+        return self.root / "greetings" / str(mailbox_id) / f"{kind}.wav"
+
+    def remove_mailbox(self, tenant_id: int, mailbox_id: int) -> None:
+        shutil.rmtree(self.mailbox_dir(tenant_id, mailbox_id), ignore_errors=True)
+        shutil.rmtree(self.root / "greetings" / str(mailbox_id), ignore_errors=True)
+
+
+class VoicemailIngestor:
+    def __init__(
+        self,
+        engine: Engine,
+        spool: Path,
+        store: Store,
+        *,
+        settings=None,
+        metrics=None,
+        interval: float = 1.0,
+        on_change: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.engine, self.spool, self.store = engine, Path(spool), store
+        self.settings, self.metrics, self.on_change, self.clock = settings, metrics, on_change, clock
+        self._last_retention = 0.0
+        self._last_email_retry = 0.0
+        self._task = Periodic(
+            "voicemail-ingest", self.run_once, interval, log, "voicemail ingestion pass failed; retrying"
+        )
+
+    def start(self) -> None:
+        (self.spool / "new").mkdir(parents=True, exist_ok=True)
+        self._task.start()
+
+    def stop(self) -> None:
+        self._task.stop()
+
+    # ---------------------------------------------------------------- one pass
+
+    def run_once(self) -> int:
+        """Store every message waiting in the spool; clear old ones now and then. Returns the messages stored."""
+        stored = 0
+        new = self.spool / "new"
+        for desc in sorted(new.glob("*.json")) if new.is_dir() else ():
+            try:
+                stored += self._one(desc)
+            except DatabaseAway:
+                break  # everything stays in the spool for a later pass
+        now = self.clock()
+        if now - self._last_email_retry >= EMAIL_RETRY_S:
+            self._last_email_retry = now
+            self._retry_emails(now)
+        if now - self._last_retention >= RETENTION_EVERY_S:
+            self._last_retention = now
+            self.clear_expired(now)
+        return stored
+
+    def _one(self, desc: Path) -> int:
+        try:
+            doc = json.loads(desc.read_text())
+            message_id, mailbox_id = str(doc["id"]), int(doc["mailbox_id"])
+            if not MESSAGE_ID.match(message_id):
+                raise ValueError(f"not a message id: {message_id!r}")
+            received = float(doc.get("received_at") or desc.stat().st_mtime)
+            caller, call_id = str(doc.get("caller", ""))[:128], str(doc.get("call_id", ""))[:255]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._quarantine(desc, f"unreadable description: {exc}")
+            return 0
+        wav = desc.with_suffix(".wav")
+        try:
+            with Session(self.engine) as s:
+                box = s.get(Mailbox, mailbox_id)
+                existing = s.get(VoicemailMessage, message_id)
+                if existing is not None:  # stored on a pass that stopped before removing the description
+                    self._drop(desc, wav if wav.exists() else None)
+                    return 0
+                if box is None:
+                    log.warning("message %s: mailbox %s no longer exists; discarded", message_id, mailbox_id)
+                    self._count("no_mailbox")
+                    self._drop(desc, wav)
+                    return 0
+                target = self.store.message(box.tenant_id, mailbox_id, message_id)
+                source = wav if wav.exists() else target  # moved on a pass that stopped before the insert
+                try:
+                    seconds = wav_seconds(source)
+                except ValueError as exc:
+                    self._quarantine(desc, f"message {message_id}: {exc}", wav)
+                    return 0
+                if seconds < box.min_message_s:
+                    log.info(
+                        "message %s for mailbox %s: %.1f s, under its minimum; discarded", message_id, box.id, seconds
+                    )
+                    self._count("too_short")
+                    self._drop(desc, source)
+                    return 0
+                if source is wav:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(wav), str(target))
+                row = VoicemailMessage(
+                    id=message_id,
+                    tenant_id=box.tenant_id,
+                    mailbox_id=mailbox_id,
+                    caller=caller,
+                    call_id=call_id,
+                    received_at=datetime.fromtimestamp(received, timezone.utc),
+                    duration_s=round(seconds, 2),
+                    size_bytes=target.stat().st_size,
+                )
+                s.add(row)
+                s.commit()
+                email = box.email if self.settings is not None and self.settings.smtp_relay else ""
+                attach = box.attach_audio
+        except Exception as exc:
+            if database_away(exc):
+                raise DatabaseAway() from exc
+            raise
+        desc.unlink(missing_ok=True)
+        self._count("stored")
+        log.info("message %s stored for mailbox %s (%.1f s, from %r)", message_id, mailbox_id, seconds, caller)
+        if email:
+            self._email(message_id, email, attach)
+        self._changed(mailbox_id)
+        return 1
+
+    # ---------------------------------------------------------------- e-mail (VM-04)
+
+    def _email(self, message_id: str, to: str, attach: bool) -> bool:
+        with Session(self.engine) as s:
+            msg_row = s.get(VoicemailMessage, message_id)
+            if msg_row is None or msg_row.emailed:
+                return False
+            box = s.get(Mailbox, msg_row.mailbox_id)
+            path = self.store.message(msg_row.tenant_id, msg_row.mailbox_id, message_id)
+            try:
+                self._send(to, msg_row, box.name if box else "", path if attach else None)
+            except (OSError, smtplib.SMTPException) as exc:
+                log.warning("message %s: e-mail to %s failed (tried again later): %s", message_id, to, exc)
+                self._count_email("failed")
+                return False
+            msg_row.emailed = True
+            s.add(msg_row)
+            s.commit()
+        self._count_email("sent")
+        return True
+
+    def _send(self, to: str, row: VoicemailMessage, box_name: str, wav: Path | None) -> None:
+        host, _, port = self.settings.smtp_relay.partition(":")
+        mail = EmailMessage()
+        mail["From"], mail["To"] = self.settings.smtp_from, to
+        who = row.caller or "an unknown caller"
+        mail["Subject"] = f"New voicemail from {who} ({row.duration_s:.0f} s)"
+        received = row.received_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        mail.set_content(
+            f"A new message in your mailbox{' ' + box_name if box_name else ''}.\n\n"
+            f"From: {who}\nReceived: {received}\nLength: {row.duration_s:.1f} s\n"
+            + ("\nThe recording is attached.\n" if wav is not None else "")
+        )
+        if wav is not None:
+            mail.add_attachment(wav.read_bytes(), maintype="audio", subtype="wav", filename=f"voicemail-{row.id}.wav")
+        with smtplib.SMTP(host, int(port or 25), timeout=5.0) as smtp:
+            smtp.send_message(mail)
+
+    def _retry_emails(self, now: float) -> None:
+        if self.settings is None or not self.settings.smtp_relay:
+            return
+        since = datetime.fromtimestamp(now - EMAIL_GIVE_UP_S, timezone.utc)
+        with Session(self.engine) as s:
+            due = s.exec(
+                select(VoicemailMessage.id, Mailbox.email, Mailbox.attach_audio)
+                .join(Mailbox, Mailbox.id == VoicemailMessage.mailbox_id)  # type: ignore[arg-type]
+                .where(VoicemailMessage.emailed == False, Mailbox.email != "")  # noqa: E712
+                .where(VoicemailMessage.received_at >= since)
+                .limit(100)
+            ).all()
+        for message_id, to, attach in due:
+            self._email(message_id, to, attach)
+
+    # ---------------------------------------------------------------- retention and GDPR
+
+    def clear_expired(self, now: float | None = None) -> int:
+        """Delete messages older than their mailbox's retention, and the files of mailboxes (and their messages) that
+        no longer exist — a user deleted takes their messages with them. Returns the messages deleted."""
+        now = self.clock() if now is None else now
+        gone = 0
+        touched: set[int] = set()
+        with Session(self.engine) as s:
+            boxes = {b.id: b for b in s.exec(select(Mailbox)).all()}
+            for box in boxes.values():
+                if not box.retention_days:
+                    continue
+                cutoff = datetime.fromtimestamp(now, timezone.utc) - timedelta(days=box.retention_days)
+                old = s.exec(
+                    select(VoicemailMessage).where(
+                        VoicemailMessage.mailbox_id == box.id, VoicemailMessage.received_at < cutoff
+                    )
+                ).all()
+                for m in old:
+                    self.store.message(m.tenant_id, m.mailbox_id, m.id).unlink(missing_ok=True)
+                    s.delete(m)
+                    gone += 1
+                    touched.add(m.mailbox_id)
+            s.commit()
+        for tenant_dir in self.store.root.glob("[0-9]*") if self.store.root.is_dir() else ():
+            for box_dir in tenant_dir.glob("[0-9]*"):
+                if int(box_dir.name) not in boxes:
+                    shutil.rmtree(box_dir, ignore_errors=True)
+        for greeting_dir in (self.store.root / "greetings").glob("[0-9]*"):
+            if int(greeting_dir.name) not in boxes:
+                shutil.rmtree(greeting_dir, ignore_errors=True)
+        for box_id in touched:
+            self._changed(box_id)
+        if gone:
+            log.info("voicemail retention: %d message(s) deleted", gone)
+        return gone
+
+    # ---------------------------------------------------------------- helpers
+
+    def _changed(self, mailbox_id: int) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(mailbox_id)
+            except Exception:  # noqa: BLE001 - message waiting is told on its own next pass
+                log.exception("mailbox %s: telling its phones failed", mailbox_id)
+
+    def _drop(self, desc: Path, wav: Path | None) -> None:
+        if wav is not None:
+            wav.unlink(missing_ok=True)
+        desc.unlink(missing_ok=True)
+
+    def _quarantine(self, desc: Path, why: str, wav: Path | None = None) -> None:
+        bad = self.spool / "bad"
+        bad.mkdir(parents=True, exist_ok=True)
+        log.error("voicemail spool: %s (%s moved to %s)", why, desc.name, bad)
+        for f in (wav, desc):
+            if f is not None and f.exists():
+                os.replace(f, bad / f.name)
+        self._count("bad")
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.voicemail_messages.labels(outcome=outcome).inc()
+
+    def _count_email(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.voicemail_emails.labels(outcome=outcome).inc()
+
+
+class DatabaseAway(Exception):
+    """The database cannot take the message now: it stays in the spool."""

@@ -1,0 +1,238 @@
+"""Voicemail (issue 23, VM-01..07): a call forwarded to a mailbox is answered by the media server, which greets the
+caller and records what they say; the control plane stores the message (a WAV with the caller's audio), e-mails it
+and lets the API list, download, mark and delete it. Real Kamailio, RTPengine, media server, SIPp sending RTP, and an
+SMTP server (aiosmtpd) started by the test."""
+
+import audioop
+import base64
+import io
+import math
+import struct
+import time
+import wave
+from email import message_from_bytes
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from kemi.policy.announce import LANGUAGES, PROMPTS
+from tests.harness.node import TestNode
+from tests.harness.ports import free_port
+from tests.harness.sipp import Sipp
+from tests.scenario.conftest import running, wait_for, wait_snapshot
+
+DOMAIN = "mailbox.example"
+GREETING_S = 0.6
+
+
+def tone(path, hz: float, seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * hz * i / 8000)))
+                               for i in range(int(8000 * seconds))))
+
+
+class Mails:
+    """What the test's SMTP server received."""
+
+    def __init__(self):
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    mails = Mails()
+    ctl = Controller(mails, hostname="127.0.0.1", port=free_port())
+    ctl.start()
+    try:
+        yield ctl, mails
+    finally:
+        ctl.stop()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, real_components, smtp):
+    prompts = tmp_path_factory.mktemp("prompts")
+    for lang in LANGUAGES:
+        for name in PROMPTS:
+            tone(prompts / lang / f"{name}.wav", 400.0, 0.5)
+        tone(prompts / lang / "vm_unavailable.wav", 700.0, GREETING_S)
+        tone(prompts / lang / "vm_busy.wav", 800.0, GREETING_S)
+        tone(prompts / lang / "vm_beep.wav", 1000.0, 0.2)
+    ctl, _ = smtp
+    n = TestNode(tmp_path_factory.mktemp("vm") / "var", media_server=True, prompt_dir=str(prompts),
+                 smtp_relay=f"127.0.0.1:{ctl.port}", smtp_from="voicemail@pbx.example",
+                 voicemail_ingest_interval_s=0.2)
+    with running([n]):
+        yield n
+
+
+@pytest.fixture(scope="module")
+def office(node, tmp_path_factory):
+    tenant = node.rpc("tenant.create", name="Mailbox GmbH", sip_domain=DOMAIN)
+    alice = node.rpc("user.create", tenant_id=tenant["id"], name="Alice")
+    node.rpc("sip_account.create", user_id=alice["id"], username="alice", password="alice-secret-pw")
+    node.rpc("extension.create", number="201", user_id=alice["id"])
+    bob = node.rpc("user.create", tenant_id=tenant["id"], name="Bob")
+    node.rpc("sip_account.create", user_id=bob["id"], username="bob", password="bob-secret-pw")
+    node.rpc("extension.create", number="202", user_id=bob["id"])
+    box = node.rpc("voicemail.box_create", user_id=bob["id"], email="bob@mailbox.example", pin="2468",
+                   min_message_s=1.0)
+    node.rpc("forwarding.create", user_id=bob["id"], kind="unconditional", target_mailbox_id=box["id"])
+    wait_snapshot(node)
+    sipp = Sipp(node.sip, tmp_path_factory.mktemp("sipp"))
+    return {"sipp": sipp, "alice": sipp.phone("alice", DOMAIN, "alice-secret-pw"), "box": box, "bob": bob,
+            "alice_user": alice, "tenant": tenant}
+
+
+def messages(node, box_id: int) -> list[dict]:
+    return node.rpc("voicemail.list", mailbox_id=box_id)["items"]
+
+
+def wav_of(node, message_id: str):
+    got = node.rpc("voicemail.download", id=message_id)
+    assert got["content_type"] == "audio/wav"
+    w = wave.open(io.BytesIO(base64.b64decode(got["data_base64"])), "rb")
+    return w, w.readframes(w.getnframes())
+
+
+def goertzel_share(samples, hz: float) -> float:
+    """How much of the samples' power is at `hz` (0..1)."""
+    n = len(samples)
+    k = 2 * math.cos(2 * math.pi * hz / 8000)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    total = sum(x * x for x in samples)
+    return min(1.0, 2 * (s1 * s1 + s2 * s2 - k * s1 * s2) / (n * total)) if total else 0.0
+
+
+def voiced(pcm: bytes, block_s: float = 0.1) -> list:
+    """The recording's 0.1 s blocks that are not silence."""
+    n = len(pcm) // 2
+    samples = struct.unpack(f"<{n}h", pcm[: n * 2])
+    size = int(8000 * block_s)
+    blocks = [samples[i : i + size] for i in range(0, n - size + 1, size)]
+    return [b for b in blocks if math.sqrt(sum(x * x for x in b) / len(b)) > 300]
+
+
+def share_at(blocks, hz: float) -> float:
+    """The median share of `hz` over the voiced blocks."""
+    shares = sorted(goertzel_share(b, hz) for b in blocks)
+    return shares[len(shares) // 2] if shares else 0.0
+
+
+def test_a_message_is_left_stored_and_emailed(node, office, smtp):
+    _, mails = smtp
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    before = len(messages(node, box["id"]))
+    result = sipp.caller(alice, "202", hold_ms=4000)  # answered by the mailbox; alice's phone sends a 440 Hz tone
+    assert result.ok, result.output[-2000:]
+    items = wait_for(lambda: (m := messages(node, box["id"])) and len(m) > before and m, timeout=15)
+    msg = items[0]
+    assert msg["heard"] is False and msg["caller"] == "201"
+    # recorded after the greeting and the tone: what alice said, about the call's length minus those
+    assert 2.0 <= msg["duration_s"] <= 4.5, msg
+    w, pcm = wav_of(node, msg["id"])
+    assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 8000)
+    blocks = voiced(pcm)
+    assert len(blocks) >= 10, audioop.rms(pcm, 2)  # at least a second of the caller's audio, not silence
+    assert share_at(blocks, 440.0) > 0.8  # and it is alice's tone ...
+    assert share_at(blocks, 700.0) < 0.05 and share_at(blocks, 1000.0) < 0.05  # ... not the greeting's or the beep
+    # the call's record: answered, to bob, through the mailbox
+    cdr = wait_for(lambda: next((c for c in node.rpc("cdr.list")["items"] if c["callee"] == "202"), None), timeout=10)
+    assert cdr["disposition"] == "answered"
+    assert any(f"forwarding to mailbox {box['id']}" in line for line in cdr["trace"]), cdr["trace"]
+    # counts on the mailbox
+    got = node.rpc("voicemail.box_get", id=box["id"])
+    assert got["new"] >= 1 and got["has_pin"] is True and "pin_hash" not in got
+    # the e-mail, with the recording attached
+    mail = wait_for(lambda: next((m for m in mails.received if "bob@mailbox.example" in m[1]), None), timeout=10)
+    parsed = message_from_bytes(mail[2])
+    assert parsed["From"] == "voicemail@pbx.example" and "201" in parsed["Subject"]
+    parts = [p for p in parsed.walk() if p.get_content_type() == "audio/wav"]
+    assert parts and wave.open(io.BytesIO(parts[0].get_payload(decode=True))).getnframes() > 8000 * 2
+    assert wait_for(lambda: node.rpc("voicemail.get", id=msg["id"])["emailed"], timeout=5)
+
+
+def test_marking_and_deleting_a_message(node, office):
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    before = {m["id"] for m in messages(node, box["id"])}
+    assert sipp.caller(alice, "202", hold_ms=3000).ok
+    msg = wait_for(lambda: next((m for m in messages(node, box["id"]) if m["id"] not in before), None), timeout=15)
+    heard = node.rpc("voicemail.mark", id=msg["id"], heard=True)
+    assert heard["heard"] is True and heard["heard_at"]
+    counts = node.rpc("voicemail.box_get", id=box["id"])
+    assert counts["old"] >= 1
+    assert node.rpc("voicemail.list", mailbox_id=box["id"], heard=False)["total"] == counts["new"]
+    node.rpc("voicemail.delete", id=msg["id"])
+    assert all(m["id"] != msg["id"] for m in messages(node, box["id"]))
+    err = node.rpc_error("voicemail.download", id=msg["id"])
+    assert err["data"]["error_id"] == "not_found"
+    stored = node.settings.voicemail_store / str(office["tenant"]["id"]) / str(box["id"]) / f"{msg['id']}.wav"
+    assert not stored.exists()
+
+
+def test_a_message_under_the_minimum_is_discarded(node, office):
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    node.rpc("voicemail.box_update", id=box["id"], min_message_s=3.0)
+    try:
+        before = {m["id"] for m in messages(node, box["id"])}
+        spool = node.settings.voicemail_spool / "new"
+        result = sipp.caller(alice, "202", hold_ms=2000)  # ~1 s recorded: under 3 s
+        assert result.ok, result.output[-2000:]
+        time.sleep(1.0)
+        wait_for(lambda: not list(spool.glob("*.json")), timeout=10)  # the control plane has looked at it
+        assert {m["id"] for m in messages(node, box["id"])} == before
+    finally:
+        node.rpc("voicemail.box_update", id=box["id"], min_message_s=1.0)
+
+
+def test_a_disabled_mailbox_takes_no_calls(node, office):
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    node.rpc("voicemail.box_update", id=box["id"], enabled=False)
+    try:
+        wait_snapshot(node)
+        # bob's only forwarding leads nowhere now: his phone (not registered) is unreachable
+        result = sipp.caller(alice, "202", expect=480)
+        assert result.ok, result.output[-2000:]
+    finally:
+        node.rpc("voicemail.box_update", id=box["id"], enabled=True)
+        wait_snapshot(node)
+
+
+def test_bad_requests_change_nothing(node, office):
+    box, bob = office["box"], office["bob"]
+    assert node.rpc_error("voicemail.box_create", user_id=bob["id"])["data"]["error_id"] == "conflict"
+    assert node.rpc_error("voicemail.set_pin", id=box["id"], pin="12")["data"]["error_id"] == "invalid_params"
+    assert node.rpc_error("voicemail.box_update", id=box["id"], email="not-an-address")["data"]["error_id"] == "invalid_params"
+    assert node.rpc_error("forwarding.create", user_id=bob["id"], kind="busy", target_mailbox_id=box["id"],
+                          target_number="+4930123456")["data"]["error_id"] == "invalid_params"
+    assert node.rpc("voicemail.box_get", id=box["id"])["email"] == "bob@mailbox.example"
+
+
+def test_deleting_the_user_deletes_their_mailbox_and_recordings(node, office):
+    sipp, alice = office["sipp"], office["alice"]
+    tenant = office["tenant"]
+    carol = node.rpc("user.create", tenant_id=tenant["id"], name="Carol")
+    node.rpc("extension.create", number="203", user_id=carol["id"])
+    box = node.rpc("voicemail.box_create", user_id=carol["id"], min_message_s=0.5)
+    node.rpc("forwarding.create", user_id=carol["id"], kind="unreachable",
+             target_mailbox_id=box["id"])
+    wait_snapshot(node)
+    result = sipp.caller(alice, "203", hold_ms=2500)  # carol has no device: unreachable -> her mailbox
+    assert result.ok, result.output[-2000:]
+    msg = wait_for(lambda: (m := messages(node, box["id"])) and m[0], timeout=15)
+    stored = node.settings.voicemail_store / str(tenant["id"]) / str(box["id"]) / f"{msg['id']}.wav"
+    assert stored.exists()
+    node.rpc("user.delete", id=carol["id"])
+    assert node.rpc_error("voicemail.box_get", id=box["id"])["data"]["error_id"] == "not_found"
+    assert node.rpc_error("voicemail.get", id=msg["id"])["data"]["error_id"] == "not_found"
+    assert not stored.exists()
