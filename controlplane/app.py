@@ -19,6 +19,7 @@ from controlplane.adapters.rtpengine_ng import NgClient
 from controlplane.db.models import ApiToken, ConfigState, Role
 from controlplane.sealed import Sealer, hash_token, private_file, shared_secret
 from controlplane.services.cdr_ingest import CdrIngestor
+from controlplane.services.mwi import MwiPublisher
 from controlplane.services.voicemail import Store as VoicemailStore
 from controlplane.services.voicemail import VoicemailIngestor
 from controlplane.features.fraud_policy import ensure_sample_tariff
@@ -104,6 +105,10 @@ class App:
             on_feature=self.apply_feature,
         )
 
+        host = f"[{settings.sip_address}]" if ":" in settings.sip_address else settings.sip_address
+        self.mwi = MwiPublisher(
+            self.engine, self.kamailio, f"sip:{host}:{settings.sip_port}", shared_secret(settings.rpc_secret_path)
+        )
         self.voicemail_store = VoicemailStore(settings.voicemail_store)
         self.voicemail = VoicemailIngestor(
             self.engine,
@@ -112,6 +117,7 @@ class App:
             settings=settings,
             metrics=self.metrics,
             interval=settings.voicemail_ingest_interval_s,
+            on_change=self.mwi.changed,
         )
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
         self.dmq_watch = DmqWatch(self.kamailio, metrics=self.metrics) if settings.dmq_port else None
@@ -127,6 +133,7 @@ class App:
             self.publisher.start()
             self.ingestor.start()
             self.voicemail.start()
+            self.mwi.start()
             self.live.start()
             if self.dmq_watch is not None:
                 self.dmq_watch.start()
@@ -135,9 +142,7 @@ class App:
 
     def voicemail_changed(self, mailbox_id: int) -> None:
         """A mailbox's messages changed (stored, heard, deleted): its phones are told (message waiting)."""
-        mwi = getattr(self, "mwi", None)
-        if mwi is not None:
-            mwi.changed(mailbox_id)
+        self.mwi.changed(mailbox_id)
 
     def apply_feature(self, feature: dict) -> None:
 
@@ -154,6 +159,7 @@ class App:
         self.publisher.stop()
         self.ingestor.stop()
         self.voicemail.stop()
+        self.mwi.stop()
         self.live.stop()
         if self.dmq_watch is not None:
             self.dmq_watch.stop()

@@ -9,6 +9,7 @@ PKGS=(
   kamailio-extra-modules    # rtpengine module
   kamailio-utils-modules    # utils (http_client etc.)
   kamailio-redis-modules    # ndb_redis: the data center's Redis for the counters a cluster shares (fraud limits)
+  kamailio-presence-modules # presence + presence_mwi: message waiting (voicemail) for phones that SUBSCRIBE
   rtpengine-daemon          # media relay (userspace)
   sip-tester                # SIPp for tests and benchmarks
   prometheus                # metrics server + promtool (rules checked and unit-tested; started by make run)

@@ -15,7 +15,7 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, Forbidden, InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import PhoneNumber, SipAccount, Tenant, User
+from controlplane.db.models import Mailbox, PhoneNumber, SipAccount, Tenant, User
 from controlplane.numbering import e164
 from kemi.policy.auth import ha1, ha1b
 from kemi.policy.edge import networks
@@ -135,7 +135,11 @@ def create(ctx, p: SipAccountCreate):
         _apply_device(s, acc, p)
         s.add(acc)
         s.flush()
-        return _out(acc, password if generated else None)
+        out = _out(acc, password if generated else None)
+        box = s.exec(select(Mailbox.id).where(Mailbox.user_id == user.id)).first()
+    if box is not None:  # the new device's address gets its user's message waiting
+        ctx.app.voicemail_changed(box)
+    return out
 
 
 @method("sip_account.get", IdParams, errors=("not_found",), perm=Perm.CONFIG)

@@ -160,7 +160,9 @@ def box_create(ctx, p: BoxCreate):
             box.pin_hash = hash_pin(p.pin)
         s.add(box)
         s.flush()
-        return box_doc(s, box)
+        doc = box_doc(s, box)
+    ctx.app.voicemail_changed(doc["id"])  # its phones learn there is nothing waiting
+    return doc
 
 
 @method("voicemail.box_get", IdParams, errors=("not_found",), perm=Perm.SELF, others=Perm.CONFIG)

@@ -102,6 +102,12 @@ class ToVoicemail(NamedTuple):
     max_s: int = 120  # the longest message recorded
 
 
+class Subscribe(NamedTuple):
+    """Accept a phone's subscription to its message waiting (kemi.policy.mwi; the presence module answers it)."""
+
+    aor: str
+
+
 class Register(NamedTuple):
     """Accept the registration for this account (the shell saves the binding)."""
 
@@ -113,7 +119,16 @@ class Register(NamedTuple):
 from .features import FeatureCode  # noqa: E402
 
 Action = (
-    Reject | Challenge | RouteToUser | RouteToTrunk | RouteToGroup | Register | FeatureCode | Announce | ToVoicemail
+    Reject
+    | Challenge
+    | RouteToUser
+    | RouteToTrunk
+    | RouteToGroup
+    | Register
+    | FeatureCode
+    | Announce
+    | ToVoicemail
+    | Subscribe
 )
 
 

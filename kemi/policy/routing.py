@@ -46,7 +46,20 @@ from .snapshot import Snapshot, Tenant, User
 
 # Methods that start something a user is called for (routed like a call).
 ROUTABLE_INITIAL = frozenset({"INVITE", "MESSAGE", "OPTIONS", "INFO", "NOTIFY", "REFER", "UPDATE"})
-ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "MESSAGE", "INFO", "NOTIFY", "REFER", "UPDATE")
+ALLOWED = (
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "MESSAGE",
+    "INFO",
+    "NOTIFY",
+    "REFER",
+    "UPDATE",
+    "SUBSCRIBE",  # message waiting only (kemi.policy.mwi)
+)
 
 
 def unsupported_method(method: str) -> Reject | None:

@@ -167,6 +167,20 @@ def answer_trunk_challenge(user: str, password: str, realm: str) -> bool:
     return KSR.uac.uac_auth() >= 0
 
 
+def presence(publish: bool) -> None:
+    """A PUBLISH (from the node's control plane) or SUBSCRIBE (a phone's, allowed by kemi.policy.mwi) handed to the
+    presence module, which answers it — in a transaction, so a retransmission is absorbed."""
+    settled()
+    if KSR.tm.t_newtran() < 0:
+        KSR.sl.sl_reply_error()
+        return
+    if publish:
+        KSR.presence.handle_publish()
+    else:
+        KSR.presence.handle_subscribe()
+    KSR.tm.t_release()
+
+
 def consume_credentials() -> None:
     KSR.auth.consume_credentials()
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hmac
 
 from kemi.contract import DLG_EMERGENCY
-from kemi.policy import drain, numbering
+from kemi.policy import drain, mwi, numbering
+from kemi.policy.decision import Challenge, Reject, Subscribe
 from kemi.policy.cluster import relayed_for_peer
 from kemi.policy.facts import AuthResult
 from kemi.policy.routing import (
@@ -101,6 +102,9 @@ def _request_route() -> int:
     if msg.local_port == SETTINGS.rpc_port:  # SIP is not served on the RPC listener
         apply.drop()
         return 1
+    if msg.method == "PUBLISH" and not msg.to_tag and from_control_plane(mwi.KEY_HEADER):
+        apply.presence(publish=True)  # a mailbox's message waiting, for the phones subscribed to it
+        return 1
     snap = SNAPSHOTS.get()
     if not ordinary.admitted(EDGE, snap, msg.src_ip, msg.banned, msg.user_agent, msg.requests):
         return 1  # banned, a scanner, or a flood: not a word back
@@ -149,6 +153,9 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
         if refused is not None:
             apply.reject(refused)
             return
+    if msg.method == "SUBSCRIBE":
+        subscribe(msg, snap)
+        return
     if msg.method not in SERVED:
         refused = unsupported_method(msg.method)
         if EDGE.unauthenticated(msg.src_ip, snap, f"{msg.method} not served") and refused is not None:
@@ -167,6 +174,31 @@ def new_request(msg: read.Message, snap: Snapshot) -> None:
         )
     else:
         calls.initial_request(facts, snap, nated)
+
+
+def subscribe(msg: read.Message, snap: Snapshot) -> None:
+    """A phone subscribing to its message waiting (kemi.policy.mwi)."""
+    facts = authenticated_facts(msg, snap)
+    if facts.auth is AuthResult.OK:
+        EDGE.authenticated(msg.src_ip, snap)
+    elif not EDGE.unauthenticated(msg.src_ip, snap, f"SUBSCRIBE {facts.auth.value}") or EDGE.banned_now:
+        apply.drop()
+        return
+    action = mwi.decide_subscribe(facts, snap, read.one("$hdr(Event)")).action
+    if isinstance(action, Subscribe):
+        apply.consume_credentials()
+        apply.presence(publish=False)
+    elif isinstance(action, Challenge):
+        apply.challenge(action.realm)
+    elif isinstance(action, Reject):
+        apply.reject(action)
+
+
+def from_control_plane(header: str) -> bool:
+    """Does the request carry the node's RPC secret (sent only by its own control plane)?"""
+    return bool(SETTINGS.rpc_secret) and hmac.compare_digest(
+        read.one(f"$hdr({header})").encode(), SETTINGS.rpc_secret.encode()
+    )
 
 
 def cancel() -> None:
@@ -200,6 +232,9 @@ def in_dialog(msg: read.Message, snap: Snapshot) -> None:
 
 def no_dialog(msg: read.Message, snap: Snapshot) -> None:
     """A request with a To tag that loose_route matched to no dialog."""
+    if msg.method == "SUBSCRIBE":  # a refresh (or the end) of a subscription: the presence module knows it or says 481
+        apply.presence(publish=False)
+        return
     if msg.method == "ACK":
         if dialog.has_transaction():
             apply.relay()  # ACK for a negative reply to a stateful forward

@@ -144,6 +144,26 @@ class Sipp:
         scen = self._write("uac_announced", text)
         return self.run(self._argv(scen, phone, ["-inf", str(self._inf(phone, dial))], timeout_s), timeout_s)
 
+    def mwi_subscriber(self, phone: Phone, changes: int, timeout_s: int = 40) -> subprocess.Popen:
+        """A phone subscribed to its message waiting: the first NOTIFY, then `changes` more, then it unsubscribes.
+        `.notifies()` on the returned process: the NOTIFY bodies received, in order (read its messages file)."""
+        loop = _read("notify_answer.inc") * (1 + changes)
+        scen = self._write("subscribe_mwi", _read("subscribe_mwi.xml").replace("@NOTIFY_LOOP@", loop))
+        messages = scen.with_suffix(".messages")
+        argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, "")), "-trace_msg", "-message_file", str(messages)], timeout_s)
+        proc = self.start(argv)
+
+        def notifies() -> list[str]:
+            text = messages.read_text(errors="replace") if messages.exists() else ""
+            out = []
+            for chunk in text.split("NOTIFY sip:")[1:]:
+                body = chunk.split("\n\n", 1)[1] if "\n\n" in chunk else ""
+                out.append(body.split("\n----", 1)[0].strip())
+            return out
+
+        proc.notifies = notifies
+        return proc
+
     def carrier_with_auth(self, carrier: Phone, user: str, password: str, timeout_s: int = 30) -> subprocess.Popen:
         """A carrier UAS that challenges the INVITE and answers 200 only to the right credentials."""
         scen = self._write("uas_carrier_auth", _read("uas_carrier_auth.xml").replace("@USER@", user).replace("@PASSWORD@", password))

@@ -193,6 +193,10 @@ def test_malformed_request_is_400_and_the_node_keeps_serving(node):
 
 
 def test_unserved_method_is_405_with_allow(node):
-    reply = raw_sip.send(node.sip, raw_sip.request("SUBSCRIBE", "sip:201@scenario.example", extra="Event: presence\r\n"))
+    reply = raw_sip.send(node.sip, raw_sip.request("PUBLISH", "sip:201@scenario.example", extra="Event: presence\r\n"))
     assert reply is not None and reply.startswith("SIP/2.0 405")
-    assert "Allow: INVITE" in reply
+    assert "Allow: INVITE" in reply and "SUBSCRIBE" in reply
+    # SUBSCRIBE is served for message waiting only: any other event package is 489 (RFC 6665) naming the one served
+    reply = raw_sip.send(node.sip, raw_sip.request("SUBSCRIBE", "sip:201@scenario.example", extra="Event: presence\r\n"))
+    assert reply is not None and reply.startswith("SIP/2.0 489")
+    assert "Allow-Events: message-summary" in reply

@@ -9,6 +9,7 @@ import io
 import math
 import struct
 import time
+from pathlib import Path
 import wave
 from email import message_from_bytes
 
@@ -236,3 +237,47 @@ def test_deleting_the_user_deletes_their_mailbox_and_recordings(node, office):
     assert node.rpc_error("voicemail.box_get", id=box["id"])["data"]["error_id"] == "not_found"
     assert node.rpc_error("voicemail.get", id=msg["id"])["data"]["error_id"] == "not_found"
     assert not stored.exists()
+
+
+def test_message_waiting_is_notified_to_the_subscribed_phone(node, office):
+    """MWI (RFC 3842): the phone subscribes to its own address and hears the counts at once, on a new message, and when
+    it is heard."""
+    sipp, alice, tenant = office["sipp"], office["alice"], office["tenant"]
+    dave = node.rpc("user.create", tenant_id=tenant["id"], name="Dave")
+    node.rpc("sip_account.create", user_id=dave["id"], username="dave", password="dave-secret-pw")
+    node.rpc("extension.create", number="204", user_id=dave["id"])
+    box = node.rpc("voicemail.box_create", user_id=dave["id"], min_message_s=0.5)
+    node.rpc("forwarding.create", user_id=dave["id"], kind="unconditional", target_mailbox_id=box["id"])
+    wait_snapshot(node)
+    phone = sipp.phone("dave", DOMAIN, "dave-secret-pw")
+    sub = sipp.mwi_subscriber(phone, changes=2)
+    try:
+        wait_for(lambda: len(sub.notifies()) >= 1, timeout=10)
+        assert "Messages-Waiting: no" in sub.notifies()[0] and "Voice-Message: 0/0" in sub.notifies()[0], sub.notifies()
+        assert sipp.caller(alice, "204", hold_ms=2500).ok
+        wait_for(lambda: len(sub.notifies()) >= 2, timeout=15)
+        assert "Messages-Waiting: yes" in sub.notifies()[1] and "Voice-Message: 1/0" in sub.notifies()[1], sub.notifies()
+        msg = messages(node, box["id"])[0]
+        node.rpc("voicemail.mark", id=msg["id"], heard=True)
+        wait_for(lambda: len(sub.notifies()) >= 3, timeout=10)
+        assert "Messages-Waiting: no" in sub.notifies()[2] and "Voice-Message: 0/1" in sub.notifies()[2], sub.notifies()
+        out, _ = sub.communicate(timeout=30)  # it unsubscribes: the subscription ends cleanly
+        assert sub.returncode == 0, out[-2000:]
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
+
+
+def test_a_phone_may_subscribe_only_to_its_own_message_waiting(node, office, tmp_path):
+    sipp = office["sipp"]
+    alice = office["alice"]
+    scen = tmp_path / "sub_other.xml"
+    text = (Path(__file__).parent / "sipp" / "subscribe_mwi.xml").read_text()
+    # alice subscribes to bob's address: challenged, then refused
+    text = text.replace("SUBSCRIBE sip:[field0]@[field1] SIP/2.0", "SUBSCRIBE sip:bob@[field1] SIP/2.0")
+    text = text.replace('<recv response="200" rrs="true"/>', '<recv response="403"/>')
+    text = text[: text.index("@NOTIFY_LOOP@")] + "</scenario>\n"
+    scen.write_text(text)
+    result = sipp.run(sipp._argv(scen, alice, ["-inf", str(sipp._inf(alice, ""))], 10), 10)
+    assert result.ok, result.output[-2000:]

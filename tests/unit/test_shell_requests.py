@@ -85,6 +85,6 @@ def test_an_ack_matching_no_dialog_is_absorbed(request_in):
 def test_a_method_the_node_does_not_serve_gets_405_with_allow(request_in):
     shared().returns["tm.t_check_trans"] = -1
     shared().returns["tmx.t_precheck_trans"] = -1
-    ksr = request_in(method="SUBSCRIBE")
+    ksr = request_in(method="PUBLISH")
     assert replies(ksr) == [(405, "Method Not Allowed")]
     assert any(name == "hdr.append_to_reply" and args[0].startswith("Allow: INVITE") for name, args in ksr.calls)
