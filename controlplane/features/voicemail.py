@@ -13,10 +13,11 @@ import base64
 from datetime import datetime, timezone
 import hashlib
 import hmac
+import re
 import secrets
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from sqlmodel import func, select
 
 from controlplane.api.errors import Conflict, InvalidParams, NotFound, Unavailable
@@ -26,8 +27,21 @@ from controlplane.db.models import ForwardingRule, HuntGroup, Mailbox, User, Voi
 
 from .common import Id, IdParams, ListParams, SipText, dump, get_scoped, in_scope, page
 
-Pin = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+def _pin(v: str) -> str:
+    if not re.fullmatch(r"[0-9]{4,10}", v):
+        raise ValueError("a PIN is 4 to 10 digits")
+    return v
+
+
+def _email(v: str) -> str:
+    if v and not re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", v):
+        raise ValueError("not an e-mail address (name@example.com), or '' for none")
+    return v
+
+
+Pin = Annotated[str, AfterValidator(_pin)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)]
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
 PIN_ROUNDS = 100_000
 

@@ -252,14 +252,14 @@ def test_message_waiting_is_notified_to_the_subscribed_phone(node, office):
     phone = sipp.phone("dave", DOMAIN, "dave-secret-pw")
     sub = sipp.mwi_subscriber(phone, changes=2)
     try:
-        wait_for(lambda: len(sub.notifies()) >= 1, timeout=10)
+        wait_for(lambda: len(sub.notifies()) >= 1, timeout=20)
         assert "Messages-Waiting: no" in sub.notifies()[0] and "Voice-Message: 0/0" in sub.notifies()[0], sub.notifies()
         assert sipp.caller(alice, "204", hold_ms=2500).ok
-        wait_for(lambda: len(sub.notifies()) >= 2, timeout=15)
+        wait_for(lambda: len(sub.notifies()) >= 2, timeout=20)
         assert "Messages-Waiting: yes" in sub.notifies()[1] and "Voice-Message: 1/0" in sub.notifies()[1], sub.notifies()
         msg = messages(node, box["id"])[0]
         node.rpc("voicemail.mark", id=msg["id"], heard=True)
-        wait_for(lambda: len(sub.notifies()) >= 3, timeout=10)
+        wait_for(lambda: len(sub.notifies()) >= 3, timeout=20)
         assert "Messages-Waiting: no" in sub.notifies()[2] and "Voice-Message: 0/1" in sub.notifies()[2], sub.notifies()
         out, _ = sub.communicate(timeout=30)  # it unsubscribes: the subscription ends cleanly
         assert sub.returncode == 0, out[-2000:]
@@ -281,3 +281,26 @@ def test_a_phone_may_subscribe_only_to_its_own_message_waiting(node, office, tmp
     scen.write_text(text)
     result = sipp.run(sipp._argv(scen, alice, ["-inf", str(sipp._inf(alice, ""))], 10), 10)
     assert result.ok, result.output[-2000:]
+
+
+def test_the_cli_lists_and_downloads_messages_and_route_simulate_names_the_mailbox(node, office, tmp_path):
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    before = {m["id"] for m in messages(node, box["id"])}
+    assert sipp.caller(alice, "202", hold_ms=3000).ok
+    msg = wait_for(lambda: next((m for m in messages(node, box["id"]) if m["id"] not in before), None), timeout=15)
+    base = ["--url", node.settings.api_url, "--token", node.token]
+    out = CliRunner().invoke(app, base + ["voicemail", "list", "--mailbox-id", str(box["id"]), "--new"])
+    assert out.exit_code == 0 and msg["id"][:8] in out.output, out.output
+    target = tmp_path / "m.wav"
+    out = CliRunner().invoke(app, base + ["voicemail", "download", msg["id"], "--out", str(target)])
+    assert out.exit_code == 0, out.output
+    assert wave.open(str(target)).getnframes() > 8000
+    out = CliRunner().invoke(app, base + ["voicemail", "set-pin", str(box["id"]), "12"])
+    assert out.exit_code != 0 and "a PIN is 4 to 10 digits" in out.output, out.output
+    # where a call to bob goes, as the API explains it
+    got = node.rpc("route.simulate", caller_user_id=office["alice_user"]["id"], dialled="202")
+    assert any(f"mailbox {box['id']}" in str(step) for step in got["timeline"]), got["timeline"]
