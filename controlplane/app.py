@@ -117,7 +117,7 @@ class App:
             settings=settings,
             metrics=self.metrics,
             interval=settings.voicemail_ingest_interval_s,
-            on_change=self.mwi.changed,
+            on_change=self.voicemail_changed,
         )
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
         self.dmq_watch = DmqWatch(self.kamailio, metrics=self.metrics) if settings.dmq_port else None
@@ -141,7 +141,12 @@ class App:
                 self.fraud.start()
 
     def voicemail_changed(self, mailbox_id: int) -> None:
-        """A mailbox's messages changed (stored, heard, deleted): its phones are told (message waiting)."""
+        """A mailbox or its messages changed (stored, heard, deleted; its PIN, its lock): the media server's file of it
+        is written again, and its phones are told (message waiting)."""
+        try:
+            self.voicemail.write_index(mailbox_id)
+        except Exception:  # noqa: BLE001 - written again on its next change; the change itself is stored
+            log.exception("mailbox %s: its file for listening by phone could not be written", mailbox_id)
         self.mwi.changed(mailbox_id)
 
     def apply_feature(self, feature: dict) -> None:

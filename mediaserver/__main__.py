@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lead-ms", type=int, default=0, help="silence before a prompt (AUD-09)")
     ap.add_argument("--max-calls", type=int, default=500)
     ap.add_argument("--voicemail-spool", type=Path, default=None, help="recorded messages go here (<dir>/new)")
-    ap.add_argument("--greetings", type=Path, default=None, help="mailboxes' greetings: <dir>/<mailbox>/<kind>.wav")
+    ap.add_argument(
+        "--voicemail-store", type=Path, default=None, help="the control plane's voicemail store (greetings, mailboxes)"
+    )
     ap.add_argument(
         "--workers", type=int, default=1, help="processes on port .. port+workers-1 (mediaserver/workers.py)"
     )
@@ -30,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         base = ["--address", args.address, "--prompts", str(args.prompts), "--lead-ms", str(args.lead_ms)]
         base += ["--max-calls", str(args.max_calls)]
         base += ["--voicemail-spool", str(args.voicemail_spool)] if args.voicemail_spool else []
-        base += ["--greetings", str(args.greetings)] if args.greetings else []
+        base += ["--voicemail-store", str(args.voicemail_store)] if args.voicemail_store else []
         return workers.run(lambda i: workers.worker_argv(base, args.port + i), args.workers)
     from .server import MediaServer
 
     server = MediaServer(
-        args.address, args.port, args.prompts, args.lead_ms, args.max_calls, args.voicemail_spool, args.greetings
+        args.address, args.port, args.prompts, args.lead_ms, args.max_calls, args.voicemail_spool, args.voicemail_store
     )
     server.start()
     try:

@@ -159,9 +159,10 @@ class Session(pj.Call):
                 self.play(path)
                 self.ends_at = now + seconds + 0.1  # the last frame leaves the bridge
 
-    def finish(self) -> None:
-        """The call is over (called once, by the loop, outside every pjsua2 callback)."""
+    def finish(self) -> bool:
+        """The call is over (called by the loop, outside every pjsua2 callback, until it returns True)."""
         self.player = None
+        return True
 
     def refuse(self) -> None:
         """The call's final answer: the announcement's refusal, 500 when something failed here, 404 for a request
@@ -205,14 +206,16 @@ class MediaServer:
         lead_ms: int = 0,
         max_calls: int = 500,
         spool: Path | None = None,
-        greetings: Path | None = None,
+        store: Path | None = None,
     ):
         self.address, self.port = address, port
         self.prompts = Prompts(prompts)
         self.spool = (
             spool  # recorded messages: <spool>/tmp while recording, then <spool>/new (mediaserver/voicemail.py)
         )
-        self.greetings = greetings  # mailboxes' own greetings: <greetings>/<mailbox>/<busy|unavailable>.wav
+        self.store = store  # the control plane's voicemail store (controlplane/services/voicemail.py Store)
+        # mailboxes' own greetings: <store>/greetings/<mailbox>/<busy|unavailable>.wav
+        self.greetings = store / "greetings" if store is not None else None
         self.lead_ms = lead_ms
         self.max_calls = max_calls
         self.sessions: list[Session] = []
@@ -263,9 +266,14 @@ class MediaServer:
         user = request_user(text)
         deposit = voicemail.parse_target(user)
         if deposit is not None:
+            from .listen import Listen
             from .voicemail import Deposit
 
-            call = Deposit(self, acc, prm.callId, deposit, text)
+            call = (
+                Listen(self, acc, prm.callId, deposit)
+                if deposit.greeting == voicemail.LISTEN
+                else Deposit(self, acc, prm.callId, deposit, text)
+            )
             self.sessions.append(call)
             try:
                 call.answer_now()
@@ -309,30 +317,33 @@ class MediaServer:
                     log.exception("call %s: its step failed", s.getId())
                     self.failures += 1
                     s.status, s.ends_at = 500, now
-            over = [s for s in self.sessions if s.done and not s.isActive()]
+            over = [s for s in self.sessions if s.done and not s.finished and not s.isActive()]
             for s in over:
                 self.close(s)
-            if over:
+            if any(s.finished for s in over):
                 self.sessions = [s for s in self.sessions if not s.finished]
 
     def close(self, s: Session) -> None:
         """A call is over: its own last step (a deposit stores its message), once; a failure there is logged."""
         if s.finished:
             return
-        s.finished = True
         try:
-            s.finish()
+            s.finished = s.finish() is not False  # False: not yet (asked again on the loop's next turn)
         except Exception:  # noqa: BLE001 - logged and counted; the server goes on
             log.exception("call %s: finishing it failed", s.getId())
             self.failures += 1
+            s.finished = True
 
     def stop(self) -> None:
         self.ep.hangupAllCalls()
         deadline = time.monotonic() + 2
         while any(s.isActive() for s in self.sessions) and time.monotonic() < deadline:
             self.ep.libHandleEvents(10)
-        for s in self.sessions:  # a message recorded so far is kept; pjsua2 asserts at shutdown if a call, player or
-            self.close(s)  # recorder object outlives the library
+        deadline = time.monotonic() + 6
+        while any(not s.finished for s in self.sessions) and time.monotonic() < deadline:
+            for s in self.sessions:  # a message recorded so far is kept; pjsua2 asserts at shutdown if a call,
+                self.close(s)  # player or recorder object outlives the library
+            self.ep.libHandleEvents(10)
         self.sessions = []
         self.account.shutdown()
         self.ep.libDestroy()

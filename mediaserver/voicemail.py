@@ -1,6 +1,6 @@
 """A deposit (kemi.policy.voicemail): answer, greet, record the caller's message into the voicemail spool.
 
-The greeting is the mailbox's own (`<greetings>/<mailbox>/<busy|unavailable>.wav`, put there by the control plane),
+The greeting is the mailbox's own (`<store>/greetings/<mailbox>/<busy|unavailable>.wav`, from the control plane),
 else the system's (`vm_busy` / `vm_unavailable` in the call's language); then the tone (`vm_beep`); then what the
 caller says is recorded (8 kHz 16-bit mono WAV) until they hang up or the mailbox's longest message is reached (then
 the media server hangs up). The message is recorded into `<spool>/tmp/<id>.wav`; when the call is over, its
@@ -11,6 +11,7 @@ half a message. Which messages are too short to keep (VM-07) is the control plan
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -27,6 +28,18 @@ from .server import Session, header
 log = logging.getLogger("callmanager.mediaserver")
 
 GRACE_S = 30.0  # beyond greeting, tone and the longest message: no deposit call stays longer
+FINISH_WAIT_S = 5.0  # how long a finished message waits for its recorder to complete the file
+
+
+def wav_complete(path: Path) -> bool:
+    """Has the recorder completed this WAV file (its RIFF size matches the file)?"""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return len(head) == 8 and head[:4] == b"RIFF" and int.from_bytes(head[4:8], "little") == size - 8
 
 
 def unquoted(value: str) -> str:
@@ -53,6 +66,7 @@ class Deposit(Session):
         self.recording: Path | None = None
         self.recorded_s = 0.0
         self.record_started = 0.0
+        self.finish_deadline: float | None = None
 
     def answer_now(self) -> None:
         op = pj.CallOpParam()
@@ -108,12 +122,24 @@ class Deposit(Session):
             self.stage = "over"
         self.recorder = None  # its destructor completes the WAV file's header
 
-    def finish(self) -> None:
-        """The call is over: the message (whatever was recorded) goes to the spool for the control plane."""
+    def finish(self) -> bool:
+        """The call is over: the message (whatever was recorded) goes to the spool for the control plane — once the
+        recorder has completed the file (its header written at its destruction, which pjsua2 may do a moment after
+        the object is dropped: measured, a file moved at once was read with an empty header). False: not yet, the loop
+        asks again."""
         self.player = None
         self.stop_recording(time.monotonic())
         if self.recording is None or not self.recording.exists():
-            return  # the caller left before the tone: no message
+            return True  # the caller left before the tone: no message
+        if not wav_complete(self.recording):
+            if self.finish_deadline is None:
+                self.finish_deadline = time.monotonic() + FINISH_WAIT_S
+            if time.monotonic() < self.finish_deadline:
+                gc.collect()  # a recorder held in a reference cycle is destroyed now
+                return False
+            log.warning(
+                "call %s: message %s: its file was not completed; handed over as it is", self.getId(), self.message_id
+            )
         new = self.server.spool / "new"
         new.mkdir(parents=True, exist_ok=True)
         description = {
@@ -135,3 +161,4 @@ class Deposit(Session):
             self.deposit.mailbox_id,
             self.recorded_s,
         )
+        return True

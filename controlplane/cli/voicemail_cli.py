@@ -78,3 +78,18 @@ def mark(id: str, new: bool = typer.Option(False, "--new", help="mark it new aga
 @voicemail.command("delete")
 def delete(id: str):
     show(rpc("voicemail.delete", id=id))
+
+
+@voicemail.command("greeting-upload")
+def greeting_upload(
+    mailbox_id: int,
+    kind: str = typer.Argument(..., help="busy or unavailable"),
+    file: Path = typer.Argument(..., help="a PCM WAV file (converted to 8 kHz mono)"),
+):
+    data = base64.b64encode(file.read_bytes()).decode()
+    show(rpc("voicemail.greeting_upload", id=mailbox_id, kind=kind, data_base64=data))
+
+
+@voicemail.command("greeting-delete")
+def greeting_delete(mailbox_id: int, kind: str = typer.Argument(..., help="busy or unavailable")):
+    show(rpc("voicemail.greeting_delete", id=mailbox_id, kind=kind))

@@ -584,6 +584,9 @@ class Mailbox(SQLModel, table=True):
     max_message_s: int = 120
     retention_days: int = 90  # messages older than this are deleted (0: kept until deleted)
     created_at: datetime = Field(default_factory=utcnow)
+    # listening by phone: wrong PINs in a row, and the lock that many of them lead to (None: not locked)
+    pin_failures: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    locked_until: Optional[datetime] = None
 
 
 class VoicemailMessage(SQLModel, table=True):

@@ -10,12 +10,11 @@ everything else needs the tenant's configuration permission.
 from __future__ import annotations
 
 import base64
+import binascii
+import os
 from datetime import datetime, timezone
-import hashlib
-import hmac
 import re
-import secrets
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from sqlmodel import func, select
@@ -24,6 +23,9 @@ from controlplane.api.errors import Conflict, InvalidParams, NotFound, Unavailab
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import ForwardingRule, HuntGroup, Mailbox, User, VoicemailMessage
+
+from controlplane.services.audio import MAX_BYTES, AudioRefused, telephony_wav
+from kemi.policy.voicemail import GREETINGS, hash_pin
 
 from .common import Id, IdParams, ListParams, SipText, dump, get_scoped, in_scope, page
 
@@ -43,25 +45,6 @@ def _email(v: str) -> str:
 Pin = Annotated[str, AfterValidator(_pin)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)]
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
-PIN_ROUNDS = 100_000
-
-
-def hash_pin(pin: str) -> str:
-    salt = secrets.token_hex(8)
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), PIN_ROUNDS).hex()
-    return f"pbkdf2-sha256${PIN_ROUNDS}${salt}${digest}"
-
-
-def pin_matches(stored: str, pin: str) -> bool:
-    """Does `pin` match a stored PIN hash? (False when the mailbox has no PIN: remote access is closed then.)"""
-    try:
-        scheme, rounds, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "pbkdf2-sha256":
-        return False
-    got = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), int(rounds)).hex()
-    return hmac.compare_digest(got, digest)
 
 
 class BoxFields(Params):
@@ -100,6 +83,20 @@ class SetPin(Params):
     pin: Pin
 
 
+class GreetingUpload(Params):
+    id: Id = Field(description="the mailbox")
+    kind: Literal["busy", "unavailable"] = Field(description="which greeting: after busy forwarding, or every other")
+    data_base64: str = Field(
+        max_length=MAX_BYTES * 4 // 3 + 8,
+        description="a PCM WAV file (any rate 8-96 kHz, mono or stereo), base64; converted to 8 kHz mono",
+    )
+
+
+class GreetingRef(Params):
+    id: Id = Field(description="the mailbox")
+    kind: Literal["busy", "unavailable"]
+
+
 class MessageList(ListParams):
     mailbox_id: Id | None = Field(None, description="one mailbox (a user's own token: their own)")
     heard: bool | None = Field(None, description="only heard (true) or new (false) messages")
@@ -126,6 +123,11 @@ def box_doc(s, box: Mailbox) -> dict:
     )
     doc["new"], doc["old"] = counts.get(False, 0), counts.get(True, 0)
     return doc
+
+
+def greetings(ctx, box_id: int) -> dict[str, bool]:
+    """Which of a mailbox's own greetings are recorded (the system's plays for the others)."""
+    return {kind: ctx.app.voicemail_store.greeting(box_id, kind).exists() for kind in GREETINGS}
 
 
 def _own_box(s, ctx, box_id: int) -> Mailbox:
@@ -183,7 +185,9 @@ def box_create(ctx, p: BoxCreate):
 def box_get(ctx, p: IdParams):
     """A mailbox with its counts of new and old messages."""
     with ctx.app.read() as s:
-        return box_doc(s, _own_box(s, ctx, p.id))
+        doc = box_doc(s, _own_box(s, ctx, p.id))
+    doc["greetings"] = greetings(ctx, p.id)
+    return doc
 
 
 @method("voicemail.box_list", BoxList, perm=Perm.SELF, others=Perm.CONFIG)
@@ -218,7 +222,9 @@ def box_update(ctx, p: BoxUpdate):
         _apply(box, p)
         s.add(box)
         s.flush()
-        return box_doc(s, box)
+        doc = box_doc(s, box)
+    ctx.app.voicemail_changed(p.id)
+    return doc
 
 
 @method("voicemail.box_delete", IdParams, errors=("not_found",))
@@ -242,13 +248,55 @@ def box_delete(ctx, p: IdParams):
 
 @method("voicemail.set_pin", SetPin, errors=("invalid_params", "not_found"), perm=Perm.SELF, others=Perm.CONFIG)
 def set_pin(ctx, p: SetPin):
-    """Set a mailbox's PIN (4 to 10 digits) for listening by phone."""
+    """Set a mailbox's PIN (4 to 10 digits) for listening by phone; lifts a lock of wrong PINs."""
     with ctx.app.write(changes_routing=False) as s:
         box = _own_box(s, ctx, p.id)
         box.pin_hash = hash_pin(p.pin)
+        box.pin_failures, box.locked_until = 0, None  # a new PIN lifts a lock of wrong ones
         s.add(box)
         s.flush()
-        return box_doc(s, box)
+        doc = box_doc(s, box)
+    ctx.app.voicemail_changed(p.id)
+    return doc
+
+
+@method(
+    "voicemail.greeting_upload",
+    GreetingUpload,
+    errors=("invalid_params", "not_found"),
+    perm=Perm.SELF,
+    others=Perm.CONFIG,
+)
+def greeting_upload(ctx, p: GreetingUpload):
+    """Record a mailbox's own greeting from a WAV file: checked (0.5-120 s, audible, not distorted) and converted to
+    8 kHz mono; the next caller hears it. A file that cannot be used changes nothing."""
+    with ctx.app.read() as s:
+        box = _own_box(s, ctx, p.id)
+    try:
+        raw = base64.b64decode(p.data_base64, validate=True)
+    except binascii.Error:
+        raise InvalidParams("data_base64 is not base64", field="data_base64") from None
+    try:
+        wav, seconds = telephony_wav(raw)
+    except AudioRefused as exc:
+        raise InvalidParams(f"the greeting cannot be used: {exc}", field="data_base64") from None
+    path = ctx.app.voicemail_store.greeting(box.id, p.kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(wav)
+    os.replace(tmp, path)  # whole or not at all: a caller never hears half a greeting
+    return {"id": box.id, "kind": p.kind, "duration_s": seconds, "greetings": greetings(ctx, box.id)}
+
+
+@method("voicemail.greeting_delete", GreetingRef, errors=("not_found",), perm=Perm.SELF, others=Perm.CONFIG)
+def greeting_delete(ctx, p: GreetingRef):
+    """Remove a mailbox's own greeting: callers hear the system's again."""
+    with ctx.app.read() as s:
+        box = _own_box(s, ctx, p.id)
+    path = ctx.app.voicemail_store.greeting(box.id, p.kind)
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return {"id": box.id, "kind": p.kind, "deleted": existed, "greetings": greetings(ctx, box.id)}
 
 
 def message_doc(row: VoicemailMessage) -> dict:

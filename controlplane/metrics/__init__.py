@@ -330,3 +330,24 @@ class ControlCollector:
         oldest.add_metric([], max(ages, default=0.0))
         yield backlog
         yield oldest
+        yield self._voicemail_spool(now)
+
+    def _voicemail_spool(self, now: float):
+        """Voicemail messages the media server left that are not stored yet (docs/voicemail.md), by age."""
+        waiting = GaugeMetricFamily(
+            "callmanager_voicemail_spool_oldest_seconds",
+            "Age of the oldest recorded voicemail message not stored yet (0: none waiting)",
+        )
+        ages = []
+        try:
+            with os.scandir(self.spool_dir.parent / "voicemail" / "new") as it:
+                for e in it:
+                    if e.name.endswith(".json"):
+                        try:
+                            ages.append(now - e.stat().st_mtime)
+                        except OSError:
+                            pass
+        except OSError:
+            pass
+        waiting.add_metric([], max(ages, default=0.0))
+        return waiting

@@ -260,8 +260,8 @@ def mediaserver(settings: NodeSettings) -> Component:
     args += [
         "--voicemail-spool",
         str(settings.voicemail_spool),
-        "--greetings",
-        str(settings.voicemail_store / "greetings"),
+        "--voicemail-store",
+        str(settings.voicemail_store),
     ]
     return _python_service(
         settings, "mediaserver", "mediaserver", args, [("udp", settings.sip_address, settings.media_server_port)]

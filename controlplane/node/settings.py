@@ -167,6 +167,7 @@ class NodeSettings(BaseSettings):
     # them through smtp_relay. Ingestion runs every voicemail_ingest_interval_s.
     voicemail_dir: str = ""
     voicemail_ingest_interval_s: float = 1.0
+    voicemail_pin_lock_s: int = 900  # three wrong PINs by phone lock the mailbox's listening this long (a fraud event)
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates
     # grafana/prometheus/rules.yml
     prometheus: bool = True

@@ -295,7 +295,12 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
         "trusted": [],
         "fraud": compile_fraud(session),
         "mailboxes": [
-            {"id": m.id, "tenant_id": m.tenant_id, "max_s": m.max_message_s}
+            {
+                "id": m.id,
+                "tenant_id": m.tenant_id,
+                "max_s": m.max_message_s,
+                **({"user_id": m.user_id} if m.user_id else {}),
+            }
             for m in session.exec(select(Mailbox).where(Mailbox.enabled == True).order_by(Mailbox.id)).all()  # noqa: E712
         ],
     }

@@ -22,6 +22,7 @@ import re
 import shutil
 import smtplib
 import time
+import uuid
 import wave
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -31,7 +32,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from controlplane.db.models import Mailbox, VoicemailMessage
+from controlplane.db.models import FraudEvent, Mailbox, VoicemailMessage
 from controlplane.db.session import database_away
 from controlplane.services.periodic import Periodic
 
@@ -41,6 +42,8 @@ MESSAGE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 RETENTION_EVERY_S = 300.0  # how often old messages and the files of deleted mailboxes are cleared
 EMAIL_RETRY_S = 60.0  # a failed e-mail is tried again this often ...
 EMAIL_GIVE_UP_S = 86400.0  # ... for a day after the message came
+SETTLE_S = 10.0  # a recording that cannot be read yet is given this long before it goes to bad/
+MAX_PIN_FAILURES = 3  # wrong PINs in a row (over any number of calls) that lock listening by phone
 
 
 def wav_seconds(path: Path) -> float:
@@ -71,9 +74,14 @@ class Store:
         """A mailbox's own greeting, where the media server looks for it (`--greetings <root>/greetings`)."""
         return self.root / "greetings" / str(mailbox_id) / f"{kind}.wav"
 
+    def box_file(self, mailbox_id: int) -> Path:
+        """What the media server knows of a mailbox for listening by phone (mediaserver/listen.py)."""
+        return self.root / "boxes" / f"{mailbox_id}.json"
+
     def remove_mailbox(self, tenant_id: int, mailbox_id: int) -> None:
         shutil.rmtree(self.mailbox_dir(tenant_id, mailbox_id), ignore_errors=True)
         shutil.rmtree(self.root / "greetings" / str(mailbox_id), ignore_errors=True)
+        self.box_file(mailbox_id).unlink(missing_ok=True)
 
 
 class VoicemailIngestor:
@@ -99,6 +107,10 @@ class VoicemailIngestor:
 
     def start(self) -> None:
         (self.spool / "new").mkdir(parents=True, exist_ok=True)
+        try:
+            self.write_all_indexes()
+        except Exception:  # noqa: BLE001 - the database may be away at start: each index is written on its next change
+            log.exception("voicemail: the mailboxes' files for listening by phone could not be written at start")
         self._task.start()
 
     def stop(self) -> None:
@@ -108,6 +120,7 @@ class VoicemailIngestor:
 
     def run_once(self) -> int:
         """Store every message waiting in the spool; clear old ones now and then. Returns the messages stored."""
+        self.apply_actions()
         stored = 0
         new = self.spool / "new"
         for desc in sorted(new.glob("*.json")) if new.is_dir() else ():
@@ -153,6 +166,8 @@ class VoicemailIngestor:
                 try:
                     seconds = wav_seconds(source)
                 except ValueError as exc:
+                    if self.clock() - desc.stat().st_mtime < SETTLE_S:
+                        return 0  # the recorder may still be completing it: looked at again on a later pass
                     self._quarantine(desc, f"message {message_id}: {exc}", wav)
                     return 0
                 if seconds < box.min_message_s:
@@ -190,6 +205,107 @@ class VoicemailIngestor:
             self._email(message_id, email, attach)
         self._changed(mailbox_id)
         return 1
+
+    # ---------------------------------------------------------------- listening by phone
+
+    def write_index(self, mailbox_id: int) -> None:
+        """The mailbox's file for the media server: its PIN's hash, its lock, its messages (oldest first) with their
+        recordings. Written whole (a reader never sees half of it); removed when the mailbox is gone."""
+        path = self.store.box_file(mailbox_id)
+        with Session(self.engine) as s:
+            box = s.get(Mailbox, mailbox_id)
+            if box is None:
+                path.unlink(missing_ok=True)
+                return
+            rows = s.exec(
+                select(VoicemailMessage)
+                .where(VoicemailMessage.mailbox_id == mailbox_id)
+                .order_by(VoicemailMessage.received_at, VoicemailMessage.id)  # type: ignore[arg-type]
+            ).all()
+            doc = {
+                "id": box.id,
+                "pin_hash": box.pin_hash,
+                "locked_until": box.locked_until.timestamp() if box.locked_until else 0,
+                "messages": [
+                    {"id": m.id, "heard": m.heard, "path": str(self.store.message(m.tenant_id, mailbox_id, m.id))}
+                    for m in rows
+                ],
+            }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
+
+    def write_all_indexes(self) -> None:
+        with Session(self.engine) as s:
+            ids = list(s.exec(select(Mailbox.id)).all())
+        for box_id in ids:
+            self.write_index(box_id or 0)
+
+    def apply_actions(self) -> int:
+        """What callers did by phone (mediaserver/listen.py): messages heard or deleted, PINs wrong or right. Each
+        file is applied once and removed; one that cannot be read goes to bad/."""
+        folder = self.spool / "actions"
+        done = 0
+        for f in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+            try:
+                doc = json.loads(f.read_text())
+                box_id, what, message_id = int(doc["mailbox_id"]), str(doc["action"]), str(doc.get("message_id", ""))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self._quarantine(f, f"unreadable action: {exc}")
+                continue
+            try:
+                self._apply(box_id, what, message_id)
+            except Exception as exc:
+                if database_away(exc):
+                    return done  # the rest waits in the spool
+                raise
+            f.unlink(missing_ok=True)
+            done += 1
+            self._changed(box_id)
+        return done
+
+    def _apply(self, box_id: int, what: str, message_id: str) -> None:
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        with Session(self.engine) as s:
+            box = s.get(Mailbox, box_id)
+            if box is None:
+                return
+            row = s.get(VoicemailMessage, message_id) if message_id else None
+            if row is not None and row.mailbox_id != box_id:
+                row = None  # a message of another mailbox is not this caller's to touch
+            if what == "heard" and row is not None and not row.heard:
+                row.heard, row.heard_at = True, now
+                s.add(row)
+            elif what == "delete" and row is not None:
+                self.store.message(row.tenant_id, box_id, row.id).unlink(missing_ok=True)
+                s.delete(row)
+            elif what == "pinok":
+                box.pin_failures = 0
+                s.add(box)
+            elif what == "pinfailed":
+                box.pin_failures += 1
+                if box.pin_failures >= MAX_PIN_FAILURES:
+                    lock_s = getattr(self.settings, "voicemail_pin_lock_s", 900)
+                    box.locked_until, box.pin_failures = now + timedelta(seconds=lock_s), 0
+                    s.add(
+                        FraudEvent(
+                            id=str(uuid.uuid4()),
+                            tenant_id=box.tenant_id,
+                            time=now,
+                            kind="voicemail_pin_locked",
+                            level=1,
+                            user_id=box.user_id,
+                            reason=f"mailbox {box.id}: {MAX_PIN_FAILURES} wrong PINs by phone; listening locked for "
+                            f"{lock_s} s",
+                            detail={"mailbox_id": box.id, "locked_s": lock_s},
+                        )
+                    )
+                    log.warning("mailbox %s: %d wrong PINs, locked for %d s", box.id, MAX_PIN_FAILURES, lock_s)
+                    if self.metrics is not None:
+                        self.metrics.fraud_event("voicemail_pin_locked", 1)
+                s.add(box)
+            s.commit()
 
     # ---------------------------------------------------------------- e-mail (VM-04)
 

@@ -28,6 +28,7 @@ _BY_WARNING: tuple[tuple[int, str, str], ...] = (
     (404, "is not a feature code", "feature_rejected"),
     (404, "is not a group you belong to", "feature_rejected"),
     (404, "you have no profile", "feature_rejected"),
+    (404, "you have no mailbox", "feature_rejected"),
     (403, "you cannot forward to yourself", "feature_rejected"),
 )
 # A feature code done (kemi.policy.features): its confirmation, by kind.

@@ -6,6 +6,7 @@
     *30<n>         switch to profile n (0: no profile)
     *41<group>     log in to the hunt group with this extension
     *42<group>     log out of it
+    *98            listen to one's own mailbox (the PIN first; docs/voicemail.md)
 
 `*31<number>` is not a feature code: it calls <number> with the caller's number suppressed.
 The switch to DND is live at once (Kamailio's shared memory); every code also reaches the
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 DND_ON, DND_OFF, FORWARD_ON, FORWARD_OFF, PROFILE, LOGIN, LOGOUT = "*78", "*79", "*21", "*22", "*30", "*41", "*42"
+VOICEMAIL = "*98"
 
 
 class FeatureCode(NamedTuple):
@@ -35,6 +37,8 @@ def parse(dialled: str) -> tuple[str, str] | None:
         return "dnd_off", ""
     if d == FORWARD_OFF:
         return "forward_off", ""
+    if d == VOICEMAIL:
+        return "voicemail", ""
     if d.startswith(FORWARD_ON) and len(d) > 3 and (d[3:].isdigit() or (d[3] == "+" and d[4:].isdigit())):
         return "forward_on", d[3:]
     if d.startswith(PROFILE) and d[3:].isdigit() and len(d) == 4:

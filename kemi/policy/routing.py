@@ -546,6 +546,15 @@ def _feature_code(
         trace.append(f"{dialled!r} is not a feature code")
         return Decision(Reject(404, "Not Found", f"{dialled} is not a feature code"), tuple(trace), caller, callee)
     kind, value = parsed
+    if kind == "voicemail":  # one's own mailbox, to listen to (the PIN first)
+        box = snapshot.mailbox_of_user(user.id)
+        if box is None:
+            trace.append(f"user {user.id} has no mailbox that takes calls")
+            return Decision(Reject(404, "Not Found", "you have no mailbox"), tuple(trace), caller, callee)
+        tenant = snapshot.tenants.get(tenant_id)
+        action = voicemail.listen(tenant_id, box.id, tenant.language if tenant else "")
+        trace.append(f"{dialled}: listening to {voicemail.describe(action)}")
+        return Decision(action, tuple(trace), caller, callee)
     if kind in ("group_login", "group_logout"):
         gid = snapshot.group_extensions.get((tenant_id, value))
         group = snapshot.groups.get(gid) if gid is not None else None

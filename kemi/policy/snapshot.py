@@ -142,6 +142,7 @@ class Mailbox:
     id: int
     tenant_id: int
     max_s: int = 120  # the longest message recorded
+    user_id: int | None = None  # a user's own mailbox (None: a hunt group's)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,10 @@ class Snapshot:
     tenant_locks: Mapping[int, tuple] = field(default_factory=dict)  # tenant id -> Locks on the whole tenant
     sites: Mapping[int, Site] = field(default_factory=dict)
     mailboxes: Mapping[int, Mailbox] = field(default_factory=dict)
+
+    def mailbox_of_user(self, user_id: int) -> Mailbox | None:
+        """A user's own mailbox, if it takes calls."""
+        return next((m for m in self.mailboxes.values() if m.user_id == user_id), None)
 
     def location_of(self, user: User) -> Location:
         """Where a user is for emergency services: their number's nomadic address, else their site's; else the
@@ -566,7 +571,9 @@ def _sites(doc: Mapping[str, Any]) -> dict[int, Site]:
 # extensions, numbers, groups with the skills.
 def _mailboxes(doc: Mapping[str, Any]) -> dict[int, Mailbox]:
     return {
-        int(m["id"]): Mailbox(int(m["id"]), int(m["tenant_id"]), int(m.get("max_s", 120)))
+        int(m["id"]): Mailbox(
+            int(m["id"]), int(m["tenant_id"]), int(m.get("max_s", 120)), int(m["user_id"]) if m.get("user_id") else None
+        )
         for m in doc.get("mailboxes", ())
     }
 

@@ -13,13 +13,17 @@ the media server cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 from typing import NamedTuple
 
 from .announce import LANGUAGES, worker_port
 from .decision import Reject, ToVoicemail
 
 GREETINGS = ("busy", "unavailable")
+LISTEN = "listen"  # not a deposit: the owner listening to the mailbox (kemi.policy.mailbox_menu)
 # The media server answers a deposit's INVITE at once: no answer within FR_MS means it is away (the call ends as it
 # would have without the mailbox). INV_MS bounds the time to its answer, not the message.
 FR_MS, INV_MS = 2000, 10000
@@ -36,8 +40,15 @@ def deposit(tenant_id: int, mailbox_id: int, kind: str, language: str, max_s: in
     return ToVoicemail(tenant_id, mailbox_id, greeting_for(kind), language, max(1, min(int(max_s), MAX_MESSAGE_S)))
 
 
+def listen(tenant_id: int, mailbox_id: int, language: str) -> ToVoicemail:
+    """The owner calling their mailbox to listen (*98): the media server asks for the PIN and plays the messages."""
+    return ToVoicemail(tenant_id, mailbox_id, LISTEN, language, MAX_MESSAGE_S)
+
+
 def refusal(action: ToVoicemail) -> Reject:
     """How the call ends when the mailbox cannot take it: as it would have without the mailbox."""
+    if action.greeting == LISTEN:
+        return Reject(480, "Temporarily Unavailable", "the mailbox cannot be reached now")
     if action.greeting == "busy":
         return Reject(486, "Busy Here", "the callee is busy and the mailbox could not take the call")
     return Reject(480, "Temporarily Unavailable", "the callee is unavailable and the mailbox could not take the call")
@@ -45,6 +56,8 @@ def refusal(action: ToVoicemail) -> Reject:
 
 def describe(action: ToVoicemail) -> str:
     lang = f", {action.language}" if action.language else ""
+    if action.greeting == LISTEN:
+        return f"mailbox {action.mailbox_id} (listening{lang})"
     return f"mailbox {action.mailbox_id} ({action.greeting} greeting{lang}, messages up to {action.max_s} s)"
 
 
@@ -61,7 +74,7 @@ class Deposit(NamedTuple):
     max_s: int
 
 
-_TARGET = re.compile(r"^vm\.([1-9][0-9]{0,11})\.(busy|unavailable)\.([a-z]{2})\.([1-9][0-9]{0,3})$")
+_TARGET = re.compile(r"^vm\.([1-9][0-9]{0,11})\.(busy|unavailable|listen)\.([a-z]{2})\.([1-9][0-9]{0,3})$")
 
 
 def target_user(action: ToVoicemail, default_language: str) -> str:
@@ -81,3 +94,27 @@ def parse_target(user: str) -> Deposit | None:
     if m is None or m.group(3) not in LANGUAGES or int(m.group(4)) > MAX_MESSAGE_S:
         return None
     return Deposit(int(m.group(1)), m.group(2), m.group(3), int(m.group(4)))
+
+
+# ---------------------------------------------------------------- the PIN (set by the API, checked by the media server)
+
+PIN_ROUNDS = 100_000
+
+
+def hash_pin(pin: str, salt: str = "") -> str:
+    salt = salt or secrets.token_hex(8)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), PIN_ROUNDS).hex()
+    return f"pbkdf2-sha256${PIN_ROUNDS}${salt}${digest}"
+
+
+def pin_matches(stored: str, pin: str) -> bool:
+    """Does `pin` open a mailbox whose PIN hash is `stored`? (False without a PIN: remote access is closed then.)"""
+    try:
+        scheme, rounds, salt, digest = stored.split("$")
+        n = int(rounds)
+    except ValueError:
+        return False
+    if scheme != "pbkdf2-sha256" or not pin or not 1000 <= n <= 10_000_000:
+        return False
+    got = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), n).hex()
+    return hmac.compare_digest(got, digest)

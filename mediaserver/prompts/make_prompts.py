@@ -33,6 +33,28 @@ TEXTS = {
         "fc_group_logout": "You are logged out of the group.",
         "vm_unavailable": "The person you are calling is not available. Please leave a message after the tone.",
         "vm_busy": "The person you are calling is busy. Please leave a message after the tone.",
+        "vm_enter_pin": "Please enter your PIN, followed by the hash key.",
+        "vm_wrong_pin": "That PIN is not correct.",
+        "vm_locked": "This mailbox cannot be opened now. Goodbye.",
+        "vm_you_have": "You have",
+        "vm_new_messages": "new messages.",
+        "vm_no_messages": "There are no messages.",
+        "vm_menu": (
+            "To hear the message again, press 1. For the next message, press 2. To delete it, press 7. "
+            "To save it, press 9. To hang up, press the hash key."
+        ),
+        "vm_deleted": "Message deleted.",
+        "vm_saved": "Message saved.",
+        "vm_no_more": "There are no more messages.",
+        "vm_goodbye": "Goodbye.",
+        "vm_more_than_twenty": "more than twenty",
+        **{
+            f"n{i}": w
+            for i, w in enumerate(
+                "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+                "seventeen eighteen nineteen twenty".split()
+            )
+        },
     },
     "de": {
         "not_in_service": "Kein Anschluss unter dieser Nummer.",
@@ -61,6 +83,28 @@ TEXTS = {
             "Der gewünschte Gesprächspartner ist zur Zeit besetzt. "
             "Bitte hinterlassen Sie eine Nachricht nach dem Signalton."
         ),
+        "vm_enter_pin": "Bitte geben Sie Ihre PIN ein, gefolgt von der Rautetaste.",
+        "vm_wrong_pin": "Diese PIN ist nicht richtig.",
+        "vm_locked": "Diese Mailbox kann jetzt nicht geöffnet werden. Auf Wiederhören.",
+        "vm_you_have": "Sie haben",
+        "vm_new_messages": "neue Nachrichten.",
+        "vm_no_messages": "Es sind keine Nachrichten vorhanden.",
+        "vm_menu": (
+            "Um die Nachricht noch einmal zu hören, drücken Sie die 1. Für die nächste Nachricht die 2. "
+            "Zum Löschen die 7. Zum Speichern die 9. Zum Auflegen die Rautetaste."
+        ),
+        "vm_deleted": "Nachricht gelöscht.",
+        "vm_saved": "Nachricht gespeichert.",
+        "vm_no_more": "Es sind keine weiteren Nachrichten vorhanden.",
+        "vm_goodbye": "Auf Wiederhören.",
+        "vm_more_than_twenty": "mehr als zwanzig",
+        **{
+            f"n{i}": w
+            for i, w in enumerate(
+                "null eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf dreizehn vierzehn fünfzehn "
+                "sechzehn siebzehn achtzehn neunzehn zwanzig".split()
+            )
+        },
     },
 }
 

@@ -79,6 +79,25 @@ def build_world(api: Api, name: str) -> SimpleNamespace:
     return w
 
 
+def _greeting() -> str:
+    import base64
+    import io
+    import math
+    import struct
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i / 3))) for i in range(8000)))
+    return base64.b64encode(out.getvalue()).decode()
+
+
+GREETING = _greeting()
+
+
 def add_messages(settings, w: SimpleNamespace) -> None:
     """Two messages in the world's mailbox (as the control plane stores what the media server recorded)."""
     db = settings.db_url.split("///", 1)[1]
@@ -143,6 +162,8 @@ def params_for(method: str, w: SimpleNamespace) -> dict:
         "voicemail.set_pin": {"id": w.box, "pin": "4321"}, "voicemail.list": {"mailbox_id": w.box},
         "voicemail.get": {"id": w.msg}, "voicemail.download": {"id": w.msg}, "voicemail.mark": {"id": w.msg},
         "voicemail.delete": {"id": w.spare_msg},
+        "voicemail.greeting_upload": {"id": w.box, "kind": "busy", "data_base64": GREETING},
+        "voicemail.greeting_delete": {"id": w.box, "kind": "busy"},
     }
     return table[method]
 

@@ -20,6 +20,8 @@ class RtpReceiver:
         self.sock.bind((ip, self.port))
         self.sock.settimeout(0.1)
         self.packets: list[tuple[float, bytes]] = []
+        self.peer: tuple[str, int] | None = None  # where the RTP comes from (RTPengine's side of this call)
+        self._dtmf = (1000, 160000, 0x2833)  # the keys' RTP sequence, timestamp and source
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -35,10 +37,33 @@ class RtpReceiver:
     def _run(self) -> None:
         while not self._stop:
             try:
-                data, _ = self.sock.recvfrom(2048)
+                data, addr = self.sock.recvfrom(2048)
             except (socket.timeout, OSError):
                 continue
+            self.peer = self.peer or addr
             self.packets.append((time.monotonic(), data))
+
+    def send_dtmf(self, digits: str, payload_type: int = 101, gap_s: float = 0.25) -> None:
+        """Press keys as a phone does (RFC 2833 events, from this receiver's port to where the call's RTP comes from):
+        each key ~100 ms, then its end three times."""
+        deadline = time.monotonic() + 10
+        while self.peer is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.peer is not None, "no RTP came in: nowhere to send the keys to"
+        codes = {**{str(i): i for i in range(10)}, "*": 10, "#": 11}
+        seq, ts, ssrc = self._dtmf  # go on from the last keys: a receiver drops repeated sequence numbers and events
+        for d in digits:
+            ts += 1600
+            for i in range(6):
+                end = i >= 3
+                marker = 0x80 if i == 0 else 0
+                payload = bytes([codes[d], (0x80 if end else 0) | 10]) + (min(i + 1, 4) * 160).to_bytes(2, "big")
+                header = bytes([0x80, marker | payload_type]) + seq.to_bytes(2, "big") + ts.to_bytes(4, "big")
+                self.sock.sendto(header + ssrc.to_bytes(4, "big") + payload, self.peer)
+                seq += 1
+                time.sleep(0.02)
+            time.sleep(gap_s)
+        self._dtmf = (seq, ts, ssrc)
 
     def pcm(self) -> bytes:
         """The PCMU payloads received, as 16-bit linear samples (8 kHz), in arrival order."""

@@ -111,9 +111,11 @@ class Sipp:
         return proc
 
     def caller(self, phone: Phone, dial: str, expect: int | str = 200, hold_ms: int = 2500, ring_ms: int = 1000, timeout_s: int = 30,
-               bye_within_ms: int = 20000, auto_answer: bool = False, held_ms: int = 2000, resumed_ms: int = 1000) -> "SippResult":
+               bye_within_ms: int = 20000, auto_answer: bool = False, held_ms: int = 2000, resumed_ms: int = 1000,
+               listen_rtp: int | None = None) -> "SippResult":
         """`expect="ended"`: answered, then a BYE from the network within `bye_within_ms`. `auto_answer`: in-dialog
-        OPTIONS (keep-alives), INFO, NOTIFY and UPDATE are answered 200 (SIPp -aa)."""
+        OPTIONS (keep-alives), INFO, NOTIFY and UPDATE are answered 200 (SIPp -aa). `listen_rtp`: the caller's SDP
+        offers this port (an RtpReceiver hears what the caller would) and SIPp sends no audio."""
         if expect == 200:
             final = _read("uac_final_200.inc").replace("@RTP_FILE@", str(self.tone))
             pause = hold_ms
@@ -132,7 +134,13 @@ class Sipp:
         else:
             final = _read("uac_final_error.inc").replace("@CODE@", str(expect))
             pause = 0
-        scen = self._write("uac", _read("uac_call.xml").replace("@RECV_FINAL@", final))
+        text = _read("uac_call.xml").replace("@RECV_FINAL@", final)
+        if listen_rtp is not None:  # with RFC 2833 events offered: the RtpReceiver may send keys (send_dtmf)
+            text = text.replace("m=audio [media_port] RTP/AVP 0\n      a=rtpmap:0 PCMU/8000",
+                                "m=audio [media_port] RTP/AVP 0 101\n      a=rtpmap:0 PCMU/8000\n"
+                                "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15")
+            text = text.replace("m=audio [media_port]", f"m=audio {listen_rtp}").replace(f'<nop><action><exec rtp_stream="{self.tone},1,0"/></action></nop>', "")
+        scen = self._write("uac", text)
         argv = self._argv(scen, phone, ["-inf", str(self._inf(phone, dial)), "-d", str(pause)] + (["-aa"] if auto_answer else []), timeout_s)
         return self.run(argv, timeout_s)
 

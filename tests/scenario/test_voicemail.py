@@ -17,8 +17,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from kemi.policy.announce import LANGUAGES, PROMPTS
+from kemi.policy.mailbox_menu import PROMPTS as MENU_PROMPTS
 from tests.harness.node import TestNode
 from tests.harness.ports import free_port
+from tests.harness.rtp import RtpReceiver
 from tests.harness.sipp import Sipp
 from tests.scenario.conftest import running, wait_for, wait_snapshot
 
@@ -67,6 +69,8 @@ def node(tmp_path_factory, real_components, smtp):
         tone(prompts / lang / "vm_unavailable.wav", 700.0, GREETING_S)
         tone(prompts / lang / "vm_busy.wav", 800.0, GREETING_S)
         tone(prompts / lang / "vm_beep.wav", 1000.0, 0.2)
+        for name in MENU_PROMPTS:  # listening by phone: every prompt a short 300 Hz tone
+            tone(prompts / lang / f"{name}.wav", 300.0, 0.3)
     ctl, _ = smtp
     n = TestNode(tmp_path_factory.mktemp("vm") / "var", media_server=True, prompt_dir=str(prompts),
                  smtp_relay=f"127.0.0.1:{ctl.port}", smtp_from="voicemail@pbx.example",
@@ -304,3 +308,113 @@ def test_the_cli_lists_and_downloads_messages_and_route_simulate_names_the_mailb
     # where a call to bob goes, as the API explains it
     got = node.rpc("route.simulate", caller_user_id=office["alice_user"]["id"], dialled="202")
     assert any(f"mailbox {box['id']}" in str(step) for step in got["timeline"]), got["timeline"]
+
+
+def test_an_uploaded_greeting_is_what_callers_hear(node, office):
+    box = office["box"]
+    sipp, alice = office["sipp"], office["alice"]
+    upload = io.BytesIO()
+    tone(Path(node.settings.var_dir) / "greeting-upload.wav", 900.0, 1.0)  # a 900 Hz "greeting", 8 kHz mono ...
+    with wave.open(str(Path(node.settings.var_dir) / "greeting-upload.wav")) as src, wave.open(upload, "wb") as w:
+        w.setnchannels(2)  # ... sent as 16 kHz stereo: converted on upload
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        mono = src.readframes(src.getnframes())
+        w.writeframes(audioop.tostereo(audioop.ratecv(mono, 2, 1, 8000, 16000, None)[0], 2, 1, 1))
+    data = base64.b64encode(upload.getvalue()).decode()
+    got = node.rpc("voicemail.greeting_upload", id=box["id"], kind="unavailable", data_base64=data)
+    assert got["duration_s"] == pytest.approx(1.0, abs=0.05) and got["greetings"] == {"busy": False, "unavailable": True}
+    # a file that cannot be a greeting changes nothing
+    silent = io.BytesIO()
+    with wave.open(silent, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 16000)
+    err = node.rpc_error("voicemail.greeting_upload", id=box["id"], kind="busy",
+                         data_base64=base64.b64encode(silent.getvalue()).decode())
+    assert err["data"]["error_id"] == "invalid_params" and "silent" in err["message"] + str(err["data"])
+    assert node.rpc("voicemail.box_get", id=box["id"])["greetings"] == {"busy": False, "unavailable": True}
+    try:
+        with RtpReceiver() as heard:
+            assert sipp.caller(alice, "202", hold_ms=2000, listen_rtp=heard.port).ok
+        assert heard.tone_share(900.0) > 0.3 and heard.tone_share(700.0) < 0.05  # the upload, not the system's
+    finally:
+        node.rpc("voicemail.greeting_delete", id=box["id"], kind="unavailable")
+    assert node.rpc("voicemail.box_get", id=box["id"])["greetings"]["unavailable"] is False
+
+
+
+def heard_tone(rx: RtpReceiver, hz: float) -> float:
+    """Seconds of the received audio that are this tone (0.1 s blocks)."""
+    return sum(0.1 for b in voiced(rx.pcm()) if goertzel_share(b, hz) > 0.8)
+
+
+def listen_call(office, phone):
+    """bob dials *98 (his own mailbox); his phone's audio goes to an RtpReceiver, which also presses the keys."""
+    rx = RtpReceiver().__enter__()
+    call = office["sipp"].caller_in_background(phone, "*98", expect="ended", bye_within_ms=40000, listen_rtp=rx.port,
+                                               timeout_s=60)
+    return rx, call
+
+
+def test_the_owner_listens_by_phone_with_the_pin_and_deletes_the_message(node, office):
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    for m in messages(node, box["id"]):  # one message only: alice's tone
+        node.rpc("voicemail.delete", id=m["id"])
+    assert sipp.caller(alice, "202", hold_ms=3000).ok
+    msg = wait_for(lambda: (m := messages(node, box["id"])) and m[0], timeout=15)
+    bob = sipp.phone("bob", DOMAIN, "bob-secret-pw")
+    rx, call = listen_call(office, bob)
+    try:
+        rx.send_dtmf("2468#")  # the PIN set at the mailbox's creation
+        assert wait_for(lambda: heard_tone(rx, 440.0) >= 0.5, timeout=20), (  # ~1.2 s of it was recorded
+            f"the message was not heard: {rx.seconds():.1f} s of audio, {heard_tone(rx, 300.0):.1f} s of prompts, "
+            f"from {rx.peer}"
+        )
+        # heard to its end: marked heard, then the menu
+        assert wait_for(lambda: node.rpc("voicemail.get", id=msg["id"])["heard"], timeout=15)
+        rx.send_dtmf("7")  # delete it: no more messages, goodbye, and the mailbox hangs up
+        result = call.result(timeout=60)
+        assert result.ok, result.output[-2000:]
+    finally:
+        rx.__exit__(None, None, None)
+    assert wait_for(lambda: not any(m["id"] == msg["id"] for m in messages(node, box["id"])), timeout=10)
+    stored = node.settings.voicemail_store / str(office["tenant"]["id"]) / str(box["id"]) / f"{msg['id']}.wav"
+    assert not stored.exists()
+    record = wait_for(lambda: next((c for c in node.rpc("cdr.list")["items"] if c["callee"] == "*98"), None), timeout=10)
+    assert record["disposition"] == "answered"
+    assert any("listening to mailbox" in line for line in record["trace"]), record["trace"]
+
+
+def test_three_wrong_pins_lock_listening_and_raise_a_fraud_event(node, office):
+    box, sipp = office["box"], office["sipp"]
+    bob = sipp.phone("bob", DOMAIN, "bob-secret-pw")
+    rx, call = listen_call(office, bob)
+    try:
+        rx.send_dtmf("1111#")
+        rx.send_dtmf("2222#")
+        rx.send_dtmf("3333#")
+        result = call.result(timeout=60)  # the mailbox hangs up after the third
+        assert result.ok, result.output[-2000:]
+    finally:
+        rx.__exit__(None, None, None)
+    got = wait_for(lambda: (b := node.rpc("voicemail.box_get", id=box["id"]))["locked_until"] and b, timeout=10)
+    assert got["locked_until"]
+    events = node.rpc("fraud.events", tenant_id=office["tenant"]["id"])["items"]
+    assert any(e["kind"] == "voicemail_pin_locked" for e in events), events
+    # locked: even the right PIN does not open it now; a new PIN lifts the lock
+    rx, call = listen_call(office, bob)
+    try:
+        assert call.result(timeout=60).ok  # told it is locked, and hung up on
+        assert heard_tone(rx, 440.0) == 0
+    finally:
+        rx.__exit__(None, None, None)
+    node.rpc("voicemail.set_pin", id=box["id"], pin="2468")
+    assert node.rpc("voicemail.box_get", id=box["id"])["locked_until"] is None
+
+
+def test_listening_without_a_mailbox_is_refused_with_its_reason(node, office):
+    sipp, alice = office["sipp"], office["alice"]
+    result = sipp.caller(alice, "*98", expect=404)  # alice has no mailbox (announced first: feature_rejected)
+    assert result.ok, result.output[-2000:]

@@ -107,3 +107,25 @@ def test_the_call_state_and_timeline_carry_the_mailbox():
     state = onto(begin(d, "c1", "r1", 0.0), d.action, 0.0)
     assert CallState.from_json(state.to_json()) == state
     assert describe(action) == "mailbox 9 (busy greeting, de, messages up to 90 s)"
+
+
+def test_star_98_listens_to_ones_own_mailbox_and_says_so_without_one():
+    from kemi.policy.facts import AuthResult, RequestFacts
+    from kemi.policy.routing import decide_initial
+
+    def dial(snap, who="bob"):
+        facts = RequestFacts("INVITE", "*98", "acme.example", who, "acme.example", "*98", "acme.example", "192.0.2.10",
+                             5060, "c1", who, "acme.example", AuthResult.OK)
+        return decide_initial(facts, snap, 0.0)
+
+    own = with_box(snap_with([]), Mailbox(9, 1, 90, user_id=2))
+    d = dial(own)
+    assert d.action == ToVoicemail(1, 9, voicemail.LISTEN, "", voicemail.MAX_MESSAGE_S)
+    assert voicemail.target_user(d.action, "en") == "vm.9.listen.en.600"
+    assert voicemail.parse_target("vm.9.listen.en.600").greeting == voicemail.LISTEN
+    assert voicemail.refusal(d.action).code == 480
+    assert "listening to mailbox 9" in d.trace[-1]
+    d = dial(own, who="alice")  # alice has none
+    assert d.action.code == 404 and d.action.warning == "you have no mailbox"
+    from kemi.policy import announce
+    assert announce.prompt_for(d.action) == "feature_rejected"

@@ -1,0 +1,181 @@
+"""Listening to a mailbox by phone (issue 23, VM-02/03): the menu, as a pure state machine the media server drives.
+
+The caller enters the mailbox's PIN and `#`; three wrong PINs end the call and lock the mailbox (the control plane
+locks it for a while and raises a fraud event). Then: how many new messages there are, and the messages, new ones
+first. After each message:
+    1 replay   2 next (the message is kept, heard)   7 delete   9 save (heard) and next   * the menu again   # goodbye
+A message played to its end counts as heard. No key for a while: the menu again, then goodbye.
+
+`start(...)` gives the first state and what to do; `on(state, event)` the next state and what to do. Events: a key
+(`Key("5")`), the end of what was playing (`PLAYED`), a wait that ran out (`TIMEOUT`). What to do: `Say(prompt)` /
+`SayNumber(n)` (played in order), `PlayMessage(id)`, `Heard(id)`, `Delete(id)`, `PinFailed()`, `PinOk()`, `Hangup()`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+MAX_PIN_TRIES = 3
+PIN_TIMEOUT_S = 10.0  # waiting for the PIN's next key
+MENU_TIMEOUT_S = 8.0  # waiting for a key after the menu
+MAX_DIGITS = 12
+NUMBERS = 20  # prompts n0 .. n20; more messages are said as "more than twenty"
+
+
+class Message(NamedTuple):
+    id: str
+    heard: bool
+
+
+class Key(NamedTuple):
+    digit: str
+
+
+PLAYED, TIMEOUT = "played", "timeout"
+
+
+class Say(NamedTuple):
+    prompt: str
+
+
+class SayNumber(NamedTuple):
+    n: int
+
+
+class PlayMessage(NamedTuple):
+    id: str
+
+
+class Heard(NamedTuple):
+    id: str
+
+
+class Delete(NamedTuple):
+    id: str
+
+
+class PinFailed(NamedTuple):
+    pass
+
+
+class PinOk(NamedTuple):
+    pass
+
+
+class Hangup(NamedTuple):
+    pass
+
+
+class State(NamedTuple):
+    stage: str  # "pin" (entering the PIN), "menu" (after a message), "message" (one playing), "bye"
+    messages: tuple[Message, ...] = ()
+    current: int = 0
+    digits: str = ""
+    tries: int = 0
+    timeouts: int = 0
+
+
+PROMPTS = (
+    "vm_enter_pin",
+    "vm_wrong_pin",
+    "vm_locked",
+    "vm_you_have",
+    "vm_new_messages",
+    "vm_no_messages",
+    "vm_menu",
+    "vm_deleted",
+    "vm_saved",
+    "vm_no_more",
+    "vm_goodbye",
+    "vm_more_than_twenty",
+    *(f"n{i}" for i in range(NUMBERS + 1)),
+)
+
+
+def number(n: int) -> list:
+    return [SayNumber(n)] if n <= NUMBERS else [Say("vm_more_than_twenty")]
+
+
+def start(messages: list[Message], locked: bool, has_pin: bool) -> tuple[State, list]:
+    """The call is answered: a locked mailbox or one without a PIN says so and ends; else the PIN is asked for."""
+    if locked or not has_pin:
+        return State("bye"), [Say("vm_locked"), Hangup()]
+    ordered = tuple(sorted(messages, key=lambda m: m.heard))  # new ones first, each group in the order given
+    return State("pin", ordered), [Say("vm_enter_pin")]
+
+
+def on(state: State, event, pin_ok=lambda digits: False) -> tuple[State, list]:
+    """The next state and what to do. `pin_ok(digits)`: does this PIN open the mailbox?"""
+    if state.stage == "bye":
+        return state, []
+    if state.stage == "pin":
+        return _pin(state, event, pin_ok)
+    if state.stage == "message":
+        if event == PLAYED:  # heard to its end: kept as heard, the menu follows
+            msg = state.messages[state.current]
+            if msg.heard:
+                return state._replace(stage="menu", timeouts=0), [Say("vm_menu")]
+            return _heard(state)._replace(stage="menu", timeouts=0), [Heard(msg.id), Say("vm_menu")]
+        if isinstance(event, Key):  # a key while a message plays: as in the menu (it stops the message)
+            return _menu(state._replace(stage="menu"), event)
+        return state, []
+    return _menu(state, event)
+
+
+def _pin(state: State, event, pin_ok) -> tuple[State, list]:
+    if event == TIMEOUT:
+        if state.timeouts >= 1:
+            return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
+        return state._replace(digits="", timeouts=state.timeouts + 1), [Say("vm_enter_pin")]
+    if not isinstance(event, Key):
+        return state, []
+    if event.digit != "#":
+        if event.digit.isdigit() and len(state.digits) < MAX_DIGITS:
+            return state._replace(digits=state.digits + event.digit, timeouts=0), []
+        return state, []
+    if pin_ok(state.digits):
+        new = sum(1 for m in state.messages if not m.heard)
+        said = [PinOk(), Say("vm_you_have"), *number(new), Say("vm_new_messages")]
+        return _play(state._replace(digits="", tries=0, timeouts=0), 0, said)
+    tries = state.tries + 1
+    if tries >= MAX_PIN_TRIES:
+        return State("bye"), [PinFailed(), Say("vm_locked"), Hangup()]
+    return state._replace(digits="", tries=tries), [PinFailed(), Say("vm_wrong_pin"), Say("vm_enter_pin")]
+
+
+def _play(state: State, index: int, said: list) -> tuple[State, list]:
+    """Play message `index`, or say there is none left and end."""
+    if index >= len(state.messages):
+        last = Say("vm_no_more") if state.messages else Say("vm_no_messages")
+        return state._replace(stage="bye"), [*said, last, Say("vm_goodbye"), Hangup()]
+    return state._replace(stage="message", current=index), [*said, PlayMessage(state.messages[index].id)]
+
+
+def _heard(state: State) -> State:
+    """The current message, heard."""
+    i, msgs = state.current, state.messages
+    return state._replace(messages=msgs[:i] + (msgs[i]._replace(heard=True),) + msgs[i + 1 :])
+
+
+def _menu(state: State, event) -> tuple[State, list]:
+    msg = state.messages[state.current] if state.current < len(state.messages) else None
+    if event == TIMEOUT:
+        if state.timeouts >= 1:
+            return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
+        return state._replace(timeouts=state.timeouts + 1), [Say("vm_menu")]
+    if not isinstance(event, Key) or msg is None:
+        return state, []
+    state = state._replace(timeouts=0)
+    if event.digit == "1":
+        return _play(state, state.current, [])
+    if event.digit in ("2", "9"):
+        said = ([] if msg.heard else [Heard(msg.id)]) + ([Say("vm_saved")] if event.digit == "9" else [])
+        return _play(_heard(state), state.current + 1, said)
+    if event.digit == "7":
+        rest = state.messages[: state.current] + state.messages[state.current + 1 :]
+        return _play(state._replace(messages=rest), state.current, [Delete(msg.id), Say("vm_deleted")])
+    if event.digit == "*":
+        return state, [Say("vm_menu")]
+    if event.digit == "#":
+        return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
+    return state, [Say("vm_menu")]

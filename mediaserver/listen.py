@@ -1,0 +1,135 @@
+"""Listening to a mailbox by phone (kemi.policy.voicemail LISTEN, the menu in kemi.policy.mailbox_menu): this call
+drives the menu with the caller's keys (RFC 2833) and the ends of what it plays, and does what the menu says.
+
+What it knows of the mailbox comes from the file the control plane keeps for it (`<store>/boxes/<id>.json`: the
+PIN's hash, a lock, the messages with their recordings); what the caller does to it (heard, deleted, a wrong PIN)
+goes back through the spool (`<spool>/actions/<id>.json`), applied by the control plane
+(controlplane/services/voicemail.py) — the media server never writes the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pjsua2 as pj
+
+from kemi.policy import mailbox_menu as menu
+from kemi.policy.voicemail import Deposit as Target, pin_matches
+
+from .server import Session, barrier
+
+log = logging.getLogger("callmanager.mediaserver")
+
+
+def read_box(store: Path | None, mailbox_id: int) -> dict:
+    """The control plane's file of a mailbox ({} when there is none: the mailbox cannot be opened)."""
+    if store is None:
+        return {}
+    try:
+        doc = json.loads((store / "boxes" / f"{mailbox_id}.json").read_text())
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+class Listen(Session):
+    """The owner listening to their mailbox."""
+
+    def __init__(self, server, acc: pj.Account, call_id: int, target: Target):
+        super().__init__(server, acc, call_id, None, "")
+        self.mailbox_id = target.mailbox_id
+        self.language = target.language
+        self.bound_s = 1800.0
+        box = read_box(server.store, target.mailbox_id)
+        self.pin_hash = str(box.get("pin_hash", ""))
+        self.files = {str(m["id"]): str(m["path"]) for m in box.get("messages", ()) if isinstance(m, dict)}
+        messages = [
+            menu.Message(str(m["id"]), bool(m.get("heard"))) for m in box.get("messages", ()) if isinstance(m, dict)
+        ]
+        locked = float(box.get("locked_until") or 0) > time.time()
+        self.state, first = menu.start(messages, locked, bool(self.pin_hash))
+        self.queue: list = first  # what to play / do next, in order
+        self.playing_until: float | None = None
+        self.playing_message = False
+        self.wait_until: float | None = None  # a key is waited for until then
+        self.ending = False
+        self.started = False
+
+    def answer_now(self) -> None:
+        op = pj.CallOpParam()
+        op.statusCode = 200
+        self.answer(op)
+
+    @barrier("a key")
+    def onDtmfDigit(self, prm):
+        self.feed(menu.Key(str(prm.digit)[:1]))
+
+    def feed(self, event) -> None:
+        """An event for the menu: a key stops what plays (barge-in); its answer replaces what was queued."""
+        if self.ending:
+            return
+        if isinstance(event, menu.Key) and self.playing_until is not None:
+            self.player = None
+            self.playing_until, self.playing_message = None, False
+            self.queue = []
+        self.state, actions = menu.on(self.state, event, lambda digits: pin_matches(self.pin_hash, digits))
+        self.queue.extend(actions)
+        self.wait_until = None
+
+    def step(self, now: float) -> None:
+        if self.media is None or self.play_at is None or now < self.play_at:
+            return
+        if self.playing_until is not None:
+            if now < self.playing_until:
+                return
+            self.playing_until = None
+            self.player = None
+            if self.playing_message:  # a message heard to its end
+                self.playing_message = False
+                self.feed(menu.PLAYED)
+        while self.queue and self.playing_until is None:
+            self.do(self.queue.pop(0), now)
+        if self.playing_until is None and not self.queue:
+            if self.ending:
+                self.ends_at = now
+            elif self.wait_until is None:
+                wait = menu.PIN_TIMEOUT_S if self.state.stage == "pin" else menu.MENU_TIMEOUT_S
+                self.wait_until = now + wait
+            elif now >= self.wait_until:
+                self.feed(menu.TIMEOUT)
+
+    def do(self, action, now: float) -> None:
+        if isinstance(action, menu.Say | menu.SayNumber):
+            name = action.prompt if isinstance(action, menu.Say) else f"n{action.n}"
+            found = self.server.prompts.find(name, self.language)
+            if found is not None:
+                self.play(found[0])
+                self.playing_until = now + found[1] + 0.05
+        elif isinstance(action, menu.PlayMessage):
+            found = self.server.prompts.file(Path(self.files.get(action.id, "")))
+            if found is None:
+                log.error("mailbox %s: message %s has no readable recording", self.mailbox_id, action.id)
+                self.feed(menu.PLAYED)  # skipped, as if heard: the menu goes on
+                return
+            self.play(found[0])
+            self.playing_until, self.playing_message = now + found[1] + 0.05, True
+        elif isinstance(action, menu.Hangup):
+            self.ending = True
+        elif isinstance(action, menu.Heard | menu.Delete | menu.PinFailed | menu.PinOk):
+            self.report(type(action).__name__.lower(), getattr(action, "id", ""))
+
+    def report(self, what: str, message_id: str) -> None:
+        """Tell the control plane what the caller did (heard, delete, pinfailed, pinok), through the spool."""
+        if self.server.spool is None:
+            return
+        actions = self.server.spool / "actions"
+        actions.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time():.6f}-{uuid.uuid4()}"
+        tmp = actions / f".{name}.tmp"
+        tmp.write_text(json.dumps({"mailbox_id": self.mailbox_id, "action": what, "message_id": message_id}))
+        os.replace(tmp, actions / f"{name}.json")
