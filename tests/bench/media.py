@@ -170,3 +170,111 @@ def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3) -> list[
                        "cores": os.cpu_count()},
         })
     return out
+
+
+# ---------------------------------------------------------------- voicemail deposits
+
+GREETING_S = 1.0
+TONE_S = 8.0  # what each caller says: a tone, streamed by SIPp from the answer on
+HOLD_MS = 10000
+
+
+def voiced_seconds(path: Path) -> float:
+    """Seconds of a recording that carry sound (20 ms frames above -40 dBFS): a frame the media server dropped is a
+    frame of silence here."""
+    import audioop
+
+    with wave.open(str(path), "rb") as w:
+        pcm = w.readframes(w.getnframes())
+    frame = 320  # 20 ms of 16-bit samples at 8 kHz
+    return sum(0.02 for i in range(0, len(pcm) - frame + 1, frame) if audioop.rms(pcm[i : i + frame], 2) > 330)
+
+
+def run_deposits(levels: tuple[int, ...] = (50, 100, 150), rounds: int = 3) -> list[dict]:
+    """N callers leave a message at once (`uac_deposit.xml`): answered, a 1 s greeting and the tone, then each caller's
+    8 s of audio recorded into the spool. Per round: failed calls, messages written, the worst message's share of
+    the audio it should hold (dropped frames are silence), the media server's CPU per session-second."""
+    from controlplane.node.probe import probe
+    from tests.harness.sipp import tone_file
+
+    work = Path(tempfile.mkdtemp(prefix="cm-bench-deposit-"))
+    prompt(work / "prompts" / "en" / "vm_unavailable.wav", GREETING_S)
+    prompt(work / "prompts" / "en" / "vm_beep.wav", 0.2)
+    tone = tone_file(work / "tone.ulaw", TONE_S)
+    scenario = work / "uac_deposit.xml"
+    scenario.write_text((HERE / "uac_deposit.xml").read_text().replace("@TONE@", str(tone)).replace("@HOLD_MS@", str(HOLD_MS)))
+    spool = work / "spool"
+    workers = -(-max(levels) // PER_WORKER)
+    port = free_port_block(workers)
+    python = ROOT / ".venv" / "bin" / "python"
+    log = open(work / "mediaserver.log", "w")
+    server = subprocess.Popen(
+        [str(python if python.exists() else sys.executable), "-m", "mediaserver", "--port", str(port), "--prompts",
+         str(work / "prompts"), "--workers", str(workers), "--voicemail-spool", str(spool)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    results: dict[int, list[dict]] = {n: [] for n in levels}
+    try:
+        deadline = time.monotonic() + 60
+        while not all(probe("127.0.0.1", port + i, 0.5)[0] for i in range(workers)):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"the media server did not start: {(work / 'mediaserver.log').read_text()[-2000:]}")
+        for round_no in range(rounds):
+            for n in levels:
+                shutil.rmtree(spool / "new", ignore_errors=True)
+                cpu0 = tree_cpu_s(server.pid)
+                shares = [min(PER_WORKER, n - i * PER_WORKER) for i in range(-(-n // PER_WORKER))]
+                outcomes: list[tuple[dict, float]] = []
+
+                def one(i: int, calls: int) -> None:
+                    outcomes.append(sipp(port + i, scenario,
+                                         ["-m", str(calls), "-r", str(calls), "-l", str(calls), "-mp", str(free_port()),
+                                          "-timeout", "60s", "-recv_timeout", "30s"], work, 90))
+
+                threads = [threading.Thread(target=one, args=(i, c)) for i, c in enumerate(shares)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                deadline = time.monotonic() + 15  # the last messages are handed over a moment after their BYE
+                while len(list((spool / "new").glob("*.json"))) < n and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                cpu = tree_cpu_s(server.pid) - cpu0
+                failed = sum(st.get("FailedCall(C)", c) for (st, _), c in zip(outcomes, shares))
+                wavs = sorted((spool / "new").glob("*.wav"))
+                # the tone starts with the answer; the recording after greeting and beep: ~TONE_S - 1.3 s of it
+                expected = TONE_S - GREETING_S - 0.3
+                shares_heard = sorted(min(1.0, voiced_seconds(w) / expected) for w in wavs)
+                row = {"sessions": n, "failed": failed, "failed_pct": round(100.0 * failed / n, 2),
+                       "messages": len(wavs), "worst_audio_share": round(shares_heard[0], 3) if shares_heard else 0.0,
+                       "cpu_s": round(cpu, 2),
+                       "cpu_ms_per_session_s": round(cpu * 1000 / (n * HOLD_MS / 1000), 3)}
+                results[n].append(row)
+                print(f"  round {round_no + 1}, {n} deposits: {row}", flush=True)
+                time.sleep(1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out = []
+    for n, rows in results.items():
+        if not rows:
+            continue
+        worst = [r["worst_audio_share"] for r in rows]
+        cpus = [r["cpu_ms_per_session_s"] for r in rows]
+        sustained = all(r["failed_pct"] < 0.5 and r["messages"] == n and r["worst_audio_share"] > 0.95 for r in rows)
+        out.append({
+            "name": f"media_server_{n}_deposits", "value": statistics.median(worst),
+            "unit": "worst message's share of its audio (median of rounds)", "baseline": 1.0,
+            "ratio": round(statistics.median(worst), 3),
+            "detail": {"sustained": sustained, "worst_audio_share": worst, "cpu_ms_per_session_s": cpus,
+                       "cpu_cores_at_level": [round(r["cpu_s"] / (HOLD_MS / 1000), 2) for r in rows],
+                       "failed": [r["failed"] for r in rows], "messages": [r["messages"] for r in rows], "date": date,
+                       "cores": os.cpu_count()},
+        })
+    return out

@@ -370,7 +370,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only-wan-lag", action="store_true", help="only the replication lag across the lab's 20 ms WAN "
                     "(tests/bench/wan_lag.py)")
     ap.add_argument("--lag-samples", type=int, default=200, help="registrations measured by --only-wan-lag")
-    ap.add_argument("--only-media", action="store_true", help="only the media server's concurrent announcement sessions "
+    ap.add_argument("--only-media", action="store_true", help="only the media server's concurrent announcement and voicemail sessions "
                     "(tests/bench/media.py)")
     ap.add_argument("--media-rounds", type=int, default=3, help="rounds of --only-media")
     ap.add_argument("--only-snapshot", action="store_true", help="only the snapshot update cost per worker (tests/bench/snapshot.py)")
@@ -394,6 +394,7 @@ def main(argv=None) -> int:
         from tests.bench import media
 
         save(media.run(rounds=args.media_rounds))
+        save(media.run_deposits(rounds=args.media_rounds))
         return 0
     if args.only_wan_lag:
         from tests.bench import wan_lag
@@ -493,6 +494,7 @@ def main(argv=None) -> int:
     from tests.bench import media  # issue 23: its own part
 
     save(media.run(rounds=args.media_rounds))
+    save(media.run_deposits(rounds=args.media_rounds))
     return 0
 
 
