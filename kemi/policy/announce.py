@@ -144,16 +144,17 @@ def target_user(action: Announce) -> str:
     return f"ann.{action.prompt}.{action.refusal.code}.{action.language}"
 
 
-def target_uri(action: Announce, media_server: str, call_id: str = "", workers: int = 1) -> str:
+def target_uri(action: Announce, media_server: str, call_id: str = "", workers: int = 1, attempt: int = 0) -> str:
     """The Request-URI of the announcement on the media server at "address:port" — on one of its `workers` processes
     (ports port .. port+workers-1, mediaserver/workers.py), the same one for every request of a call."""
     address, _, port = media_server.rpartition(":")
-    return f"sip:{target_user(action)}@{address}:{worker_port(int(port), call_id, workers)}"
+    return f"sip:{target_user(action)}@{address}:{worker_port(int(port), call_id, workers, attempt)}"
 
 
-def worker_port(base: int, call_id: str, workers: int) -> int:
-    """The port of the media server process a call goes to: spread by its Call-ID, stable for the call."""
-    return base + (zlib.crc32(call_id.encode("utf-8", "replace")) % workers if workers > 1 else 0)
+def worker_port(base: int, call_id: str, workers: int, attempt: int = 0) -> int:
+    """The port of the media server process a call goes to: spread by its Call-ID, stable for the call; `attempt` 1:
+    the next process (the first did not answer)."""
+    return base + ((zlib.crc32(call_id.encode("utf-8", "replace")) + attempt) % workers if workers > 1 else 0)
 
 
 def parse_target(user: str) -> Target | None:

@@ -157,9 +157,9 @@ def onto(state: CallState, action: Action, now: float, diverted: bool = False) -
     if isinstance(action, RouteToGroup):
         return state._replace(queue=queue_place(action, now))  # a queue of a group it overflows from is left behind
     if isinstance(action, Announce):
-        return state._replace(announcing=action.refusal)
+        return state._replace(announcing=action.refusal, media=action)
     if isinstance(action, ToVoicemail):
-        return state._replace(announcing=voicemail.refusal(action), mailbox=action.mailbox_id)
+        return state._replace(announcing=voicemail.refusal(action), mailbox=action.mailbox_id, media=action)
     return state
 
 
@@ -243,6 +243,13 @@ def announced(state: CallState, ev: Failed) -> Transition:
     assert refusal is not None
     if ev.cancelled or ev.code == refusal.code:
         return finished(state, ev), (Finish(ev.code, ev.reason, ev.cancelled),)
+    media = state.media
+    if media is not None and state.media_tries == 0 and (ev.code in (408, 477) or ev.code >= 500):
+        # no answer from the media server's process, or its own failure: once more, on its next process
+        state = state._replace(media_tries=1).traced(
+            f"the media server did not take the call ({ev.code} {ev.reason}): trying its next process"
+        )
+        return state, (Divert(media),)
     if state.mailbox is not None:
         state = state.traced(f"mailbox {state.mailbox} could not take the call ({ev.code} {ev.reason})")
     else:

@@ -117,6 +117,8 @@ class CallState(NamedTuple):
     announcing: Reject | None = None  # the call went to the media server to hear why; this refusal is its end
     speaks: str = ""  # a refused end is announced to the caller in this language ('' : not announced)
     mailbox: int | None = None  # the call went to this mailbox (`announcing`: its end when the mailbox cannot take it)
+    media: Action | None = None  # what the media server was asked to do (an announcement, a mailbox): tried again once
+    media_tries: int = 0  # ... on its next process (kemi.policy.announce.worker_port) when one did not answer
 
     def traced(self, *lines: str) -> CallState:
         return self._replace(trace=self.trace + lines)

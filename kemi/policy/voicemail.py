@@ -83,9 +83,11 @@ def target_user(action: ToVoicemail, default_language: str) -> str:
     return f"vm.{action.mailbox_id}.{action.greeting}.{language}.{action.max_s}"
 
 
-def target_uri(action: ToVoicemail, media_server: str, call_id: str, workers: int, default_language: str) -> str:
+def target_uri(
+    action: ToVoicemail, media_server: str, call_id: str, workers: int, default_language: str, attempt: int = 0
+) -> str:
     address, _, port = media_server.rpartition(":")
-    return f"sip:{target_user(action, default_language)}@{address}:{worker_port(int(port), call_id, workers)}"
+    return f"sip:{target_user(action, default_language)}@{address}:{worker_port(int(port), call_id, workers, attempt)}"
 
 
 def parse_target(user: str) -> Deposit | None:

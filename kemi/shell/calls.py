@@ -137,12 +137,19 @@ def to_mailbox(state: CallState, action: ToVoicemail, method: str, nated: bool) 
 
 def mailbox_target(action: ToVoicemail, state: CallState) -> str:
     return voicemail.target_uri(
-        action, SETTINGS.media_server, state.record.call_id, SETTINGS.media_workers, SETTINGS.prompt_language
+        action,
+        SETTINGS.media_server,
+        state.record.call_id,
+        SETTINGS.media_workers,
+        SETTINGS.prompt_language,
+        state.media_tries,
     )
 
 
 def media_target(action: Announce, state: CallState) -> str:
-    return announce.target_uri(action, SETTINGS.media_server, state.record.call_id, SETTINGS.media_workers)
+    return announce.target_uri(
+        action, SETTINGS.media_server, state.record.call_id, SETTINGS.media_workers, state.media_tries
+    )
 
 
 def finish_locally(state: CallState, rej: Reject, method: str) -> None:

@@ -37,7 +37,7 @@ def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_not
         others = [f"{lab.address(n)}:5090" for n in sorted(GROUPS["sip_nodes"]) if n != name]
         assert settings.get("dmq_peers") == (others if name in GROUPS["sip_nodes"] else None), settings
     # what runs where follows from the groups; each program under the host's own supervisord
-    for name, expected in (("fra-sip1", {"controlplane", "kamailio"}), ("fra-sip2", {"controlplane", "kamailio"}),
+    for name, expected in (("fra-sip1", {"controlplane", "kamailio", "mediaserver"}), ("fra-sip2", {"controlplane", "kamailio", "mediaserver"}),
                            ("fra-media1", {"rtpengine", "prometheus", "postgresql", "redis"}), ("ber1", {"postgresql", "redis"})):
         status = lab.ssh(name, "supervisorctl -c /etc/callmanager/supervisord.conf status", check=False).stdout
         running = {line.split()[0].removeprefix("callmanager-") for line in status.splitlines() if " RUNNING " in f" {line} "}
@@ -93,6 +93,7 @@ def test_site_deploys_bare_hosts_into_working_nodes_and_a_second_run_changes_not
 def test_phones_register_and_call_through_each_deployed_node(lab, tmp_path):
     """SIPp phones on the machine register at each SIP node and call each other; the media goes through the data
     center's RTPengine on the media host."""
+    from tests.harness.rtp import RtpReceiver
     from tests.harness.sipp import Sipp
 
     machine = lab.address("fra-sip1").rsplit(".", 1)[0] + ".1"
@@ -113,6 +114,11 @@ def test_phones_register_and_call_through_each_deployed_node(lab, tmp_path):
         assert sipp.wait(callee).ok
         cdr = wait_until(lambda: api(lab, sip, "cdr.list")["items"], 10, f"CDR at {sip}")[0]
         assert cdr["disposition"] == "answered", cdr
+        # the node's media server runs (the roles start it next to Kamailio): a number not in service is said first
+        with RtpReceiver(machine) as heard:
+            refused = sipp.announced_caller(phones[0], "299", 404, heard.port)
+        assert refused.ok, refused.output[-2000:]
+        assert heard.seconds() > 1.0, f"no announcement heard through {sip}"
         registered_at_first = registered_at_first or phones
     # the SIP nodes replicate registrations (DMQ, callmanager_dmq_port): the phone registered through fra-sip1 is
     # called through fra-sip2

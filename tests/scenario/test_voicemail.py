@@ -418,3 +418,68 @@ def test_listening_without_a_mailbox_is_refused_with_its_reason(node, office):
     sipp, alice = office["sipp"], office["alice"]
     result = sipp.caller(alice, "*98", expect=404)  # alice has no mailbox (announced first: feature_rejected)
     assert result.ok, result.output[-2000:]
+
+
+def media_workers(node) -> dict[int, int]:
+    """The media server's processes: {port: pid} (the children of the component's process)."""
+    parent = int((node.settings.run_dir / "mediaserver.pid").read_text())
+    out = {}
+    for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if b"--port" in argv:  # (a process just ended has no command line left)
+            out[int(argv[argv.index(b"--port") + 1])] = int(child)
+    return out
+
+
+def test_a_media_server_process_that_hangs_is_passed_over_and_with_none_left_the_call_ends_cleanly(node, office):
+    import os
+    import signal
+
+    from kemi.policy.announce import worker_port
+
+    sipp, alice, tenant = office["sipp"], office["alice"], office["tenant"]
+    workers = media_workers(node)
+    base = node.settings.media_server_port
+    assert sorted(workers) == [base, base + 1]
+    erin = node.rpc("user.create", tenant_id=tenant["id"], name="Erin")
+    node.rpc("sip_account.create", user_id=erin["id"], username="erin", password="erin-secret-pw")
+    node.rpc("extension.create", number="205", user_id=erin["id"])
+    wait_snapshot(node)
+    erin_phone = sipp.phone("erin", DOMAIN, "erin-secret-pw")
+    assert sipp.register(erin_phone).ok
+    os.kill(workers[base], signal.SIGSTOP)  # one process hangs: calls it would take go to the other
+    try:
+        retried = None
+        for _ in range(8):
+            seen = {c["id"] for c in node.rpc("cdr.list", limit=200)["items"]}
+            assert sipp.caller(alice, "202", hold_ms=2500).ok
+            cdr = wait_for(lambda: next((c for c in node.rpc("cdr.list", limit=200)["items"]
+                                          if c["id"] not in seen and c["callee"] == "202"), None), timeout=10)
+            assert cdr["disposition"] == "answered", cdr
+            hung = worker_port(base, cdr["call_id"], 2) == base
+            assert hung == any("trying its next process" in line for line in cdr["trace"]), cdr["trace"]
+            if hung:
+                retried = cdr
+                break
+        assert retried is not None, "no call went to the hung process"
+        os.kill(workers[base + 1], signal.SIGSTOP)  # none left: the call ends as without the mailbox, in seconds
+        started = time.monotonic()
+        assert sipp.caller(alice, "202", expect=480).ok
+        assert time.monotonic() - started < 10
+        # and ordinary calls go on
+        callee = sipp.callee(erin_phone, "answer")
+        assert sipp.caller(alice, "205", hold_ms=500).ok
+        assert sipp.wait(callee).ok
+    finally:
+        # hung processes are ended (as a service manager would; resumed, they would answer INVITEs long given up):
+        # the media server's parent starts them again
+        for pid in workers.values():
+            os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: len(media_workers(node)) == 2 and set(media_workers(node).values()).isdisjoint(workers.values()),
+                    timeout=15), "the media server's processes were not started again"
+    ended = wait_for(lambda: next((c for c in node.rpc("cdr.list", limit=200)["items"]
+                                   if c["callee"] == "202" and c["sip_code"] == 480), None), timeout=10)
+    assert any("could not take the call" in line for line in ended["trace"]), ended["trace"]

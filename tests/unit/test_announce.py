@@ -82,9 +82,25 @@ def test_the_media_servers_refusal_after_the_prompt_goes_back_as_it_is():
 
 def test_when_the_media_server_cannot_say_it_the_node_refuses_without_it():
     for failed in (Failed(408, "Request Timeout"), Failed(503, "relay failed"), Failed(500, "Server Internal Error")):
+        # first its next process is tried (the one asked did not answer) ...
         state, effects = on_failure(announcing(), failed, EMPTY)
+        assert effects == (Divert(state.media),) and state.media_tries == 1, failed
+        assert "trying its next process" in state.trace[-1]
+        # ... then the node refuses without the announcement
+        state, effects = on_failure(state, failed, EMPTY)
         assert effects == (Finish(404, "Not Found", local=True, warning="extension 604 does not exist"),), failed
         assert f"the announcement could not be played ({failed.code} {failed.reason})" in state.trace[-2]
+    # a refusal of its own (a request it did not understand) is not tried again
+    state, effects = on_failure(announcing(), Failed(488, "Not Acceptable Here"), EMPTY)
+    assert effects == (Finish(404, "Not Found", local=True, warning="extension 604 does not exist"),)
+
+
+def test_the_next_process_is_another_one_for_the_same_call():
+    from kemi.policy.announce import worker_port
+
+    ports = {worker_port(5062, "call-1", 8, attempt) for attempt in (0, 1)}
+    assert len(ports) == 2 and all(5062 <= p < 5070 for p in ports)
+    assert worker_port(5062, "call-1", 1, 1) == 5062  # one process: the same one again
 
 
 def test_a_caller_who_hangs_up_during_the_announcement_ends_it():

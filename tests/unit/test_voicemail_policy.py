@@ -63,6 +63,8 @@ def test_when_the_mailbox_cannot_take_the_call_it_ends_as_without_it():
     state = onto(state, d.action.on_busy, 1.0)
     assert state.mailbox == 9
     state, effects = on_failure(state, Failed(503, "Service Unavailable"), snap_with([]))
+    assert effects == (Divert(d.action.on_busy),)  # its next process first
+    state, effects = on_failure(state, Failed(503, "Service Unavailable"), snap_with([]))
     assert effects == (Finish(486, "Busy Here", local=True, warning="the callee is busy and the mailbox could not take "
                                                                      "the call"),)
     assert "mailbox 9 could not take the call (503 Service Unavailable)" in state.trace
