@@ -9,6 +9,7 @@ goes back through the spool (`<spool>/actions/<id>.json`), applied by the contro
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from kemi.policy import mailbox_menu as menu
 from kemi.policy.voicemail import Deposit as Target, pin_matches
 
 from .server import Session, barrier
+from .voicemail import FINISH_WAIT_S, wav_complete
 
 log = logging.getLogger("callmanager.mediaserver")
 
@@ -58,7 +60,9 @@ class Listen(Session):
         self.playing_message = False
         self.wait_until: float | None = None  # a key is waited for until then
         self.ending = False
-        self.started = False
+        self.recorder: pj.AudioMediaRecorder | None = None  # a greeting being recorded by phone
+        self.greeting: tuple[str, Path] | None = None  # (kind, file) of it, handed over once complete
+        self.handed: list[tuple[str, Path, float]] = []  # greetings recorded, waiting for their file to be complete
 
     def answer_now(self) -> None:
         op = pj.CallOpParam()
@@ -94,11 +98,14 @@ class Listen(Session):
                 self.feed(menu.PLAYED)
         while self.queue and self.playing_until is None:
             self.do(self.queue.pop(0), now)
+        self.hand_over(now)
         if self.playing_until is None and not self.queue:
             if self.ending:
                 self.ends_at = now
             elif self.wait_until is None:
-                wait = menu.PIN_TIMEOUT_S if self.state.stage == "pin" else menu.MENU_TIMEOUT_S
+                wait = {"pin": menu.PIN_TIMEOUT_S, "recording": menu.MAX_GREETING_S}.get(
+                    self.state.stage, menu.MENU_TIMEOUT_S
+                )
                 self.wait_until = now + wait
             elif now >= self.wait_until:
                 self.feed(menu.TIMEOUT)
@@ -120,16 +127,62 @@ class Listen(Session):
             self.playing_until, self.playing_message = now + found[1] + 0.05, True
         elif isinstance(action, menu.Hangup):
             self.ending = True
+        elif isinstance(action, menu.RecordGreeting):
+            self.record_greeting(action.kind)
+        elif isinstance(action, menu.StopRecording):
+            self.stop_greeting(now)
         elif isinstance(action, menu.Heard | menu.Delete | menu.PinFailed | menu.PinOk):
             self.report(type(action).__name__.lower(), getattr(action, "id", ""))
 
-    def report(self, what: str, message_id: str) -> None:
-        """Tell the control plane what the caller did (heard, delete, pinfailed, pinok), through the spool."""
+    def record_greeting(self, kind: str) -> None:
+        """Record what the caller says from now on (after the tone the menu queued first) as a greeting."""
+        if self.server.spool is None or self.media is None:
+            return
+        folder = self.server.spool / "greetings"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{uuid.uuid4()}.wav"
+        self.recorder = pj.AudioMediaRecorder()
+        self.recorder.createRecorder(str(path))
+        self.media.startTransmit(self.recorder)
+        self.greeting = (kind, path)
+
+    def stop_greeting(self, now: float) -> None:
+        if self.greeting is None:
+            return
+        self.recorder = None  # completed by its destruction (mediaserver/voicemail.py wav_complete)
+        kind, path = self.greeting
+        self.greeting = None
+        self.handed.append((kind, path, now + FINISH_WAIT_S))
+
+    def hand_over(self, now: float) -> None:
+        """Greetings recorded: handed to the control plane (which checks and installs them) once their file is
+        complete."""
+        waiting = []
+        for kind, path, deadline in self.handed:
+            if wav_complete(path) or now >= deadline:
+                self.report("greeting", "", kind=kind, file=path.name)
+            else:
+                gc.collect()
+                waiting.append((kind, path, deadline))
+        self.handed = waiting
+
+    def finish(self) -> bool:
+        """The call is over: a greeting being recorded ends with it and is handed over like one ended with #."""
+        self.player = None
+        now = time.monotonic()
+        self.stop_greeting(now)
+        self.hand_over(now)
+        return not self.handed
+
+    def report(self, what: str, message_id: str, **more: str) -> None:
+        """Tell the control plane what the caller did (heard, delete, pinfailed, pinok, greeting), through the
+        spool."""
         if self.server.spool is None:
             return
         actions = self.server.spool / "actions"
         actions.mkdir(parents=True, exist_ok=True)
         name = f"{time.time():.6f}-{uuid.uuid4()}"
         tmp = actions / f".{name}.tmp"
-        tmp.write_text(json.dumps({"mailbox_id": self.mailbox_id, "action": what, "message_id": message_id}))
+        doc = {"mailbox_id": self.mailbox_id, "action": what, "message_id": message_id, **more}
+        tmp.write_text(json.dumps(doc))
         os.replace(tmp, actions / f"{name}.json")

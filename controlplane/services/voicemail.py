@@ -255,7 +255,11 @@ class VoicemailIngestor:
                 self._quarantine(f, f"unreadable action: {exc}")
                 continue
             try:
-                self._apply(box_id, what, message_id)
+                if what == "greeting":
+                    if not self._greeting(box_id, str(doc.get("kind", "")), str(doc.get("file", "")), f):
+                        continue  # its recording is not complete yet: looked at again on a later pass
+                else:
+                    self._apply(box_id, what, message_id)
             except Exception as exc:
                 if database_away(exc):
                     return done  # the rest waits in the spool
@@ -264,6 +268,46 @@ class VoicemailIngestor:
             done += 1
             self._changed(box_id)
         return done
+
+    def _greeting(self, box_id: int, kind: str, name: str, action: Path) -> bool:
+        """A greeting recorded by phone: checked like an upload (controlplane/services/audio.py) and installed as the
+        mailbox's; one that cannot be used is dropped with a log line (the caller heard it saved: the old one stays).
+        False: its file is not complete yet (the action is kept)."""
+        from controlplane.services.audio import AudioRefused, telephony_wav
+
+        folder = self.spool / "greetings"
+        path = folder / name
+        if (
+            kind not in ("busy", "unavailable")
+            or not MESSAGE_ID.match(name.removesuffix(".wav"))
+            or path.parent != folder
+        ):
+            log.error("voicemail spool: a greeting action names %r / %r; dropped", kind, name[:60])
+            return True
+        try:
+            wav, seconds = telephony_wav(path.read_bytes(), min_s=1.0, max_s=120.0)
+        except (OSError, AudioRefused) as exc:
+            if self.clock() - action.stat().st_mtime < SETTLE_S and not isinstance(exc, OSError):
+                return False
+            log.warning(
+                "mailbox %s: the %s greeting recorded by phone cannot be used (%s); the old one stays",
+                box_id,
+                kind,
+                exc,
+            )
+            path.unlink(missing_ok=True)
+            return True
+        with Session(self.engine) as s:
+            exists = s.get(Mailbox, box_id) is not None
+        if exists:
+            target = self.store.greeting(box_id, kind)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(wav)
+            os.replace(tmp, target)
+            log.info("mailbox %s: %s greeting recorded by phone (%.1f s)", box_id, kind, seconds)
+        path.unlink(missing_ok=True)
+        return True
 
     def _apply(self, box_id: int, what: str, message_id: str) -> None:
         now = datetime.fromtimestamp(self.clock(), timezone.utc)

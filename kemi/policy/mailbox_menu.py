@@ -4,11 +4,14 @@ The caller enters the mailbox's PIN and `#`; three wrong PINs end the call and l
 locks it for a while and raises a fraud event). Then: how many new messages there are, and the messages, new ones
 first. After each message:
     1 replay   2 next (the message is kept, heard)   7 delete   9 save (heard) and next   * the menu again   # goodbye
-A message played to its end counts as heard. No key for a while: the menu again, then goodbye.
+A message played to its end counts as heard. After the last one (or with none): `0` record a greeting, `#` goodbye.
+`0` (there, or after a message) records a greeting by phone: `1` the unavailable one, `2` the busy one; the caller
+speaks after the tone and ends with `#` (or after MAX_GREETING_S). No key for a while: the menu again, then goodbye.
 
 `start(...)` gives the first state and what to do; `on(state, event)` the next state and what to do. Events: a key
 (`Key("5")`), the end of what was playing (`PLAYED`), a wait that ran out (`TIMEOUT`). What to do: `Say(prompt)` /
-`SayNumber(n)` (played in order), `PlayMessage(id)`, `Heard(id)`, `Delete(id)`, `PinFailed()`, `PinOk()`, `Hangup()`.
+`SayNumber(n)` (played in order), `PlayMessage(id)`, `Heard(id)`, `Delete(id)`, `PinFailed()`, `PinOk()`, `Hangup()`,
+`RecordGreeting(kind)` (from now until `StopRecording()`; the media server hands it over as the mailbox's greeting).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import NamedTuple
 MAX_PIN_TRIES = 3
 PIN_TIMEOUT_S = 10.0  # waiting for the PIN's next key
 MENU_TIMEOUT_S = 8.0  # waiting for a key after the menu
+MAX_GREETING_S = 60.0  # a greeting recorded by phone ends by itself after this long (a TIMEOUT event)
 MAX_DIGITS = 12
 NUMBERS = 20  # prompts n0 .. n20; more messages are said as "more than twenty"
 
@@ -66,8 +70,17 @@ class Hangup(NamedTuple):
     pass
 
 
+class RecordGreeting(NamedTuple):
+    kind: str  # "unavailable" or "busy"
+
+
+class StopRecording(NamedTuple):
+    pass
+
+
 class State(NamedTuple):
-    stage: str  # "pin" (entering the PIN), "menu" (after a message), "message" (one playing), "bye"
+    stage: str  # "pin", "message" (one playing), "menu" (after a message), "end" (none left), "greeting" (which one?),
+    # "recording" (a greeting), "bye"
     messages: tuple[Message, ...] = ()
     current: int = 0
     digits: str = ""
@@ -88,6 +101,11 @@ PROMPTS = (
     "vm_no_more",
     "vm_goodbye",
     "vm_more_than_twenty",
+    "vm_main_menu",
+    "vm_greeting_choice",
+    "vm_record_greeting",
+    "vm_greeting_saved",
+    "vm_beep",
     *(f"n{i}" for i in range(NUMBERS + 1)),
 )
 
@@ -110,6 +128,8 @@ def on(state: State, event, pin_ok=lambda digits: False) -> tuple[State, list]:
         return state, []
     if state.stage == "pin":
         return _pin(state, event, pin_ok)
+    if state.stage in ("end", "greeting", "recording"):
+        return _greeting(state, event)
     if state.stage == "message":
         if event == PLAYED:  # heard to its end: kept as heard, the menu follows
             msg = state.messages[state.current]
@@ -144,11 +164,48 @@ def _pin(state: State, event, pin_ok) -> tuple[State, list]:
 
 
 def _play(state: State, index: int, said: list) -> tuple[State, list]:
-    """Play message `index`, or say there is none left and end."""
+    """Play message `index`, or say there is none left and offer what else can be done."""
     if index >= len(state.messages):
         last = Say("vm_no_more") if state.messages else Say("vm_no_messages")
-        return state._replace(stage="bye"), [*said, last, Say("vm_goodbye"), Hangup()]
+        return state._replace(stage="end", current=index, timeouts=0), [*said, last, Say("vm_main_menu")]
     return state._replace(stage="message", current=index), [*said, PlayMessage(state.messages[index].id)]
+
+
+def _back(state: State) -> tuple[State, list]:
+    """After a greeting: the menu the caller came from."""
+    if state.current >= len(state.messages):
+        return state._replace(stage="end", timeouts=0), [Say("vm_main_menu")]
+    return state._replace(stage="menu", timeouts=0), [Say("vm_menu")]
+
+
+def _greeting(state: State, event) -> tuple[State, list]:
+    if state.stage == "recording":
+        if event == TIMEOUT or (isinstance(event, Key) and event.digit == "#"):
+            saved = _back(state)
+            return saved[0], [StopRecording(), Say("vm_greeting_saved"), *saved[1]]
+        return state, []  # other keys are part of what is said
+    if event == TIMEOUT:
+        if state.timeouts >= 1:
+            return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
+        prompt = "vm_main_menu" if state.stage == "end" else "vm_greeting_choice"
+        return state._replace(timeouts=state.timeouts + 1), [Say(prompt)]
+    if not isinstance(event, Key):
+        return state, []
+    if state.stage == "greeting":
+        kind = {"1": "unavailable", "2": "busy"}.get(event.digit)
+        if kind is None:
+            return _back(state) if event.digit in ("*", "#") else (state, [Say("vm_greeting_choice")])
+        return state._replace(stage="recording", timeouts=0), [
+            Say("vm_record_greeting"),
+            Say("vm_beep"),
+            RecordGreeting(kind),
+        ]
+    # "end": no message left
+    if event.digit == "0":
+        return state._replace(stage="greeting", timeouts=0), [Say("vm_greeting_choice")]
+    if event.digit == "#":
+        return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
+    return state._replace(timeouts=0), [Say("vm_main_menu")]
 
 
 def _heard(state: State) -> State:
@@ -176,6 +233,8 @@ def _menu(state: State, event) -> tuple[State, list]:
         return _play(state._replace(messages=rest), state.current, [Delete(msg.id), Say("vm_deleted")])
     if event.digit == "*":
         return state, [Say("vm_menu")]
+    if event.digit == "0":
+        return state._replace(stage="greeting"), [Say("vm_greeting_choice")]
     if event.digit == "#":
         return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
     return state, [Say("vm_menu")]

@@ -41,8 +41,14 @@ TEXTS = {
         "vm_no_messages": "There are no messages.",
         "vm_menu": (
             "To hear the message again, press 1. For the next message, press 2. To delete it, press 7. "
-            "To save it, press 9. To hang up, press the hash key."
+            "To save it, press 9. To record your greeting, press 0. To hang up, press the hash key."
         ),
+        "vm_main_menu": "To record your greeting, press 0. To hang up, press the hash key.",
+        "vm_greeting_choice": (
+            "For the greeting callers hear when you are not available, press 1. For the one when you are busy, press 2."
+        ),
+        "vm_record_greeting": "Record your greeting after the tone. Press the hash key when you are done.",
+        "vm_greeting_saved": "Your greeting is saved.",
         "vm_deleted": "Message deleted.",
         "vm_saved": "Message saved.",
         "vm_no_more": "There are no more messages.",
@@ -91,8 +97,17 @@ TEXTS = {
         "vm_no_messages": "Es sind keine Nachrichten vorhanden.",
         "vm_menu": (
             "Um die Nachricht noch einmal zu hören, drücken Sie die 1. Für die nächste Nachricht die 2. "
-            "Zum Löschen die 7. Zum Speichern die 9. Zum Auflegen die Rautetaste."
+            "Zum Löschen die 7. Zum Speichern die 9. Um Ihre Ansage aufzunehmen, die 0. Zum Auflegen die Rautetaste."
         ),
+        "vm_main_menu": "Um Ihre Ansage aufzunehmen, drücken Sie die 0. Zum Auflegen die Rautetaste.",
+        "vm_greeting_choice": (
+            "Für die Ansage, wenn Sie nicht erreichbar sind, drücken Sie die 1. Für die Ansage, wenn Sie besetzt sind, "
+            "die 2."
+        ),
+        "vm_record_greeting": (
+            "Sprechen Sie Ihre Ansage nach dem Signalton. Drücken Sie die Rautetaste, wenn Sie fertig sind."
+        ),
+        "vm_greeting_saved": "Ihre Ansage ist gespeichert.",
         "vm_deleted": "Nachricht gelöscht.",
         "vm_saved": "Nachricht gespeichert.",
         "vm_no_more": "Es sind keine weiteren Nachrichten vorhanden.",

@@ -65,6 +65,22 @@ class RtpReceiver:
             time.sleep(gap_s)
         self._dtmf = (seq, ts, ssrc)
 
+    def send_tone(self, hz: float, seconds: float) -> None:
+        """Speak into the call: a tone as PCMU, 20 ms a packet, from this receiver's port to where its RTP comes from
+        (the same stream as the keys of send_dtmf)."""
+        assert self.peer is not None, "no RTP came in: nowhere to send to"
+        seq, ts, ssrc = self._dtmf
+        n = 0
+        for _ in range(int(seconds * 50)):
+            lin = b"".join(int(8000 * math.sin(2 * math.pi * hz * (n + i) / 8000)).to_bytes(2, "little", signed=True)
+                           for i in range(160))
+            n += 160
+            header = bytes([0x80, 0]) + seq.to_bytes(2, "big") + ts.to_bytes(4, "big") + ssrc.to_bytes(4, "big")
+            self.sock.sendto(header + audioop.lin2ulaw(lin, 2), self.peer)
+            seq, ts = (seq + 1) & 0xFFFF, (ts + 160) & 0xFFFFFFFF
+            time.sleep(0.02)
+        self._dtmf = (seq, ts, ssrc)
+
     def pcm(self) -> bytes:
         """The PCMU payloads received, as 16-bit linear samples (8 kHz), in arrival order."""
         return b"".join(audioop.ulaw2lin(d[12:], 2) for _, d in self.packets if len(d) > 12 and d[1] & 0x7F == 0)

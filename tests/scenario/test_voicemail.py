@@ -374,7 +374,7 @@ def test_the_owner_listens_by_phone_with_the_pin_and_deletes_the_message(node, o
         )
         # heard to its end: marked heard, then the menu
         assert wait_for(lambda: node.rpc("voicemail.get", id=msg["id"])["heard"], timeout=15)
-        rx.send_dtmf("7")  # delete it: no more messages, goodbye, and the mailbox hangs up
+        rx.send_dtmf("7#")  # delete it: no more messages; then goodbye, and the mailbox hangs up
         result = call.result(timeout=60)
         assert result.ok, result.output[-2000:]
     finally:
@@ -483,3 +483,32 @@ def test_a_media_server_process_that_hangs_is_passed_over_and_with_none_left_the
     ended = wait_for(lambda: next((c for c in node.rpc("cdr.list", limit=200)["items"]
                                    if c["callee"] == "202" and c["sip_code"] == 480), None), timeout=10)
     assert any("could not take the call" in line for line in ended["trace"]), ended["trace"]
+
+
+
+def test_the_owner_records_a_greeting_by_phone_and_callers_hear_it(node, office):
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    bob = sipp.phone("bob", DOMAIN, "bob-secret-pw")
+    rx, call = listen_call(office, bob)
+    try:
+        rx.send_dtmf("2468#")
+        rx.send_dtmf("0")  # the greeting menu (from wherever the menu is)
+        rx.send_dtmf("1")  # the unavailable greeting: the prompt, the tone, then it records
+        time.sleep(1.5)
+        rx.send_tone(500.0, 2.0)  # what bob says
+        rx.send_dtmf("#")  # done: saved
+        time.sleep(1.0)
+        rx.send_dtmf("#")  # and goodbye (or the menu times out)
+        result = call.result(timeout=60)
+        assert result.ok, result.output[-2000:]
+    finally:
+        rx.__exit__(None, None, None)
+    got = wait_for(lambda: (b := node.rpc("voicemail.box_get", id=box["id"]))["greetings"]["unavailable"] and b,
+                   timeout=15)
+    assert got, "the greeting recorded by phone was not installed"
+    try:
+        with RtpReceiver() as heard:  # alice calls bob: his mailbox greets her with what he recorded
+            assert sipp.caller(alice, "202", hold_ms=2500, listen_rtp=heard.port).ok
+        assert heard_tone(heard, 500.0) >= 1.0, "the new greeting was not heard"
+    finally:
+        node.rpc("voicemail.greeting_delete", id=box["id"], kind="unavailable")

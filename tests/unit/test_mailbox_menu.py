@@ -2,7 +2,7 @@
 
 from kemi.policy import mailbox_menu as menu
 from kemi.policy.mailbox_menu import (PLAYED, TIMEOUT, Delete, Hangup, Heard, Key, Message, PinFailed, PinOk, PlayMessage,
-                                      Say, SayNumber)
+                                      RecordGreeting, Say, SayNumber, StopRecording)
 from kemi.policy.voicemail import hash_pin, pin_matches
 
 MSGS = [Message("old1", True), Message("new1", False), Message("new2", False)]
@@ -28,7 +28,9 @@ def test_the_pin_opens_the_mailbox_and_new_messages_come_first():
     state, actions = keys(state, "7")  # deleted while it plays
     assert actions == [Delete("new2"), Say("vm_deleted"), PlayMessage("old1")]
     state, actions = keys(state, "9")
-    assert actions == [Say("vm_saved"), Say("vm_no_more"), Say("vm_goodbye"), Hangup()]  # old1 was heard already
+    assert actions == [Say("vm_saved"), Say("vm_no_more"), Say("vm_main_menu")]  # old1 was heard already
+    state, actions = keys(state, "#")
+    assert actions == [Say("vm_goodbye"), Hangup()]
     assert menu.on(state, Key("1"))[1] == []  # over
 
 
@@ -70,7 +72,7 @@ def test_an_empty_mailbox_says_so():
     state, _ = menu.start([], locked=False, has_pin=True)
     _, actions = keys(state, "2468#")
     assert actions == [PinOk(), Say("vm_you_have"), SayNumber(0), Say("vm_new_messages"), Say("vm_no_messages"),
-                       Say("vm_goodbye"), Hangup()]
+                       Say("vm_main_menu")]
 
 
 def test_many_messages_are_counted_in_words_up_to_twenty():
@@ -86,3 +88,28 @@ def test_pins_are_stored_as_salted_hashes():
     assert "2468" not in stored and stored != hash_pin("2468")  # salted
     assert pin_matches(stored, "2468") and not pin_matches(stored, "2469")
     assert not pin_matches("", "2468") and not pin_matches("plain$text", "") and not pin_matches("x$1$y$z", "2468")
+
+
+def test_a_greeting_is_recorded_by_phone_from_either_menu():
+    state, _ = menu.start([], locked=False, has_pin=True)
+    state, _ = keys(state, "2468#")
+    assert state.stage == "end"
+    state, actions = keys(state, "0")
+    assert actions == [Say("vm_greeting_choice")]
+    state, actions = keys(state, "2")
+    assert actions == [Say("vm_record_greeting"), Say("vm_beep"), RecordGreeting("busy")]
+    state, actions = keys(state, "5")  # keys while recording are part of it
+    assert actions == []
+    state, actions = keys(state, "#")
+    assert actions == [StopRecording(), Say("vm_greeting_saved"), Say("vm_main_menu")]
+    # after a message, 0 too; a recording that runs long ends by itself
+    state, _ = menu.start(MSGS[:1], locked=False, has_pin=True)
+    state, _ = keys(state, "2468#0")
+    state, actions = keys(state, "1")
+    assert actions[-1] == RecordGreeting("unavailable")
+    state, actions = menu.on(state, TIMEOUT)
+    assert actions == [StopRecording(), Say("vm_greeting_saved"), Say("vm_menu")]
+    # a wrong choice asks again; * goes back
+    state, _ = keys(state, "0")
+    assert keys(state, "7")[1] == [Say("vm_greeting_choice")]
+    assert keys(state, "*")[1] == [Say("vm_menu")]
