@@ -34,11 +34,19 @@ MEDIA_WAIT_S = 5.0  # a call whose media is not up this long after it came (no S
 class Prompts:
     """The prompt files: <dir>/<language>/<prompt>.wav, with their lengths (read once)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, tenants: Path | None = None):
         self.root = root
+        self.tenants = tenants  # tenants' own recordings: <tenants>/<tenant>/<language>/<prompt>.wav
         self._lengths: dict[tuple[Path, int], float] = {}
 
-    def find(self, prompt: str, language: str) -> tuple[Path, float] | None:
+    def find(self, prompt: str, language: str, tenant_id: int | None = None) -> tuple[Path, float] | None:
+        """The prompt to play: the tenant's own recording of it (AUD-07) if it has one, else the system's."""
+        if tenant_id is not None and self.tenants is not None:
+            own = self.tenants / str(tenant_id) / language / f"{prompt}.wav"
+            if own.exists():
+                found = self.file(own)
+                if found is not None:
+                    return found
         return self.file(self.root / language / f"{prompt}.wav")
 
     def file(self, path: Path) -> tuple[Path, float] | None:
@@ -151,7 +159,7 @@ class Session(pj.Call):
     def step(self, now: float) -> None:
         """An announcement: start the prompt after the lead silence; the refusal when it has played."""
         if self.play_at is not None and now >= self.play_at and self.player is None and self.target is not None:
-            found = self.server.prompts.find(self.target.prompt, self.target.language)
+            found = self.server.prompts.find(self.target.prompt, self.target.language, self.target.tenant_id)
             if found is None:
                 self.ends_at = now  # no prompt to play: the refusal at once
             else:
@@ -209,7 +217,7 @@ class MediaServer:
         store: Path | None = None,
     ):
         self.address, self.port = address, port
-        self.prompts = Prompts(prompts)
+        self.prompts = Prompts(prompts, store / "prompts" if store is not None else None)
         self.spool = (
             spool  # recorded messages: <spool>/tmp while recording, then <spool>/new (mediaserver/voicemail.py)
         )

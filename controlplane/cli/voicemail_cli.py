@@ -13,7 +13,7 @@ from .common import _area, console, rpc, show
 
 voicemail = _area("voicemail", "voicemail: mailboxes, messages, PINs")
 
-BOX_COLS = ["id", "tenant_id", "user_id", "group_id", "name", "enabled", "email", "has_pin", "new", "old"]
+BOX_COLS = ["id", "tenant_id", "user_id", "group_id", "name", "extension", "enabled", "email", "has_pin", "new", "old"]
 MSG_COLS = ["id", "mailbox_id", "caller", "received_at", "duration_s", "heard", "emailed"]
 
 
@@ -23,6 +23,9 @@ def box_create(
     group_id: Optional[int] = typer.Option(None, help="... or a hunt group's"),
     email: Optional[str] = typer.Option(None, help="new messages are e-mailed here"),
     pin: Optional[str] = typer.Option(None, help="4 to 10 digits, for listening by phone"),
+    extension: Optional[str] = typer.Option(
+        None, help="its own extension: colleagues leave a message, the owner listens"
+    ),
     min_message_s: Optional[float] = None,
     max_message_s: Optional[int] = None,
     retention_days: Optional[int] = None,
@@ -34,6 +37,7 @@ def box_create(
             group_id=group_id,
             email=email,
             pin=pin,
+            extension=extension,
             min_message_s=min_message_s,
             max_message_s=max_message_s,
             retention_days=retention_days,

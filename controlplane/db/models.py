@@ -576,6 +576,8 @@ class Mailbox(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("hunt_group.id", ondelete="CASCADE"), nullable=True, unique=True),
     )
     name: str = Field(default="", sa_column=Column(String(100), nullable=False, server_default=""))
+    # its own extension (VM-09; '' : none): a colleague dialling it leaves a message, the owner listens
+    extension: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))
     enabled: bool = True
     pin_hash: str = Field(default="", sa_column=Column(String(200), nullable=False, server_default=""))
     email: str = Field(default="", sa_column=Column(String(254), nullable=False, server_default=""))

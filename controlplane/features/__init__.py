@@ -14,6 +14,7 @@ from . import (  # noqa: F401
     node,
     numbers,
     profiles,
+    prompts,
     queues,
     route,
     sip_accounts,

@@ -52,6 +52,10 @@ def _check_free(s, tenant_id: int, number: str, exclude_id: int | None = None) -
 
     if s.exec(select(HuntGroup).where(HuntGroup.tenant_id == tenant_id, HuntGroup.extension == number)).first():
         raise Conflict(f"extension {number} belongs to a hunt group", field="number", value=number)
+    from controlplane.db.models import Mailbox
+
+    if s.exec(select(Mailbox).where(Mailbox.tenant_id == tenant_id, Mailbox.extension == number)).first():
+        raise Conflict(f"extension {number} belongs to a mailbox", field="number", value=number)
     other = s.exec(select(Extension).where(Extension.tenant_id == tenant_id, Extension.number == number)).first()
     if other and other.id != exclude_id:
         raise Conflict(

@@ -267,6 +267,8 @@ def _check_unique_and_acyclic(s, g: HuntGroup) -> None:
             raise Conflict(f"group {other.id} has this name or extension", group_id=other.id)
     if s.exec(select(Extension).where(Extension.tenant_id == g.tenant_id, Extension.number == g.extension)).first():
         raise Conflict(f"extension {g.extension} belongs to a user", field="extension", value=g.extension)
+    if s.exec(select(Mailbox).where(Mailbox.tenant_id == g.tenant_id, Mailbox.extension == g.extension)).first():
+        raise Conflict(f"extension {g.extension} belongs to a mailbox", field="extension", value=g.extension)
     seen, cur = {g.id}, g.overflow_group_id
     while cur is not None:
         if cur in seen:

@@ -55,6 +55,9 @@ class BoxFields(Params):
     max_message_s: int | None = Field(None, ge=5, le=600, description="the longest message recorded")
     retention_days: int | None = Field(None, ge=0, le=3650, description="messages older are deleted (0: kept)")
     enabled: bool | None = Field(None, description="false: calls are not sent to the mailbox (messages stay)")
+    extension: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^([0-9]{2,8})?$")] | None = Field(
+        None, description="its own extension (VM-09): colleagues leave a message, the owner listens; '' clears"
+    )
 
 
 class BoxCreate(BoxFields):
@@ -145,11 +148,34 @@ def _own_message(s, ctx, message_id: str) -> VoicemailMessage:
     return row
 
 
-def _apply(box: Mailbox, p: BoxFields) -> None:
+def _apply(s, box: Mailbox, p: BoxFields) -> None:
     for name in ("name", "email", "attach_audio", "min_message_s", "max_message_s", "retention_days", "enabled"):
         value = getattr(p, name)
         if value is not None:
             setattr(box, name, value)
+    if p.extension is not None:
+        if p.extension:
+            _extension_free(s, box, p.extension)
+        box.extension = p.extension
+
+
+def _extension_free(s, box: Mailbox, number: str) -> None:
+    """A mailbox's extension is no user's, group's or other mailbox's extension, nor an emergency number."""
+    from controlplane.db.models import Extension
+
+    from .extensions import emergency_in_tenant
+
+    if number in emergency_in_tenant(s, box.tenant_id):
+        raise InvalidParams(f"{number} is an emergency number and cannot be an extension", field="extension")
+    taken = (
+        s.exec(select(Extension).where(Extension.tenant_id == box.tenant_id, Extension.number == number)).first()
+        or s.exec(select(HuntGroup).where(HuntGroup.tenant_id == box.tenant_id, HuntGroup.extension == number)).first()
+        or s.exec(
+            select(Mailbox).where(Mailbox.tenant_id == box.tenant_id, Mailbox.extension == number, Mailbox.id != box.id)
+        ).first()
+    )
+    if taken is not None:
+        raise Conflict(f"extension {number} is taken in this tenant", field="extension", value=number)
 
 
 @method(
@@ -171,7 +197,7 @@ def box_create(ctx, p: BoxCreate):
         if taken is not None:
             raise Conflict(f"it already has mailbox {taken}", mailbox_id=taken)
         box = Mailbox(tenant_id=owner.tenant_id, user_id=p.user_id, group_id=p.group_id, name=name)
-        _apply(box, p)
+        _apply(s, box, p)
         if p.pin is not None:
             box.pin_hash = hash_pin(p.pin)
         s.add(box)
@@ -216,10 +242,11 @@ def box_update(ctx, p: BoxUpdate):
     with ctx.app.write() as s:
         box = _own_box(s, ctx, p.id)
         if not ctx.principal.can(Perm.CONFIG) and any(
-            getattr(p, f) is not None for f in ("min_message_s", "max_message_s", "retention_days", "enabled")
+            getattr(p, f) is not None
+            for f in ("min_message_s", "max_message_s", "retention_days", "enabled", "extension")
         ):
-            raise InvalidParams("length limits, retention and enabling are the tenant admin's settings")
-        _apply(box, p)
+            raise InvalidParams("length limits, retention, enabling and the extension are the tenant admin's settings")
+        _apply(s, box, p)
         s.add(box)
         s.flush()
         doc = box_doc(s, box)

@@ -65,3 +65,12 @@ def telephony_wav(data: bytes, min_s: float = MIN_S, max_s: float = MAX_S) -> tu
         w.setframerate(RATE)
         w.writeframes(pcm)
     return out.getvalue(), round(seconds, 2)
+
+
+def seconds_of(path) -> float | None:
+    """The length of a WAV file on disk (None: not readable)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            return round(w.getnframes() / float(w.getframerate()), 2)
+    except (OSError, EOFError, wave.Error, ZeroDivisionError):
+        return None

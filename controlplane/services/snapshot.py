@@ -300,6 +300,8 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 "tenant_id": m.tenant_id,
                 "max_s": m.max_message_s,
                 **({"user_id": m.user_id} if m.user_id else {}),
+                **({"group_id": m.group_id} if m.group_id else {}),
+                **({"extension": m.extension} if m.extension else {}),
             }
             for m in session.exec(select(Mailbox).where(Mailbox.enabled == True).order_by(Mailbox.id)).all()  # noqa: E712
         ],

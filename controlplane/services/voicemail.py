@@ -32,7 +32,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from controlplane.db.models import FraudEvent, Mailbox, VoicemailMessage
+from controlplane.db.models import FraudEvent, Mailbox, Tenant, VoicemailMessage
 from controlplane.db.session import database_away
 from controlplane.services.periodic import Periodic
 
@@ -73,6 +73,11 @@ class Store:
     def greeting(self, mailbox_id: int, kind: str) -> Path:
         """A mailbox's own greeting, where the media server looks for it (`--greetings <root>/greetings`)."""
         return self.root / "greetings" / str(mailbox_id) / f"{kind}.wav"
+
+    def tenant_prompt(self, tenant_id: int, language: str, prompt: str) -> Path:
+        """A tenant's own recording of an announcement (controlplane/features/prompts.py), where the media server
+        looks for it first."""
+        return self.root / "prompts" / str(tenant_id) / language / f"{prompt}.wav"
 
     def box_file(self, mailbox_id: int) -> Path:
         """What the media server knows of a mailbox for listening by phone (mediaserver/listen.py)."""
@@ -436,6 +441,11 @@ class VoicemailIngestor:
         for greeting_dir in (self.store.root / "greetings").glob("[0-9]*"):
             if int(greeting_dir.name) not in boxes:
                 shutil.rmtree(greeting_dir, ignore_errors=True)
+        with Session(self.engine) as s:
+            tenants = set(s.exec(select(Tenant.id)).all())
+        for prompt_dir in (self.store.root / "prompts").glob("[0-9]*"):  # a deleted tenant's own recordings
+            if int(prompt_dir.name) not in tenants:
+                shutil.rmtree(prompt_dir, ignore_errors=True)
         for box_id in touched:
             self._changed(box_id)
         if gone:

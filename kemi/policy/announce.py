@@ -82,24 +82,27 @@ def spoken(
     prompt = prompt_for(action)
     if prompt is None:
         return decision
-    return decision._replace(action=Announce(prompt, action, lang), trace=decision.trace + (said(prompt, lang),))
+    tenant_id = decision.caller.tenant_id if decision.caller is not None else None
+    tenant_id = tenant_id or (decision.callee.tenant_id if decision.callee else None)
+    announced = Announce(prompt, action, lang, tenant_id)
+    return decision._replace(action=announced, trace=decision.trace + (said(prompt, lang),))
 
 
-def after_failure(code: int, reason: str, language: str) -> Announce | None:
+def after_failure(code: int, reason: str, language: str, tenant_id: int | None = None) -> Announce | None:
     """A call that ends refused by the far end with nothing left to try (busy, unavailable, a carrier's refusal),
     announced in `language` ('' or no prompt for it: None, the reply goes back as it is)."""
     if not language:
         return None
     refusal = Reject(code, reason)
     prompt = prompt_for(refusal)
-    return Announce(prompt, refusal, language) if prompt is not None else None
+    return Announce(prompt, refusal, language, tenant_id) if prompt is not None else None
 
 
-def confirmed(kind: str, done: Reject, language: str) -> Announce | None:
+def confirmed(kind: str, done: Reject, language: str, tenant_id: int | None = None) -> Announce | None:
     """A feature code done (`done`: the node's answer to the phone, 603 with what was done): its confirmation said
     first in `language` ('' or an unknown kind: None, answered at once)."""
     prompt = CONFIRMATIONS.get(kind)
-    return Announce(prompt, done, language) if prompt and language else None
+    return Announce(prompt, done, language, tenant_id) if prompt and language else None
 
 
 def said(prompt: str, language: str) -> str:
@@ -129,19 +132,22 @@ def announcements(trace) -> list[tuple[str, bool]]:
 
 
 class Target(NamedTuple):
-    """What the media server is asked to do for one INVITE: play `prompt` in `language`, then answer `code reason`."""
+    """What the media server is asked to do for one INVITE: play `prompt` in `language` (the tenant's own recording of
+    it when it has one), then answer `code reason`."""
 
     prompt: str
     code: int
     language: str
+    tenant_id: int | None = None
 
 
-_TARGET = re.compile(r"^ann\.([a-z_]{1,40})\.([3-6][0-9][0-9])\.([a-z]{2})$")
+_TARGET = re.compile(r"^ann\.([a-z_]{1,40})\.([3-6][0-9][0-9])\.([a-z]{2})(?:\.t([1-9][0-9]{0,11}))?$")
 
 
 def target_user(action: Announce) -> str:
-    """The Request-URI's user part for the media server: `ann.<prompt>.<code>.<language>`."""
-    return f"ann.{action.prompt}.{action.refusal.code}.{action.language}"
+    """The Request-URI's user part for the media server: `ann.<prompt>.<code>.<language>[.t<tenant>]`."""
+    tenant = f".t{action.tenant_id}" if action.tenant_id else ""
+    return f"ann.{action.prompt}.{action.refusal.code}.{action.language}{tenant}"
 
 
 def target_uri(action: Announce, media_server: str, call_id: str = "", workers: int = 1, attempt: int = 0) -> str:
@@ -162,4 +168,4 @@ def parse_target(user: str) -> Target | None:
     m = _TARGET.match(user)
     if m is None or m.group(1) not in PROMPTS or m.group(3) not in LANGUAGES:
         return None
-    return Target(m.group(1), int(m.group(2)), m.group(3))
+    return Target(m.group(1), int(m.group(2)), m.group(3), int(m.group(4)) if m.group(4) else None)

@@ -229,7 +229,7 @@ def on_failure(
             state, effect = rule(state, ev, snapshot, live, now)
             if effect is not None:
                 return state, (*effects, effect)
-        said = announce.after_failure(ev.code, ev.reason, state.speaks)
+        said = announce.after_failure(ev.code, ev.reason, state.speaks, state.record.tenant_id)
         if said is not None:  # nothing left to try: the caller hears why, then gets the refusal
             return state.traced(announce.said(said.prompt, said.language)), (*effects, Divert(said))
     return finished(state, ev), (*effects, Finish(ev.code, ev.reason, ev.cancelled))

@@ -88,6 +88,7 @@ class Announce(NamedTuple):
     prompt: str
     refusal: Reject
     language: str = "en"
+    tenant_id: int | None = None  # whose recording of the prompt plays, if it has one (AUD-07); else the system's
 
 
 class ToVoicemail(NamedTuple):

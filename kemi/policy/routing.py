@@ -293,6 +293,9 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
         return _to_group(
             snapshot, tenant_id, group_id, caller, trace, live, CallParty(tenant_id, None, dialled), now=now
         )
+    box_id = snapshot.mailbox_extensions.get((tenant_id, dialled)) if snapshot.mailbox_extensions else None
+    if box_id is not None and facts.method == "INVITE":
+        return _mailbox_extension(snapshot, tenant, box_id, caller, dialled, trace)
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
         return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now, live)
@@ -757,6 +760,25 @@ def _to_user(
             no_answer_s=na_rule.timeout_s if on_no_answer is not None else 0,
         )
     )
+
+
+def _mailbox_extension(
+    snapshot: Snapshot, tenant: Tenant, box_id: int, caller: CallParty, dialled: str, trace: list[str]
+) -> Decision:
+    """A mailbox's own extension dialled (VM-09): its owner (the user, or a member of the group whose mailbox it is)
+    listens, with the PIN; anyone else leaves a message (the unavailable greeting)."""
+    box = snapshot.mailboxes[box_id]
+    group = snapshot.groups.get(box.group_id) if box.group_id is not None else None
+    owner = caller.user_id is not None and (
+        caller.user_id == box.user_id or (group is not None and caller.user_id in group.all_members)
+    )
+    if owner:
+        action = voicemail.listen(tenant.id, box.id, tenant.language)
+        trace.append(f"dialled {dialled}: the extension of mailbox {box.id}, called by its owner: listening")
+    else:
+        action = voicemail.deposit(tenant.id, box.id, "unconditional", tenant.language, box.max_s)
+        trace.append(f"dialled {dialled}: the extension of {voicemail.describe(action)}: leave a message")
+    return Decision(action, tuple(trace), caller, CallParty(tenant.id, box.user_id, dialled))
 
 
 def _to_mailbox(snapshot: Snapshot, tenant_id: int, rule: ForwardRule, trace: list[str]):

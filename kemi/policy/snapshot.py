@@ -143,6 +143,8 @@ class Mailbox:
     tenant_id: int
     max_s: int = 120  # the longest message recorded
     user_id: int | None = None  # a user's own mailbox (None: a hunt group's)
+    group_id: int | None = None  # ... the hunt group's
+    extension: str = ""  # its own extension (VM-09)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ class Snapshot:
     tenant_locks: Mapping[int, tuple] = field(default_factory=dict)  # tenant id -> Locks on the whole tenant
     sites: Mapping[int, Site] = field(default_factory=dict)
     mailboxes: Mapping[int, Mailbox] = field(default_factory=dict)
+    mailbox_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> mailbox
 
     def mailbox_of_user(self, user_id: int) -> Mailbox | None:
         """A user's own mailbox, if it takes calls."""
@@ -358,6 +361,7 @@ def assemble(
         time_plans=sections["time_plans"],
         sites=sections["sites"],
         mailboxes=sections["mailboxes"],
+        mailbox_extensions={(m.tenant_id, m.extension): m.id for m in sections["mailboxes"].values() if m.extension},
     )
 
 
@@ -572,7 +576,12 @@ def _sites(doc: Mapping[str, Any]) -> dict[int, Site]:
 def _mailboxes(doc: Mapping[str, Any]) -> dict[int, Mailbox]:
     return {
         int(m["id"]): Mailbox(
-            int(m["id"]), int(m["tenant_id"]), int(m.get("max_s", 120)), int(m["user_id"]) if m.get("user_id") else None
+            int(m["id"]),
+            int(m["tenant_id"]),
+            int(m.get("max_s", 120)),
+            int(m["user_id"]) if m.get("user_id") else None,
+            int(m["group_id"]) if m.get("group_id") else None,
+            str(m.get("extension", "")),
         )
         for m in doc.get("mailboxes", ())
     }

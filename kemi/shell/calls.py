@@ -82,7 +82,7 @@ def feature_code(state: CallState, fc: FeatureCode, nated: bool) -> None:
     apply.feature_code_live(fc)
     state = state._replace(feature=FeatureUse(fc.user_id, fc.kind, fc.value))
     done = Reject(603, fc.reply, f"feature code done: {fc.reply}")
-    said = announce.confirmed(fc.kind, done, state.speaks)
+    said = announce.confirmed(fc.kind, done, state.speaks, state.record.tenant_id)
     if said is None:
         finish_locally(state, done, "INVITE")
     else:

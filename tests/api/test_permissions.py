@@ -164,6 +164,8 @@ def params_for(method: str, w: SimpleNamespace) -> dict:
         "voicemail.delete": {"id": w.spare_msg},
         "voicemail.greeting_upload": {"id": w.box, "kind": "busy", "data_base64": GREETING},
         "voicemail.greeting_delete": {"id": w.box, "kind": "busy"},
+        "prompt.upload": {**tid, "prompt": "busy", "language": "en", "data_base64": GREETING},
+        "prompt.delete": {**tid, "prompt": "busy", "language": "en"}, "prompt.list": tid,
     }
     return table[method]
 

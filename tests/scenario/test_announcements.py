@@ -204,3 +204,32 @@ def test_the_media_server_refuses_what_it_is_not_asked_for_and_survives_bad_inpu
     codes = finals(ms, odd.encode("utf-8", "surrogateescape").decode("latin-1"), timeout=8.0)
     assert codes == [488], codes
     assert probe(*ms, 1.0)[0]
+
+
+def test_a_tenants_own_recording_replaces_the_systems_announcement(node, caller, tmp_path):
+    import base64
+
+    sipp, alice, user = caller
+    tenant_id = user["tenant_id"]
+    tone(tmp_path / "own.wav", 900.0, 1.2)
+    data = base64.b64encode((tmp_path / "own.wav").read_bytes()).decode()
+    got = node.rpc("prompt.upload", tenant_id=tenant_id, prompt="not_in_service", language="en", data_base64=data)
+    assert got["own"] is True and abs(got["duration_s"] - 1.2) < 0.05
+    listed = {(i["prompt"], i["language"]): i for i in node.rpc("prompt.list", tenant_id=tenant_id)["items"]}
+    assert listed[("not_in_service", "en")]["own"] and not listed[("busy", "en")]["own"]
+    # a file that cannot be an announcement changes nothing
+    tone(tmp_path / "short.wav", 900.0, 0.1)
+    err = node.rpc_error("prompt.upload", tenant_id=tenant_id, prompt="busy", language="en",
+                         data_base64=base64.b64encode((tmp_path / "short.wav").read_bytes()).decode())
+    assert err["data"]["error_id"] == "invalid_params" and "too short" in str(err)
+    assert node.rpc_error("prompt.upload", tenant_id=tenant_id, prompt="no_such_prompt", language="en",
+                          data_base64=data)["data"]["error_id"] == "invalid_params"
+    try:
+        with RtpReceiver() as heard:
+            assert sipp.announced_caller(alice, "699", 404, heard.port).ok
+        assert heard.tone_share(900.0) > 0.8 and heard.tone_share(TONE_HZ["not_in_service"]) < 0.05
+    finally:
+        node.rpc("prompt.delete", tenant_id=tenant_id, prompt="not_in_service", language="en")
+    with RtpReceiver() as heard:  # the system's again
+        assert sipp.announced_caller(alice, "699", 404, heard.port).ok
+    assert heard.tone_share(TONE_HZ["not_in_service"]) > 0.8

@@ -512,3 +512,26 @@ def test_the_owner_records_a_greeting_by_phone_and_callers_hear_it(node, office)
         assert heard_tone(heard, 500.0) >= 1.0, "the new greeting was not heard"
     finally:
         node.rpc("voicemail.greeting_delete", id=box["id"], kind="unavailable")
+
+
+def test_the_mailbox_extension_takes_messages_from_colleagues_and_lets_the_owner_listen(node, office):
+    sipp, alice, box, tenant = office["sipp"], office["alice"], office["box"], office["tenant"]
+    assert node.rpc("voicemail.box_update", id=box["id"], extension="2999")["extension"] == "2999"
+    # the number is the mailbox's now: no user, group or other mailbox may take it, and it may not take theirs
+    assert node.rpc_error("extension.create", number="2999", user_id=office["alice_user"]["id"])["data"]["error_id"] == "conflict"
+    assert node.rpc_error("voicemail.box_update", id=box["id"], extension="201")["data"]["error_id"] == "conflict"
+    wait_snapshot(node)
+    try:
+        before = {m["id"] for m in messages(node, box["id"])}
+        assert sipp.caller(alice, "2999", hold_ms=3000).ok  # alice leaves bob a message directly
+        msg = wait_for(lambda: next((m for m in messages(node, box["id"]) if m["id"] not in before), None), timeout=15)
+        assert msg is not None and msg["caller"] == "201"
+        bob = sipp.phone("bob", DOMAIN, "bob-secret-pw")
+        assert sipp.caller(bob, "2999", hold_ms=1500).ok  # bob dials it: his mailbox asks for his PIN
+        record = wait_for(lambda: next((c for c in node.rpc("cdr.list", limit=200)["items"]
+                                        if c["callee"] == "2999" and "called by its owner" in " ".join(c["trace"])), None),
+                          timeout=10)
+        assert record is not None and record["disposition"] == "answered"
+    finally:
+        node.rpc("voicemail.box_update", id=box["id"], extension="")
+        wait_snapshot(node)

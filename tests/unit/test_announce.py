@@ -18,7 +18,7 @@ def decision(action, caller=PERSON) -> Decision:
 
 def test_a_person_dialling_a_number_not_in_service_hears_why():
     d = announce.spoken(decision(NOT_FOUND), "INVITE", "de")
-    assert d.action == Announce("not_in_service", NOT_FOUND, "de")
+    assert d.action == Announce("not_in_service", NOT_FOUND, "de", tenant_id=1)  # the caller's tenant's recording, if any
     assert d.trace[-1] == "announced to the caller: not_in_service (de)"
 
 
@@ -122,7 +122,7 @@ def ringing(speaks: str, **fallbacks) -> CallState:
 
 def test_a_callee_who_is_busy_with_nothing_left_to_try_is_announced_then_the_busy_goes_back():
     state, effects = on_failure(ringing("de"), Failed(486, "Busy Here", rang=True), EMPTY)
-    assert effects == (Divert(Announce("busy", Reject(486, "Busy Here"), "de")),)
+    assert effects == (Divert(Announce("busy", Reject(486, "Busy Here"), "de", tenant_id=1)),)
     assert state.trace[-1] == "announced to the caller: busy (de)"
     # the media server's 486 after the prompt is the end (not announced a second time)
     state = onto(state, effects[0].action, 1.0, diverted=True)
@@ -207,3 +207,12 @@ def test_calls_are_spread_over_the_media_servers_processes_and_a_call_stays_on_o
     assert announce.worker_port(5062, "anything", 1) == 5062
     a = Announce("busy", Reject(486, "Busy Here"), "en")
     assert announce.target_uri(a, "127.0.0.1:5062", "c1", 1) == "sip:ann.busy.486.en@127.0.0.1:5062"
+
+
+def test_a_tenants_own_recording_is_asked_for_by_naming_the_tenant():
+    action = Announce("busy", Reject(486, "Busy Here"), "de", tenant_id=7)
+    assert announce.target_user(action) == "ann.busy.486.de.t7"
+    assert announce.parse_target("ann.busy.486.de.t7") == announce.Target("busy", 486, "de", 7)
+    assert announce.parse_target("ann.busy.486.de") == announce.Target("busy", 486, "de", None)
+    for bad in ("ann.busy.486.de.t0", "ann.busy.486.de.7", "ann.busy.486.de.t7.x", "ann.busy.486.de.tx"):
+        assert announce.parse_target(bad) is None, bad

@@ -131,3 +131,30 @@ def test_star_98_listens_to_ones_own_mailbox_and_says_so_without_one():
     assert d.action.code == 404 and d.action.warning == "you have no mailbox"
     from kemi.policy import announce
     assert announce.prompt_for(d.action) == "feature_rejected"
+
+
+def test_a_mailbox_extension_takes_a_colleagues_message_and_lets_its_owner_listen():
+    from kemi.policy.facts import AuthResult, RequestFacts
+    from kemi.policy.routing import decide_initial
+
+    def dial(snap, who):
+        facts = RequestFacts("INVITE", "2999", "acme.example", who, "acme.example", "2999", "acme.example", "192.0.2.10",
+                             5060, "c1", who, "acme.example", AuthResult.OK)
+        return decide_initial(facts, snap, 0.0)
+
+    box = Mailbox(9, 1, 90, user_id=2, extension="2999")
+    snap = dataclasses.replace(snap_with([]), mailboxes={9: box}, mailbox_extensions={(1, "2999"): 9})
+    d = dial(snap, "alice")  # a colleague: straight to bob's mailbox
+    assert d.action == ToVoicemail(1, 9, "unavailable", "", 90)
+    assert d.callee.user_id == 2 and "leave a message" in d.trace[-1]
+    d = dial(snap, "bob")  # the owner: listening
+    assert d.action.greeting == voicemail.LISTEN and "called by its owner" in d.trace[-1]
+
+
+def test_the_snapshot_knows_mailbox_extensions_from_its_document_and_its_changes():
+    from tests.unit.test_routing_public import public_snapshot
+
+    snap = public_snapshot(mailboxes=[{"id": 9, "tenant_id": 1, "user_id": 2, "extension": "2999", "max_s": 60},
+                                      {"id": 10, "tenant_id": 1, "group_id": 4}])
+    assert snap.mailbox_extensions == {(1, "2999"): 9}
+    assert snap.mailboxes[10].group_id == 4 and snap.mailbox_of_user(2).id == 9
