@@ -1,6 +1,7 @@
 """A whole node for tests: RTPengine, control plane and Kamailio, real processes on free loopback ports."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from controlplane.cli import client
@@ -46,8 +47,20 @@ class TestNode:
     def token(self) -> str:
         return (Path(self.settings.var_dir) / "admin.token").read_text().strip()
 
-    def start(self) -> "TestNode":
-        self.node.start()
+    def start(self, attempts: int = 3) -> "TestNode":
+        """Start the node. Its ports were free when picked (tests/harness/ports.py), but a single port is picked in the
+        kernel's ephemeral range, where any outgoing socket of the machine may take it before the daemon binds it
+        (seen once in a full run: RTPengine's control port, "Address already in use"): such a start is stopped and
+        tried again on the same ports a moment later, when the short-lived socket is gone."""
+        for attempt in range(attempts):
+            try:
+                self.node.start()
+                return self
+            except RuntimeError as exc:
+                if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+                self.node.stop()
+                time.sleep(1.0 + attempt)
         return self
 
     def stop(self) -> None:
