@@ -6,9 +6,6 @@ the system's back.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import os
 from typing import Literal
 
 from pydantic import Field
@@ -16,7 +13,7 @@ from pydantic import Field
 from controlplane.api.errors import InvalidParams
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import Tenant
-from controlplane.services.audio import MAX_BYTES, AudioRefused, seconds_of, telephony_wav
+from controlplane.services.audio import MAX_BYTES, AudioRefused, install, seconds_of
 from kemi.policy.announce import LANGUAGES, PROMPTS
 
 from .common import Id, get_scoped
@@ -56,19 +53,11 @@ def upload(ctx, p: PromptUpload):
     """Replace one of the system's announcements with the tenant's own recording (checked: 0.5-120 s, audible, not
     distorted; a file that cannot be used changes nothing)."""
     tenant_id = _tenant(ctx, p.tenant_id)
+    path = ctx.app.voicemail_store.tenant_prompt(tenant_id, p.language, p.prompt)
     try:
-        raw = base64.b64decode(p.data_base64, validate=True)
-    except binascii.Error:
-        raise InvalidParams("data_base64 is not base64", field="data_base64") from None
-    try:
-        wav, seconds = telephony_wav(raw)
+        seconds = install(p.data_base64, path)
     except AudioRefused as exc:
         raise InvalidParams(f"the recording cannot be used: {exc}", field="data_base64") from None
-    path = ctx.app.voicemail_store.tenant_prompt(tenant_id, p.language, p.prompt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(wav)
-    os.replace(tmp, path)  # whole or not at all: a caller never hears half of it
     return {"tenant_id": tenant_id, "prompt": p.prompt, "language": p.language, "duration_s": seconds, "own": True}
 
 

@@ -10,8 +10,6 @@ everything else needs the tenant's configuration permission.
 from __future__ import annotations
 
 import base64
-import binascii
-import os
 from datetime import datetime, timezone
 import re
 from typing import Annotated, Literal
@@ -24,7 +22,7 @@ from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import ForwardingRule, HuntGroup, Mailbox, User, VoicemailMessage
 
-from controlplane.services.audio import MAX_BYTES, AudioRefused, telephony_wav
+from controlplane.services.audio import MAX_BYTES, AudioRefused, install
 from kemi.policy.voicemail import GREETINGS, hash_pin
 
 from .common import Id, IdParams, ListParams, SipText, dump, get_scoped, in_scope, page
@@ -300,18 +298,9 @@ def greeting_upload(ctx, p: GreetingUpload):
     with ctx.app.read() as s:
         box = _own_box(s, ctx, p.id)
     try:
-        raw = base64.b64decode(p.data_base64, validate=True)
-    except binascii.Error:
-        raise InvalidParams("data_base64 is not base64", field="data_base64") from None
-    try:
-        wav, seconds = telephony_wav(raw)
+        seconds = install(p.data_base64, ctx.app.voicemail_store.greeting(box.id, p.kind))
     except AudioRefused as exc:
         raise InvalidParams(f"the greeting cannot be used: {exc}", field="data_base64") from None
-    path = ctx.app.voicemail_store.greeting(box.id, p.kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(wav)
-    os.replace(tmp, path)  # whole or not at all: a caller never hears half a greeting
     return {"id": box.id, "kind": p.kind, "duration_s": seconds, "greetings": greetings(ctx, box.id)}
 
 

@@ -74,3 +74,24 @@ def seconds_of(path) -> float | None:
             return round(w.getnframes() / float(w.getframerate()), 2)
     except (OSError, EOFError, wave.Error, ZeroDivisionError):
         return None
+
+
+def install(data_base64: str, path) -> float:
+    """An uploaded recording (base64 WAV) checked, converted and written to `path` whole (a caller never hears half
+    of it); its length in seconds. AudioRefused with the reason (nothing written) when it cannot be used."""
+    import base64
+    import binascii
+    import os
+    from pathlib import Path
+
+    try:
+        raw = base64.b64decode(data_base64, validate=True)
+    except binascii.Error:
+        raise AudioRefused("data_base64 is not base64") from None
+    wav, seconds = telephony_wav(raw)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(wav)
+    os.replace(tmp, path)
+    return seconds

@@ -133,6 +133,9 @@ class VoicemailIngestor:
                 stored += self._one(desc)
             except DatabaseAway:
                 break  # everything stays in the spool for a later pass
+            except Exception as exc:  # noqa: BLE001 - one message that cannot be stored must not hold up the others
+                log.exception("voicemail spool: %s could not be stored", desc.name)
+                self._quarantine(desc, f"could not be stored: {type(exc).__name__}", desc.with_suffix(".wav"))
         now = self.clock()
         if now - self._last_email_retry >= EMAIL_RETRY_S:
             self._last_email_retry = now
@@ -149,8 +152,9 @@ class VoicemailIngestor:
             if not MESSAGE_ID.match(message_id):
                 raise ValueError(f"not a message id: {message_id!r}")
             received = float(doc.get("received_at") or desc.stat().st_mtime)
+            datetime.fromtimestamp(received, timezone.utc)  # NaN, infinite or out of range: not a time
             caller, call_id = str(doc.get("caller", ""))[:128], str(doc.get("call_id", ""))[:255]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:
             self._quarantine(desc, f"unreadable description: {exc}")
             return 0
         wav = desc.with_suffix(".wav")
@@ -268,7 +272,9 @@ class VoicemailIngestor:
             except Exception as exc:
                 if database_away(exc):
                     return done  # the rest waits in the spool
-                raise
+                log.exception("voicemail spool: action %s could not be applied", f.name)
+                self._quarantine(f, f"could not be applied: {type(exc).__name__}")  # never holds up the others
+                continue
             f.unlink(missing_ok=True)
             done += 1
             self._changed(box_id)

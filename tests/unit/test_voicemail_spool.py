@@ -1,0 +1,28 @@
+"""The voicemail spool reader survives any bytes: a description it cannot read goes to bad/ and holds up nothing."""
+
+import json
+
+from controlplane.services.voicemail import Store, VoicemailIngestor
+
+
+def test_descriptions_that_are_not_messages_go_to_bad_and_nothing_else_happens(tmp_path):
+    spool = tmp_path / "spool"
+    (spool / "new").mkdir(parents=True)
+    (spool / "actions").mkdir()
+    ids = ["00000000-0000-0000-0000-00000000000%d" % i for i in range(4)]
+    bad = {
+        ids[0]: b"\xff\xfe not json",
+        ids[1]: json.dumps({"id": ids[1], "mailbox_id": 1, "received_at": "nan"}).encode(),
+        ids[2]: json.dumps({"id": ids[2], "mailbox_id": 1, "received_at": 1e300}).encode(),
+        ids[3]: json.dumps({"id": "../../etc/passwd", "mailbox_id": "x"}).encode(),
+    }
+    for name, data in bad.items():
+        (spool / "new" / f"{name}.json").write_bytes(data)
+    (spool / "actions" / "1.json").write_bytes(b"[]")
+    ing = VoicemailIngestor(engine=None, spool=spool, store=Store(tmp_path / "store"))  # never reaches a database
+    assert ing._one(spool / "new" / f"{ids[0]}.json") == 0
+    for name in ids[1:]:
+        assert ing._one(spool / "new" / f"{name}.json") == 0
+    assert ing.apply_actions() == 0
+    assert not list((spool / "new").iterdir()) and not list((spool / "actions").iterdir())
+    assert len(list((spool / "bad").glob("*.json"))) == 5
