@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from jsonrpcclient import Error, Ok, parse, request
 
@@ -71,6 +73,15 @@ class KamailioRpc:
                 )
         return sorted(out, key=lambda n: n["address"])
 
+    def instance(self) -> tuple[int, float]:
+        """Which run of Kamailio answers: its main process's PID and when it started (epoch seconds, from core.uptime;
+        whole seconds, so it moves by a second or so between calls)."""
+        try:
+            ps = self.call("core.ps") or []
+            return int(ps[0]), time.time() - float((self.call("core.uptime") or {}).get("uptime", 0))
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            raise KamailioRpcError(f"Kamailio RPC core.ps/core.uptime answered something unreadable: {exc}") from exc
+
     def registrations(self) -> list[dict]:
         out = []
         for dom in (self.call("ul.dump", "brief") or {}).get("Domains", []):
@@ -84,3 +95,19 @@ def _number(value) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+class RestartWatch:
+    """Tells whether Kamailio restarted (lost its shared memory) since the last look: True on the first look. A new
+    main process or a start time moved by more than `slack_s` is a restart (the PID alone could come round again)."""
+
+    def __init__(self, kamailio: KamailioRpc, slack_s: float = 5.0):
+        self.kamailio, self.slack_s = kamailio, slack_s
+        self._seen: tuple[int, float] | None = None
+
+    def restarted(self) -> bool:
+        """Raises KamailioRpcError when Kamailio does not answer (nothing learnt: asked again next time)."""
+        pid, started = self.kamailio.instance()
+        new = self._seen is None or pid != self._seen[0] or abs(started - self._seen[1]) > self.slack_s
+        self._seen = (pid, started)
+        return new

@@ -97,9 +97,8 @@ class NodeSettings(BaseSettings):
     # control plane of the cluster reaches this node's routing within this, plus the compile and snapshot_check_s
     snapshot_poll_s: float = 0.5
     cdr_ingest_interval_s: float = 0.5
-    live_sync_interval_s: float = (
-        10.0  # users' status is pushed to Kamailio again this often (repairs a restarted Kamailio)
-    )
+    # how often the control plane looks whether Kamailio restarted (or a push failed) and pushes statuses again
+    live_sync_interval_s: float = 10.0
     # Edge protection (docs/security.md): floods, password guessing, scanners. Sources are IP addresses.
     edge_protection: bool = True
     edge_window_s: int = 10  # the sliding window of the request counters

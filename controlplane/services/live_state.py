@@ -1,9 +1,14 @@
 """Users' status in Kamailio's shared memory (htable `status`), kept in step with the database.
 
 The database keeps the status across restarts; Kamailio's htable is what every worker reads on
-a call. A change is pushed at once (best effort) and the whole set is pushed again every
-`interval` seconds, so a Kamailio that restarted (empty htable) is repaired within that time
-without anyone acting.
+a call. A change is pushed at once (best effort); every `interval` seconds the sync looks whether
+Kamailio restarted (empty htable) or a push failed since, and only then pushes the whole set again,
+so a restarted Kamailio is repaired within that time without anyone acting.
+
+Not more often: a phone's feature code (DND, group log-in/out) changes the htable at once and
+reaches the database a moment later; a full push in between would put the database's older value
+back over the phone's change (seen: an agent's log-in by phone undone, the next call not offered
+to them).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import threading
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError
+from controlplane.adapters.kamailio_rpc import KamailioRpc, KamailioRpcError, RestartWatch
 from controlplane.db.models import AgentLogin, HuntGroup, User
 from controlplane.services.periodic import Periodic
 from kemi.policy.live import LIVE_VERSION
@@ -25,6 +30,8 @@ log = logging.getLogger("callmanager.live")
 # One writer at a time into Kamailio's live state: the periodic sync holds it from reading the database to its last
 # push, so an API change committed meanwhile is pushed after the sync's (older) values, never overwritten by them.
 PUSH_LOCK = threading.RLock()
+# Set when a push did not reach Kamailio: the next sync pushes the whole set again.
+_MISSED = threading.Event()
 
 
 def bump_version(kamailio: KamailioRpc) -> None:
@@ -54,6 +61,7 @@ def _push_status(kamailio: KamailioRpc, key: str, status: str, bump: bool = True
             bump_version(kamailio)
         return True
     except KamailioRpcError as exc:
+        _MISSED.set()
         log.info("status %s not pushed now (%s); the periodic sync will", key, exc)
         return False
 
@@ -84,6 +92,7 @@ def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: b
             bump_version(kamailio)
         return True
     except KamailioRpcError as exc:
+        _MISSED.set()
         log.info(
             "log-in state of user %s in group %s not pushed now (%s); the periodic sync will", user_id, group_id, exc
         )
@@ -93,11 +102,21 @@ def _push_login(kamailio: KamailioRpc, group_id: int, user_id: int, logged_in: b
 class LiveStateSync:
     def __init__(self, engine: Engine, kamailio: KamailioRpc, interval: float = 10.0):
         self.engine, self.kamailio, self.interval = engine, kamailio, interval
+        self._restarts = RestartWatch(kamailio)
         self._loop = Periodic("live-state-sync", self.sync, interval, log, "live state sync failed")
 
     def sync(self) -> int:
-        """Push every non-online status; returns how many were pushed."""
+        """Push every non-online status and log-out when Kamailio restarted or a push failed since the last sync;
+        returns how many were pushed."""
         with PUSH_LOCK:
+            try:
+                restarted = self._restarts.restarted()
+            except KamailioRpcError as exc:
+                log.debug("live state: Kamailio not reachable (%s)", exc)
+                return 0
+            if not (restarted or _MISSED.is_set()):
+                return 0
+            _MISSED.clear()
             return self._sync()
 
     def _sync(self) -> int:
@@ -109,7 +128,7 @@ class LiveStateSync:
         try:
             for user_id, status in rows:
                 if not _push_status(self.kamailio, f"u{user_id}", status, bump=False):
-                    return pushed
+                    return pushed  # _MISSED is set: the whole set again next time
                 pushed += 1
             for group_id, user_id in logins:
                 if not _push_login(self.kamailio, group_id, user_id, False, bump=False):

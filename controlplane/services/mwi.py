@@ -18,7 +18,7 @@ import time
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from controlplane.adapters.kamailio_rpc import KamailioRpcError
+from controlplane.adapters.kamailio_rpc import KamailioRpcError, RestartWatch
 from controlplane.db.models import Mailbox, SipAccount, VoicemailMessage
 from kemi.policy import mwi
 
@@ -35,7 +35,7 @@ class MwiPublisher:
         self._queue: queue.Queue[int | None] = queue.Queue(maxsize=10000)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._started_at: float | None = None  # Kamailio's start, as last seen
+        self._restarts = RestartWatch(kamailio)
         self._all_due = 0.0
         self.published = 0
 
@@ -82,13 +82,10 @@ class MwiPublisher:
         """Publish every mailbox again when Kamailio restarted (its counts were in its memory) or the last full round
         is half their lifetime old."""
         try:
-            uptime = self.kamailio.call("core.uptime")
-            started = time.time() - float(uptime.get("uptime", 0))
-        except (KamailioRpcError, AttributeError, TypeError, ValueError) as exc:
+            restarted = self._restarts.restarted()
+        except KamailioRpcError as exc:
             log.debug("message waiting: Kamailio not reachable (%s)", exc)
             return
-        restarted = self._started_at is None or abs(started - self._started_at) > 5.0
-        self._started_at = started
         if restarted or time.monotonic() >= self._all_due:
             self.publish_all()
 
