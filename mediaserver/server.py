@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pjsua2 as pj
 
-from kemi.policy import voicemail
+from kemi.policy import ivr, voicemail
+from kemi.policy import queue as policy_queue
 from kemi.policy.announce import WARNING_HEADER, Target, parse_target
 
 log = logging.getLogger("callmanager.mediaserver")
@@ -111,6 +112,7 @@ class Session(pj.Call):
     message. The loop calls `tick` often, and `finish` once when the call is over."""
 
     bound_s = MAX_CALL_S  # no call of this kind stays longer
+    default_status = 404  # the final answer of a call that named nothing this server plays
 
     def __init__(self, server: "MediaServer", acc: pj.Account, call_id: int, target: Target | None, warning: str):
         super().__init__(acc, call_id)
@@ -125,6 +127,7 @@ class Session(pj.Call):
         self.done = False
         self.finished = False
         self.status = 0  # the final answer when it is not the announcement's (500: something failed here)
+        self.headers: list[tuple[str, str]] = []  # more headers on the final answer
 
     @barrier("a call's media state")
     def onCallMediaState(self, prm):
@@ -179,7 +182,11 @@ class Session(pj.Call):
             return
         self.done = True
         op = pj.CallOpParam()
-        op.statusCode = self.status or (self.target.code if self.target is not None else 404)
+        op.statusCode = self.status or (self.target.code if self.target is not None else self.default_status)
+        for name, value in self.headers:
+            h = pj.SipHeader()
+            h.hName, h.hValue = name, value
+            op.txOption.headers.append(h)
         if self.warning:
             h = pj.SipHeader()
             h.hName = "Warning"
@@ -204,6 +211,14 @@ class Account(pj.Account):
             log.exception("an incoming call could not be taken")
             self.server.failures += 1
 
+    def onInstantMessage(self, prm):
+        """The node's queue timer: a waiting call's place or turn (kemi.policy.queue)."""
+        try:
+            self.server.notice(prm.rdata.wholeMsg, str(prm.msgBody))
+        except Exception:  # noqa: BLE001 - must not escape into pjsua2
+            log.exception("a message from the node could not be read")
+            self.server.failures += 1
+
 
 class MediaServer:
     def __init__(
@@ -224,6 +239,9 @@ class MediaServer:
         self.store = store  # the control plane's voicemail store (controlplane/services/voicemail.py Store)
         # mailboxes' own greetings: <store>/greetings/<mailbox>/<busy|unavailable>.wav
         self.greetings = store / "greetings" if store is not None else None
+        from .ivr import MenuFile
+
+        self.menu_file = MenuFile(store)
         self.lead_ms = lead_ms
         self.max_calls = max_calls
         self.sessions: list[Session] = []
@@ -282,13 +300,19 @@ class MediaServer:
                 if deposit.greeting == voicemail.LISTEN
                 else Deposit(self, acc, prm.callId, deposit, text)
             )
-            self.sessions.append(call)
-            try:
-                call.answer_now()
-            except Exception:  # noqa: BLE001 - this call ends with a 500 (on the next tick); the server goes on
-                log.exception("call %s: could not answer it", prm.callId)
-                self.failures += 1
-                call.status, call.ends_at = 500, time.monotonic()
+            self.take(call, prm.callId)
+            return
+        wait = policy_queue.parse_target(user)
+        if wait is not None:
+            from .queue import QueueWait
+
+            self.take(QueueWait(self, acc, prm.callId, wait, header(text, "Call-ID") or header(text, "i")), prm.callId)
+            return
+        menu = ivr.parse_target(user)
+        if menu is not None:
+            from .ivr import Menus
+
+            self.take(Menus(self, acc, prm.callId, menu), prm.callId)
             return
         target = parse_target(user)
         session = Session(self, acc, prm.callId, target, header(text, WARNING_HEADER))
@@ -308,6 +332,27 @@ class MediaServer:
             self.failures += 1
             session.status = 500
             session.ends_at = time.monotonic()
+
+    def notice(self, whole_message: str, body: str) -> None:
+        """A MESSAGE from the node about a waiting call (its Call-ID in kemi.policy.queue.CALL_HEADER)."""
+        from .queue import QueueWait
+
+        call_id = header(whole_message, policy_queue.CALL_HEADER)
+        for s in self.sessions:
+            if isinstance(s, QueueWait) and s.sip_call_id == call_id and not s.done:
+                s.notice(body.strip(), time.monotonic())
+                return
+        log.info("a notice for a call not waiting here (%s): %s", call_id[:60], body[:40])
+
+    def take(self, call: Session, call_id: int) -> None:
+        """A call of one of the answering kinds (a deposit, listening, menus): kept and answered."""
+        self.sessions.append(call)
+        try:
+            call.answer_now()
+        except Exception:  # noqa: BLE001 - this call ends with a 500 (on the next tick); the server goes on
+            log.exception("call %s: could not answer it", call_id)
+            self.failures += 1
+            call.status, call.ends_at = 500, time.monotonic()
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))

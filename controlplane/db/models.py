@@ -201,6 +201,13 @@ class PhoneNumber(SQLModel, table=True):
     priority: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # nomadic use (TRK-14): the address sent with emergency calls from this number, instead of the site's
     emergency_address: Optional[str] = Field(default=None, sa_column=Column(String(300), nullable=True))
+    # ... or the IVR menu it leads into (IVR-01)
+    ivr_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("ivr_menu.id", ondelete="SET NULL", name="fk_phone_number_ivr"), nullable=True
+        ),
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -394,6 +401,10 @@ class HuntGroup(SQLModel, table=True):
     skills_fallback: bool = True
     # nobody free: callers wait (ringing) up to this long for a member, then overflow; 0: overflow at once
     queue_s: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # where the node has a media server: waiting callers hear the greeting, music and their place every
+    # queue_announce_s seconds (0: never) instead of ringing (ACD-16/17)
+    queue_music: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default="1"))
+    queue_announce_s: int = Field(default=30, sa_column=Column(Integer, nullable=False, server_default="30"))
     # screening (ACD-08, ACD-11) and the group's own status and forwarding (night service, holidays)
     anonymous: str = Field(
         default="allow", sa_column=Column(String(8), nullable=False, server_default="allow")
@@ -589,6 +600,36 @@ class Mailbox(SQLModel, table=True):
     # listening by phone: wrong PINs in a row, and the lock that many of them lead to (None: not locked)
     pin_failures: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     locked_until: Optional[datetime] = None
+
+
+class IvrMenu(SQLModel, table=True):
+    """An IVR menu (IVR-01..05, kemi.policy.ivr): its recording (<voicemail_dir>/ivr/<id>/menu.wav) and up to 12
+    actions by key; reached by its extension, a public number or another menu."""
+
+    __tablename__ = "ivr_menu"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_ivr_menu_tenant_name"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tenant_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    extension: str = Field(default="", sa_column=Column(String(16), nullable=False, server_default=""))
+    timeout_s: int = 6  # waiting for a key after the menu
+    tries: int = 3  # rounds without a choice before goodbye
+    # [{"key": "1", "kind": "extension", "target": "201"}, ...] (kemi.policy.ivr.KINDS)
+    actions: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # with other_menu_id: calls enter that menu outside the plan's times (`when` "out") or inside them ("in")
+    time_plan_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("time_plan.id", ondelete="SET NULL"), nullable=True),
+    )
+    when: str = Field(default="out", sa_column=Column(String(3), nullable=False, server_default="out"))
+    other_menu_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("ivr_menu.id", ondelete="SET NULL"), nullable=True),
+    )
+    language: str = Field(default="", sa_column=Column(String(2), nullable=False, server_default=""))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class VoicemailMessage(SQLModel, table=True):

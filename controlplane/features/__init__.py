@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     fraud,
     fraud_policy,
     groups,
+    ivr,
     node,
     numbers,
     profiles,

@@ -56,6 +56,10 @@ def _check_free(s, tenant_id: int, number: str, exclude_id: int | None = None) -
 
     if s.exec(select(Mailbox).where(Mailbox.tenant_id == tenant_id, Mailbox.extension == number)).first():
         raise Conflict(f"extension {number} belongs to a mailbox", field="number", value=number)
+    from controlplane.db.models import IvrMenu
+
+    if s.exec(select(IvrMenu).where(IvrMenu.tenant_id == tenant_id, IvrMenu.extension == number)).first():
+        raise Conflict(f"extension {number} belongs to an IVR menu", field="number", value=number)
     other = s.exec(select(Extension).where(Extension.tenant_id == tenant_id, Extension.number == number)).first()
     if other and other.id != exclude_id:
         raise Conflict(

@@ -17,8 +17,19 @@ from sqlmodel import select
 from controlplane.api.errors import Conflict, InvalidParams, Unavailable
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import Mailbox, AgentLogin, Extension, HuntGroup, SipAccount, Tenant, TimePlan, User
+from controlplane.db.models import (
+    IvrMenu,
+    Mailbox,
+    AgentLogin,
+    Extension,
+    HuntGroup,
+    SipAccount,
+    Tenant,
+    TimePlan,
+    User,
+)
 from controlplane.numbering import e164
+from controlplane.services.audio import MAX_BYTES, AudioRefused, install
 from kemi.policy import hunting
 
 from .common import Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
@@ -96,6 +107,12 @@ class GroupFields(Params):
     queue_s: int | None = Field(
         None, ge=0, le=3600, description="nobody free: callers wait up to this long, then overflow (0: at once)"
     )
+    queue_music: bool | None = Field(
+        None, description="with a media server: waiting callers hear the greeting, music and their place (not ringing)"
+    )
+    queue_announce_s: int | None = Field(
+        None, ge=0, le=600, description="waiting callers hear their place this often (0: never)"
+    )
     anonymous: Literal["allow", "reject"] | None = None
     status: Literal["online", "away", "dnd"] | None = Field(
         None, description="the group's own status: away/dnd follow its forwarding"
@@ -155,6 +172,8 @@ def _apply(s, ctx, g: HuntGroup, p: GroupFields) -> None:
         "callback_window_s",
         "skills_fallback",
         "queue_s",
+        "queue_music",
+        "queue_announce_s",
         "anonymous",
         "status",
         "service_level_s",
@@ -269,6 +288,8 @@ def _check_unique_and_acyclic(s, g: HuntGroup) -> None:
         raise Conflict(f"extension {g.extension} belongs to a user", field="extension", value=g.extension)
     if s.exec(select(Mailbox).where(Mailbox.tenant_id == g.tenant_id, Mailbox.extension == g.extension)).first():
         raise Conflict(f"extension {g.extension} belongs to a mailbox", field="extension", value=g.extension)
+    if s.exec(select(IvrMenu).where(IvrMenu.tenant_id == g.tenant_id, IvrMenu.extension == g.extension)).first():
+        raise Conflict(f"extension {g.extension} belongs to an IVR menu", field="extension", value=g.extension)
     seen, cur = {g.id}, g.overflow_group_id
     while cur is not None:
         if cur in seen:
@@ -426,3 +447,35 @@ def preview(ctx, p: IdParams):
         "overflow_now": result.overflow,
         "trace": list(result.trace),
     }
+
+
+class GreetingUpload(Params):
+    id: Id
+    data_base64: str = Field(
+        max_length=MAX_BYTES * 4 // 3 + 8,
+        description="a PCM WAV file (any rate 8-96 kHz, mono or stereo), base64; converted to 8 kHz mono",
+    )
+
+
+@method("group.greeting_upload", GreetingUpload, errors=("invalid_params", "not_found"), perm=Perm.CONFIG)
+def greeting_upload(ctx, p: GreetingUpload):
+    """What callers waiting in the group's queue hear first (ACD-17/18), instead of the system's "please hold":
+    checked (0.5-120 s, audible, not distorted) and converted; a file that cannot be used changes nothing."""
+    with ctx.app.read() as s:
+        g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
+    try:
+        seconds = install(p.data_base64, ctx.app.voicemail_store.group_greeting(g.id))
+    except AudioRefused as exc:
+        raise InvalidParams(f"the recording cannot be used: {exc}", field="data_base64") from None
+    return {"id": g.id, "duration_s": seconds, "own": True}
+
+
+@method("group.greeting_delete", IdParams, errors=("not_found",), perm=Perm.CONFIG)
+def greeting_delete(ctx, p: IdParams):
+    """Remove the group's own greeting: waiting callers hear the system's again."""
+    with ctx.app.read() as s:
+        g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
+    path = ctx.app.voicemail_store.group_greeting(g.id)
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return {"id": g.id, "deleted": existed, "own": False}

@@ -17,6 +17,7 @@ from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
 from controlplane.db.models import (
     HuntGroup,
+    IvrMenu,
     NumberBlock,
     PhoneNumber,
     Site,
@@ -135,6 +136,7 @@ class NumberAssign(Params):
     e164: str = Field(description="the public number, E.164 ('+49 30 1234501')")
     user_id: Id | None = Field(None, description="the user it rings; null: assigned but not routed")
     group_id: Id | None = Field(None, description="... or the hunt group it rings")
+    ivr_id: Id | None = Field(None, description="... or the IVR menu it leads into")
     emergency_address: SipText | None = Field(
         None, max_length=300, description="nomadic use: the address sent with emergency calls"
     )
@@ -153,17 +155,13 @@ def assign(ctx, p: NumberAssign):
     """Route a number of one of the tenant's blocks to a user (creates it, or changes its target)."""
     number = e164(p.e164, "e164")
     with ctx.app.write() as s:
-        if p.user_id is not None and p.group_id is not None:
-            raise InvalidParams("give at most one of user_id and group_id")
+        if sum(x is not None for x in (p.user_id, p.group_id, p.ivr_id)) > 1:
+            raise InvalidParams("give at most one of user_id, group_id and ivr_id")
         user = get_scoped(s, User, p.user_id, ctx.principal, "user") if p.user_id is not None else None
         group = get_scoped(s, HuntGroup, p.group_id, ctx.principal, "group") if p.group_id is not None else None
-        tenant_id = (
-            user.tenant_id
-            if user is not None
-            else group.tenant_id
-            if group is not None
-            else ctx.principal.tenant_scope(p.tenant_id)
-        )
+        menu = get_scoped(s, IvrMenu, p.ivr_id, ctx.principal, "menu") if p.ivr_id is not None else None
+        target = user or group or menu
+        tenant_id = target.tenant_id if target is not None else ctx.principal.tenant_scope(p.tenant_id)
         if tenant_id is None:
             raise InvalidParams("tenant_id is required with a platform token when no user is given", field="tenant_id")
         block = _block_of(s, tenant_id, number)
@@ -174,6 +172,7 @@ def assign(ctx, p: NumberAssign):
             row = PhoneNumber(tenant_id=tenant_id, block_id=block.id, e164=number)
         row.user_id = user.id if user is not None else None
         row.group_id = group.id if group is not None else None
+        row.ivr_id = menu.id if menu is not None else None
         if p.emergency_address is not None:
             row.emergency_address = p.emergency_address.strip() or None
         if p.priority is not None:

@@ -18,7 +18,9 @@ from kemi.policy.announce import LANGUAGES, PROMPTS
 
 from .common import Id, get_scoped
 
-PromptName = Literal[PROMPTS]  # type: ignore[valid-type]
+# the refusals' announcements, and what the IVR menus and queues say where nothing of the tenant's own is recorded
+REPLACEABLE = (*PROMPTS, "ivr_choose", "ivr_invalid", "queue_welcome", "queue_place")
+PromptName = Literal[REPLACEABLE]  # type: ignore[valid-type]
 Language = Literal[LANGUAGES]  # type: ignore[valid-type]
 
 
@@ -77,10 +79,39 @@ def list_(ctx, p: PromptList):
     tenant_id = _tenant(ctx, p.tenant_id)
     items = []
     for language in LANGUAGES:
-        for prompt in PROMPTS:
+        for prompt in REPLACEABLE:
             path = ctx.app.voicemail_store.tenant_prompt(tenant_id, language, prompt)
             own = path.exists()
             items.append(
                 {"prompt": prompt, "language": language, "own": own, "duration_s": seconds_of(path) if own else None}
             )
     return {"tenant_id": tenant_id, "items": items, "total": len(items)}
+
+
+class MusicUpload(Params):
+    tenant_id: Id | None = Field(None, description="a platform token names the tenant; a tenant's token: its own")
+    data_base64: str = Field(
+        max_length=MAX_BYTES * 4 // 3 + 8,
+        description="a PCM WAV file (any rate 8-96 kHz, mono or stereo), base64; converted to 8 kHz mono",
+    )
+
+
+@method("prompt.music_upload", MusicUpload, errors=("invalid_params", "not_found", "forbidden"))
+def music_upload(ctx, p: MusicUpload):
+    """The music the tenant's callers hear while they wait in a queue (looped), instead of the system's."""
+    tenant_id = _tenant(ctx, p.tenant_id)
+    try:
+        seconds = install(p.data_base64, ctx.app.voicemail_store.music(tenant_id))
+    except AudioRefused as exc:
+        raise InvalidParams(f"the recording cannot be used: {exc}", field="data_base64") from None
+    return {"tenant_id": tenant_id, "duration_s": seconds, "own": True}
+
+
+@method("prompt.music_delete", PromptList, errors=("invalid_params", "not_found", "forbidden"))
+def music_delete(ctx, p: PromptList):
+    """Remove the tenant's own queue music: the system's plays again."""
+    tenant_id = _tenant(ctx, p.tenant_id)
+    path = ctx.app.voicemail_store.music(tenant_id)
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return {"tenant_id": tenant_id, "deleted": existed, "own": False}

@@ -18,7 +18,16 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import SipAccount, Tenant, User
 from controlplane.live_view import StoredLiveView
 from controlplane.numbering import national
-from kemi.policy.decision import Announce, Challenge, Reject, RouteToGroup, RouteToTrunk, RouteToUser
+from kemi.policy.decision import (
+    Announce,
+    Challenge,
+    Reject,
+    RouteToGroup,
+    RouteToTrunk,
+    RouteToUser,
+    ToIvr,
+    ToVoicemail,
+)
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy import timeline
 from kemi.policy import announce
@@ -29,7 +38,7 @@ from .common import Id, get_scoped
 
 KIND_HELP = (
     "busy, no_answer, unreachable, declined, unavailable, server_error, challenge, failure (with code), "
-    "member_free, cancel (the caller hangs up), answer"
+    "member_free, cancel (the caller hangs up), answer; in IVR menus keys (with digits) and no_key"
 )
 
 
@@ -41,11 +50,14 @@ class SimEvent(BaseModel):
     after_s: float = Field(0.0, ge=0, le=86400, description="seconds after the previous event")
     code: int | None = Field(None, ge=300, le=699, description="kind failure: the final answer's code")
     reason: str = Field("", max_length=100, description="kind failure: its reason phrase")
+    digits: str = Field("", max_length=40, pattern=r"^[0-9*# ]*$", description="kind keys: the keys pressed, in order")
 
     @model_validator(mode="after")
     def _code_for_failure(self):
         if (self.kind == "failure") != (self.code is not None):
             raise ValueError("a code is given with kind failure, and only then")
+        if (self.kind == "keys") != bool(self.digits.strip()):
+            raise ValueError("digits are given with kind keys, and only then")
         return self
 
 
@@ -115,6 +127,10 @@ def _describe(action) -> dict:
         return {"type": "reject", "code": action.code, "reason": action.reason, "explanation": action.warning}
     if isinstance(action, Challenge):
         return {"type": "challenge", "realm": action.realm}
+    if isinstance(action, ToIvr):  # the media server plays the menus; `events` of kind keys move through them
+        return {"type": "ivr", "menu_id": action.menu_id, "language": action.language}
+    if isinstance(action, ToVoicemail):
+        return {"type": "voicemail", "mailbox_id": action.mailbox_id, "greeting": action.greeting}
     if isinstance(action, Announce):  # the refusal, said first by the media server (kemi.policy.announce)
         return {**_describe(action.refusal), "announced": {"prompt": action.prompt, "language": action.language}}
     return {"type": type(action).__name__}
@@ -180,7 +196,7 @@ def simulate(ctx, p: Simulate):
     decision = decide_initial(facts, snap, when.timestamp(), live)
     speaks = announce.speaks(decision, "INVITE", node.prompt_language, node.media_server, snap.tenants)
     decision = announce.spoken(decision, "INVITE", speaks, bool(speaks))
-    events = [timeline.Event(e.kind, e.after_s, e.code or 0, e.reason) for e in p.events]
+    events = [timeline.Event(e.kind, e.after_s, e.code or 0, e.reason, e.digits) for e in p.events]
     steps = (
         timeline.run(decision, events, snap, live, when.timestamp(), speaks)
         if not isinstance(decision.action, Challenge)

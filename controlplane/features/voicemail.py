@@ -20,7 +20,7 @@ from sqlmodel import func, select
 from controlplane.api.errors import Conflict, InvalidParams, NotFound, Unavailable
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ForwardingRule, HuntGroup, Mailbox, User, VoicemailMessage
+from controlplane.db.models import ForwardingRule, HuntGroup, IvrMenu, Mailbox, User, VoicemailMessage
 
 from controlplane.services.audio import MAX_BYTES, AudioRefused, install
 from kemi.policy.voicemail import GREETINGS, hash_pin
@@ -171,6 +171,7 @@ def _extension_free(s, box: Mailbox, number: str) -> None:
         or s.exec(
             select(Mailbox).where(Mailbox.tenant_id == box.tenant_id, Mailbox.extension == number, Mailbox.id != box.id)
         ).first()
+        or s.exec(select(IvrMenu).where(IvrMenu.tenant_id == box.tenant_id, IvrMenu.extension == number)).first()
     )
     if taken is not None:
         raise Conflict(f"extension {number} is taken in this tenant", field="extension", value=number)

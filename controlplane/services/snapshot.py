@@ -29,6 +29,7 @@ from controlplane.db.models import (
     FraudPolicyRow,
     HuntGroup,
     Mailbox,
+    IvrMenu,
     PhoneNumber,
     Profile,
     SipAccount,
@@ -240,6 +241,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 "user_id": n.user_id,
                 **({"group_id": n.group_id} if n.group_id else {}),
                 **({"priority": n.priority} if n.priority else {}),
+                **({"ivr_id": n.ivr_id} if n.ivr_id else {}),
             }
             for n in numbers
         ],
@@ -305,6 +307,24 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
             }
             for m in session.exec(select(Mailbox).where(Mailbox.enabled == True).order_by(Mailbox.id)).all()  # noqa: E712
         ],
+        "ivr_menus": [compile_menu(m) for m in session.exec(select(IvrMenu).order_by(IvrMenu.id)).all()],
+    }
+
+
+def compile_menu(m: IvrMenu) -> dict:
+    """An IVR menu as the policy reads it (kemi.policy.ivr.parse_menus); the media server gets the same."""
+    return {
+        "id": m.id,
+        "tenant_id": m.tenant_id,
+        "name": m.name,
+        "extension": m.extension,
+        "timeout_s": m.timeout_s,
+        "tries": m.tries,
+        "actions": [{"key": a["key"], "kind": a["kind"], "target": str(a.get("target") or "")} for a in m.actions],
+        "time_plan": m.time_plan_id,
+        "when": m.when,
+        "other_menu": m.other_menu_id if m.time_plan_id else None,
+        "language": m.language,
     }
 
 
@@ -395,6 +415,8 @@ def compile_group(
         "wrapup_s": g.wrapup_s,
         "callback_window_s": g.callback_window_s,
         "queue_s": g.queue_s,
+        **({} if g.queue_music else {"queue_music": False}),
+        **({"queue_announce_s": g.queue_announce_s} if g.queue_announce_s != 30 else {}),
         "anonymous": g.anonymous,
         "number": number,
         "vip": list(tenant_vip or []) + list(g.vip),
@@ -497,6 +519,7 @@ class SnapshotPublisher:
         self._lock = threading.Lock()
         self._previous: tuple[dict, str] | None = None  # the published document and its digest
         self._changes: list[dict] = []  # the recent changes, oldest first
+        self.on_published = None  # called with each published document (the IVR menus for the media server)
 
     def current_version(self) -> int:
         with Session(self.engine) as s:
@@ -522,6 +545,11 @@ class SnapshotPublisher:
             ).encode()  # the version first: the workers read it from the file's head (kemi/shell/snapshot_holder.py)
             self._publish_changes(doc, data)
             write_atomically(self.path, data)
+            if self.on_published is not None:
+                try:
+                    self.on_published(doc)
+                except OSError as exc:  # the routing snapshot is out; what depends on it is written next time
+                    log.error("after publishing snapshot %s: %s", doc["version"], exc)
             self.published_version = doc["version"]
             self.published_at = datetime.now(timezone.utc).timestamp()
             if self.metrics:

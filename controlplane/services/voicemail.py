@@ -35,6 +35,7 @@ from sqlmodel import Session, select
 from controlplane.db.models import FraudEvent, Mailbox, Tenant, VoicemailMessage
 from controlplane.db.session import database_away
 from controlplane.services.periodic import Periodic
+from kemi.policy import ivr
 
 log = logging.getLogger("callmanager.voicemail")
 
@@ -82,6 +83,35 @@ class Store:
     def box_file(self, mailbox_id: int) -> Path:
         """What the media server knows of a mailbox for listening by phone (mediaserver/listen.py)."""
         return self.root / "boxes" / f"{mailbox_id}.json"
+
+    def ivr_recording(self, menu_id: int, key: str | None = None) -> Path:
+        """A menu's recording (key None) or one of its actions' (kemi.policy.ivr.recording: the media server's view)."""
+        return self.root / ivr.recording(("menu", menu_id) if key is None else ("action", menu_id, key))
+
+    def group_greeting(self, group_id: int) -> Path:
+        """What a hunt group's waiting callers hear first (mediaserver/queue.py)."""
+        return self.root / "groups" / str(int(group_id)) / "greeting.wav"
+
+    def music(self, tenant_id: int) -> Path:
+        """A tenant's own queue music (mediaserver/queue.py)."""
+        return self.root / "music" / f"{int(tenant_id)}.wav"
+
+    def remove_menu(self, menu_id: int) -> None:
+        shutil.rmtree(self.root / "ivr" / str(int(menu_id)), ignore_errors=True)
+
+    def write_menus(self, menus: list) -> None:
+        """Every IVR menu, for the media server (kemi.policy.ivr.MENUS_FILE); written only when it changed."""
+        path = self.root / ivr.MENUS_FILE
+        data = json.dumps(menus, separators=(",", ":"), sort_keys=True).encode()
+        try:
+            if path.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
     def remove_mailbox(self, tenant_id: int, mailbox_id: int) -> None:
         shutil.rmtree(self.mailbox_dir(tenant_id, mailbox_id), ignore_errors=True)

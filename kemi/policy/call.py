@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from . import announce, voicemail
+from . import announce, ivr, voicemail
 from . import queue as policy_queue
 from .callstate import CallRecord, CallState, Forwarding, FraudMark, GroupOffer, QueuePlace, TrunkLeg
 from .decision import (
@@ -31,12 +31,20 @@ from .decision import (
     RouteToGroup,
     RouteToTrunk,
     RouteToUser,
+    ToIvr,
     ToVoicemail,
     TrunkHop,
 )
 from .forwarding import fallback_case
 from .live import QUIET, LiveView
-from .routing import group_overflow, offer_waiting, session_lifetime, should_fail_over, trunk_credentials
+from .routing import (
+    dial_extension,
+    group_overflow,
+    offer_waiting,
+    session_lifetime,
+    should_fail_over,
+    trunk_credentials,
+)
 from .snapshot import Snapshot
 
 
@@ -47,6 +55,7 @@ class Failed(NamedTuple):
     reason: str
     cancelled: bool = False
     rang: bool = False  # a device rang (180/183) before: a timeout means "no answer", not "unreachable"
+    choice: str = ""  # calls in IVR menus: the choice the media server's 302 names (kemi.policy.ivr.CHOICE_HEADER)
 
 
 # ---------------------------------------------------------------- effects: what the shell does, in order
@@ -107,7 +116,13 @@ class WaitAgain(NamedTuple):
     seconds: float
 
 
-Effect = ReleaseClaims | LeaveQueue | Finish | AnswerChallenge | RelayTrunk | Divert | OfferNextStep | WaitAgain
+class TakeTurn(NamedTuple):
+    """A call waiting with music: its turn came (a member is free): offer it now, as a suspended call's turn."""
+
+
+Effect = (
+    ReleaseClaims | LeaveQueue | Finish | AnswerChallenge | RelayTrunk | Divert | OfferNextStep | WaitAgain | TakeTurn
+)
 Transition = tuple[CallState, tuple[Effect, ...]]
 
 
@@ -156,11 +171,28 @@ def onto(state: CallState, action: Action, now: float, diverted: bool = False) -
         ).traced(f"trying trunk {first.name}")
     if isinstance(action, RouteToGroup):
         return state._replace(queue=queue_place(action, now))  # a queue of a group it overflows from is left behind
+    if isinstance(action, (Announce, ToVoicemail, ToIvr)):
+        state = _media_leg(state, action)
     if isinstance(action, Announce):
         return state._replace(announcing=action.refusal, media=action)
     if isinstance(action, ToVoicemail):
         return state._replace(announcing=voicemail.refusal(action), mailbox=action.mailbox_id, media=action)
+    if isinstance(action, ToIvr):
+        return state._replace(announcing=ivr.NO_MENU, media=action, ivr=action.menu_id)
     return state
+
+
+def _media_leg(state: CallState, action: Action | None) -> CallState:
+    """One more branch to the media server (not when the same one is tried again on the next process)."""
+    return state if action is not None and action == state.media else state._replace(media_legs=state.media_legs + 1)
+
+
+def media_attempt(state: CallState) -> int:
+    """Which of the media server's processes (kemi.policy.announce.worker_port) the call's branch goes to: the next
+    one for each new branch of the same call — a process still holding the call's last branch (its transaction ends
+    some seconds after the branch) would refuse the same Call-ID and From tag again as a loop (482, measured) — and
+    the next again when one did not answer."""
+    return max(0, state.media_legs - 1) + state.media_tries
 
 
 def queue_place(action: RouteToGroup, now: float) -> QueuePlace | None:
@@ -207,6 +239,10 @@ def on_failure(
     state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView = QUIET, now: float = 0.0
 ) -> Transition:
     """The transaction ended without an answer: the next thing to try, or the end of the call."""
+    if state.ivr is not None and ev.code == 302 and not ev.cancelled:
+        return ivr_chosen(state, ev, snapshot, live, now)
+    if state.chose and 300 <= ev.code < 400:  # no answer of the chosen destination: never relayed back
+        ev = ev._replace(code=480, reason="Temporarily Unavailable")
     if state.announcing is not None:
         return announced(state, ev)
     effects: list[Effect] = []
@@ -219,7 +255,17 @@ def on_failure(
         state.queue is not None and state.queue.held
     ):  # it waited in a group's queue until its time was up, or the caller gave up
         effects.append(LeaveQueue(state.queue.key, state.queue.group_id))
-        state = state._replace(queue=state.queue._replace(held=False))
+        q = state.queue
+        state = state._replace(queue=q._replace(held=False, music=False))
+        if not ev.cancelled and q.music:
+            if ev.code == 302 and ev.choice == policy_queue.TURN:
+                return state, (*effects, TakeTurn())
+            ok, left = policy_queue.may_wait(q.until, q.holds, now)
+            if ok:  # its time is not up: the media server failed (stopped, refused it): it waits on, without music
+                state = state._replace(queue=q._replace(held=False, music=False, silent=True)).traced(
+                    f"the media server could not keep the waiting call ({ev.code} {ev.reason}): it waits without music"
+                )
+                return state, (*effects, WaitAgain(left))
         if not ev.cancelled:
             state, effect = _divert(*wait_over(state, snapshot, live, now))
             if effect is not None:
@@ -254,6 +300,54 @@ def announced(state: CallState, ev: Failed) -> Transition:
         state = state.traced(f"mailbox {state.mailbox} could not take the call ({ev.code} {ev.reason})")
     else:
         state = state.traced(f"{announce.NOT_PLAYED} ({ev.code} {ev.reason}): refused without it")
+    return finished(state, Failed(refusal.code, refusal.reason)), (
+        Finish(refusal.code, refusal.reason, local=True, warning=refusal.warning),
+    )
+
+
+def ivr_chosen(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView, now: float) -> Transition:
+    """The caller's choice in the IVR menus (the media server's 302, kemi.policy.ivr): the call goes where the menu's
+    action leads — decided here from the configuration, never from the media server's word; a choice that names no
+    such action of the caller's company ends the call."""
+    choice = ivr.parse_choice(ev.choice)
+    menu = snapshot.ivr_menus.get(choice[0]) if choice else None
+    action = menu.action(choice[1]) if menu is not None and choice else None
+    left = state._replace(announcing=None, media=None, media_tries=0, ivr=None, mailbox=None)
+    if action is None or menu is None or menu.tenant_id != state.record.tenant_id or action.kind not in ivr.LEAVING:
+        left = left.traced(f"the media server named no choice of the menus ({ev.choice[:80]!r})")
+        return _refused(left, ivr.NO_MENU)
+    left = left._replace(chose=f"{menu.id}:{action.key}").traced(
+        f"IVR menu {menu.id}{f' ({menu.name})' if menu.name else ''}: key {action.key} -> {action.kind}"
+        + (f" {action.target}" if action.target else "")
+    )
+    if action.kind == "hangup":  # the caller heard goodbye
+        return _refused(left, ivr.HUNG_UP, speak=False)
+    trace: list[str] = []
+    target: Action | None = None
+    if action.kind == "mailbox":
+        box = snapshot.mailboxes.get(int(action.target))
+        tenant = snapshot.tenants.get(menu.tenant_id)
+        if box is not None and box.tenant_id == menu.tenant_id and tenant is not None:
+            target = voicemail.deposit(menu.tenant_id, box.id, "unconditional", tenant.language, box.max_s)
+            trace.append(f"to {voicemail.describe(target)}")
+        else:
+            trace.append(f"mailbox {action.target} takes no messages now")
+    else:
+        target = dial_extension(snapshot, menu.tenant_id, action.target, left.caller_party, now, live, trace)
+    left = left.traced(*trace)
+    if target is None:
+        return _refused(left, Reject(404, "Not Found", "the menu's destination does not exist"))
+    if isinstance(target, Reject):
+        return _refused(left, target)
+    return onto(left, target, now), (Divert(target),)
+
+
+def _refused(state: CallState, refusal: Reject, speak: bool = True) -> Transition:
+    """The end of a call the node refuses after the menus: said first where the node speaks, else answered here."""
+    said = announce.after_failure(refusal.code, refusal.reason, state.speaks, state.record.tenant_id) if speak else None
+    if said is not None:
+        said = said._replace(refusal=refusal)
+        return state.traced(announce.said(said.prompt, said.language)), (Divert(said),)
     return finished(state, Failed(refusal.code, refusal.reason)), (
         Finish(refusal.code, refusal.reason, local=True, warning=refusal.warning),
     )
@@ -530,10 +624,25 @@ def on_queue_turn(
     return state.traced(*trace), action
 
 
-def held(state: CallState, key: str, left: float) -> CallState:
-    """The call waits in its group's queue now (its transaction suspended)."""
+def held(state: CallState, key: str, left: float, music: bool = False) -> CallState:
+    """The call waits in its group's queue now (its transaction suspended, or `music`: at the media server)."""
     q = state.queue
     assert q is not None
-    return state._replace(queue=q._replace(key=key, holds=q.holds + 1, held=True)).traced(
+    state = _media_leg(state._replace(media_tries=0), None) if music else state
+    return state._replace(queue=q._replace(key=key, holds=q.holds + 1, held=True, music=music)).traced(
         f"waiting in the queue of group {q.group_id} (priority {q.priority}), at most {left:.0f} s more"
+        + (", with music" if music else "")
     )
+
+
+def waiting_music(state: CallState, snapshot: Snapshot, media_server: bool, language: str, left: float):
+    """How the call waits now: with the group's greeting, music and announcements at the media server (a
+    `policy_queue.Wait`), or None: suspended, hearing ringing (no media server, the group wants none, or the media
+    server failed it once)."""
+    q = state.queue
+    group = snapshot.groups.get(q.group_id) if q is not None else None
+    if not media_server or q is None or group is None or not group.queue_music or q.silent:
+        return None
+    tenant = snapshot.tenants.get(group.tenant_id)
+    lang = (tenant.language if tenant is not None else "") or language
+    return policy_queue.Wait(group.id, lang, group.tenant_id, group.queue_announce_s, max(1, int(left + 0.999)))

@@ -27,6 +27,7 @@ from .decision import (
     RouteToGroup,
     RouteToTrunk,
     RouteToUser,
+    ToIvr,
     ToVoicemail,
     TrunkHop,
 )
@@ -81,8 +82,10 @@ class QueuePlace(NamedTuple):
     since: float
     until: float
     holds: int = 0  # times it was held in the queue
-    held: bool = False  # waiting now (its transaction suspended)
+    held: bool = False  # waiting now (its transaction suspended, or `music`: a branch to the media server)
     key: str = ""  # its entry in the queue table (kemi.contract.QUEUE) while held
+    music: bool = False  # held at the media server (greeting, music, its place): the turn comes as its 302
+    silent: bool = False  # the media server could not take it once: it waits without music from then on
 
 
 class FraudMark(NamedTuple):
@@ -119,6 +122,9 @@ class CallState(NamedTuple):
     mailbox: int | None = None  # the call went to this mailbox (`announcing`: its end when the mailbox cannot take it)
     media: Action | None = None  # what the media server was asked to do (an announcement, a mailbox): tried again once
     media_tries: int = 0  # ... on its next process (kemi.policy.announce.worker_port) when one did not answer
+    media_legs: int = 0  # branches to the media server so far: each goes to its next process (kemi.policy.call)
+    ivr: int | None = None  # the call is in the IVR menus entered at this menu (the media server's 302 is a choice)
+    chose: str = ""  # the caller's choice in the menus, as "<menu>:<key>" (a 3xx after it is no answer to relay)
 
     def traced(self, *lines: str) -> CallState:
         return self._replace(trace=self.trace + lines)
@@ -175,6 +181,7 @@ _TYPES: dict[str, type] = {
     "step": GroupStep,
     "announce": Announce,
     "voicemail": ToVoicemail,
+    "ivr": ToIvr,
 }
 _TAGS = {cls: tag for tag, cls in _TYPES.items()}
 

@@ -103,6 +103,15 @@ class ToVoicemail(NamedTuple):
     max_s: int = 120  # the longest message recorded
 
 
+class ToIvr(NamedTuple):
+    """The call goes to an IVR menu (IVR-01, kemi.policy.ivr): the media server plays the menus as early media and
+    hands the caller's choice back (a 302); when it cannot, 480."""
+
+    tenant_id: int
+    menu_id: int
+    language: str = ""  # of the system prompts ('' : the node's prompt language)
+
+
 class Subscribe(NamedTuple):
     """Accept a phone's subscription to its message waiting (kemi.policy.mwi; the presence module answers it)."""
 
@@ -129,6 +138,7 @@ Action = (
     | FeatureCode
     | Announce
     | ToVoicemail
+    | ToIvr
     | Subscribe
 )
 

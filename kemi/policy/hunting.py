@@ -55,6 +55,10 @@ class Group(NamedTuple):
     callback_window_s: int = 0  # a caller ringing back within this reaches the agent who called them first
     # nobody free: the caller waits (hears ringing) up to this long for a member, then overflow (0: overflow at once)
     queue_s: int = 0
+    # where the node has a media server: the waiting caller hears the group's greeting, music and their place in the
+    # queue every `queue_announce_s` seconds (0: never) instead of ringing (ACD-16/17)
+    queue_music: bool = True
+    queue_announce_s: int = 30
     extension: str = ""
     anonymous: str = "allow"  # allow | reject (433) callers without a number
     vip: frozenset[str] = frozenset()  # caller keys ('+49...' or 'u<id>') that wait ahead of everyone else

@@ -2,11 +2,19 @@
 
 Pure functions; the shell keeps one entry per waiting call in Kamailio's htable `acdq` as
 `g<group>:<tindex>:<tlabel>` = `<priority>:<since>:<until>` and asks these what to do.
+
+With music (a media server on the node and the group's `queue_music`), a waiting call is not suspended: it is a
+branch to the media server, which plays the group's greeting, music and the caller's place in the queue. Its entry
+is `g<group>:m<attempt>:<Call-ID>` (`music_key`); the queue's timer tells the media server the call's place and, when
+a member is free, its turn (a SIP MESSAGE naming the Call-ID), and the media server ends its branch with a
+302 carrying TURN — the failure route then offers the call, as a suspended call's turn does.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+from .announce import LANGUAGES, worker_port
 
 MAX_HOLDS = 5  # a waiting call is held (and offered again) at most this often: every hold and offer is a tm branch
 MIN_WAIT_S = 1.0  # less time left than this: the call does not wait again, it overflows
@@ -46,3 +54,69 @@ def may_wait(until: float, holds: int, now: float) -> tuple[bool, float]:
     """May this call wait (again)? With the seconds it has left."""
     left = until - now
     return left >= MIN_WAIT_S and holds < MAX_HOLDS, left
+
+
+# ---------------------------------------------------------------- waiting with music (the media server)
+
+TURN = "queue.turn"  # the choice header of the media server's 302 (kemi.policy.ivr.CHOICE_HEADER) when it is the turn
+NOTICE_HEADER = "X-Callmanager-Queue"  # on the node's MESSAGE to the media server: "turn" or "position=<n>"
+CALL_HEADER = "X-Callmanager-Call"  # ... and the waiting call's Call-ID
+FR_MS = 2000  # the media server answers at once; then the call waits its time (the branch's INVITE timer)
+TURN_AGAIN_S = 3.0  # a turn told that did not come back is told again after this (a lost MESSAGE)
+
+
+def music_key(group_id: int, attempt: int, call_id: str) -> str:
+    return f"g{group_id}:m{attempt}:{call_id}"
+
+
+def parse_music_key(key: str) -> tuple[int, int, str] | None:
+    """(group, attempt, Call-ID) of a waiting call held at the media server; None: a suspended call's key."""
+    parts = key.split(":", 2)
+    if len(parts) != 3 or not parts[1].startswith("m") or not parts[1][1:].isdigit() or not parts[0][1:].isdigit():
+        return None
+    return int(parts[0][1:]), int(parts[1][1:]), parts[2]
+
+
+class Wait(NamedTuple):
+    """What the media server is asked to play while a call waits: the group's greeting, music, its place every
+    `announce_s` seconds (0: never), for at most `max_s`."""
+
+    group_id: int
+    language: str
+    tenant_id: int
+    announce_s: int
+    max_s: int
+
+
+def target_user(w: Wait) -> str:
+    return f"queue.{w.group_id}.{w.language}.t{w.tenant_id}.a{w.announce_s}.{w.max_s}"
+
+
+def target_uri(w: Wait, media_server: str, call_id: str, workers: int, attempt: int = 0) -> str:
+    address, _, port = media_server.rpartition(":")
+    return f"sip:{target_user(w)}@{address}:{worker_port(int(port), call_id, workers, attempt)}"
+
+
+def parse_target(user: str) -> Wait | None:
+    parts = user.split(".")
+    if len(parts) != 6 or parts[0] != "queue" or parts[2] not in LANGUAGES:
+        return None
+    try:
+        if not (parts[3].startswith("t") and parts[4].startswith("a")):
+            return None
+        w = Wait(int(parts[1]), parts[2], int(parts[3][1:]), int(parts[4][1:]), int(parts[5]))
+    except ValueError:
+        return None
+    return w if w.group_id > 0 and 0 <= w.announce_s <= 3600 and 0 < w.max_s <= 7200 else None
+
+
+def tell_position(told: dict[str, float], key: str, place: int) -> bool:
+    """Tell the media server this waiting call's place now? (`told`: per key the place told last; a turn is 0.)"""
+    return told.get(key) != place
+
+
+def tell_turn(told: dict[str, float], key: str, now: float) -> bool:
+    """Tell the media server it is this call's turn now? Once, and again after TURN_AGAIN_S (a MESSAGE lost)
+    (`told`: per key when its turn was told)."""
+    last = told.get(key)
+    return last is None or now - last >= TURN_AGAIN_S

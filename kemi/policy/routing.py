@@ -10,6 +10,7 @@ import time
 
 from .auth import challenge_realm, find_account
 from .decision import (
+    Action,
     CallParty,
     Challenge,
     Decision,
@@ -19,10 +20,11 @@ from .decision import (
     RouteToGroup,
     RouteToTrunk,
     RouteToUser,
+    ToIvr,
     TrunkHop,
 )
 from .facts import AuthResult, RequestFacts
-from . import features, fraud, hunting, voicemail
+from . import features, fraud, hunting, ivr, voicemail
 from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
@@ -296,6 +298,12 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
     box_id = snapshot.mailbox_extensions.get((tenant_id, dialled)) if snapshot.mailbox_extensions else None
     if box_id is not None and facts.method == "INVITE":
         return _mailbox_extension(snapshot, tenant, box_id, caller, dialled, trace)
+    menu_id = snapshot.ivr_extensions.get((tenant_id, dialled)) if snapshot.ivr_extensions else None
+    if menu_id is not None and facts.method == "INVITE":
+        trace.append(f"dialled {dialled}: the extension of IVR menu {menu_id}")
+        return Decision(
+            to_ivr(snapshot, tenant, menu_id, now, trace), tuple(trace), caller, CallParty(tenant.id, None, dialled)
+        )
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
         return _outbound(facts, snapshot, tenant, caller, caller_user, trace, now, live)
@@ -781,6 +789,51 @@ def _mailbox_extension(
     return Decision(action, tuple(trace), caller, CallParty(tenant.id, box.user_id, dialled))
 
 
+def to_ivr(snapshot: Snapshot, tenant: Tenant, menu_id: int, now: float, trace: list[str]) -> ToIvr:
+    """A call into an IVR menu (IVR-01): the menu, or the one its time plan names now, in the tenant's language."""
+
+    def in_plan(plan_id: int) -> bool | None:
+        plan = snapshot.time_plans.get(plan_id)
+        return plan.active(now) if plan is not None else None
+
+    entered, why = ivr.entry(snapshot.ivr_menus, menu_id, in_plan)
+    if why:
+        trace.append(why)
+    menu = snapshot.ivr_menus[entered]
+    return ToIvr(tenant.id, entered, menu.language or tenant.language)
+
+
+def dial_extension(
+    snapshot: Snapshot, tenant_id: int, dialled: str, caller: CallParty, now: float, live: LiveView, trace: list[str]
+) -> Action | None:
+    """Where a call to one of the tenant's extensions goes, as if the caller had dialled it (a user with their
+    forwarding, a hunt group, a mailbox, another menu); None: no such extension (traced)."""
+    tenant = snapshot.tenants.get(tenant_id)
+    if tenant is None or not tenant.enabled:
+        trace.append(f"tenant {tenant_id} is not served now")
+        return None
+    group_id = snapshot.group_extensions.get((tenant_id, dialled))
+    if group_id is not None:
+        return _to_group(
+            snapshot, tenant_id, group_id, caller, trace, live, CallParty(tenant_id, None, dialled), now=now
+        ).action
+    box_id = snapshot.mailbox_extensions.get((tenant_id, dialled))
+    if box_id is not None:
+        box = snapshot.mailboxes[box_id]
+        action = voicemail.deposit(tenant_id, box.id, "unconditional", tenant.language, box.max_s)
+        trace.append(f"extension {dialled}: {voicemail.describe(action)}")
+        return action
+    menu_id = snapshot.ivr_extensions.get((tenant_id, dialled))
+    if menu_id is not None:
+        trace.append(f"extension {dialled}: IVR menu {menu_id}")
+        return to_ivr(snapshot, tenant, menu_id, now, trace)
+    user_id = snapshot.extensions.get((tenant_id, dialled))
+    if user_id is None:
+        trace.append(f"extension {dialled} does not exist in tenant {tenant.name}")
+        return None
+    return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}", now, live).action
+
+
 def _to_mailbox(snapshot: Snapshot, tenant_id: int, rule: ForwardRule, trace: list[str]):
     """A forwarding or overflow to a mailbox (VM-01): its greeting by the rule's kind, in the tenant's language."""
     box = snapshot.mailboxes.get(rule.target_mailbox or 0)
@@ -890,6 +943,11 @@ def _from_trunk(
         )
     caller = CallParty(tenant.id, None, caller.number, trunk=caller.trunk)
     trace.append(f"number {e164} belongs to tenant {tenant.name}")
+    if number.ivr_id is not None and facts.method == "INVITE" and number.ivr_id in snapshot.ivr_menus:
+        trace.append(f"number {e164} leads to IVR menu {number.ivr_id}")
+        return Decision(
+            to_ivr(snapshot, tenant, number.ivr_id, now, trace), tuple(trace), caller, CallParty(tenant.id, None, e164)
+        )
     if number.group_id is not None:
         trace.append(f"number {e164} rings hunt group {number.group_id}")
         return _to_group(

@@ -15,6 +15,7 @@ from typing import Any, Mapping, NamedTuple
 from .forwarding import ForwardRule
 from .fraud import DEFAULT_POLICY, FraudPolicy, Limits, Lock, tariff
 from .hunting import Group, Ring, qualified_levels
+from .ivr import parse_menus
 from .location import Location
 from .numbering import DestClass, Plan
 from .timeplan import TimePlan, TimeRange
@@ -133,6 +134,7 @@ class Number:
     user_id: int | None
     group_id: int | None = None  # a hunt group's number
     priority: int = 0  # calls to this number wait ahead of lower ones in the group's queue (0..9)
+    ivr_id: int | None = None  # an IVR menu's number (IVR-01)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,8 @@ class Snapshot:
     sites: Mapping[int, Site] = field(default_factory=dict)
     mailboxes: Mapping[int, Mailbox] = field(default_factory=dict)
     mailbox_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> mailbox
+    ivr_menus: Mapping[int, Any] = field(default_factory=dict)  # id -> kemi.policy.ivr.Menu
+    ivr_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> menu
 
     def mailbox_of_user(self, user_id: int) -> Mailbox | None:
         """A user's own mailbox, if it takes calls."""
@@ -362,6 +366,8 @@ def assemble(
         sites=sections["sites"],
         mailboxes=sections["mailboxes"],
         mailbox_extensions={(m.tenant_id, m.extension): m.id for m in sections["mailboxes"].values() if m.extension},
+        ivr_menus=sections["ivr_menus"],
+        ivr_extensions={(m.tenant_id, m.extension): m.id for m in sections["ivr_menus"].values() if m.extension},
     )
 
 
@@ -458,6 +464,7 @@ def parse_number(n: Mapping[str, Any]) -> tuple[str, Number]:
         int(n["user_id"]) if n.get("user_id") is not None else None,
         int(n["group_id"]) if n.get("group_id") else None,
         int(n.get("priority", 0)),
+        int(n["ivr_id"]) if n.get("ivr_id") else None,
     )
 
 
@@ -496,6 +503,8 @@ def parse_groups(rows, skills: Mapping[int, Mapping[str, int]]) -> dict[int, Gro
             wrapup_s=int(g.get("wrapup_s", 0)),
             callback_window_s=int(g.get("callback_window_s", 0)),
             queue_s=int(g.get("queue_s", 0)),
+            queue_music=bool(g.get("queue_music", True)),
+            queue_announce_s=int(g.get("queue_announce_s", 30)),
             extension=str(g.get("extension", "")),
             anonymous=str(g.get("anonymous", "allow")),
             vip=frozenset(g["vip"]) if g.get("vip") else frozenset(),
@@ -595,6 +604,7 @@ SECTIONS = {
     "time_plans": _time_plans,
     "sites": _sites,
     "mailboxes": _mailboxes,
+    "ivr_menus": lambda doc: parse_menus(doc.get("ivr_menus", ())),
 }
 
 

@@ -143,6 +143,7 @@ def _apply(snap: Snapshot, delta: Mapping[str, Any]) -> Snapshot:
         "time_plans": snap.time_plans if sections["time_plans"] is None else sections["time_plans"],
         "sites": snap.sites if sections["sites"] is None else sections["sites"],
         "mailboxes": snap.mailboxes if sections["mailboxes"] is None else sections["mailboxes"],
+        "ivr_menus": snap.ivr_menus if sections["ivr_menus"] is None else sections["ivr_menus"],
     }
     return assemble(
         doc,

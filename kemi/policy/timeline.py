@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from . import call, voicemail
+from . import call, ivr, voicemail
 from .call import AnswerChallenge, Divert, Effect, Failed, Finish, OfferNextStep, RelayTrunk, WaitAgain
 from .callstate import CallState
-from .decision import Action, Announce, Decision, Reject, RouteToGroup, RouteToTrunk, RouteToUser, ToVoicemail
+from .decision import (
+    Action,
+    Announce,
+    Decision,
+    Reject,
+    RouteToGroup,
+    RouteToTrunk,
+    RouteToUser,
+    ToIvr,
+    ToVoicemail,
+)
 from .live import QUIET, LiveView
 from .snapshot import Snapshot
 
@@ -28,7 +38,8 @@ EVENTS: dict[str, tuple[int, str, bool]] = {
     "challenge": (407, "Proxy Authentication Required", False),
 }
 ENDING = ("answer", "cancel")
-KINDS = (*EVENTS, *ENDING, "failure", "member_free")
+MENU = ("keys", "no_key")  # in IVR menus: the caller presses `digits`; no key within the menu's time
+KINDS = (*EVENTS, *ENDING, "failure", "member_free", *MENU)
 MAX_EVENTS = 50
 
 
@@ -37,6 +48,7 @@ class Event(NamedTuple):
     after_s: float = 0.0  # seconds after the previous event (ringing time, waiting time)
     code: int = 0  # kind "failure": the final answer's code ...
     reason: str = ""  # ... and reason phrase
+    digits: str = ""  # kind "keys": the keys pressed, in order (0-9, *, #)
 
 
 class Step(NamedTuple):
@@ -62,6 +74,7 @@ def run(
     state, outcome, ended = _route(state, decision.action, snapshot, live, now)
     steps.append(Step("call", 0.0, outcome, state.trace, ended))
     at = 0.0
+    pos: ivr.Position | None = None  # where the caller is in IVR menus
     for ev in events[:MAX_EVENTS]:
         if ended:
             break
@@ -71,7 +84,9 @@ def run(
         if ev.kind == "answer":
             steps.append(Step(label, at, "answered: the call is connected", (), True))
             break
-        if ev.kind == "member_free":
+        if ev.kind in MENU:
+            state, pos, outcome, ended = _menus(state, pos, ev, snapshot, live, now + at)
+        elif ev.kind == "member_free":
             state, outcome, ended = _queue_turn(state, snapshot, live, now + at)
         else:
             failed = _failure(ev)
@@ -79,6 +94,39 @@ def run(
             state, outcome, ended = _apply(state, effects, snapshot, live, now + at)
         steps.append(Step(label, at, outcome, state.trace[before:], ended))
     return steps
+
+
+def _menus(
+    state: CallState, pos: ivr.Position | None, ev: Event, snapshot: Snapshot, live: LiveView, now: float
+) -> tuple[CallState, ivr.Position | None, str, bool]:
+    """Keys pressed (or none) in the IVR menus, moved through as the media server does (`pos`: where the caller is,
+    None: at the menu the call entered); a choice that leaves them goes back to the node as the media server's 302."""
+    if state.ivr is None:
+        return state, None, "nothing: the call is not in IVR menus", False
+    menus = snapshot.ivr_menus
+    if pos is None:
+        pos = ivr.enter(menus, state.ivr)[0]
+    heard: list[str] = []
+    step: ivr.Step | None = None
+    if ev.kind == "no_key":
+        pos, step = ivr.waited(menus, pos)
+        heard.append(f"menu {pos.menu} again")
+    for key in ev.digits if ev.kind == "keys" else ():
+        if not key.strip():
+            continue
+        pos, step = ivr.press(menus, pos, key)
+        if not isinstance(step, ivr.Play):
+            break
+        heard.append(f"{key}: menu {pos.menu}")
+    if isinstance(step, ivr.Leave):
+        choice = ivr.choice_value(step.menu, step.key)
+        state, effects = call.on_failure(state, Failed(302, "Moved Temporarily", choice=choice), snapshot, live, now)
+        state, outcome, ended = _apply(state, effects, snapshot, live, now)
+        return state, None, outcome, ended
+    if isinstance(step, ivr.End):
+        state = state.traced("no choice in the menus: goodbye")
+        return state, None, f"the call ends: {ivr.ENDED.code} {ivr.ENDED.reason} ({ivr.ENDED.warning})", True
+    return state, pos, "in the menus: " + ("; ".join(heard) if heard else "nothing pressed"), False
 
 
 def _failure(ev: Event) -> Failed:
@@ -96,6 +144,10 @@ def _label(ev: Event) -> str:
     if ev.kind in EVENTS:
         code, reason, _ = EVENTS[ev.kind]
         return f"{ev.kind.replace('_', ' ')} ({code} {reason})"
+    if ev.kind == "keys":
+        return f"the caller presses {' '.join(k for k in ev.digits if k.strip())}"
+    if ev.kind == "no_key":
+        return "the caller presses nothing"
     return {"answer": "answered", "cancel": "the caller hangs up", "member_free": "a member of the group becomes free"}[
         ev.kind
     ]
@@ -113,6 +165,8 @@ def _route(
         return call.onto(state, action, now), said + (f": {r.warning}" if r.warning else ""), True
     if isinstance(action, ToVoicemail):  # the media server answers: the caller hears the greeting and leaves a message
         return call.onto(state, action, now), f"{voicemail.describe(action)} answers: greeting, then a message", True
+    if isinstance(action, ToIvr):  # the media server plays the menus as early media; keys move through them
+        return call.onto(state, action, now), f"IVR menu {action.menu_id} ({action.language or 'node language'})", False
     if isinstance(action, RouteToGroup) and diverted:
         state, step = call.into_group(state, action, now)
         if step is None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 
 from kemi.contract import AVP_RANG, DLG_ANSWER, DLG_TRACKED, END_REQUESTS
-from kemi.policy import announce, call, cdr, cluster, voicemail
+from kemi.policy import announce, call, cdr, cluster, ivr, voicemail
+from kemi.policy import queue as policy_queue
+from kemi.policy.announce import worker_port
 from kemi.policy.call import (
     AnswerChallenge,
     Divert,
@@ -21,6 +23,7 @@ from kemi.policy.call import (
     OfferNextStep,
     RelayTrunk,
     ReleaseClaims,
+    TakeTurn,
     WaitAgain,
 )
 from kemi.policy.callstate import CallState, FeatureUse
@@ -32,6 +35,7 @@ from kemi.policy.decision import (
     RouteToGroup,
     RouteToTrunk,
     RouteToUser,
+    ToIvr,
     ToVoicemail,
 )
 from kemi.policy.facts import RequestFacts
@@ -102,6 +106,12 @@ def route(state: CallState, action: Action, method: str, nated: bool) -> None:
         announced(state, action, method, nated)
     elif isinstance(action, ToVoicemail):
         to_mailbox(state, action, method, nated)
+    elif isinstance(action, ToIvr):
+        to_ivr(state, action, method, nated)
+    else:  # an action this shell does not know (a policy newer than the shell): refused, never dropped
+        finish_locally(
+            state.traced(f"no way to apply {type(action).__name__}"), Reject(500, "Server Internal Error"), method
+        )
 
 
 def announced(state: CallState, action: Announce, method: str, nated: bool) -> None:
@@ -112,7 +122,7 @@ def announced(state: CallState, action: Announce, method: str, nated: bool) -> N
         return
     apply.consume_credentials()
     state = call.onto(state, action, time.time())
-    apply.announcement(media_target(action, state), action.refusal.warning)
+    apply.announcement(media_uri(action, state), action.refusal.warning)
     prepare_call(state, nated)
     if not apply.relay_branch(state, (announce.INV_MS, announce.FR_MS)):  # tm: (after a provisional, before one)
         dialog.media_off()
@@ -128,28 +138,36 @@ def to_mailbox(state: CallState, action: ToVoicemail, method: str, nated: bool) 
         return
     apply.consume_credentials()
     state = call.onto(state, action, time.time())
-    apply.to_mailbox(mailbox_target(action, state), state.record.caller)
+    apply.to_mailbox(media_uri(action, state), state.record.caller)
     prepare_call(state, nated)
     if not apply.relay_branch(state, (voicemail.INV_MS, voicemail.FR_MS)):
         dialog.media_off()
         finish_locally(state.traced("the media server could not be reached"), refusal, method)
 
 
-def mailbox_target(action: ToVoicemail, state: CallState) -> str:
-    return voicemail.target_uri(
-        action,
-        SETTINGS.media_server,
-        state.record.call_id,
-        SETTINGS.media_workers,
-        SETTINGS.prompt_language,
-        state.media_tries,
-    )
+def to_ivr(state: CallState, action: ToIvr, method: str, nated: bool) -> None:
+    """A call into IVR menus: the media server plays them as early media and hands the caller's choice back in a 302
+    (the failure route; when it cannot: `call.announced`)."""
+    if method != "INVITE" or not SETTINGS.media_server:
+        finish_locally(state.traced("no media server on this node: the menus cannot be played"), ivr.NO_MENU, method)
+        return
+    apply.consume_credentials()
+    state = call.onto(state, action, time.time())
+    apply.set_ruri(media_uri(action, state))
+    prepare_call(state, nated)
+    dialog.ring_limits(ivr.INV_MS, ivr.FR_MS, ivr.LIFETIME_MS)
+    if not apply.relay_branch(state):
+        dialog.media_off()
+        finish_locally(state.traced("the media server could not be reached"), ivr.NO_MENU, method)
 
 
-def media_target(action: Announce, state: CallState) -> str:
-    return announce.target_uri(
-        action, SETTINGS.media_server, state.record.call_id, SETTINGS.media_workers, state.media_tries
-    )
+def media_uri(action: Announce | ToVoicemail | ToIvr, state: CallState) -> str:
+    """The Request-URI of a call to the media server: what it is asked to do, at its process for this call."""
+    where = (SETTINGS.media_server, state.record.call_id, SETTINGS.media_workers)
+    if isinstance(action, Announce):
+        return announce.target_uri(action, *where, call.media_attempt(state))
+    kind = ivr if isinstance(action, ToIvr) else voicemail
+    return kind.target_uri(action, *where, SETTINGS.prompt_language, call.media_attempt(state))
 
 
 def finish_locally(state: CallState, rej: Reject, method: str) -> None:
@@ -231,7 +249,7 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
         prepare_call(state, nated)
-        state, held = groups.hold(state, effect.seconds, first=True)
+        state, held = hold(state, effect.seconds, first=True)
         if held:
             return
         state, effects = call.stop_waiting(state, action.group_id, True, snap, LIVE, time.time())
@@ -281,7 +299,9 @@ def failure_route() -> int:
         dialog.media_off()
         return 1
     rang_at = read.avp(AVP_RANG)
-    ev = Failed(code, reason, cancelled, rang_at != "")
+    media_branch = state.ivr is not None or (state.queue is not None and state.queue.held and state.queue.music)
+    choice = read.transaction_reply_header(ivr.CHOICE_HEADER) if media_branch and code == 302 else ""
+    ev = Failed(code, reason, cancelled, rang_at != "", choice)
     snap = SNAPSHOTS.get()
     for _ in range(MAX_TRIES):
         state, effects = call.on_failure(state, ev, snap, LIVE, time.time())
@@ -334,8 +354,13 @@ def perform(
             state, ok = groups.next_step(state, SETTINGS.device_timeout_ms)
             return state, None if ok and apply.relay_branch(state) else ev
         elif isinstance(effect, WaitAgain):
-            state, ok = groups.hold(state, effect.seconds, first=False)
+            dialog.reset_ring_limits()
+            state, ok = hold(state, effect.seconds, first=False)
             return state, None if ok else ev
+        elif isinstance(effect, TakeTurn):  # a call waiting with music: its turn came
+            dialog.reset_ring_limits()
+            take_turn(state)
+            return state, None
     return state, None
 
 
@@ -346,25 +371,35 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
     if isinstance(action, RouteToUser):
         if not apply.lookup_aors(action.aors):
             return state.traced("forwarding target has no registered device"), False
+        ringing = call.ringing_ms(action) if state.forwarding is not None else None
+        if ringing is not None:  # chosen in IVR menus: their ringing time, then their own forwarding
+            dialog.ring_limits(ringing, SETTINGS.device_timeout_ms)
         return state, apply.relay_branch(state)
     if isinstance(action, RouteToGroup):
         state, step = call.into_group(state, action, time.time())
         if isinstance(step, WaitAgain):  # nobody free in the target group now: wait in its queue
-            return groups.hold(state, step.seconds, first=False)
+            return hold(state, step.seconds, first=False)
         if step is None:
             return state, False
         state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
         return state, offered and apply.relay_branch(state)
     if isinstance(action, Announce):  # nothing left to try: the media server says why, then refuses
         state = call.onto(state, action, now)
-        apply.announcement(media_target(action, state), action.refusal.warning)
+        apply.announcement(media_uri(action, state), action.refusal.warning)
         return state, apply.relay_branch(state, (announce.INV_MS, announce.FR_MS))
     if isinstance(action, ToVoicemail):  # busy, no answer, unreachable: to the mailbox
         if not SETTINGS.media_server:
             return state.traced("no media server on this node: the mailbox cannot take the call"), False
         state = call.onto(state, action, now)
-        apply.to_mailbox(mailbox_target(action, state), state.record.caller)
+        apply.to_mailbox(media_uri(action, state), state.record.caller)
         return state, apply.relay_branch(state, (voicemail.INV_MS, voicemail.FR_MS))
+    if isinstance(action, ToIvr):  # a menu's choice or a forwarding leads into menus
+        if not SETTINGS.media_server:
+            return state.traced("no media server on this node: the menus cannot be played"), False
+        state = call.onto(state, action, now)
+        apply.set_ruri(media_uri(action, state))
+        dialog.ring_limits(ivr.INV_MS, ivr.FR_MS, ivr.LIFETIME_MS)
+        return state, apply.relay_branch(state)
     if isinstance(action, RouteToTrunk):
         if (
             action.fraud is not None and SETTINGS.fraud_checks
@@ -384,7 +419,37 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
 
 
 def acd_timer() -> None:
-    groups.tick(SNAPSHOTS.get(), LIVE)
+    groups.tick(SNAPSHOTS.get(), LIVE, tell_media_server if SETTINGS.media_server else None)
+
+
+def tell_media_server(key: str, what: str) -> None:
+    """Tell the media server holding a waiting call its place or its turn (kemi.policy.queue): a SIP MESSAGE."""
+    found = policy_queue.parse_music_key(key)
+    if found is None:
+        return
+    _group, attempt, call_id = found
+    address, _, port = str(SETTINGS.media_server).rpartition(":")
+    uri = f"sip:queue@{address}:{worker_port(int(port), call_id, SETTINGS.media_workers, attempt)}"
+    headers = (
+        f"From: <sip:queue@{address}>;tag={ids.record_id()[:16]}\r\nTo: <{uri}>\r\n"
+        f"{policy_queue.CALL_HEADER}: {call_id}\r\nContent-Type: text/plain\r\n"
+    )
+    apply.send_request("MESSAGE", uri, headers, what)
+
+
+def hold(state: CallState, seconds: float, first: bool) -> tuple[CallState, bool]:
+    """The call waits in its group's queue: at the media server with the group's music where it can, else
+    suspended (ringing)."""
+    wait = call.waiting_music(state, SNAPSHOTS.get(), bool(SETTINGS.media_server), SETTINGS.prompt_language, seconds)
+    if wait is None or state.queue is None:
+        return groups.hold(state, seconds, first)
+    waiting = call.held(state, "", seconds, music=True)
+    attempt = call.media_attempt(waiting)
+    key = policy_queue.music_key(state.queue.group_id, attempt, state.record.call_id)
+    assert waiting.queue is not None
+    waiting = waiting._replace(queue=waiting.queue._replace(key=key))
+    uri = policy_queue.target_uri(wait, SETTINGS.media_server, state.record.call_id, SETTINGS.media_workers, attempt)
+    return groups.hold_with_music(state, waiting, seconds, uri)
 
 
 def acd_resume() -> int:
@@ -395,6 +460,14 @@ def acd_resume() -> int:
     q = state.queue
     planned = groups.planned(q.key)  # the timer planned it a moment ago, in this process
     groups.leave_queue(q.key, q.group_id)
+    take_turn(state, planned)
+    return 1
+
+
+def take_turn(state: CallState, planned=None) -> None:
+    """A waiting call's turn (its queue entry left already): offer it; when nobody can be, wait on, overflow or 480."""
+    q = state.queue
+    assert q is not None
     snap, now = SNAPSHOTS.get(), time.time()
     state, action = call.on_queue_turn(state, planned, snap, LIVE, now)
     if action is not None:
@@ -402,25 +475,24 @@ def acd_resume() -> int:
         if offered:
             state = state.traced(f"a member is free after {now - q.since:.1f} s of waiting")
             if apply.relay_branch(state):
-                return 1
+                return
     state, effects = call.when_unplaced(state, q.group_id, False, snap, LIVE, now)
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
-        state, held = groups.hold(state, effect.seconds, first=False)
+        state, held = hold(state, effect.seconds, first=False)
         if held:
-            return 1
+            return
         state, effects = call.stop_waiting(state, q.group_id, False, snap, LIVE, now)
         effect = effects[-1]
     if isinstance(effect, Divert):
         state, ok = divert(state, effect.action)
         if ok:
-            return 1
+            return
         state, effects = call.nowhere(state)
         effect = effects[-1]
     if isinstance(effect, Finish):
         apply.keep(state)
         dialog.reply_in_transaction(effect.code, effect.reason)
-    return 1
 
 
 # ---------------------------------------------------------------- the end of an answered call

@@ -70,6 +70,12 @@ def to_mailbox(uri: str, caller: str) -> None:
     KSR.hdr.append(f"{VOICEMAIL_CALLER}: {quoted(caller, 64)}\r\n")
 
 
+def send_request(method: str, uri: str, headers: str, body: str) -> None:
+    """A request of the node's own (tm as a UAC): `headers` with From and To, CRLF-ended; a failure is logged."""
+    if KSR.tm.t_uac_send(method, uri, "", "", headers, body) < 0:
+        KSR.warn(f"callmanager: {method} to {uri} could not be sent\n")
+
+
 def reject(r: Reject) -> None:
     reply(r.code, r.reason, r.warning, r.headers)
 

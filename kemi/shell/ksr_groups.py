@@ -195,12 +195,28 @@ def hold(state: CallState, seconds: float, first: bool) -> tuple[CallState, bool
         apply.keep(state)
         return state, False
     barrier.settled()  # held: the queue answers it later
+    _enter(waiting)
+    return waiting, True
+
+
+def hold_with_music(state: CallState, waiting: CallState, seconds: float, uri: str) -> tuple[CallState, bool]:
+    """The call (`state`; `waiting`: as it waits, kemi.policy.call.held) waits in its group's queue at the media server
+    (`uri`: greeting, music, its place) for `seconds` at most: a branch, not a suspension; its turn comes back as the
+    media server's 302. False: it cannot."""
+    apply.set_ruri(uri)
+    if not apply.relay_branch(waiting, (int(seconds * 1000), policy_queue.FR_MS)):
+        apply.keep(state)
+        return state, False
+    _enter(waiting)
+    return waiting, True
+
+
+def _enter(waiting: CallState) -> None:
     q = waiting.queue
     assert q is not None
     KSR.htable.sht_sets(QUEUE.name, q.key, policy_queue.entry_value(q.priority, q.since, q.until))
     KSR.htable.sht_inc(QUEUE.name, shm.queue_count_key(q.group_id))
     KSR.htable.sht_inc(QUEUE.name, QUEUE_WAITING)
-    return waiting, True
 
 
 def leave_queue(key: str, group_id: int) -> None:
@@ -231,7 +247,11 @@ def waiting_calls() -> tuple[dict[int, list[policy_queue.Waiting]], set[int]]:
     return entries, counted
 
 
-def tick(snapshot, live) -> None:
+_told_place: dict[str, float] = {}  # calls waiting with music: the place told to the media server last
+_told_turn: dict[str, float] = {}  # ... and when their turn was told
+
+
+def tick(snapshot, live, tell=None) -> None:
     """Offer waiting calls to members who became free, in the order the policy gives them.
     Each call resumed here claims its members before the next one is looked at."""
     now = time.time()
@@ -252,12 +272,26 @@ def tick(snapshot, live) -> None:
         KSR.htable.sht_seti(QUEUE.name, shm.queue_count_key(group_id), len(in_turn))  # the count follows the entries
         in_turns[group_id] = in_turn
     KSR.htable.sht_seti(QUEUE.name, QUEUE_WAITING, sum(map(len, in_turns.values())))
+    waiting_now = {w.key for calls in in_turns.values() for w in calls}
+    for told in (_told_place, _told_turn):
+        for key in [k for k in told if k not in waiting_now]:
+            del told[key]
     for group_id, in_turn in in_turns.items():
+        for place, waiting in enumerate(in_turn, start=1):
+            if tell is not None and policy_queue.parse_music_key(waiting.key) is not None:
+                if policy_queue.tell_position(_told_place, waiting.key, place):
+                    _told_place[waiting.key] = place
+                    tell(waiting.key, f"position={place}")
         for waiting in in_turn:
             trace: list[str] = []
             action = offer_waiting(snapshot, group_id, live, trace)
             if action is None:
                 break  # nobody free for this group: the others wait too (in order)
+            if policy_queue.parse_music_key(waiting.key) is not None:  # at the media server: it ends its branch
+                if tell is not None and policy_queue.tell_turn(_told_turn, waiting.key, now):
+                    _told_turn[waiting.key] = now
+                    tell(waiting.key, "turn")
+                break  # one turn at a time: its members are claimed when it comes back
             _planned[waiting.key] = (action, tuple(trace))
             _g, index, label = waiting.key.split(":")
             KSR.tmx.t_continue(int(index), int(label), RESUME)

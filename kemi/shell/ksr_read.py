@@ -283,6 +283,11 @@ def transaction_reply() -> tuple[int, str]:
     return _number(one("$T_reply_code")), one("$T_reply_reason")
 
 
+def transaction_reply_header(name: str) -> str:
+    """In a failure route: a header of the winning reply ('' when absent)."""
+    return one(f"$T_rpl($hdr({name}))")
+
+
 def has_sdp(content_type: str | None = None) -> bool:
     if content_type is None:
         msg = _CURRENT[0]

@@ -54,6 +54,10 @@ TEXTS = {
         "vm_no_more": "There are no more messages.",
         "vm_goodbye": "Goodbye.",
         "vm_more_than_twenty": "more than twenty",
+        "ivr_choose": "Please make your choice.",
+        "ivr_invalid": "That is not a valid choice.",
+        "queue_welcome": "All our agents are busy at the moment. Please hold the line.",
+        "queue_place": "You are caller number",
         **{
             f"n{i}": w
             for i, w in enumerate(
@@ -112,6 +116,10 @@ TEXTS = {
         "vm_saved": "Nachricht gespeichert.",
         "vm_no_more": "Es sind keine weiteren Nachrichten vorhanden.",
         "vm_goodbye": "Auf Wiederhören.",
+        "ivr_choose": "Bitte treffen Sie Ihre Wahl.",
+        "ivr_invalid": "Diese Auswahl ist leider nicht möglich.",
+        "queue_welcome": "Alle Plätze sind zur Zeit belegt. Bitte bleiben Sie am Apparat.",
+        "queue_place": "Sie sind Anrufer Nummer",
         "vm_more_than_twenty": "mehr als zwanzig",
         **{
             f"n{i}": w

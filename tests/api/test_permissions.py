@@ -76,6 +76,9 @@ def build_world(api: Api, name: str) -> SimpleNamespace:
     w.trunk = api.ok("trunk.create", name=f"trunk-{name}", host="198.51.100.7", tenant_ids=[t["id"]])["id"]
     w.box = api.ok("voicemail.box_create", token=admin, user_id=w.target, pin="1234")["id"]
     w.spare_box = api.ok("voicemail.box_create", token=admin, group_id=w.spare_group)["id"]
+    w.menu = api.ok("ivr.create", token=admin, name="main", extension="500",
+                    actions=[{"key": "1", "kind": "extension", "target": "301"}])["id"]
+    w.spare_menu = api.ok("ivr.create", token=admin, name="spare")["id"]
     return w
 
 
@@ -166,6 +169,11 @@ def params_for(method: str, w: SimpleNamespace) -> dict:
         "voicemail.greeting_delete": {"id": w.box, "kind": "busy"},
         "prompt.upload": {**tid, "prompt": "busy", "language": "en", "data_base64": GREETING},
         "prompt.delete": {**tid, "prompt": "busy", "language": "en"}, "prompt.list": tid,
+        "ivr.create": {**tid, "name": f"m{n}"}, "ivr.delete": {"id": w.spare_menu}, "ivr.get": {"id": w.menu},
+        "ivr.list": tid, "ivr.update": {"id": w.menu, "timeout_s": 5},
+        "ivr.recording_upload": {"id": w.menu, "data_base64": GREETING}, "ivr.recording_delete": {"id": w.menu},
+        "group.greeting_upload": {"id": w.group, "data_base64": GREETING}, "group.greeting_delete": {"id": w.group},
+        "prompt.music_upload": {**tid, "data_base64": GREETING}, "prompt.music_delete": tid,
     }
     return table[method]
 
@@ -182,7 +190,7 @@ def state_of(api: Api, w: SimpleNamespace) -> dict:
     out = {m: api.ok(m, **tid)["items"] for m in ("user.list", "extension.list", "sip_account.list", "site.list", "group.list", "time_plan.list",
                                                   "dialplan.list", "forwarding.list", "profile.list", "caller_list.list", "number.list",
                                                   "number_block.list", "token.list", "fraud.locks", "voicemail.box_list",
-                                                  "voicemail.list")}
+                                                  "voicemail.list", "ivr.list")}
     out["tenant"] = api.ok("tenant.get", id=w.tenant)
     out["policy"] = api.ok("fraud.policy_get", tenant_id=w.tenant)
     out["trunk"] = api.ok("trunk.get", id=w.trunk)
