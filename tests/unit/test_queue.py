@@ -31,3 +31,69 @@ def test_a_call_waits_again_only_with_time_left_and_holds_to_spare():
     assert may_wait(until=100.0, holds=0, now=50.0) == (True, 50.0)
     assert not may_wait(until=100.0, holds=0, now=99.5)[0]  # less than a second left: overflow now
     assert not may_wait(until=100.0, holds=queue.MAX_HOLDS, now=50.0)[0]  # every hold is a branch of the transaction
+
+
+# ---------------------------------------------------------------- waiting with music (the media server)
+
+from kemi.policy import call  # noqa: E402
+from kemi.policy.call import Failed, LeaveQueue, TakeTurn, WaitAgain  # noqa: E402
+from kemi.policy.ivr import CHOICE_HEADER  # noqa: E402,F401 - the header the turn comes back in
+from tests.unit.test_group_routing import BUSY, Floor, dial, snap_with  # noqa: E402
+
+
+def waiting_call(snap, music=True, now=1000.0):
+    d = dial(snap, Floor(BUSY), now=now)
+    state = call.onto(call.begin(d, "c1", "r1", now), d.action, now)
+    wait = call.waiting_music(state, snap, media_server=music, language="en", left=60.0)
+    held = call.held(state, "", 60.0, music=wait is not None)
+    attempt = call.media_attempt(held)
+    return held._replace(queue=held.queue._replace(key=queue.music_key(7, attempt, "c1"))), wait
+
+
+def test_a_caller_waits_with_music_where_the_node_has_a_media_server_and_the_group_wants_it():
+    snap = snap_with(queue_s=60)
+    state, wait = waiting_call(snap)
+    assert wait == queue.Wait(7, "en", 1, 30, 60) and state.queue.music and state.media_legs == 1
+    assert "with music" in state.trace[-1]
+    assert waiting_call(snap, music=False)[1] is None  # no media server: ringing, as before
+    assert waiting_call(snap_with(queue_s=60, queue_music=False))[1] is None
+    assert queue.parse_target(queue.target_user(wait)) == wait
+    assert queue.parse_target("queue.7.xx.t1.a30.60") is None and queue.parse_target("vm.1.busy.en.60") is None
+
+
+def test_the_turn_comes_back_as_the_media_servers_302_and_is_offered():
+    snap = snap_with(queue_s=60)
+    state, _ = waiting_call(snap)
+    state, effects = call.on_failure(state, Failed(302, "Moved Temporarily", choice=queue.TURN), snap, Floor(), 1010.0)
+    assert effects == (LeaveQueue(state.queue.key, 7), TakeTurn()) and not state.queue.held
+
+
+def test_a_media_server_that_cannot_keep_the_call_leaves_it_waiting_without_music_and_time_up_overflows():
+    snap = snap_with(queue_s=60, overflow={"target_user": 2})
+    state, _ = waiting_call(snap)
+    later, effects = call.on_failure(state, Failed(503, "Service Unavailable"), snap, Floor(BUSY), 1010.0)
+    assert isinstance(effects[-1], WaitAgain) and later.queue.silent and not later.queue.music
+    assert call.waiting_music(later, snap, True, "en", 50.0) is None  # from then on: ringing
+    _, effects = call.on_failure(state, Failed(408, "Request Timeout"), snap, Floor(BUSY), 1061.0)  # its time is up
+    assert effects[-1].action.user_id == 2  # the overflow
+
+
+def test_each_media_branch_of_a_call_goes_to_the_next_process():
+    snap = snap_with(queue_s=60)
+    state, _ = waiting_call(snap)
+    first = call.media_attempt(state)
+    again = call.held(state, "", 30.0, music=True)
+    assert call.media_attempt(again) == first + 1
+
+
+def test_the_media_server_is_told_places_on_change_and_one_turn_again_only_after_a_while():
+    told: dict = {}
+    assert queue.tell_position(told, "k", 2)
+    told["k"] = 2
+    assert not queue.tell_position(told, "k", 2) and queue.tell_position(told, "k", 1)
+    turns: dict = {}
+    assert queue.tell_turn(turns, "k", 100.0)
+    turns["k"] = 100.0
+    assert not queue.tell_turn(turns, "k", 101.0) and queue.tell_turn(turns, "k", 100.0 + queue.TURN_AGAIN_S)
+    assert queue.parse_music_key(queue.music_key(7, 1, "a:b@c")) == (7, 1, "a:b@c")
+    assert queue.parse_music_key("g7:12:34") is None
