@@ -145,18 +145,27 @@ def _submenu_loop(menus: Mapping[int, Menu], start: int) -> list[int]:
 
 
 def entry(menus: Mapping[int, Menu], menu_id: int, in_plan) -> tuple[int, str]:
-    """The menu a call to `menu_id` enters, and why: its `other_menu` when its time plan says so (`in_plan(plan_id)`:
-    whether now is inside the plan's times; None when the plan is gone: the menu itself)."""
-    menu = menus[menu_id]
-    if menu.other_menu is None or menu.time_plan is None or menu.other_menu not in menus:
-        return menu_id, ""
-    inside = in_plan(menu.time_plan)
-    if inside is None:
-        return menu_id, f"time plan {menu.time_plan} not found: menu {menu_id}"
-    if inside == (menu.when == "in"):
+    """The menu a call to `menu_id` enters, and why: its `other_menu` when its time plan says so, and that menu's own
+    when its plan says so in turn (time-of-day greetings: morning -> day -> evening, AUD-10), at most MAX_DEPTH
+    steps and never a menu twice. `in_plan(plan_id)`: whether now is inside the plan's times (None when the plan is
+    gone: the menu itself)."""
+    why: list[str] = []
+    seen = {menu_id}
+    for _ in range(MAX_DEPTH):
+        menu = menus[menu_id]
+        if menu.other_menu is None or menu.time_plan is None or menu.other_menu not in menus:
+            break
+        inside = in_plan(menu.time_plan)
+        if inside is None:
+            why.append(f"time plan {menu.time_plan} not found: menu {menu_id}")
+            break
+        if inside != (menu.when == "in") or menu.other_menu in seen:
+            break
         where = "inside" if inside else "outside"
-        return menu.other_menu, f"time plan {menu.time_plan} ({where} its times): menu {menu.other_menu}"
-    return menu_id, ""
+        why.append(f"time plan {menu.time_plan} ({where} its times): menu {menu.other_menu}")
+        menu_id = menu.other_menu
+        seen.add(menu_id)
+    return menu_id, "; ".join(why)
 
 
 # ---------------------------------------------------------------- moving through the menus (the media server)

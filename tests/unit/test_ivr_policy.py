@@ -74,6 +74,23 @@ def test_a_menu_with_a_time_plan_sends_calls_outside_its_times_to_the_other_menu
     assert decide_initial(call_facts("500"), s, monday_10).action.menu_id == 7
 
 
+def test_time_of_day_greetings_chain_menus_by_their_plans():
+    """AUD-10: morning menu, else the day menu, else the evening menu — each a menu with its own time plan."""
+    morning = {"id": 1, "name": "morning", "tz": "Europe/Berlin", "ranges": [{"days": [0, 1, 2, 3, 4, 5, 6], "start": 0, "end": 11 * 60}]}
+    day = {"id": 2, "name": "day", "tz": "Europe/Berlin", "ranges": [{"days": [0, 1, 2, 3, 4, 5, 6], "start": 11 * 60, "end": 18 * 60}]}
+    menus = [{**MAIN, "time_plan": 1, "when": "out", "other_menu": 6},  # outside the morning: the day menu ...
+             {**SUB, "time_plan": 2, "when": "out", "other_menu": 7},  # ... outside the day: the evening menu
+             NIGHT, OTHER]
+    s = public_snapshot(ivr_menus=menus, time_plans=[morning, day])
+    at = lambda h: datetime(2026, 12, 7, h, 0, tzinfo=BERLIN).timestamp()  # noqa: E731
+    assert [decide_initial(call_facts("500"), s, at(h)).action.menu_id for h in (9, 14, 21)] == [5, 6, 7]
+    d = decide_initial(call_facts("500"), s, at(21))
+    assert "time plan 1 (outside its times): menu 6; time plan 2 (outside its times): menu 7" in d.trace
+    circle = public_snapshot(ivr_menus=[{**MAIN, "time_plan": 1, "other_menu": 6}, {**SUB, "time_plan": 1, "other_menu": 5},
+                                        NIGHT, OTHER], time_plans=[morning])
+    assert decide_initial(call_facts("500"), circle, at(21)).action.menu_id == 6  # never back to a menu seen
+
+
 # ---------------------------------------------------------------- moving through the menus (the media server's part)
 
 
