@@ -110,7 +110,7 @@ class App:
             self.engine, self.kamailio, f"sip:{host}:{settings.sip_port}", shared_secret(settings.rpc_secret_path)
         )
         self.voicemail_store = VoicemailStore(settings.voicemail_store)
-        self.publisher.on_published = lambda doc: self.voicemail_store.write_menus(doc.get("ivr_menus", []))
+        self.publisher.on_published = self.voicemail_store.after_snapshot
         self.voicemail = VoicemailIngestor(
             self.engine,
             settings.voicemail_spool,

@@ -39,22 +39,33 @@ def read_box(store: Path | None, mailbox_id: int) -> dict:
         return {}
 
 
+def box_number(store: Path | None, tenant_id: int, number: str) -> int | None:
+    """Remote access: the mailbox a caller names by its number (the control plane's file of the numbers)."""
+    if store is None or not number:
+        return None
+    try:
+        doc = json.loads((store / "boxes" / "numbers.json").read_text())
+        found = doc.get(str(tenant_id), {}).get(number) if isinstance(doc, dict) else None
+        return int(found) if found is not None else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
 class Listen(Session):
-    """The owner listening to their mailbox."""
+    """The owner listening to their mailbox — or anyone from anywhere who names a mailbox and knows its PIN."""
 
     def __init__(self, server, acc: pj.Account, call_id: int, target: Target):
         super().__init__(server, acc, call_id, None, "")
         self.mailbox_id = target.mailbox_id
+        self.tenant_id = target.tenant_id
         self.language = target.language
         self.bound_s = 1800.0
-        box = read_box(server.store, target.mailbox_id)
-        self.pin_hash = str(box.get("pin_hash", ""))
-        self.files = {str(m["id"]): str(m["path"]) for m in box.get("messages", ()) if isinstance(m, dict)}
-        messages = [
-            menu.Message(str(m["id"]), bool(m.get("heard"))) for m in box.get("messages", ()) if isinstance(m, dict)
-        ]
-        locked = float(box.get("locked_until") or 0) > time.time()
-        self.state, first = menu.start(messages, locked, bool(self.pin_hash))
+        self.pin_hash = ""
+        self.files: dict[str, str] = {}
+        if target.mailbox_id:
+            self.state, first = menu.start(*self.load(target.mailbox_id))
+        else:  # remote access: which mailbox first
+            self.state, first = menu.ask_box()
         self.queue: list = first  # what to play / do next, in order
         self.playing_until: float | None = None
         self.playing_message = False
@@ -63,6 +74,17 @@ class Listen(Session):
         self.recorder: pj.AudioMediaRecorder | None = None  # a greeting being recorded by phone
         self.greeting: tuple[str, Path] | None = None  # (kind, file) of it, handed over once complete
         self.handed: list[tuple[str, Path, float]] = []  # greetings recorded, waiting for their file to be complete
+
+    def load(self, mailbox_id: int) -> tuple[list, bool, bool]:
+        """The mailbox's file: (messages, locked, has a PIN); the PIN's hash and the recordings kept for the call."""
+        box = read_box(self.server.store, mailbox_id)
+        self.mailbox_id = mailbox_id
+        self.pin_hash = str(box.get("pin_hash", ""))
+        self.files = {str(m["id"]): str(m["path"]) for m in box.get("messages", ()) if isinstance(m, dict)}
+        messages = [
+            menu.Message(str(m["id"]), bool(m.get("heard"))) for m in box.get("messages", ()) if isinstance(m, dict)
+        ]
+        return messages, float(box.get("locked_until") or 0) > time.time(), bool(self.pin_hash)
 
     def answer_now(self) -> None:
         op = pj.CallOpParam()
@@ -103,7 +125,7 @@ class Listen(Session):
             if self.ending:
                 self.ends_at = now
             elif self.wait_until is None:
-                wait = {"pin": menu.PIN_TIMEOUT_S, "recording": menu.MAX_GREETING_S}.get(
+                wait = {"box": menu.PIN_TIMEOUT_S, "pin": menu.PIN_TIMEOUT_S, "recording": menu.MAX_GREETING_S}.get(
                     self.state.stage, menu.MENU_TIMEOUT_S
                 )
                 self.wait_until = now + wait
@@ -127,6 +149,11 @@ class Listen(Session):
             self.playing_until, self.playing_message = now + found[1] + 0.05, True
         elif isinstance(action, menu.Hangup):
             self.ending = True
+        elif isinstance(action, menu.OpenBox):  # remote access: the mailbox the caller named
+            box_id = box_number(self.server.store, self.tenant_id, action.number)
+            messages, locked, has_pin = self.load(box_id) if box_id is not None else ([], False, False)
+            self.state, more = menu.opened(self.state, box_id is not None, messages, locked, has_pin)
+            self.queue.extend(more)
         elif isinstance(action, menu.RecordGreeting):
             self.record_greeting(action.kind)
         elif isinstance(action, menu.StopRecording):

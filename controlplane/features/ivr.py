@@ -29,7 +29,7 @@ Kind = Literal[ivr.KINDS]  # type: ignore[valid-type]
 class MenuAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: KeyName = Field(description="0-9, *, #, or the events timeout (no key) and invalid (a key without action)")  # type: ignore[valid-type]
-    kind: Kind = Field(description="menu, back, repeat, play, extension, mailbox, hangup")  # type: ignore[valid-type]
+    kind: Kind = Field(description="menu, back, repeat, play, extension, mailbox, voicemail (listen from here), hangup")  # type: ignore[valid-type]
     target: Annotated[str, StringConstraints(strip_whitespace=True, max_length=15)] = Field(
         "", description="menu: the submenu's id; extension: the extension; mailbox: the mailbox's id"
     )
@@ -159,7 +159,7 @@ def _apply(m: IvrMenu, p: MenuFields) -> None:
     if p.actions is not None:
         m.actions = [a.model_dump() for a in p.actions]
         for a in m.actions:
-            a["target"] = "" if a["kind"] in ("back", "repeat", "play", "hangup") else a["target"]
+            a["target"] = "" if a["kind"] in ("back", "repeat", "play", "hangup", "voicemail") else a["target"]
 
 
 @method("ivr.create", MenuCreate, errors=("invalid_params", "not_found", "conflict"))

@@ -59,6 +59,27 @@ def wav_seconds(path: Path) -> float:
         raise ValueError(f"not a readable WAV file: {exc}") from exc
 
 
+BOX_NUMBERS = "boxes/numbers.json"  # {tenant: {number: mailbox}}: remote access (mediaserver/listen.py)
+
+
+def box_numbers(doc: dict) -> dict:
+    """By tenant, the numbers a caller may name a mailbox by from anywhere: its own extension, its user's extensions,
+    its hunt group's extension (from a routing snapshot's document; a mailbox that takes no calls is not there)."""
+    user_ext: dict[int, list[str]] = {}
+    for e in doc.get("extensions", ()):
+        user_ext.setdefault(int(e["user_id"]), []).append(str(e["number"]))
+    group_ext = {int(g["id"]): str(g.get("extension", "")) for g in doc.get("groups", ())}
+    out: dict[str, dict[str, int]] = {}
+    for m in doc.get("mailboxes", ()):
+        numbers = [m.get("extension", "")]
+        numbers += user_ext.get(int(m["user_id"]), []) if m.get("user_id") else []
+        numbers += [group_ext.get(int(m["group_id"]), "")] if m.get("group_id") else []
+        for n in numbers:
+            if n:
+                out.setdefault(str(m["tenant_id"]), {})[n] = int(m["id"])
+    return out
+
+
 class Store:
     """Where messages and greetings live on disk."""
 
@@ -99,10 +120,15 @@ class Store:
     def remove_menu(self, menu_id: int) -> None:
         shutil.rmtree(self.root / "ivr" / str(int(menu_id)), ignore_errors=True)
 
-    def write_menus(self, menus: list) -> None:
-        """Every IVR menu, for the media server (kemi.policy.ivr.MENUS_FILE); written only when it changed."""
-        path = self.root / ivr.MENUS_FILE
-        data = json.dumps(menus, separators=(",", ":"), sort_keys=True).encode()
+    def after_snapshot(self, doc: dict) -> None:
+        """What the media server reads from a routing snapshot: the IVR menus, and the mailboxes' numbers."""
+        self.write_json(ivr.MENUS_FILE, doc.get("ivr_menus", []))
+        self.write_json(BOX_NUMBERS, box_numbers(doc))
+
+    def write_json(self, name: str, value) -> None:
+        """A file of the store for the media server (written only when it changed; renamed into place)."""
+        path = self.root / name
+        data = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
         try:
             if path.read_bytes() == data:
                 return

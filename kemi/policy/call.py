@@ -176,10 +176,50 @@ def onto(state: CallState, action: Action, now: float, diverted: bool = False) -
     if isinstance(action, Announce):
         return state._replace(announcing=action.refusal, media=action)
     if isinstance(action, ToVoicemail):
-        return state._replace(announcing=voicemail.refusal(action), mailbox=action.mailbox_id, media=action)
+        return state._replace(announcing=voicemail.refusal(action), mailbox=action.mailbox_id or None, media=action)
     if isinstance(action, ToIvr):
         return state._replace(announcing=ivr.NO_MENU, media=action, ivr=action.menu_id)
     return state
+
+
+# ---------------------------------------------------------------- calls the media server takes
+
+MediaAction = Announce | ToVoicemail | ToIvr
+NOT_REACHED = "the media server could not be reached"
+
+
+def media_refusal(action: MediaAction) -> Reject:
+    """How a call for the media server ends when it cannot get there: the refusal it was to hear, the end the mailbox
+    stood in for (486 / 480), or 480 for menus."""
+    if isinstance(action, Announce):
+        return action.refusal
+    if isinstance(action, ToVoicemail):
+        return voicemail.refusal(action)
+    return ivr.NO_MENU
+
+
+def without_media_server(
+    state: CallState, action: MediaAction, method: str, media_server: bool
+) -> tuple[CallState, Reject] | None:
+    """A call for the media server that this node does not send there — a request other than INVITE (a MESSAGE to a
+    mailbox's extension) or a node without a media server: (its state, the refusal the node answers itself)."""
+    if method == "INVITE" and media_server:
+        return None
+    if isinstance(action, ToVoicemail):
+        state = state.traced("no media server on this node: the mailbox cannot take the call")
+    elif isinstance(action, ToIvr):
+        state = state.traced("no media server on this node: the menus cannot be played")
+    return state, media_refusal(action)
+
+
+def media_timers(action: MediaAction) -> tuple[int, int, int]:
+    """(ms after a provisional, ms before one, the transaction's lifetime or 0: the node's default) of a branch to the
+    media server: it answers at once; menus keep the caller longer and the chosen destination rings after them."""
+    if isinstance(action, Announce):
+        return announce.INV_MS, announce.FR_MS, 0
+    if isinstance(action, ToVoicemail):
+        return voicemail.INV_MS, voicemail.FR_MS, 0
+    return ivr.INV_MS, ivr.FR_MS, ivr.LIFETIME_MS
 
 
 def _media_leg(state: CallState, action: Action | None) -> CallState:
@@ -324,7 +364,11 @@ def ivr_chosen(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView,
         return _refused(left, ivr.HUNG_UP, speak=False)
     trace: list[str] = []
     target: Action | None = None
-    if action.kind == "mailbox":
+    if action.kind == "voicemail":
+        tenant = snapshot.tenants.get(menu.tenant_id)
+        target = voicemail.remote(menu.tenant_id, tenant.language if tenant is not None else "")
+        trace.append(f"to {voicemail.describe(target)}")
+    elif action.kind == "mailbox":
         box = snapshot.mailboxes.get(int(action.target))
         tenant = snapshot.tenants.get(menu.tenant_id)
         if box is not None and box.tenant_id == menu.tenant_id and tenant is not None:

@@ -7,6 +7,7 @@ menu's time) and `invalid` (a key the menu has no action for) may have an action
     repeat        this menu again                 play     a recording, then this menu again
     extension <x> a user, group or mailbox of the tenant by its extension (as if dialled: their forwarding applies)
     mailbox <id>  leave a message in this mailbox  hangup   goodbye
+    voicemail     listen to any mailbox of the company from here: its number, then its PIN (VM-02/03)
 A key the menu has no action for is `invalid` (or, without one, "not a valid choice" and the menu again); no key is
 `timeout` (without one, the menu again). After `tries` rounds without a choice the call ends.
 
@@ -35,8 +36,8 @@ MAX_ACTIONS = 12
 MAX_DEPTH = 8  # submenus below a menu entered from a number (a loop is refused when configured)
 KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "*", "#")
 EVENTS = ("timeout", "invalid")
-KINDS = ("menu", "back", "repeat", "play", "extension", "mailbox", "hangup")
-LEAVING = ("extension", "mailbox", "hangup")  # choices that end the media server's part of the call
+KINDS = ("menu", "back", "repeat", "play", "extension", "mailbox", "voicemail", "hangup")
+LEAVING = ("extension", "mailbox", "voicemail", "hangup")  # choices that end the media server's part of the call
 DEFAULT_TIMEOUT_S, DEFAULT_TRIES = 6, 3
 # The media server answers the INVITE at once (FR_MS); a caller may stay in the menus this long (INV_MS), then the
 # node ends the branch (408). The media server ends a call without a choice itself earlier (MAX_MENU_S: 480). The

@@ -1,7 +1,9 @@
 """Listening to a mailbox by phone (issue 23, VM-02/03): the menu, as a pure state machine the media server drives.
 
-The caller enters the mailbox's PIN and `#`; three wrong PINs end the call and lock the mailbox (the control plane
-locks it for a while and raises a fraud event). Then: how many new messages there are, and the messages, new ones
+From anywhere (remote access: `ask_box`), the caller first names the mailbox by its number (the mailbox's or its
+owner's extension) and `#`; three numbers that name none end the call. The caller enters the mailbox's PIN and `#`;
+three wrong PINs end the call and lock the mailbox (the control plane locks it for a while and raises a fraud
+event). Then: how many new messages there are, and the messages, new ones
 first. After each message:
     1 replay   2 next (the message is kept, heard)   7 delete   9 save (heard) and next   * the menu again   # goodbye
 A message played to its end counts as heard. After the last one (or with none): `0` record a greeting, `#` goodbye.
@@ -70,6 +72,12 @@ class Hangup(NamedTuple):
     pass
 
 
+class OpenBox(NamedTuple):
+    """Remote access: the caller named a mailbox by its number; the media server looks it up and calls `opened`."""
+
+    number: str
+
+
 class RecordGreeting(NamedTuple):
     kind: str  # "unavailable" or "busy"
 
@@ -79,8 +87,9 @@ class StopRecording(NamedTuple):
 
 
 class State(NamedTuple):
-    stage: str  # "pin", "message" (one playing), "menu" (after a message), "end" (none left), "greeting" (which one?),
-    # "recording" (a greeting), "bye"
+    # "box" (remote access: which mailbox), "opening" (being looked up), "pin", "message" (one playing), "menu"
+    # (after a message), "end" (none left), "greeting" (which one?), "recording" (a greeting), "bye"
+    stage: str
     messages: tuple[Message, ...] = ()
     current: int = 0
     digits: str = ""
@@ -89,6 +98,8 @@ class State(NamedTuple):
 
 
 PROMPTS = (
+    "vm_enter_box",
+    "vm_wrong_box",
     "vm_enter_pin",
     "vm_wrong_pin",
     "vm_locked",
@@ -122,9 +133,31 @@ def start(messages: list[Message], locked: bool, has_pin: bool) -> tuple[State, 
     return State("pin", ordered), [Say("vm_enter_pin")]
 
 
+def ask_box() -> tuple[State, list]:
+    """Remote access (a caller from anywhere, VM-02/03): which mailbox — its number and # — then its PIN."""
+    return State("box"), [Say("vm_enter_box")]
+
+
+def opened(state: State, found: bool, messages: list[Message], locked: bool, has_pin: bool) -> tuple[State, list]:
+    """The mailbox the caller named (`found`: it exists and may be listened to from anywhere): its PIN next; a number
+    that names none is said, three of them end the call (reported like wrong PINs: nobody guesses numbers for free)."""
+    if found and (locked or not has_pin):
+        return State("bye"), [Say("vm_locked"), Hangup()]
+    if found:
+        return start(messages, False, True)
+    tries = state.tries + 1
+    if tries >= MAX_PIN_TRIES:
+        return State("bye"), [Say("vm_wrong_box"), Say("vm_goodbye"), Hangup()]
+    return state._replace(stage="box", digits="", tries=tries), [Say("vm_wrong_box"), Say("vm_enter_box")]
+
+
 def on(state: State, event, pin_ok=lambda digits: False) -> tuple[State, list]:
     """The next state and what to do. `pin_ok(digits)`: does this PIN open the mailbox?"""
     if state.stage == "bye":
+        return state, []
+    if state.stage == "box":
+        return _box(state, event)
+    if state.stage == "opening":  # the media server looks the mailbox up (`opened` follows)
         return state, []
     if state.stage == "pin":
         return _pin(state, event, pin_ok)
@@ -140,6 +173,20 @@ def on(state: State, event, pin_ok=lambda digits: False) -> tuple[State, list]:
             return _menu(state._replace(stage="menu"), event)
         return state, []
     return _menu(state, event)
+
+
+def _box(state: State, event) -> tuple[State, list]:
+    if event == TIMEOUT:
+        if state.timeouts >= 1:
+            return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
+        return state._replace(digits="", timeouts=state.timeouts + 1), [Say("vm_enter_box")]
+    if not isinstance(event, Key):
+        return state, []
+    if event.digit != "#":
+        if event.digit.isdigit() and len(state.digits) < MAX_DIGITS:
+            return state._replace(digits=state.digits + event.digit, timeouts=0), []
+        return state, []
+    return state._replace(stage="opening", digits=""), [OpenBox(state.digits)]
 
 
 def _pin(state: State, event, pin_ok) -> tuple[State, list]:

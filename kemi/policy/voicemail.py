@@ -45,6 +45,12 @@ def listen(tenant_id: int, mailbox_id: int, language: str) -> ToVoicemail:
     return ToVoicemail(tenant_id, mailbox_id, LISTEN, language, MAX_MESSAGE_S)
 
 
+def remote(tenant_id: int, language: str) -> ToVoicemail:
+    """Listening from anywhere (VM-02/03, an IVR menu's `voicemail` action): the caller names the mailbox by its
+    number, then its PIN (kemi.policy.mailbox_menu.ask_box)."""
+    return ToVoicemail(tenant_id, 0, LISTEN, language, MAX_MESSAGE_S)
+
+
 def refusal(action: ToVoicemail) -> Reject:
     """How the call ends when the mailbox cannot take it: as it would have without the mailbox."""
     if action.greeting == LISTEN:
@@ -56,6 +62,8 @@ def refusal(action: ToVoicemail) -> Reject:
 
 def describe(action: ToVoicemail) -> str:
     lang = f", {action.language}" if action.language else ""
+    if action.greeting == LISTEN and not action.mailbox_id:
+        return f"voicemail access (any mailbox of the company, with its PIN{lang})"
     if action.greeting == LISTEN:
         return f"mailbox {action.mailbox_id} (listening{lang})"
     return f"mailbox {action.mailbox_id} ({action.greeting} greeting{lang}, messages up to {action.max_s} s)"
@@ -68,18 +76,24 @@ class Deposit(NamedTuple):
     """What the media server is asked to do for one INVITE: greet with `greeting` in `language`, record up to `max_s`
     seconds for mailbox `mailbox_id`."""
 
-    mailbox_id: int
+    mailbox_id: int  # 0: remote access (the caller names the mailbox; `tenant_id`'s)
     greeting: str
     language: str
     max_s: int
+    tenant_id: int = 0
 
 
-_TARGET = re.compile(r"^vm\.([1-9][0-9]{0,11})\.(busy|unavailable|listen)\.([a-z]{2})\.([1-9][0-9]{0,3})$")
+_TARGET = re.compile(
+    r"^vm\.([1-9][0-9]{0,11})\.(busy|unavailable|listen)\.([a-z]{2})\.([1-9][0-9]{0,3})$"
+    r"|^vm\.0\.listen\.([a-z]{2})\.([1-9][0-9]{0,3})\.t([1-9][0-9]{0,11})$"
+)
 
 
 def target_user(action: ToVoicemail, default_language: str) -> str:
     """The Request-URI's user part for the media server: `vm.<mailbox>.<greeting>.<language>.<max seconds>`."""
     language = action.language if action.language in LANGUAGES else default_language
+    if not action.mailbox_id:  # remote access: the tenant whose mailboxes may be named
+        return f"vm.0.listen.{language}.{action.max_s}.t{action.tenant_id}"
     return f"vm.{action.mailbox_id}.{action.greeting}.{language}.{action.max_s}"
 
 
@@ -93,7 +107,13 @@ def target_uri(
 def parse_target(user: str) -> Deposit | None:
     """The media server's reading of a Request-URI user part (None: not a deposit)."""
     m = _TARGET.match(user)
-    if m is None or m.group(3) not in LANGUAGES or int(m.group(4)) > MAX_MESSAGE_S:
+    if m is None:
+        return None
+    if m.group(1) is None:  # remote access
+        if m.group(5) not in LANGUAGES or int(m.group(6)) > MAX_MESSAGE_S:
+            return None
+        return Deposit(0, LISTEN, m.group(5), int(m.group(6)), int(m.group(7)))
+    if m.group(3) not in LANGUAGES or int(m.group(4)) > MAX_MESSAGE_S:
         return None
     return Deposit(int(m.group(1)), m.group(2), m.group(3), int(m.group(4)))
 

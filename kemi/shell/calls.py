@@ -90,7 +90,7 @@ def feature_code(state: CallState, fc: FeatureCode, nated: bool) -> None:
     if said is None:
         finish_locally(state, done, "INVITE")
     else:
-        announced(state.traced(announce.said(said.prompt, said.language)), said, "INVITE", nated)
+        to_media_server(state.traced(announce.said(said.prompt, said.language)), said, "INVITE", nated)
 
 
 def route(state: CallState, action: Action, method: str, nated: bool) -> None:
@@ -102,63 +102,42 @@ def route(state: CallState, action: Action, method: str, nated: bool) -> None:
         route_to_group(state, action, method, nated)
     elif isinstance(action, Reject):
         finish_locally(state, action, method)
-    elif isinstance(action, Announce):
-        announced(state, action, method, nated)
-    elif isinstance(action, ToVoicemail):
-        to_mailbox(state, action, method, nated)
-    elif isinstance(action, ToIvr):
-        to_ivr(state, action, method, nated)
+    elif isinstance(action, (Announce, ToVoicemail, ToIvr)):
+        to_media_server(state, action, method, nated)
     else:  # an action this shell does not know (a policy newer than the shell): refused, never dropped
         finish_locally(
             state.traced(f"no way to apply {type(action).__name__}"), Reject(500, "Server Internal Error"), method
         )
 
 
-def announced(state: CallState, action: Announce, method: str, nated: bool) -> None:
-    """A refusal said first: the call goes to the media server, which plays the prompt as early media and then answers
-    the refusal (what happens when it cannot is the policy's: `kemi.policy.call.announced`)."""
-    if method != "INVITE" or not SETTINGS.media_server:
-        finish_locally(state, action.refusal, method)
+def to_media_server(state: CallState, action: Announce | ToVoicemail | ToIvr, method: str, nated: bool) -> None:
+    """A call the media server takes: a refusal said first (it plays the prompt as early media, then answers the
+    refusal), a mailbox (it answers, greets and records), IVR menus (early media; the choice comes back as a 302).
+    When it cannot: `kemi.policy.call.announced`; when this node does not send it there: the refusal, here."""
+    refused = call.without_media_server(state, action, method, bool(SETTINGS.media_server))
+    if refused is not None:
+        finish_locally(*refused, method)
         return
     apply.consume_credentials()
     state = call.onto(state, action, time.time())
-    apply.announcement(media_uri(action, state), action.refusal.warning)
+    address_media_server(state, action)
     prepare_call(state, nated)
-    if not apply.relay_branch(state, (announce.INV_MS, announce.FR_MS)):  # tm: (after a provisional, before one)
-        dialog.media_off()
-        state = state.traced("the media server could not be reached: refused without it")
-        finish_locally(state, action.refusal, method)
-
-
-def to_mailbox(state: CallState, action: ToVoicemail, method: str, nated: bool) -> None:
-    """A call to a mailbox: the media server answers, greets and records (when it cannot: `call.announced`)."""
-    refusal = voicemail.refusal(action)
-    if method != "INVITE" or not SETTINGS.media_server:
-        finish_locally(state.traced("no media server on this node: the mailbox cannot take the call"), refusal, method)
-        return
-    apply.consume_credentials()
-    state = call.onto(state, action, time.time())
-    apply.to_mailbox(media_uri(action, state), state.record.caller)
-    prepare_call(state, nated)
-    if not apply.relay_branch(state, (voicemail.INV_MS, voicemail.FR_MS)):
-        dialog.media_off()
-        finish_locally(state.traced("the media server could not be reached"), refusal, method)
-
-
-def to_ivr(state: CallState, action: ToIvr, method: str, nated: bool) -> None:
-    """A call into IVR menus: the media server plays them as early media and hands the caller's choice back in a 302
-    (the failure route; when it cannot: `call.announced`)."""
-    if method != "INVITE" or not SETTINGS.media_server:
-        finish_locally(state.traced("no media server on this node: the menus cannot be played"), ivr.NO_MENU, method)
-        return
-    apply.consume_credentials()
-    state = call.onto(state, action, time.time())
-    apply.set_ruri(media_uri(action, state))
-    prepare_call(state, nated)
-    dialog.ring_limits(ivr.INV_MS, ivr.FR_MS, ivr.LIFETIME_MS)
+    dialog.ring_limits(*call.media_timers(action))
     if not apply.relay_branch(state):
         dialog.media_off()
-        finish_locally(state.traced("the media server could not be reached"), ivr.NO_MENU, method)
+        finish_locally(state.traced(call.NOT_REACHED), call.media_refusal(action), method)
+
+
+def address_media_server(state: CallState, action: Announce | ToVoicemail | ToIvr) -> None:
+    """The Request-URI naming what the media server is to do, and what it is told with it: the refusal's Warning to
+    send on, who left a message."""
+    uri = media_uri(action, state)
+    if isinstance(action, Announce):
+        apply.announcement(uri, action.refusal.warning)
+    elif isinstance(action, ToVoicemail):
+        apply.to_mailbox(uri, state.record.caller)
+    else:
+        apply.set_ruri(uri)
 
 
 def media_uri(action: Announce | ToVoicemail | ToIvr, state: CallState) -> str:
@@ -383,22 +362,13 @@ def divert(state: CallState, action: Action) -> tuple[CallState, bool]:
             return state, False
         state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, SNAPSHOTS.get(), LIVE)
         return state, offered and apply.relay_branch(state)
-    if isinstance(action, Announce):  # nothing left to try: the media server says why, then refuses
+    if isinstance(action, (Announce, ToVoicemail, ToIvr)):  # why, said; a mailbox; menus
+        off = call.without_media_server(state, action, "INVITE", bool(SETTINGS.media_server))
+        if off is not None:
+            return off[0], False
         state = call.onto(state, action, now)
-        apply.announcement(media_uri(action, state), action.refusal.warning)
-        return state, apply.relay_branch(state, (announce.INV_MS, announce.FR_MS))
-    if isinstance(action, ToVoicemail):  # busy, no answer, unreachable: to the mailbox
-        if not SETTINGS.media_server:
-            return state.traced("no media server on this node: the mailbox cannot take the call"), False
-        state = call.onto(state, action, now)
-        apply.to_mailbox(media_uri(action, state), state.record.caller)
-        return state, apply.relay_branch(state, (voicemail.INV_MS, voicemail.FR_MS))
-    if isinstance(action, ToIvr):  # a menu's choice or a forwarding leads into menus
-        if not SETTINGS.media_server:
-            return state.traced("no media server on this node: the menus cannot be played"), False
-        state = call.onto(state, action, now)
-        apply.set_ruri(media_uri(action, state))
-        dialog.ring_limits(ivr.INV_MS, ivr.FR_MS, ivr.LIFETIME_MS)
+        address_media_server(state, action)
+        dialog.ring_limits(*call.media_timers(action))
         return state, apply.relay_branch(state)
     if isinstance(action, RouteToTrunk):
         if (

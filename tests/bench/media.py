@@ -1,5 +1,6 @@
-"""`make bench ARGS=--only-media`: concurrent announcement sessions one media server sustains (issue 23's goal: 100
-per core, < 0.5 % failed, no audio gaps — received RTP inter-arrival p99 < 30 ms), and its CPU per session.
+"""`make bench ARGS=--only-media`: concurrent announcement and IVR menu sessions one media server sustains (issue 23's
+goal: 100 per core, < 0.5 % failed, no audio gaps — received RTP inter-arrival p99 < 30 ms), its CPU per session, and
+concurrent voicemail deposits (`run_deposits`).
 
 The media server of this tree is started alone (no Kamailio in the path: what is measured is the media server) with
 a 10 s prompt and as many processes as the highest level needs (4 calls each: the pjsua2 wheel's limit,
@@ -15,6 +16,7 @@ Loopback only; every load bounded in count and time.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -94,18 +96,30 @@ def prompt(path: Path, seconds: float) -> None:
         )
 
 
-def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3) -> list[dict]:
+def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3, kind: str = "announcement") -> list[dict]:
+    """`kind` "announcement": each call a refusal's prompt, then 404; "menu": each call IVR menus (kemi.policy.ivr)
+    whose recording is the prompt, no key pressed, then goodbye and 480."""
     from controlplane.node.probe import probe
 
     work = Path(tempfile.mkdtemp(prefix="cm-bench-media-"))
-    prompt(work / "prompts" / "en" / "not_in_service.wav", PROMPT_S)
+    extra: list[str] = []
+    if kind == "menu":
+        store = work / "store"
+        prompt(store / "ivr" / "1" / "menu.wav", PROMPT_S)
+        prompt(work / "prompts" / "en" / "vm_goodbye.wav", 0.3)
+        menu = {"id": 1, "tenant_id": 1, "name": "bench", "timeout_s": 1, "tries": 1, "actions": []}
+        (store / "ivr" / "menus.json").write_text(json.dumps([menu]))
+        extra = ["--voicemail-store", str(store)]
+    else:
+        prompt(work / "prompts" / "en" / "not_in_service.wav", PROMPT_S)
+    scenario = HERE / ("uac_menu.xml" if kind == "menu" else "uac_announcement.xml")
     workers = -(-max(levels) // PER_WORKER)
     port = free_port_block(workers)
     python = ROOT / ".venv" / "bin" / "python"
     log = open(work / "mediaserver.log", "w")
     server = subprocess.Popen(
         [str(python if python.exists() else sys.executable), "-m", "mediaserver", "--port", str(port), "--prompts",
-         str(work / "prompts"), "--workers", str(workers)],
+         str(work / "prompts"), "--workers", str(workers), *extra],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     results: dict[int, list[dict]] = {n: [] for n in levels}
@@ -124,7 +138,7 @@ def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3) -> list[
                 outcomes: list[tuple[dict, float]] = []
 
                 def one(i: int, calls: int) -> None:
-                    outcomes.append(sipp(port + i, HERE / "uac_announcement.xml",
+                    outcomes.append(sipp(port + i, scenario,
                                          ["-inf", str(inf), "-m", str(calls), "-r", str(calls), "-l", str(calls),
                                           "-timeout", f"{int(PROMPT_S) + 30}s", "-recv_timeout", f"{int(PROMPT_S) + 10}s"],
                                          work, PROMPT_S + 60))
@@ -162,7 +176,8 @@ def run(levels: tuple[int, ...] = (50, 100, 150, 200), rounds: int = 3) -> list[
         cpus = [r["cpu_ms_per_session_s"] for r in rows]
         sustained = all(r["failed_pct"] < 0.5 and r["gap_p99_ms"] < 30 for r in rows)
         out.append({
-            "name": f"media_server_{n}_sessions", "value": statistics.median(p99s), "unit": "ms RTP gap p99 (median of rounds)",
+            "name": f"media_server_{n}_{'menu_' if kind == 'menu' else ''}sessions", "value": statistics.median(p99s),
+            "unit": "ms RTP gap p99 (median of rounds)",
             "baseline": 20.0, "ratio": round(statistics.median(p99s) / 20.0, 2),
             "detail": {"sustained": sustained, "gap_p99_ms": p99s, "cpu_ms_per_session_s": cpus,
                        "cpu_cores_at_level": [round(r["cpu_s"] / PROMPT_S, 2) for r in rows],

@@ -394,6 +394,7 @@ def main(argv=None) -> int:
         from tests.bench import media
 
         save(media.run(rounds=args.media_rounds))
+        save(media.run(levels=(50, 100, 150), rounds=args.media_rounds, kind="menu"))
         save(media.run_deposits(rounds=args.media_rounds))
         return 0
     if args.only_wan_lag:
@@ -494,6 +495,7 @@ def main(argv=None) -> int:
     from tests.bench import media  # issue 23: its own part
 
     save(media.run(rounds=args.media_rounds))
+    save(media.run(levels=(50, 100, 150), rounds=args.media_rounds, kind="menu"))
     save(media.run_deposits(rounds=args.media_rounds))
     return 0
 

@@ -3,6 +3,7 @@ leads — through submenus and back, to a colleague, to a mailbox — or hears g
 media server, SIPp phones; the caller's audio is heard by an RtpReceiver, which also presses the keys."""
 
 import base64
+import time
 
 import pytest
 
@@ -49,7 +50,7 @@ def office(node, tmp_path_factory):
         node.rpc("sip_account.create", user_id=u["id"], username=name, password=f"{name}-secret-pw")
         node.rpc("extension.create", number=ext, user_id=u["id"])
         people[name] = u
-    box = node.rpc("voicemail.box_create", user_id=people["carol"]["id"], min_message_s=0.5)
+    box = node.rpc("voicemail.box_create", user_id=people["carol"]["id"], min_message_s=0.5, pin="1357")
     support = node.rpc("ivr.create", tenant_id=tenant["id"], name="support", timeout_s=3, actions=[
         {"key": "1", "kind": "extension", "target": "202"},
         {"key": "#", "kind": "back"},
@@ -59,6 +60,7 @@ def office(node, tmp_path_factory):
         {"key": "2", "kind": "menu", "target": str(support["id"])},
         {"key": "8", "kind": "mailbox", "target": str(box["id"])},
         {"key": "9", "kind": "hangup"},
+        {"key": "0", "kind": "voicemail"},
     ])
     node.rpc("ivr.recording_upload", id=main["id"], data_base64=wav_b64(tmp, MENU_HZ, 0.8))
     node.rpc("ivr.recording_upload", id=support["id"], data_base64=wav_b64(tmp, SUPPORT_HZ, 0.8))
@@ -113,6 +115,39 @@ def test_a_submenu_and_back_then_a_message_in_the_mailbox(node, office):
     finally:
         rx.__exit__(None, None, None)
     assert wait_for(lambda: len(messages(node, box["id"])) > before, timeout=15)
+
+
+def test_listening_to_a_mailbox_from_anywhere_by_its_number_and_pin(node, office):
+    box = office["box"]
+    rx, call = into_menu(office, 200, hold_ms=2000)
+    try:  # a message in carol's mailbox first
+        assert wait_for(lambda: heard_tone(rx, MENU_HZ) >= 0.4, timeout=10)
+        rx.send_dtmf("8")
+        rx.send_tone(440.0, 1.5)
+        assert call.result(timeout=40).ok
+    finally:
+        rx.__exit__(None, None, None)
+    msg = wait_for(lambda: (m := messages(node, box["id"])) and m[0], timeout=15)
+    rx, call = into_menu(office, "ended", bye_within_ms=40000)
+    try:
+        assert wait_for(lambda: heard_tone(rx, MENU_HZ) >= 0.4, timeout=10)
+        rx.send_dtmf("0")  # voicemail access: which mailbox, then its PIN
+        time.sleep(1.5)
+        rx.send_dtmf("999#")  # no such mailbox: asked again
+        time.sleep(1.5)
+        rx.send_dtmf("203#")  # carol's extension
+        time.sleep(1.0)
+        rx.send_dtmf("1357#")
+        assert wait_for(lambda: heard_tone(rx, 440.0) >= 0.5, timeout=20), f"{rx.seconds():.1f} s heard, no message"
+        assert wait_for(lambda: node.rpc("voicemail.get", id=msg["id"])["heard"], timeout=15)  # heard to its end
+        rx.send_dtmf("#")  # goodbye: the mailbox hangs up
+        result = call.result(timeout=60)
+        assert result.ok, result.output[-2000:]
+    finally:
+        rx.__exit__(None, None, None)
+    record = wait_for(lambda: next((c for c in node.rpc("cdr.list")["items"]
+                                    if any("key 0 -> voicemail" in t for t in c["trace"])), None), timeout=10)
+    assert record["disposition"] == "answered"
 
 
 def test_no_choice_ends_with_goodbye_and_480(node, office):

@@ -244,3 +244,28 @@ def test_route_simulate_follows_the_keys():
     assert steps[2].outcome.startswith("forward: ring user 1") and "IVR menu 6 (support): key 1 -> extension 201" in steps[2].trace
     steps = run(d, [Event("no_key"), Event("no_key")], s)
     assert steps[-1].ended and "480" in steps[-1].outcome
+
+
+def test_a_voicemail_key_lets_the_caller_listen_to_any_mailbox_of_the_company():
+    s = snap({"actions": [*MAIN["actions"], {"key": "0", "kind": "voicemail"}]})
+    _, state = into_menu(s)
+    state, effects = choose(s, state, 5, "0")
+    assert effects == (Divert(ToVoicemail(1, 0, "listen", "", 600)),)
+    assert state.mailbox is None and "to voicemail access (any mailbox of the company, with its PIN)" in state.trace
+
+
+def test_calls_for_the_media_server_that_the_node_does_not_send_there_get_their_refusal_here():
+    from kemi.policy import call
+    from kemi.policy.decision import Reject
+
+    s = snap()
+    d, state = into_menu(s)
+    begun = begin(d, "c1", "r1", 0.0)
+    assert call.without_media_server(begun, d.action, "INVITE", True) is None
+    traced, refusal = call.without_media_server(begun, d.action, "INVITE", False)
+    assert refusal == ivr.NO_MENU and "the menus cannot be played" in traced.trace[-1]
+    box = ToVoicemail(1, 9, "busy", "", 60)
+    assert call.without_media_server(begun, box, "MESSAGE", True)[1].code == 486  # as without the mailbox
+    said = Announce("busy", Reject(486, "Busy Here", "busy"), "en")
+    assert call.without_media_server(begun, said, "INVITE", False) == (begun, said.refusal)
+    assert call.media_timers(d.action) == (ivr.INV_MS, ivr.FR_MS, ivr.LIFETIME_MS) and call.media_timers(box)[2] == 0

@@ -113,3 +113,38 @@ def test_a_greeting_is_recorded_by_phone_from_either_menu():
     state, _ = keys(state, "0")
     assert keys(state, "7")[1] == [Say("vm_greeting_choice")]
     assert keys(state, "*")[1] == [Say("vm_menu")]
+
+
+# ---------------------------------------------------------------- remote access: which mailbox first (VM-02/03)
+
+
+def test_remote_access_asks_for_the_mailbox_then_its_pin():
+    from kemi.policy import mailbox_menu as m
+
+    state, said = m.ask_box()
+    assert said == [m.Say("vm_enter_box")]
+    for d in "201":
+        state, said = m.on(state, m.Key(d))
+    state, said = m.on(state, m.Key("#"))
+    assert said == [m.OpenBox("201")] and state.stage == "opening"
+    assert m.on(state, m.Key("5")) == (state, [])  # looked up meanwhile: keys wait
+    state, said = m.opened(state, True, [m.Message("a", False)], locked=False, has_pin=True)
+    assert state.stage == "pin" and said == [m.Say("vm_enter_pin")]
+
+
+def test_remote_access_to_a_number_that_names_no_mailbox_three_times_ends_and_a_locked_one_says_so():
+    from kemi.policy import mailbox_menu as m
+
+    state, _ = m.ask_box()
+    for attempt in range(3):
+        state, _ = m.on(state, m.Key("9"))
+        state, _ = m.on(state, m.Key("#"))
+        state, said = m.opened(state, False, [], False, False)
+    assert state.stage == "bye" and said[-1] == m.Hangup() and m.Say("vm_wrong_box") in said
+    state, _ = m.ask_box()
+    state, _ = m.on(state, m.Key("#"))
+    state, said = m.opened(state, True, [], locked=True, has_pin=True)
+    assert said == [m.Say("vm_locked"), m.Hangup()]
+    state, _ = m.ask_box()
+    state, _ = m.on(state, m.Key("#"))
+    assert m.opened(state, True, [], locked=False, has_pin=False)[1] == [m.Say("vm_locked"), m.Hangup()]  # no PIN set

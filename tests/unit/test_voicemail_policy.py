@@ -158,3 +158,12 @@ def test_the_snapshot_knows_mailbox_extensions_from_its_document_and_its_changes
                                       {"id": 10, "tenant_id": 1, "group_id": 4}])
     assert snap.mailbox_extensions == {(1, "2999"): 9}
     assert snap.mailboxes[10].group_id == 4 and snap.mailbox_of_user(2).id == 9
+
+
+def test_remote_access_names_the_tenant_and_no_mailbox_to_the_media_server():
+    action = voicemail.remote(3, "de")
+    user = voicemail.target_user(action, "en")
+    assert user == "vm.0.listen.de.600.t3"
+    assert voicemail.parse_target(user) == voicemail.Deposit(0, "listen", "de", 600, 3)
+    assert voicemail.parse_target("vm.0.listen.de.600") is None and voicemail.parse_target("vm.0.busy.de.60.t3") is None
+    assert "voicemail access" in voicemail.describe(action)

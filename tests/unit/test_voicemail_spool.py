@@ -26,3 +26,13 @@ def test_descriptions_that_are_not_messages_go_to_bad_and_nothing_else_happens(t
     assert ing.apply_actions() == 0
     assert not list((spool / "new").iterdir()) and not list((spool / "actions").iterdir())
     assert len(list((spool / "bad").glob("*.json"))) == 5
+
+
+def test_mailboxes_are_named_from_anywhere_by_their_own_their_users_or_their_groups_extension():
+    from controlplane.services.voicemail import box_numbers
+
+    doc = {"extensions": [{"tenant_id": 1, "number": "201", "user_id": 7}, {"tenant_id": 1, "number": "299", "user_id": 7}],
+           "groups": [{"id": 4, "extension": "600"}],
+           "mailboxes": [{"id": 1, "tenant_id": 1, "user_id": 7, "extension": "801"}, {"id": 2, "tenant_id": 1, "group_id": 4},
+                         {"id": 3, "tenant_id": 2}]}
+    assert box_numbers(doc) == {"1": {"801": 1, "201": 1, "299": 1, "600": 2}}
