@@ -255,13 +255,18 @@ def run_deposits(levels: tuple[int, ...] = (50, 100, 150), rounds: int = 3) -> l
                 while len(list((spool / "new").glob("*.json"))) < n and time.monotonic() < deadline:
                     time.sleep(0.2)
                 cpu = tree_cpu_s(server.pid) - cpu0
+                in_time = len(list((spool / "new").glob("*.json")))
+                deadline = time.monotonic() + 45  # late is not lost: a message handed over later is counted apart
+                while len(list((spool / "new").glob("*.json"))) < n and time.monotonic() < deadline:
+                    time.sleep(0.5)
                 failed = sum(st.get("FailedCall(C)", c) for (st, _), c in zip(outcomes, shares))
                 wavs = sorted((spool / "new").glob("*.wav"))
                 # the tone starts with the answer; the recording after greeting and beep: ~TONE_S - 1.3 s of it
                 expected = TONE_S - GREETING_S - 0.3
                 shares_heard = sorted(min(1.0, voiced_seconds(w) / expected) for w in wavs)
                 row = {"sessions": n, "failed": failed, "failed_pct": round(100.0 * failed / n, 2),
-                       "messages": len(wavs), "worst_audio_share": round(shares_heard[0], 3) if shares_heard else 0.0,
+                       "messages": len(wavs), "late": len(wavs) - in_time,
+                       "worst_audio_share": round(shares_heard[0], 3) if shares_heard else 0.0,
                        "cpu_s": round(cpu, 2),
                        "cpu_ms_per_session_s": round(cpu * 1000 / (n * HOLD_MS / 1000), 3)}
                 results[n].append(row)
@@ -289,7 +294,8 @@ def run_deposits(levels: tuple[int, ...] = (50, 100, 150), rounds: int = 3) -> l
             "ratio": round(statistics.median(worst), 3),
             "detail": {"sustained": sustained, "worst_audio_share": worst, "cpu_ms_per_session_s": cpus,
                        "cpu_cores_at_level": [round(r["cpu_s"] / (HOLD_MS / 1000), 2) for r in rows],
-                       "failed": [r["failed"] for r in rows], "messages": [r["messages"] for r in rows], "date": date,
+                       "failed": [r["failed"] for r in rows], "messages": [r["messages"] for r in rows],
+                       "late": [r["late"] for r in rows], "date": date,
                        "cores": os.cpu_count()},
         })
     return out

@@ -128,8 +128,8 @@ class Sipp:
         elif expect == "ended":  # answered, then ended by the network (a BYE to us)
             final = _read("uac_final_ended.inc").replace("@RTP_FILE@", str(self.tone)).replace("@BYE_WITHIN_MS@", str(bye_within_ms))
             pause = 0
-        elif expect == "cancel":
-            final = _read("uac_final_cancel.inc")
+        elif expect in ("cancel", "cancel_early"):  # cancelled after 180 ringing / after 183 early media
+            final = _read("uac_final_cancel.inc" if expect == "cancel" else "uac_final_cancel_early.inc")
             pause = ring_ms
         else:
             final = _read("uac_final_error.inc").replace("@CODE@", str(expect))

@@ -121,3 +121,22 @@ def test_a_group_without_music_waits_ringing_as_before(node, office):
     assert busy.result(timeout=30).ok and sipp.wait(uas, timeout_s=40).ok
     cdr = next(c for c in records(node, "602", 2) if any("waiting in the queue" in t for t in c["trace"]))
     assert not any("with music" in t for t in cdr["trace"])
+
+
+def test_a_caller_who_hangs_up_while_waiting_leaves_the_queue(node, office):
+    sipp, phones = office["sipp"], office["phones"]
+    g = group(node, office, "603", queue_s=30)
+    uas = sipp.callee(phones["agent"], "answer")
+    busy = sipp.caller_in_background(phones["alice"], "603", hold_ms=5000)
+    time.sleep(1.2)
+    r = sipp.caller(phones["bob"], "603", expect="cancel_early", ring_ms=2000)  # hears the greeting, then hangs up
+    assert r.ok, r.output[-2000:]
+
+    def queued():
+        item = next(i for i in node.rpc("queue.status")["items"] if i["group_id"] == g["id"])
+        return [w for w in item["waiting"] if w["queued"]]
+
+    assert wait_for(lambda: not queued(), timeout=5)
+    assert busy.result(timeout=30).ok and sipp.wait(uas).ok
+    cdr = next(c for c in records(node, "603", 2) if any("with music" in t for t in c["trace"]))
+    assert cdr["disposition"] in ("cancelled", "abandoned"), cdr
