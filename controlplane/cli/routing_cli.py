@@ -42,12 +42,13 @@ F_COLS = [
 EVENT_HELP = (
     "what happens next, in order (repeatable): KIND[@SECONDS after the previous event]; KIND is busy, no_answer, "
     "unreachable, declined, unavailable, server_error, challenge, member_free, cancel, answer, or a SIP code (a "
-    "final answer)"
+    "final answer); in IVR menus keys:DIGITS (keys:21) and no_key"
 )
 
 
 def parse_event(text: str) -> dict:
-    """`no_answer@20` -> {"kind": "no_answer", "after_s": 20.0}; `503@2` -> a final answer 503 after 2 s."""
+    """`no_answer@20` -> {"kind": "no_answer", "after_s": 20.0}; `503@2` -> a final answer 503 after 2 s; `keys:21@3`
+    -> the keys 2 and 1 pressed in IVR menus 3 s later."""
     kind, _, after = text.partition("@")
     try:
         event: dict = {"after_s": float(after)} if after else {}
@@ -55,6 +56,8 @@ def parse_event(text: str) -> dict:
         raise typer.BadParameter(f"{text!r}: the time after @ is seconds, e.g. no_answer@20") from None
     if kind.isdigit():
         return {"kind": "failure", "code": int(kind), **event}
+    if kind.startswith("keys:"):  # keys pressed in IVR menus
+        return {"kind": "keys", "digits": kind[5:], **event}
     return {"kind": kind, **event}
 
 

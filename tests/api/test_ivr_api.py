@@ -101,3 +101,10 @@ def test_the_cli_creates_lists_and_refuses_a_menu(api, acme, server):
     out = CliRunner().invoke(app, base + ["ivr", "create", "bad", "-a", "1"])
     assert out.exit_code != 0 and "KEY=KIND" in out.output, out.output
     assert [m["name"] for m in api.ok("ivr.list", token=admin)["items"]] == ["main"]
+
+
+def test_the_cli_simulates_keys_in_the_menus():
+    from controlplane.cli.routing_cli import parse_event
+
+    assert parse_event("keys:2#1@3") == {"kind": "keys", "digits": "2#1", "after_s": 3.0}
+    assert parse_event("no_key") == {"kind": "no_key"}
