@@ -42,6 +42,8 @@ class Tenant(SQLModel, table=True):
     )  # tenant default
     # the language its callers are told things in (announcements, docs/media.md); '' : the node's prompt_language
     language: str = Field(default="", sa_column=Column(String(2), nullable=False, server_default=""))
+    # callers from the public network by their number's prefix (ACD-21): {"+49": "de", "+": "en"}
+    caller_languages: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from sqlmodel import select
 
 from controlplane.api.errors import Conflict
@@ -26,6 +26,13 @@ from .common import (
 
 Language = Literal["", "en", "de"]  # the prompt sets shipped (kemi.policy.announce.LANGUAGES; tested to match)
 LANGUAGE_HELP = "the language its callers hear announcements in: en, de ('': the node's prompt_language)"
+CALLER_LANGUAGES_HELP = (
+    "callers from the public network by their number's prefix (ACD-21): {\"+49\": \"de\", \"+\": \"en\"} — the "
+    "longest prefix wins; a number no prefix matches hears `language`"
+)
+CallerLanguages = dict[
+    Annotated[str, StringConstraints(pattern=r"^\+[0-9]{0,8}$")], Literal["en", "de"]  # type: ignore[valid-type]
+]
 
 
 class TenantCreate(Params):
@@ -38,6 +45,7 @@ class TenantCreate(Params):
         "allow", description="default for users: calls without a caller number"
     )
     language: Language = Field("", description=LANGUAGE_HELP)
+    caller_languages: CallerLanguages = Field(default_factory=dict, max_length=200, description=CALLER_LANGUAGES_HELP)
 
 
 class TenantUpdate(Params):
@@ -49,6 +57,7 @@ class TenantUpdate(Params):
     allow_clip_no_screening: bool | None = None
     anonymous: Literal["allow", "reject"] | None = None
     language: Language | None = Field(None, description=LANGUAGE_HELP)
+    caller_languages: CallerLanguages | None = Field(None, max_length=200, description=CALLER_LANGUAGES_HELP)
 
 
 def _check_unique(s, name=None, domain=None, exclude_id=None):
@@ -110,7 +119,14 @@ def update(ctx, p: TenantUpdate):
             t.sip_domain = p.sip_domain
         if p.name is not None:
             t.name = p.name
-        for flag in ("enabled", "allow_directory", "allow_clip_no_screening", "anonymous", "language"):
+        for flag in (
+            "enabled",
+            "allow_directory",
+            "allow_clip_no_screening",
+            "anonymous",
+            "language",
+            "caller_languages",
+        ):
             if getattr(p, flag) is not None:
                 setattr(t, flag, getattr(p, flag))
         s.add(t)

@@ -215,6 +215,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 "allow_directory": t.allow_directory,
                 "dialplan": dialplans.get(t.id, []),
                 **({"language": t.language} if t.language else {}),
+                **({"caller_languages": t.caller_languages} if t.caller_languages else {}),
             }
             for t in tenants
         ],

@@ -62,12 +62,15 @@ def speaks(
 ) -> str:
     """The language a call's refusal is announced in ('' : not announced): to a person (a user of the platform or a
     caller from the public network — not an unidentified source) placing a call (INVITE), with a media server. The
-    caller's tenant's language (a caller from the public network: the called tenant's), else the node's `language`."""
+    caller's tenant's language (a caller from the public network: the called tenant's, by the caller's number where the
+    tenant says so — ACD-21), else the node's `language`."""
     if not enabled or method != "INVITE" or decision.caller is None:
         return ""
     tenant_id = decision.caller.tenant_id or (decision.callee.tenant_id if decision.callee else None)
     tenant = tenants.get(tenant_id) if tenants and tenant_id is not None else None
-    chosen = getattr(tenant, "language", "") or language
+    by_number = getattr(tenant, "language_for", None)  # ACD-21: a caller from the public network by their number
+    external = decision.caller.user_id is None
+    chosen = (by_number(decision.caller.number, external) if by_number else getattr(tenant, "language", "")) or language
     return chosen if chosen in LANGUAGES else LANGUAGES[0]
 
 

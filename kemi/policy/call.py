@@ -38,6 +38,7 @@ from .decision import (
 from .forwarding import fallback_case
 from .live import QUIET, LiveView
 from .routing import (
+    caller_language,
     dial_extension,
     group_overflow,
     offer_waiting,
@@ -364,15 +365,15 @@ def ivr_chosen(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView,
         return _refused(left, ivr.HUNG_UP, speak=False)
     trace: list[str] = []
     target: Action | None = None
+    tenant = snapshot.tenants.get(menu.tenant_id)
     if action.kind == "voicemail":
-        tenant = snapshot.tenants.get(menu.tenant_id)
-        target = voicemail.remote(menu.tenant_id, tenant.language if tenant is not None else "")
+        target = voicemail.remote(menu.tenant_id, caller_language(tenant, left.caller_party))
         trace.append(f"to {voicemail.describe(target)}")
     elif action.kind == "mailbox":
         box = snapshot.mailboxes.get(int(action.target))
-        tenant = snapshot.tenants.get(menu.tenant_id)
         if box is not None and box.tenant_id == menu.tenant_id and tenant is not None:
-            target = voicemail.deposit(menu.tenant_id, box.id, "unconditional", tenant.language, box.max_s)
+            lang = caller_language(tenant, left.caller_party)
+            target = voicemail.deposit(menu.tenant_id, box.id, "unconditional", lang, box.max_s)
             trace.append(f"to {voicemail.describe(target)}")
         else:
             trace.append(f"mailbox {action.target} takes no messages now")
@@ -688,5 +689,5 @@ def waiting_music(state: CallState, snapshot: Snapshot, media_server: bool, lang
     if not media_server or q is None or group is None or not group.queue_music or q.silent:
         return None
     tenant = snapshot.tenants.get(group.tenant_id)
-    lang = (tenant.language if tenant is not None else "") or language
+    lang = caller_language(tenant, state.caller_party) or language
     return policy_queue.Wait(group.id, lang, group.tenant_id, group.queue_announce_s, max(1, int(left + 0.999)))

@@ -302,7 +302,10 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
     if menu_id is not None and facts.method == "INVITE":
         trace.append(f"dialled {dialled}: the extension of IVR menu {menu_id}")
         return Decision(
-            to_ivr(snapshot, tenant, menu_id, now, trace), tuple(trace), caller, CallParty(tenant.id, None, dialled)
+            to_ivr(snapshot, tenant, menu_id, now, trace, caller),
+            tuple(trace),
+            caller,
+            CallParty(tenant.id, None, dialled),
         )
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None and caller_user is not None and facts.method == "INVITE":
@@ -541,7 +544,7 @@ def _group_forward(
             snapshot, tenant_id, rule.target_group, caller, trace, live, depth + 1, now
         )  # no callback preference there
     if rule.target_mailbox is not None:
-        return _to_mailbox(snapshot, tenant_id, rule, trace)
+        return _to_mailbox(snapshot, tenant_id, rule, trace, caller)
     owner = next((snapshot.users[m] for r in group.rings for m in r.members if m in snapshot.users), None)
     if owner is None:
         return None
@@ -789,7 +792,9 @@ def _mailbox_extension(
     return Decision(action, tuple(trace), caller, CallParty(tenant.id, box.user_id, dialled))
 
 
-def to_ivr(snapshot: Snapshot, tenant: Tenant, menu_id: int, now: float, trace: list[str]) -> ToIvr:
+def to_ivr(
+    snapshot: Snapshot, tenant: Tenant, menu_id: int, now: float, trace: list[str], caller: CallParty | None = None
+) -> ToIvr:
     """A call into an IVR menu (IVR-01): the menu, or the one its time plan names now, in the tenant's language."""
 
     def in_plan(plan_id: int) -> bool | None:
@@ -800,7 +805,7 @@ def to_ivr(snapshot: Snapshot, tenant: Tenant, menu_id: int, now: float, trace: 
     if why:
         trace.append(why)
     menu = snapshot.ivr_menus[entered]
-    return ToIvr(tenant.id, entered, menu.language or tenant.language)
+    return ToIvr(tenant.id, entered, menu.language or caller_language(tenant, caller))
 
 
 def dial_extension(
@@ -820,13 +825,13 @@ def dial_extension(
     box_id = snapshot.mailbox_extensions.get((tenant_id, dialled))
     if box_id is not None:
         box = snapshot.mailboxes[box_id]
-        action = voicemail.deposit(tenant_id, box.id, "unconditional", tenant.language, box.max_s)
+        action = voicemail.deposit(tenant_id, box.id, "unconditional", caller_language(tenant, caller), box.max_s)
         trace.append(f"extension {dialled}: {voicemail.describe(action)}")
         return action
     menu_id = snapshot.ivr_extensions.get((tenant_id, dialled))
     if menu_id is not None:
         trace.append(f"extension {dialled}: IVR menu {menu_id}")
-        return to_ivr(snapshot, tenant, menu_id, now, trace)
+        return to_ivr(snapshot, tenant, menu_id, now, trace, caller)
     user_id = snapshot.extensions.get((tenant_id, dialled))
     if user_id is None:
         trace.append(f"extension {dialled} does not exist in tenant {tenant.name}")
@@ -834,14 +839,25 @@ def dial_extension(
     return _to_user(snapshot, tenant_id, user_id, dialled, caller, trace, f"in tenant {tenant.name}", now, live).action
 
 
-def _to_mailbox(snapshot: Snapshot, tenant_id: int, rule: ForwardRule, trace: list[str]):
+def caller_language(tenant: Tenant | None, caller: CallParty | None) -> str:
+    """The language a caller hears from this tenant (ACD-21: by their number when they call from the public
+    network); '' : the node's."""
+    if tenant is None:
+        return ""
+    external = caller is not None and caller.user_id is None
+    return tenant.language_for(caller.number if caller is not None else "", external)
+
+
+def _to_mailbox(
+    snapshot: Snapshot, tenant_id: int, rule: ForwardRule, trace: list[str], caller: CallParty | None = None
+):
     """A forwarding or overflow to a mailbox (VM-01): its greeting by the rule's kind, in the tenant's language."""
     box = snapshot.mailboxes.get(rule.target_mailbox or 0)
     if box is None or box.tenant_id != tenant_id:
         trace.append(f"{rule.describe()}: the mailbox takes no messages now; not forwarded")
         return None
     tenant = snapshot.tenants.get(tenant_id)
-    action = voicemail.deposit(tenant_id, box.id, rule.kind, tenant.language if tenant else "", box.max_s)
+    action = voicemail.deposit(tenant_id, box.id, rule.kind, caller_language(tenant, caller), box.max_s)
     trace.append(f"{rule.kind} forwarding to {voicemail.describe(action)}")
     return action
 
@@ -851,7 +867,7 @@ def _forward_target(
 ):
     """Where a forwarding rule leads: another user's devices, a mailbox, or a public number through the trunks."""
     if rule.target_mailbox is not None:
-        return _to_mailbox(snapshot, tenant_id, rule, trace)
+        return _to_mailbox(snapshot, tenant_id, rule, trace, caller)
     if rule.target_user is not None:
         target = snapshot.users.get(rule.target_user)
         if target is None or not target.enabled or target.tenant_id != tenant_id or not target.aors:
@@ -946,7 +962,10 @@ def _from_trunk(
     if number.ivr_id is not None and facts.method == "INVITE" and number.ivr_id in snapshot.ivr_menus:
         trace.append(f"number {e164} leads to IVR menu {number.ivr_id}")
         return Decision(
-            to_ivr(snapshot, tenant, number.ivr_id, now, trace), tuple(trace), caller, CallParty(tenant.id, None, e164)
+            to_ivr(snapshot, tenant, number.ivr_id, now, trace, caller),
+            tuple(trace),
+            caller,
+            CallParty(tenant.id, None, e164),
         )
     if number.group_id is not None:
         trace.append(f"number {e164} rings hunt group {number.group_id}")

@@ -77,6 +77,17 @@ class Tenant:
     allow_directory: bool = False  # 118xx directory services
     dialplan: tuple[tuple[re.Pattern, str], ...] = ()  # rewrites of dialled numbers, first match applies
     language: str = ""  # its callers' announcements (kemi.policy.announce); '' : the node's
+    # callers from the public network by their number (ACD-21): (E.164 prefix, language), longest prefix first
+    caller_languages: tuple[tuple[str, str], ...] = ()
+
+    def language_for(self, caller_number: str = "", external: bool = False) -> str:
+        """The language this tenant's caller hears: by their number's prefix when they call from the public network
+        (ACD-21: English for callers from abroad), else the tenant's ('' : the node's)."""
+        if external and caller_number.startswith("+"):
+            for prefix, language in self.caller_languages:
+                if caller_number.startswith(prefix):
+                    return language
+        return self.language
 
     def rewrite(self, dialled: str) -> tuple[str, str]:
         """The dialled string after the tenant's dial plan, and the rule that fired ('' if none)."""
@@ -387,6 +398,12 @@ def parse_tenants(rows) -> dict[int, Tenant]:
             allow_directory=bool(t.get("allow_directory", False)),
             dialplan=tuple((re.compile(str(r["pattern"])), str(r["replacement"])) for r in t.get("dialplan", ())),
             language=str(t.get("language", "")),
+            caller_languages=tuple(
+                sorted(
+                    ((str(p), str(lang)) for p, lang in (t.get("caller_languages") or {}).items()),
+                    key=lambda pl: -len(pl[0]),
+                )
+            ),
         )
         for t in rows
     }

@@ -108,3 +108,12 @@ def test_the_cli_simulates_keys_in_the_menus():
 
     assert parse_event("keys:2#1@3") == {"kind": "keys", "digits": "2#1", "after_s": 3.0}
     assert parse_event("no_key") == {"kind": "no_key"}
+
+
+def test_a_tenant_sets_the_language_of_callers_from_abroad_by_their_number(api, acme):  # ACD-21
+    t = acme["tenant"]
+    got = api.ok("tenant.update", id=t["id"], language="de", caller_languages={"+49": "de", "+": "en"})
+    assert got["caller_languages"] == {"+49": "de", "+": "en"}
+    for bad in ({"49": "de"}, {"+49": "fr"}, {"+4x": "de"}):
+        assert api.err("tenant.update", id=t["id"], caller_languages=bad)[0] == "invalid_params"
+    assert api.ok("tenant.get", id=t["id"])["caller_languages"] == {"+49": "de", "+": "en"}  # unchanged

@@ -269,3 +269,22 @@ def test_calls_for_the_media_server_that_the_node_does_not_send_there_get_their_
     said = Announce("busy", Reject(486, "Busy Here", "busy"), "en")
     assert call.without_media_server(begun, said, "INVITE", False) == (begun, said.refusal)
     assert call.media_timers(d.action) == (ivr.INV_MS, ivr.FR_MS, ivr.LIFETIME_MS) and call.media_timers(box)[2] == 0
+
+
+def test_callers_from_abroad_hear_the_language_their_number_says(  # ACD-21
+):
+    from kemi.policy import announce
+
+    s = snap(tenant={"language": "de", "caller_languages": {"+49": "de", "+": "en", "+4191": "de"}})
+    assert s.tenants[1].language_for("+441234567", external=True) == "en"
+    assert s.tenants[1].language_for("+49301234", external=True) == "de"
+    assert s.tenants[1].language_for("+41911234", external=True) == "de"  # the longest prefix wins
+    assert s.tenants[1].language_for("+441234567", external=False) == "de"  # the company's own users: its language
+    assert s.tenants[1].language_for("0891234", external=True) == "de"  # no E.164 number: the company's
+    d = decide_initial(call_facts("+49301234590", external=True), s)  # the carrier's caller: 0891234567 (national)
+    assert d.action.language == "de"
+    caller = d.caller._replace(number="+442071234567")
+    assert announce.speaks(d._replace(caller=caller), "INVITE", "en", True, s.tenants) == "en"
+    from kemi.policy.routing import caller_language
+
+    assert caller_language(s.tenants[1], caller) == "en" and caller_language(s.tenants[1], d.caller) == "de"
