@@ -29,9 +29,11 @@ Kind = Literal[ivr.KINDS]  # type: ignore[valid-type]
 class MenuAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: KeyName = Field(description="0-9, *, #, or the events timeout (no key) and invalid (a key without action)")  # type: ignore[valid-type]
-    kind: Kind = Field(description="menu, back, repeat, play, extension, mailbox, voicemail (listen from here), hangup")  # type: ignore[valid-type]
-    target: Annotated[str, StringConstraints(strip_whitespace=True, max_length=15)] = Field(
-        "", description="menu: the submenu's id; extension: the extension; mailbox: the mailbox's id"
+    kind: Kind = Field(
+        description="menu, back, repeat, play, extension, number (E.164), mailbox, voicemail (listen from here), hangup"
+    )  # type: ignore[valid-type]
+    target: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] = Field(
+        "", description="menu: the submenu's id; extension: the extension; number: +E.164; mailbox: the mailbox's id"
     )
 
 
@@ -104,7 +106,7 @@ def _check(s, m: IvrMenu) -> None:
             raise InvalidParams("other_menu_id needs a time_plan_id", field="other_menu_id")
         get_scoped_tenant(s, IvrMenu, m.other_menu_id, m.tenant_id, "menu", "other_menu_id")
     for a in m.actions:
-        if a["kind"] in ("menu", "mailbox", "extension") and not a.get("target"):
+        if a["kind"] in ("menu", "mailbox", "extension", "number") and not a.get("target"):
             raise InvalidParams(f"key {a['key']}: a {a['kind']} action needs a target", field="actions")
         if a["kind"] == "mailbox":
             box = s.get(Mailbox, int(a["target"])) if str(a["target"]).isdigit() else None

@@ -41,6 +41,7 @@ from .routing import (
     caller_language,
     dial_extension,
     group_overflow,
+    menu_number,
     offer_waiting,
     session_lifetime,
     should_fail_over,
@@ -377,6 +378,8 @@ def ivr_chosen(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView,
             trace.append(f"to {voicemail.describe(target)}")
         else:
             trace.append(f"mailbox {action.target} takes no messages now")
+    elif action.kind == "number":
+        target = menu_number(snapshot, menu.tenant_id, action.target, left.caller_party, now, live, trace)
     else:
         target = dial_extension(snapshot, menu.tenant_id, action.target, left.caller_party, now, live, trace)
     left = left.traced(*trace)

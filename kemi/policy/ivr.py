@@ -8,6 +8,7 @@ menu's time) and `invalid` (a key the menu has no action for) may have an action
     extension <x> a user, group or mailbox of the tenant by its extension (as if dialled: their forwarding applies)
     mailbox <id>  leave a message in this mailbox  hangup   goodbye
     voicemail     listen to any mailbox of the company from here: its number, then its PIN (VM-02/03)
+    number <e164> a public number: the company's own as if dialled in, any other out through its trunks
 A key the menu has no action for is `invalid` (or, without one, "not a valid choice" and the menu again); no key is
 `timeout` (without one, the menu again). After `tries` rounds without a choice the call ends.
 
@@ -36,8 +37,14 @@ MAX_ACTIONS = 12
 MAX_DEPTH = 8  # submenus below a menu entered from a number (a loop is refused when configured)
 KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "*", "#")
 EVENTS = ("timeout", "invalid")
-KINDS = ("menu", "back", "repeat", "play", "extension", "mailbox", "voicemail", "hangup")
-LEAVING = ("extension", "mailbox", "voicemail", "hangup")  # choices that end the media server's part of the call
+KINDS = ("menu", "back", "repeat", "play", "extension", "number", "mailbox", "voicemail", "hangup")
+LEAVING = (
+    "extension",
+    "number",
+    "mailbox",
+    "voicemail",
+    "hangup",
+)  # choices that end the media server's part of the call
 DEFAULT_TIMEOUT_S, DEFAULT_TRIES = 6, 3
 # The media server answers the INVITE at once (FR_MS); a caller may stay in the menus this long (INV_MS), then the
 # node ends the branch (408). The media server ends a call without a choice itself earlier (MAX_MENU_S: 480). The
@@ -115,6 +122,8 @@ def problems(menus: Mapping[int, Menu], menu: Menu) -> list[str]:
             out.append(f"key {a.key!r}: a mailbox action names the mailbox's id")
         if a.kind == "extension" and not re.fullmatch(r"[0-9*#]{1,15}", a.target):
             out.append(f"key {a.key!r}: an extension is 1-15 digits")
+        if a.kind == "number" and not re.fullmatch(r"\+[1-9][0-9]{5,14}", a.target):
+            out.append(f"key {a.key!r}: a number is written in E.164 (+4930...)")
     if menu.other_menu is not None:
         other = menus.get(menu.other_menu)
         if other is None or other.tenant_id != menu.tenant_id or menu.time_plan is None:

@@ -848,6 +848,39 @@ def caller_language(tenant: Tenant | None, caller: CallParty | None) -> str:
     return tenant.language_for(caller.number if caller is not None else "", external)
 
 
+def menu_number(
+    snapshot: Snapshot, tenant_id: int, e164: str, caller: CallParty, now: float, live: LiveView, trace: list[str]
+) -> Action | None:
+    """An IVR menu's transfer to a public number (set by the company's admin, never by the caller): one of the company's
+    own numbers goes where a call to it from outside goes (its user, group or menu); any other goes out through the
+    company's trunks, within its fraud policy's destinations (its outbound class, no high-risk number) — the company's
+    call, not a user's, so no user's limits apply — presenting the caller's number when they have one."""
+    tenant = snapshot.tenants.get(tenant_id)
+    if tenant is None:
+        return None
+    own = snapshot.numbers.get(e164)
+    if own is not None and own.tenant_id == tenant_id:
+        trace.append(f"{e164} is a number of this company")
+        if own.ivr_id is not None and own.ivr_id in snapshot.ivr_menus:
+            return to_ivr(snapshot, tenant, own.ivr_id, now, trace, caller)
+        if own.group_id is not None:
+            callee = CallParty(tenant_id, None, e164)
+            return _to_group(snapshot, tenant_id, own.group_id, caller, trace, live, callee, now=now).action
+        return _to_user(snapshot, tenant_id, own.user_id, e164, caller, trace, "(not routed)", now, live).action
+    trunks = snapshot.trunks_for(tenant_id, e164)
+    if not trunks:
+        trace.append(f"no trunk carries {e164} for this company")
+        return None
+    dest = classify(e164, Plan(trunks[0].region))
+    policy = snapshot.fraud_policy(tenant_id)
+    if dest.barred or not permits(DestClass(policy.outbound), dest.cls) or fraud.high_risk(e164, policy):
+        trace.append(f"{e164} ({dest.barred or dest.cls.value}) is not a destination this company may call")
+        return None
+    presented = caller.number if caller.number.startswith("+") else None
+    trace.append(f"out to {e164} via {', '.join(t.name for t in trunks)}, presenting {presented or 'no number'}")
+    return RouteToTrunk(tenant_id, e164, tuple(TrunkHop(t.name, t.uri(e164)) for t in trunks), presented, tenant.domain)
+
+
 def _to_mailbox(
     snapshot: Snapshot, tenant_id: int, rule: ForwardRule, trace: list[str], caller: CallParty | None = None
 ):

@@ -12,7 +12,7 @@ from kemi.policy.mailbox_menu import PROMPTS as MENU_PROMPTS
 from tests.harness.node import TestNode
 from tests.harness.rtp import RtpReceiver
 from tests.harness.sipp import Sipp
-from tests.scenario.conftest import running, wait_for, wait_snapshot
+from tests.scenario.conftest import CARRIER_IP, running, wait_for, wait_snapshot
 from tests.scenario.test_voicemail import heard_tone, messages, tone
 
 DOMAIN = "menus.example"
@@ -119,6 +119,8 @@ def test_a_submenu_and_back_then_a_message_in_the_mailbox(node, office):
 
 def test_listening_to_a_mailbox_from_anywhere_by_its_number_and_pin(node, office):
     box = office["box"]
+    for m in messages(node, box["id"]):  # one message only: the one left now
+        node.rpc("voicemail.delete", id=m["id"])
     rx, call = into_menu(office, 200, hold_ms=2000)
     try:  # a message in carol's mailbox first
         assert wait_for(lambda: heard_tone(rx, MENU_HZ) >= 0.4, timeout=10)
@@ -193,3 +195,33 @@ def test_the_menus_are_followed_by_route_simulate_and_a_menu_without_recording_a
             rx.__exit__(None, None, None)
     finally:
         node.rpc("ivr.recording_upload", id=office["main"]["id"], data_base64=wav_b64(tmp_path, MENU_HZ, 0.8))
+
+
+def test_a_number_key_goes_out_through_the_companys_trunk_presenting_the_caller(node, office):
+    from tests.scenario.test_trunks import first_invite, received
+
+    sipp = office["sipp"]
+    carrier = sipp.carrier(CARRIER_IP)
+    trunk = node.rpc("trunk.create", name="menu-carrier", host=carrier.ip, port=carrier.port, transport="udp",
+                     tenant_ids=[office["tenant"]["id"]])
+    menu = node.rpc("ivr.create", tenant_id=office["tenant"]["id"], name="out", extension="510",
+                    actions=[{"key": "1", "kind": "number", "target": "+493098765432"}])
+    try:
+        wait_snapshot(node)
+        uas = sipp.callee(carrier, "answer")
+        rx = RtpReceiver().__enter__()
+        try:
+            call = sipp.caller_in_background(office["phones"]["alice"], "510", hold_ms=1000, listen_rtp=rx.port,
+                                             timeout_s=40)
+            assert wait_for(lambda: heard_tone(rx, CHOOSE_HZ) >= 0.3, timeout=10)  # no recording: "please choose"
+            rx.send_dtmf("1")
+            result = call.result(timeout=40)
+            assert result.ok, result.output[-2000:]
+        finally:
+            rx.__exit__(None, None, None)
+        assert sipp.wait(uas).ok
+        invite = first_invite(received(uas))
+        assert invite.startswith(f"INVITE sip:+493098765432@{carrier.ip}:{carrier.port}"), invite[:200]
+    finally:
+        node.rpc("ivr.delete", id=menu["id"])
+        node.rpc("trunk.delete", id=trunk["id"])

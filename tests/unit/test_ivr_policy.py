@@ -288,3 +288,24 @@ def test_callers_from_abroad_hear_the_language_their_number_says(  # ACD-21
     from kemi.policy.routing import caller_language
 
     assert caller_language(s.tenants[1], caller) == "en" and caller_language(s.tenants[1], d.caller) == "de"
+
+
+def test_a_number_key_goes_out_through_the_companys_trunks_or_to_its_own_number():
+    from kemi.policy.decision import RouteToTrunk
+
+    s = snap({"actions": [*MAIN["actions"], {"key": "4", "kind": "number", "target": "+493098765432"},
+                          {"key": "5", "kind": "number", "target": "+49301234502"},  # Bob's own number
+                          {"key": "6", "kind": "number", "target": "+4990012345678"}]})  # premium rate
+    assert ivr.problems(s.ivr_menus, s.ivr_menus[5]) == []
+    _, state = into_menu(s)
+    left, effects = choose(s, state, 5, "4")
+    trunk = effects[0].action
+    assert isinstance(trunk, RouteToTrunk) and trunk.target == "+493098765432"
+    assert [h.name for h in trunk.hops] == ["carrier-a", "carrier-b"] and trunk.fraud is None
+    assert any("out to +493098765432 via carrier-a, carrier-b" in t for t in left.trace)
+    _, effects = choose(s, state, 5, "5")
+    assert isinstance(effects[0].action, RouteToUser) and effects[0].action.user_id == 2
+    left, effects = choose(s, state, 5, "6")
+    assert effects[0].action.refusal.code == 404 and any("not a destination this company may call" in t for t in left.trace)
+    bad = dataclasses.replace(s.ivr_menus[5], actions=(ivr.Action("4", "number", "030123"),))
+    assert "E.164" in ivr.problems(s.ivr_menus, bad)[0]
