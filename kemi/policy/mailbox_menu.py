@@ -175,31 +175,32 @@ def on(state: State, event, pin_ok=lambda digits: False) -> tuple[State, list]:
     return _menu(state, event)
 
 
-def _box(state: State, event) -> tuple[State, list]:
+def _digits(state: State, event, prompt: str) -> tuple[State, list] | None:
+    """Keys collected up to `#` (a number, a PIN): what to do now, or None when `#` ends them (state.digits)."""
     if event == TIMEOUT:
         if state.timeouts >= 1:
             return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
-        return state._replace(digits="", timeouts=state.timeouts + 1), [Say("vm_enter_box")]
+        return state._replace(digits="", timeouts=state.timeouts + 1), [Say(prompt)]
     if not isinstance(event, Key):
         return state, []
     if event.digit != "#":
         if event.digit.isdigit() and len(state.digits) < MAX_DIGITS:
             return state._replace(digits=state.digits + event.digit, timeouts=0), []
         return state, []
+    return None
+
+
+def _box(state: State, event) -> tuple[State, list]:
+    step = _digits(state, event, "vm_enter_box")
+    if step is not None:
+        return step
     return state._replace(stage="opening", digits=""), [OpenBox(state.digits)]
 
 
 def _pin(state: State, event, pin_ok) -> tuple[State, list]:
-    if event == TIMEOUT:
-        if state.timeouts >= 1:
-            return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
-        return state._replace(digits="", timeouts=state.timeouts + 1), [Say("vm_enter_pin")]
-    if not isinstance(event, Key):
-        return state, []
-    if event.digit != "#":
-        if event.digit.isdigit() and len(state.digits) < MAX_DIGITS:
-            return state._replace(digits=state.digits + event.digit, timeouts=0), []
-        return state, []
+    step = _digits(state, event, "vm_enter_pin")
+    if step is not None:
+        return step
     if pin_ok(state.digits):
         new = sum(1 for m in state.messages if not m.heard)
         said = [PinOk(), Say("vm_you_have"), *number(new), Say("vm_new_messages")]
