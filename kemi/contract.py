@@ -141,6 +141,12 @@ def queue_count_key(group_id: int | str) -> str:
     return f"n:g{group_id}"
 
 
+def queue_average_key(group_id: int | str) -> str:
+    """QUEUE w:g<group> = <seconds>:<calls>: the group's average wait of calls connected from its queue
+    (kemi.policy.queue.averaged)."""
+    return f"w:g{group_id}"
+
+
 LIVE_VERSION = "ver:live"  # ACD: changed by whoever changes statuses or log-ins: workers read them again
 QUEUE_WAITING = "n:all"  # QUEUE: calls waiting in any group
 DRAIN = "drain"  # NODE

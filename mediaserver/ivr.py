@@ -5,7 +5,8 @@ and 480.
 
 The menus come from the file the control plane writes with every routing snapshot (`<store>/ivr/menus.json`), read
 again when it changed; a menu's recordings from `<store>/ivr/<menu>/` (a menu without one plays the system's "please
-make your choice"; an action without one plays nothing).
+make your choice", a personal IVR its choices in standard words: kemi.policy.ivr.spoken; an action without one plays
+nothing).
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ class Menus(Session):
         else:
             path = self.server.store / ivr.recording(prompt) if self.server.store is not None else None
             found = self.server.prompts.file(path) if path is not None and path.exists() else None
-            if found is None and prompt[0] == "menu":
-                found = self.server.prompts.find(ivr.CHOOSE, self.language, self.tenant_id)
+            if found is None and prompt[0] == "menu":  # no recording: the system's words (a personal IVR's choices)
+                first, *rest = ivr.spoken(self.menus.get(prompt[1]))
+                self.queue[0:0] = [("system", name) for name in rest]
+                found = self.server.prompts.find(first, self.language, self.tenant_id)
         if found is not None:
             self.play(found[0])
             self.playing_until = now + found[1] + 0.05

@@ -20,7 +20,7 @@ from pathlib import Path
 import pjsua2 as pj
 
 from kemi.policy import mailbox_menu as menu
-from kemi.policy.voicemail import Deposit as Target, pin_matches
+from kemi.policy.voicemail import Deposit as Target, hash_pin, pin_matches
 
 from .server import Session, barrier
 from .voicemail import FINISH_WAIT_S, wav_complete
@@ -82,7 +82,9 @@ class Listen(Session):
         self.pin_hash = str(box.get("pin_hash", ""))
         self.files = {str(m["id"]): str(m["path"]) for m in box.get("messages", ()) if isinstance(m, dict)}
         messages = [
-            menu.Message(str(m["id"]), bool(m.get("heard"))) for m in box.get("messages", ()) if isinstance(m, dict)
+            menu.Message(str(m["id"]), bool(m.get("heard")), str(m.get("caller") or ""))
+            for m in box.get("messages", ())
+            if isinstance(m, dict)
         ]
         return messages, float(box.get("locked_until") or 0) > time.time(), bool(self.pin_hash)
 
@@ -94,6 +96,15 @@ class Listen(Session):
     @barrier("a key")
     def onDtmfDigit(self, prm):
         self.feed(menu.Key(str(prm.digit)[:1]))
+
+    @barrier("the phone's answer to calling back")
+    def onCallTransferStatus(self, prm):
+        """The phone's answer to the REFER (its own response, then NOTIFYs of its new call): accepted (2xx) ends
+        this call; refused ends the attempt (the menu goes on). Nothing more is wanted after either."""
+        code = int(prm.statusCode)
+        prm.cont = False
+        if self.state.stage == "calling" and code >= 200:
+            self.feed(menu.CALLED_BACK if code < 300 else menu.NOT_CALLED_BACK)
 
     def feed(self, event) -> None:
         """An event for the menu: a key stops what plays (barge-in); its answer replaces what was queued."""
@@ -125,9 +136,9 @@ class Listen(Session):
             if self.ending:
                 self.ends_at = now
             elif self.wait_until is None:
-                wait = {"box": menu.PIN_TIMEOUT_S, "pin": menu.PIN_TIMEOUT_S, "recording": menu.MAX_GREETING_S}.get(
-                    self.state.stage, menu.MENU_TIMEOUT_S
-                )
+                stage = self.state.stage
+                wait = menu.PIN_TIMEOUT_S if stage in menu.DIGIT_STAGES else menu.MENU_TIMEOUT_S
+                wait = menu.MAX_GREETING_S if stage == "recording" else wait
                 self.wait_until = now + wait
             elif now >= self.wait_until:
                 self.feed(menu.TIMEOUT)
@@ -158,8 +169,23 @@ class Listen(Session):
             self.record_greeting(action.kind)
         elif isinstance(action, menu.StopRecording):
             self.stop_greeting(now)
+        elif isinstance(action, menu.CallBack):
+            self.call_back(action.number)
+        elif isinstance(action, menu.ChangePin):  # only its hash leaves this process
+            self.pin_hash = hash_pin(action.pin)
+            self.report("pin", "", pin_hash=self.pin_hash)
         elif isinstance(action, menu.Heard | menu.Delete | menu.PinFailed | menu.PinOk):
             self.report(type(action).__name__.lower(), getattr(action, "id", ""))
+
+    def call_back(self, number: str) -> None:
+        """Ask the listener's phone (REFER, RFC 3515) to call `number` in the domain it called in: its own new call,
+        routed and permitted like one it dialled. A REFER that cannot be sent is a refusal."""
+        host = self.getInfo().localUri.rsplit("@", 1)[-1].split(">", 1)[0].split(";", 1)[0]
+        try:
+            self.xfer(f"sip:{number}@{host}", pj.CallOpParam(True))
+        except pj.Error as exc:
+            log.warning("mailbox %s: calling back %s not possible: %s", self.mailbox_id, number, exc.info())
+            self.feed(menu.NOT_CALLED_BACK)
 
     def record_greeting(self, kind: str) -> None:
         """Record what the caller says from now on (after the tone the menu queued first) as a greeting."""

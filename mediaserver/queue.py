@@ -1,6 +1,7 @@
 """A call waiting in a hunt group's queue (kemi.policy.queue, ACD-16/17): this call answers 183 and plays the group's
 greeting (its own recording, else the system's "please hold"), then music; every `announce_s` seconds the caller's
-place ("you are caller number 3") and the music again. The node's queue timer tells it the place and, when a member is
+place ("you are caller number 3") with the expected wait when the group has an average ("about 4 minutes") and the
+music again. The node's queue timer tells it the place and, when a member is
 free, the turn — SIP MESSAGEs naming the waiting call's Call-ID — and on the turn it ends its branch with 302 and
 kemi.policy.queue.TURN; the node then offers the call. The node's branch timer ends a wait whose time is up.
 
@@ -35,6 +36,7 @@ class QueueWait(Session):
         self.sip_call_id = sip_call_id
         self.bound_s = float(target.max_s) + 30.0  # the node's branch timer ends it first
         self.place: int | None = None  # told by the node
+        self.expected: tuple[int, float] | None = None  # (the expected wait told by the node, when it was told)
         self.said_place: int | None = None
         self.queue: list[Path] = []  # files still to play before the music
         self.playing_until: float | None = None
@@ -54,16 +56,16 @@ class QueueWait(Session):
         self.answer(op)
 
     def notice(self, what: str, now: float) -> None:
-        """What the node says: "turn" (a member is free: back to the node), or "position=<n>"."""
+        """What the node says: "turn" (a member is free: back to the node), or "position=<n>[;wait=<s>]"."""
         if what == "turn":
             if self.ends_at is None:
                 self.status, self.headers = 302, [(ivr.CHOICE_HEADER, policy_queue.TURN)]
                 self.ends_at = now
-        elif what.startswith("position="):
-            try:
-                self.place = max(1, int(what.split("=", 1)[1]))
-            except ValueError:
-                return
+            return
+        told = policy_queue.parse_position(what)
+        if told is not None:
+            self.place, wait = told
+            self.expected = (wait, now) if wait is not None else None
             if self.said_place is None and self.next_announce is None and self.wait.announce_s:
                 self.next_announce = now  # its first place: said as soon as the greeting is over
 
@@ -75,7 +77,7 @@ class QueueWait(Session):
         if self.playing_until is not None:  # a prompt played to its end
             self.player, self.playing_until = None, None
         if not self.queue and self.next_announce is not None and now >= self.next_announce and self.place:
-            self.queue = self.place_prompts(self.place)
+            self.queue = self.place_prompts(self.place, now)
             self.said_place = self.place
             self.next_announce = now + self.wait.announce_s if self.wait.announce_s else None
         if self.queue:
@@ -96,8 +98,12 @@ class QueueWait(Session):
             if self.next_announce is None and self.wait.announce_s:
                 self.next_announce = now + self.wait.announce_s
 
-    def place_prompts(self, place: int) -> list[Path]:
+    def place_prompts(self, place: int, now: float) -> list[Path]:
+        """The caller's place, and the expected wait as the node told it, less the time since."""
         names = [PLACE, f"n{place}" if place <= NUMBERS else MORE]
+        if self.expected is not None:
+            told_s, told_at = self.expected
+            names += policy_queue.wait_words(max(0, round(told_s - (now - told_at))), NUMBERS)
         out = []
         for name in names:
             found = self.server.prompts.find(name, self.wait.language, self.wait.tenant_id)

@@ -108,3 +108,33 @@ def recording(
 @ivr.command("recording-delete")
 def recording_delete(id: int, key: Optional[str] = None):
     show(rpc("ivr.recording_delete", id=id, key=key))
+
+
+@ivr.command("personal")
+def personal(
+    user_id: int,
+    message: bool = typer.Option(False, help="1: leave a message in the user's mailbox"),
+    mobile: bool = typer.Option(False, help="2: the user's mobile"),
+    assistant: str = typer.Option("", help="3: the assistant's extension"),
+    colleague: str = typer.Option("", help="4: a colleague's extension"),
+    department: str = typer.Option("", help="5: the department's extension"),
+    switchboard: str = typer.Option("", help="0: the switchboard's extension"),
+    show_only: bool = typer.Option(False, "--show", help="show the user's personal IVR, change nothing"),
+):
+    """A user's personal IVR (IVR-06): switch its standard choices on; forward calls to it with
+    `cm forwarding add USER no_answer --to-menu MENU`."""
+    if show_only:
+        show(rpc("ivr.personal_get", user_id=user_id))
+        return
+    show(
+        rpc(
+            "ivr.personal_set",
+            user_id=user_id,
+            message=message,
+            mobile=mobile,
+            assistant=assistant,
+            colleague=colleague,
+            department=department,
+            switchboard=switchboard,
+        )
+    )

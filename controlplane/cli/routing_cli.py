@@ -31,6 +31,7 @@ F_COLS = [
     "target_user_id",
     "target_number",
     "target_mailbox_id",
+    "target_ivr_id",
     "callers",
     "time_plan_id",
     "when",
@@ -69,6 +70,7 @@ def route_simulate(
     tenant_id: Optional[int] = None,
     at: Optional[str] = typer.Option(None, help="ISO time with zone, default now"),
     event: Optional[list[str]] = typer.Option(None, "--event", "-e", help=EVENT_HELP),
+    diversion: Optional[str] = typer.Option(None, help="an external call's Diversion header (who forwarded it)"),
 ):
     """What would happen to this call? The decision and its trace; with --event, the whole call as a timeline."""
     events = [parse_event(e) for e in event or []]
@@ -80,6 +82,7 @@ def route_simulate(
         tenant_id=tenant_id,
         at=at,
         **({"events": events} if events else {}),
+        **({"diversion": diversion} if diversion else {}),
     )
     if STATE["json"]:
         console.print_json(data=result)
@@ -249,6 +252,7 @@ def forwarding_add(
     to_user: Optional[int] = None,
     to_number: Optional[str] = None,
     to_mailbox: Optional[int] = None,
+    to_menu: Optional[int] = typer.Option(None, help="an IVR menu's id (a personal IVR: cm ivr personal)"),
     callers: Optional[str] = None,
     time_plan_id: Optional[int] = None,
     when: Optional[str] = None,
@@ -262,6 +266,7 @@ def forwarding_add(
             target_user_id=to_user,
             target_number=to_number,
             target_mailbox_id=to_mailbox,
+            target_ivr_id=to_menu,
             callers=callers,
             time_plan_id=time_plan_id,
             when=when,

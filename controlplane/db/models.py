@@ -92,6 +92,8 @@ class User(SQLModel, table=True):
     locked: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     # CLIP no screening: a number presented instead of the user's own (only where the tenant allows it)
     presented_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
+    # the user's mobile phone (E.164): calls it forwards to the central voicemail (VM-08) land in this user's mailbox
+    mobile: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
     call_waiting: bool = Field(
         default=True, sa_column=Column(Boolean, nullable=False, server_default="1")
     )  # False: busy-on-busy
@@ -210,6 +212,9 @@ class PhoneNumber(SQLModel, table=True):
             Integer, ForeignKey("ivr_menu.id", ondelete="SET NULL", name="fk_phone_number_ivr"), nullable=True
         ),
     )
+    # ... or the tenant's central voicemail (VM-08): calls forwarded to it leave a message in the mailbox of the
+    # user whose mobile (or number) forwarded them; the users themselves listen from their mobile
+    voicemail: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -293,6 +298,13 @@ class ForwardingRule(SQLModel, table=True):
     target_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
     target_mailbox_id: Optional[int] = Field(
         default=None, sa_column=Column(Integer, ForeignKey("mailbox.id", ondelete="CASCADE"), nullable=True)
+    )
+    # ... or to an IVR menu (a personal IVR, IVR-06)
+    target_ivr_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("ivr_menu.id", ondelete="CASCADE", name="fk_forwarding_rule_ivr"), nullable=True
+        ),
     )
     callers: str = Field(default="all", sa_column=Column(String(8), nullable=False))
     time_plan_id: Optional[int] = Field(
@@ -631,6 +643,11 @@ class IvrMenu(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("ivr_menu.id", ondelete="SET NULL"), nullable=True),
     )
     language: str = Field(default="", sa_column=Column(String(2), nullable=False, server_default=""))
+    # a personal IVR (IVR-06: ivr.personal_set): the user whose calls it answers; deleted with them
+    owner_user_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("user.id", ondelete="CASCADE", name="fk_ivr_menu_owner"), nullable=True),
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

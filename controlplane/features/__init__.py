@@ -14,6 +14,7 @@ from . import (  # noqa: F401
     ivr,
     node,
     numbers,
+    personal_ivr,
     profiles,
     prompts,
     queues,

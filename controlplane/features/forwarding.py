@@ -4,7 +4,7 @@ Per user, rules of four kinds, tried in `position` order within a kind: `uncondi
 `busy`, `no_answer` (after `timeout_s` of ringing), `unreachable` (no device registered, or
 all fail or never ring: backup routing). Each may be limited to internal or external callers
 and to the inside or outside of a time plan. The target is another user of the tenant or a
-public number (the user's outbound permission applies to it).
+public number (the user's outbound permission applies to it), a mailbox, or an IVR menu (a personal IVR).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlmodel import select
 from controlplane.api.errors import InvalidParams
 from controlplane.api.permissions import Perm
 from controlplane.api.rpc import Params, method
-from controlplane.db.models import ForwardingRule, Mailbox, Profile, TimePlan, User
+from controlplane.db.models import ForwardingRule, IvrMenu, Mailbox, Profile, TimePlan, User
 from controlplane.numbering import e164
 from kemi.policy.forwarding import CALLERS, KINDS
 
@@ -33,6 +33,7 @@ class RuleFields(Params):
         None, description="... or to this public number ('+49 171 1234567', '0171 1234567')"
     )
     target_mailbox_id: Id | None = Field(None, description="... or to this mailbox (voicemail.box_create)")
+    target_ivr_id: Id | None = Field(None, description="... or into this IVR menu (a personal IVR: ivr.personal_set)")
     callers: Callers | None = Field(None, description="all, internal or external callers")
     time_plan_id: Id | None = Field(None, description="only inside/outside this time plan (0 clears)")
     when: Literal["in", "outside"] | None = None
@@ -51,9 +52,23 @@ class RuleCreate(RuleFields):
 
     @model_validator(mode="after")
     def _one_target(self):
-        if sum(x is not None for x in (self.target_user_id, self.target_number, self.target_mailbox_id)) != 1:
-            raise ValueError("give exactly one of target_user_id, target_number and target_mailbox_id")
+        if _targets(self) != 1:
+            raise ValueError(f"give exactly one of {TARGETS_TEXT}")
         return self
+
+
+TARGETS = ("target_user_id", "target_number", "target_mailbox_id", "target_ivr_id")
+TARGETS_TEXT = "target_user_id, target_number, target_mailbox_id and target_ivr_id"
+
+
+def _targets(p: RuleFields) -> int:
+    return sum(getattr(p, t) is not None for t in TARGETS)
+
+
+def _target(rule: ForwardingRule, name: str, value) -> None:
+    """The rule's one target: this one, the others cleared."""
+    for t in TARGETS:
+        setattr(rule, t, value if t == name else None)
 
 
 class RuleUpdate(RuleFields):
@@ -71,18 +86,19 @@ def _apply(s, ctx, rule: ForwardingRule, p: RuleFields) -> None:
             raise InvalidParams("the target user belongs to another tenant", field="target_user_id")
         if target.id == rule.user_id:
             raise InvalidParams("a user cannot forward to themselves", field="target_user_id")
-        rule.target_user_id, rule.target_number, rule.target_mailbox_id = target.id, None, None
+        _target(rule, "target_user_id", target.id)
     if p.target_number is not None:
-        rule.target_number, rule.target_user_id = (
-            e164(p.target_number, "target_number", region=_region_of(s, rule.user_id)),
-            None,
-        )
-        rule.target_mailbox_id = None
+        _target(rule, "target_number", e164(p.target_number, "target_number", region=_region_of(s, rule.user_id)))
     if p.target_mailbox_id is not None:
         box = get_scoped(s, Mailbox, p.target_mailbox_id, ctx.principal, "mailbox")
         if box.tenant_id != rule.tenant_id:
             raise InvalidParams("the mailbox belongs to another tenant", field="target_mailbox_id")
-        rule.target_mailbox_id, rule.target_user_id, rule.target_number = box.id, None, None
+        _target(rule, "target_mailbox_id", box.id)
+    if p.target_ivr_id is not None:
+        menu = get_scoped(s, IvrMenu, p.target_ivr_id, ctx.principal, "menu")
+        if menu.tenant_id != rule.tenant_id:
+            raise InvalidParams("the menu belongs to another tenant", field="target_ivr_id")
+        _target(rule, "target_ivr_id", menu.id)
     if p.time_plan_id is not None:
         plan = get_scoped(s, TimePlan, p.time_plan_id, ctx.principal, "time_plan")
         if plan.tenant_id != rule.tenant_id:
@@ -160,8 +176,8 @@ def update(ctx, p: RuleUpdate):
     with ctx.app.write() as s:
         rule = get_scoped(s, ForwardingRule, p.id, ctx.principal, "forwarding_rule")
         ctx.principal.require_self_or(Perm.CONFIG, rule.user_id)
-        if sum(x is not None for x in (p.target_user_id, p.target_number, p.target_mailbox_id)) > 1:
-            raise InvalidParams("give at most one of target_user_id, target_number and target_mailbox_id")
+        if _targets(p) > 1:
+            raise InvalidParams(f"give at most one of {TARGETS_TEXT}")
         _apply(s, ctx, rule, p)
         s.add(rule)
         s.flush()

@@ -137,6 +137,11 @@ class NumberAssign(Params):
     user_id: Id | None = Field(None, description="the user it rings; null: assigned but not routed")
     group_id: Id | None = Field(None, description="... or the hunt group it rings")
     ivr_id: Id | None = Field(None, description="... or the IVR menu it leads into")
+    voicemail: bool = Field(
+        False,
+        description="... or the tenant's central voicemail (VM-08): a call a user's mobile forwards to it leaves a "
+        "message in that user's mailbox; a user calling it from their mobile listens; anyone else names a mailbox",
+    )
     emergency_address: SipText | None = Field(
         None, max_length=300, description="nomadic use: the address sent with emergency calls"
     )
@@ -155,8 +160,8 @@ def assign(ctx, p: NumberAssign):
     """Route a number of one of the tenant's blocks to a user (creates it, or changes its target)."""
     number = e164(p.e164, "e164")
     with ctx.app.write() as s:
-        if sum(x is not None for x in (p.user_id, p.group_id, p.ivr_id)) > 1:
-            raise InvalidParams("give at most one of user_id, group_id and ivr_id")
+        if sum(x is not None for x in (p.user_id, p.group_id, p.ivr_id)) + p.voicemail > 1:
+            raise InvalidParams("give at most one of user_id, group_id, ivr_id and voicemail")
         user = get_scoped(s, User, p.user_id, ctx.principal, "user") if p.user_id is not None else None
         group = get_scoped(s, HuntGroup, p.group_id, ctx.principal, "group") if p.group_id is not None else None
         menu = get_scoped(s, IvrMenu, p.ivr_id, ctx.principal, "menu") if p.ivr_id is not None else None
@@ -173,6 +178,7 @@ def assign(ctx, p: NumberAssign):
         row.user_id = user.id if user is not None else None
         row.group_id = group.id if group is not None else None
         row.ivr_id = menu.id if menu is not None else None
+        row.voicemail = p.voicemail
         if p.emergency_address is not None:
             row.emergency_address = p.emergency_address.strip() or None
         if p.priority is not None:

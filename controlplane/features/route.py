@@ -68,6 +68,11 @@ class Simulate(Params):
     caller_user_id: Id | None = Field(None, description="an internal caller ...")
     caller_number: str | None = Field(None, description="... or an external caller's number, arriving through a trunk")
     tenant_id: Id | None = Field(None, description="the tenant of an external call (platform token)")
+    diversion: str = Field(
+        "",
+        max_length=300,
+        description="an external call's Diversion header: who forwarded it ('<sip:+4917...@carrier>;reason=no-answer')",
+    )
     at: datetime | None = Field(
         None, description="when (ISO 8601, default now): time plans and holidays are read at this time"
     )
@@ -189,6 +194,7 @@ def simulate(ctx, p: Simulate):
         auth_realm,
         auth,
         False,
+        p.diversion if p.caller_number is not None else "",
     )
     with ctx.app.read() as s:
         live = StoredLiveView.load(s, ctx.app)

@@ -17,6 +17,7 @@ from kemi.policy.numbering import DestClass
 
 from controlplane.group_members import groups_referring_to
 
+from .personal_ivr import follow_mobile
 from .common import SipText, Id, IdParams, ListParams, Name, dump, get_scoped, in_scope, page
 
 Email = Annotated[
@@ -40,6 +41,11 @@ class Telephony(Params):
     priority_override: bool | None = Field(None, description="this user's calls ring through DND and forwarding")
     secretary_id: int | None = Field(None, ge=0, description="boss-secretary: calls go to this user first (0 clears)")
     anonymous: Literal["allow", "reject"] | None = Field(None, description="calls without a caller number")
+    mobile: str | None = Field(
+        None,
+        description="the user's mobile phone, E.164 ('' clears): calls it forwards to the central voicemail leave a "
+        "message in this user's mailbox, and from it the user listens there (VM-08)",
+    )
     skills: dict[str, int] | None = Field(None, description="ACD skills: name -> level 1-10 (replaces all)")
 
 
@@ -115,6 +121,23 @@ def _apply_telephony(s, ctx, u: User, p: Telephony) -> None:
                     field="presented_number",
                 )
             u.presented_number = e164(p.presented_number, "presented_number")
+    _apply_mobile(s, u, p.mobile)
+
+
+def _apply_mobile(s, u: User, mobile: str | None) -> None:
+    """A mobile names one user of its tenant (the central voicemail finds the user by it)."""
+    if mobile is None:
+        return
+    if mobile == "":
+        u.mobile = None
+        follow_mobile(s, u)
+        return
+    number = e164(mobile, "mobile")
+    other = s.exec(select(User).where(User.tenant_id == u.tenant_id, User.mobile == number)).first()
+    if other is not None and other.id != u.id:
+        raise Conflict(f"user {other.id} of this tenant has the mobile {number}", field="mobile", value=number)
+    u.mobile = number
+    follow_mobile(s, u)
 
 
 def _check_email(s, tenant_id, email, exclude_id=None):

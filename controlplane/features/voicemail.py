@@ -23,14 +23,14 @@ from controlplane.api.rpc import Params, method
 from controlplane.db.models import ForwardingRule, HuntGroup, IvrMenu, Mailbox, User, VoicemailMessage
 
 from controlplane.services.audio import MAX_BYTES, AudioRefused, install
-from kemi.policy.voicemail import GREETINGS, hash_pin
+from kemi.policy.voicemail import GREETINGS, PIN_RULE_TEXT, hash_pin, valid_pin
 
 from .common import Id, IdParams, ListParams, SipText, dump, get_scoped, in_scope, page
 
 
 def _pin(v: str) -> str:
-    if not re.fullmatch(r"[0-9]{4,10}", v):
-        raise ValueError("a PIN is 4 to 10 digits")
+    if not valid_pin(v):
+        raise ValueError(PIN_RULE_TEXT)
     return v
 
 

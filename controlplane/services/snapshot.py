@@ -79,6 +79,7 @@ USER_DEFAULTS: dict[str, object] = {
     "clir": False,
     "locked": False,
     "presented_number": None,
+    "mobile": None,
     "forwarding": [],
     "call_waiting": True,
     "priority": False,
@@ -135,6 +136,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 "target_user": r.target_user_id,
                 "target_number": r.target_number,
                 **({"target_mailbox": r.target_mailbox_id} if r.target_mailbox_id else {}),
+                **({"target_ivr": r.target_ivr_id} if r.target_ivr_id else {}),
                 "callers": r.callers,
                 "time_plan": r.time_plan_id,
                 "when": r.when,
@@ -190,6 +192,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 "clir": (prof.clir if prof and prof.clir is not None else u.clir),
                 "locked": u.locked,
                 "presented_number": u.presented_number if u.tenant_id in clip_ns else None,
+                "mobile": u.mobile,
                 "forwarding": forwarding.get(u.id, []),
                 "call_waiting": u.call_waiting,
                 "priority": u.priority_override,
@@ -243,6 +246,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 **({"group_id": n.group_id} if n.group_id else {}),
                 **({"priority": n.priority} if n.priority else {}),
                 **({"ivr_id": n.ivr_id} if n.ivr_id else {}),
+                **({"voicemail": True} if n.voicemail else {}),
             }
             for n in numbers
         ],
@@ -326,6 +330,7 @@ def compile_menu(m: IvrMenu) -> dict:
         "when": m.when,
         "other_menu": m.other_menu_id if m.time_plan_id else None,
         "language": m.language,
+        **({"personal": True} if m.owner_user_id else {}),
     }
 
 

@@ -36,6 +36,7 @@ from controlplane.db.models import FraudEvent, Mailbox, Tenant, VoicemailMessage
 from controlplane.db.session import database_away
 from controlplane.services.periodic import Periodic
 from kemi.policy import ivr
+from kemi.policy.voicemail import pin_hash_form
 
 log = logging.getLogger("callmanager.voicemail")
 
@@ -292,7 +293,12 @@ class VoicemailIngestor:
                 "pin_hash": box.pin_hash,
                 "locked_until": box.locked_until.timestamp() if box.locked_until else 0,
                 "messages": [
-                    {"id": m.id, "heard": m.heard, "path": str(self.store.message(m.tenant_id, mailbox_id, m.id))}
+                    {
+                        "id": m.id,
+                        "heard": m.heard,
+                        "caller": m.caller,
+                        "path": str(self.store.message(m.tenant_id, mailbox_id, m.id)),
+                    }
                     for m in rows
                 ],
             }
@@ -324,7 +330,7 @@ class VoicemailIngestor:
                     if not self._greeting(box_id, str(doc.get("kind", "")), str(doc.get("file", "")), f):
                         continue  # its recording is not complete yet: looked at again on a later pass
                 else:
-                    self._apply(box_id, what, message_id)
+                    self._apply(box_id, what, message_id, str(doc.get("pin_hash", "")))
             except Exception as exc:
                 if database_away(exc):
                     return done  # the rest waits in the spool
@@ -376,7 +382,7 @@ class VoicemailIngestor:
         path.unlink(missing_ok=True)
         return True
 
-    def _apply(self, box_id: int, what: str, message_id: str) -> None:
+    def _apply(self, box_id: int, what: str, message_id: str, pin_hash: str = "") -> None:
         now = datetime.fromtimestamp(self.clock(), timezone.utc)
         with Session(self.engine) as s:
             box = s.get(Mailbox, box_id)
@@ -394,6 +400,13 @@ class VoicemailIngestor:
             elif what == "pinok":
                 box.pin_failures = 0
                 s.add(box)
+            elif what == "pin":  # changed by phone (after the old PIN opened the mailbox): only its hash comes here
+                if not pin_hash_form(pin_hash):
+                    log.error("mailbox %s: a PIN change by phone carries no usable hash; ignored", box_id)
+                    return
+                box.pin_hash, box.pin_failures, box.locked_until = pin_hash, 0, None
+                s.add(box)
+                log.info("mailbox %s: PIN changed by phone", box_id)
             elif what == "pinfailed":
                 box.pin_failures += 1
                 if box.pin_failures >= MAX_PIN_FAILURES:

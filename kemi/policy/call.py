@@ -101,9 +101,13 @@ class RelayTrunk(NamedTuple):
 
 
 class Divert(NamedTuple):
-    """New branches to a forwarding or overflow target (a user, a trunk, a hunt group)."""
+    """New branches to a forwarding or overflow target (a user, a trunk, a hunt group). `fresh_ring`: the branch
+    before was the media server's early media (IVR menus), not a device ringing — the mark that a device rang starts
+    afresh, so a target whose devices never ring counts as unreachable, not as not answering, and the record's ring
+    time is the target's."""
 
     action: Action
+    fresh_ring: bool = False
 
 
 class OfferNextStep(NamedTuple):
@@ -119,7 +123,8 @@ class WaitAgain(NamedTuple):
 
 
 class TakeTurn(NamedTuple):
-    """A call waiting with music: its turn came (a member is free): offer it now, as a suspended call's turn."""
+    """A call waiting with music: its turn came (a member is free): offer it now, as a suspended call's turn. The
+    music's early media was no device ringing: the mark that one rang starts afresh (as `Divert.fresh_ring`)."""
 
 
 Effect = (
@@ -387,7 +392,7 @@ def ivr_chosen(state: CallState, ev: Failed, snapshot: Snapshot, live: LiveView,
         return _refused(left, Reject(404, "Not Found", "the menu's destination does not exist"))
     if isinstance(target, Reject):
         return _refused(left, target)
-    return onto(left, target, now), (Divert(target),)
+    return onto(left, target, now), (Divert(target, fresh_ring=True),)
 
 
 def _refused(state: CallState, refusal: Reject, speak: bool = True) -> Transition:

@@ -30,3 +30,4 @@ class RequestFacts(NamedTuple):
     auth_realm: str = ""
     auth: AuthResult = AuthResult.NONE
     to_myself: bool = False  # R-URI host is one of the node's own addresses
+    diversion: str = ""  # a carrier's call: its (first) Diversion header, RFC 5806 — who forwarded it here

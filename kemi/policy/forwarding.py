@@ -28,6 +28,7 @@ class ForwardRule(NamedTuple):
     present: str = "caller"  # forwarded out: present the caller (A) or the forwarding user (B)
     target_group: int | None = None  # hunt groups' own forwarding may lead to another group
     target_mailbox: int | None = None  # ... or to a mailbox (VM-01, kemi.policy.voicemail)
+    target_ivr: int | None = None  # ... or into an IVR menu (a personal IVR, IVR-06)
 
     def describe(self) -> str:
         target = (
@@ -37,6 +38,8 @@ class ForwardRule(NamedTuple):
             if self.target_group is not None
             else f"mailbox {self.target_mailbox}"
             if self.target_mailbox is not None
+            else f"IVR menu {self.target_ivr}"
+            if self.target_ivr is not None
             else self.target_number
         )
         return f"rule {self.id} ({self.kind} -> {target})"

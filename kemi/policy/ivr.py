@@ -22,6 +22,11 @@ played as early media (183): a transfer is a new branch of the same INVITE, the 
 
 A menu may depend on a time plan: outside the plan's times (or inside, `when`) the call enters `other_menu` instead,
 decided when the call comes in (`entry`).
+
+A personal IVR (IVR-06) is a menu of one user (`personal_actions`): a standardized set of choices the user switches on
+— leave a message (1), the mobile (2), the assistant (3), a colleague (4), the department (5), the switchboard (0) —
+reached by forwarding the user's calls to it. Without a recording of its own it says its choices in the system's
+standard words (`spoken`).
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class Menu:
     when: str = "out"  # "out": other_menu outside the plan's times; "in": inside them
     other_menu: int | None = None
     language: str = ""  # of the system prompts it plays ('' : the tenant's)
+    personal: bool = False  # a user's personal IVR (IVR-06): without a recording, its choices said in standard words
 
     def action(self, key: str) -> Action | None:
         return next((a for a in self.actions if a.key == key), None)
@@ -96,8 +102,39 @@ def parse_menus(rows: Any) -> dict[int, Menu]:
             str(m.get("when", "out")),
             int(m["other_menu"]) if m.get("other_menu") else None,
             str(m.get("language", "") or ""),
+            bool(m.get("personal", False)),
         )
     return out
+
+
+# ---------------------------------------------------------------- the personal IVR (IVR-06)
+
+# (key, choice, what an action of it does, the standard prompt saying it)
+PERSONAL = (
+    ("1", "message", "mailbox", "pivr_message"),
+    ("2", "mobile", "number", "pivr_mobile"),
+    ("3", "assistant", "extension", "pivr_assistant"),
+    ("4", "colleague", "extension", "pivr_colleague"),
+    ("5", "department", "extension", "pivr_department"),
+    ("0", "switchboard", "extension", "pivr_switchboard"),
+)
+PERSONAL_INTRO = "pivr_intro"
+PERSONAL_PROMPTS = (PERSONAL_INTRO, *(p for _, _, _, p in PERSONAL))
+
+
+def personal_actions(choices: Mapping[str, str]) -> list[dict]:
+    """A personal IVR's actions from the choices switched on ({choice: target}: the mailbox's id, the mobile's
+    E.164 number, an extension), each on its standard key."""
+    return [{"key": key, "kind": kind, "target": choices[name]} for key, name, kind, _ in PERSONAL if choices.get(name)]
+
+
+def spoken(menu: Menu | None) -> tuple[str, ...]:
+    """What a menu without a recording of its own says (system prompts, in order): a personal IVR its intro and each
+    choice it has; any other menu "please make your choice"."""
+    if menu is None or not menu.personal:
+        return (CHOOSE,)
+    keys = {a.key for a in menu.actions}
+    return (PERSONAL_INTRO, *(prompt for key, _, _, prompt in PERSONAL if key in keys))
 
 
 def problems(menus: Mapping[int, Menu], menu: Menu) -> list[str]:

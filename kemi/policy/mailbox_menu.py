@@ -5,20 +5,29 @@ owner's extension) and `#`; three numbers that name none end the call. The calle
 three wrong PINs end the call and lock the mailbox (the control plane locks it for a while and raises a fraud
 event). Then: how many new messages there are, and the messages, new ones
 first. After each message:
-    1 replay   2 next (the message is kept, heard)   7 delete   9 save (heard) and next   * the menu again   # goodbye
-A message played to its end counts as heard. After the last one (or with none): `0` record a greeting, `#` goodbye.
-`0` (there, or after a message) records a greeting by phone: `1` the unavailable one, `2` the busy one; the caller
-speaks after the tone and ends with `#` (or after MAX_GREETING_S). No key for a while: the menu again, then goodbye.
+    1 replay   2 next (the message is kept, heard)   3 call back   7 delete   9 save (heard) and next
+    0 options   * the menu again   # goodbye
+A message played to its end counts as heard. After the last one (or with none): `0` options, `#` goodbye.
+Options (`0`, there or after a message): `1` record the unavailable greeting, `2` the busy one — the caller speaks
+after the tone and ends with `#` (or after MAX_GREETING_S) — `5` change the PIN (the new one twice, each with `#`),
+`*` back. No key for a while: the menu again, then goodbye.
+Calling back (`3`): the media server asks the listener's phone to call the number of who left the message (a REFER:
+the phone's own new call, with its own permissions) and ends this call when the phone agrees; a message without a
+number to call (anonymous), or a phone that refuses, is said and the menu goes on.
 
 `start(...)` gives the first state and what to do; `on(state, event)` the next state and what to do. Events: a key
-(`Key("5")`), the end of what was playing (`PLAYED`), a wait that ran out (`TIMEOUT`). What to do: `Say(prompt)` /
-`SayNumber(n)` (played in order), `PlayMessage(id)`, `Heard(id)`, `Delete(id)`, `PinFailed()`, `PinOk()`, `Hangup()`,
-`RecordGreeting(kind)` (from now until `StopRecording()`; the media server hands it over as the mailbox's greeting).
+(`Key("5")`), the end of what was playing (`PLAYED`), a wait that ran out (`TIMEOUT`), the phone's answer to calling
+back (`CALLED_BACK`, `NOT_CALLED_BACK`). What to do: `Say(prompt)` / `SayNumber(n)` (played in order),
+`PlayMessage(id)`, `Heard(id)`, `Delete(id)`, `PinFailed()`, `PinOk()`, `Hangup()`, `RecordGreeting(kind)` (from now
+until `StopRecording()`; the media server hands it over as the mailbox's greeting), `CallBack(number)`,
+`ChangePin(pin)` (the media server hands its hash to the control plane).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+from .voicemail import callback_number, valid_pin
 
 MAX_PIN_TRIES = 3
 PIN_TIMEOUT_S = 10.0  # waiting for the PIN's next key
@@ -31,6 +40,7 @@ NUMBERS = 20  # prompts n0 .. n20; more messages are said as "more than twenty"
 class Message(NamedTuple):
     id: str
     heard: bool
+    caller: str = ""  # who left it, as the node identified them (an extension, an E.164 number, 'anonymous')
 
 
 class Key(NamedTuple):
@@ -38,6 +48,7 @@ class Key(NamedTuple):
 
 
 PLAYED, TIMEOUT = "played", "timeout"
+CALLED_BACK, NOT_CALLED_BACK = "called_back", "not_called_back"  # the listener's phone took the call back, or not
 
 
 class Say(NamedTuple):
@@ -86,16 +97,30 @@ class StopRecording(NamedTuple):
     pass
 
 
+class CallBack(NamedTuple):
+    """Ask the listener's phone to call this number (an extension or E.164), then end this call if it agrees."""
+
+    number: str
+
+
+class ChangePin(NamedTuple):
+    pin: str  # the new PIN, entered twice alike and valid (kemi.policy.voicemail.valid_pin)
+
+
 class State(NamedTuple):
     # "box" (remote access: which mailbox), "opening" (being looked up), "pin", "message" (one playing), "menu"
-    # (after a message), "end" (none left), "greeting" (which one?), "recording" (a greeting), "bye"
+    # (after a message), "end" (none left), "greeting" (the options: which greeting, or the PIN), "recording" (a
+    # greeting), "newpin" / "newpin2" (a new PIN, then again), "calling" (the phone asked to call back), "bye"
     stage: str
     messages: tuple[Message, ...] = ()
     current: int = 0
     digits: str = ""
     tries: int = 0
     timeouts: int = 0
+    entered: str = ""  # the new PIN as first entered (stage newpin2)
 
+
+DIGIT_STAGES = ("box", "pin", "newpin", "newpin2")  # collecting keys up to # (the media server waits PIN_TIMEOUT_S)
 
 PROMPTS = (
     "vm_enter_box",
@@ -117,6 +142,12 @@ PROMPTS = (
     "vm_record_greeting",
     "vm_greeting_saved",
     "vm_beep",
+    "vm_new_pin",
+    "vm_repeat_pin",
+    "vm_pin_invalid",
+    "vm_pin_mismatch",
+    "vm_pin_changed",
+    "vm_no_callback",
     *(f"n{i}" for i in range(NUMBERS + 1)),
 )
 
@@ -163,6 +194,10 @@ def on(state: State, event, pin_ok=lambda digits: False) -> tuple[State, list]:
         return _pin(state, event, pin_ok)
     if state.stage in ("end", "greeting", "recording"):
         return _greeting(state, event)
+    if state.stage in ("newpin", "newpin2"):
+        return _new_pin(state, event)
+    if state.stage == "calling":
+        return _calling(state, event)
     if state.stage == "message":
         if event == PLAYED:  # heard to its end: kept as heard, the menu follows
             msg = state.messages[state.current]
@@ -240,6 +275,8 @@ def _greeting(state: State, event) -> tuple[State, list]:
     if not isinstance(event, Key):
         return state, []
     if state.stage == "greeting":
+        if event.digit == "5":
+            return state._replace(stage="newpin", digits="", tries=0, timeouts=0), [Say("vm_new_pin")]
         kind = {"1": "unavailable", "2": "busy"}.get(event.digit)
         if kind is None:
             return _back(state) if event.digit in ("*", "#") else (state, [Say("vm_greeting_choice")])
@@ -276,6 +313,11 @@ def _menu(state: State, event) -> tuple[State, list]:
     if event.digit in ("2", "9"):
         said = ([] if msg.heard else [Heard(msg.id)]) + ([Say("vm_saved")] if event.digit == "9" else [])
         return _play(_heard(state), state.current + 1, said)
+    if event.digit == "3":
+        number = callback_number(msg.caller)
+        if not number:
+            return state, [Say("vm_no_callback"), Say("vm_menu")]
+        return state._replace(stage="calling"), [CallBack(number)]
     if event.digit == "7":
         rest = state.messages[: state.current] + state.messages[state.current + 1 :]
         return _play(state._replace(messages=rest), state.current, [Delete(msg.id), Say("vm_deleted")])
@@ -286,3 +328,35 @@ def _menu(state: State, event) -> tuple[State, list]:
     if event.digit == "#":
         return state._replace(stage="bye"), [Say("vm_goodbye"), Hangup()]
     return state, [Say("vm_menu")]
+
+
+def _new_pin(state: State, event) -> tuple[State, list]:
+    """A new PIN by phone: entered, checked, entered again; three unusable entries lead back to the options."""
+    prompt = "vm_new_pin" if state.stage == "newpin" else "vm_repeat_pin"
+    step = _digits(state, event, prompt)
+    if step is not None:
+        return step
+    if state.stage == "newpin":
+        if valid_pin(state.digits):
+            return state._replace(stage="newpin2", entered=state.digits, digits=""), [Say("vm_repeat_pin")]
+        tries = state.tries + 1
+        if tries >= MAX_PIN_TRIES:
+            return state._replace(stage="greeting", digits="", tries=0), [
+                Say("vm_pin_invalid"),
+                Say("vm_greeting_choice"),
+            ]
+        return state._replace(digits="", tries=tries), [Say("vm_pin_invalid"), Say("vm_new_pin")]
+    if state.digits != state.entered:
+        return state._replace(stage="newpin", digits="", entered=""), [Say("vm_pin_mismatch"), Say("vm_new_pin")]
+    pin = state.digits
+    back = _back(state._replace(digits="", entered="", tries=0))
+    return back[0], [ChangePin(pin), Say("vm_pin_changed"), *back[1]]
+
+
+def _calling(state: State, event) -> tuple[State, list]:
+    """The listener's phone was asked to call back: agreed, this call ends; refused (or no answer), the menu again."""
+    if event == CALLED_BACK:
+        return state._replace(stage="bye"), [Hangup()]
+    if event in (NOT_CALLED_BACK, TIMEOUT):
+        return state._replace(stage="menu", timeouts=0), [Say("vm_no_callback"), Say("vm_menu")]
+    return state, []  # keys while the phone decides

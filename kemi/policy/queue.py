@@ -7,7 +7,9 @@ With music (a media server on the node and the group's `queue_music`), a waiting
 branch to the media server, which plays the group's greeting, music and the caller's place in the queue. Its entry
 is `g<group>:m<attempt>:<Call-ID>` (`music_key`); the queue's timer tells the media server the call's place and, when
 a member is free, its turn (a SIP MESSAGE naming the Call-ID), and the media server ends its branch with a
-302 carrying TURN — the failure route then offers the call, as a suspended call's turn does.
+302 carrying TURN — the failure route then offers the call, as a suspended call's turn does. With its place the media
+server is told the expected wait, from the group's average wait of the calls connected from its queue (`averaged`,
+kept in `w:g<group>`).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def may_wait(until: float, holds: int, now: float) -> tuple[bool, float]:
 # ---------------------------------------------------------------- waiting with music (the media server)
 
 TURN = "queue.turn"  # the choice header of the media server's 302 (kemi.policy.ivr.CHOICE_HEADER) when it is the turn
-NOTICE_HEADER = "X-Callmanager-Queue"  # on the node's MESSAGE to the media server: "turn" or "position=<n>"
+NOTICE_HEADER = "X-Callmanager-Queue"  # the node's MESSAGE to the media server: "turn", "position=<n>[;wait=<s>]"
 CALL_HEADER = "X-Callmanager-Call"  # ... and the waiting call's Call-ID
 FR_MS = 2000  # the media server answers at once; then the call waits its time (the branch's INVITE timer)
 TURN_AGAIN_S = 3.0  # a turn told that did not come back is told again after this (a lost MESSAGE)
@@ -108,6 +110,70 @@ def parse_target(user: str) -> Wait | None:
     except ValueError:
         return None
     return w if w.group_id > 0 and 0 <= w.announce_s <= 3600 and 0 < w.max_s <= 7200 else None
+
+
+# ---------------------------------------------------------------- the expected wait (said with the place)
+
+AVERAGE_OVER = 10  # the group's average wait follows its last ~10 calls connected from the queue
+SHORT_S = 60  # an expected wait under this is said as "less than a minute"
+
+
+def averaged(value: object, waited_s: float) -> str:
+    """The group's average wait (its entry `w:g<group>` = "<seconds>:<calls>") after a call that waited `waited_s`
+    got its turn: a running mean over the first calls, then an exponentially weighted one (AVERAGE_OVER)."""
+    average, calls = parse_average(value)
+    n = min(calls + 1, AVERAGE_OVER)
+    new = waited_s if average is None else average + (waited_s - average) / n
+    return f"{max(0.0, new):.1f}:{calls + 1}"
+
+
+def parse_average(value: object) -> tuple[float | None, int]:
+    """(average wait in seconds or None when no call was connected from the queue yet, calls counted)."""
+    try:
+        seconds, calls = str(value).split(":")
+        average, n = float(seconds), int(calls)
+    except ValueError:
+        return None, 0
+    if n <= 0 or not 0.0 <= average < 86400.0:
+        return None, 0
+    return average, n
+
+
+def expected_wait_s(average_s: float | None, place: int, waited_s: float) -> int | None:
+    """How long a caller at `place` who waited `waited_s` still waits, by the group's average: as the callers before
+    them took their average each (Asterisk's announce-holdtime does much the same). None: nothing to go by yet."""
+    if average_s is None or place < 1:
+        return None
+    return max(0, round(average_s * place - waited_s))
+
+
+def position_notice(place: int, expected_s: int | None) -> str:
+    """The node's word to the media server: the caller's place, and the expected wait when there is one."""
+    return f"position={place}" + (f";wait={expected_s}" if expected_s is not None else "")
+
+
+def parse_position(what: str) -> tuple[int, int | None] | None:
+    """(place, expected wait or None) from a position notice; None: not one."""
+    if not what.startswith("position="):
+        return None
+    place_text, _, wait_text = what[len("position=") :].partition(";wait=")
+    try:
+        place = max(1, int(place_text))
+        wait = max(0, min(int(wait_text), 86400)) if wait_text else None
+    except ValueError:
+        return None
+    return place, wait
+
+
+def wait_words(expected_s: int, numbers: int = 20) -> tuple[str, ...]:
+    """The prompts saying an expected wait: "less than a minute", or "about <n> minutes" (rounded up)."""
+    if expected_s < SHORT_S:
+        return ("queue_wait_short",)
+    minutes = -(-expected_s // 60)
+    return ("queue_wait_about", f"n{minutes}" if minutes <= numbers else "vm_more_than_twenty", "queue_minutes")
+
+
+WAIT_PROMPTS = ("queue_wait_short", "queue_wait_about", "queue_minutes")
 
 
 def tell_position(told: dict[str, float], key: str, place: int) -> bool:

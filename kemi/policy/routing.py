@@ -548,7 +548,7 @@ def _group_forward(
     owner = next((snapshot.users[m] for r in group.rings for m in r.members if m in snapshot.users), None)
     if owner is None:
         return None
-    return _forward_target(snapshot, tenant_id, owner, rule, caller, trace)
+    return _forward_target(snapshot, tenant_id, owner, rule, caller, trace, now)
 
 
 def _feature_code(
@@ -663,7 +663,9 @@ def _to_user(
         if hit is not None:
             divert = user.blocked[hit]
             trace.append(f"caller {hit} is on the block list of user {user.id}")
-            action = _forward_target(snapshot, tenant_id, user, divert, caller, trace) if divert is not None else None
+            action = (
+                _forward_target(snapshot, tenant_id, user, divert, caller, trace, now) if divert is not None else None
+            )
             return done(action or Reject(603, "Decline", "the callee does not take calls from this number"))
     if external and user.anonymous == "reject" and caller.number in ("", "anonymous"):
         trace.append(f"anonymous caller; user {user.id} rejects anonymous calls")
@@ -689,7 +691,7 @@ def _to_user(
                 if user.forwarding
                 else None
             )
-            target = _forward_target(snapshot, tenant_id, user, rule, caller, trace) if rule is not None else None
+            target = _forward_target(snapshot, tenant_id, user, rule, caller, trace, now) if rule is not None else None
             if target is not None:
                 return done(target)
             if status == "dnd":
@@ -700,7 +702,7 @@ def _to_user(
                 if user.forwarding
                 else None
             )
-            target = _forward_target(snapshot, tenant_id, user, rule, caller, trace) if rule is not None else None
+            target = _forward_target(snapshot, tenant_id, user, rule, caller, trace, now) if rule is not None else None
             return done(target or Reject(480, "Temporarily Unavailable", "the callee is unreachable"))
 
     if not user.forwarding and user.call_waiting:
@@ -716,7 +718,7 @@ def _to_user(
         if rule is None:
             break
         if rule.target_user is None:
-            action = _forward_target(snapshot, tenant_id, user, rule, caller, trace)
+            action = _forward_target(snapshot, tenant_id, user, rule, caller, trace, now)
             if action is not None:
                 return done(action)
             break
@@ -741,7 +743,7 @@ def _to_user(
         if priority or not user.forwarding:
             return None, None
         rule = first_applicable(user.forwarding, kind, external, snapshot.time_plans, now, trace, vip)
-        return (_forward_target(snapshot, tenant_id, user, rule, caller, trace), rule) if rule else (None, None)
+        return (_forward_target(snapshot, tenant_id, user, rule, caller, trace, now), rule) if rule else (None, None)
 
     on_busy, _ = fallback("busy")
     if not user.call_waiting and live.busy(user.id):  # busy-on-busy (TEL-11)
@@ -896,11 +898,26 @@ def _to_mailbox(
 
 
 def _forward_target(
-    snapshot: Snapshot, tenant_id: int, user: User, rule: ForwardRule, caller: CallParty, trace: list[str]
+    snapshot: Snapshot,
+    tenant_id: int,
+    user: User,
+    rule: ForwardRule,
+    caller: CallParty,
+    trace: list[str],
+    now: float = 0.0,
 ):
-    """Where a forwarding rule leads: another user's devices, a mailbox, or a public number through the trunks."""
+    """Where a forwarding rule leads: another user's devices, a mailbox, an IVR menu (a personal IVR), or a public
+    number through the trunks."""
     if rule.target_mailbox is not None:
         return _to_mailbox(snapshot, tenant_id, rule, trace, caller)
+    if rule.target_ivr is not None:
+        menu = snapshot.ivr_menus.get(rule.target_ivr)
+        tenant = snapshot.tenants.get(tenant_id)
+        if menu is None or menu.tenant_id != tenant_id or tenant is None:
+            trace.append(f"{rule.describe()}: the menu no longer exists; not forwarded")
+            return None
+        trace.append(f"{rule.kind} forwarding to IVR menu {menu.id}{f' ({menu.name})' if menu.name else ''}")
+        return to_ivr(snapshot, tenant, menu.id, now, trace, caller)
     if rule.target_user is not None:
         target = snapshot.users.get(rule.target_user)
         if target is None or not target.enabled or target.tenant_id != tenant_id or not target.aors:
@@ -1000,6 +1017,8 @@ def _from_trunk(
             caller,
             CallParty(tenant.id, None, e164),
         )
+    if number.voicemail and facts.method == "INVITE":
+        return _central_voicemail(snapshot, tenant, facts, caller, e164, Plan(trunk.region), trace)
     if number.group_id is not None:
         trace.append(f"number {e164} rings hunt group {number.group_id}")
         return _to_group(
@@ -1016,6 +1035,53 @@ def _from_trunk(
     return _to_user(
         snapshot, tenant.id, number.user_id, e164, caller, trace, "(number not routed to a user)", now, live
     )
+
+
+def _central_voicemail(
+    snapshot: Snapshot, tenant: Tenant, facts: RequestFacts, caller: CallParty, e164: str, plan: Plan, trace: list[str]
+) -> Decision:
+    """The tenant's central voicemail number (VM-08). A call forwarded to it (its Diversion header) by a user's
+    mobile or own number leaves a message in that user's mailbox — the busy greeting when the mobile was busy; one
+    forwarded by any other number is not in service. A user calling it from their mobile listens (with the PIN);
+    anyone else names a mailbox first (remote access)."""
+    language = caller_language(tenant, caller)
+    if facts.diversion:
+        by, why = voicemail.diverted_by(facts.diversion)
+        digits = clean(by) if by else None
+        forwarded = (to_e164(digits, plan, short_is_local=False) or "") if digits else ""
+        if not forwarded and digits and digits.isdigit():
+            forwarded = "+" + digits  # carriers often send E.164 without the '+'
+        user = snapshot.user_by_phone(tenant.id, forwarded) if forwarded else None
+        box = snapshot.mailbox_of_user(user.id) if user is not None else None
+        if user is None or box is None:
+            trace.append(
+                f"forwarded to the central voicemail {e164} by {forwarded or repr(by[:40]) or 'an unreadable number'}: "
+                + ("no user's mobile or number" if user is None else f"user {user.id} has no mailbox that takes calls")
+            )
+            return Decision(
+                Reject(404, "Not Found", "no mailbox for the number that forwarded the call"),
+                tuple(trace),
+                caller,
+                CallParty(tenant.id, None, e164),
+            )
+        action = voicemail.deposit(
+            tenant.id, box.id, "busy" if why == "user-busy" else "unavailable", language, box.max_s
+        )
+        trace.append(
+            f"forwarded to the central voicemail {e164} by {forwarded} ({why or 'no reason given'}), user {user.id}: "
+            f"{voicemail.describe(action)}"
+        )
+        return Decision(action, tuple(trace), caller, CallParty(tenant.id, user.id, forwarded))
+    user = snapshot.user_by_phone(tenant.id, caller.number) if caller.number.startswith("+") else None
+    box = snapshot.mailbox_of_user(user.id) if user is not None else None
+    if user is not None and box is not None:
+        trace.append(f"the central voicemail {e164} called from {caller.number}, user {user.id}'s phone: listening")
+        return Decision(
+            voicemail.listen(tenant.id, box.id, language), tuple(trace), caller, CallParty(tenant.id, user.id, e164)
+        )
+    action = voicemail.remote(tenant.id, language)
+    trace.append(f"the central voicemail {e164}: {voicemail.describe(action)}")
+    return Decision(action, tuple(trace), caller, CallParty(tenant.id, None, e164))
 
 
 def is_emergency_call(snapshot: Snapshot, account, dialled: str) -> bool:

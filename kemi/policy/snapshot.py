@@ -66,6 +66,7 @@ class User(NamedTuple):
     blocked: Mapping[str, ForwardRule | None] | None = None  # caller key -> divert rule, None: reject
     profile_codes: tuple[int, ...] = ()  # codes of the user's profiles (*30<code> from the phone)
     site: int | None = None  # the user's site (their own, else the tenant's first); None: the tenant has none
+    mobile: str | None = None  # their mobile phone (E.164): the central voicemail knows calls it forwards (VM-08)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class Number:
     group_id: int | None = None  # a hunt group's number
     priority: int = 0  # calls to this number wait ahead of lower ones in the group's queue (0..9)
     ivr_id: int | None = None  # an IVR menu's number (IVR-01)
+    voicemail: bool = False  # the tenant's central voicemail (VM-08)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,14 @@ class Snapshot:
     mailbox_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> mailbox
     ivr_menus: Mapping[int, Any] = field(default_factory=dict)  # id -> kemi.policy.ivr.Menu
     ivr_extensions: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (tenant, extension) -> menu
+
+    def user_by_phone(self, tenant_id: int, e164: str) -> User | None:
+        """The tenant's user whose mobile or own public number this is (the central voicemail, VM-08: a scan of the
+        users, on that rare path only)."""
+        own = self.numbers.get(e164)
+        if own is not None and own.tenant_id == tenant_id and own.user_id is not None and own.user_id in self.users:
+            return self.users[own.user_id]
+        return next((u for u in self.users.values() if u.mobile == e164 and u.tenant_id == tenant_id), None)
 
     def mailbox_of_user(self, user_id: int) -> Mailbox | None:
         """A user's own mailbox, if it takes calls."""
@@ -463,6 +473,7 @@ def parse_user(u: Mapping[str, Any]) -> tuple[int, User]:
         else None,
         profile_codes=tuple(int(c) for c in u.get("profile_codes", ())),
         site=int(u["site"]) if u.get("site") is not None else None,
+        mobile=u.get("mobile"),
     )
 
 
@@ -482,6 +493,7 @@ def parse_number(n: Mapping[str, Any]) -> tuple[str, Number]:
         int(n["group_id"]) if n.get("group_id") else None,
         int(n.get("priority", 0)),
         int(n["ivr_id"]) if n.get("ivr_id") else None,
+        bool(n.get("voicemail", False)),
     )
 
 
@@ -638,6 +650,7 @@ def _rule(r: Mapping[str, Any]) -> ForwardRule:
         str(r.get("present", "caller")),
         r.get("target_group"),
         r.get("target_mailbox"),
+        r.get("target_ivr"),
     )
 
 

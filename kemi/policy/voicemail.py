@@ -121,12 +121,28 @@ def parse_target(user: str) -> Deposit | None:
 # ---------------------------------------------------------------- the PIN (set by the API, checked by the media server)
 
 PIN_ROUNDS = 100_000
+PIN_RULE = re.compile(r"[0-9]{4,10}")
+PIN_RULE_TEXT = "a PIN is 4 to 10 digits"
+
+
+def valid_pin(pin: str) -> bool:
+    """A PIN the API (voicemail.set_pin) and the phone (kemi.policy.mailbox_menu, changing it) both accept."""
+    return bool(PIN_RULE.fullmatch(pin))
 
 
 def hash_pin(pin: str, salt: str = "") -> str:
     salt = salt or secrets.token_hex(8)
     digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), PIN_ROUNDS).hex()
     return f"pbkdf2-sha256${PIN_ROUNDS}${salt}${digest}"
+
+
+HASH_FORM = re.compile(r"pbkdf2-sha256\$([0-9]{4,8})\$[0-9a-f]{1,64}\$[0-9a-f]{64}")
+
+
+def pin_hash_form(stored: str) -> bool:
+    """Is this a PIN hash as `hash_pin` writes it (a PIN changed by phone reaches the control plane only hashed)?"""
+    m = HASH_FORM.fullmatch(stored)
+    return m is not None and 1000 <= int(m.group(1)) <= 10_000_000
 
 
 def pin_matches(stored: str, pin: str) -> bool:
@@ -140,3 +156,48 @@ def pin_matches(stored: str, pin: str) -> bool:
         return False
     got = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), n).hex()
     return hmac.compare_digest(got, digest)
+
+
+# ---------------------------------------------------------------- calling back who left a message
+
+
+def callback_number(caller: str) -> str:
+    """The number a listener's phone dials to call back who left a message: the caller as the node identified them
+    (an extension, or a public number in E.164), '' when there is none to call (anonymous, or not a number)."""
+    caller = caller.strip()
+    digits = caller[1:] if caller.startswith("+") else caller
+    if not digits.isascii() or not digits.isdigit() or not 2 <= len(digits) <= 16:
+        return ""
+    return caller
+
+
+# ---------------------------------------------------------------- the central voicemail (VM-08)
+
+
+def diverted_by(header: str) -> tuple[str, str]:
+    """Who forwarded a call, from its Diversion header (RFC 5806; the first entry is the last forwarding — the phone
+    that sent the call here): (their number as the URI's user part has it, the reason: 'user-busy', 'no-answer',
+    'unconditional', ...). ('', '') when there is none or it cannot be read."""
+    entry, depth, quoted = "", 0, False
+    for ch in header[:1024]:  # the first entry: up to a comma outside <...> and outside a quoted display name
+        if ch == '"' and depth == 0:
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            depth += 1
+        elif not quoted and ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0 and not quoted:
+            break
+        entry += ch
+    uri, _, params = entry.partition(">") if "<" in entry else ("", "", entry)
+    uri = uri.partition("<")[2] if uri else entry.split(";", 1)[0]
+    scheme, _, rest = uri.strip().partition(":")
+    if scheme.lower() not in ("sip", "sips", "tel") or not rest:
+        return "", ""
+    user = rest.split("@", 1)[0].split(";", 1)[0] if scheme.lower() != "tel" else rest.split(";", 1)[0]
+    reason = ""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "reason":
+            reason = value.strip().strip('"').lower()
+    return user.strip(), reason

@@ -326,6 +326,8 @@ def perform(
             sent = apply.relay_branch(state, (0, SETTINGS.trunk_timeout_ms))
             return state, None if sent else call.relay_failed(ev)
         elif isinstance(effect, Divert):
+            if effect.fresh_ring:
+                apply.unset_avp(AVP_RANG)
             state, ok = divert(state, effect.action)
             return state, None if ok else ev
         elif isinstance(effect, OfferNextStep):
@@ -337,6 +339,7 @@ def perform(
             state, ok = hold(state, effect.seconds, first=False)
             return state, None if ok else ev
         elif isinstance(effect, TakeTurn):  # a call waiting with music: its turn came
+            apply.unset_avp(AVP_RANG)
             dialog.reset_ring_limits()
             take_turn(state)
             return state, None
@@ -443,6 +446,7 @@ def take_turn(state: CallState, planned=None) -> None:
     if action is not None:
         state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
         if offered:
+            groups.note_wait(q.group_id, now - q.since)
             state = state.traced(f"a member is free after {now - q.since:.1f} s of waiting")
             if apply.relay_branch(state):
                 return

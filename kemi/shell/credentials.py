@@ -50,6 +50,10 @@ def authenticated_facts(msg: read.Message, snap: Snapshot) -> RequestFacts:
         realm,
         result,
         msg.method != "REGISTER" and msg.ruri_host not in snap.domains and read.is_myself_ruri(),
+        # who forwarded a carrier's call here (the central voicemail, VM-08): read for those calls only
+        read.one("$hdr(Diversion)")
+        if not user and msg.method == "INVITE" and snap.trunk_for_source(msg.src_ip)
+        else "",
     )
 
 

@@ -108,6 +108,10 @@ def set_avp(name: str, value: str) -> None:
     KSR.pv.sets(f"$avp({name})", value)
 
 
+def unset_avp(name: str) -> None:
+    KSR.pv.unset(f"$avp({name})")
+
+
 def set_dlg_var(name: str, value: str) -> None:
     KSR.pv.sets(f"$dlg_var({name})", value)
 

@@ -277,11 +277,17 @@ def tick(snapshot, live, tell=None) -> None:
         for key in [k for k in told if k not in waiting_now]:
             del told[key]
     for group_id, in_turn in in_turns.items():
+        average: tuple | None = None  # read once per group, when a place is told
         for place, waiting in enumerate(in_turn, start=1):
             if tell is not None and policy_queue.parse_music_key(waiting.key) is not None:
                 if policy_queue.tell_position(_told_place, waiting.key, place):
                     _told_place[waiting.key] = place
-                    tell(waiting.key, f"position={place}")
+                    if average is None:
+                        average = policy_queue.parse_average(
+                            KSR.htable.sht_get(QUEUE.name, shm.queue_average_key(group_id))
+                        )
+                    expected = policy_queue.expected_wait_s(average[0], place, now - waiting.since)
+                    tell(waiting.key, policy_queue.position_notice(place, expected))
         for waiting in in_turn:
             trace: list[str] = []
             action = offer_waiting(snapshot, group_id, live, trace)
@@ -296,6 +302,13 @@ def tick(snapshot, live, tell=None) -> None:
             _g, index, label = waiting.key.split(":")
             KSR.tmx.t_continue(int(index), int(label), RESUME)
             _planned.pop(waiting.key, None)  # not resumed (the caller gave up meanwhile): planned again next time
+
+
+def note_wait(group_id: int, waited_s: float) -> None:
+    """A call waited this long in the group's queue before its turn: the group's average wait follows (an estimate:
+    two workers updating at once may lose one call's share)."""
+    key = shm.queue_average_key(group_id)
+    KSR.htable.sht_sets(QUEUE.name, key, policy_queue.averaged(KSR.htable.sht_get(QUEUE.name, key), waited_s))
 
 
 def planned(key: str) -> tuple | None:

@@ -40,13 +40,21 @@ TEXTS = {
         "vm_new_messages": "new messages.",
         "vm_no_messages": "There are no messages.",
         "vm_menu": (
-            "To hear the message again, press 1. For the next message, press 2. To delete it, press 7. "
-            "To save it, press 9. To record your greeting, press 0. To hang up, press the hash key."
+            "To hear the message again, press 1. For the next message, press 2. To call back, press 3. "
+            "To delete it, press 7. To save it, press 9. For your greetings and PIN, press 0. "
+            "To hang up, press the hash key."
         ),
-        "vm_main_menu": "To record your greeting, press 0. To hang up, press the hash key.",
+        "vm_main_menu": "For your greetings and PIN, press 0. To hang up, press the hash key.",
         "vm_greeting_choice": (
-            "For the greeting callers hear when you are not available, press 1. For the one when you are busy, press 2."
+            "For the greeting callers hear when you are not available, press 1. "
+            "For the one when you are busy, press 2. To change your PIN, press 5."
         ),
+        "vm_new_pin": "Please enter your new PIN of four to ten digits, followed by the hash key.",
+        "vm_repeat_pin": "Please enter the new PIN again, followed by the hash key.",
+        "vm_pin_invalid": "That PIN cannot be used.",
+        "vm_pin_mismatch": "The two PINs are not the same.",
+        "vm_pin_changed": "Your PIN is changed.",
+        "vm_no_callback": "This caller cannot be called back.",
         "vm_record_greeting": "Record your greeting after the tone. Press the hash key when you are done.",
         "vm_greeting_saved": "Your greeting is saved.",
         "vm_deleted": "Message deleted.",
@@ -60,6 +68,16 @@ TEXTS = {
         "ivr_invalid": "That is not a valid choice.",
         "queue_welcome": "All our agents are busy at the moment. Please hold the line.",
         "queue_place": "You are caller number",
+        "queue_wait_short": "Your expected waiting time is less than one minute.",
+        "queue_wait_about": "Your expected waiting time is about",
+        "queue_minutes": "minutes.",
+        "pivr_intro": "The person you are calling cannot take your call at the moment.",
+        "pivr_message": "To leave a message, press 1.",
+        "pivr_mobile": "To reach them on their mobile, press 2.",
+        "pivr_assistant": "To speak to their assistant, press 3.",
+        "pivr_colleague": "To speak to a colleague, press 4.",
+        "pivr_department": "To reach their department, press 5.",
+        "pivr_switchboard": "For the switchboard, press 0.",
         **{
             f"n{i}": w
             for i, w in enumerate(
@@ -103,13 +121,20 @@ TEXTS = {
         "vm_no_messages": "Es sind keine Nachrichten vorhanden.",
         "vm_menu": (
             "Um die Nachricht noch einmal zu hören, drücken Sie die 1. Für die nächste Nachricht die 2. "
-            "Zum Löschen die 7. Zum Speichern die 9. Um Ihre Ansage aufzunehmen, die 0. Zum Auflegen die Rautetaste."
+            "Zum Rückruf die 3. Zum Löschen die 7. Zum Speichern die 9. Für Ansagen und PIN die 0. "
+            "Zum Auflegen die Rautetaste."
         ),
-        "vm_main_menu": "Um Ihre Ansage aufzunehmen, drücken Sie die 0. Zum Auflegen die Rautetaste.",
+        "vm_main_menu": "Für Ansagen und PIN drücken Sie die 0. Zum Auflegen die Rautetaste.",
         "vm_greeting_choice": (
             "Für die Ansage, wenn Sie nicht erreichbar sind, drücken Sie die 1. Für die Ansage, wenn Sie besetzt sind, "
-            "die 2."
+            "die 2. Um Ihre PIN zu ändern, die 5."
         ),
+        "vm_new_pin": "Bitte geben Sie Ihre neue PIN mit vier bis zehn Ziffern ein, gefolgt von der Rautetaste.",
+        "vm_repeat_pin": "Bitte geben Sie die neue PIN noch einmal ein, gefolgt von der Rautetaste.",
+        "vm_pin_invalid": "Diese PIN kann nicht verwendet werden.",
+        "vm_pin_mismatch": "Die beiden PINs stimmen nicht überein.",
+        "vm_pin_changed": "Ihre PIN ist geändert.",
+        "vm_no_callback": "Dieser Anrufer kann nicht zurückgerufen werden.",
         "vm_record_greeting": (
             "Sprechen Sie Ihre Ansage nach dem Signalton. Drücken Sie die Rautetaste, wenn Sie fertig sind."
         ),
@@ -124,6 +149,16 @@ TEXTS = {
         "ivr_invalid": "Diese Auswahl ist leider nicht möglich.",
         "queue_welcome": "Alle Plätze sind zur Zeit belegt. Bitte bleiben Sie am Apparat.",
         "queue_place": "Sie sind Anrufer Nummer",
+        "queue_wait_short": "Ihre voraussichtliche Wartezeit beträgt weniger als eine Minute.",
+        "queue_wait_about": "Ihre voraussichtliche Wartezeit beträgt etwa",
+        "queue_minutes": "Minuten.",
+        "pivr_intro": "Der gewünschte Gesprächspartner kann Ihren Anruf im Moment nicht annehmen.",
+        "pivr_message": "Um eine Nachricht zu hinterlassen, drücken Sie die 1.",
+        "pivr_mobile": "Um die Person auf dem Mobiltelefon zu erreichen, drücken Sie die 2.",
+        "pivr_assistant": "Für die Assistenz drücken Sie die 3.",
+        "pivr_colleague": "Für eine Kollegin oder einen Kollegen drücken Sie die 4.",
+        "pivr_department": "Für die Abteilung drücken Sie die 5.",
+        "pivr_switchboard": "Für die Zentrale drücken Sie die 0.",
         "vm_more_than_twenty": "mehr als zwanzig",
         **{
             f"n{i}": w

@@ -117,3 +117,66 @@ def test_a_tenant_sets_the_language_of_callers_from_abroad_by_their_number(api, 
     for bad in ({"49": "de"}, {"+49": "fr"}, {"+4x": "de"}):
         assert api.err("tenant.update", id=t["id"], caller_languages=bad)[0] == "invalid_params"
     assert api.ok("tenant.get", id=t["id"])["caller_languages"] == {"+49": "de", "+": "en"}  # unchanged
+
+
+def test_a_users_personal_ivr_switched_on_by_the_user_reached_by_forwarding(api, acme):
+    """IVR-06: the user switches the standard choices on; each is checked first; forwarding leads callers to it."""
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    api.ok("extension.create", token=admin, number="201", user_id=alice)
+    api.ok("extension.create", token=admin, number="202", user_id=bob)
+    api.ok("sip_account.create", token=admin, user_id=bob, username="bob", password="bob-secret-12")
+    bob_tok = api.ok("token.create", token=admin, name="bob", role="user", user_id=bob)["token"]
+    alice_tok = api.ok("token.create", token=admin, name="alice", role="user", user_id=alice)["token"]
+    assert api.ok("ivr.personal_get", token=bob_tok, user_id=bob)["menu"] is None
+    # refused whole: no mailbox, no mobile, no such extension, nothing on — nothing written
+    for bad in ({"message": True}, {"mobile": True}, {"assistant": "299"}, {}):
+        assert api.err("ivr.personal_set", token=bob_tok, user_id=bob, **bad)[0] == "invalid_params", bad
+    assert _menus(api, admin) == []
+    assert api.err("ivr.personal_set", token=alice_tok, user_id=bob, assistant="201")[0] == "forbidden"  # not hers
+    box = api.ok("voicemail.box_create", token=admin, user_id=bob, pin="2468")
+    api.ok("user.update", token=admin, id=bob, mobile="+491711234567")
+    got = api.ok("ivr.personal_set", token=bob_tok, user_id=bob, message=True, mobile=True, assistant="201")
+    assert (got["message"], got["mobile"], got["assistant"], got["colleague"]) == (True, True, "201", "")
+    menu = got["menu"]
+    assert menu["owner_user_id"] == bob and menu["actions"] == [
+        {"key": "1", "kind": "mailbox", "target": str(box["id"])},
+        {"key": "2", "kind": "number", "target": "+491711234567"},
+        {"key": "3", "kind": "extension", "target": "201"},
+    ]
+    # the mobile follows the user's; switched again: the same menu
+    api.ok("user.update", token=admin, id=bob, mobile="+491719999999")
+    assert api.ok("ivr.get", token=admin, id=menu["id"])["actions"][1]["target"] == "+491719999999"
+    again = api.ok("ivr.personal_set", token=bob_tok, user_id=bob, message=True, switchboard="201")
+    assert again["menu"]["id"] == menu["id"] and [a["key"] for a in again["menu"]["actions"]] == ["1", "0"]
+    # bob forwards his calls to it; route.simulate follows a caller pressing 1
+    rule = api.ok("forwarding.create", token=bob_tok, user_id=bob, kind="unconditional", target_ivr_id=menu["id"])
+    assert rule["target_ivr_id"] == menu["id"] and rule["target_user_id"] is None
+    assert api.err("forwarding.create", token=bob_tok, user_id=bob, kind="busy", target_ivr_id=menu["id"],
+                   target_user_id=alice)[0] == "invalid_params"
+    api.ok("sip_account.create", token=admin, user_id=alice, username="alice", password="alice-secret-1")
+    sim = api.ok("route.simulate", token=admin, dialled="202", caller_user_id=alice, events=[{"kind": "keys", "digits": "1"}])
+    assert sim["decision"] == {"type": "ivr", "menu_id": menu["id"], "language": ""}, sim["decision"]
+    assert any("forwarding to IVR menu" in t for t in sim["trace"]), sim["trace"]
+    assert "mailbox" in sim["timeline"][-1]["outcome"], sim["timeline"]
+    # the menu deleted: the forwarding to it goes with it
+    api.ok("ivr.delete", token=admin, id=menu["id"])
+    assert api.ok("forwarding.list", token=admin, user_id=bob)["items"] == []
+
+
+def test_the_cli_sets_a_personal_ivr_and_forwards_to_it(api, acme, server):
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    api.ok("extension.create", token=admin, number="201", user_id=alice)
+    base = ["--url", server.settings.api_url, "--token", admin, "--json"]
+    out = CliRunner().invoke(app, base + ["ivr", "personal", str(bob), "--switchboard", "201"])
+    assert out.exit_code == 0, out.output
+    menu = api.ok("ivr.personal_get", token=admin, user_id=bob)["menu"]
+    assert menu["actions"] == [{"key": "0", "kind": "extension", "target": "201"}]
+    out = CliRunner().invoke(app, base + ["forwarding", "add", str(bob), "busy", "--to-menu", str(menu["id"])])
+    assert out.exit_code == 0, out.output
+    assert api.ok("forwarding.list", token=admin, user_id=bob)["items"][0]["target_ivr_id"] == menu["id"]
+    out = CliRunner().invoke(app, base + ["ivr", "personal", str(bob), "--message"])  # bob has no mailbox
+    assert out.exit_code != 0 and "no mailbox" in out.output, out.output

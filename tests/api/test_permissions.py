@@ -172,6 +172,7 @@ def params_for(method: str, w: SimpleNamespace) -> dict:
         "ivr.create": {**tid, "name": f"m{n}"}, "ivr.delete": {"id": w.spare_menu}, "ivr.get": {"id": w.menu},
         "ivr.list": tid, "ivr.update": {"id": w.menu, "timeout_s": 5},
         "ivr.recording_upload": {"id": w.menu, "data_base64": GREETING}, "ivr.recording_delete": {"id": w.menu},
+        "ivr.personal_set": {"user_id": w.target, "message": True}, "ivr.personal_get": {"user_id": w.target},
         "group.greeting_upload": {"id": w.group, "data_base64": GREETING}, "group.greeting_delete": {"id": w.group},
         "prompt.music_upload": {**tid, "data_base64": GREETING}, "prompt.music_delete": tid,
     }

@@ -352,3 +352,35 @@ def test_route_simulate_plays_the_whole_call_through_its_events_in_the_api_and_t
     assert any("5.0 s" in line and "final answer 486" in line and "the call ends: 486" in line for line in lines)
     bad = CliRunner().invoke(app, base + ["route", "simulate", "202", "--from-user", str(acme["alice"]["id"]), "-e", "busy@soon"])
     assert bad.exit_code != 0 and "seconds" in bad.output
+
+
+def test_the_central_voicemail_number_and_users_mobiles(api, acme):
+    """VM-08: a number assigned as the tenant's voicemail; users' mobiles name them; route.simulate shows both."""
+    public_setup(api, acme)
+    admin, alice, bob = acme["admin"], acme["alice"]["id"], acme["bob"]["id"]
+    box = api.ok("voicemail.box_create", token=admin, user_id=bob, pin="2468")
+    assert api.ok("user.update", token=admin, id=bob, mobile="+49 171 1234567")["mobile"] == "+491711234567"
+    # another user may not have the same mobile; a mobile must be a number; nothing changes on a refusal
+    assert api.err("user.update", token=admin, id=alice, mobile="+491711234567")[0] == "conflict"
+    assert api.err("user.update", token=admin, id=alice, mobile="not a number")[0] == "invalid_params"
+    assert api.ok("user.get", token=admin, id=alice)["mobile"] is None
+    assert api.err("number.assign", token=admin, e164="+49301234580", voicemail=True, user_id=alice)[0] == "invalid_params"
+    n = api.ok("number.assign", token=admin, e164="+49301234580", voicemail=True)
+    assert n["voicemail"] is True and n["user_id"] is None
+
+    def sim(**kw):
+        return api.ok("route.simulate", token=admin, dialled="+49301234580", **kw)
+
+    forwarded = sim(caller_number="+4989123456", diversion="<sip:+491711234567@mobile.example>;reason=user-busy")
+    decision = forwarded["decision"]
+    assert (decision["type"], decision["mailbox_id"], decision["greeting"]) == ("voicemail", box["id"], "busy"), decision
+    assert forwarded["callee"]["user_id"] == bob
+    from_mobile = sim(caller_number="0171 1234567")
+    assert from_mobile["decision"]["greeting"] == "listen" and from_mobile["decision"]["mailbox_id"] == box["id"]
+    anyone = sim(caller_number="+4989123456")
+    assert anyone["decision"]["greeting"] == "listen" and anyone["decision"]["mailbox_id"] == 0
+    unknown = sim(caller_number="+4989123456", diversion="<sip:+4915199999@mobile.example>")
+    assert unknown["decision"]["type"] == "reject" and unknown["decision"]["code"] == 404
+    # the mobile cleared: the forwarded call no longer finds bob
+    api.ok("user.update", token=admin, id=bob, mobile="")
+    assert sim(caller_number="+4989123456", diversion="<sip:+491711234567@m>")["decision"]["code"] == 404

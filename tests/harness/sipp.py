@@ -7,11 +7,38 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
 
 from .ports import free_port, free_port_block
 
 SCEN = Path(__file__).resolve().parents[1] / "scenario" / "sipp"
 LOAD = Path(__file__).resolve().parents[1] / "bench"  # the benchmark's load scenarios (short calls, as fast as asked)
+
+
+def _info_keys(keys: str) -> str:
+    """SIPp steps pressing `keys` as in-dialog INFO requests (application/dtmf-relay), 0.4 s apart, each answered."""
+    steps = ['  <pause milliseconds="1500"/>']
+    for i, key in enumerate(keys):
+        body = f"Signal={key}\n      Duration=160\n    "
+        steps.append(f"""  <send retrans="500">
+    <![CDATA[
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[field1]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[field3]@[field1]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {10 + i} INFO
+      [routes]
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      {body}]]>
+  </send>
+  <recv response="200"/>""")
+        if i < len(keys) - 1:
+            steps.append('  <pause milliseconds="400"/>')
+    return "\n".join(steps)
 
 
 def _read(name: str) -> str:
@@ -112,8 +139,11 @@ class Sipp:
 
     def caller(self, phone: Phone, dial: str, expect: int | str = 200, hold_ms: int = 2500, ring_ms: int = 1000, timeout_s: int = 30,
                bye_within_ms: int = 20000, auto_answer: bool = False, held_ms: int = 2000, resumed_ms: int = 1000,
-               listen_rtp: int | None = None) -> "SippResult":
-        """`expect="ended"`: answered, then a BYE from the network within `bye_within_ms`. `auto_answer`: in-dialog
+               listen_rtp: int | None = None, refer_to: str = "", info_keys: str = "") -> "SippResult":
+        """`expect="ended"`: answered, then a BYE from the network within `bye_within_ms`. `expect="refer"`: answered,
+        then a REFER whose Refer-To matches the regular expression `refer_to` (answered 202), then a BYE.
+        `expect="info_keys"`: answered, the keys `info_keys` pressed as SIP INFO (RFC 2976 with
+        application/dtmf-relay, as many phones send them), then a BYE from the network within `bye_within_ms`. `auto_answer`: in-dialog
         OPTIONS (keep-alives), INFO, NOTIFY and UPDATE are answered 200 (SIPp -aa). `listen_rtp`: the caller's SDP
         offers this port (an RtpReceiver hears what the caller would) and SIPp sends no audio."""
         if expect == 200:
@@ -127,6 +157,14 @@ class Sipp:
             pause = hold_ms
         elif expect == "ended":  # answered, then ended by the network (a BYE to us)
             final = _read("uac_final_ended.inc").replace("@RTP_FILE@", str(self.tone)).replace("@BYE_WITHIN_MS@", str(bye_within_ms))
+            pause = 0
+        elif expect == "info_keys":  # answered, keys pressed as SIP INFO (application/dtmf-relay), then a BYE to us
+            final = (_read("uac_final_ended.inc").replace("@RTP_FILE@", str(self.tone))
+                     .replace("@BYE_WITHIN_MS@", str(bye_within_ms)).replace("<!-- @KEYS@ -->", _info_keys(info_keys)))
+            pause = 0
+        elif expect == "refer":
+            final = (_read("uac_final_refer.inc").replace("@RTP_FILE@", str(self.tone))
+                     .replace("@BYE_WITHIN_MS@", str(bye_within_ms)).replace("@REFER_TO@", xml_escape(refer_to)))
             pause = 0
         elif expect in ("cancel", "cancel_early"):  # cancelled after 180 ringing / after 183 early media
             final = _read("uac_final_cancel.inc" if expect == "cancel" else "uac_final_cancel_early.inc")
@@ -180,10 +218,13 @@ class Sipp:
         time.sleep(0.3)
         return proc
 
-    def carrier_call(self, carrier: Phone, caller: str, did: str, expect: int = 200, hold_ms: int = 1500, timeout_s: int = 30) -> "SippResult":
-        """An incoming call from the public network: no authentication, From the caller's number, R-URI the DID."""
+    def carrier_call(self, carrier: Phone, caller: str, did: str, expect: int = 200, hold_ms: int = 1500, timeout_s: int = 30,
+                     headers: tuple[str, ...] = ()) -> "SippResult":
+        """An incoming call from the public network: no authentication, From the caller's number, R-URI the DID;
+        `headers`: more header lines ("Diversion: <sip:...>;reason=no-answer")."""
         final = _read("uac_final_200.inc").replace("@RTP_FILE@", str(self.tone)) if expect == 200 else _read("uac_final_error.inc").replace("@CODE@", str(expect))
-        scen = self._write("uac_carrier", _read("uac_carrier.xml").replace("@RECV_FINAL@", final))
+        extra = "".join("\n      " + h for h in headers)  # inside CDATA: as they are
+        scen = self._write("uac_carrier", _read("uac_carrier.xml").replace("@RECV_FINAL@", final).replace("@EXTRA_HEADERS@", extra))
         inf = tempfile.NamedTemporaryFile("w", dir=self.workdir, prefix="inf", suffix=".csv", delete=False)
         inf.write(f"SEQUENTIAL\n{caller};{self.server[0]};;{did}\n")
         inf.close()

@@ -142,6 +142,7 @@ def test_a_wrong_variable_fails_before_any_host_changes_naming_it(lab, tmp_path)
     assert after == before  # nothing written anywhere, not even on the hosts whose variables were right
 
 
+@pytest.mark.long  # a whole deployment again (~75 s): the long tier keeps make test under 30 minutes
 def test_a_port_clash_or_a_bad_address_fails_before_any_host_changes_naming_the_setting(lab, tmp_path):
     assert play("site", inventory(lab, tmp_path / "good.yml"), tmp_path).ok
     snapshot = "ls -l --time-style=+%s.%N /etc/callmanager/; cat /etc/callmanager/*.json"
@@ -154,6 +155,7 @@ def test_a_port_clash_or_a_bad_address_fails_before_any_host_changes_naming_the_
         assert {n: lab.ssh(n, snapshot).stdout for n in lab.state.hosts} == before, bad  # no host changed
 
 
+@pytest.mark.long  # a whole deployment again (~75 s): the long tier keeps make test under 30 minutes
 def test_an_unreachable_host_is_reported_and_the_others_finish(lab, tmp_path):
     nobody = lab.address("fra-sip2").rsplit(".", 1)[0] + ".200"  # on the lab's own link (never off the machine), nobody there
     inv = inventory(lab, tmp_path / "hosts.yml", **{"fra-sip2": {"ansible_host": nobody}})
@@ -164,6 +166,7 @@ def test_an_unreachable_host_is_reported_and_the_others_finish(lab, tmp_path):
     assert json.loads(lab.ssh("ber1", "cat /etc/callmanager/node.json").stdout)["node_name"] == "ber1"  # the others finished
 
 
+@pytest.mark.long  # a whole deployment again (~75 s): the long tier keeps make test under 30 minutes
 def test_cm_cluster_deploy_shows_a_summary_keeps_the_log_and_fails_with_the_run(lab, tmp_path):
     from typer.testing import CliRunner
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from kemi.policy.announce import LANGUAGES, PROMPTS
+from kemi.policy.ivr import PERSONAL_PROMPTS
 from kemi.policy.mailbox_menu import PROMPTS as MENU_PROMPTS
 from tests.harness.node import TestNode
 from tests.harness.rtp import RtpReceiver
@@ -17,6 +18,7 @@ from tests.scenario.test_voicemail import heard_tone, messages, tone
 
 DOMAIN = "menus.example"
 MENU_HZ, SUPPORT_HZ, CHOOSE_HZ, INVALID_HZ, GOODBYE_HZ = 600.0, 900.0, 500.0, 350.0, 1200.0
+INTRO_HZ = 750.0
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,8 @@ def node(tmp_path_factory, real_components):
         tone(prompts / lang / "ivr_choose.wav", CHOOSE_HZ, 0.6)
         tone(prompts / lang / "ivr_invalid.wav", INVALID_HZ, 0.4)
         tone(prompts / lang / "vm_goodbye.wav", GOODBYE_HZ, 0.4)
+        for name in PERSONAL_PROMPTS:  # a personal IVR's standard words: its intro one tone, its choices another
+            tone(prompts / lang / f"{name}.wav", INTRO_HZ if name == "pivr_intro" else 300.0, 0.4)
     n = TestNode(tmp_path_factory.mktemp("ivr") / "var", media_server=True, prompt_dir=str(prompts),
                  voicemail_ingest_interval_s=0.2)
     with running([n]):
@@ -225,3 +229,33 @@ def test_a_number_key_goes_out_through_the_companys_trunk_presenting_the_caller(
     finally:
         node.rpc("ivr.delete", id=menu["id"])
         node.rpc("trunk.delete", id=trunk["id"])
+
+
+def test_a_personal_ivr_reached_by_forwarding_puts_the_caller_through_to_the_assistant(node, office):
+    """IVR-06: carol's calls are forwarded to her personal IVR; alice hears its standard words and presses 3."""
+    sipp, carol = office["sipp"], office["people"]["carol"]
+    personal = node.rpc("ivr.personal_set", user_id=carol["id"], message=True, assistant="202")
+    rule = node.rpc("forwarding.create", user_id=carol["id"], kind="unconditional",
+                    target_ivr_id=personal["menu"]["id"])
+    wait_snapshot(node)
+    try:
+        answer = sipp.callee(office["phones"]["bob"], "answer")
+        rx = RtpReceiver().__enter__()
+        try:
+            call = sipp.caller_in_background(office["phones"]["alice"], "203", hold_ms=1500, listen_rtp=rx.port,
+                                             timeout_s=40)
+            assert wait_for(lambda: heard_tone(rx, INTRO_HZ) >= 0.3, timeout=10), "the personal IVR was not heard"
+            rx.send_dtmf("3")
+            result = call.result(timeout=40)
+            assert result.ok, result.output[-2000:]
+        finally:
+            rx.__exit__(None, None, None)
+        assert sipp.wait(answer).ok  # the assistant's phone rang and answered
+        record = wait_for(lambda: next((c for c in node.rpc("cdr.list")["items"]
+                                        if c["callee"] == "203" and "key 3 -> extension 202" in " ".join(c["trace"])),
+                                       None), timeout=10)
+        assert record["disposition"] == "answered" and any("forwarding to IVR menu" in t for t in record["trace"])
+    finally:
+        node.rpc("forwarding.delete", id=rule["id"])
+        node.rpc("ivr.delete", id=personal["menu"]["id"])
+        wait_snapshot(node)

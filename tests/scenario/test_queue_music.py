@@ -18,6 +18,7 @@ from tests.scenario.test_voicemail import heard_tone, tone
 
 DOMAIN = "queue.example"
 WELCOME_HZ, PLACE_HZ, ONE_HZ, MUSIC_HZ, OWN_HZ = 500.0, 700.0, 900.0, 350.0, 1100.0
+ABOUT_HZ, MINUTES_HZ = 1300.0, 1500.0
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,9 @@ def node(tmp_path_factory, real_components):
         tone(prompts / lang / "queue_welcome.wav", WELCOME_HZ, 0.6)
         tone(prompts / lang / "queue_place.wav", PLACE_HZ, 0.4)
         tone(prompts / lang / "n1.wav", ONE_HZ, 0.4)
+        tone(prompts / lang / "queue_wait_about.wav", ABOUT_HZ, 0.4)
+        tone(prompts / lang / "queue_minutes.wav", MINUTES_HZ, 0.4)
+        tone(prompts / lang / "queue_wait_short.wav", 300.0, 0.3)
     tone(prompts / "music" / "default.wav", MUSIC_HZ, 1.0)
     n = TestNode(tmp_path_factory.mktemp("queue") / "var", media_server=True, prompt_dir=str(prompts))
     with running([n]):
@@ -85,6 +89,30 @@ def test_a_waiting_caller_hears_greeting_place_and_music_and_gets_the_agent_when
     cdr = next(c for c in records(node, "600", 2) if any("with music" in t for t in c["trace"]))
     assert cdr["disposition"] == "answered", cdr
     assert any("a member is free after" in t for t in cdr["trace"]), cdr["trace"]
+    # bob waited a few seconds before his turn: the group's average wait (for the expected wait said to callers)
+    average = node.kamailio_rpc("htable.get", "acdq", f"w:g{g['id']}")
+    seconds, calls = str(average["item"]["value"]).split(":")
+    assert 1.0 <= float(seconds) <= 15.0 and calls == "1", average
+
+
+def test_the_expected_wait_is_said_with_the_place_once_the_group_has_an_average(node, office):
+    sipp, phones = office["sipp"], office["phones"]
+    g = group(node, office, "610", queue_s=30)
+    node.kamailio_rpc("htable.sets", "acdq", f"w:g{g['id']}", "150.0:4")  # callers waited 2.5 minutes on average
+    uas = sipp.callee(phones["agent"], "answer", calls=2, timeout_s=60)
+    busy = sipp.caller_in_background(phones["alice"], "610", hold_ms=5000)
+    time.sleep(1.2)
+    rx = RtpReceiver().__enter__()
+    try:
+        waiting = sipp.caller_in_background(phones["bob"], "610", hold_ms=500, listen_rtp=rx.port, timeout_s=50)
+        # "you are caller number one; your expected waiting time is about three minutes"
+        assert wait_for(lambda: heard_tone(rx, ONE_HZ) >= 0.2 and heard_tone(rx, ABOUT_HZ) >= 0.2
+                        and heard_tone(rx, MINUTES_HZ) >= 0.2, timeout=12), f"{rx.seconds():.1f} s heard"
+        assert busy.result(timeout=30).ok
+        assert waiting.result(timeout=50).ok
+    finally:
+        rx.__exit__(None, None, None)
+    assert sipp.wait(uas, timeout_s=60).ok
 
 
 def test_the_groups_own_greeting_and_a_wait_whose_time_is_up_overflows(node, office, tmp_path):

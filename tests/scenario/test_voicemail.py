@@ -414,6 +414,19 @@ def test_three_wrong_pins_lock_listening_and_raise_a_fraud_event(node, office):
     assert node.rpc("voicemail.box_get", id=box["id"])["locked_until"] is None
 
 
+def test_keys_pressed_as_sip_info_are_heard_like_rfc_2833_keys(node, office):
+    """Phones that send keys as SIP INFO (application/dtmf-relay) work too: three wrong PINs by INFO lock the box."""
+    box, sipp = office["box"], office["sipp"]
+    bob = sipp.phone("bob", DOMAIN, "bob-secret-pw")
+    try:
+        result = sipp.caller(bob, "*98", expect="info_keys", info_keys="1111#2222#3333#", bye_within_ms=30000,
+                             timeout_s=60)
+        assert result.ok, result.output[-2000:]  # each INFO answered 200, and the mailbox hung up after the third
+        assert wait_for(lambda: node.rpc("voicemail.box_get", id=box["id"])["locked_until"], timeout=10)
+    finally:
+        node.rpc("voicemail.set_pin", id=box["id"], pin="2468")
+
+
 def test_listening_without_a_mailbox_is_refused_with_its_reason(node, office):
     sipp, alice = office["sipp"], office["alice"]
     result = sipp.caller(alice, "*98", expect=404)  # alice has no mailbox (announced first: feature_rejected)
@@ -512,6 +525,90 @@ def test_the_owner_records_a_greeting_by_phone_and_callers_hear_it(node, office)
         assert heard_tone(heard, 500.0) >= 1.0, "the new greeting was not heard"
     finally:
         node.rpc("voicemail.greeting_delete", id=box["id"], kind="unavailable")
+
+
+def test_the_owner_calls_back_who_left_a_message(node, office):
+    """Key 3 after a message: the mailbox asks bob's phone (REFER) to call alice, then ends its call."""
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    for m in messages(node, box["id"]):  # alice's message only
+        node.rpc("voicemail.delete", id=m["id"])
+    assert sipp.caller(alice, "202", hold_ms=3000).ok
+    wait_for(lambda: messages(node, box["id"]), timeout=15)
+    bob = sipp.phone("bob", DOMAIN, "bob-secret-pw")
+    with RtpReceiver() as rx:
+        call = sipp.caller_in_background(bob, "*98", expect="refer", refer_to=r"sip:201@mailbox\.example",
+                                         bye_within_ms=40000, listen_rtp=rx.port, timeout_s=60)
+        rx.send_dtmf("2468#")
+        assert wait_for(lambda: heard_tone(rx, 440.0) >= 0.3, timeout=20), "the message was not played"
+        rx.send_dtmf("3")
+        result = call.result(timeout=60)
+    assert result.ok, result.output[-2000:]
+
+
+def test_the_owner_changes_the_pin_by_phone(node, office):
+    sipp, alice, box = office["sipp"], office["alice"], office["box"]
+    if not messages(node, box["id"]):
+        assert sipp.caller(alice, "202", hold_ms=3000).ok
+        wait_for(lambda: messages(node, box["id"]), timeout=15)
+    bob = sipp.phone("bob", DOMAIN, "bob-secret-pw")
+    try:
+        rx, call = listen_call(office, bob)
+        try:
+            rx.send_dtmf("2468#")
+            rx.send_dtmf("05")  # the options, then a new PIN
+            rx.send_dtmf("12#")  # too short: asked again
+            rx.send_dtmf("97531#97531#")  # twice alike: changed
+            time.sleep(1.0)
+            rx.send_dtmf("#")  # goodbye
+            assert call.result(timeout=60).ok
+        finally:
+            rx.__exit__(None, None, None)
+        # the old PIN no longer opens the mailbox; the new one does (and plays the message)
+        rx, call = listen_call(office, bob)
+        try:
+            rx.send_dtmf("2468#")
+            time.sleep(1.5)
+            rx.send_dtmf("97531#")
+            assert wait_for(lambda: heard_tone(rx, 440.0) >= 0.3, timeout=20), "the new PIN did not open the mailbox"
+            rx.send_dtmf("#")
+            assert call.result(timeout=60).ok
+        finally:
+            rx.__exit__(None, None, None)
+    finally:
+        node.rpc("voicemail.set_pin", id=box["id"], pin="2468")
+
+
+def test_a_call_a_users_mobile_forwards_to_the_central_voicemail_is_a_message_in_their_mailbox(node, office):
+    """VM-08: the carrier delivers a call the mobile forwarded (Diversion: the mobile); bob's mailbox takes it."""
+    from tests.scenario.conftest import CARRIER_IP
+
+    sipp, box, tenant = office["sipp"], office["box"], office["tenant"]
+    carrier = sipp.carrier(CARRIER_IP)
+    trunk = node.rpc("trunk.create", name="vm-carrier", host=carrier.ip, port=carrier.port, transport="udp",
+                     tenant_ids=[tenant["id"]])
+    block = node.rpc("number_block.create", tenant_id=tenant["id"], first="+4930555700", size=10)
+    number = node.rpc("number.assign", tenant_id=tenant["id"], e164="+4930555701", voicemail=True)
+    node.rpc("user.update", id=office["bob"]["id"], mobile="+491711234567")
+    wait_snapshot(node)
+    try:
+        before = {m["id"] for m in messages(node, box["id"])}
+        result = sipp.carrier_call(carrier, "+4989123456", "+4930555701", hold_ms=3000,
+                                   headers=("Diversion: <sip:+491711234567@mobile.example;user=phone>;reason=no-answer",))
+        assert result.ok, result.output[-2000:]
+        msg = wait_for(lambda: next((m for m in messages(node, box["id"]) if m["id"] not in before), None), timeout=15)
+        assert msg is not None and msg["caller"] == "+4989123456"
+        record = wait_for(lambda: next((c for c in node.rpc("cdr.list", limit=200)["items"]
+                                        if c["callee"] == "+491711234567"), None), timeout=10)
+        assert record is not None and any("central voicemail" in line for line in record["trace"]), record
+        # forwarded by a number that is nobody's: not in service
+        assert sipp.carrier_call(carrier, "+4989123456", "+4930555701", expect=404,
+                                 headers=("Diversion: <sip:+491709999999@mobile.example>;reason=no-answer",)).ok
+    finally:
+        node.rpc("user.update", id=office["bob"]["id"], mobile="")
+        node.rpc("number.release", id=number["id"])
+        node.rpc("number_block.delete", id=block["id"])
+        node.rpc("trunk.delete", id=trunk["id"])
+        wait_snapshot(node)
 
 
 def test_the_mailbox_extension_takes_messages_from_colleagues_and_lets_the_owner_listen(node, office):

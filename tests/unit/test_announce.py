@@ -162,8 +162,12 @@ def test_a_feature_code_done_is_confirmed_and_a_wrong_one_is_said_to_be_unusable
 def test_every_prompt_the_policy_names_is_shipped_in_every_language():
     from pathlib import Path
 
+    from kemi.policy import ivr, mailbox_menu, queue
+
     shipped = Path(__file__).resolve().parents[2] / "mediaserver" / "prompts"
-    missing = [f"{lang}/{p}.wav" for lang in announce.LANGUAGES for p in announce.PROMPTS
+    named = (*announce.PROMPTS, *mailbox_menu.PROMPTS, *ivr.PERSONAL_PROMPTS, ivr.CHOOSE, ivr.INVALID, ivr.GOODBYE,
+             *queue.WAIT_PROMPTS, "queue_welcome", "queue_place")
+    missing = [f"{lang}/{p}.wav" for lang in announce.LANGUAGES for p in named
                if not (shipped / lang / f"{p}.wav").is_file()]
     assert missing == []
 

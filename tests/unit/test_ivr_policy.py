@@ -161,7 +161,7 @@ def test_a_choice_of_a_mailbox_or_hangup_and_a_choice_the_menus_do_not_have():
     s = snap()
     _, state = into_menu(s)
     _, effects = choose(s, state, 5, "8")
-    assert effects == (Divert(ToVoicemail(1, 9, "unavailable", "", 60)),)
+    assert effects == (Divert(ToVoicemail(1, 9, "unavailable", "", 60), fresh_ring=True),)
     _, effects = choose(s, state, 5, "9")
     assert effects == (Finish(480, "Temporarily Unavailable", local=True, warning="the menu ended the call"),)
     for menu, key in ((5, "4"), (5, "2"), (8, "1"), (99, "1")):  # no action, not leaving, another company, no menu
@@ -177,6 +177,7 @@ def test_a_chosen_destination_that_fails_is_never_answered_with_the_redirect():
     _, state = into_menu(s)
     state, effects = choose(s, state, 5, "1")
     assert isinstance(effects[0].action, RouteToUser)
+    assert effects[0].fresh_ring  # the menus' early media was no device ringing: bob's devices must ring themselves
     # the shell finds no registered device and asks again with the same event: the caller hears why and gets 480
     _, effects = on_failure(state, Failed(302, "Moved Temporarily", choice="ivr.5.1"), s)
     assert isinstance(effects[-1], Divert) and effects[-1].action.refusal.code == 480
@@ -250,7 +251,7 @@ def test_a_voicemail_key_lets_the_caller_listen_to_any_mailbox_of_the_company():
     s = snap({"actions": [*MAIN["actions"], {"key": "0", "kind": "voicemail"}]})
     _, state = into_menu(s)
     state, effects = choose(s, state, 5, "0")
-    assert effects == (Divert(ToVoicemail(1, 0, "listen", "", 600)),)
+    assert effects == (Divert(ToVoicemail(1, 0, "listen", "", 600), fresh_ring=True),)
     assert state.mailbox is None and "to voicemail access (any mailbox of the company, with its PIN)" in state.trace
 
 
@@ -309,3 +310,29 @@ def test_a_number_key_goes_out_through_the_companys_trunks_or_to_its_own_number(
     assert effects[0].action.refusal.code == 404 and any("not a destination this company may call" in t for t in left.trace)
     bad = dataclasses.replace(s.ivr_menus[5], actions=(ivr.Action("4", "number", "030123"),))
     assert "E.164" in ivr.problems(s.ivr_menus, bad)[0]
+
+
+# ---------------------------------------------------------------- the personal IVR (IVR-06)
+
+
+def test_a_personal_ivr_has_standard_keys_and_says_only_the_choices_it_has():
+    actions = ivr.personal_actions({"message": "9", "mobile": "+491711234567", "switchboard": "200", "colleague": ""})
+    assert actions == [{"key": "1", "kind": "mailbox", "target": "9"},
+                       {"key": "2", "kind": "number", "target": "+491711234567"},
+                       {"key": "0", "kind": "extension", "target": "200"}]
+    menus = ivr.parse_menus([{"id": 3, "tenant_id": 1, "actions": actions, "personal": True}, MAIN])
+    assert ivr.spoken(menus[3]) == ("pivr_intro", "pivr_message", "pivr_mobile", "pivr_switchboard")
+    assert ivr.spoken(menus[5]) == (ivr.CHOOSE,) and ivr.spoken(None) == (ivr.CHOOSE,)
+    assert ivr.problems(menus, menus[3]) == []
+
+
+def test_forwarding_into_a_menu_and_not_into_another_companys():
+    from tests.unit.test_forwarding import ring_bob, with_user
+
+    s = with_user(snap(), 2, forwarding=[{"kind": "unconditional", "target_ivr": 6}])
+    d = ring_bob(s)
+    assert d.action == ToIvr(1, 6, "") and "unconditional forwarding to IVR menu 6 (support)" in d.trace
+    assert d.callee.user_id == 2  # the record shows whom the caller called
+    s = with_user(snap(), 2, forwarding=[{"kind": "unconditional", "target_ivr": 8}])  # tenant 2's menu
+    d = ring_bob(s)
+    assert isinstance(d.action, RouteToUser) and any("the menu no longer exists; not forwarded" in t for t in d.trace)

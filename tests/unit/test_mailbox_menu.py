@@ -148,3 +148,81 @@ def test_remote_access_to_a_number_that_names_no_mailbox_three_times_ends_and_a_
     state, _ = m.ask_box()
     state, _ = m.on(state, m.Key("#"))
     assert m.opened(state, True, [], locked=False, has_pin=False)[1] == [m.Say("vm_locked"), m.Hangup()]  # no PIN set
+
+
+# ---------------------------------------------------------------- changing the PIN and calling back by phone
+
+
+def test_the_pin_is_changed_by_phone_after_entering_it_twice():
+    from kemi.policy.mailbox_menu import ChangePin
+
+    state, _ = menu.start([], locked=False, has_pin=True)
+    state, _ = keys(state, "2468#0")
+    state, actions = keys(state, "5")
+    assert actions == [Say("vm_new_pin")] and state.stage == "newpin"
+    state, actions = keys(state, "12#")  # too short
+    assert actions == [Say("vm_pin_invalid"), Say("vm_new_pin")]
+    state, actions = keys(state, "97531#")
+    assert actions == [Say("vm_repeat_pin")] and "97531" not in repr(actions)
+    state, actions = keys(state, "97532#")  # not the same: from the start
+    assert actions == [Say("vm_pin_mismatch"), Say("vm_new_pin")] and state.stage == "newpin"
+    state, _ = keys(state, "97531#")
+    state, actions = keys(state, "97531#")
+    assert actions == [ChangePin("97531"), Say("vm_pin_changed"), Say("vm_main_menu")]
+    assert state.stage == "end" and state.entered == "" and state.digits == ""
+
+
+def test_three_unusable_new_pins_lead_back_to_the_options_and_silence_ends_the_call():
+    state, _ = menu.start(MSGS[:1], locked=False, has_pin=True)
+    state, _ = keys(state, "2468#05")
+    for _ in range(2):
+        state, actions = keys(state, "1#")
+        assert actions == [Say("vm_pin_invalid"), Say("vm_new_pin")]
+    state, actions = keys(state, "12345678901#")  # 11 digits: too long
+    assert actions == [Say("vm_pin_invalid"), Say("vm_greeting_choice")] and state.stage == "greeting"
+    state, _ = keys(state, "5")
+    state, actions = menu.on(state, TIMEOUT)
+    assert actions == [Say("vm_new_pin")]
+    state, actions = menu.on(state, TIMEOUT)
+    assert actions == [Say("vm_goodbye"), Hangup()]
+
+
+def test_calling_back_asks_the_phone_and_ends_when_it_agrees():
+    from kemi.policy.mailbox_menu import CALLED_BACK, NOT_CALLED_BACK, CallBack
+
+    msgs = [Message("a", False, "+4930123456"), Message("b", False, "anonymous"), Message("c", True, "201")]
+    state, _ = menu.start(msgs, locked=False, has_pin=True)
+    state, _ = keys(state, "2468#")
+    state, actions = keys(state, "3")  # while the first message plays
+    assert actions == [CallBack("+4930123456")] and state.stage == "calling"
+    assert keys(state, "7") == (state, [])  # keys wait for the phone's answer
+    state, actions = menu.on(state, NOT_CALLED_BACK)
+    assert actions == [Say("vm_no_callback"), Say("vm_menu")] and state.stage == "menu"
+    state, actions = keys(state, "2")  # the anonymous one: nobody to call
+    assert actions == [Heard("a"), PlayMessage("b")]
+    state, actions = keys(state, "3")
+    assert actions == [Say("vm_no_callback"), Say("vm_menu")]
+    state, _ = keys(state, "2")
+    state, actions = keys(state, "3")  # an internal caller: the extension
+    assert actions == [CallBack("201")]
+    state, actions = menu.on(state, CALLED_BACK)
+    assert actions == [Hangup()] and state.stage == "bye"
+
+
+def test_the_number_to_call_back():
+    from kemi.policy.voicemail import callback_number
+
+    assert callback_number("+4930123456") == "+4930123456"
+    assert callback_number(" 201 ") == "201"
+    for nothing in ("", "anonymous", "+", "1", "20a", "+49 30 1234", "²²²", "+" + "1" * 17):
+        assert callback_number(nothing) == ""
+
+
+def test_a_pin_hash_from_the_phone_must_have_the_stored_form():
+    from kemi.policy.voicemail import pin_hash_form, valid_pin
+
+    assert pin_hash_form(hash_pin("97531"))
+    assert not pin_hash_form("97531") and not pin_hash_form(hash_pin("1234").replace("pbkdf2", "md5"))
+    assert not pin_hash_form("pbkdf2-sha256$10$ab$" + "0" * 64)  # too few rounds
+    assert valid_pin("1234") and valid_pin("0" * 10) and not valid_pin("123") and not valid_pin("12345678901")
+    assert not valid_pin("12a4") and not valid_pin("١٢٣٤")  # Arabic-Indic digits are not phone keys

@@ -97,3 +97,37 @@ def test_the_media_server_is_told_places_on_change_and_one_turn_again_only_after
     assert not queue.tell_turn(turns, "k", 101.0) and queue.tell_turn(turns, "k", 100.0 + queue.TURN_AGAIN_S)
     assert queue.parse_music_key(queue.music_key(7, 1, "a:b@c")) == (7, 1, "a:b@c")
     assert queue.parse_music_key("g7:12:34") is None
+
+
+# ---------------------------------------------------------------- the expected wait, said with the place
+
+
+def test_the_groups_average_wait_follows_the_calls_connected_from_its_queue():
+    from kemi.policy.queue import AVERAGE_OVER, averaged, parse_average
+
+    assert parse_average(None) == (None, 0) and parse_average("garbage") == (None, 0) and parse_average("nan:3")[0] is None
+    value = None
+    for waited in (30.0, 60.0, 90.0):  # a plain mean over the first calls
+        value = averaged(value, waited)
+    assert parse_average(value) == (60.0, 3)
+    for _ in range(200):  # then it follows the recent waits, whatever came before
+        value = averaged(value, 10.0)
+    average, calls = parse_average(value)
+    assert abs(average - 10.0) < 0.5 and calls == 203
+    # one long wait moves it by at most 1/AVERAGE_OVER of the difference
+    assert parse_average(averaged(value, 610.0))[0] <= average + 600.0 / AVERAGE_OVER + 0.1
+
+
+def test_the_expected_wait_is_the_average_per_caller_ahead_less_the_time_waited():
+    from kemi.policy.queue import expected_wait_s, parse_position, position_notice, wait_words
+
+    assert expected_wait_s(None, 3, 0.0) is None  # nothing to go by: only the place is said
+    assert expected_wait_s(40.0, 3, 30.0) == 90 and expected_wait_s(40.0, 1, 100.0) == 0
+    assert position_notice(3, 90) == "position=3;wait=90" and position_notice(2, None) == "position=2"
+    assert parse_position("position=3;wait=90") == (3, 90) and parse_position("position=2") == (2, None)
+    for bad in ("position=x", "position=3;wait=x", "turn", ""):
+        assert parse_position(bad) is None, bad
+    assert wait_words(59) == ("queue_wait_short",)
+    assert wait_words(60) == ("queue_wait_about", "n1", "queue_minutes")
+    assert wait_words(61) == ("queue_wait_about", "n2", "queue_minutes")  # rounded up: never promise too little
+    assert wait_words(3600) == ("queue_wait_about", "vm_more_than_twenty", "queue_minutes")

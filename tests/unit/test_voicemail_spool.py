@@ -36,3 +36,45 @@ def test_mailboxes_are_named_from_anywhere_by_their_own_their_users_or_their_gro
            "mailboxes": [{"id": 1, "tenant_id": 1, "user_id": 7, "extension": "801"}, {"id": 2, "tenant_id": 1, "group_id": 4},
                          {"id": 3, "tenant_id": 2}]}
     assert box_numbers(doc) == {"1": {"801": 1, "201": 1, "299": 1, "600": 2}}
+
+
+def test_a_pin_changed_by_phone_arrives_only_as_a_hash_and_a_bad_one_changes_nothing(tmp_path):
+    from datetime import datetime, timezone
+
+    from sqlmodel import Session
+
+    from controlplane.db.models import Mailbox, Tenant
+    from controlplane.db.session import make_engine, migrate
+    from kemi.policy.voicemail import hash_pin, pin_matches
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'cm.db'}")
+    migrate(engine)
+    with Session(engine) as s:
+        tenant = Tenant(name="T", sip_domain="t.example")
+        s.add(tenant)
+        s.commit()
+        box = Mailbox(tenant_id=tenant.id, name="box", pin_hash=hash_pin("2468"), pin_failures=2,
+                      locked_until=datetime(2999, 1, 1, tzinfo=timezone.utc))
+        s.add(box)
+        s.commit()
+        box_id = box.id
+    spool = tmp_path / "spool"
+    (spool / "actions").mkdir(parents=True)
+    ing = VoicemailIngestor(engine=engine, spool=spool, store=Store(tmp_path / "store"))
+    ing.on_change = ing.write_index  # as the control plane does: the media server's file of the mailbox follows
+
+    def act(name: str, doc: dict) -> None:
+        (spool / "actions" / f"{name}.json").write_text(json.dumps({"mailbox_id": box_id, **doc}))
+
+    act("1", {"action": "pin", "pin_hash": "97531"})  # a PIN in clear (or anything else) is not a hash: ignored
+    act("2", {"action": "pin"})
+    assert ing.apply_actions() == 2
+    with Session(engine) as s:
+        assert pin_matches(s.get(Mailbox, box_id).pin_hash, "2468")
+    act("3", {"action": "pin", "pin_hash": hash_pin("97531")})
+    assert ing.apply_actions() == 1
+    with Session(engine) as s:
+        box = s.get(Mailbox, box_id)
+        assert pin_matches(box.pin_hash, "97531") and not pin_matches(box.pin_hash, "2468")
+        assert box.pin_failures == 0 and box.locked_until is None
+    assert json.loads(Store(tmp_path / "store").box_file(box_id).read_text())["pin_hash"] == box.pin_hash
