@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         base += ["--max-calls", str(args.max_calls)]
         base += ["--voicemail-spool", str(args.voicemail_spool)] if args.voicemail_spool else []
         base += ["--voicemail-store", str(args.voicemail_store)] if args.voicemail_store else []
-        return workers.run(lambda i: workers.worker_argv(base, args.port + i), args.workers)
+        return workers.run(lambda i: workers.worker_argv(base, args.port + i), args.workers, args.address, args.port)
     from .server import MediaServer
 
     server = MediaServer(

@@ -15,20 +15,22 @@ SCEN = Path(__file__).resolve().parents[1] / "scenario" / "sipp"
 LOAD = Path(__file__).resolve().parents[1] / "bench"  # the benchmark's load scenarios (short calls, as fast as asked)
 
 
-def _info_keys(keys: str) -> str:
-    """SIPp steps pressing `keys` as in-dialog INFO requests (application/dtmf-relay), 0.4 s apart, each answered."""
+def _info_keys(keys: str, early: bool = False) -> str:
+    """SIPp steps pressing `keys` as in-dialog INFO requests (application/dtmf-relay), 0.4 s apart, each answered.
+    `early`: in the early dialog of a 183 whose Contact and Record-Route the scenario kept in $ct and $rr."""
     steps = ['  <pause milliseconds="1500"/>']
+    target, routes = ("[$ct]", "Route: [$rr]") if early else ("[next_url]", "[routes]")
     for i, key in enumerate(keys):
         body = f"Signal={key}\n      Duration=160\n    "
         steps.append(f"""  <send retrans="500">
     <![CDATA[
-      INFO [next_url] SIP/2.0
+      INFO {target} SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: <sip:[field0]@[field1]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[field3]@[field1]>[peer_tag_param]
       Call-ID: [call_id]
       CSeq: {10 + i} INFO
-      [routes]
+      {routes}
       Max-Forwards: 70
       Content-Type: application/dtmf-relay
       Content-Length: [len]
@@ -162,6 +164,9 @@ class Sipp:
             final = (_read("uac_final_ended.inc").replace("@RTP_FILE@", str(self.tone))
                      .replace("@BYE_WITHIN_MS@", str(bye_within_ms)).replace("<!-- @KEYS@ -->", _info_keys(info_keys)))
             pause = 0
+        elif expect == "early_info_keys":  # early media (183), the keys as INFO in that early dialog, then answered
+            final = _read("uac_final_early_info.inc").replace("<!-- @KEYS@ -->", _info_keys(info_keys, early=True))
+            pause = hold_ms
         elif expect == "refer":
             final = (_read("uac_final_refer.inc").replace("@RTP_FILE@", str(self.tone))
                      .replace("@BYE_WITHIN_MS@", str(bye_within_ms)).replace("@REFER_TO@", xml_escape(refer_to)))

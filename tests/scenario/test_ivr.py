@@ -259,3 +259,12 @@ def test_a_personal_ivr_reached_by_forwarding_puts_the_caller_through_to_the_ass
         node.rpc("forwarding.delete", id=rule["id"])
         node.rpc("ivr.delete", id=personal["menu"]["id"])
         wait_snapshot(node)
+
+
+def test_keys_sent_as_sip_info_in_the_early_dialog_move_through_the_menus(node, office):
+    """Phones that send keys as SIP INFO: the menus are early media, so the INFO travels in the 183's early dialog."""
+    answer = office["sipp"].callee(office["phones"]["bob"], "answer")
+    result = office["sipp"].caller(office["phones"]["alice"], "500", expect="early_info_keys", info_keys="1",
+                                   hold_ms=1000, timeout_s=40)
+    assert result.ok, result.output[-2000:]
+    assert office["sipp"].wait(answer).ok  # key 1 by INFO: bob's phone rang and answered
