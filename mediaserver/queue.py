@@ -1,9 +1,9 @@
 """A call waiting in a hunt group's queue (kemi.policy.queue, ACD-16/17): this call answers 183 and plays the group's
 greeting (its own recording, else the system's "please hold"), then music; every `announce_s` seconds the caller's
 place ("you are caller number 3") with the expected wait when the group has an average ("about 4 minutes") and the
-music again. The node's queue timer tells it the place and, when a member is
-free, the turn — SIP MESSAGEs naming the waiting call's Call-ID — and on the turn it ends its branch with 302 and
-kemi.policy.queue.TURN; the node then offers the call. The node's branch timer ends a wait whose time is up.
+music again. The node's queue timer tells it the place and, when a member is free, the turn — SIP MESSAGEs naming the
+waiting call's Call-ID — and on the turn it ends its branch with 302 and kemi.policy.queue.TURN; the node then offers
+the call. The node's branch timer ends a wait whose time is up.
 
 The group's greeting: `<store>/groups/<group>/greeting.wav`; the music: `<store>/music/<tenant>.wav` if the tenant has
 its own, else the system's (`<prompts>/music/default.wav`).
