@@ -176,9 +176,10 @@ def wait_words(expected_s: int, numbers: int = 20) -> tuple[str, ...]:
 WAIT_PROMPTS = ("queue_wait_short", "queue_wait_about", "queue_minutes")
 
 
-def tell_position(told: dict[str, float], key: str, place: int) -> bool:
-    """Tell the media server this waiting call's place now? (`told`: per key the place told last; a turn is 0.)"""
-    return told.get(key) != place
+def tell_position(told: dict[str, tuple], key: str, place: int, with_wait: bool = False) -> bool:
+    """Tell the media server this waiting call's place now? When it changed, or when an expected wait can now be told
+    with it (`told`: per key the (place, with_wait) told last)."""
+    return told.get(key) != (place, with_wait)
 
 
 def tell_turn(told: dict[str, float], key: str, now: float) -> bool:

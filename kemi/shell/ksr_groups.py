@@ -247,7 +247,7 @@ def waiting_calls() -> tuple[dict[int, list[policy_queue.Waiting]], set[int]]:
     return entries, counted
 
 
-_told_place: dict[str, float] = {}  # calls waiting with music: the place told to the media server last
+_told_place: dict[str, tuple] = {}  # calls waiting with music: (place, with an expected wait) told last
 _told_turn: dict[str, float] = {}  # ... and when their turn was told
 
 
@@ -277,16 +277,16 @@ def tick(snapshot, live, tell=None) -> None:
         for key in [k for k in told if k not in waiting_now]:
             del told[key]
     for group_id, in_turn in in_turns.items():
-        average: tuple | None = None  # read once per group, when a place is told
+        average: tuple | None = None  # read once per group and scan, when a caller waits with music
         for place, waiting in enumerate(in_turn, start=1):
             if tell is not None and policy_queue.parse_music_key(waiting.key) is not None:
-                if policy_queue.tell_position(_told_place, waiting.key, place):
-                    _told_place[waiting.key] = place
-                    if average is None:
-                        average = policy_queue.parse_average(
-                            KSR.htable.sht_get(QUEUE.name, shm.queue_average_key(group_id))
-                        )
-                    expected = policy_queue.expected_wait_s(average[0], place, now - waiting.since)
+                if average is None:
+                    average = policy_queue.parse_average(
+                        KSR.htable.sht_get(QUEUE.name, shm.queue_average_key(group_id))
+                    )
+                expected = policy_queue.expected_wait_s(average[0], place, now - waiting.since)
+                if policy_queue.tell_position(_told_place, waiting.key, place, expected is not None):
+                    _told_place[waiting.key] = (place, expected is not None)
                     tell(waiting.key, policy_queue.position_notice(place, expected))
         for waiting in in_turn:
             trace: list[str] = []

@@ -10,27 +10,24 @@ _next_block = [10000]  # where free_port_block looks first: blocks are handed ou
 
 
 def free_port(ip: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `ip` (not handed out before in this run)."""
+    """A port free for both UDP and TCP on `ip` (not handed out before in this run), below the kernel's ephemeral
+    range (32768-60999 here): a port the kernel picked for `bind(0)` could be picked again for someone's outgoing
+    connection between this answer and the daemon's own bind."""
     with _lock:
         return _free_port(ip)
 
 
 def _free_port(ip: str) -> int:
     for _ in range(200):
+        port = _free_port_block(1, ip)  # free for UDP; now TCP too
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind((ip, 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            u.bind((ip, port))
+            t.bind((ip, port))
         except OSError:
             continue
         finally:
-            u.close()
             t.close()
-        if port not in _handed_out and port < 60000:
-            _handed_out.add(port)
-            return port
+        return port
     raise RuntimeError("no free port")
 
 

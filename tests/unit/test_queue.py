@@ -89,8 +89,11 @@ def test_each_media_branch_of_a_call_goes_to_the_next_process():
 def test_the_media_server_is_told_places_on_change_and_one_turn_again_only_after_a_while():
     told: dict = {}
     assert queue.tell_position(told, "k", 2)
-    told["k"] = 2
+    told["k"] = (2, False)
     assert not queue.tell_position(told, "k", 2) and queue.tell_position(told, "k", 1)
+    assert queue.tell_position(told, "k", 2, with_wait=True)  # the group's first average: told again, with the wait
+    told["k"] = (2, True)
+    assert not queue.tell_position(told, "k", 2, with_wait=True)
     turns: dict = {}
     assert queue.tell_turn(turns, "k", 100.0)
     turns["k"] = 100.0
