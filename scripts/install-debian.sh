@@ -10,6 +10,9 @@ PKGS=(
   kamailio-utils-modules    # utils (http_client etc.)
   kamailio-redis-modules    # ndb_redis: the data center's Redis for the counters a cluster shares (fraud limits)
   kamailio-presence-modules # presence + presence_mwi: message waiting (voicemail) for phones that SUBSCRIBE
+  kamailio-tls-modules      # tls: SIP over TLS (phones, trunks), certificates reloaded without a restart
+  kamailio-websocket-modules # websocket: SIP over WS/WSS for browsers (WebRTC)
+  openssl                   # certificate checks in tests and by hand (the node makes its own with Python's cryptography)
   rtpengine-daemon          # media relay (userspace)
   sip-tester                # SIPp for tests and benchmarks
   prometheus                # metrics server + promtool (rules checked and unit-tested; started by make run)

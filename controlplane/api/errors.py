@@ -70,6 +70,11 @@ class DatabaseReadOnly(ApiError):
     )
 
 
+class TlsInvalid(ApiError):
+    code, error_id = -32013, "tls_invalid"
+    message = "The TLS certificate or key cannot be served; Kamailio keeps the one it has"
+
+
 class InternalError(ApiError):
     pass
 
@@ -93,5 +98,6 @@ ALL_ERRORS = (
     NotFound,
     Conflict,
     Unavailable,
+    TlsInvalid,
     InternalError,
 )

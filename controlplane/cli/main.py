@@ -14,7 +14,7 @@ import typer
 
 from .common import STATE, _area, app, console, err_console, rpc, show  # noqa: F401  (app: the entry point)
 
-from . import cluster_cli, fraud_cli, groups_cli, ivr_cli, routing_cli, voicemail_cli  # noqa: F401  (they register their verbs on app)
+from . import cluster_cli, fraud_cli, groups_cli, ivr_cli, routing_cli, tls_cli, voicemail_cli  # noqa: F401  (they register their verbs on app)
 
 tenant = _area("tenant", "tenants (companies)")
 user = _area("user", "users of a tenant")

@@ -23,6 +23,7 @@ from . import (  # noqa: F401
     sites,
     tenants,
     time_plans,
+    tls,
     tokens,
     trunks,
     users,

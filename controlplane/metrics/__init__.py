@@ -173,6 +173,10 @@ class Metrics:
             r.register(SharedCountersCollector(app))
             r.register(PairAddressCollector(app))
             r.register(MediaServerCollector(app))
+            if app.settings.sip_tls_port:
+                from .tls import CertificateCollector
+
+                r.register(CertificateCollector(app.settings))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()

@@ -227,6 +227,7 @@ def kamailio(settings: NodeSettings) -> Component:
         ready=[
             ("udp", settings.sip_address, settings.sip_port),
             ("tcp", settings.sip_address, settings.sip_port),
+            *([("tcp", settings.sip_address, settings.sip_tls_port)] if settings.sip_tls_port else []),
             ("tcp", settings.kamailio_rpc_address, settings.kamailio_rpc_port),
             *([("udp", settings.sip_address, settings.dmq_port)] if settings.dmq_port else []),
         ],

@@ -32,6 +32,9 @@ MAIN_CFG = ROOT / "kamailio" / "kamailio.cfg"
 KEMI_SCRIPT = ROOT / "kemi" / "kamailio_app.py"
 RULES = ROOT / "grafana" / "prometheus" / "rules.yml"
 KAMAILIO_TEMPLATE = "kamailio/node.cfg.j2"
+TLS_TEMPLATE = "kamailio/tls.cfg.j2"
+# TLS 1.2's forward-secret AEAD suites (TLS 1.3's are OpenSSL's own, all modern)
+TLS_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!eNULL:!MD5:!DSS:!SHA1"
 RTPENGINE_TEMPLATE = "rtpengine/rtpengine.conf.j2"
 PROMETHEUS_TEMPLATE = "grafana/prometheus/prometheus.yml.j2"
 
@@ -68,12 +71,15 @@ class Paths:
 
     run_dir: Path
     usrloc_db: Path  # the db_text directory Kamailio keeps the registrations in across restarts
+    tls_cfg: Path  # the tls module's profiles (kamailio/tls.cfg.j2)
     kemi_script: Path = KEMI_SCRIPT
     main_cfg: Path = MAIN_CFG
 
 
 def _paths(settings: NodeSettings) -> Paths:
-    return Paths(run_dir=settings.run_dir, usrloc_db=settings.var / "registrations")
+    return Paths(
+        run_dir=settings.run_dir, usrloc_db=settings.var / "registrations", tls_cfg=settings.run_dir / "tls.cfg"
+    )
 
 
 DBTEXT_SCHEMA = Path("/usr/share/kamailio/dbtext/kamailio")  # Debian's kamailio package
@@ -98,17 +104,50 @@ def prepare_registrations(settings: NodeSettings) -> Path:
     return where
 
 
-def kamailio_cfg(settings: NodeSettings) -> str:
+def kamailio_cfg(settings: NodeSettings, tls_cfg: Path | None = None) -> str:
+    paths = _paths(settings)
+    if tls_cfg is not None:
+        paths = Paths(paths.run_dir, paths.usrloc_db, tls_cfg)
     return render_text(
         KAMAILIO_TEMPLATE,
         s=settings,
-        paths=_paths(settings),
+        paths=paths,
         contract=contract.cfg_defines(
             ban_s=settings.edge_ban_s, edge_window_s=settings.edge_window_s, cluster=bool(settings.dmq_port)
         ),
         dmq_peers=[dmq_peer(p) for p in settings.dmq_peers],
         redis=host_port(settings.redis_address, "redis_address") if settings.redis_address else None,
     )
+
+
+def tls_cfg(settings: NodeSettings, cert: Path | None = None, key: Path | None = None) -> str:
+    """The tls module's profiles: the node's certificate and key (`cert`/`key` instead: a check's scratch pair)."""
+    own_cert, own_key = settings.tls_files
+    return render_text(
+        TLS_TEMPLATE, cert=cert or own_cert, key=key or own_key, ca=settings.tls_ca_path, ciphers=TLS_CIPHERS
+    )
+
+
+def prepare_tls(settings: NodeSettings, now: float | None = None):
+    """Before Kamailio starts: the certificate it serves, checked (a self-signed one made if none is configured), and
+    its tls.cfg. Returns (CertInfo, made); raises tls.TlsProblem naming the file and the reason."""
+    import time
+
+    from . import tls
+
+    cert, key = settings.tls_files
+    info, made = tls.ensure_certificate(
+        cert,
+        key,
+        bool(settings.tls_certificate),
+        settings.node_name,
+        [settings.sip_address, *([settings.sip_vip] if settings.sip_vip else [])],
+        time.time() if now is None else now,
+    )
+    if not settings.tls_ca_path.exists():
+        raise tls.TlsProblem(f"tls_ca_file {settings.tls_ca_path}: no such file")
+    _write(_paths(settings).tls_cfg, tls_cfg(settings))
+    return info, made
 
 
 def rtpengine_conf(settings: NodeSettings) -> str:
@@ -154,6 +193,8 @@ def _write(path: Path, text: str) -> Path:
 
 def render_kamailio(settings: NodeSettings) -> Path:
     prepare_registrations(settings)
+    if settings.sip_tls_port:
+        prepare_tls(settings)
     return _write(settings.run_dir / "kamailio-node.cfg", kamailio_cfg(settings))
 
 
@@ -247,8 +288,22 @@ def check_prometheus(path: Path) -> str | None:
 def check_all(settings: NodeSettings, scratch: Path) -> list[str]:
     """Render every file of the node into `scratch` and check each; the problems found (empty: all good)."""
     problems = []
+    scratch_tls = scratch / "tls.cfg"
+    if settings.sip_tls_port:  # kamailio -c loads the certificates: the configured pair, else a scratch self-signed one
+        from . import tls
+
+        cert, key = settings.tls_files
+        try:
+            if settings.tls_certificate:
+                tls.check_pair(cert, key)
+            else:
+                cert, key = scratch / "check.crt", scratch / "check.key"
+                tls.make_self_signed(cert, key, settings.node_name, [settings.sip_address])
+            _write(scratch_tls, tls_cfg(settings, cert, key))
+        except tls.TlsProblem as exc:
+            return [f"tls: {exc}"]
     for name, text, check in (
-        ("kamailio-node.cfg", kamailio_cfg, check_kamailio),
+        ("kamailio-node.cfg", lambda s: kamailio_cfg(s, scratch_tls), check_kamailio),
         ("rtpengine.conf", rtpengine_conf, check_rtpengine),
         ("prometheus.yml", _single_node_prometheus, check_prometheus),
     ):

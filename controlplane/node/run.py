@@ -53,12 +53,31 @@ class Node:
         for c in reversed(list(self.components.values())):
             c.stop()
 
+    def _tls_line(self) -> str:
+        s = self.settings
+        if not s.sip_tls_port:
+            return "  SIP over TLS   off (sip_tls_port 0)"
+        from .tls import TlsProblem, inspect
+
+        cert, _key = s.tls_files
+        try:
+            info = inspect(cert)
+        except TlsProblem as exc:
+            return f"  SIP over TLS   tls {s.sip_address}:{s.sip_tls_port}, certificate unreadable: {exc}"
+        said = (
+            "SELF-SIGNED, made for local use (set tls_certificate/tls_private_key for phones on a network)"
+            if not s.tls_certificate
+            else f"{info.subject}"
+        )
+        return f"  SIP over TLS   tls {s.sip_address}:{s.sip_tls_port}, certificate {cert}: {said}"
+
     def describe(self) -> str:
         s = self.settings
         return "\n".join(
             [
                 f"callmanager node {s.node_name} is running:",
                 f"  SIP            udp+tcp {s.sip_address}:{s.sip_port}",
+                self._tls_line(),
                 f"  admin API      {s.api_url}   (token: {s.var / 'admin.token'})",
                 f"  metrics        http://{s.api_address}:{s.api_port}/metrics",
                 (

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, JsonConfigSettingsSource, SettingsCo
 from pydantic_settings.sources import EnvSettingsSource
 
 ROOT = Path(__file__).resolve().parents[2]
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's ca-certificates
 ENV_PREFIX = "CALLMANAGER_"
 
 # Where load_settings() reads from: (JSON file or None, environment mapping). A context variable, not a global:
@@ -47,6 +48,14 @@ class NodeSettings(BaseSettings):
     # SIP (UDP and TCP on the same address and port)
     sip_address: str = "127.0.0.1"
     sip_port: int = 5060
+    # SIP over TLS (docs/tls.md) on sip_address; 0: no TLS listener. The certificate and its key (PEM files; the
+    # certificate file may hold the chain): '' for both makes a self-signed one under <var_dir>/tls at start (local
+    # use only; the node says so). tls_ca_file: the CAs a trunk's server certificate (calls out over TLS) and a
+    # client's optional certificate (a provider's, inbound) are checked against ('' : Debian's system bundle).
+    sip_tls_port: int = 5061
+    tls_certificate: str = ""
+    tls_private_key: str = ""
+    tls_ca_file: str = ""
     # Kamailio's own JSON-RPC over HTTP (for the control plane)
     kamailio_rpc_address: str = "127.0.0.1"
     kamailio_rpc_port: int = 5071
@@ -181,6 +190,21 @@ class NodeSettings(BaseSettings):
         return Path(self.var_dir)
 
     @property
+    def tls_dir(self) -> Path:
+        return self.var / "tls"
+
+    @property
+    def tls_files(self) -> tuple[Path, Path]:
+        """(certificate, private key) Kamailio serves: the configured ones, else the node's self-signed pair."""
+        if self.tls_certificate:
+            return Path(self.tls_certificate), Path(self.tls_private_key)
+        return self.tls_dir / "self-signed.crt", self.tls_dir / "self-signed.key"
+
+    @property
+    def tls_ca_path(self) -> Path:
+        return Path(self.tls_ca_file) if self.tls_ca_file else SYSTEM_CA_BUNDLE
+
+    @property
     def run_dir(self) -> Path:
         return self.var / "run"
 
@@ -266,6 +290,7 @@ class NodeSettings(BaseSettings):
         _check_calls(self)
         _check_media(self)
         _check_listeners(self)
+        _check_tls(self)
         _check_dmq(self)
         _check_vip(self)
         _check_redis(self)
@@ -325,7 +350,9 @@ LISTENERS = (
     ("API", "api_address", "api_port"),
     ("Prometheus", "prometheus_address", "prometheus_port"),
     ("media server", "sip_address", "media_server_port"),
+    ("SIP over TLS", "sip_address", "sip_tls_port"),  # 0: none
 )
+OPTIONAL_PORTS = ("sip_tls_port",)
 
 
 def _check_listeners(s: NodeSettings) -> None:
@@ -333,6 +360,8 @@ def _check_listeners(s: NodeSettings) -> None:
     taken: dict[tuple[str, int], str] = {}
     for _what, addr_field, port_field in LISTENERS:
         addr, port = getattr(s, addr_field), getattr(s, port_field)
+        if port == 0 and port_field in OPTIONAL_PORTS:
+            continue
         try:
             ipaddress.ip_address(addr)
         except ValueError:
@@ -365,6 +394,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{args[0]}: ok")
     return 0
+
+
+def _check_tls(s: NodeSettings) -> None:
+    """A certificate comes with its key (both or neither), each an absolute path; the files themselves are read when
+    the node starts (controlplane.node.tls), where a missing or unreadable one is named."""
+    if bool(s.tls_certificate) != bool(s.tls_private_key):
+        raise ValueError("tls_certificate and tls_private_key go together: set both, or neither (self-signed)")
+    for field in ("tls_certificate", "tls_private_key", "tls_ca_file"):
+        value = getattr(s, field)
+        if value and not Path(value).is_absolute():
+            raise ValueError(f"{field} {value!r} must be an absolute path")
 
 
 def dmq_peer(peer: str) -> tuple[str, int]:

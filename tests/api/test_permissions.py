@@ -131,7 +131,7 @@ def params_for(method: str, w: SimpleNamespace) -> dict:
         "fraud.cooldowns": tid, "fraud.events": tid, "fraud.lift_ban": {"source": "192.0.2.1"}, "fraud.lift_cooldown": {"id": w.acc},
         "fraud.lift_lock": {"id": w.lock, "reason": "matrix"},
         "fraud.lock": {"user_id": w.target, "level": 2, "dest_class": "international", "reason": "matrix"},
-        "node.drain": {"on": False}, "node.status": {},
+        "node.drain": {"on": False}, "node.status": {}, "tls.status": {}, "tls.reload": {},
         "fraud.locks": tid, "fraud.policy_get": tid, "fraud.policy_set": {**tid, "warn_ratio": 0.7}, "fraud.spend": tid,
         "fraud.tariff_import": {"csv": "prefix,rate_per_min\n+49,0.01\n"}, "fraud.tariff_list": {},
         "group.create": {**tid, "name": f"G{n}", "extension": f"8{n:03d}", "rings": [{"members": [{"user_id": w.target}]}]},
@@ -181,7 +181,7 @@ def params_for(method: str, w: SimpleNamespace) -> dict:
 
 # Methods that reach nothing of a tenant (the other-tenant phase has nothing to aim them at).
 TENANTLESS = {"rpc.discover", "token.whoami", "fraud.tariff_list", "fraud.tariff_import", "fraud.bans", "fraud.lift_ban", "tenant.create",
-              "node.drain", "node.status",
+              "node.drain", "node.status", "tls.status", "tls.reload",
               "trunk.create", "trunk.list", "fraud.acknowledge"}
 
 

@@ -20,7 +20,8 @@ class TestNode:
         defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128, edge_exempt="127.0.0.1",
                         fraud_monitor_interval_s=0.5, prometheus=False, live_sync_interval_s=3.0, webhook_private_ok=True,  # the test webhooks listen on loopback
                         kamailio_fault_header="X-Callmanager-Test-Fault",  # tests/scenario/test_hostile.py
-                        media_server=False, music_on_hold=False)  # the media tests turn them on
+                        media_server=False, music_on_hold=False,  # the media tests turn them on
+                        sip_tls_port=free_port())
         defaults.update(overrides)
         self.settings = load_settings(
             env={},
@@ -42,6 +43,10 @@ class TestNode:
     @property
     def sip(self) -> tuple[str, int]:
         return self.settings.sip_address, self.settings.sip_port
+
+    @property
+    def sip_tls(self) -> tuple[str, int]:
+        return self.settings.sip_address, self.settings.sip_tls_port
 
     @property
     def token(self) -> str:

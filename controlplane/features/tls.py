@@ -1,0 +1,71 @@
+"""The node's TLS certificate for operators (platform tokens): what Kamailio serves, and a reload without a restart.
+
+`tls.reload` is how a renewed certificate goes live: the files named by the node settings (tls_certificate,
+tls_private_key, tls_ca_file) are checked first — readable PEM, the key the certificate's, not expired — and only then
+is Kamailio told to load them (its RPC `tls.reload`: new connections get the new certificate, open ones keep theirs).
+A pair that does not check out is refused with `tls_invalid` and Kamailio keeps the certificate it has. docs/tls.md.
+"""
+
+from __future__ import annotations
+
+import time
+
+from controlplane.adapters.kamailio_rpc import KamailioRpcError
+from controlplane.api.errors import TlsInvalid, component_down
+from controlplane.api.permissions import Perm
+from controlplane.api.rpc import Params, method
+from controlplane.node import render, tls
+
+
+def certificate_doc(settings, now: float) -> dict:
+    """{listener, certificate: {...}} for tls.status (and the reload's answer); TlsInvalid when it cannot be read."""
+    cert, key = settings.tls_files
+    try:
+        info = tls.check_pair(cert, key)
+    except tls.TlsProblem as exc:
+        raise TlsInvalid(str(exc), file=str(cert)) from None
+    return {
+        "listener": f"tls:{settings.sip_address}:{settings.sip_tls_port}",
+        "certificate_file": str(cert),
+        "ca_file": str(settings.tls_ca_path),
+        "configured": bool(settings.tls_certificate),
+        "certificate": info.as_doc(now),
+    }
+
+
+def _enabled(ctx) -> None:
+    if not ctx.app.settings.sip_tls_port:
+        raise TlsInvalid("this node has no TLS listener (node setting sip_tls_port is 0)")
+
+
+@method("tls.status", Params, errors=("forbidden", "tls_invalid"), perm=Perm.PLATFORM)
+def status(ctx, p: Params):
+    """The certificate this node's TLS listener serves: subject, names, issuer, validity, SHA-256 fingerprint,
+    whether it is the self-signed one the node made (no tls_certificate configured)."""
+    ctx.principal.require_platform()
+    _enabled(ctx)
+    return certificate_doc(ctx.app.settings, time.time())
+
+
+@method("tls.reload", Params, errors=("forbidden", "tls_invalid", "unavailable"), perm=Perm.PLATFORM)
+def reload(ctx, p: Params):
+    """Load the certificate files again without a restart (after a renewal): checked first, then Kamailio's
+    tls.reload. A missing, unreadable, mismatched or expired pair: tls_invalid, nothing changes. Returns tls.status."""
+    ctx.principal.require_platform()
+    _enabled(ctx)
+    settings, now = ctx.app.settings, time.time()
+    doc = certificate_doc(settings, now)
+    if doc["certificate"]["expires_in_days"] <= 0:
+        raise TlsInvalid(
+            f"certificate {doc['certificate_file']} expired on {doc['certificate']['not_after']}; not loaded",
+            file=doc["certificate_file"],
+        )
+    try:
+        render.prepare_tls(settings, now)  # tls.cfg as the settings say (a self-signed pair renewed if it ends soon)
+    except tls.TlsProblem as exc:
+        raise TlsInvalid(str(exc)) from None
+    try:
+        ctx.app.kamailio.call("tls.reload")
+    except KamailioRpcError as exc:
+        raise component_down("kamailio", exc) from None
+    return certificate_doc(settings, time.time())
