@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from controlplane.adapters.kamailio_rpc import KamailioRpc
+from controlplane.services.trunk_tls import TrunkTlsProbe
 from controlplane.adapters.rtpengine_ng import NgClient
 from controlplane.db.models import ApiToken, ConfigState, Role
 from controlplane.sealed import Sealer, hash_token, private_file, shared_secret
@@ -122,6 +123,11 @@ class App:
         )
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
         self.dmq_watch = DmqWatch(self.kamailio, metrics=self.metrics) if settings.dmq_port else None
+        self.trunk_tls = (
+            TrunkTlsProbe(self.engine, settings.tls_ca_path, interval=settings.trunk_tls_check_s)
+            if settings.trunk_tls_check_s
+            else None
+        )
 
         self.fraud = FraudMonitor(
             self,
@@ -138,6 +144,8 @@ class App:
             self.live.start()
             if self.dmq_watch is not None:
                 self.dmq_watch.start()
+            if self.trunk_tls is not None:
+                self.trunk_tls.start()
             if settings.fraud_checks:
                 self.fraud.start()
 
@@ -169,6 +177,8 @@ class App:
         self.live.stop()
         if self.dmq_watch is not None:
             self.dmq_watch.stop()
+        if self.trunk_tls is not None:
+            self.trunk_tls.stop()
         self.fraud.stop()
         if self.fraud.notifier is not None:
             self.fraud.notifier.stop()

@@ -165,11 +165,13 @@ DLG_AGENT = "cm_agent"  # "<group>:<wrap-up seconds>:<user>": the agent who answ
 DLG_TRACKED = "cm_busy"  # users on this call (busy-on-busy), comma-separated
 DLG_EMERGENCY = "cm_em"  # "1" on an emergency call, which no timer of the node ends
 DLG_FRAUD = "cm_fraud"  # "tenant:user:class:price per minute" of a call out under the fraud limits
+DLG_MEDIA = "cm_media"  # "<caller mode>><callee mode>" of a call not plain RTP both ways (kemi.policy.media)
 
 # ---------------------------------------------------------------- AVPs (transaction)
 AVP_CALL = DLG_CALL
 AVP_RANG = "cm_rang"  # when a device of the call first rang (180/183)
 AVP_GROUP_MARK = "cm_grp"  # "<group>:<wrap-up>:<members offered now>", read with every reply of a group call
+AVP_MEDIA = "cm_media"  # what the replies' SDP is answered with (kemi.policy.media.answer); absent: plain RTP
 AVP_DIALOG_TIMEOUT = "cm_dlgto"  # the dialog module's timeout_avp
 AVP_TRUNK_USER, AVP_TRUNK_PASSWORD, AVP_TRUNK_REALM = "cm_auser", "cm_apass", "cm_arealm"  # uac's auth_*_avp
 AVP_MOS, AVP_JITTER, AVP_LOSS, AVP_RTT = "cm_mos", "cm_jitter", "cm_loss", "cm_rtt"  # rtpengine's mos_average_*_pv

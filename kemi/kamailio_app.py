@@ -41,6 +41,9 @@ class KamailioApp:
     def ksr_branch_reply(self, msg):
         return guard("branch_reply", routes.branch_reply_route)
 
+    def ksr_media_branch(self, msg):
+        return guard("media_branch", routes.media_branch_route)
+
     def ksr_peer_reply(self, msg):
         return guard("peer_reply", routes.peer_reply_route)
 

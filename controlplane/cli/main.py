@@ -51,8 +51,21 @@ def tenant_update(
     name: Optional[str] = None,
     sip_domain: Optional[str] = None,
     enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled"),
+    require_tls: Optional[bool] = typer.Option(None, "--require-tls/--allow-plain-signalling", help="docs/tls.md"),
+    require_srtp: Optional[bool] = typer.Option(None, "--require-srtp/--allow-plain-media", help="docs/tls.md"),
 ):
-    show(rpc("tenant.update", id=id, name=name, sip_domain=sip_domain, enabled=enabled), T_COLS)
+    show(
+        rpc(
+            "tenant.update",
+            id=id,
+            name=name,
+            sip_domain=sip_domain,
+            enabled=enabled,
+            require_tls=require_tls,
+            require_srtp=require_srtp,
+        ),
+        T_COLS,
+    )
 
 
 @tenant.command("delete")
@@ -114,10 +127,18 @@ def sip_update(
     password: Optional[str] = None,
     generate_password: bool = False,
     enabled: Optional[bool] = typer.Option(None, "--enabled/--disabled"),
+    require_tls: Optional[bool] = typer.Option(None, "--require-tls/--allow-plain-signalling", help="docs/tls.md"),
+    require_srtp: Optional[bool] = typer.Option(None, "--require-srtp/--allow-plain-media", help="docs/tls.md"),
 ):
     show(
         rpc(
-            "sip_account.update", id=id, password=password, generate_password=generate_password or None, enabled=enabled
+            "sip_account.update",
+            id=id,
+            password=password,
+            generate_password=generate_password or None,
+            enabled=enabled,
+            require_tls=require_tls,
+            require_srtp=require_srtp,
         ),
         S_COLS,
     )

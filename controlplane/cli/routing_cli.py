@@ -71,6 +71,10 @@ def route_simulate(
     at: Optional[str] = typer.Option(None, help="ISO time with zone, default now"),
     event: Optional[list[str]] = typer.Option(None, "--event", "-e", help=EVENT_HELP),
     diversion: Optional[str] = typer.Option(None, help="an external call's Diversion header (who forwarded it)"),
+    transport: Optional[str] = typer.Option(
+        None, help="udp, tcp, tls, ws, wss (default: as the caller's policy wants)"
+    ),
+    offer: Optional[str] = typer.Option(None, help="the caller's SDP profile: RTP/AVP, RTP/SAVP, UDP/TLS/RTP/SAVPF"),
 ):
     """What would happen to this call? The decision and its trace; with --event, the whole call as a timeline."""
     events = [parse_event(e) for e in event or []]
@@ -83,11 +87,15 @@ def route_simulate(
         at=at,
         **({"events": events} if events else {}),
         **({"diversion": diversion} if diversion else {}),
+        transport=transport,
+        offer=offer,
     )
     if STATE["json"]:
         console.print_json(data=result)
         return
     console.print_json(data=result["decision"])
+    if result.get("media"):
+        console.print(result["media"])
     if not events:
         for i, line in enumerate(result["trace"], 1):
             console.print(f"{i:>2}. {line}")

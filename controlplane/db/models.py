@@ -44,6 +44,9 @@ class Tenant(SQLModel, table=True):
     language: str = Field(default="", sa_column=Column(String(2), nullable=False, server_default=""))
     # callers from the public network by their number's prefix (ACD-21): {"+49": "de", "+": "en"}
     caller_languages: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    # encryption policy for all its accounts (docs/tls.md): signalling over TLS only, media over SRTP only
+    require_tls: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    require_srtp: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -145,6 +148,9 @@ class SipAccount(SQLModel, table=True):
     presented_number: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
     # SEC-10: addresses or CIDR ranges the account may be used from (empty: anywhere)
     allowed_networks: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    # encryption policy for this device, on top of its tenant's (docs/tls.md)
+    require_tls: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    require_srtp: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     created_at: datetime = Field(default_factory=utcnow)
 
 

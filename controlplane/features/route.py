@@ -31,7 +31,8 @@ from kemi.policy.decision import (
 from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy import timeline
 from kemi.policy import announce
-from kemi.policy.routing import decide_initial
+from kemi.policy import media
+from kemi.policy.routing import account_policy, callee_srtp, decide_initial
 
 from .common import Id, get_scoped
 
@@ -76,6 +77,16 @@ class Simulate(Params):
     at: datetime | None = Field(
         None, description="when (ISO 8601, default now): time plans and holidays are read at this time"
     )
+    transport: Literal["udp", "tcp", "tls", "ws", "wss"] | None = Field(
+        None, description="what an internal caller's INVITE comes over (default: TLS where its policy requires it)"
+    )
+    offer: str | None = Field(
+        None,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9/]+$",
+        description="the caller's SDP profile: RTP/AVP, RTP/SAVP (SRTP), UDP/TLS/RTP/SAVPF (WebRTC); default: SRTP "
+        "where the caller's policy requires it, else RTP/AVP",
+    )
     events: list[SimEvent] = Field(
         default_factory=list,
         max_length=timeline.MAX_EVENTS,
@@ -87,6 +98,22 @@ class Simulate(Params):
         if (self.caller_user_id is None) == (self.caller_number is None):
             raise ValueError("give exactly one of caller_user_id and caller_number")
         return self
+
+
+def _media_facts(snap, auth_user: str, auth_realm: str, p: Simulate) -> tuple[str, str]:
+    """(transport, offer) of the simulated INVITE: as given, else what the caller's encryption policy asks for."""
+    acc = snap.active_accounts.get((auth_user, auth_realm.lower())) if auth_user else None
+    tls, srtp = account_policy(snap, acc) if acc is not None else (False, False)
+    return p.transport or ("tls" if tls else "udp"), p.offer or ("RTP/SAVP" if srtp else "RTP/AVP")
+
+
+def _media(snap, action, offer: str) -> str | None:
+    """The media mode of each leg, as the live call would get it (kemi.policy.media); None: the call goes nowhere."""
+    if isinstance(action, Announce | ToVoicemail | ToIvr | RouteToTrunk):
+        return media.plan(offer, False).words()
+    if isinstance(action, RouteToUser | RouteToGroup):
+        return media.plan(offer, callee_srtp(snap, action)).words()
+    return None
 
 
 def _describe(action) -> dict:
@@ -195,6 +222,7 @@ def simulate(ctx, p: Simulate):
         auth,
         False,
         p.diversion if p.caller_number is not None else "",
+        *_media_facts(snap, auth_user, auth_realm, p),
     )
     with ctx.app.read() as s:
         live = StoredLiveView.load(s, ctx.app)
@@ -213,6 +241,7 @@ def simulate(ctx, p: Simulate):
         if live.kamailio_read
         else "database (Kamailio not answering: nobody counts as on a call)",
         "decision": _describe(decision.action),
+        "media": _media(snap, decision.action, facts.offer),
         "trace": list(decision.trace),
         "caller": decision.caller._asdict() if decision.caller else None,
         "callee": decision.callee._asdict() if decision.callee else None,

@@ -43,6 +43,16 @@ class Device(Params):
         description="SEC-10: addresses or CIDR ranges the account may be "
         "used from; the right password from elsewhere is refused ([] : anywhere)",
     )
+    require_tls: bool | None = Field(
+        None,
+        description="this device registers and calls over TLS only (403 'TLS required' otherwise); its tenant's"
+        " require_tls applies too",
+    )
+    require_srtp: bool | None = Field(
+        None,
+        description="this device's calls offer SRTP (488 'SRTP required' otherwise) and calls to its user are "
+        "offered SRTP when all the user's devices require it; its tenant's require_srtp applies too",
+    )
 
     @field_validator("allowed_networks")
     @classmethod
@@ -60,6 +70,10 @@ def _apply_device(s, acc: SipAccount, p: Device) -> None:
         acc.allowed_networks = list(dict.fromkeys(p.allowed_networks))
     if p.ring is not None:
         acc.ring = p.ring
+    if p.require_tls is not None:
+        acc.require_tls = p.require_tls
+    if p.require_srtp is not None:
+        acc.require_srtp = p.require_srtp
     if p.clir is not None:
         acc.clir = p.clir
     if p.presented_number is not None:

@@ -30,6 +30,14 @@ CALLER_LANGUAGES_HELP = (
     "callers from the public network by their number's prefix (ACD-21): {\"+49\": \"de\", \"+\": \"en\"} — the "
     "longest prefix wins; a number no prefix matches hears `language`"
 )
+REQUIRE_TLS_HELP = (
+    "every SIP account of the tenant registers and calls over TLS only (others: 403 'TLS required'); emergency "
+    "calls are never refused for it"
+)
+REQUIRE_SRTP_HELP = (
+    "every call of the tenant's accounts offers SRTP (others: 488 'SRTP required'), and calls to its users are offered "
+    "SRTP; trunks stay plain RTP (RTPengine bridges)"
+)
 CallerLanguages = dict[
     Annotated[str, StringConstraints(pattern=r"^\+[0-9]{0,8}$")], Literal["en", "de"]  # type: ignore[valid-type]
 ]
@@ -46,6 +54,8 @@ class TenantCreate(Params):
     )
     language: Language = Field("", description=LANGUAGE_HELP)
     caller_languages: CallerLanguages = Field(default_factory=dict, max_length=200, description=CALLER_LANGUAGES_HELP)
+    require_tls: bool = Field(False, description=REQUIRE_TLS_HELP)
+    require_srtp: bool = Field(False, description=REQUIRE_SRTP_HELP)
 
 
 class TenantUpdate(Params):
@@ -58,6 +68,8 @@ class TenantUpdate(Params):
     anonymous: Literal["allow", "reject"] | None = None
     language: Language | None = Field(None, description=LANGUAGE_HELP)
     caller_languages: CallerLanguages | None = Field(None, max_length=200, description=CALLER_LANGUAGES_HELP)
+    require_tls: bool | None = Field(None, description=REQUIRE_TLS_HELP)
+    require_srtp: bool | None = Field(None, description=REQUIRE_SRTP_HELP)
 
 
 def _check_unique(s, name=None, domain=None, exclude_id=None):
@@ -126,6 +138,8 @@ def update(ctx, p: TenantUpdate):
             "anonymous",
             "language",
             "caller_languages",
+            "require_tls",
+            "require_srtp",
         ):
             if getattr(p, flag) is not None:
                 setattr(t, flag, getattr(p, flag))

@@ -64,7 +64,7 @@ def _region(v: str | None) -> str | None:
 class TrunkFields(Params):
     host: Host | None = None
     port: int | None = Field(None, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] | None = None
+    transport: Literal["udp", "tcp", "tls"] | None = None
     priority: int | None = Field(None, ge=0, le=1000, description="lower is tried first")
     enabled: bool | None = None
     region: str | None = Field(None, description="country whose numbering the carrier's numbers are read in")

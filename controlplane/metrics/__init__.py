@@ -173,10 +173,11 @@ class Metrics:
             r.register(SharedCountersCollector(app))
             r.register(PairAddressCollector(app))
             r.register(MediaServerCollector(app))
-            if app.settings.sip_tls_port:
-                from .tls import CertificateCollector
+            from .tls import CertificateCollector, TrunkTlsCollector
 
+            if app.settings.sip_tls_port:
                 r.register(CertificateCollector(app.settings))
+            r.register(TrunkTlsCollector(app))
 
     def observe_api(self, method: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(method, outcome).inc()

@@ -58,3 +58,29 @@ class CertificateCollector:
             expiry.add_metric([str(cert), "1" if info.self_signed else "0"], info.not_after)
             yield expiry
         yield valid
+
+
+class TrunkTlsCollector:
+    """Each TLS trunk's last handshake check (controlplane.services.trunk_tls). Never raises."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        ok = GaugeMetricFamily(
+            "callmanager_trunk_tls_ok",
+            "1: the TLS trunk's handshake works with the node's CA file (checked every trunk_tls_check_s)",
+            labels=["trunk"],
+        )
+        expiry = GaugeMetricFamily(
+            "callmanager_trunk_tls_certificate_expiry_timestamp_seconds",
+            "When the TLS trunk's certificate ends (notAfter, Unix time)",
+            labels=["trunk"],
+        )
+        probe = getattr(self.app, "trunk_tls", None)
+        for name, r in sorted((probe.results if probe is not None else {}).items()):
+            ok.add_metric([name], 1 if r.ok else 0)
+            if r.not_after is not None:
+                expiry.add_metric([name], r.not_after)
+        yield ok
+        yield expiry

@@ -56,6 +56,7 @@ class NodeSettings(BaseSettings):
     tls_certificate: str = ""
     tls_private_key: str = ""
     tls_ca_file: str = ""
+    trunk_tls_check_s: float = 300.0  # how often the control plane checks each TLS trunk's handshake (0: never)
     # Kamailio's own JSON-RPC over HTTP (for the control plane)
     kamailio_rpc_address: str = "127.0.0.1"
     kamailio_rpc_port: int = 5071

@@ -219,6 +219,8 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 "dialplan": dialplans.get(t.id, []),
                 **({"language": t.language} if t.language else {}),
                 **({"caller_languages": t.caller_languages} if t.caller_languages else {}),
+                **({"tls": True} if t.require_tls else {}),
+                **({"srtp": True} if t.require_srtp else {}),
             }
             for t in tenants
         ],
@@ -234,6 +236,8 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 **({"clir": a.clir} if a.clir is not None else {}),
                 **({"presented_number": a.presented_number} if a.presented_number else {}),
                 **({"allowed": list(a.allowed_networks)} if a.allowed_networks else {}),
+                **({"tls": True} if a.require_tls else {}),
+                **({"srtp": True} if a.require_srtp else {}),
             }
             for a in accounts
         ],

@@ -125,6 +125,7 @@ class CallState(NamedTuple):
     media_legs: int = 0  # branches to the media server so far: each goes to its next process (kemi.policy.call)
     ivr: int | None = None  # the call is in the IVR menus entered at this menu (the media server's 302 is a choice)
     chose: str = ""  # the caller's choice in the menus, as "<menu>:<key>" (a 3xx after it is no answer to relay)
+    media_plan: str = ""  # a call not plain RTP both ways: its kemi.policy.media.MediaPlan code (offered per branch)
 
     def traced(self, *lines: str) -> CallState:
         return self._replace(trace=self.trace + lines)

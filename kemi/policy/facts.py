@@ -31,3 +31,5 @@ class RequestFacts(NamedTuple):
     auth: AuthResult = AuthResult.NONE
     to_myself: bool = False  # R-URI host is one of the node's own addresses
     diversion: str = ""  # a carrier's call: its (first) Diversion header, RFC 5806 — who forwarded it here
+    transport: str = "udp"  # what it came over: udp, tcp, tls, ws, wss (the encryption policy, kemi.policy.media)
+    offer: str = ""  # an INVITE's SDP profile (kemi.policy.media.offer_profile): "RTP/AVP", "RTP/SAVP", ...; '' none

@@ -1,15 +1,170 @@
-"""Media policy: how RTPengine treats each call leg."""
+"""Media policy: how RTPengine treats each call leg, and what a tenant's encryption policy asks of a call.
+
+Every call's media goes through RTPengine. Each leg of a call has a media mode: `rtp` (plain RTP/AVP), `srtp` (SRTP
+keyed by SDES, RTP/SAVP: phones that offer it) or `webrtc` (DTLS-SRTP with ICE and rtcp-mux, UDP/TLS/RTP/SAVPF:
+browsers). The caller's mode is what its offer says; the callee's is the policy's: trunks and the media server are
+plain, a user gets SRTP when their tenant requires it or every device of theirs does. RTPengine bridges any two
+(`flags`), so neither side needs to speak the other's mode. docs/tls.md.
+"""
 
 from __future__ import annotations
 
-# Every call's media goes through RTPengine; ICE is stripped (plain SIP phones, no WebRTC yet).
-RTPENGINE_FLAGS = "replace-origin replace-session-connection ICE=remove RTP/AVP"
+from typing import NamedTuple
+
+BASE = "replace-origin replace-session-connection"
+# Two plain legs (most calls): the flags every call had before modes existed.
+RTPENGINE_FLAGS = BASE + " ICE=remove RTP/AVP"
+RTP, SRTP, WEBRTC = "rtp", "srtp", "webrtc"
+MODES = (RTP, SRTP, WEBRTC)
+SECURE_TRANSPORTS = frozenset({"tls", "wss"})
+_WORDS = {RTP: "RTP", SRTP: "SRTP (SDES)", WEBRTC: "DTLS-SRTP (WebRTC)"}
 
 
 def rtpengine_flags(nated: bool) -> str:
     """For a party behind NAT, the SDP address is private: take the signalling source instead
     (RTPengine then learns the real media address from the first packets)."""
     return RTPENGINE_FLAGS + " SIP-source-address" if nated else RTPENGINE_FLAGS
+
+
+def offer_profile(sdp: str) -> str:
+    """The transport profile of an SDP's first audio stream ("RTP/AVP", "RTP/SAVP", "UDP/TLS/RTP/SAVPF", ...; the first
+    stream of any kind when there is no audio); '' : no media line."""
+    first = ""
+    for line in sdp.replace("\r", "\n").split("\n"):
+        if line.startswith("m="):
+            parts = line[2:].split()
+            profile = parts[2] if len(parts) > 2 else ""
+            if parts[:1] == ["audio"]:
+                return profile[:40]
+            first = first or profile[:40]
+    return first
+
+
+def mode_of(profile: str) -> str:
+    """A leg's mode from the profile its offer (or answer) carries."""
+    p = profile.upper()
+    if p.startswith("UDP/TLS/RTP/SAVP"):
+        return WEBRTC
+    if "SAVP" in p:
+        return SRTP
+    return RTP
+
+
+class MediaPlan(NamedTuple):
+    """The two legs of a call: the caller's mode (what it offered) and the callee's (what the policy offers it)."""
+
+    caller: str = RTP
+    callee: str = RTP
+
+    @property
+    def plain(self) -> bool:
+        return self.caller == RTP and self.callee == RTP
+
+    def code(self) -> str:
+        """As the dialog keeps it (a dialog variable): 'srtp>rtp'."""
+        return f"{self.caller}>{self.callee}"
+
+    def words(self) -> str:
+        """For the call's trace and route.simulate."""
+        if self.caller == self.callee:
+            return f"media: {_WORDS[self.caller]} both ways" + ("" if self.caller == RTP else " (RTPengine re-keys)")
+        return f"media: {_WORDS[self.caller]} from the caller, {_WORDS[self.callee]} to the callee (RTPengine bridges)"
+
+
+def parse_plan(code: str) -> MediaPlan | None:
+    """A plan from its code ('' or anything malformed: None — the call is treated as plain)."""
+    caller, sep, callee = code.partition(">")
+    if sep and caller in MODES and callee in MODES:
+        return MediaPlan(caller, callee)
+    return None
+
+
+def plan(offer: str, callee_srtp: bool, callee_webrtc: bool = False) -> MediaPlan:
+    """A new call's plan: the caller as it offered (`offer`: the SDP's profile), the callee as the policy says."""
+    return MediaPlan(mode_of(offer), WEBRTC if callee_webrtc else SRTP if callee_srtp else RTP)
+
+
+def flags(toward: str, source: str, answer: bool = False) -> str:
+    """RTPengine's flags for an SDP going to a leg of mode `toward` from a leg of mode `source` (an offer, or with
+    `answer` the answer to that leg's offer). Two plain legs: exactly RTPENGINE_FLAGS.
+
+    WebRTC follows docs/tls.md (verified in the field notes): an offer from a browser to a SIP leg asks RTPengine to
+    stay DTLS-passive towards the browser (`DTLS-reverse=passive`: the browser, which has not seen the answer yet,
+    must not be made to wait as a server too); an offer to a browser forces ICE, rtcp-mux and a mid."""
+    if toward == WEBRTC:
+        words = [BASE, "ICE=force UDP/TLS/RTP/SAVPF rtcp-mux-require SDES-off"]
+        words.append("DTLS=passive" if answer else "rtcp-mux-offer generate-mid")
+        return " ".join(words)
+    words = [BASE, "ICE=remove", "RTP/SAVP" if toward == SRTP else "RTP/AVP"]
+    if source == WEBRTC:
+        words.append("rtcp-mux-demux")
+        if not answer:
+            words.append("DTLS=off DTLS-reverse=passive")
+        if toward == RTP:
+            words.append("SDES-off")
+    return " ".join(words)
+
+
+# What a transaction's replies are told (the AVP `cm_media`, read with every reply): "i:<caller>><callee>" on a new
+# call (the answer's own profile says the callee's mode), "d:<sender>><other>" on an in-dialog offer.
+
+
+def branch_mode(plan: MediaPlan, host: str, port: int, plain_peers: frozenset) -> str:
+    """The mode a branch of a new call is offered: plain towards a trunk or the media server (`plain_peers`: their
+    (host, port)), else the callee's mode of the plan."""
+    return RTP if (host.lower(), port) in plain_peers else plan.callee
+
+
+def uri_host_port(uri: str) -> tuple[str, int]:
+    """Host and port of a SIP URI (5060 when it names none; IPv6 in brackets kept without them)."""
+    rest = uri.split(":", 1)[1] if ":" in uri else uri
+    rest = rest.split("@", 1)[-1]
+    rest = rest.split(";", 1)[0].split("?", 1)[0].split(">", 1)[0]
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else ""
+    else:
+        host, _, port = rest.partition(":")
+    return host.lower(), int(port) if port.isdigit() and len(port) <= 5 else 5060
+
+
+def answer(avp: str, answer_profile: str) -> tuple[str, str | None]:
+    """For a reply with SDP on a transaction whose offer had a plan (`avp`, see above): (the flags for the answer, the
+    dialog's plan to keep from now on — a new call's 2xx only, else None). A malformed `avp`: plain."""
+    kind, _, code = avp.partition(":")
+    p = parse_plan(code)
+    if p is None:
+        return RTPENGINE_FLAGS, None
+    if kind == "i":
+        answered = MediaPlan(p.caller, mode_of(answer_profile))
+        return flags(answered.caller, answered.callee, True), answered.code()
+    return flags(p.caller, p.callee, True), None
+
+
+def in_dialog(plan_code: str, downstream: bool, answer: bool = False) -> tuple[str, str] | None:
+    """An in-dialog SDP (a re-INVITE's offer, or an ACK's answer to a late offer) sent by the caller (`downstream`)
+    or the callee: (flags for it, what its replies are told); None: a plain call (RTPENGINE_FLAGS)."""
+    p = parse_plan(plan_code)
+    if p is None or p.plain:
+        return None
+    sender, other = (p.caller, p.callee) if downstream else (p.callee, p.caller)
+    return flags(other, sender, answer), f"d:{sender}>{other}"
+
+
+# ---------------------------------------------------------------- the encryption policy (docs/tls.md)
+
+
+def encryption_refusal(
+    transport: str, offer: str, method: str, needs_tls: bool, needs_srtp: bool
+) -> tuple[int, str, str] | None:
+    """(code, reason, warning) for a request an account's policy refuses: signalling not over TLS (403), or a call
+    whose offer is not SRTP (488); None: allowed. A REGISTER is judged on its transport only."""
+    if needs_tls and transport.lower() not in SECURE_TRANSPORTS:
+        return 403, "Forbidden", "TLS required: this account registers and calls over TLS only (sips: / transport=tls)"
+    if needs_srtp and method == "INVITE" and mode_of(offer) == RTP:
+        why = "the offer has no media" if not offer else f"the offer is {offer}"
+        return 488, "Not Acceptable Here", f"SRTP required: this account's calls must offer SRTP ({why})"
+    return None
 
 
 # ---------------------------------------------------------------- music on hold (issue 23)

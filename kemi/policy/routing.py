@@ -29,6 +29,7 @@ from .hunting import Group
 from .forwarding import MAX_CHAIN, ForwardRule, first_applicable
 from .live import QUIET, LiveView
 from .location import geolocation_headers, pidf_lo
+from .media import encryption_refusal
 from .numbering import (
     CLIR_PREFIX,
     DestClass,
@@ -156,9 +157,11 @@ def trunk_credentials(snapshot: Snapshot, trunk_name: str, already_answered: str
 
 def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
     """`register_action` with the reason in words (route.simulate, logs)."""
-    action = register_action(snapshot, facts.to_host, facts.auth, facts.auth_user, facts.auth_realm)
+    action = register_action(snapshot, facts.to_host, facts.auth, facts.auth_user, facts.auth_realm, facts.transport)
     if isinstance(action, Register):
         why = "REGISTER accepted for " + action.aor
+    elif isinstance(action, Reject) and action.code == 403 and action.warning.startswith("TLS required"):
+        why = f"REGISTER over {facts.transport.upper()} refused: the account requires TLS"
     elif isinstance(action, Reject):
         why = f"REGISTER for unknown domain {facts.to_host!r}"
     elif facts.auth is AuthResult.OK:  # verified against an account that vanished since
@@ -169,17 +172,22 @@ def decide_register(facts: RequestFacts, snapshot: Snapshot) -> Decision:
 
 
 def register_action(
-    snapshot: Snapshot, to_host: str, auth: AuthResult, auth_user: str, auth_realm: str
+    snapshot: Snapshot, to_host: str, auth: AuthResult, auth_user: str, auth_realm: str, transport: str = "udp"
 ) -> Register | Challenge | Reject:
     """What a REGISTER gets: 403 for a domain not served here, a challenge in the To domain's realm unless its
-    credentials were checked and its account still exists, else its binding saved. The one decision for a REGISTER:
-    the general request route asks it through `decide_register`, the ordinary REGISTER's straight path directly."""
+    credentials were checked and its account still exists, 403 when its account requires TLS and it came otherwise,
+    else its binding saved. The one decision for a REGISTER: the general request route asks it through
+    `decide_register`, the ordinary REGISTER's straight path directly."""
     tenant = snapshot.tenant_for_domain(to_host)
     if tenant is None or not tenant.enabled:
         return Reject(403, "Forbidden", f"'{to_host}' is not a SIP domain served here")
     if auth is AuthResult.OK:
         acc = snapshot.active_accounts.get((auth_user, auth_realm.lower()))  # find_account, inline: every REGISTER
         if acc is not None:
+            if acc.tls or tenant.tls:
+                refused = encryption_refusal(transport, "", "REGISTER", True, False)
+                if refused is not None:
+                    return Reject(*refused)
             return Register(acc.aor, acc.tenant_id, acc.user_id)
     return Challenge(to_host.lower() or snapshot.default_realm, False)
 
@@ -224,6 +232,48 @@ def _caller(facts: RequestFacts, snapshot: Snapshot) -> tuple[CallParty | None, 
     )
 
 
+def account_policy(snapshot: Snapshot, acc) -> tuple[bool, bool]:
+    """(TLS required, SRTP required) for an account: its own or its tenant's."""
+    tenant = snapshot.tenants.get(acc.tenant_id)
+    return acc.tls or bool(tenant and tenant.tls), acc.srtp or bool(tenant and tenant.srtp)
+
+
+def callee_srtp(snapshot: Snapshot, action) -> bool:
+    """Whether the callee's leg is offered SRTP: a user whose tenant requires it or every one of whose devices does;
+    a hunt group of such a tenant. Trunks and the media server: plain RTP (RTPengine bridges)."""
+    if isinstance(action, RouteToUser):
+        tenant = snapshot.tenants.get(action.tenant_id)
+        if tenant is not None and tenant.srtp:
+            return True
+        flags = [acc.srtp for acc in (snapshot.account_for_aor(aor) for aor in action.aors) if acc is not None]
+        return bool(flags) and all(flags)
+    if isinstance(action, RouteToGroup):
+        tenant = snapshot.tenants.get(action.tenant_id)
+        return bool(tenant and tenant.srtp)
+    return False
+
+
+def _encryption(facts: RequestFacts, snapshot: Snapshot, caller: CallParty) -> tuple[int, str, str] | None:
+    """An authenticated caller's request its encryption policy refuses (kemi.policy.media.encryption_refusal) — never
+    an emergency call, which no policy of ours may stop."""
+    if caller.user_id is None or facts.auth is not AuthResult.OK:
+        return None
+    acc = find_account(snapshot, facts.auth_user, facts.auth_realm)
+    if acc is None:
+        return None
+    tls, srtp = account_policy(snapshot, acc)
+    if not (tls or srtp):
+        return None
+    refused = encryption_refusal(facts.transport, facts.offer, facts.method, tls, srtp)
+    if refused is None:
+        return None
+    user = snapshot.users.get(acc.user_id)
+    digits = clean(facts.ruri_user)
+    if is_sos_urn(facts.ruri_user) or (user is not None and digits is not None and is_emergency(digits, user.plan)):
+        return None
+    return refused
+
+
 def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, live: LiveView = QUIET) -> Decision:
     """A new call (or other dialog-less request): to a user of this node, or out to the public network.
 
@@ -235,6 +285,10 @@ def decide_initial(facts: RequestFacts, snapshot: Snapshot, now: float = 0.0, li
         return early
     assert caller is not None
     trace = [why]
+    refused = _encryption(facts, snapshot, caller)
+    if refused is not None:
+        trace.append(refused[2])
+        return Decision(Reject(*refused), tuple(trace), caller)
     if caller.user_id is not None and facts.method == "INVITE" and is_sos_urn(facts.ruri_user):
         user = snapshot.users[caller.user_id]
         number = primary_emergency(user.plan.region)

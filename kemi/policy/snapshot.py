@@ -41,6 +41,8 @@ class Account(NamedTuple):
     clir: bool | None = None  # TEL-29: overrides the user's CLIR for calls made from this device
     presented_number: str | None = None  # ... and the presented number
     allowed: tuple = ()  # SEC-10: networks the account may be used from (empty: anywhere)
+    tls: bool = False  # registers and calls over TLS only (its tenant's `tls` applies too; kemi.policy.media)
+    srtp: bool = False  # offers SRTP on its calls (its tenant's `srtp` applies too)
 
 
 class User(NamedTuple):
@@ -80,6 +82,8 @@ class Tenant:
     language: str = ""  # its callers' announcements (kemi.policy.announce); '' : the node's
     # callers from the public network by their number (ACD-21): (E.164 prefix, language), longest prefix first
     caller_languages: tuple[tuple[str, str], ...] = ()
+    tls: bool = False  # every account: signalling over TLS only (docs/tls.md)
+    srtp: bool = False  # every account: media over SRTP only; calls to its users are offered SRTP
 
     def language_for(self, caller_number: str = "", external: bool = False) -> str:
         """The language this tenant's caller hears: by their number's prefix when they call from the public network
@@ -254,6 +258,11 @@ class Snapshot:
         """The trunks that carry this tenant's call to e164 (any destination when None), in failover order."""
         return tuple(t for t in self.trunks if t.serves(tenant_id, e164))
 
+    def account_for_aor(self, aor: str) -> Account | None:
+        """The active account behind an AOR (sip:username@realm), None when there is none."""
+        user, sep, realm = aor.removeprefix("sip:").partition("@")
+        return self.active_accounts.get((user, realm.lower())) if sep else None
+
     def tenant_for_domain(self, domain: str) -> Tenant | None:
         tid = self.domains.get(domain.lower())
         return self.tenants.get(tid) if tid is not None else None
@@ -414,6 +423,8 @@ def parse_tenants(rows) -> dict[int, Tenant]:
                     key=lambda pl: -len(pl[0]),
                 )
             ),
+            tls=bool(t.get("tls", False)),
+            srtp=bool(t.get("srtp", False)),
         )
         for t in rows
     }
@@ -437,6 +448,8 @@ def parse_account(a: Mapping[str, Any]) -> tuple[tuple[str, str], Account]:
         clir=a.get("clir"),
         presented_number=a.get("presented_number"),
         allowed=tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else (),
+        tls=bool(a.get("tls", False)),
+        srtp=bool(a.get("srtp", False)),
     )
 
 

@@ -19,7 +19,17 @@ from kemi import contract as shm
 ERRORS = shm.ERRORS.name  # route name -> unexpected exceptions since Kamailio started
 RETRY_AFTER_S = 5
 _SETTLED = [False]  # this worker's current request was answered, relayed, held or dropped on purpose
-ROUTES = ("request", "branch_reply", "failure", "dialog_event", "acd_timer", "acd_resume", "shared_timer", "xhttp")
+ROUTES = (
+    "request",
+    "branch_reply",
+    "media_branch",
+    "failure",
+    "dialog_event",
+    "acd_timer",
+    "acd_resume",
+    "shared_timer",
+    "xhttp",
+)
 
 
 def begin() -> None:

@@ -40,7 +40,8 @@ from kemi.policy.decision import (
 )
 from kemi.policy.facts import RequestFacts
 from kemi.policy.features import FeatureCode
-from kemi.policy.routing import decide_initial
+from kemi.policy import media as policy_media
+from kemi.policy.routing import callee_srtp, decide_initial
 from kemi.policy.snapshot import Snapshot
 
 from . import context, ids, vip
@@ -52,11 +53,13 @@ from . import ksr_read as read
 from .runtime import LIVE, SETTINGS, SNAPSHOTS, SPOOL
 
 _PREPARED = [False]  # this worker's current request was prepared as a call (prepare_call); reset per request
+_OFFER = [""]  # the current INVITE's SDP profile (kemi.policy.media.offer_profile), for its media plan
 MAX_TRIES = 16  # effects tried after one failure before the call ends (each try consumes a fallback: a safety net)
 
 
 def new_request() -> None:
     _PREPARED[0] = False
+    _OFFER[0] = ""
 
 
 # ---------------------------------------------------------------- the first decision
@@ -64,6 +67,7 @@ def new_request() -> None:
 
 def initial_request(facts: RequestFacts, snap: Snapshot, nated: bool) -> None:
     now = time.time()
+    _OFFER[0] = facts.offer
     decision = decide_initial(facts, snap, now, LIVE)
     speaks = announce.speaks(
         decision, facts.method, SETTINGS.prompt_language, bool(SETTINGS.media_server), snap.tenants
@@ -121,7 +125,7 @@ def to_media_server(state: CallState, action: Announce | ToVoicemail | ToIvr, me
     apply.consume_credentials()
     state = call.onto(state, action, time.time())
     address_media_server(state, action)
-    prepare_call(state, nated)
+    state = prepare_call(state, nated)
     dialog.ring_limits(*call.media_timers(action))
     if not apply.relay_branch(state):
         dialog.media_off()
@@ -171,7 +175,7 @@ def route_to_user(state: CallState, action: RouteToUser, method: str, nated: boo
     ringing = call.ringing_ms(action)
     if ringing is not None:  # ring this long, then forward (no answer); silent devices count as unreachable
         dialog.ring_limits(ringing, SETTINGS.device_timeout_ms)
-    prepare_call(state, nated, action.track)
+    state = prepare_call(state, nated, action.track, srtp=callee_srtp(SNAPSHOTS.get(), action))
     apply.relay()
 
 
@@ -195,7 +199,7 @@ def route_to_trunk(state: CallState, action: RouteToTrunk, nated: bool) -> None:
     if action.callback is not None:  # an agent calls out: if this number calls the group back, they get it first
         agent, window = action.callback
         groups.set_callback(action.target, agent, int(time.time()) + window)
-    prepare_call(state, nated, action.track, emergency=action.emergency)
+    state = prepare_call(state, nated, action.track, emergency=action.emergency)
     if action.geolocation is not None:  # after RTPengine's offer (prepare_call): its SDP goes in the multipart body
         lines: list[str] = []
         apply.location_by_value(*action.geolocation, lines)
@@ -219,7 +223,7 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
     if action.steps:
         state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
         if offered:
-            prepare_call(state, nated)
+            state = prepare_call(state, nated, srtp=callee_srtp(snap, action))
             apply.relay()
             return
     state, effects = call.when_unplaced(
@@ -227,7 +231,7 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
     )
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
-        prepare_call(state, nated)
+        state = prepare_call(state, nated, srtp=callee_srtp(snap, action))
         state, held = hold(state, effect.seconds, first=True)
         if held:
             return
@@ -239,26 +243,34 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
         finish_locally(state, Reject(effect.code, effect.reason, effect.warning), method)
 
 
-def prepare_call(state: CallState, nated: bool, track: tuple[int, ...] = (), emergency: bool = False) -> None:
+def prepare_call(
+    state: CallState, nated: bool, track: tuple[int, ...] = (), emergency: bool = False, srtp: bool = False
+) -> CallState:
     """Everything a new call needs before it is relayed (or held in a queue). Once per request: a call prepared
     for a group's queue that then cannot wait goes on to the overflow already record-routed, in its dialog and
-    offered to RTPengine (a second offer appended RTPengine's SDP to the body a second time)."""
+    offered to RTPengine (a second offer appended RTPengine's SDP to the body a second time). `srtp`: the callee's
+    leg is offered SRTP (kemi.policy.routing.callee_srtp). Returns the state as kept (with its media plan)."""
     again = _PREPARED[0]
     _PREPARED[0] = True
+    media_plan = None
     if not again:
         plan = call.dialog_plan(read.session_expires(), emergency, SETTINGS.call_max_s, SETTINGS.dialog_keepalive)
         dialog.open_dialog(plan)
+        media_plan = policy_media.plan(_OFFER[0], srtp)
+        if not media_plan.plain:
+            state = state._replace(media_plan=media_plan.code()).traced(media_plan.words())
     dialog.track(track)
     apply.keep(state)
-    if not again:
-        dialog.media(nated)
+    if media_plan is not None:
+        dialog.offer(media_plan, nated)
+    return state
 
 
 # ---------------------------------------------------------------- replies and failures
 
 
 def branch_reply_route() -> int:
-    code, bflags, content_type, group_mark = read.reply()
+    code, bflags, content_type, group_mark, media_avp = read.reply()
     plan = call.on_reply(code, read.has_sdp(content_type), group_mark, code in (180, 183) and read.avp(AVP_RANG) != "")
     if plan.note_agent:
         groups.note_answering_agent(group_mark)
@@ -266,8 +278,29 @@ def branch_reply_route() -> int:
         apply.set_avp(AVP_RANG, repr(time.time()))
     nated = dialog.nated_reply(bflags)
     if plan.media:
-        dialog.media(nated)
+        dialog.answer(media_avp, nated, code)
     return 1
+
+
+def media_branch_route() -> int:
+    """A branch of a call not plain RTP: its own offer (trunks and the media server plain)."""
+    dialog.media_branch(plain_peers(SNAPSHOTS.get()))
+    return 1
+
+
+_PEERS: list = [None, frozenset()]  # (snapshot, its plain peers): computed once per snapshot
+
+
+def plain_peers(snap: Snapshot) -> frozenset:
+    """Where media is always plain RTP: the trunks and the media server's processes, as (host, port)."""
+    if _PEERS[0] is not snap:
+        peers = {(t.host.lower(), t.port) for t in snap.trunks}
+        if SETTINGS.media_server:
+            host, _, port = SETTINGS.media_server.rpartition(":")
+            if port.isdigit():
+                peers |= {(host.lower(), int(port) + i) for i in range(max(1, SETTINGS.media_workers))}
+        _PEERS[0], _PEERS[1] = snap, frozenset(peers)
+    return _PEERS[1]
 
 
 def failure_route() -> int:

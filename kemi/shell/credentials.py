@@ -10,6 +10,7 @@ import time
 from kemi.policy.auth import auth_result, find_account, identity_must_match, realm_for
 from kemi.policy.edge import KEY_MAX, bounded_key, judge_auth, plainly_accepted
 from kemi.policy.facts import AuthResult, RequestFacts
+from kemi.policy.media import offer_profile
 from kemi.policy.routing import is_emergency_call
 from kemi.policy.snapshot import Snapshot
 
@@ -54,6 +55,8 @@ def authenticated_facts(msg: read.Message, snap: Snapshot) -> RequestFacts:
         read.one("$hdr(Diversion)")
         if not user and msg.method == "INVITE" and snap.trunk_for_source(msg.src_ip)
         else "",
+        msg.proto.lower(),
+        offer_profile(read.body()) if msg.method == "INVITE" and read.has_sdp(msg.content_type) else "",
     )
 
 

@@ -123,6 +123,7 @@ def set_ruri(uri: str) -> None:
 # ---------------------------------------------------------------- relaying
 
 FAILURE_ROUTE, BRANCH_REPLY_ROUTE = "ksr_failure_route", "ksr_branch_reply"
+MEDIA_BRANCH_ROUTE = "ksr_media_branch"  # each branch of a call not plain RTP gets its own offer (kamailio_app.py)
 
 
 def own_path(add: bool) -> None:
@@ -163,6 +164,8 @@ def relay_branch(state: CallState, timers_ms: tuple[int, int] | None = None) -> 
     if timers_ms is not None:
         KSR.tm.t_set_fr(*timers_ms)
     keep(state)
+    if state.media_plan:  # a call not plain RTP: each new branch gets its own offer (ksr_dialog.media_branch)
+        KSR.tm.t_on_branch(MEDIA_BRANCH_ROUTE)
     settled()
     return KSR.tm.t_relay() > 0
 

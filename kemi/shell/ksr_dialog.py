@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import KSR
 
-from kemi.contract import AVP_DIALOG_TIMEOUT, DLG_EMERGENCY, DLG_TRACKED, TIMEOUT_EVENT
+from kemi.contract import AVP_DIALOG_TIMEOUT, AVP_MEDIA, DLG_EMERGENCY, DLG_MEDIA, DLG_TRACKED, TIMEOUT_EVENT
+from kemi.policy import media as policy_media
 from kemi.policy.call import DialogPlan
 from kemi.policy.cluster import PEER_MARK
-from kemi.policy.media import MUSIC_VAR, hold_music, hold_offer, rtpengine_flags
+from kemi.policy.media import MUSIC_VAR, MediaPlan, hold_music, hold_offer, rtpengine_flags
 from kemi.policy.sip_text import is_word
 
 from . import ksr_apply as apply
@@ -21,6 +22,7 @@ from .flags import FLB_NATB, FLB_NATSIPPING, FLT_NATS, NAT_TEST
 # another hop does (-1: no Route at all, or an error)
 PRELOADED_TO_US = (-3, 1, 2)
 PEER_REPLY_ROUTE = "ksr_peer_reply"  # replies on a leg relayed for a cluster peer (kamailio_app.py)
+MEDIA_BRANCH_ROUTE = apply.MEDIA_BRANCH_ROUTE
 MEDIA_DONE = 8  # message flag: the dialog's end deleted the media session already (its MOS is on the CDR)
 
 
@@ -98,14 +100,69 @@ def mark_nated_registration(pinged: bool = True) -> None:
 
 
 def media(nated: bool) -> None:
-    """Offer / answer / delete the media session with RTPengine, as the message says."""
+    """Offer / answer / delete the media session with RTPengine, as the message says (a plain call)."""
     KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
 
 
-def media_in_dialog(method: str, nated: bool, content_type: str | None = None) -> None:
-    """`content_type`: lower-cased, when the caller has it (else from the request's read)."""
-    if (method == "BYE" and not KSR.isflagset(MEDIA_DONE)) or read.has_sdp(content_type):
+def _nat(flags: str, nated: bool) -> str:
+    return flags + " SIP-source-address" if nated else flags
+
+
+def offer(plan: MediaPlan, nated: bool) -> None:
+    """A new call's offer. Plain RTP both ways (most calls): offered here, once for all its branches. Otherwise each
+    branch gets its own offer in the branch route (`media_branch`: a trunk or the media server plain, a phone as the
+    plan says) and the replies are told the plan (AVP_MEDIA)."""
+    if plan.plain:
         media(nated)
+        return
+    KSR.pv.sets(f"$avp({AVP_MEDIA})", "i:" + plan.code())
+    KSR.tm.t_on_branch(MEDIA_BRANCH_ROUTE)
+
+
+def media_branch(plain_peers: frozenset) -> None:
+    """The branch route of a call not plain RTP: this branch's offer, for where it goes (kemi.policy.media)."""
+    avp, ruri = read.several(f"$avp({AVP_MEDIA})", "$ru")
+    plan = policy_media.parse_plan(avp.partition(":")[2])
+    if plan is None:  # not one of ours (or lost): as a plain call
+        media(KSR.isflagset(FLT_NATS))
+        return
+    mode = policy_media.branch_mode(plan, *policy_media.uri_host_port(ruri), plain_peers)
+    KSR.rtpengine.rtpengine_offer(_nat(policy_media.flags(mode, plan.caller), KSR.isflagset(FLT_NATS)))
+
+
+def answer(avp: str, nated: bool, code: int) -> None:
+    """A reply's SDP: answered as the transaction's plan says (AVP_MEDIA, read with the reply; '' : plain). A new
+    call's 2xx keeps the plan it ends up with for the dialog's later offers (re-INVITEs, hold). An explicit answer:
+    after offers made in the branch route, rtpengine_manage took the reply for an offer (measured: it answered an SDES
+    offer with every suite of its own, which the phone refused)."""
+    if not avp:
+        media(nated)
+        return
+    flags, keep = policy_media.answer(avp, policy_media.offer_profile(read.body()))
+    KSR.rtpengine.rtpengine_answer(_nat(flags, nated))
+    if keep is not None and 200 <= code < 300:
+        KSR.pv.sets(f"$dlg_var({DLG_MEDIA})", keep)
+
+
+def media_in_dialog(method: str, nated: bool, content_type: str | None = None) -> None:
+    """`content_type`: lower-cased, when the caller has it (else from the request's read). An offer in a call not plain
+    RTP (the dialog keeps its plan) goes the way its sender is: the caller's to the callee's mode, and back."""
+    if method == "BYE":
+        if not KSR.isflagset(MEDIA_DONE):
+            media(nated)
+        return
+    if not read.has_sdp(content_type):
+        return
+    plan_code = read.dlg_var(DLG_MEDIA)
+    how = (
+        policy_media.in_dialog(plan_code, KSR.rr.is_direction("downstream") > 0, method == "ACK") if plan_code else None
+    )
+    if how is None:
+        media(nated)
+        return
+    flags, tell = how
+    KSR.pv.sets(f"$avp({AVP_MEDIA})", tell)
+    KSR.rtpengine.rtpengine_manage(_nat(flags, nated))
 
 
 def music_on_hold(music_file: str) -> None:

@@ -241,20 +241,21 @@ def is_myself_ruri() -> bool:
     return KSR.is_myself_ruri() > 0
 
 
-_REPLY_PVS = ("$rs", "$bf", "$cT", f"$avp({shm.AVP_GROUP_MARK})")
+_REPLY_PVS = ("$rs", "$bf", "$cT", f"$avp({shm.AVP_GROUP_MARK})", f"$avp({shm.AVP_MEDIA})")
 _REPLY_FORMAT = wire.one_format(_REPLY_PVS)
 
 
-def reply() -> tuple[int, int, str, str]:
-    """Status code, branch flags, content type and the hunt-group mark of the reply's call: one crossing."""
+def reply() -> tuple[int, int, str, str, str]:
+    """Status code, branch flags, content type, the hunt-group mark and the media plan of the reply's call: one
+    crossing."""
     try:
-        values = wire.split(KSR.pv.gete(_REPLY_FORMAT), 4)
+        values = wire.split(KSR.pv.gete(_REPLY_FORMAT), 5)
     except UnicodeDecodeError:
         values = None
     if values is None:
         values = [one(name) for name in _REPLY_PVS]
-    code, bflags, ctype, group = values
-    return _number(code), _number(bflags), ctype.lower(), group
+    code, bflags, ctype, group, media = values
+    return _number(code), _number(bflags), ctype.lower(), group, media
 
 
 def call_id() -> str:
@@ -286,6 +287,11 @@ def transaction_reply() -> tuple[int, str]:
 def transaction_reply_header(name: str) -> str:
     """In a failure route: a header of the winning reply ('' when absent)."""
     return one(f"$T_rpl($hdr({name}))")
+
+
+def body() -> str:
+    """The message's body (an SDP offer or answer)."""
+    return one("$rb")
 
 
 def has_sdp(content_type: str | None = None) -> bool:

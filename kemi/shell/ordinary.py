@@ -27,6 +27,7 @@ from kemi.policy.cluster import nat_pinged, path_needed
 from kemi.policy.decision import Challenge, Register, Reject
 from kemi.policy.edge import bounded_key, plainly_accepted
 from kemi.policy.facts import AuthResult, RequestFacts
+from kemi.policy.media import offer_profile
 from kemi.policy.routing import needs_credentials, register_action, unsupported_require
 
 from . import barrier, calls, wire
@@ -101,6 +102,11 @@ def challenge(v: list[str], snap, edge, rpc_port: int) -> bool:
     return True
 
 
+def offer_of(content_type: str) -> str:
+    """An INVITE's SDP profile (kemi.policy.media): the body read only when it is SDP."""
+    return offer_profile(read.body()) if read.has_sdp(content_type) else ""
+
+
 def call(v: list[str], snap, edge, rpc_port: int) -> bool:
     """The first INVITE of a call with credentials (`v`: its `ksr_read.fields`; the second INVITE of nearly every
     call), start to end: dropped, refused or challenged, or decided and routed by `calls.initial_request` as on the
@@ -135,6 +141,7 @@ def call(v: list[str], snap, edge, rpc_port: int) -> bool:
         realm if result is AuthResult.OK else wire.lower(v[F_AUTH_REALM]),
         result,
         ruri_host not in snap.domains and read.is_myself_ruri(),
+        offer=offer_of(wire.lower(v[F_CONTENT_TYPE])),
     )
     calls.initial_request(facts, snap, nated)
     return True

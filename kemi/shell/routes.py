@@ -269,6 +269,10 @@ def branch_reply_route() -> int:
     return calls.branch_reply_route()
 
 
+def media_branch_route() -> int:
+    return calls.media_branch_route()
+
+
 def peer_reply_route() -> int:
     """A reply on a call leg relayed for a cluster peer (dialog.relay_for_peer)."""
     dialog.alias_reply()

@@ -58,8 +58,12 @@ def _child(args) -> int:  # pragma: no cover - runs in its own process
     ep.audDevManager().setNullDev()
     kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
     tcfg = pj.TransportConfig()
-    tcfg.port = 0
-    tcfg.boundAddress = "127.0.0.1"
+    tcfg.port = args.port
+    tcfg.boundAddress = args.address
+    tcfg.publicAddress = args.address  # its Contact and Via name the address it listens on
+    if args.cert:  # a server of its own (a provider's TLS trunk): its certificate
+        tcfg.tlsConfig.certFile = args.cert
+        tcfg.tlsConfig.privKeyFile = args.key
     if args.transport == "tls":
         tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
         if args.ca:
@@ -111,12 +115,15 @@ def _child(args) -> int:  # pragma: no cover - runs in its own process
     acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", args.user, 0, args.password))
     acfg.mediaConfig.srtpUse = SRTP[args.srtp]
     acfg.mediaConfig.srtpSecureSignaling = 0  # SDES keys over any transport (the node's policy judges)
-    acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    acfg.mediaConfig.transportConfig.boundAddress = args.address
+    acfg.mediaConfig.transportConfig.publicAddress = args.address
     acfg.mediaConfig.transportConfig.port = 0
     acfg.natConfig.iceEnabled = False
     acfg.natConfig.sdpNatRewriteUse = 0
     acfg.natConfig.contactRewriteUse = 0
     acfg.natConfig.viaRewriteUse = 0
+    if args.port:  # a server on a known address: its Contact names it (pjsua would name the machine's first address)
+        acfg.sipConfig.contactForced = f"<sip:{args.user}@{args.address}:{args.port};transport={args.transport}>"
     account = Account()
     account.create(acfg)
     say(event="ready")
@@ -137,6 +144,19 @@ def _child(args) -> int:  # pragma: no cover - runs in its own process
                 prm = pj.CallOpParam()
                 prm.statusCode = 200
                 call.answer(prm)
+        elif what == "reject":  # an incoming call refused (486 busy, 603 decline ...)
+            for call in list(calls.values()):
+                prm = pj.CallOpParam()
+                prm.statusCode = int(cmd.get("code", 486))
+                call.hangup(prm)
+        elif what == "hold":
+            for call in list(calls.values()):
+                call.setHold(pj.CallOpParam(True))
+        elif what == "resume":
+            for call in list(calls.values()):
+                prm = pj.CallOpParam(True)
+                prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                call.reinvite(prm)
         elif what == "hangup":
             for call in list(calls.values()):
                 call.hangup(pj.CallOpParam())
@@ -197,6 +217,7 @@ class PjPhone:
         self.proc = proc
         self.events: queue.Queue[dict] = queue.Queue()
         self.seen: list[dict] = []
+        self.log: list[str] = []  # pjsip's own lines (log_level > 1): the SIP messages at 5
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.next("ready", timeout=15)
@@ -218,6 +239,19 @@ class PjPhone:
         argv += ["--user", user, "--domain", domain, "--password", password, "--transport", transport]
         argv += ["--srtp", srtp, "--log-level", str(log_level), "--register"]
         argv += ["--ca", ca] if ca else []
+        return cls._spawn(argv)
+
+    @classmethod
+    def provider(cls, address: str, port: int, cert: str, key: str, log_level: int = 1) -> "PjPhone":
+        """A provider's SIP server on TLS (`address`:`port`, serving `cert`): takes the calls a TLS trunk sends
+        (`incoming`, `answer`); registers nowhere."""
+        argv = [sys.executable, "-m", "tests.harness.pj_phone", "--server", f"{address}:{port}", "--user", "carrier"]
+        argv += ["--domain", address, "--transport", "tls", "--address", address, "--port", str(port)]
+        argv += ["--cert", cert, "--key", key, "--log-level", str(log_level)]
+        return cls._spawn(argv)
+
+    @classmethod
+    def _spawn(cls, argv: list[str]) -> "PjPhone":
         proc = subprocess.Popen(
             argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0
         )
@@ -229,7 +263,7 @@ class PjPhone:
             try:
                 self.events.put(json.loads(line))
             except ValueError:
-                continue  # pjsip's own lines on stdout
+                self.log.append(line.decode(errors="replace"))  # pjsip's own lines on stdout
 
     def send(self, cmd: str, **args) -> None:
         assert self.proc.stdin is not None
@@ -283,6 +317,16 @@ class PjPhone:
     def dtmf(self, digits: str) -> None:
         self.send("dtmf", digits=digits)
 
+    def reject(self, code: int = 486) -> None:
+        self.send("reject", code=code)
+
+    def hold(self) -> None:
+        """A re-INVITE putting the call on hold (sendonly); `resume` takes it off hold (sendrecv)."""
+        self.send("hold")
+
+    def resume(self) -> None:
+        self.send("resume")
+
     def hangup(self) -> None:
         self.send("hangup")
 
@@ -310,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the child
     p.add_argument("--ca", default="")
     p.add_argument("--register", action="store_true")
     p.add_argument("--log-level", type=int, default=1)
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--cert", default="")
+    p.add_argument("--key", default="")
     return _child(p.parse_args(argv))
 
 

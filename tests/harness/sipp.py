@@ -127,11 +127,12 @@ class Sipp:
         return self.run(self._argv(scen, phone, ["-inf", str(self._inf(phone, str(expires)))], timeout_s), timeout_s)
 
     def callee(self, phone: Phone, mode: str = "answer", timeout_s: int = 30, contact: str = "[local_ip]:[local_port]", sdp_ip: str = "[media_ip]",
-               sdp_port: str = "[media_port]", calls: int = 1, auto_answer: bool = False) -> subprocess.Popen:
+               sdp_port: str = "[media_port]", calls: int = 1, auto_answer: bool = False, echo: bool | None = None) -> subprocess.Popen:
         body = _read(f"uas_{mode}.inc").replace("@CONTACT_HOSTPORT@", contact).replace("@SDP_IP@", sdp_ip).replace("@SDP_PORT@", sdp_port)
         actions = _read("uas_ring_actions.inc") if mode == "ring" else ""
         scen = self._write(f"uas_{mode}", _read("uas.xml").replace("@INVITE_ACTIONS@", actions).replace("@BODY@", body))
-        extra = (["-rtp_echo"] if mode == "answer" else []) + (["-aa"] if auto_answer else [])  # -aa: keep-alives answered 200
+        echo = mode == "answer" if echo is None else echo  # SIPp sends back the RTP it gets
+        extra = (["-rtp_echo"] if echo else []) + (["-aa"] if auto_answer else [])  # -aa: keep-alives answered 200
         argv = self._argv(scen, phone, extra + ["-trace_msg", "-message_file", str(scen.with_suffix(".messages"))], timeout_s)
         argv[argv.index("-m") + 1] = str(calls)  # answer this many calls, one after the other
         proc = self.start(argv)

@@ -3,6 +3,7 @@ TLS 1.2+ with modern ciphers is spoken; the certificate is reported, reloaded wi
 broken or expired one is refused with the old one kept. Real Kamailio (tls module), RTPengine, SIPp and a pjsua2
 phone (Debian's SIPp has no TLS)."""
 
+import concurrent.futures
 import hashlib
 import socket
 import ssl
@@ -14,16 +15,21 @@ import pytest
 from controlplane.node import tls
 from tests.harness.node import TestNode
 from tests.harness.pj_phone import PjPhone
+from tests.harness.ports import free_port
 from tests.harness.sipp import Sipp
 from tests.scenario.conftest import running, wait_for, wait_snapshot
 
 DOMAIN = "tls.example"
+PROVIDER, ROGUE = "127.0.0.3", "127.0.0.4"  # a provider's TLS server the node trusts, and one it does not
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     d = tmp_path_factory.mktemp("certs")
     tls.make_self_signed(d / "node.crt", d / "node.key", "sip.tls.example", ["127.0.0.1"])
+    tls.make_self_signed(d / "provider.crt", d / "provider.key", "sip.provider.example", [PROVIDER])
+    tls.make_self_signed(d / "rogue.crt", d / "rogue.key", "sip.provider.example", [ROGUE])
+    (d / "providers.pem").write_bytes((d / "provider.crt").read_bytes())  # the CAs the node trusts for trunks
     return d
 
 
@@ -33,6 +39,8 @@ def node(tmp_path_factory, real_components, certs):
         tmp_path_factory.mktemp("tls") / "var",
         tls_certificate=str(certs / "node.crt"),
         tls_private_key=str(certs / "node.key"),
+        tls_ca_file=str(certs / "providers.pem"),
+        trunk_tls_check_s=1.0,
     )
     with running([n]):
         yield n
@@ -188,3 +196,53 @@ def test_status_reload_after_a_renewal_and_broken_files_refused(node, certs):
         app, ["--url", node.settings.api_url, "--token", node.token, "tls", "status"]
     )
     assert out.exit_code == 0 and renewed.sha256 in out.output and "days left" in out.output, out.output
+
+
+def test_calls_out_over_a_tls_trunk_and_a_provider_certificate_the_node_does_not_trust(node, people, certs):
+    """Two TLS trunks: the first (priority 1) presents a certificate the node's CA file does not vouch for, the second
+    a trusted one. The check names the bad trunk and why, in the log and as metrics; a call fails over to the good
+    one, which takes it over TLS."""
+    tenant_id = node.rpc("tenant.list")["items"][-1]["id"]
+    node.rpc("site.create", tenant_id=tenant_id, name="Berlin", region="DE", area_code="30")
+    good_port, bad_port = free_port(PROVIDER), free_port(ROGUE)
+    provider = PjPhone.provider(PROVIDER, good_port, str(certs / "provider.crt"), str(certs / "provider.key"))
+    rogue = PjPhone.provider(ROGUE, bad_port, str(certs / "rogue.crt"), str(certs / "rogue.key"))
+    made = [
+        node.rpc("trunk.create", name="rogue-tls", host=ROGUE, port=bad_port, transport="tls", priority=1),
+        node.rpc("trunk.create", name="provider-tls", host=PROVIDER, port=good_port, transport="tls", priority=2),
+    ]
+    alice = PjPhone.start(
+        node.sip_tls, "alice", DOMAIN, "alice-secret-pw1", transport="tls", ca=str(certs / "node.crt")
+    )
+    try:
+        assert wait_for(lambda: 'callmanager_trunk_tls_ok{trunk="rogue-tls"} 0.0' in metrics(node), timeout=15)
+        text = metrics(node)
+        assert 'callmanager_trunk_tls_ok{trunk="provider-tls"} 1.0' in text
+        expiry = [
+            ln
+            for ln in text.splitlines()
+            if ln.startswith('callmanager_trunk_tls_certificate_expiry_timestamp_seconds{trunk="provider-tls"}')
+        ]
+        assert expiry and abs(float(expiry[0].rsplit(" ", 1)[1]) - tls.inspect(certs / "provider.crt").not_after) < 1
+        log = (node.settings.log_dir / "controlplane.log").read_text()
+        assert f"trunk rogue-tls (tls {ROGUE}:{bad_port}): certificate verify failed" in log, log[-2000:]
+        assert alice.register() == 200
+        answered = concurrent.futures.ThreadPoolExecutor(1).submit(lambda: (provider.incoming(30), provider.answer()))
+        assert alice.call(f"sip:0891234567@{DOMAIN}", timeout=30) == 200  # after the rogue trunk's timeout
+        answered.result(timeout=10)
+        time.sleep(1.0)
+        (st,) = alice.stats()
+        assert st["rx"] > 10 and st["tx"] > 10, st
+        alice.hangup()
+        assert "incoming" not in [e.get("event") for e in rogue.seen]  # the rogue never got the call
+    finally:
+        for phone in (alice, provider, rogue):
+            phone.close()
+        for t in made:
+            node.rpc("trunk.delete", id=t["id"])
+    record = wait_for(
+        lambda: next(
+            (r for r in node.rpc("cdr.list", tenant_id=tenant_id)["items"] if r["callee"] == "+49891234567"), None
+        )
+    )
+    assert record["disposition"] == "answered" and "provider-tls" in " ".join(record["trace"]), record
