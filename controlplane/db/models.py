@@ -151,6 +151,8 @@ class SipAccount(SQLModel, table=True):
     # encryption policy for this device, on top of its tenant's (docs/tls.md)
     require_tls: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     require_srtp: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    # a browser (WebRTC over WSS, docs/webrtc.md): calls to its user are offered per device, DTLS-SRTP to this one
+    webrtc: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
     created_at: datetime = Field(default_factory=utcnow)
 
 

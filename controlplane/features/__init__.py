@@ -28,4 +28,5 @@ from . import (  # noqa: F401
     trunks,
     users,
     voicemail,
+    webrtc,
 )

@@ -32,7 +32,7 @@ from kemi.policy.facts import AuthResult, RequestFacts
 from kemi.policy import timeline
 from kemi.policy import announce
 from kemi.policy import media
-from kemi.policy.routing import account_policy, callee_srtp, decide_initial
+from kemi.policy.routing import account_policy, callee_srtp, callee_web, decide_initial
 
 from .common import Id, get_scoped
 
@@ -112,7 +112,7 @@ def _media(snap, action, offer: str) -> str | None:
     if isinstance(action, Announce | ToVoicemail | ToIvr | RouteToTrunk):
         return media.plan(offer, False).words()
     if isinstance(action, RouteToUser | RouteToGroup):
-        return media.plan(offer, callee_srtp(snap, action)).words()
+        return media.plan(offer, callee_srtp(snap, action), callee_web(snap, action)).words()
     return None
 
 

@@ -43,6 +43,10 @@ class Device(Params):
         description="SEC-10: addresses or CIDR ranges the account may be "
         "used from; the right password from elsewhere is refused ([] : anywhere)",
     )
+    webrtc: bool | None = Field(
+        None,
+        description="a browser (WebRTC over WSS): calls to its user are offered per device, DTLS-SRTP to this one",
+    )
     require_tls: bool | None = Field(
         None,
         description="this device registers and calls over TLS only (403 'TLS required' otherwise); its tenant's"
@@ -70,6 +74,8 @@ def _apply_device(s, acc: SipAccount, p: Device) -> None:
         acc.allowed_networks = list(dict.fromkeys(p.allowed_networks))
     if p.ring is not None:
         acc.ring = p.ring
+    if p.webrtc is not None:
+        acc.webrtc = p.webrtc
     if p.require_tls is not None:
         acc.require_tls = p.require_tls
     if p.require_srtp is not None:

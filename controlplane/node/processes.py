@@ -13,9 +13,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import probe
 from .render import render_kamailio, render_prometheus, render_rtpengine
 from .settings import ROOT, NodeSettings, dmq_peer
 
@@ -40,6 +42,9 @@ class Component:
     ready: list[tuple[str, str, int]] = field(default_factory=list)  # (proto, host, port)
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    # after its ports listen: it is ready once this answers True (Kamailio: a SIP OPTIONS answered — its workers may
+    # still be setting up, measured ~1 s for the first request with TLS, while the ports already listen)
+    answers: Callable[[], bool] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +75,15 @@ class Component:
                         f"{self.logfile}:\n{tail(self.logfile)}"
                     )
                 time.sleep(0.05)
+        while self.answers is not None and not self.answers():
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.logfile}:\n{tail(self.logfile)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} listens but did not answer within {timeout}s; see {self.logfile}")
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
         pid = self.proc.pid if self.proc else read_pid(self.pidfile)
@@ -191,6 +205,7 @@ def kamailio(settings: NodeSettings) -> Component:
         "CALLMANAGER_SNAPSHOT": str(settings.snapshot_path),
         "CALLMANAGER_SPOOL": str(settings.spool_dir),
         "CALLMANAGER_KAMAILIO_RPC_PORT": str(settings.kamailio_rpc_port),
+        "CALLMANAGER_WS_PORTS": ",".join(str(p) for p in (settings.sip_ws_port, settings.wss_port) if p),
         "CALLMANAGER_SNAPSHOT_CHECK_S": str(settings.snapshot_check_s),
         "CALLMANAGER_TRUNK_TIMEOUT_MS": str(settings.trunk_timeout_ms),
         "CALLMANAGER_DEVICE_TIMEOUT_MS": str(settings.device_timeout_ms),
@@ -227,11 +242,16 @@ def kamailio(settings: NodeSettings) -> Component:
         ready=[
             ("udp", settings.sip_address, settings.sip_port),
             ("tcp", settings.sip_address, settings.sip_port),
-            *([("tcp", settings.sip_address, settings.sip_tls_port)] if settings.sip_tls_port else []),
+            *(
+                ("tcp", settings.sip_address, port)
+                for port in (settings.sip_tls_port, settings.sip_ws_port, settings.wss_port)
+                if port
+            ),
             ("tcp", settings.kamailio_rpc_address, settings.kamailio_rpc_port),
             *([("udp", settings.sip_address, settings.dmq_port)] if settings.dmq_port else []),
         ],
         env=env,
+        answers=lambda: probe.probe(settings.sip_address, settings.sip_port, 0.5)[0],
     )
 
 

@@ -56,6 +56,11 @@ class NodeSettings(BaseSettings):
     tls_certificate: str = ""
     tls_private_key: str = ""
     tls_ca_file: str = ""
+    # SIP over WebSocket for browsers (WebRTC, docs/webrtc.md), on sip_address: WSS on the TLS certificate (0: off; off
+    # too without TLS), and
+    # plain WS — for loopback and labs only: a browser page on HTTPS may not use it (0: off, the default)
+    sip_wss_port: int = 7443
+    sip_ws_port: int = 0
     trunk_tls_check_s: float = 300.0  # how often the control plane checks each TLS trunk's handshake (0: never)
     # Kamailio's own JSON-RPC over HTTP (for the control plane)
     kamailio_rpc_address: str = "127.0.0.1"
@@ -189,6 +194,11 @@ class NodeSettings(BaseSettings):
     @property
     def var(self) -> Path:
         return Path(self.var_dir)
+
+    @property
+    def wss_port(self) -> int:
+        """The WSS listener's port as it runs: sip_wss_port, unless TLS is off (0)."""
+        return self.sip_wss_port if self.sip_tls_port else 0
 
     @property
     def tls_dir(self) -> Path:
@@ -352,8 +362,10 @@ LISTENERS = (
     ("Prometheus", "prometheus_address", "prometheus_port"),
     ("media server", "sip_address", "media_server_port"),
     ("SIP over TLS", "sip_address", "sip_tls_port"),  # 0: none
+    ("SIP over WSS", "sip_address", "sip_wss_port"),  # 0: none
+    ("SIP over WS", "sip_address", "sip_ws_port"),  # 0: none
 )
-OPTIONAL_PORTS = ("sip_tls_port",)
+OPTIONAL_PORTS = ("sip_tls_port", "sip_wss_port", "sip_ws_port")
 
 
 def _check_listeners(s: NodeSettings) -> None:

@@ -238,6 +238,7 @@ def compile_snapshot(session: Session, unseal=lambda v: v) -> dict:
                 **({"allowed": list(a.allowed_networks)} if a.allowed_networks else {}),
                 **({"tls": True} if a.require_tls else {}),
                 **({"srtp": True} if a.require_srtp else {}),
+                **({"webrtc": True} if a.webrtc else {}),
             }
             for a in accounts
         ],

@@ -51,49 +51,60 @@ def mode_of(profile: str) -> str:
 
 
 class MediaPlan(NamedTuple):
-    """The two legs of a call: the caller's mode (what it offered) and the callee's (what the policy offers it)."""
+    """The two legs of a call: the caller's mode (what it offered) and the callee's (what the policy offers its SIP
+    devices); `web`: some device of the callee is a browser (a branch over WS/WSS is offered WebRTC)."""
 
     caller: str = RTP
     callee: str = RTP
+    web: bool = False
 
     @property
     def plain(self) -> bool:
-        return self.caller == RTP and self.callee == RTP
+        return self.caller == RTP and self.callee == RTP and not self.web
 
     def code(self) -> str:
-        """As the dialog keeps it (a dialog variable): 'srtp>rtp'."""
-        return f"{self.caller}>{self.callee}"
+        """As the dialog and the transaction keep it: 'srtp>rtp', 'rtp>rtp>w' (browsers among the callee's devices)."""
+        return f"{self.caller}>{self.callee}" + (">w" if self.web else "")
 
     def words(self) -> str:
         """For the call's trace and route.simulate."""
+        web = f", {_WORDS[WEBRTC]} to the callee's browsers" if self.web else ""
         if self.caller == self.callee:
-            return f"media: {_WORDS[self.caller]} both ways" + ("" if self.caller == RTP else " (RTPengine re-keys)")
-        return f"media: {_WORDS[self.caller]} from the caller, {_WORDS[self.callee]} to the callee (RTPengine bridges)"
+            return (
+                f"media: {_WORDS[self.caller]} both ways" + ("" if self.caller == RTP else " (RTPengine re-keys)") + web
+            )
+        return (
+            f"media: {_WORDS[self.caller]} from the caller, {_WORDS[self.callee]} to the callee{web} "
+            "(RTPengine bridges)"
+        )
 
 
 def parse_plan(code: str) -> MediaPlan | None:
     """A plan from its code ('' or anything malformed: None — the call is treated as plain)."""
-    caller, sep, callee = code.partition(">")
-    if sep and caller in MODES and callee in MODES:
-        return MediaPlan(caller, callee)
+    parts = code.split(">")
+    if len(parts) in (2, 3) and parts[0] in MODES and parts[1] in MODES and parts[2:] in ([], ["w"]):
+        return MediaPlan(parts[0], parts[1], len(parts) == 3)
     return None
 
 
-def plan(offer: str, callee_srtp: bool, callee_webrtc: bool = False) -> MediaPlan:
+def plan(offer: str, callee_srtp: bool, callee_web: bool = False) -> MediaPlan:
     """A new call's plan: the caller as it offered (`offer`: the SDP's profile), the callee as the policy says."""
-    return MediaPlan(mode_of(offer), WEBRTC if callee_webrtc else SRTP if callee_srtp else RTP)
+    return MediaPlan(mode_of(offer), SRTP if callee_srtp else RTP, callee_web)
 
 
 def flags(toward: str, source: str, answer: bool = False) -> str:
     """RTPengine's flags for an SDP going to a leg of mode `toward` from a leg of mode `source` (an offer, or with
     `answer` the answer to that leg's offer). Two plain legs: exactly RTPENGINE_FLAGS.
 
-    WebRTC follows docs/tls.md (verified in the field notes): an offer from a browser to a SIP leg asks RTPengine to
-    stay DTLS-passive towards the browser (`DTLS-reverse=passive`: the browser, which has not seen the answer yet,
-    must not be made to wait as a server too); an offer to a browser forces ICE, rtcp-mux and a mid."""
+    WebRTC follows the field notes (verified here): an offer from a browser asks RTPengine to stay DTLS-passive towards
+    that browser (`DTLS-reverse=passive`: the browser, which has not seen the answer yet, must not be made to wait as a
+    server too — measured: without it the handshake fails, to a phone and to another browser alike); an offer to a
+    browser forces ICE, rtcp-mux and a mid."""
     if toward == WEBRTC:
         words = [BASE, "ICE=force UDP/TLS/RTP/SAVPF rtcp-mux-require SDES-off"]
         words.append("DTLS=passive" if answer else "rtcp-mux-offer generate-mid")
+        if source == WEBRTC and not answer:  # the offering browser must not meet an early ClientHello either
+            words.append("DTLS-reverse=passive")
         return " ".join(words)
     words = [BASE, "ICE=remove", "RTP/SAVP" if toward == SRTP else "RTP/AVP"]
     if source == WEBRTC:
@@ -109,10 +120,22 @@ def flags(toward: str, source: str, answer: bool = False) -> str:
 # call (the answer's own profile says the callee's mode), "d:<sender>><other>" on an in-dialog offer.
 
 
-def branch_mode(plan: MediaPlan, host: str, port: int, plain_peers: frozenset) -> str:
+def branch_mode(plan: MediaPlan, host: str, port: int, plain_peers: frozenset, transport: str = "") -> str:
     """The mode a branch of a new call is offered: plain towards a trunk or the media server (`plain_peers`: their
-    (host, port)), else the callee's mode of the plan."""
+    (host, port)), WebRTC towards a browser (a branch over WS/WSS), else the callee's mode of the plan."""
+    if transport in ("ws", "wss"):
+        return WEBRTC
     return RTP if (host.lower(), port) in plain_peers else plan.callee
+
+
+def uri_transport(*uris: str) -> str:
+    """The transport the first of these URIs that names one names (`;transport=ws`), lower-cased; '' : none."""
+    for uri in uris:
+        low = uri.lower()
+        at = low.find(";transport=")
+        if at >= 0:
+            return low[at + 11 :].split(";", 1)[0].split(">", 1)[0].split("?", 1)[0]
+    return ""
 
 
 def uri_host_port(uri: str) -> tuple[str, int]:

@@ -73,7 +73,8 @@ def unsupported_method(method: str) -> Reject | None:
 
 
 ROUTABLE_SCHEMES = ("sip", "sips", "tel")
-STREAM_TRANSPORTS = ("tcp", "tls", "ws", "wss", "sctp")
+# transports whose messages are framed by Content-Length alone (WebSocket frames each message itself, RFC 7118)
+STREAM_TRANSPORTS = ("tcp", "tls", "sctp")
 
 
 def malformed(ruri: str, parsed: bool, proto: str, content_length: str) -> Reject | None:
@@ -251,6 +252,17 @@ def callee_srtp(snapshot: Snapshot, action) -> bool:
         tenant = snapshot.tenants.get(action.tenant_id)
         return bool(tenant and tenant.srtp)
     return False
+
+
+def callee_web(snapshot: Snapshot, action) -> bool:
+    """Whether a device the call may ring is a browser (a WebRTC account): its branches are then offered one by one."""
+    if isinstance(action, RouteToUser):
+        aors = action.aors
+    elif isinstance(action, RouteToGroup):
+        aors = tuple(aor for step in action.steps for _user, member_aors in step.members for aor in member_aors)
+    else:
+        return False
+    return any(acc is not None and acc.webrtc for acc in map(snapshot.account_for_aor, aors))
 
 
 def _encryption(facts: RequestFacts, snapshot: Snapshot, caller: CallParty) -> tuple[int, str, str] | None:

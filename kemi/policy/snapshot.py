@@ -43,6 +43,7 @@ class Account(NamedTuple):
     allowed: tuple = ()  # SEC-10: networks the account may be used from (empty: anywhere)
     tls: bool = False  # registers and calls over TLS only (its tenant's `tls` applies too; kemi.policy.media)
     srtp: bool = False  # offers SRTP on its calls (its tenant's `srtp` applies too)
+    webrtc: bool = False  # a browser: its user's calls are offered per device (kemi.policy.media)
 
 
 class User(NamedTuple):
@@ -450,6 +451,7 @@ def parse_account(a: Mapping[str, Any]) -> tuple[tuple[str, str], Account]:
         allowed=tuple(ipaddress.ip_network(c, strict=False) for c in a["allowed"]) if a.get("allowed") else (),
         tls=bool(a.get("tls", False)),
         srtp=bool(a.get("srtp", False)),
+        webrtc=bool(a.get("webrtc", False)),
     )
 
 

@@ -41,7 +41,7 @@ from kemi.policy.decision import (
 from kemi.policy.facts import RequestFacts
 from kemi.policy.features import FeatureCode
 from kemi.policy import media as policy_media
-from kemi.policy.routing import callee_srtp, decide_initial
+from kemi.policy.routing import callee_srtp, callee_web, decide_initial
 from kemi.policy.snapshot import Snapshot
 
 from . import context, ids, vip
@@ -175,7 +175,8 @@ def route_to_user(state: CallState, action: RouteToUser, method: str, nated: boo
     ringing = call.ringing_ms(action)
     if ringing is not None:  # ring this long, then forward (no answer); silent devices count as unreachable
         dialog.ring_limits(ringing, SETTINGS.device_timeout_ms)
-    state = prepare_call(state, nated, action.track, srtp=callee_srtp(SNAPSHOTS.get(), action))
+    snap = SNAPSHOTS.get()
+    state = prepare_call(state, nated, action.track, srtp=callee_srtp(snap, action), web=callee_web(snap, action))
     apply.relay()
 
 
@@ -223,7 +224,7 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
     if action.steps:
         state, offered = groups.start_offer(state, action, SETTINGS.device_timeout_ms, snap, LIVE)
         if offered:
-            state = prepare_call(state, nated, srtp=callee_srtp(snap, action))
+            state = prepare_call(state, nated, srtp=callee_srtp(snap, action), web=callee_web(snap, action))
             apply.relay()
             return
     state, effects = call.when_unplaced(
@@ -231,7 +232,7 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
     )
     effect = effects[-1]
     if isinstance(effect, WaitAgain):
-        state = prepare_call(state, nated, srtp=callee_srtp(snap, action))
+        state = prepare_call(state, nated, srtp=callee_srtp(snap, action), web=callee_web(snap, action))
         state, held = hold(state, effect.seconds, first=True)
         if held:
             return
@@ -244,19 +245,26 @@ def route_to_group(state: CallState, action: RouteToGroup, method: str, nated: b
 
 
 def prepare_call(
-    state: CallState, nated: bool, track: tuple[int, ...] = (), emergency: bool = False, srtp: bool = False
+    state: CallState,
+    nated: bool,
+    track: tuple[int, ...] = (),
+    *,
+    emergency: bool = False,
+    srtp: bool = False,
+    web: bool = False,
 ) -> CallState:
     """Everything a new call needs before it is relayed (or held in a queue). Once per request: a call prepared
     for a group's queue that then cannot wait goes on to the overflow already record-routed, in its dialog and
     offered to RTPengine (a second offer appended RTPengine's SDP to the body a second time). `srtp`: the callee's
-    leg is offered SRTP (kemi.policy.routing.callee_srtp). Returns the state as kept (with its media plan)."""
+    leg is offered SRTP (kemi.policy.routing.callee_srtp); `web`: a device it may ring is a browser (callee_web).
+    Returns the state as kept (with its media plan)."""
     again = _PREPARED[0]
     _PREPARED[0] = True
     media_plan = None
     if not again:
         plan = call.dialog_plan(read.session_expires(), emergency, SETTINGS.call_max_s, SETTINGS.dialog_keepalive)
         dialog.open_dialog(plan)
-        media_plan = policy_media.plan(_OFFER[0], srtp)
+        media_plan = policy_media.plan(_OFFER[0], srtp, web)
         if not media_plan.plain:
             state = state._replace(media_plan=media_plan.code()).traced(media_plan.words())
     dialog.track(track)

@@ -311,6 +311,12 @@ def cluster_resync() -> bool:
     return True
 
 
+def websocket_handshake() -> None:
+    """A browser's upgrade to SIP over WebSocket: Kamailio's websocket module answers it (101, or its own refusal)."""
+    if KSR.websocket.handle_handshake() < 0:
+        notice("callmanager: a WebSocket handshake was refused by the websocket module")
+
+
 def http_reply(code: int, reason: str, body: str) -> None:
     KSR.xhttp.xhttp_reply(code, reason, "text/plain", body)
 

@@ -121,12 +121,13 @@ def offer(plan: MediaPlan, nated: bool) -> None:
 
 def media_branch(plain_peers: frozenset) -> None:
     """The branch route of a call not plain RTP: this branch's offer, for where it goes (kemi.policy.media)."""
-    avp, ruri = read.several(f"$avp({AVP_MEDIA})", "$ru")
+    avp, ruri, dst = read.several(f"$avp({AVP_MEDIA})", "$ru", "$du")
     plan = policy_media.parse_plan(avp.partition(":")[2])
     if plan is None:  # not one of ours (or lost): as a plain call
         media(KSR.isflagset(FLT_NATS))
         return
-    mode = policy_media.branch_mode(plan, *policy_media.uri_host_port(ruri), plain_peers)
+    transport = policy_media.uri_transport(dst, ruri)
+    mode = policy_media.branch_mode(plan, *policy_media.uri_host_port(ruri), plain_peers, transport)
     KSR.rtpengine.rtpengine_offer(_nat(policy_media.flags(mode, plan.caller), KSR.isflagset(FLT_NATS)))
 
 

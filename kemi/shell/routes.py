@@ -24,6 +24,7 @@ from kemi.policy.routing import (
     unsupported_method,
 )
 from kemi.policy.snapshot import Snapshot
+from kemi.policy.webrtc import http_upgrade
 
 from . import barrier, calls
 from . import ordinary
@@ -317,8 +318,16 @@ def dialog_event(evname: str) -> int:
 
 
 def xhttp_event() -> int:
-    """Kamailio's own JSON-RPC, on its own listener, for the node's control plane only."""
-    if read.local_port() != SETTINGS.rpc_port:
+    """HTTP to Kamailio: on the WS/WSS listeners a browser's upgrade to SIP over WebSocket (kemi.policy.webrtc); on
+    its own listener Kamailio's JSON-RPC, for the node's control plane only; anything else refused."""
+    port = read.local_port()
+    if port in SETTINGS.ws_ports:
+        answer = http_upgrade(*read.several("$rm", "$hdr(Upgrade)", "$hdr(Sec-WebSocket-Protocol)"))
+        if answer is None:
+            apply.websocket_handshake()
+        else:
+            apply.http_reply(*answer)
+    elif port != SETTINGS.rpc_port:
         apply.http_reply(403, "Forbidden", "RPC is served on its own listener only\n")
     elif not (
         SETTINGS.rpc_secret

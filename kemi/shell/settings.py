@@ -41,6 +41,7 @@ class ShellSettings:
     rpc_secret: str = field(
         default="", repr=False
     )  # the RPC listener answers only requests carrying it ('' : none at all)
+    ws_ports: frozenset[int] = frozenset()  # the WS and WSS listeners: an HTTP upgrade there becomes a SIP connection
 
     @classmethod
     def from_env(cls) -> "ShellSettings":
@@ -70,6 +71,7 @@ class ShellSettings:
             music_file=os.environ.get("CALLMANAGER_MUSIC_FILE", ""),
             media_workers=max(1, int(os.environ.get("CALLMANAGER_MEDIA_WORKERS", "1") or "1")),
             rpc_secret=_read_secret(os.environ.get("CALLMANAGER_RPC_SECRET_FILE", "")),
+            ws_ports=frozenset(int(p) for p in os.environ.get("CALLMANAGER_WS_PORTS", "").split(",") if p.isdigit()),
         )
 
 

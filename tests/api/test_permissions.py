@@ -132,6 +132,7 @@ def params_for(method: str, w: SimpleNamespace) -> dict:
         "fraud.lift_lock": {"id": w.lock, "reason": "matrix"},
         "fraud.lock": {"user_id": w.target, "level": 2, "dest_class": "international", "reason": "matrix"},
         "node.drain": {"on": False}, "node.status": {}, "tls.status": {}, "tls.reload": {},
+        "webrtc.credentials": {"user_id": w.target},
         "fraud.locks": tid, "fraud.policy_get": tid, "fraud.policy_set": {**tid, "warn_ratio": 0.7}, "fraud.spend": tid,
         "fraud.tariff_import": {"csv": "prefix,rate_per_min\n+49,0.01\n"}, "fraud.tariff_list": {},
         "group.create": {**tid, "name": f"G{n}", "extension": f"8{n:03d}", "rings": [{"members": [{"user_id": w.target}]}]},

@@ -373,6 +373,9 @@ def main(argv=None) -> int:
     ap.add_argument("--only-media", action="store_true", help="only the media server's concurrent announcement and voicemail sessions "
                     "(tests/bench/media.py)")
     ap.add_argument("--media-rounds", type=int, default=3, help="rounds of --only-media")
+    ap.add_argument("--only-crypto", action="store_true", help="only what encryption costs: TLS storms, TLS+SRTP and WebRTC media "
+                    "calls against plain ones (tests/bench/crypto.py)")
+    ap.add_argument("--crypto-cpu-only", action="store_true", help="with --only-crypto: no capacity search")
     ap.add_argument("--only-snapshot", action="store_true", help="only the snapshot update cost per worker (tests/bench/snapshot.py)")
     ap.add_argument("--only-cluster", action="store_true", help="only what replicating registrations costs: CPU, storm, lag (tests/bench/cluster.py)")
     ap.add_argument("--profile", action="store_true", help="only the CPU account: Kamailio CPU per REGISTER pair and per call, node "
@@ -421,6 +424,13 @@ def main(argv=None) -> int:
         from tests.bench import before_after
 
         save(before_after.run(before=args.before or before_after.BEFORE, rounds=args.cpu_rounds if args.cpu_rounds != 3 else 5))
+        return 0
+    if args.only_crypto:
+        from tests.bench import crypto
+
+        save(crypto.run(users=args.users, reg_rate=args.reg_rate, storms=args.storm_repeat, duration=args.duration or 20,
+                        start_rate=args.start_rate, max_rate=args.max_rate, search=not args.crypto_cpu_only,
+                        cpu_rounds=args.cpu_rounds, cpu_seconds=args.cpu_seconds))
         return 0
     if args.only_group:
         from tests.bench import group
@@ -497,6 +507,10 @@ def main(argv=None) -> int:
     save(media.run(rounds=args.media_rounds))
     save(media.run(levels=(50, 100, 150), rounds=args.media_rounds, kind="menu"))
     save(media.run_deposits(rounds=args.media_rounds))
+    from tests.bench import crypto  # issue 24: its own part
+
+    save(crypto.run(users=args.users, reg_rate=args.reg_rate, storms=args.storm_repeat, duration=args.duration or 20,
+                    start_rate=args.start_rate, max_rate=args.max_rate))
     return 0
 
 

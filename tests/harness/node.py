@@ -21,7 +21,7 @@ class TestNode:
                         fraud_monitor_interval_s=0.5, prometheus=False, live_sync_interval_s=3.0, webhook_private_ok=True,  # the test webhooks listen on loopback
                         kamailio_fault_header="X-Callmanager-Test-Fault",  # tests/scenario/test_hostile.py
                         media_server=False, music_on_hold=False,  # the media tests turn them on
-                        sip_tls_port=free_port())
+                        sip_tls_port=free_port(), sip_wss_port=free_port(), sip_ws_port=free_port())
         defaults.update(overrides)
         self.settings = load_settings(
             env={},
@@ -47,6 +47,10 @@ class TestNode:
     @property
     def sip_tls(self) -> tuple[str, int]:
         return self.settings.sip_address, self.settings.sip_tls_port
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.settings.sip_address}:{self.settings.sip_ws_port}"
 
     @property
     def token(self) -> str:

@@ -24,10 +24,12 @@ def test_a_routable_uri_that_does_not_parse_gets_400():
 
 
 def test_stream_transports_need_a_content_length():
-    for proto in ("tcp", "TLS", "ws", "wss"):
+    for proto in ("tcp", "TLS"):
         r = malformed("sip:100@x.example", True, proto, "")
         assert (r.code, r.reason) == (400, "Missing Content-Length")
     assert malformed("sip:100@x.example", True, "udp", "") is None  # optional over UDP
+    for proto in ("ws", "WSS"):  # each SIP message is one WebSocket message (RFC 7118): framed without it
+        assert malformed("sip:100@x.example", True, proto, "") is None
     assert malformed("sip:100@x.example", True, "tcp", "0") is None
 
 

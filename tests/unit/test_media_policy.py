@@ -57,6 +57,8 @@ def test_webrtc_directions_follow_the_field_notes_including_the_dtls_role():
     to_browser = media.flags(WEBRTC, RTP).split()  # a phone's offer to a browser
     assert all(w in to_browser for w in ("ICE=force", "UDP/TLS/RTP/SAVPF", "rtcp-mux-offer", "generate-mid"))
     assert "DTLS=passive" not in to_browser
+    browser_to_browser = media.flags(WEBRTC, WEBRTC).split()  # the trap again, between two browsers (measured)
+    assert "DTLS-reverse=passive" in browser_to_browser and "generate-mid" in browser_to_browser
     sip_answer = media.flags(RTP, WEBRTC, True).split()  # the browser's answer to the phone
     assert all(w in sip_answer for w in ("ICE=remove", "RTP/AVP", "rtcp-mux-demux", "SDES-off"))
     assert "DTLS-reverse=passive" not in sip_answer
@@ -214,3 +216,32 @@ def test_the_callee_is_offered_srtp_when_its_tenant_or_every_device_of_its_user_
     assert callee_srtp(snap, decide_initial(invite(), snap).action)
     snap = snapshot(tenant={"srtp": True})
     assert callee_srtp(snap, decide_initial(invite(dialled="201", offer="RTP/SAVP"), snap).action) is True
+
+
+def test_a_branch_to_a_browser_is_offered_webrtc_whatever_the_plan():
+    p = media.plan("RTP/AVP", False, callee_web=True)
+    assert not p.plain and p.code() == "rtp>rtp>w" and media.parse_plan(p.code()) == p
+    assert "DTLS-SRTP (WebRTC) to the callee's browsers" in p.words()
+    ws = media.uri_transport("sip:127.0.0.1:51234;transport=ws", "sip:ann@x.invalid;transport=ws")
+    assert ws == "ws" and media.branch_mode(p, "x.invalid", 5060, frozenset(), ws) == WEBRTC
+    assert media.branch_mode(p, "127.0.0.1", 5070, frozenset(), media.uri_transport("", "sip:c@127.0.0.1:5070")) == RTP
+    assert media.uri_transport("sip:a@b;Transport=WSS;lr") == "wss" and media.uri_transport("", "") == ""
+
+
+def test_the_websocket_listener_upgrades_sip_only():
+    from kemi.policy.webrtc import http_upgrade
+
+    assert http_upgrade("GET", "websocket", "sip") is None
+    assert http_upgrade("get", " WebSocket ", "chat, SIP") is None
+    assert http_upgrade("GET", "", "sip")[0] == 426
+    assert http_upgrade("POST", "websocket", "sip")[0] == 426
+    assert http_upgrade("GET", "websocket", "chat")[0] == 400
+    assert http_upgrade("GET", "websocket", "")[0] == 400
+
+
+def test_a_browser_among_the_callees_devices_makes_the_call_per_branch():
+    from kemi.policy.routing import callee_web
+
+    snap = snapshot(bob2={"webrtc": True})
+    assert callee_web(snap, decide_initial(invite(), snap).action)
+    assert not callee_web(snapshot(), decide_initial(invite(), snapshot()).action)

@@ -1,5 +1,5 @@
 """Encryption policy (issue 24, docs/tls.md): TLS required for signalling, SRTP required for media — per tenant and
-per SIP account
+per SIP account; SIP accounts of browsers (webrtc, docs/webrtc.md)
 
 Revision ID: 0028
 Revises: 0027
@@ -20,9 +20,13 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column('require_tls', sa.Boolean(), nullable=False, server_default='0'))
             batch.add_column(sa.Column('require_srtp', sa.Boolean(), nullable=False, server_default='0'))
+    with op.batch_alter_table('sip_account') as batch:
+        batch.add_column(sa.Column('webrtc', sa.Boolean(), nullable=False, server_default='0'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('sip_account') as batch:
+        batch.drop_column('webrtc')
     for table in ('tenant', 'sip_account'):
         with op.batch_alter_table(table) as batch:
             batch.drop_column('require_srtp')

@@ -1,0 +1,310 @@
+"""What encryption costs (issue 24): `make bench ARGS="--only-crypto"` (also part of `make bench`).
+
+One KEMI node as in `make bench` (20,000 users, rules). In one run, in turns:
+1. Registration storms: every user registers with digest over UDP, then over TLS — SIPp is built without TLS, so it
+   speaks TCP to a local stunnel that speaks TLS to the node (200 connections, as 200 phones' worth of sockets each
+   carrying many registrations; every connection a TLS handshake with the node); the median of `storms` per side.
+2. Calls, at a fixed rate in paired rounds: Kamailio's and RTPengine's CPU per call for plain calls (UDP, RTP/AVP), for
+   calls over TLS offering SRTP (SDES; RTPengine bridges to the plain callee) and for calls offering a browser's media
+   (UDP/TLS/RTP/SAVPF with ICE and a DTLS fingerprint, over UDP — SIPp has no WebSocket; RTPengine bridges DTLS-SRTP
+   to the plain callee, the cost the issue asks about).
+3. (unless cpu_only) the highest rate each sustains, searched in turns as in `make bench`.
+
+stunnel runs on the same two cores; its CPU is reported apart (it is the load generator's share, not the node's).
+Goals (issue 24): TLS registrations >= 0.5 x UDP, TLS+SRTP calls >= 0.7 x plain.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tests.bench.fraud import tree_cpu_s
+from tests.bench.run import (
+    BENCH_NODE,
+    CALLEE,
+    CALLER,
+    HERE,
+    MAX_FAILED,
+    REGISTER,
+    auth_line,
+    csv,
+    in_turns,
+    provision_kemi,
+    report_step,
+    searches_in_turns,
+    sipp,
+    stop,
+)
+from tests.harness.node import TestNode
+from tests.harness.ports import free_port, free_port_block
+
+SOCKETS = 200  # SIPp's TCP connections through stunnel, each one TLS connection to the node
+
+
+def stunnel(accept: int, connect: int, workdir: Path) -> subprocess.Popen:
+    """A TLS client tunnel: plain TCP on 127.0.0.1:`accept`, TLS to the node's listener on `connect`."""
+    conf = workdir / "stunnel.conf"
+    conf.write_text(
+        "foreground = yes\npid =\ndebug = 3\n"
+        f"[sip]\nclient = yes\naccept = 127.0.0.1:{accept}\nconnect = 127.0.0.1:{connect}\n"
+        "verifyChain = no\nsslVersionMin = TLSv1.2\n"
+    )
+    proc = subprocess.Popen(["stunnel4", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
+TRANSPORT = {"udp": [], "tls": ["-t", "tn", "-max_socket", str(SOCKETS)]}
+
+
+def storm(port: int, transport: str, users: int, rate: int, workdir: Path) -> dict:
+    inf = workdir / "storm.csv"
+    if not inf.exists():
+        csv(inf, [auth_line(f"b{i}", "3600") for i in range(users)])
+    stats, elapsed = sipp(
+        port,
+        REGISTER,
+        ["-inf", str(inf), "-m", str(users), "-r", str(rate), "-l", "2000", "-timeout", "150s", *TRANSPORT[transport]],
+        workdir,
+        180,
+    )
+    return {
+        "ok": stats["SuccessfulCall(C)"],
+        "failed": stats["FailedCall(C)"],
+        "elapsed_s": round(elapsed, 2),
+        "per_s": round(stats["SuccessfulCall(C)"] / elapsed, 1),
+    }
+
+
+def calls(
+    node_port: int, caller_port: int, transport: str, scenario: str, rate: int, duration: int, workdir: Path
+) -> dict:
+    """`rate` calls/s for `duration` s from the caller (over `transport` to `caller_port`) to the callee, a plain UDP
+    SIPp answering at once; counted like `make bench`'s steps."""
+    callee_port, media = free_port(), free_port_block(4)
+    reg = csv(workdir / "callee.csv", [auth_line(CALLEE, "3600")])
+    subprocess.run(
+        [
+            "sipp",
+            f"127.0.0.1:{node_port}",
+            "-sf",
+            str(REGISTER),
+            "-inf",
+            str(reg),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(callee_port),
+            "-timeout",
+            "20s",
+            "-nostdin",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        timeout=30,
+    )
+    uas = subprocess.Popen(
+        [
+            "sipp",
+            "-sf",
+            str(HERE / "uas_answer_load.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(callee_port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(media),
+            "-buff_size",
+            "4194304",
+            "-nostdin",
+            "-timeout",
+            f"{duration + 60}s",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.3)
+        total = rate * duration
+        inf = csv(workdir / "caller.csv", [auth_line(CALLER, CALLEE)])
+        stats, elapsed = sipp(
+            caller_port,
+            HERE / scenario,
+            [
+                "-inf",
+                str(inf),
+                "-m",
+                str(total),
+                "-r",
+                str(rate),
+                "-l",
+                str(max(rate * 5, 100)),
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                str(free_port_block(4)),
+                "-recv_timeout",
+                "5s",
+                "-timeout",
+                f"{duration + 40}s",
+                *TRANSPORT[transport],
+            ],
+            workdir,
+            duration + 60,
+        )
+    finally:
+        stop(uas)
+    ok, failed = stats["SuccessfulCall(C)"], stats["FailedCall(C)"]
+    kept_pace = elapsed <= duration * 1.15 + 6
+    passed = ok >= total * (1 - MAX_FAILED) and failed / max(ok + failed, 1) < MAX_FAILED and kept_pace
+    return {
+        "rate": rate,
+        "ok": ok,
+        "failed": failed,
+        "offered": total,
+        "elapsed_s": round(elapsed, 1),
+        "passed": passed,
+    }
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def run(
+    users: int = 20000,
+    reg_rate: int = 30000,
+    storms: int = 3,
+    duration: int = 20,
+    start_rate: int = 200,
+    max_rate: int = 5000,
+    search: bool = True,
+    cpu_rounds: int = 5,
+    cpu_seconds: int = 8,
+    rate: int = 150,
+) -> list[dict]:
+    work = Path(tempfile.mkdtemp(prefix="cm-bench-crypto-"))
+    node = TestNode(work / "var", **BENCH_NODE)
+    node.start()
+    tunnel = None
+    try:
+        provision_kemi(node, users)
+        udp, tls_port = node.settings.sip_port, free_port()
+        tunnel = stunnel(tls_port, node.settings.sip_tls_port, work)
+        pids = {
+            "kamailio": node.component("kamailio").proc.pid,
+            "rtpengine": node.component("rtpengine").proc.pid,
+            "stunnel": tunnel.pid,
+        }
+        # 1. storms, in turns (a warm-up storm each first: the workers load the snapshot, TLS its sessions)
+        sides = {"udp": udp, "tls": tls_port}
+        storm_runs: dict[str, list] = {s: [] for s in sides}
+        for s, port in sides.items():
+            storm(port, s, users, reg_rate, work)
+            time.sleep(2)
+        for i in range(storms):
+            for s, port in in_turns(list(sides.items()), i):
+                r = storm(port, s, users, reg_rate, work)
+                storm_runs[s].append(r)
+                print(f"  storm {i + 1}/{storms} {s:>4}: {r['per_s']:>8} registrations/s", flush=True)
+                time.sleep(2)
+        # 2. calls at a fixed rate, paired rounds
+        kinds = {
+            "plain": (udp, "udp", "uac_call_load.xml"),
+            "tls_srtp": (tls_port, "tls", "uac_call_srtp.xml"),
+            "webrtc_media": (udp, "udp", "uac_call_webrtc.xml"),
+        }
+        for port, transport, scenario in kinds.values():  # warm-up
+            calls(udp, port, transport, scenario, rate, 3, work)
+        cpu: dict = {k: {"kamailio_ms": [], "rtpengine_ms": [], "stunnel_ms": [], "failed": []} for k in kinds}
+        for round_no in range(cpu_rounds):
+            for label, (port, transport, scenario) in in_turns(list(kinds.items()), round_no):
+                before = {name: tree_cpu_s(pid) for name, pid in pids.items()}
+                st = calls(udp, port, transport, scenario, rate, cpu_seconds, work)
+                n = max(st["ok"], 1)
+                for name, pid in pids.items():
+                    cpu[label][f"{name}_ms"].append(round((tree_cpu_s(pid) - before[name]) / n * 1000, 3))
+                cpu[label]["failed"].append(st["failed"])
+                time.sleep(2)
+        for label, o in cpu.items():
+            o["node_ms"] = [round(k + r, 3) for k, r in zip(o["kamailio_ms"], o["rtpengine_ms"])]
+            print(
+                f"  CPU per call {label:>12}: Kamailio {o['kamailio_ms']} ms, RTPengine {o['rtpengine_ms']} ms, "
+                f"stunnel {o['stunnel_ms']} ms, failed {o['failed']}",
+                flush=True,
+            )
+        # 3. the sustained rates, searched in turns
+        steps: dict = {k: [] for k in kinds}
+        best: dict = {k: (None, None) for k in kinds}
+        if search:
+
+            def run_step(label: str, r: int) -> dict:
+                port, transport, scenario = kinds[label]
+                st = calls(udp, port, transport, scenario, r, duration, work)
+                steps[label].append(st)
+                report_step(f"calls {label:>12}", st)
+                return st
+
+            best.update(searches_in_turns(list(kinds), start_rate, max_rate, run_step))
+    finally:
+        if tunnel is not None:
+            stop(tunnel)
+        node.stop()
+    meta = {
+        "machine": f"{platform.node()}, {os.cpu_count()} cores",
+        "date": datetime.now(timezone.utc).isoformat(),
+        "users": users,
+        "tls_connections": SOCKETS,
+    }
+    reg = {s: _median([r["per_s"] for r in runs]) for s, runs in storm_runs.items()}
+    records = [
+        {
+            "name": f"registration_storm_tls_vs_udp_{users}_users",
+            "value": reg["tls"],
+            "unit": "registrations/s",
+            "baseline": reg["udp"],
+            "ratio": round(reg["tls"] / reg["udp"], 3) if reg["udp"] else None,
+            "detail": {**meta, "goal": ">= 0.5 x UDP", "runs": storm_runs},
+        }
+    ]
+    ratios = {
+        k: sorted(round(a / b, 3) for a, b in zip(cpu[k]["node_ms"], cpu["plain"]["node_ms"]) if b)
+        for k in ("tls_srtp", "webrtc_media")
+    }
+    for k in ("tls_srtp", "webrtc_media"):
+        records.append(
+            {
+                "name": f"cpu_per_call_{k}_vs_plain",
+                "value": _median(cpu[k]["node_ms"]),
+                "unit": f"ms CPU per call (Kamailio + RTPengine, median of {cpu_rounds} rounds of {cpu_seconds} s "
+                f"at {rate}/s)",
+                "baseline": _median(cpu["plain"]["node_ms"]),
+                "ratio": ratios[k][len(ratios[k]) // 2] if ratios[k] else None,
+                "detail": {**meta, "paired_ratios": ratios[k], **{label: cpu[label] for label in ("plain", k)}},
+            }
+        )
+    if search:
+        for k, goal in (("tls_srtp", ">= 0.7 x plain"), ("webrtc_media", "none set")):
+            b, p = best[k][0], best["plain"][0]
+            records.append(
+                {
+                    "name": f"call_rate_{k}_vs_plain",
+                    "value": b,
+                    "unit": "calls/s",
+                    "baseline": p,
+                    "ratio": round(b / p, 3) if b is not None and p else None,
+                    "detail": {**meta, "goal": goal, "steps": steps[k], "plain_steps": steps["plain"]},
+                }
+            )
+    return records
