@@ -15,7 +15,10 @@ def _print(doc: dict) -> None:
         f"{c['subject']}  names: {', '.join(c['names']) or '-'}\n"
         f"issuer: {c['issuer']}{'  (SELF-SIGNED)' if c['self_signed'] else ''}\n"
         f"valid {c['not_before']} .. {c['not_after']} ({c['expires_in_days']} days left)\n"
-        f"sha256 {c['sha256']}"
+        f"sha256 {c['sha256']}",
+        emoji=False,  # a fingerprint's ":CD:" is not a compact disc
+        markup=False,
+        highlight=False,
     )
 
 

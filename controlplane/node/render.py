@@ -124,7 +124,12 @@ def tls_cfg(settings: NodeSettings, cert: Path | None = None, key: Path | None =
     """The tls module's profiles: the node's certificate and key (`cert`/`key` instead: a check's scratch pair)."""
     own_cert, own_key = settings.tls_files
     return render_text(
-        TLS_TEMPLATE, cert=cert or own_cert, key=key or own_key, ca=settings.tls_ca_path, ciphers=TLS_CIPHERS
+        TLS_TEMPLATE,
+        cert=cert or own_cert,
+        key=key or own_key,
+        ca=settings.tls_ca_path,
+        server_ca=settings.tls_ca_file,  # providers' client certificates are checked only against CAs named for them
+        ciphers=TLS_CIPHERS,
     )
 
 

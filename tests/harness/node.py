@@ -17,7 +17,7 @@ class TestNode:
     def __init__(self, var_dir: Path, rtp_ports: int = 400, **overrides):
         rtp = free_port_block(rtp_ports)
         # the tests' SIP traffic comes from 127.0.0.1: exempt from bans (the edge tests send from 127.0.0.2 and up)
-        defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=128, edge_exempt="127.0.0.1",
+        defaults = dict(snapshot_check_s=0.1, cdr_ingest_interval_s=0.2, invite_timeout_s=20, kamailio_shm_mb=160, edge_exempt="127.0.0.1",
                         fraud_monitor_interval_s=0.5, prometheus=False, live_sync_interval_s=3.0, webhook_private_ok=True,  # the test webhooks listen on loopback
                         kamailio_fault_header="X-Callmanager-Test-Fault",  # tests/scenario/test_hostile.py
                         media_server=False, music_on_hold=False,  # the media tests turn them on

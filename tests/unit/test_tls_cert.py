@@ -77,5 +77,11 @@ def test_kamailio_is_told_the_pair_tls_12_and_up_and_the_cas(tmp_path):
     assert f"certificate = {cert}" in text and f"private_key = {key}" in text
     assert text.count("method = TLSv1.2+") == 2 and "ca_list = /etc/ssl/certs/ca-certificates.crt" in text
     assert "require_certificate = yes" in text.split("[client:default]")[1]  # a trunk's server certificate is checked
+    server = text.split("[server:default]")[1].split("[client:default]")[0]
+    assert "verify_certificate = yes" in server and "ca_list = /etc/ssl/certs/ca-certificates.crt" in server
+    plain = load_settings(env={}, var_dir=str(tmp_path / "b"))  # no CAs named: no client certificate checked, and no
+    server = render.tls_cfg(plain).split("[server:default]")[1].split("[client:default]")[0]  # bundle copy per process
+    assert "ca_list" not in server and "verify_certificate = no" in server
+    assert "ca_list = /etc/ssl/certs/ca-certificates.crt" in render.tls_cfg(plain).split("[client:default]")[1]
     cfg = render.kamailio_cfg(s)
     assert f"#!define SIP_LISTEN_TLS tls:127.0.0.1:{s.sip_tls_port}" in cfg and "#!define WITH_TLS" in cfg
