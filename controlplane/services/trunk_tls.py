@@ -71,8 +71,8 @@ def check_trunk(name: str, host: str, port: int, ca: Path, timeout: float = 5.0,
         ok, reason = False, f"certificate verify failed: {exc.verify_message}"
     except ssl.SSLError as exc:
         ok, reason = False, f"TLS handshake failed: {exc.reason or exc}"
-    except OSError as exc:
-        ok, reason = False, f"no connection: {exc.strerror or exc}"
+    except (OSError, ValueError) as exc:  # ValueError: a host name the socket layer cannot encode
+        ok, reason = False, f"no connection: {getattr(exc, 'strerror', None) or exc}"
     return TrunkTls(name, f"{host}:{port}", ok, reason, not_after, now)
 
 

@@ -20,10 +20,24 @@ SECURE_TRANSPORTS = frozenset({"tls", "wss"})
 _WORDS = {RTP: "RTP", SRTP: "SRTP (SDES)", WEBRTC: "DTLS-SRTP (WebRTC)"}
 
 
-def rtpengine_flags(nated: bool) -> str:
+def with_nat(flags: str, nated: bool) -> str:
     """For a party behind NAT, the SDP address is private: take the signalling source instead
     (RTPengine then learns the real media address from the first packets)."""
-    return RTPENGINE_FLAGS + " SIP-source-address" if nated else RTPENGINE_FLAGS
+    return flags + " SIP-source-address" if nated else flags
+
+
+def rtpengine_flags(nated: bool) -> str:
+    return with_nat(RTPENGINE_FLAGS, nated)
+
+
+def plain_peers(trunks, media_server: str, media_workers: int) -> frozenset:
+    """Where media is always plain RTP, as (host, port): the trunks (`.host`, `.port`) and the media server's
+    processes ("address:port" of the first, the next on the following ports)."""
+    peers = {(t.host.lower(), t.port) for t in trunks}
+    host, _, port = media_server.rpartition(":")
+    if host and port.isdigit():
+        peers |= {(host.strip("[]").lower(), int(port) + i) for i in range(max(1, media_workers))}
+    return frozenset(peers)
 
 
 def offer_profile(sdp: str) -> str:
@@ -151,22 +165,23 @@ def uri_host_port(uri: str) -> tuple[str, int]:
     return host.lower(), int(port) if port.isdigit() and len(port) <= 5 else 5060
 
 
-def answer(avp: str, answer_profile: str) -> tuple[str, str | None]:
-    """For a reply with SDP on a transaction whose offer had a plan (`avp`, see above): (the flags for the answer, the
-    dialog's plan to keep from now on — a new call's 2xx only, else None). A malformed `avp`: plain."""
-    kind, _, code = avp.partition(":")
-    p = parse_plan(code)
+def answer(avp: str, answer_profile: str, code: int = 200) -> tuple[str, str | None]:
+    """For a reply (`code`) with SDP on a transaction whose offer had a plan (`avp`, see above): (the flags for the
+    answer, the dialog's plan to keep from now on — a new call's 2xx only, else None). A malformed `avp`: plain."""
+    kind, _, plan_code = avp.partition(":")
+    p = parse_plan(plan_code)
     if p is None:
         return RTPENGINE_FLAGS, None
     if kind == "i":
         answered = MediaPlan(p.caller, mode_of(answer_profile))
-        return flags(answered.caller, answered.callee, True), answered.code()
+        return flags(answered.caller, answered.callee, True), answered.code() if 200 <= code < 300 else None
     return flags(p.caller, p.callee, True), None
 
 
-def in_dialog(plan_code: str, downstream: bool, answer: bool = False) -> tuple[str, str] | None:
-    """An in-dialog SDP (a re-INVITE's offer, or an ACK's answer to a late offer) sent by the caller (`downstream`)
-    or the callee: (flags for it, what its replies are told); None: a plain call (RTPENGINE_FLAGS)."""
+def in_dialog(plan_code: str, downstream: bool, method: str = "INVITE") -> tuple[str, str] | None:
+    """An in-dialog SDP (a re-INVITE's or UPDATE's offer, or an ACK's answer to a late offer) sent by the caller
+    (`downstream`) or the callee: (flags for it, what its replies are told); None: a plain call (RTPENGINE_FLAGS)."""
+    answer = method == "ACK"
     p = parse_plan(plan_code)
     if p is None or p.plain:
         return None

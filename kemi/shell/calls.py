@@ -300,14 +300,10 @@ _PEERS: list = [None, frozenset()]  # (snapshot, its plain peers): computed once
 
 
 def plain_peers(snap: Snapshot) -> frozenset:
-    """Where media is always plain RTP: the trunks and the media server's processes, as (host, port)."""
+    """kemi.policy.media.plain_peers of this snapshot's trunks and the node's media server, once per snapshot."""
     if _PEERS[0] is not snap:
-        peers = {(t.host.lower(), t.port) for t in snap.trunks}
-        if SETTINGS.media_server:
-            host, _, port = SETTINGS.media_server.rpartition(":")
-            if port.isdigit():
-                peers |= {(host.lower(), int(port) + i) for i in range(max(1, SETTINGS.media_workers))}
-        _PEERS[0], _PEERS[1] = snap, frozenset(peers)
+        _PEERS[0] = snap
+        _PEERS[1] = policy_media.plain_peers(snap.trunks, SETTINGS.media_server, SETTINGS.media_workers)
     return _PEERS[1]
 
 

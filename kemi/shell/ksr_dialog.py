@@ -104,10 +104,6 @@ def media(nated: bool) -> None:
     KSR.rtpengine.rtpengine_manage(rtpengine_flags(nated))
 
 
-def _nat(flags: str, nated: bool) -> str:
-    return flags + " SIP-source-address" if nated else flags
-
-
 def offer(plan: MediaPlan, nated: bool) -> None:
     """A new call's offer. Plain RTP both ways (most calls): offered here, once for all its branches. Otherwise each
     branch gets its own offer in the branch route (`media_branch`: a trunk or the media server plain, a phone as the
@@ -128,7 +124,7 @@ def media_branch(plain_peers: frozenset) -> None:
         return
     transport = policy_media.uri_transport(dst, ruri)
     mode = policy_media.branch_mode(plan, *policy_media.uri_host_port(ruri), plain_peers, transport)
-    KSR.rtpengine.rtpengine_offer(_nat(policy_media.flags(mode, plan.caller), KSR.isflagset(FLT_NATS)))
+    KSR.rtpengine.rtpengine_offer(policy_media.with_nat(policy_media.flags(mode, plan.caller), KSR.isflagset(FLT_NATS)))
 
 
 def answer(avp: str, nated: bool, code: int) -> None:
@@ -139,9 +135,9 @@ def answer(avp: str, nated: bool, code: int) -> None:
     if not avp:
         media(nated)
         return
-    flags, keep = policy_media.answer(avp, policy_media.offer_profile(read.body()))
-    KSR.rtpengine.rtpengine_answer(_nat(flags, nated))
-    if keep is not None and 200 <= code < 300:
+    flags, keep = policy_media.answer(avp, policy_media.offer_profile(read.body()), code)
+    KSR.rtpengine.rtpengine_answer(policy_media.with_nat(flags, nated))
+    if keep is not None:
         KSR.pv.sets(f"$dlg_var({DLG_MEDIA})", keep)
 
 
@@ -155,15 +151,13 @@ def media_in_dialog(method: str, nated: bool, content_type: str | None = None) -
     if not read.has_sdp(content_type):
         return
     plan_code = read.dlg_var(DLG_MEDIA)
-    how = (
-        policy_media.in_dialog(plan_code, KSR.rr.is_direction("downstream") > 0, method == "ACK") if plan_code else None
-    )
+    how = policy_media.in_dialog(plan_code, KSR.rr.is_direction("downstream") > 0, method) if plan_code else None
     if how is None:
         media(nated)
         return
     flags, tell = how
     KSR.pv.sets(f"$avp({AVP_MEDIA})", tell)
-    KSR.rtpengine.rtpengine_manage(_nat(flags, nated))
+    KSR.rtpengine.rtpengine_manage(policy_media.with_nat(flags, nated))
 
 
 def music_on_hold(music_file: str) -> None:

@@ -15,7 +15,6 @@ Everything runs on one asyncio loop in a thread of its own; the methods are sync
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import secrets
 import threading
@@ -26,11 +25,9 @@ import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
+from tests.harness.raw_sip import Reply, digest
+
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - SIP digest (RFC 2617) is MD5
 
 
 def _header(msg: str, name: str) -> str:
@@ -135,23 +132,9 @@ class WebRtcPhone:
         lines.append(f"Content-Length: {len(body.encode())}")
         return "\r\n".join(lines) + "\r\n\r\n" + body
 
-    def _authorization(self, challenge: str, method: str, uri: str, header: str) -> str:
-        realm = re.search(r'realm="([^"]*)"', challenge).group(1)
-        nonce = re.search(r'nonce="([^"]*)"', challenge).group(1)
-        qop = "auth" if "qop" in challenge else ""
-        cnonce, nc = secrets.token_hex(4), "00000001"
-        ha1 = _md5(f"{self.user}:{realm}:{self.password}")
-        ha2 = _md5(f"{method}:{uri}")
-        if qop:
-            response = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-            extra = f', qop={qop}, nc={nc}, cnonce="{cnonce}"'
-        else:
-            response = _md5(f"{ha1}:{nonce}:{ha2}")
-            extra = ""
-        return (
-            f'{header}: Digest username="{self.user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
-            f'response="{response}", algorithm=MD5{extra}'
-        )
+    def _authorization(self, reply: str, method: str, uri: str, header: str) -> str:
+        """The credentials answering the reply's challenge (the harness's one digest, tests/harness/raw_sip.py)."""
+        return digest(header, Reply(reply).challenge(), self.user, self.password, method, uri, self.domain).rstrip()
 
     async def _transaction(self, method: str, ruri: str, call_id: str, to: str, body: str = "", extra=()) -> str:
         """A request with its digest challenge answered once; the final reply."""
@@ -163,9 +146,8 @@ class WebRtcPhone:
             reply = await asyncio.wait_for(fut, self.timeout)
             code = int(reply.split(" ", 2)[1])
             if code in (401, 407) and attempt == 0:
-                challenge = _header(reply, "WWW-Authenticate" if code == 401 else "Proxy-Authenticate")
                 auth = self._authorization(
-                    challenge, method, ruri, "Authorization" if code == 401 else "Proxy-Authorization"
+                    reply, method, ruri, "Authorization" if code == 401 else "Proxy-Authorization"
                 )
                 extra = (*extra, auth)
                 if method == "INVITE":  # the challenged INVITE's ACK is hop-by-hop (tm sends... we must)

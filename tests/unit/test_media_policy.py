@@ -76,6 +76,7 @@ def test_a_plan_is_kept_and_read_back_and_garbage_is_plain():
 def test_the_answer_of_a_new_call_keeps_the_mode_the_callee_answered_in():
     flags, keep = media.answer("i:srtp>srtp", "RTP/AVP")  # a branch that went to a trunk answered plain
     assert flags.endswith("RTP/SAVP") and keep == "srtp>rtp"
+    assert media.answer("i:srtp>srtp", "RTP/AVP", 183) == (flags, None)  # early media: the dialog keeps nothing yet
     flags, keep = media.answer("d:rtp>srtp", "RTP/SAVP")  # an in-dialog offer's answer: nothing kept
     assert flags.endswith("RTP/AVP") and keep is None
     assert media.answer("i:nonsense", "RTP/AVP") == (media.RTPENGINE_FLAGS, None)
@@ -87,6 +88,8 @@ def test_an_in_dialog_offer_goes_the_way_its_sender_is():
     flags, tell = media.in_dialog("srtp>rtp", downstream=False)  # the trunk's re-INVITE to the SRTP phone
     assert flags.endswith("RTP/SAVP") and tell == "d:rtp>srtp"
     assert media.in_dialog("rtp>rtp", True) is None and media.in_dialog("", True) is None
+    flags, _ = media.in_dialog("webrtc>rtp", downstream=False, method="ACK")  # the phone's answer to a late offer
+    assert "DTLS=passive" in flags and "generate-mid" not in flags
 
 
 def test_branches_to_trunks_and_the_media_server_are_plain():
@@ -245,3 +248,12 @@ def test_a_browser_among_the_callees_devices_makes_the_call_per_branch():
     snap = snapshot(bob2={"webrtc": True})
     assert callee_web(snap, decide_initial(invite(), snap).action)
     assert not callee_web(snapshot(), decide_initial(invite(), snapshot()).action)
+
+
+def test_trunks_and_the_media_servers_processes_are_the_plain_peers():
+    from types import SimpleNamespace as T
+
+    peers = media.plain_peers([T(host="Carrier.Example", port=5061)], "127.0.0.1:5062", 3)
+    assert peers == {("carrier.example", 5061), ("127.0.0.1", 5062), ("127.0.0.1", 5063), ("127.0.0.1", 5064)}
+    assert media.plain_peers([], "", 8) == frozenset() and media.plain_peers([], "[::1]:5062", 1) == {("::1", 5062)}
+    assert media.with_nat("x", True) == "x SIP-source-address" and media.with_nat("x", False) == "x"
