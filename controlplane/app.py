@@ -9,7 +9,7 @@ import secrets
 import threading
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import update
 from sqlmodel import Session, select
@@ -88,6 +88,7 @@ class App:
         )
         self.rtpengine = NgClient(settings.rtpengine_address, settings.rtpengine_ng_port)
         self.metrics = Metrics(self)
+        self.api_server: Any = None  # the HTTP server serving this app (controlplane.web.serve), once there is one
         self.publisher = SnapshotPublisher(
             self.engine,
             settings.snapshot_path,

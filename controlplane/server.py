@@ -1,16 +1,14 @@
-"""The control plane service: JSON-RPC 2.0 at POST /rpc, Prometheus at GET /metrics, GET /health."""
+"""The control plane service: JSON-RPC 2.0 at POST /rpc, Prometheus at GET /metrics, GET /health, the web phone at
+/phone/ — an ASGI application (controlplane.web.asgi) on uvicorn (controlplane.web.serve)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session, select
 
 import controlplane.features  # noqa: F401  (registers the methods)
@@ -21,9 +19,10 @@ from controlplane.sealed import hash_token
 from controlplane.db.models import ApiToken, Role, User
 from controlplane.db.session import database_away
 from controlplane.node.settings import NodeSettings, load_settings
+from controlplane.web.asgi import build_app
+from controlplane.web.serve import HttpServer, server_context
 
 log = logging.getLogger("callmanager.server")
-MAX_BODY = 1 << 20
 
 
 def make_authenticator(app: App):
@@ -50,83 +49,25 @@ def make_authenticator(app: App):
     return authenticate
 
 
-def make_handler(app: App, dispatcher: Dispatcher):
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "callmanager"
-        protocol_version = "HTTP/1.1"
-        # headers and body are two writes: without TCP_NODELAY the body waits for the client's delayed ACK
-        # (~40 ms on every response of a kept-alive connection; measured: an idle /metrics scrape 60 ms -> see
-        # benchmarks)
-        disable_nagle_algorithm = True
-        timeout = (
-            app.settings.api_request_timeout_s
-        )  # a client that stops sending (slow or idle connections) is dropped
+def health_of(app: App):
+    def health() -> dict:
+        body = {
+            "status": "ok",
+            "snapshot_version": app.publisher.published_version,
+            "cdr_spool_pending": app.ingestor.pending(),
+        }
+        # what a load balancer and upgrade.yml want to know: is Kamailio there, is it draining, what it carries
+        try:
+            from controlplane.features.node import node_state
 
-        def log_message(self, fmt, *args):
-            log.debug("%s " + fmt, self.address_string(), *args)
+            body.update(
+                kamailio="up", **{k: v for k, v in node_state(app).items() if k in ("draining", "calls", "ringing")}
+            )
+        except Exception:  # noqa: BLE001 - /health answers whatever Kamailio does
+            body["kamailio"] = "down"
+        return body
 
-        def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self):
-            if self.path == "/metrics":
-                self._send(200, generate_latest(app.metrics.registry), CONTENT_TYPE_LATEST)
-            elif self.path == "/health":
-                body = {
-                    "status": "ok",
-                    "snapshot_version": app.publisher.published_version,
-                    "cdr_spool_pending": app.ingestor.pending(),
-                }
-                # what a load balancer and upgrade.yml want to know: is Kamailio there, is it draining, what it carries
-                try:
-                    from controlplane.features.node import node_state
-
-                    body.update(
-                        kamailio="up",
-                        **{k: v for k, v in node_state(app).items() if k in ("draining", "calls", "ringing")},
-                    )
-                except Exception:  # noqa: BLE001 - /health answers whatever Kamailio does
-                    body["kamailio"] = "down"
-                self._send(200, json.dumps(body).encode())
-            else:
-                self._send(404, b'{"error": "POST JSON-RPC to /rpc"}')
-
-        def do_POST(self):
-            if self.path.rstrip("/") != "/rpc":
-                self._send(404, b'{"error": "POST JSON-RPC to /rpc"}')
-                return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self._send(400, b'{"error": "Content-Length must be a non-negative integer"}')
-                return
-            if length > MAX_BODY:
-                self._send(413, b'{"error": "request body too large"}')
-                return
-            body = self.rfile.read(length)
-            auth = self.headers.get("Authorization", "")
-            token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-            try:
-                result = dispatcher.handle_body(body, token)
-            except Exception:  # noqa: BLE001 - never a dropped connection or a traceback to the client
-                log.exception("JSON-RPC body not handled")
-                result = {
-                    "jsonrpc": "2.0",
-                    "error": {"code": -32603, "message": "Internal error", "data": {"error_id": "internal_error"}},
-                    "id": None,
-                }
-            if result is None:
-                self._send(204, b"")
-            else:
-                self._send(200, json.dumps(result).encode())
-
-    return Handler
+    return health
 
 
 class ControlPlaneServer:
@@ -140,18 +81,53 @@ class ControlPlaneServer:
             self.app.close()  # its workers started: a control plane that did not start leaves none running
             raise
         self.dispatcher = Dispatcher(self.app, make_authenticator(self.app), metrics=self.app.metrics)
-        self.httpd = ThreadingHTTPServer(
-            (settings.api_address, settings.api_port), make_handler(self.app, self.dispatcher)
-        )
-        self.httpd.daemon_threads = True
+        try:
+            self.httpd = HttpServer(
+                build_app(
+                    dispatcher=self.dispatcher,
+                    registry=self.app.metrics.registry,
+                    health=health_of(self.app),
+                    request_timeout_s=settings.api_request_timeout_s,
+                    max_body=settings.api_max_body_bytes,
+                ),
+                settings.api_address,
+                settings.api_port,
+                request_timeout_s=settings.api_request_timeout_s,
+                idle_timeout_s=settings.api_idle_timeout_s,
+                max_connections=settings.api_max_connections,
+                tls=api_tls_context(settings) if settings.api_tls else None,
+            )
+        except Exception:
+            self.app.close()
+            raise
+        self.app.api_server = self.httpd  # tls.reload gives the API the new certificate too
+        self._closing = threading.Lock()
+        self._closed = False
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever(poll_interval=0.2)
+        self.httpd.serve_forever()
 
     def shutdown(self) -> None:
+        """Stops serving, then the application's workers; idempotent."""
         self.httpd.shutdown()
-        self.httpd.server_close()
-        self.app.close()
+        with self._closing:
+            if not self._closed:
+                self._closed = True
+                self.app.close()
+
+
+def api_tls_context(settings: NodeSettings):
+    """The API's TLS context with the node's certificate (the configured pair, or the self-signed one made now if
+    there is none yet — the same one Kamailio serves)."""
+    import time
+
+    from controlplane.node import tls
+
+    cert, key = settings.tls_files
+    tls.ensure_certificate(
+        cert, key, bool(settings.tls_certificate), settings.node_name, settings.tls_addresses, time.time()
+    )
+    return server_context(cert, key)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,10 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     if server is None:
         return
     running.append(server)
-    log.info("control plane listening on http://%s:%s/rpc", settings.api_address, settings.api_port)
-    if not stopping.is_set():
-        server.serve_forever()
-    else:
+    log.info("control plane listening on %s (the web phone at %s/phone/)", settings.api_url, settings.api_base)
+    try:
+        if not stopping.is_set():
+            server.serve_forever()  # uvicorn handles SIGTERM/SIGINT while it serves, then hands them back to stop()
+    finally:
         server.shutdown()
 
 

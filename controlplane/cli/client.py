@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import ssl
 from pathlib import Path
 
 import httpx
+from jsonrpcclient import Error, Ok, parse, request
 
 from controlplane.node.settings import load_settings
 
@@ -45,22 +47,32 @@ def default_token() -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
+def default_verify(url: str | None) -> str | bool:
+    """What the API's certificate is checked against: CM_CA if set, else (for this node's own URL) what its settings
+    say — the node's self-signed certificate itself, or its CA file — else the system's CAs."""
+    if os.environ.get("CM_CA"):
+        return os.environ["CM_CA"]
+    settings = node_settings()
+    return settings.api_verify if url in (None, settings.api_url) else True
+
+
 def call(
     method: str, params: dict | None = None, *, url: str | None = None, token: str | None = None, timeout: float = 10.0
 ):
-    body = {
-        "jsonrpc": "2.0",
-        "method": method,
-        "params": {k: v for k, v in (params or {}).items() if v is not None},
-        "id": next(_ids),
-    }
+    """One JSON-RPC request (jsonrpcclient builds and parses it, as in the Kamailio adapter): the result, or RpcError
+    with the API's error (its data names the error_id)."""
+    body = request(method, params={k: v for k, v in (params or {}).items() if v is not None}, id=next(_ids))
     headers = {}
     tok = token or default_token()
     if tok:
         headers["Authorization"] = f"Bearer {tok}"
-    resp = httpx.post(url or default_url(), json=body, headers=headers, timeout=timeout)
+    check = default_verify(url)
+    verify = ssl.create_default_context(cafile=check) if isinstance(check, str) else check  # httpx takes a context
+    resp = httpx.post(url or default_url(), json=body, headers=headers, timeout=timeout, verify=verify)
     resp.raise_for_status()
-    data = resp.json()
-    if "error" in data:
-        raise RpcError(data["error"])
-    return data["result"]
+    reply = parse(resp.json())
+    if isinstance(reply, Error):
+        raise RpcError({"code": reply.code, "message": reply.message, "data": reply.data})
+    if not isinstance(reply, Ok):  # one request, one response: a list here is the server's mistake
+        raise RpcError({"code": -32603, "message": "a batch answered a single request", "data": {}})
+    return reply.result

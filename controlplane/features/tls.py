@@ -25,7 +25,8 @@ def certificate_doc(settings, now: float) -> dict:
     except tls.TlsProblem as exc:
         raise TlsInvalid(str(exc), file=str(cert)) from None
     return {
-        "listener": f"tls:{settings.sip_address}:{settings.sip_tls_port}",
+        "listener": f"tls:{settings.sip_address}:{settings.sip_tls_port}" if settings.sip_tls_port else None,
+        "api": settings.api_base if settings.api_tls else None,
         "certificate_file": str(cert),
         "ca_file": str(settings.tls_ca_path),
         "configured": bool(settings.tls_certificate),
@@ -34,8 +35,8 @@ def certificate_doc(settings, now: float) -> dict:
 
 
 def _enabled(ctx) -> None:
-    if not ctx.app.settings.sip_tls_port:
-        raise TlsInvalid("this node has no TLS listener (node setting sip_tls_port is 0)")
+    if not (ctx.app.settings.sip_tls_port or ctx.app.settings.api_tls):
+        raise TlsInvalid("this node has no TLS listener (node settings sip_tls_port 0, api_tls false)")
 
 
 @method("tls.status", Params, errors=("forbidden", "tls_invalid"), perm=Perm.PLATFORM)
@@ -49,8 +50,9 @@ def status(ctx, p: Params):
 
 @method("tls.reload", Params, errors=("forbidden", "tls_invalid", "unavailable"), perm=Perm.PLATFORM)
 def reload(ctx, p: Params):
-    """Load the certificate files again without a restart (after a renewal): checked first, then Kamailio's
-    tls.reload. A missing, unreadable, mismatched or expired pair: tls_invalid, nothing changes. Returns tls.status."""
+    """Load the certificate files again without a restart (after a renewal): checked first, then the API's (api_tls)
+    and Kamailio's tls.reload. A missing, unreadable, mismatched or expired pair: tls_invalid, nothing changes.
+    Returns tls.status."""
     ctx.principal.require_platform()
     _enabled(ctx)
     settings, now = ctx.app.settings, time.time()
@@ -64,8 +66,12 @@ def reload(ctx, p: Params):
         render.prepare_tls(settings, now)  # tls.cfg as the settings say (a self-signed pair renewed if it ends soon)
     except tls.TlsProblem as exc:
         raise TlsInvalid(str(exc)) from None
-    try:
-        ctx.app.kamailio.call("tls.reload")
-    except KamailioRpcError as exc:
-        raise component_down("kamailio", exc) from None
+    api_server = getattr(ctx.app, "api_server", None)
+    if settings.api_tls and api_server is not None:
+        api_server.reload_certificate(*settings.tls_files)  # the API's next connections (this one keeps its own)
+    if settings.sip_tls_port:
+        try:
+            ctx.app.kamailio.call("tls.reload")
+        except KamailioRpcError as exc:
+            raise component_down("kamailio", exc) from None
     return certificate_doc(settings, time.time())

@@ -146,7 +146,7 @@ def prepare_tls(settings: NodeSettings, now: float | None = None):
         key,
         bool(settings.tls_certificate),
         settings.node_name,
-        [settings.sip_address, *([settings.sip_vip] if settings.sip_vip else [])],
+        settings.tls_addresses,
         time.time() if now is None else now,
     )
     if not settings.tls_ca_path.exists():
@@ -163,7 +163,14 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def prometheus_yml(targets: list[dict], *, scrape_interval_s: float = 15.0, rule_files: list[str] | None = None) -> str:
+def prometheus_yml(
+    targets: list[dict],
+    *,
+    scrape_interval_s: float = 15.0,
+    rule_files: list[str] | None = None,
+    scheme: str = "http",
+    ca_file: str = "",
+) -> str:
     """Prometheus' configuration for callmanager nodes: one job, one target per node, labelled with its node name and
     data center (the dashboards and alert rules group by them). `targets`: [{"address": "host:port", "node": ...,
     "datacenter": ...}]. The Ansible role prometheus renders the same template with the same variables."""
@@ -173,6 +180,8 @@ def prometheus_yml(targets: list[dict], *, scrape_interval_s: float = 15.0, rule
         prometheus_scrape_timeout=_duration(min(scrape_interval_s, 10.0)),
         prometheus_rule_files=rule_files if rule_files is not None else [str(RULES)],
         prometheus_targets=targets,
+        prometheus_scheme=scheme,
+        prometheus_ca_file=ca_file,
     )
 
 
@@ -187,6 +196,8 @@ def _single_node_prometheus(settings: NodeSettings) -> str:
         ],
         scrape_interval_s=settings.prometheus_scrape_interval_s,
         rule_files=[f.strip() for f in settings.prometheus_rule_files.split(",") if f.strip()] or None,
+        scheme="https" if settings.api_tls else "http",
+        ca_file=settings.api_verify if isinstance(settings.api_verify, str) else "",
     )
 
 

@@ -101,7 +101,15 @@ class NodeSettings(BaseSettings):
     # Control plane
     api_address: str = "127.0.0.1"
     api_port: int = 8080
-    api_request_timeout_s: float = 30.0  # an API connection that sends nothing for this long is closed
+    # The control plane's HTTP server (API, metrics, the web phone; docs/operations.md "The control plane's HTTP"):
+    # api_tls serves HTTPS with the node's TLS certificate (tls_certificate, or the self-signed one); a request's
+    # headers and body must arrive within api_request_timeout_s (else the connection is closed), a kept-alive
+    # connection idle for api_idle_timeout_s is closed; beyond api_max_connections a request is answered 503.
+    api_tls: bool = False
+    api_request_timeout_s: float = 30.0
+    api_idle_timeout_s: float = 15.0
+    api_max_connections: int = 256
+    api_max_body_bytes: int = 1 << 20
     database_url: str = ""  # default: SQLite under var_dir
     # The cluster's platform API token (Ansible: vault_admin_token). Control planes sharing one database each ensure it
     # exists and write it to var/admin.token, so every node's `cm` and admin have it. '' : the first control plane to
@@ -212,6 +220,15 @@ class NodeSettings(BaseSettings):
         return self.tls_dir / "self-signed.crt", self.tls_dir / "self-signed.key"
 
     @property
+    def tls_addresses(self) -> list[str]:
+        """The addresses a self-signed certificate names: SIP's, the virtual address's, the API's."""
+        out: list[str] = []
+        for a in (self.sip_address, self.sip_vip, self.api_address):
+            if a and a not in out and a not in ("0.0.0.0", "::"):
+                out.append(a)
+        return out
+
+    @property
     def tls_ca_path(self) -> Path:
         return Path(self.tls_ca_file) if self.tls_ca_file else SYSTEM_CA_BUNDLE
 
@@ -254,8 +271,23 @@ class NodeSettings(BaseSettings):
         return self.database_url or f"sqlite:///{self.var / 'callmanager.db'}"
 
     @property
+    def api_base(self) -> str:
+        """The control plane's base URL: the API at /rpc, metrics at /metrics, the web phone at /phone/."""
+        return f"{'https' if self.api_tls else 'http'}://{self.api_address}:{self.api_port}"
+
+    @property
     def api_url(self) -> str:
-        return f"http://{self.api_address}:{self.api_port}/rpc"
+        return f"{self.api_base}/rpc"
+
+    @property
+    def api_verify(self) -> str | bool:
+        """What a client of this node's API checks its certificate against: the configured CA file, else the node's
+        self-signed certificate itself (its own CA); True (the system's CAs) for a configured certificate."""
+        if not self.api_tls:
+            return True
+        if self.tls_ca_file:
+            return self.tls_ca_file
+        return True if self.tls_certificate else str(self.tls_files[0])
 
     @property
     def kamailio_rpc_url(self) -> str:
@@ -298,6 +330,7 @@ class NodeSettings(BaseSettings):
         if token and not (len(token) >= 32 and token.isascii() and token.isprintable() and " " not in token):
             raise ValueError("platform_token: at least 32 printable ASCII characters without spaces (a vault secret)")
         _check_prometheus(self)
+        _check_api(self)
         _check_calls(self)
         _check_media(self)
         _check_listeners(self)
@@ -497,6 +530,17 @@ def _check_redis(s: NodeSettings) -> None:
         raise ValueError(
             "rtpengine_redis_password must not contain '@', spaces, line breaks or backslashes (RTPengine's redis=)"
         )
+
+
+def _check_api(s: NodeSettings) -> None:
+    if not 1.0 <= s.api_request_timeout_s <= 600.0:
+        raise ValueError(f"api_request_timeout_s {s.api_request_timeout_s} must be between 1 and 600 seconds")
+    if not 1.0 <= s.api_idle_timeout_s <= 3600.0:
+        raise ValueError(f"api_idle_timeout_s {s.api_idle_timeout_s} must be between 1 and 3600 seconds")
+    if not 8 <= s.api_max_connections <= 100_000:
+        raise ValueError(f"api_max_connections {s.api_max_connections} must be between 8 and 100000")
+    if not 4096 <= s.api_max_body_bytes <= 64 << 20:
+        raise ValueError(f"api_max_body_bytes {s.api_max_body_bytes} must be between 4096 and 67108864 (64 MiB)")
 
 
 def _check_calls(s: NodeSettings) -> None:
