@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run stop test bench install deps clean lab lab-down prompts
+.PHONY: run stop test bench install deps clean lab lab-down prompts webapp
 
 install: deps $(STAMP)
 
@@ -41,6 +41,11 @@ lab-down:
 prompts: install
 	@command -v espeak-ng >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng)
 	$(PY) mediaserver/prompts/make_prompts.py
+
+# The web phone's bundle (webapp/dist, committed) built again from webapp/src with the pinned JsSIP and esbuild.
+webapp:
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm)
+	cd webapp && npm ci --no-audit --no-fund && node build.mjs
 
 clean:
 	rm -rf var/run var/log var/spool var/snapshot

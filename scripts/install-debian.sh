@@ -15,6 +15,7 @@ PKGS=(
   openssl                   # certificate checks in tests and by hand (the node makes its own with Python's cryptography)
   rtpengine-daemon          # media relay (userspace)
   sip-tester                # SIPp for tests and benchmarks
+  chromium                  # the web phone's browser tier (tests/browser): driven by Playwright, no browser download
   stunnel4                  # make bench: SIPp (built without TLS) reaches the node's TLS listener through it
   prometheus                # metrics server + promtool (rules checked and unit-tested; started by make run)
   python3-venv python3-dev  # Debian's Python 3.11, the one app_python3 embeds

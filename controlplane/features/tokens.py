@@ -98,12 +98,22 @@ def delete(ctx, p: IdParams):
 
 @method("token.whoami", perm=Perm.SELF)
 def whoami(ctx, p):
-    """What the calling token may do: role, tenant, user."""
+    """What the calling token may do: role, tenant, user — and, for a user's token, that user's name and status (what
+    the web phone shows: DND on or off)."""
     pr = ctx.principal
+    me = None
+    if pr.user_id is not None:
+        from controlplane.db.models import User
+
+        with ctx.app.read() as s:
+            u = s.get(User, pr.user_id)
+            if u is not None:
+                me = {"id": u.id, "name": u.name, "status": u.status, "status_message": u.status_message}
     return {
         "role": pr.role.value,
         "tenant_id": pr.tenant_id,
         "user_id": pr.user_id,
         "platform": pr.is_platform,
         "token_id": pr.token_id,
+        "user": me,
     }

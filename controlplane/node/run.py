@@ -71,6 +71,16 @@ class Node:
         )
         return f"  SIP over TLS   tls {s.sip_address}:{s.sip_tls_port}, certificate {cert}: {said}"
 
+    def _phone_line(self) -> str:
+        s = self.settings
+        if s.wss_port:
+            sip = f"SIP over wss port {s.wss_port}"
+        elif s.sip_ws_port:
+            sip = f"SIP over ws port {s.sip_ws_port}"
+        else:
+            sip = "no WebSocket listener: it cannot register"
+        return f"  web phone      {s.api_base}/phone/  (users log in with their API token; {sip})"
+
     def describe(self) -> str:
         s = self.settings
         return "\n".join(
@@ -79,7 +89,8 @@ class Node:
                 f"  SIP            udp+tcp {s.sip_address}:{s.sip_port}",
                 self._tls_line(),
                 f"  admin API      {s.api_url}   (token: {s.var / 'admin.token'})",
-                f"  metrics        http://{s.api_address}:{s.api_port}/metrics",
+                f"  metrics        {s.api_base}/metrics",
+                self._phone_line(),
                 (
                     f"  Prometheus     http://{s.prometheus_address}:{s.prometheus_port}/  (alerts: /alerts)"
                     if s.prometheus

@@ -92,6 +92,9 @@ def _child(args) -> int:  # pragma: no cover - runs in its own process
                 say(event="error", cmd="media", reason=exc.info())
             say(event="media", call=self.getInfo().id)
 
+        def onDtmfDigit(self, prm):  # a key pressed by the far end, as it arrived (RFC 2833 in the RTP, or INFO)
+            say(event="dtmf", digit=prm.digit, call=self.getInfo().id)
+
     class Account(pj.Account):
         def onRegState(self, prm):
             say(event="reg", code=prm.code, reason=prm.reason, expiration=prm.expiration)
@@ -316,6 +319,10 @@ class PjPhone:
 
     def dtmf(self, digits: str) -> None:
         self.send("dtmf", digits=digits)
+
+    def keys_heard(self, count: int, timeout: float = 10.0) -> str:
+        """The next `count` keys the far end pressed, as this phone heard them."""
+        return "".join(self.next("dtmf", timeout)["digit"] for _ in range(count))
 
     def reject(self, code: int = 486) -> None:
         self.send("reject", code=code)
