@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, JsonConfigSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import EnvSettingsSource
 
@@ -57,10 +57,11 @@ class NodeSettings(BaseSettings):
     tls_private_key: str = ""
     tls_ca_file: str = ""
     # SIP over WebSocket for browsers (WebRTC, docs/webrtc.md), on sip_address: WSS on the TLS certificate (0: off; off
-    # too without TLS), and
-    # plain WS — for loopback and labs only: a browser page on HTTPS may not use it (0: off, the default)
+    # too without TLS), and plain WS — for loopback and labs only: a browser page on HTTPS may not use it (0: off).
+    # Plain WS by default (-1): 8088 on a loopback sip_address (make run: the web phone works from http://127.0.0.1
+    # without trusting the self-signed certificate), off on any other address.
     sip_wss_port: int = 7443
-    sip_ws_port: int = 0
+    sip_ws_port: int = -1
     trunk_tls_check_s: float = 300.0  # how often the control plane checks each TLS trunk's handshake (0: never)
     # Kamailio's own JSON-RPC over HTTP (for the control plane)
     kamailio_rpc_address: str = "127.0.0.1"
@@ -321,6 +322,13 @@ class NodeSettings(BaseSettings):
             sources.append(JsonConfigSettingsSource(settings_cls, json_file=config_file))
         return tuple(sources)
 
+    @field_validator("sip_ws_port", mode="after")
+    @classmethod
+    def _local_ws(cls, port: int, info):
+        if port == -1:  # the default: plain WS on loopback only
+            return LOCAL_WS_PORT if _loopback(info.data.get("sip_address", "")) else 0
+        return port
+
     @model_validator(mode="after")
     def _consistent(self):
         from kemi.policy.edge import EdgeSettings
@@ -530,6 +538,16 @@ def _check_redis(s: NodeSettings) -> None:
         raise ValueError(
             "rtpengine_redis_password must not contain '@', spaces, line breaks or backslashes (RTPengine's redis=)"
         )
+
+
+LOCAL_WS_PORT = 8088
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
 
 
 def _check_api(s: NodeSettings) -> None:

@@ -10,7 +10,8 @@ def test_a_user_gets_fresh_browser_credentials_for_themselves_only(api, acme, se
     first = api.ok("webrtc.credentials", token=alice_token)
     assert first["username"] == f"webrtc-{alice}" and first["domain"] == "acme.example"
     assert first["uri"] == f"sip:webrtc-{alice}@acme.example" and len(first["password"]) >= 20
-    assert first["ws_servers"] == [f"wss://127.0.0.1:{server.settings.sip_wss_port}"]
+    # WSS, and on a loopback node the plain WS listener that is on there by default (the web phone on http://127.0.0.1)
+    assert first["ws_servers"] == [f"wss://127.0.0.1:{server.settings.sip_wss_port}", "ws://127.0.0.1:8088"]
     accounts = api.ok("sip_account.list", token=admin, user_id=alice)["items"]
     (acc,) = [a for a in accounts if a["username"] == first["username"]]
     assert acc["webrtc"] and "password" not in acc and "ha1" not in acc

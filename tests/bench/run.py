@@ -376,6 +376,9 @@ def main(argv=None) -> int:
     ap.add_argument("--only-crypto", action="store_true", help="only what encryption costs: TLS storms, TLS+SRTP and WebRTC media "
                     "calls against plain ones (tests/bench/crypto.py)")
     ap.add_argument("--crypto-cpu-only", action="store_true", help="with --only-crypto: no capacity search")
+    ap.add_argument("--only-api", action="store_true", help="only the control plane's HTTP server against the standard "
+                    "library's it replaced: API latency, throughput, /metrics (tests/bench/api_http.py)")
+    ap.add_argument("--api-rounds", type=int, default=5, help="paired rounds of --only-api")
     ap.add_argument("--only-snapshot", action="store_true", help="only the snapshot update cost per worker (tests/bench/snapshot.py)")
     ap.add_argument("--only-cluster", action="store_true", help="only what replicating registrations costs: CPU, storm, lag (tests/bench/cluster.py)")
     ap.add_argument("--profile", action="store_true", help="only the CPU account: Kamailio CPU per REGISTER pair and per call, node "
@@ -424,6 +427,11 @@ def main(argv=None) -> int:
         from tests.bench import before_after
 
         save(before_after.run(before=args.before or before_after.BEFORE, rounds=args.cpu_rounds if args.cpu_rounds != 3 else 5))
+        return 0
+    if args.only_api:
+        from tests.bench import api_http
+
+        save(api_http.run(users=args.users, rounds=args.api_rounds))
         return 0
     if args.only_crypto:
         from tests.bench import crypto
@@ -511,6 +519,9 @@ def main(argv=None) -> int:
 
     save(crypto.run(users=args.users, reg_rate=args.reg_rate, storms=args.storm_repeat, duration=args.duration or 20,
                     start_rate=args.start_rate, max_rate=args.max_rate))
+    from tests.bench import api_http  # issue 24: the control plane's HTTP server against the one it replaced
+
+    save(api_http.run(users=args.users, rounds=args.api_rounds))
     return 0
 
 

@@ -21,6 +21,7 @@ from tests.scenario.conftest import running, wait_for, wait_snapshot
 
 DOMAIN = "tls.example"
 PROVIDER, ROGUE = "127.0.0.3", "127.0.0.4"  # a provider's TLS server the node trusts, and one it does not
+EXPIRED = "127.0.0.5"  # a provider the node trusts whose certificate has expired
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,11 @@ def certs(tmp_path_factory):
     tls.make_self_signed(d / "node.crt", d / "node.key", "sip.tls.example", ["127.0.0.1"])
     tls.make_self_signed(d / "provider.crt", d / "provider.key", "sip.provider.example", [PROVIDER])
     tls.make_self_signed(d / "rogue.crt", d / "rogue.key", "sip.provider.example", [ROGUE])
-    (d / "providers.pem").write_bytes((d / "provider.crt").read_bytes())  # the CAs the node trusts for trunks
+    # trusted (in the CA file) but ended a year ago: valid for 30 days from 400 days ago
+    tls.make_self_signed(d / "expired.crt", d / "expired.key", "sip.expired.example", [EXPIRED], days=30,
+                         now=time.time() - 400 * 86400)
+    # the CAs the node trusts for trunks
+    (d / "providers.pem").write_bytes((d / "provider.crt").read_bytes() + (d / "expired.crt").read_bytes())
     return d
 
 
@@ -246,3 +251,30 @@ def test_calls_out_over_a_tls_trunk_and_a_provider_certificate_the_node_does_not
         )
     )
     assert record["disposition"] == "answered" and "provider-tls" in " ".join(record["trace"]), record
+
+
+def test_a_tls_trunk_whose_certificate_expired_is_named_and_never_gets_a_call(node, people, certs):
+    """The provider is trusted (its certificate is in the CA file) but its certificate ended: the check says so in
+    the log and the metrics, and Kamailio's own handshake refuses it too — the call fails, the provider hears nothing."""
+    tenant_id = node.rpc("tenant.list")["items"][-1]["id"]
+    if not node.rpc("site.list", tenant_id=tenant_id)["items"]:  # numbers need the site's region (run alone)
+        node.rpc("site.create", tenant_id=tenant_id, name="Berlin", region="DE", area_code="30")
+    port = free_port(EXPIRED)
+    provider = PjPhone.provider(EXPIRED, port, str(certs / "expired.crt"), str(certs / "expired.key"))
+    trunk = node.rpc("trunk.create", name="expired-tls", host=EXPIRED, port=port, transport="tls", priority=1)
+    alice = PjPhone.start(node.sip_tls, "alice", DOMAIN, "alice-secret-pw1", transport="tls", ca=str(certs / "node.crt"))
+    try:
+        assert wait_for(lambda: 'callmanager_trunk_tls_ok{trunk="expired-tls"} 0.0' in metrics(node), timeout=15)
+        expiry = [ln for ln in metrics(node).splitlines()
+                  if ln.startswith('callmanager_trunk_tls_certificate_expiry_timestamp_seconds{trunk="expired-tls"}')]
+        assert not expiry or float(expiry[0].rsplit(" ", 1)[1]) < time.time()
+        log = (node.settings.log_dir / "controlplane.log").read_text()
+        assert f"trunk expired-tls (tls {EXPIRED}:{port}): certificate verify failed: certificate has expired" in log, \
+            log[-2000:]
+        assert alice.register() == 200
+        assert alice.call(f"sip:0891234568@{DOMAIN}", timeout=40) != 200
+        assert "incoming" not in [e.get("event") for e in provider.seen]
+    finally:
+        for phone in (alice, provider):
+            phone.close()
+        node.rpc("trunk.delete", id=trunk["id"])
