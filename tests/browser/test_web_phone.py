@@ -99,6 +99,7 @@ def test_a_browser_calls_a_sip_phone_holds_and_resumes(node, office, pages):
     cid = call_id(ann)
     ann.media_flows()
     relayed_both_legs(node, cid)
+    assert re.fullmatch(r"0:0\d", ann.text("call-timer"))  # the duration, apart from the announced state
     ann.click("Hold")
     ann.wait_state(r"^On hold with")
     assert ann.page.get_by_role("button", name="Resume").get_attribute("aria-pressed") == "true"
@@ -127,6 +128,18 @@ def test_a_sip_phone_calls_the_browser_which_answers(node, office, pages):
     ann.wait_state(r"^Call ended \(the other party hung up\)")
     no_session_left(node, cid)
     ann.wait_text("recent-list", r"Incoming from 203", timeout=10)  # the call's record, read through the API
+
+
+def test_a_call_the_caller_gives_up_is_a_missed_call(node, office, pages):
+    ann = logged_in(pages, node, office, "ann")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        caller = pool.submit(office["sipp"].caller, office["carl_phone"], "201", expect="cancel", ring_ms=2500)
+        ann.wait_state(r"^Incoming call from")
+        assert ann.page.evaluate("document.activeElement.id") == "answer-button"  # the focus is where the user acts
+        assert caller.result(timeout=30).ok
+    ann.wait_state(r"^Missed call from (carl|203)$")  # who called, as the request named them
+    assert ann.page.get_by_role("button", name="Answer").is_hidden()
+    ann.wait_text("recent-list", r"Missed call from 203", timeout=10)
 
 
 def test_browser_to_browser_with_hold_mute_and_keys(node, office, pages):

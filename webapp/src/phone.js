@@ -97,7 +97,12 @@ function elapsed(since) {
 function establishedText() {
   const hold = session.isOnHold();
   const what = hold.local ? "On hold" : hold.remote ? "Held by the other party" : "In call";
-  return `${what} with ${peerName(session)} · ${elapsed(session.start_time.getTime())}`;
+  return `${what} with ${peerName(session)}`;
+}
+
+function showTimer(s) {
+  // the call's duration, in its own element: the state above is a live region, read out when it changes, not each second
+  $("call-timer").textContent = s && s.start_time ? elapsed(s.start_time.getTime()) : "";
 }
 
 // ------------------------------------------------------------------ login and registration
@@ -223,7 +228,8 @@ function onSession(s, originator) {
   s.on("confirmed", () => {
     setCallState(establishedText());
     clearInterval(callTimer);
-    callTimer = setInterval(() => session === s && setCallState(establishedText()), 1000);
+    showTimer(s);
+    callTimer = setInterval(() => session === s && showTimer(s), 1000);
     showCallControls();
   });
   for (const ev of ["hold", "unhold", "muted", "unmuted"]) {
@@ -234,11 +240,13 @@ function onSession(s, originator) {
   }
   s.on("ended", (e) => finish(s, `Call ended (${e.originator === "local" ? "you hung up" : "the other party hung up"})`));
   s.on("failed", (e) => {
-    const text = e.originator === "local" && e.cause === JsSIP.C.causes.CANCELED
-      ? "Call cancelled"
-      : e.originator === "local" && e.cause === JsSIP.C.causes.REJECTED
-        ? "Call declined"
-        : `Call failed: ${describeFailure(e)}`;
+    const C = JsSIP.C.causes;
+    let text = `Call failed: ${describeFailure(e)}`;
+    if (e.originator === "local" && e.cause === C.CANCELED) text = "Call cancelled";
+    else if (e.originator === "local" && e.cause === C.REJECTED) text = "Call declined";
+    else if (s.direction === "incoming" && e.originator === "remote" && e.cause === C.CANCELED) {
+      text = `Missed call from ${peerName(s)}`; // the caller gave up, or another of your phones answered
+    }
     if (text.startsWith("Call failed")) say("call-error", text);
     finish(s, text);
   });
@@ -250,6 +258,7 @@ function finish(s, text) {
   if (session !== s) return;
   clearInterval(callTimer);
   session = null;
+  showTimer(null);
   setCallState(text);
   showCallControls();
   $("number").focus();
