@@ -125,3 +125,23 @@ def test_prometheus_configs_are_valid(tmp_path):
 
     labels = [c["labels"] for c in yaml.safe_load((RULES.parent / "cluster.example.yml").read_text())["scrape_configs"][0]["static_configs"]]
     assert {lbl["datacenter"] for lbl in labels} == {"fra", "ber"}
+
+
+def test_prometheus_scrapes_https_checking_the_nodes_certificate_when_the_api_serves_tls(tmp_path):
+    import yaml
+
+    from controlplane.node.render import _single_node_prometheus
+    from controlplane.node.settings import load_settings
+
+    plain = yaml.safe_load(_single_node_prometheus(load_settings(env={}, var_dir=str(tmp_path))))["scrape_configs"][0]
+    assert "scheme" not in plain and "tls_config" not in plain
+    settings = load_settings(env={}, var_dir=str(tmp_path), api_tls=True)
+    text = _single_node_prometheus(settings)
+    job = yaml.safe_load(text)["scrape_configs"][0]
+    assert job["scheme"] == "https" and job["tls_config"] == {"ca_file": str(settings.tls_files[0])}
+    (tmp_path / "p.yml").write_text(text)
+    from controlplane.node import tls
+
+    tls.make_self_signed(*settings.tls_files, "node", ["127.0.0.1"])  # promtool reads the CA file
+    check = promtool("check", "config", str(tmp_path / "p.yml"))
+    assert check.returncode == 0, check.stdout + check.stderr
