@@ -130,7 +130,14 @@ async function login(event) {
   } catch (err) {
     token = "";
     sessionStorage.removeItem(TOKEN_KEY);
+    if (ua) ua.stop();
+    ua = null;
+    $("phone").hidden = true; // back to the form, where the error is shown
+    $("login").hidden = false;
+    $("who").hidden = true;
+    say("registration", "Not logged in");
     say("login-error", `Could not log in: ${err.message}`);
+    $("token").focus();
   } finally {
     $("login-button").disabled = false;
   }
