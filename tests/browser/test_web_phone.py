@@ -225,6 +225,10 @@ def test_dnd_and_forwarding_from_the_page_and_a_wrong_token(node, office, pages)
     phone.click("Log in")
     phone.wait_text("login-error", r"Could not log in: .*unauthorized")
     assert phone.page.locator("#phone").is_hidden()
+    phone.page.get_by_label("Your API token").fill(node.token)  # the platform's token: no user to be a phone for
+    phone.click("Log in")
+    phone.wait_text("login-error", r"Could not log in: this token belongs to no user")
+    assert phone.page.locator("#phone").is_hidden() and phone.page.get_by_label("Your API token").is_visible()
 
     ann = logged_in(pages, node, office, "ann")
     ann_id = office["ann"]["user"]["id"]
