@@ -57,16 +57,23 @@ def default_verify(url: str | None) -> str | bool:
 
 
 def call(
-    method: str, params: dict | None = None, *, url: str | None = None, token: str | None = None, timeout: float = 10.0
+    method: str,
+    params: dict | None = None,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    timeout: float = 10.0,
+    verify: str | bool | None = None,
 ):
     """One JSON-RPC request (jsonrpcclient builds and parses it, as in the Kamailio adapter): the result, or RpcError
-    with the API's error (its data names the error_id)."""
+    with the API's error (its data names the error_id). `verify`: the CA file an HTTPS API's certificate is checked
+    against (default: default_verify)."""
     body = request(method, params={k: v for k, v in (params or {}).items() if v is not None}, id=next(_ids))
     headers = {}
     tok = token or default_token()
     if tok:
         headers["Authorization"] = f"Bearer {tok}"
-    check = default_verify(url)
+    check = default_verify(url) if verify is None else verify
     verify = ssl.create_default_context(cafile=check) if isinstance(check, str) else check  # httpx takes a context
     resp = httpx.post(url or default_url(), json=body, headers=headers, timeout=timeout, verify=verify)
     resp.raise_for_status()

@@ -31,8 +31,8 @@ def pages(chromium, request):
     """Opens web phones (`pages(node, "ann")`); closes them after the test, screenshots first if it failed."""
     opened = []
 
-    def open_phone(base_url: str, name: str, viewport=(1280, 900)):
-        p = chromium.phone(base_url, name, viewport)
+    def open_phone(base_url: str, name: str, viewport=(1280, 900), trust_any_certificate: bool = False):
+        p = chromium.phone(base_url, name, viewport, trust_any_certificate)
         opened.append(p)
         return p
 

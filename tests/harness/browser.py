@@ -78,8 +78,12 @@ class Chromium:
         self.browser.close()
         self._pw.stop()
 
-    def phone(self, base_url: str, name: str, viewport=(1280, 900)) -> "WebPhone":
-        context = self.browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    def phone(self, base_url: str, name: str, viewport=(1280, 900), trust_any_certificate: bool = False) -> "WebPhone":
+        """`trust_any_certificate`: the page and its WSS on a node's self-signed certificate (as a user who accepted
+        it once)."""
+        context = self.browser.new_context(
+            viewport={"width": viewport[0], "height": viewport[1]}, ignore_https_errors=trust_any_certificate
+        )
 
         def loopback_only(route):
             host = urlsplit(route.request.url).hostname or ""

@@ -76,7 +76,8 @@ class TestNode:
         self.node.stop()
 
     def rpc(self, method: str, token: str | None = None, **params):
-        return client.call(method, params, url=self.settings.api_url, token=token or self.token)
+        return client.call(method, params, url=self.settings.api_url, token=token or self.token,
+                           verify=self.settings.api_verify)
 
     def rpc_error(self, method: str, token: str | None = None, **params) -> dict:
         """The JSON-RPC error a call answers with (the test fails if it succeeds)."""
