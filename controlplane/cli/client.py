@@ -74,8 +74,8 @@ def call(
     if tok:
         headers["Authorization"] = f"Bearer {tok}"
     check = default_verify(url) if verify is None else verify
-    verify = ssl.create_default_context(cafile=check) if isinstance(check, str) else check  # httpx takes a context
-    resp = httpx.post(url or default_url(), json=body, headers=headers, timeout=timeout, verify=verify)
+    tls = ssl.create_default_context(cafile=check) if isinstance(check, str) else check  # httpx takes a context
+    resp = httpx.post(url or default_url(), json=body, headers=headers, timeout=timeout, verify=tls)
     resp.raise_for_status()
     reply = parse(resp.json())
     if isinstance(reply, Error):
