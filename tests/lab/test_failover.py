@@ -15,7 +15,8 @@ from tests.lab.deployed import api, wait_until
 from tests.lab.netlab import ROOT, Lab, leftovers
 from tests.lab.pairs import LAYOUT, MEDIA, PAIR, RtpSink, cli, deploy
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
+# the multi-data-center failover matrix (~3.5 min): a long tier, make test ARGS=--long (keeps make test under 30 min)
+pytestmark = [pytest.mark.lab, pytest.mark.long, pytest.mark.timeout(900)]
 
 TAKEOVER_S = 5.0  # issue 22: new REGISTER/INVITE succeed within 5 s of the node's death; audio resumes within 5 s
 

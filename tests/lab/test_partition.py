@@ -15,7 +15,8 @@ from tests.lab.pairs import cli
 from tests.lab.deployed import api, inventory, play, wait_until
 from tests.lab.netlab import Lab, leftovers
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
+# the multi-data-center failover matrix (~3.5 min): a long tier, make test ARGS=--long (keeps make test under 30 min)
+pytestmark = [pytest.mark.lab, pytest.mark.long, pytest.mark.timeout(900)]
 
 # One node per data center doing everything (SIP, media, database: the primary in Berlin, its replica in Frankfurt)
 LAYOUT = {"dc_fra": ["fra-sip1"], "dc_ber": ["ber-sip1"]}

@@ -53,6 +53,7 @@ def test_a_call_whose_callee_lost_it_ends_by_the_keepalives_with_its_record_coun
     assert wait_for(lambda: not ng.list_calls(), timeout=5)  # its media session was deleted
 
 
+@pytest.mark.long  # a 40 s soak of keep-alives on a healthy call: the long tier (make test ARGS=--long)
 def test_an_ordinary_call_is_not_ended_by_keepalives(life):
     node, sipp, ((caller, caller_phone), (callee, callee_phone)) = life
     assert sipp.register(callee_phone).ok
