@@ -175,24 +175,32 @@ def run(users: int = 20000, rounds: int = 5) -> list[dict]:
         if app is not None:
             app.close()
         node.stop()
-    figures = {}
-    for key in per_round[0]["new"]:
-        ratios = [r["new"][key] / r["old"][key] for r in per_round]
-        figures[key] = {
-            "new": round(statistics.median(r["new"][key] for r in per_round), 2),
-            "old": round(statistics.median(r["old"][key] for r in per_round), 2),
-            "ratio_new_over_old": round(statistics.median(ratios), 3),
-            "ratio_spread": [round(min(ratios), 3), round(max(ratios), 3)],
-        }
-    record = {
-        "name": "api_http_server",
+    units = {
+        "latency_median_ms": "ms (lower is better)",
+        "latency_p99_ms": "ms (lower is better)",
+        "new_connection_median_ms": "ms (lower is better)",
+        "concurrent_calls_per_s": "calls/s (higher is better)",
+        "scrape_median_ms": "ms (lower is better)",
+    }
+    meta = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
+        "machine": f"{platform.node()} {platform.machine()}",
         "users": users,
         "rounds": rounds,
-        "figures": figures,
-        "note": "new: Starlette on uvicorn (controlplane.web); old: ThreadingHTTPServer as at e5be478; same app, "
-                "same process; latency and scrape lower is better, calls/s higher is better",
+        "baseline": "ThreadingHTTPServer as at e5be478; value: Starlette on uvicorn (controlplane.web); same app, same "
+                    "process, in turns",
     }
-    print(json.dumps(record, indent=2))
-    return [record]
+    records = []
+    for key, unit in units.items():
+        ratios = [r["new"][key] / r["old"][key] for r in per_round]
+        records.append({
+            "name": f"api_http_{key}",
+            "value": round(statistics.median(r["new"][key] for r in per_round), 2),
+            "baseline": round(statistics.median(r["old"][key] for r in per_round), 2),
+            "ratio": round(statistics.median(ratios), 3),
+            "unit": unit,
+            "detail": {**meta, "ratio_spread": [round(min(ratios), 3), round(max(ratios), 3)],
+                       "rounds_new": [round(r["new"][key], 2) for r in per_round],
+                       "rounds_old": [round(r["old"][key], 2) for r in per_round]},
+        })
+    return records
