@@ -1,5 +1,5 @@
-"""The ASGI server the control plane runs on: uvicorn (httptools) on a socket bound when the server is made, HTTPS with the
-node's certificate when asked, and the limits a server facing a network needs (docs/operations.md)."""
+"""The ASGI server the control plane runs on: uvicorn (httptools) on a socket bound when the server is made, HTTPS
+with the node's certificate when asked, and the limits a server facing a network needs (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 def timed_protocol(request_timeout_s: float) -> type:
-    """uvicorn's HTTP/1.1 protocol (httptools, else h11) with a deadline for a request's headers: uvicorn has none, so a client that connects
-    and sends nothing, or half a request line, held its connection for ever (the body has its own deadline in the
-    application). The deadline starts when the connection opens and again after each response."""
+    """uvicorn's HTTP/1.1 protocol (httptools, else h11) with a deadline for a request's headers: uvicorn has none, so
+    a client that connects and sends nothing, or half a request line, held its connection for ever (the body has its
+    own deadline in the application). The deadline starts when the connection opens and again after each response."""
 
     class Timed(BaseProtocol):  # type: ignore[valid-type,misc]
         _deadline: asyncio.TimerHandle | None = None
