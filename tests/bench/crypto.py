@@ -44,6 +44,7 @@ from tests.bench.run import (
 from tests.harness.node import TestNode
 from tests.harness.ports import free_port, free_port_block
 
+CALLEE_PORT = [0]  # chosen once per run (see calls)
 CALL_CALLERS = 4  # calls: this many SIPp callers at once on every side (over TLS: one connection each)
 RTP_PORTS = 16000  # the bench node's RTP ports: at ~1,500 calls/s the default 400 ran out (benchmarks §19)
 CONNECTIONS = 4  # TLS storms: this many SIPp processes, each on one TLS connection (through stunnel) with its share of
@@ -131,7 +132,12 @@ def calls(
 ) -> dict:
     """`rate` calls/s for `duration` s from the caller (over `transport` to `caller_port`) to the callee, a plain UDP
     SIPp answering at once; counted like `make bench`'s steps."""
-    callee_port, media = free_port(), free_port_block(4)
+    # the callee registers from the same port every step: a new port each time left one more contact per step (expires
+    # 3600), and calls that are not plain are offered per branch — one media offer per stale contact; the 2026-12-06
+    # 13:46 search ran out of RTPengine's 16,000 ports and Kamailio's branches that way
+    if not CALLEE_PORT[0]:
+        CALLEE_PORT[0] = free_port()
+    callee_port, media = CALLEE_PORT[0], free_port_block(4)
     reg = csv(workdir / "callee.csv", [auth_line(CALLEE, "3600")])
     subprocess.run(
         [
