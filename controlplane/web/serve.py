@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-try:  # the C parser (PyPI httptools): ~0.4 ms less per request than h11 here (docs/benchmarks.md §20)
+try:  # the C parser (PyPI httptools) rather than h11: see docs/benchmarks.md §20
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as BaseProtocol
 except ImportError:  # pragma: no cover - httptools is a dependency; h11 is uvicorn's pure-Python fallback
     BaseProtocol = H11Protocol  # type: ignore[misc,assignment]

@@ -9,9 +9,9 @@ import re
 import httpx
 import pytest
 
-from controlplane.adapters.rtpengine_ng import NgClient
 from tests.harness.node import TestNode
 from tests.harness.pj_phone import PjPhone
+from tests.harness.relay import gone, legs
 from tests.harness.sipp import Sipp
 from tests.scenario.conftest import running, wait_for, wait_snapshot
 
@@ -46,23 +46,14 @@ def office(node, tmp_path_factory):
     return {**people, "tenant": tenant, "sipp": sipp, "carl_phone": carl}
 
 
-def ng(node) -> NgClient:
-    return NgClient(node.settings.rtpengine_address, node.settings.rtpengine_ng_port)
-
-
 def relayed_both_legs(node, call_id: str) -> list[int]:
-    """RTP packets RTPengine received on each leg of the call (both must be flowing)."""
-    tags = ng(node).query(call_id).get("tags", {})
-    packets = [
-        sum(int(s.get("stats", {}).get("packets", 0)) for m in t.get("medias", []) for s in m.get("streams", []))
-        for t in tags.values()
-    ]
-    assert len(packets) == 2 and all(p > 20 for p in packets), packets
+    packets = legs(node, call_id)
+    assert len(packets) == 2 and all(p > 20 for p in packets), packets  # RTPengine relayed both legs
     return packets
 
 
 def no_session_left(node, call_id: str) -> None:
-    assert wait_for(lambda: call_id not in ng(node).list_calls(), timeout=5), f"RTPengine still has {call_id}"
+    assert gone(node, call_id), f"RTPengine still has {call_id}"
 
 
 def logged_in(pages, node, office, who: str, viewport=(1280, 900)):

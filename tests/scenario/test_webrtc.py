@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from controlplane.adapters.rtpengine_ng import NgClient
 from tests.harness.node import TestNode
+from tests.harness.relay import gone, legs
 from tests.harness.sipp import Sipp
 from tests.harness.webrtc_phone import WebRtcPhone
 from tests.scenario.conftest import CARRIER_IP, running, wait_for, wait_snapshot
@@ -53,33 +53,12 @@ def ann(node, office):
     phone.close()
 
 
-def ng(node) -> NgClient:
-    return NgClient(node.settings.rtpengine_address, node.settings.rtpengine_ng_port)
-
-
-def legs(node, call_id: str) -> list[int]:
-    """RTP packets RTPengine received on each leg of the call."""
-    tags = ng(node).query(call_id).get("tags", {})
-    return [
-        sum(
-            int(stream.get("stats", {}).get("packets", 0))
-            for media in tag.get("medias", [])
-            for stream in media.get("streams", [])
-        )
-        for tag in tags.values()
-    ]
-
-
 def heard_both_ways(phone: WebRtcPhone, node, seconds: float = 2.0) -> None:
     time.sleep(seconds)
     st = phone.stats()
     assert st["dtls"] == "connected" and st["sent"] > 20 and st["received"] > 20, st
     packets = legs(node, phone.call_id)
     assert len(packets) == 2 and all(p > 20 for p in packets), packets  # RTPengine relays both legs
-
-
-def gone(node, call_id: str) -> bool:
-    return wait_for(lambda: call_id not in ng(node).list_calls(), timeout=5)
 
 
 def test_a_browser_calls_a_sip_phone(node, office, ann):
