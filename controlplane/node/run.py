@@ -72,11 +72,14 @@ class Node:
         return f"  SIP over TLS   tls {s.sip_address}:{s.sip_tls_port}, certificate {cert}: {said}"
 
     def _phone_line(self) -> str:
+        """Where the page is and which WebSocket it will use: WSS from an HTTPS page, plain WS (if on) from HTTP."""
         s = self.settings
-        if s.wss_port:
-            sip = f"SIP over wss port {s.wss_port}"
+        if s.api_tls:
+            sip = f"SIP over wss port {s.wss_port}" if s.wss_port else "no WSS listener: it cannot register"
         elif s.sip_ws_port:
             sip = f"SIP over ws port {s.sip_ws_port}"
+        elif s.wss_port:
+            sip = f"SIP over wss port {s.wss_port}: the browser must trust its certificate"
         else:
             sip = "no WebSocket listener: it cannot register"
         return f"  web phone      {s.api_base}/phone/  (users log in with their API token; {sip})"
