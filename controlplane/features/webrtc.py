@@ -80,10 +80,14 @@ def credentials(ctx, p: CredentialsParams):
         acc.webrtc = True
         s.add(acc)
         s.flush()
-        return {
+        out = {
             "username": name,
             "password": password,
             "domain": tenant.sip_domain,
             "uri": f"sip:{name}@{tenant.sip_domain}",
             "ws_servers": servers,
         }
+    # published before the answer, not by the background publisher a moment later: the browser registers at once, and
+    # Kamailio's workers then see the new password within their snapshot check (the page retries for a few seconds)
+    ctx.app.publisher.publish()
+    return out

@@ -6,7 +6,7 @@ import JsSIP from "jssip";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "callmanager.token";
-const REGISTER_RETRIES = 3; // a brand-new password reaches Kamailio with the next snapshot (well under a second)
+const REGISTER_RETRIES = 8; // a brand-new password reaches Kamailio with its next snapshot check (under a second; more on a loaded node)
 
 let token = sessionStorage.getItem(TOKEN_KEY) || "";
 let me = null; // token.whoami's answer
