@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -48,29 +49,106 @@ class BodyTooLarge(Exception):
     pass
 
 
+class Disconnected(Exception):
+    pass
+
+
 def _json(status: int, doc: Any) -> Response:
     return Response(json.dumps(doc), status_code=status, media_type="application/json")
 
 
-async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
-    """The request's body, at most `limit` bytes, arriving within `timeout_s` (asyncio.TimeoutError otherwise)."""
-    declared = request.headers.get("content-length")
+async def _send_json(send: Send, status: int, data: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
+    """The request's body from the ASGI channel, at most `limit` bytes (BodyTooLarge; ValueError: a bad
+    Content-Length; Disconnected: the client went away). The caller bounds the time."""
     if declared is not None:
         if not declared.isdigit():
             raise ValueError("Content-Length must be a non-negative integer")
         if int(declared) > limit:
             raise BodyTooLarge
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def collect() -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
 
-    return await asyncio.wait_for(collect(), timeout_s)
+class RpcEndpoint:
+    """POST /rpc as a plain ASGI application: the path every API call takes, kept short (no request object, no
+    routing, one hop to a worker thread that also serialises the answer) — docs/benchmarks.md §20."""
+
+    def __init__(self, dispatcher, request_timeout_s: float, max_body: int, workers: int = 40):
+        self.dispatcher = dispatcher
+        self.request_timeout_s = request_timeout_s
+        self.max_body = max_body
+        # blocking work (the database, Kamailio's RPC) runs here, never on the event loop
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="api")
+
+    def _answer(self, body: bytes, token: str | None) -> bytes | None:
+        try:
+            result = self.dispatcher.handle_body(body, token)
+        except Exception:  # noqa: BLE001 - never a dropped connection or a traceback to the client
+            log.exception("JSON-RPC body not handled")
+            result = INTERNAL_ERROR
+        return None if result is None else json.dumps(result).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared, auth = None, b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"authorization":
+                auth = value
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                body = await read_body(receive, declared, self.max_body)
+        except BodyTooLarge:
+            return await _send_json(
+                send, 413, b'{"error": "request body too large (at most %d bytes)"}' % self.max_body
+            )
+        except ValueError as exc:
+            return await _send_json(send, 400, json.dumps({"error": str(exc)}).encode())
+        except TimeoutError:
+            return await _send_json(send, 408, b'{"error": "the request body did not arrive in time"}')
+        except Disconnected:
+            return None
+        text = auth.decode("latin-1")
+        token = text[7:].strip() if text[:7].lower() == "bearer " else None
+        data = await asyncio.get_running_loop().run_in_executor(self.executor, self._answer, body, token)
+        if data is None:
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await _send_json(send, 200, data)
+
+
+class Application:
+    """POST /rpc straight to the JSON-RPC endpoint; everything else through the Starlette application."""
+
+    def __init__(self, rpc: RpcEndpoint, rest: Starlette):
+        self.rpc = rpc
+        self.rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in ("/rpc", "/rpc/"):
+            await self.rpc(scope, receive, send)
+        else:
+            await self.rest(scope, receive, send)
+
+    def close(self) -> None:
+        self.rpc.executor.shutdown(wait=False, cancel_futures=True)
 
 
 class StaticAssets(StaticFiles):
@@ -101,28 +179,8 @@ def build_app(
     request_timeout_s: float,
     max_body: int,
     webapp_dir: Path = WEBAPP_DIR,
-) -> Starlette:
-    async def rpc(request: Request) -> Response:
-        try:
-            body = await read_body(request, max_body, request_timeout_s)
-        except BodyTooLarge:
-            return _json(413, {"error": f"request body too large (at most {max_body} bytes)"})
-        except ValueError as exc:
-            return _json(400, {"error": str(exc)})
-        except asyncio.TimeoutError:
-            return _json(408, {"error": "the request body did not arrive in time"})
-        except ClientDisconnect:
-            return Response(status_code=400)
-        auth = request.headers.get("authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        try:
-            result = await run_in_threadpool(dispatcher.handle_body, body, token)
-        except Exception:  # noqa: BLE001 - never a dropped connection or a traceback to the client
-            log.exception("JSON-RPC body not handled")
-            result = INTERNAL_ERROR
-        if result is None:
-            return Response(status_code=204)
-        return _json(200, result)
+) -> Application:
+    rpc = RpcEndpoint(dispatcher, request_timeout_s, max_body)
 
     async def metrics(_request: Request) -> Response:
         body = await run_in_threadpool(generate_latest, registry)
@@ -144,8 +202,9 @@ def build_app(
         return _json(code, {"error": exc.detail if isinstance(exc, HTTPException) else "internal error"})
 
     phone: ASGIApp = StaticAssets(directory=webapp_dir, html=True) if webapp_dir.is_dir() else NoPage()
-    return Starlette(
+    rest = Starlette(
         routes=[
+            # reached only by other methods (405): Application sends POST straight to the endpoint
             Route("/rpc", rpc, methods=["POST"]),
             Route("/rpc/", rpc, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -155,3 +214,4 @@ def build_app(
         ],
         exception_handlers={404: not_found, HTTPException: not_allowed},
     )
+    return Application(rpc, rest)

@@ -131,6 +131,9 @@ class HttpServer:
         if self._started.is_set():
             self._done.wait(wait_s)
         self.sock.close()
+        close = getattr(self.server.config.app, "close", None)
+        if close is not None:  # the application's worker threads (controlplane.web.asgi.Application)
+            close()
 
     def reload_certificate(self, cert: Path, key: Path) -> None:
         """New connections get the new certificate (the context is shared with the listening socket)."""

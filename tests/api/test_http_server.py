@@ -108,3 +108,24 @@ def test_an_idle_kept_alive_connection_is_closed_and_a_bad_path_named(serve):
         assert time.monotonic() - started < 5  # closed after ~1 s idle, not kept for ever
     r = httpx.get(s.api_url, timeout=5)  # the API is POST only
     assert r.status_code == 405
+
+
+def test_notifications_get_no_body_and_a_revoked_token_stops_at_once(serve):
+    """POST /rpc takes its own short path (controlplane.web.asgi.RpcEndpoint): a notification is answered 204 with no
+    body, and the token is read from the database on every call — revoked now, refused on the next call."""
+    srv = serve()
+    s = srv.settings
+    admin = srv.token_file.read_text().strip()
+    with httpx.Client(timeout=10) as http:
+        def call(method, token, **params):
+            body = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
+            return http.post(s.api_url, json=body, headers={"Authorization": f"Bearer {token}"}).json()
+
+        made = call("token.create", admin, name="short-lived", role="admin")["result"]
+        assert call("token.whoami", made["token"])["result"]["role"] == "admin"
+        r = http.post(s.api_url, json={"jsonrpc": "2.0", "method": "token.whoami"},
+                      headers={"Authorization": f"Bearer {made['token']}"})
+        assert r.status_code == 204 and r.content == b""
+        call("token.delete", admin, id=made["id"])
+        r = call("token.whoami", made["token"])  # the same kept-alive connection
+        assert r["error"]["data"]["error_id"] == "unauthorized"

@@ -2,14 +2,19 @@
 of `make bench`).
 
 One node (Kamailio, RTPengine, its control plane) with `users` users, so /metrics carries what production's does. In
-this process, one more control plane application on the same database, Kamailio and RTPengine, served twice: by the
-new server (controlplane.web: Starlette on uvicorn) and by the standard library's ThreadingHTTPServer with the handler
-main had before (the baseline, kept here as it was). In paired rounds, in turns (the order swapped every round):
+this process, one more control plane application on the same database, Kamailio and RTPengine, served three ways:
+- "new": the control plane as it is (controlplane.web: Starlette on uvicorn, and its token check);
+- "old": the standard library's ThreadingHTTPServer with the handler main had before issue 24 (kept here as it was),
+  on the same dispatcher — the servers alone compared;
+- "before": that old server with the token check main had then too (an ORM session per call, kept here as it was) —
+  the API as a client saw it before.
+In paired rounds, in turns (the order rotated every round):
 1. API latency: sequential `token.whoami` calls on one kept-alive connection (median and p99);
 2. the same with a new connection per call (what `cm` does);
 3. throughput: 8 clients at once, each on its own kept-alive connection;
 4. /metrics: sequential scrapes (median).
-Each figure is the median over rounds with the spread of the per-round ratio new/old. Loopback only, bounded counts.
+Each figure is the median over rounds with the spread of the per-round ratios new/old and new/before. Loopback only,
+bounded counts.
 """
 
 from __future__ import annotations
@@ -28,9 +33,14 @@ from pathlib import Path
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from controlplane.api.rpc import Dispatcher
+from sqlmodel import Session, select
+
+from controlplane.api.errors import Unauthorized
+from controlplane.api.rpc import Dispatcher, Principal
 from controlplane.app import App
+from controlplane.db.models import ApiToken, Role, User
 from controlplane.node.settings import load_settings
+from controlplane.sealed import hash_token
 from controlplane.server import health_of, make_authenticator
 from controlplane.web.asgi import build_app
 from controlplane.web.serve import HttpServer
@@ -44,6 +54,7 @@ FRESH_CALLS = 100
 CLIENTS = 8
 CLIENT_CALLS = 100
 SCRAPES = 20
+SIDES = ("new", "old", "before")
 
 
 def stdlib_server(app: App, dispatcher: Dispatcher, port: int) -> ThreadingHTTPServer:
@@ -87,6 +98,32 @@ def stdlib_server(app: App, dispatcher: Dispatcher, port: int) -> ThreadingHTTPS
     httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     httpd.daemon_threads = True
     return httpd
+
+
+def authenticator_before(app: App):
+    """main's token check before issue 24 (controlplane/server.py at e5be478), as it was: an ORM session per call."""
+
+    def authenticate(token: str | None) -> Principal | None:
+        if not token:
+            return None
+        with Session(app.engine) as s:
+            t = s.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+            if t is None:
+                return None
+            expires = (
+                t.expires_at.replace(tzinfo=t.expires_at.tzinfo or timezone.utc) if t.expires_at is not None else None
+            )
+            if expires is not None and expires <= datetime.now(timezone.utc):
+                raise Unauthorized("the token has expired", expired_at=expires.isoformat())
+            user_role = None
+            if t.user_id is not None:
+                u = s.get(User, t.user_id)
+                user_role = Role(u.role) if u is not None else Role.USER
+            return Principal(
+                token_id=t.id, role=Role(t.role), tenant_id=t.tenant_id, user_id=t.user_id, user_role=user_role
+            )
+
+    return authenticate
 
 
 def _whoami(client: httpx.Client, url: str, token: str) -> float:
@@ -153,22 +190,26 @@ def run(users: int = 20000, rounds: int = 5) -> list[dict]:
         )
         threading.Thread(target=new.serve_forever, daemon=True).start()
         servers.append(new)
-        old_port = free_port()
-        old = stdlib_server(app, dispatcher, old_port)
-        threading.Thread(target=old.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-        servers.append(old)
-        bases = {"new": f"http://127.0.0.1:{settings.api_port}", "old": f"http://127.0.0.1:{old_port}"}
-        measure(bases["new"], token)  # warm both
-        measure(bases["old"], token)
+        bases = {"new": f"http://127.0.0.1:{settings.api_port}"}
+        before = Dispatcher(app, authenticator_before(app), metrics=app.metrics)
+        for side, disp in (("old", dispatcher), ("before", before)):
+            port = free_port()
+            old = stdlib_server(app, disp, port)
+            threading.Thread(target=old.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+            servers.append(old)
+            bases[side] = f"http://127.0.0.1:{port}"
+        for side in SIDES:  # warm all three
+            measure(bases[side], token)
         per_round: list[dict] = []
         for r in range(rounds):
-            order = ("new", "old") if r % 2 == 0 else ("old", "new")
+            order = SIDES[r % 3:] + SIDES[: r % 3]
             got = {side: measure(bases[side], token) for side in order}
             per_round.append(got)
             print(f"round {r + 1}: " + "; ".join(
-                f"{side} {got[side]['latency_median_ms']:.2f} ms, fresh {got[side]['new_connection_median_ms']:.2f} ms, "
+                f"{side} {got[side]['latency_median_ms']:.2f} ms, "
+                f"fresh {got[side]['new_connection_median_ms']:.2f} ms, "
                 f"{got[side]['concurrent_calls_per_s']:.0f}/s, scrape {got[side]['scrape_median_ms']:.1f} ms"
-                for side in ("new", "old")), flush=True)
+                for side in SIDES), flush=True)
     finally:
         for s in servers:
             s.shutdown()
@@ -187,12 +228,14 @@ def run(users: int = 20000, rounds: int = 5) -> list[dict]:
         "machine": f"{platform.node()} {platform.machine()}",
         "users": users,
         "rounds": rounds,
-        "baseline": "ThreadingHTTPServer as at e5be478; value: Starlette on uvicorn (controlplane.web); same app, same "
+        "baseline": "ThreadingHTTPServer as at e5be478 on the same dispatcher ('old'; ratio) and with the token "
+                    "check as at e5be478 too ('before'; ratio_before); value: the control plane as it is; same "
                     "process, in turns",
     }
     records = []
     for key, unit in units.items():
         ratios = [r["new"][key] / r["old"][key] for r in per_round]
+        ratios_before = [r["new"][key] / r["before"][key] for r in per_round]
         records.append({
             "name": f"api_http_{key}",
             "value": round(statistics.median(r["new"][key] for r in per_round), 2),
@@ -200,7 +243,9 @@ def run(users: int = 20000, rounds: int = 5) -> list[dict]:
             "ratio": round(statistics.median(ratios), 3),
             "unit": unit,
             "detail": {**meta, "ratio_spread": [round(min(ratios), 3), round(max(ratios), 3)],
-                       "rounds_new": [round(r["new"][key], 2) for r in per_round],
-                       "rounds_old": [round(r["old"][key], 2) for r in per_round]},
+                       "before": round(statistics.median(r["before"][key] for r in per_round), 2),
+                       "ratio_before": round(statistics.median(ratios_before), 3),
+                       "ratio_before_spread": [round(min(ratios_before), 3), round(max(ratios_before), 3)],
+                       **{f"rounds_{side}": [round(r[side][key], 2) for r in per_round] for side in SIDES}},
         })
     return records
