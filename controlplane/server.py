@@ -100,6 +100,7 @@ class ControlPlaneServer:
                     health=health_of(self.app),
                     request_timeout_s=settings.api_request_timeout_s,
                     max_body=settings.api_max_body_bytes,
+                    on_error=lambda path, status: self.app.metrics.api_http_errors.labels(path, str(status)).inc(),
                 ),
                 settings.api_address,
                 settings.api_port,

@@ -48,6 +48,13 @@ class Metrics:
             ["method", "outcome"],
             registry=r,
         )
+        self.api_http_errors = Counter(
+            "callmanager_api_http_errors_total",
+            "HTTP requests to the control plane refused or failed outside JSON-RPC's own errors (body too large, late "
+            "or malformed; /metrics or /health failing), by path and status",
+            ["path", "status"],
+            registry=r,
+        )
         self.api_latency = Histogram(
             "callmanager_api_request_duration_seconds", "JSON-RPC request latency", ["method"], registry=r
         )

@@ -45,6 +45,9 @@ PAGE_HEADERS = {
 }
 
 
+ErrorCount = Callable[[str, int], None] | None  # (path, HTTP status) of a request refused or failed outside JSON-RPC
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -89,8 +92,11 @@ class RpcEndpoint:
     """POST /rpc as a plain ASGI application: the path every API call takes, kept short (no request object, no
     routing, one hop to a worker thread that also serialises the answer) — docs/benchmarks.md §20."""
 
-    def __init__(self, dispatcher, request_timeout_s: float, max_body: int, workers: int = 40):
+    def __init__(
+        self, dispatcher, request_timeout_s: float, max_body: int, on_error: ErrorCount = None, workers: int = 40
+    ):
         self.dispatcher = dispatcher
+        self.on_error = on_error or (lambda _path, _status: None)
         self.request_timeout_s = request_timeout_s
         self.max_body = max_body
         # blocking work (the database, Kamailio's RPC) runs here, never on the event loop
@@ -101,6 +107,7 @@ class RpcEndpoint:
             result = self.dispatcher.handle_body(body, token)
         except Exception:  # noqa: BLE001 - never a dropped connection or a traceback to the client
             log.exception("JSON-RPC body not handled")
+            self.on_error("/rpc", 500)
             result = INTERNAL_ERROR
         return None if result is None else json.dumps(result).encode()
 
@@ -115,12 +122,14 @@ class RpcEndpoint:
             async with asyncio.timeout(self.request_timeout_s):
                 body = await read_body(receive, declared, self.max_body)
         except BodyTooLarge:
-            return await _send_json(
-                send, 413, b'{"error": "request body too large (at most %d bytes)"}' % self.max_body
-            )
+            self.on_error("/rpc", 413)
+            too_large = {"error": f"request body too large (at most {self.max_body} bytes)"}
+            return await _send_json(send, 413, json.dumps(too_large).encode())
         except ValueError as exc:
+            self.on_error("/rpc", 400)
             return await _send_json(send, 400, json.dumps({"error": str(exc)}).encode())
         except TimeoutError:
+            self.on_error("/rpc", 408)
             return await _send_json(send, 408, b'{"error": "the request body did not arrive in time"}')
         except Disconnected:
             return None
@@ -179,15 +188,31 @@ def build_app(
     request_timeout_s: float,
     max_body: int,
     webapp_dir: Path = WEBAPP_DIR,
+    on_error: ErrorCount = None,
 ) -> Application:
-    rpc = RpcEndpoint(dispatcher, request_timeout_s, max_body)
+    """The whole HTTP surface; `on_error(path, status)` counts what it refused or failed outside JSON-RPC's own errors
+    (the control plane's callmanager_api_http_errors_total)."""
+    count = on_error or (lambda _path, _status: None)
+    rpc = RpcEndpoint(dispatcher, request_timeout_s, max_body, on_error=count)
 
     async def metrics(_request: Request) -> Response:
-        body = await run_in_threadpool(generate_latest, registry)
+        try:
+            body = await run_in_threadpool(generate_latest, registry)
+        except Exception:  # noqa: BLE001 - a collector that fails is a 500 the scraper records, not a dropped connection
+            log.exception("GET /metrics failed")
+            count("/metrics", 500)
+            return _json(500, {"error": "the metrics could not be collected (the control plane's log says why)"})
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def health_doc(_request: Request) -> Response:
-        return _json(200, await run_in_threadpool(health))
+        try:
+            doc = await run_in_threadpool(health)
+        except Exception:  # noqa: BLE001 - as above: an answer, logged and counted
+            log.exception("GET /health failed")
+            count("/health", 500)
+            failed = {"status": "error", "error": "the health check failed (the control plane's log says why)"}
+            return _json(500, failed)
+        return _json(200, doc)
 
     async def home(_request: Request) -> Response:
         return RedirectResponse("/phone/", status_code=307)

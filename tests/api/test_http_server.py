@@ -129,3 +129,27 @@ def test_notifications_get_no_body_and_a_revoked_token_stops_at_once(serve):
         call("token.delete", admin, id=made["id"])
         r = call("token.whoami", made["token"])  # the same kept-alive connection
         assert r["error"]["data"]["error_id"] == "unauthorized"
+
+
+def test_a_failing_metrics_collector_and_a_too_large_body_are_answered_logged_and_counted(serve, caplog):
+    srv = serve(api_max_body_bytes=4096)
+    s = srv.settings
+    registry = srv.app.metrics.registry
+
+    class Broken:
+        def collect(self):
+            raise RuntimeError("collector broke")
+
+    broken = Broken()
+    registry.register(broken)
+    try:
+        r = httpx.get(s.api_url.replace("/rpc", "/metrics"), timeout=5)
+        assert r.status_code == 500 and "could not be collected" in r.json()["error"]
+        assert "collector broke" in caplog.text  # the cause is in the log, not in the answer
+    finally:
+        registry.unregister(broken)
+    r = httpx.post(s.api_url, content=b"x" * 4097, timeout=5)
+    assert r.status_code == 413 and "at most 4096 bytes" in r.json()["error"]
+    scraped = httpx.get(s.api_url.replace("/rpc", "/metrics"), timeout=5).text
+    assert 'callmanager_api_http_errors_total{path="/metrics",status="500"} 1.0' in scraped
+    assert 'callmanager_api_http_errors_total{path="/rpc",status="413"} 1.0' in scraped
