@@ -8,6 +8,7 @@ A pair that does not check out is refused with `tls_invalid` and Kamailio keeps 
 
 from __future__ import annotations
 
+import ssl
 import time
 
 from controlplane.adapters.kamailio_rpc import KamailioRpcError
@@ -50,8 +51,8 @@ def status(ctx, p: Params):
 
 @method("tls.reload", Params, errors=("forbidden", "tls_invalid", "unavailable"), perm=Perm.PLATFORM)
 def reload(ctx, p: Params):
-    """Load the certificate files again without a restart (after a renewal): checked first, then the API's (api_tls)
-    and Kamailio's tls.reload. A missing, unreadable, mismatched or expired pair: tls_invalid, nothing changes.
+    """Load the certificate files again without a restart (after a renewal): checked first, then Kamailio's tls.reload,
+    then the API's (api_tls). A missing, unreadable, mismatched or expired pair: tls_invalid, nothing changes.
     Returns tls.status."""
     ctx.principal.require_platform()
     _enabled(ctx)
@@ -66,12 +67,15 @@ def reload(ctx, p: Params):
         render.prepare_tls(settings, now)  # tls.cfg as the settings say (a self-signed pair renewed if it ends soon)
     except tls.TlsProblem as exc:
         raise TlsInvalid(str(exc)) from None
-    api_server = getattr(ctx.app, "api_server", None)
-    if settings.api_tls and api_server is not None:
-        api_server.reload_certificate(*settings.tls_files)  # the API's next connections (this one keeps its own)
-    if settings.sip_tls_port:
+    if settings.sip_tls_port:  # Kamailio first: the one that can be away (unavailable: the API keeps its pair too)
         try:
             ctx.app.kamailio.call("tls.reload")
         except KamailioRpcError as exc:
             raise component_down("kamailio", exc) from None
+    api_server = getattr(ctx.app, "api_server", None)
+    if settings.api_tls and api_server is not None:
+        try:
+            api_server.reload_certificate(*settings.tls_files)  # the API's next connections (this one keeps its own)
+        except (OSError, ssl.SSLError) as exc:  # checked above; changed on disk since: said, the old pair stays
+            raise TlsInvalid(f"the API could not load {settings.tls_files[0]}: {exc}") from None
     return certificate_doc(settings, time.time())
