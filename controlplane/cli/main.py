@@ -182,10 +182,10 @@ def token_create(
     user_id: Optional[int] = None,
     expires_at: Optional[str] = typer.Option(None, help="ISO time with zone when the token stops working"),
 ):
-    show(
-        rpc("token.create", name=name, role=role, tenant_id=tenant_id, user_id=user_id, expires_at=expires_at),
-        ["id", "name", "role", "tenant_id", "user_id", "expires_at", "token"],
-    )
+    made = rpc("token.create", name=name, role=role, tenant_id=tenant_id, user_id=user_id, expires_at=expires_at)
+    show(made, ["id", "name", "role", "tenant_id", "user_id", "expires_at"])
+    if not STATE["json"]:  # on a line of its own, never wrapped into a table cell: copied whole
+        console.print(f"token (shown this once): {made['token']}", soft_wrap=True, highlight=False)
 
 
 @token_cmd.command("list")

@@ -315,3 +315,17 @@ def test_a_database_constraint_is_a_conflict_without_the_databases_text():
     r = d.handle_body(b'{"jsonrpc": "2.0", "method": "x.write", "id": 1}', "t")
     assert r["error"]["data"]["error_id"] == "conflict" and r["error"]["data"]["details"] == {"constraint": "unique"}
     assert "user.email" not in str(r) and "UNIQUE" not in str(r)
+
+
+def test_cm_token_create_prints_the_token_whole_at_any_width(api, server):
+    """A token wrapped into a narrow table cell could not be copied; it has a line of its own."""
+    from typer.testing import CliRunner
+
+    from controlplane.cli.main import app
+
+    base = ["--url", server.settings.api_url, "--token", api.token]
+    out = CliRunner(env={"COLUMNS": "50"}).invoke(app, base + ["token", "create", "narrow-terminal", "--role", "admin"])
+    assert out.exit_code == 0, out.output
+    line = next(x for x in out.output.splitlines() if x.startswith("token (shown this once): "))
+    token = line.split(": ", 1)[1].strip()
+    assert api.ok("token.whoami", token=token)["role"] == "admin"
