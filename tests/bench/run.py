@@ -115,10 +115,15 @@ def median_run(runs: list[dict]) -> dict:
     return {**median, "runs": runs}
 
 
+CALLEE_PORTS: dict[tuple, int] = {}  # (the node's port, the callees) -> the port they register from and answer on
+
+
 def call_step(port: int, rate: int, duration: int, workdir: Path, dial: str = CALLEE, callees: tuple[str, ...] = (CALLEE,)) -> dict:
     """Offer `rate` calls/s for `duration` s to `dial` (a user, or a group of `callees`) answered by one fresh UAS; count what failed."""
     media = free_port_block(4)
-    callee_port = free_port()
+    # one port per target and callees for the whole run: a new port each step left one more contact per step (expires
+    # 3600) and every later call forked to all of them (found by the crypto bench, docs/benchmarks.md §19)
+    callee_port = CALLEE_PORTS.setdefault((port, callees), free_port())
     reg = csv(workdir / "callee.csv", [auth_line(c, "3600") for c in callees])
     # the callees (re)register from the port the UAS will answer on
     subprocess.run(["sipp", f"127.0.0.1:{port}", "-sf", str(REGISTER), "-inf", str(reg), "-m", str(len(callees)), "-i", "127.0.0.1",
