@@ -6,16 +6,15 @@ They are most of what a node handles, and what each costs is the Python it runs,
 hold Kamailio's own work and the other processes'. Measured inside Kamailio (docs/benchmarks.md §12), every step of the
 general request route costs several µs per message — building the 25-field `Message`, the edge's verdict, the facts,
 the decision object — whatever its bytecode count; merging functions buys nothing, doing fewer things does. So an
-ordinary REGISTER (UDP, a sip: Request-URI, no To tag, a node that is not draining), an INVITE like it without
-credentials from a source that needs them (`needs_credentials`) or with credentials (`calls.initial_request` then
-decides and routes it as on the general path), and an in-dialog ACK or BYE (UDP, sip:) are
-handled on the `fields` list of the message read, without a `Message` or the request's facts, through the same
-`ksr_dialog`/`ksr_apply` steps and the same decisions: the edge's (`Edge.admit`, its counters), the credentials'
-(`kemi.policy.edge.plainly_accepted`, else `credentials.judged_auth`), the policy's (`register_action`, which
-`decide_register` asks too; `registrar` applies it for both paths; `needs_credentials`, which `decide_initial` agrees
-with). tests/unit/test_ordinary_paths.py runs these paths
-and the general one on the same messages and compares every Kamailio call they make. Anything else returns before
-any step has run, and the general path takes the message.
+ordinary REGISTER (UDP, or TCP/TLS with a Content-Length; a sip: Request-URI, no To tag, a node that is not draining),
+an INVITE like it without credentials from a source that needs them (`needs_credentials`) or with credentials
+(`calls.initial_request` then decides and routes it as on the general path), and an in-dialog ACK or BYE (the same
+transports, sip:) are handled on the `fields` list of the message read, without a `Message` or the request's facts,
+through the same `ksr_dialog`/`ksr_apply` steps and the same decisions: the edge's (`Edge.admit`, its counters), the
+credentials' (`kemi.policy.edge.plainly_accepted`, else `credentials.judged_auth`), the policy's (`register_action`,
+which `decide_register` asks too; `registrar` applies it for both paths; `needs_credentials`, which `decide_initial`
+agrees with). tests/unit/test_ordinary_paths.py runs these paths and the general one on the same messages and compares
+every Kamailio call they make. Anything else returns before any step has run, and the general path takes the message.
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ DONE, NOT_MINE, NO_DIALOG = 1, 0, -1  # what `in_dialog` did
 def register(v: list[str], snap, edge, rpc_port: int, clustered: bool = False) -> bool:
     """An ordinary REGISTER (`v`: its `ksr_read.fields`), start to end: dropped, refused, challenged or saved.
     False: not an ordinary REGISTER — nothing was done, the general request route takes it."""
-    if not _new_on_udp(v, "REGISTER", rpc_port):
+    if not _new_straight(v, "REGISTER", rpc_port):
         return False
     if not _first_steps(v, snap, edge, "REGISTER"):
         return True
@@ -81,7 +80,8 @@ def register(v: list[str], snap, edge, rpc_port: int, clustered: bool = False) -
     result = _credentials(v, snap, edge, "REGISTER", user, realm)
     if result is None:
         return True
-    registrar(register_action(snap, to_host, result, user, realm), snap, nated, v[F_REQUIRE], "udp", clustered)
+    proto = v[F_PROTO]
+    registrar(register_action(snap, to_host, result, user, realm, proto), snap, nated, v[F_REQUIRE], proto, clustered)
     return True
 
 
@@ -89,7 +89,7 @@ def challenge(v: list[str], snap, edge, rpc_port: int) -> bool:
     """An INVITE without credentials (`v`: its `ksr_read.fields`) from a source that needs them (the first INVITE of
     nearly every call), start to end: dropped, or challenged. False: not such an INVITE — nothing was done, the
     general request route takes it."""
-    if v[F_AUTH_USER] or not _new_on_udp(v, "INVITE", rpc_port) or not needs_credentials(snap, v[F_SRC_IP]):
+    if v[F_AUTH_USER] or not _new_straight(v, "INVITE", rpc_port) or not needs_credentials(snap, v[F_SRC_IP]):
         return False
     ip = v[F_SRC_IP]
     if not _first_steps(v, snap, edge, "INVITE"):
@@ -113,7 +113,7 @@ def call(v: list[str], snap, edge, rpc_port: int) -> bool:
     general path — only the `Message` and the checks that cannot apply to it (a URI scheme or stream transport
     `malformed` looks at, OPTIONS, CANCEL, draining, a method not served) are left out. False: not such an INVITE —
     nothing was done, the general request route takes it."""
-    if not v[F_AUTH_USER] or not _new_on_udp(v, "INVITE", rpc_port):
+    if not v[F_AUTH_USER] or not _new_straight(v, "INVITE", rpc_port):
         return False
     if not _first_steps(v, snap, edge, "INVITE"):
         return True
@@ -141,6 +141,7 @@ def call(v: list[str], snap, edge, rpc_port: int) -> bool:
         realm if result is AuthResult.OK else wire.lower(v[F_AUTH_REALM]),
         result,
         ruri_host not in snap.domains and read.is_myself_ruri(),
+        transport=v[F_PROTO],
         offer=offer_of(wire.lower(v[F_CONTENT_TYPE])),
     )
     calls.initial_request(facts, snap, nated)
@@ -176,10 +177,10 @@ def in_dialog(v: list[str], snap, edge, rpc_port: int, fraud_checks: bool, clust
     if (
         (method != "ACK" and method != "BYE")
         or not v[F_TO_TAG]
-        or v[F_PROTO] != "udp"
         or v[F_SCHEME] != "sip"
         or v[F_LOCAL_PORT] == str(rpc_port)
         or not ENABLED[0]
+        or not _straight_transport(v)
     ):
         return NOT_MINE
     if not _common_checks(v, snap, edge, method):
@@ -198,18 +199,27 @@ def in_dialog(v: list[str], snap, edge, rpc_port: int, fraud_checks: bool, clust
     return DONE
 
 
-def _new_on_udp(v: list[str], method: str, rpc_port: int) -> bool:
-    """A new request of this method (no To tag) over UDP to a sip: URI, on a node that is not draining, not on the RPC
-    listener: one a straight path may take."""
+def _new_straight(v: list[str], method: str, rpc_port: int) -> bool:
+    """A new request of this method (no To tag) to a sip: URI over a transport a straight path takes, on a node that
+    is not draining, not on the RPC listener: one a straight path may take."""
     return (
         v[F_METHOD] == method
         and not v[F_TO_TAG]
-        and v[F_PROTO] == "udp"
         and v[F_SCHEME] == "sip"
         and v[F_DRAIN] != "1"
         and v[F_LOCAL_PORT] != str(rpc_port)
         and ENABLED[0]
+        and _straight_transport(v)
     )
+
+
+def _straight_transport(v: list[str]) -> bool:
+    """UDP; or TCP or TLS with a Content-Length (read only for them, as the general path does: without one the general
+    path answers 400, kemi.policy.routing.malformed). WebSocket requests take the general path."""
+    proto = v[F_PROTO]
+    if proto == "udp":
+        return True
+    return (proto == "tcp" or proto == "tls") and bool(read.one("$cl"))
 
 
 def _first_steps(v: list[str], snap, edge, method: str) -> bool:

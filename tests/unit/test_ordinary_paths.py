@@ -23,11 +23,12 @@ NOW = 1_800_000_000.5
 DOC = {
     "format": 1, "version": 3, "tenants": [{"id": 1, "name": "Acme", "domain": "acme.example"}],
     "accounts": [{"username": u, "realm": "acme.example", "ha1": ha1(u, "acme.example", "pw"), "user_id": i, "tenant_id": 1,
-                  **({"allowed": ["198.51.100.0/24"]} if u == "carol" else {})}
-                 for i, u in ((1, "alice"), (2, "bob"), (3, "carol"))],
+                  **({"allowed": ["198.51.100.0/24"]} if u == "carol" else {}), **({"tls": True} if u == "dave" else {})}
+                 for i, u in ((1, "alice"), (2, "bob"), (3, "carol"), (4, "dave"))],
     "users": [{"id": i, "tenant_id": 1, "name": u, "extension": e, "aors": [f"sip:{u}@acme.example"]}
-              for i, u, e in ((1, "alice", "201"), (2, "bob", "202"), (3, "carol", "203"))],
-    "extensions": [{"tenant_id": 1, "number": e, "user_id": i} for i, e in ((1, "201"), (2, "202"), (3, "203"))],
+              for i, u, e in ((1, "alice", "201"), (2, "bob", "202"), (3, "carol", "203"), (4, "dave", "204"))],
+    "extensions": [{"tenant_id": 1, "number": e, "user_id": i}
+                   for i, e in ((1, "201"), (2, "202"), (3, "203"), (4, "204"))],
     "trunks": [{"id": 1, "name": "carrier", "host": "203.0.113.5", "port": 5060, "transport": "udp", "priority": 1,
                 "sources": ["203.0.113.5"]}],
     "trusted": ["198.18.7.0/24"],
@@ -65,7 +66,16 @@ CASES = {
                                        "straight"),
     "inside the account's networks": ({**CREDS, "$au": "carol", "$fU": "carol", "$tU": "carol", "$si": "198.51.100.7"},
                                       {"auth.pv_auth_check": 1}, {}, "straight"),
-    "over TCP": ({**CREDS, "$pr": "tcp"}, {"auth.pv_auth_check": 1}, {}, "general"),
+    "over TCP": ({**CREDS, "$pr": "tcp", "$cl": "0"}, {"auth.pv_auth_check": 1}, {}, "straight"),
+    "over TLS": ({**CREDS, "$pr": "tls", "$cl": "0"}, {"auth.pv_auth_check": 1}, {}, "straight"),
+    "over TLS from behind a NAT": ({**CREDS, "$pr": "tls", "$cl": "0"},
+                                   {"auth.pv_auth_check": 1, "nathelper.nat_uac_test": 1}, {}, "straight"),
+    "over TCP without a Content-Length": ({**CREDS, "$pr": "tcp"}, {"auth.pv_auth_check": 1}, {}, "general"),
+    "over a WebSocket": ({**CREDS, "$pr": "ws", "$cl": "0"}, {"auth.pv_auth_check": 1}, {}, "general"),
+    "a TLS-only account over UDP": ({**CREDS, "$au": "dave", "$fU": "dave", "$tU": "dave"}, {"auth.pv_auth_check": 1},
+                                    {}, "straight"),
+    "a TLS-only account over TLS": ({**CREDS, "$au": "dave", "$fU": "dave", "$tU": "dave", "$pr": "tls", "$cl": "0"},
+                                    {"auth.pv_auth_check": 1}, {}, "straight"),
     "with a To tag": ({**CREDS, "$tt": "abc"}, {"auth.pv_auth_check": 1}, {}, "general"),
     "a sips: URI": ({**CREDS, "$rz": "sips"}, {"auth.pv_auth_check": 1}, {}, "general"),
     "while draining": (CREDS, {"auth.pv_auth_check": 1}, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
@@ -83,7 +93,8 @@ CASES.update({
     "an INVITE from a scanner": ({**INVITE, "$ua": "sipvicious"}, {}, {}, "straight"),
     "an INVITE from the carrier's trunk": ({**INVITE, "$si": "203.0.113.5", "$rU": "+4930123"}, {}, {}, "general"),
     "an INVITE from a trusted source": ({**INVITE, "$si": "198.18.7.9"}, {}, {}, "general"),
-    "an INVITE over TCP": ({**INVITE, "$pr": "tcp"}, {}, {}, "general"),
+    "an INVITE over TCP": ({**INVITE, "$pr": "tcp", "$cl": "0"}, {}, {}, "straight"),
+    "an INVITE over TCP without a Content-Length": ({**INVITE, "$pr": "tcp"}, {}, {}, "general"),
     "an INVITE while draining": (INVITE, {}, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
 })
 # The first INVITE of a call with credentials: authenticated, decided and routed on its straight path.
@@ -111,7 +122,15 @@ CASES.update({
                                           "straight"),
     "a call outside the account's networks": ({**CALL, "$au": "carol", "$fU": "carol"}, OK, {}, "straight"),
     "a call to a user in do-not-disturb": (CALL, OK, {shm.STATUS.name: {"u2": "dnd"}}, "straight"),
-    "a call over TCP": ({**CALL, "$pr": "tcp"}, OK, {}, "general"),
+    "a call over TCP": ({**CALL, "$pr": "tcp", "$cl": "0"}, OK, {}, "straight"),
+    "a call over TLS": ({**CALL, "$pr": "tls", "$cl": "0"}, OK, {}, "straight"),
+    "a call over TLS offering SRTP": ({**CALL, "$pr": "tls", "$cl": "200", "$cT": "application/sdp",
+                                      "$rb": "v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 "
+                                             "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"}, OK, {}, "straight"),
+    "a call from a TLS-only account over UDP": ({**CALL, "$au": "dave", "$fU": "dave"}, OK, {}, "straight"),
+    "a call from a TLS-only account over TLS": ({**CALL, "$au": "dave", "$fU": "dave", "$pr": "tls", "$cl": "0"}, OK, {},
+                                                "straight"),
+    "a call over a WebSocket": ({**CALL, "$pr": "ws", "$cl": "0"}, OK, {}, "general"),
     "a call while draining": (CALL, OK, {shm.NODE.name: {shm.DRAIN: "1"}}, "general"),
     "a call with a sips: URI": ({**CALL, "$rz": "sips"}, OK, {}, "general"),
 })
@@ -132,7 +151,10 @@ CASES.update({
     "BYE refused by the sanity checks": ({**DIALOG, "$rm": "BYE"}, {"sanity.sanity_check": -1}, {}, "straight"),
     "BYE out of hops": ({**DIALOG, "$rm": "BYE"}, {**IN_DIALOG, "maxfwd.process_maxfwd": -1}, {}, "straight"),
     "BYE from a banned source": ({**DIALOG, "$rm": "BYE"}, IN_DIALOG, {shm.BAN.name: {"192.0.2.10": "flood:1800000600"}}, "straight"),
-    "BYE over TCP": ({**DIALOG, "$rm": "BYE", "$pr": "tcp"}, IN_DIALOG, {}, "general"),
+    "BYE over TCP": ({**DIALOG, "$rm": "BYE", "$pr": "tcp", "$cl": "0"}, IN_DIALOG, {}, "straight"),
+    "ACK over TLS": ({**DIALOG, "$rm": "ACK", "$pr": "tls", "$cl": "0"}, IN_DIALOG, {}, "straight"),
+    "BYE over TCP without a Content-Length": ({**DIALOG, "$rm": "BYE", "$pr": "tcp"}, IN_DIALOG, {}, "general"),
+    "BYE over a WebSocket": ({**DIALOG, "$rm": "BYE", "$pr": "ws", "$cl": "0"}, IN_DIALOG, {}, "general"),
     "a re-INVITE": ({**DIALOG, "$rm": "INVITE"}, IN_DIALOG, {}, "general"),
     "an ACK without a To tag": ({**DIALOG, "$rm": "ACK", "$tt": None}, IN_DIALOG, {}, "general"),
 })
@@ -282,3 +304,30 @@ def test_the_call_cases_reach_what_they_are_named_after(node):
     assert names("a call with a wrong password")[-1] == "auth.auth_challenge"
     assert names("a call from a banned source")[-1] == "set_drop"
     assert relayed not in names("a call from a cooled-down account")
+
+
+def test_the_stream_transport_cases_reach_what_they_are_named_after(node):
+    """TCP and TLS take the straight paths with their transport: the TLS-only account's rule sees it, a phone on a
+    connection is not pinged with OPTIONS, a call over TLS offering SRTP keeps its plan for the branch offers."""
+    spool, _ = node
+
+    def calls(case):
+        pv, returns, tables, _ = CASES[case]
+        return run(pv, returns, tables, True, spool)[0]
+
+    def names(case):
+        return [n for n, _ in calls(case)]
+
+    refused = calls("a TLS-only account over UDP")
+    assert any(n == "sl.send_reply" and a[0] == 403 for n, a in refused) and "registrar.save" not in names(
+        "a TLS-only account over UDP")
+    assert "registrar.save" in names("a TLS-only account over TLS") and "registrar.save" in names("over TLS")
+    nated = calls("over TLS from behind a NAT")
+    assert ("setbflag", (6,)) in nated and ("setbflag", (7,)) not in nated  # NATed, but its connection keeps itself
+    assert ("setbflag", (7,)) in calls("from behind a NAT")  # over UDP: pinged
+    assert "tm.t_relay" in names("a call from a TLS-only account over TLS")
+    assert "tm.t_relay" not in names("a call from a TLS-only account over UDP")
+    srtp = calls("a call over TLS offering SRTP")
+    assert "tm.t_relay" in [n for n, _ in srtp] and ("tm.t_on_branch", ) in [(n,) for n, _ in srtp]
+    for case in ("over TCP without a Content-Length", "an INVITE over TCP without a Content-Length"):
+        assert any(n == "sl.send_reply" and a[0] == 400 for n, a in calls(case)), case
