@@ -3,7 +3,9 @@
 One KEMI node as in `make bench` (20,000 users, rules). In one run, in turns:
 1. Registration storms: every user registers with digest over UDP, then over TLS — SIPp is built without TLS, so it
    speaks TCP to a local stunnel that speaks TLS to the node (CONNECTIONS SIPp processes, each one TLS connection
-   carrying its share of the users); the median of `storms` per side.
+   carrying its share of the users); the median of `storms` per side. The same storms, in the same turns, against
+   Kamailio with tests/bench/native.cfg listening on TLS as the node does (the reference: what the transport and the
+   load generator cost without the node's Python), through its own stunnel.
 2. Calls, at a fixed rate in paired rounds: Kamailio's and RTPengine's CPU per call for plain calls (UDP, RTP/AVP), for
    calls over TLS offering SRTP (SDES; RTPengine bridges to the plain callee) and for calls offering a browser's media
    (UDP/TLS/RTP/SAVPF with ICE and a DTLS fingerprint, over UDP — SIPp has no WebSocket; RTPengine bridges DTLS-SRTP
@@ -36,6 +38,7 @@ from tests.bench.run import (
     csv,
     in_turns,
     last_stats,
+    native_node,
     provision_kemi,
     report_step,
     searches_in_turns,
@@ -54,6 +57,7 @@ CONNECTIONS = 4  # TLS storms: this many SIPp processes, each on one TLS connect
 
 def stunnel(accept: int, connect: int, workdir: Path) -> subprocess.Popen:
     """A TLS client tunnel: plain TCP on 127.0.0.1:`accept`, TLS to the node's listener on `connect`."""
+    workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "stunnel.conf"
     conf.write_text(
         "foreground = yes\npid =\ndebug = 3\n"
@@ -248,25 +252,30 @@ def run(
     work = Path(tempfile.mkdtemp(prefix="cm-bench-crypto-"))
     node = TestNode(work / "var", rtp_ports=RTP_PORTS, **BENCH_NODE)
     node.start()
-    tunnel = None
+    tunnel = native_tunnel = None
+    native: list = []
     try:
         provision_kemi(node, users)
         udp, tls_port = node.settings.sip_port, free_port()
         tunnel = stunnel(tls_port, node.settings.sip_tls_port, work)
+        native_tls = free_port()
+        native, native_udp = native_node(work, users, tls=(native_tls, *node.settings.tls_files))
+        native_tunnel_port = free_port()
+        native_tunnel = stunnel(native_tunnel_port, native_tls, work / "native-tunnel")
         pids = {
             "kamailio": node.component("kamailio").proc.pid,
             "rtpengine": node.component("rtpengine").proc.pid,
             "stunnel": tunnel.pid,
         }
         # 1. storms, in turns (a warm-up storm each first: the workers load the snapshot, TLS its sessions)
-        sides = {"udp": udp, "tls": tls_port}
+        sides = {"udp": udp, "tls": tls_port, "native_udp": native_udp, "native_tls": native_tunnel_port}
         storm_runs: dict[str, list] = {s: [] for s in sides}
         for s, port in sides.items():
-            storm(port, s, users, reg_rate, work)
+            storm(port, s.removeprefix("native_"), users, reg_rate, work)
             time.sleep(2)
         for i in range(storms):
             for s, port in in_turns(list(sides.items()), i):
-                r = storm(port, s, users, reg_rate, work)
+                r = storm(port, s.removeprefix("native_"), users, reg_rate, work)
                 storm_runs[s].append(r)
                 print(f"  storm {i + 1}/{storms} {s:>4}: {r['per_s']:>8} registrations/s", flush=True)
                 time.sleep(2)
@@ -309,8 +318,11 @@ def run(
 
             best.update(searches_in_turns(list(kinds), start_rate, max_rate, run_step))
     finally:
-        if tunnel is not None:
-            stop(tunnel)
+        for t in (tunnel, native_tunnel):
+            if t is not None:
+                stop(t)
+        for comp in native:
+            comp.stop()
         node.stop()
     meta = {
         "machine": f"{platform.node()}, {os.cpu_count()} cores",
@@ -329,7 +341,16 @@ def run(
             "baseline": reg["udp"],
             "ratio": round(reg["tls"] / reg["udp"], 3) if reg["udp"] else None,
             "detail": {**meta, "goal": ">= 0.5 x UDP", "runs": storm_runs},
-        }
+        },
+        {
+            "name": f"registration_storm_tls_vs_udp_native_{users}_users",
+            "value": reg["native_tls"],
+            "unit": "registrations/s",
+            "baseline": reg["native_udp"],
+            "ratio": round(reg["native_tls"] / reg["native_udp"], 3) if reg["native_udp"] else None,
+            "detail": {**meta, "what": "the reference: tests/bench/native.cfg on TLS as the node, the same stunnel "
+                                       "and SIPp, in the same turns"},
+        },
     ]
     ratios = {
         k: sorted(round(a / b, 3) for a, b in zip(cpu[k]["node_ms"], cpu["plain"]["node_ms"]) if b)

@@ -40,7 +40,7 @@ from sqlmodel import Session
 from controlplane.db.models import CallerListEntry, ForwardingRule, SipAccount, Tenant, TimePlan, User
 from controlplane.db.session import make_engine
 from controlplane.node import processes
-from controlplane.node.render import DBTEXT_SCHEMA, USRLOC_TABLES
+from controlplane.node.render import DBTEXT_SCHEMA, TLS_CIPHERS, USRLOC_TABLES
 from controlplane.node.settings import NodeSettings, load_settings
 from kemi.policy.auth import ha1, ha1b
 from tests.harness.node import TestNode
@@ -278,8 +278,9 @@ def t_id(node: TestNode) -> int:
     return next(t["id"] for t in node.rpc("tenant.list")["items"] if t["sip_domain"] == DOMAIN)
 
 
-def native_node(workdir: Path, n: int):
-    """RTPengine plus Kamailio running tests/bench/native.cfg; returns (components, SIP port)."""
+def native_node(workdir: Path, n: int, tls: tuple[int, Path, Path] | None = None):
+    """RTPengine plus Kamailio running tests/bench/native.cfg; returns (components, SIP port). `tls`: (port,
+    certificate, key) — it listens on TLS there too."""
     db = workdir / "native-db"
     db.mkdir()
     rows = ["id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)"]
@@ -301,8 +302,11 @@ def native_node(workdir: Path, n: int):
         ["kamailio", "-DD", "-E", "-f", str(HERE / "native.cfg"), "-A", f"SIP_PORT={sip}", "-A", f"RPC_PORT={rpc}",
          "-A", f'CTL_SOCK="unix:{workdir}/native_ctl"', "-A", f'DB_URL="text://{db}"',
          "-A", f'RTPENGINE_NG="udp:127.0.0.1:{settings.rtpengine_ng_port}"',
+         *(["-A", f"TLS_PORT={tls[0]}", "-A", f'TLS_CERT="{tls[1]}"', "-A", f'TLS_KEY="{tls[2]}"',
+            "-A", f'TLS_CIPHERS="{TLS_CIPHERS}"'] if tls else []),
          "-P", str(workdir / "native.pid.own"), "-Y", str(workdir), "-m", "512", "-x", "tlsf", "-w", str(workdir)],
-        workdir / "native.pid", workdir / "native.log", ready=[("udp", "127.0.0.1", sip), ("tcp", "127.0.0.1", rpc)])
+        workdir / "native.pid", workdir / "native.log",
+        ready=[("udp", "127.0.0.1", sip), ("tcp", "127.0.0.1", rpc), *([("tcp", "127.0.0.1", tls[0])] if tls else [])])
     rtpengine.start()
     try:
         kam.start(timeout=60)
