@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import subprocess
 import tempfile
 import time
@@ -72,11 +73,16 @@ def stunnel(accept: int, connect: int, workdir: Path) -> subprocess.Popen:
 TRANSPORT = {"udp": [], "tls": ["-t", "t1"]}
 
 
-def storm(port: int, transport: str, users: int, rate: int, workdir: Path) -> dict:
+def storm(
+    port: int, transport: str, users: int, rate: int, workdir: Path, cpu_of: dict[str, int] | None = None
+) -> dict:
     """Every user registers once (401, credentials, 200); registrations/s. Over TLS: CONNECTIONS SIPp processes at once,
-    each with its share of the users and of the rate."""
+    each with its share of the users and of the rate. `cpu_of`: name -> pid of processes (with their children) whose
+    CPU per registration is reported too, next to the SIPp processes' own (`cpu_us`)."""
     parts = CONNECTIONS if transport == "tls" else 1
     procs, stats_files = [], []
+    cpu_before = {name: tree_cpu_s(pid) for name, pid in (cpu_of or {}).items()}
+    sipp_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     for k in range(parts):
         inf = workdir / f"storm-{parts}-{k}.csv"
@@ -122,12 +128,17 @@ def storm(port: int, transport: str, users: int, rate: int, workdir: Path) -> di
     for stat in stats_files:
         st = last_stats(stat)
         ok, failed = ok + st["SuccessfulCall(C)"], failed + st["FailedCall(C)"]
+    sipp_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the SIPp processes were waited for: theirs only
+    sipp_s = sipp_after.ru_utime + sipp_after.ru_stime - sipp_before.ru_utime - sipp_before.ru_stime
+    per = max(ok, 1)
+    cpu_us = {name: round((tree_cpu_s(pid) - cpu_before[name]) / per * 1e6, 1) for name, pid in (cpu_of or {}).items()}
     return {
         "ok": ok,
         "failed": failed,
         "elapsed_s": round(elapsed, 2),
         "per_s": round(ok / elapsed, 1),
         "connections": parts,
+        "cpu_us": {**cpu_us, "sipp": round(sipp_s / per * 1e6, 1)},
     }
 
 
@@ -270,14 +281,21 @@ def run(
         # 1. storms, in turns (a warm-up storm each first: the workers load the snapshot, TLS its sessions)
         sides = {"udp": udp, "tls": tls_port, "native_udp": native_udp, "native_tls": native_tunnel_port}
         storm_runs: dict[str, list] = {s: [] for s in sides}
+        measured = {  # CPU per registration: the Kamailio that answers, and the stunnel in front of it
+            "udp": {"kamailio": pids["kamailio"]},
+            "tls": {"kamailio": pids["kamailio"], "stunnel": tunnel.pid},
+            "native_udp": {"kamailio": native[0].proc.pid},
+            "native_tls": {"kamailio": native[0].proc.pid, "stunnel": native_tunnel.pid},
+        }
         for s, port in sides.items():
             storm(port, s.removeprefix("native_"), users, reg_rate, work)
             time.sleep(2)
         for i in range(storms):
             for s, port in in_turns(list(sides.items()), i):
-                r = storm(port, s.removeprefix("native_"), users, reg_rate, work)
+                r = storm(port, s.removeprefix("native_"), users, reg_rate, work, measured[s])
                 storm_runs[s].append(r)
-                print(f"  storm {i + 1}/{storms} {s:>4}: {r['per_s']:>8} registrations/s", flush=True)
+                print(f"  storm {i + 1}/{storms} {s:>4}: {r['per_s']:>8} registrations/s; CPU per registration "
+                      + ", ".join(f"{k} {v} µs" for k, v in r["cpu_us"].items()), flush=True)
                 time.sleep(2)
         # 2. calls at a fixed rate, paired rounds
         kinds = {
@@ -333,6 +351,11 @@ def run(
         "rtp_ports": RTP_PORTS,
     }
     reg = {s: _median([r["per_s"] for r in runs]) for s, runs in storm_runs.items()}
+    kam = {s: [r["cpu_us"]["kamailio"] for r in runs] for s, runs in storm_runs.items()}
+    cpu_ratios = {  # Kamailio's CPU per registration, UDP over TLS, per round (a capacity ratio: < 1 costs more)
+        side: sorted(round(u / t, 3) for u, t in zip(kam[f"{side}udp"], kam[f"{side}tls"]) if t)
+        for side in ("", "native_")
+    }
     records = [
         {
             "name": f"registration_storm_tls_vs_udp_{users}_users",
@@ -352,6 +375,19 @@ def run(
                                        "and SIPp, in the same turns"},
         },
     ]
+    for side, label in (("", "node"), ("native_", "native")):
+        ratios = cpu_ratios[side]
+        records.append({
+            "name": f"kamailio_cpu_per_registration_udp_over_tls_{label}",
+            "value": _median(kam[f"{side}tls"]),
+            "unit": "µs Kamailio CPU per REGISTER pair over TLS (baseline: over UDP; ratio: UDP/TLS, the capacity "
+                    "ratio the node's cores alone would give)",
+            "baseline": _median(kam[f"{side}udp"]),
+            "ratio": ratios[len(ratios) // 2] if ratios else None,
+            "detail": {**meta, "per_round_ratios": ratios,
+                       "load_generator_us": {s: [r["cpu_us"] for r in storm_runs[s]]
+                                             for s in (f"{side}udp", f"{side}tls")}},
+        })
     ratios = {
         k: sorted(round(a / b, 3) for a, b in zip(cpu[k]["node_ms"], cpu["plain"]["node_ms"]) if b)
         for k in ("tls_srtp", "webrtc_media")
