@@ -9,6 +9,7 @@ Kamailio answers with a challenge its registration cannot meet.
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from pydantic import Field
@@ -21,6 +22,8 @@ from controlplane.db.models import SipAccount, Tenant, User
 
 from .common import Id, get_scoped
 from .sip_accounts import _set_password
+
+log = logging.getLogger("callmanager.webrtc")
 
 
 class CredentialsParams(Params):
@@ -89,5 +92,9 @@ def credentials(ctx, p: CredentialsParams):
         }
     # published before the answer, not by the background publisher a moment later: the browser registers at once, and
     # Kamailio's workers then see the new password within their snapshot check (the page retries for a few seconds)
-    ctx.app.publisher.publish()
+    try:
+        ctx.app.publisher.publish()
+    except Exception:  # noqa: BLE001 - the password is stored; the background publisher publishes it on its next kick
+        log.exception("webrtc.credentials: the snapshot with %s's new password was not published now", name)
+        ctx.app.publisher.kick()
     return out
