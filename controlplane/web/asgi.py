@@ -105,11 +105,12 @@ class RpcEndpoint:
     def _answer(self, body: bytes, token: str | None) -> bytes | None:
         try:
             result = self.dispatcher.handle_body(body, token)
-        except Exception:  # noqa: BLE001 - never a dropped connection or a traceback to the client
+            return None if result is None else json.dumps(result).encode()
+        except Exception:  # noqa: BLE001 - never a dropped connection or a traceback to the client (nor a result
+            # that does not serialise)
             log.exception("JSON-RPC body not handled")
             self.on_error("/rpc", 500)
-            result = INTERNAL_ERROR
-        return None if result is None else json.dumps(result).encode()
+            return json.dumps(INTERNAL_ERROR).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared, auth = None, b""

@@ -153,3 +153,13 @@ def test_a_failing_metrics_collector_and_a_too_large_body_are_answered_logged_an
     scraped = httpx.get(s.api_url.replace("/rpc", "/metrics"), timeout=5).text
     assert 'callmanager_api_http_errors_total{path="/metrics",status="500"} 1.0' in scraped
     assert 'callmanager_api_http_errors_total{path="/rpc",status="413"} 1.0' in scraped
+
+
+def test_a_result_that_does_not_serialise_is_an_internal_error_answered_and_counted(serve, monkeypatch):
+    srv = serve()
+    s = srv.settings
+    monkeypatch.setattr(srv.dispatcher, "handle_body", lambda body, token: {"jsonrpc": "2.0", "result": {1, 2}, "id": 1})
+    r = httpx.post(s.api_url, json={"jsonrpc": "2.0", "method": "token.whoami", "id": 1}, timeout=5)
+    assert r.status_code == 200 and r.json()["error"]["data"]["error_id"] == "internal_error"
+    scraped = httpx.get(s.api_url.replace("/rpc", "/metrics"), timeout=5).text
+    assert 'callmanager_api_http_errors_total{path="/rpc",status="500"} 1.0' in scraped

@@ -218,6 +218,16 @@ def run(pv, returns, tables, enabled, spool):
             dict(ksr.pv_values))  # the last: what was assigned (the call's state on the transaction and dialog)
 
 
+def case_calls(spool, case: str) -> list:
+    """The Kamailio calls the request route makes for a case, straight paths on."""
+    pv, returns, tables, _ = CASES[case]
+    return run(pv, returns, tables, True, spool)[0]
+
+
+def case_names(spool, case: str) -> list[str]:
+    return [n for n, _ in case_calls(spool, case)]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_the_straight_path_does_what_the_general_path_does(node, case):
     spool, taken = node
@@ -281,11 +291,10 @@ def test_the_call_cases_reach_what_they_are_named_after(node):
     spool, _ = node
 
     def calls(case):
-        pv, returns, tables, _ = CASES[case]
-        return run(pv, returns, tables, True, spool)[0]
+        return case_calls(spool, case)
 
     def names(case):
-        return [n for n, _ in calls(case)]
+        return case_names(spool, case)
 
     relayed = "tm.t_relay"
     for case in ("a call to a user", "a call to a user from behind a NAT", "a call to a user with a session timer",
@@ -312,11 +321,10 @@ def test_the_stream_transport_cases_reach_what_they_are_named_after(node):
     spool, _ = node
 
     def calls(case):
-        pv, returns, tables, _ = CASES[case]
-        return run(pv, returns, tables, True, spool)[0]
+        return case_calls(spool, case)
 
     def names(case):
-        return [n for n, _ in calls(case)]
+        return case_names(spool, case)
 
     refused = calls("a TLS-only account over UDP")
     assert any(n == "sl.send_reply" and a[0] == 403 for n, a in refused) and "registrar.save" not in names(
