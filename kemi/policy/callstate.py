@@ -34,6 +34,9 @@ from .decision import (
 from .features import FeatureCode
 
 VERSION = 2
+# JSON text without spaces, as json.dumps(..., separators=(",", ":")) writes it — one encoder for every call's state
+# and record (json.dumps builds a new encoder on each call with any argument of its own)
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class CallRecord(NamedTuple):
@@ -140,7 +143,7 @@ class CallState(NamedTuple):
         return doc
 
     def to_json(self) -> str:
-        return json.dumps(self.to_doc(), separators=(",", ":"))
+        return compact_json(self.to_doc())
 
     @staticmethod
     def from_doc(doc: dict[str, Any]) -> CallState:

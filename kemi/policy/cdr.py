@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .callstate import CallState
+from .callstate import CallState, compact_json
 
 ANSWERED = "answered"
 BUSY = "busy"
@@ -98,9 +98,7 @@ def end_line(state_json: str, why: str, end_ts: float, answer: str, quality: dic
     None when the state is not a JSON object on one line (damaged: the call has no record)."""
     if not (state_json[:1] == "{" and state_json[-1:] == "}" and "\n" not in state_json):
         return None
-    head = json.dumps(
-        {"type": END_TYPE, "why": why, "end_ts": end_ts, "answer": answer, "quality": quality}, separators=(",", ":")
-    )
+    head = compact_json({"type": END_TYPE, "why": why, "end_ts": end_ts, "answer": answer, "quality": quality})
     return head[:-1] + ',"state":' + state_json + "}"
 
 

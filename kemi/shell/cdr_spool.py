@@ -11,9 +11,10 @@ far longer than `max_age` (their worker is gone or idle and would rotate before 
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from kemi.policy.callstate import compact_json
 
 SEGMENT_MAX_AGE_S = 2.0
 SEGMENT_MAX_RECORDS = 1000
@@ -35,7 +36,7 @@ class CdrSpool:
         self._seq = 0
 
     def put(self, record: dict) -> str:
-        return self.put_line(json.dumps(record, separators=(",", ":")))
+        return self.put_line(compact_json(record))
 
     def put_line(self, line: str) -> str:
         """One record written as it is given: a JSON object on one line (no newline in it)."""

@@ -2,6 +2,8 @@
 
 Each process draws one random UUID (version 4) when it first needs an id — after Kamailio's fork, so workers never
 share it — and numbers its records in the last 12 hex digits: 74 random bits per process, a counter within it.
+A fork forgets the prefix (app_python3 runs Python's after-fork handlers in every Kamailio child it starts), so no
+system call is made per id.
 """
 
 from __future__ import annotations
@@ -10,11 +12,17 @@ import itertools
 import os
 import uuid
 
-_OWN: list = [0, "", itertools.count()]  # pid, prefix, counter
+_OWN: list = ["", itertools.count()]  # prefix ('' : none drawn in this process yet), counter
 
 
 def record_id() -> str:
-    pid = os.getpid()
-    if _OWN[0] != pid:  # first use in this process (or a fork since): a fresh random prefix
-        _OWN[:] = [pid, str(uuid.uuid4())[:24], itertools.count()]
-    return f"{_OWN[1]}{next(_OWN[2]) % 0x1000000000000:012x}"
+    if not _OWN[0]:  # first use in this process (or since a fork): a fresh random prefix
+        _OWN[:] = [str(uuid.uuid4())[:24], itertools.count()]
+    return f"{_OWN[0]}{next(_OWN[1]) % 0x1000000000000:012x}"
+
+
+def _forget() -> None:
+    _OWN[0] = ""
+
+
+os.register_at_fork(after_in_child=_forget)
