@@ -1,11 +1,14 @@
 """`make bench ARGS=--profile`: where the node's Kamailio CPU goes, per registration and per call, next to the native cfg.
 
-1. **CPU account, paired.** The KEMI node (provisioned as in `make bench`) and Kamailio with tests/bench/native.cfg run
-   at once; in each round both take the same fixed-rate load one after the other (the order alternating by round): a
-   registration storm (REGISTER, 401, REGISTER with credentials, 200) and calls (INVITE, 407, INVITE, 100, 200, ACK,
-   BYE, 200, with RTPengine offer/answer/delete). Kamailio's CPU (all its processes, from /proc) per REGISTER pair and
-   per call on each side; the figure is the median of the per-round ratios node/native, with their spread. The node's
-   control plane (CDR ingestion, live state) and both RTPengines are measured too, apart: they share the cores.
+1. **CPU account, paired.** The KEMI node (provisioned as in `make bench`), Kamailio with tests/bench/native.cfg and
+   the *KEMI floor* (the same native.cfg with its routes run as tests/bench/native_kemi.py, their line-for-line KEMI
+   Python translation: what Python routing costs before any of the node's behaviour) run at once; in each round all
+   take the same fixed-rate load one after the other (the order rotating by round): a registration storm (REGISTER,
+   401, REGISTER with credentials, 200) and calls (INVITE, 407, INVITE, 100, 200, ACK, BYE, 200, with RTPengine
+   offer/answer/delete). Kamailio's CPU (all its processes, from /proc) per REGISTER pair and per call on each side;
+   the figures are the medians of the per-round ratios node/native, floor/native and node/floor, with their spread.
+   The node's control plane (CDR ingestion, live state) and the RTPengines are measured too, apart: they share the
+   cores.
 2. **Where it goes** (one more load per side, after the rounds): `perf record` (Debian's linux-perf, a software
    cpu-clock event) on each Kamailio splits its CPU into the Python interpreter, the KEMI bridge, Kamailio's core and
    modules, the C library and the kernel; `py-spy` on the node's workers gives the Python functions and lines with
@@ -89,8 +92,8 @@ def paired_rounds(sides: list[Side], rounds: int, load: tuple) -> dict:
     return out
 
 
-def ratio_summary(per_side: dict, key: str = "kamailio_us") -> dict:
-    node, native = per_side["node"], per_side["native"]
+def ratio_summary(per_side: dict, key: str = "kamailio_us", this: str = "node", base: str = "native") -> dict:
+    node, native = per_side[this], per_side[base]
     ratios = sorted(round(a[key] / b[key], 3) for a, b in zip(node, native) if b[key])
     med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None  # noqa: E731
     return {"node_us": med([r[key] for r in node]), "native_us": med([r[key] for r in native]), "ratios": ratios,
@@ -309,9 +312,12 @@ def run(users: int = 20000, rounds: int = 5, reg_rate: int = 4000, call_rate: in
     try:
         provision_kemi(node, users)
         comps, native_port = native_node(work, users)
+        floor_comps, floor_port = native_node(work, users, kemi=True)
+        comps += floor_comps
         sides = [Side("node", node.settings.sip_port, node.component("kamailio").proc.pid,
                       {"controlplane": node.component("controlplane").proc.pid, "rtpengine": node.component("rtpengine").proc.pid}),
-                 Side("native", native_port, comps[0].proc.pid, {"rtpengine": comps[1].proc.pid})]
+                 Side("native", native_port, comps[0].proc.pid, {"rtpengine": comps[1].proc.pid}),
+                 Side("floor", floor_port, floor_comps[0].proc.pid, {"rtpengine": floor_comps[1].proc.pid})]
         for side in sides:  # warm-up, not counted: the node's workers load the snapshot; everyone registers once
             side.load("register", *load)
             side.load("call", *load)
@@ -353,6 +359,13 @@ def records(result: dict, users: int, rounds: int, reg_rate: int, call_rate: int
                   "py_spy": result["py_spy"].get(kind), "counted": result.get("counted", {}).get(kind)}
         out.append({"name": f"kamailio_cpu_per_{kind}_node_vs_native", "value": k["node_us"], "unit": unit, "baseline": k["native_us"],
                     "ratio": k["ratio"], "detail": detail})
+        if "floor" in per_side:  # the KEMI floor: native.cfg's routing in KEMI Python (tests/bench/native_kemi.py)
+            for this, base in (("floor", "native"), ("node", "floor")):
+                f = ratio_summary(per_side, this=this, base=base)
+                print(f"  {kind}: {this} {f['node_us']} µs, {base} {f['native_us']} µs; {this}/{base} per round {f['ratios']} -> median {f['ratio']}")
+                out.append({"name": f"kamailio_cpu_per_{kind}_{this}_vs_{base}", "value": f["node_us"], "unit": unit,
+                            "baseline": f["native_us"], "ratio": f["ratio"],
+                            "detail": {**meta, "rate": rate, "paired_ratios": f["ratios"], "spread": f["spread"]}})
         for label, split in detail["perf"].items():
             if isinstance(split, dict):
                 print(f"  perf {label}: " + ", ".join(f"{p} {v}%" for p, v in list(split["parts"].items())[:8]))

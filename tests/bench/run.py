@@ -166,7 +166,11 @@ def report_step(what: str, st: dict, extra: str = "") -> None:
 
 def in_turns(items: list, round_no: int) -> list:
     """The sides of a paired round in alternating order (A B, then B A, ...): whatever the side measured second
-    inherits from the first (its leftovers, the machine's drift within a round) falls on each side equally."""
+    inherits from the first (its leftovers, the machine's drift within a round) falls on each side equally. More than
+    two sides take turns in rotation (A B C, B C A, C A B, ...)."""
+    if len(items) != 2:
+        k = round_no % max(len(items), 1)
+        return items[k:] + items[:k]
     return items if round_no % 2 == 0 else items[::-1]
 
 
@@ -278,10 +282,12 @@ def t_id(node: TestNode) -> int:
     return next(t["id"] for t in node.rpc("tenant.list")["items"] if t["sip_domain"] == DOMAIN)
 
 
-def native_node(workdir: Path, n: int, tls: tuple[int, Path, Path] | None = None):
+def native_node(workdir: Path, n: int, tls: tuple[int, Path, Path] | None = None, kemi: bool = False):
     """RTPengine plus Kamailio running tests/bench/native.cfg; returns (components, SIP port). `tls`: (port,
-    certificate, key) — it listens on TLS there too."""
-    db = workdir / "native-db"
+    certificate, key) — it listens on TLS there too. `kemi`: its routes run as tests/bench/native_kemi.py (the KEMI
+    floor) instead, with files of its own (several may run at once)."""
+    tag = "native-kemi" if kemi else "native"
+    db = workdir / f"{tag}-db"
     db.mkdir()
     rows = ["id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)"]
     rows += [f"{i + 1}:{u}@{DOMAIN}:0:0:{ha1(u, DOMAIN, password(u))}:0" for i, u in enumerate(all_users(n))]
@@ -293,19 +299,20 @@ def native_node(workdir: Path, n: int, tls: tuple[int, Path, Path] | None = None
     for table in USRLOC_TABLES:
         (db / table).write_text((DBTEXT_SCHEMA / table).read_text())
     rtp = free_port_block(400)
-    settings = load_settings(env={}, var_dir=str(workdir / "native-var"), rtpengine_ng_port=free_port(), rtpengine_cli_port=free_port(),
+    settings = load_settings(env={}, var_dir=str(workdir / f"{tag}-var"), rtpengine_ng_port=free_port(), rtpengine_cli_port=free_port(),
                              rtp_port_min=rtp, rtp_port_max=rtp + 399, rtpengine_log_level=3)
     rtpengine = processes.rtpengine(settings)
     sip, rpc = free_port(), free_port()
     kam = processes.Component(
-        "kamailio-native",
+        f"kamailio-{tag}",
         ["kamailio", "-DD", "-E", "-f", str(HERE / "native.cfg"), "-A", f"SIP_PORT={sip}", "-A", f"RPC_PORT={rpc}",
-         "-A", f'CTL_SOCK="unix:{workdir}/native_ctl"', "-A", f'DB_URL="text://{db}"',
+         "-A", f'CTL_SOCK="unix:{workdir}/{tag}_ctl"', "-A", f'DB_URL="text://{db}"',
+         *(["-A", "KEMI_FLOOR", "-A", f'KEMI_SCRIPT="{HERE / "native_kemi.py"}"'] if kemi else []),
          "-A", f'RTPENGINE_NG="udp:127.0.0.1:{settings.rtpengine_ng_port}"',
          *(["-A", f"TLS_PORT={tls[0]}", "-A", f'TLS_CERT="{tls[1]}"', "-A", f'TLS_KEY="{tls[2]}"',
             "-A", f'TLS_CIPHERS="{TLS_CIPHERS}"'] if tls else []),
-         "-P", str(workdir / "native.pid.own"), "-Y", str(workdir), "-m", "512", "-x", "tlsf", "-w", str(workdir)],
-        workdir / "native.pid", workdir / "native.log",
+         "-P", str(workdir / f"{tag}.pid.own"), "-Y", str(workdir), "-m", "512", "-x", "tlsf", "-w", str(workdir)],
+        workdir / f"{tag}.pid", workdir / f"{tag}.log",
         ready=[("udp", "127.0.0.1", sip), ("tcp", "127.0.0.1", rpc), *([("tcp", "127.0.0.1", tls[0])] if tls else [])])
     rtpengine.start()
     try:
