@@ -29,6 +29,25 @@ from tests.bench.run import CALLEE, ROOT, call_step, provision_kemi, registratio
 from tests.harness.ports import free_port, free_port_block
 
 BEFORE = "8f00243"  # main before issue 17
+# Run in an earlier tree (its own models and provisioning): provision its node, whose config file is argv[1].
+PROVISION = r"""
+import sys
+from controlplane.cli import client
+from controlplane.node.settings import load_settings
+from tests.bench.run import provision_kemi
+
+
+class Node:
+    def __init__(self, settings):
+        self.settings = settings
+
+    def rpc(self, method, **params):
+        token = (self.settings.var / "admin.token").read_text().strip()
+        return client.call(method, params, url=self.settings.api_url, token=token)
+
+
+provision_kemi(Node(load_settings(sys.argv[1], env={})), int(sys.argv[2]))
+"""
 
 
 class NodeProcess:
@@ -36,16 +55,17 @@ class NodeProcess:
 
     def __init__(self, root: Path, var: Path, **settings):
         rtp = free_port_block(400)
-        self.settings = load_settings(env={}, var_dir=str(var), sip_port=free_port(), kamailio_rpc_port=free_port(), rtpengine_ng_port=free_port(),
-                                      rtpengine_cli_port=free_port(), api_port=free_port(), prometheus_port=free_port(), rtp_port_min=rtp,
-                                      rtp_port_max=rtp + 399, prometheus=False, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3,
-                                      edge_exempt="", edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0,
-                                      auth_failures_account=0, media_server=False, **settings)
+        given = dict(var_dir=str(var), sip_port=free_port(), kamailio_rpc_port=free_port(), rtpengine_ng_port=free_port(),
+                     rtpengine_cli_port=free_port(), api_port=free_port(), prometheus_port=free_port(), rtp_port_min=rtp,
+                     rtp_port_max=rtp + 399, prometheus=False, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3,
+                     edge_exempt="", edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0,
+                     auth_failures_account=0, media_server=False, **settings)
+        self.settings = load_settings(env={}, **given)
         doc = self.settings.model_dump()
-        if root != ROOT:  # an earlier tree may not know settings added since: give it only what differs from the defaults
-            doc = {k: v for k, v in doc.items() if v != type(self.settings).model_fields[k].default}
-            doc = {k: v for k, v in doc.items() if not k.startswith(("media_server", "prompt_"))}  # before issue 23
-        config = var.parent / f"{var.name}.json"
+        if root != ROOT:  # an earlier tree may not know settings added since (or derive others from these): only what was given
+            doc = {k: v for k, v in doc.items() if k in given and not k.startswith(("media_server", "prompt_"))}  # before issue 23
+        config = self.config = var.parent / f"{var.name}.json"
+        self.root = root
         var.mkdir(parents=True, exist_ok=True)
         config.write_text(json.dumps(doc))
         self.log = open(var.parent / f"{var.name}-runner.log", "w")
@@ -54,8 +74,18 @@ class NodeProcess:
         deadline = time.monotonic() + 90
         while "is running" not in (var.parent / f"{var.name}-runner.log").read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # whatever of it did start
                 raise RuntimeError(f"node of {root} did not start:\n{(var.parent / f'{var.name}-runner.log').read_text()[-2000:]}")
             time.sleep(0.3)
+
+    def provision(self, users: int) -> None:
+        """The benchmark's users (run.provision_kemi) — for an earlier tree by its own code: its database has its own
+        schema (columns added since would not be there)."""
+        if self.root == ROOT:
+            provision_kemi(self, users)
+            return
+        subprocess.run([sys.executable, "-c", PROVISION, str(self.config), str(users)], cwd=self.root, check=True,
+                       env={**os.environ, "PYTHONPATH": str(self.root)}, timeout=600)
 
     def rpc(self, method: str, **params):
         token = (self.settings.var / "admin.token").read_text().strip()
@@ -85,9 +115,10 @@ def run(before: str = BEFORE, users: int = 6000, rounds: int = 5, reg_rate: int 
     (tree / ".venv").symlink_to(ROOT / ".venv")
     nodes: dict[str, NodeProcess] = {}
     try:
-        nodes = {"this": NodeProcess(ROOT, work / "this"), "before": NodeProcess(tree, work / "before")}
+        nodes["this"] = NodeProcess(ROOT, work / "this")  # one at a time: one that fails to start leaves the other stopped
+        nodes["before"] = NodeProcess(tree, work / "before")
         for n in nodes.values():
-            provision_kemi(n, users)
+            n.provision(users)
         cpu = {f"{label}_{kind}": [] for label in nodes for kind in ("register_us", "call_us")}
         detail: dict = {label: {"registrations": [], "calls": []} for label in nodes}
 
