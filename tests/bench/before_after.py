@@ -59,11 +59,16 @@ class NodeProcess:
                      rtpengine_cli_port=free_port(), api_port=free_port(), prometheus_port=free_port(), rtp_port_min=rtp,
                      rtp_port_max=rtp + 399, prometheus=False, kamailio_shm_mb=1024, kamailio_log_level=1, rtpengine_log_level=3,
                      edge_exempt="", edge_max_requests=10**9, edge_max_unauthenticated=10**9, auth_failures_source=0,
-                     auth_failures_account=0, media_server=False, **settings)
+                     auth_failures_account=0, media_server=False, sip_tls_port=free_port(), sip_wss_port=free_port(),
+                     sip_ws_port=free_port(), **settings)  # two trees with TLS/WebSocket listeners run at once
         self.settings = load_settings(env={}, **given)
         doc = self.settings.model_dump()
-        if root != ROOT:  # an earlier tree may not know settings added since (or derive others from these): only what was given
-            doc = {k: v for k, v in doc.items() if k in given and not k.startswith(("media_server", "prompt_"))}  # before issue 23
+        if root != ROOT:  # an earlier tree may not know settings added since (or derive others from these): what was given
+            known = set(json.loads(subprocess.run(
+                [sys.executable, "-c", "import dataclasses, json; from controlplane.node.settings import NodeSettings as S; print(json.dumps("
+                 "list(getattr(S, 'model_fields', None) or [f.name for f in dataclasses.fields(S)])))"], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                capture_output=True, text=True, check=True, timeout=60).stdout))  # and it knows
+            doc = {k: v for k, v in doc.items() if k in given and k in known and not k.startswith(("media_server", "prompt_"))}
         config = self.config = var.parent / f"{var.name}.json"
         self.root = root
         var.mkdir(parents=True, exist_ok=True)
