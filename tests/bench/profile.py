@@ -3,7 +3,7 @@
 1. **CPU account, paired.** The KEMI node (provisioned as in `make bench`), Kamailio with tests/bench/native.cfg and
    the *KEMI floor* (the same native.cfg with its routes run as tests/bench/native_kemi.py, their line-for-line KEMI
    Python translation: what Python routing costs before any of the node's behaviour) run at once; in each round all
-   take the same fixed-rate load one after the other (the order rotating by round): a registration storm (REGISTER,
+   take the same fixed-rate load one after the other (the order reversed every round): a registration storm (REGISTER,
    401, REGISTER with credentials, 200) and calls (INVITE, 407, INVITE, 100, 200, ACK, BYE, 200, with RTPengine
    offer/answer/delete). Kamailio's CPU (all its processes, from /proc) per REGISTER pair and per call on each side;
    the figures are the medians of the per-round ratios node/native, floor/native and node/floor, with their spread.

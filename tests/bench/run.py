@@ -166,11 +166,8 @@ def report_step(what: str, st: dict, extra: str = "") -> None:
 
 def in_turns(items: list, round_no: int) -> list:
     """The sides of a paired round in alternating order (A B, then B A, ...): whatever the side measured second
-    inherits from the first (its leftovers, the machine's drift within a round) falls on each side equally. More than
-    two sides take turns in rotation (A B C, B C A, C A B, ...)."""
-    if len(items) != 2:
-        k = round_no % max(len(items), 1)
-        return items[k:] + items[:k]
+    inherits from the first (its leftovers, the machine's drift within a round) falls on each side equally. With more
+    sides every pair of them still swaps order from one round to the next (A B C, then C B A)."""
     return items if round_no % 2 == 0 else items[::-1]
 
 
