@@ -27,7 +27,7 @@ from controlplane.features.fraud_policy import ensure_sample_tariff
 from controlplane.metrics import Metrics
 from controlplane.services.snapshot import SnapshotPublisher
 from controlplane.services.live_state import LiveStateSync
-from controlplane.services.dmq_watch import DmqWatch
+from controlplane.services.dmq_watch import DmqWatch, peer_probe
 from controlplane.services.fraud_monitor import FraudMonitor
 from controlplane.services.notify import Notifier
 from controlplane.services.feature_codes import apply_feature
@@ -123,7 +123,9 @@ class App:
             on_change=self.voicemail_changed,
         )
         self.live = LiveStateSync(self.engine, self.kamailio, interval=settings.live_sync_interval_s)
-        self.dmq_watch = DmqWatch(self.kamailio, metrics=self.metrics) if settings.dmq_port else None
+        self.dmq_watch = (
+            DmqWatch(self.kamailio, metrics=self.metrics, probe=peer_probe(settings)) if settings.dmq_port else None
+        )
         self.trunk_tls = (
             TrunkTlsProbe(self.engine, settings.tls_ca_path, interval=settings.trunk_tls_check_s)
             if settings.trunk_tls_check_s

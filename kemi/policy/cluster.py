@@ -67,3 +67,16 @@ def accounts_end(timed_out: bool, made_by_this_node: bool, holds_address: bool) 
 # sync requests of dmq_usrloc (action DMQ_SYNC = 3) and of htable (HT_DMQ_SYNC = 1); each peer answers with all it has.
 RESYNC_REQUESTS = (("usrloc", '{"action":3}'), ("htable", '{"action":1}'))
 RESYNC_KEY = "resync"  # htable NODE: set by the control plane when a peer came back; the node's timer takes it
+
+# What the DMQ listener does with a message (kamailio.cfg DMQ_LISTEN): a peer's replication goes to DMQ; a peer's
+# OPTIONS is answered — the peers' control planes probe each other's listener every second (controlplane/services/
+# dmq_watch.py), so a cut too short for DMQ's own pings to fail is still seen; anything else is dropped silently.
+REPLICATE, ANSWER, DROP = "replicate", "answer", "drop"
+
+
+def dmq_listener(method: str, from_peer: bool) -> str:
+    if not from_peer:
+        return DROP
+    if method == "KDMQ":
+        return REPLICATE
+    return ANSWER if method == "OPTIONS" else DROP

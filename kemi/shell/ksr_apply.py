@@ -26,7 +26,7 @@ from kemi.contract import (
 from kemi.policy.announce import WARNING_HEADER as ANNOUNCE_WARNING
 from kemi.policy.callstate import CallState
 from kemi.policy.voicemail import CALLER_HEADER as VOICEMAIL_CALLER
-from kemi.policy.cluster import RESYNC_KEY, RESYNC_REQUESTS, own_path_uri
+from kemi.policy.cluster import ANSWER, REPLICATE, RESYNC_KEY, RESYNC_REQUESTS, dmq_listener, own_path_uri
 from kemi.policy.decision import Reject, RouteToTrunk
 from kemi.policy.features import FeatureCode
 from kemi.policy.location import with_location
@@ -288,13 +288,16 @@ def save_registration() -> bool:
     return True
 
 
-def cluster_message(from_peer: bool) -> None:
-    """A message on the cluster's DMQ listener: replication from another SIP node of the cluster (registrations,
-    replicated htables) handed to DMQ; anything else — another method, a source that is not one of the node's
-    `dmq_peers` — dropped without a word."""
+def cluster_message(method: str, from_peer: bool) -> None:
+    """A message on the cluster's DMQ listener (kemi.policy.cluster.dmq_listener): replication from another SIP node of
+    the cluster (registrations, replicated htables) handed to DMQ; a peer's probe (OPTIONS) answered; anything else —
+    another method, a source that is not one of the node's `dmq_peers` — dropped without a word."""
     settled()
-    if from_peer and KSR.is_method("KDMQ"):
+    what = dmq_listener(method, from_peer)
+    if what == REPLICATE:
         KSR.dmq.handle_message()
+    elif what == ANSWER:
+        KSR.sl.sl_send_reply(200, "OK")
     else:
         KSR.set_drop()
 

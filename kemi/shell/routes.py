@@ -70,7 +70,8 @@ def _request_route() -> int:
     calls.new_request()
     barrier.begin()
     if SETTINGS.dmq_port and read.local_port() == SETTINGS.dmq_port:  # before the read: peers are not counted
-        apply.cluster_message(read.one("$si") in SETTINGS.dmq_sources)
+        source, method = read.several("$si", "$rm")
+        apply.cluster_message(method, source in SETTINGS.dmq_sources)
         return 1
     counter = EDGE.request_counter()
     values = read.fields(counter)  # one read (the source's request counted in it); every later stage gets it

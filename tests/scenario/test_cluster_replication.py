@@ -126,8 +126,9 @@ def test_a_node_that_was_down_catches_up_when_it_starts(cluster, people, tmp_pat
 
 
 def test_the_dmq_listener_takes_only_the_cluster_s_nodes(cluster):
-    """Replication is taken only from the configured peers' addresses and only as KDMQ: anything else on the DMQ port
-    is dropped without a word (a registration or a ban cannot be injected from elsewhere)."""
+    """Replication is taken only from the configured peers' addresses and only as KDMQ; a peer's OPTIONS (its control
+    plane's probe, controlplane/services/dmq_watch.py) is answered; anything else on the DMQ port is dropped without a
+    word (a registration or a ban cannot be injected from elsewhere, nor the listener probed by others)."""
     _, b = cluster
     where = (b.settings.sip_address, b.settings.dmq_port)
 
@@ -144,7 +145,10 @@ def test_the_dmq_listener_takes_only_the_cluster_s_nodes(cluster):
 
     assert ask("127.0.0.1", "KDMQ") is not None, "a peer's KDMQ gets DMQ's answer"  # the control: the port answers
     assert ask("127.0.0.5", "KDMQ") is None, "KDMQ from an address that is no peer is dropped"
-    assert ask("127.0.0.1", "OPTIONS") is None, "only KDMQ is taken on the DMQ port"
+    answer = ask("127.0.0.1", "OPTIONS")
+    assert answer is not None and answer.startswith("SIP/2.0 200"), "a peer's probe is answered"
+    assert ask("127.0.0.5", "OPTIONS") is None, "a probe from an address that is no peer is not"
+    assert ask("127.0.0.1", "INVITE") is None, "nothing else is taken on the DMQ port"
 
 
 def test_the_noc_sees_each_node_replicating_with_its_peers(cluster):

@@ -101,3 +101,13 @@ def test_a_node_of_a_pair_exports_whether_it_holds_the_address_and_a_single_node
     assert samples("198.18.1.10", True) == [("callmanager_vip_held", {"address": "198.18.1.10"}, 1)]
     assert samples("198.18.1.10", False) == [("callmanager_vip_held", {"address": "198.18.1.10"}, 0)]
     assert samples("", True) == []
+
+
+def test_the_dmq_listener_hands_a_peers_replication_to_dmq_answers_its_probe_and_drops_the_rest():
+    from kemi.policy.cluster import ANSWER, DROP, REPLICATE, dmq_listener
+
+    assert dmq_listener("KDMQ", True) == REPLICATE
+    assert dmq_listener("OPTIONS", True) == ANSWER  # the peers' control planes probe the listener (dmq_watch.py)
+    assert dmq_listener("INVITE", True) == DROP
+    assert dmq_listener("KDMQ", False) == DROP  # not one of the node's dmq_peers: not a word
+    assert dmq_listener("OPTIONS", False) == DROP
