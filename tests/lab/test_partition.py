@@ -126,6 +126,39 @@ def test_a_partition_leaves_each_side_serving_and_the_sides_converge_after_it_he
     ANSWERED.append("614")
 
 
+def test_a_cut_too_short_for_dmqs_pings_to_fail_still_loses_no_registration(dcs, tmp_path):
+    """A cut of ~31 s: a registration made through Frankfurt as it begins retransmits to Berlin for tm's 30 s and gives
+    up, while DMQ's pings (every 5 s, each failing only after those 30 s) may not have failed yet — DMQ then never sees
+    the peer away and never resynchronises. The control planes probe each other's DMQ listener every second
+    (controlplane/services/dmq_watch.py): Berlin has the registration within 10 s of the link's return."""
+    lab = dcs
+    fra, ber = "fra-sip1", "ber-sip1"
+    tenant = next(t for t in api(lab, ber, "tenant.list")["items"] if t["name"] == "Split")
+    erin = api(lab, ber, "user.create", tenant_id=tenant["id"], name="Erin")
+    api(lab, ber, "sip_account.create", user_id=erin["id"], username="erin", password="pw-erin-secret")
+    api(lab, ber, "extension.create", number="605", user_id=erin["id"])
+    wait_until(lambda: same_configuration(lab, fra, ber), 30, "Frankfurt has Erin's account")
+    via = Sipp((lab.address(fra), 5060), tmp_path / fra)
+    phone = via.phone("erin", "split.example", "pw-erin-secret", ip=lab.address(fra).rsplit(".", 1)[0] + ".1")
+    before = registrations(lab, ber)
+    for h in (fra, ber):
+        wait_until(lambda h=h: peer_states(lab, h) == ["active"], 30, f"{h} sees its peer")
+    lab.wan(False)
+    cut = time.monotonic()
+    try:
+        wait_until(lambda: via.register(phone).ok, 10, "Erin registered through Frankfurt")
+        time.sleep(max(0.0, 31.0 - (time.monotonic() - cut)))
+        assert registrations(lab, ber) == before, "Berlin cannot have it during the cut"
+    finally:
+        lab.wan(True)
+    healed = time.monotonic()
+    print(f"a {healed - cut:.1f} s cut; DMQ's view of the peer at the end: {peer_states(lab, fra)} / {peer_states(lab, ber)}")
+    wait_until(lambda: registrations(lab, ber) == (before or 0) + 1, 30, "Erin's registration in Berlin")
+    took = time.monotonic() - healed
+    print(f"the WAN healed: Berlin has the registration made during the short cut {took:.2f} s later")
+    assert took <= CONVERGE_S, f"Berlin had it only {took:.1f} s after the WAN healed"
+
+
 def supervisor(lab: Lab, host: str, action: str, service: str) -> None:
     lab.ssh(host, f"supervisorctl -c /etc/callmanager/supervisord.conf {action} {service}")
 
