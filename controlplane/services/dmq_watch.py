@@ -42,6 +42,7 @@ def peers_back(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
 
 
 AWAY_S = 20.0  # silent this long: changes sent meanwhile may have run out of retransmissions (tm: 30 s, every ≤ 4 s)
+MAX_READS = 256  # datagrams read per look at most (one answer per peer and look is what comes; the rest is noise)
 QUIET_S = 15.0  # a return seen by both the probe and DMQ's pings (≤ 5 s apart) asks for one resynchronisation
 
 
@@ -79,16 +80,17 @@ class PeerProbe:
 
     def answered(self) -> set[str]:
         got: set[str] = set()
-        while True:
+        for _ in range(MAX_READS):
             try:
                 data, source = self.sock.recvfrom(4096)
             except (BlockingIOError, InterruptedError):
-                return got
+                break
             except OSError:  # an ICMP error of an earlier probe (port unreachable): that peer did not answer
                 continue
             name = self._by_source.get((_normal(source[0]), source[1]))
             if name is not None and data.startswith(b"SIP/2.0 "):
                 got.add(name)
+        return got
 
     def send(self) -> None:
         self._seq += 1
