@@ -62,6 +62,15 @@ def probe_back(
     return silent, sorted(back)
 
 
+def resync_wanted(
+    dmq_back: list[str], probed: list[str], now: float, last_resync: float, quiet_s: float = QUIET_S
+) -> list[str]:
+    """The peers to resynchronise with now: back in DMQ's view or the probe's — unless a resynchronisation was asked
+    within `quiet_s` (the same return, seen a few seconds later by the other view)."""
+    back = sorted(set(dmq_back) | set(probed))
+    return [] if back and now - last_resync < quiet_s else back
+
+
 class PeerProbe:
     """OPTIONS to each peer's DMQ listener from this node's own address (the peers take messages on it from their
     peers only), one per look; `answered` is who replied since the previous look."""
@@ -151,24 +160,25 @@ class DmqWatch:
         """One look; the peers that came back (the node was asked to resynchronise)."""
         now_s = self.clock()
         probed: list[str] = []
+        silent = self._silent
         if self.probe is not None:
-            self._silent, probed = probe_back(self._silent, self.probe.answered(), list(self.probe.peers), now_s)
+            silent, probed = probe_back(self._silent, self.probe.answered(), list(self.probe.peers), now_s)
             self.probe.send()
         try:
             now = {p["address"]: p["state"] for p in self.kamailio.dmq_peers()}
         except KamailioRpcError:
             self._before = None  # Kamailio away (restarting: it synchronises at its start): look afresh
+            self._silent = silent
             return []
-        back = sorted(set(peers_back(self._before, now)) | set(probed))
-        if back and now_s - self._last_resync < QUIET_S:  # the same return, seen again by the other view
-            self._before = now
-            return []
+        back = resync_wanted(peers_back(self._before, now), probed, now_s, self._last_resync)
         if back:
             try:
                 self.kamailio.call("htable.seti", shm.NODE.name, RESYNC_KEY, 1)
             except KamailioRpcError as exc:
                 log.warning("DMQ peers %s are back, but Kamailio did not take the resync request: %s", back, exc)
-                return []  # the next look sees them as new again
+                # the next look sees them as back again: DMQ's view not moved on, the probe's silences kept
+                self._silent = {**silent, **{p: self._silent[p] for p in probed if p in self._silent}}
+                return []
             self.resyncs += 1
             self._last_resync = now_s
             if self.metrics is not None:
@@ -176,7 +186,7 @@ class DmqWatch:
             log.warning(
                 "DMQ peers %s are back: the node asks the cluster for the registrations and flags it missed", back
             )
-        self._before = now
+        self._before, self._silent = now, silent
         return back
 
     def start(self) -> None:

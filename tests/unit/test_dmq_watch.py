@@ -111,3 +111,41 @@ def test_the_probe_hears_a_peer_that_answers_and_not_one_that_does_not():
         probe.close()
         peer.close()
         mute.close()
+
+
+def test_a_return_seen_by_both_views_within_the_quiet_time_asks_once():
+    from controlplane.services.dmq_watch import QUIET_S, resync_wanted
+
+    a, b = "198.18.1.12:5090", "198.18.2.11:5090"
+    assert resync_wanted([b], [], 100.0, float("-inf")) == [b]
+    assert resync_wanted([], [a, b], 100.0, float("-inf")) == [a, b]
+    assert resync_wanted([b], [b], 100.0, float("-inf")) == [b]  # both at once: one
+    assert resync_wanted([b], [], 100.0 + QUIET_S - 1, 100.0) == []  # DMQ's view a few seconds after the probe's
+    assert resync_wanted([b], [], 100.0 + QUIET_S, 100.0) == [b]
+    assert resync_wanted([], [], 101.0, 100.0) == []
+
+
+def test_a_return_the_probe_saw_is_not_lost_when_kamailio_does_not_take_the_request():
+    peer = "198.18.2.11:5090"
+    t = [0.0]
+
+    class Refusing(Kamailio):
+        def __init__(self, looks, refusals):
+            super().__init__(looks)
+            self.refusals = refusals
+
+        def call(self, method, *params):
+            if self.refusals:
+                self.refusals -= 1
+                raise KamailioRpcError("busy")
+            super().call(method, *params)
+
+    k = Refusing([{peer: "active"}] * 26, refusals=1)
+    probe = Probe([set()] * 24 + [{peer}] * 2)  # silent 24 s, then answering again
+    watch = DmqWatch(k, probe=probe, clock=lambda: t[0])
+    backs = []
+    for _ in range(26):
+        backs.append(watch.check())
+        t[0] += 1.0
+    assert [i for i, b in enumerate(backs) if b] == [25]  # refused at 24, asked again at the next look
+    assert k.set == [("htable.seti", "node", "resync", 1)] and watch.resyncs == 1
