@@ -3,7 +3,8 @@
 Each process draws one random UUID (version 4) when it first needs an id — after Kamailio's fork, so workers never
 share it — and numbers its records in the last 12 hex digits: 74 random bits per process, a counter within it.
 A fork forgets the prefix (app_python3 runs Python's after-fork handlers in every Kamailio child it starts), so no
-system call is made per id.
+system call is made per id. Kamailio forks every process from its main one, which never makes a record: even a child
+started without those handlers draws its own prefix at its first id.
 """
 
 from __future__ import annotations
