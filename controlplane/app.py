@@ -21,6 +21,7 @@ from controlplane.db.models import ApiToken, ConfigState, Role
 from controlplane.sealed import Sealer, hash_token, private_file, shared_secret
 from controlplane.services.cdr_ingest import CdrIngestor
 from controlplane.services.mwi import MwiPublisher
+from controlplane.services.shared_store import SharedStore
 from controlplane.services.voicemail import Store as VoicemailStore
 from controlplane.services.voicemail import VoicemailIngestor
 from controlplane.features.fraud_policy import ensure_sample_tariff
@@ -113,6 +114,21 @@ class App:
         )
         self.voicemail_store = VoicemailStore(settings.voicemail_store)
         self.publisher.on_published = self.voicemail_store.after_snapshot
+        # a database several control planes share: recordings and mailboxes' changes go through it to every node
+        self.shared_store = (
+            SharedStore(
+                self.engine,
+                settings.voicemail_store,
+                settings.node_name,
+                on_mailbox=self._mailbox_changed_here,
+                on_reconciled=self._every_mailbox_changed_here,
+                metrics=self.metrics,
+                interval=settings.shared_store_interval_s,
+            )
+            if settings.shared_database
+            else None
+        )
+        self.voicemail_store.shared = self.shared_store
         self.voicemail = VoicemailIngestor(
             self.engine,
             settings.voicemail_spool,
@@ -144,6 +160,8 @@ class App:
             self.ingestor.start()
             self.voicemail.start()
             self.mwi.start()
+            if self.shared_store is not None:
+                self.shared_store.start()
             self.live.start()
             if self.dmq_watch is not None:
                 self.dmq_watch.start()
@@ -154,12 +172,25 @@ class App:
 
     def voicemail_changed(self, mailbox_id: int) -> None:
         """A mailbox or its messages changed (stored, heard, deleted; its PIN, its lock): the media server's file of it
-        is written again, and its phones are told (message waiting)."""
+        is written again, and its phones are told (message waiting) — on this node, and in a cluster on every node."""
+        self._mailbox_changed_here(mailbox_id)
+        if self.shared_store is not None:
+            try:
+                self.shared_store.mailbox_changed(mailbox_id)
+            except Exception:  # noqa: BLE001 - the other nodes tell it on their next full round
+                log.exception("mailbox %s: the change could not be passed on to the cluster's other nodes", mailbox_id)
+
+    def _mailbox_changed_here(self, mailbox_id: int) -> None:
         try:
             self.voicemail.write_index(mailbox_id)
         except Exception:  # noqa: BLE001 - written again on its next change; the change itself is stored
             log.exception("mailbox %s: its file for listening by phone could not be written", mailbox_id)
         self.mwi.changed(mailbox_id)
+
+    def _every_mailbox_changed_here(self) -> None:
+        """The shared store was reconciled whole: every mailbox's file written again, every one published."""
+        self.voicemail.write_all_indexes()
+        self.mwi.publish_soon()
 
     def apply_feature(self, feature: dict) -> None:
 
@@ -177,6 +208,8 @@ class App:
         self.ingestor.stop()
         self.voicemail.stop()
         self.mwi.stop()
+        if self.shared_store is not None:
+            self.shared_store.stop()
         self.live.stop()
         if self.dmq_watch is not None:
             self.dmq_watch.stop()

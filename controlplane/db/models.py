@@ -6,7 +6,20 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Optional
 
-from sqlalchemy import Float, Index, JSON, Boolean, Column, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -678,3 +691,38 @@ class VoicemailMessage(SQLModel, table=True):
     heard: bool = False
     heard_at: Optional[datetime] = None
     emailed: bool = False
+
+
+class StoredFile(SQLModel, table=True):
+    """A recording of the store (voicemail messages, greetings, prompts, menus' recordings, music) kept in the cluster
+    database so that every node has it (controlplane/services/shared_store.py, docs/cluster.md); `path` relative to
+    the node's voicemail_dir."""
+
+    __tablename__ = "stored_file"
+    path: str = Field(sa_column=Column(String(255), primary_key=True))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    size: int = 0
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    changed_at: datetime = Field(default_factory=utcnow)
+
+
+class ClusterChange(SQLModel, table=True):
+    """One change the other control planes of a cluster apply to their own node: a stored file written or removed
+    (`file`, `tree`), a mailbox's messages changed (`mailbox`: its file for listening by phone, message waiting).
+    `seq` is handed out by ChangeCounter in the writer's transaction, so changes commit in the order of their seq."""
+
+    __tablename__ = "cluster_change"
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    origin: str = Field(default="", sa_column=Column(String(64), nullable=False))
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ChangeCounter(SQLModel, table=True):
+    """One row: the last seq of cluster_change. Taken with one atomic increment, which holds the row until the writer
+    commits: a later seq never becomes visible before an earlier one."""
+
+    __tablename__ = "change_counter"
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))

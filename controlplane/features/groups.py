@@ -464,7 +464,7 @@ def greeting_upload(ctx, p: GreetingUpload):
     with ctx.app.read() as s:
         g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
     try:
-        seconds = install(p.data_base64, ctx.app.voicemail_store.group_greeting(g.id))
+        seconds = install(p.data_base64, ctx.app.voicemail_store.group_greeting(g.id), ctx.app.voicemail_store)
     except AudioRefused as exc:
         raise InvalidParams(f"the recording cannot be used: {exc}", field="data_base64") from None
     return {"id": g.id, "duration_s": seconds, "own": True}
@@ -476,6 +476,5 @@ def greeting_delete(ctx, p: IdParams):
     with ctx.app.read() as s:
         g = get_scoped(s, HuntGroup, p.id, ctx.principal, "group")
     path = ctx.app.voicemail_store.group_greeting(g.id)
-    existed = path.exists()
-    path.unlink(missing_ok=True)
+    existed = ctx.app.voicemail_store.remove(path)
     return {"id": g.id, "deleted": existed, "own": False}

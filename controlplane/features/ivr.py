@@ -244,7 +244,7 @@ def recording_upload(ctx, p: RecordingUpload):
     if p.key is not None and not any(a["key"] == p.key for a in m.actions):
         raise InvalidParams(f"menu {m.id} has no action for key {p.key}", field="key")
     try:
-        seconds = install(p.data_base64, ctx.app.voicemail_store.ivr_recording(m.id, p.key))
+        seconds = install(p.data_base64, ctx.app.voicemail_store.ivr_recording(m.id, p.key), ctx.app.voicemail_store)
     except AudioRefused as exc:
         raise InvalidParams(f"the recording cannot be used: {exc}", field="data_base64") from None
     return {"id": m.id, "key": p.key, "duration_s": seconds, "recordings": recordings(ctx, m)}
@@ -256,6 +256,5 @@ def recording_delete(ctx, p: RecordingRef):
     with ctx.app.read() as s:
         m = get_scoped(s, IvrMenu, p.id, ctx.principal, "menu")
     path = ctx.app.voicemail_store.ivr_recording(m.id, p.key)
-    existed = path.exists()
-    path.unlink(missing_ok=True)
+    existed = ctx.app.voicemail_store.remove(path)
     return {"id": m.id, "key": p.key, "deleted": existed, "recordings": recordings(ctx, m)}

@@ -57,7 +57,7 @@ def upload(ctx, p: PromptUpload):
     tenant_id = _tenant(ctx, p.tenant_id)
     path = ctx.app.voicemail_store.tenant_prompt(tenant_id, p.language, p.prompt)
     try:
-        seconds = install(p.data_base64, path)
+        seconds = install(p.data_base64, path, ctx.app.voicemail_store)
     except AudioRefused as exc:
         raise InvalidParams(f"the recording cannot be used: {exc}", field="data_base64") from None
     return {"tenant_id": tenant_id, "prompt": p.prompt, "language": p.language, "duration_s": seconds, "own": True}
@@ -68,8 +68,7 @@ def delete(ctx, p: PromptRef):
     """Remove the tenant's own recording: the system's announcement plays again."""
     tenant_id = _tenant(ctx, p.tenant_id)
     path = ctx.app.voicemail_store.tenant_prompt(tenant_id, p.language, p.prompt)
-    existed = path.exists()
-    path.unlink(missing_ok=True)
+    existed = ctx.app.voicemail_store.remove(path)
     return {"tenant_id": tenant_id, "prompt": p.prompt, "language": p.language, "deleted": existed, "own": False}
 
 
@@ -101,7 +100,7 @@ def music_upload(ctx, p: MusicUpload):
     """The music the tenant's callers hear while they wait in a queue (looped), instead of the system's."""
     tenant_id = _tenant(ctx, p.tenant_id)
     try:
-        seconds = install(p.data_base64, ctx.app.voicemail_store.music(tenant_id))
+        seconds = install(p.data_base64, ctx.app.voicemail_store.music(tenant_id), ctx.app.voicemail_store)
     except AudioRefused as exc:
         raise InvalidParams(f"the recording cannot be used: {exc}", field="data_base64") from None
     return {"tenant_id": tenant_id, "duration_s": seconds, "own": True}
@@ -112,6 +111,5 @@ def music_delete(ctx, p: PromptList):
     """Remove the tenant's own queue music: the system's plays again."""
     tenant_id = _tenant(ctx, p.tenant_id)
     path = ctx.app.voicemail_store.music(tenant_id)
-    existed = path.exists()
-    path.unlink(missing_ok=True)
+    existed = ctx.app.voicemail_store.remove(path)
     return {"tenant_id": tenant_id, "deleted": existed, "own": False}

@@ -299,7 +299,7 @@ def greeting_upload(ctx, p: GreetingUpload):
     with ctx.app.read() as s:
         box = _own_box(s, ctx, p.id)
     try:
-        seconds = install(p.data_base64, ctx.app.voicemail_store.greeting(box.id, p.kind))
+        seconds = install(p.data_base64, ctx.app.voicemail_store.greeting(box.id, p.kind), ctx.app.voicemail_store)
     except AudioRefused as exc:
         raise InvalidParams(f"the greeting cannot be used: {exc}", field="data_base64") from None
     return {"id": box.id, "kind": p.kind, "duration_s": seconds, "greetings": greetings(ctx, box.id)}
@@ -311,8 +311,7 @@ def greeting_delete(ctx, p: GreetingRef):
     with ctx.app.read() as s:
         box = _own_box(s, ctx, p.id)
     path = ctx.app.voicemail_store.greeting(box.id, p.kind)
-    existed = path.exists()
-    path.unlink(missing_ok=True)
+    existed = ctx.app.voicemail_store.remove(path)
     return {"id": box.id, "kind": p.kind, "deleted": existed, "greetings": greetings(ctx, box.id)}
 
 
@@ -350,9 +349,11 @@ def download(ctx, p: MessageRef):
         row = _own_message(s, ctx, p.id)
         path = ctx.app.voicemail_store.message(row.tenant_id, row.mailbox_id, row.id)
     try:
-        data = path.read_bytes()
+        data = ctx.app.voicemail_store.read(path)
     except OSError:
-        raise Unavailable(f"the recording of message {p.id} cannot be read on this node", message_id=p.id) from None
+        raise Unavailable(
+            f"the recording of message {p.id} cannot be read (not on this node, not in the database)", message_id=p.id
+        ) from None
     return {
         "id": row.id,
         "content_type": "audio/wav",
@@ -382,6 +383,7 @@ def delete(ctx, p: MessageRef):
         row = _own_message(s, ctx, p.id)
         path = ctx.app.voicemail_store.message(row.tenant_id, row.mailbox_id, row.id)
         box_id = row.mailbox_id
+        ctx.app.voicemail_store.forget(path, s)
         s.delete(row)
     path.unlink(missing_ok=True)
     ctx.app.voicemail_changed(box_id)

@@ -78,6 +78,16 @@ class Metrics:
             "Times a replication peer came back and the node asked the cluster for what it missed meanwhile",
             registry=r,
         )
+        self.shared_store_applied = Counter(
+            "callmanager_shared_store_changes_applied",
+            "Changes of other nodes (recordings written or removed, mailboxes changed) applied to this node",
+            registry=r,
+        )
+        self.shared_store_behind = Gauge(
+            "callmanager_shared_store_behind_changes",
+            "Changes of the cluster's shared store not yet applied to this node (0 when it keeps up)",
+            registry=r,
+        )
         self.cdr_lag = Gauge("callmanager_cdr_ingestion_lag_seconds", "Age of the newest CDR at ingestion", registry=r)
         self.fraud_events = Counter(
             "callmanager_fraud_events_total", "Fraud events stored, by kind and level", ["kind", "level"], registry=r

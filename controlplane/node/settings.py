@@ -191,6 +191,9 @@ class NodeSettings(BaseSettings):
     voicemail_dir: str = ""
     voicemail_ingest_interval_s: float = 1.0
     voicemail_pin_lock_s: int = 900  # three wrong PINs by phone lock the mailbox's listening this long (a fraud event)
+    # With a database shared by several control planes (PostgreSQL, docs/cluster.md) the store's recordings are kept
+    # in it too and every node applies the others' changes (files, mailboxes) every shared_store_interval_s.
+    shared_store_interval_s: float = 1.0
     # Prometheus started with the node (docs/noc.md): scrapes this node's /metrics, evaluates
     # grafana/prometheus/rules.yml
     prometheus: bool = True
@@ -270,6 +273,11 @@ class NodeSettings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var / 'callmanager.db'}"
+
+    @property
+    def shared_database(self) -> bool:
+        """A database other control planes may share (anything but SQLite): the store is shared through it."""
+        return not self.db_url.startswith("sqlite")
 
     @property
     def api_base(self) -> str:

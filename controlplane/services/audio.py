@@ -76,9 +76,10 @@ def seconds_of(path) -> float | None:
         return None
 
 
-def install(data_base64: str, path) -> float:
+def install(data_base64: str, path, store=None) -> float:
     """An uploaded recording (base64 WAV) checked, converted and written to `path` whole (a caller never hears half
-    of it); its length in seconds. AudioRefused with the reason (nothing written) when it cannot be used."""
+    of it); its length in seconds. AudioRefused with the reason (nothing written) when it cannot be used. `store`
+    (controlplane.services.voicemail.Store): written through it (in a cluster, for every node)."""
     import base64
     import binascii
     import os
@@ -90,6 +91,9 @@ def install(data_base64: str, path) -> float:
         raise AudioRefused("data_base64 is not base64") from None
     wav, seconds = telephony_wav(raw)
     path = Path(path)
+    if store is not None:
+        store.save(path, wav)
+        return seconds
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(wav)

@@ -49,6 +49,14 @@ class MwiPublisher:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def publish_soon(self) -> None:
+        """Publish every mailbox again on the thread's next look."""
+        self._all_due = 0.0
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+
     def changed(self, mailbox_id: int) -> None:
         try:
             self._queue.put_nowait(mailbox_id)

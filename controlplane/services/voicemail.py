@@ -35,6 +35,7 @@ from sqlmodel import Session, select
 from controlplane.db.models import FraudEvent, Mailbox, Tenant, VoicemailMessage
 from controlplane.db.session import database_away
 from controlplane.services.periodic import Periodic
+from controlplane.services.shared_store import SharedStore, write_whole
 from kemi.policy import ivr
 from kemi.policy.voicemail import pin_hash_form
 
@@ -82,10 +83,53 @@ def box_numbers(doc: dict) -> dict:
 
 
 class Store:
-    """Where messages and greetings live on disk."""
+    """Where messages and greetings live on disk. In a cluster (`shared`: controlplane/services/shared_store.py) every
+    file written or removed through `save` / `share` / `remove` / `remove_tree` is also a change for the other nodes;
+    given a `session`, the change is part of that transaction."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.shared: SharedStore | None = None
+
+    def save(self, path: Path, data: bytes, session: Session | None = None) -> None:
+        """Write a file whole (a reader never sees half of it)."""
+        if self.shared is not None:
+            self.shared.put(path, data, session)
+        write_whole(path, data)
+
+    def read(self, path: Path) -> bytes:
+        """A file's content: here, or (in a cluster) from the database when this node has not fetched it yet.
+        OSError when there is none."""
+        try:
+            return path.read_bytes()
+        except OSError:
+            data = self.shared.content(path) if self.shared is not None else None
+            if data is None:
+                raise
+            return data
+
+    def share(self, path: Path, session: Session | None = None) -> None:
+        """A file already written here, for the other nodes."""
+        if self.shared is not None:
+            self.shared.put(path, path.read_bytes(), session)
+
+    def remove(self, path: Path, session: Session | None = None) -> bool:
+        """Remove a file; True if it was here."""
+        if self.shared is not None:
+            self.shared.remove(path, session)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
+    def forget(self, path: Path, session: Session) -> None:
+        """The file's removal for the other nodes, in `session`; the caller removes it here once that is committed."""
+        if self.shared is not None:
+            self.shared.remove(path, session)
+
+    def remove_tree(self, folder: Path, session: Session | None = None) -> None:
+        if self.shared is not None:
+            self.shared.remove_tree(folder, session)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def message(self, tenant_id: int, mailbox_id: int, message_id: str) -> Path:
         return self.root / str(tenant_id) / str(mailbox_id) / f"{message_id}.wav"
@@ -119,7 +163,7 @@ class Store:
         return self.root / "music" / f"{int(tenant_id)}.wav"
 
     def remove_menu(self, menu_id: int) -> None:
-        shutil.rmtree(self.root / "ivr" / str(int(menu_id)), ignore_errors=True)
+        self.remove_tree(self.root / "ivr" / str(int(menu_id)))
 
     def after_snapshot(self, doc: dict) -> None:
         """What the media server reads from a routing snapshot: the IVR menus, and the mailboxes' numbers."""
@@ -135,14 +179,11 @@ class Store:
                 return
         except OSError:
             pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_whole(path, data)
 
     def remove_mailbox(self, tenant_id: int, mailbox_id: int) -> None:
-        shutil.rmtree(self.mailbox_dir(tenant_id, mailbox_id), ignore_errors=True)
-        shutil.rmtree(self.root / "greetings" / str(mailbox_id), ignore_errors=True)
+        self.remove_tree(self.mailbox_dir(tenant_id, mailbox_id))
+        self.remove_tree(self.root / "greetings" / str(mailbox_id))
         self.box_file(mailbox_id).unlink(missing_ok=True)
 
 
@@ -257,6 +298,7 @@ class VoicemailIngestor:
                     size_bytes=target.stat().st_size,
                 )
                 s.add(row)
+                self.store.share(target, s)
                 s.commit()
                 email = box.email if self.settings is not None and self.settings.smtp_relay else ""
                 attach = box.attach_audio
@@ -302,10 +344,7 @@ class VoicemailIngestor:
                     for m in rows
                 ],
             }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
+        write_whole(path, json.dumps(doc).encode())
 
     def write_all_indexes(self) -> None:
         with Session(self.engine) as s:
@@ -373,11 +412,7 @@ class VoicemailIngestor:
         with Session(self.engine) as s:
             exists = s.get(Mailbox, box_id) is not None
         if exists:
-            target = self.store.greeting(box_id, kind)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(wav)
-            os.replace(tmp, target)
+            self.store.save(self.store.greeting(box_id, kind), wav)
             log.info("mailbox %s: %s greeting recorded by phone (%.1f s)", box_id, kind, seconds)
         path.unlink(missing_ok=True)
         return True
@@ -395,7 +430,7 @@ class VoicemailIngestor:
                 row.heard, row.heard_at = True, now
                 s.add(row)
             elif what == "delete" and row is not None:
-                self.store.message(row.tenant_id, box_id, row.id).unlink(missing_ok=True)
+                self.store.remove(self.store.message(row.tenant_id, box_id, row.id), s)
                 s.delete(row)
             elif what == "pinok":
                 box.pin_failures = 0
@@ -504,7 +539,7 @@ class VoicemailIngestor:
                     )
                 ).all()
                 for m in old:
-                    self.store.message(m.tenant_id, m.mailbox_id, m.id).unlink(missing_ok=True)
+                    self.store.remove(self.store.message(m.tenant_id, m.mailbox_id, m.id), s)
                     s.delete(m)
                     gone += 1
                     touched.add(m.mailbox_id)
@@ -512,15 +547,15 @@ class VoicemailIngestor:
         for tenant_dir in self.store.root.glob("[0-9]*") if self.store.root.is_dir() else ():
             for box_dir in tenant_dir.glob("[0-9]*"):
                 if int(box_dir.name) not in boxes:
-                    shutil.rmtree(box_dir, ignore_errors=True)
+                    self.store.remove_tree(box_dir)
         for greeting_dir in (self.store.root / "greetings").glob("[0-9]*"):
             if int(greeting_dir.name) not in boxes:
-                shutil.rmtree(greeting_dir, ignore_errors=True)
+                self.store.remove_tree(greeting_dir)
         with Session(self.engine) as s:
             tenants = set(s.exec(select(Tenant.id)).all())
         for prompt_dir in (self.store.root / "prompts").glob("[0-9]*"):  # a deleted tenant's own recordings
             if int(prompt_dir.name) not in tenants:
-                shutil.rmtree(prompt_dir, ignore_errors=True)
+                self.store.remove_tree(prompt_dir)
         for box_id in touched:
             self._changed(box_id)
         if gone:

@@ -1,0 +1,197 @@
+"""The store shared by a cluster's nodes (controlplane/services/shared_store.py): what one control plane writes or
+removes through its store reaches the others' disks, a mailbox's change reaches the others' message waiting, a node that
+never shared (or was away longer than the feed is kept) reconciles the whole store — on one database, as the cluster's
+control planes do. SQLite here; the ordering of concurrent writers on PostgreSQL at the end."""
+
+import os
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from controlplane.db.models import ClusterChange, StoredFile
+from controlplane.db.session import make_engine, migrate
+from controlplane.services import shared_store
+from controlplane.services.shared_store import SharedStore, safe_key
+from controlplane.services.voicemail import Store
+
+
+class Node:
+    """One control plane's view: its store on its own disk, shared through the common database."""
+
+    def __init__(self, engine, root, name):
+        self.mailboxes: list[int] = []
+        self.reconciled = 0
+        self.store = Store(root)
+        self.shared = SharedStore(engine, root, name, on_mailbox=self.mailboxes.append, on_reconciled=self._all)
+        self.store.shared = self.shared
+
+    def _all(self):
+        self.reconciled += 1
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'cm.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def nodes(engine, tmp_path):
+    a, b = Node(engine, tmp_path / "a", "sip1"), Node(engine, tmp_path / "b", "sip2")
+    a.shared.poll(), b.shared.poll()  # first looks: nothing to share yet
+    return a, b
+
+
+def test_a_recording_written_through_one_node_is_on_the_others_disk_after_its_next_look(nodes):
+    a, b = nodes
+    greeting = a.store.greeting(7, "busy")
+    a.store.save(greeting, b"RIFF-busy-1")
+    assert greeting.read_bytes() == b"RIFF-busy-1"
+    assert not b.store.greeting(7, "busy").exists()
+    assert b.shared.poll() == 1
+    assert b.store.greeting(7, "busy").read_bytes() == b"RIFF-busy-1"
+    a.store.save(greeting, b"RIFF-busy-2")  # replaced
+    b.shared.poll()
+    assert b.store.greeting(7, "busy").read_bytes() == b"RIFF-busy-2"
+    assert a.shared.poll() == 0  # its own changes are not applied again
+    assert b.store.remove(b.store.greeting(7, "busy")) is True  # removed through the other node
+    a.shared.poll()
+    assert not greeting.exists()
+    with Session(a.shared.engine) as s:
+        assert s.exec(select(StoredFile)).all() == []
+
+
+def test_a_mailbox_removed_on_one_node_goes_with_its_recordings_everywhere(nodes):
+    a, b = nodes
+    for i in range(3):
+        a.store.save(a.store.message(1, 5, f"m{i}"), b"RIFF%d" % i)
+    a.store.save(a.store.message(1, 6, "other"), b"RIFF-other")
+    b.shared.poll()
+    assert len(list(b.store.mailbox_dir(1, 5).glob("*.wav"))) == 3
+    a.store.remove_mailbox(1, 5)
+    b.shared.poll()
+    assert not b.store.mailbox_dir(1, 5).exists()
+    assert b.store.message(1, 6, "other").read_bytes() == b"RIFF-other"  # a mailbox named alike is untouched
+    with Session(a.shared.engine) as s:
+        assert [r.path for r in s.exec(select(StoredFile)).all()] == ["1/6/other.wav"]
+
+
+def test_a_mailbox_changed_on_one_node_is_told_to_the_others_not_to_itself(nodes):
+    a, b = nodes
+    a.shared.mailbox_changed(5)
+    a.shared.mailbox_changed(9)
+    a.shared.poll(), b.shared.poll()
+    assert b.mailboxes == [5, 9] and a.mailboxes == []
+
+
+def test_a_file_shared_in_a_transaction_that_fails_is_shared_nowhere(nodes):
+    a, b = nodes
+    with Session(a.shared.engine) as s:
+        a.store.save(a.store.music(3), b"RIFF-music", s)
+        s.rollback()
+    assert b.shared.poll() == 0
+    assert not b.store.music(3).exists()
+    assert a.shared.read_mark() == b.shared.read_mark()  # the feed did not move
+
+
+def test_a_node_that_never_shared_sends_its_files_and_fetches_the_others(engine, tmp_path, nodes):
+    a, _ = nodes
+    a.store.save(a.store.tenant_prompt(1, "de", "busy"), b"RIFF-prompt")
+    c = Node(engine, tmp_path / "c", "sip3")  # an upgraded node: recordings of its own, never shared
+    own = c.store.message(2, 8, "old-message")
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"RIFF-old")
+    (c.store.root / "boxes").mkdir()
+    (c.store.root / "boxes" / "8.json").write_text("{}")  # derived files are not shared
+    c.shared.poll()
+    assert c.reconciled == 1
+    assert c.store.tenant_prompt(1, "de", "busy").read_bytes() == b"RIFF-prompt"
+    a.shared.poll()
+    assert a.store.message(2, 8, "old-message").read_bytes() == b"RIFF-old"
+    assert not (a.store.root / "boxes" / "8.json").exists()
+    assert c.shared.poll() == 0 and c.reconciled == 1  # from now on it follows the feed
+
+
+def test_a_node_away_longer_than_the_feed_is_kept_reconciles_the_whole_store(engine, nodes, monkeypatch):
+    a, b = nodes
+    kept = b.store.group_greeting(4)
+    a.store.save(a.store.group_greeting(4), b"RIFF-group")
+    a.store.save(a.store.message(1, 5, "gone"), b"RIFF-gone")
+    b.shared.poll()
+    reconciled = b.reconciled
+    old = time.time() - 3600
+    os.utime(b.store.message(1, 5, "gone"), (old, old))
+    a.store.remove(a.store.message(1, 5, "gone"))  # while b is away ...
+    a.store.save(a.store.music(1), b"RIFF-new-music")
+    with Session(engine) as s:  # ... and the feed of that time is pruned
+        s.execute(update(ClusterChange).values(at=datetime.now(timezone.utc) - timedelta(days=30)))
+        s.commit()
+    a.shared._last_prune = float("-inf")
+    a.shared.poll()
+    with Session(engine) as s:
+        assert s.exec(select(ClusterChange)).all() == []
+    assert b.shared.poll() == 0 and b.reconciled == reconciled + 1
+    assert not b.store.message(1, 5, "gone").exists()
+    assert b.store.music(1).read_bytes() == b"RIFF-new-music"
+    assert kept.read_bytes() == b"RIFF-group"
+
+
+def test_the_other_nodes_content_is_readable_before_this_node_fetched_it(nodes):
+    a, b = nodes
+    a.store.save(a.store.message(1, 5, "fresh"), b"RIFF-fresh")
+    assert b.store.read(b.store.message(1, 5, "fresh")) == b"RIFF-fresh"  # download through b at once
+    with pytest.raises(OSError):
+        b.store.read(b.store.message(1, 5, "never"))
+
+
+def test_a_change_naming_a_path_outside_the_store_is_skipped(engine, nodes, tmp_path):
+    a, b = nodes
+    with Session(engine) as s:
+        a.shared._change(s, shared_store.FILE, "../../outside.wav")
+        a.shared._change(s, shared_store.TREE, "/etc")
+        s.commit()
+    (tmp_path / "outside.wav").write_bytes(b"keep")
+    b.shared.poll()
+    assert (tmp_path / "outside.wav").read_bytes() == b"keep"
+    for bad in ("../x.wav", "/abs.wav", "a//b.wav", "a/./b.wav", "", "x" * 256):
+        assert not safe_key(bad), bad
+    with pytest.raises(ValueError):
+        a.store.save(tmp_path / "elsewhere.wav", b"RIFF")
+
+
+def test_concurrent_writers_become_visible_in_the_order_of_their_seq_on_postgresql(postgres_database, tmp_path):
+    """The counter row is held until the writer commits: a second writer waits for it, so no reader ever sees seq N+1
+    committed while N is not (a reader that applied N+1 would never look at N again)."""
+    engine = make_engine(postgres_database)
+    try:
+        a, b = Node(engine, tmp_path / "a", "sip1"), Node(engine, tmp_path / "b", "sip2")
+        a.shared.poll(), b.shared.poll()
+        first = Session(engine)
+        a.store.save(a.store.music(1), b"RIFF-first", first)  # holds the counter, not committed
+        second_done = threading.Event()
+
+        def second():
+            a.store.save(a.store.music(2), b"RIFF-second")
+            second_done.set()
+
+        t = threading.Thread(target=second)
+        t.start()
+        assert not second_done.wait(1.0), "the second writer did not wait for the first"
+        assert b.shared.poll() == 0  # nothing visible yet
+        first.commit()
+        first.close()
+        assert second_done.wait(10)
+        t.join()
+        with Session(engine) as s:
+            seqs = {c.key: c.seq for c in s.exec(select(ClusterChange)).all()}
+        assert seqs["music/2.wav"] == seqs["music/1.wav"] + 1
+        assert b.shared.poll() == 2
+        assert b.store.music(1).read_bytes() == b"RIFF-first" and b.store.music(2).read_bytes() == b"RIFF-second"
+    finally:
+        engine.dispose()
