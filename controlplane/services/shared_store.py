@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from controlplane.db.models import ChangeCounter, ClusterChange, StoredFile
+from controlplane.db.session import database_away
 from controlplane.services.periodic import Periodic
 
 log = logging.getLogger("callmanager.shared_store")
@@ -92,7 +93,8 @@ class SharedStore:
         self._last_prune = float("-inf")
         self.applied = 0
         self.behind = 0
-        self._task = Periodic("shared-store", self.poll, interval, log, "shared store: applying changes failed")
+        self._away = False
+        self._task = Periodic("shared-store", self.look, interval, log, "shared store: applying changes failed")
 
     def start(self) -> None:
         self._task.start()
@@ -169,9 +171,29 @@ class SharedStore:
 
     # ---------------------------------------------------------------- applying the others' changes
 
+    def look(self) -> int:
+        """The periodic step: `poll`, with the database away said once (not every second) until it is back."""
+        try:
+            done = self.poll()
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            if not self._away:
+                log.warning("shared store: the database is away (%s); this node keeps the files it has", exc)
+            self._away = True
+            return 0
+        if self._away:
+            log.warning("shared store: the database is back; applying the changes made meanwhile")
+            self._away = False
+        return done
+
     def poll(self) -> int:
         """One look: apply the changes made since the last one. Returns the changes applied."""
-        self._prune()
+        try:
+            self._prune()
+        except Exception as exc:  # a read-only database (a standby): pruned by another control plane, or later
+            if not database_away(exc):
+                raise
         mark = self.read_mark()
         if mark is None:
             self.reconcile(first=True)

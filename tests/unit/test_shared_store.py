@@ -195,3 +195,24 @@ def test_concurrent_writers_become_visible_in_the_order_of_their_seq_on_postgres
         assert b.store.music(1).read_bytes() == b"RIFF-first" and b.store.music(2).read_bytes() == b"RIFF-second"
     finally:
         engine.dispose()
+
+
+def test_a_database_away_is_said_once_and_the_changes_are_applied_when_it_is_back(nodes, caplog, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    a, b = nodes
+    a.store.save(a.store.music(5), b"RIFF-music")
+    real = b.shared.poll
+
+    def away():
+        raise OperationalError("select", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(b.shared, "poll", away)
+    with caplog.at_level("WARNING", logger="callmanager.shared_store"):
+        for _ in range(5):
+            assert b.shared.look() == 0
+        monkeypatch.setattr(b.shared, "poll", real)
+        assert b.shared.look() == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("database is away" in m for m in said) == 1 and sum("is back" in m for m in said) == 1, said
+    assert b.store.music(5).read_bytes() == b"RIFF-music"
