@@ -61,6 +61,11 @@ def node_state(app) -> dict:
         }
         if s.redis_address
         else None,
+        # recordings and mailboxes' changes shared through the cluster database (docs/cluster.md): the last change
+        # applied here and how many are still to apply
+        "shared_store": {"applied_to": app.shared_store.read_mark(), "behind": app.shared_store.behind}
+        if app.shared_store is not None
+        else None,
     }
 
 

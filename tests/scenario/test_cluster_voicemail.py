@@ -161,3 +161,10 @@ def test_the_noc_sees_each_node_keeping_up_with_the_shared_store(cluster, office
         if line.startswith("callmanager_shared_store_changes_applied_total")
     ]
     assert len(applied) == 2 and all(v > 0 for v in applied), applied  # each applied the other's changes
+
+
+def test_an_operator_sees_each_node_applying_the_shared_store_in_its_status(cluster, office):
+    a, b = cluster
+    for node in cluster:
+        assert wait_for(lambda node=node: node.rpc("node.status")["shared_store"]["behind"] == 0, timeout=5)
+    assert a.rpc("node.status")["shared_store"]["applied_to"] == b.rpc("node.status")["shared_store"]["applied_to"] > 0
