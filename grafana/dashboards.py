@@ -158,7 +158,14 @@ def noc_overview() -> db.Dashboard:
                            "brain; docs/cluster.md).",
                            q(f"callmanager_vip_held{{{NODE}}}", "{{datacenter}}/{{node}}"),
                            q(f"sum by (datacenter) (callmanager_vip_held{{{NODE}}})", "holders {{datacenter}}", "B"),
-                           w=12)))
+                           w=12))
+         .with_panel(graph("Shared store (recordings, mailboxes)", "Changes made through other nodes (recordings "
+                           "uploaded or recorded, messages heard or deleted) not yet applied to each node (0 when it "
+                           "keeps up; behind for 2 minutes alerts), and those applied per minute (docs/cluster.md).",
+                           q(f"max by (datacenter, node) (callmanager_shared_store_behind_changes{{{NODE}}})",
+                             "behind {{datacenter}}/{{node}}"),
+                           q(f"sum by (datacenter, node) (rate(callmanager_shared_store_changes_applied_total{{{NODE}}}[5m])) * 60",
+                             "applied/min {{datacenter}}/{{node}}", "B"), w=12)))
     return d
 
 
