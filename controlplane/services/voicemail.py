@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -540,7 +541,8 @@ class VoicemailIngestor:
                 ).all()
                 for m in old:
                     self.store.remove(self.store.message(m.tenant_id, m.mailbox_id, m.id), s)
-                    s.delete(m)
+                    # by statement, not the loaded row: another control plane's retention may have deleted it first
+                    s.execute(sa_delete(VoicemailMessage).where(VoicemailMessage.id == m.id))  # type: ignore[arg-type]
                     gone += 1
                     touched.add(m.mailbox_id)
             s.commit()

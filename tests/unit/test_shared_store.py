@@ -6,6 +6,7 @@ control planes do. SQLite here; the ordering of concurrent writers on PostgreSQL
 import os
 import threading
 import time
+import warnings
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -216,3 +217,45 @@ def test_a_database_away_is_said_once_and_the_changes_are_applied_when_it_is_bac
     said = [r.getMessage() for r in caplog.records]
     assert sum("database is away" in m for m in said) == 1 and sum("is back" in m for m in said) == 1, said
     assert b.store.music(5).read_bytes() == b"RIFF-music"
+
+
+def test_two_control_planes_clearing_the_same_old_message_at_once_both_finish_on_postgresql(postgres_database, tmp_path):
+    """Every control plane runs the retention: one that finds a message another deleted a moment before goes on."""
+    from controlplane.db.models import Mailbox, Tenant, VoicemailMessage
+    from controlplane.services.voicemail import VoicemailIngestor
+
+    engine = make_engine(postgres_database)
+    try:
+        a, b = Node(engine, tmp_path / "a", "sip1"), Node(engine, tmp_path / "b", "sip2")
+        with Session(engine) as s:
+            tenant = Tenant(name="T", sip_domain="retention.example")
+            s.add(tenant)
+            s.flush()
+            box = Mailbox(tenant_id=tenant.id, name="box", retention_days=1)
+            s.add(box)
+            s.flush()
+            s.add(VoicemailMessage(id="00000000-0000-0000-0000-000000000001", tenant_id=tenant.id, mailbox_id=box.id,
+                                   received_at=datetime.now(timezone.utc) - timedelta(days=3)))
+            s.commit()
+            tenant_id, box_id = tenant.id, box.id
+        a.store.save(a.store.message(tenant_id, box_id, "00000000-0000-0000-0000-000000000001"), b"RIFF-old")
+        b.shared.poll()
+        ing_a = VoicemailIngestor(engine, tmp_path / "spool_a", a.store)
+        ing_b = VoicemailIngestor(engine, tmp_path / "spool_b", b.store)
+        real_remove = b.store.remove
+
+        def remove_after_the_other(path, session=None):  # b has read the message; a deletes it first
+            assert ing_a.clear_expired() == 1
+            return real_remove(path, session)
+
+        b.store.remove = remove_after_the_other
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # not even SQLAlchemy's "0 rows matched" for a row deleted by the other
+            assert ing_b.clear_expired() == 1
+        with Session(engine) as s:
+            assert s.exec(select(VoicemailMessage)).all() == []
+        b.store.remove = real_remove
+        b.shared.poll()
+        assert not b.store.message(tenant_id, box_id, "00000000-0000-0000-0000-000000000001").exists()
+    finally:
+        engine.dispose()
