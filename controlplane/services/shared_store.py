@@ -94,6 +94,7 @@ class SharedStore:
         self.applied = 0
         self.behind = 0
         self._away = False
+        self._failing = ""  # the last failure said (not the database being away)
         self._task = Periodic("shared-store", self.look, interval, log, "shared store: applying changes failed")
 
     def start(self) -> None:
@@ -176,15 +177,22 @@ class SharedStore:
         try:
             done = self.poll()
         except Exception as exc:
-            if not database_away(exc):
-                raise
-            if not self._away:
-                log.warning("shared store: the database is away (%s); this node keeps the files it has", exc)
-            self._away = True
+            if database_away(exc):
+                if not self._away:
+                    log.warning("shared store: the database is away (%s); this node keeps the files it has", exc)
+                self._away = True
+                return 0
+            said = f"{type(exc).__name__}: {exc}"
+            if said != self._failing:  # the same failure again (a full disk): said once, the NOC sees `behind`
+                log.exception("shared store: applying the cluster's changes failed; tried again every look")
+            self._failing = said
             return 0
-        if self._away:
-            log.warning("shared store: the database is back; applying the changes made meanwhile")
-            self._away = False
+        if self._away or self._failing:
+            log.warning(
+                "shared store: %s; applying the cluster's changes again",
+                "the database is back" if self._away else "the failure is over",
+            )
+            self._away, self._failing = False, ""
         return done
 
     def poll(self) -> int:
@@ -224,8 +232,13 @@ class SharedStore:
 
     def _apply(self, s: Session, change: ClusterChange) -> None:
         if change.kind == MAILBOX:
-            if self.on_mailbox is not None and change.key.isdigit():
+            if not change.key.isdigit():
+                log.error("shared store: change %d names mailbox %r; skipped", change.seq, change.key[:40])
+            elif self.on_mailbox is not None:
                 self.on_mailbox(int(change.key))
+            return
+        if change.kind not in (FILE, TREE):
+            log.error("shared store: change %d is of an unknown kind %r; skipped", change.seq, change.kind[:20])
             return
         if not safe_key(change.key):
             log.error("shared store: change %d names %r, not a file of the store; skipped", change.seq, change.key[:80])

@@ -259,3 +259,36 @@ def test_two_control_planes_clearing_the_same_old_message_at_once_both_finish_on
         assert not b.store.message(tenant_id, box_id, "00000000-0000-0000-0000-000000000001").exists()
     finally:
         engine.dispose()
+
+
+def test_a_failure_to_apply_is_said_once_the_node_stays_behind_and_catches_up_after(nodes, caplog, monkeypatch):
+    a, b = nodes
+    a.store.save(a.store.music(6), b"RIFF-six")
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shared_store, "write_whole", full_disk)
+    with caplog.at_level("WARNING", logger="callmanager.shared_store"):
+        for _ in range(4):
+            assert b.shared.look() == 0
+        assert b.shared.behind == 1 and not b.store.music(6).exists()
+        monkeypatch.undo()
+        assert b.shared.look() == 1
+    failures = [r for r in caplog.records if "applying the cluster's changes failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info, [r.getMessage() for r in caplog.records]
+    assert b.store.music(6).read_bytes() == b"RIFF-six" and b.shared.behind == 0
+
+
+def test_changes_of_unknown_kinds_or_mailboxes_are_said_and_skipped(engine, nodes, caplog):
+    a, b = nodes
+    with Session(engine) as s:
+        a.shared._change(s, "future", "x")
+        a.shared._change(s, shared_store.MAILBOX, "not-a-number")
+        a.shared._change(s, shared_store.MAILBOX, "12")
+        s.commit()
+    with caplog.at_level("ERROR", logger="callmanager.shared_store"):
+        assert b.shared.poll() == 3
+    assert b.mailboxes == [12]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "unknown kind 'future'" in said and "'not-a-number'" in said
