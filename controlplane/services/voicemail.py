@@ -83,6 +83,11 @@ def box_numbers(doc: dict) -> dict:
     return out
 
 
+def numbered(folder: Path) -> list[Path]:
+    """The sub-folders of `folder` named by a number (a tenant's, a mailbox's)."""
+    return [d for d in folder.iterdir() if d.is_dir() and d.name.isdigit()] if folder.is_dir() else []
+
+
 class Store:
     """Where messages and greetings live on disk. In a cluster (`shared`: controlplane/services/shared_store.py) every
     file written or removed through `save` / `share` / `remove` / `remove_tree` is also a change for the other nodes;
@@ -546,18 +551,23 @@ class VoicemailIngestor:
                     gone += 1
                     touched.add(m.mailbox_id)
             s.commit()
-        for tenant_dir in self.store.root.glob("[0-9]*") if self.store.root.is_dir() else ():
-            for box_dir in tenant_dir.glob("[0-9]*"):
-                if int(box_dir.name) not in boxes:
-                    self.store.remove_tree(box_dir)
-        for greeting_dir in (self.store.root / "greetings").glob("[0-9]*"):
-            if int(greeting_dir.name) not in boxes:
-                self.store.remove_tree(greeting_dir)
-        with Session(self.engine) as s:
-            tenants = set(s.exec(select(Tenant.id)).all())
-        for prompt_dir in (self.store.root / "prompts").glob("[0-9]*"):  # a deleted tenant's own recordings
-            if int(prompt_dir.name) not in tenants:
-                self.store.remove_tree(prompt_dir)
+        # the folders of mailboxes and tenants that no longer exist (in a cluster: removed on every node)
+        root = self.store.root
+        box_dirs = [d for t in numbered(root) for d in numbered(t)] + numbered(root / "greetings")
+        prompt_dirs = numbered(root / "prompts")  # a deleted tenant's own recordings
+        gone_boxes = {int(d.name) for d in box_dirs} - set(boxes)
+        gone_tenants = {int(d.name) for d in prompt_dirs}
+        with Session(self.engine) as s:  # asked again now: one made since `boxes` was read keeps its files
+            if gone_boxes:
+                gone_boxes -= set(s.exec(select(Mailbox.id).where(Mailbox.id.in_(gone_boxes))).all())  # type: ignore
+            if gone_tenants:
+                gone_tenants -= set(s.exec(select(Tenant.id).where(Tenant.id.in_(gone_tenants))).all())  # type: ignore
+        for folder in box_dirs:
+            if int(folder.name) in gone_boxes:
+                self.store.remove_tree(folder)
+        for folder in prompt_dirs:
+            if int(folder.name) in gone_tenants:
+                self.store.remove_tree(folder)
         for box_id in touched:
             self._changed(box_id)
         if gone:

@@ -292,3 +292,39 @@ def test_changes_of_unknown_kinds_or_mailboxes_are_said_and_skipped(engine, node
     assert b.mailboxes == [12]
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "unknown kind 'future'" in said and "'not-a-number'" in said
+
+
+def test_the_retention_removes_a_deleted_mailboxs_folders_everywhere_but_not_one_made_meanwhile(engine, nodes, monkeypatch):
+    from controlplane.db.models import Mailbox, Tenant
+    from controlplane.services import voicemail
+    from controlplane.services.voicemail import VoicemailIngestor
+
+    a, b = nodes
+    with Session(engine) as s:
+        tenant = Tenant(name="T", sip_domain="orphans.example")
+        s.add(tenant)
+        s.flush()
+        kept = Mailbox(tenant_id=tenant.id, name="kept")
+        s.add(kept)
+        s.commit()
+        tenant_id, kept_id = tenant.id, kept.id
+    for box_id in (kept_id, 901, 902):  # 901: deleted long ago; 902: made while the retention looks
+        a.store.save(a.store.message(tenant_id, box_id, "m"), b"RIFF")
+        a.store.save(a.store.greeting(box_id, "busy"), b"RIFF")
+    b.shared.poll()
+    real_numbered = voicemail.numbered
+
+    def made_meanwhile(folder):
+        with Session(engine) as s:
+            if s.get(Mailbox, 902) is None:
+                s.add(Mailbox(id=902, tenant_id=tenant_id, name="new"))
+                s.commit()
+        return real_numbered(folder)
+
+    monkeypatch.setattr(voicemail, "numbered", made_meanwhile)
+    VoicemailIngestor(engine, a.store.root.parent / "spool", a.store).clear_expired()
+    b.shared.poll()
+    for node in (a, b):
+        assert not node.store.mailbox_dir(tenant_id, 901).exists() and not node.store.greeting(901, "busy").exists()
+        assert node.store.message(tenant_id, 902, "m").exists() and node.store.greeting(902, "busy").exists()
+        assert node.store.message(tenant_id, kept_id, "m").exists()
