@@ -14,7 +14,7 @@ from tests.harness.sipp import Sipp
 from tests.lab.deployed import GROUPS, LAYOUT, api, inventory, play, wait_until
 from tests.lab.netlab import Lab, leftovers
 
-pytestmark = [pytest.mark.lab, pytest.mark.long]
+pytestmark = [pytest.mark.lab, pytest.mark.long, pytest.mark.timeout(900)]
 
 SCENARIO = Path(__file__).parent / "sipp" / "uac_call_failover.xml"
 RATE, HOLD_MS, CALLS = 4, 2000, 600  # per node: 150 s of calls, longer than the upgrade of both nodes
