@@ -9,7 +9,6 @@ import pytest
 from tests.harness import raw_sip
 from tests.harness.node import TestNode
 from tests.harness.ports import free_port
-from tests.harness.postgres import PostgresServer
 from tests.harness.sipp import Sipp
 from tests.scenario.conftest import running, wait_for, wait_snapshot
 
@@ -18,15 +17,8 @@ TOKEN = "cluster-token-" + "x" * 32
 
 
 @pytest.fixture(scope="module")
-def pg():
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(pg, tmp_path_factory, real_components):
-    url = pg.create_database("cm_dmq")
+def cluster(postgres, tmp_path_factory, real_components):
+    url = postgres.create_database("cm_dmq")
     ports = [free_port(), free_port()]
     nodes = [
         TestNode(

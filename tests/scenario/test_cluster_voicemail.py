@@ -13,35 +13,19 @@ from pathlib import Path
 import pytest
 
 from tests.harness.node import TestNode
-from tests.harness.postgres import PostgresServer
 from tests.harness.rtp import RtpReceiver
 from tests.harness.sipp import Sipp
 from tests.scenario.conftest import running, wait_for, wait_snapshot
-from tests.scenario.test_voicemail import tone
+from tests.scenario.test_voicemail import tone, write_prompts
 
 DOMAIN = "vmcluster.example"
 TOKEN = "cluster-vm-token-" + "x" * 32
 
 
 @pytest.fixture(scope="module")
-def pg():
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(pg, tmp_path_factory, real_components):
-    prompts = tmp_path_factory.mktemp("prompts")
-    from kemi.policy.announce import LANGUAGES, PROMPTS
-
-    for lang in LANGUAGES:
-        for name in PROMPTS:
-            tone(prompts / lang / f"{name}.wav", 400.0, 0.3)
-        tone(prompts / lang / "vm_unavailable.wav", 700.0, 0.6)
-        tone(prompts / lang / "vm_busy.wav", 800.0, 0.6)
-        tone(prompts / lang / "vm_beep.wav", 1000.0, 0.2)
-    url = pg.create_database("cm_vm_cluster")
+def cluster(postgres, tmp_path_factory, real_components):
+    prompts = write_prompts(tmp_path_factory.mktemp("prompts"))
+    url = postgres.create_database("cm_vm_cluster")
     nodes = [
         TestNode(
             tmp_path_factory.mktemp(f"vm{i}") / "var",

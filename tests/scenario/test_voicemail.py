@@ -60,17 +60,23 @@ def smtp():
         ctl.stop()
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory, real_components, smtp):
-    prompts = tmp_path_factory.mktemp("prompts")
+def write_prompts(prompts: Path) -> Path:
+    """Every prompt a tone callers can be told apart by: announcements 400 Hz, the system's greetings 700 Hz
+    (unavailable) and 800 Hz (busy), the beep 1 kHz, listening by phone's prompts 300 Hz."""
     for lang in LANGUAGES:
         for name in PROMPTS:
             tone(prompts / lang / f"{name}.wav", 400.0, 0.5)
         tone(prompts / lang / "vm_unavailable.wav", 700.0, GREETING_S)
         tone(prompts / lang / "vm_busy.wav", 800.0, GREETING_S)
         tone(prompts / lang / "vm_beep.wav", 1000.0, 0.2)
-        for name in MENU_PROMPTS:  # listening by phone: every prompt a short 300 Hz tone
+        for name in MENU_PROMPTS:
             tone(prompts / lang / f"{name}.wav", 300.0, 0.3)
+    return prompts
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, real_components, smtp):
+    prompts = write_prompts(tmp_path_factory.mktemp("prompts"))
     ctl, _ = smtp
     n = TestNode(tmp_path_factory.mktemp("vm") / "var", media_server=True, prompt_dir=str(prompts),
                  smtp_relay=f"127.0.0.1:{ctl.port}", smtp_from="voicemail@pbx.example",
