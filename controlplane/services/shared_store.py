@@ -58,12 +58,22 @@ def safe_key(key: str) -> bool:
     return 0 < len(key) <= 255 and "\\" not in key and all(p not in ("", ".", "..") for p in key.split("/"))
 
 
-def write_whole(path: Path, data: bytes) -> None:
-    """A file written whole (a reader never sees half of it)."""
+def stage(path: Path, data: bytes) -> Path:
+    """The content written next to `path` under a temporary name of its own (renamed into place by the caller);
+    nothing is left behind when writing fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """A file written whole (a reader never sees half of it)."""
+    os.replace(stage(path, data), path)
 
 
 def local_digest(path: Path) -> str | None:
@@ -219,9 +229,13 @@ class SharedStore:
                 return 0
             done = 0
             for change in rows:
-                if change.origin != self.node:
-                    self._apply(s, change)
-                    done += 1
+                own = change.origin == self.node
+                if own and change.kind == MAILBOX:
+                    continue  # told here when it was made
+                # a file change of its own is checked too: a local write that failed after the database took the
+                # change is made good here (the digests match otherwise: nothing is written)
+                self._apply(s, change)
+                done += 0 if own else 1
             last = rows[-1].seq
         self.write_mark(last)
         self._set_behind(top - last)

@@ -36,7 +36,7 @@ from sqlmodel import Session, select
 from controlplane.db.models import FraudEvent, Mailbox, Tenant, VoicemailMessage
 from controlplane.db.session import database_away
 from controlplane.services.periodic import Periodic
-from controlplane.services.shared_store import SharedStore, write_whole
+from controlplane.services.shared_store import SharedStore, stage, write_whole
 from kemi.policy import ivr
 from kemi.policy.voicemail import pin_hash_form
 
@@ -98,10 +98,17 @@ class Store:
         self.shared: SharedStore | None = None
 
     def save(self, path: Path, data: bytes, session: Session | None = None) -> None:
-        """Write a file whole (a reader never sees half of it)."""
-        if self.shared is not None:
-            self.shared.put(path, data, session)
-        write_whole(path, data)
+        """Write a file whole (a reader never sees half of it): written under a temporary name first (a full disk
+        fails here, before the cluster hears of it), then recorded for the other nodes, then renamed into place (a
+        refused record leaves nothing). Given a session, the record commits with it, after the rename."""
+        tmp = stage(path, data)
+        try:
+            if self.shared is not None:
+                self.shared.put(path, data, session)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, path)
 
     def read(self, path: Path) -> bytes:
         """A file's content: here, or (in a cluster) from the database when this node has not fetched it yet.

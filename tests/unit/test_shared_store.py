@@ -328,3 +328,29 @@ def test_the_retention_removes_a_deleted_mailboxs_folders_everywhere_but_not_one
         assert not node.store.mailbox_dir(tenant_id, 901).exists() and not node.store.greeting(901, "busy").exists()
         assert node.store.message(tenant_id, 902, "m").exists() and node.store.greeting(902, "busy").exists()
         assert node.store.message(tenant_id, kept_id, "m").exists()
+
+
+def test_a_file_whose_local_write_was_lost_after_the_database_took_it_is_made_good_on_the_next_look(nodes):
+    a, _ = nodes
+    music = a.store.music(8)
+    a.store.save(music, b"RIFF-eight")
+    music.unlink()  # as if the write here had failed after the change was committed
+    assert a.shared.poll() == 0  # its own change: not counted as another node's ...
+    assert music.read_bytes() == b"RIFF-eight"  # ... but checked, and the file made good
+
+
+def test_an_upload_the_database_refuses_leaves_no_file_and_no_temporary_one(nodes, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    a, b = nodes
+    greeting = a.store.greeting(3, "busy")
+
+    def refused(path, data, session=None):
+        raise OperationalError("insert", {}, Exception("read-only"))
+
+    monkeypatch.setattr(a.shared, "put", refused)
+    with pytest.raises(OperationalError):
+        a.store.save(greeting, b"RIFF-refused")
+    assert not greeting.exists() and list(greeting.parent.iterdir()) == []
+    monkeypatch.undo()
+    assert b.shared.poll() == 0 and not b.store.greeting(3, "busy").exists()
