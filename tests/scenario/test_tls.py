@@ -31,8 +31,9 @@ def certs(tmp_path_factory):
     tls.make_self_signed(d / "provider.crt", d / "provider.key", "sip.provider.example", [PROVIDER])
     tls.make_self_signed(d / "rogue.crt", d / "rogue.key", "sip.provider.example", [ROGUE])
     # trusted (in the CA file) but ended a year ago: valid for 30 days from 400 days ago
-    tls.make_self_signed(d / "expired.crt", d / "expired.key", "sip.expired.example", [EXPIRED], days=30,
-                         now=time.time() - 400 * 86400)
+    tls.make_self_signed(
+        d / "expired.crt", d / "expired.key", "sip.expired.example", [EXPIRED], days=30, now=time.time() - 400 * 86400
+    )
     # the CAs the node trusts for trunks
     (d / "providers.pem").write_bytes((d / "provider.crt").read_bytes() + (d / "expired.crt").read_bytes())
     return d
@@ -220,9 +221,13 @@ def test_calls_out_over_a_tls_trunk_and_a_provider_certificate_the_node_does_not
         node.sip_tls, "alice", DOMAIN, "alice-secret-pw1", transport="tls", ca=str(certs / "node.crt")
     )
     try:
-        assert wait_for(lambda: 'callmanager_trunk_tls_ok{trunk="rogue-tls"} 0.0' in metrics(node), timeout=15)
+        # a check may run between the two trunk.create calls and see only the first trunk: wait for one that saw both
+        checked = (
+            'callmanager_trunk_tls_ok{trunk="rogue-tls"} 0.0',
+            'callmanager_trunk_tls_ok{trunk="provider-tls"} 1.0',
+        )
+        assert wait_for(lambda: all(m in metrics(node) for m in checked), timeout=15), metrics(node)[-3000:]
         text = metrics(node)
-        assert 'callmanager_trunk_tls_ok{trunk="provider-tls"} 1.0' in text
         expiry = [
             ln
             for ln in text.splitlines()
@@ -262,15 +267,21 @@ def test_a_tls_trunk_whose_certificate_expired_is_named_and_never_gets_a_call(no
     port = free_port(EXPIRED)
     provider = PjPhone.provider(EXPIRED, port, str(certs / "expired.crt"), str(certs / "expired.key"))
     trunk = node.rpc("trunk.create", name="expired-tls", host=EXPIRED, port=port, transport="tls", priority=1)
-    alice = PjPhone.start(node.sip_tls, "alice", DOMAIN, "alice-secret-pw1", transport="tls", ca=str(certs / "node.crt"))
+    alice = PjPhone.start(
+        node.sip_tls, "alice", DOMAIN, "alice-secret-pw1", transport="tls", ca=str(certs / "node.crt")
+    )
     try:
         assert wait_for(lambda: 'callmanager_trunk_tls_ok{trunk="expired-tls"} 0.0' in metrics(node), timeout=15)
-        expiry = [ln for ln in metrics(node).splitlines()
-                  if ln.startswith('callmanager_trunk_tls_certificate_expiry_timestamp_seconds{trunk="expired-tls"}')]
+        expiry = [
+            ln
+            for ln in metrics(node).splitlines()
+            if ln.startswith('callmanager_trunk_tls_certificate_expiry_timestamp_seconds{trunk="expired-tls"}')
+        ]
         assert not expiry or float(expiry[0].rsplit(" ", 1)[1]) < time.time()
         log = (node.settings.log_dir / "controlplane.log").read_text()
-        assert f"trunk expired-tls (tls {EXPIRED}:{port}): certificate verify failed: certificate has expired" in log, \
+        assert f"trunk expired-tls (tls {EXPIRED}:{port}): certificate verify failed: certificate has expired" in log, (
             log[-2000:]
+        )
         assert alice.register() == 200
         assert alice.call(f"sip:0891234568@{DOMAIN}", timeout=40) != 200
         assert "incoming" not in [e.get("event") for e in provider.seen]
