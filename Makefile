@@ -24,8 +24,10 @@ run: install
 stop:
 	@test -x $(PY) && $(PY) -m controlplane.node.run stop $(ARGS) || echo "nothing to stop (no venv yet)"
 
+# Tests run in TEST_WORKERS processes (pytest-xdist, one test file at a time each; tests/conftest.py); 1: one process.
+TEST_WORKERS ?= 3
 test: install
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --no-loadscope-reorder --durations=15) $(ARGS)
 
 bench: install
 	$(PY) -m tests.bench.run $(ARGS)

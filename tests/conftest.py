@@ -53,3 +53,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "long" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs the tests in parallel workers (pytest-xdist; the scenario tests mostly wait on timers and
+    phones: one worker keeps a third of a core busy). A test file is one unit of work, so its module fixtures (a node,
+    a lab) start once; the whole of tests/lab is one unit, so two labs never overlap (they share the machine's
+    /etc/callmanager... mount points and pick their 198.18 subnets from the interfaces they see)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFileLabTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/lab" if path.startswith("tests/lab/") else path
+
+    return ByFileLabTogether(config, log)

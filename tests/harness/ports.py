@@ -1,12 +1,32 @@
 """Free loopback ports for test processes."""
 from __future__ import annotations
 
+import os
 import socket
 import threading
+from collections import OrderedDict
+
+
+def _slice() -> tuple[int, int]:
+    """This process's part of 10000-32000 (below the kernel's ephemeral range, 32768-60999 here). Under pytest-xdist's
+    workers (`make test`) each worker has its own part: two processes picking from one range could hand out one port
+    twice before either daemon binds it."""
+    low, high = 10000, 32000
+    try:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    except ValueError:
+        return low, high
+    if workers <= 1 or not 0 <= worker < workers:
+        return low, high
+    size = (high - low) // workers // 2 * 2
+    return low + worker * size, low + (worker + 1) * size
+
 
 _lock = threading.Lock()  # benchmarks load two nodes from two threads at once
-_handed_out: set[int] = set()
-_next_block = [10000]  # where free_port_block looks first: blocks are handed out one after the other
+_LOW, _HIGH = _slice()
+_handed_out: OrderedDict[int, None] = OrderedDict()  # oldest first
+_next_block = [_LOW]  # where free_port_block looks first: blocks are handed out one after the other
 
 
 def free_port(ip: str = "127.0.0.1") -> int:
@@ -40,10 +60,23 @@ def free_port_block(n: int, ip: str = "127.0.0.1") -> int:
 
 
 def _free_port_block(n: int, ip: str) -> int:
-    low, high = 10000, 32000
+    for _ in range(2):
+        start = _search(n, ip)
+        if start is not None:
+            _handed_out.update(dict.fromkeys(range(start, start + n)))
+            _next_block[0] = start + n + n % 2
+            return start
+        # every port of this process's part was handed out once: forget the oldest half (their tests are over — a
+        # test's ports are bound or free again long after) and look again; the bind check below still applies
+        for _ in range(len(_handed_out) // 2):
+            _handed_out.popitem(last=False)
+    raise RuntimeError("no free port block")
+
+
+def _search(n: int, ip: str) -> int | None:
     after = _next_block[0]
-    for start in [*range(after, high - n, 2), *range(low, after, 2)]:
-        if _handed_out & {start, start + n - 1} or any(p in _handed_out for p in range(start, start + n)):
+    for start in [*range(after, _HIGH - n, 2), *range(_LOW, after, 2)]:
+        if start in _handed_out or any(p in _handed_out for p in range(start, start + n)):
             continue
         ok = True
         for p in range(start, start + n):
@@ -57,7 +90,5 @@ def _free_port_block(n: int, ip: str) -> int:
             if not ok:
                 break
         if ok:
-            _handed_out.update(range(start, start + n))
-            _next_block[0] = start + n + n % 2
             return start
-    raise RuntimeError("no free port block")
+    return None
