@@ -19,6 +19,7 @@ def _print(doc: dict) -> None:
         emoji=False,  # a fingerprint's ":CD:" is not a compact disc
         markup=False,
         highlight=False,
+        soft_wrap=True,  # a fingerprint is copied whole: never broken across lines by the terminal's width
     )
 
 

@@ -62,6 +62,10 @@ def running_calls(items: dict[str, object], now: float) -> list[RunningCall]:
     return out
 
 
+def _both_tags(dialog: dict) -> bool:
+    return bool((dialog.get("caller") or {}).get("tag") and (dialog.get("callee") or {}).get("tag"))
+
+
 def end_request(key: str, dialog: dict, reason: str) -> tuple[str, str, str]:
     """The htable item that asks Kamailio to end a call (a dialog as dlg.list shows it): its ACD timer accounts the
     call's end (counts, media, record) and then sends the BYEs (kemi/shell/routes.py end_requested_calls).
@@ -340,13 +344,16 @@ class FraudMonitor:
         self._notify(r)
         if r.end_calls:  # their contexts, for the fallback record (a dialog listing only when calls are ended: rare)
             try:
-                self._dialogs = {f"{d.get('h_entry')}:{d.get('h_id')}": d for d in self.app.kamailio.dialogs()}
+                self._dialogs = self._dialogs_to_end(r.end_calls)
             except KamailioRpcError:
                 self._dialogs = {}
         for key in r.end_calls:
             d = self._dialogs.get(key)
             if d is None:
                 log.info("call %s not ended (over already?)", key)
+                continue
+            if not _both_tags(d):
+                log.warning("call %s not ended: its dialog names no callee yet (answered just now)", key)
                 continue
             try:
                 self.end_call(key, d, r.reason)
@@ -356,6 +363,19 @@ class FraudMonitor:
                 self._expect_record(key, r.reason)
             except KamailioRpcError as exc:
                 log.info("call %s not ended (Kamailio did not take the request): %s", key, exc)
+
+    TAGS_WAIT_S = 1.0
+
+    def _dialogs_to_end(self, keys) -> dict[str, dict]:
+        """Kamailio's dialogs by key. A call answered this very moment can be listed for a few milliseconds without
+        its callee's tag (the dialog module sets the state before the tag), and a request to end it must name both
+        tags: such a listing is read again, for up to TAGS_WAIT_S."""
+        deadline = time.monotonic() + self.TAGS_WAIT_S
+        while True:
+            dialogs = {f"{d.get('h_entry')}:{d.get('h_id')}": d for d in self.app.kamailio.dialogs()}
+            if all(_both_tags(dialogs[k]) for k in keys if k in dialogs) or time.monotonic() > deadline:
+                return dialogs
+            time.sleep(0.05)
 
     def end_call(self, key: str, dialog: dict, reason: str) -> None:
         self.app.kamailio.call("htable.sets", *end_request(key, dialog, f"fraud controls: {reason}"))

@@ -1,6 +1,8 @@
 """Fraud controls over JSON-RPC and the CLI (no Kamailio): policy, tariff, locks, spend, tenant scope."""
 from __future__ import annotations
 
+import time
+
 from kemi.policy.fraud import HARD_CAPS
 
 
@@ -183,6 +185,27 @@ def test_a_call_the_monitor_ended_is_recorded_even_when_kamailio_writes_no_cdr(a
     assert "record made by the control plane (Kamailio's did not arrive)" in cdrs[lost]["trace"]
     monitor._store_fallbacks(time.time() + 30)  # once
     assert len(api.ok("cdr.list", token=acme["admin"])["items"]) == 2
+
+
+def test_a_call_answered_this_very_moment_is_ended_by_both_its_tags(server, monkeypatch):
+    """At the answer Kamailio lists a dialog in its answered state a moment before it has the callee's tag; a request
+    to end it without that tag cannot be matched (Kamailio drops it). The monitor reads the listing again until the
+    tag is there — and ends nothing it cannot name."""
+    from controlplane.services import fraud_monitor
+
+    monitor = server.app.fraud
+    answering = {"h_entry": 1, "h_id": 2, "state": 3, "call-id": "c1", "caller": {"tag": "a"}, "callee": {"tag": ""}}
+    listings = iter([[answering], [answering], [{**answering, "callee": {"tag": "b"}}]])
+    monkeypatch.setattr(server.app.kamailio, "dialogs", lambda: next(listings))
+    found = monitor._dialogs_to_end(("1:2",))
+    assert found["1:2"]["callee"]["tag"] == "b"
+    assert fraud_monitor.end_request("1:2", found["1:2"], "over")[2] == '["c1", "a", "b", "over"]'
+    monkeypatch.setattr(server.app.kamailio, "dialogs", lambda: [answering])  # the tag never comes: given up after a while
+    monkeypatch.setattr(monitor, "TAGS_WAIT_S", 0.2)
+    started = time.monotonic()
+    assert monitor._dialogs_to_end(("1:2",))["1:2"]["callee"]["tag"] == ""
+    assert time.monotonic() - started < 5
+    assert not fraud_monitor._both_tags(answering)
 
 
 def test_carrier_level_fraud_settings_belong_to_the_platform_operator(api, acme):
