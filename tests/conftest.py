@@ -1,4 +1,8 @@
+import contextlib
+import fcntl
+import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -69,3 +73,46 @@ def pytest_xdist_make_scheduler(config, log):
             return "tests/lab" if path.startswith("tests/lab/") else path
 
     return ByFileLabTogether(config, log)
+
+
+class _RunLock:
+    """Across the xdist workers of one run (`make test`): a test marked `alone` (a load whose outcome depends on having
+    the machine's CPU: 300 calls/s, 200 registrations in 10 s) runs while no other test does. Every other test holds
+    a shared lock while it runs; an `alone` test takes the gate (new tests wait there), then the lock exclusively
+    (once the tests already running are done). The lab tier (tests/lab, one worker) neither waits nor holds: its
+    deployments take minutes, and the others would stand still behind them."""
+
+    def __init__(self, uid: str):
+        base = os.path.join(tempfile.gettempdir(), f"callmanager-tests-{uid}")
+        self.gate, self.held = open(base + ".gate", "a+"), open(base + ".lock", "a+")
+
+    @contextlib.contextmanager
+    def hold(self, alone: bool):
+        if alone:
+            fcntl.flock(self.gate, fcntl.LOCK_EX)
+            fcntl.flock(self.held, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(self.gate, fcntl.LOCK_SH)  # not while an `alone` test waits or runs
+            fcntl.flock(self.gate, fcntl.LOCK_UN)
+            fcntl.flock(self.held, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.held, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(self.gate, fcntl.LOCK_UN)
+
+
+_run_lock: list = []
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outside pytest-timeout's timer: waiting is not the test's time
+def pytest_runtest_protocol(item, nextitem):
+    workerinput = getattr(item.config, "workerinput", None)
+    if workerinput is None or item.nodeid.startswith("tests/lab/"):
+        yield
+        return
+    if not _run_lock:
+        _run_lock.append(_RunLock(workerinput["testrunuid"]))
+    with _run_lock[0].hold(item.get_closest_marker("alone") is not None):
+        yield

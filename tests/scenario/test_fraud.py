@@ -228,6 +228,7 @@ def test_an_account_cooling_down_after_failed_passwords_still_makes_emergency_ca
     node.rpc("fraud.lift_cooldown", id=next(a["id"] for a in node.rpc("sip_account.list", user_id=user["id"])["items"]), reason="test")
 
 
+@pytest.mark.alone  # 300 calls/s: the machine's CPU to itself
 def test_calls_hung_up_as_they_are_answered_leave_no_call_priced_as_running(node, sipp, trunks, pbx_user, policy):
     """A caller whose ACK and BYE leave together (hung up as the call is answered) has both handled at the same moment
     by two Kamailio workers: the call must not stay listed for the spend monitor (priced as running for a day, it
