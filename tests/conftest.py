@@ -82,8 +82,8 @@ class _RunLock:
     (once the tests already running are done). The lab tier (tests/lab, one worker) neither waits nor holds: its
     deployments take minutes, and the others would stand still behind them."""
 
-    def __init__(self, uid: str):
-        base = os.path.join(tempfile.gettempdir(), f"callmanager-tests-{uid}")
+    def __init__(self, where: str):
+        base = os.path.join(where, "callmanager-tests")
         self.gate, self.held = open(base + ".gate", "a+"), open(base + ".lock", "a+")
 
     @contextlib.contextmanager
@@ -112,7 +112,10 @@ def pytest_runtest_protocol(item, nextitem):
     if workerinput is None or item.nodeid.startswith("tests/lab/"):
         yield
         return
-    if not _run_lock:
-        _run_lock.append(_RunLock(workerinput["testrunuid"]))
+    if not _run_lock:  # in the run's own temporary directory (a worker's basetemp is <run's>/popen-gwN), kept by pytest
+        basetemp = item.config.option.basetemp
+        where = os.path.dirname(str(basetemp)) if basetemp else os.path.join(tempfile.gettempdir(), workerinput["testrunuid"])
+        os.makedirs(where, exist_ok=True)
+        _run_lock.append(_RunLock(where))
     with _run_lock[0].hold(item.get_closest_marker("alone") is not None):
         yield
