@@ -30,7 +30,8 @@ _next_block = [_LOW]  # where free_port_block looks first: blocks are handed out
 
 
 def free_port(ip: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `ip` (not handed out before in this run), below the kernel's ephemeral
+    """A port free for both UDP and TCP on `ip` (not handed out before in this run — unless this process's part of the
+    range ran out, see _free_port_block), below the kernel's ephemeral
     range (32768-60999 here): a port the kernel picked for `bind(0)` could be picked again for someone's outgoing
     connection between this answer and the daemon's own bind."""
     with _lock:
