@@ -248,6 +248,7 @@ def test_sipvicious_finds_no_extension_and_cracks_no_password(node):
     assert cracker in banned(node)
 
 
+@pytest.mark.alone  # a flood judged per 2 s window: the machine's CPU to itself
 def test_the_edge_judges_the_true_source_and_account_when_the_request_is_read_field_by_field(edge_node, account):
     """Requests too large for the one-crossing read (a 9 KB User-Agent) or with bytes that are not UTF-8 are read field
     by field: a cooling account stays refused, and such requests still count towards a flood ban."""
